@@ -1,5 +1,32 @@
+using FinQLoRA;
+using FinQLoRA.Cli.Commands;
 using FinQLoRA.Runtime;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+// The libstdc++ fix must run before anything touches TorchSharp.
 TorchNativeLoader.EnsureLoaded();
-Console.WriteLine(TorchSharp.torch.__version__ + " " + TorchNativeLoader.Mode);
-var a = TorchSharp.torch.randn(4, 4, TorchSharp.torch.ScalarType.BFloat16);
-Console.WriteLine(a.matmul(a).sum().to(TorchSharp.torch.ScalarType.Float32).item<float>());
+
+var app = new CommandApp();
+app.Configure(config =>
+{
+    config.SetApplicationName("finqlora");
+    config.PropagateExceptions();
+    CommandRegistry.Register(config);
+});
+
+try
+{
+    return app.Run(args);
+}
+catch (Exception e) when (e is UserInputException or CommandParseException or CommandRuntimeException)
+{
+    // User errors: one line, no stack trace.
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
+catch (Exception e) when (Environment.GetEnvironmentVariable("FINQLORA_VERBOSE") != "1" && !args.Contains("--verbose"))
+{
+    AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.GetType().Name + ": " + e.Message)} (rerun with --verbose for the stack trace)");
+    return 1;
+}
