@@ -39,16 +39,29 @@ public static class ParquetToJsonl
             {
                 input.Position = 0;
                 var group = ParquetSerializer.DeserializeUntypedAsync(input, rowGroupIndex: g, cancellationToken: cancellation).GetAwaiter().GetResult();
+                // The untyped reader leaves null columns out of a row; every line gets every column, null where empty.
+                string[] columns = group.Schema.Fields.Select(f => f.Name).ToArray();
                 foreach (Dictionary<string, object> row in group.Data)
                 {
                     using (var writer = new Utf8JsonWriter(output, options))
-                        WriteValue(writer, row);
+                        WriteRow(writer, columns, row);
                     output.Write(newline);
                     rows++;
                 }
             }
         });
         return rows;
+    }
+
+    private static void WriteRow(Utf8JsonWriter w, string[] columns, Dictionary<string, object> row)
+    {
+        w.WriteStartObject();
+        foreach (string column in columns)
+        {
+            w.WritePropertyName(column);
+            WriteValue(w, row.GetValueOrDefault(column));
+        }
+        w.WriteEndObject();
     }
 
     private static void WriteValue(Utf8JsonWriter w, object? value)

@@ -46,7 +46,12 @@ internal sealed class ResumableDownload(HubHttp http, HubCache cache, HubSetting
     {
         long have = LengthOf(partial);
         if (have > file.Size) { File.Delete(partial); have = 0; }
-        if (have == file.Size) return true;
+        if (have == file.Size)
+        {
+            // An empty file needs no request, only its (empty) partial to verify and rename.
+            if (!File.Exists(partial)) File.Create(partial).Dispose();
+            return true;
+        }
 
         using HttpResponseMessage response = await http.GetAsync(url, have, repo, file.Path, cancellation);
         if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)

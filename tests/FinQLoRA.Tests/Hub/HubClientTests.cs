@@ -49,6 +49,7 @@ public sealed class HubClientTests : IAsyncLifetime
             Text("config.json", "{\"hidden_size\": 64}"),
             Text("tokenizer.json", "{\"model\": {}}"),
             Text("tokenizer_config.json", "{}"),
+            Text("generation_config.json", ""),
             Random("model-00001-of-00002.safetensors", 70_000, lfs: true, seed: 1),
             Random("model-00002-of-00002.safetensors", 30_000, lfs: true, seed: 2),
             Random("original/consolidated.00.pth", 5_000, lfs: true, seed: 3),
@@ -62,19 +63,21 @@ public sealed class HubClientTests : IAsyncLifetime
         HubRepo repo = HubRepo.Create(HubRepoType.Model, "acme/tiny-llama");
         HubFetchResult result = await client.FetchAsync(repo, ["*.json", "*.safetensors", "tokenizer*"], Out, cancellation: Deadline);
 
-        string[] expected = ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "original/params.json", "tokenizer.json", "tokenizer_config.json"];
+        string[] expected = ["config.json", "generation_config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "original/params.json", "tokenizer.json", "tokenizer_config.json"];
         Assert.Equal(expected, result.Files.Select(f => f.File.Path).Order(StringComparer.Ordinal));
         foreach (FakeHubServer.ServedFile served in files.Where(f => expected.Contains(f.Path)))
             Assert.Equal(served.Content, File.ReadAllBytes(Path.Combine(Out, served.Path)));
         Assert.False(File.Exists(Path.Combine(Out, "README.md")));
         Assert.False(File.Exists(Path.Combine(Out, "original", "consolidated.00.pth")));
 
-        // 9 files + 1 folder entry in pages of 3 -> 4 listing requests, each but the first from a Link header.
+        // 10 files + 1 folder entry in pages of 3 -> 4 listing requests, each but the first from a Link header.
         Assert.Equal(4, _server.Requests.Count(r => r.Target.StartsWith("/api/models/acme/tiny-llama/tree/main?recursive=true")));
         // LFS content came from the CDN hop, which rejects Authorization headers: the token stayed on the Hub.
         Assert.All(_server.Requests.Where(r => r.Target.StartsWith("/cdn/")), r => Assert.Null(r.Authorization));
         Assert.Equal(2, _server.Requests.Count(r => r.Target.StartsWith("/cdn/")));
-        Assert.Equal(6, result.DownloadedCount);
+        Assert.Equal(7, result.DownloadedCount);
+        // The empty file needed no request.
+        Assert.DoesNotContain(_server.Requests, r => r.Target.EndsWith("/generation_config.json"));
     }
 
     [Fact]
@@ -117,6 +120,26 @@ public sealed class HubClientTests : IAsyncLifetime
         await again.FetchAsync(repo, [], Out, cancellation: Deadline);
         Assert.Equal(shard.Sha256, Sha256Of(Path.Combine(Out, shard.Path)));
         Assert.Equal("bytes=30000-", _server.ContentRequests(shard).Last().Range);
+    }
+
+    [Fact]
+    public async Task PartialOfAnOlderVersion_IsDiscarded_NotGluedToTheNewOne()
+    {
+        FakeHubServer.ServedFile v1 = Random("data/train.parquet", 90_000, lfs: true, seed: 21);
+        FakeHubServer.ServedFile v2 = Random("data/train.parquet", 90_000, lfs: true, seed: 22);
+        HubRepo repo = HubRepo.Create(HubRepoType.Dataset, "FinGPT/fingpt-sentiment-train");
+        _server.AddRepo(HubRepoType.Dataset, repo.Id, "main", v1);
+        _server.DropConnection(v1.Path, bytes: 40_000, times: 1);
+        using (HubClient once = Client(retry: FastRetry with { MaxAttempts = 1 }))
+            await Assert.ThrowsAsync<UserInputException>(() => once.FetchAsync(repo, [], Out, cancellation: Deadline));
+
+        // main moved on before the rerun: the 40 000 bytes of v1 must not become the start of v2.
+        _server.AddRepo(HubRepoType.Dataset, repo.Id, "main", v2);
+        using HubClient client = Client();
+        await client.FetchAsync(repo, [], Out, cancellation: Deadline);
+
+        Assert.Equal(v2.Sha256, Sha256Of(Path.Combine(Out, v2.Path)));
+        Assert.Null(_server.ContentRequests(v2).Single().Range);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using FinQLoRA.Hub;
+using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Hub;
 
@@ -109,5 +110,16 @@ public sealed class HubPartsTests
     {
         var policy = new HubRetryPolicy(10, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(60));
         Assert.Equal([1, 2, 4, 8, 16, 20, 20], Enumerable.Range(1, 7).Select(n => policy.DelayAfter(n).TotalSeconds));
+    }
+
+    [SharedFact]
+    public async Task Checksums_MatchTheGitBlobIdAndSha256RecordedForARealFile()
+    {
+        // shared/data/PROVENANCE.md records both ids of this file as GitHub stores it; the Hub uses the same git ids.
+        string path = Shared.File("data/finlora-test/fpb_test.jsonl");
+        var asPlainFile = new HubFile("fpb_test.jsonl", 352382, "269aaf3b9cc7f08616979fe79ec539614091c278", null);
+        var asLfsFile = asPlainFile with { Sha256 = "c9d0ea01a0e999413e72960683561d863018a9b8541068e49f6a57426f2e14d6" };
+        Assert.Equal(asPlainFile.ContentId, await ContentHasher.HashFileAsync(asPlainFile, path, CancellationToken.None));
+        Assert.Equal(asLfsFile.ContentId, await ContentHasher.HashFileAsync(asLfsFile, path, CancellationToken.None));
     }
 }
