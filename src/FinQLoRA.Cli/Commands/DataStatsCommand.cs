@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Globalization;
 using FinQLoRA.Data.Tasks;
+using FinQLoRA.Data.Tokenization;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -8,10 +9,6 @@ namespace FinQLoRA.Cli.Commands;
 
 internal sealed class DataStatsCommand : Command<DataStatsCommand.Settings>
 {
-    /// <summary>Turns a --tokenizer path into a token counter. Set by the tokenizer's owner when the tokenizer
-    /// is available to the CLI; until then --tokenizer is refused and lengths are counted in words.</summary>
-    internal static Func<string, Func<string, int>>? TokenizerLoader { get; set; }
-
     internal sealed class Settings : CommandSettings
     {
         [CommandArgument(0, "<FILE>")]
@@ -19,7 +16,7 @@ internal sealed class DataStatsCommand : Command<DataStatsCommand.Settings>
         public string File { get; init; } = "";
 
         [CommandOption("--tokenizer <PATH>")]
-        [Description("Count lengths in tokens of this tokenizer instead of whitespace-separated words.")]
+        [Description("Model folder or tokenizer.json: count lengths in its tokens instead of whitespace-separated words.")]
         public string? Tokenizer { get; init; }
     }
 
@@ -28,8 +25,8 @@ internal sealed class DataStatsCommand : Command<DataStatsCommand.Settings>
         Func<string, int>? counter = null;
         if (settings.Tokenizer != null)
         {
-            if (TokenizerLoader == null) throw new UserInputException("--tokenizer: token counting is not wired into this build yet; omit --tokenizer to count words");
-            counter = TokenizerLoader(settings.Tokenizer);
+            var tokenizer = TokenizerLoader.FromHuggingFace(settings.Tokenizer);
+            counter = text => tokenizer.Encode(text, addBos: false).Length;
         }
         var stats = DatasetStats.Compute(ExampleJsonl.Read(settings.File), counter);
 
