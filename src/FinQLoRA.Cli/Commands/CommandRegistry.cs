@@ -8,5 +8,6 @@ internal static class CommandRegistry
     public static void Register(IConfigurator config)
     {
         config.AddCommand<VersionCommand>("version").WithDescription("Print versions of finqlora, TorchSharp and libtorch.");
+        config.AddCommand<LaunchCommand>("launch").WithDescription("Run a finqlora command on N ranks under mpirun: finqlora launch -n 2 -- <command> <args...>.");
     }
 }
