@@ -1,4 +1,3 @@
-using Xunit;
 namespace FinQLoRA.Tests.Distributed;
 
 /// <summary>The "collectives" scenario of the test host, run once under <c>mpirun -np 2</c> and checked per operation.</summary>

@@ -1,4 +1,3 @@
-using Xunit;
 using FinQLoRA.Distributed;
 
 namespace FinQLoRA.Tests.Distributed;

@@ -1,4 +1,3 @@
-using Xunit;
 using System.Runtime.InteropServices;
 using FinQLoRA.Distributed;
 

@@ -1,4 +1,3 @@
-using Xunit;
 namespace FinQLoRA.Tests.Distributed;
 
 /// <summary>The "reducers" scenario: bucketed gradient averaging and 0/1 Adam's compressed all-reduce on 2 ranks.</summary>

@@ -1,4 +1,3 @@
-using Xunit;
 using FinQLoRA.Distributed;
 using TorchSharp;
 
