@@ -10,6 +10,7 @@ internal static class CommandRegistry
         config.AddCommand<GenerateCommand>("generate").WithDescription("Generate text from prompts (greedy or sampled), batched with a KV cache.");
         config.AddCommand<TokenizeCommand>("tokenize").WithDescription("Encode text with a model's tokenizer and print the ids.");
         config.AddCommand<VersionCommand>("version").WithDescription("Print versions of finqlora, TorchSharp and libtorch.");
+        config.AddCommand<LaunchCommand>("launch").WithDescription("Run a finqlora command on N ranks under mpirun: finqlora launch -n 2 -- <command> <args...>.");
         config.AddBranch("data", data =>
         {
             data.SetDescription("Data sets: fetch from the Hugging Face Hub, build task data, inspect.");
