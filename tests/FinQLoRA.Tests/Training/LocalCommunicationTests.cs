@@ -1,3 +1,4 @@
+using FinQLoRA.Distributed;
 using FinQLoRA.Training.Optimizers;
 using TorchSharp;
 using static FinQLoRA.Tests.Training.OptimizerTestParameters;
@@ -51,6 +52,32 @@ public sealed class LocalCommunicationTests
         var errors = communication.SaveCompressionErrors();
         Assert.Equal(["a.server_error", "a.worker_error", "b.server_error", "b.worker_error"], errors.Keys.Order());
         Assert.All(errors.Values, t => Assert.Equal(0f, t.abs().max().item<float>()));
+        foreach (var t in errors.Values) t.Dispose();
+    }
+
+    [Fact]
+    public void Agrees_bit_for_bit_with_the_mpi_compressed_all_reducer_at_world_size_one()
+    {
+        // The multi-rank CompressedAllReducer (Distributed/) run over the one-rank communicator must do the same math,
+        // so that a one-process run and any rank of a multi-rank run share one definition of the compression.
+        using var local = new LocalCommunication();
+        using var reducer = new CompressedAllReducer(new SingleProcessCommunicator());
+        var generator = new torch.Generator(5);
+        for (int call = 0; call < 4; call++)
+        {
+            foreach (var (key, size) in new[] { ("a", 13L), ("b", 40L) })
+            {
+                using var values = torch.randn(size, generator: generator);
+                using var ours = values.clone();
+                using var theirs = values.clone();
+                local.CompressedAllReduce(ours, key);
+                reducer.Reduce(theirs, key);
+                Assert.Equal(Bits(theirs), Bits(ours));
+            }
+        }
+        var errors = local.SaveCompressionErrors();
+        Assert.Equal(Bits(reducer.ErrorBuffers("a").Worker), Bits(errors["a.worker_error"]));
+        Assert.Equal(Bits(reducer.ErrorBuffers("b").Server), Bits(errors["b.server_error"]));
         foreach (var t in errors.Values) t.Dispose();
     }
 
