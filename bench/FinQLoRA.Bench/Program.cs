@@ -1,0 +1,15 @@
+using FinQLoRA.Runtime;
+
+// Benchmarks print ratios against a baseline measured in the same run; never assert timings in unit tests.
+// Run: dotnet run -c Release --project bench/FinQLoRA.Bench -- <name> [options]
+TorchNativeLoader.EnsureLoaded();
+var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
+{
+};
+if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
+{
+    Console.WriteLine("usage: FinQLoRA.Bench <bench> [options]");
+    foreach (var (name, (help, _)) in benches) Console.WriteLine($"  {name,-12} {help}");
+    return args.Length == 0 ? 0 : 2;
+}
+return bench.Run(args[1..]);

@@ -1,0 +1,39 @@
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Models;
+
+/// <summary>
+/// Additive attention masks and positions for batches with left padding. A key is visible to a query when it
+/// is not padding and not in the query's future. We use the dtype's most negative finite value rather than
+/// -inf, as Hugging Face does, so that a padding query whose row is all masked yields finite garbage instead of NaN.
+/// </summary>
+public static class AttentionMask
+{
+    /// <param name="padMask">[B, S] with 1 for real tokens and 0 for padding over all S = past + T positions, or null (no padding)</param>
+    /// <returns>[B, 1, T, S] additive mask in fp32</returns>
+    public static Tensor Build(Tensor? padMask, long batch, long t, long past, Device device)
+    {
+        using var scope = NewDisposeScope();
+        long s = past + t;
+        var queryPos = arange(past, s, device: device).view(t, 1);
+        var keyPos = arange(0, s, device: device).view(1, s);
+        var visible = keyPos.le(queryPos).view(1, 1, t, s).expand(batch, 1, t, s);
+        if (padMask is not null)
+            visible = visible.logical_and(padMask.to(ScalarType.Bool).view(batch, 1, 1, s));
+        var mask = zeros([batch, 1, t, s], ScalarType.Float32, device)
+            .masked_fill(visible.logical_not(), float.MinValue);
+        return mask.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Positions [B, T] of the last T tokens: the count of real tokens before each one, so left padding
+    /// does not shift positions (padding itself gets position 0).</summary>
+    public static Tensor Positions(Tensor? padMask, long batch, long t, long past, Device device)
+    {
+        using var scope = NewDisposeScope();
+        if (padMask is null)
+            return arange(past, past + t, device: device).unsqueeze(0).expand(batch, t).MoveToOuterDisposeScope();
+        var pos = padMask.to(ScalarType.Int64).cumsum(-1) - 1;
+        pos = pos.clamp_min(0).narrow(1, past, t);
+        return pos.contiguous().MoveToOuterDisposeScope();
+    }
+}

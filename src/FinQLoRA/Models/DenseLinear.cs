@@ -1,0 +1,27 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Models;
+
+/// <summary>A frozen 16/32-bit linear projection <c>y = x·Wᵀ</c> (Llama has no biases). Frozen because in
+/// (Q)LoRA only adapters train; the weight is a parameter so that <c>.to(device)</c> and counting see it.</summary>
+public sealed class DenseLinear : nn.Module<Tensor, Tensor>, IFrozenLinear
+{
+    private readonly Parameter weight;
+
+    public DenseLinear(Tensor weight) : base(nameof(DenseLinear))
+    {
+        this.weight = new Parameter(weight, requires_grad: false);
+        RegisterComponents();
+    }
+
+    public long InFeatures => weight.shape[1];
+    public long OutFeatures => weight.shape[0];
+    public long StorageBytes => weight.numel() * weight.element_size();
+
+    /// <summary>The weight in the given dtype (a view when no cast is needed).</summary>
+    public Tensor DequantizedWeight(ScalarType dtype) => weight.dtype == dtype ? weight.alias() : weight.to(dtype);
+
+    public override Tensor forward(Tensor x) => nn.functional.linear(x, weight.dtype == x.dtype ? weight : weight.to(x.dtype));
+}

@@ -1,0 +1,17 @@
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Models;
+
+/// <summary>
+/// A frozen base projection of the model, dense or quantized. Adapters wrap it; the merge and export code
+/// reads its weight back through <see cref="DequantizedWeight"/>.
+/// </summary>
+public interface IFrozenLinear
+{
+    long InFeatures { get; }
+    long OutFeatures { get; }
+    /// <summary>Bytes the stored weight occupies (packed bytes plus constants for quantized weights).</summary>
+    long StorageBytes { get; }
+    /// <summary>The full-precision weight [out, in] in <paramref name="dtype"/>, newly made (quantized) or a view (dense).</summary>
+    Tensor DequantizedWeight(ScalarType dtype);
+}

@@ -1,0 +1,71 @@
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Models;
+
+/// <summary>
+/// Keys and values of past positions for every layer, preallocated as [B, kvHeads, capacity, headDim] so that
+/// a decode step writes one slot instead of concatenating. Layers write at <see cref="Length"/>; the caller
+/// advances it once per forward with <see cref="Advance"/>.
+/// </summary>
+public sealed class KvCache : IDisposable
+{
+    private readonly Tensor[] _keys;
+    private readonly Tensor[] _values;
+
+    public int Capacity { get; }
+    public int Length { get; private set; }
+    public int FirstLayer { get; }
+
+    /// <param name="firstLayer">For pipeline stages that hold layers [firstLayer, firstLayer + layerCount).</param>
+    public KvCache(LlamaConfig config, long batch, int capacity, ScalarType dtype, Device device, int firstLayer = 0, int? layerCount = null)
+    {
+        int n = layerCount ?? config.NumLayers;
+        FirstLayer = firstLayer;
+        Capacity = capacity;
+        _keys = new Tensor[n];
+        _values = new Tensor[n];
+        for (int i = 0; i < n; i++)
+        {
+            _keys[i] = zeros([batch, config.NumKvHeads, capacity, config.HeadDim], dtype, device);
+            _values[i] = zeros([batch, config.NumKvHeads, capacity, config.HeadDim], dtype, device);
+        }
+    }
+
+    /// <summary>Stores k, v ([B, kvHeads, T, d]) for <paramref name="layer"/> at the current length and returns
+    /// views of all keys and values so far.</summary>
+    public (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)
+    {
+        int i = layer - FirstLayer;
+        long t = k.shape[2];
+        if (Length + t > Capacity)
+            throw new UserInputException($"the sequence needs {Length + t} positions but the KV cache holds {Capacity}; lower --max-new-tokens or shorten the prompt");
+        using (no_grad())
+        {
+            _keys[i].narrow(2, Length, t).copy_(k);
+            _values[i].narrow(2, Length, t).copy_(v);
+        }
+        return (_keys[i].narrow(2, 0, Length + t), _values[i].narrow(2, 0, Length + t));
+    }
+
+    public void Advance(int tokens) => Length += tokens;
+
+    /// <summary>Keeps only the rows in <paramref name="batchIndices"/> (when finished sequences leave a batch).</summary>
+    public void SelectRows(Tensor batchIndices)
+    {
+        for (int i = 0; i < _keys.Length; i++)
+        {
+            var k = _keys[i].index_select(0, batchIndices);
+            var v = _values[i].index_select(0, batchIndices);
+            _keys[i].Dispose(); _values[i].Dispose();
+            _keys[i] = k; _values[i] = v;
+        }
+    }
+
+    public long Bytes => _keys.Sum(k => k.numel() * k.element_size()) * 2;
+
+    public void Dispose()
+    {
+        foreach (var t in _keys) t.Dispose();
+        foreach (var t in _values) t.Dispose();
+    }
+}

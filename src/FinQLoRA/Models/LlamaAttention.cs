@@ -1,0 +1,50 @@
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Models;
+
+/// <summary>
+/// Grouped-query causal self-attention. q: [B, H, T, d], k/v: [B, Hkv, T, d]; each KV head serves
+/// H/Hkv query heads. Scores are scaled by 1/√d (scaled_dot_product_attention's default, which is Llama's).
+/// </summary>
+public sealed class LlamaAttention : ProjectionSet
+{
+    private readonly LlamaConfig _config;
+    private readonly int _layer;
+
+    public LlamaAttention(LlamaConfig config, int layer, nn.Module<Tensor, Tensor> q, nn.Module<Tensor, Tensor> k,
+        nn.Module<Tensor, Tensor> v, nn.Module<Tensor, Tensor> o) : base(nameof(LlamaAttention))
+    {
+        _config = config;
+        _layer = layer;
+        AddProjection("q_proj", q);
+        AddProjection("k_proj", k);
+        AddProjection("v_proj", v);
+        AddProjection("o_proj", o);
+    }
+
+    /// <param name="x">[B, T, hidden]</param>
+    /// <param name="mask">additive [B, 1, T, S] (0 where visible, a large negative where not), S = past + T</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        int h = _config.NumHeads, hkv = _config.NumKvHeads, d = _config.HeadDim;
+
+        var q = this["q_proj"].forward(x).view(b, t, h, d).transpose(1, 2);      // [B, H, T, d]
+        var k = this["k_proj"].forward(x).view(b, t, hkv, d).transpose(1, 2);    // [B, Hkv, T, d]
+        var v = this["v_proj"].forward(x).view(b, t, hkv, d).transpose(1, 2);
+        q = RotaryEmbedding.Apply(q, cos, sin);
+        k = RotaryEmbedding.Apply(k, cos, sin);
+        if (cache != null) (k, v) = cache.Append(_layer, k, v);                  // [B, Hkv, S, d]
+
+        if (h != hkv)
+        {
+            // TorchSharp's SDPA has no enable_gqa: repeat each KV head for its group of query heads.
+            k = k.repeat_interleave(h / hkv, dim: 1);
+            v = v.repeat_interleave(h / hkv, dim: 1);
+        }
+        var attn = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask.to(q.dtype));
+        var merged = attn.transpose(1, 2).reshape(b, t, h * d);
+        return this["o_proj"].forward(merged).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,41 @@
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Models;
+
+/// <summary>
+/// One pre-norm decoder block:
+/// <code>
+///   h   = x + o_proj(Attn(RMSNorm₁(x)))
+///   out = h + MLP(RMSNorm₂(h))
+/// </code>
+/// </summary>
+public sealed class LlamaDecoderLayer : nn.Module
+{
+    private readonly RmsNorm input_layernorm;
+    private readonly LlamaAttention self_attn;
+    private readonly RmsNorm post_attention_layernorm;
+    private readonly LlamaMlp mlp;
+
+    public LlamaDecoderLayer(RmsNorm inputNorm, LlamaAttention attention, RmsNorm postAttentionNorm, LlamaMlp mlp)
+        : base(nameof(LlamaDecoderLayer))
+    {
+        input_layernorm = inputNorm;
+        self_attn = attention;
+        post_attention_layernorm = postAttentionNorm;
+        this.mlp = mlp;
+        RegisterComponents();
+    }
+
+    public LlamaAttention Attention => self_attn;
+    public LlamaMlp Mlp => mlp;
+    public RmsNorm InputNorm => input_layernorm;
+    public RmsNorm PostAttentionNorm => post_attention_layernorm;
+
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache)
+    {
+        using var scope = NewDisposeScope();
+        var h = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache);
+        var output = h + mlp.Forward(post_attention_layernorm.forward(h));
+        return output.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,114 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Models;
+
+/// <summary>
+/// Llama-family causal language model (Llama 2, 3, 3.1, 3.2), Hugging Face layout:
+/// <code>
+///   ids [B, T] ─ embed_tokens ─▶ h [B, T, hidden] ─ layers[0..L) ─ norm ─ lm_head ─▶ logits [B, T, vocab] (fp32)
+/// </code>
+/// The pieces are public (<see cref="Embed"/>, <see cref="RunLayers"/>, <see cref="Head"/>) so that pipeline
+/// stages can run a contiguous range of layers. Base weights are frozen; trainable parameters come only from
+/// adapters wrapped around projections.
+/// </summary>
+public sealed class LlamaModel : nn.Module
+{
+    private readonly Parameter embed_tokens;
+    private readonly ModuleList<LlamaDecoderLayer> layers;
+    private readonly RmsNorm norm;
+    private readonly nn.Module<Tensor, Tensor>? lm_head; // null when tied to the embeddings
+    private readonly RotaryEmbedding _rope;
+    private readonly LlamaDecoderLayer[] _layers;
+
+    public LlamaConfig Config { get; }
+    /// <summary>The dtype activations are computed in (bf16 by default, fp32 for exact reference checks).</summary>
+    public ScalarType ComputeDType { get; }
+    /// <summary>Recompute each decoder layer in backward instead of keeping its activations (training only).</summary>
+    public bool GradientCheckpointing { get; set; }
+
+    public LlamaModel(LlamaConfig config, ScalarType computeDType, Tensor embedTokens, IEnumerable<LlamaDecoderLayer> decoderLayers,
+        RmsNorm finalNorm, nn.Module<Tensor, Tensor>? lmHead) : base(nameof(LlamaModel))
+    {
+        Config = config;
+        ComputeDType = computeDType;
+        embed_tokens = new Parameter(embedTokens, requires_grad: false);
+        _layers = decoderLayers.ToArray();
+        layers = new ModuleList<LlamaDecoderLayer>(_layers);
+        norm = finalNorm;
+        lm_head = lmHead;
+        _rope = new RotaryEmbedding(config);
+        RegisterComponents();
+    }
+
+    public IReadOnlyList<LlamaDecoderLayer> Layers => _layers;
+    public Tensor EmbedTokens => embed_tokens;
+    public nn.Module<Tensor, Tensor>? LmHead => lm_head;
+    public RmsNorm FinalNorm => norm;
+    public Device Device => embed_tokens.device;
+
+    /// <summary>[B, T] ids → [B, T, hidden] in the compute dtype.</summary>
+    public Tensor Embed(Tensor ids)
+    {
+        using var scope = NewDisposeScope();
+        var flat = embed_tokens.index_select(0, ids.reshape(-1));
+        return flat.view(ids.shape[0], ids.shape[1], -1).to(ComputeDType).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Runs layers [from, to) on hidden states h [B, T, hidden]; positions are those of h's tokens.</summary>
+    public Tensor RunLayers(Tensor h, int from, int to, Tensor positions, Tensor mask, KvCache? cache)
+    {
+        using var scope = NewDisposeScope();
+        var (cos, sin) = _rope.CosSin(positions, ComputeDType);
+        var m = mask.to(ComputeDType);
+        for (int i = from; i < to; i++)
+        {
+            h = GradientCheckpointing && is_grad_enabled() && cache == null
+                ? LayerCheckpoint.Run(_layers[i], h, cos, sin, m)
+                : _layers[i].Forward(h, cos, sin, m, cache);
+        }
+        return h.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Final norm and output projection: [B, T, hidden] → fp32 logits [B, T, vocab].</summary>
+    public Tensor Head(Tensor h)
+    {
+        using var scope = NewDisposeScope();
+        var n = norm.forward(h);
+        var logits = lm_head != null ? lm_head.forward(n) : nn.functional.linear(n, embed_tokens.to(n.dtype));
+        return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Full forward. <paramref name="padMask"/> [B, past + T] marks real tokens (1) and left padding (0);
+    /// null means no padding. With a cache, keys/values are appended and the cache advanced by T.
+    /// With <paramref name="lastOnly"/>, only the last position's logits are computed ([B, 1, vocab]).
+    /// </summary>
+    public Tensor Forward(Tensor ids, Tensor? padMask = null, KvCache? cache = null, bool lastOnly = false)
+    {
+        using var scope = NewDisposeScope();
+        long b = ids.shape[0], t = ids.shape[1];
+        long past = cache?.Length ?? 0;
+        var positions = AttentionMask.Positions(padMask, b, t, past, ids.device);
+        var mask = AttentionMask.Build(padMask, b, t, past, ids.device);
+        var h = RunLayers(Embed(ids), 0, _layers.Length, positions, mask, cache);
+        cache?.Advance((int)t);
+        if (lastOnly) h = h.narrow(1, t - 1, 1);
+        return Head(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>(trainable, total) parameter counts, counting quantized weights by their logical size.</summary>
+    public (long Trainable, long Total) CountParameters()
+    {
+        long trainable = 0, total = 0;
+        foreach (var (_, p) in named_parameters())
+        {
+            total += p.numel();
+            if (p.requires_grad) trainable += p.numel();
+        }
+        foreach (var module in modules().OfType<IQuantizedParameterCount>())
+            total += module.LogicalParameterCount;
+        return (trainable, total);
+    }
+}
