@@ -28,5 +28,6 @@ internal static class CommandRegistry
         });
         config.AddCommand<ScoreCommand>("score").WithDescription("Score a predictions JSONL with a task's metric.");
         config.AddCommand<ReportCommand>("report").WithDescription("Join run results into Markdown tables and an accuracy chart.");
+        config.AddCommand<MemoryCommand>("memory").WithDescription("Estimate weight, inference and training memory of a Llama model at 16, 8 or 4 bits.");
     }
 }

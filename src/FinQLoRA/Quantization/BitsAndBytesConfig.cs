@@ -27,7 +27,8 @@ public static class BitsAndBytesConfig
             ["llm_int8_enable_fp32_cpu_offload"] = false,
             ["llm_int8_has_fp16_weight"] = false,
             ["llm_int8_skip_modules"] = null,
-            ["llm_int8_threshold"] = options.Int8Threshold,
+            // parsed from Python's repr so it is written as 6.0, as Python's json does, not 6
+            ["llm_int8_threshold"] = JsonNode.Parse(PythonFloat.Repr(options.Int8Threshold)),
             ["load_in_4bit"] = four,
             ["load_in_8bit"] = !four,
             ["quant_method"] = "bitsandbytes",

@@ -7,7 +7,7 @@ namespace FinQLoRA.Quantization;
 /// <para>
 /// The table is computed in float32 exactly as the Python code does it with torch on the CPU: for i = 0..6,
 /// <c>torch.linspace(0.1, 1, 2^i + 1)</c> (libtorch's formula: <c>start + step·k</c> in the first half,
-/// <c>end − step·(steps−1−k)</c> in the second, step = (end − start)/(steps − 1), all in float),
+/// <c>end − step·(steps−1−k)</c> in the second, step = (end − start)/(steps − 1), each a fused multiply-add in float),
 /// means of neighbours <c>(b[k] + b[k+1]) / 2</c>, times <c>(float)10^(i−6)</c>, both signs; then 0 and 1.0, sorted.
 /// Verified bit for bit against the same op sequence run through libtorch (TorchSharp) in
 /// <c>DynamicMapTests</c>; a reader should still prefer the <c>nested_quant_map</c> stored in a checkpoint.
@@ -45,7 +45,11 @@ public static class DynamicMap
         return data.ToArray();
     }
 
-    /// <summary><c>torch.linspace(start, end, steps)</c> for float32 on the CPU (aten linspace_kernel, scalar formula).</summary>
+    /// <summary>
+    /// <c>torch.linspace(start, end, steps)</c> for float32 on the CPU: aten's <c>linspace_kernel</c> computes
+    /// <c>start + step·k</c> / <c>end − step·(steps−1−k)</c>, and libtorch's x86 builds contract each into one fused
+    /// multiply-add (GCC's default -ffp-contract=fast), so a single rounding — checked against libtorch in the tests.
+    /// </summary>
     internal static float[] TorchLinspace(float start, float end, int steps)
     {
         var r = new float[steps];
@@ -53,7 +57,9 @@ public static class DynamicMap
         float step = (end - start) / (steps - 1);
         int halfway = steps / 2;
         for (int k = 0; k < steps; k++)
-            r[k] = k < halfway ? start + step * k : end - step * (steps - k - 1);
+            r[k] = k < halfway
+                ? MathF.FusedMultiplyAdd(step, k, start)
+                : MathF.FusedMultiplyAdd(-step, steps - k - 1, end);
         return r;
     }
 

@@ -10,8 +10,11 @@ namespace FinQLoRA.Quantization;
 /// </summary>
 public static class LlmInt8
 {
-    /// <summary>1/127² as bitsandbytes writes it (<c>int8_mm_dequant</c>).</summary>
-    public const float InverseScaleSquared = 6.200124e-05f;
+    /// <summary>
+    /// 1/127² as bitsandbytes' CUDA kernels write it (<c>MM_DEQUANT_CONST 6.200012e-05f</c>). Its pure-torch
+    /// <c>int8_mm_dequant</c> (and reference-algorithms.md) have 6.200124e-05, a digit swap that is 1.8e-5 too large.
+    /// </summary>
+    public const float InverseScaleSquared = 6.200012e-05f;
 
     /// <summary>Quantizes activations [rows, in] row-wise with outlier extraction (threshold 0 = no outliers).</summary>
     public static Int8Activations QuantizeActivations(Tensor x, double threshold)

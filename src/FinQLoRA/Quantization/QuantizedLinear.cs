@@ -1,3 +1,4 @@
+using FinQLoRA.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,7 +11,7 @@ namespace FinQLoRA.Quantization;
 /// freed right after the matmul, and backward re-dequantizes (see <see cref="QuantizedMatmulFunction"/>).
 /// 8-bit layers use the LLM.int8() outlier decomposition when <see cref="Int8Threshold"/> &gt; 0.
 /// </summary>
-public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
+public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>, IFrozenLinear, IQuantizedParameterCount
 {
     private QuantizedTensor _weight;
 
@@ -34,6 +35,15 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     public long InFeatures => _weight.Shape[1];
     public long OutFeatures => _weight.Shape[0];
     public double Int8Threshold { get; }
+
+    /// <summary>Packed weight and its quantization constants (the bias buffer is counted by the module's buffers).</summary>
+    public long StorageBytes => _weight.StorageBytes;
+
+    /// <summary>The weight elements the packed storage stands for (parameters() does not list them).</summary>
+    public long LogicalParameterCount => _weight.ElementCount;
+
+    /// <summary>A newly dequantized [out, in] weight; the caller disposes it.</summary>
+    public Tensor DequantizedWeight(ScalarType dtype) => _weight.Dequantize(dtype);
 
     public override Tensor forward(Tensor input)
     {

@@ -1,0 +1,89 @@
+using System.ComponentModel;
+using FinQLoRA.Models;
+using FinQLoRA.Quantization;
+using FinQLoRA.Quantization.Planning;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace FinQLoRA.Cli.Commands;
+
+/// <summary><c>finqlora memory</c>: weight and runtime memory of a Llama model at 16, 8 or 4 bits, for inference or training.</summary>
+internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--model <MODEL>")]
+        [Description("A model folder with config.json, or a preset: llama-3.1-8b, llama-3.1-70b.")]
+        public string Model { get; init; } = "";
+
+        [CommandOption("--bits <BITS>")]
+        [Description("16 (bf16), 8 (LLM.int8) or 4 (NF4 with double quantization).")]
+        [DefaultValue(4)]
+        public int Bits { get; init; } = 4;
+
+        [CommandOption("--json")]
+        [Description("Print the plan as JSON.")]
+        public bool Json { get; init; }
+
+        [CommandOption("--context <TOKENS>")]
+        [Description("Inference context length for the KV cache and activations.")]
+        [DefaultValue(MemoryPlanner.DefaultContextTokens)]
+        public int Context { get; init; } = MemoryPlanner.DefaultContextTokens;
+
+        [CommandOption("--train")]
+        [Description("Plan a LoRA/QLoRA training run instead of inference.")]
+        public bool Train { get; init; }
+
+        [CommandOption("--batch-size <B>")]
+        [DefaultValue(1)]
+        public int BatchSize { get; init; } = 1;
+
+        [CommandOption("--seq-len <S>")]
+        [DefaultValue(512)]
+        public int SeqLen { get; init; } = 512;
+
+        [CommandOption("--rank <R>")]
+        [DefaultValue(8)]
+        public int Rank { get; init; } = 8;
+
+        [CommandOption("--targets <TARGETS>")]
+        [Description("Adapter targets: q,k,v or all.")]
+        [DefaultValue("q,k,v")]
+        public string Targets { get; init; } = "q,k,v";
+
+        [CommandOption("--grad-checkpointing")]
+        public bool GradientCheckpointing { get; init; }
+
+        public override ValidationResult Validate()
+        {
+            if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required (a folder with config.json, llama-3.1-8b or llama-3.1-70b)");
+            if (Bits is not (4 or 8 or 16)) return ValidationResult.Error($"--bits {Bits}: use 16, 8 or 4");
+            string t = Targets.Replace(" ", "").ToLowerInvariant();
+            if (t is not ("q,k,v" or "all")) return ValidationResult.Error($"--targets '{Targets}': use q,k,v or all");
+            return ValidationResult.Success();
+        }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
+    {
+        LlamaConfig config = LlamaConfig.Preset(s.Model) ?? LlamaConfig.Load(s.Model);
+        var options = new QuantizationOptions(Bits: s.Bits);
+        MemoryPlan plan = s.Train
+            ? MemoryPlanner.Training(config, options, new TrainingMemoryOptions(s.BatchSize, s.SeqLen, s.Rank,
+                AllLinear: s.Targets.Trim().Equals("all", StringComparison.OrdinalIgnoreCase), s.GradientCheckpointing), s.Model)
+            : MemoryPlanner.Inference(config, options, s.Model, s.Context);
+
+        if (s.Json)
+        {
+            Console.WriteLine(plan.ToJson().ToJsonString());
+            return 0;
+        }
+        var table = new Table().AddColumn("component").AddColumn(new TableColumn("GiB").RightAligned()).AddColumn("note");
+        foreach (var c in plan.Components)
+            table.AddRow(Markup.Escape(c.Name), $"{c.Bytes / MemoryPlan.GiB:F3}", Markup.Escape(c.Note));
+        table.AddRow("[bold]weights[/]", $"[bold]{plan.WeightsBytes / MemoryPlan.GiB:F2}[/]", "");
+        table.AddRow("[bold]total[/]", $"[bold]{plan.TotalBytes / MemoryPlan.GiB:F2}[/]", Markup.Escape($"{plan.Mode}, {s.Bits}-bit"));
+        AnsiConsole.Write(table);
+        return 0;
+    }
+}

@@ -1,0 +1,171 @@
+using FinQLoRA.Models;
+
+namespace FinQLoRA.Quantization.Planning;
+
+/// <summary>
+/// GPU memory of a Llama model for inference at batch 1 and for (Q)LoRA training, by component.
+/// <para><b>Weights.</b> Embedding and lm_head stay bf16 (bitsandbytes/transformers never quantize them); the seven
+/// projections of every layer are bf16 (16), int8 + fp32 SCB per row (8), or packed 4-bit + constants (4: one fp32
+/// absmax per 64, or with double quantization one byte per 64 plus fp32 per 256 blocks and the 16/256-entry tables);
+/// RMSNorm weights bf16.</para>
+/// <para><b>Inference runtime overhead</b>, batch 1, <c>contextTokens</c> tokens (default 512, the length of FinLoRA's
+/// classification prompts):
+/// CUDA context 0.25 GiB (a CUDA 12 context with lazy module loading plus the cuBLAS handle and workspace; it is
+/// device memory every process pays before the first tensor);
+/// KV cache 2·L·kv_dim·C·2 bytes (bf16 keys and values of all layers);
+/// activations at the peak of one prefill layer, C·2·(2h + 3I) bytes (residual, normed input, gate, up and their
+/// product; attention runs fused so no C×C score matrix), and the last token's fp32 logits V·4;
+/// quantized layers add a transient: 4-bit dequantizes the largest projection to bf16 (out·in·2), 8-bit holds the
+/// int8 activations and int32 accumulator of the largest projection (C·(in + 4·out)).
+/// The caching allocator reuses the same blocks every layer at batch 1, so no fragmentation term is added.</para>
+/// <para><b>Training</b> (batch B, sequence S, rank R, targets q,k,v or all seven): adapter parameters
+/// P = L·Σ R·(in + out) cost 16 bytes each (fp32 weight, fp32 grad, AdamW m and v);
+/// activations saved for backward per token and layer, bf16 unless noted:
+/// 2·(h [attention residual] + qdim + 2·kv_dim [q, k, v kept by attention] + qdim [attention output] + h [MLP residual]
+/// + 4·I [gate, up, silu(gate), product]) + 2·8h [two RMSNorms keep their fp32 input and normalised output] + 4·heads
+/// [attention log-sum-exp], plus per adapted projection 4·in (peft casts the dropped-out input to fp32 and lora_A keeps
+/// it) + in [dropout mask, when dropout &gt; 0] + 4·R [lora_A output kept by lora_B]. Frozen quantized projections keep
+/// nothing (their backward needs only the weight, which is re-dequantized). Head: V·10 per token (bf16 logits, fp32
+/// upcast, fp32 log-softmax kept by the loss). With gradient checkpointing each layer keeps only its input (2h per
+/// token) and one layer is recomputed at a time. Backward working memory: one more layer's activations, plus the
+/// dequantization transient.</para>
+/// </summary>
+public static class MemoryPlanner
+{
+    public const long CudaContextBytes = 256L * 1024 * 1024;
+    public const int DefaultContextTokens = 512;
+
+    private const long Bf16 = 2;
+
+    /// <summary>The seven projections of a layer as (name, in, out).</summary>
+    public static IReadOnlyList<(string Name, long In, long Out)> Projections(LlamaConfig c) =>
+    [
+        ("q_proj", c.HiddenSize, c.QDim), ("k_proj", c.HiddenSize, c.KvDim), ("v_proj", c.HiddenSize, c.KvDim),
+        ("o_proj", c.QDim, c.HiddenSize),
+        ("gate_proj", c.HiddenSize, c.IntermediateSize), ("up_proj", c.HiddenSize, c.IntermediateSize),
+        ("down_proj", c.IntermediateSize, c.HiddenSize),
+    ];
+
+    /// <summary>Weight storage by component; <paramref name="options"/> gives bits, 4-bit type, double quant, block size.</summary>
+    public static IReadOnlyList<MemoryComponent> Weights(LlamaConfig c, QuantizationOptions options)
+    {
+        options.Validate();
+        long h = c.HiddenSize, L = c.NumLayers, v = c.VocabSize;
+        var proj = Projections(c);
+        long attention = 0, mlp = 0, constants = 0;
+        foreach (var (name, inF, outF) in proj)
+        {
+            long n = inF * outF;
+            (long data, long consts) = ProjectionBytes(n, outF, options);
+            bool isAttention = name is "q_proj" or "k_proj" or "v_proj" or "o_proj";
+            long bias = (isAttention ? c.AttentionBias : c.MlpBias) ? outF * Bf16 : 0;
+            if (isAttention) attention += L * (data + bias);
+            else mlp += L * (data + bias);
+            constants += L * consts;
+        }
+        var list = new List<MemoryComponent>
+        {
+            new("embeddings", v * h * Bf16, true, "bf16, never quantized"),
+            new("attention", attention, true, Describe(options)),
+            new("mlp", mlp, true, Describe(options)),
+            new("norms", (2 * L + 1) * h * Bf16, true, "bf16"),
+            new("lm_head", c.TieWordEmbeddings ? 0 : v * h * Bf16, true, c.TieWordEmbeddings ? "tied to embeddings" : "bf16, never quantized"),
+        };
+        if (options.Bits != 16) list.Add(new("quant_constants", constants, true, options.Bits == 8 ? "fp32 SCB per output row" : "block absmax and code tables"));
+        return list;
+    }
+
+    /// <summary>Packed data and quantization constants of one projection with n weights and <paramref name="rows"/> output rows.</summary>
+    public static (long Data, long Constants) ProjectionBytes(long n, long rows, QuantizationOptions options)
+    {
+        switch (options.Bits)
+        {
+            case 16: return (n * Bf16, 0);
+            case 8: return (n, rows * 4);
+            default:
+                long blocks = (n + options.BlockSize - 1) / options.BlockSize;
+                long consts = 16 * 4; // quant_map
+                if (options.DoubleQuant)
+                {
+                    long nested = (blocks + QuantizationOptions.NestedBlockSize - 1) / QuantizationOptions.NestedBlockSize;
+                    consts += blocks + nested * 4 + 256 * 4 + 4;
+                }
+                else consts += blocks * 4;
+                return ((n + 1) / 2, consts);
+        }
+    }
+
+    private static string Describe(QuantizationOptions o) => o.Bits switch
+    {
+        16 => "bf16",
+        8 => "int8",
+        _ => $"{BitsAndBytesFormat.TypeName(o.Kind)} packed 4-bit{(o.DoubleQuant ? ", double-quantized scales" : "")}",
+    };
+
+    public static MemoryPlan Inference(LlamaConfig c, QuantizationOptions options, string modelName, int contextTokens = DefaultContextTokens)
+    {
+        if (contextTokens <= 0) throw new UserInputException($"memory: context length {contextTokens} must be positive");
+        long C = contextTokens, h = c.HiddenSize, I = c.IntermediateSize, L = c.NumLayers;
+        var list = new List<MemoryComponent>(Weights(c, options))
+        {
+            new("cuda_context", CudaContextBytes, false, "CUDA context, cuBLAS handle and workspace"),
+            new("kv_cache", 2 * L * c.KvDim * C * Bf16, false, $"bf16 K and V, {C} tokens"),
+            new("activations", C * Bf16 * (2 * h + 3 * I) + c.VocabSize * 4L, false, "peak of one prefill layer + last-token fp32 logits"),
+        };
+        long transient = QuantTransient(c, options, C);
+        if (transient > 0) list.Add(new("dequant_transient", transient, false, options.Bits == 4 ? "largest projection dequantized to bf16" : "int8 activations + int32 accumulator"));
+        return new MemoryPlan(modelName, options.Bits, "inference", list);
+    }
+
+    private static long QuantTransient(LlamaConfig c, QuantizationOptions options, long tokens)
+    {
+        var proj = Projections(c);
+        return options.Bits switch
+        {
+            4 => proj.Max(p => p.In * p.Out) * Bf16,
+            8 => proj.Max(p => tokens * (p.In + 4 * p.Out)),
+            _ => 0,
+        };
+    }
+
+    /// <summary>Adapter parameter count: L · Σ over targets R·(in + out).</summary>
+    public static long AdapterParameters(LlamaConfig c, TrainingMemoryOptions t) =>
+        c.NumLayers * Targets(c, t).Sum(p => (long)t.Rank * (p.In + p.Out));
+
+    private static IEnumerable<(string Name, long In, long Out)> Targets(LlamaConfig c, TrainingMemoryOptions t) =>
+        Projections(c).Where(p => t.AllLinear || p.Name is "q_proj" or "k_proj" or "v_proj");
+
+    /// <summary>Bytes kept for backward per token by one decoder layer (formula in the class summary).</summary>
+    public static long LayerActivationBytesPerToken(LlamaConfig c, TrainingMemoryOptions t)
+    {
+        long h = c.HiddenSize, I = c.IntermediateSize;
+        long bytes = Bf16 * (h + c.QDim + 2 * c.KvDim + c.QDim + h + 4 * I) + 2 * 8 * h + 4L * c.NumHeads;
+        foreach (var p in Targets(c, t))
+            bytes += 4 * p.In + (t.LoraDropout > 0 ? p.In : 0) + 4L * t.Rank;
+        return bytes;
+    }
+
+    public static MemoryPlan Training(LlamaConfig c, QuantizationOptions options, TrainingMemoryOptions t, string modelName)
+    {
+        if (t.BatchSize <= 0 || t.SeqLen <= 0 || t.Rank <= 0)
+            throw new UserInputException($"memory: batch size {t.BatchSize}, sequence length {t.SeqLen} and rank {t.Rank} must be positive");
+        long tokens = (long)t.BatchSize * t.SeqLen, L = c.NumLayers, h = c.HiddenSize;
+        long adapters = AdapterParameters(c, t);
+        long perLayer = LayerActivationBytesPerToken(c, t) * tokens;
+        long saved = t.GradientCheckpointing ? L * tokens * h * Bf16 + perLayer : L * perLayer;
+        long head = tokens * (c.VocabSize * 10L + 8 * h); // logits bf16 + fp32 upcast + fp32 log-softmax; final norm
+        var list = new List<MemoryComponent>(Weights(c, options))
+        {
+            new("cuda_context", CudaContextBytes, false, "CUDA context, cuBLAS handle and workspace"),
+            new("adapter_weights", adapters * 4, false, $"{adapters:N0} fp32 LoRA parameters (rank {t.Rank})"),
+            new("adapter_grads", adapters * 4, false, "fp32"),
+            new("optimizer_state", adapters * 8, false, "AdamW m and v, fp32"),
+            new("activations", saved, false, t.GradientCheckpointing ? "layer inputs + one recomputed layer" : "every layer's saved tensors"),
+            new("head_activations", head, false, "logits and loss"),
+            new("backward_workspace", perLayer, false, "gradients of one layer's activations"),
+        };
+        long transient = QuantTransient(c, options, tokens);
+        if (transient > 0) list.Add(new("dequant_transient", transient, false, "one projection at a time"));
+        return new MemoryPlan(modelName, options.Bits, "training", list);
+    }
+}

@@ -1,0 +1,82 @@
+using FinQLoRA.Models;
+using FinQLoRA.Quantization;
+using FinQLoRA.Quantization.Planning;
+
+namespace FinQLoRA.Tests.Quantization;
+
+public sealed class MemoryPlannerTests
+{
+    [Theory]
+    [InlineData("llama-3.1-8b", 16, 15.0)]
+    [InlineData("llama-3.1-8b", 8, 8.6)]
+    [InlineData("llama-3.1-8b", 4, 5.6)]
+    [InlineData("llama-3.1-70b", 16, 131.5)]
+    [InlineData("llama-3.1-70b", 8, 68.5)]
+    [InlineData("llama-3.1-70b", 4, 37.8)]
+    public void InferenceTotalsAreWithinFivePercentOfTheReferenceTable(string model, int bits, double gib)
+    {
+        var plan = MemoryPlanner.Inference(LlamaConfig.Preset(model)!, new QuantizationOptions(Bits: bits), model);
+        double total = plan.TotalBytes / MemoryPlan.GiB;
+        Assert.InRange(total, gib * 0.95, gib * 1.05);
+    }
+
+    [Fact]
+    public void WeightComponentsMatchTheDerivedParameterCounts()
+    {
+        var c = LlamaConfig.Preset("llama-3.1-8b")!;
+        var bf16 = MemoryPlanner.Weights(c, new QuantizationOptions(Bits: 16)).ToDictionary(x => x.Name, x => x.Bytes);
+        // reference-algorithms.md §1: the 8B linear layers hold 6,979,321,856 parameters; embedding + head 2.10 GB
+        Assert.Equal(6_979_321_856L * 2, bf16["attention"] + bf16["mlp"]);
+        Assert.Equal(2 * 128256L * 4096 * 2, bf16["embeddings"] + bf16["lm_head"]);
+        var nf4 = MemoryPlanner.Weights(c, QuantizationOptions.Nf4).ToDictionary(x => x.Name, x => x.Bytes);
+        double linearGb = (nf4["attention"] + nf4["mlp"] + nf4["quant_constants"]) / 1e9;
+        Assert.Equal(3.60, linearGb, 2); // 4.127 bits/param
+        var plain = MemoryPlanner.Weights(c, QuantizationOptions.Nf4 with { DoubleQuant = false }).ToDictionary(x => x.Name, x => x.Bytes);
+        Assert.Equal(3.93, (plain["attention"] + plain["mlp"] + plain["quant_constants"]) / 1e9, 2); // 4.5 bits/param
+        var seventy = MemoryPlanner.Weights(LlamaConfig.Preset("llama-3.1-70b")!, QuantizationOptions.Nf4).ToDictionary(x => x.Name, x => x.Bytes);
+        Assert.Equal(35.3, (seventy["attention"] + seventy["mlp"] + seventy["quant_constants"]) / 1e9, 1);
+    }
+
+    [Theory]
+    [InlineData("llama-3.1-8b", 4, 2_359_296)]
+    [InlineData("llama-3.1-8b", 8, 4_718_592)]
+    [InlineData("llama-3.1-70b", 4, 11_141_120)]
+    public void AdapterParameterCountsMatchFinLoRA(string model, int rank, long expected) =>
+        Assert.Equal(expected, MemoryPlanner.AdapterParameters(LlamaConfig.Preset(model)!, new TrainingMemoryOptions(Rank: rank)));
+
+    [Fact]
+    public void TrainingPlanAddsAdaptersOptimizerAndActivationsAndCheckpointingShrinksThem()
+    {
+        var c = LlamaConfig.Preset("llama-3.1-8b")!;
+        var t = new TrainingMemoryOptions(BatchSize: 2, SeqLen: 1024, Rank: 8);
+        var full = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t, "8b");
+        var ckpt = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t with { GradientCheckpointing = true }, "8b");
+        var parts = full.Components.ToDictionary(x => x.Name, x => x.Bytes);
+        Assert.Equal(4_718_592L * 4, parts["adapter_weights"]);
+        Assert.Equal(4_718_592L * 8, parts["optimizer_state"]);
+        long perToken = MemoryPlanner.LayerActivationBytesPerToken(c, t);
+        Assert.Equal(32 * perToken * 2048, parts["activations"]);
+        var ckptParts = ckpt.Components.ToDictionary(x => x.Name, x => x.Bytes);
+        Assert.Equal(32L * 2048 * 4096 * 2 + perToken * 2048, ckptParts["activations"]);
+        Assert.True(ckpt.TotalBytes < full.TotalBytes);
+        Assert.Equal(full.WeightsBytes, ckpt.WeightsBytes);
+        var all = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t with { AllLinear = true }, "8b");
+        Assert.True(all.TotalBytes > full.TotalBytes);
+    }
+
+    [Fact]
+    public void ReadsAModelFolderAndWritesJson()
+    {
+        string dir = Directory.CreateTempSubdirectory("finqlora-memory-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "config.json"), LlamaConfig.Preset("llama-3.1-8b")!.ToJson().ToJsonString());
+            var plan = MemoryPlanner.Inference(LlamaConfig.Load(dir), new QuantizationOptions(Bits: 8), dir);
+            var json = plan.ToJson();
+            Assert.Equal(plan.WeightsBytes, json["weights_bytes"]!.GetValue<long>());
+            Assert.Equal(plan.TotalBytes, json["total_bytes"]!.GetValue<long>());
+            Assert.Equal(plan.Components.Count, json["components"]!.AsObject().Count);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
