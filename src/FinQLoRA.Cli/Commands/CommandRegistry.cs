@@ -7,9 +7,13 @@ internal static class CommandRegistry
 {
     public static void Register(IConfigurator config)
     {
+        config.AddCommand<TrainCommand>("train").WithDescription("Fine-tune LoRA adapters on a (quantized) base model from context/target JSONL.");
         config.AddCommand<GenerateCommand>("generate").WithDescription("Generate text from prompts (greedy or sampled), batched with a KV cache.");
         config.AddCommand<TokenizeCommand>("tokenize").WithDescription("Encode text with a model's tokenizer and print the ids.");
         config.AddCommand<VersionCommand>("version").WithDescription("Print versions of finqlora, TorchSharp and libtorch.");
+        config.AddCommand<ConvertCommand>("convert").WithDescription("Convert a Llama model between a Hugging Face folder and GGUF (f32, f16, bf16, q8_0).");
+        config.AddCommand<ExportAdapterCommand>("export-adapter").WithDescription("Export a PEFT LoRA adapter as a llama.cpp LoRA GGUF.");
+        config.AddCommand<LaunchCommand>("launch").WithDescription("Run a finqlora command on N ranks under mpirun: finqlora launch -n 2 -- <command> <args...>.");
         config.AddBranch("data", data =>
         {
             data.SetDescription("Data sets: fetch from the Hugging Face Hub, build task data, inspect.");

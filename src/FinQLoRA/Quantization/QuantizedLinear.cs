@@ -1,0 +1,76 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Quantization;
+
+/// <summary>
+/// A frozen linear layer over a quantized weight (bitsandbytes <c>Linear4bit</c> / <c>Linear8bitLt</c> with frozen
+/// weights): <c>y = x·dequant(W)ᵀ + b</c> in the input's dtype. It registers no parameters, so optimizers and
+/// "trainable parameters" never see it; gradients flow to the input only. The dequantized weight is a temporary
+/// freed right after the matmul, and backward re-dequantizes (see <see cref="QuantizedMatmulFunction"/>).
+/// 8-bit layers use the LLM.int8() outlier decomposition when <see cref="Int8Threshold"/> &gt; 0.
+/// </summary>
+public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
+{
+    private QuantizedTensor _weight;
+
+    /// <param name="weight">[out, in]; the layer takes ownership and disposes it.</param>
+    /// <param name="bias">optional [out]; kept as a frozen buffer (not a parameter).</param>
+    public QuantizedLinear(QuantizedTensor weight, Tensor? bias = null, double int8Threshold = 6.0, string name = "QuantizedLinear")
+        : base(name)
+    {
+        if (weight.Shape.Length != 2)
+            throw new ArgumentException($"a linear weight must be 2-D [out, in], got [{string.Join(", ", weight.Shape)}]", nameof(weight));
+        if (bias is not null && (bias.dim() != 1 || bias.shape[0] != weight.Shape[0]))
+            throw new ArgumentException($"bias shape [{string.Join(", ", bias.shape)}] does not match {weight.Shape[0]} output features", nameof(bias));
+        _weight = weight;
+        Int8Threshold = int8Threshold;
+        // A buffer (not a field) so Module.to() moves it and state_dict() lists it; never trainable.
+        if (bias is not null) register_buffer("bias", bias.detach().DetachFromDisposeScope());
+    }
+
+    public QuantizedTensor Weight => _weight;
+    public Tensor? Bias => get_buffer("bias");
+    public long InFeatures => _weight.Shape[1];
+    public long OutFeatures => _weight.Shape[0];
+    public double Int8Threshold { get; }
+
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        Tensor y = input.requires_grad && is_grad_enabled()
+            ? QuantizedMatmulFunction.Apply(input, _weight, Int8Threshold)
+            : QuantizedMatmulFunction.Forward(input, _weight, Int8Threshold);
+        if (Bias is Tensor bias) y = y + bias.to(y.dtype);
+        return y.MoveToOuterDisposeScope();
+    }
+
+    // Module.to(device) moves parameters and buffers; the quantized storage is neither, so move it here.
+    protected override nn.Module _to(Device device, ScalarType dtype, bool non_blocking)
+    {
+        MoveWeight(device);
+        return base._to(device, dtype, non_blocking);
+    }
+
+    protected override nn.Module _to(DeviceType deviceType, int deviceIndex, bool non_blocking)
+    {
+        MoveWeight(new Device(deviceType, deviceIndex));
+        return base._to(deviceType, deviceIndex, non_blocking);
+    }
+
+    private void MoveWeight(Device device)
+    {
+        if (_weight.Device.type == device.type && _weight.Device.index == device.index) return;
+        QuantizedTensor moved = _weight.To(device);
+        _weight.Dispose();
+        _weight = moved;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _weight.Dispose();
+        base.Dispose(disposing);
+    }
+
+    public override string ToString() => $"QuantizedLinear({InFeatures} → {OutFeatures}, {_weight.Format}, bias={Bias is not null})";
+}

@@ -1,0 +1,54 @@
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Quantization;
+
+/// <summary>
+/// y = x·Wᵀ for a frozen quantized W, as a custom autograd node that saves only the quantized weight (no dequantized
+/// copy and no input) and dequantizes again in backward: grad_x = grad_y·W. Without it, autograd would keep every
+/// layer's full-precision weight alive from forward to backward, which is the memory QLoRA exists to avoid.
+/// <para>apply(x, QuantizedTensor weight, double int8Threshold): backward returns one entry per argument
+/// (<see cref="ArgumentCount"/>), null for the two non-tensors — a wrong count aborts the process.</para>
+/// </summary>
+internal sealed class QuantizedMatmulFunction : autograd.SingleTensorFunction<QuantizedMatmulFunction>
+{
+    /// <summary>Arguments of <c>apply</c>: x, weight, int8 threshold.</summary>
+    public const int ArgumentCount = 3;
+
+    public override string Name => "QuantizedMatmul";
+
+    public static Tensor Apply(Tensor x, QuantizedTensor weight, double int8Threshold) => apply(x, weight, int8Threshold);
+
+    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+    {
+        var x = (Tensor)vars[0];
+        var weight = (QuantizedTensor)vars[1];
+        double threshold = (double)vars[2];
+        ctx.save_data("weight", weight);
+        ctx.save_data("dtype", x.dtype);
+        return Forward(x, weight, threshold);
+    }
+
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
+    {
+        var weight = (QuantizedTensor)ctx.get_data("weight");
+        var dtype = (ScalarType)ctx.get_data("dtype");
+        Tensor gradInput;
+        using (var scope = NewDisposeScope())
+        {
+            using Tensor w = weight.Dequantize(dtype);
+            gradInput = grad_output.to(dtype).matmul(w).MoveToOuterDisposeScope();
+        }
+        var grads = new List<Tensor>(ArgumentCount) { gradInput, null!, null! };
+        return grads;
+    }
+
+    /// <summary>The forward computation without autograd: dequantize into a temporary, matmul, free the temporary.</summary>
+    public static Tensor Forward(Tensor x, QuantizedTensor weight, double int8Threshold)
+    {
+        using var scope = NewDisposeScope();
+        if (weight is Int8RowwiseTensor int8)
+            return LlmInt8.Linear(x, int8, int8Threshold).MoveToOuterDisposeScope();
+        using Tensor w = weight.Dequantize(x.dtype);
+        return nn.functional.linear(x, w).MoveToOuterDisposeScope();
+    }
+}
