@@ -22,8 +22,8 @@ public sealed class LoraInjectorTests
         Assert.Equal(5 * 7, merged);
         Assert.All(LoraTargets.All, p => Assert.IsType<DenseLinear>(LoraInjector.Owner(model.Layers[0], p)[p]));
         using var mergedLogits = LoraTestKit.Logits(model);
-        double diff = LoraTestKit.MaxDiff(loraLogits, mergedLogits);
-        Assert.True(diff < 1e-5, $"LoRA vs merged max |diff| {diff}");
+        double diff = LoraTestKit.RelativeMaxDiff(mergedLogits, loraLogits);
+        Assert.True(diff < 1e-5, $"LoRA vs merged max |diff| / max |logit| = {diff}");
     }
 
     [SharedFact]
@@ -39,8 +39,8 @@ public sealed class LoraInjectorTests
         Assert.True(LoraTestKit.MaxDiff(doraLogits, baseLogits) > 1e-2);
         LoraMerger.MergeAndUnload(model);
         using var mergedLogits = LoraTestKit.Logits(model);
-        double diff = LoraTestKit.MaxDiff(doraLogits, mergedLogits);
-        Assert.True(diff < 1e-5, $"DoRA vs merged max |diff| {diff}");
+        double diff = LoraTestKit.RelativeMaxDiff(mergedLogits, doraLogits);
+        Assert.True(diff < 1e-5, $"DoRA vs merged max |diff| / max |logit| = {diff}");
     }
 
     [SharedFact]
