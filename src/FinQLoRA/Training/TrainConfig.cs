@@ -162,7 +162,7 @@ public sealed record TrainConfig
         foreach (var p in GetType().GetProperties())
         {
             string key = string.Concat(p.Name.Select((ch, i) => i > 0 && char.IsUpper(ch) ? "_" + char.ToLowerInvariant(ch) : char.ToLowerInvariant(ch).ToString()));
-            o[key] = JsonValue.Create(p.GetValue(this));
+            o[key] = System.Text.Json.JsonSerializer.SerializeToNode(p.GetValue(this));
         }
         return o;
     }
