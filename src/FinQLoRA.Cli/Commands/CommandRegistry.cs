@@ -7,7 +7,9 @@ internal static class CommandRegistry
 {
     public static void Register(IConfigurator config)
     {
+        config.AddCommand<DemoCommand>("demo").WithDescription("Run the whole QLoRA job on an embedded default (no download): base eval, 4-bit quantization, rank-4 training, eval.");
         config.AddCommand<TrainCommand>("train").WithDescription("Fine-tune LoRA adapters on a (quantized) base model from context/target JSONL.");
+        config.AddCommand<EvalCommand>("eval").WithDescription("Evaluate a model (and adapter) on financial tasks: batched greedy generation, then scoring.");
         config.AddCommand<GenerateCommand>("generate").WithDescription("Generate text from prompts (greedy or sampled), batched with a KV cache.");
         config.AddCommand<TokenizeCommand>("tokenize").WithDescription("Encode text with a model's tokenizer and print the ids.");
         config.AddCommand<VersionCommand>("version").WithDescription("Print versions of finqlora, TorchSharp and libtorch.");

@@ -41,11 +41,17 @@ public static class PredictionFile
         return result;
     }
 
-    public static void Write(string path, IEnumerable<Prediction> predictions)
+    public static void Write(string path, IEnumerable<Prediction> predictions, IReadOnlyList<bool>? correct = null)
     {
         var sb = new StringBuilder();
+        int i = 0;
         foreach (var p in predictions)
-            sb.Append(JsonSerializer.Serialize(new Dictionary<string, string> { ["context"] = p.Context, ["target"] = p.Target, ["output"] = p.Output })).Append('\n');
+        {
+            var line = new Dictionary<string, object> { ["context"] = p.Context, ["target"] = p.Target, ["output"] = p.Output };
+            if (correct != null) line["correct"] = correct[i];
+            sb.Append(JsonSerializer.Serialize(line)).Append('\n');
+            i++;
+        }
         AtomicFile.WriteAllText(path, sb.ToString());
     }
 }

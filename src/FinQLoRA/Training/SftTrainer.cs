@@ -27,9 +27,12 @@ public sealed class SftTrainer
     private readonly TrainConfig _config;
     private readonly ICommunicator _comm;
     private readonly Action<string> _log;
+    private readonly ITextTokenizer? _tokenizer;
 
-    public SftTrainer(TrainConfig config, ICommunicator? communicator = null, Action<string>? log = null)
+    /// <param name="tokenizer">overrides the model folder's tokenizer (the demo uses one shipped in a NuGet package)</param>
+    public SftTrainer(TrainConfig config, ICommunicator? communicator = null, Action<string>? log = null, ITextTokenizer? tokenizer = null)
     {
+        _tokenizer = tokenizer;
         _config = config;
         _comm = communicator ?? new SingleProcessCommunicator();
         _log = log ?? (_ => { });
@@ -51,7 +54,7 @@ public sealed class SftTrainer
             .WithBits(c.Bits, QuantizedLoading.ParseKind(c.Quant), c.DoubleQuant);
         var loadTimer = Stopwatch.StartNew();
         using var model = ModelLoader.Load(c.Model, loadOptions);
-        ITextTokenizer tokenizer = ModelBundle.LoadTokenizer(c.Model);
+        ITextTokenizer tokenizer = _tokenizer ?? ModelBundle.LoadTokenizer(c.Model);
         double loadSeconds = loadTimer.Elapsed.TotalSeconds;
         model.GradientCheckpointing = c.GradCheckpointing;
 
