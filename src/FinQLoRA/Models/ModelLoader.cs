@@ -1,4 +1,5 @@
 using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -22,6 +23,9 @@ public static class ModelLoader
         using var noGrad = no_grad();
         var (first, count) = options.LayerRange ?? (0, config.NumLayers);
         var linear = options.LinearFactory ?? ((_, w) => new DenseLinear(w.to(options.DType, options.Device)));
+        // [pre-quantized checkpoints] config.json's quantization_config says bitsandbytes: projections stored 4/8-bit
+        // are rebuilt from their stored entries as they are (LinearFactory then applies only to dense-stored ones).
+        var prequantized = PrequantizedProjections.For(config, reader, options);
 
         Tensor Dense(string name, long[] shape, ScalarType dtype)
         {
@@ -31,6 +35,7 @@ public static class ModelLoader
 
         nn.Module<Tensor, Tensor> Proj(string name, long outDim, long inDim)
         {
+            if (prequantized?.TryLoad(name, [outDim, inDim]) is { } stored4or8Bit) return stored4or8Bit;
             using var stored = Read(reader, name, [outDim, inDim]);
             return linear(name, stored);
         }

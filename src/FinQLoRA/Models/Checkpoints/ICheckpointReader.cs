@@ -18,4 +18,24 @@ public interface ICheckpointReader : IDisposable
 
     /// <summary>Reads one tensor into a new CPU tensor of its stored dtype (or <paramref name="dtype"/> when given).</summary>
     torch.Tensor Read(string name, torch.ScalarType? dtype = null);
+
+    /// <summary>
+    /// Reads every tensor whose name starts with <paramref name="prefix"/> (e.g. "model.layers.0.mlp.up_proj."), in
+    /// stored dtypes: the several entries one bitsandbytes-quantized layer is saved as. The caller disposes them.
+    /// </summary>
+    Dictionary<string, torch.Tensor> ReadPrefixed(string prefix)
+    {
+        var found = new Dictionary<string, torch.Tensor>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var e in Entries)
+                if (e.Name.StartsWith(prefix, StringComparison.Ordinal)) found[e.Name] = Read(e.Name);
+        }
+        catch
+        {
+            foreach (var t in found.Values) t.Dispose();
+            throw;
+        }
+        return found;
+    }
 }

@@ -116,25 +116,15 @@ public sealed class SafetensorsFile : IDisposable
     public static void Write(string path, IEnumerable<KeyValuePair<string, torch.Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var list = tensors.OrderBy(t => t.Key, StringComparer.Ordinal).ToList();
-        var header = new Dictionary<string, object>();
-        if (metadata is { Count: > 0 }) header["__metadata__"] = metadata;
+        var layout = new List<(string, torch.ScalarType, long[], long, long)>();
         long offset = 0;
         foreach (var (name, t) in list)
         {
             long bytes = t.numel() * t.element_size();
-            header[name] = new Dictionary<string, object>
-            {
-                ["dtype"] = SafetensorsDTypes.Name(t.dtype),
-                ["shape"] = t.shape,
-                ["data_offsets"] = new[] { offset, offset + bytes },
-            };
+            layout.Add((name, t.dtype, t.shape, offset, offset + bytes));
             offset += bytes;
         }
-        byte[] json = JsonSerializer.SerializeToUtf8Bytes(header);
-        int pad = (8 - json.Length % 8) % 8; // keep the data area 8-byte aligned, as the reference writer does
-        byte[] headerBytes = new byte[json.Length + pad];
-        json.CopyTo(headerBytes, 0);
-        for (int i = json.Length; i < headerBytes.Length; i++) headerBytes[i] = (byte)' ';
+        byte[] headerBytes = HeaderBytes(layout, metadata);
 
         FinQLoRA.IO.AtomicFile.Write(path, stream =>
         {
@@ -147,6 +137,32 @@ public sealed class SafetensorsFile : IDisposable
                 WriteTensorBytes(stream, cpu);
             }
         });
+    }
+
+    /// <summary>
+    /// The JSON header for tensors laid out as (name, dtype, shape, begin, end) in the data area, padded with spaces
+    /// to a multiple of 8 bytes so the data area stays 8-byte aligned, as the reference writer does.
+    /// </summary>
+    internal static byte[] HeaderBytes(IEnumerable<(string Name, torch.ScalarType DType, long[] Shape, long Begin, long End)> layout,
+        IReadOnlyDictionary<string, string>? metadata)
+    {
+        var header = new Dictionary<string, object>();
+        if (metadata is { Count: > 0 }) header["__metadata__"] = metadata;
+        foreach (var (name, dtype, shape, begin, end) in layout)
+        {
+            header[name] = new Dictionary<string, object>
+            {
+                ["dtype"] = SafetensorsDTypes.Name(dtype),
+                ["shape"] = shape,
+                ["data_offsets"] = new[] { begin, end },
+            };
+        }
+        byte[] json = JsonSerializer.SerializeToUtf8Bytes(header);
+        int pad = (8 - json.Length % 8) % 8;
+        byte[] headerBytes = new byte[json.Length + pad];
+        json.CopyTo(headerBytes, 0);
+        for (int i = json.Length; i < headerBytes.Length; i++) headerBytes[i] = (byte)' ';
+        return headerBytes;
     }
 
     internal static unsafe void WriteTensorBytes(Stream stream, torch.Tensor contiguousCpu)

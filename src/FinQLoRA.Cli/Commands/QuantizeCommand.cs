@@ -1,0 +1,54 @@
+using System.ComponentModel;
+using FinQLoRA.Quantization;
+using FinQLoRA.Runtime;
+using Spectre.Console.Cli;
+
+namespace FinQLoRA.Cli.Commands;
+
+/// <summary><c>finqlora quantize --model PATH --bits 4|8 [--quant nf4|fp4] [--double-quant true|false] [--dtype D] --out DIR</c>.</summary>
+internal sealed class QuantizeCommand : Command<QuantizeCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--model <PATH>"), Description("Hugging Face Llama folder (config.json + safetensors), 16 or 32-bit")]
+        public string Model { get; init; } = "";
+
+        [CommandOption("--bits <BITS>"), Description("4 (bitsandbytes NF4/FP4) or 8 (LLM.int8)")]
+        [DefaultValue(4)]
+        public int Bits { get; init; } = 4;
+
+        [CommandOption("--quant <KIND>"), Description("nf4 or fp4 (with --bits 4)")]
+        [DefaultValue("nf4")]
+        public string Quant { get; init; } = "nf4";
+
+        [CommandOption("--double-quant <BOOL>"), Description("quantize the 4-bit block scales again (bnb_4bit_use_double_quant)")]
+        [DefaultValue("true")]
+        public string DoubleQuant { get; init; } = "true";
+
+        [CommandOption("--dtype <DTYPE>"), Description("dtype of embeddings, norms and lm_head (bf16, f16, f32); default: the model's torch_dtype")]
+        public string? DType { get; init; }
+
+        [CommandOption("--out <DIR>"), Description("new or empty output folder")]
+        public string Out { get; init; } = "";
+
+        public override Spectre.Console.ValidationResult Validate()
+        {
+            if (Model == "") return Spectre.Console.ValidationResult.Error("--model is required");
+            if (Out == "") return Spectre.Console.ValidationResult.Error("--out is required");
+            if (Bits is not (4 or 8)) return Spectre.Console.ValidationResult.Error($"--bits {Bits}: use 4 or 8");
+            if (!bool.TryParse(DoubleQuant, out _)) return Spectre.Console.ValidationResult.Error($"--double-quant '{DoubleQuant}': use true or false");
+            return Spectre.Console.ValidationResult.Success();
+        }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
+    {
+        var options = new QuantizationOptions(Bits: s.Bits, Kind: QuantizedLoading.ParseKind(s.Quant), DoubleQuant: bool.Parse(s.DoubleQuant));
+        var dtype = s.DType is { } d ? ModelSettings.ParseDType(d) : (TorchSharp.torch.ScalarType?)null;
+        var r = CheckpointQuantizer.Run(s.Model, s.Out, options, dtype);
+        string kind = s.Bits == 4 ? $"{s.Quant.ToLowerInvariant()}{(options.DoubleQuant ? ", double quant" : "")}" : "LLM.int8";
+        Console.WriteLine($"wrote {r.OutputFolder}: {r.QuantizedProjections} projections {s.Bits}-bit ({kind}), {r.CopiedTensors} tensors kept; " +
+                          $"weights {MemoryUsage.Format(r.InputWeightBytes)} → {MemoryUsage.Format(r.OutputWeightBytes)}, peak RSS {MemoryUsage.Format(r.PeakRssBytes)}");
+        return 0;
+    }
+}
