@@ -1,15 +1,17 @@
 using FinQLoRA.Bench;
 using FinQLoRA.Runtime;
 
-// Benchmarks print ratios against a baseline measured in the same run. Usage: dotnet run -c Release -- <mode>
+// Benchmarks print ratios against a baseline measured in the same run; never assert timings in unit tests.
+// Run: dotnet run -c Release --project bench/FinQLoRA.Bench -- <name> [options]
 TorchNativeLoader.EnsureLoaded();
-var modes = new Dictionary<string, Func<string[], int>>(StringComparer.OrdinalIgnoreCase)
+var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
 {
-    ["quant"] = QuantBench.Run,
+    ["quant"] = ("4/8-bit linear fwd+bwd vs bf16, dequantization GB/s vs copy bandwidth [--quick] [--dequant]", QuantBench.Run),
 };
-if (args.Length == 0 || !modes.TryGetValue(args[0], out var run))
+if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
 {
-    Console.Error.WriteLine($"usage: FinQLoRA.Bench <{string.Join("|", modes.Keys)}> [options]");
-    return 2;
+    Console.WriteLine("usage: FinQLoRA.Bench <bench> [options]");
+    foreach (var (name, (help, _)) in benches) Console.WriteLine($"  {name,-12} {help}");
+    return args.Length == 0 ? 0 : 2;
 }
-return run(args[1..]);
+return bench.Run(args[1..]);

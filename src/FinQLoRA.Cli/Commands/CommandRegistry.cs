@@ -7,7 +7,29 @@ internal static class CommandRegistry
 {
     public static void Register(IConfigurator config)
     {
+        config.AddCommand<DemoCommand>("demo").WithDescription("Run the whole QLoRA job on an embedded default (no download): base eval, 4-bit quantization, rank-4 training, eval.");
+        config.AddCommand<TrainCommand>("train").WithDescription("Fine-tune LoRA adapters on a (quantized) base model from context/target JSONL.");
+        config.AddCommand<EvalCommand>("eval").WithDescription("Evaluate a model (and adapter) on financial tasks: batched greedy generation, then scoring.");
+        config.AddCommand<GenerateCommand>("generate").WithDescription("Generate text from prompts (greedy or sampled), batched with a KV cache.");
+        config.AddCommand<TokenizeCommand>("tokenize").WithDescription("Encode text with a model's tokenizer and print the ids.");
         config.AddCommand<VersionCommand>("version").WithDescription("Print versions of finqlora, TorchSharp and libtorch.");
+        config.AddCommand<ConvertCommand>("convert").WithDescription("Convert a Llama model between a Hugging Face folder and GGUF (f32, f16, bf16, q8_0).");
+        config.AddCommand<ExportAdapterCommand>("export-adapter").WithDescription("Export a PEFT LoRA adapter as a llama.cpp LoRA GGUF.");
+        config.AddCommand<LaunchCommand>("launch").WithDescription("Run a finqlora command on N ranks under mpirun: finqlora launch -n 2 -- <command> <args...>.");
+        config.AddBranch("data", data =>
+        {
+            data.SetDescription("Data sets: fetch from the Hugging Face Hub, build task data, inspect.");
+            data.AddCommand<DataFetchCommand>("fetch").WithDescription("Download a dataset repo from the Hugging Face Hub (resumable, verified, cached); --to-jsonl converts Parquet.");
+            data.AddCommand<DataBuildCommand>("build").WithDescription("Build a task's context/target JSONL from its source files.");
+            data.AddCommand<DataStatsCommand>("stats").WithDescription("Counts, label distribution and length percentiles of a JSONL file.");
+        });
+        config.AddBranch("model", model =>
+        {
+            model.SetDescription("Models: fetch from the Hugging Face Hub.");
+            model.AddCommand<ModelFetchCommand>("fetch").WithDescription("Download a model repo from the Hugging Face Hub (config, tokenizer, safetensors by default).");
+        });
+        config.AddCommand<ScoreCommand>("score").WithDescription("Score a predictions JSONL with a task's metric.");
+        config.AddCommand<ReportCommand>("report").WithDescription("Join run results into Markdown tables and an accuracy chart.");
         config.AddCommand<MemoryCommand>("memory").WithDescription("Estimate weight, inference and training memory of a Llama model at 16, 8 or 4 bits.");
     }
 }

@@ -67,7 +67,9 @@ public static class ModelLoader
             // lm_head stays 16-bit as in QLoRA: it is never handed to the quantizing factory.
             head = new DenseLinear(Dense("lm_head.weight", [config.VocabSize, h], options.DType));
         }
-        return new LlamaModel(config, options.DType, embed, layers, norm, head);
+        var model = new LlamaModel(config, options.DType, embed, layers, norm, head);
+        model.eval(); // inference mode by default (adapter dropout off), as from_pretrained; trainers call train()
+        return model;
     }
 
     private static Tensor Read(ICheckpointReader reader, string name, long[] expected)

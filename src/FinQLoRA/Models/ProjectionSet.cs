@@ -29,6 +29,7 @@ public abstract class ProjectionSet : nn.Module
     {
         if (!_projections.ContainsKey(name)) throw new ArgumentException($"no projection '{name}' in {GetName()}");
         _projections[name] = module;
+        register_module(name, null!); // TorchSharp refuses to register a name twice; null unregisters the old module
         register_module(name, module);
     }
 }

@@ -1,3 +1,5 @@
+using Xunit;
+
 namespace FinQLoRA.Tests.Support;
 
 /// <summary>

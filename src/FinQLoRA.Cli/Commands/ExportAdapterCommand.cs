@@ -1,0 +1,39 @@
+using System.ComponentModel;
+using FinQLoRA.Adapters;
+using Spectre.Console.Cli;
+
+namespace FinQLoRA.Cli.Commands;
+
+/// <summary><c>finqlora export-adapter --adapter DIR --to gguf --out FILE.gguf [--base PATH]</c>.</summary>
+internal sealed class ExportAdapterCommand : Command<ExportAdapterCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--adapter <DIR>"), Description("PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors)")]
+        public string Adapter { get; init; } = "";
+
+        [CommandOption("--to <FORMAT>"), Description("gguf (llama.cpp LoRA adapter)")]
+        public string To { get; init; } = "gguf";
+
+        [CommandOption("--out <FILE>"), Description("output .gguf file")]
+        public string Out { get; init; } = "";
+
+        [CommandOption("--base <PATH>"), Description("base model (HF folder or .gguf); needed when the adapter touches q_proj/k_proj")]
+        public string? Base { get; init; }
+
+        public override Spectre.Console.ValidationResult Validate()
+        {
+            if (Adapter == "") return Spectre.Console.ValidationResult.Error("--adapter is required");
+            if (Out == "") return Spectre.Console.ValidationResult.Error("--out is required");
+            if (To != "gguf") return Spectre.Console.ValidationResult.Error("--to must be gguf");
+            return Spectre.Console.ValidationResult.Success();
+        }
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        GgufAdapterExporter.Export(settings.Adapter, settings.Out, settings.Base);
+        Console.WriteLine($"wrote {settings.Out}");
+        return 0;
+    }
+}

@@ -1,0 +1,111 @@
+using System.ComponentModel;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using FinQLoRA.Data.Tokenization;
+using FinQLoRA.Inference;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace FinQLoRA.Cli.Commands;
+
+public sealed class GenerateSettings : ModelSettings
+{
+    [CommandOption("--prompt <TEXT>")]
+    [Description("one prompt")]
+    public string? Prompt { get; set; }
+
+    [CommandOption("--prompts <FILE>")]
+    [Description("JSONL file; each line's 'prompt', 'context' or 'text' field is a prompt")]
+    public string? PromptsFile { get; set; }
+
+    [CommandOption("--max-new-tokens <N>")]
+    [DefaultValue(64)]
+    public int MaxNewTokens { get; set; } = 64;
+
+    [CommandOption("--greedy")]
+    [Description("argmax decoding (the default unless --temperature > 0)")]
+    public bool Greedy { get; set; }
+
+    [CommandOption("--temperature <T>")]
+    [DefaultValue(0.0)]
+    public double Temperature { get; set; }
+
+    [CommandOption("--top-p <P>")]
+    [DefaultValue(1.0)]
+    public double TopP { get; set; } = 1.0;
+
+    [CommandOption("--top-k <K>")]
+    [DefaultValue(0)]
+    public int TopK { get; set; }
+
+    [CommandOption("--seed <S>")]
+    [DefaultValue(42L)]
+    public long Seed { get; set; } = 42;
+
+    [CommandOption("--stop <TEXT>")]
+    [Description("stop string (repeatable)")]
+    public string[] Stop { get; set; } = [];
+
+    [CommandOption("--batch-size <B>")]
+    [DefaultValue(8)]
+    public int BatchSize { get; set; } = 8;
+
+    [CommandOption("--chat")]
+    [Description("wrap each prompt in the Llama 3 chat template as a user message")]
+    public bool Chat { get; set; }
+
+    [CommandOption("--json")]
+    [Description("print one JSON object per prompt: prompt_ids, output_ids, text, finish_reason")]
+    public bool Json { get; set; }
+
+    public override ValidationResult Validate()
+    {
+        if (Prompt == null && PromptsFile == null) return ValidationResult.Error("give --prompt TEXT or --prompts FILE.jsonl");
+        if (Prompt != null && PromptsFile != null) return ValidationResult.Error("give either --prompt or --prompts, not both");
+        return base.Validate();
+    }
+}
+
+public sealed class GenerateCommand : Command<GenerateSettings>
+{
+    public override int Execute(CommandContext context, GenerateSettings s, CancellationToken cancellationToken)
+    {
+        var prompts = s.Prompt != null ? [s.Prompt] : PromptFile.Read(s.PromptsFile!);
+        using var bundle = ModelBundle.Load(s.Model, s.LoadOptions());
+        var generator = new TextGenerator(bundle.Model, bundle.Tokenizer);
+        var options = new GenerationOptions
+        {
+            MaxNewTokens = s.MaxNewTokens,
+            Temperature = s.Greedy ? 0 : s.Temperature,
+            TopP = s.TopP,
+            TopK = s.TopK,
+            Seed = s.Seed,
+            StopStrings = s.Stop,
+        };
+        var ids = prompts.Select(p => s.Chat
+            ? bundle.Tokenizer.Encode(Llama3ChatTemplate.Format([new("user", p)]), addBos: false)
+            : bundle.Tokenizer.Encode(p, addBos: bundle.Tokenizer.AddsBosByDefault)).ToList();
+        var results = generator.GenerateIds(ids, options, s.BatchSize);
+        for (int i = 0; i < results.Count; i++)
+        {
+            var r = results[i];
+            if (s.Json)
+            {
+                var o = new JsonObject
+                {
+                    ["prompt"] = prompts[i],
+                    ["prompt_ids"] = new JsonArray(r.PromptIds.Select(x => (JsonNode)x).ToArray()),
+                    ["output_ids"] = new JsonArray(r.OutputIds.Select(x => (JsonNode)x).ToArray()),
+                    ["text"] = r.Text,
+                    ["finish_reason"] = r.FinishReason,
+                };
+                Console.WriteLine(o.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+            }
+            else
+            {
+                AnsiConsole.MarkupLine($"[grey]{Markup.Escape(prompts[i])}[/]{Markup.Escape(r.Text)}");
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,87 @@
+using System.ComponentModel;
+using FinQLoRA.Distributed;
+using FinQLoRA.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace FinQLoRA.Cli.Commands;
+
+/// <summary>Every run-config key as a flag (flags win over --config). Null means "not given".</summary>
+public sealed class TrainSettings : CommandSettings
+{
+    [CommandOption("--config <FILE>")][Description("YAML run config with the keys below in snake_case (see configs/)")] public string? Config { get; set; }
+    [CommandOption("--model <PATH>")][Description("base model: HF folder or .gguf")] public string? Model { get; set; }
+    [CommandOption("--data <FILE>")][Description("training JSONL with context/target fields")] public string? Data { get; set; }
+    [CommandOption("--eval-data <FILE>")][Description("evaluation JSONL (loss at the end)")] public string? EvalData { get; set; }
+    [CommandOption("--out <DIR>")][Description("output folder (checkpoints, adapter, metrics.jsonl, run.json, loss.png)")] public string? Out { get; set; }
+    [CommandOption("--bits <N>")][Description("4, 8 or 16: precision of the frozen base")] public string? Bits { get; set; }
+    [CommandOption("--quant <KIND>")][Description("nf4 or fp4 (with --bits 4)")] public string? Quant { get; set; }
+    [CommandOption("--double-quant <BOOL>")][Description("double quantization of 4-bit constants")] public string? DoubleQuant { get; set; }
+    [CommandOption("--rank <R>")] public string? Rank { get; set; }
+    [CommandOption("--alpha <A>")] public string? Alpha { get; set; }
+    [CommandOption("--dropout <P>")] public string? Dropout { get; set; }
+    [CommandOption("--targets <LIST>")][Description("q_proj,k_proj,v_proj (default), all, or any list of projections")] public string? Targets { get; set; }
+    [CommandOption("--use-rslora <BOOL>")] public string? UseRslora { get; set; }
+    [CommandOption("--use-dora <BOOL>")] public string? UseDora { get; set; }
+    [CommandOption("--lr <LR>")] public string? Lr { get; set; }
+    [CommandOption("--epochs <E>")] public string? Epochs { get; set; }
+    [CommandOption("--max-steps <N>")] public string? MaxSteps { get; set; }
+    [CommandOption("--batch-size <B>")][Description("examples per micro-batch per rank")] public string? BatchSize { get; set; }
+    [CommandOption("--grad-accum <G>")] public string? GradAccum { get; set; }
+    [CommandOption("--max-seq-len <L>")] public string? MaxSeqLen { get; set; }
+    [CommandOption("--optimizer <NAME>")][Description("adamw or zero-one-adam")] public string? Optimizer { get; set; }
+    [CommandOption("--weight-decay <W>")] public string? WeightDecay { get; set; }
+    [CommandOption("--lr-schedule <NAME>")][Description("cosine, linear or constant (after warmup)")] public string? LrSchedule { get; set; }
+    [CommandOption("--warmup-steps <N>")] public string? WarmupSteps { get; set; }
+    [CommandOption("--max-grad-norm <N>")] public string? MaxGradNorm { get; set; }
+    [CommandOption("--save-every <N>")] public string? SaveEvery { get; set; }
+    [CommandOption("--keep-checkpoints <N>")] public string? KeepCheckpoints { get; set; }
+    [CommandOption("--log-every <N>")] public string? LogEvery { get; set; }
+    [CommandOption("--seed <S>")] public string? Seed { get; set; }
+    [CommandOption("--resume")][Description("continue from the latest checkpoint in --out")] public bool Resume { get; set; }
+    [CommandOption("--grad-checkpointing")][Description("recompute each decoder layer in backward")] public bool GradCheckpointing { get; set; }
+    [CommandOption("--dtype <DTYPE>")][Description("bf16, f32 or f16")] public string? Dtype { get; set; }
+    [CommandOption("--device <DEVICE>")][Description("cpu, cuda or cuda:N (under mpirun: cuda:<local rank>)")] public string? Device { get; set; }
+    [CommandOption("--var-freeze-step <N>")] public string? VarFreezeStep { get; set; }
+    [CommandOption("--local-step-clipper <N>")] public string? LocalStepClipper { get; set; }
+    [CommandOption("--verbose")] public bool Verbose { get; set; }
+
+    /// <summary>The YAML values, then every flag that was given on top.</summary>
+    public Dictionary<string, string> Values()
+    {
+        var values = Config != null ? TrainConfig.ReadYaml(Config) : new Dictionary<string, string>();
+        foreach (var p in GetType().GetProperties())
+        {
+            if (p.Name is nameof(Config) or nameof(Verbose)) continue;
+            string key = string.Concat(p.Name.Select((ch, i) => i > 0 && char.IsUpper(ch) ? "_" + char.ToLowerInvariant(ch) : char.ToLowerInvariant(ch).ToString()));
+            object? v = p.GetValue(this);
+            if (v is string s) values[key] = s;
+            else if (v is true) values[key] = "true";
+        }
+        return values;
+    }
+}
+
+public sealed class TrainCommand : Command<TrainSettings>
+{
+    public override int Execute(CommandContext context, TrainSettings settings, CancellationToken cancellationToken)
+    {
+        var config = TrainConfig.FromValues(settings.Values(), settings.Config ?? "flags");
+        using var dist = DistributedContext.FromEnvironment();
+        if (dist.Size > 1 && config.Device == "cpu" && dist.Device.type == TorchSharp.DeviceType.CUDA)
+            config = config with { Device = dist.Device.ToString() };
+        var trainer = new SftTrainer(config, dist.Communicator, line => AnsiConsole.WriteLine(line));
+        try
+        {
+            var result = trainer.Run();
+            if (dist.IsMain)
+                AnsiConsole.MarkupLine($"[green]done[/]: {result.Steps} steps, loss {result.FinalLoss:F4}, {result.TokensPerSecond:F0} tok/s, adapter {Markup.Escape(result.AdapterDir)} ({result.AdapterBytes / 1024.0:F1} KiB)");
+            return 0;
+        }
+        catch (TrainingStoppedException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 3;
+        }
+    }
+}

@@ -1,0 +1,118 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using FinQLoRA.Models;
+using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Models.Gguf;
+using TorchSharp;
+
+namespace FinQLoRA.Adapters;
+
+/// <summary>
+/// Exports a PEFT LoRA adapter folder (<c>adapter_config.json</c> + <c>adapter_model.safetensors</c>) as a llama.cpp
+/// LoRA GGUF: <c>general.type = adapter</c>, <c>adapter.type = lora</c>, <c>adapter.lora.alpha</c>, and per module
+/// <c>blk.N.&lt;tensor&gt;.weight.lora_a</c> (PEFT lora_A [r, in], ne [in, r]) and <c>.lora_b</c> (lora_B [out, r],
+/// ne [r, out]). llama.cpp scales by alpha/r with r read from lora_b, so rsLoRA (alpha/√r) is written as alpha·√r.
+/// The rows of q/k lora_B are permuted into GGUF's RoPE order: P·(B·A) = (P·B)·A.
+/// </summary>
+public static partial class GgufAdapterExporter
+{
+    [GeneratedRegex(@"^base_model\.model\.model\.layers\.(\d+)\.((?:self_attn|mlp)\.[a-z_]+)\.lora_([AB])\.weight$")]
+    private static partial Regex PeftKey();
+
+    /// <param name="basePath">The base model (HF folder or GGUF), needed for the head counts of the q/k permutation;
+    /// defaults to the adapter's base_model_name_or_path when that is a local folder.</param>
+    public static void Export(string adapterFolder, string outFile, string? basePath = null)
+    {
+        string configPath = Path.Combine(adapterFolder, "adapter_config.json");
+        string weightsPath = Path.Combine(adapterFolder, "adapter_model.safetensors");
+        if (!File.Exists(configPath)) throw new UserInputException($"{adapterFolder}: no adapter_config.json; point --adapter at a PEFT adapter folder");
+        if (!File.Exists(weightsPath)) throw new UserInputException($"{adapterFolder}: no adapter_model.safetensors; save the adapter in safetensors format");
+        JsonObject cfg;
+        try { cfg = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject ?? throw new UserInputException($"{configPath}: expected a JSON object"); }
+        catch (JsonException e) { throw new UserInputException($"{configPath}: not valid JSON ({e.Message})"); }
+
+        if (cfg["use_dora"]?.GetValue<bool>() == true)
+            throw new UserInputException($"{configPath}: use_dora is true; llama.cpp LoRA GGUF has no DoRA magnitude vector — merge the adapter into the base model and convert the merged model instead");
+        string peftType = cfg["peft_type"]?.GetValue<string>() ?? "LORA";
+        if (peftType != "LORA") throw new UserInputException($"{configPath}: peft_type '{peftType}' is not LoRA");
+        int r = cfg["r"]?.GetValue<int>() ?? throw new UserInputException($"{configPath}: missing 'r'");
+        double alpha = cfg["lora_alpha"]?.GetValue<double>() ?? r;
+        bool rsLora = cfg["use_rslora"]?.GetValue<bool>() ?? false;
+        if (cfg["alpha_pattern"] is JsonObject { Count: > 0 })
+            throw new UserInputException($"{configPath}: alpha_pattern gives modules their own alpha; llama.cpp adapters have one alpha — merge the adapter instead");
+        if (rsLora && cfg["rank_pattern"] is JsonObject { Count: > 0 })
+            throw new UserInputException($"{configPath}: rsLoRA with a rank_pattern cannot be expressed with llama.cpp's single alpha — merge the adapter instead");
+        // llama.cpp: scale = alpha / r. rsLoRA wants alpha / √r, hence alpha·√r.
+        double ggufAlpha = rsLora ? alpha * Math.Sqrt(r) : alpha;
+
+        using var file = new SafetensorsFile(weightsPath);
+        var pairs = new SortedDictionary<(int Layer, string Module), (string? A, string? B)>();
+        foreach (var e in file.Entries)
+        {
+            var m = PeftKey().Match(e.Name);
+            string? hfWeight = m.Success ? $"model.layers.{m.Groups[1].Value}.{m.Groups[2].Value}.weight" : null;
+            if (hfWeight == null || GgufTensorNames.ToGguf(hfWeight) == null)
+                throw new UserInputException($"{weightsPath}: tensor '{e.Name}' is not a LoRA matrix of a Llama attention/MLP projection; llama.cpp export supports q/k/v/o/gate/up/down_proj only");
+            var key = (int.Parse(m.Groups[1].Value), m.Groups[2].Value);
+            var p = pairs.GetValueOrDefault(key);
+            pairs[key] = m.Groups[3].Value == "A" ? p with { A = e.Name } : p with { B = e.Name };
+        }
+        if (pairs.Count == 0) throw new UserInputException($"{weightsPath}: no LoRA tensors found");
+
+        LlamaConfig? config = basePath != null ? LoadBaseConfig(basePath) : FindBaseConfig(cfg, adapterFolder);
+        var writer = new GgufWriter();
+        writer.Add("general.architecture", "llama");
+        writer.Add("general.type", "adapter");
+        writer.Add("adapter.type", "lora");
+        writer.Add("adapter.lora.alpha", (float)ggufAlpha);
+        foreach (var ((layer, module), (a, b)) in pairs)
+        {
+            if (a == null || b == null)
+                throw new UserInputException($"{weightsPath}: layer {layer} {module} has lora_{(a == null ? "A" : "B")} missing");
+            string hfWeight = $"model.layers.{layer}.{module}.weight";
+            string ggufWeight = GgufTensorNames.ToGguf(hfWeight)!;
+            var aShape = file.Entry(a).Shape;
+            var bShape = file.Entry(b).Shape;
+            if (aShape.Length != 2 || bShape.Length != 2 || aShape[0] != bShape[1])
+                throw new UserInputException($"{weightsPath}: {module} of layer {layer} has lora_A [{string.Join(", ", aShape)}] and lora_B [{string.Join(", ", bShape)}], which do not chain (expected [r, in] and [out, r])");
+            int? heads = null;
+            if (module is "self_attn.q_proj" or "self_attn.k_proj")
+            {
+                if (config == null)
+                    throw new UserInputException($"{adapterFolder}: the adapter changes {module}, whose rows must be permuted into GGUF's RoPE order; pass --base with the base model (HF folder or GGUF) so the head counts are known");
+                heads = GgufTensorNames.RopeHeads(hfWeight, config);
+                long expectedRows = module == "self_attn.q_proj" ? config.QDim : config.KvDim;
+                if (bShape[0] != expectedRows)
+                    throw new UserInputException($"{weightsPath}: {b} has {bShape[0]} rows but the base model's {module} has {expectedRows}; is --base the model this adapter was trained on?");
+            }
+            string an = a, bn = b;
+            writer.AddTensor($"{ggufWeight}.lora_a", GgmlType.F32, aShape, () => file.Read(an));
+            writer.AddTensor($"{ggufWeight}.lora_b", GgmlType.F32, bShape, () =>
+            {
+                var t = file.Read(bn);
+                return heads is int h ? RopePermutation.ToGguf(t, h) : t;
+            });
+        }
+        writer.Write(outFile);
+    }
+
+    private static LlamaConfig LoadBaseConfig(string path)
+    {
+        if (Directory.Exists(path)) return LlamaConfig.Load(path);
+        if (!File.Exists(path)) throw new UserInputException($"--base {path}: not found; pass the base model's HF folder or GGUF file");
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return LlamaConfig.Load(path);
+        using var reader = new GgufCheckpointReader(path);
+        return reader.Config;
+    }
+
+    private static LlamaConfig? FindBaseConfig(JsonObject cfg, string adapterFolder)
+    {
+        string? name = cfg["base_model_name_or_path"]?.GetValue<string>();
+        if (string.IsNullOrEmpty(name)) return null;
+        string path = Path.IsPathRooted(name) ? name : Path.Combine(adapterFolder, name);
+        return File.Exists(Path.Combine(path, "config.json")) ? LlamaConfig.Load(path)
+            : File.Exists(Path.Combine(name, "config.json")) ? LlamaConfig.Load(name)
+            : null;
+    }
+}

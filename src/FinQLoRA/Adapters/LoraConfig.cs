@@ -1,0 +1,38 @@
+namespace FinQLoRA.Adapters;
+
+/// <summary>
+/// What a LoRA adapter looks like, with PEFT's meaning for every field (its <c>LoraConfig</c>):
+/// rank r, <c>lora_alpha</c>, <c>lora_dropout</c>, <c>target_modules</c> (projection names such as q_proj, or
+/// "all" / "all-linear" for every linear projection of the blocks, never lm_head), <c>use_rslora</c>
+/// (scaling α/√r instead of α/r) and <c>use_dora</c> (weight-decomposed LoRA).
+/// <see cref="InitSeed"/> seeds the A matrices so that a run can be repeated exactly.
+/// </summary>
+public sealed record LoraConfig
+{
+    public int Rank { get; init; } = 8;
+    public double Alpha { get; init; } = 16;
+    public double Dropout { get; init; }
+    public IReadOnlyList<string> TargetModules { get; init; } = ["q_proj", "k_proj", "v_proj"];
+    public bool UseRsLora { get; init; }
+    public bool UseDora { get; init; }
+    public string? BaseModelNameOrPath { get; init; }
+    public long InitSeed { get; init; }
+
+    /// <summary>The factor s on the adapter branch: α/r, or α/√r with rsLoRA.</summary>
+    public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
+
+    /// <summary>The FinLoRA paper's 8B 4-bit setting (r 4, α 32, dropout 0.1 on q, k, v).</summary>
+    public static LoraConfig FinLoRA4Bit => new() { Rank = 4, Alpha = 32, Dropout = 0.1, TargetModules = ["q_proj", "k_proj", "v_proj"] };
+
+    /// <summary>The target names expanded ("all" → every block projection) and checked; throws on unknown names.</summary>
+    public IReadOnlyList<string> ResolvedTargets(string source = "LoRA config") => LoraTargets.Resolve(TargetModules, source);
+
+    /// <summary>Throws a one-line <see cref="UserInputException"/> for values PEFT would reject.</summary>
+    public void Validate(string source = "LoRA config")
+    {
+        if (Rank <= 0) throw new UserInputException($"{source}: r = {Rank}; the rank must be a positive integer (FinLoRA uses 4 or 8)");
+        if (!double.IsFinite(Alpha) || Alpha <= 0) throw new UserInputException($"{source}: lora_alpha = {Alpha}; it must be a positive number (FinLoRA uses 32)");
+        if (!(Dropout >= 0 && Dropout < 1)) throw new UserInputException($"{source}: lora_dropout = {Dropout}; it must be in [0, 1)");
+        ResolvedTargets(source);
+    }
+}

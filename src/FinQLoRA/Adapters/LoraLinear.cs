@@ -1,0 +1,158 @@
+using System.Text.RegularExpressions;
+using FinQLoRA.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Adapters;
+
+/// <summary>
+/// A frozen projection (dense or quantized, any <see cref="IFrozenLinear"/> module) with named LoRA adapters
+/// (Hu et al. 2021; PEFT <c>lora.Linear</c>). With adapter a active:
+/// <code>
+///   LoRA:  y = W₀x + s · B(A(dropout(x)))
+///   DoRA:  y = W₀x + (m/n − 1) · W₀x' + (m/n) · s · B(A(x'))      x' = dropout(x), n = ‖W₀ + s·BA‖ per row, detached
+/// </code>
+/// s = α/r (or α/√r with rsLoRA). The base runs in the input dtype (bf16); the adapter branch runs in fp32
+/// (x is cast up, the sum cast back to the base output dtype), as PEFT does with its adapter autocast. In DoRA
+/// the base term reuses W₀x unless dropout is active, when W₀·dropout(x) is recomputed (PEFT's DoraLinearVariant).
+/// With no active adapter the module is exactly its base.
+/// </summary>
+public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>
+{
+    public const string DefaultAdapter = "default";
+    private const string BaseName = "base_layer";
+
+    private readonly nn.Module<Tensor, Tensor> base_layer;
+    private readonly Dictionary<string, LoraAdapter> _adapters = new(StringComparer.Ordinal);
+    private string? _active;
+
+    public LoraLinear(nn.Module<Tensor, Tensor> baseLayer) : base(nameof(LoraLinear))
+    {
+        if (baseLayer is not IFrozenLinear frozen)
+            throw new ArgumentException($"LoRA wraps frozen projections that implement {nameof(IFrozenLinear)}; got {baseLayer.GetType().Name}", nameof(baseLayer));
+        if (baseLayer is LoraLinear) throw new ArgumentException("the projection is already wrapped in a LoraLinear; add a named adapter to it instead", nameof(baseLayer));
+        base_layer = baseLayer;
+        Frozen = frozen;
+        RegisterComponents();
+    }
+
+    public nn.Module<Tensor, Tensor> BaseLayer => base_layer;
+    public IFrozenLinear Frozen { get; }
+    public long InFeatures => Frozen.InFeatures;
+    public long OutFeatures => Frozen.OutFeatures;
+    public IReadOnlyDictionary<string, LoraAdapter> Adapters => _adapters;
+
+    /// <summary>The adapter used by <see cref="forward"/>; null runs the base alone.</summary>
+    public string? ActiveAdapter
+    {
+        get => _active;
+        set
+        {
+            if (value is not null && !_adapters.ContainsKey(value))
+                throw new ArgumentException($"no adapter '{value}' on this projection (has: {string.Join(", ", _adapters.Keys)})", nameof(value));
+            _active = value;
+        }
+    }
+
+    /// <summary>
+    /// Adds a freshly initialised adapter (A Kaiming-uniform from <paramref name="generator"/>, B zero, DoRA's m = ‖W₀‖
+    /// per row) and makes it active. The weights are fp32 on the base's device.
+    /// </summary>
+    public LoraAdapter AddAdapter(string name, LoraConfig config, Generator generator)
+    {
+        ValidateName(name);
+        if (_adapters.ContainsKey(name)) throw new ArgumentException($"adapter '{name}' already exists on this projection", nameof(name));
+        using var noGrad = no_grad();
+        var device = BaseDevice();
+        var a = LoraInit.LoraA(config.Rank, InFeatures, generator).to(device);
+        var b = LoraInit.LoraB(OutFeatures, config.Rank).to(device);
+        Tensor? magnitude = null;
+        if (config.UseDora)
+        {
+            // m = ‖W₀ + s·BA‖ per output row (= ‖W₀‖ since B = 0), computed in fp32 as PEFT's get_weight_norm.
+            using var scope = NewDisposeScope();
+            var w = Frozen.DequantizedWeight(ScalarType.Float32) + (b.matmul(a) * config.Scaling);
+            magnitude = RowNorm(w).MoveToOuterDisposeScope();
+        }
+        var adapter = new LoraAdapter(name, a, b, magnitude, config.Scaling, config.Dropout);
+        _adapters[name] = adapter;
+        register_module("lora_" + name, adapter);
+        _active = name;
+        return adapter;
+    }
+
+    /// <summary>Drops an adapter and frees its weights; the active adapter becomes none if it was this one.</summary>
+    public void RemoveAdapter(string name)
+    {
+        if (!_adapters.Remove(name, out var adapter)) throw new ArgumentException($"no adapter '{name}' on this projection", nameof(name));
+        register_module("lora_" + name, null!); // TorchSharp unregisters a submodule when given null
+        adapter.Dispose();
+        if (_active == name) _active = null;
+    }
+
+    /// <summary>The trainable tensors of one adapter (the active one by default) with their PEFT key suffixes
+    /// (<c>lora_A.weight</c>, <c>lora_B.weight</c>, <c>lora_magnitude_vector</c>).</summary>
+    public IEnumerable<(string Name, Parameter P)> AdapterParameters(string? adapter = null)
+    {
+        string name = adapter ?? _active ?? throw new InvalidOperationException("no adapter named and none active");
+        return _adapters.TryGetValue(name, out var a) ? a.Tensors() : [];
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var result = base_layer.forward(x);
+        if (_active is null) return result.MoveToOuterDisposeScope();
+
+        var adapter = _adapters[_active];
+        var x32 = x.to(adapter.A.dtype);
+        bool dropping = adapter.Dropout > 0 && training;
+        var xd = dropping ? nn.functional.dropout(x32, adapter.Dropout, training: true) : x32;
+        var lora = nn.functional.linear(nn.functional.linear(xd, adapter.A), adapter.B) * adapter.Scaling;
+
+        Tensor y;
+        if (adapter.Magnitude is null)
+        {
+            y = result + lora; // fp32 + bf16 promotes to fp32, as in PEFT; cast back below
+        }
+        else
+        {
+            var w = Frozen.DequantizedWeight(ScalarType.Float32);
+            Tensor norm;
+            using (no_grad()) norm = RowNorm(w + adapter.DeltaWeight()); // detached: no gradient through n (DoRA §4.3)
+            var scale = adapter.Magnitude / norm;                            // [out]
+            var baseTerm = dropping ? nn.functional.linear(xd, w) : result;
+            y = result + (scale - 1) * baseTerm + scale * lora;
+        }
+        return y.to(result.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The weight this projection has with <paramref name="adapter"/> folded in, computed in fp32 and cast to
+    /// <paramref name="dtype"/>: W₀ + s·B·A, or for DoRA (m/n)·(W₀ + s·B·A) with n its row norm.
+    /// </summary>
+    public Tensor MergedWeight(string adapter, ScalarType dtype)
+    {
+        if (!_adapters.TryGetValue(adapter, out var a)) throw new ArgumentException($"no adapter '{adapter}' on this projection", nameof(adapter));
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var w = Frozen.DequantizedWeight(ScalarType.Float32) + a.DeltaWeight();
+        if (a.Magnitude is not null) w = (a.Magnitude / RowNorm(w)).unsqueeze(1) * w;
+        return w.to(dtype).MoveToOuterDisposeScope();
+    }
+
+    private static Tensor RowNorm(Tensor w) => linalg.vector_norm(w, 2, [1L]);
+
+    private Device BaseDevice() =>
+        base_layer.parameters().Select(p => p.device).Concat(base_layer.buffers().Select(b => b.device)).FirstOrDefault() ?? CPU;
+
+    private static void ValidateName(string name)
+    {
+        if (!AdapterNamePattern().IsMatch(name) || name == BaseName)
+            throw new UserInputException($"adapter name '{name}' is not allowed; use letters, digits, '_' or '-' (and not '{BaseName}')");
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9_-]+$")]
+    private static partial Regex AdapterNamePattern();
+}

@@ -1,0 +1,9 @@
+namespace FinQLoRA.Data.Sft;
+
+/// <summary>Token ids of prompt + target + EOS, and the labels: -100 (ignored) on the prompt, the ids on the target
+/// and its EOS, so the loss is on what the model must produce and on stopping.</summary>
+public sealed record TokenizedExample(int[] InputIds, int[] Labels)
+{
+    public const int IgnoreIndex = -100;
+    public int Length => InputIds.Length;
+}

@@ -1,0 +1,127 @@
+using TorchSharp;
+
+namespace FinQLoRA.Distributed;
+
+/// <summary>
+/// 1-bit compressed all-reduce with two-level error feedback, the <c>compressed_allreduce</c> of DeepSpeed's
+/// <c>runtime/comm/nccl.py</c> used by 0/1 Adam and 1-bit Adam. For a buffer of n values, padded with zeros to
+/// N = a multiple of world·lcm(world, 8) so that every rank's chunk of N/world signs fills whole bytes:
+/// <code>
+/// worker (every rank, whole buffer):   x += worker_error
+///                                      scale = ‖x‖₂ / √N;  C(x) = scale · sign(x), sign(0) = +1
+///                                      worker_error = x − C(x)
+/// exchange:                            all-to-all of packed sign chunks (chunk r → rank r), all-gather of scales
+/// server (rank r, chunk r):            m = Σ_senders scale_s · sign_s[chunk r] / world
+///                                      m += server_error;  s = ‖m‖₂ / √(N/world)
+///                                      server_error = m − s · sign(m)
+/// exchange:                            all-gather of packed server signs and server scales
+/// result (every rank):                 chunk r = s_r · sign_r, for every r; the first n values, in place
+/// </code>
+/// Signs are packed as in <see cref="SignPacking"/>. Arithmetic is float32 whatever the buffer's dtype. The error
+/// buffers persist between calls, one pair per caller-chosen key (e.g. one per parameter group); the key must
+/// keep its buffer size.
+/// </summary>
+public sealed class CompressedAllReducer(ICommunicator communicator) : IDisposable
+{
+    private readonly Dictionary<string, ErrorFeedback> _errors = new();
+
+    /// <summary>Bytes this rank sent in the last call (per <see cref="TrafficModel"/>).</summary>
+    public long LastBytesSent { get; private set; }
+
+    public long TotalBytesSent { get; private set; }
+
+    /// <summary>n rounded up to a multiple of world·lcm(world, 8).</summary>
+    public static long PaddedLength(long n, int world)
+    {
+        long unit = world * Lcm(world, 8);
+        return (n + unit - 1) / unit * unit;
+    }
+
+    /// <summary>Replaces <paramref name="buffer"/> (any shape, floating point) by the compressed average over all
+    /// ranks, in place, and returns it.</summary>
+    public torch.Tensor Reduce(torch.Tensor buffer, string key = "default")
+    {
+        if (!buffer.is_floating_point()) throw new ArgumentException($"compressed all-reduce needs a floating-point tensor, got {buffer.dtype}", nameof(buffer));
+        int world = communicator.Size;
+        long n = buffer.numel(), padded = PaddedLength(n, world), chunk = padded / world;
+        ErrorFeedback errors = ErrorsFor(key, padded, buffer.device);
+        long before = communicator.BytesSent;
+
+        using (var scope = torch.NewDisposeScope())
+        {
+            var float32 = torch.ScalarType.Float32;
+            torch.Tensor x = torch.zeros(padded, float32, buffer.device);
+            x.narrow(0, 0, n).copy_(buffer.reshape(-1));
+
+            // Worker side: error feedback, then compress the whole buffer with one scale.
+            x.add_(errors.Worker);
+            torch.Tensor workerSigns = x.ge(0);
+            torch.Tensor workerScale = x.norm().div(Math.Sqrt(padded)).reshape(1);
+            errors.Worker.copy_(x - workerScale * SignPacking.ToPlusMinusOne(workerSigns));
+
+            // Phase 1: chunk r of the signs goes to rank r; everybody learns every scale.
+            torch.Tensor receivedSigns = torch.empty(padded / 8, torch.ScalarType.Byte, buffer.device);
+            communicator.AllToAll(SignPacking.Pack(workerSigns), receivedSigns);
+            torch.Tensor workerScales = torch.empty(world, float32, buffer.device);
+            communicator.AllGather(workerScale, workerScales);
+
+            // Server side, for the chunk this rank owns: average the senders' decompressed chunks.
+            torch.Tensor senders = SignPacking.ToPlusMinusOne(SignPacking.Unpack(receivedSigns)).view(world, chunk);
+            torch.Tensor m = senders.mul(workerScales.view(world, 1)).div(world).sum(dim: 0L); // not sum(0): a literal 0 converts to ScalarType
+            m.add_(errors.Server);
+            torch.Tensor serverSigns = m.ge(0);
+            torch.Tensor serverScale = m.norm().div(Math.Sqrt(chunk)).reshape(1);
+            errors.Server.copy_(m - serverScale * SignPacking.ToPlusMinusOne(serverSigns));
+
+            // Phase 2: every rank gets every chunk's signs and scale and rebuilds the whole vector.
+            torch.Tensor allSigns = torch.empty(padded / 8, torch.ScalarType.Byte, buffer.device);
+            communicator.AllGather(SignPacking.Pack(serverSigns), allSigns);
+            torch.Tensor serverScales = torch.empty(world, float32, buffer.device);
+            communicator.AllGather(serverScale, serverScales);
+            torch.Tensor result = SignPacking.ToPlusMinusOne(SignPacking.Unpack(allSigns)).view(world, chunk).mul(serverScales.view(world, 1));
+            buffer.copy_(result.reshape(-1).narrow(0, 0, n).view(buffer.shape));
+        }
+
+        LastBytesSent = communicator.BytesSent - before;
+        TotalBytesSent += LastBytesSent;
+        return buffer;
+    }
+
+    /// <summary>The persistent error buffers of <paramref name="key"/> (float32; worker: padded length, server:
+    /// padded length / world), e.g. to checkpoint them. Live views: writing them changes the state.</summary>
+    public (torch.Tensor Worker, torch.Tensor Server) ErrorBuffers(string key) =>
+        _errors.TryGetValue(key, out var e) ? (e.Worker, e.Server) : throw new KeyNotFoundException($"no compressed all-reduce has run for key '{key}'");
+
+    /// <summary>Zeroes every error buffer (0/1 Adam does this once when the variance freezes).</summary>
+    public void ResetErrors()
+    {
+        foreach (var e in _errors.Values) { e.Worker.zero_(); e.Server.zero_(); }
+    }
+
+    public void Dispose()
+    {
+        foreach (var e in _errors.Values) { e.Worker.Dispose(); e.Server.Dispose(); }
+        _errors.Clear();
+    }
+
+    private ErrorFeedback ErrorsFor(string key, long padded, torch.Device device)
+    {
+        if (_errors.TryGetValue(key, out var existing))
+        {
+            if (existing.Worker.numel() != padded)
+                throw new ArgumentException($"compressed all-reduce key '{key}' was used with a buffer padded to {existing.Worker.numel()} values, now {padded}; use one key per buffer", nameof(key));
+            return existing;
+        }
+        var created = new ErrorFeedback(
+            torch.zeros(padded, torch.ScalarType.Float32, device).DetachFromDisposeScope(),
+            torch.zeros(padded / communicator.Size, torch.ScalarType.Float32, device).DetachFromDisposeScope());
+        _errors[key] = created;
+        return created;
+    }
+
+    private static long Lcm(long a, long b) => a / Gcd(a, b) * b;
+
+    private static long Gcd(long a, long b) => b == 0 ? a : Gcd(b, a % b);
+
+    private sealed record ErrorFeedback(torch.Tensor Worker, torch.Tensor Server);
+}

@@ -1,0 +1,42 @@
+using System.Diagnostics;
+using FinQLoRA.Data.Sft;
+using FinQLoRA.Data.Tasks;
+using FinQLoRA.Inference;
+using FinQLoRA.Runtime;
+
+namespace FinQLoRA.Evaluation;
+
+/// <summary>
+/// Runs a task's test examples through batched greedy generation with the task's <c>max_new_tokens</c> and scores
+/// the outputs with the task's metric. Writes <c>predictions.jsonl</c> and <c>results.json</c> under
+/// <c>outDir/&lt;task&gt;/</c> when an output folder is given.
+/// </summary>
+public sealed class TaskEvaluator(TextGenerator generator)
+{
+    public sealed record Options(string ModelName, int? Bits, int? Rank, bool FineTuned, int BatchSize = 8, int? Limit = null,
+        long AdapterBytes = 0, double DeviceHours = 0);
+
+    public (RunResult Result, IReadOnlyList<Prediction> Predictions) Evaluate(string taskName, IReadOnlyList<SftExample> examples, Options options, string? outDir = null)
+    {
+        var task = TaskRegistry.Get(taskName);
+        var items = options.Limit is int n ? examples.Take(n).ToList() : examples.ToList();
+        if (items.Count == 0) throw new UserInputException($"no examples to evaluate for task '{taskName}'");
+        var timer = Stopwatch.StartNew();
+        var generated = generator.Generate(items.Select(e => e.Context).ToList(),
+            new GenerationOptions { MaxNewTokens = task.MaxNewTokens, AddBos = generator.Tokenizer.AddsBosByDefault }, options.BatchSize);
+        double seconds = timer.Elapsed.TotalSeconds;
+        var predictions = items.Zip(generated, (e, g) => new Prediction(e.Context, e.Target, g.Text.Trim())).ToList();
+        var score = TaskScorer.Score(task, predictions.Select(p => (p.Target, p.Output)).ToList());
+        var result = new RunResult(task.Name, options.ModelName, options.Bits, options.Rank, options.FineTuned,
+            score.Accuracy, score.WeightedF1, score.N, options.BatchSize, seconds / items.Count,
+            MemoryUsage.PeakRssBytes, options.DeviceHours, options.AdapterBytes);
+        if (outDir != null)
+        {
+            string dir = Path.Combine(outDir, task.Name);
+            var correct = predictions.Select(p => TaskScorer.Score(task, [(p.Target, p.Output)]).Accuracy >= 1.0).ToList();
+            PredictionFile.Write(Path.Combine(dir, "predictions.jsonl"), predictions, correct);
+            RunResultFile.Write(Path.Combine(dir, RunResultFile.FileName), [result]);
+        }
+        return (result, predictions);
+    }
+}

@@ -1,0 +1,29 @@
+namespace FinQLoRA.Inference;
+
+/// <summary>Decoding settings. Greedy unless <see cref="Temperature"/> &gt; 0.</summary>
+public sealed record GenerationOptions
+{
+    public int MaxNewTokens { get; init; } = 64;
+    /// <summary>0 means greedy (argmax).</summary>
+    public double Temperature { get; init; }
+    /// <summary>Keep only the k most likely tokens (0 = off).</summary>
+    public int TopK { get; init; }
+    /// <summary>Keep the smallest set of tokens whose probability reaches p (1 = off).</summary>
+    public double TopP { get; init; } = 1.0;
+    public long Seed { get; init; } = 42;
+    /// <summary>Extra stop ids on top of the tokenizer's EOS ids.</summary>
+    public IReadOnlyList<int> StopIds { get; init; } = [];
+    /// <summary>Generation of a sequence stops when its text contains one of these; the text is cut before it.</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+    public bool AddBos { get; init; } = true;
+
+    public bool Greedy => Temperature <= 0;
+
+    public void Validate()
+    {
+        if (MaxNewTokens < 1) throw new UserInputException($"--max-new-tokens must be at least 1 (got {MaxNewTokens})");
+        if (Temperature < 0) throw new UserInputException($"--temperature must be >= 0 (got {Temperature})");
+        if (TopP is <= 0 or > 1) throw new UserInputException($"--top-p must be in (0, 1] (got {TopP})");
+        if (TopK < 0) throw new UserInputException($"--top-k must be >= 0 (got {TopK})");
+    }
+}

@@ -1,0 +1,43 @@
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Inference;
+
+/// <summary>Picks the next token from fp32 logits [B, vocab]: argmax, or temperature / top-k / top-p sampling with a
+/// seeded generator so that a seed reproduces a run.</summary>
+public sealed class TokenSampler : IDisposable
+{
+    private readonly GenerationOptions _options;
+    private readonly Generator? _generator;
+
+    public TokenSampler(GenerationOptions options, Device device)
+    {
+        _options = options;
+        if (!options.Greedy) _generator = new Generator((ulong)options.Seed, device);
+    }
+
+    /// <returns>[B] int64 ids</returns>
+    public Tensor Next(Tensor logits)
+    {
+        using var scope = NewDisposeScope();
+        if (_options.Greedy) return logits.argmax(-1).MoveToOuterDisposeScope();
+        var scaled = logits / _options.Temperature;
+        if (_options.TopK > 0 && _options.TopK < scaled.shape[^1])
+        {
+            var kth = scaled.topk(_options.TopK, dim: -1).values.narrow(-1, _options.TopK - 1, 1);
+            scaled = scaled.masked_fill(scaled.lt(kth), float.NegativeInfinity);
+        }
+        if (_options.TopP < 1.0)
+        {
+            var (sorted, order) = scaled.sort(-1, descending: true);
+            var cumulative = sorted.softmax(-1).cumsum(-1);
+            // Drop a token when the tokens ranked above it already reach p (the first token always stays).
+            var drop = (cumulative - sorted.softmax(-1)).gt(_options.TopP);
+            var dropInOriginalOrder = zeros_like(drop).scatter(-1, order, drop);
+            scaled = scaled.masked_fill(dropInOriginalOrder, float.NegativeInfinity);
+        }
+        var probs = scaled.softmax(-1);
+        return multinomial(probs, 1, generator: _generator).squeeze(-1).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose() => _generator?.Dispose();
+}

@@ -1,0 +1,31 @@
+using FinQLoRA.Models;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Quantization;
+
+/// <summary>Builds the loader's per-projection factory for a base precision: 16-bit dense, or 4/8-bit quantized
+/// tensor by tensor as the checkpoint is read (so peak memory stays near the quantized size).</summary>
+public static class QuantizedLoading
+{
+    public static ModelLoadOptions WithBits(this ModelLoadOptions options, int bits, FourBitType kind = FourBitType.Nf4, bool doubleQuant = true)
+    {
+        if (bits == 16) return options;
+        if (bits is not (4 or 8)) throw new UserInputException($"--bits {bits} is not one of 4, 8, 16");
+        var q = new QuantizationOptions(Bits: bits, Kind: kind, DoubleQuant: doubleQuant).Validate();
+        return options with
+        {
+            LinearFactory = (_, weight) =>
+            {
+                using var onDevice = weight.to(ScalarType.Float32, options.Device);
+                return new QuantizedLinear(Quantizer.Quantize(onDevice, q), int8Threshold: q.Int8Threshold);
+            },
+        };
+    }
+
+    public static FourBitType ParseKind(string name) => name.ToLowerInvariant() switch
+    {
+        "nf4" => FourBitType.Nf4,
+        "fp4" => FourBitType.Fp4,
+        _ => throw new UserInputException($"--quant '{name}' is not one of nf4, fp4"),
+    };
+}

@@ -1,0 +1,38 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using FinQLoRA.IO;
+
+namespace FinQLoRA.Training;
+
+/// <summary>run.json: the config, versions, timings, final metrics, peak memory and device-hours of a run.</summary>
+public static class RunRecord
+{
+    public static void Write(TrainConfig config, TrainResult result, string path, int worldSize)
+    {
+        var o = new JsonObject
+        {
+            ["config"] = config.ToJson(),
+            ["versions"] = new JsonObject
+            {
+                ["finqlora"] = typeof(RunRecord).Assembly.GetName().Version?.ToString(),
+                ["libtorch"] = TorchSharp.torch.__version__,
+                ["dotnet"] = Environment.Version.ToString(),
+                ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+            },
+            ["world_size"] = worldSize,
+            ["steps"] = result.Steps,
+            ["final_loss"] = result.FinalLoss,
+            ["eval_loss"] = result.EvalLoss,
+            ["load_seconds"] = Math.Round(result.LoadSeconds, 3),
+            ["train_seconds"] = Math.Round(result.TrainSeconds, 3),
+            ["wall_seconds"] = Math.Round(result.WallSeconds, 3),
+            ["tokens_seen"] = result.TokensSeen,
+            ["tokens_per_second"] = Math.Round(result.TokensPerSecond, 1),
+            ["peak_rss_bytes"] = result.PeakRssBytes,
+            ["device_hours"] = Math.Round(result.TrainSeconds * worldSize / 3600.0, 6),
+            ["adapter_bytes"] = result.AdapterBytes,
+            ["adapter_dir"] = result.AdapterDir,
+        };
+        AtomicFile.WriteAllText(path, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+}

@@ -1,0 +1,66 @@
+using FinQLoRA.Adapters;
+using FinQLoRA.Models;
+using FinQLoRA.Tests.Support;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Tests.Adapters;
+
+/// <summary>Shared helpers for the adapter tests: the stories260K model in fp32, fixed prompt ids, and adapters made non-trivial.</summary>
+internal static class LoraTestKit
+{
+    /// <summary>Two prompts of stories260K token ids (BOS = 1), batch [2, 6].</summary>
+    public static readonly long[][] PromptIds = [[1, 403, 407, 261, 378, 3], [1, 88, 19, 270, 301, 45]];
+
+    public static LlamaModel LoadStories() =>
+        ModelLoader.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
+
+    public static Tensor Ids() => tensor(PromptIds.SelectMany(p => p).ToArray(), [PromptIds.Length, PromptIds[0].Length]);
+
+    /// <summary>Logits [B, T, vocab] for <see cref="PromptIds"/> in eval mode (no LoRA dropout), without a graph.</summary>
+    public static Tensor Logits(LlamaModel model)
+    {
+        model.eval();
+        using var noGrad = no_grad();
+        using var ids = Ids();
+        return model.Forward(ids);
+    }
+
+    /// <summary>
+    /// max |a − b| / max |b|. Logits of stories260K reach about ±19, where one fp32 ulp is 2e-6; merged and unmerged
+    /// forwards sum in different orders, so they differ by a few ulps (measured 1e-5 to 5e-5 absolute, the same whether
+    /// B's scale is 0.05 or 0.002: rounding, not the adapter). Relative to the logit scale that is below 1e-5.
+    /// </summary>
+    public static double RelativeMaxDiff(Tensor a, Tensor b)
+    {
+        using var scale = b.abs().max();
+        return MaxDiff(a, b) / scale.item<float>();
+    }
+
+    public static double MaxDiff(Tensor a, Tensor b)
+    {
+        using var d = (a - b).abs().max();
+        return d.item<float>();
+    }
+
+    /// <summary>Gives every B of the adapter N(0, 0.05²) values (and DoRA magnitudes a ±10% jitter), so that the
+    /// adapter changes the output: a fresh adapter (B = 0) would make most comparisons trivially true.</summary>
+    public static void Randomize(LlamaModel model, string adapter, long seed, double scale = 0.05)
+    {
+        using var g = new Generator((ulong)seed);
+        using var noGrad = no_grad();
+        foreach (var w in LoraInjector.Wrapped(model))
+        {
+            if (!w.Lora.Adapters.TryGetValue(adapter, out var a)) continue;
+            using var scope = NewDisposeScope();
+            a.B.copy_(randn(a.B.shape, generator: g) * scale);
+            if (a.Magnitude is not null) a.Magnitude.mul_(1 + 0.1 * randn(a.Magnitude.shape, generator: g));
+        }
+    }
+
+    public static string TempDir()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "finqlora-lora-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.GetDirectoryName(dir)!);
+        return dir;
+    }
+}

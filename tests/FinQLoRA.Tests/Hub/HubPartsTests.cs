@@ -1,0 +1,125 @@
+using FinQLoRA.Hub;
+using FinQLoRA.Tests.Support;
+
+namespace FinQLoRA.Tests.Hub;
+
+/// <summary>The pure parts of the Hub client: URL layout, include patterns, listing parsing, settings from the environment.</summary>
+public sealed class HubPartsTests
+{
+    [Fact]
+    public void RepoUrls_FollowTheHubLayout()
+    {
+        HubRepo model = HubRepo.Create(HubRepoType.Model, "meta-llama/Llama-3.1-8B-Instruct");
+        HubRepo data = HubRepo.Create(HubRepoType.Dataset, "takala/financial_phrasebank", "refs/convert/parquet");
+        Assert.Equal("api/models/meta-llama/Llama-3.1-8B-Instruct/tree/main?recursive=true", model.TreeUrl);
+        Assert.Equal("meta-llama/Llama-3.1-8B-Instruct/resolve/main/original/params.json", model.ResolveUrl("original/params.json"));
+        Assert.Equal("api/datasets/takala/financial_phrasebank/tree/refs%2Fconvert%2Fparquet?recursive=true", data.TreeUrl);
+        Assert.Equal("datasets/takala/financial_phrasebank/resolve/refs%2Fconvert%2Fparquet/a%20b/c%23.parquet", data.ResolveUrl("a b/c#.parquet"));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("a/b/c")]
+    [InlineData("../etc")]
+    [InlineData("owner/na me")]
+    public void BadRepoIds_AreRefusedWithAnExample(string id)
+    {
+        var error = Assert.Throws<UserInputException>(() => HubRepo.Create(HubRepoType.Dataset, id));
+        Assert.Contains("FinGPT/fingpt-sentiment-train", error.Message);
+    }
+
+    [Theory]
+    [InlineData("*.json", "config.json", true)]
+    [InlineData("*.json", "original/params.json", true)]
+    [InlineData("tokenizer*", "tokenizer_config.json", true)]
+    [InlineData("tokenizer*", "original/tokenizer.model", false)]
+    [InlineData("*.safetensors", "model.safetensors.index.json", false)]
+    [InlineData("data/", "data/train-00000.parquet", true)]
+    [InlineData("data/", "other/data.parquet", false)]
+    [InlineData("train-0000[0-2].parquet", "train-00001.parquet", true)]
+    [InlineData("train-0000[!0-2].parquet", "train-00001.parquet", false)]
+    [InlineData("a?c.txt", "abc.txt", true)]
+    [InlineData("a.c", "abc", false)]
+    public void IncludePatterns_MatchLikeHuggingfaceHub(string pattern, string path, bool matches) =>
+        Assert.Equal(matches, new GlobPattern(pattern).Matches(path));
+
+    [Fact]
+    public void Listing_KeepsFilesTakesLfsSha256AndSkipsFolders()
+    {
+        const string json = """
+            [{"type":"directory","oid":"d","size":0,"path":"data"},
+             {"type":"file","oid":"8b1a9953c4611296a827abf8c47804d7e6c49c6b","size":12,"path":"README.md"},
+             {"type":"file","oid":"aa","size":5000,"path":"data/train.parquet",
+              "lfs":{"oid":"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08","size":5000,"pointerSize":134}}]
+            """;
+        var files = HubClient.ParseListing(new Uri("http://x/"), json).ToList();
+        Assert.Equal(2, files.Count);
+        Assert.False(files[0].IsLfs);
+        Assert.Equal("8b1a9953c4611296a827abf8c47804d7e6c49c6b", files[0].ContentId);
+        Assert.Equal("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", files[1].ContentId);
+        Assert.Equal(5000, files[1].Size);
+    }
+
+    [Theory]
+    [InlineData("<html>proxy login</html>", "not JSON")]
+    [InlineData("{\"error\":\"x\"}", "expected a JSON array")]
+    [InlineData("[{\"type\":\"file\",\"oid\":\"a\",\"size\":1}]", "has no 'path'")]
+    [InlineData("[{\"type\":\"file\",\"oid\":\"a\",\"size\":1,\"path\":\"x\",\"lfs\":{\"oid\":\"short\",\"size\":1}}]", "without a sha256")]
+    public void MalformedListing_NamesTheProblemAndHfEndpoint(string json, string expected)
+    {
+        var error = Assert.Throws<UserInputException>(() => HubClient.ParseListing(new Uri("http://x/api"), json).ToList());
+        Assert.Contains(expected, error.Message);
+        Assert.Contains("HF_ENDPOINT", error.Message);
+    }
+
+    [Theory]
+    [InlineData("../../etc/passwd")]
+    [InlineData("/abs")]
+    [InlineData("a//b")]
+    [InlineData("a\\b")]
+    public void UnsafeListedPaths_AreRefused(string path)
+    {
+        HubRepo repo = HubRepo.Create(HubRepoType.Dataset, "a/b");
+        var cache = new HubCache(Path.GetTempPath());
+        Assert.Throws<UserInputException>(() => cache.FilePath(repo, new HubFile(path, 1, "x", null)));
+    }
+
+    [Fact]
+    public void Settings_ComeFromTheEnvironment()
+    {
+        var env = new Dictionary<string, string> { ["HF_ENDPOINT"] = "https://hf-mirror.example/prefix", ["HF_TOKEN"] = "hf_x", ["XDG_CACHE_HOME"] = "/tmp/xdg" };
+        HubSettings s = HubSettings.FromEnvironment(k => env.GetValueOrDefault(k));
+        Assert.Equal("https://hf-mirror.example/prefix/", s.Endpoint.AbsoluteUri);
+        Assert.Equal("hf_x", s.Token);
+        Assert.Equal("/tmp/xdg/finqlora/hub", s.CacheRoot);
+
+        env["FINQLORA_CACHE"] = "/tmp/fq";
+        Assert.Equal("/tmp/fq", HubSettings.FromEnvironment(k => env.GetValueOrDefault(k)).CacheRoot);
+
+        HubSettings defaults = HubSettings.FromEnvironment(_ => null);
+        Assert.Equal("https://huggingface.co/", defaults.Endpoint.AbsoluteUri);
+        Assert.Null(defaults.Token);
+        Assert.EndsWith(Path.Combine(".cache", "finqlora", "hub"), defaults.CacheRoot);
+
+        env["HF_ENDPOINT"] = "huggingface.co";
+        Assert.Contains("HF_ENDPOINT='huggingface.co'", Assert.Throws<UserInputException>(() => HubSettings.FromEnvironment(k => env.GetValueOrDefault(k))).Message);
+    }
+
+    [Fact]
+    public void Backoff_DoublesAndIsCapped()
+    {
+        var policy = new HubRetryPolicy(10, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(60));
+        Assert.Equal([1, 2, 4, 8, 16, 20, 20], Enumerable.Range(1, 7).Select(n => policy.DelayAfter(n).TotalSeconds));
+    }
+
+    [SharedFact]
+    public async Task Checksums_MatchTheGitBlobIdAndSha256RecordedForARealFile()
+    {
+        // shared/data/PROVENANCE.md records both ids of this file as GitHub stores it; the Hub uses the same git ids.
+        string path = Shared.File("data/finlora-test/fpb_test.jsonl");
+        var asPlainFile = new HubFile("fpb_test.jsonl", 352382, "269aaf3b9cc7f08616979fe79ec539614091c278", null);
+        var asLfsFile = asPlainFile with { Sha256 = "c9d0ea01a0e999413e72960683561d863018a9b8541068e49f6a57426f2e14d6" };
+        Assert.Equal(asPlainFile.ContentId, await ContentHasher.HashFileAsync(asPlainFile, path, CancellationToken.None));
+        Assert.Equal(asLfsFile.ContentId, await ContentHasher.HashFileAsync(asLfsFile, path, CancellationToken.None));
+    }
+}
