@@ -39,7 +39,8 @@ public sealed class RandomPipelineJob : IDisposable
     {
         _job = new(() =>
         {
-            RandomLlama.WriteHfFolder(Config, _folder, seed: 7);
+            // Stored in bf16 (half the bytes to write and read), computed in fp32 on both sides.
+            RandomLlama.WriteHfFolder(Config, _folder, seed: 7, TorchSharp.torch.ScalarType.BFloat16);
             int[][] prompts = [[50256, 464, 3290, 318], [50256, 40, 588, 257, 922, 1110, 290, 1309, 502], [50256, 15496], [50256, 818, 262, 3726, 612, 373, 257]];
             return PipelineJob.Run(_folder, DemoTokenizer.Create(), prompts, newTokens: 8);
         });
