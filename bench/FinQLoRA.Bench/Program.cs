@@ -5,6 +5,7 @@ using FinQLoRA.Runtime;
 TorchNativeLoader.EnsureLoaded();
 var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
 {
+    ["generate"] = (FinQLoRA.Bench.GenerationBench.Help, FinQLoRA.Bench.GenerationBench.Run),
 };
 if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
 {
