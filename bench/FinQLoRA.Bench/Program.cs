@@ -6,6 +6,7 @@ TorchNativeLoader.EnsureLoaded();
 var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
 {
     ["generate"] = (FinQLoRA.Bench.GenerationBench.Help, FinQLoRA.Bench.GenerationBench.Run),
+    ["pipeline"] = (FinQLoRA.Bench.PipelineBench.Help, FinQLoRA.Bench.PipelineBench.Run),
 };
 if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
 {
