@@ -21,13 +21,13 @@ public sealed class ResumeAfterKillTests
             "--lr", "2e-3", "--warmup-steps", "2", "--save-every", "4", "--keep-checkpoints", "2", "--optimizer", "adamw", "--dtype", "f32",
         ];
         string straight = Path.Combine(dir.Path, "straight");
-        var (code, output) = CliProcess.Run(TimeSpan.FromMinutes(3), Args(straight));
+        var (code, output) = CliProcess.Run(TimeSpan.FromMinutes(10), Args(straight));
         Assert.True(code == 0, output);
 
         string killed = Path.Combine(dir.Path, "killed");
         using (var p = CliProcess.Start(Args(killed)))
         {
-            var deadline = DateTime.UtcNow.AddMinutes(3);
+            var deadline = DateTime.UtcNow.AddMinutes(10);
             while (!File.Exists(Path.Combine(killed, "checkpoint-4", "trainer_state.json")) && !p.HasExited && DateTime.UtcNow < deadline)
                 Thread.Sleep(20);
             Assert.False(p.HasExited, "the run finished before it could be killed");
@@ -35,7 +35,7 @@ public sealed class ResumeAfterKillTests
             p.WaitForExit();
         }
         Assert.False(File.Exists(Path.Combine(killed, "adapter", "adapter_model.safetensors")));
-        (code, output) = CliProcess.Run(TimeSpan.FromMinutes(3), [.. Args(killed), "--resume"]);
+        (code, output) = CliProcess.Run(TimeSpan.FromMinutes(10), [.. Args(killed), "--resume"]);
         Assert.True(code == 0, output);
         Assert.Contains("resuming from", output);
 
