@@ -9,6 +9,8 @@ var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
     ["quant"] = ("4/8-bit linear fwd+bwd vs bf16, dequantization GB/s vs copy bandwidth [--quick] [--dequant]", QuantBench.Run),
     ["generate"] = (FinQLoRA.Bench.GenerationBench.Help, FinQLoRA.Bench.GenerationBench.Run),
     ["pipeline"] = (FinQLoRA.Bench.PipelineBench.Help, FinQLoRA.Bench.PipelineBench.Run),
+    ["load"] = (FinQLoRA.Bench.LoadMemoryBench.Help, FinQLoRA.Bench.LoadMemoryBench.Run),
+    ["memory"] = (FinQLoRA.Bench.TrainMemoryBench.Help, FinQLoRA.Bench.TrainMemoryBench.Run),
 };
 if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
 {

@@ -54,12 +54,26 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         [CommandOption("--grad-checkpointing")]
         public bool GradientCheckpointing { get; init; }
 
+        [CommandOption("--device <DEVICE>")]
+        [Description("cuda (GPU memory) or cpu (peak RSS of a CPU training process; with --train).")]
+        [DefaultValue("cuda")]
+        public string Device { get; init; } = "cuda";
+
+        [CommandOption("--dropout <P>")]
+        [Description("LoRA dropout (a mask byte per adapted input element when > 0).")]
+        [DefaultValue(0.1)]
+        public double Dropout { get; init; } = 0.1;
+
         public override ValidationResult Validate()
         {
             if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required (a folder with config.json, llama-3.1-8b or llama-3.1-70b)");
             if (Bits is not (4 or 8 or 16)) return ValidationResult.Error($"--bits {Bits}: use 16, 8 or 4");
             string t = Targets.Replace(" ", "").ToLowerInvariant();
             if (t is not ("q,k,v" or "all")) return ValidationResult.Error($"--targets '{Targets}': use q,k,v or all");
+            if (Dropout is < 0 or >= 1) return ValidationResult.Error($"--dropout {Dropout}: use a number in [0, 1)");
+            string d = Device.ToLowerInvariant();
+            if (d is not ("cuda" or "cpu")) return ValidationResult.Error($"--device '{Device}': use cuda or cpu");
+            if (d == "cpu" && !Train) return ValidationResult.Error("--device cpu is modelled for training only; add --train (inference plans are for GPU memory)");
             return ValidationResult.Success();
         }
     }
@@ -70,7 +84,8 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         var options = new QuantizationOptions(Bits: s.Bits);
         MemoryPlan plan = s.Train
             ? MemoryPlanner.Training(config, options, new TrainingMemoryOptions(s.BatchSize, s.SeqLen, s.Rank,
-                AllLinear: s.Targets.Trim().Equals("all", StringComparison.OrdinalIgnoreCase), s.GradientCheckpointing), s.Model)
+                AllLinear: s.Targets.Trim().Equals("all", StringComparison.OrdinalIgnoreCase), s.GradientCheckpointing, s.Dropout,
+                s.Device.Equals("cpu", StringComparison.OrdinalIgnoreCase) ? MemoryDevice.Cpu : MemoryDevice.Cuda), s.Model)
             : MemoryPlanner.Inference(config, options, s.Model, s.Context);
 
         if (s.Json)

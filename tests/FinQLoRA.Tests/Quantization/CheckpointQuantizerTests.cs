@@ -137,6 +137,27 @@ public sealed class CheckpointQuantizerTests
         Assert.Contains("quant_method 'gptq'", gptq.Message);
     }
 
+    [SharedFact]
+    public void CliQuantizesAndTheResultGeneratesAndPlansTraining()
+    {
+        using var temp = new TempFolder();
+        string outDir = Path.Combine(temp.Path, "q4");
+        var (code, text) = CliProcess.Run(TimeSpan.FromMinutes(3), "quantize", "--model", Stories, "--bits", "4", "--quant", "fp4", "--double-quant", "false", "--out", outDir);
+        Assert.True(code == 0, text);
+        Assert.Contains("35 projections 4-bit (fp4)", text);
+        var config = (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "config.json")))!;
+        Assert.Equal("fp4", config["quantization_config"]!["bnb_4bit_quant_type"]!.GetValue<string>());
+        Assert.False(config["quantization_config"]!["bnb_4bit_use_double_quant"]!.GetValue<bool>());
+
+        (code, text) = CliProcess.Run(TimeSpan.FromMinutes(3), "generate", "--model", outDir, "--prompt", "Once upon a time", "--max-new-tokens", "8", "--dtype", "f32");
+        Assert.True(code == 0, text);
+        Assert.Contains("there was", text);
+
+        (code, text) = CliProcess.Run(TimeSpan.FromMinutes(3), "quantize", "--model", Stories, "--bits", "3", "--out", outDir);
+        Assert.NotEqual(0, code);
+        Assert.Contains("--bits 3", text);
+    }
+
     private static void AssertEntry(TensorEntry entry, ScalarType dtype, params long[] shape)
     {
         Assert.Equal(dtype, entry.DType);

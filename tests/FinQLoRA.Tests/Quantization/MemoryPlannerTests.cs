@@ -65,6 +65,27 @@ public sealed class MemoryPlannerTests
     }
 
     [Fact]
+    public void CpuTrainingPlanSwapsTheCudaContextForTheRuntimeAndAddsWorkspacesAndAllocatorRetention()
+    {
+        var c = LlamaConfig.Preset("llama-3.1-8b")!;
+        var t = new TrainingMemoryOptions(BatchSize: 1, SeqLen: 256, Rank: 8, Device: MemoryDevice.Cpu);
+        var gpu = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t with { Device = MemoryDevice.Cuda }, "8b").Components.ToDictionary(x => x.Name, x => x.Bytes);
+        var cpu4 = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t, "8b").Components.ToDictionary(x => x.Name, x => x.Bytes);
+        Assert.False(cpu4.ContainsKey("cuda_context"));
+        Assert.Equal(MemoryPlanner.CpuRuntimeBytes, cpu4["cpu_runtime"]);
+        Assert.Equal(14336L * 4096 * 2, cpu4["dequant_workspace"]); // bf16 buffer of gate/up/down, the largest projections
+        Assert.Equal(gpu["activations"], cpu4["activations"]);
+        long activationTerms = cpu4["activations"] + cpu4["head_activations"] + cpu4["backward_workspace"];
+        Assert.Equal((long)(activationTerms * MemoryPlanner.CpuAllocatorRetention), cpu4["allocator_retention"]);
+
+        var cpu8 = MemoryPlanner.Training(c, QuantizationOptions.Int8, t, "8b").Components.ToDictionary(x => x.Name, x => x.Bytes);
+        Assert.Equal(14336L * 4096 * 6, cpu8["dequant_workspace"]); // fp32 forward + bf16 backward buffers
+        Assert.Equal(256L * (4096 * 5 + 14336 * 8), cpu8["int8_activations"]); // gate/up: the widest output
+        var cpu16 = MemoryPlanner.Training(c, new QuantizationOptions(Bits: 16), t, "8b").Components.ToDictionary(x => x.Name, x => x.Bytes);
+        Assert.False(cpu16.ContainsKey("dequant_workspace"));
+    }
+
+    [Fact]
     public void ReadsAModelFolderAndWritesJson()
     {
         string dir = Directory.CreateTempSubdirectory("finqlora-memory-").FullName;

@@ -6,7 +6,7 @@ namespace FinQLoRA.Models.Checkpoints;
 
 /// <summary>
 /// A Hugging Face model folder: <c>model.safetensors</c>, or shards listed in <c>model.safetensors.index.json</c>.
-/// Shards are memory-mapped, so only the tensor being read is ever copied.
+/// Shards are read tensor by tensor with positioned reads, so only the tensor being read is ever in memory.
 /// </summary>
 public sealed class HfCheckpointReader : ICheckpointReader
 {

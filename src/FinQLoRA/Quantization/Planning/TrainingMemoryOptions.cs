@@ -7,10 +7,12 @@ namespace FinQLoRA.Quantization.Planning;
 /// <param name="AllLinear">Adapters on all seven projections instead of q, k, v.</param>
 /// <param name="GradientCheckpointing">Recompute each decoder layer in backward, keeping only its input.</param>
 /// <param name="LoraDropout">Adds a 1-byte mask per adapted input element when &gt; 0 (peft's default setups use 0.05–0.1).</param>
+/// <param name="Device">GPU memory (CUDA, the default) or the peak RSS of a CPU training process.</param>
 public sealed record TrainingMemoryOptions(
     int BatchSize = 1,
     int SeqLen = 512,
     int Rank = 8,
     bool AllLinear = false,
     bool GradientCheckpointing = false,
-    double LoraDropout = 0.1);
+    double LoraDropout = 0.1,
+    MemoryDevice Device = MemoryDevice.Cuda);

@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using FinQLoRA.Demo;
+using FinQLoRA.Models;
+using FinQLoRA.Quantization;
+using FinQLoRA.Quantization.Planning;
+using FinQLoRA.Runtime;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Bench;
+
+/// <summary>
+/// The memory planner's CPU training estimate (<c>finqlora memory --train --device cpu</c>) against the peak RSS
+/// (VmHWM, run.json's <c>peak_rss_bytes</c>) of real <c>finqlora train --max-steps 2</c> runs, each its own process,
+/// on stories260K and two random Llamas (~20M, ~100M) at different bits, batch, sequence length, rank and targets.
+/// A <c>finqlora version</c> run under <c>/usr/bin/time -v</c> gives the measured .NET + libtorch baseline.
+/// </summary>
+public static class TrainMemoryBench
+{
+    public const string Help = "planner (memory --train --device cpu) vs measured peak RSS of finqlora train --max-steps 2 [--shared DIR] [--only NAME] [--models DIR (write random models there once and keep them)]";
+
+    private sealed record Case(string Name, LlamaConfig? Random, int Bits, int Batch, int SeqLen, int Rank, bool AllLinear);
+
+    private static readonly LlamaConfig Random20M = new()
+    {
+        HiddenSize = 512, IntermediateSize = 1376, NumLayers = 6, NumHeads = 8, NumKvHeads = 4, HeadDim = 64, VocabSize = 512,
+        MaxPositionEmbeddings = 1024, TorchDtype = "bfloat16", BosTokenId = 1, EosTokenIds = [2],
+    };
+
+    private static readonly LlamaConfig Random100M = new()
+    {
+        HiddenSize = 768, IntermediateSize = 2048, NumLayers = 14, NumHeads = 12, NumKvHeads = 12, HeadDim = 64, VocabSize = 512,
+        MaxPositionEmbeddings = 1024, TorchDtype = "bfloat16", BosTokenId = 1, EosTokenIds = [2],
+    };
+
+    private static readonly Case[] Cases =
+    [
+        new("stories260K", null, 4, 4, 128, 8, false),
+        new("random-20M", Random20M, 8, 2, 256, 16, true),
+        new("random-100M", Random100M, 4, 2, 512, 8, false),
+        new("random-100M-16bit", Random100M, 16, 1, 256, 4, false),
+    ];
+
+    public static int Run(string[] args)
+    {
+        string root = BenchProcess.RepoRoot();
+        string shared = Path.GetFullPath(Path.Combine(root, "..", "shared"));
+        string? only = null, models = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--shared") shared = args[++i];
+            else if (args[i] == "--only") only = args[++i];
+            else if (args[i] == "--models") models = Path.GetFullPath(args[++i]);
+            else throw new UserInputException($"memory: unknown option {args[i]}; {Help}");
+        }
+        string stories = Path.Combine(shared, "models", "stories260K-hf");
+        if (!Directory.Exists(stories)) throw new UserInputException($"{stories}: not found; pass --shared <folder holding models/>");
+        var cli = BenchProcess.CliCommand(root);
+
+        long baseline = TimedMaxRss(cli, ["version"]);
+        Console.WriteLine($"baseline: `finqlora version` peak RSS {MemoryUsage.Format(baseline)} (.NET + TorchSharp + libtorch); " +
+                          $"planner's CPU runtime constant {MemoryUsage.Format(MemoryPlanner.CpuRuntimeBytes)}; load average {LoadAverage()}");
+        Console.WriteLine("| case | params | bits | batch×seq | rank | targets | planned | measured | error | s |");
+        Console.WriteLine("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
+        string temp = Directory.CreateTempSubdirectory("finqlora-membench-").FullName;
+        try
+        {
+            foreach (var c in Cases.Where(c => only is null || c.Name == only))
+            {
+                string model = c.Random is null ? stories : WriteRandom(c.Random, Path.Combine(models ?? temp, ModelName(c.Random)), stories);
+                var config = LlamaConfig.Load(model);
+                string data = WriteData(Path.Combine(temp, c.Name + ".jsonl"), c.Batch * 2);
+                string outDir = Path.Combine(temp, c.Name + "-run");
+                var sw = Stopwatch.StartNew();
+                BenchProcess.Run(cli, ["train", "--model", model, "--data", data, "--out", outDir, "--bits", c.Bits.ToString(),
+                    "--rank", c.Rank.ToString(), "--targets", c.AllLinear ? "all" : "q_proj,k_proj,v_proj", "--batch-size", c.Batch.ToString(),
+                    "--max-seq-len", c.SeqLen.ToString(), "--max-steps", "2", "--dropout", "0.1", "--save-every", "0", "--warmup-steps", "0", "--seed", "1"]);
+                double seconds = sw.Elapsed.TotalSeconds;
+                var run = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "run.json")))!;
+                long measured = run["peak_rss_bytes"]!.GetValue<long>();
+                var plan = Plan(config, c);
+                long parameters = ParameterCount(config);
+                Console.WriteLine($"| {c.Name} | {parameters / 1e6:F1}M | {c.Bits} | {c.Batch}×{c.SeqLen} | {c.Rank} | {(c.AllLinear ? "all" : "q,k,v")} | " +
+                                  $"{MemoryUsage.Format(plan.TotalBytes)} | {MemoryUsage.Format(measured)} | {(double)plan.TotalBytes / measured - 1:+0.0%;-0.0%} | {seconds:F0} |");
+                foreach (var comp in plan.Components.Where(x => x.Bytes > 0))
+                    Console.Error.WriteLine($"    {c.Name} {comp.Name}: {comp.Bytes / 1048576.0:F1} MiB");
+                if (c.Random is not null && models is null) Directory.Delete(model, recursive: true);
+                Directory.Delete(outDir, recursive: true);
+            }
+        }
+        finally
+        {
+            Directory.Delete(temp, recursive: true);
+        }
+        Console.WriteLine($"load average {LoadAverage()}");
+        return 0;
+    }
+
+    private static MemoryPlan Plan(LlamaConfig config, Case c) =>
+        MemoryPlanner.Training(config, new QuantizationOptions(Bits: c.Bits),
+            new TrainingMemoryOptions(c.Batch, c.SeqLen, c.Rank, c.AllLinear, GradientCheckpointing: false, LoraDropout: 0.1, Device: MemoryDevice.Cpu), c.Name);
+
+    private static long ParameterCount(LlamaConfig c) =>
+        (c.TieWordEmbeddings ? 1L : 2L) * c.VocabSize * c.HiddenSize + (2L * c.NumLayers + 1) * c.HiddenSize
+        + c.NumLayers * MemoryPlanner.Projections(c).Sum(p => p.In * p.Out);
+
+    private static string ModelName(LlamaConfig c) => $"random-h{c.HiddenSize}-i{c.IntermediateSize}-l{c.NumLayers}";
+
+    /// <summary>A random bf16 Llama with stories260K's tokenizer (vocab 512), so training data tokenizes as for stories.</summary>
+    private static string WriteRandom(LlamaConfig config, string folder, string stories)
+    {
+        if (File.Exists(Path.Combine(folder, "tokenizer.json"))) return folder;
+        RandomLlama.WriteHfFolder(config, folder, seed: 3, ScalarType.BFloat16);
+        foreach (string f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" })
+            File.Copy(Path.Combine(stories, f), Path.Combine(folder, f));
+        return folder;
+    }
+
+    /// <summary>Examples longer than any --max-seq-len here, so every sequence is cut to exactly max_seq_len tokens.</summary>
+    private static string WriteData(string path, int examples)
+    {
+        string story = string.Concat(Enumerable.Repeat(Story + " ", 8));
+        var lines = Enumerable.Range(0, examples).Select(i =>
+            new JsonObject { ["context"] = $"Story {i}. " + story, ["target"] = " The end." }.ToJsonString());
+        File.WriteAllLines(path, lines);
+        return path;
+    }
+
+    private const string Story =
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. " +
+        "One day, Lily saw a big red ball under a tree. She ran to the ball and picked it up. Her friend Tom came to play with her.";
+
+    /// <summary>Peak RSS of one command, from <c>/usr/bin/time -v</c>'s "Maximum resident set size".</summary>
+    private static long TimedMaxRss(IReadOnlyList<string> command, string[] args)
+    {
+        var psi = new ProcessStartInfo("/usr/bin/time") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.ArgumentList.Add("-v");
+        foreach (string a in command.Concat(args)) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        _ = p.StandardOutput.ReadToEndAsync();
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        string line = err.Split('\n').FirstOrDefault(l => l.Contains("Maximum resident set size"))
+            ?? throw new InvalidOperationException($"/usr/bin/time printed no maximum RSS:\n{err}");
+        return long.Parse(line.Split(':')[1].Trim()) * 1024;
+    }
+
+    private static string LoadAverage() => LoadMemoryBench.LoadAverage();
+}
