@@ -5,6 +5,7 @@ using FinQLoRA.Runtime;
 TorchNativeLoader.EnsureLoaded();
 var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
 {
+    ["train"] = (FinQLoRA.Bench.TrainStepBench.Help, FinQLoRA.Bench.TrainStepBench.Run),
 };
 if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
 {

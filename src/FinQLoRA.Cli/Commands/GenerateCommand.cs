@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using FinQLoRA.Adapters;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
 using Spectre.Console;
@@ -54,6 +55,25 @@ public sealed class GenerateSettings : ModelSettings
     [Description("wrap each prompt in the Llama 3 chat template as a user message")]
     public bool Chat { get; set; }
 
+    [CommandOption("--adapter <DIR>")]
+    [Description("PEFT adapter folder, or name=DIR (repeatable); a --prompts line picks one with \"adapter\": \"name\" (null or \"base\" = no adapter; a line without the key uses the only adapter, or the base when several are loaded)")]
+    public string[] Adapter { get; set; } = [];
+
+    [CommandOption("--bits <N>")]
+    [Description("4, 8 or 16: quantize the base as it loads (16 = as stored)")]
+    [DefaultValue(16)]
+    public int Bits { get; set; } = 16;
+
+    [CommandOption("--quant <KIND>")]
+    [Description("nf4 or fp4 (with --bits 4)")]
+    [DefaultValue("nf4")]
+    public string Quant { get; set; } = "nf4";
+
+    [CommandOption("--double-quant <BOOL>")]
+    [Description("double quantization of 4-bit constants (true/false)")]
+    [DefaultValue("true")]
+    public string DoubleQuant { get; set; } = "true";
+
     [CommandOption("--json")]
     [Description("print one JSON object per prompt: prompt_ids, output_ids, text, finish_reason")]
     public bool Json { get; set; }
@@ -62,6 +82,7 @@ public sealed class GenerateSettings : ModelSettings
     {
         if (Prompt == null && PromptsFile == null) return ValidationResult.Error("give --prompt TEXT or --prompts FILE.jsonl");
         if (Prompt != null && PromptsFile != null) return ValidationResult.Error("give either --prompt or --prompts, not both");
+        if (Bits is not (4 or 8 or 16)) return ValidationResult.Error($"--bits {Bits} is not one of 4, 8, 16");
         return base.Validate();
     }
 }
@@ -70,8 +91,13 @@ public sealed class GenerateCommand : Command<GenerateSettings>
 {
     public override int Execute(CommandContext context, GenerateSettings s, CancellationToken cancellationToken)
     {
-        var prompts = s.Prompt != null ? [s.Prompt] : PromptFile.Read(s.PromptsFile!);
-        using var bundle = ModelBundle.Load(s.Model, s.LoadOptions());
+        var adapters = AdapterSpec.Parse(s.Adapter);
+        var lines = s.Prompt != null ? [new PromptLine(s.Prompt, null, false)] : PromptFile.ReadLines(s.PromptsFile!);
+        var prompts = lines.Select(l => l.Prompt).ToList();
+        using var bundle = ModelBundle.Load(s.Model, QuantFlags.Apply(s.LoadOptions(), s.Bits, s.Quant, s.DoubleQuant));
+        foreach (var a in adapters) PeftAdapterFiles.Load(a.Dir, bundle.Model, a.Name);
+        // A line without "adapter" uses the only adapter given; with several, it must say which (or gets the base).
+        string? fallback = adapters.Count == 1 ? adapters[0].Name : null;
         var generator = new TextGenerator(bundle.Model, bundle.Tokenizer);
         var options = new GenerationOptions
         {
@@ -82,10 +108,11 @@ public sealed class GenerateCommand : Command<GenerateSettings>
             Seed = s.Seed,
             StopStrings = s.Stop,
         };
-        var ids = prompts.Select(p => s.Chat
-            ? bundle.Tokenizer.Encode(Llama3ChatTemplate.Format([new("user", p)]), addBos: false)
-            : bundle.Tokenizer.Encode(p, addBos: bundle.Tokenizer.AddsBosByDefault)).ToList();
-        var results = generator.GenerateIds(ids, options, s.BatchSize);
+        var requests = lines.Select(l => new GenerationRequest(s.Chat
+            ? bundle.Tokenizer.Encode(Llama3ChatTemplate.Format([new("user", l.Prompt)]), addBos: false)
+            : bundle.Tokenizer.Encode(l.Prompt, addBos: bundle.Tokenizer.AddsBosByDefault),
+            l.NamesAdapter ? l.Adapter : fallback)).ToList();
+        var results = MultiAdapterGenerator.Generate(generator, requests, options, s.BatchSize);
         for (int i = 0; i < results.Count; i++)
         {
             var r = results[i];
@@ -94,6 +121,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
                 var o = new JsonObject
                 {
                     ["prompt"] = prompts[i],
+                    ["adapter"] = requests[i].Adapter,
                     ["prompt_ids"] = new JsonArray(r.PromptIds.Select(x => (JsonNode)x).ToArray()),
                     ["output_ids"] = new JsonArray(r.OutputIds.Select(x => (JsonNode)x).ToArray()),
                     ["text"] = r.Text,
