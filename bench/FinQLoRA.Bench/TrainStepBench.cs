@@ -56,6 +56,7 @@ internal static class TrainStepBench
             LoraInjector.Apply(model, Paper, seed: 1);
             using var optimizer = new AdamWOptimizer(LoraInjector.AdapterParameters(model).ToList(), new AdamWOptions(WeightDecay: 0));
             double dequantOnce = DequantizeSeconds(model);
+            Console.Error.WriteLine($"  {bits}-bit loaded; dequantizing all projections once: {dequantOnce:F3} s");
             foreach (bool gc in new[] { false, true })
             {
                 model.GradientCheckpointing = gc;
@@ -64,6 +65,7 @@ internal static class TrainStepBench
                 double matmul = MatmulSeconds(model, tokens, passes);
                 // 8-bit forwards run LLM.int8 (int8 matmul, counted in "other"); only backward dequantizes.
                 double dequant = bits == 16 ? 0 : dequantOnce * (bits == 8 ? 1 : passes);
+                Console.Error.WriteLine($"  {bits}-bit, checkpointing {(gc ? "on" : "off")}: step {step:F2} s");
                 rows.Add(new Row(bits, gc, step, tokens / step, dequant / step, matmul / step, opt / step, modelFlops / step / peak));
             }
         }
