@@ -3,7 +3,9 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
 using FinQLoRA.Data.Tokenization;
+using FinQLoRA.Distributed;
 using FinQLoRA.Inference;
+using FinQLoRA.Inference.Pipeline;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -51,9 +53,15 @@ public sealed class GenerateSettings : ModelSettings
     [DefaultValue(8)]
     public int BatchSize { get; set; } = 8;
 
-    [CommandOption("--chat")]
-    [Description("wrap each prompt in the Llama 3 chat template as a user message")]
-    public bool Chat { get; set; }
+    [CommandOption("--pipeline-stages <N>")]
+    [Description("split the model's layers over N processes (run under mpirun -np N; N must equal the number of ranks)")]
+    [DefaultValue(1)]
+    public int PipelineStages { get; set; } = 1;
+
+    [CommandOption("--micro-batches <M>")]
+    [Description("with --pipeline-stages: cut each batch into M micro-batches that flow through the stages concurrently (M >= N keeps every stage busy)")]
+    [DefaultValue(1)]
+    public int MicroBatches { get; set; } = 1;
 
     [CommandOption("--adapter <DIR>")]
     [Description("PEFT adapter folder, or name=DIR (repeatable); a --prompts line picks one with \"adapter\": \"name\" (null or \"base\" = no adapter; a line without the key uses the only adapter, or the base when several are loaded)")]
@@ -74,6 +82,10 @@ public sealed class GenerateSettings : ModelSettings
     [DefaultValue("true")]
     public string DoubleQuant { get; set; } = "true";
 
+    [CommandOption("--chat")]
+    [Description("wrap each prompt in the Llama 3 chat template as a user message")]
+    public bool Chat { get; set; }
+
     [CommandOption("--json")]
     [Description("print one JSON object per prompt: prompt_ids, output_ids, text, finish_reason")]
     public bool Json { get; set; }
@@ -82,7 +94,10 @@ public sealed class GenerateSettings : ModelSettings
     {
         if (Prompt == null && PromptsFile == null) return ValidationResult.Error("give --prompt TEXT or --prompts FILE.jsonl");
         if (Prompt != null && PromptsFile != null) return ValidationResult.Error("give either --prompt or --prompts, not both");
+        if (PipelineStages < 1) return ValidationResult.Error($"--pipeline-stages must be at least 1 (got {PipelineStages})");
+        if (MicroBatches < 1) return ValidationResult.Error($"--micro-batches must be at least 1 (got {MicroBatches})");
         if (Bits is not (4 or 8 or 16)) return ValidationResult.Error($"--bits {Bits} is not one of 4, 8, 16");
+        if (PipelineStages > 1 && Adapter.Length > 0) return ValidationResult.Error("--adapter is not supported with --pipeline-stages yet; merge the adapter (finqlora merge) and generate from the merged model");
         return base.Validate();
     }
 }
@@ -91,14 +106,8 @@ public sealed class GenerateCommand : Command<GenerateSettings>
 {
     public override int Execute(CommandContext context, GenerateSettings s, CancellationToken cancellationToken)
     {
-        var adapters = AdapterSpec.Parse(s.Adapter);
         var lines = s.Prompt != null ? [new PromptLine(s.Prompt, null, false)] : PromptFile.ReadLines(s.PromptsFile!);
         var prompts = lines.Select(l => l.Prompt).ToList();
-        using var bundle = ModelBundle.Load(s.Model, QuantFlags.Apply(s.LoadOptions(), s.Bits, s.Quant, s.DoubleQuant));
-        foreach (var a in adapters) PeftAdapterFiles.Load(a.Dir, bundle.Model, a.Name);
-        // A line without "adapter" uses the only adapter given; with several, it must say which (or gets the base).
-        string? fallback = adapters.Count == 1 ? adapters[0].Name : null;
-        var generator = new TextGenerator(bundle.Model, bundle.Tokenizer);
         var options = new GenerationOptions
         {
             MaxNewTokens = s.MaxNewTokens,
@@ -108,11 +117,47 @@ public sealed class GenerateCommand : Command<GenerateSettings>
             Seed = s.Seed,
             StopStrings = s.Stop,
         };
-        var requests = lines.Select(l => new GenerationRequest(s.Chat
-            ? bundle.Tokenizer.Encode(Llama3ChatTemplate.Format([new("user", l.Prompt)]), addBos: false)
-            : bundle.Tokenizer.Encode(l.Prompt, addBos: bundle.Tokenizer.AddsBosByDefault),
-            l.NamesAdapter ? l.Adapter : fallback)).ToList();
+        if (s.PipelineStages > 1) return ExecutePipeline(s, prompts, options);
+
+        var adapters = AdapterSpec.Parse(s.Adapter);
+        using var bundle = ModelBundle.Load(s.Model, LoadOptions(s));
+        foreach (var a in adapters) PeftAdapterFiles.Load(a.Dir, bundle.Model, a.Name);
+        // A line without "adapter" uses the only adapter given; with several, it must say which (or gets the base).
+        string? fallback = adapters.Count == 1 ? adapters[0].Name : null;
+        var generator = new TextGenerator(bundle.Model, bundle.Tokenizer);
+        var ids = Encode(s, bundle.Tokenizer, prompts);
+        var requests = lines.Select((l, i) => new GenerationRequest(ids[i], l.NamesAdapter ? l.Adapter : fallback)).ToList();
         var results = MultiAdapterGenerator.Generate(generator, requests, options, s.BatchSize);
+        Print(s, prompts, results, adapters.Count > 0 ? requests.Select(r => r.Adapter).ToList() : null);
+        return 0;
+    }
+
+    /// <summary>One stage per rank; every rank loads its layers and takes part, rank 0 alone prints.</summary>
+    private static int ExecutePipeline(GenerateSettings s, IReadOnlyList<string> prompts, GenerationOptions options)
+    {
+        using var context = DistributedContext.FromEnvironment();
+        if (context.Size != s.PipelineStages)
+            throw new UserInputException($"--pipeline-stages {s.PipelineStages} needs a job of {s.PipelineStages} ranks but this one has {context.Size}; run: mpirun -np {s.PipelineStages} finqlora generate --pipeline-stages {s.PipelineStages} ...");
+        var tokenizer = ModelBundle.LoadTokenizer(s.Model);
+        var (model, plan) = PipelineStageLoader.Load(s.Model, LoadOptions(s) with { Device = context.Device }, s.PipelineStages, context.Rank);
+        using (model)
+        {
+            var generator = new PipelineGenerator(model, plan, context.Communicator, tokenizer);
+            var results = generator.GenerateIds(context.IsMain ? Encode(s, tokenizer, prompts) : [], options, s.BatchSize, s.MicroBatches);
+            if (context.IsMain) Print(s, prompts, results);
+        }
+        return 0;
+    }
+
+    private static Models.ModelLoadOptions LoadOptions(GenerateSettings s) => QuantFlags.Apply(s.LoadOptions(), s.Bits, s.Quant, s.DoubleQuant);
+
+    private static List<int[]> Encode(GenerateSettings s, ITextTokenizer tokenizer, IReadOnlyList<string> prompts) =>
+        prompts.Select(p => s.Chat
+            ? tokenizer.Encode(Llama3ChatTemplate.Format([new("user", p)]), addBos: false)
+            : tokenizer.Encode(p, addBos: tokenizer.AddsBosByDefault)).ToList();
+
+    private static void Print(GenerateSettings s, IReadOnlyList<string> prompts, IReadOnlyList<GenerationResult> results, IReadOnlyList<string?>? adapters = null)
+    {
         for (int i = 0; i < results.Count; i++)
         {
             var r = results[i];
@@ -121,7 +166,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
                 var o = new JsonObject
                 {
                     ["prompt"] = prompts[i],
-                    ["adapter"] = requests[i].Adapter,
+                    ["adapter"] = adapters?[i],
                     ["prompt_ids"] = new JsonArray(r.PromptIds.Select(x => (JsonNode)x).ToArray()),
                     ["output_ids"] = new JsonArray(r.OutputIds.Select(x => (JsonNode)x).ToArray()),
                     ["text"] = r.Text,
@@ -134,6 +179,5 @@ public sealed class GenerateCommand : Command<GenerateSettings>
                 AnsiConsole.MarkupLine($"[grey]{Markup.Escape(prompts[i])}[/]{Markup.Escape(r.Text)}");
             }
         }
-        return 0;
     }
 }
