@@ -6,6 +6,7 @@ using FinQLoRA.Runtime;
 TorchNativeLoader.EnsureLoaded();
 var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
 {
+    ["train"] = (FinQLoRA.Bench.TrainStepBench.Help, FinQLoRA.Bench.TrainStepBench.Run),
     ["quant"] = ("4/8-bit linear fwd+bwd vs bf16, dequantization GB/s vs copy bandwidth [--quick] [--dequant]", QuantBench.Run),
     ["generate"] = (FinQLoRA.Bench.GenerationBench.Help, FinQLoRA.Bench.GenerationBench.Run),
     ["pipeline"] = (FinQLoRA.Bench.PipelineBench.Help, FinQLoRA.Bench.PipelineBench.Run),
