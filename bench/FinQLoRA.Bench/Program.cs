@@ -5,6 +5,7 @@ using FinQLoRA.Runtime;
 TorchNativeLoader.EnsureLoaded();
 var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
 {
+    ["ddp"] = ("data parallel via mpirun: 1x2 vs 2x1 threads tokens/s; AdamW vs 0/1 Adam bytes/step and loss.png", FinQLoRA.Bench.DdpBench.Run),
 };
 if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
 {
