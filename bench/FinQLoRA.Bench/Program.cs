@@ -1,3 +1,4 @@
+using FinQLoRA.Bench;
 using FinQLoRA.Runtime;
 
 // Benchmarks print ratios against a baseline measured in the same run; never assert timings in unit tests.
@@ -6,6 +7,9 @@ TorchNativeLoader.EnsureLoaded();
 var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
 {
     ["ddp"] = ("data parallel via mpirun: 1x2 vs 2x1 threads tokens/s; AdamW vs 0/1 Adam bytes/step and loss.png", FinQLoRA.Bench.DdpBench.Run),
+    ["quant"] = ("4/8-bit linear fwd+bwd vs bf16, dequantization GB/s vs copy bandwidth [--quick] [--dequant]", QuantBench.Run),
+    ["generate"] = (FinQLoRA.Bench.GenerationBench.Help, FinQLoRA.Bench.GenerationBench.Run),
+    ["pipeline"] = (FinQLoRA.Bench.PipelineBench.Help, FinQLoRA.Bench.PipelineBench.Run),
 };
 if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
 {

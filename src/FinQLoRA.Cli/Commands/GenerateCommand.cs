@@ -2,7 +2,9 @@ using System.ComponentModel;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using FinQLoRA.Data.Tokenization;
+using FinQLoRA.Distributed;
 using FinQLoRA.Inference;
+using FinQLoRA.Inference.Pipeline;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -50,6 +52,16 @@ public sealed class GenerateSettings : ModelSettings
     [DefaultValue(8)]
     public int BatchSize { get; set; } = 8;
 
+    [CommandOption("--pipeline-stages <N>")]
+    [Description("split the model's layers over N processes (run under mpirun -np N; N must equal the number of ranks)")]
+    [DefaultValue(1)]
+    public int PipelineStages { get; set; } = 1;
+
+    [CommandOption("--micro-batches <M>")]
+    [Description("with --pipeline-stages: cut each batch into M micro-batches that flow through the stages concurrently (M >= N keeps every stage busy)")]
+    [DefaultValue(1)]
+    public int MicroBatches { get; set; } = 1;
+
     [CommandOption("--chat")]
     [Description("wrap each prompt in the Llama 3 chat template as a user message")]
     public bool Chat { get; set; }
@@ -62,6 +74,8 @@ public sealed class GenerateSettings : ModelSettings
     {
         if (Prompt == null && PromptsFile == null) return ValidationResult.Error("give --prompt TEXT or --prompts FILE.jsonl");
         if (Prompt != null && PromptsFile != null) return ValidationResult.Error("give either --prompt or --prompts, not both");
+        if (PipelineStages < 1) return ValidationResult.Error($"--pipeline-stages must be at least 1 (got {PipelineStages})");
+        if (MicroBatches < 1) return ValidationResult.Error($"--micro-batches must be at least 1 (got {MicroBatches})");
         return base.Validate();
     }
 }
@@ -71,8 +85,6 @@ public sealed class GenerateCommand : Command<GenerateSettings>
     public override int Execute(CommandContext context, GenerateSettings s, CancellationToken cancellationToken)
     {
         var prompts = s.Prompt != null ? [s.Prompt] : PromptFile.Read(s.PromptsFile!);
-        using var bundle = ModelBundle.Load(s.Model, s.LoadOptions());
-        var generator = new TextGenerator(bundle.Model, bundle.Tokenizer);
         var options = new GenerationOptions
         {
             MaxNewTokens = s.MaxNewTokens,
@@ -82,10 +94,39 @@ public sealed class GenerateCommand : Command<GenerateSettings>
             Seed = s.Seed,
             StopStrings = s.Stop,
         };
-        var ids = prompts.Select(p => s.Chat
-            ? bundle.Tokenizer.Encode(Llama3ChatTemplate.Format([new("user", p)]), addBos: false)
-            : bundle.Tokenizer.Encode(p, addBos: bundle.Tokenizer.AddsBosByDefault)).ToList();
-        var results = generator.GenerateIds(ids, options, s.BatchSize);
+        if (s.PipelineStages > 1) return ExecutePipeline(s, prompts, options);
+
+        using var bundle = ModelBundle.Load(s.Model, s.LoadOptions());
+        var generator = new TextGenerator(bundle.Model, bundle.Tokenizer);
+        var results = generator.GenerateIds(Encode(s, bundle.Tokenizer, prompts), options, s.BatchSize);
+        Print(s, prompts, results);
+        return 0;
+    }
+
+    /// <summary>One stage per rank; every rank loads its layers and takes part, rank 0 alone prints.</summary>
+    private static int ExecutePipeline(GenerateSettings s, IReadOnlyList<string> prompts, GenerationOptions options)
+    {
+        using var context = DistributedContext.FromEnvironment();
+        if (context.Size != s.PipelineStages)
+            throw new UserInputException($"--pipeline-stages {s.PipelineStages} needs a job of {s.PipelineStages} ranks but this one has {context.Size}; run: mpirun -np {s.PipelineStages} finqlora generate --pipeline-stages {s.PipelineStages} ...");
+        var tokenizer = ModelBundle.LoadTokenizer(s.Model);
+        var (model, plan) = PipelineStageLoader.Load(s.Model, s.LoadOptions() with { Device = context.Device }, s.PipelineStages, context.Rank);
+        using (model)
+        {
+            var generator = new PipelineGenerator(model, plan, context.Communicator, tokenizer);
+            var results = generator.GenerateIds(context.IsMain ? Encode(s, tokenizer, prompts) : [], options, s.BatchSize, s.MicroBatches);
+            if (context.IsMain) Print(s, prompts, results);
+        }
+        return 0;
+    }
+
+    private static List<int[]> Encode(GenerateSettings s, ITextTokenizer tokenizer, IReadOnlyList<string> prompts) =>
+        prompts.Select(p => s.Chat
+            ? tokenizer.Encode(Llama3ChatTemplate.Format([new("user", p)]), addBos: false)
+            : tokenizer.Encode(p, addBos: tokenizer.AddsBosByDefault)).ToList();
+
+    private static void Print(GenerateSettings s, IReadOnlyList<string> prompts, IReadOnlyList<GenerationResult> results)
+    {
         for (int i = 0; i < results.Count; i++)
         {
             var r = results[i];
@@ -106,6 +147,5 @@ public sealed class GenerateCommand : Command<GenerateSettings>
                 AnsiConsole.MarkupLine($"[grey]{Markup.Escape(prompts[i])}[/]{Markup.Escape(r.Text)}");
             }
         }
-        return 0;
     }
 }

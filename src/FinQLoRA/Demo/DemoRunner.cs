@@ -24,25 +24,26 @@ public static class DemoRunner
     public sealed record Summary(double BaseAccuracy, double FinetunedAccuracy, double? BaseWeightedF1, double? FinetunedWeightedF1,
         double TrainSeconds, long AdapterBytes, int TrainExamples, int TestExamples, double FinalLoss, double TokensPerSecond);
 
-    public static LlamaConfig ModelConfig => new()
+    public static LlamaConfig ModelConfig(int vocabSize) => new()
     {
         HiddenSize = 128, IntermediateSize = 344, NumLayers = 4, NumHeads = 4, NumKvHeads = 2, HeadDim = 32,
-        VocabSize = DemoTokenizer.EndOfText + 1, MaxPositionEmbeddings = 256, RmsNormEps = 1e-5, RopeTheta = 10000,
-        BosTokenId = DemoTokenizer.EndOfText, EosTokenIds = [DemoTokenizer.EndOfText],
+        VocabSize = vocabSize, MaxPositionEmbeddings = 256, RmsNormEps = 1e-5, RopeTheta = 10000,
+        BosTokenId = 0, EosTokenIds = [0],
     };
 
-    public static Summary Run(string outDir, Action<string> log, int trainExamples = 384, int testExamples = 90, int epochs = 3)
+    public static Summary Run(string outDir, Action<string> log, int trainExamples = 384, int testExamples = 90, int epochs = 4)
     {
         var total = Stopwatch.StartNew();
         Directory.CreateDirectory(outDir);
-        var tokenizer = DemoTokenizer.Create();
-        string baseDir = Path.Combine(outDir, "base-model");
-        RandomLlama.WriteHfFolder(ModelConfig, baseDir, seed: 1234);
         var (train, test) = SyntheticSentiment.Make(trainExamples, testExamples, seed: 7);
+        var tokenizer = new TrimmedTokenizer(DemoTokenizer.Create(), train.Concat(test).SelectMany(e => new[] { e.Context, e.Target }));
+        var modelConfig = ModelConfig(tokenizer.VocabSize);
+        string baseDir = Path.Combine(outDir, "base-model");
+        RandomLlama.WriteHfFolder(modelConfig, baseDir, seed: 1234);
         string trainFile = Path.Combine(outDir, "data", "train.jsonl");
         WriteJsonl(trainFile, train);
         WriteJsonl(Path.Combine(outDir, "data", "test.jsonl"), test);
-        log($"model: random Llama ({ModelConfig.NumLayers} layers, hidden {ModelConfig.HiddenSize}, GPT-2 vocabulary) in {baseDir}");
+        log($"model: random Llama ({modelConfig.NumLayers} layers, hidden {modelConfig.HiddenSize}; GPT-2 tokenizer trimmed to the {tokenizer.VocabSize} tokens the task uses) in {baseDir}");
         log($"task: synthetic financial news sentiment, {train.Count} train / {test.Count} test prompts (no overlap)");
 
         var load = new ModelLoadOptions { DType = ScalarType.Float32 }.WithBits(4);

@@ -26,4 +26,16 @@ public sealed record GenerationOptions
         if (TopP is <= 0 or > 1) throw new UserInputException($"--top-p must be in (0, 1] (got {TopP})");
         if (TopK < 0) throw new UserInputException($"--top-k must be >= 0 (got {TopK})");
     }
+
+    /// <summary>Checks that every prompt is non-empty and leaves room for <see cref="MaxNewTokens"/> in a context of
+    /// <paramref name="context"/> positions.</summary>
+    public void CheckPrompts(IReadOnlyList<int[]> prompts, int context)
+    {
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            if (prompts[i].Length == 0) throw new UserInputException($"prompt {i} is empty after tokenization");
+            if (prompts[i].Length + MaxNewTokens > context)
+                throw new UserInputException($"prompt {i} has {prompts[i].Length} tokens; with --max-new-tokens {MaxNewTokens} that exceeds the model's context of {context} (max_position_embeddings); shorten the prompt or lower --max-new-tokens");
+        }
+    }
 }

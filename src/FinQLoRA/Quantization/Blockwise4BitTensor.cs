@@ -101,10 +101,27 @@ public sealed class Blockwise4BitTensor : QuantizedTensor
         return DequantizeWithTorchOps(dtype);
     }
 
-    internal unsafe Tensor DequantizeWithKernel(ScalarType dtype, DequantKernelPath path)
+    internal Tensor DequantizeWithKernel(ScalarType dtype, DequantKernelPath path)
     {
-        if (Packed.device_type != DeviceType.CPU) throw new InvalidOperationException("the SIMD kernel reads CPU memory only");
         var output = empty(Shape, dtype);
+        DequantizeInto(output, path);
+        return output;
+    }
+
+    /// <summary>
+    /// Writes the weight into a preallocated contiguous CPU tensor of <see cref="ElementCount"/> bf16 or fp32 elements
+    /// (any shape) with the fused SIMD kernel. Reusing one output buffer avoids faulting in fresh pages on every call.
+    /// </summary>
+    public void DequantizeInto(Tensor output) => DequantizeInto(output, DequantKernelPath.Auto);
+
+    internal unsafe void DequantizeInto(Tensor output, DequantKernelPath path)
+    {
+        ThrowIfDisposed();
+        if (Packed.device_type != DeviceType.CPU || output.device_type != DeviceType.CPU)
+            throw new InvalidOperationException("the SIMD dequantization kernel reads and writes CPU memory only; use Dequantize() on other devices");
+        if (output.dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || output.numel() != ElementCount || !output.is_contiguous())
+            throw new ArgumentException($"output must be a contiguous bf16 or fp32 tensor of {ElementCount} elements (got {output.dtype}, {output.numel()})", nameof(output));
+        ScalarType dtype = output.dtype;
         long n = ElementCount;
         byte* packed = (byte*)TensorMemory.DataPointer(Packed);
         fixed (float* code = _code)
@@ -115,7 +132,6 @@ public sealed class Blockwise4BitTensor : QuantizedTensor
                 : BlockScales.Plain((float*)TensorMemory.DataPointer(Absmax!));
             Dequantize4BitKernel.Run(packed, n, BlockSize, scales, code, (void*)TensorMemory.DataPointer(output), dtype == ScalarType.BFloat16, path);
         }
-        return output;
     }
 
     /// <summary>

@@ -58,6 +58,7 @@ internal static unsafe class Dequantize4BitKernel
         if (fullBlocks * blockSize < n) ScalarTail(packed, n, blockSize, scales, code16, output, bf16, fullBlocks);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Avx512Bf16(byte* packed, int blockSize, BlockScales scales, float* code16, ushort* output, long b0, long b1)
     {
         Vector512<float> code = Vector512.Load(code16);
@@ -79,6 +80,7 @@ internal static unsafe class Dequantize4BitKernel
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Avx512Fp32(byte* packed, int blockSize, BlockScales scales, float* code16, float* output, long b0, long b1)
     {
         Vector512<float> code = Vector512.Load(code16);
@@ -101,6 +103,7 @@ internal static unsafe class Dequantize4BitKernel
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Avx2Blocks(byte* packed, int blockSize, BlockScales scales, float* code16, void* output, bool bf16, long b0, long b1)
     {
         Vector256<float> codeLow = Vector256.Load(code16), codeHigh = Vector256.Load(code16 + 8);
@@ -145,6 +148,7 @@ internal static unsafe class Dequantize4BitKernel
         return Avx.BlendVariable(a, b, (index << 28).AsSingle()); // bit 3 of the code selects the upper half
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ScalarBlocks(byte* packed, int blockSize, BlockScales scales, float* code16, void* output, bool bf16, long b0, long b1)
     {
         float* table = stackalloc float[16];

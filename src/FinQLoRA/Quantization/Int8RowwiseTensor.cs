@@ -40,8 +40,26 @@ public sealed class Int8RowwiseTensor : QuantizedTensor
     {
         ThrowIfDisposed();
         using var scope = NewDisposeScope();
-        Tensor w = CB.to(ScalarType.Float32) * SCB.unsqueeze(1) * InverseScale;
+        Tensor w = CB.to(ScalarType.Float32).mul_(SCB.unsqueeze(1)).mul_(InverseScale);
         return w.to(dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The same values as <see cref="Dequantize"/> written into <paramref name="output"/> ([out, in], bf16 or fp32,
+    /// same device) with in-place ops, so no full-size temporaries are allocated (bf16 goes through this thread's fp32
+    /// workspace on the CPU).
+    /// </summary>
+    public void DequantizeInto(Tensor output)
+    {
+        ThrowIfDisposed();
+        if (!output.shape.SequenceEqual(Shape))
+            throw new ArgumentException($"output shape [{string.Join(", ", output.shape)}] must be [{string.Join(", ", Shape)}]", nameof(output));
+        using var scope = NewDisposeScope();
+        Tensor fp32 = output.dtype == ScalarType.Float32 ? output
+            : Device.type == DeviceType.CPU ? DequantizationWorkspace.Borrow(Shape, ScalarType.Float32)
+            : empty(Shape, ScalarType.Float32, device: Device);
+        fp32.copy_(CB).mul_(SCB.unsqueeze(1)).mul_(InverseScale);
+        if (!ReferenceEquals(fp32, output)) output.copy_(fp32);
     }
 
     public override QuantizedTensor To(Device device)

@@ -51,7 +51,11 @@ public static class LlmInt8
         long[] outShape = [.. x.shape[..^1], outFeatures];
         Tensor x2 = x.reshape(-1, inFeatures);
         using Int8Activations act = QuantizeActivations(x2, threshold);
-        Tensor acc = act.CA.to(ScalarType.Float32).matmul(weight.CB.to(ScalarType.Float32).t());
+        // CB as fp32 for the fp32 matmul: on the CPU in this thread's reused workspace (no fresh 4·n-byte tensor per call)
+        Tensor cb = weight.Device.type == DeviceType.CPU
+            ? DequantizationWorkspace.Borrow(weight.Shape, ScalarType.Float32).copy_(weight.CB)
+            : weight.CB.to(ScalarType.Float32);
+        Tensor acc = act.CA.to(ScalarType.Float32).matmul(cb.t());
         Tensor y = (acc * (act.SCA.unsqueeze(1) * weight.SCB.unsqueeze(0)) * InverseScaleSquared).to(x.dtype);
         if (act.OutlierColumns.numel() > 0)
         {

@@ -16,7 +16,8 @@ public static class QuantizedLoading
         {
             LinearFactory = (_, weight) =>
             {
-                using var onDevice = weight.to(ScalarType.Float32, options.Device);
+                // keep the stored dtype: it is recorded as the quant_state "dtype" (bitsandbytes writes bfloat16 for bf16 checkpoints)
+                using var onDevice = weight.to(options.Device);
                 return new QuantizedLinear(Quantizer.Quantize(onDevice, q), int8Threshold: q.Int8Threshold);
             },
         };

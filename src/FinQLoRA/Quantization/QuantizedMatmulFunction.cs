@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Quantization;
@@ -35,7 +36,7 @@ internal sealed class QuantizedMatmulFunction : autograd.SingleTensorFunction<Qu
         Tensor gradInput;
         using (var scope = NewDisposeScope())
         {
-            using Tensor w = weight.Dequantize(dtype);
+            using Tensor w = DequantizeTemporary(weight, dtype);
             gradInput = grad_output.to(dtype).matmul(w).MoveToOuterDisposeScope();
         }
         var grads = new List<Tensor>(ArgumentCount) { gradInput, null!, null! };
@@ -48,7 +49,22 @@ internal sealed class QuantizedMatmulFunction : autograd.SingleTensorFunction<Qu
         using var scope = NewDisposeScope();
         if (weight is Int8RowwiseTensor int8)
             return LlmInt8.Linear(x, int8, int8Threshold).MoveToOuterDisposeScope();
-        using Tensor w = weight.Dequantize(x.dtype);
+        using Tensor w = DequantizeTemporary(weight, x.dtype);
         return nn.functional.linear(x, w).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The weight for one matmul: on the CPU a view of the thread's reusable workspace, elsewhere a new tensor.</summary>
+    private static Tensor DequantizeTemporary(QuantizedTensor weight, ScalarType dtype)
+    {
+        if (weight.Device.type != DeviceType.CPU || dtype is not (ScalarType.BFloat16 or ScalarType.Float32))
+            return weight.Dequantize(dtype);
+        Tensor w = DequantizationWorkspace.Borrow(weight.Shape, dtype);
+        switch (weight)
+        {
+            case Blockwise4BitTensor q: q.DequantizeInto(w); break;
+            case Int8RowwiseTensor q: q.DequantizeInto(w); break;
+            default: w.Dispose(); return weight.Dequantize(dtype);
+        }
+        return w;
     }
 }

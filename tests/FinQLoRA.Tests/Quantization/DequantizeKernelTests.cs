@@ -41,6 +41,9 @@ public sealed class DequantizeKernelTests
         Assert.Equal(TensorBits.Bf16(reference), TensorBits.Bf16(q.DequantizeWithKernel(ScalarType.BFloat16, path)));
         Assert.Equal(TensorBits.Bf16(reference), TensorBits.Bf16(q.DequantizeWithTorchOps(ScalarType.BFloat16)));
         Assert.Equal(new long[] { rows, cols }, q.Dequantize(ScalarType.BFloat16).shape);
+        Tensor reused = full([rows, cols], float.NaN, ScalarType.BFloat16); // every element must be overwritten
+        q.DequantizeInto(reused);
+        Assert.Equal(TensorBits.Bf16(reference), TensorBits.Bf16(reused));
     }
 
     [Fact]

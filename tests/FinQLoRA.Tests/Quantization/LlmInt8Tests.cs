@@ -25,6 +25,13 @@ public sealed class LlmInt8Tests
         float[] back = TensorBits.Floats(q.Dequantize(ScalarType.Float32));
         Assert.Equal(64 * 2f * Int8RowwiseTensor.InverseScale, back[0]);
         Assert.Equal(0f, back[4]);
+        // in-place variant gives the same bits in both dtypes
+        foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+        {
+            Tensor into = empty([3, 3], dtype);
+            q.DequantizeInto(into);
+            Assert.Equal(TensorBits.F32(q.Dequantize(dtype)), TensorBits.F32(into));
+        }
     }
 
     [Fact]

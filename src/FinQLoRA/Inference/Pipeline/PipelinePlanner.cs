@@ -1,0 +1,64 @@
+using FinQLoRA.Models;
+
+namespace FinQLoRA.Inference.Pipeline;
+
+/// <summary>
+/// Splits the decoder layers into contiguous stages so that the largest stage holds as few parameters as possible:
+/// the slowest (and fullest) stage sets the pace of the whole pipeline. The embeddings weigh on the first stage and
+/// the final norm and lm_head on the last, so with a large vocabulary those stages get fewer layers.
+/// </summary>
+public static class PipelinePlanner
+{
+    /// <summary>Parameters of one decoder layer: four attention projections, three MLP projections, two norms.</summary>
+    public static long LayerParameters(LlamaConfig c)
+    {
+        long h = c.HiddenSize;
+        long attention = h * c.QDim * 2 + h * c.KvDim * 2 + (c.AttentionBias ? c.QDim * 2L + c.KvDim * 2L : 0);
+        long mlp = 3 * h * c.IntermediateSize + (c.MlpBias ? 2L * c.IntermediateSize + h : 0);
+        return attention + mlp + 2 * h;
+    }
+
+    public static PipelinePlan Plan(LlamaConfig config, int stages)
+    {
+        int layers = config.NumLayers;
+        if (stages < 1 || stages > layers)
+            throw new UserInputException($"--pipeline-stages {stages} does not fit a model of {layers} decoder layers; use 1 to {layers} stages");
+        long embed = (long)config.VocabSize * config.HiddenSize;
+        long head = config.HiddenSize + embed; // final norm + lm_head (or the tied copy of the embeddings)
+        long layer = LayerParameters(config);
+
+        // Stage cost of layers [a, b) as stage s: layers plus the embedding/head extras of the first/last stage.
+        long Cost(int s, int a, int b) => (b - a) * layer + (s == 0 ? embed : 0) + (s == stages - 1 ? head : 0);
+
+        // best[s, b]: the smallest possible largest-stage cost when stages 0..s cover layers [0, b).
+        var best = new long[stages, layers + 1];
+        var cut = new int[stages, layers + 1];
+        for (int b = 1; b <= layers; b++) best[0, b] = Cost(0, 0, b);
+        for (int s = 1; s < stages; s++)
+        {
+            for (int b = s + 1; b <= layers; b++)
+            {
+                best[s, b] = long.MaxValue;
+                // Every stage keeps at least one layer; ties go to the later cut so earlier stages take more layers.
+                for (int a = s; a < b; a++)
+                {
+                    long worst = Math.Max(best[s - 1, a], Cost(s, a, b));
+                    if (worst <= best[s, b]) { best[s, b] = worst; cut[s, b] = a; }
+                }
+            }
+        }
+
+        var result = new PipelineStage[stages];
+        int end = layers;
+        for (int s = stages - 1; s >= 0; s--)
+        {
+            int start = s == 0 ? 0 : cut[s, end];
+            bool first = s == 0, last = s == stages - 1;
+            // One stage holding both ends of a tied model keeps the matrix once.
+            long parameters = Cost(s, start, end) - (first && last && config.TieWordEmbeddings ? embed : 0);
+            result[s] = new PipelineStage(s, start, end - start, parameters, first, last);
+            end = start;
+        }
+        return new PipelinePlan(result);
+    }
+}

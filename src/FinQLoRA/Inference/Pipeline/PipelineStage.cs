@@ -1,0 +1,19 @@
+using FinQLoRA.Models;
+
+namespace FinQLoRA.Inference.Pipeline;
+
+/// <summary>One pipeline stage: decoder layers [FirstLayer, FirstLayer + LayerCount), plus the embeddings on the
+/// first stage and the final norm and lm_head on the last. <see cref="ParameterCount"/> is what the stage holds
+/// (a tied head counts on the last stage too, because that stage keeps its own copy of the embedding matrix).</summary>
+public sealed record PipelineStage(int Index, int FirstLayer, int LayerCount, long ParameterCount, bool HoldsEmbeddings, bool HoldsHead)
+{
+    public int EndLayer => FirstLayer + LayerCount;
+
+    /// <summary>Load options that materialise only this stage's weights.</summary>
+    public ModelLoadOptions Restrict(ModelLoadOptions options) => options with
+    {
+        LayerRange = (FirstLayer, LayerCount),
+        LoadEmbeddings = HoldsEmbeddings,
+        LoadHead = HoldsHead,
+    };
+}

@@ -1,0 +1,137 @@
+using FinQLoRA.Inference.Pipeline;
+using FinQLoRA.Models;
+using FinQLoRA.Tests.Support;
+
+namespace FinQLoRA.Tests.Distributed;
+
+public sealed class PipelinePlannerTests
+{
+    private static LlamaConfig Llama8B => LlamaConfig.Preset("llama-3.1-8b")!;
+    private static LlamaConfig Llama70B => LlamaConfig.Preset("llama-3.1-70b")!;
+
+    [Fact]
+    public void Llama8BStagesAddUpToTheModelsPublishedParameterCount()
+    {
+        // Meta-Llama-3.1-8B: 8,030,261,248 parameters (embeddings and lm_head untied).
+        foreach (int n in new[] { 1, 2, 4, 8 })
+            Assert.Equal(8_030_261_248, PipelinePlanner.Plan(Llama8B, n).Stages.Sum(s => s.ParameterCount));
+    }
+
+    [Fact]
+    public void Llama70BStagesAddUpToTheModelsPublishedParameterCount()
+    {
+        // Meta-Llama-3.1-70B: 70,553,706,496 parameters.
+        Assert.Equal(70_553_706_496, PipelinePlanner.Plan(Llama70B, 8).Stages.Sum(s => s.ParameterCount));
+    }
+
+    [Theory]
+    [InlineData("llama-3.1-8b", 2)]
+    [InlineData("llama-3.1-8b", 3)]
+    [InlineData("llama-3.1-8b", 4)]
+    [InlineData("llama-3.1-70b", 2)]
+    [InlineData("llama-3.1-70b", 3)]
+    public void LargestStageIsAsSmallAsAnyContiguousSplitAllows(string preset, int n)
+    {
+        var config = LlamaConfig.Preset(preset)!;
+        var plan = PipelinePlanner.Plan(config, n);
+        AssertCoversAllLayersInOrder(plan, config.NumLayers);
+        Assert.Equal(BruteForceLargestStage(config, n), plan.Stages.Max(s => s.ParameterCount));
+    }
+
+    [Fact]
+    public void EmbeddingsAndHeadCostTheEndStagesLayers()
+    {
+        // 70B: the 128256 × 8192 embedding (1.05 B) weighs about 1.2 decoder layers (0.86 B each), so with 8 stages
+        // the ends take fewer layers than the middle ones.
+        var plan = PipelinePlanner.Plan(Llama70B, 8);
+        AssertCoversAllLayersInOrder(plan, 80);
+        Assert.True(plan.First.HoldsEmbeddings && !plan.First.HoldsHead);
+        Assert.True(plan.Last.HoldsHead && !plan.Last.HoldsEmbeddings);
+        Assert.All(plan.Stages.Skip(1).SkipLast(1), s => Assert.False(s.HoldsEmbeddings || s.HoldsHead));
+        int middle = plan.Stages[1].LayerCount;
+        Assert.True(plan.First.LayerCount < middle, plan.ToString());
+        Assert.True(plan.Last.LayerCount < middle, plan.ToString());
+        // No stage exceeds the ideal share by more than one layer.
+        double mean = plan.Stages.Average(s => (double)s.ParameterCount);
+        Assert.True(plan.Stages.Max(s => s.ParameterCount) <= mean + PipelinePlanner.LayerParameters(Llama70B), plan.ToString());
+    }
+
+    [SharedFact]
+    public void Stories260KSplitsFiveLayersThreeAndTwo()
+    {
+        var config = LlamaConfig.Load(Shared.File("models/stories260K-hf"));
+        // layer: 64·64·2 + 64·32·2 + 3·64·172 + 2·64 = 45,440; embeddings 512·64 = 32,768; norm + lm_head 32,832.
+        Assert.Equal(45_440, PipelinePlanner.LayerParameters(config));
+        var two = PipelinePlanner.Plan(config, 2);
+        Assert.Equal([(0, 3, 3 * 45_440L + 32_768), (3, 2, 2 * 45_440L + 32_832)],
+            two.Stages.Select(s => (s.FirstLayer, s.LayerCount, s.ParameterCount)));
+        for (int n = 1; n <= 5; n++)
+        {
+            var plan = PipelinePlanner.Plan(config, n);
+            AssertCoversAllLayersInOrder(plan, 5);
+            Assert.Equal(BruteForceLargestStage(config, n), plan.Stages.Max(s => s.ParameterCount));
+        }
+    }
+
+    [Fact]
+    public void OneStageHoldsEverythingAndATiedMatrixOnce()
+    {
+        var tied = Llama8B with { TieWordEmbeddings = true };
+        long embed = 128256L * 4096;
+        var one = PipelinePlanner.Plan(tied, 1).Stages.Single();
+        Assert.True(one.HoldsEmbeddings && one.HoldsHead);
+        Assert.Equal(8_030_261_248 - embed, one.ParameterCount);
+        // Split, the last stage keeps its own copy of the tied matrix for the head.
+        Assert.Equal(8_030_261_248, PipelinePlanner.Plan(tied, 2).Stages.Sum(s => s.ParameterCount));
+    }
+
+    [Fact]
+    public void MoreStagesThanLayersIsAUserError()
+    {
+        var e = Assert.Throws<UserInputException>(() => PipelinePlanner.Plan(Llama8B, 33));
+        Assert.Contains("32 decoder layers", e.Message);
+        Assert.Throws<UserInputException>(() => PipelinePlanner.Plan(Llama8B, 0));
+    }
+
+    [Fact]
+    public void RestrictLoadsOnlyTheStagesPieces()
+    {
+        var plan = PipelinePlanner.Plan(Llama8B, 4);
+        var middle = plan.Stages[1].Restrict(new ModelLoadOptions());
+        Assert.Equal((plan.Stages[1].FirstLayer, plan.Stages[1].LayerCount), middle.LayerRange);
+        Assert.False(middle.LoadEmbeddings);
+        Assert.False(middle.LoadHead);
+        Assert.True(plan.First.Restrict(new ModelLoadOptions()).LoadEmbeddings);
+        Assert.True(plan.Last.Restrict(new ModelLoadOptions()).LoadHead);
+    }
+
+    private static void AssertCoversAllLayersInOrder(PipelinePlan plan, int layers)
+    {
+        int next = 0;
+        for (int s = 0; s < plan.Count; s++)
+        {
+            Assert.Equal(s, plan.Stages[s].Index);
+            Assert.Equal(next, plan.Stages[s].FirstLayer);
+            Assert.True(plan.Stages[s].LayerCount >= 1);
+            next = plan.Stages[s].EndLayer;
+        }
+        Assert.Equal(layers, next);
+    }
+
+    /// <summary>The smallest largest-stage cost over every way of cutting the layers into n non-empty runs.</summary>
+    private static long BruteForceLargestStage(LlamaConfig c, int n)
+    {
+        long layer = PipelinePlanner.LayerParameters(c), embed = (long)c.VocabSize * c.HiddenSize, head = embed + c.HiddenSize;
+        long Best(int stage, int start)
+        {
+            int remaining = n - stage;
+            long extra = (stage == 0 ? embed : 0) + (stage == n - 1 ? head : 0) - (n == 1 && c.TieWordEmbeddings ? embed : 0);
+            if (remaining == 1) return (c.NumLayers - start) * layer + extra;
+            long best = long.MaxValue;
+            for (int end = start + 1; end <= c.NumLayers - (remaining - 1); end++)
+                best = Math.Min(best, Math.Max((end - start) * layer + extra, Best(stage + 1, end)));
+            return best;
+        }
+        return Best(0, 0);
+    }
+}

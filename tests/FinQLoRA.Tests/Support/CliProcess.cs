@@ -1,0 +1,30 @@
+using System.Diagnostics;
+
+namespace FinQLoRA.Tests.Support;
+
+/// <summary>Runs the built <c>finqlora</c> CLI (copied beside the tests) as a child process.</summary>
+public static class CliProcess
+{
+    public static string CliDll => Path.Combine(AppContext.BaseDirectory, "finqlora.dll");
+
+    public static Process Start(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(CliDll);
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    public static (int ExitCode, string Output) Run(TimeSpan timeout, params string[] args)
+    {
+        using var p = Start(args);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeout))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"finqlora {string.Join(' ', args)} did not finish within {timeout}");
+        }
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+}

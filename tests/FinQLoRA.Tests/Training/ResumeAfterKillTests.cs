@@ -1,0 +1,73 @@
+using FinQLoRA.Tests.Support;
+
+namespace FinQLoRA.Tests.Training;
+
+/// <summary>
+/// A run killed with SIGKILL right after a checkpoint and resumed with --resume ends with exactly (byte for byte)
+/// the adapter of an uninterrupted run: optimizer, schedule, RNG (dropout) and data position all come back.
+/// </summary>
+public sealed class ResumeAfterKillTests
+{
+    [SharedFact]
+    public void KilledAndResumedRunEndsWithTheSameAdapterBytes()
+    {
+        using var dir = new TempFolder();
+        string data = Path.Combine(dir.Path, "train.jsonl");
+        File.WriteAllLines(data, File.ReadLines(Shared.File("data/finlora-test/fiqa_test.jsonl")).Take(96));
+        string[] Args(string outDir) =>
+        [
+            "train", "--model", Shared.File("models/stories260K-hf"), "--data", data, "--out", outDir,
+            "--bits", "4", "--rank", "4", "--dropout", "0.1", "--max-steps", "10", "--batch-size", "8", "--grad-accum", "2",
+            "--lr", "2e-3", "--warmup-steps", "2", "--save-every", "4", "--keep-checkpoints", "2", "--optimizer", "adamw", "--dtype", "f32",
+        ];
+        string straight = Path.Combine(dir.Path, "straight");
+        var (code, output) = CliProcess.Run(TimeSpan.FromMinutes(10), Args(straight));
+        Assert.True(code == 0, output);
+
+        string killed = Path.Combine(dir.Path, "killed");
+        using (var p = CliProcess.Start(Args(killed)))
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(10);
+            while (!File.Exists(Path.Combine(killed, "checkpoint-4", "trainer_state.json")) && !p.HasExited && DateTime.UtcNow < deadline)
+                Thread.Sleep(20);
+            Assert.False(p.HasExited, "the run finished before it could be killed");
+            p.Kill(entireProcessTree: true); // SIGKILL: no chance to clean up
+            p.WaitForExit();
+        }
+        Assert.False(File.Exists(Path.Combine(killed, "adapter", "adapter_model.safetensors")));
+        (code, output) = CliProcess.Run(TimeSpan.FromMinutes(10), [.. Args(killed), "--resume"]);
+        Assert.True(code == 0, output);
+        Assert.Contains("resuming from", output);
+
+        Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "adapter", "adapter_model.safetensors")),
+            File.ReadAllBytes(Path.Combine(killed, "adapter", "adapter_model.safetensors")));
+        Assert.Equal(2, Directory.GetDirectories(killed, "checkpoint-*").Length); // keep-checkpoints honoured
+        foreach (string f in new[] { "metrics.jsonl", "run.json", "loss.png" })
+            Assert.True(File.Exists(Path.Combine(killed, f)), f);
+        Assert.Equal(File.ReadAllLines(Path.Combine(straight, "metrics.jsonl")).Length, File.ReadAllLines(Path.Combine(killed, "metrics.jsonl")).Length);
+    }
+
+    [SharedFact]
+    public void StartingOverAnExistingRunWithoutResumeIsRefused()
+    {
+        using var dir = new TempFolder();
+        Directory.CreateDirectory(Path.Combine(dir.Path, "out", "checkpoint-3"));
+        File.WriteAllText(Path.Combine(dir.Path, "out", "checkpoint-3", "trainer_state.json"), "{}");
+        string data = Path.Combine(dir.Path, "train.jsonl");
+        File.WriteAllLines(data, File.ReadLines(Shared.File("data/finlora-test/fiqa_test.jsonl")).Take(8));
+        var (code, output) = CliProcess.Run(TimeSpan.FromMinutes(2), "train", "--model", Shared.File("models/stories260K-hf"),
+            "--data", data, "--out", Path.Combine(dir.Path, "out"), "--max-steps", "2", "--warmup-steps", "0");
+        Assert.Equal(2, code);
+        Assert.Contains("--resume", output);
+    }
+
+    [Fact]
+    public void MalformedTrainingDataNamesTheFileAndLine()
+    {
+        using var dir = new TempFolder();
+        string data = Path.Combine(dir.Path, "bad.jsonl");
+        File.WriteAllText(data, "{\"context\": \"a\", \"target\": \"b\"}\n{not json\n");
+        var e = Assert.Throws<UserInputException>(() => FinQLoRA.Data.Sft.SftJsonl.Read(data));
+        Assert.Contains("bad.jsonl:2", e.Message);
+    }
+}
