@@ -82,7 +82,7 @@ public static class DemoRunner
         using var model = ModelLoader.Load(baseDir, load);
         if (adapter != null) PeftAdapterFiles.Load(adapter, model);
         var evaluator = new TaskEvaluator(new TextGenerator(model, tokenizer));
-        return evaluator.Evaluate("tfns", test, new TaskEvaluator.Options("demo-llama", 4, fineTuned ? 4 : null, fineTuned, BatchSize: 30), outDir).Result;
+        return evaluator.Evaluate("tfns", test, new TaskEvaluator.Options("demo-llama", 4, fineTuned ? 4 : null, fineTuned, BatchSize: 30), outDir).Result!;
     }
 
     private static void WriteJsonl(string path, IEnumerable<SftExample> examples) =>
