@@ -73,7 +73,7 @@ public sealed class EvalCommand : Command<EvalSettings>
         foreach (string t in tasks)
         {
             string file = s.Data ?? Path.Combine(s.DataDir!, $"{t}_test.jsonl");
-            var examples = SftJsonl.Read(file);
+            var examples = ExampleJsonl.Read(file);
             var (result, _) = evaluator.Evaluate(t, examples,
                 new TaskEvaluator.Options(name, s.Bits == 16 ? null : s.Bits, lora?.Rank, lora != null, s.BatchSize, s.Limit, adapterBytes), main ? s.Out : null);
             if (result == null) continue;

@@ -17,7 +17,7 @@ public sealed class TaskEvaluator(IBatchGenerator generator)
         long AdapterBytes = 0, double DeviceHours = 0);
 
     /// <returns>The result, or null on pipeline ranks other than 0 (they take part in generation; rank 0 scores).</returns>
-    public (RunResult? Result, IReadOnlyList<Prediction> Predictions) Evaluate(string taskName, IReadOnlyList<SftExample> examples, Options options, string? outDir = null)
+    public (RunResult? Result, IReadOnlyList<Prediction> Predictions) Evaluate(string taskName, IReadOnlyList<Example> examples, Options options, string? outDir = null)
     {
         var task = TaskRegistry.Get(taskName);
         var items = options.Limit is int n ? examples.Take(n).ToList() : examples.ToList();

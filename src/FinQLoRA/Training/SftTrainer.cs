@@ -1,3 +1,4 @@
+using FinQLoRA.Data.Tasks;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -84,7 +85,8 @@ public sealed class SftTrainer
 
         // 3. Data: tokenized once; the batch order of each epoch is a pure function of (seed, epoch).
         var sft = new SftTokenizer(tokenizer, c.MaxSeqLen);
-        var examples = SftJsonl.Read(c.Data).Select(sft.Tokenize).ToList();
+        var examples = ExampleJsonl.Read(c.Data).Select(sft.Tokenize).ToList();
+        if (examples.Count == 0) throw new UserInputException($"{c.Data}: no examples; each line needs 'context' and 'target'");
         if (sft.TruncatedPrompts > 0) Log($"warning: {sft.TruncatedPrompts} prompts were longer than max_seq_len {c.MaxSeqLen} and were cut from the left");
         if (sft.TruncatedTargets > 0) Log($"warning: {sft.TruncatedTargets} targets were cut to fit max_seq_len {c.MaxSeqLen}");
         var lengths = examples.Select(e => e.Length).ToArray();
@@ -158,7 +160,7 @@ public sealed class SftTrainer
         double trainSeconds = trainTimer.Elapsed.TotalSeconds;
 
         // 5. Final adapter, evaluation loss, run record, plot.
-        double? evalLoss = c.EvalData != null ? EvaluateLoss(model, SftJsonl.Read(c.EvalData).Select(sft.Tokenize).ToList(), tokenizer.PadId, device) : null;
+        double? evalLoss = c.EvalData != null ? EvaluateLoss(model, ExampleJsonl.Read(c.EvalData).Select(sft.Tokenize).ToList(), tokenizer.PadId, device) : null;
         string adapterDir = Path.Combine(c.Out, "adapter");
         PeftAdapterInfo? info = null;
         if (IsMain)
