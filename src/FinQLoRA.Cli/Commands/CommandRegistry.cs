@@ -15,6 +15,7 @@ internal static class CommandRegistry
         config.AddCommand<VersionCommand>("version").WithDescription("Print versions of finqlora, TorchSharp and libtorch.");
         config.AddCommand<ConvertCommand>("convert").WithDescription("Convert a Llama model between a Hugging Face folder and GGUF (f32, f16, bf16, q8_0).");
         config.AddCommand<ExportAdapterCommand>("export-adapter").WithDescription("Export a PEFT LoRA adapter as a llama.cpp LoRA GGUF.");
+        config.AddCommand<MergeCommand>("merge").WithDescription("Merge a LoRA/DoRA adapter into its base: a 16-bit HF folder laid out like the base, or GGUF.");
         config.AddCommand<LaunchCommand>("launch").WithDescription("Run a finqlora command on N ranks under mpirun: finqlora launch -n 2 -- <command> <args...>.");
         config.AddBranch("data", data =>
         {

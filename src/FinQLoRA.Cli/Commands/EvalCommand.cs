@@ -3,7 +3,10 @@ using FinQLoRA.Adapters;
 using FinQLoRA.Data.Sft;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Evaluation;
+using FinQLoRA.Distributed;
 using FinQLoRA.Inference;
+using FinQLoRA.Inference.Pipeline;
+using FinQLoRA.Models;
 using FinQLoRA.Quantization;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -21,6 +24,8 @@ public sealed class EvalSettings : ModelSettings
     [CommandOption("--limit <N>")][Description("evaluate only the first N examples of each task")] public int? Limit { get; set; }
     [CommandOption("--batch-size <B>")][DefaultValue(8)] public int BatchSize { get; set; } = 8;
     [CommandOption("--out <DIR>")][Description("writes <task>/predictions.jsonl and <task>/results.json")] public string? Out { get; set; }
+    [CommandOption("--pipeline-stages <N>")][Description("split the layers over N MPI ranks (run under mpirun -np N)")][DefaultValue(1)] public int PipelineStages { get; set; } = 1;
+    [CommandOption("--micro-batches <M>")][Description("with --pipeline-stages: micro-batches per batch")][DefaultValue(1)] public int MicroBatches { get; set; } = 1;
     [CommandOption("--name <NAME>")][Description("model name in results (default: the folder name)")] public string? Name { get; set; }
 
     public override ValidationResult Validate() =>
@@ -37,10 +42,30 @@ public sealed class EvalCommand : Command<EvalSettings>
         if (s.Data != null && tasks.Length != 1) throw new UserInputException("--data holds one task's examples; give exactly one task in --tasks, or use --data-dir");
         foreach (string t in tasks) TaskRegistry.Get(t);
         var options = s.LoadOptions().WithBits(s.Bits, QuantizedLoading.ParseKind(s.Quant));
-        using var bundle = ModelBundle.Load(s.Model, options);
-        LoraConfig? lora = s.Adapter != null ? PeftAdapterFiles.Load(s.Adapter, bundle.Model) : null;
+        using var dist = s.PipelineStages > 1 ? DistributedContext.FromEnvironment() : null;
+        if (dist != null && dist.Size != s.PipelineStages)
+            throw new UserInputException($"--pipeline-stages {s.PipelineStages} needs a job of {s.PipelineStages} ranks but this one has {dist.Size}; run: mpirun -np {s.PipelineStages} finqlora eval --pipeline-stages {s.PipelineStages} ...");
+        bool main = dist?.IsMain ?? true;
+        var tokenizer = ModelBundle.LoadTokenizer(s.Model);
+        LlamaModel model;
+        IBatchGenerator generator;
+        if (dist != null)
+        {
+            var (stage, plan) = PipelineStageLoader.Load(s.Model, options with { Device = dist.Device }, s.PipelineStages, dist.Rank);
+            model = stage;
+            generator = new PipelineGenerator(stage, plan, dist.Communicator, tokenizer) { MicroBatches = s.MicroBatches };
+        }
+        else
+        {
+            model = ModelLoader.Load(s.Model, options);
+            generator = new TextGenerator(model, tokenizer);
+        }
+        using var _ = model;
+        if (dist != null && s.Adapter != null)
+            throw new UserInputException("--adapter with --pipeline-stages: merge the adapter first (finqlora merge) and evaluate the merged model");
+        LoraConfig? lora = s.Adapter != null ? PeftAdapterFiles.Load(s.Adapter, model) : null;
         long adapterBytes = s.Adapter != null ? Directory.GetFiles(s.Adapter).Sum(f => new FileInfo(f).Length) : 0;
-        var evaluator = new TaskEvaluator(new TextGenerator(bundle.Model, bundle.Tokenizer));
+        var evaluator = new TaskEvaluator(generator);
         string name = s.Name ?? Path.GetFileName(Path.GetFullPath(s.Model).TrimEnd('/'));
 
         var table = new Table().AddColumns("task", "n", "accuracy", "weighted F1", "s/example", "batch");
@@ -48,13 +73,15 @@ public sealed class EvalCommand : Command<EvalSettings>
         foreach (string t in tasks)
         {
             string file = s.Data ?? Path.Combine(s.DataDir!, $"{t}_test.jsonl");
-            var examples = SftJsonl.Read(file);
+            var examples = ExampleJsonl.Read(file);
             var (result, _) = evaluator.Evaluate(t, examples,
-                new TaskEvaluator.Options(name, s.Bits == 16 ? null : s.Bits, lora?.Rank, lora != null, s.BatchSize, s.Limit, adapterBytes), s.Out);
+                new TaskEvaluator.Options(name, s.Bits == 16 ? null : s.Bits, lora?.Rank, lora != null, s.BatchSize, s.Limit, adapterBytes), main ? s.Out : null);
+            if (result == null) continue;
             results.Add(result);
             table.AddRow(t, result.N.ToString(), $"{result.Accuracy:P1}", result.WeightedF1 is double f ? $"{f:P1}" : "-",
                 $"{result.SecondsPerExample:F3}", result.BatchSize.ToString());
         }
+        if (!main) return 0;
         AnsiConsole.Write(table);
         if (s.Out != null) RunResultFile.Write(Path.Combine(s.Out, RunResultFile.FileName), results);
         return 0;

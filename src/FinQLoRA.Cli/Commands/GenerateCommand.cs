@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using FinQLoRA.Adapters;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Distributed;
 using FinQLoRA.Inference;
@@ -62,6 +63,25 @@ public sealed class GenerateSettings : ModelSettings
     [DefaultValue(1)]
     public int MicroBatches { get; set; } = 1;
 
+    [CommandOption("--adapter <DIR>")]
+    [Description("PEFT adapter folder, or name=DIR (repeatable); a --prompts line picks one with \"adapter\": \"name\" (null or \"base\" = no adapter; a line without the key uses the only adapter, or the base when several are loaded)")]
+    public string[] Adapter { get; set; } = [];
+
+    [CommandOption("--bits <N>")]
+    [Description("4, 8 or 16: quantize the base as it loads (16 = as stored)")]
+    [DefaultValue(16)]
+    public int Bits { get; set; } = 16;
+
+    [CommandOption("--quant <KIND>")]
+    [Description("nf4 or fp4 (with --bits 4)")]
+    [DefaultValue("nf4")]
+    public string Quant { get; set; } = "nf4";
+
+    [CommandOption("--double-quant <BOOL>")]
+    [Description("double quantization of 4-bit constants (true/false)")]
+    [DefaultValue("true")]
+    public string DoubleQuant { get; set; } = "true";
+
     [CommandOption("--chat")]
     [Description("wrap each prompt in the Llama 3 chat template as a user message")]
     public bool Chat { get; set; }
@@ -76,6 +96,8 @@ public sealed class GenerateSettings : ModelSettings
         if (Prompt != null && PromptsFile != null) return ValidationResult.Error("give either --prompt or --prompts, not both");
         if (PipelineStages < 1) return ValidationResult.Error($"--pipeline-stages must be at least 1 (got {PipelineStages})");
         if (MicroBatches < 1) return ValidationResult.Error($"--micro-batches must be at least 1 (got {MicroBatches})");
+        if (Bits is not (4 or 8 or 16)) return ValidationResult.Error($"--bits {Bits} is not one of 4, 8, 16");
+        if (PipelineStages > 1 && Adapter.Length > 0) return ValidationResult.Error("--adapter is not supported with --pipeline-stages yet; merge the adapter (finqlora merge) and generate from the merged model");
         return base.Validate();
     }
 }
@@ -84,7 +106,8 @@ public sealed class GenerateCommand : Command<GenerateSettings>
 {
     public override int Execute(CommandContext context, GenerateSettings s, CancellationToken cancellationToken)
     {
-        var prompts = s.Prompt != null ? [s.Prompt] : PromptFile.Read(s.PromptsFile!);
+        var lines = s.Prompt != null ? [new PromptLine(s.Prompt, null, false)] : PromptFile.ReadLines(s.PromptsFile!);
+        var prompts = lines.Select(l => l.Prompt).ToList();
         var options = new GenerationOptions
         {
             MaxNewTokens = s.MaxNewTokens,
@@ -96,10 +119,16 @@ public sealed class GenerateCommand : Command<GenerateSettings>
         };
         if (s.PipelineStages > 1) return ExecutePipeline(s, prompts, options);
 
-        using var bundle = ModelBundle.Load(s.Model, s.LoadOptions());
+        var adapters = AdapterSpec.Parse(s.Adapter);
+        using var bundle = ModelBundle.Load(s.Model, LoadOptions(s));
+        foreach (var a in adapters) PeftAdapterFiles.Load(a.Dir, bundle.Model, a.Name);
+        // A line without "adapter" uses the only adapter given; with several, it must say which (or gets the base).
+        string? fallback = adapters.Count == 1 ? adapters[0].Name : null;
         var generator = new TextGenerator(bundle.Model, bundle.Tokenizer);
-        var results = generator.GenerateIds(Encode(s, bundle.Tokenizer, prompts), options, s.BatchSize);
-        Print(s, prompts, results);
+        var ids = Encode(s, bundle.Tokenizer, prompts);
+        var requests = lines.Select((l, i) => new GenerationRequest(ids[i], l.NamesAdapter ? l.Adapter : fallback)).ToList();
+        var results = MultiAdapterGenerator.Generate(generator, requests, options, s.BatchSize);
+        Print(s, prompts, results, adapters.Count > 0 ? requests.Select(r => r.Adapter).ToList() : null);
         return 0;
     }
 
@@ -110,7 +139,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
         if (context.Size != s.PipelineStages)
             throw new UserInputException($"--pipeline-stages {s.PipelineStages} needs a job of {s.PipelineStages} ranks but this one has {context.Size}; run: mpirun -np {s.PipelineStages} finqlora generate --pipeline-stages {s.PipelineStages} ...");
         var tokenizer = ModelBundle.LoadTokenizer(s.Model);
-        var (model, plan) = PipelineStageLoader.Load(s.Model, s.LoadOptions() with { Device = context.Device }, s.PipelineStages, context.Rank);
+        var (model, plan) = PipelineStageLoader.Load(s.Model, LoadOptions(s) with { Device = context.Device }, s.PipelineStages, context.Rank);
         using (model)
         {
             var generator = new PipelineGenerator(model, plan, context.Communicator, tokenizer);
@@ -120,12 +149,14 @@ public sealed class GenerateCommand : Command<GenerateSettings>
         return 0;
     }
 
+    private static Models.ModelLoadOptions LoadOptions(GenerateSettings s) => QuantFlags.Apply(s.LoadOptions(), s.Bits, s.Quant, s.DoubleQuant);
+
     private static List<int[]> Encode(GenerateSettings s, ITextTokenizer tokenizer, IReadOnlyList<string> prompts) =>
         prompts.Select(p => s.Chat
             ? tokenizer.Encode(Llama3ChatTemplate.Format([new("user", p)]), addBos: false)
             : tokenizer.Encode(p, addBos: tokenizer.AddsBosByDefault)).ToList();
 
-    private static void Print(GenerateSettings s, IReadOnlyList<string> prompts, IReadOnlyList<GenerationResult> results)
+    private static void Print(GenerateSettings s, IReadOnlyList<string> prompts, IReadOnlyList<GenerationResult> results, IReadOnlyList<string?>? adapters = null)
     {
         for (int i = 0; i < results.Count; i++)
         {
@@ -135,6 +166,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
                 var o = new JsonObject
                 {
                     ["prompt"] = prompts[i],
+                    ["adapter"] = adapters?[i],
                     ["prompt_ids"] = new JsonArray(r.PromptIds.Select(x => (JsonNode)x).ToArray()),
                     ["output_ids"] = new JsonArray(r.OutputIds.Select(x => (JsonNode)x).ToArray()),
                     ["text"] = r.Text,

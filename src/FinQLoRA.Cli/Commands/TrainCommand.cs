@@ -43,6 +43,8 @@ public sealed class TrainSettings : CommandSettings
     [CommandOption("--dtype <DTYPE>")][Description("bf16, f32 or f16")] public string? Dtype { get; set; }
     [CommandOption("--device <DEVICE>")][Description("cpu, cuda or cuda:N (under mpirun: cuda:<local rank>)")] public string? Device { get; set; }
     [CommandOption("--var-freeze-step <N>")] public string? VarFreezeStep { get; set; }
+    [CommandOption("--var-update-scaler <N>")] public string? VarUpdateScaler { get; set; }
+    [CommandOption("--local-step-scaler <N>")] public string? LocalStepScaler { get; set; }
     [CommandOption("--local-step-clipper <N>")] public string? LocalStepClipper { get; set; }
     [CommandOption("--verbose")] public bool Verbose { get; set; }
 
@@ -77,6 +79,15 @@ public sealed class TrainCommand : Command<TrainSettings>
             if (dist.IsMain)
                 AnsiConsole.MarkupLine($"[green]done[/]: {result.Steps} steps, loss {result.FinalLoss:F4}, {result.TokensPerSecond:F0} tok/s, adapter {Markup.Escape(result.AdapterDir)} ({result.AdapterBytes / 1024.0:F1} KiB)");
             return 0;
+        }
+        catch (Exception e) when (dist.Size > 1)
+        {
+            // A rank that fails alone would leave the others blocked in their next collective until the watchdog's
+            // timeout (and its MPI_Finalize would wait for them): end every rank now, with this rank's reason.
+            int code = e switch { TrainingStoppedException => 3, UserInputException => 2, _ => 1 };
+            string detail = e is UserInputException or TrainingStoppedException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+            dist.Communicator.Abort($"error: rank {dist.Rank} of {dist.Size}: {detail}; aborting the job", code);
+            return code;
         }
         catch (TrainingStoppedException e)
         {

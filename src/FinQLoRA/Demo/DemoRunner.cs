@@ -77,15 +77,15 @@ public static class DemoRunner
     }
 
     private static RunResult Evaluate(string baseDir, string? adapter, ModelLoadOptions load, Data.Tokenization.ITextTokenizer tokenizer,
-        List<SftExample> test, string outDir, bool fineTuned)
+        List<Example> test, string outDir, bool fineTuned)
     {
         using var model = ModelLoader.Load(baseDir, load);
         if (adapter != null) PeftAdapterFiles.Load(adapter, model);
         var evaluator = new TaskEvaluator(new TextGenerator(model, tokenizer));
-        return evaluator.Evaluate("tfns", test, new TaskEvaluator.Options("demo-llama", 4, fineTuned ? 4 : null, fineTuned, BatchSize: 30), outDir).Result;
+        return evaluator.Evaluate("tfns", test, new TaskEvaluator.Options("demo-llama", 4, fineTuned ? 4 : null, fineTuned, BatchSize: 30), outDir).Result!;
     }
 
-    private static void WriteJsonl(string path, IEnumerable<SftExample> examples) =>
+    private static void WriteJsonl(string path, IEnumerable<Example> examples) =>
         AtomicFile.WriteAllText(path, string.Concat(examples.Select(e =>
             JsonSerializer.Serialize(new Dictionary<string, string> { ["context"] = e.Context, ["target"] = e.Target }) + "\n")));
 }

@@ -18,22 +18,22 @@ public static class SyntheticSentiment
     private static readonly string[] Flat = ["to hold annual meeting on {0} May", "appoints new board member effective {0} June",
         "publishes interim report on {0} August", "announces date of capital markets day, {0} October", "completes planned office move on {0} March"];
 
-    public static (List<SftExample> Train, List<SftExample> Test) Make(int train, int test, int seed)
+    public static (List<Example> Train, List<Example> Test) Make(int train, int test, int seed)
     {
         var rng = new Random(seed);
         var task = TaskRegistry.Get("tfns");
-        SftExample One()
+        Example One()
         {
             int kind = rng.Next(3);
             string[] templates = kind == 0 ? Up : kind == 1 ? Down : Flat;
             string company = Companies[rng.Next(Companies.Length)];
             string text = $"{company} " + string.Format(templates[rng.Next(templates.Length)], rng.Next(2, 29));
             // tfns's label words: the template's direction decides the sentiment.
-            return new SftExample(task.PromptFor(text), kind == 0 ? "positive" : kind == 1 ? "negative" : "neutral");
+            return new Example(task.PromptFor(text), kind == 0 ? "positive" : kind == 1 ? "negative" : "neutral");
         }
         var all = new HashSet<string>();
-        var trainSet = new List<SftExample>();
-        var testSet = new List<SftExample>();
+        var trainSet = new List<Example>();
+        var testSet = new List<Example>();
         while (trainSet.Count + testSet.Count < train + test)
         {
             var e = One();

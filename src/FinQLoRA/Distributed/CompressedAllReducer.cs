@@ -92,6 +92,20 @@ public sealed class CompressedAllReducer(ICommunicator communicator) : IDisposab
     public (torch.Tensor Worker, torch.Tensor Server) ErrorBuffers(string key) =>
         _errors.TryGetValue(key, out var e) ? (e.Worker, e.Server) : throw new KeyNotFoundException($"no compressed all-reduce has run for key '{key}'");
 
+    /// <summary>Sets the error buffers of <paramref name="key"/> from a checkpoint (copies; creates them when no
+    /// reduction has run for the key yet, as after a restart). Sizes must be those this world size gives: worker the
+    /// padded length, server the padded length / world.</summary>
+    public void RestoreErrors(string key, torch.Tensor worker, torch.Tensor server)
+    {
+        long padded = worker.numel();
+        if (PaddedLength(padded, communicator.Size) != padded || server.numel() * communicator.Size != padded)
+            throw new UserInputException($"compressed all-reduce error buffers of '{key}' hold {padded} and {server.numel()} values, which no buffer gives with {communicator.Size} ranks; resume with the number of ranks that wrote the checkpoint");
+        ErrorFeedback errors = ErrorsFor(key, padded, worker.device);
+        using var noGrad = torch.no_grad();
+        errors.Worker.copy_(worker.reshape(-1));
+        errors.Server.copy_(server.reshape(-1));
+    }
+
     /// <summary>Zeroes every error buffer (0/1 Adam does this once when the variance freezes).</summary>
     public void ResetErrors()
     {

@@ -11,12 +11,13 @@ namespace FinQLoRA.Evaluation;
 /// the outputs with the task's metric. Writes <c>predictions.jsonl</c> and <c>results.json</c> under
 /// <c>outDir/&lt;task&gt;/</c> when an output folder is given.
 /// </summary>
-public sealed class TaskEvaluator(TextGenerator generator)
+public sealed class TaskEvaluator(IBatchGenerator generator)
 {
     public sealed record Options(string ModelName, int? Bits, int? Rank, bool FineTuned, int BatchSize = 8, int? Limit = null,
         long AdapterBytes = 0, double DeviceHours = 0);
 
-    public (RunResult Result, IReadOnlyList<Prediction> Predictions) Evaluate(string taskName, IReadOnlyList<SftExample> examples, Options options, string? outDir = null)
+    /// <returns>The result, or null on pipeline ranks other than 0 (they take part in generation; rank 0 scores).</returns>
+    public (RunResult? Result, IReadOnlyList<Prediction> Predictions) Evaluate(string taskName, IReadOnlyList<Example> examples, Options options, string? outDir = null)
     {
         var task = TaskRegistry.Get(taskName);
         var items = options.Limit is int n ? examples.Take(n).ToList() : examples.ToList();
@@ -25,6 +26,7 @@ public sealed class TaskEvaluator(TextGenerator generator)
         var generated = generator.Generate(items.Select(e => e.Context).ToList(),
             new GenerationOptions { MaxNewTokens = task.MaxNewTokens, AddBos = generator.Tokenizer.AddsBosByDefault }, options.BatchSize);
         double seconds = timer.Elapsed.TotalSeconds;
+        if (generated.Count == 0) return (null, []);
         var predictions = items.Zip(generated, (e, g) => new Prediction(e.Context, e.Target, g.Text.Trim())).ToList();
         var score = TaskScorer.Score(task, predictions.Select(p => (p.Target, p.Output)).ToList());
         var result = new RunResult(task.Name, options.ModelName, options.Bits, options.Rank, options.FineTuned,

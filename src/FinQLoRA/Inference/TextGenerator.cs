@@ -8,7 +8,7 @@ namespace FinQLoRA.Inference;
 /// Batched generation with a KV cache. Prompts of different lengths are left-padded so that every sequence's
 /// next token sits in the last column; padding is masked out of attention and does not shift positions.
 /// </summary>
-public sealed class TextGenerator(LlamaModel model, ITextTokenizer tokenizer)
+public sealed class TextGenerator(LlamaModel model, ITextTokenizer tokenizer) : IBatchGenerator
 {
     public LlamaModel Model => model;
     public ITextTokenizer Tokenizer => tokenizer;

@@ -19,6 +19,9 @@ public static class CheckpointOpener
         throw new UserInputException($"{path}: not found or not a model; pass a Hugging Face model folder (config.json + *.safetensors) or a .gguf file");
     }
 
-    private static (LlamaConfig, ICheckpointReader) OpenGguf(string path) =>
-        throw new UserInputException($"{path}: GGUF support is not built into this version");
+    private static (LlamaConfig, ICheckpointReader) OpenGguf(string path)
+    {
+        var reader = new Gguf.GgufCheckpointReader(path);
+        return (reader.Config, reader);
+    }
 }

@@ -24,7 +24,9 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
         var layer = (LlamaDecoderLayer)vars[4];
         ctx.save_for_backward([hidden, (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3]]);
         ctx.save_data("layer", layer);
-        ctx.save_data("rng", get_rng_state());
+        // Kept as bytes, not as a tensor: forward runs inside the caller's dispose scope, which would free a saved
+        // tensor before backward (set_rng_state on an empty handle kills the process).
+        using (var rng = get_rng_state()) ctx.save_data("rng", rng.data<byte>().ToArray());
         using var noGrad = no_grad();
         return layer.Forward(hidden, (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3], cache: null);
     }
@@ -34,7 +36,7 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
         var saved = ctx.get_saved_variables();
         var layer = (LlamaDecoderLayer)ctx.get_data("layer");
         var rngNow = get_rng_state();
-        set_rng_state((Tensor)ctx.get_data("rng"));
+        using (var replay = tensor((byte[])ctx.get_data("rng"))) set_rng_state(replay);
         Tensor inputGrad;
         using (enable_grad())
         {
@@ -44,6 +46,7 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
             inputGrad = x.grad!.detach().clone();
         }
         set_rng_state(rngNow);
+        rngNow.Dispose();
         var grads = new List<Tensor> { inputGrad, null!, null!, null!, null! };
         System.Diagnostics.Debug.Assert(grads.Count == ArgumentCount);
         return grads;

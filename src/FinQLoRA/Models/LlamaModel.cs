@@ -62,6 +62,11 @@ public sealed class LlamaModel : nn.Module
         using var scope = NewDisposeScope();
         var (cos, sin) = _rope.CosSin(positions, ComputeDType);
         var m = mask.to(ComputeDType);
+        // A checkpointed layer is an autograd function whose only tensor input is h; with a frozen embedding h needs no
+        // grad, the function's output would then have no grad_fn and the adapters inside would get no gradients
+        // (PyTorch's reentrant checkpoint has the same trap; HF answers it with enable_input_require_grads).
+        if (GradientCheckpointing && is_grad_enabled() && cache == null && !h.requires_grad)
+            h = h.detach().requires_grad_(true);
         for (int i = from; i < to; i++)
         {
             h = GradientCheckpointing && is_grad_enabled() && cache == null

@@ -4,15 +4,19 @@ using FinQLoRA.Runtime;
 
 namespace FinQLoRA.Training;
 
-/// <summary>One logging step: printed on the terminal and appended to metrics.jsonl.</summary>
-public sealed record MetricsLine(int Step, int TotalSteps, double Epoch, double Loss, double Lr, double TokensPerSecond, double EtaSeconds, long RssBytes)
+/// <summary>One logging step: printed on the terminal and appended to metrics.jsonl. <paramref name="CommBytes"/>:
+/// bytes rank 0 handed to the network per optimizer step since the previous line, for every collective of the step
+/// (gradients or 0/1 Adam's compressed exchange, plus the loss/token counts), per <see cref="Distributed.TrafficModel"/>;
+/// 0 with one process.</summary>
+public sealed record MetricsLine(int Step, int TotalSteps, double Epoch, double Loss, double Lr, double TokensPerSecond, double EtaSeconds, long RssBytes, long CommBytes = 0)
 {
     public string Format() => string.Create(CultureInfo.InvariantCulture,
-        $"step {Step}/{TotalSteps} | epoch {Epoch:F2} | loss {Loss:F4} | lr {Lr:E2} | {TokensPerSecond:F0} tok/s | ETA {TimeSpan.FromSeconds(Math.Round(EtaSeconds)):hh\\:mm\\:ss} | mem {MemoryUsage.Format(RssBytes)}");
+        $"step {Step}/{TotalSteps} | epoch {Epoch:F2} | loss {Loss:F4} | lr {Lr:E2} | {TokensPerSecond:F0} tok/s | ETA {TimeSpan.FromSeconds(Math.Round(EtaSeconds)):hh\\:mm\\:ss} | mem {MemoryUsage.Format(RssBytes)}{(CommBytes > 0 ? " | comm " + CommBytes.ToString(CultureInfo.InvariantCulture) + " B/step" : "")}");
 
     public JsonObject ToJson() => new()
     {
         ["step"] = Step, ["epoch"] = Math.Round(Epoch, 4), ["loss"] = Loss, ["lr"] = Lr,
         ["tokens_per_second"] = Math.Round(TokensPerSecond, 1), ["eta_seconds"] = Math.Round(EtaSeconds, 1), ["rss_bytes"] = RssBytes,
+        ["comm_bytes"] = CommBytes,
     };
 }

@@ -1,3 +1,4 @@
+using FinQLoRA.Data.Tasks;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -68,22 +69,24 @@ public sealed class SftTrainer
         TrainingCheckpoint.Loaded? resume = null;
         if (c.Resume && checkpoints.Count > 0)
         {
-            resume = TrainingCheckpoint.Load(checkpoints[^1].Path);
+            resume = TrainingCheckpoint.Load(checkpoints[^1].Path, _comm.Rank, _comm.Size);
             PeftAdapterFiles.Load(resume.AdapterDir, model, LoraLinear.DefaultAdapter);
             Log($"resuming from {checkpoints[^1].Path} (step {resume.State.Step})");
         }
         else
         {
-            if (IsMain && checkpoints.Count > 0)
+            if (checkpoints.Count > 0)
                 throw new UserInputException($"{c.Out} already holds checkpoints; pass --resume to continue that run, or choose another --out");
             LoraInjector.Apply(model, lora, c.Seed);
         }
         Log(LoraInjector.PrintTrainableParameters(model));
         var parameters = LoraInjector.AdapterParameters(model).ToList();
+        if (resume is { RankParameters.Count: > 0 }) LoadRankParameters(parameters, resume.RankParameters);
 
         // 3. Data: tokenized once; the batch order of each epoch is a pure function of (seed, epoch).
         var sft = new SftTokenizer(tokenizer, c.MaxSeqLen);
-        var examples = SftJsonl.Read(c.Data).Select(sft.Tokenize).ToList();
+        var examples = ExampleJsonl.Read(c.Data).Select(sft.Tokenize).ToList();
+        if (examples.Count == 0) throw new UserInputException($"{c.Data}: no examples; each line needs 'context' and 'target'");
         if (sft.TruncatedPrompts > 0) Log($"warning: {sft.TruncatedPrompts} prompts were longer than max_seq_len {c.MaxSeqLen} and were cut from the left");
         if (sft.TruncatedTargets > 0) Log($"warning: {sft.TruncatedTargets} targets were cut to fit max_seq_len {c.MaxSeqLen}");
         var lengths = examples.Select(e => e.Length).ToArray();
@@ -114,8 +117,8 @@ public sealed class SftTrainer
         var metrics = new MetricsLog(c.Out, IsMain, truncateAfterStep: step);
         Log($"training: {examples.Count} examples, {totalSteps} steps ({stepsPerEpoch}/epoch), batch {c.BatchSize}x{c.GradAccum}x{_comm.Size} ranks, {c.Bits}-bit base, rank {c.Rank}, {c.Optimizer}");
         var trainTimer = Stopwatch.StartNew();
-        long tokensSeen = 0;
-        int startStep = step;
+        long tokensSeen = 0, commBytesAtLastLine = _comm.BytesSent;
+        int startStep = step, stepAtLastLine = step;
         double lastLoss = resume?.State.LastLoss ?? double.NaN;
 
         while (step < totalSteps)
@@ -139,22 +142,25 @@ public sealed class SftTrainer
                 if (step % c.LogEvery == 0 || step == totalSteps)
                 {
                     double elapsed = trainTimer.Elapsed.TotalSeconds;
-                    double tokPerSec = tokensSeen * _comm.Size / Math.Max(elapsed, 1e-9);
+                    double tokPerSec = tokensSeen / Math.Max(elapsed, 1e-9);
+                    // Bytes rank 0 handed to the network per optimizer step since the previous line (all collectives).
+                    long commBytes = (_comm.BytesSent - commBytesAtLastLine) / Math.Max(1, step - stepAtLastLine);
+                    (commBytesAtLastLine, stepAtLastLine) = (_comm.BytesSent, step);
                     double eta = (totalSteps - step) * elapsed / Math.Max(1, step - startStep);
                     var line = new MetricsLine(step, totalSteps, epoch + (double)nextBatch / order.Length, loss,
-                        schedule.LearningRateAt(step - 1), tokPerSec, eta, MemoryUsage.CurrentRssBytes);
+                        schedule.LearningRateAt(step - 1), tokPerSec, eta, MemoryUsage.CurrentRssBytes, commBytes);
                     metrics.Append(line);
                     Log(line.Format());
                 }
                 if (c.SaveEvery > 0 && step % c.SaveEvery == 0 && step < totalSteps)
-                    SaveCheckpoint(model, lora, optimizer, step, epoch, nextBatch, loss);
+                    SaveCheckpoint(model, lora, optimizer, parameters, step, epoch, nextBatch, loss);
             }
             if (step < totalSteps) { epoch++; nextBatch = 0; }
         }
         double trainSeconds = trainTimer.Elapsed.TotalSeconds;
 
         // 5. Final adapter, evaluation loss, run record, plot.
-        double? evalLoss = c.EvalData != null ? EvaluateLoss(model, SftJsonl.Read(c.EvalData).Select(sft.Tokenize).ToList(), tokenizer.PadId, device) : null;
+        double? evalLoss = c.EvalData != null ? EvaluateLoss(model, ExampleJsonl.Read(c.EvalData).Select(sft.Tokenize).ToList(), tokenizer.PadId, device) : null;
         string adapterDir = Path.Combine(c.Out, "adapter");
         PeftAdapterInfo? info = null;
         if (IsMain)
@@ -162,13 +168,14 @@ public sealed class SftTrainer
             info = PeftAdapterFiles.Save(adapterDir, model, lora);
             metrics.WritePlot(Path.Combine(c.Out, "loss.png"));
         }
-        var result = new TrainResult(step, lastLoss, evalLoss, trainSeconds, loadSeconds, tokensSeen * _comm.Size,
+        var result = new TrainResult(step, lastLoss, evalLoss, trainSeconds, loadSeconds, tokensSeen,
             MemoryUsage.PeakRssBytes, info?.AdapterBytes ?? 0, adapterDir, wall.Elapsed.TotalSeconds);
         if (IsMain) RunRecord.Write(c, result, Path.Combine(c.Out, "run.json"), _comm.Size);
         _comm.Barrier();
         return result;
     }
 
+    /// <returns>the step's loss (mean over its target tokens) and the tokens it trained on, both over all ranks</returns>
     private (double Loss, long Tokens) OptimizerStep(LlamaModel model, List<List<TokenizedExample>> micro, IAdapterOptimizer optimizer,
         GradientAllReducer reducer, List<(string Name, TorchSharp.Modules.Parameter P)> parameters, double lr, int padId, Device device)
     {
@@ -189,12 +196,35 @@ public sealed class SftTrainer
             lossSum += sum.item<float>();
             tokens += batch.Tokens;
         }
+        // A rank whose shard of a short last batch is empty has no gradient yet at its first step; give it zeros so
+        // it joins the all-reduce with the same tensors as the others (and 0/1 Adam finds a gradient everywhere).
+        if (parameters.Any(p => p.P.grad is null)) MaterialiseZeroGradients(parameters);
         if (!optimizer.CommunicatesGradients && _comm.Size > 1)
             reducer.AllReduceAverage(parameters.Select(p => p.P.grad ?? zeros_like(p.P)).ToList());
         if (_config.MaxGradNorm > 0) GradientClipping.ClipGradNorm(parameters.Select(p => p.P), _config.MaxGradNorm);
         optimizer.Step(lr);
         optimizer.ZeroGrad();
-        return (AllReduceSum(lossSum) / Math.Max(globalTargets, 1), tokens);
+        var (globalLoss, globalTokens) = AllReduceSum(lossSum, tokens);
+        return (globalLoss / Math.Max(globalTargets, 1), (long)globalTokens);
+    }
+
+    private static void MaterialiseZeroGradients(List<(string Name, TorchSharp.Modules.Parameter P)> parameters)
+    {
+        using var scope = NewDisposeScope();
+        parameters.Select(p => p.P.sum() * 0).Aggregate((a, b) => a + b).backward();
+    }
+
+    /// <summary>This rank's own adapter weights from a checkpoint (0/1 Adam: they differ between synchronisations).</summary>
+    private static void LoadRankParameters(List<(string Name, TorchSharp.Modules.Parameter P)> parameters, Dictionary<string, Tensor> values)
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, p) in parameters)
+        {
+            if (!values.TryGetValue(name, out var value))
+                throw new UserInputException($"the checkpoint's per-rank state has no value for adapter parameter '{name}'; resume with the same adapter config");
+            p.copy_(value);
+        }
+        foreach (var value in values.Values) value.Dispose();
     }
 
     /// <summary>Summed cross-entropy of next-token predictions on target positions (labels ≠ -100).</summary>
@@ -206,12 +236,16 @@ public sealed class SftTrainer
         return nn.functional.cross_entropy(predicted, wanted, ignore_index: TokenizedExample.IgnoreIndex, reduction: nn.Reduction.Sum);
     }
 
-    private double AllReduceSum(double value)
+    private double AllReduceSum(double value) => AllReduceSum(value, 0).A;
+
+    /// <summary>Two sums in one all-reduce (float64: token counts stay exact far beyond any run).</summary>
+    private (double A, double B) AllReduceSum(double a, double b)
     {
-        if (_comm.Size == 1) return value;
-        using var t = tensor(new[] { value }, ScalarType.Float64);
+        if (_comm.Size == 1) return (a, b);
+        using var t = tensor(new[] { a, b }, ScalarType.Float64);
         _comm.AllReduceSum(t);
-        return t.item<double>();
+        var sums = t.data<double>().ToArray();
+        return (sums[0], sums[1]);
     }
 
     private double EvaluateLoss(LlamaModel model, List<TokenizedExample> examples, int padId, Device device)
@@ -230,13 +264,27 @@ public sealed class SftTrainer
         return sum / Math.Max(count, 1);
     }
 
-    private void SaveCheckpoint(LlamaModel model, LoraConfig lora, IAdapterOptimizer optimizer, int step, int epoch, int nextBatch, double loss)
+    private void SaveCheckpoint(LlamaModel model, LoraConfig lora, IAdapterOptimizer optimizer, List<(string Name, TorchSharp.Modules.Parameter P)> parameters,
+        int step, int epoch, int nextBatch, double loss)
     {
+        using var scope = NewDisposeScope();
         using var state = optimizer.StateDict();
+        var others = new List<Dictionary<string, Tensor>>();
+        if (_comm.Size > 1)
+        {
+            // See RankLocalState: an optimizer that communicates by itself keeps per-rank state and weights.
+            var local = new Dictionary<string, Tensor> { [RankLocalState.RngKey] = get_rng_state() };
+            if (optimizer.CommunicatesGradients)
+            {
+                foreach (var (name, t) in state.Tensors) local[RankLocalState.OptimizerPrefix + name] = t;
+                foreach (var (name, p) in parameters) local[RankLocalState.ParameterPrefix + name] = p.detach();
+            }
+            others = RankLocalState.GatherToMain(_comm, local);
+        }
         if (!IsMain) return;
         var scalars = JsonSerializer.SerializeToNode(state.Scalars)!;
-        TrainingCheckpoint.Save(_config.Out, new TrainingCheckpoint(step, epoch, nextBatch, loss), model, lora,
-            state.Tensors, scalars, _config.KeepCheckpoints);
+        TrainingCheckpoint.Save(_config.Out, new TrainingCheckpoint(step, epoch, nextBatch, loss, _comm.Size), model, lora,
+            state.Tensors, scalars, _config.KeepCheckpoints, others);
         _log($"saved checkpoint-{step}");
     }
 

@@ -136,6 +136,9 @@ public sealed record TrainConfig
             throw new UserInputException($"{source}: {key} = {value} is invalid; expected {expected}");
         if (string.IsNullOrWhiteSpace(Model)) Fail("model", "(missing)", "a model folder or .gguf file");
         if (string.IsNullOrWhiteSpace(Data)) Fail("data", "(missing)", "a JSONL file with context/target fields");
+        // The presets in configs/ leave model and data as <PLACEHOLDER>s for the user to fill in with flags.
+        if (IsPlaceholder(Model)) throw new UserInputException($"{source}: model = {Model} is a placeholder; pass --model PATH (an HF folder or .gguf)");
+        if (IsPlaceholder(Data)) throw new UserInputException($"{source}: data = {Data} is a placeholder; pass --data FILE.jsonl");
         if (Bits is not (4 or 8 or 16)) Fail("bits", Bits, "4, 8 or 16");
         if (Quant is not ("nf4" or "fp4")) Fail("quant", Quant, "nf4 or fp4");
         if (Rank < 1) Fail("rank", Rank, "a positive integer");
@@ -166,6 +169,8 @@ public sealed record TrainConfig
         }
         return o;
     }
+
+    private static bool IsPlaceholder(string value) => value.Length > 2 && value[0] == '<' && value[^1] == '>';
 
     private static int Int(string key, string value, string source) =>
         int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v

@@ -14,6 +14,8 @@ public sealed class TrainerCommunication : IOptimizerCommunication, IDisposable
     private readonly LocalCommunication? _local;
     private readonly CompressedAllReducer? _compressed;
     private readonly HashSet<string> _keys = new();
+    private const string WorkerSuffix = ".worker_error";
+    private const string ServerSuffix = ".server_error";
 
     public TrainerCommunication(ICommunicator comm)
     {
@@ -51,8 +53,8 @@ public sealed class TrainerCommunication : IOptimizerCommunication, IDisposable
         foreach (string key in _keys)
         {
             var (worker, server) = _compressed!.ErrorBuffers(key);
-            state[key + ".worker_error"] = worker.detach().clone();
-            state[key + ".server_error"] = server.detach().clone();
+            state[key + WorkerSuffix] = worker.detach().clone();
+            state[key + ServerSuffix] = server.detach().clone();
         }
         return state;
     }
@@ -60,14 +62,14 @@ public sealed class TrainerCommunication : IOptimizerCommunication, IDisposable
     public void LoadCompressionErrors(IReadOnlyDictionary<string, Tensor> state)
     {
         if (_local != null) { _local.LoadCompressionErrors(state); return; }
-        foreach (var (name, value) in state)
+        foreach (var (name, worker) in state)
         {
-            int dot = name.LastIndexOf('.');
-            string key = name[..dot];
+            if (!name.EndsWith(WorkerSuffix, StringComparison.Ordinal)) continue;
+            string key = name[..^WorkerSuffix.Length];
+            if (!state.TryGetValue(key + ServerSuffix, out var server))
+                throw new UserInputException($"optimizer state has '{name}' but no '{key}{ServerSuffix}': the checkpoint is incomplete; resume from another one");
+            _compressed!.RestoreErrors(key, worker, server);
             _keys.Add(key);
-            var (worker, server) = _compressed!.ErrorBuffers(key);
-            using var noGrad = no_grad();
-            (name.EndsWith(".worker_error", StringComparison.Ordinal) ? worker : server).copy_(value);
         }
     }
 

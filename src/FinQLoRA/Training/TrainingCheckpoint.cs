@@ -13,28 +13,38 @@ namespace FinQLoRA.Training;
 /// optimizer tensors and scalars, the schedule's step, the random state (dropout) and the data position
 /// (epoch and next batch; the batch order itself is a pure function of seed and epoch). Written as a whole
 /// folder under a temp name and renamed, so a kill mid-save leaves the previous checkpoint intact.
+/// With several data-parallel ranks, rank 0 writes the folder and adds one <see cref="RankLocalState"/> file per other
+/// rank; <see cref="WorldSize"/> records how many ranks the run had (a resume must use the same number).
 /// </summary>
-public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, double LastLoss)
+public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, double LastLoss, int WorldSize = 1)
 {
     public const string Prefix = "checkpoint-";
     private const string StateFile = "trainer_state.json";
     private const string TensorFile = "training_state.safetensors";
 
+    /// <param name="otherRanks">the <see cref="RankLocalState"/> tensors of ranks 1..WorldSize−1, in rank order</param>
     public static void Save(string outDir, TrainingCheckpoint state, LlamaModel model, LoraConfig lora,
-        IReadOnlyDictionary<string, Tensor> optimizerTensors, JsonNode optimizerScalars, int keep)
+        IReadOnlyDictionary<string, Tensor> optimizerTensors, JsonNode optimizerScalars, int keep,
+        IReadOnlyList<IReadOnlyDictionary<string, Tensor>>? otherRanks = null)
     {
+        otherRanks ??= [];
+        if (otherRanks.Count != state.WorldSize - 1)
+            throw new ArgumentException($"a checkpoint of {state.WorldSize} ranks needs the state of {state.WorldSize - 1} other ranks, got {otherRanks.Count}", nameof(otherRanks));
         string dir = Path.Combine(outDir, Prefix + state.Step);
         AtomicFile.WriteDirectory(dir, temp =>
         {
             PeftAdapterFiles.Save(Path.Combine(temp, "adapter"), model, lora);
             var tensors = new Dictionary<string, Tensor>(optimizerTensors.Select(kv => KeyValuePair.Create("optimizer." + kv.Key, kv.Value)))
             {
-                ["rng_state"] = get_rng_state(),
+                [RankLocalState.RngKey] = get_rng_state(),
             };
             SafetensorsFile.Write(Path.Combine(temp, TensorFile), tensors);
+            for (int rank = 1; rank < state.WorldSize; rank++)
+                SafetensorsFile.Write(Path.Combine(temp, RankLocalState.FileName(rank)), otherRanks[rank - 1]);
             var json = new JsonObject
             {
                 ["step"] = state.Step, ["epoch"] = state.Epoch, ["next_batch"] = state.NextBatch, ["last_loss"] = state.LastLoss,
+                ["world_size"] = state.WorldSize,
                 ["optimizer"] = optimizerScalars.DeepClone(),
             };
             AtomicFile.WriteAllText(Path.Combine(temp, StateFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
@@ -50,18 +60,48 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
             .Where(x => x.Ok && File.Exists(Path.Combine(x.Path, StateFile)))
             .OrderBy(x => x.Step).Select(x => (x.Step, x.Path)).ToList();
 
-    public sealed record Loaded(TrainingCheckpoint State, string AdapterDir, Dictionary<string, Tensor> OptimizerTensors, JsonNode OptimizerScalars, Tensor RngState);
+    /// <param name="RankParameters">adapter parameter values that replace the shared adapter's on this rank (empty
+    /// when the ranks share one adapter: rank 0, or an optimizer with replicated state)</param>
+    public sealed record Loaded(TrainingCheckpoint State, string AdapterDir, Dictionary<string, Tensor> OptimizerTensors, JsonNode OptimizerScalars, Tensor RngState,
+        Dictionary<string, Tensor> RankParameters);
 
-    public static Loaded Load(string dir)
+    /// <summary>Loads what rank <paramref name="rank"/> of a job of <paramref name="worldSize"/> ranks resumes from: the shared
+    /// adapter and scalars, and its own random state, optimizer tensors and parameters where the checkpoint has them.</summary>
+    public static Loaded Load(string dir, int rank = 0, int worldSize = 1)
     {
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, StateFile)))
             ?? throw new UserInputException($"{dir}: {StateFile} is empty");
         var state = new TrainingCheckpoint(json["step"]!.GetValue<int>(), json["epoch"]!.GetValue<int>(),
-            json["next_batch"]!.GetValue<int>(), json["last_loss"]!.GetValue<double>());
-        using var file = new SafetensorsFile(Path.Combine(dir, TensorFile));
+            json["next_batch"]!.GetValue<int>(), json["last_loss"]!.GetValue<double>(), json["world_size"]?.GetValue<int>() ?? 1);
+        if (state.WorldSize != worldSize)
+            throw new UserInputException($"{dir}: written by a run of {state.WorldSize} rank(s), resumed with {worldSize}; resume with the same number of ranks (mpirun -np {state.WorldSize}), because the data position counts global batches and the optimizer state may be per rank");
         var optimizer = new Dictionary<string, Tensor>();
-        foreach (var e in file.Entries.Where(e => e.Name.StartsWith("optimizer.", StringComparison.Ordinal)))
-            optimizer[e.Name["optimizer.".Length..]] = file.Read(e.Name);
-        return new Loaded(state, Path.Combine(dir, "adapter"), optimizer, json["optimizer"]!.DeepClone(), file.Read("rng_state"));
+        Tensor rng;
+        using (var file = new SafetensorsFile(Path.Combine(dir, TensorFile)))
+        {
+            foreach (var e in file.Entries.Where(e => e.Name.StartsWith(RankLocalState.OptimizerPrefix, StringComparison.Ordinal)))
+                optimizer[e.Name[RankLocalState.OptimizerPrefix.Length..]] = file.Read(e.Name);
+            rng = file.Read(RankLocalState.RngKey);
+        }
+        var parameters = new Dictionary<string, Tensor>();
+        if (rank > 0)
+        {
+            string path = Path.Combine(dir, RankLocalState.FileName(rank));
+            if (!File.Exists(path))
+                throw new UserInputException($"{path} is missing: the checkpoint is incomplete; delete {dir} to resume from the one before");
+            using var own = new SafetensorsFile(path);
+            rng.Dispose();
+            rng = own.Read(RankLocalState.RngKey);
+            var ownOptimizer = own.Entries.Where(e => e.Name.StartsWith(RankLocalState.OptimizerPrefix, StringComparison.Ordinal)).ToList();
+            if (ownOptimizer.Count > 0)
+            {
+                foreach (var t in optimizer.Values) t.Dispose();
+                optimizer.Clear();
+                foreach (var e in ownOptimizer) optimizer[e.Name[RankLocalState.OptimizerPrefix.Length..]] = own.Read(e.Name);
+            }
+            foreach (var e in own.Entries.Where(e => e.Name.StartsWith(RankLocalState.ParameterPrefix, StringComparison.Ordinal)))
+                parameters[e.Name[RankLocalState.ParameterPrefix.Length..]] = own.Read(e.Name);
+        }
+        return new Loaded(state, Path.Combine(dir, "adapter"), optimizer, json["optimizer"]!.DeepClone(), rng, parameters);
     }
 }

@@ -9,13 +9,15 @@ namespace FinQLoRA.Tests.Models;
 /// <summary>Greedy generation against llama.cpp: identical 32-token continuations, batched (left padding) and alone.</summary>
 public sealed class GenerationCrossCheckTests
 {
-    [SharedFact]
-    public void GreedyContinuationsMatchLlamaCppBatchedAndAlone()
+    [SharedTheory]
+    [InlineData("models/stories260K-hf")]
+    [InlineData("models/stories260K/stories260K.gguf")]
+    public void GreedyContinuationsMatchLlamaCppBatchedAndAlone(string modelPath)
     {
         using var reference = new LlamaCppReference(Shared.File("models/stories260K/stories260K.gguf"));
-        string hf = Shared.File("models/stories260K-hf");
-        using var model = ModelLoader.Load(hf, new ModelLoadOptions { DType = ScalarType.Float32 });
-        var tokenizer = TokenizerLoader.FromHuggingFace(hf);
+        string path = Shared.File(modelPath);
+        using var model = ModelLoader.Load(path, new ModelLoadOptions { DType = ScalarType.Float32 });
+        var tokenizer = ModelBundle.LoadTokenizer(path);
         var generator = new TextGenerator(model, tokenizer);
         var prompts = LlamaForwardCrossCheckTests.Prompts;
         var options = new GenerationOptions { MaxNewTokens = 32, StopIds = [-1] };

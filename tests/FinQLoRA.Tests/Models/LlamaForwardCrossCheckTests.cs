@@ -15,11 +15,13 @@ public sealed class LlamaForwardCrossCheckTests
         "Tom had a red ball. He",
     ];
 
-    [SharedFact]
-    public void HfCopyMatchesLlamaCppOnEveryPosition()
+    [SharedTheory]
+    [InlineData("models/stories260K-hf")]
+    [InlineData("models/stories260K/stories260K.gguf")]
+    public void OurForwardMatchesLlamaCppOnEveryPosition(string modelPath)
     {
         using var reference = new LlamaCppReference(Shared.File("models/stories260K/stories260K.gguf"));
-        using var model = ModelLoader.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var model = ModelLoader.Load(Shared.File(modelPath), new ModelLoadOptions { DType = ScalarType.Float32 });
         foreach (string prompt in Prompts)
         {
             int[] ids = reference.Tokenize(prompt);

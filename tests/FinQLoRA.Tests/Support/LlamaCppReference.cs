@@ -10,21 +10,11 @@ namespace FinQLoRA.Tests.Support;
 /// </summary>
 public sealed class LlamaCppReference : IDisposable
 {
-    private static readonly object LogGate = new();
-    private static bool _logConfigured;
     private readonly LLamaWeights _weights;
     private readonly ModelParams _params;
 
     public LlamaCppReference(string ggufPath, int contextSize = 512)
     {
-        lock (LogGate)
-        {
-            if (!_logConfigured)
-            {
-                NativeLibraryConfig.All.WithLogCallback((level, message) => { });
-                _logConfigured = true;
-            }
-        }
         _params = new ModelParams(ggufPath)
         {
             ContextSize = (uint)contextSize, GpuLayerCount = 0, BatchSize = (uint)contextSize, UBatchSize = (uint)contextSize,

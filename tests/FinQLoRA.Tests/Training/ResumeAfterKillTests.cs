@@ -1,3 +1,4 @@
+using FinQLoRA.Data.Tasks;
 using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Training;
@@ -67,7 +68,7 @@ public sealed class ResumeAfterKillTests
         using var dir = new TempFolder();
         string data = Path.Combine(dir.Path, "bad.jsonl");
         File.WriteAllText(data, "{\"context\": \"a\", \"target\": \"b\"}\n{not json\n");
-        var e = Assert.Throws<UserInputException>(() => FinQLoRA.Data.Sft.SftJsonl.Read(data));
+        var e = Assert.Throws<UserInputException>(() => FinQLoRA.Data.Tasks.ExampleJsonl.Read(data));
         Assert.Contains("bad.jsonl:2", e.Message);
     }
 }

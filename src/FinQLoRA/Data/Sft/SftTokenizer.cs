@@ -1,3 +1,4 @@
+using FinQLoRA.Data.Tasks;
 using FinQLoRA.Data.Tokenization;
 
 namespace FinQLoRA.Data.Sft;
@@ -9,7 +10,7 @@ public sealed class SftTokenizer(ITextTokenizer tokenizer, int maxSeqLen)
     public int TruncatedPrompts { get; private set; }
     public int TruncatedTargets { get; private set; }
 
-    public TokenizedExample Tokenize(SftExample example)
+    public TokenizedExample Tokenize(Example example)
     {
         int[] prompt = tokenizer.Encode(example.Context, addBos: tokenizer.AddsBosByDefault);
         var target = tokenizer.Encode(example.Target, addBos: false).ToList();

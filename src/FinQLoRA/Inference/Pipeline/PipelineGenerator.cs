@@ -18,7 +18,7 @@ namespace FinQLoRA.Inference.Pipeline;
 /// produces in the same "tick"), so no cycle of ranks can all be blocked in a send; ids needed earlier than that
 /// (fewer micro-batches than stages) are simply waited for.</para>
 /// </summary>
-public sealed class PipelineGenerator
+public sealed class PipelineGenerator : IBatchGenerator
 {
     private readonly LlamaModel _model;
     private readonly ICommunicator _comm;
@@ -41,6 +41,14 @@ public sealed class PipelineGenerator
     }
 
     public PipelinePlan Plan { get; }
+
+    public ITextTokenizer Tokenizer => _tokenizer;
+
+    /// <summary>Micro-batches per batch when called through <see cref="IBatchGenerator"/>.</summary>
+    public int MicroBatches { get; init; } = 1;
+
+    IReadOnlyList<GenerationResult> IBatchGenerator.Generate(IReadOnlyList<string> prompts, GenerationOptions options, int batchSize) =>
+        Generate(prompts, options, batchSize, MicroBatches);
     public PipelineStage Stage { get; }
     private bool IsFirst => Stage.Index == 0;
     private bool IsLast => Stage.Index == Plan.Count - 1;

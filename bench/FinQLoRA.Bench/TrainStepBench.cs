@@ -1,0 +1,271 @@
+using System.Diagnostics;
+using System.Globalization;
+using FinQLoRA.Adapters;
+using FinQLoRA.Demo;
+using FinQLoRA.Models;
+using FinQLoRA.Quantization;
+using FinQLoRA.Runtime;
+using FinQLoRA.Training.Optimizers;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Bench;
+
+/// <summary>
+/// <c>train</c>: tokens/s of one QLoRA training step (forward, backward, AdamW on rank-4 q/k/v adapters) on a ~100M
+/// random Llama with a 16-, 8- and 4-bit frozen base (bf16 compute), with and without gradient checkpointing.
+/// Each step is split into dequantization, base matmuls, optimizer and the rest: the optimizer is timed in place,
+/// dequantization and matmuls by micro-benchmarks of exactly the step's pieces (every projection's dequantize, every
+/// x·Wᵀ and grad·W at the step's shapes), repeated as often as the step runs them. MFU is the model's FLOPs per step
+/// over the bf16 matmul rate measured in this run. Peak RSS with/without checkpointing comes from child processes.
+/// </summary>
+internal static class TrainStepBench
+{
+    public const string Help = "training step tokens/s at 4/8/16-bit, ± grad checkpointing; time shares; MFU; peak RSS [--batch 2 --seq 128 --steps 2]";
+
+    private static readonly LlamaConfig Model100M = new()
+    {
+        HiddenSize = 768, IntermediateSize = 2048, NumLayers = 12, NumHeads = 12, NumKvHeads = 4, HeadDim = 64,
+        VocabSize = 16000, MaxPositionEmbeddings = 1024, TieWordEmbeddings = false, BosTokenId = 1, EosTokenIds = [2],
+    };
+
+    private static readonly LoraConfig Paper = new() { Rank = 4, Alpha = 32, Dropout = 0.1, TargetModules = ["q_proj", "k_proj", "v_proj"] };
+
+    public static int Run(string[] args)
+    {
+        var o = Options.Parse(args);
+        if (o.RssProbe is { } probe) return RssProbe(o, probe);
+        set_num_threads(Environment.ProcessorCount);
+        string folder = ModelFolder();
+        var (n, linearParams) = Count();
+        Console.WriteLine($"model: random Llama {n / 1e6:F0}M parameters ({linearParams / 1e6:F0}M in linear layers), {Model100M.NumLayers} layers, hidden {Model100M.HiddenSize}; batch {o.Batch}x{o.Seq} tokens; LoRA r4 q,k,v; bf16 compute; {Environment.ProcessorCount} threads");
+
+        double peak = MatmulRate(ScalarType.BFloat16, 1024);
+        double peak32 = MatmulRate(ScalarType.Float32, 1024);
+        Console.WriteLine($"measured matmul rate (1024^3): bf16 {peak / 1e9:F1} GFLOP/s, fp32 {peak32 / 1e9:F1} GFLOP/s");
+
+        // FLOPs a step must do: forward 2·N·tokens, backward only the input gradients of the frozen base, 2·N·tokens,
+        // plus attention (fwd QKᵀ and AV: 4·B·T²·d per layer; bwd twice that). Checkpointing's recompute is not counted.
+        long tokens = (long)o.Batch * o.Seq;
+        double attention = 12.0 * o.Batch * o.Seq * (double)o.Seq * Model100M.HiddenSize * Model100M.NumLayers;
+        double modelFlops = 4.0 * linearParams * tokens + attention;
+
+        var rows = new List<Row>();
+        foreach (int bits in new[] { 16, 8, 4 })
+        {
+            using var model = ModelLoader.Load(folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(bits));
+            LoraInjector.Apply(model, Paper, seed: 1);
+            using var optimizer = new AdamWOptimizer(LoraInjector.AdapterParameters(model).ToList(), new AdamWOptions(WeightDecay: 0));
+            double dequantOnce = DequantizeSeconds(model);
+            Console.Error.WriteLine($"  {bits}-bit loaded; dequantizing all projections once: {dequantOnce:F3} s");
+            foreach (bool gc in new[] { false, true })
+            {
+                model.GradientCheckpointing = gc;
+                var (step, opt) = TimeSteps(model, optimizer, o);
+                int passes = gc ? 3 : 2; // forward, backward (grad·W), and with checkpointing the recomputed forward
+                double matmul = MatmulSeconds(model, tokens, passes);
+                // 8-bit forwards run LLM.int8 (int8 matmul, counted in "other"); only backward dequantizes.
+                double dequant = bits == 16 ? 0 : dequantOnce * (bits == 8 ? 1 : passes);
+                Console.Error.WriteLine($"  {bits}-bit, checkpointing {(gc ? "on" : "off")}: step {step:F2} s");
+                rows.Add(new Row(bits, gc, step, tokens / step, dequant / step, matmul / step, opt / step, modelFlops / step / peak));
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("| base | grad ckpt | step s | tokens/s | vs 16-bit | dequant | matmul | optimizer | other | MFU (bf16) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var r in rows)
+        {
+            var baseline = rows.First(x => x.Bits == 16 && x.Gc == r.Gc);
+            double other = Math.Max(0, 1 - r.Dequant - r.Matmul - r.Optimizer);
+            Console.WriteLine($"| {r.Bits}-bit | {(r.Gc ? "on" : "off")} | {r.Step:F3} | {r.TokensPerSecond:F0} | {r.Step / baseline.Step:F2}x | {r.Dequant:P0} | {r.Matmul:P0} | {r.Optimizer:P1} | {other:P0} | {r.Mfu:P1} |");
+        }
+        foreach (bool gc in new[] { false, true })
+        {
+            double ratio = rows.First(r => r.Bits == 4 && r.Gc == gc).Step / rows.First(r => r.Bits == 16 && r.Gc == gc).Step;
+            Console.WriteLine($"goal: 4-bit step within 1.3x of 16-bit (checkpointing {(gc ? "on" : "off")}): {ratio:F2}x {(ratio <= 1.3 ? "MET" : "NOT MET")}");
+        }
+
+        Console.WriteLine();
+        Console.WriteLine($"peak RSS of one 4-bit training step, batch {o.RssBatch}x{o.RssSeq} (separate processes, VmHWM reset after loading):");
+        foreach (string mode in new[] { "nogc", "gc" })
+            Console.WriteLine($"  grad checkpointing {(mode == "gc" ? "on " : "off")}: {Child(o, mode)}");
+        return 0;
+    }
+
+    private sealed record Row(int Bits, bool Gc, double Step, double TokensPerSecond, double Dequant, double Matmul, double Optimizer, double Mfu);
+
+    private sealed record Options(int Batch, int Seq, int Steps, int RssBatch, int RssSeq, string? RssProbe)
+    {
+        public static Options Parse(string[] args)
+        {
+            var o = new Options(2, 128, 2, 4, 256, null);
+            for (int i = 0; i + 1 < args.Length; i += 2)
+            {
+                int v() => int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+                o = args[i] switch
+                {
+                    "--batch" => o with { Batch = v() }, "--seq" => o with { Seq = v() }, "--steps" => o with { Steps = v() },
+                    "--rss-batch" => o with { RssBatch = v() }, "--rss-seq" => o with { RssSeq = v() },
+                    "--rss-probe" => o with { RssProbe = args[i + 1] },
+                    _ => throw new ArgumentException($"unknown option {args[i]}"),
+                };
+            }
+            return o;
+        }
+    }
+
+    private static string ModelFolder()
+    {
+        string folder = Path.Combine(Path.GetTempPath(), "finqlora-bench-train-100m");
+        if (!File.Exists(Path.Combine(folder, "config.json")))
+            RandomLlama.WriteHfFolder(Model100M, folder, seed: 1, ScalarType.BFloat16);
+        return folder;
+    }
+
+    private static (long Total, long Linear) Count()
+    {
+        long h = Model100M.HiddenSize, f = Model100M.IntermediateSize, kv = Model100M.NumKvHeads * (long)Model100M.HeadDim;
+        long perLayer = 2 * h * h + 2 * h * kv + 3 * h * f;
+        long linear = perLayer * Model100M.NumLayers + Model100M.VocabSize * h; // + lm_head
+        return (linear + Model100M.VocabSize * h, linear);
+    }
+
+    private static Tensor Ids(int batch, int seq, long seed)
+    {
+        using var g = new Generator((ulong)seed);
+        return randint(3, Model100M.VocabSize, [batch, seq], generator: g);
+    }
+
+    /// <summary>One full step: forward, next-token loss, backward, AdamW, zero grads. Returns (step, optimizer) seconds.</summary>
+    private static (double Step, double Optimizer) Step(LlamaModel model, AdamWOptimizer optimizer, Tensor ids)
+    {
+        var total = Stopwatch.StartNew();
+        using (var scope = NewDisposeScope())
+        {
+            var logits = model.Forward(ids);
+            long t = ids.shape[1];
+            var loss = nn.functional.cross_entropy(logits.narrow(1, 0, t - 1).reshape(-1, logits.shape[2]), ids.narrow(1, 1, t - 1).reshape(-1));
+            loss.backward();
+        }
+        var opt = Stopwatch.StartNew();
+        optimizer.Step(1e-4);
+        optimizer.ZeroGrad();
+        return (total.Elapsed.TotalSeconds, opt.Elapsed.TotalSeconds);
+    }
+
+    private static (double Step, double Optimizer) TimeSteps(LlamaModel model, AdamWOptimizer optimizer, Options o)
+    {
+        model.train();
+        using var ids = Ids(o.Batch, o.Seq, 7);
+        Step(model, optimizer, ids); // warm-up: allocator, kernels
+        double step = 0, opt = 0;
+        for (int i = 0; i < o.Steps; i++)
+        {
+            var (s, p) = Step(model, optimizer, ids);
+            step += s;
+            opt += p;
+        }
+        return (step / o.Steps, opt / o.Steps);
+    }
+
+    private static IEnumerable<nn.Module<Tensor, Tensor>> BaseProjections(LlamaModel model)
+    {
+        foreach (var layer in model.Layers)
+            foreach (string p in LoraTargets.All)
+                yield return LoraInjector.Owner(layer, p)[p] is LoraLinear lora ? lora.BaseLayer : LoraInjector.Owner(layer, p)[p];
+        if (model.LmHead is { } head) yield return head;
+    }
+
+    /// <summary>Seconds to dequantize every quantized projection once to bf16.</summary>
+    private static double DequantizeSeconds(LlamaModel model)
+    {
+        var quantized = BaseProjections(model).OfType<QuantizedLinear>().ToList();
+        if (quantized.Count == 0) return 0;
+        double best = double.MaxValue;
+        for (int rep = 0; rep < 3; rep++)
+        {
+            var sw = Stopwatch.StartNew();
+            foreach (var q in quantized) q.DequantizedWeight(ScalarType.BFloat16).Dispose();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return best;
+    }
+
+    /// <summary>Seconds of the step's base matmuls in bf16: per projection x[tokens, in]·Wᵀ, and grad[tokens, out]·W,
+    /// <paramref name="passes"/> matmuls in all (the recomputed forward with checkpointing).</summary>
+    private static double MatmulSeconds(LlamaModel model, long tokens, int passes)
+    {
+        var shapes = BaseProjections(model).Select(m => m is IFrozenLinear f ? (f.OutFeatures, f.InFeatures) : throw new InvalidOperationException())
+            .GroupBy(s => s).Select(g => (Shape: g.Key, Count: g.Count())).ToList();
+        double total = 0;
+        foreach (var ((outF, inF), count) in shapes)
+        {
+            using var scope = NewDisposeScope();
+            var w = randn([outF, inF]).to(ScalarType.BFloat16);
+            var x = randn([tokens, inF]).to(ScalarType.BFloat16);
+            var g = randn([tokens, outF]).to(ScalarType.BFloat16);
+            x.matmul(w.t()); g.matmul(w); // warm-up
+            double best = double.MaxValue;
+            for (int rep = 0; rep < 3; rep++)
+            {
+                var sw = Stopwatch.StartNew();
+                using (var y = x.matmul(w.t())) { }
+                double fwd = sw.Elapsed.TotalSeconds;
+                sw.Restart();
+                using (var gx = g.matmul(w)) { }
+                double bwd = sw.Elapsed.TotalSeconds;
+                best = Math.Min(best, fwd * (passes - 1) + bwd);
+            }
+            total += best * count;
+        }
+        return total;
+    }
+
+    private static double MatmulRate(ScalarType dtype, int n)
+    {
+        using var scope = NewDisposeScope();
+        var a = randn([n, n]).to(dtype);
+        var b = randn([n, n]).to(dtype);
+        a.matmul(b).Dispose();
+        int reps = 0;
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed.TotalSeconds < 1.5 || reps < 3) { a.matmul(b).Dispose(); reps++; }
+        return 2.0 * n * n * (double)n * reps / sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Runs this benchmark as a child process in probe mode and returns its one-line report.</summary>
+    private static string Child(Options o, string mode)
+    {
+        string self = Environment.ProcessPath!;
+        var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(TrainStepBench).Assembly.Location);
+        foreach (string a in new[] { "train", "--rss-probe", mode, "--rss-batch", o.RssBatch.ToString(CultureInfo.InvariantCulture), "--rss-seq", o.RssSeq.ToString(CultureInfo.InvariantCulture) })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string stdout = p.StandardOutput.ReadToEnd();
+        string stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return p.ExitCode == 0 ? stdout.Trim() : $"probe failed ({p.ExitCode}): {stderr.Trim()}";
+    }
+
+    /// <summary>Child: load the 4-bit model, reset the peak-RSS mark, run one step, print the peak.</summary>
+    private static int RssProbe(Options o, string mode)
+    {
+        set_num_threads(Environment.ProcessorCount);
+        using var model = ModelLoader.Load(ModelFolder(), new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(4));
+        LoraInjector.Apply(model, Paper, seed: 1);
+        model.GradientCheckpointing = mode == "gc";
+        model.train();
+        using var optimizer = new AdamWOptimizer(LoraInjector.AdapterParameters(model).ToList(), new AdamWOptions(WeightDecay: 0));
+        using var ids = Ids(o.RssBatch, o.RssSeq, 7);
+        long afterLoad = MemoryUsage.CurrentRssBytes;
+        // Writing 5 to clear_refs resets VmHWM to the current RSS, so the peak below is the step's own.
+        bool reset;
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); reset = true; } catch (IOException) { reset = false; } catch (UnauthorizedAccessException) { reset = false; }
+        var sw = Stopwatch.StartNew();
+        Step(model, optimizer, ids);
+        long peak = MemoryUsage.PeakRssBytes;
+        Console.WriteLine($"RSS after load {MemoryUsage.Format(afterLoad)}, peak during the step {MemoryUsage.Format(peak)} (+{MemoryUsage.Format(peak - afterLoad)}){(reset ? "" : " [VmHWM not reset: includes loading]")}, step {sw.Elapsed.TotalSeconds:F1} s");
+        return 0;
+    }
+}
