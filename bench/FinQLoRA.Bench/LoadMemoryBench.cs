@@ -17,7 +17,7 @@ namespace FinQLoRA.Bench;
 /// </summary>
 public static class LoadMemoryBench
 {
-    public const string Help = "peak RSS loading a random 1.1B bf16 Llama at 16/8/4 bits vs its file size [--layers N]";
+    public const string Help = "peak RSS loading a random 1.1B bf16 Llama at 16/8/4 bits vs its file size [--layers N] [--model DIR (reuse or keep the random model there)] [--bits 16,8,4]";
 
     public static LlamaConfig TinyLlamaShape(int layers) => new()
     {
@@ -32,24 +32,31 @@ public static class LoadMemoryBench
         if (args.Length > 0 && args[0] == "--child-baseline") return ChildBaseline();
 
         int layers = 22;
+        string? keep = null;
+        int[] bitsList = [16, 8, 4];
         for (int i = 0; i < args.Length; i++)
             if (args[i] == "--layers") layers = int.Parse(args[++i]);
+            else if (args[i] == "--model") keep = Path.GetFullPath(args[++i]);
+            else if (args[i] == "--bits") bitsList = args[++i].Split(',').Select(int.Parse).ToArray();
             else throw new UserInputException($"load: unknown option {args[i]}; {Help}");
 
-        string temp = Directory.CreateTempSubdirectory("finqlora-loadbench-").FullName;
+        string temp = keep ?? Directory.CreateTempSubdirectory("finqlora-loadbench-").FullName;
         try
         {
-            var sw = Stopwatch.StartNew();
-            var written = Parse(BenchProcess.RunSelf("load", "--child-write", temp, layers.ToString()));
+            if (!File.Exists(Path.Combine(temp, "config.json")))
+            {
+                var sw = Stopwatch.StartNew();
+                var written = Parse(BenchProcess.RunSelf("load", "--child-write", temp, layers.ToString()));
+                Console.WriteLine($"random Llama {written["parameters"]!.GetValue<long>() / 1e9:F3}B parameters written as bf16 in {sw.Elapsed.TotalSeconds:F0} s " +
+                                  $"(writer peak RSS {MemoryUsage.Format(written["peak_rss_bytes"]!.GetValue<long>())}); load average {LoadAverage()}");
+            }
             long fileBytes = new FileInfo(Path.Combine(temp, "model.safetensors")).Length;
-            Console.WriteLine($"random Llama {written["parameters"]!.GetValue<long>() / 1e9:F3}B parameters written as bf16 in {sw.Elapsed.TotalSeconds:F0} s " +
-                              $"(writer peak RSS {MemoryUsage.Format(written["peak_rss_bytes"]!.GetValue<long>())}); load average {LoadAverage()}");
             var baseline = Parse(BenchProcess.RunSelf("load", "--child-baseline"));
             long baseRss = baseline["peak_rss_bytes"]!.GetValue<long>();
             Console.WriteLine($"| load | peak RSS | peak − baseline | ÷ bf16 file | model storage | load s |");
             Console.WriteLine($"| --- | ---: | ---: | ---: | ---: | ---: |");
             Console.WriteLine($"| baseline (.NET + libtorch, no model) | {MemoryUsage.Format(baseRss)} | | | | |");
-            foreach (int bits in new[] { 16, 8, 4 })
+            foreach (int bits in bitsList)
             {
                 var r = Parse(BenchProcess.RunSelf("load", "--child-load", temp, bits.ToString()));
                 long peak = r["peak_rss_bytes"]!.GetValue<long>();
@@ -60,7 +67,7 @@ public static class LoadMemoryBench
         }
         finally
         {
-            Directory.Delete(temp, recursive: true);
+            if (keep is null) Directory.Delete(temp, recursive: true);
         }
         return 0;
     }

@@ -18,7 +18,9 @@ public static class QuantizedLoading
             {
                 // keep the stored dtype: it is recorded as the quant_state "dtype" (bitsandbytes writes bfloat16 for bf16 checkpoints)
                 using var onDevice = weight.to(options.Device);
-                return new QuantizedLinear(Quantizer.Quantize(onDevice, q), int8Threshold: q.Int8Threshold);
+                var layer = new QuantizedLinear(Quantizer.Quantize(onDevice, q), int8Threshold: q.Int8Threshold);
+                HeapTrim.Run(); // the quantizer's fp32 copies are freed; hand their pages back before the next weight
+                return layer;
             },
         };
     }
