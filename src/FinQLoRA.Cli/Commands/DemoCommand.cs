@@ -8,7 +8,7 @@ namespace FinQLoRA.Cli.Commands;
 public sealed class DemoSettings : CommandSettings
 {
     [CommandOption("--out <DIR>")][Description("output folder")][DefaultValue("runs/demo")] public string Out { get; set; } = "runs/demo";
-    [CommandOption("--epochs <N>")][DefaultValue(4)] public int Epochs { get; set; } = 4;
+    [CommandOption("--epochs <N>")][DefaultValue(8)] public int Epochs { get; set; } = 8;
 }
 
 public sealed class DemoCommand : Command<DemoSettings>

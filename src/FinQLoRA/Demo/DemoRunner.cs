@@ -31,7 +31,7 @@ public static class DemoRunner
         BosTokenId = 0, EosTokenIds = [0],
     };
 
-    public static Summary Run(string outDir, Action<string> log, int trainExamples = 384, int testExamples = 90, int epochs = 4)
+    public static Summary Run(string outDir, Action<string> log, int trainExamples = 512, int testExamples = 120, int epochs = 8)
     {
         var total = Stopwatch.StartNew();
         Directory.CreateDirectory(outDir);

@@ -45,6 +45,7 @@ public static class TorchNativeLoader
         {
             if (_done) return;
             _done = true;
+            OpenMpDefaults.Apply(); // before libtorch (and its libgomp) is loaded
             if (!OperatingSystem.IsLinux()) { Mode = "not-linux"; return; }
 
             string? original = FindOriginal();

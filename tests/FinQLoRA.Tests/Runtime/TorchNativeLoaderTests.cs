@@ -44,3 +44,19 @@ public sealed class TorchNativeLoaderTests
         Assert.Equal(hostHasVersion ? "original" : "patched", TorchNativeLoader.Mode);
     }
 }
+
+public sealed class OpenMpDefaultsTests
+{
+    [System.Runtime.InteropServices.DllImport("libc")]
+    private static extern IntPtr getenv(string name);
+
+    /// <summary>libtorch's OpenMP threads must not spin-wait (measured 10–30× slowdowns on a busy 2-core machine).</summary>
+    [Fact]
+    public void NativeEnvironmentAsksForPassiveOpenMpWaiting()
+    {
+        FinQLoRA.Runtime.TorchNativeLoader.EnsureLoaded();
+        string? value = System.Runtime.InteropServices.Marshal.PtrToStringAnsi(getenv("OMP_WAIT_POLICY"));
+        string? userValue = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY");
+        Assert.Equal(string.IsNullOrEmpty(userValue) ? "PASSIVE" : userValue, value);
+    }
+}
