@@ -81,6 +81,9 @@ public sealed class MemoryPlannerTests
         var cpu8 = MemoryPlanner.Training(c, QuantizationOptions.Int8, t, "8b").Components.ToDictionary(x => x.Name, x => x.Bytes);
         Assert.Equal(14336L * 4096 * 6, cpu8["dequant_workspace"]); // fp32 forward + bf16 backward buffers
         Assert.Equal(256L * (4096 * 5 + 14336 * 8), cpu8["int8_activations"]); // gate/up: the widest output
+        long int8Transients = 32L * 256 * MemoryPlanner.Projections(c).Sum(p => p.In * 5 + p.Out * 8);
+        long activationTerms8 = cpu8["activations"] + cpu8["head_activations"] + cpu8["backward_workspace"];
+        Assert.Equal((long)((activationTerms8 + int8Transients) * MemoryPlanner.CpuAllocatorRetention), cpu8["allocator_retention"]);
         var cpu16 = MemoryPlanner.Training(c, new QuantizationOptions(Bits: 16), t, "8b").Components.ToDictionary(x => x.Name, x => x.Bytes);
         Assert.False(cpu16.ContainsKey("dequant_workspace"));
     }

@@ -48,7 +48,8 @@ public static class MemoryPlanner
     public const long CpuRuntimeBytes = 200L * 1024 * 1024;
 
     /// <summary>
-    /// Freed memory that glibc malloc keeps resident on the CPU, as a fraction of the planned activation terms.
+    /// Freed memory that glibc malloc keeps resident on the CPU, as a fraction of the planned activation terms (for
+    /// 8-bit, plus the int8 transients every projection of every layer frees in forward).
     /// libtorch's CPU allocator hands every free back to malloc, and glibc raises its mmap threshold (up to 32 MiB) each
     /// time a large mmapped block is freed, so later transients of up to that size (fp32 copies in RMSNorm and LoRA,
     /// dequantized weights, gradients) come from heap arenas whose holes stay resident between the tensors saved for
@@ -216,7 +217,9 @@ public static class MemoryPlanner
         if (cpu)
         {
             list.AddRange(CpuQuantWorkspace(c, options, tokens));
-            long transientBase = list.Where(x => x.Name is "activations" or "head_activations" or "backward_workspace" or "int8_activations").Sum(x => x.Bytes);
+            long transientBase = list.Where(x => x.Name is "activations" or "head_activations" or "backward_workspace").Sum(x => x.Bytes);
+            // 8-bit forwards free int8 activations, fp32 copies and accumulators in every projection of every layer
+            if (options.Bits == 8) transientBase += c.NumLayers * tokens * Projections(c).Sum(p => p.In * 5 + p.Out * 8);
             list.Add(new("allocator_retention", (long)(transientBase * CpuAllocatorRetention), false,
                 $"freed transients glibc malloc keeps resident ({CpuAllocatorRetention:0.##} × activations, measured)"));
         }
