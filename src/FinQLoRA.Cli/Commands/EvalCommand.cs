@@ -65,6 +65,7 @@ public sealed class EvalCommand : Command<EvalSettings>
             throw new UserInputException("--adapter with --pipeline-stages: merge the adapter first (finqlora merge) and evaluate the merged model");
         LoraConfig? lora = s.Adapter != null ? PeftAdapterFiles.Load(s.Adapter, model) : null;
         long adapterBytes = s.Adapter != null ? Directory.GetFiles(s.Adapter).Sum(f => new FileInfo(f).Length) : 0;
+        double deviceHours = s.Adapter != null ? TrainingDeviceHours(s.Adapter) : 0;
         var evaluator = new TaskEvaluator(generator);
         string name = s.Name ?? Path.GetFileName(Path.GetFullPath(s.Model).TrimEnd('/'));
 
@@ -75,7 +76,7 @@ public sealed class EvalCommand : Command<EvalSettings>
             string file = s.Data ?? Path.Combine(s.DataDir!, $"{t}_test.jsonl");
             var examples = ExampleJsonl.Read(file);
             var (result, _) = evaluator.Evaluate(t, examples,
-                new TaskEvaluator.Options(name, s.Bits == 16 ? null : s.Bits, lora?.Rank, lora != null, s.BatchSize, s.Limit, adapterBytes), main ? s.Out : null);
+                new TaskEvaluator.Options(name, s.Bits == 16 ? null : s.Bits, lora?.Rank, lora != null, s.BatchSize, s.Limit, adapterBytes, deviceHours), main ? s.Out : null);
             if (result == null) continue;
             results.Add(result);
             table.AddRow(t, result.N.ToString(), $"{result.Accuracy:P1}", result.WeightedF1 is double f ? $"{f:P1}" : "-",
@@ -85,5 +86,15 @@ public sealed class EvalCommand : Command<EvalSettings>
         AnsiConsole.Write(table);
         if (s.Out != null) RunResultFile.Write(Path.Combine(s.Out, RunResultFile.FileName), results);
         return 0;
+    }
+
+    /// <summary>The fine-tuning cost of an adapter: device_hours from the run.json that `finqlora train` wrote
+    /// beside it (<c>out/adapter</c> → <c>out/run.json</c>); 0 when the adapter came from elsewhere.</summary>
+    private static double TrainingDeviceHours(string adapterDir)
+    {
+        string runJson = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(adapterDir).TrimEnd('/'))!, "run.json");
+        if (!File.Exists(runJson)) return 0;
+        try { return System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(runJson))?["device_hours"]?.GetValue<double>() ?? 0; }
+        catch (System.Text.Json.JsonException) { return 0; }
     }
 }

@@ -49,6 +49,7 @@ public static class LoraInjector
         var module = owner[projection];
         if (module is LoraLinear existing) return existing;
         var lora = new LoraLinear(module);
+        lora.train(owner.training); // a new module starts in training mode; follow the model (eval: no dropout)
         owner.Replace(projection, lora);
         return lora;
     }

@@ -28,7 +28,7 @@ public sealed class Report
 
     public ReportTable WeightedF1() => ByTask("Weighted F1 (%)", r => r.WeightedF1);
 
-    /// <summary>Per configuration: examples evaluated, mean seconds per example (weighted by n), peak memory,
+    /// <summary>Per configuration: evaluation batch size, examples evaluated, mean seconds per example (weighted by n), peak memory,
     /// fine-tuning device hours and adapter size (the largest over its tasks: adapters are per task).</summary>
     public ReportTable Cost()
     {
@@ -40,14 +40,15 @@ public sealed class Report
             return (IReadOnlyList<string>)
             [
                 cfg,
+                string.Join("/", rs.Select(r => r.BatchSize).Distinct().Order()),
                 n.ToString(CultureInfo.InvariantCulture),
                 secondsPerExample.ToString("0.000", CultureInfo.InvariantCulture),
                 (rs.Max(r => r.PeakMemoryBytes) / (double)(1L << 30)).ToString("0.00", CultureInfo.InvariantCulture),
-                rs.Sum(r => r.DeviceHours).ToString("0.00", CultureInfo.InvariantCulture),
-                (rs.Max(r => r.AdapterBytes) / 1e6).ToString("0.0", CultureInfo.InvariantCulture),
+                rs.Sum(r => r.DeviceHours).ToString("0.0000", CultureInfo.InvariantCulture),
+                (rs.Max(r => r.AdapterBytes) / 1e6).ToString("0.000", CultureInfo.InvariantCulture),
             ];
         }).ToList();
-        return new ReportTable("Cost", ["configuration", "examples", "s/example", "peak memory (GiB)", "fine-tuning device hours", "adapter (MB)"], rows);
+        return new ReportTable("Cost", ["configuration", "batch size", "examples", "s/example", "peak memory (GiB)", "fine-tuning device hours", "adapter (MB)"], rows);
     }
 
     private ReportTable ByTask(string title, Func<RunResult, double?> value)

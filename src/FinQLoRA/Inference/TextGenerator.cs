@@ -35,6 +35,7 @@ public sealed class TextGenerator(LlamaModel model, ITextTokenizer tokenizer) : 
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
+        if (model.training) model.eval(); // generation never uses dropout
         var device = model.Device;
         int b = prompts.Length;
         var (ids, mask, longest) = LeftPadding.Build(prompts, tokenizer.PadId);

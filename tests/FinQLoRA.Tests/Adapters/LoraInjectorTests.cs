@@ -26,6 +26,20 @@ public sealed class LoraInjectorTests
         Assert.True(diff < 1e-5, $"LoRA vs merged max |diff| / max |logit| = {diff}");
     }
 
+    /// <summary>Adapters added to a model in inference mode must not drop out: greedy outputs are repeatable.</summary>
+    [SharedFact]
+    public void AdaptersAddedToAnEvalModelDoNotUseDropout()
+    {
+        using var model = LoraTestKit.LoadStories();
+        Assert.False(model.training);
+        LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 32, Dropout = 0.5 }, seed: 1);
+        LoraTestKit.Randomize(model, "default", seed: 2);
+        Assert.All(LoraInjector.Wrapped(model), w => Assert.False(w.Lora.training));
+        using var a = LoraTestKit.Logits(model);
+        using var b = LoraTestKit.Logits(model);
+        Assert.Equal(0.0, LoraTestKit.MaxDiff(a, b));
+    }
+
     [SharedFact]
     public void DoraForwardEqualsMergedForward()
     {

@@ -28,7 +28,7 @@ public sealed class ReportTests
         Assert.Contains("| Llama-3.2-1B q4 base | 50.0 | 10.0 |", md);
         Assert.Contains("| Llama-3.2-1B q4 r8 | 87.7 | – |", md);
         Assert.Contains("| Llama-3.2-1B q4 base | 40.0 | – |", md);          // weighted F1 table
-        Assert.Contains("| Llama-3.2-1B q4 r8 | 100 | 0.250 | 3.00 | 0.50 | 2.0 |", md); // cost table
+        Assert.Contains("| Llama-3.2-1B q4 r8 | 8 | 100 | 0.250 | 3.00 | 0.5000 | 2.000 |", md); // cost table
         byte[] png = File.ReadAllBytes(Path.Combine(outDir, "accuracy.png"));
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
         Assert.True(png.Length > 5_000);
