@@ -9,31 +9,15 @@ namespace FinQLoRA.Cli.Commands;
 /// <summary><c>finqlora data fetch DATASET --out DIR [--revision main] [--include GLOB]... [--to-jsonl]</c></summary>
 internal sealed class DataFetchCommand : AsyncCommand<DataFetchCommand.Settings>
 {
-    public sealed class Settings : CommandSettings
+    public sealed class Settings : HubFetchSettings
     {
         [CommandArgument(0, "<DATASET>")]
         [Description("Dataset repo on the Hub, e.g. FinGPT/fingpt-sentiment-train or takala/financial_phrasebank.")]
         public string Dataset { get; init; } = "";
 
-        [CommandOption("--out <DIR>")]
-        [Description("Folder to place the files in (the repo's layout is kept).")]
-        public string? Out { get; init; }
-
-        [CommandOption("--revision <REV>")]
-        [Description("Branch, tag or commit. Default: main.")]
-        [DefaultValue("main")]
-        public string Revision { get; init; } = "main";
-
-        [CommandOption("--include <GLOB>")]
-        [Description("Only files matching this pattern (repeatable; * spans folders, data/ means a folder). Default: all files.")]
-        public string[] Include { get; init; } = [];
-
         [CommandOption("--to-jsonl")]
         [Description("Also write each fetched .parquet file as .jsonl beside it, for the data builders.")]
         public bool ToJsonl { get; init; }
-
-        public override ValidationResult Validate() =>
-            string.IsNullOrWhiteSpace(Out) ? ValidationResult.Error("--out DIR is required: the folder to place the dataset files in") : ValidationResult.Success();
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)

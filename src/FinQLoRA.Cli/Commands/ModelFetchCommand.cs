@@ -12,27 +12,11 @@ internal sealed class ModelFetchCommand : AsyncCommand<ModelFetchCommand.Setting
     /// <summary>What a Llama checkpoint needs: config and tokenizer files and the safetensors shards (not the original .pth).</summary>
     public static readonly IReadOnlyList<string> DefaultInclude = ["*.json", "*.safetensors", "tokenizer*"];
 
-    public sealed class Settings : CommandSettings
+    public sealed class Settings : HubFetchSettings
     {
         [CommandArgument(0, "<REPO>")]
         [Description("Model repo on the Hub, e.g. meta-llama/Llama-3.1-8B-Instruct (gated: set HF_TOKEN and accept the licence).")]
         public string Repo { get; init; } = "";
-
-        [CommandOption("--out <DIR>")]
-        [Description("Folder to place the files in (the repo's layout is kept).")]
-        public string? Out { get; init; }
-
-        [CommandOption("--revision <REV>")]
-        [Description("Branch, tag or commit. Default: main.")]
-        [DefaultValue("main")]
-        public string Revision { get; init; } = "main";
-
-        [CommandOption("--include <GLOB>")]
-        [Description("Only files matching this pattern (repeatable). Default: *.json *.safetensors tokenizer*.")]
-        public string[] Include { get; init; } = [];
-
-        public override ValidationResult Validate() =>
-            string.IsNullOrWhiteSpace(Out) ? ValidationResult.Error("--out DIR is required: the folder to place the model files in") : ValidationResult.Success();
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
