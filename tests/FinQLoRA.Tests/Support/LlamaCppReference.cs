@@ -37,33 +37,7 @@ public sealed class LlamaCppReference : IDisposable
     {
         using var ctx = _weights.CreateContext(_params);
         if (adapters is { Count: > 0 }) ctx.NativeHandle.SetLoraAdapters(adapters.Select(a => (a.Adapter, a.Scale)).ToArray());
-        var batch = new LLamaBatch();
-        for (int i = 0; i < prompt.Length; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, true);
-        if (ctx.Decode(batch) != DecodeResult.Ok) throw new InvalidOperationException("llama.cpp decode failed");
-        int vocab = VocabSize;
-        var logits = new float[prompt.Length][];
-        for (int i = 0; i < prompt.Length; i++) logits[i] = ctx.NativeHandle.GetLogitsIth(i).ToArray();
-        var greedy = new List<int>();
-        var last = logits[^1];
-        int pos = prompt.Length;
-        for (int n = 0; n < greedyTokens; n++)
-        {
-            int next = ArgMax(last);
-            greedy.Add(next);
-            batch.Clear();
-            batch.Add(next, pos++, LLamaSeqId.Zero, true);
-            if (ctx.Decode(batch) != DecodeResult.Ok) throw new InvalidOperationException("llama.cpp decode failed");
-            last = ctx.NativeHandle.GetLogitsIth(0).ToArray();
-        }
-        _ = vocab;
-        return (logits, greedy.ToArray());
-    }
-
-    public static int ArgMax(ReadOnlySpan<float> v)
-    {
-        int best = 0;
-        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
-        return best;
+        return FinQLoRA.Tests.Models.Gguf.LlamaCpp.Decode(ctx, prompt, greedyTokens);
     }
 
     public void Dispose() => _weights.Dispose();

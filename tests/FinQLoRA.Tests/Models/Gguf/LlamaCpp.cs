@@ -45,28 +45,34 @@ internal static class LlamaCpp
             }
             try
             {
-                var batch = new LLamaBatch();
-                for (int i = 0; i < prompt.Length; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, true);
-                if (ctx.Decode(batch) != DecodeResult.Ok) throw new InvalidOperationException("llama.cpp decode failed");
-                var logits = Enumerable.Range(0, prompt.Length).Select(i => ctx.NativeHandle.GetLogitsIth(i).ToArray()).ToArray();
-                var continuation = new List<int>();
-                var last = logits[^1];
-                for (int step = 0; step < greedy; step++)
-                {
-                    int next = ArgMax(last);
-                    continuation.Add(next);
-                    batch.Clear();
-                    batch.Add(next, prompt.Length + step, LLamaSeqId.Zero, true);
-                    if (ctx.Decode(batch) != DecodeResult.Ok) throw new InvalidOperationException("llama.cpp decode failed");
-                    last = ctx.NativeHandle.GetLogitsIth(0).ToArray();
-                }
-                return (logits, continuation.ToArray());
+                return Decode(ctx, prompt, greedy);
             }
             finally
             {
                 adapter?.Unload();
             }
         }
+    }
+
+    /// <summary>Decodes the prompt with logits at every position, then <paramref name="greedy"/> argmax steps.</summary>
+    public static (float[][] Logits, int[] Continuation) Decode(LLamaContext ctx, int[] prompt, int greedy)
+    {
+        var batch = new LLamaBatch();
+        for (int i = 0; i < prompt.Length; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, true);
+        if (ctx.Decode(batch) != DecodeResult.Ok) throw new InvalidOperationException("llama.cpp decode failed");
+        var logits = Enumerable.Range(0, prompt.Length).Select(i => ctx.NativeHandle.GetLogitsIth(i).ToArray()).ToArray();
+        var continuation = new List<int>();
+        var last = logits[^1];
+        for (int step = 0; step < greedy; step++)
+        {
+            int next = ArgMax(last);
+            continuation.Add(next);
+            batch.Clear();
+            batch.Add(next, prompt.Length + step, LLamaSeqId.Zero, true);
+            if (ctx.Decode(batch) != DecodeResult.Ok) throw new InvalidOperationException("llama.cpp decode failed");
+            last = ctx.NativeHandle.GetLogitsIth(0).ToArray();
+        }
+        return (logits, continuation.ToArray());
     }
 
     public static int ArgMax(float[] x)
