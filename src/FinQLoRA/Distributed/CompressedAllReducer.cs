@@ -55,9 +55,7 @@ public sealed class CompressedAllReducer(ICommunicator communicator) : IDisposab
 
             // Worker side: error feedback, then compress the whole buffer with one scale.
             x.add_(errors.Worker);
-            torch.Tensor workerSigns = x.ge(0);
-            torch.Tensor workerScale = x.norm().div(Math.Sqrt(padded)).reshape(1);
-            errors.Worker.copy_(x - workerScale * SignPacking.ToPlusMinusOne(workerSigns));
+            var (workerSigns, workerScale) = CompressWithErrorFeedback(x, padded, errors.Worker);
 
             // Phase 1: chunk r of the signs goes to rank r; everybody learns every scale.
             torch.Tensor receivedSigns = torch.empty(padded / 8, torch.ScalarType.Byte, buffer.device);
@@ -69,9 +67,7 @@ public sealed class CompressedAllReducer(ICommunicator communicator) : IDisposab
             torch.Tensor senders = SignPacking.ToPlusMinusOne(SignPacking.Unpack(receivedSigns)).view(world, chunk);
             torch.Tensor m = senders.mul(workerScales.view(world, 1)).div(world).sum(dim: 0L); // not sum(0): a literal 0 converts to ScalarType
             m.add_(errors.Server);
-            torch.Tensor serverSigns = m.ge(0);
-            torch.Tensor serverScale = m.norm().div(Math.Sqrt(chunk)).reshape(1);
-            errors.Server.copy_(m - serverScale * SignPacking.ToPlusMinusOne(serverSigns));
+            var (serverSigns, serverScale) = CompressWithErrorFeedback(m, chunk, errors.Server);
 
             // Phase 2: every rank gets every chunk's signs and scale and rebuilds the whole vector.
             torch.Tensor allSigns = torch.empty(padded / 8, torch.ScalarType.Byte, buffer.device);
@@ -85,6 +81,16 @@ public sealed class CompressedAllReducer(ICommunicator communicator) : IDisposab
         LastBytesSent = communicator.BytesSent - before;
         TotalBytesSent += LastBytesSent;
         return buffer;
+    }
+
+    /// <summary>1-bit compression of x (already holding the error feedback): signs (sign(0) = +1) and one scale
+    /// ‖x‖₂/√n; <paramref name="error"/> becomes what the compression lost, to be added back next call.</summary>
+    private static (torch.Tensor Signs, torch.Tensor Scale) CompressWithErrorFeedback(torch.Tensor x, long n, torch.Tensor error)
+    {
+        torch.Tensor signs = x.ge(0);
+        torch.Tensor scale = x.norm().div(Math.Sqrt(n)).reshape(1);
+        error.copy_(x - scale * SignPacking.ToPlusMinusOne(signs));
+        return (signs, scale);
     }
 
     /// <summary>The persistent error buffers of <paramref name="key"/> (float32; worker: padded length, server:

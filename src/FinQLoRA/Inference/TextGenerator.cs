@@ -40,8 +40,13 @@ public sealed class TextGenerator(LlamaModel model, ITextTokenizer tokenizer) : 
         int b = prompts.Length;
         var (ids, mask, longest) = LeftPadding.Build(prompts, tokenizer.PadId);
         var input = tensor(ids, [b, longest], device: device);
-        var padMask = tensor(mask, [b, longest], device: device);
-        using var cache = new KvCache(model.Config, b, longest + options.MaxNewTokens, model.ComputeDType, device);
+        // The mask of every position the batch can reach, made once (generated positions are real tokens); each step
+        // takes a longer view of it instead of concatenating a new mask.
+        int capacity = longest + options.MaxNewTokens;
+        var fullMask = ones([b, capacity], ScalarType.Int64, device);
+        fullMask.narrow(1, 0, longest).copy_(tensor(mask, [b, longest], device: device));
+        var padMask = fullMask.narrow(1, 0, longest);
+        using var cache = new KvCache(model.Config, b, capacity, model.ComputeDType, device);
         using var sampler = new TokenSampler(options, device);
 
         var progress = new GenerationProgress(prompts, options, tokenizer);
@@ -54,7 +59,7 @@ public sealed class TextGenerator(LlamaModel model, ITextTokenizer tokenizer) : 
             progress.Record(chosen);
             if (progress.Done) break;
             var feed = tensor(progress.NextFeed(chosen), [b, 1], device: device);
-            padMask = cat([padMask, ones([b, 1], ScalarType.Int64, device)], 1).MoveToOuterDisposeScope();
+            padMask = fullMask.narrow(1, 0, padMask.shape[1] + 1).MoveToOuterDisposeScope(); // a view: no data copied
             logits.Dispose();
             logits = model.Forward(feed, padMask, cache, lastOnly: true).MoveToOuterDisposeScope();
         }
