@@ -21,6 +21,9 @@ internal sealed class ConvertCommand : Command<ConvertCommand.Settings>
         [CommandOption("--out <PATH>"), Description("output .gguf file or HF folder")]
         public string Out { get; init; } = "";
 
+        [CommandOption("--overwrite"), Description("replace an existing output that FinQLoRA wrote earlier (inputs and other folders are never replaced)")]
+        public bool Overwrite { get; init; }
+
         public override Spectre.Console.ValidationResult Validate()
         {
             if (Model == "") return Spectre.Console.ValidationResult.Error("--model is required");
@@ -37,13 +40,13 @@ internal sealed class ConvertCommand : Command<ConvertCommand.Settings>
         {
             if (!Directory.Exists(settings.Model))
                 throw new UserInputException($"--model {settings.Model}: --to gguf converts a Hugging Face model folder");
-            ModelConverter.HfToGguf(settings.Model, settings.Out, dtype);
+            ModelConverter.HfToGguf(settings.Model, settings.Out, dtype, settings.Overwrite);
         }
         else
         {
             if (!File.Exists(settings.Model))
                 throw new UserInputException($"--model {settings.Model}: --to hf converts a .gguf file");
-            ModelConverter.GgufToHf(settings.Model, settings.Out, dtype);
+            ModelConverter.GgufToHf(settings.Model, settings.Out, dtype, settings.Overwrite);
         }
         Console.WriteLine($"wrote {settings.Out}");
         return 0;

@@ -21,6 +21,9 @@ internal sealed class DataBuildCommand : Command<DataBuildCommand.Settings>
         [Description("Output JSONL (context/target per line), written atomically.")]
         public string Out { get; init; } = "";
 
+[CommandOption("--overwrite"), Description("replace an existing output that FinQLoRA wrote earlier (inputs and other folders are never replaced)")]
+        public bool Overwrite { get; init; }
+
         [CommandOption("--split <SPLIT>")]
         [Description("train (default) or test. Partitions headline/xbrl_tags/xbrl_values by seed; selects how NER prompts are built.")]
         [DefaultValue("train")]
@@ -48,6 +51,7 @@ internal sealed class DataBuildCommand : Command<DataBuildCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         var split = settings.Split == "test" ? DataSplit.Test : DataSplit.Train;
+        FinQLoRA.IO.OutputPlacement.CheckFile(settings.Out, [.. settings.Sources, .. settings.Exclude], settings.Overwrite);
         var result = TaskDataBuilder.Build(settings.Task, settings.Sources, split, settings.Exclude, settings.Seed);
         ExampleJsonl.Write(settings.Out, result.Examples);
         AnsiConsole.MarkupLine($"wrote [bold]{result.Examples.Count}[/] {Markup.Escape(settings.Task)} examples ({settings.Split}) to {Markup.Escape(settings.Out)}");

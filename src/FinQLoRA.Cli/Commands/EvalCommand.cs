@@ -24,6 +24,7 @@ public sealed class EvalSettings : ModelSettings
     [CommandOption("--limit <N>")][Description("evaluate only the first N examples of each task")] public int? Limit { get; set; }
     [CommandOption("--batch-size <B>")][DefaultValue(8)] public int BatchSize { get; set; } = 8;
     [CommandOption("--out <DIR>")][Description("writes <task>/predictions.jsonl and <task>/results.json")] public string? Out { get; set; }
+    [CommandOption("--overwrite")][Description("replace an existing --out that FinQLoRA wrote earlier")] public bool Overwrite { get; set; }
     [CommandOption("--pipeline-stages <N>")][Description("split the layers over N MPI ranks (run under mpirun -np N)")][DefaultValue(1)] public int PipelineStages { get; set; } = 1;
     [CommandOption("--micro-batches <M>")][Description("with --pipeline-stages: micro-batches per batch")][DefaultValue(1)] public int MicroBatches { get; set; } = 1;
     [CommandOption("--name <NAME>")][Description("model name in results (default: the folder name)")] public string? Name { get; set; }
@@ -41,6 +42,12 @@ public sealed class EvalCommand : Command<EvalSettings>
         var tasks = s.Tasks.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (s.Data != null && tasks.Length != 1) throw new UserInputException("--data holds one task's examples; give exactly one task in --tasks, or use --data-dir");
         foreach (string t in tasks) TaskRegistry.Get(t);
+        if (s.Out != null)
+        {
+            FinQLoRA.IO.OutputPlacement.CheckFolder(s.Out, [s.Model, s.Adapter, s.DataDir, s.Data], s.Overwrite);
+            Directory.CreateDirectory(s.Out);
+            if (!FinQLoRA.IO.OutputMarker.IsMarked(s.Out)) FinQLoRA.IO.OutputMarker.Write(s.Out, "evaluation");
+        }
         var options = s.LoadOptions().WithBits(s.Bits, QuantizedLoading.ParseKind(s.Quant));
         using var dist = s.PipelineStages > 1 ? DistributedContext.FromEnvironment() : null;
         if (dist != null && dist.Size != s.PipelineStages)

@@ -18,6 +18,9 @@ internal sealed class ExportAdapterCommand : Command<ExportAdapterCommand.Settin
         [CommandOption("--out <FILE>"), Description("output .gguf file")]
         public string Out { get; init; } = "";
 
+[CommandOption("--overwrite"), Description("replace an existing output that FinQLoRA wrote earlier (inputs and other folders are never replaced)")]
+        public bool Overwrite { get; init; }
+
         [CommandOption("--base <PATH>"), Description("base model (HF folder or .gguf); needed when the adapter touches q_proj/k_proj")]
         public string? Base { get; init; }
 
@@ -32,7 +35,7 @@ internal sealed class ExportAdapterCommand : Command<ExportAdapterCommand.Settin
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        GgufAdapterExporter.Export(settings.Adapter, settings.Out, settings.Base);
+        GgufAdapterExporter.Export(settings.Adapter, settings.Out, settings.Base, settings.Overwrite);
         Console.WriteLine($"wrote {settings.Out}");
         return 0;
     }

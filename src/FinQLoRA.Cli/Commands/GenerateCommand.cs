@@ -128,7 +128,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
         var ids = Encode(s, bundle.Tokenizer, prompts);
         var requests = lines.Select((l, i) => new GenerationRequest(ids[i], l.NamesAdapter ? l.Adapter : fallback)).ToList();
         var results = MultiAdapterGenerator.Generate(generator, requests, options, s.BatchSize);
-        Print(s, prompts, results, adapters.Count > 0 ? requests.Select(r => r.Adapter).ToList() : null);
+        Print(s, bundle.Tokenizer, prompts, results, adapters.Count > 0 ? requests.Select(r => r.Adapter).ToList() : null);
         return 0;
     }
 
@@ -144,7 +144,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
         {
             var generator = new PipelineGenerator(model, plan, context.Communicator, tokenizer);
             var results = generator.GenerateIds(context.IsMain ? Encode(s, tokenizer, prompts) : [], options, s.BatchSize, s.MicroBatches);
-            if (context.IsMain) Print(s, prompts, results);
+            if (context.IsMain) Print(s, tokenizer, prompts, results);
         }
         return 0;
     }
@@ -156,7 +156,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
             ? tokenizer.Encode(Llama3ChatTemplate.Format([new("user", p)]), addBos: false)
             : tokenizer.Encode(p, addBos: tokenizer.AddsBosByDefault)).ToList();
 
-    private static void Print(GenerateSettings s, IReadOnlyList<string> prompts, IReadOnlyList<GenerationResult> results, IReadOnlyList<string?>? adapters = null)
+    private static void Print(GenerateSettings s, ITextTokenizer tokenizer, IReadOnlyList<string> prompts, IReadOnlyList<GenerationResult> results, IReadOnlyList<string?>? adapters = null)
     {
         for (int i = 0; i < results.Count; i++)
         {
@@ -176,7 +176,9 @@ public sealed class GenerateCommand : Command<GenerateSettings>
             }
             else
             {
-                AnsiConsole.MarkupLine($"[grey]{Markup.Escape(prompts[i])}[/]{Markup.Escape(r.Text)}");
+                // the prompt as typed, then what the model added to it (with the space a SentencePiece token carries)
+                string added = s.Chat ? r.Text : ContinuationText.Of(tokenizer, r.PromptIds, r.OutputIds, r.Text);
+                AnsiConsole.MarkupLine($"[grey]{Markup.Escape(prompts[i])}[/]{Markup.Escape(added)}");
             }
         }
     }

@@ -20,6 +20,9 @@ public sealed class MergeCommand : Command<MergeCommand.Settings>
         [CommandOption("--out <PATH>"), Description("output HF folder (--to hf) or .gguf file (--to gguf)")]
         public string Out { get; init; } = "";
 
+[CommandOption("--overwrite"), Description("replace an existing output that FinQLoRA wrote earlier (inputs and other folders are never replaced)")]
+        public bool Overwrite { get; init; }
+
         [CommandOption("--to <FORMAT>"), Description("hf (default) or gguf"), DefaultValue("hf")]
         public string To { get; init; } = "hf";
 
@@ -50,7 +53,7 @@ public sealed class MergeCommand : Command<MergeCommand.Settings>
     {
         var result = AdapterMerge.Run(new AdapterMergeOptions
         {
-            ModelPath = s.Model, AdapterDir = s.Adapter, OutPath = s.Out, To = s.To,
+            ModelPath = s.Model, AdapterDir = s.Adapter, OutPath = s.Out, To = s.To, Overwrite = s.Overwrite,
             DType = ModelSettings.ParseDType(s.DType), Bits = s.Bits, Quant = QuantizedLoading.ParseKind(s.Quant), DoubleQuant = QuantFlags.ParseBool("--double-quant", s.DoubleQuant),
         });
         if (result.DequantizedBase)

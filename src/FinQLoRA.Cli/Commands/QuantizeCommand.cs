@@ -31,6 +31,9 @@ internal sealed class QuantizeCommand : Command<QuantizeCommand.Settings>
         [CommandOption("--out <DIR>"), Description("new or empty output folder")]
         public string Out { get; init; } = "";
 
+        [CommandOption("--overwrite"), Description("replace an existing output that FinQLoRA wrote earlier (inputs and other folders are never replaced)")]
+        public bool Overwrite { get; init; }
+
         public override Spectre.Console.ValidationResult Validate()
         {
             if (Model == "") return Spectre.Console.ValidationResult.Error("--model is required");
@@ -45,7 +48,7 @@ internal sealed class QuantizeCommand : Command<QuantizeCommand.Settings>
     {
         var options = new QuantizationOptions(Bits: s.Bits, Kind: QuantizedLoading.ParseKind(s.Quant), DoubleQuant: bool.Parse(s.DoubleQuant));
         var dtype = s.DType is { } d ? ModelSettings.ParseDType(d) : (TorchSharp.torch.ScalarType?)null;
-        var r = CheckpointQuantizer.Run(s.Model, s.Out, options, dtype);
+        var r = CheckpointQuantizer.Run(s.Model, s.Out, options, dtype, s.Overwrite);
         string kind = s.Bits == 4 ? $"{s.Quant.ToLowerInvariant()}{(options.DoubleQuant ? ", double quant" : "")}" : "LLM.int8";
         Console.WriteLine($"wrote {r.OutputFolder}: {r.QuantizedProjections} projections {s.Bits}-bit ({kind}), {r.CopiedTensors} tensors kept; " +
                           $"weights {MemoryUsage.Format(r.InputWeightBytes)} → {MemoryUsage.Format(r.OutputWeightBytes)}, peak RSS {MemoryUsage.Format(r.PeakRssBytes)}");

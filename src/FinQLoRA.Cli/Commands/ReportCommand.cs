@@ -17,13 +17,16 @@ internal sealed class ReportCommand : Command<ReportCommand.Settings>
         [Description("Directory for report.md and accuracy.png.")]
         public string Out { get; init; } = "";
 
+        [CommandOption("--overwrite"), Description("replace an existing output that FinQLoRA wrote earlier (inputs and other folders are never replaced)")]
+        public bool Overwrite { get; init; }
+
         public override ValidationResult Validate() =>
             string.IsNullOrWhiteSpace(Out) ? ValidationResult.Error("--out is required") : ValidationResult.Success();
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        var report = ReportWriter.Write(settings.RunDirs, settings.Out);
+        var report = ReportWriter.Write(settings.RunDirs, settings.Out, settings.Overwrite);
         foreach (var t in new[] { report.Accuracy(), report.WeightedF1(), report.Cost() })
         {
             var table = new Table().Title(Markup.Escape(t.Title));

@@ -72,13 +72,21 @@ public sealed class TrainCommand : Command<TrainSettings>
         using var dist = DistributedContext.FromEnvironment();
         if (dist.Size > 1 && config.Device == "cpu" && dist.Device.type == TorchSharp.DeviceType.CUDA)
             config = config with { Device = dist.Device.ToString() };
-        var trainer = new SftTrainer(config, dist.Communicator, line => AnsiConsole.WriteLine(line));
+        using var interruption = new Interruption("stopping after the current optimizer step to save a checkpoint");
+        var trainer = new SftTrainer(config, dist.Communicator, line => AnsiConsole.WriteLine(line), stop: interruption.Token);
         try
         {
             var result = trainer.Run();
             if (dist.IsMain)
                 AnsiConsole.MarkupLine($"[green]done[/]: {result.Steps} steps, loss {result.FinalLoss:F4}, {result.TokensPerSecond:F0} tok/s, adapter {Markup.Escape(result.AdapterDir)} ({result.AdapterBytes / 1024.0:F1} KiB)");
             return 0;
+        }
+        catch (TrainingInterruptedException e)
+        {
+            // every rank stops after the same step (the trainer agrees on it), so this is no failure to abort on
+            if (dist.IsMain)
+                Console.Error.WriteLine($"{interruption.SignalName}: {e.Message}; continue with the same command and --resume");
+            return interruption.ExitCode;
         }
         catch (Exception e) when (dist.Size > 1)
         {

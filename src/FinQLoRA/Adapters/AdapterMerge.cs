@@ -20,6 +20,9 @@ public static class AdapterMerge
             throw new UserInputException($"--dtype {o.DType} is not one of bf16, f16, f32");
         if (!File.Exists(o.ModelPath) && !Directory.Exists(o.ModelPath))
             throw new UserInputException($"--model {o.ModelPath}: not found; give an HF model folder or a .gguf file");
+        string[] inputs = [o.ModelPath, o.AdapterDir];
+        if (to == "hf") IO.OutputPlacement.CheckFolder(o.OutPath, inputs, o.Overwrite);
+        else IO.OutputPlacement.CheckFile(o.OutPath, inputs, o.Overwrite);
 
         var load = new ModelLoadOptions { DType = o.DType }.WithBits(o.Bits, o.Quant, o.DoubleQuant);
         using var model = ModelLoader.Load(o.ModelPath, load);
@@ -40,7 +43,7 @@ public static class AdapterMerge
             if (to == "gguf")
             {
                 var ggml = o.DType switch { ScalarType.Float32 => GgmlType.F32, ScalarType.Float16 => GgmlType.F16, _ => GgmlType.BF16 };
-                ModelConverter.HfToGguf(hfOut, o.OutPath, ggml);
+                ModelConverter.HfToGguf(hfOut, o.OutPath, ggml, o.Overwrite);
                 bytes = new FileInfo(o.OutPath).Length;
             }
             return new AdapterMergeResult(Path.GetFullPath(o.OutPath), to, merged, quantized, bytes);

@@ -22,8 +22,10 @@ public static partial class GgufAdapterExporter
 
     /// <param name="basePath">The base model (HF folder or GGUF), needed for the head counts of the q/k permutation;
     /// defaults to the adapter's base_model_name_or_path when that is a local folder.</param>
-    public static void Export(string adapterFolder, string outFile, string? basePath = null)
+    /// <param name="overwrite">replace an existing <paramref name="outFile"/> (never an input)</param>
+    public static void Export(string adapterFolder, string outFile, string? basePath = null, bool overwrite = false)
     {
+        IO.OutputPlacement.CheckFile(outFile, [adapterFolder, basePath], overwrite);
         string configPath = Path.Combine(adapterFolder, "adapter_config.json");
         string weightsPath = Path.Combine(adapterFolder, "adapter_model.safetensors");
         if (!File.Exists(configPath)) throw new UserInputException($"{adapterFolder}: no adapter_config.json; point --adapter at a PEFT adapter folder");

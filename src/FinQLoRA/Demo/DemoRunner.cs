@@ -34,7 +34,11 @@ public static class DemoRunner
     public static Summary Run(string outDir, Action<string> log, int trainExamples = 512, int testExamples = 120, int epochs = 8)
     {
         var total = Stopwatch.StartNew();
+        // The demo replaces its own earlier output (a folder FinQLoRA marked), never a folder of anybody else's files.
+        IO.OutputPlacement.CheckFolder(outDir, [], overwrite: true);
+        IO.OutputPlacement.ClearOwnFolder(outDir);
         Directory.CreateDirectory(outDir);
+        IO.OutputMarker.Write(outDir, "demo");
         var (train, test) = SyntheticSentiment.Make(trainExamples, testExamples, seed: 7);
         var tokenizer = new TrimmedTokenizer(DemoTokenizer.Create(), train.Concat(test).SelectMany(e => new[] { e.Context, e.Target }));
         var modelConfig = ModelConfig(tokenizer.VocabSize);
@@ -56,7 +60,6 @@ public static class DemoRunner
             Targets = "all", Lr = 3e-3, Epochs = epochs, BatchSize = 16, GradAccum = 1, MaxSeqLen = 128, WarmupSteps = 5,
             SaveEvery = 0, LogEvery = 8, Seed = 42, Dtype = "f32", LrSchedule = "cosine",
         };
-        if (Directory.Exists(config.Out)) Directory.Delete(config.Out, true);
         var trained = new SftTrainer(config, log: log, tokenizer: tokenizer).Run();
         var tunedResult = Evaluate(baseDir, trained.AdapterDir, load, tokenizer, test, Path.Combine(outDir, "eval-finetuned"), fineTuned: true);
         log($"fine-tuned (4-bit base + rank-4 adapter): accuracy {tunedResult.Accuracy:P1}");

@@ -17,14 +17,17 @@ public static class ReportWriter
         return new Report(dirs.SelectMany(RunResultFile.Read));
     }
 
-    public static Report Write(IEnumerable<string> runDirs, string outDir)
+    public static Report Write(IEnumerable<string> runDirs, string outDir, bool overwrite = false)
     {
-        var report = Load(runDirs);
+        var dirs = runDirs.ToList();
+        OutputPlacement.CheckFolder(outDir, dirs, overwrite);
+        var report = Load(dirs);
         var md = new StringBuilder("# FinQLoRA results\n\n");
         md.Append($"Rows: model, quantization of the base weights, LoRA rank (or base). Columns: tasks. ").Append("Chart: ").Append(ChartName).Append("\n\n");
         foreach (var table in new[] { report.Accuracy(), report.WeightedF1(), report.Cost() }) md.Append(table.ToMarkdown());
         md.Append($"![accuracy per task]({ChartName})\n");
         Directory.CreateDirectory(outDir);
+        if (!OutputMarker.IsMarked(outDir)) OutputMarker.Write(outDir, "report");
         AtomicFile.WriteAllText(Path.Combine(outDir, MarkdownName), md.ToString());
         AtomicFile.WriteAllBytes(Path.Combine(outDir, ChartName), ReportChart.AccuracyPng(report));
         return report;

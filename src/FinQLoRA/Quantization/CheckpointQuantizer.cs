@@ -27,7 +27,7 @@ public static partial class CheckpointQuantizer
     /// <param name="outFolder">a new or empty folder</param>
     /// <param name="dtype">dtype of the unquantized tensors and of the weights before quantizing (transformers casts
     /// to torch_dtype first); null keeps the checkpoint's torch_dtype</param>
-    public static QuantizeSummary Run(string modelFolder, string outFolder, QuantizationOptions options, ScalarType? dtype = null)
+    public static QuantizeSummary Run(string modelFolder, string outFolder, QuantizationOptions options, ScalarType? dtype = null, bool overwrite = false)
     {
         options.Validate();
         if (options.Bits == 16)
@@ -35,10 +35,7 @@ public static partial class CheckpointQuantizer
         if (!Directory.Exists(modelFolder))
             throw new UserInputException($"--model {modelFolder}: not a folder; quantize reads a Hugging Face model folder (config.json + *.safetensors)");
         string outFull = Path.GetFullPath(outFolder).TrimEnd('/');
-        if (outFull == Path.GetFullPath(modelFolder).TrimEnd('/'))
-            throw new UserInputException($"--out {outFolder}: is the input folder; choose a new folder");
-        if (Directory.Exists(outFull) && Directory.EnumerateFileSystemEntries(outFull).Any())
-            throw new UserInputException($"--out {outFolder}: folder exists and is not empty; choose a new or empty folder");
+        FinQLoRA.IO.OutputPlacement.CheckFolder(outFolder, [modelFolder], overwrite);
 
         string configFile = Path.Combine(modelFolder, "config.json");
         var config = LlamaConfig.Load(modelFolder);

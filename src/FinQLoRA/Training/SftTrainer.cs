@@ -29,11 +29,16 @@ public sealed class SftTrainer
     private readonly ICommunicator _comm;
     private readonly Action<string> _log;
     private readonly ITextTokenizer? _tokenizer;
+    private readonly CancellationToken _stop;
 
     /// <param name="tokenizer">overrides the model folder's tokenizer (the demo uses one shipped in a NuGet package)</param>
-    public SftTrainer(TrainConfig config, ICommunicator? communicator = null, Action<string>? log = null, ITextTokenizer? tokenizer = null)
+    /// <param name="stop">when cancelled (Ctrl-C, SIGTERM), the run saves a checkpoint after the optimizer step in
+    /// progress and ends with <see cref="TrainingInterruptedException"/></param>
+    public SftTrainer(TrainConfig config, ICommunicator? communicator = null, Action<string>? log = null, ITextTokenizer? tokenizer = null,
+        CancellationToken stop = default)
     {
         _tokenizer = tokenizer;
+        _stop = stop;
         _config = config;
         _comm = communicator ?? new SingleProcessCommunicator();
         _log = log ?? (_ => { });
@@ -49,6 +54,7 @@ public sealed class SftTrainer
         manual_seed(c.Seed);
         var dtype = ParseDType(c.Dtype);
         var device = c.Device == "cpu" ? CPU : new Device(c.Device);
+        RunFolder.Check(c);
 
         // 1. Base model, frozen and quantized as it loads.
         var loadOptions = new ModelLoadOptions { DType = dtype, Device = device }
@@ -58,6 +64,8 @@ public sealed class SftTrainer
         ITextTokenizer tokenizer = _tokenizer ?? ModelBundle.LoadTokenizer(c.Model);
         double loadSeconds = loadTimer.Elapsed.TotalSeconds;
         model.GradientCheckpointing = c.GradCheckpointing;
+        CheckRankFits(model.Config, c);
+        using var runFolder = RunFolder.Claim(c, IsMain);
 
         // 2. Adapters: fresh (seeded init) or from the latest checkpoint when resuming.
         var lora = new LoraConfig
@@ -65,20 +73,12 @@ public sealed class SftTrainer
             Rank = c.Rank, Alpha = c.Alpha, Dropout = c.Dropout, TargetModules = LoraTargets.Resolve(c.Targets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), "targets"),
             UseRsLora = c.UseRslora, UseDora = c.UseDora, BaseModelNameOrPath = c.Model, InitSeed = c.Seed,
         };
-        var checkpoints = TrainingCheckpoint.List(c.Out);
         TrainingCheckpoint.Loaded? resume = null;
-        if (c.Resume && checkpoints.Count > 0)
+        if (c.Resume)
         {
-            resume = TrainingCheckpoint.Load(checkpoints[^1].Path, _comm.Rank, _comm.Size);
-            PeftAdapterFiles.Load(resume.AdapterDir, model, LoraLinear.DefaultAdapter);
-            Log($"resuming from {checkpoints[^1].Path} (step {resume.State.Step})");
+            resume = ResumeFromLatest(model, lora);
         }
-        else
-        {
-            if (checkpoints.Count > 0)
-                throw new UserInputException($"{c.Out} already holds checkpoints; pass --resume to continue that run, or choose another --out");
-            LoraInjector.Apply(model, lora, c.Seed);
-        }
+        else LoraInjector.Apply(model, lora, c.Seed);
         Log(LoraInjector.PrintTrainableParameters(model));
         var parameters = LoraInjector.AdapterParameters(model).ToList();
         if (resume is { RankParameters.Count: > 0 }) LoadRankParameters(parameters, resume.RankParameters);
@@ -120,6 +120,11 @@ public sealed class SftTrainer
         long tokensSeen = 0, commBytesAtLastLine = _comm.BytesSent;
         int startStep = step, stepAtLastLine = step;
         double lastLoss = resume?.State.LastLoss ?? double.NaN;
+        var spikes = new LossSpikeDetector();
+        if (resume != null) spikes.Check(lastLoss); // compare the first resumed steps with where the run was
+        // A checkpoint holds the weights after its step; only the next step's loss shows whether they are sound, so
+        // the newest checkpoint stays "unconfirmed" (and older ones are kept) until that loss has been seen.
+        int? unconfirmed = null;
 
         while (step < totalSteps)
         {
@@ -128,16 +133,14 @@ public sealed class SftTrainer
             {
                 var micro = order.Skip(nextBatch).Take(c.GradAccum)
                     .Select(g => LengthGroupedBatches.Shard(g, _comm.Rank, _comm.Size).Select(i => examples[i]).ToList()).ToList();
-                var (loss, tokens) = OptimizerStep(model, micro, optimizer, reducer, parameters, schedule.CurrentLearningRate, tokenizer.PadId, device);
+                var (loss, tokens, stopRequested) = OptimizerStep(model, micro, optimizer, reducer, parameters, schedule.CurrentLearningRate, tokenizer.PadId, device);
                 nextBatch += c.GradAccum;
                 schedule.Advance();
                 step++;
                 tokensSeen += tokens;
-                if (!double.IsFinite(loss))
-                {
-                    string last = TrainingCheckpoint.List(c.Out) is { Count: > 0 } l ? l[^1].Path : "none";
-                    throw new TrainingStoppedException($"loss became {loss} at step {step}; stopping. The last good checkpoint is {last}; lower --lr or check the data");
-                }
+                if (spikes.Check(loss) is { } diverged) throw Diverged(diverged, step, firstBadWeights: step - 1);
+                if (unconfirmed is not null && IsMain) TrainingCheckpoint.Prune(c.Out, c.KeepCheckpoints);
+                unconfirmed = null;
                 lastLoss = loss;
                 if (step % c.LogEvery == 0 || step == totalSteps)
                 {
@@ -152,8 +155,17 @@ public sealed class SftTrainer
                     metrics.Append(line);
                     Log(line.Format());
                 }
+                bool saved = false;
                 if (c.SaveEvery > 0 && step % c.SaveEvery == 0 && step < totalSteps)
+                {
                     SaveCheckpoint(model, lora, optimizer, parameters, step, epoch, nextBatch, loss);
+                    (saved, unconfirmed) = (true, step);
+                }
+                if (stopRequested && step < totalSteps)
+                {
+                    if (!saved) SaveCheckpoint(model, lora, optimizer, parameters, step, epoch, nextBatch, loss);
+                    throw new TrainingInterruptedException(step, Path.Combine(c.Out, TrainingCheckpoint.Prefix + step));
+                }
             }
             if (step < totalSteps) { epoch++; nextBatch = 0; }
         }
@@ -163,8 +175,11 @@ public sealed class SftTrainer
         double? evalLoss = c.EvalData != null ? EvaluateLoss(model, ExampleJsonl.Read(c.EvalData).Select(sft.Tokenize).ToList(), tokenizer.PadId, device) : null;
         string adapterDir = Path.Combine(c.Out, "adapter");
         PeftAdapterInfo? info = null;
+        if (FirstNonFinite(parameters.Select(p => (p.Name, (Tensor)p.P))) is { } badFinal)
+            throw Diverged($"adapter tensor {badFinal} is not finite after the last step", step, firstBadWeights: step);
         if (IsMain)
         {
+            TrainingCheckpoint.Prune(c.Out, c.KeepCheckpoints);
             info = PeftAdapterFiles.Save(adapterDir, model, lora);
             metrics.WritePlot(Path.Combine(c.Out, "loss.png"));
         }
@@ -175,8 +190,9 @@ public sealed class SftTrainer
         return result;
     }
 
-    /// <returns>the step's loss (mean over its target tokens) and the tokens it trained on, both over all ranks</returns>
-    private (double Loss, long Tokens) OptimizerStep(LlamaModel model, List<List<TokenizedExample>> micro, IAdapterOptimizer optimizer,
+    /// <returns>the step's loss (mean over its target tokens) and the tokens it trained on, both over all ranks, and
+    /// whether any rank was asked to stop (agreed in the same all-reduce, so every rank stops after the same step)</returns>
+    private (double Loss, long Tokens, bool Stop) OptimizerStep(LlamaModel model, List<List<TokenizedExample>> micro, IAdapterOptimizer optimizer,
         GradientAllReducer reducer, List<(string Name, TorchSharp.Modules.Parameter P)> parameters, double lr, int padId, Device device)
     {
         // Normalise by the target tokens of the whole global step, so ranks and micro-batches add up exactly.
@@ -204,8 +220,8 @@ public sealed class SftTrainer
         if (_config.MaxGradNorm > 0) GradientClipping.ClipGradNorm(parameters.Select(p => p.P), _config.MaxGradNorm);
         optimizer.Step(lr);
         optimizer.ZeroGrad();
-        var (globalLoss, globalTokens) = AllReduceSum(lossSum, tokens);
-        return (globalLoss / Math.Max(globalTargets, 1), (long)globalTokens);
+        var (globalLoss, globalTokens, stops) = AllReduceSum(lossSum, tokens, _stop.IsCancellationRequested ? 1 : 0);
+        return (globalLoss / Math.Max(globalTargets, 1), (long)globalTokens, stops > 0);
     }
 
     private static void MaterialiseZeroGradients(List<(string Name, TorchSharp.Modules.Parameter P)> parameters)
@@ -236,16 +252,80 @@ public sealed class SftTrainer
         return nn.functional.cross_entropy(predicted, wanted, ignore_index: TokenizedExample.IgnoreIndex, reduction: nn.Reduction.Sum);
     }
 
-    private double AllReduceSum(double value) => AllReduceSum(value, 0).A;
+    private double AllReduceSum(double value) => AllReduceSum(value, 0, 0).A;
 
-    /// <summary>Two sums in one all-reduce (float64: token counts stay exact far beyond any run).</summary>
-    private (double A, double B) AllReduceSum(double a, double b)
+    /// <summary>Three sums in one all-reduce (float64: token counts stay exact far beyond any run).</summary>
+    private (double A, double B, double C) AllReduceSum(double a, double b, double c)
     {
-        if (_comm.Size == 1) return (a, b);
-        using var t = tensor(new[] { a, b }, ScalarType.Float64);
+        if (_comm.Size == 1) return (a, b, c);
+        using var t = tensor(new[] { a, b, c }, ScalarType.Float64);
         _comm.AllReduceSum(t);
         var sums = t.data<double>().ToArray();
-        return (sums[0], sums[1]);
+        return (sums[0], sums[1], sums[2]);
+    }
+
+    /// <summary>
+    /// Stops a diverging run. Checkpoints from <paramref name="firstBadWeights"/> on hold the weights that diverged:
+    /// they are renamed <c>checkpoint-N.diverged</c> (kept for inspection, never resumed from), and the message names
+    /// the newest checkpoint before them, whose weights the following step's loss showed to be sound.
+    /// </summary>
+    private TrainingStoppedException Diverged(string what, int step, int firstBadWeights)
+    {
+        var all = TrainingCheckpoint.List(_config.Out);
+        if (IsMain)
+            foreach (var (s, path) in all.Where(x => x.Step >= firstBadWeights))
+                Directory.Move(path, path + ".diverged");
+        var good = all.Where(x => x.Step < firstBadWeights).ToList();
+        string last = good.Count > 0 ? $"the last good checkpoint is {good[^1].Path} (continue from it with --resume and a lower --lr)" : "no checkpoint before it is good";
+        return new TrainingStoppedException($"{what} at step {step}; stopping: {last}; lower --lr or check the data");
+    }
+
+    /// <summary>
+    /// Loads the newest checkpoint that is complete and readable into <paramref name="model"/>; a damaged one (a
+    /// truncated file, say) is reported and the one before it is tried. An adapter of another shape (rank, alpha,
+    /// targets, DoRA/rsLoRA) than the config asks for is an error, not a fallback.
+    /// </summary>
+    private TrainingCheckpoint.Loaded ResumeFromLatest(LlamaModel model, LoraConfig lora)
+    {
+        var checkpoints = TrainingCheckpoint.List(_config.Out);
+        for (int i = checkpoints.Count - 1; i >= 0; i--)
+        {
+            string path = checkpoints[i].Path;
+            TrainingCheckpoint.CheckSameAdapter(path, lora);
+            TrainingCheckpoint.Loaded? loaded = null;
+            try
+            {
+                loaded = TrainingCheckpoint.Load(path, _comm.Rank, _comm.Size);
+                PeftAdapterFiles.Load(loaded.AdapterDir, model, LoraLinear.DefaultAdapter);
+                Log($"resuming from {path} (step {loaded.State.Step})");
+                return loaded;
+            }
+            catch (Exception e) when (i > 0 && e is UserInputException or IOException)
+            {
+                loaded?.Dispose();
+                Log($"warning: {path} is incomplete or damaged ({e.Message}); resuming from {checkpoints[i - 1].Path} instead");
+            }
+        }
+        throw new UserInputException($"resume: {_config.Out} has no complete checkpoint to resume from; drop --resume to start a new run");
+    }
+
+    /// <summary>The name of the first tensor holding NaN or ±inf, or null.</summary>
+    internal static string? FirstNonFinite(IEnumerable<(string Name, Tensor T)> tensors)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var (name, t) in tensors)
+            if (t.is_floating_point() && !isfinite(t).all().item<bool>()) return name;
+        return null;
+    }
+
+    /// <summary>LoRA's A is [r, in] and B is [out, r]: a rank above a projection's smaller side adds parameters
+    /// without adding capacity (and makes huge adapters by mistake).</summary>
+    private static void CheckRankFits(LlamaConfig model, TrainConfig c)
+    {
+        var targets = LoraTargets.Resolve(c.Targets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), "targets");
+        long smallest = targets.Min(t => Math.Min(LoraTargets.Shape(model, t).In, LoraTargets.Shape(model, t).Out));
+        if (c.Rank > smallest)
+            throw new UserInputException($"rank = {c.Rank} is larger than the smallest side ({smallest}) of the targeted projections of this model; choose rank <= {smallest}");
     }
 
     private double EvaluateLoss(LlamaModel model, List<TokenizedExample> examples, int padId, Device device)
@@ -281,6 +361,9 @@ public sealed class SftTrainer
             }
             others = RankLocalState.GatherToMain(_comm, local);
         }
+        // Never write (or later name) a checkpoint that holds NaN or inf: it could not be resumed from.
+        var named = parameters.Select(p => ("adapter " + p.Name, (Tensor)p.P)).Concat(state.Tensors.Select(kv => ("optimizer " + kv.Key, kv.Value)));
+        if (FirstNonFinite(named) is { } bad) throw Diverged($"{bad} is not finite", step, firstBadWeights: step);
         if (!IsMain) return;
         var scalars = JsonSerializer.SerializeToNode(state.Scalars)!;
         TrainingCheckpoint.Save(_config.Out, new TrainingCheckpoint(step, epoch, nextBatch, loss, _comm.Size), model, lora,

@@ -49,7 +49,39 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
             };
             AtomicFile.WriteAllText(Path.Combine(temp, StateFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         });
-        foreach (var old in List(outDir).SkipLast(keep)) Directory.Delete(old.Path, recursive: true);
+    }
+
+    /// <summary>Removes all but the newest <paramref name="keep"/> checkpoints (folders this run wrote).</summary>
+    public static void Prune(string outDir, int keep)
+    {
+        foreach (var old in List(outDir).SkipLast(keep))
+            if (OutputMarker.IsMarked(old.Path)) Directory.Delete(old.Path, recursive: true);
+    }
+
+    /// <summary>Refuses to resume a checkpoint whose adapter has another shape than <paramref name="wanted"/>.</summary>
+    public static void CheckSameAdapter(string dir, LoraConfig wanted)
+    {
+        string file = Path.Combine(dir, "adapter", "adapter_config.json");
+        JsonObject? o;
+        try { o = JsonNode.Parse(File.ReadAllText(file)) as JsonObject; }
+        catch (Exception e) when (e is IOException or JsonException) { return; } // damaged: the loader reports it and falls back
+        if (o == null) return;
+        void Same(string key, string configKey, object? have, object want)
+        {
+            if (have != null && !Equals(have, want))
+                throw new UserInputException($"resume: {file} has {key} = {have} but the run asks for {configKey} = {want}; resume with the run's settings or start a new --out");
+        }
+        Same("r", "rank", o["r"]?.GetValue<int>(), wanted.Rank);
+        Same("lora_alpha", "alpha", o["lora_alpha"]?.GetValue<double>(), wanted.Alpha);
+        Same("use_dora", "use_dora", o["use_dora"]?.GetValue<bool>(), wanted.UseDora);
+        Same("use_rslora", "use_rslora", o["use_rslora"]?.GetValue<bool>(), wanted.UseRsLora);
+        if (o["target_modules"] is JsonArray targets)
+        {
+            var have = targets.Select(t => t?.GetValue<string>() ?? "").Order().ToList();
+            var want = wanted.ResolvedTargets().Order().ToList();
+            if (!have.SequenceEqual(want))
+                throw new UserInputException($"resume: {file} has target_modules = {string.Join(",", have)} but the run asks for targets = {string.Join(",", want)}; resume with the run's settings or start a new --out");
+        }
     }
 
     /// <summary>Checkpoint folders in <paramref name="outDir"/>, oldest first.</summary>
@@ -63,16 +95,33 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
     /// <param name="RankParameters">adapter parameter values that replace the shared adapter's on this rank (empty
     /// when the ranks share one adapter: rank 0, or an optimizer with replicated state)</param>
     public sealed record Loaded(TrainingCheckpoint State, string AdapterDir, Dictionary<string, Tensor> OptimizerTensors, JsonNode OptimizerScalars, Tensor RngState,
-        Dictionary<string, Tensor> RankParameters);
+        Dictionary<string, Tensor> RankParameters) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var t in OptimizerTensors.Values.Concat(RankParameters.Values)) t.Dispose();
+            RngState.Dispose();
+        }
+    }
 
     /// <summary>Loads what rank <paramref name="rank"/> of a job of <paramref name="worldSize"/> ranks resumes from: the shared
     /// adapter and scalars, and its own random state, optimizer tensors and parameters where the checkpoint has them.</summary>
     public static Loaded Load(string dir, int rank = 0, int worldSize = 1)
     {
-        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, StateFile)))
-            ?? throw new UserInputException($"{dir}: {StateFile} is empty");
-        var state = new TrainingCheckpoint(json["step"]!.GetValue<int>(), json["epoch"]!.GetValue<int>(),
-            json["next_batch"]!.GetValue<int>(), json["last_loss"]!.GetValue<double>(), json["world_size"]?.GetValue<int>() ?? 1);
+        string stateFile = Path.Combine(dir, StateFile);
+        JsonNode json;
+        TrainingCheckpoint state;
+        try
+        {
+            json = JsonNode.Parse(File.ReadAllText(stateFile)) ?? throw new UserInputException($"{stateFile}: empty");
+            state = new TrainingCheckpoint(json["step"]!.GetValue<int>(), json["epoch"]!.GetValue<int>(),
+                json["next_batch"]!.GetValue<int>(), json["last_loss"]!.GetValue<double>(), json["world_size"]?.GetValue<int>() ?? 1);
+            if (json["optimizer"] is null) throw new UserInputException($"{stateFile}: no optimizer state");
+        }
+        catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
+        {
+            throw new UserInputException($"{stateFile}: damaged ({e.Message})");
+        }
         if (state.WorldSize != worldSize)
             throw new UserInputException($"{dir}: written by a run of {state.WorldSize} rank(s), resumed with {worldSize}; resume with the same number of ranks (mpirun -np {state.WorldSize}), because the data position counts global batches and the optimizer state may be per rank");
         var optimizer = new Dictionary<string, Tensor>();

@@ -93,7 +93,7 @@ public sealed class CheckpointQuantizerTests
         Assert.Equal(File.ReadAllText(Path.Combine(Stories, "tokenizer.json")), File.ReadAllText(Path.Combine(outDir, "tokenizer.json")));
         Assert.True(File.Exists(Path.Combine(outDir, "tokenizer_config.json")));
         Assert.True(File.Exists(Path.Combine(outDir, "generation_config.json")));
-        Assert.Equal(["config.json", "generation_config.json", "model.safetensors", "PROVENANCE.md", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"],
+        Assert.Equal([FinQLoRA.IO.OutputMarker.FileName, "config.json", "generation_config.json", "model.safetensors", "PROVENANCE.md", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"],
             Directory.GetFiles(outDir).Select(Path.GetFileName).Order(StringComparer.OrdinalIgnoreCase));
     }
 

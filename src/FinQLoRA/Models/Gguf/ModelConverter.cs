@@ -45,8 +45,9 @@ public static class ModelConverter
     /// <summary>Converts an HF Llama folder to GGUF. <paramref name="dtype"/> applies to matrices (default: the
     /// checkpoint's torch_dtype); norms stay F32, and a Q8_0 matrix whose rows are not whole blocks falls back to F16,
     /// as llama.cpp's converter does.</summary>
-    public static void HfToGguf(string folder, string outFile, GgmlType? dtype = null)
+    public static void HfToGguf(string folder, string outFile, GgmlType? dtype = null, bool overwrite = false)
     {
+        IO.OutputPlacement.CheckFile(outFile, [folder], overwrite);
         var config = LlamaConfig.Load(folder);
         var tokenizer = HfTokenizerConverter.FromHuggingFace(folder, config.VocabSize);
         if (tokenizer.Tokens.Count != config.VocabSize)
@@ -105,8 +106,9 @@ public static class ModelConverter
 
     /// <summary>Converts a GGUF Llama model to an HF folder. <paramref name="dtype"/> (F32/F16/BF16) defaults to the
     /// stored type of each tensor (Q8_0 becomes F32).</summary>
-    public static void GgufToHf(string ggufFile, string outFolder, GgmlType? dtype = null)
+    public static void GgufToHf(string ggufFile, string outFolder, GgmlType? dtype = null, bool overwrite = false)
     {
+        IO.OutputPlacement.CheckFolder(outFolder, [ggufFile], overwrite);
         torch.ScalarType? target = dtype switch
         {
             null => null,
