@@ -26,6 +26,16 @@ internal static class ConsoleStreams
         }
     }
 
-    /// <summary>Whether live progress (bars, spinners) may be drawn: only on a real terminal.</summary>
+    /// <summary>Whether live progress (bars, spinners) and colours may be drawn on stderr: only on a real terminal,
+    /// and never with NO_COLOR.</summary>
     public static bool Interactive => !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is not { Length: > 0 };
+
+    /// <summary>The console for progress displays: stderr, live only when <see cref="Interactive"/>.</summary>
+    public static IAnsiConsole Progress { get; } = AnsiConsole.Create(new AnsiConsoleSettings
+    {
+        Out = new AnsiConsoleOutput(Console.Error),
+        Ansi = Interactive ? AnsiSupport.Detect : AnsiSupport.No,
+        ColorSystem = Interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+        Interactive = Interactive ? InteractionSupport.Yes : InteractionSupport.No,
+    });
 }

@@ -23,13 +23,5 @@ try
 }
 catch (Exception e)
 {
-    // Everything goes to stderr: stdout may carry --json for another program. One line, unless --verbose.
-    var user = e as UserInputException ?? e.InnerException as UserInputException;
-    bool isUser = user != null || e is CommandParseException or CommandRuntimeException;
-    string message = OneLine(user?.Message ?? (isUser ? e.Message : $"{e.GetType().Name}: {e.Message}"));
-    Console.Error.WriteLine(isUser || verbose ? $"error: {message}" : $"error: {message} (run with --verbose for details)");
-    if (verbose) Console.Error.WriteLine(e.ToString());
-    return isUser ? 2 : 1;
+    return ErrorReport.Write(e, verbose, Console.Error);
 }
-
-static string OneLine(string s) => string.Join(' ', s.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));

@@ -117,6 +117,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
             Seed = s.Seed,
             StopStrings = s.Stop,
         };
+        options.Validate(); // before the model loads
         if (s.PipelineStages > 1) return ExecutePipeline(s, prompts, options);
 
         var adapters = AdapterSpec.Parse(s.Adapter);

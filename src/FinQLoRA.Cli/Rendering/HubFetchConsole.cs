@@ -12,7 +12,7 @@ internal static class HubFetchConsole
         using var client = new HubClient(settings);
         AnsiConsole.MarkupLine($"fetching {Markup.Escape(repo.ToString())} from {Markup.Escape(settings.Endpoint.AbsoluteUri)} (cache {Markup.Escape(settings.CacheRoot)})");
 
-        HubFetchResult result = await AnsiConsole.Progress()
+        HubFetchResult result = await ConsoleStreams.Progress.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
                      new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())

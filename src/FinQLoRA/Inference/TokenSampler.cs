@@ -19,6 +19,10 @@ public sealed class TokenSampler : IDisposable
     public Tensor Next(Tensor logits)
     {
         using var scope = NewDisposeScope();
+        // A row with no finite logit means broken weights or config (NaN everywhere, argmax 0 forever): say so
+        // instead of returning token 0 as if it were text.
+        if (!isfinite(logits).any(-1).all().item<bool>())
+            throw new UserInputException("the model produced NaN/inf logits for every token: its weights or config are broken (check rms_norm_eps, rope_theta and the weight files, or the adapter)");
         if (_options.Greedy) return logits.argmax(-1).MoveToOuterDisposeScope();
         var scaled = logits / _options.Temperature;
         if (_options.TopK > 0 && _options.TopK < scaled.shape[^1])

@@ -139,12 +139,15 @@ public sealed record TrainConfig
         // The presets in configs/ leave model and data as <PLACEHOLDER>s for the user to fill in with flags.
         if (IsPlaceholder(Model)) throw new UserInputException($"{source}: model = {Model} is a placeholder; pass --model PATH (an HF folder or .gguf)");
         if (IsPlaceholder(Data)) throw new UserInputException($"{source}: data = {Data} is a placeholder; pass --data FILE.jsonl");
+        foreach (var (key, value) in new[] { ("alpha", Alpha), ("dropout", Dropout), ("lr", Lr), ("weight_decay", WeightDecay), ("max_grad_norm", MaxGradNorm) })
+            if (!double.IsFinite(value)) Fail(key, value, "a finite number");
         if (Bits is not (4 or 8 or 16)) Fail("bits", Bits, "4, 8 or 16");
         if (Quant is not ("nf4" or "fp4")) Fail("quant", Quant, "nf4 or fp4");
         if (Rank < 1) Fail("rank", Rank, "a positive integer");
         if (Alpha <= 0) Fail("alpha", Alpha, "a positive number");
         if (Dropout is < 0 or >= 1) Fail("dropout", Dropout, "a number in [0, 1)");
         if (Lr <= 0 || double.IsNaN(Lr)) Fail("lr", Lr, "a positive number");
+        if (MaxSteps == 0) Fail("max_steps", MaxSteps, "a positive number of steps (or -1 to train for epochs)");
         if (Epochs < 1 && MaxSteps <= 0) Fail("epochs", Epochs, "at least 1 (or set max_steps)");
         if (BatchSize < 1) Fail("batch_size", BatchSize, "at least 1");
         if (GradAccum < 1) Fail("grad_accum", GradAccum, "at least 1");

@@ -1,0 +1,70 @@
+using FinQLoRA.Inference;
+using FinQLoRA.Tests.Support;
+using FinQLoRA.Training;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Tests.Training;
+
+/// <summary>Values that used to pass validation and fail (or silently misbehave) later are refused up front.</summary>
+public sealed class ValidationBeforeWorkTests
+{
+    private static Dictionary<string, string> Values(params (string, string)[] extra)
+    {
+        var v = new Dictionary<string, string> { ["model"] = "m", ["data"] = "d.jsonl" };
+        foreach (var (k, x) in extra) v[k] = x;
+        return v;
+    }
+
+    [Theory]
+    [InlineData("max_grad_norm", "nan")]
+    [InlineData("max_grad_norm", "-inf")]
+    [InlineData("alpha", "nan")]
+    [InlineData("dropout", "nan")]
+    [InlineData("weight_decay", "inf")]
+    [InlineData("max_steps", "0")]
+    public void TrainValuesThatCannotWorkAreNamed(string key, string value)
+    {
+        var e = Assert.Throws<UserInputException>(() => TrainConfig.FromValues(Values((key, value)), "flags"));
+        Assert.Contains($"{key} = ", e.Message);
+    }
+
+    [Theory]
+    [InlineData(double.NaN, 1.0)]
+    [InlineData(double.PositiveInfinity, 1.0)]
+    [InlineData(0.7, double.NaN)]
+    public void SamplingValuesThatCannotWorkAreNamed(double temperature, double topP)
+    {
+        var e = Assert.Throws<UserInputException>(() => new GenerationOptions { Temperature = temperature, TopP = topP }.Validate());
+        Assert.Contains(double.IsNaN(topP) ? "--top-p" : "--temperature", e.Message);
+    }
+
+    [Fact]
+    public void LogitsWithNothingFiniteAreAnErrorNotTokenZero()
+    {
+        using var sampler = new TokenSampler(new GenerationOptions(), CPU);
+        using var logits = full(2, 10, float.NaN);
+        Assert.Contains("NaN/inf logits", Assert.Throws<UserInputException>(() => sampler.Next(logits)).Message);
+        using var fine = zeros(2, 10);
+        using var ids = sampler.Next(fine);
+        Assert.Equal(2, ids.shape[0]);
+    }
+
+    [SharedFact]
+    public void ARankLargerThanTheProjectionsIsRefusedBeforeTraining()
+    {
+        using var dir = new TempFolder();
+        string data = TrainingRun.WriteData(dir.Path);
+        string run = Path.Combine(dir.Path, "run");
+        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "train", "--model", Shared.File("models/stories260K-hf"), "--data", data,
+            "--out", run, "--rank", "5000", "--max-steps", "1");
+        CliProcess.AssertOneLineError(r, "rank = 5000");
+        Assert.False(Directory.Exists(run), "a refused run created its folder");
+    }
+
+    [SharedFact]
+    public void ATemperatureOfNanIsRefusedBeforeTheModelLoads()
+    {
+        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "generate", "--model", Shared.File("models/stories260K-hf"), "--prompt", "x", "--temperature", "nan");
+        CliProcess.AssertOneLineError(r, "--temperature");
+    }
+}
