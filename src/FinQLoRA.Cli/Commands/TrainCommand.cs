@@ -68,7 +68,7 @@ public sealed class TrainCommand : Command<TrainSettings>
 {
     public override int Execute(CommandContext context, TrainSettings settings, CancellationToken cancellationToken)
     {
-        var config = TrainConfig.FromValues(settings.Values(), settings.Config ?? "flags");
+        var config = TrainConfig.FromValues(settings.Values(), settings.Config ?? "flags") with { ConfigFile = settings.Config };
         using var dist = DistributedContext.FromEnvironment();
         if (dist.Size > 1 && config.Device == "cpu" && dist.Device.type == TorchSharp.DeviceType.CUDA)
             config = config with { Device = dist.Device.ToString() };

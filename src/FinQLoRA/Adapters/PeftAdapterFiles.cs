@@ -21,8 +21,10 @@ public static class PeftAdapterFiles
     /// Writes adapter <paramref name="adapterName"/> of the model to <paramref name="dir"/> (replacing that folder as a
     /// whole, atomically). Weights are F32 by default as PEFT saves them; BF16 halves the file (FinLoRA's published adapters).
     /// </summary>
+    /// <param name="extraFiles">writes further files into the folder being built (a model card, a lineage record)
+    /// before it is put in place, so the folder appears whole</param>
     public static PeftAdapterInfo Save(string dir, LlamaModel model, LoraConfig config, string adapterName = LoraLinear.DefaultAdapter,
-        ScalarType dtype = ScalarType.Float32)
+        ScalarType dtype = ScalarType.Float32, Action<string>? extraFiles = null)
     {
         if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
             throw new ArgumentException($"adapter weights are saved as F32, BF16 or F16, not {dtype}", nameof(dtype));
@@ -57,6 +59,7 @@ public static class PeftAdapterFiles
                 string weights = Path.Combine(temp, WeightsFileName);
                 SafetensorsFile.Write(weights, tensors, new Dictionary<string, string> { ["format"] = "pt" });
                 fileBytes = new FileInfo(weights).Length;
+                extraFiles?.Invoke(temp);
             });
         }
         finally

@@ -7,14 +7,16 @@ namespace FinQLoRA.Training;
 /// <summary>run.json: the config, versions, timings, final metrics, peak memory and device-hours of a run.</summary>
 public static class RunRecord
 {
-    public static void Write(TrainConfig config, TrainResult result, string path, int worldSize)
+    /// <param name="lineage">hashes of the inputs and of the adapter's files (<see cref="RunLineage"/>)</param>
+    public static void Write(TrainConfig config, TrainResult result, string path, int worldSize, JsonObject? lineage = null)
     {
         var o = new JsonObject
         {
             ["config"] = config.ToJson(),
             ["versions"] = new JsonObject
             {
-                ["finqlora"] = typeof(RunRecord).Assembly.GetName().Version?.ToString(),
+                ["finqlora"] = Runtime.BuildInfo.Version,
+                ["commit"] = Runtime.BuildInfo.Commit,
                 ["libtorch"] = TorchSharp.torch.__version__,
                 ["dotnet"] = Environment.Version.ToString(),
                 ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
@@ -32,6 +34,7 @@ public static class RunRecord
             ["device_hours"] = Math.Round(result.TrainSeconds * worldSize / 3600.0, 6),
             ["adapter_bytes"] = result.AdapterBytes,
             ["adapter_dir"] = result.AdapterDir,
+            ["lineage"] = lineage?.DeepClone(),
         };
         AtomicFile.WriteAllText(path, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }

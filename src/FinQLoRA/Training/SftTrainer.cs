@@ -175,17 +175,24 @@ public sealed class SftTrainer
         double? evalLoss = c.EvalData != null ? EvaluateLoss(model, ExampleJsonl.Read(c.EvalData).Select(sft.Tokenize).ToList(), tokenizer.PadId, device) : null;
         string adapterDir = Path.Combine(c.Out, "adapter");
         PeftAdapterInfo? info = null;
+        JsonObject? lineage = null;
         if (FirstNonFinite(parameters.Select(p => (p.Name, (Tensor)p.P))) is { } badFinal)
             throw Diverged($"adapter tensor {badFinal} is not finite after the last step", step, firstBadWeights: step);
         if (IsMain)
         {
             TrainingCheckpoint.Prune(c.Out, c.KeepCheckpoints);
-            info = PeftAdapterFiles.Save(adapterDir, model, lora);
+            lineage = RunLineage.Describe(c);
+            info = PeftAdapterFiles.Save(adapterDir, model, lora, extraFiles: folder =>
+            {
+                File.WriteAllText(Path.Combine(folder, ModelCard.FileName), ModelCard.Render(c, lineage, step, lastLoss, evalLoss, tokensSeen));
+                RunLineage.WriteInto(folder, lineage);
+            });
+            lineage["adapter_files"] = RunLineage.HashFolder(adapterDir, IO.OutputMarker.FileName);
             metrics.WritePlot(Path.Combine(c.Out, "loss.png"));
         }
         var result = new TrainResult(step, lastLoss, evalLoss, trainSeconds, loadSeconds, tokensSeen,
             MemoryUsage.PeakRssBytes, info?.AdapterBytes ?? 0, adapterDir, wall.Elapsed.TotalSeconds);
-        if (IsMain) RunRecord.Write(c, result, Path.Combine(c.Out, "run.json"), _comm.Size);
+        if (IsMain) RunRecord.Write(c, result, Path.Combine(c.Out, "run.json"), _comm.Size, lineage);
         _comm.Barrier();
         return result;
     }

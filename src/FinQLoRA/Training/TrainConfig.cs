@@ -48,6 +48,8 @@ public sealed record TrainConfig
     public int VarUpdateScaler { get; init; } = 16;
     public int LocalStepScaler { get; init; } = 32678;
     public int LocalStepClipper { get; init; } = 16;
+    /// <summary>The YAML file the values came from (recorded in the run's lineage; not a key of its own).</summary>
+    public string? ConfigFile { get; init; }
 
     /// <summary>Every key, with a short description (used for the error listing valid keys and for --help).</summary>
     public static readonly IReadOnlyDictionary<string, string> Keys = new Dictionary<string, string>

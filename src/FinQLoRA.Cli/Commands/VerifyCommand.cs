@@ -1,0 +1,33 @@
+using System.ComponentModel;
+using FinQLoRA.Training;
+using Spectre.Console.Cli;
+
+namespace FinQLoRA.Cli.Commands;
+
+/// <summary><c>finqlora verify DIR</c>: exit 0 when every recorded hash matches, 1 naming the first mismatch.</summary>
+internal sealed class VerifyCommand : Command<VerifyCommand.Settings>
+{
+    internal sealed class Settings : CommandSettings
+    {
+        [CommandArgument(0, "<DIR>"), Description("a training run folder (run.json) or an adapter folder (lineage.json)")]
+        public string Dir { get; init; } = "";
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
+    {
+        var checks = LineageVerifier.Verify(s.Dir);
+        foreach (var c in checks)
+        {
+            string status = c.Outcome switch { LineageVerifier.Outcome.Match => "ok", LineageVerifier.Outcome.Missing => "skipped", _ => "MISMATCH" };
+            Console.WriteLine($"{status,-8} {c.What}: {c.Path}{(c.Detail != null ? $" ({c.Detail})" : "")}");
+        }
+        var first = checks.FirstOrDefault(c => c.Outcome == LineageVerifier.Outcome.Mismatch);
+        if (first != null)
+        {
+            Console.Error.WriteLine($"verify: {first.What} {first.Path}: {first.Detail}");
+            return 1;
+        }
+        Console.WriteLine($"verified: {checks.Count(c => c.Outcome == LineageVerifier.Outcome.Match)} files match their record, {checks.Count(c => c.Outcome == LineageVerifier.Outcome.Missing)} inputs not present");
+        return 0;
+    }
+}

@@ -1,0 +1,43 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace FinQLoRA.Training;
+
+/// <summary>
+/// The adapter's README.md, in the shape PEFT's model cards have (YAML front matter for the Hub, then model details,
+/// uses, limits, training details), filled from the run: base model, data with hashes, hyper-parameters, metrics.
+/// </summary>
+public static class ModelCard
+{
+    public const string FileName = "README.md";
+
+    public static string Render(TrainConfig c, JsonObject lineage, int steps, double finalLoss, double? evalLoss, long tokensSeen)
+    {
+        static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+        var md = new StringBuilder();
+        md.Append("---\nlibrary_name: peft\nbase_model: ").Append(Path.GetFileName(Path.GetFullPath(c.Model).TrimEnd('/'))).Append('\n');
+        md.Append("tags:\n- lora\n- qlora\n- finqlora\n- finance\n---\n\n");
+        md.Append("# LoRA adapter trained with FinQLoRA\n\n## Model details\n\n");
+        md.Append($"- Base model: `{c.Model}` ({c.Bits}-bit{(c.Bits == 4 ? $" {c.Quant}{(c.DoubleQuant ? " + double quantization" : "")}" : c.Bits == 8 ? " LLM.int8" : "")} while training)\n");
+        md.Append($"- Adapter: {(c.UseDora ? "DoRA" : "LoRA")}, rank {c.Rank}, alpha {F(c.Alpha)}{(c.UseRslora ? " (rsLoRA scaling)" : "")}, dropout {F(c.Dropout)}, targets {c.Targets}\n");
+        md.Append($"- Trained by FinQLoRA {lineage["finqlora_version"]}{(lineage["commit"] is { } commit ? $" (commit {commit})" : "")}\n\n");
+        md.Append("## Uses\n\nFine-tuned for the financial task(s) in its training data below, with the same prompt format. ");
+        md.Append("Load it with PEFT (`PeftModel.from_pretrained`) or FinQLoRA (`--adapter`) on the base model above.\n\n");
+        md.Append("## Bias, risks and limitations\n\nThe adapter inherits the base model's limits and learned only from the data listed here; ");
+        md.Append("it is not evaluated for other tasks, languages or time periods. Outputs are not financial advice: ");
+        md.Append("validate it on your own held-out data before any use that matters, and review it under your model-risk policy.\n\n");
+        md.Append("## Training data\n\n| file | bytes | sha256 |\n|---|---|---|\n");
+        foreach (var kind in new[] { "data", "eval_data" })
+            foreach (var f in lineage["inputs"]?[kind]?.AsArray() ?? [])
+                md.Append($"| {kind}: `{f!["path"]}` | {f["bytes"]} | `{f["sha256"]}` |\n");
+        md.Append("\n## Training details\n\n");
+        md.Append($"- Optimizer {c.Optimizer}, learning rate {F(c.Lr)} ({c.LrSchedule}, {c.WarmupSteps} warmup steps), weight decay {F(c.WeightDecay)}, max grad norm {F(c.MaxGradNorm)}\n");
+        md.Append($"- Batch {c.BatchSize} x grad-accum {c.GradAccum}, max sequence length {c.MaxSeqLen}, compute {c.Dtype}, seed {c.Seed}\n");
+        md.Append($"- Steps {steps}, tokens seen {tokensSeen}\n\n## Results\n\n- Final training loss: {F(finalLoss)}\n");
+        if (evalLoss is double e) md.Append($"- Evaluation loss: {F(e)}\n");
+        md.Append("\n## Lineage\n\nEvery input and every file of this folder is hashed in `").Append(RunLineage.FileName)
+          .Append("`; `finqlora verify <this folder>` checks them.\n");
+        return md.ToString();
+    }
+}
