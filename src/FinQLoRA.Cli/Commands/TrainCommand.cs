@@ -12,7 +12,15 @@ public sealed class TrainSettings : CommandSettings
     [CommandOption("--config <FILE>")][Description("YAML run config with the keys below in snake_case (see configs/)")] public string? Config { get; set; }
     [CommandOption("--model <PATH>")][Description("base model: HF folder or .gguf")] public string? Model { get; set; }
     [CommandOption("--data <FILE>")][Description("training JSONL with context/target fields")] public string? Data { get; set; }
-    [CommandOption("--eval-data <FILE>")][Description("evaluation JSONL (loss at the end)")] public string? EvalData { get; set; }
+    [CommandOption("--eval-data <FILE>")][Description("held-out JSONL evaluated during (--eval-every) and after training")] public string? EvalData { get; set; }
+    [CommandOption("--eval-split <SHARE>")][Description("hold out this share of --data for evaluation (seeded), e.g. 0.05")] public string? EvalSplit { get; set; }
+    [CommandOption("--eval-every <N>")][Description("evaluate every N optimizer steps (and at the end)")] public string? EvalEvery { get; set; }
+    [CommandOption("--eval-samples <K>")][Description("score K held-out examples by greedy generation with the task metric")] public string? EvalSamples { get; set; }
+    [CommandOption("--eval-task <TASK>")][Description("task whose scorer rates generated answers (fpb, tfns, ...); default exact match")] public string? EvalTask { get; set; }
+    [CommandOption("--metric-for-best <M>")][Description("eval_loss (default), accuracy or f1")] public string? MetricForBest { get; set; }
+    [CommandOption("--save-best")][Description("keep the adapter of the best evaluation in best/")] public bool SaveBest { get; set; }
+    [CommandOption("--early-stopping-patience <P>")][Description("stop after P evaluations without improvement")] public string? EarlyStoppingPatience { get; set; }
+    [CommandOption("--report-to <TRACKER>")][Description("none or tensorboard (event files in <out>/runs)")] public string? ReportTo { get; set; }
     [CommandOption("--out <DIR>")][Description("output folder (checkpoints, adapter, metrics.jsonl, run.json, loss.png)")] public string? Out { get; set; }
     [CommandOption("--bits <N>")][Description("4, 8 or 16: precision of the frozen base")] public string? Bits { get; set; }
     [CommandOption("--quant <KIND>")][Description("nf4 or fp4 (with --bits 4)")] public string? Quant { get; set; }

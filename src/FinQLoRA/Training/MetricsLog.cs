@@ -26,7 +26,7 @@ public sealed class MetricsLog
                 int step = o?["step"]?.GetValue<int>() ?? int.MaxValue;
                 if (step > truncateAfterStep) continue;
                 kept.Add(line);
-                _points.Add((step, o!["loss"]!.GetValue<double>()));
+                if (o!["loss"] is JsonValue loss) _points.Add((step, loss.GetValue<double>())); // eval lines carry eval_loss
             }
         }
         AtomicFile.WriteAllText(_path, kept.Count > 0 ? string.Join("\n", kept) + "\n" : "");
@@ -38,6 +38,12 @@ public sealed class MetricsLog
     {
         _points.Add((line.Step, line.Loss));
         if (_enabled) File.AppendAllText(_path, line.ToJson().ToJsonString() + "\n");
+    }
+
+    /// <summary>An evaluation line (<c>eval_loss</c>, <c>eval_accuracy</c>, <c>eval_f1</c>) in the same file.</summary>
+    public void AppendEval(EvalResult result)
+    {
+        if (_enabled) File.AppendAllText(_path, result.ToJson().ToJsonString() + "\n");
     }
 
     public void WritePlot(string path) =>

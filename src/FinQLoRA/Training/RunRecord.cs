@@ -8,7 +8,8 @@ namespace FinQLoRA.Training;
 public static class RunRecord
 {
     /// <param name="lineage">hashes of the inputs and of the adapter's files (<see cref="RunLineage"/>)</param>
-    public static void Write(TrainConfig config, TrainResult result, string path, int worldSize, JsonObject? lineage = null)
+    public static void Write(TrainConfig config, TrainResult result, string path, int worldSize, JsonObject? lineage = null,
+        EvalResult? finalEval = null, BestCheckpoint? best = null)
     {
         var o = new JsonObject
         {
@@ -34,6 +35,8 @@ public static class RunRecord
             ["device_hours"] = Math.Round(result.TrainSeconds * worldSize / 3600.0, 6),
             ["adapter_bytes"] = result.AdapterBytes,
             ["adapter_dir"] = result.AdapterDir,
+            ["final_eval"] = finalEval?.ToJson(),
+            ["best"] = best?.ToJson(),
             ["lineage"] = lineage?.DeepClone(),
         };
         AtomicFile.WriteAllText(path, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

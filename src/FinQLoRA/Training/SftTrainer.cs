@@ -30,6 +30,7 @@ public sealed class SftTrainer
     private readonly Action<string> _log;
     private readonly ITextTokenizer? _tokenizer;
     private readonly CancellationToken _stop;
+    private EvalResult? _lastEval;
 
     /// <param name="tokenizer">overrides the model folder's tokenizer (the demo uses one shipped in a NuGet package)</param>
     /// <param name="stop">when cancelled (Ctrl-C, SIGTERM), the run saves a checkpoint after the optimizer step in
@@ -85,8 +86,13 @@ public sealed class SftTrainer
 
         // 3. Data: tokenized once; the batch order of each epoch is a pure function of (seed, epoch).
         var sft = new SftTokenizer(tokenizer, c.MaxSeqLen);
-        var examples = ExampleJsonl.Read(c.Data).Select(sft.Tokenize).ToList();
+        var (trainExamples, heldOut) = TrainingEvaluator.Split(ExampleJsonl.Read(c.Data).ToList(), c);
+        var examples = trainExamples.Select(sft.Tokenize).ToList();
         if (examples.Count == 0) throw new UserInputException($"{c.Data}: no examples; each line needs 'context' and 'target'");
+        var evaluator = heldOut.Count > 0 ? new TrainingEvaluator(heldOut, heldOut.Select(sft.Tokenize).ToList(), tokenizer, c, device) : null;
+        var best = new BestCheckpoint(c.MetricForBest, c.EarlyStoppingPatience);
+        if (resume != null) best.Load(resume.Best);
+        var reporter = new TrainingReporter(c, IsMain);
         if (sft.TruncatedPrompts > 0) Log($"warning: {sft.TruncatedPrompts} prompts were longer than max_seq_len {c.MaxSeqLen} and were cut from the left");
         if (sft.TruncatedTargets > 0) Log($"warning: {sft.TruncatedTargets} targets were cut to fit max_seq_len {c.MaxSeqLen}");
         var lengths = examples.Select(e => e.Length).ToArray();
@@ -115,6 +121,7 @@ public sealed class SftTrainer
         }
 
         var metrics = new MetricsLog(c.Out, IsMain, truncateAfterStep: step);
+        if (evaluator != null) Log($"evaluation: {evaluator.Count} held-out examples ({(c.EvalData != null ? c.EvalData : $"{c.EvalSplit:P0} of the training data")}), every {(c.EvalEvery > 0 ? $"{c.EvalEvery} steps and " : "")}at the end");
         Log($"training: {examples.Count} examples, {totalSteps} steps ({stepsPerEpoch}/epoch), batch {c.BatchSize}x{c.GradAccum}x{_comm.Size} ranks, {c.Bits}-bit base, rank {c.Rank}, {c.Optimizer}");
         var trainTimer = Stopwatch.StartNew();
         long tokensSeen = 0, commBytesAtLastLine = _comm.BytesSent;
@@ -133,7 +140,7 @@ public sealed class SftTrainer
             {
                 var micro = order.Skip(nextBatch).Take(c.GradAccum)
                     .Select(g => LengthGroupedBatches.Shard(g, _comm.Rank, _comm.Size).Select(i => examples[i]).ToList()).ToList();
-                var (loss, tokens, stopRequested) = OptimizerStep(model, micro, optimizer, reducer, parameters, schedule.CurrentLearningRate, tokenizer.PadId, device);
+                var (loss, tokens, stopRequested, gradNorm) = OptimizerStep(model, micro, optimizer, reducer, parameters, schedule.CurrentLearningRate, tokenizer.PadId, device);
                 nextBatch += c.GradAccum;
                 schedule.Advance();
                 step++;
@@ -153,18 +160,27 @@ public sealed class SftTrainer
                     var line = new MetricsLine(step, totalSteps, epoch + (double)nextBatch / order.Length, loss,
                         schedule.LearningRateAt(step - 1), tokPerSec, eta, MemoryUsage.CurrentRssBytes, commBytes);
                     metrics.Append(line);
+                    reporter.Train(line, gradNorm);
                     Log(line.Format());
                 }
+                bool earlyStop = false;
+                if (evaluator != null && c.EvalEvery > 0 && step % c.EvalEvery == 0 && step < totalSteps)
+                    earlyStop = EvaluateAndTrackBest(evaluator, model, lora, step, metrics, reporter, best);
                 bool saved = false;
                 if (c.SaveEvery > 0 && step % c.SaveEvery == 0 && step < totalSteps)
                 {
-                    SaveCheckpoint(model, lora, optimizer, parameters, step, epoch, nextBatch, loss);
+                    SaveCheckpoint(model, lora, optimizer, parameters, step, epoch, nextBatch, loss, best);
                     (saved, unconfirmed) = (true, step);
                 }
                 if (stopRequested && step < totalSteps)
                 {
-                    if (!saved) SaveCheckpoint(model, lora, optimizer, parameters, step, epoch, nextBatch, loss);
+                    if (!saved) SaveCheckpoint(model, lora, optimizer, parameters, step, epoch, nextBatch, loss, best);
                     throw new TrainingInterruptedException(step, Path.Combine(c.Out, TrainingCheckpoint.Prefix + step));
+                }
+                if (earlyStop)
+                {
+                    Log($"early stopping at step {step}: {c.MetricForBest} has not improved on {best.Value:G6} (step {best.Step}) for {best.EvalsWithoutImprovement} evaluations");
+                    totalSteps = step;
                 }
             }
             if (step < totalSteps) { epoch++; nextBatch = 0; }
@@ -172,7 +188,13 @@ public sealed class SftTrainer
         double trainSeconds = trainTimer.Elapsed.TotalSeconds;
 
         // 5. Final adapter, evaluation loss, run record, plot.
-        double? evalLoss = c.EvalData != null ? EvaluateLoss(model, ExampleJsonl.Read(c.EvalData).Select(sft.Tokenize).ToList(), tokenizer.PadId, device) : null;
+        EvalResult? finalEval = _lastEval is { } last && last.Step == step ? last : null; // early stopping just evaluated
+        if (evaluator != null && finalEval == null)
+        {
+            EvaluateAndTrackBest(evaluator, model, lora, step, metrics, reporter, best);
+            finalEval = _lastEval;
+        }
+        double? evalLoss = finalEval?.Loss;
         string adapterDir = Path.Combine(c.Out, "adapter");
         PeftAdapterInfo? info = null;
         JsonObject? lineage = null;
@@ -192,14 +214,14 @@ public sealed class SftTrainer
         }
         var result = new TrainResult(step, lastLoss, evalLoss, trainSeconds, loadSeconds, tokensSeen,
             MemoryUsage.PeakRssBytes, info?.AdapterBytes ?? 0, adapterDir, wall.Elapsed.TotalSeconds);
-        if (IsMain) RunRecord.Write(c, result, Path.Combine(c.Out, "run.json"), _comm.Size, lineage);
+        if (IsMain) RunRecord.Write(c, result, Path.Combine(c.Out, "run.json"), _comm.Size, lineage, finalEval, evaluator != null ? best : null);
         _comm.Barrier();
         return result;
     }
 
     /// <returns>the step's loss (mean over its target tokens) and the tokens it trained on, both over all ranks, and
     /// whether any rank was asked to stop (agreed in the same all-reduce, so every rank stops after the same step)</returns>
-    private (double Loss, long Tokens, bool Stop) OptimizerStep(LlamaModel model, List<List<TokenizedExample>> micro, IAdapterOptimizer optimizer,
+    private (double Loss, long Tokens, bool Stop, double GradNorm) OptimizerStep(LlamaModel model, List<List<TokenizedExample>> micro, IAdapterOptimizer optimizer,
         GradientAllReducer reducer, List<(string Name, TorchSharp.Modules.Parameter P)> parameters, double lr, int padId, Device device)
     {
         // Normalise by the target tokens of the whole global step, so ranks and micro-batches add up exactly.
@@ -224,11 +246,11 @@ public sealed class SftTrainer
         if (parameters.Any(p => p.P.grad is null)) MaterialiseZeroGradients(parameters);
         if (!optimizer.CommunicatesGradients && _comm.Size > 1)
             reducer.AllReduceAverage(parameters.Select(p => p.P.grad ?? zeros_like(p.P)).ToList());
-        if (_config.MaxGradNorm > 0) GradientClipping.ClipGradNorm(parameters.Select(p => p.P), _config.MaxGradNorm);
+        double gradNorm = _config.MaxGradNorm > 0 ? GradientClipping.ClipGradNorm(parameters.Select(p => p.P), _config.MaxGradNorm) : double.NaN;
         optimizer.Step(lr);
         optimizer.ZeroGrad();
         var (globalLoss, globalTokens, stops) = AllReduceSum(lossSum, tokens, _stop.IsCancellationRequested ? 1 : 0);
-        return (globalLoss / Math.Max(globalTargets, 1), (long)globalTokens, stops > 0);
+        return (globalLoss / Math.Max(globalTargets, 1), (long)globalTokens, stops > 0, gradNorm);
     }
 
     private static void MaterialiseZeroGradients(List<(string Name, TorchSharp.Modules.Parameter P)> parameters)
@@ -335,24 +357,31 @@ public sealed class SftTrainer
             throw new UserInputException($"rank = {c.Rank} is larger than the smallest side ({smallest}) of the targeted projections of this model; choose rank <= {smallest}");
     }
 
-    private double EvaluateLoss(LlamaModel model, List<TokenizedExample> examples, int padId, Device device)
+    /// <summary>
+    /// Evaluates, logs the result to the progress line, metrics.jsonl and
+    /// TensorBoard, and keeps the best adapter in <c>best/</c> with <c>save_best</c>.
+    /// </summary>
+    /// <returns>whether early stopping says to stop, agreed by all ranks</returns>
+    private bool EvaluateAndTrackBest(TrainingEvaluator evaluator, LlamaModel model, LoraConfig lora, int step, MetricsLog metrics,
+        TrainingReporter reporter, BestCheckpoint best)
     {
-        model.eval();
-        using var noGrad = no_grad();
-        double sum = 0, count = 0;
-        foreach (var chunk in examples.Chunk(_config.BatchSize))
+        var result = evaluator.Evaluate(model, step);
+        _lastEval = result;
+        bool improved = best.Offer(result);
+        Log(result.Format() + (improved ? $" | new best {_config.MetricForBest}" : ""));
+        if (IsMain)
         {
-            using var scope = NewDisposeScope();
-            using var batch = SftCollator.Collate(chunk, padId, device);
-            sum += TokenLoss(model.Forward(batch.InputIds, batch.PadMask), batch.Labels).item<float>();
-            count += chunk.Sum(e => e.Labels.Skip(1).Count(l => l != TokenizedExample.IgnoreIndex));
+            metrics.AppendEval(result);
+            reporter.Eval(result);
+            if (improved && _config.SaveBest)
+                PeftAdapterFiles.Save(Path.Combine(_config.Out, BestCheckpoint.FolderName), model, lora, extraFiles: folder =>
+                    File.WriteAllText(Path.Combine(folder, "best_eval.json"), result.ToJson().ToJsonString() + "\n"));
         }
-        model.train();
-        return sum / Math.Max(count, 1);
+        return AllReduceSum(best.ShouldStop ? 1 : 0) > 0;
     }
 
     private void SaveCheckpoint(LlamaModel model, LoraConfig lora, IAdapterOptimizer optimizer, List<(string Name, TorchSharp.Modules.Parameter P)> parameters,
-        int step, int epoch, int nextBatch, double loss)
+        int step, int epoch, int nextBatch, double loss, BestCheckpoint best)
     {
         using var scope = NewDisposeScope();
         using var state = optimizer.StateDict();
@@ -374,7 +403,7 @@ public sealed class SftTrainer
         if (!IsMain) return;
         var scalars = JsonSerializer.SerializeToNode(state.Scalars)!;
         TrainingCheckpoint.Save(_config.Out, new TrainingCheckpoint(step, epoch, nextBatch, loss, _comm.Size), model, lora,
-            state.Tensors, scalars, _config.KeepCheckpoints, others);
+            state.Tensors, scalars, _config.KeepCheckpoints, others, best.ToJson());
         _log($"saved checkpoint-{step}");
     }
 

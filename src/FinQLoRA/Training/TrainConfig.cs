@@ -14,6 +14,14 @@ public sealed record TrainConfig
     public string Model { get; init; } = "";
     public string Data { get; init; } = "";
     public string? EvalData { get; init; }
+    public double EvalSplit { get; init; }
+    public int EvalEvery { get; init; }
+    public int EvalSamples { get; init; }
+    public string? EvalTask { get; init; }
+    public string MetricForBest { get; init; } = "eval_loss";
+    public bool SaveBest { get; init; }
+    public int EarlyStoppingPatience { get; init; }
+    public string ReportTo { get; init; } = "none";
     public string Out { get; init; } = "runs/train";
     public int Bits { get; init; } = 4;
     public string Quant { get; init; } = "nf4";
@@ -55,7 +63,15 @@ public sealed record TrainConfig
     public static readonly IReadOnlyDictionary<string, string> Keys = new Dictionary<string, string>
     {
         ["model"] = "base model: HF folder or .gguf", ["data"] = "training JSONL (context/target)",
-        ["eval_data"] = "evaluation JSONL (loss only)", ["out"] = "output folder",
+        ["eval_data"] = "held-out JSONL evaluated during and after training", ["out"] = "output folder",
+        ["eval_split"] = "share of the training data held out for evaluation (seeded; 0 = none)",
+        ["eval_every"] = "evaluate every N optimizer steps (0 = only at the end)",
+        ["eval_samples"] = "held-out examples scored by greedy generation with the task metric (0 = loss only)",
+        ["eval_task"] = "task whose scorer rates the generated answers (fpb, tfns, ...; default: exact match)",
+        ["metric_for_best"] = "eval_loss (lower is better), accuracy or f1 (higher is better)",
+        ["save_best"] = "keep the adapter of the best evaluation in best/",
+        ["early_stopping_patience"] = "stop after N evaluations without improvement (0 = off)",
+        ["report_to"] = "none or tensorboard (event files in out/runs)",
         ["bits"] = "4, 8 or 16 (frozen base precision)", ["quant"] = "nf4 or fp4 (4-bit)", ["double_quant"] = "true/false",
         ["rank"] = "LoRA rank r", ["alpha"] = "LoRA alpha", ["dropout"] = "LoRA dropout", ["targets"] = "q_proj,k_proj,v_proj | all | list",
         ["use_rslora"] = "alpha/sqrt(r) scaling", ["use_dora"] = "weight-decomposed LoRA",
@@ -105,6 +121,11 @@ public sealed record TrainConfig
             {
                 "model" => c with { Model = value }, "data" => c with { Data = value },
                 "eval_data" => c with { EvalData = value }, "out" => c with { Out = value },
+                "eval_split" => c with { EvalSplit = Double(key, value, source) }, "eval_every" => c with { EvalEvery = Int(key, value, source) },
+                "eval_samples" => c with { EvalSamples = Int(key, value, source) }, "eval_task" => c with { EvalTask = value.ToLowerInvariant() },
+                "metric_for_best" => c with { MetricForBest = value.ToLowerInvariant() }, "save_best" => c with { SaveBest = Bool(key, value, source) },
+                "early_stopping_patience" => c with { EarlyStoppingPatience = Int(key, value, source) },
+                "report_to" => c with { ReportTo = value.ToLowerInvariant() },
                 "bits" => c with { Bits = Int(key, value, source) }, "quant" => c with { Quant = value.ToLowerInvariant() },
                 "double_quant" => c with { DoubleQuant = Bool(key, value, source) },
                 "rank" => c with { Rank = Int(key, value, source) }, "alpha" => c with { Alpha = Double(key, value, source) },
@@ -162,6 +183,18 @@ public sealed record TrainConfig
         if (KeepCheckpoints < 1) Fail("keep_checkpoints", KeepCheckpoints, "at least 1");
         if (LogEvery < 1) Fail("log_every", LogEvery, "at least 1");
         if (Dtype is not ("bf16" or "f32" or "fp32" or "f16" or "fp16")) Fail("dtype", Dtype, "bf16, f32 or f16");
+        if (!(EvalSplit >= 0 && EvalSplit < 1)) Fail("eval_split", EvalSplit, "a share in [0, 1)");
+        if (EvalSplit > 0 && EvalData != null) Fail("eval_split", EvalSplit, "0 when eval_data is given (one source of held-out data)");
+        if (EvalEvery < 0) Fail("eval_every", EvalEvery, "0 (only at the end) or more");
+        if (EvalSamples < 0) Fail("eval_samples", EvalSamples, "0 or more");
+        if (MetricForBest is not ("eval_loss" or "accuracy" or "f1")) Fail("metric_for_best", MetricForBest, "eval_loss, accuracy or f1");
+        if (MetricForBest != "eval_loss" && EvalSamples == 0) Fail("metric_for_best", MetricForBest, "eval_loss, or set eval_samples > 0 to score accuracy/f1");
+        if (EarlyStoppingPatience < 0) Fail("early_stopping_patience", EarlyStoppingPatience, "0 (off) or more");
+        bool evaluates = EvalData != null || EvalSplit > 0;
+        if ((SaveBest || EarlyStoppingPatience > 0 || EvalEvery > 0) && !evaluates)
+            Fail(SaveBest ? "save_best" : EarlyStoppingPatience > 0 ? "early_stopping_patience" : "eval_every", "set", "eval_data or eval_split to evaluate on");
+        if (ReportTo is not ("none" or "tensorboard")) Fail("report_to", ReportTo, "none or tensorboard");
+        if (EvalTask != null) FinQLoRA.Data.Tasks.TaskRegistry.Get(EvalTask);
     }
 
     public JsonObject ToJson()

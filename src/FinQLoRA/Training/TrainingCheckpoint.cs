@@ -25,7 +25,7 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
     /// <param name="otherRanks">the <see cref="RankLocalState"/> tensors of ranks 1..WorldSize−1, in rank order</param>
     public static void Save(string outDir, TrainingCheckpoint state, LlamaModel model, LoraConfig lora,
         IReadOnlyDictionary<string, Tensor> optimizerTensors, JsonNode optimizerScalars, int keep,
-        IReadOnlyList<IReadOnlyDictionary<string, Tensor>>? otherRanks = null)
+        IReadOnlyList<IReadOnlyDictionary<string, Tensor>>? otherRanks = null, JsonNode? best = null)
     {
         otherRanks ??= [];
         if (otherRanks.Count != state.WorldSize - 1)
@@ -46,6 +46,7 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
                 ["step"] = state.Step, ["epoch"] = state.Epoch, ["next_batch"] = state.NextBatch, ["last_loss"] = state.LastLoss,
                 ["world_size"] = state.WorldSize,
                 ["optimizer"] = optimizerScalars.DeepClone(),
+                ["best"] = best?.DeepClone(),
             };
             AtomicFile.WriteAllText(Path.Combine(temp, StateFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         });
@@ -97,6 +98,9 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
     public sealed record Loaded(TrainingCheckpoint State, string AdapterDir, Dictionary<string, Tensor> OptimizerTensors, JsonNode OptimizerScalars, Tensor RngState,
         Dictionary<string, Tensor> RankParameters) : IDisposable
     {
+        /// <summary>The best evaluation so far when the checkpoint was written (<see cref="BestCheckpoint"/>).</summary>
+        public JsonNode? Best { get; init; }
+
         public void Dispose()
         {
             foreach (var t in OptimizerTensors.Values.Concat(RankParameters.Values)) t.Dispose();
@@ -151,6 +155,6 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
             foreach (var e in own.Entries.Where(e => e.Name.StartsWith(RankLocalState.ParameterPrefix, StringComparison.Ordinal)))
                 parameters[e.Name[RankLocalState.ParameterPrefix.Length..]] = own.Read(e.Name);
         }
-        return new Loaded(state, Path.Combine(dir, "adapter"), optimizer, json["optimizer"]!.DeepClone(), rng, parameters);
+        return new Loaded(state, Path.Combine(dir, "adapter"), optimizer, json["optimizer"]!.DeepClone(), rng, parameters) { Best = json["best"]?.DeepClone() };
     }
 }

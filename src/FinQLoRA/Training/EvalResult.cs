@@ -1,0 +1,26 @@
+using System.Text.Json.Nodes;
+
+namespace FinQLoRA.Training;
+
+/// <summary>One evaluation during training: loss on all held-out examples, and the task metric on a sample of them
+/// (null when no sample is generated).</summary>
+public sealed record EvalResult(int Step, double Loss, double? Accuracy, double? F1, int Examples, int Generated)
+{
+    public JsonObject ToJson() => new()
+    {
+        ["step"] = Step, ["eval_loss"] = Loss, ["eval_accuracy"] = Accuracy, ["eval_f1"] = F1,
+        ["eval_examples"] = Examples, ["eval_generated"] = Generated,
+    };
+
+    public string Format() => FormattableString.Invariant(
+        $"eval at step {Step} | eval_loss {Loss:F4}{(Accuracy is double a ? $" | accuracy {a:P1}" : "")}{(F1 is double f ? $" | f1 {f:F3}" : "")} ({Examples} examples{(Generated > 0 ? $", {Generated} generated" : "")})");
+
+    /// <summary>The value of <paramref name="metric"/> (eval_loss, accuracy, f1).</summary>
+    public double? Value(string metric) => metric switch
+    {
+        "eval_loss" => Loss,
+        "accuracy" => Accuracy,
+        "f1" => F1,
+        _ => throw new ArgumentException($"unknown metric '{metric}'", nameof(metric)),
+    };
+}

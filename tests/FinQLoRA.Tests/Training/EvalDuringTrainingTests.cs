@@ -1,0 +1,65 @@
+using System.Text.Json.Nodes;
+using FinQLoRA.Tests.Support;
+
+namespace FinQLoRA.Tests.Training;
+
+/// <summary>Evaluation while training: metrics at the right steps, the best adapter is the best logged one,
+/// early stopping stops, and the TensorBoard event file holds the logged scalars.</summary>
+public sealed class EvalDuringTrainingTests
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromMinutes(5);
+
+    private static string[] Args(string data, string outDir, params string[] extra) =>
+    [
+        "train", "--model", Shared.File("models/stories260K-hf"), "--data", data, "--out", outDir, "--bits", "16", "--dtype", "f32",
+        "--rank", "4", "--batch-size", "4", "--max-steps", "8", "--warmup-steps", "1", "--save-every", "0", "--lr", "3e-3",
+        "--eval-split", "0.25", "--eval-every", "2", .. extra,
+    ];
+
+    [SharedFact]
+    public void EvaluationsLandAtTheirStepsAndTheBestAdapterIsTheBestLoggedOne()
+    {
+        using var dir = new TempFolder();
+        string data = TrainingRun.WriteData(dir.Path);
+        string run = Path.Combine(dir.Path, "run");
+        var r = CliProcess.RunSeparately(Limit, Args(data, run, "--eval-samples", "4", "--save-best", "--report-to", "tensorboard"));
+        Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+        Assert.Contains("evaluation: 8 held-out examples", r.Stdout);
+
+        var evals = TrainingRun.Metrics(run).Where(o => o["eval_loss"] != null).ToList();
+        Assert.Equal([2, 4, 6, 8], evals.Select(o => o["step"]!.GetValue<int>()));
+        Assert.All(evals, o => Assert.Equal(4, o["eval_generated"]!.GetValue<int>()));
+        Assert.All(evals, o => Assert.InRange(o["eval_accuracy"]!.GetValue<double>(), 0, 1));
+        var bestLogged = evals.MinBy(o => o["eval_loss"]!.GetValue<double>())!;
+        var bestSaved = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "best", "best_eval.json")))!;
+        Assert.Equal(bestLogged["step"]!.GetValue<int>(), bestSaved["step"]!.GetValue<int>());
+        Assert.True(File.Exists(Path.Combine(run, "best", "adapter_model.safetensors")));
+        var record = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "run.json")))!;
+        Assert.Equal(bestLogged["step"]!.GetValue<int>(), record["best"]!["step"]!.GetValue<int>());
+        Assert.Equal(evals[^1]["eval_loss"]!.GetValue<double>(), record["final_eval"]!["eval_loss"]!.GetValue<double>());
+
+        // TensorBoard: read the event file back (TFRecord framing around TensorBoard's Event protobuf)
+        var scalars = TensorBoardEvents.Read(Directory.GetFiles(Path.Combine(run, "runs"), "events.out.tfevents.*", SearchOption.AllDirectories).Single());
+        Assert.Equal(Enumerable.Range(1, 8), scalars.Where(s => s.Tag == "train/loss").Select(s => (int)s.Step));
+        var trainLoss = TrainingRun.Metrics(run).Where(o => o["loss"] != null).Select(o => (float)o["loss"]!.GetValue<double>());
+        Assert.Equal(trainLoss, scalars.Where(s => s.Tag == "train/loss").Select(s => s.Value));
+        Assert.Equal(evals.Select(o => (float)o["eval_loss"]!.GetValue<double>()), scalars.Where(s => s.Tag == "eval/loss").Select(s => s.Value));
+        Assert.Contains(scalars, s => s.Tag == "train/learning_rate");
+        Assert.Contains(scalars, s => s.Tag == "eval/accuracy");
+    }
+
+    [SharedFact]
+    public void EarlyStoppingStopsAfterPatienceEvaluationsWithoutImprovement()
+    {
+        using var dir = new TempFolder();
+        string data = TrainingRun.WriteData(dir.Path);
+        string run = Path.Combine(dir.Path, "run");
+        // a learning rate too small to move the loss: the second evaluation cannot beat the first
+        var r = CliProcess.RunSeparately(Limit, [.. Args(data, run, "--early-stopping-patience", "1", "--max-steps", "20"), "--lr", "1e-30"]);
+        Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+        Assert.Contains("early stopping at step 4", r.Stdout);
+        var record = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "run.json")))!;
+        Assert.Equal(4, record["steps"]!.GetValue<int>());
+        Assert.Equal(2, record["best"]!["step"]!.GetValue<int>());
+    }
+}
