@@ -4,9 +4,6 @@ using FinQLoRA.Runtime;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
-// The libstdc++ fix must run before anything touches TorchSharp.
-TorchNativeLoader.EnsureLoaded();
-
 var app = new CommandApp();
 app.Configure(config =>
 {
@@ -17,6 +14,9 @@ app.Configure(config =>
 
 try
 {
+    // Before anything touches TorchSharp: the libstdc++ fix, or libtorch from FINQLORA_LIBTORCH_DIR (whose errors
+    // are user errors, hence inside the try).
+    TorchNativeLoader.EnsureLoaded();
     return app.Run(args);
 }
 catch (Exception e) when (e is UserInputException or CommandParseException or CommandRuntimeException)
