@@ -37,7 +37,7 @@ stage="$work/finqlora-gpu"
 mkdir -p "$src" "$stage/models" "$stage/shim-nuget" "$out_dir"
 
 # The working tree as git sees it (tracked files and untracked ones that are not ignored): what would be committed.
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$src"
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf -) | tar -xf - -C "$src"
 
 start=$(date +%s)
 for project in src/FinQLoRA.Cli bench/FinQLoRA.Bench; do
