@@ -40,6 +40,29 @@ internal sealed class ExternalLibTorch
 
     public bool HasCuda => Libraries.Any(l => Path.GetFileName(l) == "libtorch_cuda.so");
 
+    /// <summary>The version of the libtorch in use, read beside its lib folder: a PyTorch install's
+    /// <c>torch/version.py</c> or a libtorch distribution's <c>build-version</c>; null when neither is there.
+    /// Needed because TorchSharp's <c>torch.__version__</c> is the version it was built for, a constant.</summary>
+    public string? Version
+    {
+        get
+        {
+            string lib = Path.GetDirectoryName(Libraries.First(l => Path.GetFileName(l) == "libtorch.so"))!;
+            string parent = Path.GetDirectoryName(lib) ?? lib;
+            string versionPy = Path.Combine(parent, "version.py");
+            if (File.Exists(versionPy))
+            {
+                foreach (string line in File.ReadLines(versionPy))
+                {
+                    var m = System.Text.RegularExpressions.Regex.Match(line, @"^__version__\s*=\s*['""]([^'""]+)['""]");
+                    if (m.Success) return m.Groups[1].Value;
+                }
+            }
+            string buildVersion = Path.Combine(parent, "build-version");
+            return File.Exists(buildVersion) && File.ReadAllText(buildVersion).Trim() is { Length: > 0 } v ? v : null;
+        }
+    }
+
     public static ExternalLibTorch? FromEnvironment() => Resolve(Environment.GetEnvironmentVariable(Variable));
 
     /// <summary>Null when the value is unset or blank (use the NuGet runtime); otherwise every required library has

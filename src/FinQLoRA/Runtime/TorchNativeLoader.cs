@@ -41,6 +41,10 @@ public static class TorchNativeLoader
     /// shim), or "not-linux".</summary>
     public static string Mode { get; private set; } = "not-run";
 
+    /// <summary>With FINQLORA_LIBTORCH_DIR: the version of the libtorch loaded from there when it can be read beside
+    /// it (<see cref="ExternalLibTorch.Version"/>), else "unknown"; null otherwise.</summary>
+    public static string? ExternalVersion { get; private set; }
+
 #pragma warning disable CA2255 // a module initializer is exactly right here: it must run before TorchSharp's type initializer
     [ModuleInitializer]
     internal static void OnModuleLoad()
@@ -118,6 +122,7 @@ public static class TorchNativeLoader
         }
         Route(typeof(TorchSharp.torch).Assembly);
         Route(typeof(TorchNativeLoader).Assembly);
+        ExternalVersion = external.Version ?? "unknown";
         Mode = mode;
     }
 

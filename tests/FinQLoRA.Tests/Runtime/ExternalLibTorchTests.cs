@@ -86,6 +86,26 @@ public sealed class ExternalLibTorchTests
     }
 
     [Fact]
+    public void TheVersionIsReadBesideTheLibFolderNotTakenFromTorchSharp()
+    {
+        using var tmp = new TempFolder();
+        string torch = Directory.CreateDirectory(Path.Combine(tmp.Path, "torch", "lib")).FullName;
+        Touch(torch, "libc10.so", "libtorch_cpu.so", "libtorch.so", "libLibTorchSharp.so");
+        Assert.Null(ExternalLibTorch.Resolve(torch)!.Version);
+
+        // a PyTorch install: torch/version.py
+        File.WriteAllText(Path.Combine(tmp.Path, "torch", "version.py"),
+            "from typing import Optional\n\n__all__ = ['__version__', 'debug', 'cuda', 'git_version', 'hip']\n__version__ = '2.11.0+cu130'\ndebug = False\ncuda: Optional[str] = '13.0'\n");
+        Assert.Equal("2.11.0+cu130", ExternalLibTorch.Resolve(torch)!.Version);
+
+        // a libtorch distribution: libtorch/build-version
+        string libtorch = Directory.CreateDirectory(Path.Combine(tmp.Path, "libtorch", "lib")).FullName;
+        Touch(libtorch, "libc10.so", "libtorch_cpu.so", "libtorch.so", "libLibTorchSharp.so");
+        File.WriteAllText(Path.Combine(tmp.Path, "libtorch", "build-version"), "2.10.0+cpu\n");
+        Assert.Equal("2.10.0+cpu", ExternalLibTorch.Resolve(libtorch)!.Version);
+    }
+
+    [Fact]
     public void TheCliSaysInOneLineWhichLibraryDoesNotLoad()
     {
         using var tmp = new TempFolder();
@@ -109,7 +129,8 @@ public sealed class ExternalLibTorchTests
         Assert.True(exit == 0, output);
         bool hostHasVersion = new[] { "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "/lib/x86_64-linux-gnu/libstdc++.so.6" }
             .Where(File.Exists).Any(p => System.Text.Encoding.ASCII.GetString(File.ReadAllBytes(p)).Contains("GLIBCXX_3.4.32"));
-        Assert.Contains($"(native loader: {(hostHasVersion ? "external" : "external-patched")}, FINQLORA_LIBTORCH_DIR={folder})", output);
+        // the NuGet folder has no version file beside it, so the loaded version is not claimed
+        Assert.Contains($"libtorch unknown from FINQLORA_LIBTORCH_DIR={folder} (native loader: {(hostHasVersion ? "external" : "external-patched")}; TorchSharp is built for libtorch ", output);
         Assert.Contains("cuda available: False", output);
     }
 }
