@@ -159,6 +159,14 @@ def bench_train(peft_model, base, batch, seq, checkpointing, steps, warmup, peak
             "peak_reserved_gib": torch.cuda.max_memory_reserved() / GIB}
 
 
+def save(results, path):
+    """Written after each part, so that a later failure keeps what was measured; temp name then rename."""
+    if path:
+        with open(path + ".tmp", "w") as f:
+            json.dump(results, f, indent=1)
+        os.replace(path + ".tmp", path)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", nargs="?", default="all", choices=["all", "train", "generate"])
@@ -186,6 +194,7 @@ def main():
     results["bf16_matmul_tflops"] = peak_rate / 1e12
     results["copy_gb_per_s"] = copy_bandwidth() / 1e9
     print(f"measured: bf16 matmul (8192^3) {peak_rate / 1e12:.1f} TFLOP/s; device copy {results['copy_gb_per_s']:.0f} GB/s (read + write)")
+    save(results, a.json)
 
     config = llama_8b_config(a.layers)
     start = time.perf_counter()
@@ -207,6 +216,7 @@ def main():
                 print(f"  generate batch {batch}: prefill {r['prefill_s']:.3f} s, decode {r['decode_tokens_per_s']:.1f} tokens/s, "
                       f"peak {r['peak_allocated_gib']:.2f} GiB allocated", flush=True)
         results["generate"] = rows
+        save(results, a.json)
 
     if a.mode in ("all", "train"):
         lora = LoraConfig(r=4, lora_alpha=32, lora_dropout=a.dropout, target_modules=["q_proj", "k_proj", "v_proj"],
@@ -230,6 +240,7 @@ def main():
                     print(f"  {name}: {r['step_s']:.3f} s/step, {r['tokens_per_s']:.0f} tokens/s, MFU {r['mfu_bf16']:.1%}, "
                           f"peak {r['peak_allocated_gib']:.2f} GiB allocated", flush=True)
         results["train"] = rows
+        save(results, a.json)
 
     print()
     print("| what | batch | grad ckpt | s | tokens/s | MFU (bf16) | peak GiB (allocated) |")
@@ -246,10 +257,8 @@ def main():
         else:
             print(f"| train step | {r['batch']}x{a.seq} | {gc} | {r['step_s']:.3f} | {r['tokens_per_s']:.0f} | {r['mfu_bf16']:.1%} | {r['peak_allocated_gib']:.2f} |")
 
+    save(results, a.json)
     if a.json:
-        with open(a.json + ".tmp", "w") as f:
-            json.dump(results, f, indent=1)
-        os.replace(a.json + ".tmp", a.json)  # never a half-written file
         print(f"wrote {a.json}")
     return 0
 
