@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+import traceback
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -96,12 +97,17 @@ def copy_bandwidth(nbytes=2 * GIB, repeats=20):
 
 
 def guarded(name, fn):
-    """Runs one configuration; an out-of-memory becomes a result row instead of the end of the run."""
+    """Runs one configuration; an out-of-memory, or any other failure, becomes a result row instead of the end of
+    the run (the GPU time for the others is not lost)."""
     try:
         return fn()
     except torch.cuda.OutOfMemoryError as e:
         print(f"  {name}: OOM ({str(e).splitlines()[0][:160]})", flush=True)
         return {"error": "OOM"}
+    except Exception as e:  # noqa: BLE001 - reported, with its traceback, and the next configuration runs
+        traceback.print_exc()
+        print(f"  {name}: FAILED ({type(e).__name__}: {e})", flush=True)
+        return {"error": f"{type(e).__name__}: {e}"}
     finally:
         torch.cuda.empty_cache()
 
@@ -247,13 +253,13 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for r in results.get("generate", []):
         if "error" in r:
-            print(f"| generate | {r['batch']} | - | OOM | | | |")
+            print(f"| generate | {r['batch']} | - | {r['error'][:40]} | | | |")
         else:
             print(f"| generate (decode) | {r['batch']} | - | {r['generate_s']:.3f} | {r['decode_tokens_per_s']:.1f} | - | {r['peak_allocated_gib']:.2f} |")
     for r in results.get("train", []):
         gc = "on" if r["grad_checkpointing"] else "off"
         if "error" in r:
-            print(f"| train step | {r['batch']}x{a.seq} | {gc} | OOM | | | |")
+            print(f"| train step | {r['batch']}x{a.seq} | {gc} | {r['error'][:40]} | | | |")
         else:
             print(f"| train step | {r['batch']}x{a.seq} | {gc} | {r['step_s']:.3f} | {r['tokens_per_s']:.0f} | {r['mfu_bf16']:.1%} | {r['peak_allocated_gib']:.2f} |")
 
