@@ -3,7 +3,15 @@ using FinQLoRA.Runtime;
 
 // Benchmarks print ratios against a baseline measured in the same run; never assert timings in unit tests.
 // Run: dotnet run -c Release --project bench/FinQLoRA.Bench -- <name> [options]
-TorchNativeLoader.EnsureLoaded();
+try
+{
+    TorchNativeLoader.EnsureLoaded();
+}
+catch (FinQLoRA.UserInputException e) // a bad FINQLORA_LIBTORCH_DIR: one line, as in the CLI
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
 var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
 {
     ["train"] = (FinQLoRA.Bench.TrainStepBench.Help, FinQLoRA.Bench.TrainStepBench.Run),

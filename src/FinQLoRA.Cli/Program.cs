@@ -4,8 +4,6 @@ using FinQLoRA.Cli.Commands;
 using FinQLoRA.Runtime;
 using Spectre.Console.Cli;
 
-// The libstdc++ fix must run before anything touches TorchSharp.
-TorchNativeLoader.EnsureLoaded();
 ConsoleStreams.Configure(args);
 
 var app = new CommandApp();
@@ -19,6 +17,9 @@ app.Configure(config =>
 bool verbose = args.Contains("--verbose") || Environment.GetEnvironmentVariable("FINQLORA_VERBOSE") == "1";
 try
 {
+    // Before anything touches TorchSharp: the libstdc++ fix, or libtorch from FINQLORA_LIBTORCH_DIR (whose errors
+    // are user errors, hence inside the try).
+    TorchNativeLoader.EnsureLoaded();
     return app.Run(args);
 }
 catch (Exception e)

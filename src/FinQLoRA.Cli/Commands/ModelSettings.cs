@@ -49,7 +49,7 @@ public class ModelSettings : CommandSettings
         if (d == "cuda" || d.StartsWith("cuda:", StringComparison.Ordinal))
         {
             if (!cuda.is_available())
-                throw new UserInputException($"--device {device}: CUDA is not available in this build or on this machine; build with -p:TorchDevice=cuda on a machine with an NVIDIA GPU, or use --device cpu");
+                throw new UserInputException($"--device {device}: CUDA is not available in this build or on this machine; on a machine with an NVIDIA GPU build with -p:TorchDevice=cuda or set FINQLORA_LIBTORCH_DIR to a CUDA libtorch (docs/gpu.md), or use --device cpu");
             return d == "cuda" ? CUDA : new Device(d);
         }
         throw new UserInputException($"--device '{device}' is not one of cpu, cuda, cuda:N");

@@ -16,6 +16,10 @@ namespace FinQLoRA.Runtime;
 /// libtorch through its <c>$ORIGIN</c> RUNPATH. On hosts whose libstdc++ has the version, the original loads and
 /// nothing is done. This must run before anything touches <c>TorchSharp.torch</c>: the library's module
 /// initializer calls it, and so do the CLI's <c>Main</c> and the test assembly.
+///
+/// With <c>FINQLORA_LIBTORCH_DIR</c> set (<see cref="ExternalLibTorch"/>), libtorch and the shim come from the
+/// folders it names instead (a PyTorch install's CUDA libtorch, for instance): each is loaded by full path, libtorch
+/// first, so the shim's NEEDED entries bind to those copies by soname, and TorchSharp is routed to that shim.
 /// </summary>
 public static class TorchNativeLoader
 {
@@ -30,23 +34,53 @@ public static class TorchNativeLoader
     private static bool _done;
     private static IntPtr _handle;
 
-    /// <summary>What the loader did: "original" (nothing needed), "patched" (the weak copy is in use), or "not-linux".</summary>
+    private static UserInputException? _failure;
+
+    /// <summary>What the loader did: "original" (nothing needed), "patched" (the weak copy is in use), "external"
+    /// (libtorch and the shim from FINQLORA_LIBTORCH_DIR), "external-patched" (the same, with a weak copy of that
+    /// shim), or "not-linux".</summary>
     public static string Mode { get; private set; } = "not-run";
+
+    /// <summary>With FINQLORA_LIBTORCH_DIR: the version of the libtorch loaded from there when it can be read beside
+    /// it (<see cref="ExternalLibTorch.Version"/>), else "unknown"; null otherwise.</summary>
+    public static string? ExternalVersion { get; private set; }
 
 #pragma warning disable CA2255 // a module initializer is exactly right here: it must run before TorchSharp's type initializer
     [ModuleInitializer]
-    internal static void OnModuleLoad() => EnsureLoaded();
+    internal static void OnModuleLoad()
+    {
+        // A bad FINQLORA_LIBTORCH_DIR must not become a TypeInitializationException of the whole assembly: it is
+        // kept and thrown again, as the user error it is, by the next explicit call (the CLI's Main makes one).
+        try { EnsureLoaded(); }
+        catch (UserInputException) { }
+    }
 #pragma warning restore CA2255
 
-    /// <summary>Idempotent; safe to call from several places.</summary>
+    /// <summary>Idempotent; safe to call from several places. Throws <see cref="UserInputException"/> (every time)
+    /// when FINQLORA_LIBTORCH_DIR is set but names no usable libtorch.</summary>
     public static void EnsureLoaded()
     {
         lock (Gate)
         {
+            if (_failure != null) throw new UserInputException(_failure.Message);
             if (_done) return;
             _done = true;
             OpenMpDefaults.Apply(); // before libtorch (and its libgomp) is loaded
             if (!OperatingSystem.IsLinux()) { Mode = "not-linux"; return; }
+
+            try
+            {
+                if (ExternalLibTorch.FromEnvironment() is { } external)
+                {
+                    LoadExternal(external);
+                    return;
+                }
+            }
+            catch (UserInputException e)
+            {
+                _failure = e;
+                throw;
+            }
 
             string? original = FindOriginal();
             if (original == null) { Mode = "original"; return; } // let TorchSharp's own probing report the problem
@@ -61,6 +95,35 @@ public static class TorchNativeLoader
             Route(typeof(TorchNativeLoader).Assembly);
             Mode = "patched";
         }
+    }
+
+    private static void LoadExternal(ExternalLibTorch external)
+    {
+        string mode = "external";
+        foreach (string library in external.Libraries)
+        {
+            bool shim = library == external.Shim;
+            IntPtr handle = DynamicLinker.Open(library, bindNow: shim, out string error);
+            if (handle == IntPtr.Zero && shim && error.Contains(MissingVersion, StringComparison.Ordinal))
+            {
+                // The NuGet package's shim on an older libstdc++: the same weak copy as below, written to a private
+                // temp folder because the user's folder may be read-only; libtorch is already loaded, so the copy
+                // needs no $ORIGIN.
+                string patched = Path.Combine(Path.GetTempPath(), "finqlora-native",
+                    Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(library)))[..16], PatchedFileName);
+                Directory.CreateDirectory(Path.GetDirectoryName(patched)!);
+                if (!File.Exists(patched) || File.GetLastWriteTimeUtc(patched) < File.GetLastWriteTimeUtc(library))
+                    WritePatchedCopy(library, patched);
+                handle = DynamicLinker.Open(patched, bindNow: true, out error);
+                mode = "external-patched";
+            }
+            if (handle == IntPtr.Zero) throw external.LoadError(library, error);
+            if (shim) _handle = handle;
+        }
+        Route(typeof(TorchSharp.torch).Assembly);
+        Route(typeof(TorchNativeLoader).Assembly);
+        ExternalVersion = external.Version ?? "unknown";
+        Mode = mode;
     }
 
     private static void Route(Assembly assembly) =>

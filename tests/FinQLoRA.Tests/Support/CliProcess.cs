@@ -7,17 +7,24 @@ public static class CliProcess
 {
     public static string CliDll => Path.Combine(AppContext.BaseDirectory, "finqlora.dll");
 
-    public static Process Start(params string[] args)
+    public static Process Start(params string[] args) => Start(new Dictionary<string, string>(), args);
+
+    /// <summary>Starts the CLI with <paramref name="environment"/> added to this process's environment.</summary>
+    public static Process Start(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (name, value) in environment) psi.Environment[name] = value;
         psi.ArgumentList.Add(CliDll);
         foreach (string a in args) psi.ArgumentList.Add(a);
         return Process.Start(psi)!;
     }
 
-    public static (int ExitCode, string Output) Run(TimeSpan timeout, params string[] args)
+    public static (int ExitCode, string Output) Run(TimeSpan timeout, params string[] args) =>
+        Run(timeout, new Dictionary<string, string>(), args);
+
+    public static (int ExitCode, string Output) Run(TimeSpan timeout, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
-        using var p = Start(args);
+        using var p = Start(environment, args);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(timeout))
