@@ -24,6 +24,7 @@ public sealed class EvalSettings : ModelSettings
     [CommandOption("--limit <N>")][Description("evaluate only the first N examples of each task")] public int? Limit { get; set; }
     [CommandOption("--batch-size <B>")][DefaultValue(8)] public int BatchSize { get; set; } = 8;
     [CommandOption("--out <DIR>")][Description("writes <task>/predictions.jsonl and <task>/results.json")] public string? Out { get; set; }
+    [CommandOption("--mode <MODE>")][Description("generate (default: greedy answers, the paper's protocol) or choice (classification by label log-likelihood)")][DefaultValue("generate")] public string Mode { get; set; } = "generate";
     [CommandOption("--overwrite")][Description("replace an existing --out that FinQLoRA wrote earlier")] public bool Overwrite { get; set; }
     [CommandOption("--pipeline-stages <N>")][Description("split the layers over N MPI ranks (run under mpirun -np N)")][DefaultValue(1)] public int PipelineStages { get; set; } = 1;
     [CommandOption("--micro-batches <M>")][Description("with --pipeline-stages: micro-batches per batch")][DefaultValue(1)] public int MicroBatches { get; set; } = 1;
@@ -32,6 +33,8 @@ public sealed class EvalSettings : ModelSettings
     public override ValidationResult Validate() =>
         string.IsNullOrWhiteSpace(Tasks) ? ValidationResult.Error("--tasks is required")
         : (DataDir == null) == (Data == null) ? ValidationResult.Error("give exactly one of --data-dir or --data")
+        : Mode is not ("generate" or "choice") ? ValidationResult.Error($"--mode {Mode}: use generate or choice")
+        : Mode == "choice" && PipelineStages > 1 ? ValidationResult.Error("--mode choice runs in one process; drop --pipeline-stages")
         : base.Validate();
 }
 
@@ -41,7 +44,9 @@ public sealed class EvalCommand : Command<EvalSettings>
     {
         var tasks = s.Tasks.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (s.Data != null && tasks.Length != 1) throw new UserInputException("--data holds one task's examples; give exactly one task in --tasks, or use --data-dir");
-        foreach (string t in tasks) TaskRegistry.Get(t);
+        foreach (string t in tasks)
+            if (TaskRegistry.Get(t) is { IsClassification: false } task && s.Mode == "choice")
+                throw new UserInputException($"--mode choice scores classification tasks by their labels; {t} is scored by {task.Metric}; evaluate it with --mode generate");
         if (s.Out != null)
         {
             FinQLoRA.IO.OutputPlacement.CheckFolder(s.Out, [s.Model, s.Adapter, s.DataDir, s.Data], s.Overwrite);
@@ -83,7 +88,7 @@ public sealed class EvalCommand : Command<EvalSettings>
             string file = s.Data ?? Path.Combine(s.DataDir!, $"{t}_test.jsonl");
             var examples = ExampleJsonl.Read(file);
             var (result, _) = evaluator.Evaluate(t, examples,
-                new TaskEvaluator.Options(name, s.Bits == 16 ? null : s.Bits, lora?.Rank, lora != null, s.BatchSize, s.Limit, adapterBytes, deviceHours), main ? s.Out : null);
+                new TaskEvaluator.Options(name, s.Bits == 16 ? null : s.Bits, lora?.Rank, lora != null, s.BatchSize, s.Limit, adapterBytes, deviceHours, s.Mode == "choice"), main ? s.Out : null);
             if (result == null) continue;
             results.Add(result);
             table.AddRow(t, result.N.ToString(), $"{result.Accuracy:P1}", result.WeightedF1 is double f ? $"{f:P1}" : "-",

@@ -13,8 +13,9 @@ namespace FinQLoRA.Evaluation;
 /// </summary>
 public sealed class TaskEvaluator(IBatchGenerator generator)
 {
+    /// <param name="Choice">score classification labels by log-likelihood (<see cref="ChoiceScorer"/>) instead of generating</param>
     public sealed record Options(string ModelName, int? Bits, int? Rank, bool FineTuned, int BatchSize = 8, int? Limit = null,
-        long AdapterBytes = 0, double DeviceHours = 0);
+        long AdapterBytes = 0, double DeviceHours = 0, bool Choice = false);
 
     /// <returns>The result, or null on pipeline ranks other than 0 (they take part in generation; rank 0 scores).</returns>
     public (RunResult? Result, IReadOnlyList<Prediction> Predictions) Evaluate(string taskName, IReadOnlyList<Example> examples, Options options, string? outDir = null)
@@ -23,11 +24,20 @@ public sealed class TaskEvaluator(IBatchGenerator generator)
         var items = options.Limit is int n ? examples.Take(n).ToList() : examples.ToList();
         if (items.Count == 0) throw new UserInputException($"no examples to evaluate for task '{taskName}'");
         var timer = Stopwatch.StartNew();
-        var generated = generator.Generate(items.Select(e => e.Context).ToList(),
-            new GenerationOptions { MaxNewTokens = task.MaxNewTokens, AddBos = generator.Tokenizer.AddsBosByDefault }, options.BatchSize);
+        List<string> outputs;
+        if (options.Choice)
+        {
+            if (generator is not TextGenerator single)
+                throw new UserInputException("--mode choice runs in one process; drop --pipeline-stages");
+            outputs = ChoiceScorer.Predict(single.Model, single.Tokenizer, items, task, options.BatchSize);
+        }
+        else
+            outputs = generator.Generate(items.Select(e => e.Context).ToList(),
+                new GenerationOptions { MaxNewTokens = task.MaxNewTokens, AddBos = generator.Tokenizer.AddsBosByDefault }, options.BatchSize)
+                .Select(g => g.Text.Trim()).ToList();
         double seconds = timer.Elapsed.TotalSeconds;
-        if (generated.Count == 0) return (null, []);
-        var predictions = items.Zip(generated, (e, g) => new Prediction(e.Context, e.Target, g.Text.Trim())).ToList();
+        if (outputs.Count == 0) return (null, []);
+        var predictions = items.Zip(outputs, (e, o) => new Prediction(e.Context, e.Target, o)).ToList();
         var score = TaskScorer.Score(task, predictions.Select(p => (p.Target, p.Output)).ToList());
         var result = new RunResult(task.Name, options.ModelName, options.Bits, options.Rank, options.FineTuned,
             score.Accuracy, score.WeightedF1, score.N, options.BatchSize, seconds / items.Count,
