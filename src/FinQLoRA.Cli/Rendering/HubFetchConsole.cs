@@ -8,6 +8,11 @@ internal static class HubFetchConsole
 {
     public static async Task<HubFetchResult> FetchAsync(HubRepo repo, IReadOnlyList<string> include, string outDirectory, CancellationToken cancellation)
     {
+        // Fetching again into its own folder completes or updates it; a folder of anybody else's files is refused,
+        // since files of the repo would replace theirs of the same name.
+        FinQLoRA.IO.OutputPlacement.CheckFolder(outDirectory, [], overwrite: true);
+        Directory.CreateDirectory(outDirectory);
+        if (!FinQLoRA.IO.OutputMarker.IsMarked(outDirectory)) FinQLoRA.IO.OutputMarker.Write(outDirectory, $"hub fetch of {repo}");
         HubSettings settings = HubSettings.FromEnvironment();
         using var client = new HubClient(settings);
         AnsiConsole.MarkupLine($"fetching {Markup.Escape(repo.ToString())} from {Markup.Escape(settings.Endpoint.AbsoluteUri)} (cache {Markup.Escape(settings.CacheRoot)})");

@@ -18,7 +18,15 @@ public static class LossPlot
         plot.YLabel("loss (cross-entropy per target token)");
         plot.ShowLegend();
         string temp = path + ".tmp.png";
-        plot.SavePng(temp, 900, 540);
-        File.Move(temp, path, overwrite: true);
+        try
+        {
+            plot.SavePng(temp, 900, 540);
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            if (File.Exists(temp)) File.Delete(temp); // never leave loss.png.tmp.png behind
+            throw;
+        }
     }
 }

@@ -48,6 +48,7 @@ public sealed class OutputsNeverDestroyInputsTests
         "merge-out-is-model", "merge-out-is-cwd", "convert-hf-into-folder-with-source", "convert-gguf-into-model",
         "export-into-adapter", "data-build-over-source", "quantize-into-foreign-folder", "report-into-foreign-folder",
         "train-out-is-model", "train-out-is-foreign-folder", "merge-into-foreign-folder", "eval-out-inside-model",
+        "model-fetch-into-foreign-folder", "train-out-is-a-file",
     };
 
     [Theory]
@@ -78,6 +79,8 @@ public sealed class OutputsNeverDestroyInputsTests
             "train-out-is-foreign-folder" => ["train", "--model", model, "--data", source, "--out", foreign],
             "merge-into-foreign-folder" => ["merge", "--model", model, "--adapter", adapter, "--out", foreign, "--overwrite"],
             "eval-out-inside-model" => ["eval", "--model", model, "--tasks", "fpb", "--data", source, "--out", Path.Combine(model, "eval")],
+            "model-fetch-into-foreign-folder" => ["model", "fetch", "acme/finance-llm", "--out", foreign],
+            "train-out-is-a-file" => ["train", "--model", model, "--data", source, "--out", Path.Combine(foreign, "q3-board-pack.xlsx")],
             _ => throw new ArgumentException(name),
         };
         if (name == "merge-out-is-cwd") cwd = dir.Path;
