@@ -63,10 +63,25 @@ public sealed record LlamaConfig
             ? i
             : throw new UserInputException($"{source}: '{key}' must be a positive integer (found {o[key]?.ToJsonString() ?? "nothing"})");
 
+        // Optional numbers: a wrong type ("tiny") or an impossible value is named with the key, not left for libtorch.
+        double Positive(string key, double fallback)
+        {
+            if (o[key] is null) return fallback;
+            if (o[key] is JsonValue v && v.TryGetValue(out double d) && double.IsFinite(d) && d > 0) return d;
+            throw new UserInputException($"{source}: '{key}' must be a positive number (found {o[key]!.ToJsonString()})");
+        }
+        int OptionalInt(string key, int fallback) => o[key] is null ? fallback : Req(key);
+        bool Flag(string key) => o[key] switch
+        {
+            null => false,
+            JsonValue v when v.TryGetValue(out bool b) => b,
+            var other => throw new UserInputException($"{source}: '{key}' must be true or false (found {other.ToJsonString()})"),
+        };
+
         int hidden = Req("hidden_size");
         int heads = Req("num_attention_heads");
         int kvHeads = o["num_key_value_heads"] is null ? heads : Req("num_key_value_heads");
-        int headDim = o["head_dim"] is JsonValue hd ? hd.GetValue<int>() : hidden / heads;
+        int headDim = OptionalInt("head_dim", hidden / heads);
         if (heads % kvHeads != 0)
             throw new UserInputException($"{source}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
         if (headDim % 2 != 0)
@@ -81,13 +96,13 @@ public sealed record LlamaConfig
             NumKvHeads = kvHeads,
             HeadDim = headDim,
             VocabSize = Req("vocab_size"),
-            MaxPositionEmbeddings = o["max_position_embeddings"]?.GetValue<int>() ?? 2048,
-            RmsNormEps = o["rms_norm_eps"]?.GetValue<double>() ?? 1e-6,
-            RopeTheta = o["rope_theta"]?.GetValue<double>() ?? 10000.0,
+            MaxPositionEmbeddings = OptionalInt("max_position_embeddings", 2048),
+            RmsNormEps = Positive("rms_norm_eps", 1e-6),
+            RopeTheta = Positive("rope_theta", 10000.0),
             RopeScaling = RopeScaling.FromJson(o["rope_scaling"] as JsonObject, source),
-            TieWordEmbeddings = o["tie_word_embeddings"]?.GetValue<bool>() ?? false,
-            AttentionBias = o["attention_bias"]?.GetValue<bool>() ?? false,
-            MlpBias = o["mlp_bias"]?.GetValue<bool>() ?? false,
+            TieWordEmbeddings = Flag("tie_word_embeddings"),
+            AttentionBias = Flag("attention_bias"),
+            MlpBias = Flag("mlp_bias"),
             BosTokenId = o["bos_token_id"] is JsonValue b ? b.GetValue<int>() : null,
             EosTokenIds = o["eos_token_id"] switch
             {
