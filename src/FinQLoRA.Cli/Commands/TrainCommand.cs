@@ -13,6 +13,8 @@ public sealed class TrainSettings : CommandSettings
     [CommandOption("--model <PATH>")][Description("base model: HF folder or .gguf")] public string? Model { get; set; }
     [CommandOption("--data <FILE>")][Description("training JSONL with context/target fields")] public string? Data { get; set; }
     [CommandOption("--eval-data <FILE>")][Description("held-out JSONL evaluated during (--eval-every) and after training")] public string? EvalData { get; set; }
+    [CommandOption("--data-format <FORMAT>")][Description("auto (from the fields), context-target, alpaca or chat; JSONL or .parquet")] public string? DataFormat { get; set; }
+    [CommandOption("--chat-template <NAME>")][Description("chat data: auto (the model's tokenizer_config.json), llama3, chatml or none")] public string? ChatTemplate { get; set; }
     [CommandOption("--eval-split <SHARE>")][Description("hold out this share of --data for evaluation (seeded), e.g. 0.05")] public string? EvalSplit { get; set; }
     [CommandOption("--eval-every <N>")][Description("evaluate every N optimizer steps (and at the end)")] public string? EvalEvery { get; set; }
     [CommandOption("--eval-samples <K>")][Description("score K held-out examples by greedy generation with the task metric")] public string? EvalSamples { get; set; }

@@ -1,3 +1,4 @@
+using FinQLoRA.Data.Formats;
 using FinQLoRA.Data.Tasks;
 using System.Diagnostics;
 using System.Text.Json;
@@ -86,10 +87,12 @@ public sealed class SftTrainer
 
         // 3. Data: tokenized once; the batch order of each epoch is a pure function of (seed, epoch).
         var sft = new SftTokenizer(tokenizer, c.MaxSeqLen);
-        var (trainExamples, heldOut) = TrainingEvaluator.Split(ExampleJsonl.Read(c.Data).ToList(), c);
-        var examples = trainExamples.Select(sft.Tokenize).ToList();
+        var data = ReadData(c.Data);
+        Log($"data: {data.Records.Count} {DataFormats.Name(data.Format)} records from {c.Data}");
+        var (trainExamples, heldOut) = TrainingEvaluator.Split(data.Records, c.EvalData != null ? ReadData(c.EvalData).Records : null, c);
+        var examples = trainExamples.Select(r => sft.Tokenize(r)).ToList();
         if (examples.Count == 0) throw new UserInputException($"{c.Data}: no examples; each line needs 'context' and 'target'");
-        var evaluator = heldOut.Count > 0 ? new TrainingEvaluator(heldOut, heldOut.Select(sft.Tokenize).ToList(), tokenizer, c, device) : null;
+        var evaluator = heldOut.Count > 0 ? new TrainingEvaluator(heldOut, heldOut.Select(r => sft.Tokenize(r)).ToList(), tokenizer, c, device) : null;
         var best = new BestCheckpoint(c.MetricForBest, c.EarlyStoppingPatience);
         if (resume != null) best.Load(resume.Best);
         var reporter = new TrainingReporter(c, IsMain);
@@ -337,6 +340,10 @@ public sealed class SftTrainer
         }
         throw new UserInputException($"resume: {_config.Out} has no complete checkpoint to resume from; drop --resume to start a new run");
     }
+
+    /// <summary>Training data in any supported format; chat data is rendered with the configured (or the model's) template.</summary>
+    private TrainingData.Loaded ReadData(string path) => TrainingData.Read(path, DataFormats.Parse(_config.DataFormat, "data_format"),
+        () => _config.ChatTemplate == "auto" ? FinQLoRA.Data.Formats.ChatTemplate.FromModel(_config.Model) : FinQLoRA.Data.Formats.ChatTemplate.Parse(_config.ChatTemplate, "chat_template"));
 
     /// <summary>The name of the first tensor holding NaN or ±inf, or null.</summary>
     internal static string? FirstNonFinite(IEnumerable<(string Name, Tensor T)> tensors)

@@ -15,6 +15,8 @@ public sealed record TrainConfig
     public string Data { get; init; } = "";
     public string? EvalData { get; init; }
     public double EvalSplit { get; init; }
+    public string DataFormat { get; init; } = "auto";
+    public string ChatTemplate { get; init; } = "auto";
     public int EvalEvery { get; init; }
     public int EvalSamples { get; init; }
     public string? EvalTask { get; init; }
@@ -64,6 +66,8 @@ public sealed record TrainConfig
     {
         ["model"] = "base model: HF folder or .gguf", ["data"] = "training JSONL (context/target)",
         ["eval_data"] = "held-out JSONL evaluated during and after training", ["out"] = "output folder",
+        ["data_format"] = "auto (from the fields), context-target, alpaca or chat",
+        ["chat_template"] = "auto (tokenizer_config.json's), llama3, chatml or none: how chat data is rendered",
         ["eval_split"] = "share of the training data held out for evaluation (seeded; 0 = none)",
         ["eval_every"] = "evaluate every N optimizer steps (0 = only at the end)",
         ["eval_samples"] = "held-out examples scored by greedy generation with the task metric (0 = loss only)",
@@ -121,6 +125,7 @@ public sealed record TrainConfig
             {
                 "model" => c with { Model = value }, "data" => c with { Data = value },
                 "eval_data" => c with { EvalData = value }, "out" => c with { Out = value },
+                "data_format" => c with { DataFormat = value.ToLowerInvariant() }, "chat_template" => c with { ChatTemplate = value.ToLowerInvariant() },
                 "eval_split" => c with { EvalSplit = Double(key, value, source) }, "eval_every" => c with { EvalEvery = Int(key, value, source) },
                 "eval_samples" => c with { EvalSamples = Int(key, value, source) }, "eval_task" => c with { EvalTask = value.ToLowerInvariant() },
                 "metric_for_best" => c with { MetricForBest = value.ToLowerInvariant() }, "save_best" => c with { SaveBest = Bool(key, value, source) },
@@ -194,6 +199,8 @@ public sealed record TrainConfig
         if ((SaveBest || EarlyStoppingPatience > 0 || EvalEvery > 0) && !evaluates)
             Fail(SaveBest ? "save_best" : EarlyStoppingPatience > 0 ? "early_stopping_patience" : "eval_every", "set", "eval_data or eval_split to evaluate on");
         if (ReportTo is not ("none" or "tensorboard")) Fail("report_to", ReportTo, "none or tensorboard");
+        FinQLoRA.Data.Formats.DataFormats.Parse(DataFormat, source);
+        if (ChatTemplate != "auto") FinQLoRA.Data.Formats.ChatTemplate.Parse(ChatTemplate, source);
         if (EvalTask != null) FinQLoRA.Data.Tasks.TaskRegistry.Get(EvalTask);
     }
 

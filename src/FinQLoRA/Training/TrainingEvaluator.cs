@@ -1,3 +1,4 @@
+using FinQLoRA.Data.Formats;
 using FinQLoRA.Data.Sft;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Data.Tokenization;
@@ -14,9 +15,11 @@ namespace FinQLoRA.Training;
 /// batched greedy generation — the task's scorer when <c>eval_task</c> names one, else exact match on the trimmed
 /// text with weighted F1 over the targets.
 /// </summary>
-public sealed class TrainingEvaluator(IReadOnlyList<Example> examples, IReadOnlyList<TokenizedExample> tokenized, ITextTokenizer tokenizer,
+public sealed class TrainingEvaluator(IReadOnlyList<SftRecord> records, IReadOnlyList<TokenizedExample> tokenized, ITextTokenizer tokenizer,
     TrainConfig config, Device device)
 {
+    private readonly List<Example> examples = records.Select(r => r.Answer).ToList();
+
     public int Count => examples.Count;
 
     public EvalResult Evaluate(LlamaModel model, int step)
@@ -70,11 +73,11 @@ public sealed class TrainingEvaluator(IReadOnlyList<Example> examples, IReadOnly
         return (accuracy, WeightedF1.Compute(truth, predicted), n);
     }
 
-    /// <summary>The held-out examples: <c>eval_data</c>, or a seeded <c>eval_split</c> share of the training
-    /// examples (removed from them), or none.</summary>
-    public static (List<Example> Train, List<Example> Eval) Split(List<Example> train, TrainConfig c)
+    /// <summary>The held-out records: <c>eval_data</c>'s, or a seeded <c>eval_split</c> share of the training
+    /// records (removed from them), or none.</summary>
+    public static (List<SftRecord> Train, List<SftRecord> Eval) Split(List<SftRecord> train, List<SftRecord>? evalData, TrainConfig c)
     {
-        if (c.EvalData != null) return (train, ExampleJsonl.Read(c.EvalData).ToList());
+        if (evalData != null) return (train, evalData);
         if (c.EvalSplit <= 0) return (train, []);
         int take = Math.Max(1, (int)Math.Ceiling(train.Count * c.EvalSplit));
         if (take >= train.Count) throw new UserInputException($"eval_split = {c.EvalSplit} leaves no training examples out of {train.Count}; use a smaller share");

@@ -1,3 +1,4 @@
+using FinQLoRA.Data.Formats;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Data.Tokenization;
 
@@ -30,5 +31,33 @@ public sealed class SftTokenizer(ITextTokenizer tokenizer, int maxSeqLen)
         var ids = prompt.Concat(target).ToArray();
         var labels = Enumerable.Repeat(TokenizedExample.IgnoreIndex, prompt.Length).Concat(target).ToArray();
         return new TokenizedExample(ids, labels);
+    }
+
+    /// <summary>Any record: prompt/answer data as above; chat data segment by segment, the loss on the trained ones.</summary>
+    public TokenizedExample Tokenize(SftRecord record) => record.Segments is { } segments ? Tokenize(segments) : Tokenize(record.Answer);
+
+    /// <summary>
+    /// Segments encoded one by one and joined (the chat templates' special tokens fall between segments, so this is
+    /// the same as encoding the whole text). Too long: cut from the left, as a prompt is; the template starts with
+    /// its own BOS, so none is added.
+    /// </summary>
+    public TokenizedExample Tokenize(IReadOnlyList<SftSegment> segments)
+    {
+        var ids = new List<int>();
+        var labels = new List<int>();
+        foreach (var s in segments)
+        {
+            int[] part = tokenizer.Encode(s.Text, addBos: false);
+            ids.AddRange(part);
+            labels.AddRange(s.Trained ? part : Enumerable.Repeat(TokenizedExample.IgnoreIndex, part.Length));
+        }
+        if (ids.Count > maxSeqLen)
+        {
+            int cut = ids.Count - maxSeqLen;
+            ids.RemoveRange(0, cut);
+            labels.RemoveRange(0, cut);
+            TruncatedPrompts++;
+        }
+        return new TokenizedExample(ids.ToArray(), labels.ToArray());
     }
 }
