@@ -64,7 +64,7 @@ public sealed partial class RunFolder : IDisposable
     {
         if (File.Exists(c.Out)) throw new UserInputException($"out = {c.Out}: is a file; give a folder path");
         // What the folder may already hold is the run's own rule (Open); the input and writability rules are the shared ones.
-        OutputPlacement.CheckInputsAndWritable(c.Out, [c.Model, c.Data, c.EvalData], "out =");
+        OutputPlacement.CheckInputsAndWritable(c.Out, [c.Model, c.EvalData, .. c.DataSources.Select(s => s.File)], "out =");
     }
 
     [GeneratedRegex(@"^(?<name>.+)\.(?<pid>\d+)\.(?:[0-9a-f]{32}\.)?(?<kind>tmp|old)$")]

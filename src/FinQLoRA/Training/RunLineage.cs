@@ -21,7 +21,7 @@ public static class RunLineage
         var inputs = new JsonObject
         {
             ["model"] = FileHashes.Describe(c.Model),
-            ["data"] = FileHashes.Describe(c.Data),
+            ["data"] = new JsonArray(c.DataSources.SelectMany(s => FileHashes.Describe(s.File)).Select(n => n!.DeepClone()).ToArray()),
         };
         if (c.EvalData != null) inputs["eval_data"] = FileHashes.Describe(c.EvalData);
         if (c.ConfigFile != null) inputs["config"] = FileHashes.Describe(c.ConfigFile);

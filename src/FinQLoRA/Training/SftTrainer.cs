@@ -87,12 +87,21 @@ public sealed class SftTrainer
 
         // 3. Data: tokenized once; the batch order of each epoch is a pure function of (seed, epoch).
         var sft = new SftTokenizer(tokenizer, c.MaxSeqLen);
-        var data = ReadData(c.Data);
-        Log($"data: {data.Records.Count} {DataFormats.Name(data.Format)} records from {c.Data}");
-        var (trainExamples, heldOut) = TrainingEvaluator.Split(data.Records, c.EvalData != null ? ReadData(c.EvalData).Records : null, c);
-        var examples = trainExamples.Select(r => sft.Tokenize(r)).ToList();
-        if (examples.Count == 0) throw new UserInputException($"{c.Data}: no examples; each line needs 'context' and 'target'");
-        var evaluator = heldOut.Count > 0 ? new TrainingEvaluator(heldOut, heldOut.Select(r => sft.Tokenize(r)).ToList(), tokenizer, c, device) : null;
+        // Several sources (a task family) are each split for evaluation, then mixed by weight.
+        var sources = new List<(DataSource Source, List<SftRecord> Train, List<SftRecord> Eval)>();
+        foreach (var source in c.DataSources)
+        {
+            var data = ReadData(source.File);
+            Log($"data: {data.Records.Count} {DataFormats.Name(data.Format)} records from {source.File}" + (c.DataSources.Count > 1 ? $" (task {source.Name}, weight {source.Weight:G4})" : ""));
+            if (data.Records.Count == 0) throw new UserInputException($"{source.File}: no examples; each line needs 'context' and 'target' (or instruction/output, or messages)");
+            var (train, held) = TrainingEvaluator.Split(data.Records, c);
+            sources.Add((source, train, held));
+        }
+        var examples = DataSource.Mix(sources.Select(s => (s.Source, s.Train.Select(r => sft.Tokenize(r)).ToList())).ToList(), c.Seed);
+        if (sources.Count > 1) Log($"task family: {examples.Count} examples per epoch, " + string.Join(", ", sources.Select(s => $"{s.Source.Name} {Math.Round(examples.Count * s.Source.Weight / sources.Sum(x => x.Source.Weight))}")));
+        List<(string, List<SftRecord>)> evalTasks = c.EvalData != null ? [("eval", ReadData(c.EvalData).Records)]
+            : sources.Where(s => s.Eval.Count > 0).Select(s => (s.Source.Name, s.Eval)).ToList();
+        var evaluator = evalTasks.Count > 0 ? new TrainingEvaluator(evalTasks, sft, tokenizer, c, device) : null;
         var best = new BestCheckpoint(c.MetricForBest, c.EarlyStoppingPatience);
         if (resume != null) best.Load(resume.Best);
         var reporter = new TrainingReporter(c, IsMain);

@@ -61,6 +61,9 @@ public sealed record TrainConfig
     /// <summary>The YAML file the values came from (recorded in the run's lineage; not a key of its own).</summary>
     public string? ConfigFile { get; init; }
 
+    /// <summary>The training sources (<see cref="Data"/> holds one per line).</summary>
+    public IReadOnlyList<DataSource> DataSources => DataSource.ParseAll(Data, "data");
+
     /// <summary>Every key, with a short description (used for the error listing valid keys and for --help).</summary>
     public static readonly IReadOnlyDictionary<string, string> Keys = new Dictionary<string, string>
     {
@@ -105,6 +108,12 @@ public sealed record TrainConfig
         foreach (var (k, v) in map.Children)
         {
             string key = ((YamlScalarNode)k).Value ?? "";
+            // data may list several sources (a task family): one per line internally
+            if (key == "data" && v is YamlSequenceNode list && list.Children.All(c => c is YamlScalarNode))
+            {
+                values[key] = string.Join(DataSource.Separator, list.Children.Select(c => ((YamlScalarNode)c).Value ?? ""));
+                continue;
+            }
             if (v is not YamlScalarNode scalar)
                 throw new UserInputException($"{path}: key '{key}' must have a single value");
             values[key] = scalar.Value ?? "";
@@ -167,6 +176,7 @@ public sealed record TrainConfig
         // The presets in configs/ leave model and data as <PLACEHOLDER>s for the user to fill in with flags.
         if (IsPlaceholder(Model)) throw new UserInputException($"{source}: model = {Model} is a placeholder; pass --model PATH (an HF folder or .gguf)");
         if (IsPlaceholder(Data)) throw new UserInputException($"{source}: data = {Data} is a placeholder; pass --data FILE.jsonl");
+        DataSource.ParseAll(Data, source);
         foreach (var (key, value) in new[] { ("alpha", Alpha), ("dropout", Dropout), ("lr", Lr), ("weight_decay", WeightDecay), ("max_grad_norm", MaxGradNorm) })
             if (!double.IsFinite(value)) Fail(key, value, "a finite number");
         if (Bits is not (4 or 8 or 16)) Fail("bits", Bits, "4, 8 or 16");

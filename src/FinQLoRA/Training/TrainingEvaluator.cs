@@ -11,16 +11,17 @@ namespace FinQLoRA.Training;
 
 /// <summary>
 /// Evaluation while training, as the Hugging Face Trainer does it: the loss on every held-out example (the same
-/// target-token cross-entropy as training), and the task's own metric on the first <c>eval_samples</c> of them by
-/// batched greedy generation — the task's scorer when <c>eval_task</c> names one, else exact match on the trimmed
-/// text with weighted F1 over the targets.
+/// target-token cross-entropy as training), and the task's own metric on the first <c>eval_samples</c> of each task
+/// by batched greedy generation — the task's scorer when <c>eval_task</c> names one, else exact match on the trimmed
+/// text with weighted F1 over the targets. A task-family run reports every source separately as well.
 /// </summary>
-public sealed class TrainingEvaluator(IReadOnlyList<SftRecord> records, IReadOnlyList<TokenizedExample> tokenized, ITextTokenizer tokenizer,
+public sealed class TrainingEvaluator(IReadOnlyList<(string Name, List<SftRecord> Records)> tasks, SftTokenizer sft, ITextTokenizer tokenizer,
     TrainConfig config, Device device)
 {
-    private readonly List<Example> examples = records.Select(r => r.Answer).ToList();
+    private readonly List<(string Name, List<Example> Answers, List<TokenizedExample> Tokens)> _tasks =
+        tasks.Select(t => (t.Name, t.Records.Select(r => r.Answer).ToList(), t.Records.Select(r => sft.Tokenize(r)).ToList())).ToList();
 
-    public int Count => examples.Count;
+    public int Count => _tasks.Sum(t => t.Answers.Count);
 
     public EvalResult Evaluate(LlamaModel model, int step)
     {
@@ -28,9 +29,20 @@ public sealed class TrainingEvaluator(IReadOnlyList<SftRecord> records, IReadOnl
         model.eval();
         try
         {
-            double loss = Loss(model);
-            var (accuracy, f1, generated) = Metric(model);
-            return new EvalResult(step, loss, accuracy, f1, examples.Count, generated);
+            var parts = _tasks.Select(t => (t.Name, Part: EvaluateTask(model, t.Answers, t.Tokens))).ToList();
+            double lossSum = parts.Sum(p => p.Part.LossSum), tokens = parts.Sum(p => p.Part.Tokens);
+            var truth = parts.SelectMany(p => p.Part.Truth).ToList();
+            var predicted = parts.SelectMany(p => p.Part.Predicted).ToList();
+            var perTask = parts.Count > 1 ? parts.Select(p => p.Part.Result(p.Name, step)).ToList() : null;
+            var (accuracy, f1) = Score(truth, predicted);
+            // with eval_task, the task scorer's figures; over several tasks, their example-weighted mean
+            if (config.EvalTask != null && truth.Count > 0)
+            {
+                var scored = parts.Where(p => p.Part.Scored != null).ToList();
+                accuracy = scored.Sum(p => p.Part.Scored!.Accuracy * p.Part.Truth.Count) / truth.Count;
+                f1 = scored.All(p => p.Part.Scored!.WeightedF1 != null) ? scored.Sum(p => p.Part.Scored!.WeightedF1!.Value * p.Part.Truth.Count) / truth.Count : null;
+            }
+            return new EvalResult(step, lossSum / Math.Max(tokens, 1), accuracy, f1, Count, truth.Count) { Tasks = perTask };
         }
         finally
         {
@@ -38,52 +50,53 @@ public sealed class TrainingEvaluator(IReadOnlyList<SftRecord> records, IReadOnl
         }
     }
 
-    private double Loss(LlamaModel model)
+    private sealed record TaskPart(double LossSum, double Tokens, List<string> Truth, List<string> Predicted, ScoreResult? Scored, int Examples)
     {
-        using var noGrad = no_grad();
-        double sum = 0, count = 0;
-        foreach (var chunk in tokenized.Chunk(config.BatchSize))
+        public EvalResult Result(string name, int step)
         {
-            using var scope = NewDisposeScope();
-            using var batch = SftCollator.Collate(chunk, tokenizer.PadId, device);
-            sum += SftTrainer.TokenLoss(model.Forward(batch.InputIds, batch.PadMask), batch.Labels).item<float>();
-            count += chunk.Sum(e => e.Labels.Skip(1).Count(l => l != TokenizedExample.IgnoreIndex));
+            var (accuracy, f1) = Scored is { } s ? (s.Accuracy, s.WeightedF1) : Score(Truth, Predicted);
+            return new EvalResult(step, LossSum / Math.Max(Tokens, 1), accuracy, f1, Examples, Truth.Count) { Name = name };
         }
-        return sum / Math.Max(count, 1);
     }
 
-    private (double? Accuracy, double? F1, int Generated) Metric(LlamaModel model)
+    private TaskPart EvaluateTask(LlamaModel model, List<Example> answers, List<TokenizedExample> tokenized)
     {
-        int n = Math.Min(config.EvalSamples, examples.Count);
-        if (n == 0) return (null, null, 0);
-        var sample = examples.Take(n).ToList();
+        double sum = 0, count = 0;
+        using (no_grad())
+            foreach (var chunk in tokenized.Chunk(config.BatchSize))
+            {
+                using var scope = NewDisposeScope();
+                using var batch = SftCollator.Collate(chunk, tokenizer.PadId, device);
+                sum += SftTrainer.TokenLoss(model.Forward(batch.InputIds, batch.PadMask), batch.Labels).item<float>();
+                count += chunk.Sum(e => e.Labels.Skip(1).Count(l => l != TokenizedExample.IgnoreIndex));
+            }
+        int n = Math.Min(config.EvalSamples, answers.Count);
+        if (n == 0) return new TaskPart(sum, count, [], [], null, answers.Count);
+        var sample = answers.Take(n).ToList();
         var task = config.EvalTask != null ? TaskRegistry.Get(config.EvalTask) : null;
         int longestTarget = sample.Max(e => tokenizer.Encode(e.Target, addBos: false).Length);
         var options = new GenerationOptions { MaxNewTokens = Math.Max(task?.MaxNewTokens ?? 0, longestTarget + 2) };
         var outputs = new TextGenerator(model, tokenizer).Generate(sample.Select(e => e.Context).ToList(), options, config.BatchSize);
-        var pairs = sample.Zip(outputs, (e, o) => (e.Target, o.Text)).ToList();
-        if (task != null)
-        {
-            var score = TaskScorer.Score(task, pairs);
-            return (score.Accuracy, score.WeightedF1, n);
-        }
-        var truth = pairs.Select(p => p.Target.Trim()).ToList();
-        var predicted = pairs.Select(p => p.Text.Trim()).ToList();
-        double accuracy = truth.Where((t, i) => t == predicted[i]).Count() / (double)n;
-        return (accuracy, WeightedF1.Compute(truth, predicted), n);
+        var truth = sample.Select(e => e.Target.Trim()).ToList();
+        var predicted = outputs.Select(o => o.Text.Trim()).ToList();
+        var scored = task != null ? TaskScorer.Score(task, truth.Zip(predicted).ToList()) : null;
+        return new TaskPart(sum, count, truth, predicted, scored, answers.Count);
     }
 
-    /// <summary>The held-out records: <c>eval_data</c>'s, or a seeded <c>eval_split</c> share of the training
-    /// records (removed from them), or none.</summary>
-    public static (List<SftRecord> Train, List<SftRecord> Eval) Split(List<SftRecord> train, List<SftRecord>? evalData, TrainConfig c)
+    private static (double? Accuracy, double? F1) Score(List<string> truth, List<string> predicted) =>
+        truth.Count == 0 ? (null, null)
+        : (truth.Where((t, i) => t == predicted[i]).Count() / (double)truth.Count, WeightedF1.Compute(truth, predicted));
+
+    /// <summary>The held-out records of one source: a seeded <c>eval_split</c> share of its records (removed from
+    /// them), or none.</summary>
+    public static (List<SftRecord> Train, List<SftRecord> Eval) Split(List<SftRecord> train, TrainConfig c)
     {
-        if (evalData != null) return (train, evalData);
-        if (c.EvalSplit <= 0) return (train, []);
+        if (c.EvalSplit <= 0 || c.EvalData != null) return (train, []);
         int take = Math.Max(1, (int)Math.Ceiling(train.Count * c.EvalSplit));
         if (take >= train.Count) throw new UserInputException($"eval_split = {c.EvalSplit} leaves no training examples out of {train.Count}; use a smaller share");
         var order = Enumerable.Range(0, train.Count).ToArray();
         new Random(unchecked((int)c.Seed)).Shuffle(order);
-        var held = order.Take(take).Order().ToHashSet();
+        var held = order.Take(take).ToHashSet();
         return (train.Where((_, i) => !held.Contains(i)).ToList(), train.Where((_, i) => held.Contains(i)).ToList());
     }
 }

@@ -37,5 +37,10 @@ public sealed class TrainingReporter
         Scalar("eval/loss", r.Loss, r.Step);
         if (r.Accuracy is double a) Scalar("eval/accuracy", a, r.Step);
         if (r.F1 is double f) Scalar("eval/f1", f, r.Step);
+        foreach (var t in r.Tasks ?? [])
+        {
+            Scalar($"eval/{t.Name}/loss", t.Loss, r.Step);
+            if (t.Accuracy is double ta) Scalar($"eval/{t.Name}/accuracy", ta, r.Step);
+        }
     }
 }
