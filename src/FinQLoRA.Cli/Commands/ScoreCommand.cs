@@ -32,6 +32,9 @@ internal sealed class ScoreCommand : Command<ScoreCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         var predictions = PredictionFile.Read(settings.Predictions);
+        // An empty file would score 0 % (or a meaningless 100 %): there is nothing to score, so say so.
+        if (predictions.Count == 0)
+            throw new UserInputException($"{settings.Predictions}: no predictions (the file is empty or has only blank lines); expected one {{\"target\": …, \"output\": …}} object per line, as eval writes to predictions.jsonl");
         var result = TaskScorer.Score(settings.Task, predictions.Select(p => (p.Target, p.Output)).ToList());
         if (settings.Json)
         {
