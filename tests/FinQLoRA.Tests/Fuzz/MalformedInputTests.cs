@@ -39,6 +39,26 @@ public sealed class MalformedInputTests(FuzzInputs inputs, ITestOutputHelper out
         Assert.Equal(sharedBefore, Snapshot(Path.GetDirectoryName(inputs.Model)!));
     }
 
+    /// <summary>The control: the undamaged model, adapter, data and predictions the cases start from are accepted,
+    /// so each case above fails because of its damage and not because the fixture is broken.</summary>
+    [Fact]
+    public void TheUndamagedInputsAreAccepted()
+    {
+        using var dir = new TempFolder();
+        var work = new FuzzWork(dir.Path, inputs);
+        string[][] commands =
+        [
+            ["generate", "--model", inputs.Model, "--adapter", inputs.Adapter, "--prompt", "hi", "--max-new-tokens", "1", "--dtype", "f32"],
+            ["data", "stats", work.GoodData()],
+            ["score", "--task", "fpb", "--predictions", work.Write("p.jsonl", "{\"target\": \"positive\", \"output\": \"positive\"}\n")],
+        ];
+        foreach (string[] args in commands)
+        {
+            var (exitCode, _, stderr) = Run(dir.Path, args);
+            Assert.True(exitCode == 0, $"finqlora {string.Join(' ', args)}: exit {exitCode}: {stderr}");
+        }
+    }
+
     /// <summary>Every file and folder under <paramref name="root"/> with its size: new, deleted or rewritten entries show.</summary>
     private static List<string> Snapshot(string root) =>
         Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories)
