@@ -88,6 +88,13 @@ internal static class FuzzCorpus
         Safetensors("range-past-the-end", 8),
         Safetensors("malformed-json", 16),
         Safetensors("metadata-not-strings", 0),
+        new("safetensors/header-not-utf8", w =>
+        {
+            string model = w.Model();
+            byte[] header = [.. "{\"w"u8, 0xFF, .. "\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}"u8];
+            File.WriteAllBytes(Path.Combine(model, "model.safetensors"), [.. BitConverter.GetBytes((long)header.Length), .. header, 0, 0, 0, 0]);
+            return Generate(model);
+        }),
         new("safetensors/header-length-past-the-end", w =>
         {
             string model = w.Model();
@@ -126,6 +133,8 @@ internal static class FuzzCorpus
         Gguf("unknown-ggml-type", () => new GgufBytes().Tensor("a", 99, 0, 32).Build(128)),
         Gguf("tensor-past-the-end", () => new GgufBytes().Tensor("a", F32, 64, 32).Build(128)),
         Gguf("unaligned-offset", () => new GgufBytes().Tensor("a", F32, 4, 32).Build(256)),
+        Gguf("tensor-name-with-a-newline", () => new GgufBytes().Tensor("blk.0.attn_q\n.weight", F32, 0, 32).Tensor("blk.0.attn_q\n.weight", F32, 128, 32).Build(256)),
+        Gguf("key-with-a-newline", () => new GgufBytes().U32("general.align\nment", 1).U32("general.align\nment", 1).Build(0)),
         Gguf("bad-alignment", () => new GgufBytes().U32("general.alignment", 3).Tensor("a", F32, 0, 32).Build(128)),
 
         // model config.json

@@ -58,6 +58,17 @@ public sealed class SafetensorsHeaderTests
         Assert.Contains(expected, Refuse(header, dataBytes).Message);
 
     [Fact]
+    public void HeaderThatIsNotUtf8IsRefused()
+    {
+        using var dir = new TempFolder();
+        string path = Path.Combine(dir.Path, "x.safetensors");
+        byte[] header = [.. "{\"w"u8, 0xFF, .. "\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}"u8];
+        File.WriteAllBytes(path, [.. BitConverter.GetBytes((long)header.Length), .. header, 0, 0, 0, 0]);
+        var e = Assert.Throws<UserInputException>(() => new SafetensorsFile(path));
+        Assert.StartsWith($"{path}: the JSON header is not valid UTF-8 (byte 0xFF at header byte 3)", e.Message);
+    }
+
+    [Fact]
     public void ElementOffsetsThatAreNotMultiplesOfTheElementSizeAreValid_AsForTheReferenceReader()
     {
         using var dir = new TempFolder();

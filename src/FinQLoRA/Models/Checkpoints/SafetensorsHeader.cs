@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace FinQLoRA.Models.Checkpoints;
 
@@ -23,6 +25,10 @@ internal sealed class SafetensorsHeader
 
     public static SafetensorsHeader Parse(string path, byte[] header, long dataLength)
     {
+        // System.Text.Json parses invalid UTF-8 inside strings and only fails when a name is read
+        // (InvalidOperationException, no file named); the reference requires valid UTF-8 up front, and so do we.
+        if (Utf8.ToUtf16(header, new char[header.Length], out int valid, out int decoded, replaceInvalidSequences: false) != OperationStatus.Done)
+            throw new UserInputException($"{path}: the JSON header is not valid UTF-8 (byte 0x{header[valid]:X2} at header byte {valid}); {Redownload}");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header); }
         catch (JsonException e) { throw new UserInputException($"{path}: the JSON header is malformed ({e.Message.Split('\n')[0]}); {Redownload}"); }
