@@ -72,6 +72,7 @@ internal static class FuzzCorpus
         new("predictions/blank-lines-only", w => Score(w.Corpus("jsonl/blank-lines-only.jsonl"))),
         new("predictions/missing-output", w => Score(w.Corpus("predictions/missing-output.jsonl"))),
         new("predictions/unknown-label", w => Score(w.Corpus("predictions/unknown-label.jsonl"))),
+        new("predictions/unknown-task", w => ["score", "--task", "no-such-task", "--predictions", w.Corpus("predictions/missing-output.jsonl")]),
         new("predictions/not-an-object", w => Score(w.Corpus("predictions/not-an-object.jsonl"))),
         new("predictions/latin1", w => Score(w.Write("p.jsonl", [.. "{\"target\": \"positive\", \"output\": \"caf"u8, 0xE9, .. "\"}\n"u8]))),
 
