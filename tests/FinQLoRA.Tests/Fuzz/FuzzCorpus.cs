@@ -123,6 +123,20 @@ internal static class FuzzCorpus
             return Generate(model);
         }),
 
+        // bitsandbytes-quantized folders (BitsAndBytesFormat): entries whose dtype does not fit their role
+        new("bnb/absmax-stored-as-integers", w =>
+        {
+            string model = w.QuantizedModel();
+            FuzzInputs.Retype(Path.Combine(model, "model.safetensors"), "model.layers.0.self_attn.q_proj.weight.absmax", ScalarType.Int32);
+            return Generate(model);
+        }),
+        new("bnb/quant-state-stored-as-floats", w =>
+        {
+            string model = w.QuantizedModel();
+            FuzzInputs.Retype(Path.Combine(model, "model.safetensors"), "model.layers.0.mlp.up_proj.weight.quant_state.bitsandbytes__nf4", ScalarType.Float32);
+            return Generate(model);
+        }),
+
         // GGUF (GgufFile), made field by field
         Gguf("not-gguf", () => "this is a text file named .gguf, not a model"u8.ToArray()),
         Gguf("truncated-header", () => new GgufBytes().Build(0)[..12]),

@@ -42,6 +42,14 @@ internal sealed class FuzzWork(string dir, FuzzInputs inputs)
     /// <summary>A private copy of the tiny model folder, to damage.</summary>
     public string Model() => FuzzInputs.CopyFolder(Inputs.Model, In("model"));
 
+    /// <summary>The tiny model quantized to NF4 without double quantization (bitsandbytes layout), to damage.</summary>
+    public string QuantizedModel()
+    {
+        string folder = In("model-nf4");
+        FinQLoRA.Quantization.CheckpointQuantizer.Run(Inputs.Model, folder, new FinQLoRA.Quantization.QuantizationOptions(4, FinQLoRA.Quantization.FourBitType.Nf4, false));
+        return folder;
+    }
+
     /// <summary>A private copy of the adapter folder, to damage.</summary>
     public string Adapter() => FuzzInputs.CopyFolder(Inputs.Adapter, In("adapter"));
 
