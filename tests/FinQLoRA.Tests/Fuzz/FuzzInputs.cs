@@ -9,7 +9,7 @@ namespace FinQLoRA.Tests.Fuzz;
 /// What the fuzz cases damage, made once per test class from a fixed seed (no ../shared): a random one-layer Llama
 /// folder with a byte-level tokenizer, and a rank-4 q_proj LoRA adapter for it.
 /// </summary>
-public sealed class FuzzInputs : IDisposable
+internal sealed class FuzzInputs : IDisposable
 {
     public static readonly LlamaConfig Config = new()
     {
@@ -21,10 +21,11 @@ public sealed class FuzzInputs : IDisposable
     public const string QA = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight";
     public const string QB = "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight";
 
-    private readonly string _root = Directory.CreateTempSubdirectory("finqlora-fuzz-").FullName;
+    /// <summary>The folder holding <see cref="Model"/> and <see cref="Adapter"/>; cases may read it, never change it.</summary>
+    public string Root { get; } = Directory.CreateTempSubdirectory("finqlora-fuzz-").FullName;
 
-    public string Model => Path.Combine(_root, "model");
-    public string Adapter => Path.Combine(_root, "adapter");
+    public string Model => Path.Combine(Root, "model");
+    public string Adapter => Path.Combine(Root, "adapter");
 
     /// <summary>The corpus folder copied beside the test assembly.</summary>
     public static string Corpus => Path.Combine(AppContext.BaseDirectory, "Fuzz", "corpus");
@@ -61,6 +62,6 @@ public sealed class FuzzInputs : IDisposable
 
     public void Dispose()
     {
-        try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
+        try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
     }
 }
