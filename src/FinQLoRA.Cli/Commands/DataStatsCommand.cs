@@ -28,7 +28,10 @@ internal sealed class DataStatsCommand : Command<DataStatsCommand.Settings>
             var tokenizer = TokenizerLoader.FromHuggingFace(settings.Tokenizer);
             counter = text => tokenizer.Encode(text, addBos: false).Length;
         }
-        var stats = DatasetStats.Compute(ExampleJsonl.Read(settings.File), counter);
+        var examples = ExampleJsonl.Read(settings.File);
+        if (examples.Count == 0)
+            throw new UserInputException($"{settings.File}: no examples (the file is empty or has only blank lines); expected one {{\"context\": …, \"target\": …}} object per line");
+        var stats = DatasetStats.Compute(examples, counter);
 
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(settings.File)}[/]: {stats.Count} examples, {stats.DistinctInputs} distinct inputs, {stats.DistinctTargets} distinct targets");
         var targets = new Table().Title("targets").AddColumns("target", "count", "share");

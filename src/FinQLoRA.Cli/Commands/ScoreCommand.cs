@@ -31,8 +31,18 @@ internal sealed class ScoreCommand : Command<ScoreCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        var task = FinQLoRA.Data.Tasks.TaskRegistry.Get(settings.Task);
         var predictions = PredictionFile.Read(settings.Predictions);
-        var result = TaskScorer.Score(settings.Task, predictions.Select(p => (p.Target, p.Output)).ToList());
+        // An empty file would score 0 % (or a meaningless 100 %): there is nothing to score, so say so.
+        if (predictions.Count == 0)
+            throw new UserInputException($"{settings.Predictions}: no predictions (the file is empty or has only blank lines); expected one {{\"target\": …, \"output\": …}} object per line, as eval writes to predictions.jsonl");
+        ScoreResult result;
+        // The scorer sees (target, output) pairs only; its refusals (a target that is not a label) get the file named here.
+        try { result = TaskScorer.Score(task, predictions.Select(p => (p.Target, p.Output)).ToList()); }
+        catch (UserInputException e) when (!e.Message.StartsWith(settings.Predictions, StringComparison.Ordinal))
+        {
+            throw new UserInputException($"{settings.Predictions}: {e.Message}", e);
+        }
         if (settings.Json)
         {
             Console.WriteLine(JsonSerializer.Serialize(result));

@@ -51,11 +51,8 @@ public sealed class TokenizeCommand : Command<TokenizeSettings>
 
     private static IEnumerable<string> JsonlTexts(string path)
     {
-        if (!System.IO.File.Exists(path)) throw new UserInputException($"{path}: file not found");
-        int lineNo = 0;
-        foreach (string line in System.IO.File.ReadLines(path))
+        foreach (var (lineNo, line) in FinQLoRA.Data.Jsonl.JsonlLines.Read(path))
         {
-            lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
             JsonNode? node;
             try { node = JsonNode.Parse(line); }

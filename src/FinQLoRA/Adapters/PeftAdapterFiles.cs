@@ -117,6 +117,7 @@ public static class PeftAdapterFiles
         {
             var key = PeftAdapterKey.TryParse(entry.Name, out string why)
                 ?? throw new UserInputException($"{path}: unexpected tensor '{entry.Name}' ({why}); this is not a LoRA adapter for a Llama model");
+            FloatTensors.Require(path, entry.Name, entry.DType, "a LoRA matrix", "the adapter file is damaged — export it again");
             if (key.Part == PeftAdapterKey.Magnitude && !config.UseDora)
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is a DoRA magnitude but {PeftAdapterConfig.FileName} has use_dora false");
             if (key.Layer >= model.Layers.Count)

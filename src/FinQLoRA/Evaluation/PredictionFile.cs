@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using FinQLoRA.Data.Jsonl;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.IO;
 
@@ -18,10 +19,8 @@ public static class PredictionFile
     {
         if (!File.Exists(path)) throw new UserInputException($"{path}: predictions file not found");
         var result = new List<Prediction>();
-        int lineNo = 0;
-        foreach (string line in File.ReadLines(path))
+        foreach (var (lineNo, line) in JsonlLines.Read(path))
         {
-            lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
             try
             {

@@ -66,13 +66,16 @@ public sealed class HubCache(string root)
         if (File.Exists(marker)) File.Delete(marker);
     }
 
-    /// <summary>Listing paths come from the network: refuse any that would escape the cache folder.</summary>
+    /// <summary>
+    /// Listing paths come from the network: refuse any that would escape the cache folder (absolute, '..', '\\'),
+    /// or that hold control characters — a newline in a file name breaks every listing and log that shows it.
+    /// </summary>
     internal static string CheckedRelative(HubRepo repo, string path)
     {
         string[] parts = path.Split('/');
-        if (path.Length == 0 || path.StartsWith('/') || path.Contains('\\') || path.Contains('\0')
+        if (path.Length == 0 || path.StartsWith('/') || path.Contains('\\') || path.Any(char.IsControl)
             || parts.Any(p => p.Length == 0 || p == "." || p == ".."))
-            throw new UserInputException($"the Hub listing of {repo} names an unsafe file path '{path}'; refusing to write it (check HF_ENDPOINT points at a real Hub)");
+            throw new UserInputException($"the Hub listing of {repo} names an unsafe file path '{HubRepo.Printable(path)}'; refusing to write it (check HF_ENDPOINT points at a real Hub)");
         return Path.Combine(parts);
     }
 }

@@ -20,16 +20,16 @@ public sealed partial class HubClient : IDisposable
 
     public HubCache Cache { get; }
 
-    /// <param name="handler">For tests or proxies; by default a handler that follows redirects and never decompresses
-    /// (byte ranges and sizes refer to the stored bytes).</param>
+    /// <param name="handler">For tests or proxies; by default a handler that never decompresses (byte ranges and sizes
+    /// refer to the stored bytes) and leaves redirects to <see cref="HubHttp"/>, which decides hop by hop where the
+    /// token may go.</param>
     public HubClient(HubSettings settings, HttpMessageHandler? handler = null)
     {
         Settings = settings with { Endpoint = HubSettings.WithTrailingSlash(settings.Endpoint) };
         Cache = new HubCache(settings.CacheRoot);
         handler ??= new SocketsHttpHandler
         {
-            AllowAutoRedirect = true,
-            MaxAutomaticRedirections = 10,
+            AllowAutoRedirect = false,
             AutomaticDecompression = System.Net.DecompressionMethods.None,
             ConnectTimeout = settings.Retry.IdleTimeout,
         };
@@ -94,14 +94,18 @@ public sealed partial class HubClient : IDisposable
         IReadOnlyList<HubFile> listed = await ListFilesAsync(repo, observer, cancellation);
         var selected = listed.Where(f => GlobPattern.MatchesAny(patterns, f.Path)).ToList();
         if (selected.Count == 0)
-            throw new UserInputException($"no file of {repo} matches --include {string.Join(' ', include)}; the repo has {listed.Count} files: {string.Join(", ", listed.Take(8).Select(f => f.Path))}{(listed.Count > 8 ? ", ..." : "")}");
+            throw new UserInputException($"no file of {repo} matches --include {string.Join(' ', include)}; the repo has {listed.Count} files: {string.Join(", ", listed.Take(8).Select(f => HubRepo.Printable(f.Path)))}{(listed.Count > 8 ? ", ..." : "")}");
 
+        // Every selected path is checked before the first download, so a bad name late in the listing cannot leave
+        // a half-fetched output behind.
+        var relative = selected.Select(f => HubCache.CheckedRelative(repo, f.Path)).ToList();
         string outFull = Path.GetFullPath(outDirectory);
         var fetched = new List<HubFetchedFile>(selected.Count);
-        foreach (HubFile file in selected)
+        for (int i = 0; i < selected.Count; i++)
         {
+            HubFile file = selected[i];
             HubFetchedFile cached = await EnsureCachedAsync(repo, file, observer, cancellation);
-            string destination = Path.Combine(outFull, HubCache.CheckedRelative(repo, file.Path));
+            string destination = Path.Combine(outFull, relative[i]);
             LocalPlacement.Place(cached.LocalPath, destination);
             fetched.Add(cached with { LocalPath = destination });
         }
@@ -153,7 +157,13 @@ public sealed partial class HubClient : IDisposable
         if (!response.Headers.TryGetValues("Link", out var values)) return null;
         foreach (string value in values)
         foreach (Match m in NextLinkPattern().Matches(value))
-            return new Uri(current, m.Groups[1].Value);
+        {
+            // The token's safety does not depend on this URL (HubHttp sends it only to the Hub's origin), but a
+            // file:, ftp: or malformed link would fail later with an exception that does not say where it came from.
+            if (!Uri.TryCreate(current, m.Groups[1].Value, out Uri? next) || next.Scheme != Uri.UriSchemeHttps && next.Scheme != Uri.UriSchemeHttp)
+                throw HubErrors.BadListing(current, $"its next-page link '{HubRepo.Printable(m.Groups[1].Value)}' is not an http(s) URL");
+            return next;
+        }
         return null;
     }
 

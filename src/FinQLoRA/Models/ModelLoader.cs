@@ -82,6 +82,13 @@ public static class ModelLoader
         if (!reader.Contains(name))
             throw new UserInputException($"{reader.Source}: tensor '{name}' is missing; the checkpoint does not match its config (or is incomplete)");
         var t = reader.Read(name);
+        if (!FloatTensors.IsFloat(t.dtype))
+        {
+            var dtype = t.dtype;
+            t.Dispose();
+            FloatTensors.Require(reader.Source, name, dtype, "a Llama weight",
+                "the checkpoint is damaged, or it is quantized and config.json lacks the quantization_config that says so");
+        }
         if (!t.shape.SequenceEqual(expected))
         {
             string found = string.Join(", ", t.shape);

@@ -1,3 +1,4 @@
+using FinQLoRA.Models.Checkpoints;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -94,17 +95,17 @@ public static class BitsAndBytesFormat
             return Read4Bit(entries, prefix, stateKey, device);
         if (entries.ContainsKey(prefix + "SCB"))
         {
-            Tensor cb = Require(entries, prefix + "weight");
+            Tensor cb = Require(entries, prefix + "weight", t => t == ScalarType.Int8, "I8 (LLM.int8 row-wise weights)");
             if (entries.TryGetValue(prefix + "weight_format", out var format) && format.to(ScalarType.Int64).item<long>() != 0)
                 throw new UserInputException($"{prefix}weight_format: {format.to(ScalarType.Int64).item<long>()} is a bitsandbytes tiled layout; only row-major (0) int8 weights can be read — re-save with a current bitsandbytes");
-            return new Int8RowwiseTensor(cb.shape, int8OriginalDtype, cb.to(device), Require(entries, prefix + "SCB").to(ScalarType.Float32).to(device));
+            return new Int8RowwiseTensor(cb.shape, int8OriginalDtype, cb.to(device), RequireFloat(entries, prefix + "SCB").to(ScalarType.Float32).to(device));
         }
         throw new UserInputException($"{prefix}weight: no bitsandbytes quant state found (expected '{prefix}{QuantStatePrefix}nf4', '…fp4' or '{prefix}SCB')");
     }
 
     private static Blockwise4BitTensor Read4Bit(IReadOnlyDictionary<string, Tensor> entries, string prefix, string stateKey, Device device)
     {
-        Tensor stateBytes = Require(entries, stateKey);
+        Tensor stateBytes = Require(entries, stateKey, t => t == ScalarType.Byte, "U8 (the quant state's JSON bytes)");
         JsonObject state;
         try
         {
@@ -132,17 +133,21 @@ public static class BitsAndBytesFormat
         Tensor packed = Require(entries, prefix + "weight");
         if (packed.dtype != ScalarType.Byte)
             throw new UserInputException($"{prefix}weight: packed 4-bit data stored as {packed.dtype}; only bnb_4bit_quant_storage=uint8 is supported — re-save with uint8 storage");
-        float[] code = FloatArray(Require(entries, prefix + "weight.quant_map"));
-        Tensor absmax = Require(entries, prefix + "weight.absmax");
+        float[] code = FloatArray(RequireFloat(entries, prefix + "weight.quant_map"));
+        bool doubleQuant = entries.ContainsKey(prefix + "weight.nested_absmax");
+        // Double quantization stores absmax as 8-bit codes; plain 4-bit stores it as floats.
+        Tensor absmax = doubleQuant
+            ? Require(entries, prefix + "weight.absmax", t => t == ScalarType.Byte, "U8 (double-quantized absmax codes)")
+            : RequireFloat(entries, prefix + "weight.absmax");
 
         Blockwise4BitTensor.NestedScales? nested = null;
-        if (entries.ContainsKey(prefix + "weight.nested_absmax"))
+        if (doubleQuant)
         {
             float offset = (float)Field<double>(state, "nested_offset", stateKey);
             int nestedBlockSize = Field<int>(state, "nested_blocksize", stateKey);
             nested = new Blockwise4BitTensor.NestedScales(absmax.to(device),
-                Require(entries, prefix + "weight.nested_absmax").to(ScalarType.Float32).to(device), offset,
-                FloatArray(Require(entries, prefix + "weight.nested_quant_map")), nestedBlockSize);
+                RequireFloat(entries, prefix + "weight.nested_absmax").to(ScalarType.Float32).to(device), offset,
+                FloatArray(RequireFloat(entries, prefix + "weight.nested_quant_map")), nestedBlockSize);
         }
         return new Blockwise4BitTensor(shape, dtype, type, blockSize, packed.reshape(-1, 1).to(device),
             nested is null ? absmax.to(ScalarType.Float32).to(device) : null, code, nested);
@@ -160,6 +165,19 @@ public static class BitsAndBytesFormat
 
     private static Tensor Require(IReadOnlyDictionary<string, Tensor> entries, string key) =>
         entries.TryGetValue(key, out var t) ? t : throw new UserInputException($"{key}: missing from the checkpoint (bitsandbytes quantized layers need it)");
+
+    /// <summary>An entry whose dtype fits its role: a scale stored as integers, or codes stored as floats, would be
+    /// converted silently into a different (garbage) layer.</summary>
+    private static Tensor Require(IReadOnlyDictionary<string, Tensor> entries, string key, Func<ScalarType, bool> fits, string expected)
+    {
+        Tensor t = Require(entries, key);
+        if (!fits(t.dtype))
+            throw new UserInputException($"{key}: stored as {SafetensorsDTypes.Name(t.dtype)}, but bitsandbytes stores it as {expected}; the checkpoint is damaged — quantize it again");
+        return t;
+    }
+
+    private static Tensor RequireFloat(IReadOnlyDictionary<string, Tensor> entries, string key) =>
+        Require(entries, key, FloatTensors.IsFloat, "a float (F32, F16, BF16 or F64)");
 
     private static float[] FloatArray(Tensor t) => t.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
 

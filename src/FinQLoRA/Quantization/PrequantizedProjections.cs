@@ -67,7 +67,10 @@ public sealed class PrequantizedProjections
         var entries = _reader.ReadPrefixed(prefix);
         try
         {
-            QuantizedTensor weight = BitsAndBytesFormat.FromStateDict(entries, prefix, _options.Device, _storedDtype);
+            QuantizedTensor weight;
+            // The format's messages name the entry; this names the file it came from.
+            try { weight = BitsAndBytesFormat.FromStateDict(entries, prefix, _options.Device, _storedDtype); }
+            catch (UserInputException e) { throw new UserInputException($"{_reader.Source}: {e.Message}", e); }
             if (!weight.Shape.SequenceEqual(shape))
             {
                 string found = string.Join(", ", weight.Shape);

@@ -39,6 +39,31 @@ public sealed class SplitAndStatsTests
     }
 
     [Fact]
+    public void Excluding_a_source_from_itself_is_refused_even_through_another_path_or_a_symlink()
+    {
+        using var dir = new TempDir();
+        string source = dir.Write("s.jsonl", ExampleJsonl.Line(new Example(FinLoraPrompt.Classification("q", "Profit rose"), "positive")) + "\n");
+        string link = dir.PathOf("link.jsonl");
+        File.CreateSymbolicLink(link, source);
+        foreach (string exclude in new[] { source, Path.Combine(dir.Path, ".", "s.jsonl"), link })
+        {
+            var e = Assert.Throws<UserInputException>(() => TaskDataBuilder.Build("fpb", [source], DataSplit.Train, [exclude], 1));
+            Assert.Equal($"--exclude {exclude} is the same file as --source {source}; excluding a source from itself leaves no examples — pass the held-out test set to --exclude", e.Message);
+        }
+    }
+
+    [Fact]
+    public void An_exclusion_that_leaves_nothing_is_refused()
+    {
+        using var dir = new TempDir();
+        string line = ExampleJsonl.Line(new Example(FinLoraPrompt.Classification("q", "Profit rose"), "positive")) + "\n";
+        string source = dir.Write("s.jsonl", line);
+        string copy = dir.Write("copy.jsonl", line);
+        var e = Assert.Throws<UserInputException>(() => TaskDataBuilder.Build("fpb", [source], DataSplit.Train, [copy], 1));
+        Assert.Contains($"every one of the 1 fpb examples of {source} occurs in --exclude {copy}", e.Message);
+    }
+
+    [Fact]
     public void Stats_count_targets_and_give_nearest_rank_percentiles()
     {
         // Context word counts 1..10 plus the prompt scaffolding words: use a counter that counts characters instead.

@@ -11,7 +11,8 @@ namespace FinQLoRA.Tests.Hub;
 /// <summary>
 /// A tiny HTTP/1.1 server on 127.0.0.1 that speaks the Hub's URL layout:
 /// <c>api/{models|datasets}/{id}/tree/{rev}?recursive=true</c> (paged with <c>Link: rel="next"</c>),
-/// <c>[datasets/]{id}/resolve/{rev}/{path}</c> (LFS files redirect to <c>/cdn/{sha256}</c>, like the real CDN hop),
+/// <c>[datasets/]{id}/resolve/{rev}/{path}</c> (LFS files redirect to <c>/cdn/{sha256}</c> on another host name,
+/// <c>localhost</c> instead of <c>127.0.0.1</c>, like the real CDN hop), renamed repos (a same-host 307),
 /// byte ranges, Bearer tokens and the Hub's <c>X-Error-Code</c> refusals. Faults are injected per file path:
 /// a connection cut after N bytes, corrupt content, a stalled answer. One request per connection, every read
 /// bounded by a timeout, and the accept loop stops on dispose.
@@ -24,7 +25,7 @@ internal sealed class FakeHubServer : IAsyncDisposable
         public string GitOid => Convert.ToHexStringLower(SHA1.HashData([.. Encoding.ASCII.GetBytes($"blob {Content.Length}\0"), .. Content]));
     }
 
-    public sealed record Request(string Method, string Target, string? Range, string? Authorization);
+    public sealed record Request(string Method, string Target, string? Range, string? Authorization, string? Host = null);
 
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly CancellationTokenSource _stop = new();
@@ -50,6 +51,15 @@ internal sealed class FakeHubServer : IAsyncDisposable
     public int ListingPageSize { get; set; } = 1000;
 
     public bool IgnoreRange { get; set; }
+
+    /// <summary>The host name the CDN hop goes to: another host than the Hub's 127.0.0.1, on the same server.</summary>
+    public string CdnHost => $"localhost:{Endpoint.Port}";
+
+    /// <summary>When set, listing pages link their next page on this host (e.g. <see cref="CdnHost"/>) instead of the Hub's.</summary>
+    public string? NextPageHost { get; set; }
+
+    /// <summary>Old repo id → new id: requests for the old one get a same-host 307 to the new one, as the Hub does after a rename.</summary>
+    public ConcurrentDictionary<string, string> Renamed { get; } = new();
 
     public HashSet<string> CorruptPaths { get; } = [];
 
@@ -96,7 +106,8 @@ internal sealed class FakeHubServer : IAsyncDisposable
                 (string method, string target, Dictionary<string, string> headers) = await ReadHeadAsync(stream, timeout.Token);
                 headers.TryGetValue("Range", out string? range);
                 headers.TryGetValue("Authorization", out string? auth);
-                Requests.Enqueue(new Request(method, target, range, auth));
+                headers.TryGetValue("Host", out string? host);
+                Requests.Enqueue(new Request(method, target, range, auth, host));
                 await RouteAsync(stream, target, range, auth, timeout.Token);
             }
             catch (Exception)
@@ -119,6 +130,17 @@ internal sealed class FakeHubServer : IAsyncDisposable
             return;
         }
 
+        foreach (var (from, to) in Renamed)
+        {
+            string old = $"/{from}/", api = $"/api/models/{from}/";
+            if (pathPart.StartsWith(old) || pathPart.StartsWith(api))
+            {
+                string moved = pathPart.StartsWith(api) ? $"/api/models/{to}/" + target[api.Length..] : $"/{to}/" + target[old.Length..];
+                await RespondAsync(stream, 307, "Temporary Redirect", new() { ["Location"] = moved }, [], ct);
+                return;
+            }
+        }
+
         if (RequiredToken != null && auth != $"Bearer {RequiredToken}")
         {
             var h = new Dictionary<string, string> { ["X-Error-Message"] = auth == null ? "Access to this repo is restricted." : "Invalid credentials in Authorization header" };
@@ -139,7 +161,7 @@ internal sealed class FakeHubServer : IAsyncDisposable
             var page = Listing(files).Skip(cursor).Take(ListingPageSize).ToList();
             var headers = new Dictionary<string, string> { ["Content-Type"] = "application/json" };
             if (cursor + ListingPageSize < Listing(files).Count)
-                headers["Link"] = $"<{Endpoint}api/{kind}/{id}/tree/{Uri.EscapeDataString(revision)}?recursive=true&cursor={cursor + ListingPageSize}>; rel=\"next\"";
+                headers["Link"] = $"<{(NextPageHost is { } nextHost ? $"http://{nextHost}/" : Endpoint.AbsoluteUri)}api/{kind}/{id}/tree/{Uri.EscapeDataString(revision)}?recursive=true&cursor={cursor + ListingPageSize}>; rel=\"next\"";
             await RespondAsync(stream, 200, "OK", headers, JsonSerializer.SerializeToUtf8Bytes(page), ct);
             return;
         }
@@ -158,7 +180,7 @@ internal sealed class FakeHubServer : IAsyncDisposable
             if (await RefuseUnknownAsync(stream, kind, id, revision, ct) is not { } files) return;
             ServedFile? file = files.FirstOrDefault(f => f.Path == path);
             if (file == null) { await RespondAsync(stream, 404, "Not Found", new() { ["X-Error-Code"] = "EntryNotFound" }, [], ct); return; }
-            if (file.Lfs) { await RespondAsync(stream, 302, "Found", new() { ["Location"] = $"/cdn/{file.Sha256}?signature=abc" }, [], ct); return; }
+            if (file.Lfs) { await RespondAsync(stream, 302, "Found", new() { ["Location"] = $"http://{CdnHost}/cdn/{file.Sha256}?signature=abc" }, [], ct); return; }
             await ServeContentAsync(stream, file, range, ct);
         }
     }

@@ -305,6 +305,68 @@ public sealed class HubClientTests : IAsyncLifetime
         Assert.Contains("train.csv", error.Message);
     }
 
+    [Fact]
+    public async Task Token_IsNotSentToANextPageLinkOnAnotherHost()
+    {
+        _server.AddRepo(HubRepoType.Model, "acme/tiny", "main", Text("a.json", "1"), Text("b.json", "2"), Text("c.json", "3"));
+        _server.ListingPageSize = 1;
+        _server.NextPageHost = _server.CdnHost; // same server, another host name: a foreign host as far as the client knows
+
+        using HubClient client = Client(token: "hf_secret");
+        var files = await client.ListFilesAsync(HubRepo.Create(HubRepoType.Model, "acme/tiny"), cancellation: Deadline);
+
+        Assert.Equal(["a.json", "b.json", "c.json"], files.Select(f => f.Path));
+        var listings = _server.Requests.Where(r => r.Target.StartsWith("/api/")).ToList();
+        Assert.Equal(3, listings.Count);
+        Assert.Equal("Bearer hf_secret", listings[0].Authorization);
+        Assert.All(listings.Skip(1), r => Assert.StartsWith("localhost:", r.Host));
+        Assert.All(listings.Skip(1), r => Assert.Null(r.Authorization));
+    }
+
+    [Fact]
+    public async Task Token_FollowsARedirectTheHubMakesToItself_ButNotTheCdnHop()
+    {
+        FakeHubServer.ServedFile weights = Random("model.safetensors", 3_000, lfs: true, seed: 5);
+        _server.AddRepo(HubRepoType.Model, "acme/new-name", "main", Text("config.json", "{}"), weights);
+        _server.Renamed["acme/old-name"] = "acme/new-name";
+        _server.RequiredToken = "hf_secret";
+
+        using HubClient client = Client(token: "hf_secret");
+        await client.FetchAsync(HubRepo.Create(HubRepoType.Model, "acme/old-name"), [], Out, cancellation: Deadline);
+
+        Assert.Equal("{}", File.ReadAllText(Path.Combine(Out, "config.json")));
+        Assert.Equal(weights.Content, File.ReadAllBytes(Path.Combine(Out, "model.safetensors")));
+        // Every hop on the Hub's own host carried the token (the renamed repo's 307 included) ...
+        Assert.All(_server.Requests.Where(r => !r.Target.StartsWith("/cdn/")), r => Assert.Equal("Bearer hf_secret", r.Authorization));
+        Assert.Contains(_server.Requests, r => r.Target.StartsWith("/api/models/acme/new-name/"));
+        // ... and the CDN on another host saw none.
+        var cdn = Assert.Single(_server.Requests, r => r.Target.StartsWith("/cdn/"));
+        Assert.Null(cdn.Authorization);
+        Assert.StartsWith("localhost:", cdn.Host);
+    }
+
+    [Theory]
+    [InlineData("../escape.json")]
+    [InlineData("sub/../../escape.json")]
+    [InlineData("line\nbreak.json")]
+    [InlineData("carriage\rreturn.json")]
+    [InlineData("tab\t.json")]
+    public async Task UnsafeListedFileName_IsRefusedBeforeAnyDownloadOrWrite(string escaped)
+    {
+        string name = escaped.Replace("\\n", "\n").Replace("\\r", "\r").Replace("\\t", "\t");
+        // The good file comes first: it must not be fetched either, so no half-fetched output is left.
+        _server.AddRepo(HubRepoType.Dataset, "a/b", "main", Text("good.json", "1"), Text(name, "2"));
+        using HubClient client = Client();
+        var error = await Assert.ThrowsAsync<UserInputException>(() =>
+            client.FetchAsync(HubRepo.Create(HubRepoType.Dataset, "a/b"), [], Out, cancellation: Deadline));
+        Assert.Contains("names an unsafe file path", error.Message);
+        Assert.DoesNotContain('\n', error.Message);
+        Assert.DoesNotContain('\r', error.Message);
+        Assert.Equal(0, _server.ResolveCount);
+        Assert.False(Directory.Exists(Out));
+        Assert.False(Directory.Exists(Path.Combine(Cache, "datasets", "a", "b", "main", "files")));
+    }
+
     private sealed class RecordingObserver(List<int> retries) : IHubTransferObserver
     {
         public void FileStarted(HubFile file, long bytesAlreadyPresent) { }

@@ -22,11 +22,76 @@ public sealed class HubPartsTests
     [InlineData("a/b/c")]
     [InlineData("../etc")]
     [InlineData("owner/na me")]
+    [InlineData("a/.")]
+    [InlineData(".")]
+    [InlineData("a/.hidden")]
+    [InlineData("-a/b")]
+    [InlineData("a/b-")]
+    [InlineData("a--b/c")]
+    [InlineData("a/b.git")]
+    [InlineData("a/b\nc")]
+    [InlineData("a/b\u0000")]
+    [InlineData("a/")]
+    [InlineData("/b")]
     public void BadRepoIds_AreRefusedWithAnExample(string id)
     {
         var error = Assert.Throws<UserInputException>(() => HubRepo.Create(HubRepoType.Dataset, id));
         Assert.Contains("FinGPT/fingpt-sentiment-train", error.Message);
+        Assert.DoesNotContain('\n', error.Message);
+        Assert.DoesNotContain('\0', error.Message);
     }
+
+    [Fact]
+    public void RepoIdParts_MayHave96CharactersNotMore()
+    {
+        string part96 = "a" + new string('b', 94) + "c";
+        Assert.Equal($"{part96}/{part96}", HubRepo.Create(HubRepoType.Model, $"{part96}/{part96}").Id);
+        var error = Assert.Throws<UserInputException>(() => HubRepo.Create(HubRepoType.Model, $"acme/{part96}x"));
+        Assert.Contains("a part of 97 characters; the Hub allows 96", error.Message);
+        Assert.Throws<UserInputException>(() => HubRepo.Create(HubRepoType.Model, $"{part96}x/model"));
+    }
+
+    [Theory]
+    [InlineData("gpt2")]
+    [InlineData("_org/_name_")]
+    [InlineData("FinGPT/fingpt-sentiment-train")]
+    [InlineData("TheBloke/Llama-2-7B-GGUF")]
+    [InlineData("a.b/c.d")]
+    public void HubStyleRepoIds_AreAccepted(string id) => Assert.Equal(id, HubRepo.Create(HubRepoType.Model, id).Id);
+
+    [Theory]
+    [InlineData(".")]
+    [InlineData("..")]
+    [InlineData("")]
+    [InlineData("main\n")]
+    [InlineData("ma\rin")]
+    [InlineData("refs/../main")]
+    [InlineData("refs/.hidden")]
+    [InlineData("/main")]
+    [InlineData("main/")]
+    [InlineData("refs//pr")]
+    [InlineData("feature.lock")]
+    [InlineData("a b")]
+    [InlineData("a:b")]
+    [InlineData("@")]
+    [InlineData("main@{1}")]
+    [InlineData("v1.")]
+    public void BadRevisions_AreRefusedBeforeAnyRequest(string revision)
+    {
+        var error = Assert.Throws<UserInputException>(() => HubRepo.Create(HubRepoType.Model, "acme/model", revision));
+        Assert.StartsWith("--revision '", error.Message);
+        Assert.DoesNotContain('\n', error.Message);
+        Assert.DoesNotContain('\r', error.Message);
+    }
+
+    [Theory]
+    [InlineData("main")]
+    [InlineData("refs/pr/1")]
+    [InlineData("refs/convert/parquet")]
+    [InlineData("v1.0")]
+    [InlineData("0123456789abcdef0123456789abcdef01234567")]
+    public void GitRefNames_AreAcceptedAsRevisions(string revision) =>
+        Assert.Equal(revision, HubRepo.Create(HubRepoType.Model, "acme/model", revision).Revision);
 
     [Theory]
     [InlineData("*.json", "config.json", true)]
@@ -77,6 +142,9 @@ public sealed class HubPartsTests
     [InlineData("/abs")]
     [InlineData("a//b")]
     [InlineData("a\\b")]
+    [InlineData("a\nb")]
+    [InlineData("a\u007fb")]
+    [InlineData(".")]
     public void UnsafeListedPaths_AreRefused(string path)
     {
         HubRepo repo = HubRepo.Create(HubRepoType.Dataset, "a/b");

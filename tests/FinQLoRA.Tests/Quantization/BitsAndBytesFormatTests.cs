@@ -69,6 +69,41 @@ public sealed class BitsAndBytesFormatTests
         finally { DisposeAll(d); }
     }
 
+    [Theory]
+    [InlineData(true, "x.weight.absmax", ScalarType.Float32, "x.weight.absmax: stored as F32, but bitsandbytes stores it as U8 (double-quantized absmax codes)")]
+    [InlineData(false, "x.weight.absmax", ScalarType.Int32, "x.weight.absmax: stored as I32, but bitsandbytes stores it as a float")]
+    [InlineData(true, "x.weight.quant_map", ScalarType.Int64, "x.weight.quant_map: stored as I64, but bitsandbytes stores it as a float")]
+    [InlineData(true, "x.weight.nested_absmax", ScalarType.Int16, "x.weight.nested_absmax: stored as I16, but bitsandbytes stores it as a float")]
+    [InlineData(true, "x.weight.quant_state.bitsandbytes__nf4", ScalarType.Int32, "x.weight.quant_state.bitsandbytes__nf4: stored as I32, but bitsandbytes stores it as U8")]
+    public void FourBitEntryWithADtypeThatDoesNotFitItsRoleIsRefused(bool doubleQuant, string key, ScalarType dtype, string expected)
+    {
+        using var scope = NewDisposeScope();
+        using var q = Quantizer.Quantize4Bit(randn(8, 64), FourBitType.Nf4, doubleQuant: doubleQuant);
+        var d = BitsAndBytesFormat.ToStateDict(q, "x.");
+        try
+        {
+            d[key] = d[key].to(dtype);
+            var e = Assert.Throws<UserInputException>(() => BitsAndBytesFormat.FromStateDict(d, "x."));
+            Assert.StartsWith(expected, e.Message);
+        }
+        finally { DisposeAll(d); }
+    }
+
+    [Fact]
+    public void Int8WeightThatIsNotI8IsRefused()
+    {
+        using var scope = NewDisposeScope();
+        using var q = Quantizer.QuantizeInt8(randn(12, 20));
+        var d = BitsAndBytesFormat.ToStateDict(q, "lm.");
+        try
+        {
+            d["lm.weight"] = d["lm.weight"].to(ScalarType.Float32);
+            var e = Assert.Throws<UserInputException>(() => BitsAndBytesFormat.FromStateDict(d, "lm."));
+            Assert.StartsWith("lm.weight: stored as F32, but bitsandbytes stores it as I8", e.Message);
+        }
+        finally { DisposeAll(d); }
+    }
+
     [Fact]
     public void ReaderUsesTheStoredCodeTables()
     {

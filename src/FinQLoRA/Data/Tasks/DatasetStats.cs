@@ -10,7 +10,19 @@ public static class DatasetStats
     private const int MaxTargetsListed = 20;
 
     /// <summary>Whitespace-separated words: a tokenizer-free length (Llama tokens run about 1.3 per English word).</summary>
-    public static int WordCount(string text) => text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length;
+    public static int WordCount(string text)
+    {
+        // Counted in place: Split made a string per word, so one 15 MB line of short words took 0.7 GB of memory.
+        int words = 0;
+        bool inWord = false;
+        foreach (char c in text)
+        {
+            bool space = char.IsWhiteSpace(c);
+            if (!space && !inWord) words++;
+            inWord = !space;
+        }
+        return words;
+    }
 
     public static DatasetStatistics Compute(IReadOnlyList<Example> examples, Func<string, int>? countTokens = null)
     {

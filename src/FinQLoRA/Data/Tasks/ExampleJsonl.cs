@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using FinQLoRA.Data.Jsonl;
 using FinQLoRA.IO;
 
 namespace FinQLoRA.Data.Tasks;
@@ -34,10 +35,8 @@ public static class ExampleJsonl
     {
         if (!File.Exists(path)) throw new UserInputException($"{path}: file not found; expected a JSONL file with \"context\" and \"target\" on each line");
         var result = new List<Example>();
-        int lineNo = 0;
-        foreach (string line in File.ReadLines(path))
+        foreach (var (lineNo, line) in JsonlLines.Read(path))
         {
-            lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
             result.Add(Parse(path, lineNo, line));
         }

@@ -14,6 +14,7 @@ public static class TaskDataBuilder
     public static TaskBuildResult Build(TaskDefinition task, IReadOnlyList<string> sources, DataSplit split, IReadOnlyList<string> excludeFiles, int seed)
     {
         if (sources.Count == 0) throw new UserInputException($"{task.Name}: no --source given; expected {task.Sources}");
+        RefuseExcludingASource(sources, excludeFiles);
         var context = new SourceContext(task, split, seed);
         var examples = new List<Example>();
         foreach (string path in sources)
@@ -33,6 +34,25 @@ public static class TaskDataBuilder
         if (excludeFiles.Count == 0) return new TaskBuildResult(examples, 0);
         var excluded = InputText.SetOf(excludeFiles);
         var kept = examples.Where(e => !excluded.Contains(InputText.Of(e))).ToList();
+        // An output with nothing left is never what was meant (a copy of the source passed as --exclude, or the
+        // test set passed as --source): refuse it rather than write an empty training file that fails much later.
+        if (kept.Count == 0 && examples.Count > 0)
+            throw new UserInputException($"every one of the {examples.Count} {task.Name} examples of {string.Join(", ", sources)} occurs in --exclude {string.Join(", ", excludeFiles)}, so nothing is left; --exclude takes the held-out test set, not the source");
         return new TaskBuildResult(kept, examples.Count - kept.Count);
+    }
+
+    /// <summary>A source excluded from itself leaves nothing: compared as real paths, so a symlink or "./x" counts too.</summary>
+    private static void RefuseExcludingASource(IReadOnlyList<string> sources, IReadOnlyList<string> excludeFiles)
+    {
+        foreach (string exclude in excludeFiles)
+            foreach (string source in sources)
+                if (RealPath(exclude) == RealPath(source))
+                    throw new UserInputException($"--exclude {exclude} is the same file as --source {source}; excluding a source from itself leaves no examples — pass the held-out test set to --exclude");
+    }
+
+    private static string RealPath(string path)
+    {
+        string full = Path.GetFullPath(path);
+        return File.Exists(full) && new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target ? target.FullName : full;
     }
 }

@@ -10,7 +10,7 @@ namespace FinQLoRA.Models.Checkpoints;
 /// One <c>.safetensors</c> file: a little-endian u64 header length N, N bytes of JSON
 /// (<c>name → {dtype, shape, data_offsets}</c>, optional <c>__metadata__</c>), then the data area.
 /// We parse it ourselves (a 40-line format) because TorchSharp has no safetensors support.
-/// Every offset is checked against the file size before anything is read.
+/// The header is validated (<see cref="SafetensorsHeader"/>) before anything is allocated or read.
 /// Tensors are read with positioned reads (pread) straight into the new tensor's memory — one copy, like a
 /// memory map, but the file's pages stay in the page cache instead of the process: with a map, every page read
 /// stays resident in this process until the file is closed, so loading a 2 GiB bf16 checkpoint peaked at
@@ -18,6 +18,9 @@ namespace FinQLoRA.Models.Checkpoints;
 /// </summary>
 public sealed class SafetensorsFile : IDisposable
 {
+    /// <summary>The reference implementation's cap (MAX_HEADER_SIZE): a damaged length cannot make us allocate gigabytes.</summary>
+    public const int MaxHeaderBytes = 100_000_000;
+
     private readonly SafeFileHandle _file;
     private readonly Dictionary<string, (TensorEntry Entry, long Begin, long End)> _tensors = new();
     private readonly long _dataStart;
@@ -40,44 +43,19 @@ public sealed class SafetensorsFile : IDisposable
             long headerLength = BitConverter.ToInt64(lengthBytes);
             if (headerLength <= 0 || headerLength > length - 8)
                 throw new UserInputException($"{path}: header length {headerLength} runs past the end of the file ({length} bytes); the file is truncated or not safetensors — download it again");
+            if (headerLength > MaxHeaderBytes)
+                throw new UserInputException($"{path}: header length {headerLength} is over the {MaxHeaderBytes}-byte limit of the safetensors format; the file is damaged or not safetensors — download it again");
             _dataStart = 8 + headerLength;
             var header = new byte[headerLength];
             ReadExactly(header, 8);
-            var metadata = new Dictionary<string, string>();
-            ParseHeader(header, length - _dataStart, metadata);
-            Metadata = metadata;
+            var parsed = SafetensorsHeader.Parse(path, header, length - _dataStart);
+            foreach (var t in parsed.Tensors) _tensors[t.Entry.Name] = t;
+            Metadata = parsed.Metadata;
         }
         catch
         {
             Dispose();
             throw;
-        }
-    }
-
-    private void ParseHeader(byte[] header, long dataLength, Dictionary<string, string> metadata)
-    {
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(header); }
-        catch (JsonException e) { throw new UserInputException($"{Path}: the JSON header is malformed ({e.Message}); the file is damaged — download it again"); }
-        using var _ = doc;
-        foreach (var prop in doc.RootElement.EnumerateObject())
-        {
-            if (prop.Name == "__metadata__")
-            {
-                foreach (var m in prop.Value.EnumerateObject()) metadata[m.Name] = m.Value.GetString() ?? "";
-                continue;
-            }
-            var v = prop.Value;
-            var dtype = SafetensorsDTypes.Parse(v.GetProperty("dtype").GetString()!, Path, prop.Name);
-            long[] shape = v.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray();
-            long[] offsets = v.GetProperty("data_offsets").EnumerateArray().Select(e => e.GetInt64()).ToArray();
-            var entry = new TensorEntry(prop.Name, dtype, shape);
-            long expected = entry.ElementCount * SafetensorsDTypes.Size(dtype);
-            if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || offsets[1] > dataLength)
-                throw new UserInputException($"{Path}: tensor '{prop.Name}' has bytes [{string.Join(", ", offsets)}] outside the data area of {dataLength} bytes; the file is truncated — download it again");
-            if (offsets[1] - offsets[0] != expected)
-                throw new UserInputException($"{Path}: tensor '{prop.Name}' occupies {offsets[1] - offsets[0]} bytes but its shape [{string.Join(", ", shape)}] and dtype need {expected}");
-            _tensors[prop.Name] = (entry, offsets[0], offsets[1]);
         }
     }
 

@@ -108,24 +108,41 @@ public sealed unsafe class GgufFile : IDisposable
             {
                 long? bytes;
                 try { bytes = GgmlTypes.ByteCount(type, ne); }
-                catch (OverflowException) { bytes = null; }
+                catch (OverflowException)
+                {
+                    throw new UserInputException($"{path}: tensor '{name}' has shape ne=[{string.Join(", ", ne)}], more bytes than 64 bits can count; the file is damaged");
+                }
                 if (bytes is not long count)
                     throw new UserInputException($"{path}: tensor '{name}' of type {type} has shape ne=[{string.Join(", ", ne)}], which is not a whole number of {type} blocks");
                 if (offset % Alignment != 0)
                     throw new UserInputException($"{path}: tensor '{name}' starts at data offset {offset}, not a multiple of the alignment {Alignment}; the file is damaged");
-                if (DataOffset > Length || offset + count > dataLength)
-                    throw new UserInputException($"{path}: tensor '{name}' needs bytes [{offset}, {offset + count}) of the data area, but the file holds only {Math.Max(0, dataLength)} data bytes; the file is truncated — download or convert it again");
+                // Compared as count > dataLength - offset: offset + count can overflow for a damaged count.
+                if (DataOffset > Length || offset > dataLength || count > dataLength - offset)
+                    throw new UserInputException($"{path}: tensor '{name}' needs {count} bytes from data offset {offset}, but the file holds only {Math.Max(0, dataLength)} data bytes; the file is truncated — download or convert it again");
                 var info = new GgufTensorInfo(name, ne, type, offset, count);
                 if (!_byName.TryAdd(name, info))
                     throw new UserInputException($"{path}: tensor '{name}' appears twice");
                 tensors.Add(info);
             }
+            RefuseOverlaps(path, tensors);
             Tensors = tensors;
         }
         catch
         {
             Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Two tensors sharing bytes would alias each other's weights; llama.cpp refuses such files too.</summary>
+    private static void RefuseOverlaps(string path, List<GgufTensorInfo> tensors)
+    {
+        GgufTensorInfo? previous = null;
+        foreach (var t in tensors.Where(t => t.ByteCount > 0).OrderBy(t => t.Offset))
+        {
+            if (previous != null && t.Offset < previous.Offset + previous.ByteCount)
+                throw new UserInputException($"{path}: tensor '{t.Name}' (data offset {t.Offset}) overlaps tensor '{previous.Name}' (bytes [{previous.Offset}, {previous.Offset + previous.ByteCount})); the file is damaged — download or convert it again");
+            previous = t;
         }
     }
 
@@ -226,6 +243,8 @@ public sealed unsafe class GgufFile : IDisposable
             ulong n = U64($"length of {what}");
             if (n > (ulong)(file.Length - Position))
                 throw new UserInputException($"{file.Path}: truncated GGUF header: {what} is {n} bytes long at offset {Position}, but the file ends at {file.Length} — download or convert it again");
+            if (n > int.MaxValue)
+                throw new UserInputException($"{file.Path}: {what} is {n} bytes long, more than a string can hold; the file is damaged");
             byte* p = Take((long)n, what);
             return Encoding.UTF8.GetString(p, (int)n);
         }
