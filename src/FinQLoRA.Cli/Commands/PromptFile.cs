@@ -13,10 +13,8 @@ public static class PromptFile
     {
         if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
         var prompts = new List<PromptLine>();
-        int lineNo = 0;
-        foreach (string line in File.ReadLines(path))
+        foreach (var (lineNo, line) in FinQLoRA.Data.Jsonl.JsonlLines.Read(path))
         {
-            lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
             JsonNode? node;
             try { node = JsonNode.Parse(line); }

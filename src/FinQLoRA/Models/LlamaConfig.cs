@@ -81,6 +81,8 @@ public sealed record LlamaConfig
         int hidden = Req("hidden_size");
         int heads = Req("num_attention_heads");
         int kvHeads = o["num_key_value_heads"] is null ? heads : Req("num_key_value_heads");
+        if (o["head_dim"] is null && hidden % heads != 0)
+            throw new UserInputException($"{source}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}; without head_dim each head gets hidden_size / num_attention_heads");
         int headDim = OptionalInt("head_dim", hidden / heads);
         if (heads % kvHeads != 0)
             throw new UserInputException($"{source}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");

@@ -30,6 +30,15 @@ public sealed class LlamaConfigValuesTests
     }
 
     [Fact]
+    public void HeadsThatDoNotDivideTheHiddenSizeAreNamed()
+    {
+        var o = Config();
+        o["num_attention_heads"] = 3;
+        o["num_key_value_heads"] = 3;
+        Assert.Contains("not a multiple of num_attention_heads", Assert.Throws<UserInputException>(() => LlamaConfig.FromJson(o, "config.json")).Message);
+    }
+
+    [Fact]
     public void DefaultsStillApply()
     {
         var c = LlamaConfig.FromJson(Config(), "config.json");

@@ -25,10 +25,8 @@ public static class TrainingData
         var records = new List<SftRecord>();
         DataFormat? chosen = format;
         ChatTemplateKind? kind = null;
-        int lineNo = 0;
-        foreach (string line in File.ReadLines(path))
+        foreach (var (lineNo, line) in Jsonl.JsonlLines.Read(path))
         {
-            lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
             JsonDocument doc;
             try { doc = JsonDocument.Parse(line); }
