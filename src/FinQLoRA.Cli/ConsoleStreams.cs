@@ -23,6 +23,8 @@ internal static class ConsoleStreams
                 Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors,
                 Interactive = InteractionSupport.No, Out = new AnsiConsoleOutput(Console.Out),
             });
+            // a file or a pipe has no width: never wrap a line (a log line split in two breaks every grep)
+            AnsiConsole.Console.Profile.Width = 4096;
         }
     }
 

@@ -12,7 +12,8 @@ namespace FinQLoRA.Training;
 /// <summary>
 /// Evaluation while training, as the Hugging Face Trainer does it: the loss on every held-out example (the same
 /// target-token cross-entropy as training), and the task's own metric on the first <c>eval_samples</c> of each task
-/// by batched greedy generation — the task's scorer when <c>eval_task</c> names one, else exact match on the trimmed
+/// by batched greedy generation — the task's scorer when <c>eval_task</c> names one (or a source is named after a
+/// task), else exact match on the trimmed
 /// text with weighted F1 over the targets. A task-family run reports every source separately as well.
 /// </summary>
 public sealed class TrainingEvaluator(IReadOnlyList<(string Name, List<SftRecord> Records)> tasks, SftTokenizer sft, ITextTokenizer tokenizer,
@@ -29,20 +30,15 @@ public sealed class TrainingEvaluator(IReadOnlyList<(string Name, List<SftRecord
         model.eval();
         try
         {
-            var parts = _tasks.Select(t => (t.Name, Part: EvaluateTask(model, t.Answers, t.Tokens))).ToList();
+            var parts = _tasks.Select(t => (t.Name, Part: EvaluateTask(model, t.Name, t.Answers, t.Tokens))).ToList();
             double lossSum = parts.Sum(p => p.Part.LossSum), tokens = parts.Sum(p => p.Part.Tokens);
-            var truth = parts.SelectMany(p => p.Part.Truth).ToList();
-            var predicted = parts.SelectMany(p => p.Part.Predicted).ToList();
-            var perTask = parts.Count > 1 ? parts.Select(p => p.Part.Result(p.Name, step)).ToList() : null;
-            var (accuracy, f1) = Score(truth, predicted);
-            // with eval_task, the task scorer's figures; over several tasks, their example-weighted mean
-            if (config.EvalTask != null && truth.Count > 0)
-            {
-                var scored = parts.Where(p => p.Part.Scored != null).ToList();
-                accuracy = scored.Sum(p => p.Part.Scored!.Accuracy * p.Part.Truth.Count) / truth.Count;
-                f1 = scored.All(p => p.Part.Scored!.WeightedF1 != null) ? scored.Sum(p => p.Part.Scored!.WeightedF1!.Value * p.Part.Truth.Count) / truth.Count : null;
-            }
-            return new EvalResult(step, lossSum / Math.Max(tokens, 1), accuracy, f1, Count, truth.Count) { Tasks = perTask };
+            var perTask = parts.Select(p => p.Part.Result(p.Name, step)).ToList();
+            // the metric over all tasks: each task's own (its scorer's, or exact match), weighted by examples scored
+            int generated = perTask.Sum(t => t.Generated);
+            double? accuracy = generated == 0 ? null : perTask.Where(t => t.Generated > 0).Sum(t => t.Accuracy!.Value * t.Generated) / generated;
+            double? f1 = generated == 0 || perTask.Any(t => t.Generated > 0 && t.F1 == null) ? null
+                : perTask.Where(t => t.Generated > 0).Sum(t => t.F1!.Value * t.Generated) / generated;
+            return new EvalResult(step, lossSum / Math.Max(tokens, 1), accuracy, f1, Count, generated) { Tasks = parts.Count > 1 ? perTask : null };
         }
         finally
         {
@@ -59,7 +55,7 @@ public sealed class TrainingEvaluator(IReadOnlyList<(string Name, List<SftRecord
         }
     }
 
-    private TaskPart EvaluateTask(LlamaModel model, List<Example> answers, List<TokenizedExample> tokenized)
+    private TaskPart EvaluateTask(LlamaModel model, string name, List<Example> answers, List<TokenizedExample> tokenized)
     {
         double sum = 0, count = 0;
         using (no_grad())
@@ -73,7 +69,8 @@ public sealed class TrainingEvaluator(IReadOnlyList<(string Name, List<SftRecord
         int n = Math.Min(config.EvalSamples, answers.Count);
         if (n == 0) return new TaskPart(sum, count, [], [], null, answers.Count);
         var sample = answers.Take(n).ToList();
-        var task = config.EvalTask != null ? TaskRegistry.Get(config.EvalTask) : null;
+        // eval_task, or a family source named after a known task (fpb=…, tfns=…), scores with that task's metric
+        var task = config.EvalTask != null ? TaskRegistry.Get(config.EvalTask) : TaskRegistry.Names.Contains(name) ? TaskRegistry.Get(name) : null;
         int longestTarget = sample.Max(e => tokenizer.Encode(e.Target, addBos: false).Length);
         var options = new GenerationOptions { MaxNewTokens = Math.Max(task?.MaxNewTokens ?? 0, longestTarget + 2) };
         var outputs = new TextGenerator(model, tokenizer).Generate(sample.Select(e => e.Context).ToList(), options, config.BatchSize);

@@ -118,3 +118,21 @@ public sealed class TrainingDataFormatsTests
         [property: System.Text.Json.Serialization.JsonPropertyName("input")] string Input,
         [property: System.Text.Json.Serialization.JsonPropertyName("output")] string Output);
 }
+
+/// <summary>data stats on any format: the format named, the share of tokens with loss, the prompts train would cut.</summary>
+public sealed class DataStatsFormatsTests
+{
+    [SharedFact]
+    public void StatsNameTheFormatTheLossShareAndTheCuts()
+    {
+        using var dir = new TempFolder();
+        string file = Path.Combine(dir.Path, "alpaca.jsonl");
+        File.WriteAllLines(file, [
+            "{\"instruction\":\"Classify the sentiment.\",\"input\":\"Acme beat estimates.\",\"output\":\"positive\"}",
+            "{\"instruction\":\"Classify the sentiment.\",\"input\":\"" + string.Join(' ', Enumerable.Repeat("Globex cut its dividend again.", 40)) + "\",\"output\":\"negative\"}"]);
+        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "data", "stats", file, "--tokenizer", Shared.File("models/stories260K-hf"), "--max-seq-len", "400");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("2 alpaca examples", r.Stdout);
+        Assert.Matches(@"tokens: \d+ in all, \d+ carry loss \(\d+\.\d%\); at max_seq_len 400: 1 prompts would be cut, 0 targets", r.Stdout);
+    }
+}
