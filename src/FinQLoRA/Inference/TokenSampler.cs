@@ -8,6 +8,7 @@ public sealed class TokenSampler : IDisposable
 {
     private readonly GenerationOptions _options;
     private readonly Generator? _generator;
+    private bool _firstStep = true;
 
     public TokenSampler(GenerationOptions options, Device device)
     {
@@ -20,9 +21,11 @@ public sealed class TokenSampler : IDisposable
     {
         using var scope = NewDisposeScope();
         // A row with no finite logit means broken weights or config (NaN everywhere, argmax 0 forever): say so
-        // instead of returning token 0 as if it were text.
-        if (!isfinite(logits).any(-1).all().item<bool>())
+        // instead of returning token 0 as if it were text. Broken weights show at the first step already, so only
+        // that one pays the extra host round trip.
+        if (_firstStep && !isfinite(logits).any(-1).all().item<bool>())
             throw new UserInputException("the model produced NaN/inf logits for every token: its weights or config are broken (check rms_norm_eps, rope_theta and the weight files, or the adapter)");
+        _firstStep = false;
         if (_options.Greedy) return logits.argmax(-1).MoveToOuterDisposeScope();
         var scaled = logits / _options.Temperature;
         if (_options.TopK > 0 && _options.TopK < scaled.shape[^1])
