@@ -11,7 +11,9 @@ public sealed class ConsoleOutputTests
     /// <summary>Runs the CLI under a pseudo-terminal (util-linux script), as a user's shell or mpirun would.</summary>
     private static string UnderTerminal(params string[] args)
     {
-        string command = string.Join(' ', new[] { "dotnet", CliProcess.CliDll }.Concat(args).Select(a => "'" + a.Replace("'", "'\\''") + "'"));
+        // "env NAME=VALUE …" in front sets the environment of the CLI only
+        var env = args.TakeWhile(a => a == "env" || a.Contains('=')).ToArray();
+        string command = string.Join(' ', env.Concat(new[] { "dotnet", CliProcess.CliDll }).Concat(args.Skip(env.Length)).Select(a => "'" + a.Replace("'", "'\\''") + "'"));
         var psi = new ProcessStartInfo("script", ["-qec", command, "/dev/null"]) { RedirectStandardOutput = true, RedirectStandardError = true };
         using var p = Process.Start(psi)!;
         string output = p.StandardOutput.ReadToEnd();
@@ -28,6 +30,16 @@ public sealed class ConsoleOutputTests
         Assert.Single(lines);
         Assert.StartsWith("{\"prompt\"", lines[0]); // no ESC[?1h ESC= (keypad mode) before it
         System.Text.Json.JsonDocument.Parse(lines[0]).Dispose();
+    }
+
+    [SharedFact]
+    public void ColoursOnlyOnATerminalAndNeverWithNoColor()
+    {
+        string[] args = ["data", "stats", Shared.File("data/finlora-test/fpb_test.jsonl")];
+        Assert.Contains("\u001b[", UnderTerminal(args)); // bold file name on a terminal
+        // (.NET's own keypad-mode sequence on a terminal is not a colour)
+        Assert.DoesNotContain("\u001b[", UnderTerminal(["env", "NO_COLOR=1", .. args]).Replace("\u001b[?1h\u001b=", ""));
+        Assert.DoesNotContain("\u001b[", CliProcess.RunSeparately(Limit, args).Stdout); // a pipe
     }
 
     [SharedFact]

@@ -63,3 +63,42 @@ public sealed class EvalDuringTrainingTests
         Assert.Equal(2, record["best"]!["step"]!.GetValue<int>());
     }
 }
+
+/// <summary>A resumed run keeps its best-so-far and its patience count (they travel in every checkpoint).</summary>
+public sealed class BestAcrossResumeTests
+{
+    [SharedFact]
+    public void AResumedRunKeepsTheBestSoFar()
+    {
+        using var dir = new TempFolder();
+        string data = TrainingRun.WriteData(dir.Path);
+        string[] Args(string outDir) =>
+        [
+            "train", "--model", Shared.File("models/stories260K-hf"), "--data", data, "--out", outDir, "--bits", "16", "--dtype", "f32",
+            "--batch-size", "4", "--max-steps", "8", "--warmup-steps", "1", "--lr", "3e-3", "--eval-split", "0.25", "--eval-every", "2",
+            "--save-every", "4", "--save-best", "--keep-checkpoints", "3",
+        ];
+        string straight = Path.Combine(dir.Path, "straight"), resumed = Path.Combine(dir.Path, "resumed");
+        Assert.Equal(0, CliProcess.RunSeparately(TimeSpan.FromMinutes(3), Args(straight)).ExitCode);
+        Assert.Equal(0, CliProcess.RunSeparately(TimeSpan.FromMinutes(3), Args(resumed)).ExitCode);
+        // as if killed after checkpoint-4: drop everything written after it, then resume
+        foreach (string d in new[] { "adapter", "best", "checkpoint-8" }.Select(n => Path.Combine(resumed, n)).Where(Directory.Exists)) Directory.Delete(d, true);
+        File.Delete(Path.Combine(resumed, "run.json"));
+        var state = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(resumed, "checkpoint-4", "trainer_state.json")))!;
+        Assert.Equal("eval_loss", state["best"]!["metric"]!.GetValue<string>());
+        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(3), [.. Args(resumed), "--resume"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        string Best(string run) => System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(run, "run.json")))!["best"]!.ToJsonString();
+        Assert.Equal(Best(straight), Best(resumed));
+    }
+
+    [Fact]
+    public void AYamlListOfSourcesIsATaskFamily()
+    {
+        using var dir = new TempFolder();
+        string yaml = Path.Combine(dir.Path, "family.yaml");
+        File.WriteAllText(yaml, "model: m\ndata:\n  - fpb=fpb.jsonl:2\n  - tfns=tfns.jsonl\n");
+        var c = FinQLoRA.Training.TrainConfig.FromValues(FinQLoRA.Training.TrainConfig.ReadYaml(yaml), yaml);
+        Assert.Equal([new FinQLoRA.Training.DataSource("fpb", "fpb.jsonl", 2), new FinQLoRA.Training.DataSource("tfns", "tfns.jsonl", 1)], c.DataSources);
+    }
+}
