@@ -17,7 +17,7 @@ internal sealed class EngineRow : IDisposable
     public EngineRow(EngineRequest request, ITextTokenizer tokenizer, Device device)
     {
         Request = request;
-        _stopIds = tokenizer.EosIds.ToHashSet();
+        _stopIds = tokenizer.EosIds.Concat(request.Sampling.StopTokenIds).ToHashSet();
         _text = new IncrementalText(tokenizer, request.Sampling.Stop);
         var s = request.Sampling;
         Greedy = s.Temperature <= 0;

@@ -11,6 +11,8 @@ public sealed record SamplingParams
     public long Seed { get; init; }
     /// <summary>Generation stops when the text contains one of these; the text is cut before it.</summary>
     public IReadOnlyList<string> Stop { get; init; } = [];
+    /// <summary>Token ids that end generation besides the tokenizer's EOS ids (e.g. a chat format's end of turn).</summary>
+    public IReadOnlyList<int> StopTokenIds { get; init; } = [];
     /// <summary>How many most likely alternatives to report per generated token; null reports no log probabilities.</summary>
     public int? Logprobs { get; init; }
 }

@@ -397,14 +397,15 @@ public sealed class ServingEngine : IDisposable
             if (row.Request.Sampling.Logprobs is { } k && logp is not null)
             {
                 var rowLogp = logp[i];
-                chosen = Logprob(token, rowLogp[token].item<float>());
+                int? previous = row.Generated > 0 ? row.LastToken : row.Request.PromptIds[^1];
+                chosen = Logprob(previous, token, rowLogp[token].item<float>());
                 top = [];
                 if (k > 0)
                 {
                     var (values, indices) = rowLogp.topk(k);
                     var v = values.cpu().data<float>().ToArray();
                     var ix = indices.cpu().data<long>().ToArray();
-                    for (int j = 0; j < k; j++) top.Add(Logprob((int)ix[j], v[j]));
+                    for (int j = 0; j < k; j++) top.Add(Logprob(previous, (int)ix[j], v[j]));
                 }
             }
             var ev = row.Accept(token, chosen, top, _observer);
@@ -414,7 +415,17 @@ public sealed class ServingEngine : IDisposable
         foreach (var row in finished.OrderByDescending(r => r.Slot)) End(row, null);
     }
 
-    private TokenLogprob Logprob(int id, float value) => new(id, Tokenizer.Decode([id], skipSpecialTokens: false), value);
+    private TokenLogprob Logprob(int? previous, int id, float value) => new(id, TokenText(previous, id), value);
+
+    /// <summary>A token's text as it reads after <paramref name="previous"/>: SentencePiece decoders drop the leading
+    /// space of the first token, so a token alone would read "there" where the output reads " there".</summary>
+    private string TokenText(int? previous, int id)
+    {
+        if (previous is not { } p) return Tokenizer.Decode([id], skipSpecialTokens: false);
+        string before = Tokenizer.Decode([p], skipSpecialTokens: false);
+        string both = Tokenizer.Decode([p, id], skipSpecialTokens: false);
+        return both.StartsWith(before, StringComparison.Ordinal) ? both[before.Length..] : Tokenizer.Decode([id], skipSpecialTokens: false);
+    }
 
     /// <summary>Takes a row out (finished, cancelled or failed): its slot is refilled by the last running row, its
     /// stream is closed and its adapter's in-flight count drops.</summary>
