@@ -18,7 +18,7 @@ internal sealed class EngineRow : IDisposable
     {
         Request = request;
         _stopIds = tokenizer.EosIds.Concat(request.Sampling.StopTokenIds).ToHashSet();
-        _text = new IncrementalText(tokenizer, request.Sampling.Stop);
+        _text = new IncrementalText(tokenizer, request.Sampling.Stop, request.PromptIds.Length > 0 ? request.PromptIds[^1] : null);
         var s = request.Sampling;
         Greedy = s.Temperature <= 0;
         if (!Greedy)

@@ -8,12 +8,34 @@ namespace FinQLoRA.Serving;
 /// byte-fallback tokens carry UTF-8 one byte at a time and decode to U+FFFD until the character is complete, and a
 /// lone high surrogate; (2) a tail that is the beginning of a stop string, which the next tokens may complete.
 /// A stop string found anywhere in the text (it may span several tokens) ends the output just before it.
+/// The text is the one that reads after the prompt: SentencePiece decoders drop the leading space of the first token
+/// decoded, so the ids are decoded after the prompt's last token (the anchor) and the anchor's own text cut off.
 /// </summary>
-public sealed class IncrementalText(ITextTokenizer tokenizer, IReadOnlyList<string> stops)
+public sealed class IncrementalText
 {
+    private readonly ITextTokenizer tokenizer;
+    private readonly IReadOnlyList<string> stops;
     private readonly List<int> _ids = [];
+    private readonly string? _anchorText;
     private int _emitted;
     private string _text = "";
+
+    /// <param name="anchor">the prompt's last token, or null to decode the output on its own</param>
+    public IncrementalText(ITextTokenizer tokenizer, IReadOnlyList<string> stops, int? anchor = null)
+    {
+        this.tokenizer = tokenizer;
+        this.stops = stops;
+        if (anchor is { } a)
+        {
+            string text = tokenizer.Decode([a]);
+            // A partial UTF-8 byte (or a special token, which decodes to nothing) cannot anchor the decoding.
+            if (!text.Contains('\uFFFD') && text.Length > 0)
+            {
+                _ids.Add(a);
+                _anchorText = text;
+            }
+        }
+    }
 
     /// <summary>Set once a stop string appeared; the text is cut before it and nothing more is emitted.</summary>
     public bool Stopped { get; private set; }
@@ -26,7 +48,7 @@ public sealed class IncrementalText(ITextTokenizer tokenizer, IReadOnlyList<stri
     {
         if (Stopped) return "";
         _ids.Add(id);
-        _text = tokenizer.Decode(_ids);
+        _text = Decode();
         int cut = FirstStop(_text);
         if (cut >= 0)
         {
@@ -39,6 +61,13 @@ public sealed class IncrementalText(ITextTokenizer tokenizer, IReadOnlyList<stri
         if (safe > _emitted && char.IsHighSurrogate(_text[safe - 1])) safe--;
         safe -= HeldForStop(_text, safe);
         return TakeTo(safe);
+    }
+
+    private string Decode()
+    {
+        string text = tokenizer.Decode(_ids);
+        if (_anchorText is null) return text;
+        return text.StartsWith(_anchorText, StringComparison.Ordinal) ? text[_anchorText.Length..] : tokenizer.Decode(_ids.Skip(1));
     }
 
     /// <summary>What is left to show when generation ends (the held-back tail, if it never became a stop string).</summary>
