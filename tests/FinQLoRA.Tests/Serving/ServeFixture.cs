@@ -35,6 +35,8 @@ public sealed class ServeFixture : IAsyncLifetime
     public Uri Url => Server.Url!;
     /// <summary>(model, prompt index) → generate's text, output token count and finish reason.</summary>
     public Dictionary<(string Model, int Prompt), (string Text, int Tokens, string Finish)> Reference { get; } = [];
+    /// <summary>(model, prompt index) → generate's prompt and output ids.</summary>
+    public Dictionary<(string Model, int Prompt), (int[] Prompt, int[] Output)> ReferenceIds { get; } = [];
 
     public async Task InitializeAsync()
     {
@@ -109,6 +111,7 @@ public sealed class ServeFixture : IAsyncLifetime
             int tokens = r["output_ids"]!.AsArray().Count + (finish == "eos" ? 1 : 0); // the server counts the EOS it generated
             var promptIds = r["prompt_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
             var outputIds = r["output_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
+            ReferenceIds[(models[i / Prompts.Length], i % Prompts.Length)] = (promptIds, outputIds);
             Reference[(models[i / Prompts.Length], i % Prompts.Length)] = (AfterPrompt(tokenizer, promptIds, outputIds), tokens, finish == "eos" ? "stop" : finish);
         }
     }
