@@ -131,13 +131,13 @@ internal static class ChatCompletionsEndpoint
         ["bytes"] = new JsonArray(Encoding.UTF8.GetBytes(t.Text).Select(b => (JsonNode)(int)b).ToArray()),
     };
 
-    private static List<ChatMessage> ReadMessages(RequestBody body)
+    private static List<ChatTurn> ReadMessages(RequestBody body)
     {
         if (body.Get("messages") is not { ValueKind: JsonValueKind.Array } array)
             throw body.Get("messages") is null
                 ? new ApiException(400, "'messages' is required", "messages", "missing_required_parameter")
                 : RequestBody.Wrong("messages", "a list of messages");
-        var messages = new List<ChatMessage>();
+        var messages = new List<ChatTurn>();
         int i = 0;
         foreach (var m in array.EnumerateArray())
         {
@@ -147,7 +147,7 @@ internal static class ChatCompletionsEndpoint
             if (role == "developer") role = "system"; // OpenAI's newer name for the system role
             if (role is not ("system" or "user" or "assistant"))
                 throw new ApiException(400, $"{param}.role '{role}' is not one of system, developer, user, assistant", param + ".role");
-            messages.Add(new ChatMessage(role, Text(m, param)));
+            messages.Add(new ChatTurn(role, Text(m, param)));
         }
         if (messages.Count == 0) throw new ApiException(400, "'messages' must not be empty", "messages");
         return messages;

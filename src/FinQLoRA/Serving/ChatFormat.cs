@@ -47,7 +47,7 @@ public sealed class ChatFormat
 
     /// <summary>The prompt text for the messages with the assistant turn opened. Encode it without adding BOS (the
     /// Llama 3 text starts with it; ChatML models use none).</summary>
-    public string Render(IReadOnlyList<ChatMessage> messages)
+    public string Render(IReadOnlyList<ChatTurn> messages)
     {
         if (!_chatMl) return Llama3ChatTemplate.Format(messages.Select(m => new Llama3ChatTemplate.Message(m.Role, m.Content)));
         var sb = new StringBuilder();

@@ -50,6 +50,11 @@ public sealed class ServerCompletionsTests(ServeFixture f) : IClassFixture<Serve
                 Assert.Equal(expected.Tokens, body["usage"]!["completion_tokens"]!.GetValue<int>());
                 Assert.Equal(body["usage"]!["prompt_tokens"]!.GetValue<int>() + expected.Tokens, body["usage"]!["total_tokens"]!.GetValue<int>());
             }
+        // ... and == what `finqlora tokenize` prints for it
+        var (code, printed) = CliProcess.Run(TimeSpan.FromMinutes(1), "tokenize", "--tokenizer", Shared.File("models/stories260K-hf"), "--text", ServeFixture.Prompts[2], "--add-bos", "--json");
+        Assert.Equal(0, code);
+        var (_, third) = await f.PostAsync("/v1/completions", ServeFixture.Greedy(ServeFixture.BaseName, 2));
+        Assert.Equal(JsonNode.Parse(printed.Trim())!["ids"]!.AsArray().Count, third["usage"]!["prompt_tokens"]!.GetValue<int>());
         // The adapters change the answers, so a wrong adapter would be noticed.
         Assert.Contains(Enumerable.Range(0, ServeFixture.Prompts.Length), p => f.Reference[("a", p)].Text != f.Reference[(ServeFixture.BaseName, p)].Text);
         Assert.Contains(Enumerable.Range(0, ServeFixture.Prompts.Length), p => f.Reference[("b", p)].Text != f.Reference[(ServeFixture.BaseName, p)].Text);
