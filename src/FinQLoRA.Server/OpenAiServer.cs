@@ -77,11 +77,18 @@ public sealed class OpenAiServer : IAsyncDisposable
     /// <summary>Completes when the host stops (Ctrl-C, SIGTERM or <see cref="StopAsync"/>).</summary>
     public Task WaitForShutdownAsync(CancellationToken cancellation = default) => _app.WaitForShutdownAsync(cancellation);
 
-    /// <summary>Stops accepting (new requests get 503), lets in-flight requests finish within the shutdown timeout, stops.</summary>
-    public async Task StopAsync()
+    /// <summary>From now on new requests get 503 (and /health too, so that a balancer drains this server); running
+    /// ones go on. The first step of a stop.</summary>
+    public void BeginShutdown()
     {
         _state.Stopping = true;
         _state.Engine.BeginShutdown();
+    }
+
+    /// <summary>Stops accepting (new requests get 503), lets in-flight requests finish within the shutdown timeout, stops.</summary>
+    public async Task StopAsync()
+    {
+        BeginShutdown();
         using var deadline = new CancellationTokenSource(_state.Options.ShutdownTimeout);
         await _app.StopAsync(deadline.Token).ConfigureAwait(false);
     }
