@@ -185,6 +185,15 @@ public sealed class ServingEngine : IDisposable
         _wake.Dispose();
     }
 
+    /// <summary>Native tensors the scheduler thread holds alive (TorchSharp counts per thread): between requests this
+    /// returns to the same figure, or something leaked.</summary>
+    internal async Task<long> SchedulerLiveTensorsAsync()
+    {
+        long count = 0;
+        await RunOnScheduler(() => count = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount).ConfigureAwait(false);
+        return count;
+    }
+
     /// <summary>Holds the scheduler between two steps until disposed, so that tests can fill the queue deterministically.</summary>
     internal IDisposable PauseForTests()
     {

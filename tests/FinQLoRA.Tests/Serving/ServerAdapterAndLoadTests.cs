@@ -140,6 +140,8 @@ public sealed class ServerAdapterAndLoadTests(ServeFixture f) : IClassFixture<Se
             return (int)response.StatusCode;
         }
 
+        Assert.Equal(200, (await f.PostAsync("/v1/completions", ServeFixture.Greedy("a", 2))).Status);
+        long liveBefore = await f.Engine.SchedulerLiveTensorsAsync();
         await Task.WhenAll(Enumerable.Range(0, 64).Select(c => Task.Run(() => Client(c))));
         Assert.Empty(failures);
         Assert.Equal(0, serverErrors);
@@ -149,6 +151,7 @@ public sealed class ServerAdapterAndLoadTests(ServeFixture f) : IClassFixture<Se
         for (int i = 0; i < 500 && f.Engine.Running + f.Engine.Queued > 0; i++) await Task.Delay(10);
         Assert.Equal(0, f.Engine.Running);
         Assert.Equal(0, f.Engine.Queued);
+        Assert.Equal(liveBefore, await f.Engine.SchedulerLiveTensorsAsync()); // no native tensor outlived its request
         Assert.Equal(200, (await f.PostAsync("/v1/completions", ServeFixture.Greedy("b", 1))).Status);
         Assert.Equal(HttpStatusCode.OK, (await f.Http.GetAsync("/health")).StatusCode);
         string metrics = await f.Http.GetStringAsync("/metrics");
