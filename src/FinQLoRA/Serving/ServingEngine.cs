@@ -303,48 +303,73 @@ public sealed class ServingEngine : IDisposable
         return false;
     }
 
+    /// <summary>Takes waiting requests into free slots and prefills them together, right-padded to the longest, while
+    /// the padded size stays within the per-step budget (at least one request is always taken).</summary>
     private void Admit()
     {
-        int budget = _options.PrefillTokensPerStep;
-        bool first = true;
-        while (_rows.Count < _options.MaxBatch && TryDequeue(out var row))
+        var group = new List<EngineRow>();
+        int longest = 0;
+        while (_rows.Count + group.Count < _options.MaxBatch && TryDequeue(out var row))
         {
             if (row.Request.Cancellation.IsCancellationRequested) { End(row, null); continue; }
-            if (!first && row.Request.PromptIds.Length > budget)
+            int t = Math.Max(longest, row.Request.PromptIds.Length);
+            if (group.Count > 0 && t * (group.Count + 1) > _options.PrefillTokensPerStep)
             {
                 lock (_lock) _queue.AddFirst(row);
                 break;
             }
-            first = false;
-            budget -= row.Request.PromptIds.Length;
+            longest = t;
+            group.Add(row);
+        }
+        if (group.Count == 0) return;
+        foreach (var row in group)
+        {
             row.Slot = _rows.Count;
             _rows.Add(row);
             Interlocked.Increment(ref _running);
-            try { Prefill(row); }
-            catch (Exception e) { End(row, e); }
+        }
+        try { Prefill(group, longest); }
+        catch (Exception e)
+        {
+            foreach (var row in group.Where(r => r.Slot >= 0).OrderByDescending(r => r.Slot)) End(row, e);
         }
     }
 
-    private void Prefill(EngineRow row)
+    /// <summary>One forward over the newcomers' prompts (slots consecutive at the end of the running rows): row r sees
+    /// its own positions up to its length, causally; each row's logits are read at its last prompt token.</summary>
+    private void Prefill(List<EngineRow> group, int longest)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var device = _model.Device;
-        int t = row.Request.PromptIds.Length;
-        var ids = tensor(row.Request.PromptIds.Select(i => (long)i).ToArray(), [1, t], device: device);
-        var positions = arange(0, t, ScalarType.Int64, device).unsqueeze(0);
-        var mask = AttentionMask.Build(null, 1, t, 0, device);
-        _cache.BeginPrefill(row.Slot);
+        int k = group.Count, t = longest;
+        var flat = new long[k * t];
+        var lengthValues = new long[k];
+        for (int r = 0; r < k; r++)
+        {
+            var prompt = group[r].Request.PromptIds;
+            lengthValues[r] = prompt.Length;
+            for (int c = 0; c < t; c++) flat[r * t + c] = c < prompt.Length ? prompt[c] : Tokenizer.PadId;
+        }
+        var ids = tensor(flat, [k, t], device: device);
+        var lengths = tensor(lengthValues, device: device);
+        var positions = arange(0, t, ScalarType.Int64, device).unsqueeze(0).expand(k, t);
+        var query = arange(0, t, ScalarType.Int64, device).view(1, 1, t, 1);
+        var key = arange(0, t, ScalarType.Int64, device).view(1, 1, 1, t);
+        var visible = key.le(query).logical_and(key.lt(lengths.view(k, 1, 1, 1)));       // [k, 1, t, t]
+        var mask = zeros([k, 1, t, t], ScalarType.Float32, device).masked_fill(visible.logical_not(), float.MinValue);
+        _cache.BeginPrefill(group[0].Slot, k);
         Tensor logits;
-        SelectAdapters([row]);
+        SelectAdapters(group);
         try
         {
             var h = _model.RunLayers(_model.Embed(ids), 0, _model.Layers.Count, positions, mask, _cache);
-            logits = _model.Head(h.narrow(1, t - 1, 1)).select(1, 0);  // [1, vocab]
+            var last = (lengths - 1).view(k, 1, 1).expand(k, 1, h.shape[2]);
+            logits = _model.Head(h.gather(1, last)).select(1, 0);  // [k, vocab]
         }
         finally { ClearAdapters(); }
-        row.Length = t;
-        Sample([row], logits);
+        for (int r = 0; r < k; r++) group[r].Length = (int)lengthValues[r];
+        Sample(group, logits);
     }
 
     private void DecodeStep()

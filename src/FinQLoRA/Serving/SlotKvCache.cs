@@ -7,14 +7,15 @@ namespace FinQLoRA.Serving;
 /// The server's fixed pool of KV-cache slots: per layer [slots, kvHeads, capacity, headDim], allocated once. Running
 /// sequences occupy slots 0..n-1 (a leaving sequence's slot is refilled by moving the last one in), so a decode step
 /// reads the prefix as a view, and each row writes at its own length. Two modes, set before each forward:
-/// <see cref="BeginPrefill"/> (one slot, T new tokens from position 0) and <see cref="BeginDecode"/> (n rows, one
+/// <see cref="BeginPrefill"/> (consecutive new slots, T positions from 0; a shorter prompt's padding positions hold
+/// garbage that its mask hides and its decode steps overwrite) and <see cref="BeginDecode"/> (n rows, one
 /// token each at per-row positions).
 /// </summary>
 public sealed class SlotKvCache : IKvCache, IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
-    private int _slot, _rows, _span;
+    private int _slot, _count, _rows, _span;
     private Tensor? _rowIndex, _lengths;
 
     public SlotKvCache(LlamaConfig config, int slots, int capacity, ScalarType dtype, Device device)
@@ -34,10 +35,11 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     public int Capacity { get; }
     public long Bytes => _keys.Sum(k => k.numel() * k.element_size()) * 2;
 
-    /// <summary>The next forward fills positions [0, T) of <paramref name="slot"/>.</summary>
-    public void BeginPrefill(int slot)
+    /// <summary>The next forward fills positions [0, T) of slots [<paramref name="slot"/>, slot + count).</summary>
+    public void BeginPrefill(int slot, int count = 1)
     {
         _slot = slot;
+        _count = count;
         _rows = 0;
     }
 
@@ -57,8 +59,8 @@ public sealed class SlotKvCache : IKvCache, IDisposable
         if (_rows == 0)
         {
             long t = k.shape[2];
-            var ks = _keys[layer].narrow(0, _slot, 1).narrow(2, 0, t);
-            var vs = _values[layer].narrow(0, _slot, 1).narrow(2, 0, t);
+            var ks = _keys[layer].narrow(0, _slot, _count).narrow(2, 0, t);
+            var vs = _values[layer].narrow(0, _slot, _count).narrow(2, 0, t);
             ks.copy_(k);
             vs.copy_(v);
             return (ks, vs);
