@@ -72,7 +72,7 @@ internal static class ChatCompletionsEndpoint
         await Sse.StartAsync(context).ConfigureAwait(false);
         for (int i = 0; i < readers.Count; i++)
             await Sse.SendAsync(context, Chunk(id, created, model, i, new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null, includeUsage)).ConfigureAwait(false);
-        int completionTokens = 0;
+        int completionTokens = 0, finished = 0;
         await foreach (var (i, e) in EngineStreams.Merge(readers, cancellation).ConfigureAwait(false))
         {
             JsonNode? lp = e.Logprob is { } t ? new JsonObject { ["content"] = Content([t], [e.TopLogprobs ?? []]) } : null;
@@ -81,9 +81,11 @@ internal static class ChatCompletionsEndpoint
             if (e.IsFinal)
             {
                 completionTokens += e.CompletionTokens;
+                finished++;
                 await Sse.SendAsync(context, Chunk(id, created, model, i, [], null, e.FinishReason, includeUsage)).ConfigureAwait(false);
             }
         }
+        if (finished < readers.Count) throw new OperationCanceledException("a choice ended before it finished");
         if (includeUsage)
         {
             var last = Envelope(id, "chat.completion.chunk", created, model, []);

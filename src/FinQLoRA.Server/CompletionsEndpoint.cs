@@ -77,7 +77,7 @@ internal static class CompletionsEndpoint
                 offsets[i] = prompts[i / n].Text.Length;
                 await Sse.SendAsync(context, Chunk(id, created, model, i, prompts[i / n].Text, null, null, includeUsage)).ConfigureAwait(false);
             }
-        int completionTokens = 0;
+        int completionTokens = 0, finished = 0;
         await foreach (var (i, e) in EngineStreams.Merge(readers, cancellation).ConfigureAwait(false))
         {
             JsonNode? lp = null;
@@ -88,8 +88,9 @@ internal static class CompletionsEndpoint
             }
             if (e.TextDelta.Length == 0 && lp is null && !e.IsFinal) continue;
             await Sse.SendAsync(context, Chunk(id, created, model, i, e.TextDelta, lp, e.FinishReason, includeUsage)).ConfigureAwait(false);
-            if (e.IsFinal) completionTokens += e.CompletionTokens;
+            if (e.IsFinal) { completionTokens += e.CompletionTokens; finished++; }
         }
+        if (finished < readers.Count) throw new OperationCanceledException("a choice ended before it finished");
         if (includeUsage)
         {
             var last = Envelope(id, created, model, []);

@@ -114,6 +114,8 @@ public sealed class OpenAiServer : IAsyncDisposable
                 ServingException s => ApiErrors.From(s),
                 BadHttpRequestException b when b.StatusCode == 413 => new ApiException(413, "the request body is too large", null, "request_too_large"),
                 BadHttpRequestException b => new ApiException(b.StatusCode, "bad request"),
+                // A request the engine ended before it finished, the client still there: the stop deadline passed.
+                OperationCanceledException when state.Stopping || state.Engine.IsStopping => new ApiException(503, "the server stopped before the request finished", null, "shutting_down"),
                 _ => null,
             };
             if (error is null)

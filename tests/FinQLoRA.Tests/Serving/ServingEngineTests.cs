@@ -5,6 +5,7 @@ using FinQLoRA.Models;
 using FinQLoRA.Serving;
 using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
+using System.Threading.Channels;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Serving;
@@ -164,5 +165,33 @@ public sealed class ServingEngineTests
         var parts = ids.Select(stop.Add).ToList();
         Assert.True(stop.Stopped);
         Assert.Equal(text[..text.IndexOf("café", StringComparison.Ordinal)], string.Concat(parts));
+    }
+
+    [SharedFact]
+    public async Task DrainFinishesWhatItCanAndEndsWhatOutlivesTheDeadline()
+    {
+        var tokenizer = Tokenizer();
+        using var model = LoraTestKit.LoadStories();
+        using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxModelLen = 512 });
+        var prompt = tokenizer.Encode("Once upon a time", addBos: true);
+        var shortOne = engine.Submit(new EngineRequest(prompt, null, new SamplingParams { MaxTokens = 3 }));
+        Assert.Equal(3, (await EngineCompletion.ReadAsync(shortOne)).CompletionTokens);
+        Assert.True(await engine.DrainAsync(TimeSpan.FromSeconds(30))); // nothing running: drained at once
+        Assert.Equal(ServingErrorKind.ShuttingDown, Assert.Throws<ServingException>(() => engine.Submit(new EngineRequest(prompt, null, new SamplingParams()))).Kind);
+    }
+
+    [SharedFact]
+    public async Task ADeadlineEndsLongRequestsWithoutAFinalEvent()
+    {
+        var tokenizer = Tokenizer();
+        using var model = LoraTestKit.LoadStories();
+        using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxModelLen = 512 });
+        var prompt = tokenizer.Encode("Once upon a time", addBos: true);
+        ChannelReader<EngineEvent> longOne;
+        using (engine.PauseForTests())
+            longOne = engine.Submit(new EngineRequest(prompt, null, new SamplingParams { MaxTokens = 500, Temperature = 1, Seed = 1 }));
+        Assert.False(await engine.DrainAsync(TimeSpan.Zero));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => EngineCompletion.ReadAsync(longOne));
+        Assert.Equal(0, engine.Running + engine.Queued);
     }
 }
