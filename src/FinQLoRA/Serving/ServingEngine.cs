@@ -128,7 +128,14 @@ public sealed class ServingEngine : IDisposable
             lock (_lock)
                 if (_adapters.ContainsKey(name))
                     throw new ServingException(ServingErrorKind.InvalidRequest, $"an adapter named '{name}' is already loaded", "lora_name");
-            PeftAdapterFiles.Load(dir, _model, name);
+            try { PeftAdapterFiles.Load(dir, _model, name); }
+            catch when (LoraInjector.AdapterNames(_model).Contains(name))
+            {
+                // Checked files fail only while being read (I/O); take out what was added so the name stays free.
+                LoraInjector.DeleteAdapter(_model, name);
+                RebuildStacks();
+                throw;
+            }
             RebuildStacks();
             lock (_lock) _adapters[name] = new AdapterEntry(name);
         });
