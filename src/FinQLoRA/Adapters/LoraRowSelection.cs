@@ -11,4 +11,7 @@ public sealed class LoraRowSelection
 {
     /// <summary>[B] int64 on the model's device; null makes stacked projections fall back to their active adapter.</summary>
     public Tensor? Rows { get; set; }
+
+    /// <summary>Every row is a base row: the projections skip the (all-zero) delta.</summary>
+    public bool BaseOnly { get; set; }
 }

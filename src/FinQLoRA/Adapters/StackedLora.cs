@@ -70,6 +70,7 @@ public sealed class StackedLora : IDisposable
     /// adapter <see cref="Selection"/> names; cast back to the base output's dtype.</summary>
     public Tensor Apply(Tensor x, Tensor baseOutput, Tensor rows)
     {
+        if (Selection.BaseOnly) return baseOutput;
         using var scope = NewDisposeScope();
         long batch = x.shape[0];
         var x32 = x.to(ScalarType.Float32).reshape(batch, -1, x.shape[^1]);                  // [B, T, in]

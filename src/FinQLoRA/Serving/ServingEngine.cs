@@ -414,12 +414,14 @@ public sealed class ServingEngine : IDisposable
         var t = tensor(index, device: _model.Device);
         t.DetachFromDisposeScope();
         _selection.Rows = t;
+        _selection.BaseOnly = index.All(i => i == 0);
     }
 
     private void ClearAdapters()
     {
         _selection.Rows?.Dispose();
         _selection.Rows = null;
+        _selection.BaseOnly = false;
     }
 
     /// <summary>Picks each row's token from logits [n, vocab] (row i = rows[i]) with its own sampler, sends the events
