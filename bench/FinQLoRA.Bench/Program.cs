@@ -21,6 +21,7 @@ var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
     ["pipeline"] = (FinQLoRA.Bench.PipelineBench.Help, FinQLoRA.Bench.PipelineBench.Run),
     ["load"] = (FinQLoRA.Bench.LoadMemoryBench.Help, FinQLoRA.Bench.LoadMemoryBench.Run),
     ["memory"] = (FinQLoRA.Bench.TrainMemoryBench.Help, FinQLoRA.Bench.TrainMemoryBench.Run),
+    ["serve"] = (FinQLoRA.Bench.ServeBench.Help, FinQLoRA.Bench.ServeBench.Run),
 };
 if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
 {

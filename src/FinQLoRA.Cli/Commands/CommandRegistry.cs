@@ -11,6 +11,7 @@ internal static class CommandRegistry
         config.AddCommand<TrainCommand>("train").WithDescription("Fine-tune LoRA adapters on a (quantized) base model from context/target JSONL.");
         config.AddCommand<EvalCommand>("eval").WithDescription("Evaluate a model (and adapter) on financial tasks: batched greedy generation, then scoring.");
         config.AddCommand<GenerateCommand>("generate").WithDescription("Generate text from prompts (greedy or sampled), batched with a KV cache.");
+        config.AddCommand<ServeCommand>("serve").WithDescription("Serve the base and its adapters over an OpenAI-compatible HTTP API with continuous batching.");
         config.AddCommand<TokenizeCommand>("tokenize").WithDescription("Encode text with a model's tokenizer and print the ids.");
         config.AddCommand<VersionCommand>("version").WithDescription("Print versions of finqlora, TorchSharp and libtorch.");
         config.AddCommand<ConvertCommand>("convert").WithDescription("Convert a Llama model between a Hugging Face folder and GGUF (f32, f16, bf16, q8_0).");

@@ -43,6 +43,10 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>
     public long OutFeatures => Frozen.OutFeatures;
     public IReadOnlyDictionary<string, LoraAdapter> Adapters => _adapters;
 
+    /// <summary>All adapters stacked for batches whose rows use different adapters (the server sets it); while its
+    /// <see cref="LoraRowSelection.Rows"/> is set, <see cref="forward"/> uses it instead of the active adapter.</summary>
+    public StackedLora? Stacked { get; set; }
+
     /// <summary>The adapter used by <see cref="forward"/>; null runs the base alone.</summary>
     public string? ActiveAdapter
     {
@@ -103,6 +107,7 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var result = base_layer.forward(x);
+        if (Stacked is { Selection.Rows: { } rows } stacked) return stacked.Apply(x, result, rows).MoveToOuterDisposeScope();
         if (_active is null) return result.MoveToOuterDisposeScope();
 
         var adapter = _adapters[_active];

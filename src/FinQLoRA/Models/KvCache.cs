@@ -7,7 +7,7 @@ namespace FinQLoRA.Models;
 /// a decode step writes one slot instead of concatenating. Layers write at <see cref="Length"/>; the caller
 /// advances it once per forward with <see cref="Advance"/>.
 /// </summary>
-public sealed class KvCache : IDisposable
+public sealed class KvCache : IKvCache, IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;

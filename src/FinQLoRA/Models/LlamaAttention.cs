@@ -24,7 +24,7 @@ public sealed class LlamaAttention : ProjectionSet
 
     /// <param name="x">[B, T, hidden]</param>
     /// <param name="mask">additive [B, 1, T, S] (0 where visible, a large negative where not), S = past + T</param>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, IKvCache? cache)
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];

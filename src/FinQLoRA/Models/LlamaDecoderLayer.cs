@@ -31,7 +31,7 @@ public sealed class LlamaDecoderLayer : nn.Module
     public RmsNorm InputNorm => input_layernorm;
     public RmsNorm PostAttentionNorm => post_attention_layernorm;
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, IKvCache? cache)
     {
         using var scope = NewDisposeScope();
         var h = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache);

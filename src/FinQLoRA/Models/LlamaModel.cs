@@ -57,7 +57,7 @@ public sealed class LlamaModel : nn.Module
     }
 
     /// <summary>Runs layers [from, to) on hidden states h [B, T, hidden]; positions are those of h's tokens.</summary>
-    public Tensor RunLayers(Tensor h, int from, int to, Tensor positions, Tensor mask, KvCache? cache)
+    public Tensor RunLayers(Tensor h, int from, int to, Tensor positions, Tensor mask, IKvCache? cache)
     {
         using var scope = NewDisposeScope();
         var (cos, sin) = _rope.CosSin(positions, ComputeDType);

@@ -1,0 +1,129 @@
+using System.ComponentModel;
+using FinQLoRA.Adapters;
+using FinQLoRA.Inference;
+using FinQLoRA.Models;
+using FinQLoRA.Server;
+using FinQLoRA.Serving;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace FinQLoRA.Cli.Commands;
+
+public sealed class ServeSettings : ModelSettings
+{
+    [CommandOption("--bits <N>")]
+    [Description("4, 8 or 16: quantize the base as it loads (16 = as stored)")]
+    [DefaultValue(16)]
+    public int Bits { get; set; } = 16;
+
+    [CommandOption("--quant <KIND>")]
+    [Description("nf4 or fp4 (with --bits 4)")]
+    [DefaultValue("nf4")]
+    public string Quant { get; set; } = "nf4";
+
+    [CommandOption("--double-quant <BOOL>")]
+    [Description("double quantization of 4-bit constants (true/false)")]
+    [DefaultValue("true")]
+    public string DoubleQuant { get; set; } = "true";
+
+    [CommandOption("--adapter <NAME=DIR>")]
+    [Description("PEFT adapter folder served under NAME (repeatable); requests pick it with \"model\": \"NAME\"")]
+    public string[] Adapter { get; set; } = [];
+
+    [CommandOption("--served-model-name <NAME>")]
+    [Description("the base model's id in /v1/models and requests (default: the model folder's or file's name)")]
+    public string? ServedModelName { get; set; }
+
+    [CommandOption("--host <ADDRESS>")]
+    [Description("address to bind; anything but loopback needs --api-key")]
+    [DefaultValue("127.0.0.1")]
+    public string Host { get; set; } = "127.0.0.1";
+
+    [CommandOption("--port <PORT>")]
+    [DefaultValue(8000)]
+    public int Port { get; set; } = 8000;
+
+    [CommandOption("--api-key <KEY>")]
+    [Description("require 'Authorization: Bearer KEY' on /v1 (default: $FINQLORA_API_KEY)")]
+    public string? ApiKey { get; set; }
+
+    [CommandOption("--max-batch <N>")]
+    [Description("sequences decoded together (KV-cache slots)")]
+    [DefaultValue(32)]
+    public int MaxBatch { get; set; } = 32;
+
+    [CommandOption("--max-queue <N>")]
+    [Description("requests that may wait for a slot; more get 429")]
+    [DefaultValue(256)]
+    public int MaxQueue { get; set; } = 256;
+
+    [CommandOption("--max-model-len <N>")]
+    [Description("prompt + generated tokens per sequence (default: the model's context, at most 4096)")]
+    public int? MaxModelLen { get; set; }
+
+    [CommandOption("--adapter-root <DIR>")]
+    [Description("allow /v1/load_lora_adapter and /v1/unload_lora_adapter for adapter folders under DIR")]
+    public string? AdapterRoot { get; set; }
+
+    [CommandOption("--shutdown-timeout <SECONDS>")]
+    [Description("on Ctrl-C / SIGTERM, how long in-flight requests may take to finish")]
+    [DefaultValue(30)]
+    public int ShutdownTimeout { get; set; } = 30;
+
+    public override ValidationResult Validate()
+    {
+        if (Bits is not (4 or 8 or 16)) return ValidationResult.Error($"--bits {Bits} is not one of 4, 8, 16");
+        if (MaxBatch < 1) return ValidationResult.Error($"--max-batch must be at least 1 (got {MaxBatch})");
+        if (MaxQueue < 0) return ValidationResult.Error($"--max-queue must be at least 0 (got {MaxQueue})");
+        if (MaxModelLen is < 2) return ValidationResult.Error($"--max-model-len must be at least 2 (got {MaxModelLen})");
+        if (ShutdownTimeout < 0) return ValidationResult.Error($"--shutdown-timeout must be >= 0 (got {ShutdownTimeout})");
+        return base.Validate();
+    }
+}
+
+/// <summary><c>finqlora serve</c>: every flag is checked, then the model and adapters load, then the server starts and
+/// prints one line. Ctrl-C / SIGTERM: new requests get 503, in-flight ones finish (up to --shutdown-timeout), exit 0.</summary>
+public sealed class ServeCommand : AsyncCommand<ServeSettings>
+{
+    public override async Task<int> ExecuteAsync(CommandContext context, ServeSettings s, CancellationToken cancellationToken)
+    {
+        string? key = s.ApiKey ?? (Environment.GetEnvironmentVariable("FINQLORA_API_KEY") is { Length: > 0 } env ? env : null);
+        string served = s.ServedModelName ?? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(s.Model));
+        var adapters = AdapterSpec.Parse(s.Adapter);
+        foreach (var a in adapters)
+        {
+            if (a.Name == served) throw new UserInputException($"--adapter {a.Name}={a.Dir}: the name is the base model's served name; choose another");
+            if (!Directory.Exists(a.Dir)) throw new UserInputException($"--adapter {a.Name}={a.Dir}: adapter folder not found");
+        }
+        var server = new ServerOptions
+        {
+            ServedModelName = served, Host = s.Host, Port = s.Port, ApiKey = key, AdapterRoot = s.AdapterRoot,
+            ShutdownTimeout = TimeSpan.FromSeconds(s.ShutdownTimeout),
+        };
+        server.Validate();
+        server.BindAddress();
+        var load = QuantFlags.Apply(s.LoadOptions(), s.Bits, s.Quant, s.DoubleQuant);
+        var (config, reader) = CheckpointOpener.Open(s.Model);
+        reader.Dispose();
+        var engineOptions = new EngineOptions
+        {
+            MaxBatch = s.MaxBatch, MaxQueue = s.MaxQueue, MaxModelLen = s.MaxModelLen ?? Math.Min(config.MaxPositionEmbeddings, 4096),
+        };
+        engineOptions.Validate(config.MaxPositionEmbeddings);
+
+        using var bundle = ModelBundle.Load(s.Model, load);
+        foreach (var a in adapters) PeftAdapterFiles.Load(a.Dir, bundle.Model, a.Name);
+        string? tokenizerConfig = Directory.Exists(s.Model) ? Path.Combine(s.Model, "tokenizer_config.json") : null;
+        var chat = ChatFormat.Detect(bundle.Tokenizer, tokenizerConfig);
+        var metrics = new ServerMetrics(served);
+        using var engine = new ServingEngine(bundle.Model, bundle.Tokenizer, engineOptions, metrics);
+        await using var app = OpenAiServer.Create(engine, server with { ChatFormat = chat }, metrics);
+        await app.StartAsync(cancellationToken);
+        string loaded = adapters.Count == 0 ? "no adapters" : "adapters " + string.Join(", ", adapters.Select(a => a.Name));
+        Console.WriteLine($"finqlora serve: {app.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {engineOptions.MaxBatch}, context {engineOptions.MaxModelLen}, chat format {chat?.Name ?? "none"}{(key is null ? "" : ", API key required")}; Ctrl-C stops");
+        await app.WaitForShutdownAsync(cancellationToken);
+        bool drained = await engine.DrainAsync(TimeSpan.FromSeconds(1));
+        AnsiConsole.MarkupLine(drained ? "[grey]finqlora serve: stopped[/]" : "[yellow]finqlora serve: stopped; requests still running at the deadline were ended[/]");
+        return 0;
+    }
+}

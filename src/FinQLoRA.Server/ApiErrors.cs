@@ -1,0 +1,44 @@
+using System.Text.Json.Nodes;
+using FinQLoRA.Serving;
+using Microsoft.AspNetCore.Http;
+
+namespace FinQLoRA.Server;
+
+/// <summary>Writes errors in OpenAI's shape and maps engine refusals to their statuses. Only messages we wrote
+/// ourselves reach a client; anything unexpected becomes a bare 500.</summary>
+internal static class ApiErrors
+{
+    public static ApiException From(ServingException e) => e.Kind switch
+    {
+        ServingErrorKind.UnknownModel => new ApiException(404, e.Message, e.Param, "model_not_found"),
+        ServingErrorKind.ContextLength => new ApiException(400, e.Message, e.Param, "context_length_exceeded"),
+        ServingErrorKind.QueueFull => new ApiException(429, e.Message, null, "queue_full"),
+        ServingErrorKind.ShuttingDown => new ApiException(503, e.Message, null, "shutting_down"),
+        _ => new ApiException(400, e.Message, e.Param),
+    };
+
+    public static JsonObject Body(ApiException e) => new()
+    {
+        ["error"] = new JsonObject
+        {
+            ["message"] = e.Message,
+            ["type"] = e.Type,
+            ["param"] = e.Param,
+            ["code"] = e.Code,
+        },
+    };
+
+    public static async Task WriteAsync(HttpContext context, ApiException e)
+    {
+        if (context.Response.HasStarted)
+        {
+            // Mid-stream: the status is sent already; say it as an SSE event and end the stream.
+            await context.Response.WriteAsync($"data: {Body(e).ToJsonString(ServerState.Json)}\n\n", context.RequestAborted).ConfigureAwait(false);
+            return;
+        }
+        context.Response.Clear();
+        context.Response.StatusCode = e.Status;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(Body(e).ToJsonString(ServerState.Json), context.RequestAborted).ConfigureAwait(false);
+    }
+}

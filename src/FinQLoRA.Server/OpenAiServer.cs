@@ -1,0 +1,139 @@
+using FinQLoRA.Serving;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Prometheus;
+
+namespace FinQLoRA.Server;
+
+/// <summary>
+/// An OpenAI-compatible HTTP server (ASP.NET Core minimal APIs on Kestrel) over a <see cref="ServingEngine"/>:
+/// /v1/models, /v1/completions, /v1/chat/completions, vLLM's adapter endpoints, /health and /metrics. One middleware
+/// turns every failure into OpenAI's error shape (no stack trace reaches a client), checks the API key on /v1 and
+/// answers 503 once the server is stopping.
+/// </summary>
+public sealed class OpenAiServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ServerState _state;
+
+    private OpenAiServer(WebApplication app, ServerState state)
+    {
+        _app = app;
+        _state = state;
+    }
+
+    public Uri? Url { get; private set; }
+    public ServerMetrics Metrics => _state.Metrics;
+
+    /// <summary>Builds the server; <see cref="StartAsync"/> binds it. <paramref name="metrics"/> must be the observer the
+    /// engine was made with (so that the engine's figures land in the same registry).</summary>
+    public static OpenAiServer Create(ServingEngine engine, ServerOptions options, ServerMetrics metrics)
+    {
+        options.Validate();
+        var address = options.BindAddress();
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout);
+        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = options.MaxBodyBytes;
+            k.Listen(address, options.Port);
+        });
+        var app = builder.Build();
+        var state = new ServerState(engine, options, metrics);
+        app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            state.Stopping = true;
+            engine.BeginShutdown();
+        });
+        app.Use((context, next) => Guard(context, next, state));
+        app.MapGet("/health", (HttpContext c) => state.Stopping ? Results.StatusCode(503) : Results.Ok());
+        app.MapMetrics("/metrics", metrics.Registry);
+        app.MapGet("/v1/models", (HttpContext c) => ServerState.WriteJsonAsync(c, state.Models.List()));
+        app.MapGet("/v1/models/{id}", (HttpContext c, string id) => ServerState.WriteJsonAsync(c,
+            state.Models.Find(id) ?? throw new ApiException(404, $"The model `{id}` does not exist.", "model", "model_not_found")));
+        app.MapPost("/v1/completions", (HttpContext c) => CompletionsEndpoint.HandleAsync(c, state));
+        app.MapPost("/v1/chat/completions", (HttpContext c) => ChatCompletionsEndpoint.HandleAsync(c, state));
+        app.MapPost("/v1/load_lora_adapter", (HttpContext c) => AdapterEndpoints.LoadAsync(c, state));
+        app.MapPost("/v1/unload_lora_adapter", (HttpContext c) => AdapterEndpoints.UnloadAsync(c, state));
+        app.MapFallback((HttpContext c) => throw new ApiException(404, $"no route {c.Request.Method} {c.Request.Path}", null, "not_found"));
+        return new OpenAiServer(app, state);
+    }
+
+    public async Task StartAsync(CancellationToken cancellation = default)
+    {
+        await _app.StartAsync(cancellation).ConfigureAwait(false);
+        string url = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        Url = new Uri(url.Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal).Replace("[::]", "[::1]", StringComparison.Ordinal));
+    }
+
+    /// <summary>Completes when the host stops (Ctrl-C, SIGTERM or <see cref="StopAsync"/>).</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellation = default) => _app.WaitForShutdownAsync(cancellation);
+
+    /// <summary>From now on new requests get 503 (and /health too, so that a balancer drains this server); running
+    /// ones go on. The first step of a stop.</summary>
+    public void BeginShutdown()
+    {
+        _state.Stopping = true;
+        _state.Engine.BeginShutdown();
+    }
+
+    /// <summary>Stops accepting (new requests get 503), lets in-flight requests finish within the shutdown timeout, stops.</summary>
+    public async Task StopAsync()
+    {
+        BeginShutdown();
+        using var deadline = new CancellationTokenSource(_state.Options.ShutdownTimeout);
+        await _app.StopAsync(deadline.Token).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync() => await _app.DisposeAsync().ConfigureAwait(false);
+
+    private static async Task Guard(HttpContext context, RequestDelegate next, ServerState state)
+    {
+        bool api = context.Request.Path.StartsWithSegments("/v1");
+        try
+        {
+            if (api && state.Key is { } key && !key.Accepts(context.Request.Headers.Authorization))
+                throw new ApiException(401, "Incorrect API key provided; pass it as 'Authorization: Bearer KEY'", null, "invalid_api_key");
+            if (api && state.Stopping)
+                throw new ApiException(503, "the server is shutting down", null, "shutting_down");
+            await next(context).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            var error = e switch
+            {
+                ApiException a => a,
+                ServingException s => ApiErrors.From(s),
+                BadHttpRequestException b when b.StatusCode == 413 => new ApiException(413, "the request body is too large", null, "request_too_large"),
+                BadHttpRequestException b => new ApiException(b.StatusCode, "bad request"),
+                // A request the engine ended before it finished, the client still there: the stop deadline passed.
+                OperationCanceledException when state.Stopping || state.Engine.IsStopping => new ApiException(503, "the server stopped before the request finished", null, "shutting_down"),
+                _ => null,
+            };
+            if (error is null)
+            {
+                Console.Error.WriteLine($"finqlora serve: internal error on {context.Request.Method} {context.Request.Path}: {e}");
+                error = new ApiException(500, "internal server error", null, "internal_error");
+            }
+            try { await ApiErrors.WriteAsync(context, error).ConfigureAwait(false); }
+            catch (Exception) when (context.RequestAborted.IsCancellationRequested) { }
+        }
+        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; its rows were cancelled with the request. Nothing to answer.
+        }
+        finally
+        {
+            if (api)
+                state.Metrics.Request(context.Items.TryGetValue(ServerState.ModelItem, out var m) && m is string model ? model : "none", context.Response.StatusCode);
+        }
+    }
+}

@@ -1,0 +1,39 @@
+using System.Text.Json.Nodes;
+using FinQLoRA.Serving;
+
+namespace FinQLoRA.Server;
+
+/// <summary>The names requests may use: the base under its served name, each adapter under its own (vLLM's listing:
+/// an adapter's <c>parent</c> and <c>root</c> are the base).</summary>
+internal sealed class ServedModels(ServingEngine engine, string baseName, long created, int maxModelLen)
+{
+    public string BaseName => baseName;
+
+    /// <summary>The adapter a model id selects (null = the base); 404 for an unknown id.</summary>
+    public string? Resolve(string model)
+    {
+        if (model == baseName) return null;
+        if (engine.HasAdapter(model)) return model;
+        throw new ApiException(404, $"The model `{model}` does not exist.", "model", "model_not_found");
+    }
+
+    public JsonObject List() => new()
+    {
+        ["object"] = "list",
+        ["data"] = new JsonArray([Card(baseName, null), .. engine.Adapters.Select(a => Card(a, baseName))]),
+    };
+
+    public JsonObject? Find(string id) =>
+        id == baseName ? Card(baseName, null) : engine.HasAdapter(id) ? Card(id, baseName) : null;
+
+    private JsonObject Card(string id, string? parent) => new()
+    {
+        ["id"] = id,
+        ["object"] = "model",
+        ["created"] = created,
+        ["owned_by"] = "finqlora",
+        ["root"] = baseName,
+        ["parent"] = parent,
+        ["max_model_len"] = maxModelLen,
+    };
+}

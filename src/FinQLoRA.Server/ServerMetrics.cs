@@ -1,0 +1,53 @@
+using FinQLoRA.Serving;
+using Prometheus;
+
+namespace FinQLoRA.Server;
+
+/// <summary>
+/// The server's Prometheus metrics (prometheus-net), in a registry of its own so that several servers in one process
+/// (tests) do not share counters. Names follow vLLM's where one exists, with our prefix.
+/// </summary>
+public sealed class ServerMetrics : IEngineObserver
+{
+    private readonly string _baseName;
+    private readonly Counter _requests;
+    private readonly Counter _promptTokens;
+    private readonly Counter _generationTokens;
+    private readonly Gauge _queue;
+    private readonly Gauge _running;
+    private readonly Histogram _ttft;
+    private readonly Histogram _perToken;
+
+    public ServerMetrics(string baseModelName)
+    {
+        _baseName = baseModelName;
+        Registry = Metrics.NewCustomRegistry();
+        var f = Metrics.WithCustomRegistry(Registry);
+        _requests = f.CreateCounter("finqlora_requests_total", "HTTP requests by model and status code.", "model", "status");
+        _promptTokens = f.CreateCounter("finqlora_prompt_tokens_total", "Prompt tokens prefilled, by model.", "model");
+        _generationTokens = f.CreateCounter("finqlora_generation_tokens_total", "Tokens generated, by model.", "model");
+        _queue = f.CreateGauge("finqlora_num_requests_waiting", "Requests waiting for a KV-cache slot.");
+        _running = f.CreateGauge("finqlora_num_requests_running", "Sequences in the running batch (KV-cache slots in use).");
+        _ttft = f.CreateHistogram("finqlora_time_to_first_token_seconds", "Time from submission to the first generated token.", ["model"],
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 2, 16) });
+        _perToken = f.CreateHistogram("finqlora_time_per_output_token_seconds", "Time between two generated tokens of one sequence.", ["model"],
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
+    }
+
+    public CollectorRegistry Registry { get; }
+
+    public void Request(string model, int status) => _requests.WithLabels(model, status.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
+
+    private string Label(string? adapter) => adapter ?? _baseName;
+
+    public void QueueDepth(int waiting) => _queue.Set(waiting);
+    public void BatchSize(int running) => _running.Set(running);
+    public void FirstToken(string? adapter, TimeSpan sinceSubmit) => _ttft.WithLabels(Label(adapter)).Observe(sinceSubmit.TotalSeconds);
+    public void NextToken(string? adapter, TimeSpan sincePrevious) => _perToken.WithLabels(Label(adapter)).Observe(sincePrevious.TotalSeconds);
+
+    public void Finished(string? adapter, int promptTokens, int completionTokens)
+    {
+        _promptTokens.WithLabels(Label(adapter)).Inc(promptTokens);
+        _generationTokens.WithLabels(Label(adapter)).Inc(completionTokens);
+    }
+}

@@ -1,0 +1,29 @@
+using System.Text.Json.Nodes;
+using FinQLoRA.Serving;
+using Microsoft.AspNetCore.Http;
+
+namespace FinQLoRA.Server;
+
+/// <summary>What every endpoint needs: the engine, the options, the served names and the metrics.</summary>
+internal sealed class ServerState(ServingEngine engine, ServerOptions options, ServerMetrics metrics)
+{
+    public const string ModelItem = "finqlora.model";
+
+    public ServingEngine Engine => engine;
+    public ServerOptions Options => options;
+    public ServerMetrics Metrics => metrics;
+    public ServedModels Models { get; } = new(engine, options.ServedModelName, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), engine.Options.MaxModelLen);
+    public AdapterRootPolicy? AdapterRoot { get; } = options.AdapterRoot is { } root ? new AdapterRootPolicy(root) : null;
+    public ApiKeyCheck? Key { get; } = options.ApiKey is { } key ? new ApiKeyCheck(key) : null;
+    /// <summary>Set when the host begins to stop: new requests get 503 while running ones finish.</summary>
+    public volatile bool Stopping;
+
+    /// <summary>Non-ASCII text as itself rather than \uXXXX escapes (the body is JSON, never embedded in HTML).</summary>
+    public static readonly System.Text.Json.JsonSerializerOptions Json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static async Task WriteJsonAsync(HttpContext context, JsonNode body)
+    {
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(body.ToJsonString(Json), context.RequestAborted).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,94 @@
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.AI;
+
+namespace FinQLoRA.Serving;
+
+/// <summary>
+/// Microsoft.Extensions.AI's <see cref="IChatClient"/> over the serving engine, in process: a .NET application uses
+/// its fine-tuned model (base or any loaded adapter, picked by <see cref="ChatOptions.ModelId"/>) through the same
+/// abstraction it would use for OpenAI, batched with every other caller of the engine. Only text content is used.
+/// </summary>
+public sealed class EngineChatClient : IChatClient
+{
+    private readonly ServingEngine _engine;
+    private readonly ChatFormat _format;
+    private readonly string _baseModelId;
+
+    /// <param name="baseModelId">the id that selects the base; any other <see cref="ChatOptions.ModelId"/> names an adapter</param>
+    public EngineChatClient(ServingEngine engine, ChatFormat format, string baseModelId)
+    {
+        _engine = engine;
+        _format = format;
+        _baseModelId = baseModelId;
+    }
+
+    public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var (request, model) = Request(messages, options, cancellationToken);
+        var result = await EngineCompletion.ReadAsync(_engine.Submit(request), cancellationToken).ConfigureAwait(false);
+        return new ChatResponse(new ChatMessage(ChatRole.Assistant, result.Text))
+        {
+            ModelId = model,
+            FinishReason = Finish(result.FinishReason),
+            Usage = Usage(result.PromptTokens, result.CompletionTokens),
+        };
+    }
+
+    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var (request, model) = Request(messages, options, cancellationToken);
+        string id = Guid.NewGuid().ToString("N");
+        await foreach (var e in _engine.Submit(request).ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (e.TextDelta.Length > 0)
+                yield return new ChatResponseUpdate(ChatRole.Assistant, e.TextDelta) { ModelId = model, ResponseId = id };
+            if (e.IsFinal)
+            {
+                yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(Usage(e.PromptTokens, e.CompletionTokens))])
+                {
+                    ModelId = model, ResponseId = id, FinishReason = Finish(e.FinishReason!),
+                };
+                yield break;
+            }
+        }
+        throw new OperationCanceledException("the request ended before it finished (cancelled or the engine stopped)");
+    }
+
+    public object? GetService(Type serviceType, object? serviceKey = null) =>
+        serviceKey is not null ? null
+        : serviceType == typeof(ChatClientMetadata) ? new ChatClientMetadata("finqlora", null, _baseModelId)
+        : serviceType.IsInstanceOfType(this) ? this
+        : serviceType == typeof(ServingEngine) ? _engine
+        : null;
+
+    /// <summary>The engine belongs to whoever made it; nothing to free here.</summary>
+    public void Dispose() { }
+
+    private (EngineRequest Request, string Model) Request(IEnumerable<ChatMessage> messages, ChatOptions? options, CancellationToken cancellation)
+    {
+        var turns = messages.Select(m => new ChatTurn(m.Role.Value, m.Text)).ToList();
+        foreach (var t in turns)
+            if (t.Role is not ("system" or "user" or "assistant"))
+                throw new ServingException(ServingErrorKind.InvalidRequest, $"chat role '{t.Role}' is not one of system, user, assistant", "messages");
+        string model = options?.ModelId ?? _baseModelId;
+        string? adapter = model == _baseModelId ? null : model;
+        var ids = _engine.Tokenizer.Encode(_format.Render(turns), addBos: false);
+        var sampling = new SamplingParams
+        {
+            MaxTokens = options?.MaxOutputTokens ?? Math.Max(1, _engine.Options.MaxModelLen - ids.Length),
+            Temperature = options?.Temperature ?? 1.0,
+            TopP = options?.TopP ?? 1.0,
+            TopK = options?.TopK ?? 0,
+            Seed = options?.Seed ?? Random.Shared.NextInt64(),
+            Stop = options?.StopSequences?.ToList() ?? [],
+            StopTokenIds = _format.StopIds,
+        };
+        return (new EngineRequest(ids, adapter, sampling, cancellation), model);
+    }
+
+    private static ChatFinishReason Finish(string reason) => reason == "length" ? ChatFinishReason.Length : ChatFinishReason.Stop;
+
+    private static UsageDetails Usage(int prompt, int completion) =>
+        new() { InputTokenCount = prompt, OutputTokenCount = completion, TotalTokenCount = prompt + completion };
+}

@@ -1,0 +1,26 @@
+namespace FinQLoRA.Serving;
+
+/// <summary>Sizes of the serving engine. The KV pool holds <see cref="MaxBatch"/> slots of <see cref="MaxModelLen"/>
+/// positions each, allocated once at start.</summary>
+public sealed record EngineOptions
+{
+    /// <summary>Sequences decoded together (KV-cache slots).</summary>
+    public int MaxBatch { get; init; } = 32;
+    /// <summary>Requests that may wait for a slot; one more is refused (HTTP 429).</summary>
+    public int MaxQueue { get; init; } = 256;
+    /// <summary>Prompt plus generated tokens per sequence.</summary>
+    public int MaxModelLen { get; init; } = 2048;
+    /// <summary>Prompt tokens prefilled between two decode steps (at least one prompt is always taken), so that
+    /// newcomers join quickly without stalling the running streams for long.</summary>
+    public int PrefillTokensPerStep { get; init; } = 1024;
+
+    public void Validate(int modelContext)
+    {
+        if (MaxBatch < 1) throw new UserInputException($"--max-batch must be at least 1 (got {MaxBatch})");
+        if (MaxQueue < 0) throw new UserInputException($"--max-queue must be at least 0 (got {MaxQueue})");
+        if (MaxModelLen < 2) throw new UserInputException($"--max-model-len must be at least 2 (got {MaxModelLen})");
+        if (MaxModelLen > modelContext)
+            throw new UserInputException($"--max-model-len {MaxModelLen} exceeds the model's context of {modelContext} (max_position_embeddings); lower it");
+        if (PrefillTokensPerStep < 1) throw new UserInputException($"prefill tokens per step must be at least 1 (got {PrefillTokensPerStep})");
+    }
+}

@@ -1,0 +1,82 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using FinQLoRA.Data.Tokenization;
+using FinQLoRA.Inference;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Serving;
+
+/// <summary>One request while it waits or runs: its slot, how far its cache is filled, its own sampler (and RNG),
+/// its text so far and the channel its events go to.</summary>
+internal sealed class EngineRow : IDisposable
+{
+    private readonly HashSet<int> _stopIds;
+    private readonly IncrementalText _text;
+    private long _lastTokenAt;
+
+    public EngineRow(EngineRequest request, ITextTokenizer tokenizer, Device device)
+    {
+        Request = request;
+        _stopIds = tokenizer.EosIds.Concat(request.Sampling.StopTokenIds).ToHashSet();
+        _text = new IncrementalText(tokenizer, request.Sampling.Stop, request.PromptIds.Length > 0 ? request.PromptIds[^1] : null);
+        var s = request.Sampling;
+        Greedy = s.Temperature <= 0;
+        if (!Greedy)
+            Sampler = new TokenSampler(new GenerationOptions { Temperature = s.Temperature, TopP = s.TopP, TopK = s.TopK, Seed = s.Seed }, device);
+        Channel = System.Threading.Channels.Channel.CreateUnbounded<EngineEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        SubmittedAt = Stopwatch.GetTimestamp();
+    }
+
+    public EngineRequest Request { get; }
+    public Channel<EngineEvent> Channel { get; }
+    public TokenSampler? Sampler { get; }
+    public bool Greedy { get; }
+    public long SubmittedAt { get; }
+    public int Slot { get; set; } = -1;
+    /// <summary>Positions of this row held in the KV cache.</summary>
+    public int Length { get; set; }
+    /// <summary>The last sampled token, fed at the next decode step.</summary>
+    public int LastToken { get; private set; }
+    public int Generated { get; private set; }
+    public bool Finished { get; private set; }
+
+    /// <summary>Takes the sampled token; returns the event to send (final when the row is done).</summary>
+    public EngineEvent Accept(int token, TokenLogprob? logprob, IReadOnlyList<TokenLogprob>? top, IEngineObserver? observer)
+    {
+        Generated++;
+        LastToken = token;
+        long now = Stopwatch.GetTimestamp();
+        if (Generated == 1) observer?.FirstToken(Request.Adapter, Stopwatch.GetElapsedTime(SubmittedAt, now));
+        else observer?.NextToken(Request.Adapter, Stopwatch.GetElapsedTime(_lastTokenAt, now));
+        _lastTokenAt = now;
+
+        string? finish = null;
+        string delta;
+        if (_stopIds.Contains(token))
+        {
+            // The end-of-sequence token is counted (it was generated) but is not part of the text.
+            finish = "stop";
+            logprob = null;
+            top = null;
+            delta = _text.Flush();
+        }
+        else
+        {
+            delta = _text.Add(token);
+            if (_text.Stopped) finish = "stop";
+            else if (Generated >= Request.Sampling.MaxTokens)
+            {
+                finish = "length";
+                delta += _text.Flush();
+            }
+        }
+        if (finish is not null)
+        {
+            Finished = true;
+            observer?.Finished(Request.Adapter, Request.PromptIds.Length, Generated);
+        }
+        return new EngineEvent(_stopIds.Contains(token) ? null : token, logprob, top, delta, finish, Request.PromptIds.Length, Generated);
+    }
+
+    public void Dispose() => Sampler?.Dispose();
+}

@@ -1,0 +1,106 @@
+using FinQLoRA.Data.Tokenization;
+
+namespace FinQLoRA.Serving;
+
+/// <summary>
+/// Turns a growing list of generated ids into text deltas for streaming. The whole output is decoded each time (a
+/// token can change how the bytes before it read), and a delta stops short of (1) a trailing incomplete character:
+/// byte-fallback tokens carry UTF-8 one byte at a time and decode to U+FFFD until the character is complete, and a
+/// lone high surrogate; (2) a tail that is the beginning of a stop string, which the next tokens may complete.
+/// A stop string found anywhere in the text (it may span several tokens) ends the output just before it.
+/// The text is the one that reads after the prompt: SentencePiece decoders drop the leading space of the first token
+/// decoded, so the ids are decoded after the prompt's last token (the anchor) and the anchor's own text cut off.
+/// </summary>
+public sealed class IncrementalText
+{
+    private readonly ITextTokenizer tokenizer;
+    private readonly IReadOnlyList<string> stops;
+    private readonly List<int> _ids = [];
+    private readonly string? _anchorText;
+    private int _emitted;
+    private string _text = "";
+
+    /// <param name="anchor">the prompt's last token, or null to decode the output on its own</param>
+    public IncrementalText(ITextTokenizer tokenizer, IReadOnlyList<string> stops, int? anchor = null)
+    {
+        this.tokenizer = tokenizer;
+        this.stops = stops;
+        if (anchor is { } a)
+        {
+            string text = tokenizer.Decode([a]);
+            // A partial UTF-8 byte (or a special token, which decodes to nothing) cannot anchor the decoding.
+            if (!text.Contains('\uFFFD') && text.Length > 0)
+            {
+                _ids.Add(a);
+                _anchorText = text;
+            }
+        }
+    }
+
+    /// <summary>Set once a stop string appeared; the text is cut before it and nothing more is emitted.</summary>
+    public bool Stopped { get; private set; }
+
+    /// <summary>The output text so far (cut at a stop string once one appeared).</summary>
+    public string Text => _text;
+
+    /// <summary>Adds one token and returns the text that became safe to show.</summary>
+    public string Add(int id)
+    {
+        if (Stopped) return "";
+        _ids.Add(id);
+        _text = Decode();
+        int cut = FirstStop(_text);
+        if (cut >= 0)
+        {
+            Stopped = true;
+            _text = _text[..cut];
+            return TakeTo(_text.Length);
+        }
+        int safe = _text.Length;
+        while (safe > _emitted && _text[safe - 1] == '\uFFFD') safe--;
+        if (safe > _emitted && char.IsHighSurrogate(_text[safe - 1])) safe--;
+        safe -= HeldForStop(_text, safe);
+        return TakeTo(safe);
+    }
+
+    private string Decode()
+    {
+        string text = tokenizer.Decode(_ids);
+        if (_anchorText is null) return text;
+        return text.StartsWith(_anchorText, StringComparison.Ordinal) ? text[_anchorText.Length..] : tokenizer.Decode(_ids.Skip(1));
+    }
+
+    /// <summary>What is left to show when generation ends (the held-back tail, if it never became a stop string).</summary>
+    public string Flush() => TakeTo(_text.Length);
+
+    private string TakeTo(int end)
+    {
+        if (end <= _emitted) return "";
+        // Decoding more ids can, rarely, rewrite text already shown (e.g. a merged character); never re-send it.
+        string delta = _text[_emitted..end];
+        _emitted = end;
+        return delta;
+    }
+
+    private int FirstStop(string text)
+    {
+        int best = -1;
+        foreach (string s in stops)
+        {
+            if (s.Length == 0) continue;
+            int at = text.IndexOf(s, StringComparison.Ordinal);
+            if (at >= 0 && (best < 0 || at < best)) best = at;
+        }
+        return best;
+    }
+
+    /// <summary>The length of the longest tail of text[..end] that is a proper prefix of a stop string.</summary>
+    private int HeldForStop(string text, int end)
+    {
+        int hold = 0;
+        foreach (string s in stops)
+            for (int k = Math.Min(s.Length - 1, end - _emitted); k > hold; k--)
+                if (string.CompareOrdinal(text, end - k, s, 0, k) == 0) { hold = k; break; }
+        return hold;
+    }
+}

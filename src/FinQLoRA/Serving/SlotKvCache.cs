@@ -1,0 +1,91 @@
+using FinQLoRA.Models;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Serving;
+
+/// <summary>
+/// The server's fixed pool of KV-cache slots: per layer [slots, kvHeads, capacity, headDim], allocated once. Running
+/// sequences occupy slots 0..n-1 (a leaving sequence's slot is refilled by moving the last one in), so a decode step
+/// reads the prefix as a view, and each row writes at its own length. Two modes, set before each forward:
+/// <see cref="BeginPrefill"/> (consecutive new slots, T positions from 0; a shorter prompt's padding positions hold
+/// garbage that its mask hides and its decode steps overwrite) and <see cref="BeginDecode"/> (n rows, one
+/// token each at per-row positions).
+/// </summary>
+public sealed class SlotKvCache : IKvCache, IDisposable
+{
+    private readonly Tensor[] _keys;
+    private readonly Tensor[] _values;
+    private int _slot, _count, _rows, _span;
+    private Tensor? _rowIndex, _lengths;
+
+    public SlotKvCache(LlamaConfig config, int slots, int capacity, ScalarType dtype, Device device)
+    {
+        Slots = slots;
+        Capacity = capacity;
+        _keys = new Tensor[config.NumLayers];
+        _values = new Tensor[config.NumLayers];
+        for (int i = 0; i < config.NumLayers; i++)
+        {
+            _keys[i] = zeros([slots, config.NumKvHeads, capacity, config.HeadDim], dtype, device);
+            _values[i] = zeros([slots, config.NumKvHeads, capacity, config.HeadDim], dtype, device);
+        }
+    }
+
+    public int Slots { get; }
+    public int Capacity { get; }
+    public long Bytes => _keys.Sum(k => k.numel() * k.element_size()) * 2;
+
+    /// <summary>The next forward fills positions [0, T) of slots [<paramref name="slot"/>, slot + count).</summary>
+    public void BeginPrefill(int slot, int count = 1)
+    {
+        _slot = slot;
+        _count = count;
+        _rows = 0;
+    }
+
+    /// <summary>The next forward appends one token to each of slots 0..n-1, row r at position lengths[r]
+    /// (<paramref name="lengths"/> [n] int64; <paramref name="span"/> = max(lengths) + 1 positions are read).</summary>
+    public void BeginDecode(Tensor rowIndex, Tensor lengths, int span)
+    {
+        _rows = (int)lengths.shape[0];
+        _rowIndex = rowIndex;
+        _lengths = lengths;
+        _span = span;
+    }
+
+    public (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)
+    {
+        using var noGrad = no_grad();
+        if (_rows == 0)
+        {
+            long t = k.shape[2];
+            var ks = _keys[layer].narrow(0, _slot, _count).narrow(2, 0, t);
+            var vs = _values[layer].narrow(0, _slot, _count).narrow(2, 0, t);
+            ks.copy_(k);
+            vs.copy_(v);
+            return (ks, vs);
+        }
+        // Advanced indices split by a slice put their dimension first: the target is [n, kvHeads, d].
+        _keys[layer].index_put_(k.select(2, 0), TensorIndex.Tensor(_rowIndex!), TensorIndex.Colon, TensorIndex.Tensor(_lengths!));
+        _values[layer].index_put_(v.select(2, 0), TensorIndex.Tensor(_rowIndex!), TensorIndex.Colon, TensorIndex.Tensor(_lengths!));
+        return (_keys[layer].narrow(0, 0, _rows).narrow(2, 0, _span), _values[layer].narrow(0, 0, _rows).narrow(2, 0, _span));
+    }
+
+    /// <summary>Copies the first <paramref name="length"/> positions of slot <paramref name="from"/> into slot <paramref name="to"/>.</summary>
+    public void Move(int from, int to, int length)
+    {
+        if (from == to || length == 0) return;
+        using var noGrad = no_grad();
+        for (int i = 0; i < _keys.Length; i++)
+        {
+            _keys[i][to].narrow(1, 0, length).copy_(_keys[i][from].narrow(1, 0, length));
+            _values[i][to].narrow(1, 0, length).copy_(_values[i][from].narrow(1, 0, length));
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _keys) t.Dispose();
+        foreach (var t in _values) t.Dispose();
+    }
+}

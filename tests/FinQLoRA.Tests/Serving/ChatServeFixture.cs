@@ -1,0 +1,81 @@
+using System.Text.Json.Nodes;
+using FinQLoRA.Data.Tokenization;
+using FinQLoRA.Demo;
+using FinQLoRA.Inference;
+using FinQLoRA.Models;
+using FinQLoRA.Server;
+using FinQLoRA.Serving;
+using FinQLoRA.Tests.Adapters;
+using FinQLoRA.Tests.Support;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Tests.Serving;
+
+/// <summary>
+/// A tiny seeded random Llama with the Llama 3 tokenizer (so that it has Llama 3's chat format), written to a temporary
+/// folder with the tokenizer files beside it, served on a free loopback port behind an API key; plus what
+/// <c>finqlora generate --chat --json</c> prints for <see cref="Questions"/>.
+/// </summary>
+public sealed class ChatServeFixture : IAsyncLifetime
+{
+    public const string ModelName = "tiny-llama3";
+    public const string Key = "sk-test-key";
+    public const int MaxTokens = 12;
+    public static readonly string[] Questions = ["What is a bond?", "Name a stock index.", "Is cash an asset?"];
+
+    public string Dir { get; } = LoraTestKit.TempDir();
+    public string ModelDir => Path.Combine(Dir, "model");
+    public ITextTokenizer Tokenizer { get; private set; } = null!;
+    public LlamaModel Model { get; private set; } = null!;
+    public ServingEngine Engine { get; private set; } = null!;
+    public OpenAiServer Server { get; private set; } = null!;
+    public ChatFormat Format { get; private set; } = null!;
+    public Uri Url => Server.Url!;
+    /// <summary>generate --chat's answer to each question (text as it reads after the prompt) and its token count.</summary>
+    public List<(string Text, int[] PromptIds, int Tokens)> Reference { get; } = [];
+
+    public async Task InitializeAsync()
+    {
+        if (!Shared.Available && !Shared.IsCi) return;
+        var config = new LlamaConfig
+        {
+            HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 16,
+            VocabSize = 128256, MaxPositionEmbeddings = 256, TieWordEmbeddings = false, // tied, a random model repeats its last token BosTokenId = 128000, EosTokenIds = [128001, 128009],
+        };
+        RandomLlama.WriteHfFolder(config, ModelDir, seed: 5);
+        foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json" })
+            File.Copy(Shared.File($"models/llama-3.1-tokenizer/{file}"), Path.Combine(ModelDir, file));
+
+        foreach (string q in Questions)
+        {
+            var (code, output) = CliProcess.Run(TimeSpan.FromMinutes(2), "generate", "--model", ModelDir, "--dtype", "f32", "--chat", "--prompt", q,
+                "--max-new-tokens", $"{MaxTokens}", "--json");
+            Assert.True(code == 0, output);
+            var r = JsonNode.Parse(output.Split('\n').First(l => l.StartsWith('{')))!;
+            var prompt = r["prompt_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
+            var ids = r["output_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
+            Reference.Add((r["text"]!.GetValue<string>(), prompt, ids.Length + (r["finish_reason"]!.GetValue<string>() == "eos" ? 1 : 0)));
+        }
+
+        var bundle = ModelBundle.Load(ModelDir, new ModelLoadOptions { DType = ScalarType.Float32 });
+        Tokenizer = bundle.Tokenizer;
+        Model = bundle.Model;
+        Format = ChatFormat.Detect(Tokenizer, Path.Combine(ModelDir, "tokenizer_config.json")) ?? throw new InvalidOperationException("no chat format");
+        var metrics = new ServerMetrics(ModelName);
+        Engine = new ServingEngine(Model, Tokenizer, new EngineOptions { MaxBatch = 4, MaxModelLen = 256 }, metrics);
+        Server = OpenAiServer.Create(Engine, new ServerOptions { ServedModelName = ModelName, Port = 0, ApiKey = Key, ChatFormat = Format }, metrics);
+        await Server.StartAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Server is not null)
+        {
+            await Server.StopAsync();
+            await Server.DisposeAsync();
+        }
+        Engine?.Dispose();
+        Model?.Dispose();
+        if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
+    }
+}

@@ -1,0 +1,102 @@
+using System.Net;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using FinQLoRA.Inference;
+using FinQLoRA.Models;
+using FinQLoRA.Server;
+using FinQLoRA.Serving;
+using FinQLoRA.Tests.Support;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Tests.Serving;
+
+/// <summary><c>finqlora serve</c> as a process: flags checked before the model loads, the startup line, and SIGTERM
+/// letting an in-flight stream finish before exit 0; and 503 once a server is stopping.</summary>
+public sealed partial class ServeCommandTests
+{
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
+
+    [Fact]
+    public void FlagsAreCheckedBeforeTheModelLoads()
+    {
+        // The model path does not exist: each error below must come first, proving the order.
+        (string[] Args, string Says)[] cases =
+        [
+            (["--host", "0.0.0.0"], "needs --api-key"),
+            (["--host", "0.0.0.0", "--api-key", ""], "--api-key must not be empty"),
+            (["--max-batch", "0"], "--max-batch"),
+            (["--bits", "5"], "--bits 5"),
+            (["--port", "70000"], "--port 70000"),
+            (["--adapter-root", "/no/such/dir"], "--adapter-root"),
+            (["--adapter", "a=/no/such/adapter"], "adapter folder not found"),
+            (["--dtype", "f64"], "--dtype"),
+        ];
+        foreach (var (args, says) in cases)
+        {
+            var (code, output) = CliProcess.Run(TimeSpan.FromMinutes(1), ["serve", "--model", "/no/such/model", .. args]);
+            Assert.True(code == 2, $"{string.Join(' ', args)}: exit {code}: {output}");
+            Assert.Contains(says, output);
+            Assert.Single(output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        }
+    }
+
+    [SharedFact]
+    public async Task SigtermLetsTheRunningStreamFinishThenExitsZero()
+    {
+        string stories = Shared.File("models/stories260K-hf");
+        using var process = CliProcess.Start("serve", "--model", stories, "--dtype", "f32", "--port", "0", "--max-model-len", "256");
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            string line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(1)) ?? throw new InvalidOperationException(await stderr);
+            Assert.Contains("serving 'stories260K-hf'", line);
+            Assert.Contains("context 256", line);
+            var url = new Uri(UrlPattern().Match(line).Value);
+            Assert.True(url.IsLoopback);
+
+            using var http = new HttpClient { BaseAddress = url };
+            var request = new JsonObject { ["model"] = "stories260K-hf", ["prompt"] = "Once upon a time", ["max_tokens"] = 200, ["temperature"] = 1.0, ["seed"] = 5, ["stream"] = true };
+            using var message = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(request.ToJsonString(), Encoding.UTF8, "application/json") };
+            using var response = await http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            Assert.StartsWith("data: ", await reader.ReadLineAsync());
+            Assert.Equal(0, kill(process.Id, 15)); // SIGTERM while the stream runs
+            var rest = await reader.ReadToEndAsync();
+            Assert.Contains("\"finish_reason\":\"length\"", rest);
+            Assert.EndsWith("data: [DONE]\n\n", rest);
+            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(1)));
+            Assert.Equal(0, process.ExitCode);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+    }
+
+    [SharedFact]
+    public async Task AStoppingServerAnswers503AndItsHealthSaysSo()
+    {
+        using var model = ModelLoader.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
+        var tokenizer = ModelBundle.LoadTokenizer(Shared.File("models/stories260K-hf"));
+        var metrics = new ServerMetrics("s");
+        using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxModelLen = 64 }, metrics);
+        await using var server = OpenAiServer.Create(engine, new ServerOptions { ServedModelName = "s", Port = 0 }, metrics);
+        await server.StartAsync();
+        using var http = new HttpClient { BaseAddress = server.Url };
+        var body = new StringContent("{\"model\": \"s\", \"prompt\": \"Once\", \"max_tokens\": 3}", Encoding.UTF8, "application/json");
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/completions", body)).StatusCode);
+        server.BeginShutdown();
+        var refused = await http.PostAsync("/v1/completions", new StringContent("{\"model\": \"s\", \"prompt\": \"Once\"}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.Equal("shutting_down", JsonNode.Parse(await refused.Content.ReadAsStringAsync())!["error"]!["code"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/health")).StatusCode);
+        Assert.Equal(ServingErrorKind.ShuttingDown, Assert.Throws<ServingException>(() => engine.Submit(new EngineRequest([1, 2], null, new SamplingParams()))).Kind);
+        await server.StopAsync();
+    }
+
+    [GeneratedRegex(@"http://[^ ]+")]
+    private static partial Regex UrlPattern();
+}

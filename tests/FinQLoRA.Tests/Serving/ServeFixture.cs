@@ -1,0 +1,134 @@
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using FinQLoRA.Adapters;
+using FinQLoRA.Data.Tokenization;
+using FinQLoRA.Inference;
+using FinQLoRA.Models;
+using FinQLoRA.Server;
+using FinQLoRA.Serving;
+using FinQLoRA.Tests.Adapters;
+using FinQLoRA.Tests.Support;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Tests.Serving;
+
+/// <summary>
+/// A server on a free loopback port over stories260K (f32) with adapters <c>a</c> and <c>b</c> (seeded, nonzero B)
+/// loaded at start and <c>c</c> waiting under the adapter root, plus the reference: what <c>finqlora generate --json</c>
+/// prints for every prompt with the base and each adapter (greedy, <see cref="MaxTokens"/> tokens).
+/// </summary>
+public sealed class ServeFixture : IAsyncLifetime
+{
+    public const string BaseName = "stories";
+    public const int MaxTokens = 16;
+    public static readonly string[] Prompts =
+        ["Once upon a time", "The little dog", "Lily went to the park and", "Tom had a big", "One day, a girl named Sue", "The sun was"];
+    public static readonly string[] Models = [BaseName, "a", "b"];
+
+    public string Dir { get; } = LoraTestKit.TempDir();
+    public string AdapterRoot => Path.Combine(Dir, "adapters");
+    public ITextTokenizer Tokenizer { get; private set; } = null!;
+    public LlamaModel Model { get; private set; } = null!;
+    public ServingEngine Engine { get; private set; } = null!;
+    public OpenAiServer Server { get; private set; } = null!;
+    public HttpClient Http { get; private set; } = null!;
+    public Uri Url => Server.Url!;
+    /// <summary>(model, prompt index) → generate's text, output token count and finish reason.</summary>
+    public Dictionary<(string Model, int Prompt), (string Text, int Tokens, string Finish)> Reference { get; } = [];
+    /// <summary>(model, prompt index) → generate's prompt and output ids.</summary>
+    public Dictionary<(string Model, int Prompt), (int[] Prompt, int[] Output)> ReferenceIds { get; } = [];
+
+    public async Task InitializeAsync()
+    {
+        if (!Shared.Available && !Shared.IsCi) return; // the tests are skipped; nothing to build
+        string stories = Shared.File("models/stories260K-hf");
+        SaveAdapter("a", 1, ["q_proj", "v_proj"], 4);
+        SaveAdapter("b", 2, ["up_proj", "down_proj", "o_proj"], 8);
+        SaveAdapter("c", 3, ["k_proj", "gate_proj"], 2);
+        RunGenerate(stories);
+
+        Tokenizer = ModelBundle.LoadTokenizer(stories);
+        Model = ModelLoader.Load(stories, new ModelLoadOptions { DType = ScalarType.Float32 });
+        PeftAdapterFiles.Load(Path.Combine(AdapterRoot, "a"), Model, "a");
+        PeftAdapterFiles.Load(Path.Combine(AdapterRoot, "b"), Model, "b");
+        var metrics = new ServerMetrics(BaseName);
+        Engine = new ServingEngine(Model, Tokenizer, new EngineOptions { MaxBatch = 8, MaxQueue = 64, MaxModelLen = 128 }, metrics);
+        Server = OpenAiServer.Create(Engine, new ServerOptions { ServedModelName = BaseName, Port = 0, AdapterRoot = AdapterRoot, MaxBodyBytes = 64 * 1024 }, metrics);
+        await Server.StartAsync();
+        Http = new HttpClient { BaseAddress = Url, Timeout = TimeSpan.FromMinutes(2) };
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http?.Dispose();
+        if (Server is not null)
+        {
+            await Server.StopAsync();
+            await Server.DisposeAsync();
+        }
+        Engine?.Dispose();
+        Model?.Dispose();
+        if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
+    }
+
+    private void SaveAdapter(string name, long seed, string[] targets, int rank)
+    {
+        using var model = LoraTestKit.LoadStories();
+        var config = new LoraConfig { Rank = rank, Alpha = 2 * rank, TargetModules = targets };
+        LoraInjector.Apply(model, config, seed);
+        LoraTestKit.Randomize(model, "default", seed, scale: 0.2);
+        PeftAdapterFiles.Save(Path.Combine(AdapterRoot, name), model, config);
+    }
+
+    /// <summary>The output's text as it reads after the prompt (as vLLM's detokenizer gives it): generate's own "text"
+    /// decodes the output alone, where SentencePiece drops the first token's leading space.</summary>
+    public static string AfterPrompt(ITextTokenizer tokenizer, int[] prompt, int[] output)
+    {
+        string before = tokenizer.Decode(prompt);
+        string all = tokenizer.Decode([.. prompt, .. output]);
+        Assert.StartsWith(before, all);
+        return all[before.Length..];
+    }
+
+    /// <summary>One run of the real CLI for all prompts and models (base, a, b, c).</summary>
+    private void RunGenerate(string stories)
+    {
+        var tokenizer = ModelBundle.LoadTokenizer(stories);
+        string[] models = [.. Models, "c"];
+        string file = Path.Combine(Dir, "prompts.jsonl");
+        var lines = models.SelectMany(m => Prompts.Select(p => new JsonObject { ["prompt"] = p, ["adapter"] = m == BaseName ? null : m }.ToJsonString()));
+        File.WriteAllLines(file, lines);
+        var (code, output) = CliProcess.Run(TimeSpan.FromMinutes(3), "generate", "--model", stories, "--dtype", "f32",
+            "--adapter", $"a={Path.Combine(AdapterRoot, "a")}", "--adapter", $"b={Path.Combine(AdapterRoot, "b")}", "--adapter", $"c={Path.Combine(AdapterRoot, "c")}",
+            "--prompts", file, "--max-new-tokens", $"{MaxTokens}", "--json", "--batch-size", "6");
+        Assert.True(code == 0, output);
+        var results = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith('{')).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.Equal(models.Length * Prompts.Length, results.Count);
+        for (int i = 0; i < results.Count; i++)
+        {
+            var r = results[i];
+            string finish = r["finish_reason"]!.GetValue<string>();
+            int tokens = r["output_ids"]!.AsArray().Count + (finish == "eos" ? 1 : 0); // the server counts the EOS it generated
+            var promptIds = r["prompt_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
+            var outputIds = r["output_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
+            ReferenceIds[(models[i / Prompts.Length], i % Prompts.Length)] = (promptIds, outputIds);
+            Reference[(models[i / Prompts.Length], i % Prompts.Length)] = (AfterPrompt(tokenizer, promptIds, outputIds), tokens, finish == "eos" ? "stop" : finish);
+        }
+    }
+
+    public async Task<(int Status, JsonNode Body)> PostAsync(string path, object body, CancellationToken cancellation = default)
+    {
+        using var response = await Http.PostAsJsonAsync(path, body, cancellation);
+        string text = await response.Content.ReadAsStringAsync(cancellation);
+        return ((int)response.StatusCode, JsonNode.Parse(text.StartsWith('{') ? text : new JsonObject { ["text"] = text }.ToJsonString())!);
+    }
+
+    /// <summary>A greedy completion request for prompt <paramref name="prompt"/> of <paramref name="model"/>.</summary>
+    public static JsonObject Greedy(string model, int prompt, int maxTokens = MaxTokens) => new()
+    {
+        ["model"] = model,
+        ["prompt"] = Prompts[prompt],
+        ["max_tokens"] = maxTokens,
+        ["temperature"] = 0,
+    };
+}
