@@ -43,7 +43,7 @@ public sealed class DataParallelEquivalenceMpiTests : IDisposable
         // The checkpoint holds rank 1's own random state; with AdamW its optimizer state and weights are rank 0's.
         string checkpoint = Path.Combine(two, "checkpoint-10");
         Assert.True(File.Exists(Path.Combine(checkpoint, "training_state.rank1.safetensors")), checkpoint);
-        Assert.Equal(["adapter", "checkpoint-10", "loss.png", "metrics.jsonl", "run.json"],
+        Assert.Equal([FinQLoRA.IO.OutputMarker.FileName, "adapter", "checkpoint-10", "loss.png", "metrics.jsonl", "run.json"],
             Directory.EnumerateFileSystemEntries(two).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.Contains("\"world_size\": 2", File.ReadAllText(Path.Combine(two, "run.json")));
     }
