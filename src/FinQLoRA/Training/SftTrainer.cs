@@ -315,7 +315,11 @@ public sealed class SftTrainer
         var all = TrainingCheckpoint.List(_config.Out);
         if (IsMain)
             foreach (var (s, path) in all.Where(x => x.Step >= firstBadWeights))
-                Directory.Move(path, path + ".diverged");
+            {
+                string aside = path + ".diverged";
+                for (int n = 2; Path.Exists(aside); n++) aside = $"{path}.diverged{n}"; // an earlier divergence at the same step
+                Directory.Move(path, aside);
+            }
         var good = all.Where(x => x.Step < firstBadWeights).ToList();
         string last = good.Count > 0 ? $"the last good checkpoint is {good[^1].Path} (continue from it with --resume and a lower --lr)" : "no checkpoint before it is good";
         return new TrainingStoppedException($"{what} at step {step}; stopping: {last}; lower --lr or check the data");
