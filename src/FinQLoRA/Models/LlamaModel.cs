@@ -103,6 +103,17 @@ public sealed class LlamaModel : nn.Module
         return Head(h).MoveToOuterDisposeScope();
     }
 
+    /// <summary>Hidden states after the last decoder layer, before the final norm ([B, T, hidden]), for a loss that
+    /// projects only the positions it needs onto the vocabulary (see <see cref="Head"/>).</summary>
+    public Tensor Hidden(Tensor ids, Tensor? padMask = null)
+    {
+        using var scope = NewDisposeScope();
+        long b = ids.shape[0], t = ids.shape[1];
+        var positions = AttentionMask.Positions(padMask, b, t, 0, ids.device);
+        var mask = AttentionMask.Build(padMask, b, t, 0, ids.device);
+        return RunLayers(Embed(ids), 0, _layers.Length, positions, mask, null).MoveToOuterDisposeScope();
+    }
+
     /// <summary>(trainable, total) parameter counts, counting quantized weights by their logical size.</summary>
     public (long Trainable, long Total) CountParameters()
     {
