@@ -11,7 +11,7 @@ using Spectre.Console.Cli;
 
 namespace FinQLoRA.Cli.Commands;
 
-public sealed class GenerateSettings : ModelSettings
+public sealed class GenerateSettings : QuantizedModelSettings
 {
     [CommandOption("--prompt <TEXT>")]
     [Description("one prompt")]
@@ -67,21 +67,6 @@ public sealed class GenerateSettings : ModelSettings
     [Description("PEFT adapter folder, or name=DIR (repeatable); a --prompts line picks one with \"adapter\": \"name\" (null or \"base\" = no adapter; a line without the key uses the only adapter, or the base when several are loaded)")]
     public string[] Adapter { get; set; } = [];
 
-    [CommandOption("--bits <N>")]
-    [Description("4, 8 or 16: quantize the base as it loads (16 = as stored)")]
-    [DefaultValue(16)]
-    public int Bits { get; set; } = 16;
-
-    [CommandOption("--quant <KIND>")]
-    [Description("nf4 or fp4 (with --bits 4)")]
-    [DefaultValue("nf4")]
-    public string Quant { get; set; } = "nf4";
-
-    [CommandOption("--double-quant <BOOL>")]
-    [Description("double quantization of 4-bit constants (true/false)")]
-    [DefaultValue("true")]
-    public string DoubleQuant { get; set; } = "true";
-
     [CommandOption("--chat")]
     [Description("wrap each prompt in the Llama 3 chat template as a user message")]
     public bool Chat { get; set; }
@@ -96,7 +81,6 @@ public sealed class GenerateSettings : ModelSettings
         if (Prompt != null && PromptsFile != null) return ValidationResult.Error("give either --prompt or --prompts, not both");
         if (PipelineStages < 1) return ValidationResult.Error($"--pipeline-stages must be at least 1 (got {PipelineStages})");
         if (MicroBatches < 1) return ValidationResult.Error($"--micro-batches must be at least 1 (got {MicroBatches})");
-        if (Bits is not (4 or 8 or 16)) return ValidationResult.Error($"--bits {Bits} is not one of 4, 8, 16");
         if (PipelineStages > 1 && Adapter.Length > 0) return ValidationResult.Error("--adapter is not supported with --pipeline-stages yet; merge the adapter (finqlora merge) and generate from the merged model");
         return base.Validate();
     }
@@ -121,7 +105,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
         if (s.PipelineStages > 1) return ExecutePipeline(s, prompts, options);
 
         var adapters = AdapterSpec.Parse(s.Adapter);
-        using var bundle = ModelBundle.Load(s.Model, LoadOptions(s));
+        using var bundle = ModelBundle.Load(s.Model, s.QuantizedLoadOptions());
         foreach (var a in adapters) PeftAdapterFiles.Load(a.Dir, bundle.Model, a.Name);
         // A line without "adapter" uses the only adapter given; with several, it must say which (or gets the base).
         string? fallback = adapters.Count == 1 ? adapters[0].Name : null;
@@ -140,7 +124,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
         if (context.Size != s.PipelineStages)
             throw new UserInputException($"--pipeline-stages {s.PipelineStages} needs a job of {s.PipelineStages} ranks but this one has {context.Size}; run: mpirun -np {s.PipelineStages} finqlora generate --pipeline-stages {s.PipelineStages} ...");
         var tokenizer = ModelBundle.LoadTokenizer(s.Model);
-        var (model, plan) = PipelineStageLoader.Load(s.Model, LoadOptions(s) with { Device = context.Device }, s.PipelineStages, context.Rank);
+        var (model, plan) = PipelineStageLoader.Load(s.Model, s.QuantizedLoadOptions() with { Device = context.Device }, s.PipelineStages, context.Rank);
         using (model)
         {
             var generator = new PipelineGenerator(model, plan, context.Communicator, tokenizer);
@@ -149,8 +133,6 @@ public sealed class GenerateCommand : Command<GenerateSettings>
         }
         return 0;
     }
-
-    private static Models.ModelLoadOptions LoadOptions(GenerateSettings s) => QuantFlags.Apply(s.LoadOptions(), s.Bits, s.Quant, s.DoubleQuant);
 
     private static List<int[]> Encode(GenerateSettings s, ITextTokenizer tokenizer, IReadOnlyList<string> prompts) =>
         prompts.Select(p => s.Chat

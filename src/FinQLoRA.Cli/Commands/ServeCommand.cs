@@ -9,23 +9,8 @@ using Spectre.Console.Cli;
 
 namespace FinQLoRA.Cli.Commands;
 
-public sealed class ServeSettings : ModelSettings
+public sealed class ServeSettings : QuantizedModelSettings
 {
-    [CommandOption("--bits <N>")]
-    [Description("4, 8 or 16: quantize the base as it loads (16 = as stored)")]
-    [DefaultValue(16)]
-    public int Bits { get; set; } = 16;
-
-    [CommandOption("--quant <KIND>")]
-    [Description("nf4 or fp4 (with --bits 4)")]
-    [DefaultValue("nf4")]
-    public string Quant { get; set; } = "nf4";
-
-    [CommandOption("--double-quant <BOOL>")]
-    [Description("double quantization of 4-bit constants (true/false)")]
-    [DefaultValue("true")]
-    public string DoubleQuant { get; set; } = "true";
-
     [CommandOption("--adapter <NAME=DIR>")]
     [Description("PEFT adapter folder served under NAME (repeatable); requests pick it with \"model\": \"NAME\"")]
     public string[] Adapter { get; set; } = [];
@@ -72,7 +57,6 @@ public sealed class ServeSettings : ModelSettings
 
     public override ValidationResult Validate()
     {
-        if (Bits is not (4 or 8 or 16)) return ValidationResult.Error($"--bits {Bits} is not one of 4, 8, 16");
         if (MaxBatch < 1) return ValidationResult.Error($"--max-batch must be at least 1 (got {MaxBatch})");
         if (MaxQueue < 0) return ValidationResult.Error($"--max-queue must be at least 0 (got {MaxQueue})");
         if (MaxModelLen is < 2) return ValidationResult.Error($"--max-model-len must be at least 2 (got {MaxModelLen})");
@@ -102,7 +86,7 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         };
         server.Validate();
         server.BindAddress();
-        var load = QuantFlags.Apply(s.LoadOptions(), s.Bits, s.Quant, s.DoubleQuant);
+        var load = s.QuantizedLoadOptions();
         var (config, reader) = CheckpointOpener.Open(s.Model);
         reader.Dispose();
         var engineOptions = new EngineOptions
