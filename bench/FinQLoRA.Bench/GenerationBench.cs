@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using FinQLoRA.Demo;
 using FinQLoRA.IO;
 using FinQLoRA.Models;
 using FinQLoRA.Models.Checkpoints;
@@ -256,31 +257,8 @@ public static class GenerationBench
             TieWordEmbeddings = false, BosTokenId = 1, EosTokenIds = [2], TorchDtype = "float32",
         };
         string folder = Path.Combine(temp, "hf");
-        Directory.CreateDirectory(folder);
-        var generator = new torch.Generator(42);
-        var tensors = new Dictionary<string, Tensor>();
-        long h = config.HiddenSize, f = config.IntermediateSize;
-        Tensor Rand(params long[] shape) => normal(0, 0.02, shape, generator: generator);
-        tensors["model.embed_tokens.weight"] = Rand(config.VocabSize, h);
-        for (int i = 0; i < config.NumLayers; i++)
-        {
-            string p = $"model.layers.{i}.";
-            tensors[p + "self_attn.q_proj.weight"] = Rand(config.QDim, h);
-            tensors[p + "self_attn.k_proj.weight"] = Rand(config.KvDim, h);
-            tensors[p + "self_attn.v_proj.weight"] = Rand(config.KvDim, h);
-            tensors[p + "self_attn.o_proj.weight"] = Rand(h, config.QDim);
-            tensors[p + "mlp.gate_proj.weight"] = Rand(f, h);
-            tensors[p + "mlp.up_proj.weight"] = Rand(f, h);
-            tensors[p + "mlp.down_proj.weight"] = Rand(h, f);
-            tensors[p + "input_layernorm.weight"] = ones(h);
-            tensors[p + "post_attention_layernorm.weight"] = ones(h);
-        }
-        tensors["model.norm.weight"] = ones(h);
-        tensors["lm_head.weight"] = Rand(config.VocabSize, h);
-        long parameters = tensors.Values.Sum(t => t.numel());
-        SafetensorsFile.Write(Path.Combine(folder, "model.safetensors"), tensors);
-        foreach (var t in tensors.Values) t.Dispose();
-        AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), config.ToJson().ToJsonString());
+        RandomLlama.WriteHfFolder(config, folder, seed: 42);
+        long parameters = LlamaLayout.Tensors(config).Sum(t => t.Shape.Aggregate(1L, (x, y) => x * y));
         foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" })
             File.Copy(Path.Combine(tokenizerFolder, file), Path.Combine(folder, file));
         string gguf = Path.Combine(temp, "random.gguf");

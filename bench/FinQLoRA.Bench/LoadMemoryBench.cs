@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using FinQLoRA.Demo;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
-using FinQLoRA.Quantization.Planning;
+using FinQLoRA.Planning;
 using FinQLoRA.Runtime;
 using static TorchSharp.torch;
 

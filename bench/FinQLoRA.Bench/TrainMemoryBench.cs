@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using FinQLoRA.Demo;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
-using FinQLoRA.Quantization.Planning;
+using FinQLoRA.Planning;
 using FinQLoRA.Runtime;
 using static TorchSharp.torch;
 
@@ -98,7 +98,7 @@ public static class TrainMemoryBench
 
     private static MemoryPlan Plan(LlamaConfig config, Case c) =>
         MemoryPlanner.Training(config, new QuantizationOptions(Bits: c.Bits),
-            new TrainingMemoryOptions(c.Batch, c.SeqLen, c.Rank, c.AllLinear, GradientCheckpointing: false, LoraDropout: 0.1, Device: MemoryDevice.Cpu), c.Name);
+            new TrainingMemoryOptions(c.Batch, c.SeqLen, c.Rank, c.AllLinear ? LlamaLayout.Projections : null, GradientCheckpointing: false, LoraDropout: 0.1, Device: MemoryDevice.Cpu), c.Name);
 
     private static long ParameterCount(LlamaConfig c) =>
         (c.TieWordEmbeddings ? 1L : 2L) * c.VocabSize * c.HiddenSize + (2L * c.NumLayers + 1) * c.HiddenSize

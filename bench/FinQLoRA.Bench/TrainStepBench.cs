@@ -171,8 +171,8 @@ internal static class TrainStepBench
     private static IEnumerable<nn.Module<Tensor, Tensor>> BaseProjections(LlamaModel model)
     {
         foreach (var layer in model.Layers)
-            foreach (string p in LoraTargets.All)
-                yield return LoraInjector.Owner(layer, p)[p] is LoraLinear lora ? lora.BaseLayer : LoraInjector.Owner(layer, p)[p];
+            foreach (var p in LoraTargets.All)
+                yield return layer[p] is LoraLinear lora ? lora.BaseLayer : layer[p];
         if (model.LmHead is { } head) yield return head;
     }
 

@@ -1,7 +1,8 @@
 using System.ComponentModel;
+using FinQLoRA.Adapters;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
-using FinQLoRA.Quantization.Planning;
+using FinQLoRA.Planning;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -47,9 +48,13 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         public int Rank { get; init; } = 8;
 
         [CommandOption("--targets <TARGETS>")]
-        [Description("Adapter targets: q,k,v or all.")]
-        [DefaultValue("q,k,v")]
-        public string Targets { get; init; } = "q,k,v";
+        [Description("Adapter targets, as train's --targets takes them (q_proj,k_proj,v_proj, any projections, or all); q,k,v is short for the default.")]
+        [DefaultValue("q_proj,k_proj,v_proj")]
+        public string Targets { get; init; } = "q_proj,k_proj,v_proj";
+
+        /// <summary>The projections <see cref="Targets"/> names.</summary>
+        public IReadOnlyList<ProjectionKind> TargetKinds() =>
+            LoraTargets.Resolve(Targets.Replace(" ", "") == "q,k,v" ? "q_proj,k_proj,v_proj" : Targets, "--targets");
 
         [CommandOption("--grad-checkpointing")]
         public bool GradientCheckpointing { get; init; }
@@ -68,8 +73,8 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         {
             if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required (a folder with config.json, llama-3.1-8b or llama-3.1-70b)");
             if (Bits is not (4 or 8 or 16)) return ValidationResult.Error($"--bits {Bits}: use 16, 8 or 4");
-            string t = Targets.Replace(" ", "").ToLowerInvariant();
-            if (t is not ("q,k,v" or "all")) return ValidationResult.Error($"--targets '{Targets}': use q,k,v or all");
+            try { TargetKinds(); }
+            catch (UserInputException e) { return ValidationResult.Error(e.Message); }
             if (Dropout is < 0 or >= 1) return ValidationResult.Error($"--dropout {Dropout}: use a number in [0, 1)");
             string d = Device.ToLowerInvariant();
             if (d is not ("cuda" or "cpu")) return ValidationResult.Error($"--device '{Device}': use cuda or cpu");
@@ -84,7 +89,7 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         var options = new QuantizationOptions(Bits: s.Bits);
         MemoryPlan plan = s.Train
             ? MemoryPlanner.Training(config, options, new TrainingMemoryOptions(s.BatchSize, s.SeqLen, s.Rank,
-                AllLinear: s.Targets.Trim().Equals("all", StringComparison.OrdinalIgnoreCase), s.GradientCheckpointing, s.Dropout,
+                s.TargetKinds(), s.GradientCheckpointing, s.Dropout,
                 s.Device.Equals("cpu", StringComparison.OrdinalIgnoreCase) ? MemoryDevice.Cpu : MemoryDevice.Cuda), s.Model)
             : MemoryPlanner.Inference(config, options, s.Model, s.Context);
 

@@ -55,7 +55,7 @@ public static class AdapterMerge
     }
 
     private static bool AnyQuantized(LlamaModel model) => model.Layers.Any(layer => LoraTargets.All.Any(p =>
-        LoraInjector.Owner(layer, p)[p] switch
+        layer[p] switch
         {
             LoraLinear lora => lora.Frozen is QuantizedLinear,
             var m => m is QuantizedLinear,

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using FinQLoRA.Models;
 using FinQLoRA.Models.Checkpoints;
 using FinQLoRA.Models.Gguf;
@@ -15,11 +14,8 @@ namespace FinQLoRA.Adapters;
 /// ne [r, out]). llama.cpp scales by alpha/r with r read from lora_b, so rsLoRA (alpha/√r) is written as alpha·√r.
 /// The rows of q/k lora_B are permuted into GGUF's RoPE order: P·(B·A) = (P·B)·A.
 /// </summary>
-public static partial class GgufAdapterExporter
+public static class GgufAdapterExporter
 {
-    [GeneratedRegex(@"^base_model\.model\.model\.layers\.(\d+)\.((?:self_attn|mlp)\.[a-z_]+)\.lora_([AB])\.weight$")]
-    private static partial Regex PeftKey();
-
     /// <param name="basePath">The base model (HF folder or GGUF), needed for the head counts of the q/k permutation;
     /// defaults to the adapter's base_model_name_or_path when that is a local folder.</param>
     /// <param name="overwrite">replace an existing <paramref name="outFile"/> (never an input)</param>
@@ -49,16 +45,16 @@ public static partial class GgufAdapterExporter
         double ggufAlpha = rsLora ? alpha * Math.Sqrt(r) : alpha;
 
         using var file = new SafetensorsFile(weightsPath);
-        var pairs = new SortedDictionary<(int Layer, string Module), (string? A, string? B)>();
+        // ordered by layer, then by module path as text (the tensor order of the files this has always written)
+        var pairs = new SortedDictionary<(int Layer, string Module, ProjectionKind Kind), (string? A, string? B)>();
         foreach (var e in file.Entries)
         {
-            var m = PeftKey().Match(e.Name);
-            string? hfWeight = m.Success ? $"model.layers.{m.Groups[1].Value}.{m.Groups[2].Value}.weight" : null;
-            if (hfWeight == null || GgufTensorNames.ToGguf(hfWeight) == null)
+            var parsed = e.Name.StartsWith(PeftAdapterKey.Prefix, StringComparison.Ordinal) ? PeftAdapterKey.TryParse(e.Name, out _) : null;
+            if (parsed is null || parsed.Part == PeftAdapterKey.Magnitude)
                 throw new UserInputException($"{weightsPath}: tensor '{e.Name}' is not a LoRA matrix of a Llama attention/MLP projection; llama.cpp export supports q/k/v/o/gate/up/down_proj only");
-            var key = (int.Parse(m.Groups[1].Value), m.Groups[2].Value);
+            var key = (parsed.Layer, LlamaLayout.Relative(parsed.Projection), parsed.Projection);
             var p = pairs.GetValueOrDefault(key);
-            pairs[key] = m.Groups[3].Value == "A" ? p with { A = e.Name } : p with { B = e.Name };
+            pairs[key] = parsed.Part == PeftAdapterKey.A ? p with { A = e.Name } : p with { B = e.Name };
         }
         if (pairs.Count == 0) throw new UserInputException($"{weightsPath}: no LoRA tensors found");
 
@@ -68,23 +64,22 @@ public static partial class GgufAdapterExporter
         writer.Add("general.type", "adapter");
         writer.Add("adapter.type", "lora");
         writer.Add("adapter.lora.alpha", (float)ggufAlpha);
-        foreach (var ((layer, module), (a, b)) in pairs)
+        foreach (var ((layer, module, kind), (a, b)) in pairs)
         {
             if (a == null || b == null)
                 throw new UserInputException($"{weightsPath}: layer {layer} {module} has lora_{(a == null ? "A" : "B")} missing");
-            string hfWeight = $"model.layers.{layer}.{module}.weight";
-            string ggufWeight = GgufTensorNames.ToGguf(hfWeight)!;
+            string ggufWeight = LlamaLayout.ToGguf(LlamaLayout.WeightName(layer, kind))!;
             var aShape = file.Entry(a).Shape;
             var bShape = file.Entry(b).Shape;
             if (aShape.Length != 2 || bShape.Length != 2 || aShape[0] != bShape[1])
                 throw new UserInputException($"{weightsPath}: {module} of layer {layer} has lora_A [{string.Join(", ", aShape)}] and lora_B [{string.Join(", ", bShape)}], which do not chain (expected [r, in] and [out, r])");
             int? heads = null;
-            if (module is "self_attn.q_proj" or "self_attn.k_proj")
+            if (kind is ProjectionKind.Q or ProjectionKind.K)
             {
                 if (config == null)
                     throw new UserInputException($"{adapterFolder}: the adapter changes {module}, whose rows must be permuted into GGUF's RoPE order; pass --base with the base model (HF folder or GGUF) so the head counts are known");
-                heads = GgufTensorNames.RopeHeads(hfWeight, config);
-                long expectedRows = module == "self_attn.q_proj" ? config.QDim : config.KvDim;
+                heads = LlamaLayout.RopeHeads(kind, config);
+                long expectedRows = LlamaLayout.Shape(config, kind).Out;
                 if (bShape[0] != expectedRows)
                     throw new UserInputException($"{weightsPath}: {b} has {bShape[0]} rows but the base model's {module} has {expectedRows}; is --base the model this adapter was trained on?");
             }

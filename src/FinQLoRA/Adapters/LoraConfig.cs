@@ -1,3 +1,5 @@
+using FinQLoRA.Models;
+
 namespace FinQLoRA.Adapters;
 
 /// <summary>
@@ -12,7 +14,8 @@ public sealed record LoraConfig
     public int Rank { get; init; } = 8;
     public double Alpha { get; init; } = 16;
     public double Dropout { get; init; }
-    public IReadOnlyList<string> TargetModules { get; init; } = ["q_proj", "k_proj", "v_proj"];
+    /// <summary>As PEFT's adapter_config.json lists them (module names or "all"); <see cref="ResolvedTargets"/> gives the projections.</summary>
+    public IReadOnlyList<string> TargetModules { get; init; } = LoraTargets.Names(QkV);
     public bool UseRsLora { get; init; }
     public bool UseDora { get; init; }
     public string? BaseModelNameOrPath { get; init; }
@@ -22,10 +25,12 @@ public sealed record LoraConfig
     public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
 
     /// <summary>The FinLoRA paper's 8B 4-bit setting (r 4, α 32, dropout 0.1 on q, k, v).</summary>
-    public static LoraConfig FinLoRA4Bit => new() { Rank = 4, Alpha = 32, Dropout = 0.1, TargetModules = ["q_proj", "k_proj", "v_proj"] };
+    public static LoraConfig FinLoRA4Bit => new() { Rank = 4, Alpha = 32, Dropout = 0.1, TargetModules = LoraTargets.Names(QkV) };
+
+    private static readonly ProjectionKind[] QkV = [ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V];
 
     /// <summary>The target names expanded ("all" → every block projection) and checked; throws on unknown names.</summary>
-    public IReadOnlyList<string> ResolvedTargets(string source = "LoRA config") => LoraTargets.Resolve(TargetModules, source);
+    public IReadOnlyList<ProjectionKind> ResolvedTargets(string source = "LoRA config") => LoraTargets.Resolve(TargetModules, source);
 
     /// <summary>Throws a one-line <see cref="UserInputException"/> for values PEFT would reject.</summary>
     public void Validate(string source = "LoRA config")

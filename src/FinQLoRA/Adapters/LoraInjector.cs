@@ -31,7 +31,7 @@ public static class LoraInjector
         int wrapped = 0;
         for (int i = 0; i < model.Layers.Count; i++)
         {
-            foreach (string projection in LoraTargets.All.Where(targets.Contains))
+            foreach (var projection in LoraTargets.All.Where(targets.Contains))
             {
                 var lora = Wrap(Owner(model.Layers[i], projection), projection);
                 lora.AddAdapter(adapterName, config, generator);
@@ -44,7 +44,7 @@ public static class LoraInjector
     }
 
     /// <summary>The projection's LoRA wrapper, creating it (and swapping it into place) if needed.</summary>
-    public static LoraLinear Wrap(ProjectionSet owner, string projection)
+    public static LoraLinear Wrap(ProjectionSet owner, ProjectionKind projection)
     {
         var module = owner[projection];
         if (module is LoraLinear existing) return existing;
@@ -54,14 +54,13 @@ public static class LoraInjector
         return lora;
     }
 
-    public static ProjectionSet Owner(LlamaDecoderLayer layer, string projection) =>
-        LoraTargets.IsAttention(projection) ? layer.Attention : layer.Mlp;
+    public static ProjectionSet Owner(LlamaDecoderLayer layer, ProjectionKind projection) => layer.Section(projection);
 
     /// <summary>Every wrapped projection, in module order.</summary>
     public static IEnumerable<WrappedProjection> Wrapped(LlamaModel model)
     {
         for (int i = 0; i < model.Layers.Count; i++)
-            foreach (string projection in LoraTargets.All)
+            foreach (var projection in LoraTargets.All)
             {
                 var owner = Owner(model.Layers[i], projection);
                 if (owner[projection] is LoraLinear lora) yield return new WrappedProjection(i, projection, owner, lora);

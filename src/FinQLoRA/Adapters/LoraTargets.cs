@@ -1,43 +1,35 @@
+using FinQLoRA.Models;
+
 namespace FinQLoRA.Adapters;
 
-/// <summary>The projection names LoRA can target in a Llama block, and where each one lives.</summary>
+/// <summary>The one parser of LoRA target names (PEFT's <c>target_modules</c>, the train config's <c>targets</c>,
+/// <c>memory --targets</c>): module names as PEFT writes them (<c>q_proj</c>, …), or "all" / "all-linear".</summary>
 public static class LoraTargets
 {
-    public static readonly IReadOnlyList<string> Attention = ["q_proj", "k_proj", "v_proj", "o_proj"];
-    public static readonly IReadOnlyList<string> Mlp = ["gate_proj", "up_proj", "down_proj"];
     /// <summary>Every linear projection of a block, in module order (what PEFT's "all-linear" selects; lm_head excluded).</summary>
-    public static readonly IReadOnlyList<string> All = [.. Attention, .. Mlp];
+    public static IReadOnlyList<ProjectionKind> All => LlamaLayout.Projections;
 
-    /// <summary>The HF module path of a projection: <c>model.layers.{i}.self_attn.q_proj</c>.</summary>
-    public static string ModulePath(int layer, string projection) =>
-        $"model.layers.{layer}.{(IsAttention(projection) ? "self_attn" : "mlp")}.{projection}";
+    /// <summary>The module names of every projection, for messages and PEFT files.</summary>
+    public static IReadOnlyList<string> AllNames { get; } = [.. LlamaLayout.Projections.Select(LlamaLayout.ModuleName)];
 
-    public static bool IsAttention(string projection) => Attention.Contains(projection);
-
-    /// <summary>Position of a projection in module order (q, k, v, o, gate, up, down); -1 if unknown.</summary>
-    public static int Index(string projection) => All.ToList().IndexOf(projection);
-
-    /// <summary>(in, out) features of a projection for a model config.</summary>
-    public static (long In, long Out) Shape(Models.LlamaConfig c, string projection) => projection switch
-    {
-        "q_proj" => (c.HiddenSize, c.QDim),
-        "k_proj" or "v_proj" => (c.HiddenSize, c.KvDim),
-        "o_proj" => (c.QDim, c.HiddenSize),
-        "gate_proj" or "up_proj" => (c.HiddenSize, c.IntermediateSize),
-        "down_proj" => (c.IntermediateSize, c.HiddenSize),
-        _ => throw new ArgumentException($"unknown projection '{projection}'", nameof(projection)),
-    };
-
-    /// <summary>Expands "all"/"all-linear", removes duplicates (keeping the given order) and rejects unknown names.</summary>
-    public static IReadOnlyList<string> Resolve(IEnumerable<string> targets, string source)
+    /// <summary>Expands "all"/"all-linear", removes duplicates (keeping the given order) and rejects unknown names;
+    /// <paramref name="source"/> (a file or a config field) starts any error message.</summary>
+    public static IReadOnlyList<ProjectionKind> Resolve(IEnumerable<string> targets, string source)
     {
         var list = targets.Select(t => t.Trim()).Where(t => t.Length > 0).ToList();
         if (list.Count == 0)
-            throw new UserInputException($"{source}: target_modules is empty; name projections ({string.Join(", ", All)}) or use \"all\"");
+            throw new UserInputException($"{source}: target_modules is empty; name projections ({string.Join(", ", AllNames)}) or use \"all\"");
         if (list.Any(t => t is "all" or "all-linear")) return All;
-        var unknown = list.Where(t => !All.Contains(t)).ToList();
+        var unknown = list.Where(t => LlamaLayout.ParseModuleName(t) is null).ToList();
         if (unknown.Count > 0)
-            throw new UserInputException($"{source}: unknown target module(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; valid names are {string.Join(", ", All)} or \"all\" (lm_head cannot be targeted)");
-        return list.Distinct().ToList();
+            throw new UserInputException($"{source}: unknown target module(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; valid names are {string.Join(", ", AllNames)} or \"all\" (lm_head cannot be targeted)");
+        return list.Select(t => LlamaLayout.ParseModuleName(t)!.Value).Distinct().ToList();
     }
+
+    /// <summary><see cref="Resolve(IEnumerable{string}, string)"/> for a comma-separated list (<c>q_proj,v_proj</c>).</summary>
+    public static IReadOnlyList<ProjectionKind> Resolve(string commaSeparated, string source) =>
+        Resolve(commaSeparated.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), source);
+
+    /// <summary>The module names of a list of projections, in module order, as PEFT's target_modules lists them.</summary>
+    public static IReadOnlyList<string> Names(IEnumerable<ProjectionKind> kinds) => [.. kinds.Order().Distinct().Select(LlamaLayout.ModuleName)];
 }

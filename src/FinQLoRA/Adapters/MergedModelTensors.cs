@@ -4,8 +4,7 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Adapters;
 
 /// <summary>
-/// The model's weights under their Hugging Face names (<c>model.embed_tokens.weight</c>,
-/// <c>model.layers.{i}.self_attn.q_proj.weight</c>, …, <c>model.norm.weight</c>, <c>lm_head.weight</c>), with the
+/// The model's weights under their Hugging Face names (<see cref="LlamaLayout"/>), with the
 /// active adapter folded into every wrapped projection and quantized projections dequantized. The model itself is
 /// not changed, so this also serves to export a merged copy while training goes on.
 /// </summary>
@@ -16,18 +15,17 @@ public static class MergedModelTensors
     {
         if (model.EmbedTokens.shape[0] == 0)
             throw new InvalidOperationException("this model was loaded without its embeddings (a pipeline stage); only a whole model can be exported");
-        yield return new("model.embed_tokens.weight", Cast(model.EmbedTokens, dtype));
+        yield return new(LlamaLayout.EmbeddingsName, Cast(model.EmbedTokens, dtype));
         for (int i = 0; i < model.Layers.Count; i++)
         {
             var layer = model.Layers[i];
-            string p = $"model.layers.{i}.";
-            yield return new(p + "input_layernorm.weight", Cast(layer.InputNorm.Weight, dtype));
-            foreach (string projection in LoraTargets.All)
-                yield return new(LoraTargets.ModulePath(i, projection) + ".weight", ProjectionWeight(LoraInjector.Owner(layer, projection)[projection], dtype));
-            yield return new(p + "post_attention_layernorm.weight", Cast(layer.PostAttentionNorm.Weight, dtype));
+            yield return new(LlamaLayout.InputNormName(i), Cast(layer.InputNorm.Weight, dtype));
+            foreach (var projection in LlamaLayout.Projections)
+                yield return new(LlamaLayout.WeightName(i, projection), ProjectionWeight(layer[projection], dtype));
+            yield return new(LlamaLayout.PostAttentionNormName(i), Cast(layer.PostAttentionNorm.Weight, dtype));
         }
-        yield return new("model.norm.weight", Cast(model.FinalNorm.Weight, dtype));
-        if (model.LmHead is { } head) yield return new("lm_head.weight", ProjectionWeight(head, dtype));
+        yield return new(LlamaLayout.FinalNormName, Cast(model.FinalNorm.Weight, dtype));
+        if (model.LmHead is { } head) yield return new(LlamaLayout.HeadName, ProjectionWeight(head, dtype));
     }
 
     private static Tensor ProjectionWeight(nn.Module<Tensor, Tensor> module, ScalarType dtype) => module switch

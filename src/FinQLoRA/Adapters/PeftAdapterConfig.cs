@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using FinQLoRA.Models;
 
 namespace FinQLoRA.Adapters;
 
@@ -14,7 +15,7 @@ public static class PeftAdapterConfig
     public const string FileName = "adapter_config.json";
 
     /// <summary>The JSON PEFT writes, in the key order of a real file.</summary>
-    public static JsonObject ToJson(LoraConfig config, IReadOnlyList<string> targetModules) => new()
+    public static JsonObject ToJson(LoraConfig config, IReadOnlyList<ProjectionKind> targets) => new()
     {
         ["peft_type"] = "LORA",
         ["task_type"] = "CAUSAL_LM",
@@ -22,7 +23,7 @@ public static class PeftAdapterConfig
         ["r"] = config.Rank,
         ["lora_alpha"] = Number(config.Alpha),
         ["lora_dropout"] = config.Dropout,
-        ["target_modules"] = new JsonArray(targetModules.Select(t => (JsonNode)t).ToArray()),
+        ["target_modules"] = new JsonArray(LoraTargets.Names(targets).Select(t => (JsonNode)t).ToArray()),
         ["bias"] = "none",
         ["fan_in_fan_out"] = false,
         ["inference_mode"] = true,
@@ -73,7 +74,7 @@ public static class PeftAdapterConfig
         double alpha = Num(o, "lora_alpha", path) ?? 8; // PEFT's default
         double dropout = Num(o, "lora_dropout", path) ?? 0;
 
-        IReadOnlyList<string> targets;
+        IReadOnlyList<ProjectionKind> targets;
         string? pattern = null;
         switch (o["target_modules"])
         {
@@ -81,7 +82,7 @@ public static class PeftAdapterConfig
                 targets = LoraTargets.Resolve(list.Select(n => n?.GetValue<string>() ?? ""), path);
                 break;
             case JsonValue v when v.TryGetValue(out string? s) && s is not null:
-                if (s is "all-linear" or "all" || LoraTargets.All.Contains(s)) targets = LoraTargets.Resolve([s], path);
+                if (s is "all-linear" or "all" || LlamaLayout.ParseModuleName(s) is not null) targets = LoraTargets.Resolve([s], path);
                 else
                 {
                     try { _ = new Regex(s); }
@@ -99,7 +100,7 @@ public static class PeftAdapterConfig
             Rank = rank,
             Alpha = alpha,
             Dropout = dropout,
-            TargetModules = targets,
+            TargetModules = LoraTargets.Names(targets),
             UseRsLora = Bool(o, "use_rslora", path) ?? false,
             UseDora = Bool(o, "use_dora", path) ?? false,
             BaseModelNameOrPath = Str(o, "base_model_name_or_path", path),

@@ -96,7 +96,7 @@ public static class PeftAdapterFiles
 
         using var generator = new Generator(0); // the initial values are overwritten right away
         using var noGrad = no_grad();
-        foreach (var ((layer, projection), byPart) in parts.OrderBy(p => p.Key.Layer).ThenBy(p => LoraTargets.Index(p.Key.Projection)))
+        foreach (var ((layer, projection), byPart) in parts.OrderBy(p => p.Key.Layer).ThenBy(p => p.Key.Projection))
         {
             var lora = LoraInjector.Wrap(LoraInjector.Owner(model.Layers[layer], projection), projection);
             var adapter = lora.AddAdapter(adapterName, config, generator);
@@ -109,10 +109,11 @@ public static class PeftAdapterFiles
     }
 
     /// <summary>Groups the file's keys by (layer, projection) and checks them completely against the model and config.</summary>
-    private static Dictionary<(int Layer, string Projection), Dictionary<string, string>> ReadParts(SafetensorsFile file, string path, LlamaModel model, PeftAdapterSpec spec)
+    private static Dictionary<(int Layer, ProjectionKind Projection), Dictionary<string, string>> ReadParts(SafetensorsFile file, string path, LlamaModel model, PeftAdapterSpec spec)
     {
         var config = spec.Config;
-        var parts = new Dictionary<(int, string), Dictionary<string, string>>();
+        var parts = new Dictionary<(int, ProjectionKind), Dictionary<string, string>>();
+        var targets = config.ResolvedTargets(path);
         foreach (var entry in file.Entries)
         {
             var key = PeftAdapterKey.TryParse(entry.Name, out string why)
@@ -122,9 +123,9 @@ public static class PeftAdapterFiles
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is a DoRA magnitude but {PeftAdapterConfig.FileName} has use_dora false");
             if (key.Layer >= model.Layers.Count)
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is for layer {key.Layer} but the model has {model.Layers.Count} layers; the adapter was made for another model");
-            if (!config.TargetModules.Contains(key.Projection))
-                throw new UserInputException($"{path}: tensor '{entry.Name}' targets {key.Projection}, which {PeftAdapterConfig.FileName} does not list in target_modules ({string.Join(", ", config.TargetModules)})");
-            string modulePath = LoraTargets.ModulePath(key.Layer, key.Projection);
+            if (!targets.Contains(key.Projection))
+                throw new UserInputException($"{path}: tensor '{entry.Name}' targets {LlamaLayout.ModuleName(key.Projection)}, which {PeftAdapterConfig.FileName} does not list in target_modules ({string.Join(", ", config.TargetModules)})");
+            string modulePath = LlamaLayout.ModulePath(key.Layer, key.Projection);
             if (spec.TargetPattern is { } pattern && !Regex.IsMatch(modulePath, $"^(?:{pattern})$"))
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is for {modulePath}, which target_modules '{pattern}' does not match");
 
@@ -141,7 +142,7 @@ public static class PeftAdapterFiles
                 _ => [outF],
             };
             if (!entry.Shape.SequenceEqual(expected))
-                throw new UserInputException($"{path}: tensor '{entry.Name}' has shape [{string.Join(", ", entry.Shape)}] but r = {config.Rank} from {PeftAdapterConfig.FileName} and the model's {key.Projection} ({inF} → {outF}) need [{string.Join(", ", expected)}]; the adapter belongs to another model or its config is wrong");
+                throw new UserInputException($"{path}: tensor '{entry.Name}' has shape [{string.Join(", ", entry.Shape)}] but r = {config.Rank} from {PeftAdapterConfig.FileName} and the model's {LlamaLayout.ModuleName(key.Projection)} ({inF} → {outF}) need [{string.Join(", ", expected)}]; the adapter belongs to another model or its config is wrong");
             if (entry.DType is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is {entry.DType}; adapter weights must be F32, BF16 or F16");
         }
@@ -150,19 +151,19 @@ public static class PeftAdapterFiles
         {
             string[] needed = config.UseDora ? [PeftAdapterKey.A, PeftAdapterKey.B, PeftAdapterKey.Magnitude] : [PeftAdapterKey.A, PeftAdapterKey.B];
             foreach (string part in needed.Where(p => !byPart.ContainsKey(p)))
-                throw new UserInputException($"{path}: {LoraTargets.ModulePath(layer, projection)} has no {part} tensor; the file is incomplete");
+                throw new UserInputException($"{path}: {LlamaLayout.ModulePath(layer, projection)} has no {part} tensor; the file is incomplete");
         }
         return parts;
     }
 
-    private static (long In, long Out) ModelShape(LlamaModel model, int layer, string projection)
+    private static (long In, long Out) ModelShape(LlamaModel model, int layer, ProjectionKind projection)
     {
-        var module = LoraInjector.Owner(model.Layers[layer], projection)[projection];
+        var module = model.Layers[layer][projection];
         return module switch
         {
             LoraLinear l => (l.InFeatures, l.OutFeatures),
             IFrozenLinear f => (f.InFeatures, f.OutFeatures),
-            _ => LoraTargets.Shape(model.Config, projection),
+            _ => LlamaLayout.Shape(model.Config, projection),
         };
     }
 }

@@ -1,19 +1,22 @@
-using System.Text.RegularExpressions;
+using FinQLoRA.Models;
 
 namespace FinQLoRA.Adapters;
 
 /// <summary>
-/// One tensor name of a PEFT adapter file, parsed: <c>base_model.model.model.layers.{i}.{self_attn|mlp}.{proj}.{part}</c>
-/// where part is <c>lora_A.weight</c>, <c>lora_B.weight</c> or DoRA's <c>lora_magnitude_vector</c>. Also accepted: the
-/// adapter-name infix some PEFT versions keep (<c>lora_A.default.weight</c>, <c>lora_magnitude_vector.default.weight</c>),
-/// a trailing <c>.weight</c> on the magnitude, and keys without the <c>base_model.model.</c> prefix.
+/// One tensor name of a PEFT adapter file, parsed: <c>base_model.model.</c> + a projection's module path
+/// (<see cref="LlamaLayout.ModulePath"/>) + <c>.{part}</c>, where part is <c>lora_A.weight</c>, <c>lora_B.weight</c> or
+/// DoRA's <c>lora_magnitude_vector</c>. Also accepted: the adapter-name infix some PEFT versions keep
+/// (<c>lora_A.default.weight</c>, <c>lora_magnitude_vector.default.weight</c>), a trailing <c>.weight</c> on the
+/// magnitude, and keys without the <c>base_model.model.</c> prefix.
 /// </summary>
-public sealed partial record PeftAdapterKey(int Layer, string Projection, string Part)
+public sealed record PeftAdapterKey(int Layer, ProjectionKind Projection, string Part)
 {
     public const string A = "lora_A";
     public const string B = "lora_B";
     public const string Magnitude = "lora_magnitude_vector";
     public const string Prefix = "base_model.model.";
+
+    private static readonly string[] Parts = [A, B, Magnitude];
 
     /// <summary>The key PEFT writes: <c>base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight</c>.</summary>
     public static string Canonical(string modulePath, string suffix) => Prefix + modulePath + "." + suffix;
@@ -21,20 +24,20 @@ public sealed partial record PeftAdapterKey(int Layer, string Projection, string
     /// <summary>Parses a key, or returns null with the reason it is not an adapter key we can load.</summary>
     public static PeftAdapterKey? TryParse(string key, out string why)
     {
-        why = "";
-        var m = KeyPattern().Match(key);
-        if (!m.Success)
+        string expected = $"expected {Prefix}{LlamaLayout.ModulePath(0, ProjectionKind.Q)}.lora_A.weight (any layer and projection) / lora_B.weight / lora_magnitude_vector";
+        why = expected;
+        var segments = (key.StartsWith(Prefix, StringComparison.Ordinal) ? key[Prefix.Length..] : key).Split('.');
+        int partAt = Array.FindIndex(segments, s => Parts.Contains(s));
+        if (partAt < 0 || segments.Any(s => s.Length == 0 || !s.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))) return null;
+        string modulePath = string.Join('.', segments[..partAt]);
+        if (!LlamaLayout.TrySplitBlockModule(modulePath, out int layer, out string module)) return null;
+        if (!LlamaLayout.TryParseModulePath(modulePath, out _, out var projection))
         {
-            why = $"expected {Prefix}model.layers.<i>.self_attn|mlp.<proj>.lora_A.weight / lora_B.weight / lora_magnitude_vector";
+            why = $"'{module}' is not a projection of a Llama block ({string.Join(", ", LlamaLayout.Projections.Select(LlamaLayout.Relative))})";
             return null;
         }
-        string section = m.Groups["section"].Value, projection = m.Groups["proj"].Value, part = m.Groups["part"].Value;
-        if (!LoraTargets.All.Contains(projection) || LoraTargets.IsAttention(projection) != (section == "self_attn"))
-        {
-            why = $"'{section}.{projection}' is not a projection of a Llama block ({string.Join(", ", LoraTargets.All)})";
-            return null;
-        }
-        var tail = m.Groups["tail"].Value.Split('.', StringSplitOptions.RemoveEmptyEntries).ToList();
+        string part = segments[partAt];
+        var tail = segments[(partAt + 1)..].ToList();
         bool endsWithWeight = tail.Count > 0 && tail[^1] == "weight";
         if (endsWithWeight) tail.RemoveAt(tail.Count - 1);
         bool ok = tail.Count <= 1 && (part == Magnitude || endsWithWeight); // at most an adapter-name infix
@@ -43,9 +46,7 @@ public sealed partial record PeftAdapterKey(int Layer, string Projection, string
             why = part == Magnitude ? "unexpected suffix after lora_magnitude_vector" : $"{part} keys end in '.weight' (a bias or extra suffix is not supported)";
             return null;
         }
-        return new PeftAdapterKey(int.Parse(m.Groups["layer"].Value), projection, part);
+        why = "";
+        return new PeftAdapterKey(layer, projection, part);
     }
-
-    [GeneratedRegex(@"^(?:base_model\.model\.)?model\.layers\.(?<layer>\d+)\.(?<section>self_attn|mlp)\.(?<proj>[A-Za-z0-9_]+)\.(?<part>lora_A|lora_B|lora_magnitude_vector)(?<tail>(?:\.[A-Za-z0-9_-]+)*)$")]
-    private static partial Regex KeyPattern();
 }

@@ -11,13 +11,17 @@ namespace FinQLoRA.Adapters;
 /// </summary>
 public static class PeftAdapterSize
 {
-    public static long ParameterCount(LlamaConfig model, LoraConfig lora)
+    public static long ParameterCount(LlamaConfig model, LoraConfig lora) =>
+        ParameterCount(model, lora.Rank, lora.ResolvedTargets(), lora.UseDora);
+
+    /// <summary>L · Σ over targets r·(in + out), + out per target for DoRA's magnitude.</summary>
+    public static long ParameterCount(LlamaConfig model, int rank, IEnumerable<ProjectionKind> targets, bool dora)
     {
         long perLayer = 0;
-        foreach (string projection in lora.ResolvedTargets())
+        foreach (var projection in targets)
         {
-            var (inF, outF) = LoraTargets.Shape(model, projection);
-            perLayer += lora.Rank * (inF + outF) + (lora.UseDora ? outF : 0);
+            var (inF, outF) = LlamaLayout.Shape(model, projection);
+            perLayer += (long)rank * (inF + outF) + (dora ? outF : 0);
         }
         return perLayer * model.NumLayers;
     }

@@ -22,24 +22,10 @@ public static class RandomLlama
                 using var scope = NewDisposeScope();
                 writer.Add(name, make());
             }
-            Tensor Normal(long rows, long cols) => (randn([rows, cols], generator: gen) * 0.02).to(dtype);
-            long h = config.HiddenSize, f = config.IntermediateSize;
-            Add("model.embed_tokens.weight", () => Normal(config.VocabSize, h));
-            for (int i = 0; i < config.NumLayers; i++)
-            {
-                string p = $"model.layers.{i}.";
-                Add(p + "input_layernorm.weight", () => ones(h, dtype));
-                Add(p + "post_attention_layernorm.weight", () => ones(h, dtype));
-                Add(p + "self_attn.q_proj.weight", () => Normal(config.QDim, h));
-                Add(p + "self_attn.k_proj.weight", () => Normal(config.KvDim, h));
-                Add(p + "self_attn.v_proj.weight", () => Normal(config.KvDim, h));
-                Add(p + "self_attn.o_proj.weight", () => Normal(h, config.QDim));
-                Add(p + "mlp.gate_proj.weight", () => Normal(f, h));
-                Add(p + "mlp.up_proj.weight", () => Normal(f, h));
-                Add(p + "mlp.down_proj.weight", () => Normal(h, f));
-            }
-            Add("model.norm.weight", () => ones(h, dtype));
-            if (!config.TieWordEmbeddings) Add("lm_head.weight", () => Normal(config.VocabSize, h));
+            // embeddings, projections and lm_head N(0, 0.02); norms 1 (the layout's order, so the values for a
+            // seed stay what they were when this wrote the tensors one by one)
+            foreach (var t in LlamaLayout.Tensors(config))
+                Add(t.HfName, () => t.Shape.Length == 1 ? ones(t.Shape, dtype) : (randn(t.Shape, generator: gen) * 0.02).to(dtype));
             writer.Commit();
         }
         FinQLoRA.IO.AtomicFile.WriteAllText(Path.Combine(folder, "config.json"),

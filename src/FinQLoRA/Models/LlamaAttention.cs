@@ -16,10 +16,10 @@ public sealed class LlamaAttention : ProjectionSet
     {
         _config = config;
         _layer = layer;
-        AddProjection("q_proj", q);
-        AddProjection("k_proj", k);
-        AddProjection("v_proj", v);
-        AddProjection("o_proj", o);
+        AddProjection(ProjectionKind.Q, q);
+        AddProjection(ProjectionKind.K, k);
+        AddProjection(ProjectionKind.V, v);
+        AddProjection(ProjectionKind.O, o);
     }
 
     /// <param name="x">[B, T, hidden]</param>
@@ -30,9 +30,9 @@ public sealed class LlamaAttention : ProjectionSet
         long b = x.shape[0], t = x.shape[1];
         int h = _config.NumHeads, hkv = _config.NumKvHeads, d = _config.HeadDim;
 
-        var q = this["q_proj"].forward(x).view(b, t, h, d).transpose(1, 2);      // [B, H, T, d]
-        var k = this["k_proj"].forward(x).view(b, t, hkv, d).transpose(1, 2);    // [B, Hkv, T, d]
-        var v = this["v_proj"].forward(x).view(b, t, hkv, d).transpose(1, 2);
+        var q = this[ProjectionKind.Q].forward(x).view(b, t, h, d).transpose(1, 2);      // [B, H, T, d]
+        var k = this[ProjectionKind.K].forward(x).view(b, t, hkv, d).transpose(1, 2);    // [B, Hkv, T, d]
+        var v = this[ProjectionKind.V].forward(x).view(b, t, hkv, d).transpose(1, 2);
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
         if (cache != null) (k, v) = cache.Append(_layer, k, v);                  // [B, Hkv, S, d]
@@ -45,6 +45,6 @@ public sealed class LlamaAttention : ProjectionSet
         }
         var attn = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask.to(q.dtype));
         var merged = attn.transpose(1, 2).reshape(b, t, h * d);
-        return this["o_proj"].forward(merged).MoveToOuterDisposeScope();
+        return this[ProjectionKind.O].forward(merged).MoveToOuterDisposeScope();
     }
 }

@@ -31,6 +31,12 @@ public sealed class LlamaDecoderLayer : nn.Module
     public RmsNorm InputNorm => input_layernorm;
     public RmsNorm PostAttentionNorm => post_attention_layernorm;
 
+    /// <summary>The section holding a projection: attention for q, k, v, o; the MLP for gate, up, down.</summary>
+    public ProjectionSet Section(ProjectionKind kind) => LlamaLayout.IsAttention(kind) ? self_attn : mlp;
+
+    /// <summary>The module now in a projection's place (the base linear, or the adapter wrapping it).</summary>
+    public nn.Module<Tensor, Tensor> this[ProjectionKind kind] => Section(kind)[kind];
+
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, IKvCache? cache)
     {
         using var scope = NewDisposeScope();

@@ -33,44 +33,39 @@ public static class ModelLoader
             return stored.to(dtype, options.Device).detach();
         }
 
-        nn.Module<Tensor, Tensor> Proj(string name, long outDim, long inDim)
+        nn.Module<Tensor, Tensor> Proj(int layer, ProjectionKind kind)
         {
+            string name = LlamaLayout.WeightName(layer, kind);
+            var (inDim, outDim) = LlamaLayout.Shape(config, kind);
             if (prequantized?.TryLoad(name, [outDim, inDim]) is { } stored4or8Bit) return stored4or8Bit;
             using var stored = Read(reader, name, [outDim, inDim]);
             return linear(name, stored);
         }
 
-        long h = config.HiddenSize, ffn = config.IntermediateSize;
+        long h = config.HiddenSize;
         var embed = options.LoadEmbeddings || config.TieWordEmbeddings && options.LoadHead
-            ? Dense("model.embed_tokens.weight", [config.VocabSize, h], options.DType)
+            ? Dense(LlamaLayout.EmbeddingsName, [config.VocabSize, h], options.DType)
             : empty([0, h], options.DType, options.Device);
 
         var layers = new List<LlamaDecoderLayer>();
         for (int i = first; i < first + count; i++)
         {
-            string p = $"model.layers.{i}.";
             var attention = new LlamaAttention(config, i,
-                Proj(p + "self_attn.q_proj.weight", config.QDim, h),
-                Proj(p + "self_attn.k_proj.weight", config.KvDim, h),
-                Proj(p + "self_attn.v_proj.weight", config.KvDim, h),
-                Proj(p + "self_attn.o_proj.weight", h, config.QDim));
-            var mlp = new LlamaMlp(
-                Proj(p + "mlp.gate_proj.weight", ffn, h),
-                Proj(p + "mlp.up_proj.weight", ffn, h),
-                Proj(p + "mlp.down_proj.weight", h, ffn));
+                Proj(i, ProjectionKind.Q), Proj(i, ProjectionKind.K), Proj(i, ProjectionKind.V), Proj(i, ProjectionKind.O));
+            var mlp = new LlamaMlp(Proj(i, ProjectionKind.Gate), Proj(i, ProjectionKind.Up), Proj(i, ProjectionKind.Down));
             layers.Add(new LlamaDecoderLayer(
-                new RmsNorm(Dense(p + "input_layernorm.weight", [h], options.DType), config.RmsNormEps),
+                new RmsNorm(Dense(LlamaLayout.InputNormName(i), [h], options.DType), config.RmsNormEps),
                 attention,
-                new RmsNorm(Dense(p + "post_attention_layernorm.weight", [h], options.DType), config.RmsNormEps),
+                new RmsNorm(Dense(LlamaLayout.PostAttentionNormName(i), [h], options.DType), config.RmsNormEps),
                 mlp));
         }
 
-        var norm = new RmsNorm(options.LoadHead ? Dense("model.norm.weight", [h], options.DType) : ones(h, options.DType, options.Device), config.RmsNormEps);
+        var norm = new RmsNorm(options.LoadHead ? Dense(LlamaLayout.FinalNormName, [h], options.DType) : ones(h, options.DType, options.Device), config.RmsNormEps);
         nn.Module<Tensor, Tensor>? head = null;
         if (options.LoadHead && !config.TieWordEmbeddings)
         {
             // lm_head stays 16-bit as in QLoRA: it is never handed to the quantizing factory.
-            head = new DenseLinear(Dense("lm_head.weight", [config.VocabSize, h], options.DType));
+            head = new DenseLinear(Dense(LlamaLayout.HeadName, [config.VocabSize, h], options.DType));
         }
         var model = new LlamaModel(config, options.DType, embed, layers, norm, head);
         model.eval(); // inference mode by default (adapter dropout off), as from_pretrained; trainers call train()

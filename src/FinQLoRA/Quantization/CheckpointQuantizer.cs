@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using FinQLoRA.Models;
 using FinQLoRA.Models.Checkpoints;
 using FinQLoRA.Runtime;
@@ -15,13 +14,10 @@ namespace FinQLoRA.Quantization;
 /// unquantized in the model dtype, config.json with <c>quantization_config</c>, tokenizer and other files copied.
 /// Works tensor by tensor (read one, quantize, append to the output, free), so memory stays near one weight.
 /// </summary>
-public static partial class CheckpointQuantizer
+public static class CheckpointQuantizer
 {
-    [GeneratedRegex(@"^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$")]
-    private static partial Regex ProjectionWeight();
-
     /// <summary>True for the seven per-layer projection weights that QLoRA / LLM.int8() quantize.</summary>
-    public static bool IsProjectionWeight(string name) => ProjectionWeight().IsMatch(name);
+    public static bool IsProjectionWeight(string name) => LlamaLayout.TryParseWeightName(name, out _, out _);
 
     /// <param name="modelFolder">a Hugging Face Llama folder (config.json + safetensors), not already quantized</param>
     /// <param name="outFolder">a new or empty folder</param>
@@ -75,7 +71,7 @@ public static partial class CheckpointQuantizer
                     }
                 }
                 if (quantized == 0)
-                    throw new UserInputException($"{reader.Source}: no q/k/v/o/gate/up/down projection weights found (model.layers.N.self_attn.q_proj.weight, …); is this a Llama checkpoint?");
+                    throw new UserInputException($"{reader.Source}: no q/k/v/o/gate/up/down projection weights found ({LlamaLayout.WeightNamePattern(ProjectionKind.Q)}, …); is this a Llama checkpoint?");
                 outputBytes = writer.DataBytes;
                 writer.Commit();
             }

@@ -72,7 +72,7 @@ public sealed class SftTrainer
         // 2. Adapters: fresh (seeded init) or from the latest checkpoint when resuming.
         var lora = new LoraConfig
         {
-            Rank = c.Rank, Alpha = c.Alpha, Dropout = c.Dropout, TargetModules = LoraTargets.Resolve(c.Targets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), "targets"),
+            Rank = c.Rank, Alpha = c.Alpha, Dropout = c.Dropout, TargetModules = LoraTargets.Names(LoraTargets.Resolve(c.Targets, "targets")),
             UseRsLora = c.UseRslora, UseDora = c.UseDora, BaseModelNameOrPath = c.Model, InitSeed = c.Seed,
         };
         TrainingCheckpoint.Loaded? resume = null;
@@ -389,8 +389,8 @@ public sealed class SftTrainer
     /// without adding capacity (and makes huge adapters by mistake).</summary>
     private static void CheckRankFits(LlamaConfig model, TrainConfig c)
     {
-        var targets = LoraTargets.Resolve(c.Targets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), "targets");
-        long smallest = targets.Min(t => Math.Min(LoraTargets.Shape(model, t).In, LoraTargets.Shape(model, t).Out));
+        var targets = LoraTargets.Resolve(c.Targets, "targets");
+        long smallest = targets.Min(t => Math.Min(LlamaLayout.Shape(model, t).In, LlamaLayout.Shape(model, t).Out));
         if (c.Rank > smallest)
             throw new UserInputException($"rank = {c.Rank} is larger than the smallest side ({smallest}) of the targeted projections of this model; choose rank <= {smallest}");
     }

@@ -79,7 +79,7 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
         if (o["target_modules"] is JsonArray targets)
         {
             var have = targets.Select(t => t?.GetValue<string>() ?? "").Order().ToList();
-            var want = wanted.ResolvedTargets().Order().ToList();
+            var want = LoraTargets.Names(wanted.ResolvedTargets()).Order().ToList();
             if (!have.SequenceEqual(want))
                 throw new UserInputException($"resume: {file} has target_modules = {string.Join(",", have)} but the run asks for targets = {string.Join(",", want)}; resume with the run's settings or start a new --out");
         }

@@ -150,8 +150,8 @@ public sealed class LoraInjectorTests
         Assert.Contains("sentiment, ner", e.Message);
 
         LoraInjector.DeleteAdapter(model, "ner");
-        Assert.IsType<DenseLinear>(model.Layers[0].Mlp["gate_proj"]); // only "ner" wrapped it
-        Assert.IsType<LoraLinear>(model.Layers[0].Attention["q_proj"]);
+        Assert.IsType<DenseLinear>(model.Layers[0].Mlp[ProjectionKind.Gate]); // only "ner" wrapped it
+        Assert.IsType<LoraLinear>(model.Layers[0].Attention[ProjectionKind.Q]);
         LoraInjector.SetActiveAdapter(model, "sentiment");
         using (var afterDelete = LoraTestKit.Logits(model)) Assert.True(afterDelete.Equals(sentiment));
 

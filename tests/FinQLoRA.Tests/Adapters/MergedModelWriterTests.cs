@@ -26,7 +26,7 @@ public sealed class MergedModelWriterTests : IDisposable
         using var expected = LoraTestKit.Logits(model);
 
         long bytes = MergedModelWriter.WriteHfFolder(model, model.Config, baseFolder, _dir, ScalarType.Float32);
-        Assert.IsType<LoraLinear>(model.Layers[0].Attention["q_proj"]); // writing does not merge the live model
+        Assert.IsType<LoraLinear>(model.Layers[0].Attention[ProjectionKind.Q]); // writing does not merge the live model
 
         Assert.Equal(new FileInfo(Path.Combine(_dir, "model.safetensors")).Length, bytes);
         Assert.InRange(bytes, 292_800 * 4, 292_800 * 4 + 16384); // 292,800 fp32 weights plus the header

@@ -1,6 +1,6 @@
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
-using FinQLoRA.Quantization.Planning;
+using FinQLoRA.Planning;
 
 namespace FinQLoRA.Tests.Quantization;
 
@@ -60,7 +60,7 @@ public sealed class MemoryPlannerTests
         Assert.Equal(32L * 2048 * 4096 * 2 + perToken * 2048, ckptParts["activations"]);
         Assert.True(ckpt.TotalBytes < full.TotalBytes);
         Assert.Equal(full.WeightsBytes, ckpt.WeightsBytes);
-        var all = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t with { AllLinear = true }, "8b");
+        var all = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t with { Targets = LlamaLayout.Projections }, "8b");
         Assert.True(all.TotalBytes > full.TotalBytes);
     }
 

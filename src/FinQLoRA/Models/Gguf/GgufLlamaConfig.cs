@@ -34,11 +34,11 @@ public static class GgufLlamaConfig
             throw new UserInputException($"{file.Path}: head_count {heads} is not a multiple of head_count_kv {kvHeads}");
 
         int vocab = Opt("vocab_size") ?? tokenizer?.Tokens.Count
-            ?? (file.Contains("token_embd.weight") ? (int)file.Tensor("token_embd.weight").Ne[^1] : 0);
-        if (vocab <= 0) throw new UserInputException($"{file.Path}: cannot tell the vocabulary size (no llama.vocab_size, tokens or token_embd.weight)");
+            ?? (file.Contains(LlamaLayout.GgufEmbeddingsName) ? (int)file.Tensor(LlamaLayout.GgufEmbeddingsName).Ne[^1] : 0);
+        if (vocab <= 0) throw new UserInputException($"{file.Path}: cannot tell the vocabulary size (no llama.vocab_size, tokens or {LlamaLayout.GgufEmbeddingsName})");
         double theta = Shortest(file.GetFloat("llama.rope.freq_base") ?? 10000.0);
 
-        string dtype = file.Contains("token_embd.weight") ? file.Tensor("token_embd.weight").Type switch
+        string dtype = file.Contains(LlamaLayout.GgufEmbeddingsName) ? file.Tensor(LlamaLayout.GgufEmbeddingsName).Type switch
         {
             GgmlType.F16 => "float16",
             GgmlType.BF16 => "bfloat16",
@@ -58,7 +58,7 @@ public static class GgufLlamaConfig
             RmsNormEps = Shortest(file.GetFloat("llama.attention.layer_norm_rms_epsilon") ?? 1e-5),
             RopeTheta = theta,
             RopeScaling = ReadRopeScaling(file, headDim, theta),
-            TieWordEmbeddings = !file.Contains("output.weight"),
+            TieWordEmbeddings = !file.Contains(LlamaLayout.GgufHeadName),
             BosTokenId = tokenizer?.BosId,
             EosTokenIds = tokenizer?.EosId is int eos ? [eos] : [],
             PadTokenId = tokenizer?.PadId,

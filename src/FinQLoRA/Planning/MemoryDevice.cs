@@ -1,4 +1,4 @@
-namespace FinQLoRA.Quantization.Planning;
+namespace FinQLoRA.Planning;
 
 /// <summary>Where a planned run executes: GPU memory (CUDA) or the process's resident set on the CPU.</summary>
 public enum MemoryDevice

@@ -1,6 +1,8 @@
+using FinQLoRA.Adapters;
 using FinQLoRA.Models;
+using FinQLoRA.Quantization;
 
-namespace FinQLoRA.Quantization.Planning;
+namespace FinQLoRA.Planning;
 
 /// <summary>
 /// GPU memory of a Llama model for inference at batch 1 and for (Q)LoRA training, by component.
@@ -18,7 +20,7 @@ namespace FinQLoRA.Quantization.Planning;
 /// quantized layers add a transient: 4-bit dequantizes the largest projection to bf16 (out·in·2), 8-bit holds the
 /// int8 activations and int32 accumulator of the largest projection (C·(in + 4·out)).
 /// The caching allocator reuses the same blocks every layer at batch 1, so no fragmentation term is added.</para>
-/// <para><b>Training</b> (batch B, sequence S, rank R, targets q,k,v or all seven): adapter parameters
+/// <para><b>Training</b> (batch B, sequence S, rank R, any set of target projections): adapter parameters
 /// P = L·Σ R·(in + out) cost 16 bytes each (fp32 weight, fp32 grad, AdamW m and v);
 /// activations saved for backward per token and layer, bf16 unless noted:
 /// 2·(h [attention residual] + qdim + 2·kv_dim [q, k, v kept by attention] + qdim [attention output] + h [MLP residual]
@@ -63,14 +65,9 @@ public static class MemoryPlanner
 
     private const long Bf16 = 2;
 
-    /// <summary>The seven projections of a layer as (name, in, out).</summary>
-    public static IReadOnlyList<(string Name, long In, long Out)> Projections(LlamaConfig c) =>
-    [
-        ("q_proj", c.HiddenSize, c.QDim), ("k_proj", c.HiddenSize, c.KvDim), ("v_proj", c.HiddenSize, c.KvDim),
-        ("o_proj", c.QDim, c.HiddenSize),
-        ("gate_proj", c.HiddenSize, c.IntermediateSize), ("up_proj", c.HiddenSize, c.IntermediateSize),
-        ("down_proj", c.IntermediateSize, c.HiddenSize),
-    ];
+    /// <summary>The seven projections of a layer as (kind, in, out).</summary>
+    public static IReadOnlyList<(ProjectionKind Kind, long In, long Out)> Projections(LlamaConfig c) =>
+        [.. LlamaLayout.Projections.Select(k => (k, LlamaLayout.Shape(c, k).In, LlamaLayout.Shape(c, k).Out))];
 
     /// <summary>Weight storage by component; <paramref name="options"/> gives bits, 4-bit type, double quant, block size.</summary>
     public static IReadOnlyList<MemoryComponent> Weights(LlamaConfig c, QuantizationOptions options)
@@ -79,11 +76,11 @@ public static class MemoryPlanner
         long h = c.HiddenSize, L = c.NumLayers, v = c.VocabSize;
         var proj = Projections(c);
         long attention = 0, mlp = 0, constants = 0;
-        foreach (var (name, inF, outF) in proj)
+        foreach (var (kind, inF, outF) in proj)
         {
             long n = inF * outF;
             (long data, long consts) = ProjectionBytes(n, outF, options);
-            bool isAttention = name is "q_proj" or "k_proj" or "v_proj" or "o_proj";
+            bool isAttention = LlamaLayout.IsAttention(kind);
             long bias = (isAttention ? c.AttentionBias : c.MlpBias) ? outF * Bf16 : 0;
             if (isAttention) attention += L * (data + bias);
             else mlp += L * (data + bias);
@@ -178,10 +175,10 @@ public static class MemoryPlanner
 
     /// <summary>Adapter parameter count: L · Σ over targets R·(in + out).</summary>
     public static long AdapterParameters(LlamaConfig c, TrainingMemoryOptions t) =>
-        c.NumLayers * Targets(c, t).Sum(p => (long)t.Rank * (p.In + p.Out));
+        PeftAdapterSize.ParameterCount(c, t.Rank, t.AdapterTargets, dora: false);
 
-    private static IEnumerable<(string Name, long In, long Out)> Targets(LlamaConfig c, TrainingMemoryOptions t) =>
-        Projections(c).Where(p => t.AllLinear || p.Name is "q_proj" or "k_proj" or "v_proj");
+    private static IEnumerable<(ProjectionKind Kind, long In, long Out)> Targets(LlamaConfig c, TrainingMemoryOptions t) =>
+        Projections(c).Where(p => t.AdapterTargets.Contains(p.Kind));
 
     /// <summary>Bytes kept for backward per token by one decoder layer (formula in the class summary).</summary>
     public static long LayerActivationBytesPerToken(LlamaConfig c, TrainingMemoryOptions t)

@@ -1,10 +1,12 @@
-namespace FinQLoRA.Quantization.Planning;
+using FinQLoRA.Models;
+
+namespace FinQLoRA.Planning;
 
 /// <summary>A (Q)LoRA training setup for the memory planner.</summary>
 /// <param name="BatchSize">Sequences per micro-batch (B).</param>
 /// <param name="SeqLen">Tokens per sequence (S).</param>
 /// <param name="Rank">LoRA rank (R).</param>
-/// <param name="AllLinear">Adapters on all seven projections instead of q, k, v.</param>
+/// <param name="Targets">The projections with adapters; null means q, k, v (FinLoRA's setting).</param>
 /// <param name="GradientCheckpointing">Recompute each decoder layer in backward, keeping only its input.</param>
 /// <param name="LoraDropout">Adds a 1-byte mask per adapted input element when &gt; 0 (peft's default setups use 0.05–0.1).</param>
 /// <param name="Device">GPU memory (CUDA, the default) or the peak RSS of a CPU training process.</param>
@@ -12,7 +14,10 @@ public sealed record TrainingMemoryOptions(
     int BatchSize = 1,
     int SeqLen = 512,
     int Rank = 8,
-    bool AllLinear = false,
+    IReadOnlyList<ProjectionKind>? Targets = null,
     bool GradientCheckpointing = false,
     double LoraDropout = 0.1,
-    MemoryDevice Device = MemoryDevice.Cuda);
+    MemoryDevice Device = MemoryDevice.Cuda)
+{
+    public IReadOnlyList<ProjectionKind> AdapterTargets => Targets ?? [ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V];
+}

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 
-namespace FinQLoRA.Quantization.Planning;
+namespace FinQLoRA.Planning;
 
 /// <summary>The result of <see cref="MemoryPlanner"/>: components and totals in bytes.</summary>
 public sealed record MemoryPlan(string Model, int Bits, string Mode, IReadOnlyList<MemoryComponent> Components)
