@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Diagnostics;
 using FinQLoRA.Demo;
 using FinQLoRA.IO;
@@ -153,7 +154,7 @@ public static class GenerationBench
 
     private static IReadOnlyList<Timing> Ours(string folder, ScalarType dtype, int[][] prompts, int steps, int repeats, bool warmUp)
     {
-        using var model = ModelLoader.Load(folder, new ModelLoadOptions { DType = dtype });
+        using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = dtype });
         using var noGrad = no_grad();
         int batch = prompts.Length, length = prompts[0].Length;
         var runs = new List<Timing>();

@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using FinQLoRA.Demo;
@@ -85,7 +86,7 @@ public static class LoadMemoryBench
     private static int ChildLoad(string folder, int bits)
     {
         var sw = Stopwatch.StartNew();
-        using var model = ModelLoader.Load(folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(bits));
+        using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(bits));
         double seconds = sw.Elapsed.TotalSeconds;
         long storage = model.parameters().Concat(model.buffers()).Sum(p => p.numel() * p.element_size())
             + model.modules().OfType<IFrozenLinear>().Where(m => m is QuantizedLinear).Sum(m => m.StorageBytes);

@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Diagnostics;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Demo;
@@ -45,7 +46,7 @@ public static class PipelineBench
         if (context.IsMain) Console.WriteLine($"{context.Size} stages, {threadsPerRank} thread(s) per rank; baseline: one process with {threadsPerRank * context.Size}");
 
         string stories = Path.Combine(shared, "models", "stories260K-hf");
-        Measure(context, "stories260K", stories, ModelBundle.LoadTokenizer(stories), promptCount, newTokens, threadsPerRank);
+        Measure(context, "stories260K", stories, ModelLoading.LoadTokenizer(stories), promptCount, newTokens, threadsPerRank);
         if (!skipRandom)
         {
             // Every rank agrees on the folder without sending strings: the same name, written by rank 0 before a barrier.
@@ -105,7 +106,7 @@ public static class PipelineBench
         if (context.IsMain)
         {
             torch.set_num_threads(threadsPerRank * comm.Size);
-            using var full = ModelLoader.Load(folder, load);
+            using var full = ModelLoading.LoadModel(folder, load);
             var single = new TextGenerator(full, new NoStopTokenizer(tokenizer));
             single.GenerateIds(prompts, options with { MaxNewTokens = 2 }, promptCount); // warm-up
             var clock = Stopwatch.StartNew();

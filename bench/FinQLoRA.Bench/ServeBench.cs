@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -67,8 +68,8 @@ public static class ServeBench
 
     private static async Task Measure(string name, string folder, int tokens, int requestsPerClient)
     {
-        var tokenizer = ModelBundle.LoadTokenizer(folder);
-        using var model = ModelLoader.Load(folder, new ModelLoadOptions { DType = ScalarType.Float32 });
+        var tokenizer = ModelLoading.LoadTokenizer(folder);
+        using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.Float32 });
         long parameters = model.CountParameters().Total;
         var prompts = Enumerable.Range(0, 32).Select(i => Starts[i % Starts.Length] + (i >= Starts.Length ? $" {i}" : "")).ToArray();
         var ids = prompts.Select(p => tokenizer.Encode(p, addBos: true)).ToList();

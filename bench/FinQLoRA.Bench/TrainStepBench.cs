@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Diagnostics;
 using System.Globalization;
 using FinQLoRA.Adapters;
@@ -52,7 +53,7 @@ internal static class TrainStepBench
         var rows = new List<Row>();
         foreach (int bits in new[] { 16, 8, 4 })
         {
-            using var model = ModelLoader.Load(folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(bits));
+            using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(bits));
             LoraInjector.Apply(model, Paper, seed: 1);
             using var optimizer = new AdamWOptimizer(LoraInjector.AdapterParameters(model).ToList(), new AdamWOptions(WeightDecay: 0));
             double dequantOnce = DequantizeSeconds(model);
@@ -252,7 +253,7 @@ internal static class TrainStepBench
     private static int RssProbe(Options o, string mode)
     {
         set_num_threads(Environment.ProcessorCount);
-        using var model = ModelLoader.Load(ModelFolder(), new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(4));
+        using var model = ModelLoading.LoadModel(ModelFolder(), new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(4));
         LoraInjector.Apply(model, Paper, seed: 1);
         model.GradientCheckpointing = mode == "gc";
         model.train();

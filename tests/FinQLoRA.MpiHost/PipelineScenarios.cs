@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Diagnostics;
 using System.Globalization;
 using FinQLoRA.Data.Tokenization;
@@ -27,7 +28,7 @@ internal static class PipelineScenarios
         int[] microBatchCounts = args[3].Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray();
         var prompts = args[4].Split(';').Select(p => p.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray()).ToList();
 
-        ITextTokenizer tokenizer = File.Exists(Path.Combine(folder, "tokenizer.json")) ? ModelBundle.LoadTokenizer(folder) : DemoTokenizer.Create();
+        ITextTokenizer tokenizer = File.Exists(Path.Combine(folder, "tokenizer.json")) ? ModelLoading.LoadTokenizer(folder) : DemoTokenizer.Create();
         var (model, plan) = PipelineStageLoader.Load(folder, new ModelLoadOptions { DType = dtype }, comm.Size, comm.Rank);
         using (model)
         {

@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.ComponentModel;
 using FinQLoRA.Adapters;
 using FinQLoRA.Data.Sft;
@@ -58,7 +59,7 @@ public sealed class EvalCommand : Command<EvalSettings>
         if (dist != null && dist.Size != s.PipelineStages)
             throw new UserInputException($"--pipeline-stages {s.PipelineStages} needs a job of {s.PipelineStages} ranks but this one has {dist.Size}; run: mpirun -np {s.PipelineStages} finqlora eval --pipeline-stages {s.PipelineStages} ...");
         bool main = dist?.IsMain ?? true;
-        var tokenizer = ModelBundle.LoadTokenizer(s.Model);
+        var tokenizer = ModelLoading.LoadTokenizer(s.Model);
         LlamaModel model;
         IBatchGenerator generator;
         if (dist != null)
@@ -69,7 +70,7 @@ public sealed class EvalCommand : Command<EvalSettings>
         }
         else
         {
-            model = ModelLoader.Load(s.Model, options);
+            model = ModelLoading.LoadModel(s.Model, options);
             generator = new TextGenerator(model, tokenizer);
         }
         using var _ = model;

@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.ComponentModel;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -105,7 +106,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
         if (s.PipelineStages > 1) return ExecutePipeline(s, prompts, options);
 
         var adapters = AdapterSpec.Parse(s.Adapter);
-        using var bundle = ModelBundle.Load(s.Model, s.QuantizedLoadOptions());
+        using var bundle = ModelLoading.Load(s.Model, s.QuantizedLoadOptions());
         foreach (var a in adapters) PeftAdapterFiles.Load(a.Dir, bundle.Model, a.Name);
         // A line without "adapter" uses the only adapter given; with several, it must say which (or gets the base).
         string? fallback = adapters.Count == 1 ? adapters[0].Name : null;
@@ -123,7 +124,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
         using var context = DistributedContext.FromEnvironment();
         if (context.Size != s.PipelineStages)
             throw new UserInputException($"--pipeline-stages {s.PipelineStages} needs a job of {s.PipelineStages} ranks but this one has {context.Size}; run: mpirun -np {s.PipelineStages} finqlora generate --pipeline-stages {s.PipelineStages} ...");
-        var tokenizer = ModelBundle.LoadTokenizer(s.Model);
+        var tokenizer = ModelLoading.LoadTokenizer(s.Model);
         var (model, plan) = PipelineStageLoader.Load(s.Model, s.QuantizedLoadOptions() with { Device = context.Device }, s.PipelineStages, context.Rank);
         using (model)
         {

@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.ComponentModel;
 using FinQLoRA.Adapters;
 using FinQLoRA.Inference;
@@ -87,7 +88,7 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         server.Validate();
         server.BindAddress();
         var load = s.QuantizedLoadOptions();
-        var (config, reader) = CheckpointOpener.Open(s.Model);
+        var (config, reader) = ModelLoading.Open(s.Model);
         reader.Dispose();
         var engineOptions = new EngineOptions
         {
@@ -95,7 +96,7 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         };
         engineOptions.Validate(config.MaxPositionEmbeddings);
 
-        using var bundle = ModelBundle.Load(s.Model, load);
+        using var bundle = ModelLoading.Load(s.Model, load);
         foreach (var a in adapters) PeftAdapterFiles.Load(a.Dir, bundle.Model, a.Name);
         string? tokenizerConfig = Directory.Exists(s.Model) ? Path.Combine(s.Model, "tokenizer_config.json") : null;
         var chat = ChatFormat.Detect(bundle.Tokenizer, tokenizerConfig);

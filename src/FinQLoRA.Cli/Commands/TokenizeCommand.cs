@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.ComponentModel;
 using System.Text.Json.Nodes;
 using FinQLoRA.Inference;
@@ -35,7 +36,7 @@ public sealed class TokenizeCommand : Command<TokenizeSettings>
 {
     public override int Execute(CommandContext context, TokenizeSettings s, CancellationToken cancellationToken)
     {
-        var tokenizer = ModelBundle.LoadTokenizer(s.Tokenizer);
+        var tokenizer = ModelLoading.LoadTokenizer(s.Tokenizer);
         IEnumerable<string> texts = s.Text != null ? [s.Text]
             : s.File!.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) ? JsonlTexts(s.File)
             : System.IO.File.Exists(s.File) ? [System.IO.File.ReadAllText(s.File)]

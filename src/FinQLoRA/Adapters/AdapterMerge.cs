@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Models;
 using FinQLoRA.Models.Gguf;
 using FinQLoRA.Quantization;
@@ -25,7 +26,7 @@ public static class AdapterMerge
         else IO.OutputPlacement.CheckFile(o.OutPath, inputs, o.Overwrite);
 
         var load = new ModelLoadOptions { DType = o.DType }.WithBits(o.Bits, o.Quant, o.DoubleQuant);
-        using var model = ModelLoader.Load(o.ModelPath, load);
+        using var model = ModelLoading.LoadModel(o.ModelPath, load);
         model.eval();
         PeftAdapterFiles.Load(o.AdapterDir, model, LoraLinear.DefaultAdapter);
         var wrapped = LoraInjector.Wrapped(model).ToList();

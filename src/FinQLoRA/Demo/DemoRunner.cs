@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -82,7 +83,7 @@ public static class DemoRunner
     private static RunResult Evaluate(string baseDir, string? adapter, ModelLoadOptions load, Data.Tokenization.ITextTokenizer tokenizer,
         List<Example> test, string outDir, bool fineTuned)
     {
-        using var model = ModelLoader.Load(baseDir, load);
+        using var model = ModelLoading.LoadModel(baseDir, load);
         if (adapter != null) PeftAdapterFiles.Load(adapter, model);
         var evaluator = new TaskEvaluator(new TextGenerator(model, tokenizer));
         return evaluator.Evaluate("tfns", test, new TaskEvaluator.Options("demo-llama", 4, fineTuned ? 4 : null, fineTuned, BatchSize: 30), outDir).Result!;

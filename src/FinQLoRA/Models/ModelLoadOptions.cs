@@ -13,6 +13,11 @@ public sealed record ModelLoadOptions
     /// tensor is disposed by the loader afterwards, so keep a converted copy, not the argument.</summary>
     public Func<string, Tensor, nn.Module<Tensor, Tensor>>? LinearFactory { get; init; }
 
+    /// <summary>Given the checkpoint, a source of projections it stores already built (the loading layer passes
+    /// bitsandbytes-quantized ones: <c>(weight name, [out, in]) → module</c>, null for a projection stored dense), or
+    /// null when it stores none. Asked before <see cref="LinearFactory"/>.</summary>
+    public Func<LlamaConfig, Checkpoints.ICheckpointReader, Func<string, long[], nn.Module<Tensor, Tensor>?>?>? StoredProjections { get; init; }
+
     /// <summary>Layers to load, for pipeline stages: [First, First + Count). Null loads all.</summary>
     public (int First, int Count)? LayerRange { get; init; }
 

@@ -1,5 +1,4 @@
 using FinQLoRA.Models.Checkpoints;
-using FinQLoRA.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -12,20 +11,14 @@ namespace FinQLoRA.Models;
 /// </summary>
 public static class ModelLoader
 {
-    public static LlamaModel Load(string path, ModelLoadOptions? options = null)
-    {
-        var (config, reader) = CheckpointOpener.Open(path);
-        using (reader) return Load(config, reader, options ?? new ModelLoadOptions());
-    }
-
     public static LlamaModel Load(LlamaConfig config, ICheckpointReader reader, ModelLoadOptions options)
     {
         using var noGrad = no_grad();
         var (first, count) = options.LayerRange ?? (0, config.NumLayers);
         var linear = options.LinearFactory ?? ((_, w) => new DenseLinear(w.to(options.DType, options.Device)));
-        // [pre-quantized checkpoints] config.json's quantization_config says bitsandbytes: projections stored 4/8-bit
-        // are rebuilt from their stored entries as they are (LinearFactory then applies only to dense-stored ones).
-        var prequantized = PrequantizedProjections.For(config, reader, options);
+        // [pre-quantized checkpoints] projections stored 4/8-bit are rebuilt from their stored entries as they are
+        // (LinearFactory then applies only to dense-stored ones); the loading layer supplies the factory.
+        var stored = options.StoredProjections?.Invoke(config, reader);
 
         Tensor Dense(string name, long[] shape, ScalarType dtype)
         {
@@ -37,9 +30,9 @@ public static class ModelLoader
         {
             string name = LlamaLayout.WeightName(layer, kind);
             var (inDim, outDim) = LlamaLayout.Shape(config, kind);
-            if (prequantized?.TryLoad(name, [outDim, inDim]) is { } stored4or8Bit) return stored4or8Bit;
-            using var stored = Read(reader, name, [outDim, inDim]);
-            return linear(name, stored);
+            if (stored?.Invoke(name, [outDim, inDim]) is { } stored4or8Bit) return stored4or8Bit;
+            using var dense = Read(reader, name, [outDim, inDim]);
+            return linear(name, dense);
         }
 
         long h = config.HiddenSize;

@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Data.Formats;
 using FinQLoRA.Data.Tasks;
 using System.Diagnostics;
@@ -62,8 +63,8 @@ public sealed class SftTrainer
         var loadOptions = new ModelLoadOptions { DType = dtype, Device = device }
             .WithBits(c.Bits, QuantizedLoading.ParseKind(c.Quant), c.DoubleQuant);
         var loadTimer = Stopwatch.StartNew();
-        using var model = ModelLoader.Load(c.Model, loadOptions);
-        ITextTokenizer tokenizer = _tokenizer ?? ModelBundle.LoadTokenizer(c.Model);
+        using var model = ModelLoading.LoadModel(c.Model, loadOptions);
+        ITextTokenizer tokenizer = _tokenizer ?? ModelLoading.LoadTokenizer(c.Model);
         double loadSeconds = loadTimer.Elapsed.TotalSeconds;
         model.GradientCheckpointing = c.GradCheckpointing;
         CheckRankFits(model.Config, c);

@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
 using FinQLoRA.Models;
@@ -37,7 +38,7 @@ public sealed class AdapterMergeTests : IDisposable
     /// <summary>Logits of the base (loaded with <paramref name="load"/>) with the adapter folder applied unmerged.</summary>
     private static Tensor AdapterLogits(string adapter, ModelLoadOptions load)
     {
-        using var model = ModelLoader.Load(BaseFolder, load);
+        using var model = ModelLoading.LoadModel(BaseFolder, load);
         PeftAdapterFiles.Load(adapter, model);
         return LoraTestKit.Logits(model);
     }
@@ -69,7 +70,7 @@ public sealed class AdapterMergeTests : IDisposable
         using var expected = AdapterLogits(adapter, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var baseModel = LoraTestKit.LoadStories();
         using var baseLogits = LoraTestKit.Logits(baseModel);
-        using var mergedModel = ModelLoader.Load(outDir, new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var mergedModel = ModelLoading.LoadModel(outDir, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var logits = LoraTestKit.Logits(mergedModel);
         double diff = LoraTestKit.RelativeMaxDiff(logits, expected);
         Assert.True(diff < 1e-5, $"merged vs base+adapter: relative max |diff| {diff}");
@@ -89,7 +90,7 @@ public sealed class AdapterMergeTests : IDisposable
 
         // The adapter was trained against the 4-bit base: the merged model must reproduce 4-bit base + adapter.
         using var expected = AdapterLogits(adapter, new ModelLoadOptions { DType = ScalarType.Float32 }.WithBits(4, FourBitType.Nf4));
-        using var mergedModel = ModelLoader.Load(outDir, new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var mergedModel = ModelLoading.LoadModel(outDir, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var logits = LoraTestKit.Logits(mergedModel);
         double diff = LoraTestKit.RelativeMaxDiff(logits, expected);
         Assert.True(diff < 1e-5, $"merged (4-bit base) vs 4-bit base+adapter: relative max |diff| {diff}");
@@ -108,7 +109,7 @@ public sealed class AdapterMergeTests : IDisposable
         Assert.Empty(Directory.GetDirectories(_dir, ".merge-*")); // the intermediate HF folder is gone
 
         using var expected = AdapterLogits(adapter, new ModelLoadOptions { DType = ScalarType.Float32 });
-        using var merged = ModelLoader.Load(outFile, new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var merged = ModelLoading.LoadModel(outFile, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var logits = LoraTestKit.Logits(merged);
         double diff = LoraTestKit.RelativeMaxDiff(logits, expected);
         Assert.True(diff < 1e-5, $"merged GGUF vs base+adapter: relative max |diff| {diff}");

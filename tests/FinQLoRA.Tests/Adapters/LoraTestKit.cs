@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Adapters;
 using FinQLoRA.Models;
 using FinQLoRA.Tests.Support;
@@ -12,7 +13,7 @@ internal static class LoraTestKit
     public static readonly long[][] PromptIds = [[1, 403, 407, 261, 378, 3], [1, 88, 19, 270, 301, 45]];
 
     public static LlamaModel LoadStories() =>
-        ModelLoader.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
+        ModelLoading.LoadModel(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
 
     public static Tensor Ids() => tensor(PromptIds.SelectMany(p => p).ToArray(), [PromptIds.Length, PromptIds[0].Length]);
 

@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Adapters;
 using FinQLoRA.Models;
 using FinQLoRA.Models.Checkpoints;
@@ -39,7 +40,7 @@ public sealed class MergedModelWriterTests : IDisposable
             Assert.Equal(original.Entries.Select(e => e.Name).Order(), st.Entries.Select(e => e.Name).Order());
         }
 
-        using var merged = ModelLoader.Load(_dir, new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var merged = ModelLoading.LoadModel(_dir, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var logits = LoraTestKit.Logits(merged);
         double diff = LoraTestKit.RelativeMaxDiff(logits, expected);
         Assert.True(diff < 1e-5, $"merged folder vs LoRA model max |diff| / max |logit| = {diff}");

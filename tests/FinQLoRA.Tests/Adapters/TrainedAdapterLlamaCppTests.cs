@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
 using FinQLoRA.Inference;
@@ -62,9 +63,9 @@ public sealed class TrainedAdapterLlamaCppTests : IDisposable
         string lora = Path.Combine(_dir, "adapter.gguf");
         GgufAdapterExporter.Export(result.AdapterDir, lora, BaseGguf);
 
-        var tokenizer = ModelBundle.LoadTokenizer(BaseGguf);
+        var tokenizer = ModelLoading.LoadTokenizer(BaseGguf);
         var ids = Prompts.Select(p => tokenizer.Encode(p, addBos: true)).ToList();
-        using var model = ModelLoader.Load(BaseGguf, new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var model = ModelLoading.LoadModel(BaseGguf, new ModelLoadOptions { DType = ScalarType.Float32 });
         var generator = new TextGenerator(model, tokenizer);
         var options = new GenerationOptions { MaxNewTokens = NewTokens };
         // batch 1: no left padding, the same computation llama.cpp does.

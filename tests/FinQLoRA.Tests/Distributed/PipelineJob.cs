@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
 using FinQLoRA.Models;
@@ -19,7 +20,7 @@ public sealed record PipelineJob(MpiJob Job, IReadOnlyList<GenerationResult> Ref
         var job = MpiJob.Run(2, MpiJob.Dotnet,
             [host, "pipeline", folder, "f32", newTokens.ToString(), string.Join(",", MicroBatchCounts), promptArgument], TimeSpan.FromSeconds(120));
 
-        using var model = ModelLoader.Load(folder, new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.Float32 });
         var reference = new TextGenerator(model, tokenizer).GenerateIds(prompts, new GenerationOptions { MaxNewTokens = newTokens }, batchSize: prompts.Count);
         return new PipelineJob(job, reference);
     }

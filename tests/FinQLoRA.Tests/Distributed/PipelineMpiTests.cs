@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Demo;
 using FinQLoRA.Inference;
 using FinQLoRA.Inference.Pipeline;
@@ -13,7 +14,7 @@ public sealed class StoriesPipelineJob
 
     private readonly Lazy<PipelineJob> _job = new(() =>
     {
-        var tokenizer = ModelBundle.LoadTokenizer(Folder);
+        var tokenizer = ModelLoading.LoadTokenizer(Folder);
         // Five prompts of different lengths: micro-batches of 2+2+1 or 2+1+1+1 rows are padded differently from
         // the single batch of the reference, and some sequences end on EOS before others.
         string[] texts = ["Once upon a time", "Lily", "The little dog ran to the park and saw a big", "One day, a boy named Tom", "Sam"];

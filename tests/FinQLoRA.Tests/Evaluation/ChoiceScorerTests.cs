@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Evaluation;
 using FinQLoRA.Inference;
@@ -15,8 +16,8 @@ public sealed class ChoiceScorerTests
     public void PicksTheLabelWithTheHighestLogLikelihoodComputedIndependently()
     {
         string path = Shared.File("models/stories260K-hf");
-        using var model = ModelLoader.Load(path, new ModelLoadOptions { DType = ScalarType.Float32 });
-        var tokenizer = ModelBundle.LoadTokenizer(path);
+        using var model = ModelLoading.LoadModel(path, new ModelLoadOptions { DType = ScalarType.Float32 });
+        var tokenizer = ModelLoading.LoadTokenizer(path);
         var task = TaskRegistry.Get("fpb");
         var examples = ExampleJsonl.Read(Shared.File("data/finlora-test/fpb_test.jsonl")).Take(6).ToList();
 

@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Evaluation;
 using FinQLoRA.Models;
@@ -65,7 +66,7 @@ public sealed class PerplexityTests(ITestOutputHelper output)
         var fp32 = new ModelLoadOptions { DType = ScalarType.Float32 };
         double Ppl(ModelLoadOptions options)
         {
-            using var model = ModelLoader.Load(hf, options);
+            using var model = ModelLoading.LoadModel(hf, options);
             return Perplexity.Compute(model, ids);
         }
         double full = Ppl(fp32), nf4 = Ppl(fp32.WithBits(4)), int8 = Ppl(fp32.WithBits(8));

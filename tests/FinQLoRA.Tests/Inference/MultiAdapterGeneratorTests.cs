@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Adapters;
 using FinQLoRA.Cli.Commands;
 using FinQLoRA.Inference;
@@ -34,7 +35,7 @@ public sealed class MultiAdapterGeneratorTests : IDisposable
     /// <summary>A separate process-like run: a fresh base, at most one adapter, all prompts.</summary>
     private static List<int[]> SingleRun(string? adapter, IReadOnlyList<int[]> ids)
     {
-        using var bundle = ModelBundle.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var bundle = ModelLoading.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
         if (adapter != null) PeftAdapterFiles.Load(adapter, bundle.Model);
         return new TextGenerator(bundle.Model, bundle.Tokenizer).GenerateIds(ids, Greedy, batchSize: 3).Select(r => r.OutputIds).ToList();
     }
@@ -54,7 +55,7 @@ public sealed class MultiAdapterGeneratorTests : IDisposable
         var specs = AdapterSpec.Parse([$"a={a}", $"b={b}"]);
 
         List<int[]> combined;
-        using (var bundle = ModelBundle.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 }))
+        using (var bundle = ModelLoading.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 }))
         {
             foreach (var s in specs) PeftAdapterFiles.Load(s.Dir, bundle.Model, s.Name);
             var generator = new TextGenerator(bundle.Model, bundle.Tokenizer);
@@ -63,7 +64,7 @@ public sealed class MultiAdapterGeneratorTests : IDisposable
             Assert.Equal("b", LoraInjector.ActiveAdapter(bundle.Model)); // the adapter active before (the last loaded) is restored
         }
 
-        var tokenizer = ModelBundle.LoadTokenizer(Shared.File("models/stories260K-hf"));
+        var tokenizer = ModelLoading.LoadTokenizer(Shared.File("models/stories260K-hf"));
         var ids = lines.Select(l => tokenizer.Encode(l.Prompt, addBos: true)).ToList();
         var separate = new Dictionary<string, List<int[]>>
         {
@@ -79,7 +80,7 @@ public sealed class MultiAdapterGeneratorTests : IDisposable
     [SharedFact]
     public void UnknownAdapterInAPromptIsAUserError()
     {
-        using var bundle = ModelBundle.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var bundle = ModelLoading.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
         var generator = new TextGenerator(bundle.Model, bundle.Tokenizer);
         var e = Assert.Throws<UserInputException>(() => MultiAdapterGenerator.Generate(generator, [new GenerationRequest([1, 403], "fin")], Greedy));
         Assert.Contains("'fin'", e.Message);

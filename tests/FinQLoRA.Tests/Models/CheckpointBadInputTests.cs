@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Text;
 using FinQLoRA.Models;
 using FinQLoRA.Models.Checkpoints;
@@ -26,7 +27,7 @@ public sealed class CheckpointBadInputTests
         string file = Path.Combine(folder, "model.safetensors");
         byte[] bytes = File.ReadAllBytes(file);
         File.WriteAllBytes(file, bytes[..(bytes.Length - 1000)]);
-        var e = Assert.Throws<UserInputException>(() => ModelLoader.Load(folder));
+        var e = Assert.Throws<UserInputException>(() => ModelLoading.LoadModel(folder, new ModelLoadOptions()));
         Assert.Contains("model.safetensors", e.Message);
         Assert.Contains("tensor '", e.Message);
         Assert.Contains("truncated", e.Message);
@@ -78,7 +79,7 @@ public sealed class CheckpointBadInputTests
         File.Move(Path.Combine(folder, "model.safetensors"), Path.Combine(folder, "model-00001-of-00002.safetensors"));
         File.WriteAllText(Path.Combine(folder, "model.safetensors.index.json"),
             "{\"weight_map\":{\"model.embed_tokens.weight\":\"model-00001-of-00002.safetensors\",\"lm_head.weight\":\"model-00002-of-00002.safetensors\"}}");
-        var e = Assert.Throws<UserInputException>(() => ModelLoader.Load(folder));
+        var e = Assert.Throws<UserInputException>(() => ModelLoading.LoadModel(folder, new ModelLoadOptions()));
         Assert.Contains("shard 'model-00002-of-00002.safetensors'", e.Message);
         Assert.Contains("lm_head.weight", e.Message);
     }
@@ -90,7 +91,7 @@ public sealed class CheckpointBadInputTests
         string folder = CopyModel(dir);
         string config = File.ReadAllText(Path.Combine(folder, "config.json")).Replace("\"intermediate_size\": 172", "\"intermediate_size\": 176");
         File.WriteAllText(Path.Combine(folder, "config.json"), config);
-        var e = Assert.Throws<UserInputException>(() => ModelLoader.Load(folder));
+        var e = Assert.Throws<UserInputException>(() => ModelLoading.LoadModel(folder, new ModelLoadOptions()));
         Assert.Contains("model.layers.0.mlp.gate_proj.weight", e.Message);
         Assert.Contains("[172, 64]", e.Message);
     }

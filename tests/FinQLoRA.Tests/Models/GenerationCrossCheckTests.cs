@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
 using FinQLoRA.Models;
@@ -16,8 +17,8 @@ public sealed class GenerationCrossCheckTests
     {
         using var reference = new LlamaCppReference(Shared.File("models/stories260K/stories260K.gguf"));
         string path = Shared.File(modelPath);
-        using var model = ModelLoader.Load(path, new ModelLoadOptions { DType = ScalarType.Float32 });
-        var tokenizer = ModelBundle.LoadTokenizer(path);
+        using var model = ModelLoading.LoadModel(path, new ModelLoadOptions { DType = ScalarType.Float32 });
+        var tokenizer = ModelLoading.LoadTokenizer(path);
         var generator = new TextGenerator(model, tokenizer);
         var prompts = LlamaForwardCrossCheckTests.Prompts;
         var options = new GenerationOptions { MaxNewTokens = 32, StopIds = [-1] };
@@ -45,7 +46,7 @@ public sealed class GenerationCrossCheckTests
     public void SamplingWithASeedIsReproducibleAndStopStringsCut()
     {
         string hf = Shared.File("models/stories260K-hf");
-        using var model = ModelLoader.Load(hf, new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var model = ModelLoading.LoadModel(hf, new ModelLoadOptions { DType = ScalarType.Float32 });
         var generator = new TextGenerator(model, TokenizerLoader.FromHuggingFace(hf));
         var sampling = new GenerationOptions { MaxNewTokens = 24, Temperature = 0.9, TopK = 40, TopP = 0.9, Seed = 7 };
         var a = generator.Generate(["Once upon a time"], sampling);
@@ -63,7 +64,7 @@ public sealed class GenerationCrossCheckTests
     public void PromptLongerThanTheContextIsAClearError()
     {
         string hf = Shared.File("models/stories260K-hf");
-        using var model = ModelLoader.Load(hf, new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var model = ModelLoading.LoadModel(hf, new ModelLoadOptions { DType = ScalarType.Float32 });
         var generator = new TextGenerator(model, TokenizerLoader.FromHuggingFace(hf));
         var e = Assert.Throws<UserInputException>(() => generator.Generate([string.Concat(Enumerable.Repeat("Once upon a time ", 200))], new GenerationOptions()));
         Assert.Contains("exceeds the model's context of 512", e.Message);

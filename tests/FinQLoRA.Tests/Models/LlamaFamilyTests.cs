@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Demo;
@@ -49,7 +50,7 @@ public sealed class LlamaFamilyTests
         RandomLlama.WriteHfFolder(config, dir.Path, seed: 5);
         var reloaded = LlamaConfig.Load(dir.Path);
         Assert.Equal(config with { TorchDtype = "float32" }, reloaded with { EosTokenIds = config.EosTokenIds, QuantizationConfig = null });
-        using var model = ModelLoader.Load(dir.Path, new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var model = ModelLoading.LoadModel(dir.Path, new ModelLoadOptions { DType = ScalarType.Float32 });
         Assert.Null(model.LmHead);
         using var noGrad = no_grad();
         using var ids = tensor(new long[] { 1, 5, 9, 200, 7 }).unsqueeze(0);

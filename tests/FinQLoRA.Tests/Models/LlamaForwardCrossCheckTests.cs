@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Models;
 using FinQLoRA.Tests.Support;
 using static TorchSharp.torch;
@@ -21,7 +22,7 @@ public sealed class LlamaForwardCrossCheckTests
     public void OurForwardMatchesLlamaCppOnEveryPosition(string modelPath)
     {
         using var reference = new LlamaCppReference(Shared.File("models/stories260K/stories260K.gguf"));
-        using var model = ModelLoader.Load(Shared.File(modelPath), new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var model = ModelLoading.LoadModel(Shared.File(modelPath), new ModelLoadOptions { DType = ScalarType.Float32 });
         foreach (string prompt in Prompts)
         {
             int[] ids = reference.Tokenize(prompt);

@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
 using FinQLoRA.Models;
 using FinQLoRA.Models.Checkpoints;
@@ -37,8 +38,8 @@ public sealed class CheckpointQuantizerTests
         Assert.Equal(13, summary.CopiedTensors);        // embeddings, lm_head, final norm, 2 norms × 5 layers
 
         var fp32 = new ModelLoadOptions { DType = ScalarType.Float32 };
-        using var onTheFly = ModelLoader.Load(Stories, fp32.WithBits(bits, kind, doubleQuant));
-        using var stored = ModelLoader.Load(outDir, fp32);
+        using var onTheFly = ModelLoading.LoadModel(Stories, fp32.WithBits(bits, kind, doubleQuant));
+        using var stored = ModelLoading.LoadModel(outDir, fp32);
         Assert.All(stored.Layers.SelectMany(l => l.modules()).OfType<DenseLinear>(), _ => Assert.Fail("a projection was loaded dense"));
         Assert.Equal(35, stored.modules().OfType<QuantizedLinear>().Count());
         Assert.All(stored.modules().OfType<QuantizedLinear>(), q => Assert.Equal(bits == 8 ? QuantizedFormat.Int8 : (kind == FourBitType.Nf4 ? QuantizedFormat.Nf4 : QuantizedFormat.Fp4), q.Weight.Format));
@@ -47,7 +48,7 @@ public sealed class CheckpointQuantizerTests
         using var actual = Logits(stored);
         Assert.Equal(TensorBits.F32(expected), TensorBits.F32(actual)); // bit for bit
         // and quantization did change the model (the comparison is not of two 32-bit models)
-        using var dense = ModelLoader.Load(Stories, fp32);
+        using var dense = ModelLoading.LoadModel(Stories, fp32);
         using var full = Logits(dense);
         Assert.NotEqual(TensorBits.F32(full), TensorBits.F32(actual));
     }
@@ -133,7 +134,7 @@ public sealed class CheckpointQuantizerTests
         var config = (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(q4, "config.json")))!;
         config["quantization_config"]!["quant_method"] = "gptq";
         File.WriteAllText(Path.Combine(q4, "config.json"), config.ToJsonString());
-        var gptq = Assert.Throws<UserInputException>(() => ModelLoader.Load(q4));
+        var gptq = Assert.Throws<UserInputException>(() => ModelLoading.LoadModel(q4, new ModelLoadOptions()));
         Assert.Contains("quant_method 'gptq'", gptq.Message);
     }
 

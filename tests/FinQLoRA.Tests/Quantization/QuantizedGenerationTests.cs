@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
 using FinQLoRA.Models;
@@ -20,7 +21,7 @@ public sealed class QuantizedGenerationTests(ITestOutputHelper output)
         var options = new GenerationOptions { MaxNewTokens = 40 };
         string Continue(ModelLoadOptions load, string path)
         {
-            using var model = ModelLoader.Load(path, load);
+            using var model = ModelLoading.LoadModel(path, load);
             string text = new TextGenerator(model, tokenizer).Generate(["Once upon a time"], options)[0].Text;
             output.WriteLine(text);
             return text;

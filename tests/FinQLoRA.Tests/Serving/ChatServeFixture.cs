@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Demo;
@@ -57,7 +58,7 @@ public sealed class ChatServeFixture : IAsyncLifetime
             Reference.Add((r["text"]!.GetValue<string>(), prompt, ids.Length + (r["finish_reason"]!.GetValue<string>() == "eos" ? 1 : 0)));
         }
 
-        var bundle = ModelBundle.Load(ModelDir, new ModelLoadOptions { DType = ScalarType.Float32 });
+        var bundle = ModelLoading.Load(ModelDir, new ModelLoadOptions { DType = ScalarType.Float32 });
         Tokenizer = bundle.Tokenizer;
         Model = bundle.Model;
         Format = ChatFormat.Detect(Tokenizer, Path.Combine(ModelDir, "tokenizer_config.json")) ?? throw new InvalidOperationException("no chat format");

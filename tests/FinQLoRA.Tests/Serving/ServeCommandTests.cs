@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Net;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -79,8 +80,8 @@ public sealed partial class ServeCommandTests
     [SharedFact]
     public async Task AStoppingServerAnswers503AndItsHealthSaysSo()
     {
-        using var model = ModelLoader.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
-        var tokenizer = ModelBundle.LoadTokenizer(Shared.File("models/stories260K-hf"));
+        using var model = ModelLoading.LoadModel(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
+        var tokenizer = ModelLoading.LoadTokenizer(Shared.File("models/stories260K-hf"));
         var metrics = new ServerMetrics("s");
         using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxModelLen = 64 }, metrics);
         await using var server = OpenAiServer.Create(engine, new ServerOptions { ServedModelName = "s", Port = 0 }, metrics);

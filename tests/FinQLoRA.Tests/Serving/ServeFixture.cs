@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
@@ -47,8 +48,8 @@ public sealed class ServeFixture : IAsyncLifetime
         SaveAdapter("c", 3, ["k_proj", "gate_proj"], 2);
         RunGenerate(stories);
 
-        Tokenizer = ModelBundle.LoadTokenizer(stories);
-        Model = ModelLoader.Load(stories, new ModelLoadOptions { DType = ScalarType.Float32 });
+        Tokenizer = ModelLoading.LoadTokenizer(stories);
+        Model = ModelLoading.LoadModel(stories, new ModelLoadOptions { DType = ScalarType.Float32 });
         PeftAdapterFiles.Load(Path.Combine(AdapterRoot, "a"), Model, "a");
         PeftAdapterFiles.Load(Path.Combine(AdapterRoot, "b"), Model, "b");
         var metrics = new ServerMetrics(BaseName);
@@ -93,7 +94,7 @@ public sealed class ServeFixture : IAsyncLifetime
     /// <summary>One run of the real CLI for all prompts and models (base, a, b, c).</summary>
     private void RunGenerate(string stories)
     {
-        var tokenizer = ModelBundle.LoadTokenizer(stories);
+        var tokenizer = ModelLoading.LoadTokenizer(stories);
         string[] models = [.. Models, "c"];
         string file = Path.Combine(Dir, "prompts.jsonl");
         var lines = models.SelectMany(m => Prompts.Select(p => new JsonObject { ["prompt"] = p, ["adapter"] = m == BaseName ? null : m }.ToJsonString()));

@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Adapters;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
@@ -30,7 +31,7 @@ public sealed class ServingEngineTests
         return model;
     }
 
-    private static ITextTokenizer Tokenizer() => ModelBundle.LoadTokenizer(Shared.File("models/stories260K-hf"));
+    private static ITextTokenizer Tokenizer() => ModelLoading.LoadTokenizer(Shared.File("models/stories260K-hf"));
 
     private static EngineCompletion Run(ServingEngine engine, EngineRequest r) =>
         EngineCompletion.ReadAsync(engine.Submit(r)).GetAwaiter().GetResult();

@@ -1,6 +1,6 @@
 namespace FinQLoRA.Data.Tasks;
 
-/// <summary>How a task's generated outputs are scored (see <c>FinQLoRA.Evaluation.TaskScorer</c>).</summary>
+/// <summary>How a task's generated outputs are scored (the evaluation layer's TaskScorer applies it).</summary>
 public enum MetricKind
 {
     /// <summary>The earliest task label in the output is the prediction; accuracy and weighted F1 over labels.</summary>

@@ -27,6 +27,15 @@ public static class TokenizerLoader
         JsonObject root;
         try { root = JsonNode.Parse(File.ReadAllText(file)) as JsonObject ?? throw new UserInputException($"{file}: expected a JSON object"); }
         catch (JsonException e) { throw new UserInputException($"{file}: not valid JSON ({e.Message})"); }
+        return FromJson(root, ReadJson(Path.Combine(folder, "tokenizer_config.json")), ReadJson(Path.Combine(folder, "generation_config.json")),
+            ReadJson(Path.Combine(folder, "config.json")), file);
+    }
+
+    /// <summary>The tokenizer from the parsed files (the GGUF path builds them in memory); <paramref name="source"/>
+    /// names the tokenizer in messages.</summary>
+    public static LlamaTokenizer FromJson(JsonObject root, JsonObject? tokConfig, JsonObject? genConfig, JsonObject? modelConfig, string source)
+    {
+        string file = source;
 
         var model = root["model"] as JsonObject ?? throw new UserInputException($"{file}: missing 'model'");
         string type = model["type"]?.GetValue<string>() ?? "BPE";
@@ -40,9 +49,6 @@ public static class TokenizerLoader
         foreach (var t in root["added_tokens"] as JsonArray ?? [])
             added[t!["content"]!.GetValue<string>()] = t["id"]!.GetValue<int>();
 
-        var tokConfig = ReadJson(Path.Combine(folder, "tokenizer_config.json"));
-        var genConfig = ReadJson(Path.Combine(folder, "generation_config.json"));
-        var modelConfig = ReadJson(Path.Combine(folder, "config.json"));
 
         int? IdOf(JsonNode? token) => token switch
         {

@@ -1,3 +1,4 @@
+using FinQLoRA.Loading;
 using FinQLoRA.Models;
 
 namespace FinQLoRA.Inference.Pipeline;
@@ -10,12 +11,12 @@ public static class PipelineStageLoader
     /// .gguf file. The caller disposes the model.</summary>
     public static (LlamaModel Model, PipelinePlan Plan) Load(string path, ModelLoadOptions options, int stages, int rank)
     {
-        var (config, reader) = CheckpointOpener.Open(path);
+        var (config, reader) = ModelLoading.Open(path);
         using (reader)
         {
             var plan = PipelinePlanner.Plan(config, stages);
             if (rank < 0 || rank >= stages) throw new ArgumentOutOfRangeException(nameof(rank), rank, $"rank must be in [0, {stages})");
-            return (ModelLoader.Load(config, reader, plan.Stages[rank].Restrict(options)), plan);
+            return (ModelLoading.LoadModel(config, reader, plan.Stages[rank].Restrict(options)), plan);
         }
     }
 }

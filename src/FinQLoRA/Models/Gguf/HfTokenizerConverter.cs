@@ -170,12 +170,7 @@ public static partial class HfTokenizerConverter
     /// <summary>Writes tokenizer.json, tokenizer_config.json and special_tokens_map.json into <paramref name="folder"/>.</summary>
     public static void WriteHuggingFace(GgufTokenizerData data, string folder, int modelMaxLength)
     {
-        var (tokenizer, config) = data.Model switch
-        {
-            "llama" => SentencePieceJson(data, modelMaxLength),
-            "gpt2" => ByteLevelJson(data, modelMaxLength),
-            _ => throw new UserInputException($"GGUF tokenizer model '{data.Model}' cannot be written as a Hugging Face tokenizer (supported: llama, gpt2)"),
-        };
+        var (tokenizer, config) = ToHuggingFaceJson(data, modelMaxLength);
         var options = new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
         IO.AtomicFile.WriteAllText(Path.Combine(folder, "tokenizer.json"), tokenizer.ToJsonString(options));
         IO.AtomicFile.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), config.ToJsonString(options));
@@ -184,6 +179,14 @@ public static partial class HfTokenizerConverter
             if (config[key] is JsonValue v) map[key] = v.DeepClone();
         IO.AtomicFile.WriteAllText(Path.Combine(folder, "special_tokens_map.json"), map.ToJsonString(options));
     }
+
+    /// <summary>The contents of tokenizer.json and tokenizer_config.json for an embedded GGUF vocabulary.</summary>
+    public static (JsonObject Tokenizer, JsonObject Config) ToHuggingFaceJson(GgufTokenizerData data, int modelMaxLength) => data.Model switch
+    {
+        "llama" => SentencePieceJson(data, modelMaxLength),
+        "gpt2" => ByteLevelJson(data, modelMaxLength),
+        _ => throw new UserInputException($"GGUF tokenizer model '{data.Model}' cannot be written as a Hugging Face tokenizer (supported: llama, gpt2)"),
+    };
 
     private static JsonObject AddedToken(int id, string content, bool special) => new()
     {
