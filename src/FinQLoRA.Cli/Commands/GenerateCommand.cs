@@ -80,9 +80,6 @@ public sealed class GenerateSettings : QuantizedModelSettings
     {
         if (Prompt == null && PromptsFile == null) return ValidationResult.Error("give --prompt TEXT or --prompts FILE.jsonl");
         if (Prompt != null && PromptsFile != null) return ValidationResult.Error("give either --prompt or --prompts, not both");
-        if (PipelineStages < 1) return ValidationResult.Error($"--pipeline-stages must be at least 1 (got {PipelineStages})");
-        if (MicroBatches < 1) return ValidationResult.Error($"--micro-batches must be at least 1 (got {MicroBatches})");
-        if (PipelineStages > 1 && Adapter.Length > 0) return ValidationResult.Error("--adapter is not supported with --pipeline-stages yet; merge the adapter (finqlora merge) and generate from the merged model");
         return base.Validate();
     }
 }
@@ -103,35 +100,25 @@ public sealed class GenerateCommand : Command<GenerateSettings>
             StopStrings = s.Stop,
         };
         options.Validate(); // before the model loads
-        if (s.PipelineStages > 1) return ExecutePipeline(s, prompts, options);
 
         var adapters = AdapterSpec.Parse(s.Adapter);
-        using var bundle = ModelLoading.Load(s.Model, s.QuantizedLoadOptions());
-        foreach (var a in adapters) PeftAdapterFiles.Load(a.Dir, bundle.Model, a.Name);
+        using var session = GenerationSession.Open(new GenerationSetup(s.Model, s.QuantizedLoadOptions())
+        {
+            Adapters = adapters.Select(a => (a.Name, a.Dir)).ToList(), PipelineStages = s.PipelineStages, MicroBatches = s.MicroBatches, Command = "generate",
+        });
+        var ids = session.IsMain ? Encode(s, session.Tokenizer, prompts) : [];
+        if (session.SingleProcess is not { } generator)
+        {
+            // one stage per rank: every rank takes part, the main rank alone prints
+            var staged = session.Generator.GenerateIds(ids, options, s.BatchSize);
+            if (session.IsMain) Print(s, session.Tokenizer, prompts, staged);
+            return 0;
+        }
         // A line without "adapter" uses the only adapter given; with several, it must say which (or gets the base).
         string? fallback = adapters.Count == 1 ? adapters[0].Name : null;
-        var generator = new TextGenerator(bundle.Model, bundle.Tokenizer);
-        var ids = Encode(s, bundle.Tokenizer, prompts);
         var requests = lines.Select((l, i) => new GenerationRequest(ids[i], l.NamesAdapter ? l.Adapter : fallback)).ToList();
         var results = MultiAdapterGenerator.Generate(generator, requests, options, s.BatchSize);
-        Print(s, bundle.Tokenizer, prompts, results, adapters.Count > 0 ? requests.Select(r => r.Adapter).ToList() : null);
-        return 0;
-    }
-
-    /// <summary>One stage per rank; every rank loads its layers and takes part, rank 0 alone prints.</summary>
-    private static int ExecutePipeline(GenerateSettings s, IReadOnlyList<string> prompts, GenerationOptions options)
-    {
-        using var context = DistributedContext.FromEnvironment();
-        if (context.Size != s.PipelineStages)
-            throw new UserInputException($"--pipeline-stages {s.PipelineStages} needs a job of {s.PipelineStages} ranks but this one has {context.Size}; run: mpirun -np {s.PipelineStages} finqlora generate --pipeline-stages {s.PipelineStages} ...");
-        var tokenizer = ModelLoading.LoadTokenizer(s.Model);
-        var (model, plan) = PipelineStageLoader.Load(s.Model, s.QuantizedLoadOptions() with { Device = context.Device }, s.PipelineStages, context.Rank);
-        using (model)
-        {
-            var generator = new PipelineGenerator(model, plan, context.Communicator, tokenizer);
-            var results = generator.GenerateIds(context.IsMain ? Encode(s, tokenizer, prompts) : [], options, s.BatchSize, s.MicroBatches);
-            if (context.IsMain) Print(s, tokenizer, prompts, results);
-        }
+        Print(s, session.Tokenizer, prompts, results, adapters.Count > 0 ? requests.Select(r => r.Adapter).ToList() : null);
         return 0;
     }
 

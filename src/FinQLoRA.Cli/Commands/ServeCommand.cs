@@ -73,13 +73,13 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, ServeSettings s, CancellationToken cancellationToken)
     {
         string? key = s.ApiKey ?? (Environment.GetEnvironmentVariable("FINQLORA_API_KEY") is { Length: > 0 } env ? env : null);
-        string served = s.ServedModelName ?? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(s.Model));
+        var modelPath = ModelPath.Classify(s.Model);
+        string served = s.ServedModelName ?? modelPath.DisplayName;
         var adapters = AdapterSpec.Parse(s.Adapter);
         foreach (var a in adapters)
-        {
             if (a.Name == served) throw new UserInputException($"--adapter {a.Name}={a.Dir}: the name is the base model's served name; choose another");
-            if (!Directory.Exists(a.Dir)) throw new UserInputException($"--adapter {a.Name}={a.Dir}: adapter folder not found");
-        }
+        var setup = new GenerationSetup(s.Model, s.QuantizedLoadOptions()) { Adapters = adapters.Select(a => (a.Name, a.Dir)).ToList(), Command = "serve" };
+        setup.Validate();
         var server = new ServerOptions
         {
             ServedModelName = served, Host = s.Host, Port = s.Port, ApiKey = key, AdapterRoot = s.AdapterRoot,
@@ -87,8 +87,7 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         };
         server.Validate();
         server.BindAddress();
-        var load = s.QuantizedLoadOptions();
-        var (config, reader) = ModelLoading.Open(s.Model);
+        var (config, reader) = ModelLoading.Open(modelPath);
         reader.Dispose();
         var engineOptions = new EngineOptions
         {
@@ -96,12 +95,11 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         };
         engineOptions.Validate(config.MaxPositionEmbeddings);
 
-        using var bundle = ModelLoading.Load(s.Model, load);
-        foreach (var a in adapters) PeftAdapterFiles.Load(a.Dir, bundle.Model, a.Name);
-        string? tokenizerConfig = Directory.Exists(s.Model) ? Path.Combine(s.Model, "tokenizer_config.json") : null;
-        var chat = ChatFormat.Detect(bundle.Tokenizer, tokenizerConfig);
+        using var session = GenerationSession.Open(setup);
+        string? tokenizerConfig = modelPath.IsGguf ? null : Path.Combine(modelPath.Checkpoint, "tokenizer_config.json");
+        var chat = ChatFormat.Detect(session.Tokenizer, tokenizerConfig);
         var metrics = new ServerMetrics(served);
-        using var engine = new ServingEngine(bundle.Model, bundle.Tokenizer, engineOptions, metrics);
+        using var engine = new ServingEngine(session.Model, session.Tokenizer, engineOptions, metrics);
         await using var app = OpenAiServer.Create(engine, server with { ChatFormat = chat }, metrics);
         await app.StartAsync(cancellationToken);
         string loaded = adapters.Count == 0 ? "no adapters" : "adapters " + string.Join(", ", adapters.Select(a => a.Name));

@@ -8,4 +8,7 @@ public interface IBatchGenerator
 {
     ITextTokenizer Tokenizer { get; }
     IReadOnlyList<GenerationResult> Generate(IReadOnlyList<string> prompts, GenerationOptions options, int batchSize);
+
+    /// <summary>The same from token ids (a pipeline's later ranks pass an empty list).</summary>
+    IReadOnlyList<GenerationResult> GenerateIds(IReadOnlyList<int[]> prompts, GenerationOptions options, int batchSize);
 }

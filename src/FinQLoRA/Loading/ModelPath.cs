@@ -15,7 +15,9 @@ public sealed record ModelPath(string Path, ModelFormat Format)
     public bool IsGguf => Format == ModelFormat.Gguf;
 
     /// <summary>The name a model is known by: the folder's name, or the file's without .gguf.</summary>
-    public string DisplayName => IsGguf ? System.IO.Path.GetFileNameWithoutExtension(Path) : new DirectoryInfo(Path).Name;
+    public string DisplayName => IsGguf
+        ? System.IO.Path.GetFileNameWithoutExtension(Path)
+        : System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(Path)));
 
     /// <summary>Accepts a Hugging Face folder, its config.json, or a .gguf file; anything else is a one-line error.</summary>
     public static ModelPath Classify(string path)

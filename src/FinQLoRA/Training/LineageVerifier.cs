@@ -17,7 +17,7 @@ public static class LineageVerifier
     /// <returns>every check in order; the folder verifies when none is a <see cref="Outcome.Mismatch"/></returns>
     public static IReadOnlyList<Check> Verify(string dir)
     {
-        string runJson = Path.Combine(dir, "run.json"), lineageJson = Path.Combine(dir, RunLineage.FileName);
+        string runJson = Path.Combine(dir, RunRecord.FileName), lineageJson = Path.Combine(dir, RunLineage.FileName);
         JsonObject lineage;
         string adapterDir;
         if (File.Exists(runJson))
@@ -52,9 +52,5 @@ public static class LineageVerifier
         return now == recorded ? new Check(what, path, Outcome.Match) : new Check(what, path, Outcome.Mismatch, $"sha256 {now} differs from the recorded {recorded}");
     }
 
-    private static JsonObject Read(string file)
-    {
-        try { return JsonNode.Parse(File.ReadAllText(file)) as JsonObject ?? throw new UserInputException($"{file}: expected a JSON object"); }
-        catch (JsonException e) { throw new UserInputException($"{file}: not valid JSON ({e.Message})"); }
-    }
+    private static JsonObject Read(string file) => RunRecord.Read(file);
 }

@@ -7,6 +7,25 @@ namespace FinQLoRA.Training;
 /// <summary>run.json: the config, versions, timings, final metrics, peak memory and device-hours of a run.</summary>
 public static class RunRecord
 {
+    public const string FileName = "run.json";
+
+    /// <summary>A run.json (or any FinQLoRA JSON record) as an object; a damaged file is a one-line error naming it.</summary>
+    public static JsonObject Read(string path)
+    {
+        try { return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new UserInputException($"{path}: expected a JSON object"); }
+        catch (JsonException e) { throw new UserInputException($"{path}: not valid JSON ({e.Message})"); }
+    }
+
+    /// <summary>The run.json that <c>finqlora train</c> wrote beside an adapter (<c>out/adapter</c> → <c>out/run.json</c>),
+    /// or null when the adapter came from elsewhere or the record cannot be read.</summary>
+    public static JsonObject? ForAdapter(string adapterDir)
+    {
+        string path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(adapterDir).TrimEnd('/'))!, FileName);
+        if (!File.Exists(path)) return null;
+        try { return Read(path); }
+        catch (UserInputException) { return null; }
+    }
+
     /// <param name="lineage">hashes of the inputs and of the adapter's files (<see cref="RunLineage"/>)</param>
     public static void Write(TrainConfig config, TrainResult result, string path, int worldSize, JsonObject? lineage = null,
         EvalResult? finalEval = null, BestCheckpoint? best = null)

@@ -227,7 +227,7 @@ public sealed class SftTrainer
         }
         var result = new TrainResult(step, lastLoss, evalLoss, trainSeconds, loadSeconds, tokensSeen,
             MemoryUsage.PeakRssBytes, info?.AdapterBytes ?? 0, adapterDir, wall.Elapsed.TotalSeconds);
-        if (IsMain) RunRecord.Write(c, result, Path.Combine(c.Out, "run.json"), _comm.Size, lineage, finalEval, evaluator != null ? best : null);
+        if (IsMain) RunRecord.Write(c, result, Path.Combine(c.Out, RunRecord.FileName), _comm.Size, lineage, finalEval, evaluator != null ? best : null);
         _comm.Barrier();
         return result;
     }

@@ -49,6 +49,9 @@ public sealed class PipelineGenerator : IBatchGenerator
 
     IReadOnlyList<GenerationResult> IBatchGenerator.Generate(IReadOnlyList<string> prompts, GenerationOptions options, int batchSize) =>
         Generate(prompts, options, batchSize, MicroBatches);
+
+    IReadOnlyList<GenerationResult> IBatchGenerator.GenerateIds(IReadOnlyList<int[]> prompts, GenerationOptions options, int batchSize) =>
+        GenerateIds(prompts, options, batchSize, MicroBatches);
     public PipelineStage Stage { get; }
     private bool IsFirst => Stage.Index == 0;
     private bool IsLast => Stage.Index == Plan.Count - 1;
