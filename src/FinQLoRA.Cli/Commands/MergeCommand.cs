@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using FinQLoRA.Adapters;
+using FinQLoRA.Recipes;
 using FinQLoRA.Quantization;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -73,8 +73,7 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, ServeSettings s, CancellationToken cancellationToken)
     {
         string? key = s.ApiKey ?? (Environment.GetEnvironmentVariable("FINQLORA_API_KEY") is { Length: > 0 } env ? env : null);
-        var modelPath = ModelPath.Classify(s.Model);
-        string served = s.ServedModelName ?? modelPath.DisplayName;
+        string served = s.ServedModelName ?? ModelPath.DisplayNameOf(s.Model);
         var adapters = AdapterSpec.Parse(s.Adapter);
         foreach (var a in adapters)
             if (a.Name == served) throw new UserInputException($"--adapter {a.Name}={a.Dir}: the name is the base model's served name; choose another");
@@ -87,6 +86,7 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         };
         server.Validate();
         server.BindAddress();
+        var modelPath = ModelPath.Classify(s.Model);
         var (config, reader) = ModelLoading.Open(modelPath);
         reader.Dispose();
         var engineOptions = new EngineOptions

@@ -15,9 +15,14 @@ public sealed record ModelPath(string Path, ModelFormat Format)
     public bool IsGguf => Format == ModelFormat.Gguf;
 
     /// <summary>The name a model is known by: the folder's name, or the file's without .gguf.</summary>
-    public string DisplayName => IsGguf
-        ? System.IO.Path.GetFileNameWithoutExtension(Path)
-        : System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(Path)));
+    public string DisplayName => DisplayNameOf(Path);
+
+    /// <summary><see cref="DisplayName"/> from the path's text alone (nothing is read), for checks before loading.</summary>
+    public static string DisplayNameOf(string path)
+    {
+        string name = System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path)));
+        return name.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? name[..^".gguf".Length] : name;
+    }
 
     /// <summary>Accepts a Hugging Face folder, its config.json, or a .gguf file; anything else is a one-line error.</summary>
     public static ModelPath Classify(string path)

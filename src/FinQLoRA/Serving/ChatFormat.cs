@@ -1,5 +1,5 @@
-using System.Text;
 using System.Text.Json.Nodes;
+using FinQLoRA.Data.Formats;
 using FinQLoRA.Data.Tokenization;
 
 namespace FinQLoRA.Serving;
@@ -12,12 +12,12 @@ namespace FinQLoRA.Serving;
 /// </summary>
 public sealed class ChatFormat
 {
-    private readonly bool _chatMl;
+    private readonly ChatTemplateKind _kind;
 
-    private ChatFormat(string name, bool chatMl, IReadOnlyList<int> stopIds)
+    private ChatFormat(string name, ChatTemplateKind kind, IReadOnlyList<int> stopIds)
     {
         Name = name;
-        _chatMl = chatMl;
+        _kind = kind;
         StopIds = stopIds;
     }
 
@@ -38,10 +38,10 @@ public sealed class ChatFormat
         }
         if (template?.Contains("<|im_start|>", StringComparison.Ordinal) == true
             && tokenizer.TokenToId("<|im_start|>") is not null && tokenizer.TokenToId("<|im_end|>") is { } imEnd)
-            return new ChatFormat("chatml", true, [imEnd]);
+            return new ChatFormat("chatml", ChatTemplateKind.ChatMl, [imEnd]);
         if (tokenizer.TokenToId("<|start_header_id|>") is not null && tokenizer.TokenToId("<|end_header_id|>") is not null
             && tokenizer.TokenToId("<|eot_id|>") is { } eot)
-            return new ChatFormat("llama3", false, [eot]);
+            return new ChatFormat("llama3", ChatTemplateKind.Llama3, [eot]);
         return null;
     }
 
@@ -49,9 +49,8 @@ public sealed class ChatFormat
     /// Llama 3 text starts with it; ChatML models use none).</summary>
     public string Render(IReadOnlyList<ChatTurn> messages)
     {
-        if (!_chatMl) return Llama3ChatTemplate.Format(messages.Select(m => new Llama3ChatTemplate.Message(m.Role, m.Content)));
-        var sb = new StringBuilder();
-        foreach (var m in messages) sb.Append("<|im_start|>").Append(m.Role).Append('\n').Append(m.Content).Append("<|im_end|>\n");
-        return sb.Append("<|im_start|>assistant\n").ToString();
+        var turns = messages.Select(m => new ChatTemplate.Message(m.Role, m.Content)).ToList();
+        ChatTemplate.CheckRoles(_kind, turns);
+        return ChatTemplate.Prompt(_kind, turns);
     }
 }

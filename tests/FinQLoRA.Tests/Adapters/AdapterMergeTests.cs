@@ -1,6 +1,7 @@
 using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
+using FinQLoRA.Recipes;
 using FinQLoRA.Models;
 using FinQLoRA.Models.Checkpoints;
 using FinQLoRA.Quantization;

@@ -69,6 +69,16 @@ public static class ChatTemplate
         return segments;
     }
 
+    /// <summary>Refuses roles the template cannot express (Llama 3 knows system, user, assistant and ipython), for
+    /// prompts written by people (generate, serve); training data keeps whatever roles it has.</summary>
+    public static void CheckRoles(ChatTemplateKind kind, IEnumerable<Message> messages)
+    {
+        if (kind != ChatTemplateKind.Llama3) return;
+        foreach (var m in messages)
+            if (m.Role is not ("system" or "user" or "assistant" or "ipython"))
+                throw new UserInputException($"chat role '{m.Role}' is not one of system, user, assistant, ipython");
+    }
+
     /// <summary>The text that asks for the next assistant turn after <paramref name="messages"/> (for evaluation).</summary>
     public static string Prompt(ChatTemplateKind kind, IReadOnlyList<Message> messages)
     {

@@ -1,4 +1,4 @@
-namespace FinQLoRA.Adapters;
+namespace FinQLoRA.Recipes;
 
 /// <param name="MergedProjections">projections that carried the adapter</param>
 /// <param name="DequantizedBase">true when the base was 4/8-bit and the merge was done onto its dequantized weights</param>

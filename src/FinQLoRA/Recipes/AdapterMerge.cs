@@ -1,10 +1,11 @@
+using FinQLoRA.Adapters;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
 using FinQLoRA.Models.Gguf;
 using FinQLoRA.Quantization;
 using static TorchSharp.torch;
 
-namespace FinQLoRA.Adapters;
+namespace FinQLoRA.Recipes;
 
 /// <summary>
 /// <c>finqlora merge</c>: loads the base (quantized as in training when <see cref="AdapterMergeOptions.Bits"/> is 4 or 8),

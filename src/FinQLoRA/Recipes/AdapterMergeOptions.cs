@@ -1,7 +1,7 @@
 using FinQLoRA.Quantization;
 using static TorchSharp.torch;
 
-namespace FinQLoRA.Adapters;
+namespace FinQLoRA.Recipes;
 
 /// <summary>What <c>finqlora merge</c> does: fold <see cref="AdapterDir"/> into the base at <see cref="ModelPath"/>
 /// and write <see cref="OutPath"/> as an HF folder (<c>hf</c>) or a GGUF file (<c>gguf</c>).</summary>
