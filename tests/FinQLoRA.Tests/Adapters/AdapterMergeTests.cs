@@ -9,24 +9,25 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Tests.Adapters;
 
 /// <summary>
-/// <c>finqlora merge</c> end to end (library <see cref="AdapterMerge"/>): an adapter folder merged into stories260K
+/// <c>finqlora merge</c> end to end (library <see cref="AdapterMerge"/>): an adapter folder merged into a seeded Llama with stories260K's shapes
 /// gives a folder/GGUF whose logits equal base + adapter, laid out exactly like the base.
 /// </summary>
 public sealed class AdapterMergeTests : IDisposable
 {
-    private static string BaseFolder => Shared.File("models/stories260K-hf");
-    private readonly string _dir = LoraTestKit.TempDir();
+    private static string BaseFolder => SeededLlama.Folder;
+    private readonly TempFolder _temp = new();
+    private string _dir => _temp.Path;
 
     public void Dispose()
     {
-        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+        _temp.Dispose();
     }
 
     /// <summary>Saves a randomized adapter (B ≠ 0, so merging changes the weights) and returns its folder.</summary>
     private string SaveAdapter(bool dora, LoraConfig? config = null)
     {
         config ??= new LoraConfig { Rank = 4, Alpha = 32, TargetModules = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj"], UseDora = dora };
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         LoraInjector.Apply(model, config, seed: 3);
         LoraTestKit.Randomize(model, "default", seed: 5);
         string dir = Path.Combine(_dir, dora ? "dora" : "lora");
@@ -42,7 +43,7 @@ public sealed class AdapterMergeTests : IDisposable
         return LoraTestKit.Logits(model);
     }
 
-    [SharedTheory]
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void MergedHfFolderHasTheBaseLayoutAndTheAdaptersLogits(bool dora)
@@ -67,7 +68,7 @@ public sealed class AdapterMergeTests : IDisposable
         Assert.Equal(File.ReadAllText(Path.Combine(BaseFolder, "tokenizer.json")), File.ReadAllText(Path.Combine(outDir, "tokenizer.json")));
 
         using var expected = AdapterLogits(adapter, new ModelLoadOptions { DType = ScalarType.Float32 });
-        using var baseModel = LoraTestKit.LoadStories();
+        using var baseModel = SeededLlama.Load();
         using var baseLogits = LoraTestKit.Logits(baseModel);
         using var mergedModel = ModelLoader.Load(outDir, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var logits = LoraTestKit.Logits(mergedModel);
@@ -76,7 +77,7 @@ public sealed class AdapterMergeTests : IDisposable
         Assert.True(LoraTestKit.RelativeMaxDiff(baseLogits, expected) > 1e-2, "the adapter changes nothing; the test could not see a bad merge");
     }
 
-    [SharedFact]
+    [Fact]
     public void FourBitBaseIsMergedOntoItsDequantizedWeights()
     {
         string adapter = SaveAdapter(dora: false);
@@ -97,7 +98,7 @@ public sealed class AdapterMergeTests : IDisposable
         Assert.True(LoraTestKit.RelativeMaxDiff(logits, fullPrecision) > 1e-4, "4-bit rounding left no trace; the test cannot tell which base was merged");
     }
 
-    [SharedFact]
+    [Fact]
     public void GgufOutputLoadsWithTheAdaptersLogits()
     {
         string adapter = SaveAdapter(dora: true); // DoRA cannot go to llama.cpp as an adapter, only merged
@@ -114,7 +115,7 @@ public sealed class AdapterMergeTests : IDisposable
         Assert.True(diff < 1e-5, $"merged GGUF vs base+adapter: relative max |diff| {diff}");
     }
 
-    [SharedFact]
+    [Fact]
     public void UnknownOutputFormatIsAUserError()
     {
         var e = Assert.Throws<UserInputException>(() => AdapterMerge.Run(new AdapterMergeOptions { ModelPath = BaseFolder, AdapterDir = _dir, OutPath = _dir, To = "onnx" }));

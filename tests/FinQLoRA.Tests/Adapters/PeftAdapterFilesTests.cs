@@ -6,14 +6,16 @@ using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Adapters;
 
-/// <summary>PEFT adapter folders: round trips, the config file's content, the size figures and one-line errors for bad folders.</summary>
+/// <summary>PEFT adapter folders: round trips, the config file's content, the size figures and one-line errors for bad
+/// folders, on a seeded Llama with stories260K's shapes (no ../shared).</summary>
 public sealed class PeftAdapterFilesTests : IDisposable
 {
-    private readonly string _dir = LoraTestKit.TempDir();
+    private readonly TempFolder _temp = new();
+    private string _dir => _temp.PathOf("adapter"); // not yet there: Save creates it
 
     public void Dispose()
     {
-        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+        _temp.Dispose();
     }
 
     private static readonly LoraConfig FinLoRA = new() { Rank = 4, Alpha = 32, Dropout = 0.1, TargetModules = ["q_proj", "v_proj", "k_proj"], BaseModelNameOrPath = "stories260K-hf" };
@@ -21,18 +23,18 @@ public sealed class PeftAdapterFilesTests : IDisposable
     /// <summary>Saves a randomized adapter of <paramref name="config"/> to _dir and returns the logits it gives.</summary>
     private Tensor SaveRandomAdapter(LoraConfig config, ScalarType dtype = ScalarType.Float32)
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         LoraInjector.Apply(model, config);
         LoraTestKit.Randomize(model, "default", seed: 21);
         PeftAdapterFiles.Save(_dir, model, config, dtype: dtype);
         return LoraTestKit.Logits(model);
     }
 
-    [SharedFact]
+    [Fact]
     public void SaveThenLoadIntoAFreshModelGivesIdenticalLogits()
     {
         using var expected = SaveRandomAdapter(FinLoRA);
-        using var fresh = LoraTestKit.LoadStories();
+        using var fresh = SeededLlama.Load();
         var loaded = PeftAdapterFiles.Load(_dir, fresh);
         Assert.Equal(4, loaded.Rank);
         Assert.Equal(32, loaded.Alpha);
@@ -42,7 +44,7 @@ public sealed class PeftAdapterFilesTests : IDisposable
         Assert.True(logits.Equals(expected), $"max |diff| {LoraTestKit.MaxDiff(logits, expected)}");
     }
 
-    [SharedFact]
+    [Fact]
     public void DoraRsLoraRoundTrip()
     {
         var config = new LoraConfig { Rank = 2, Alpha = 8, UseDora = true, UseRsLora = true, TargetModules = ["all"] };
@@ -53,14 +55,14 @@ public sealed class PeftAdapterFilesTests : IDisposable
             Assert.Equal([64L], m.Shape);
             Assert.Equal(5 * 7 * 3, f.Entries.Count());
         }
-        using var fresh = LoraTestKit.LoadStories();
+        using var fresh = SeededLlama.Load();
         var loaded = PeftAdapterFiles.Load(_dir, fresh);
         Assert.True(loaded.UseDora && loaded.UseRsLora);
         using var logits = LoraTestKit.Logits(fresh);
         Assert.True(logits.Equals(expected));
     }
 
-    [SharedFact]
+    [Fact]
     public void FilesHavePeftsKeysShapesDtypeAndConfig()
     {
         using (SaveRandomAdapter(FinLoRA)) { }
@@ -98,10 +100,10 @@ public sealed class PeftAdapterFilesTests : IDisposable
         Assert.False((bool)json["use_rslora"]!);
     }
 
-    [SharedFact]
+    [Fact]
     public void ReportedSizesMatchTheFileAndThePrediction()
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         LoraInjector.Apply(model, FinLoRA);
         var info = PeftAdapterFiles.Save(_dir, model, FinLoRA);
         Assert.Equal(6400, info.Parameters);
@@ -113,7 +115,7 @@ public sealed class PeftAdapterFilesTests : IDisposable
         Assert.Equal(PeftAdapterSize.TensorBytes(model.Config, FinLoRA, 2), bf16.TensorBytes);
     }
 
-    [SharedFact]
+    [Fact]
     public void AcceptsAdapterNameInfixAndTargetModulesAsString()
     {
         using var expected = SaveRandomAdapter(FinLoRA);
@@ -125,7 +127,7 @@ public sealed class PeftAdapterFilesTests : IDisposable
         SafetensorsFile.Write(weights, renamed);
         EditConfig(o => o["target_modules"] = @"model\.layers\.\d+\.self_attn\.(q|k|v)_proj");
 
-        using var fresh = LoraTestKit.LoadStories();
+        using var fresh = SeededLlama.Load();
         PeftAdapterFiles.Load(_dir, fresh, adapterName: "sentiment");
         Assert.Equal("sentiment", LoraInjector.ActiveAdapter(fresh));
         using var logits = LoraTestKit.Logits(fresh);
@@ -142,14 +144,14 @@ public sealed class PeftAdapterFilesTests : IDisposable
 
     private UserInputException LoadFails(string? dir = null)
     {
-        using var fresh = LoraTestKit.LoadStories();
+        using var fresh = SeededLlama.Load();
         var e = Assert.Throws<UserInputException>(() => PeftAdapterFiles.Load(dir ?? _dir, fresh));
         Assert.DoesNotContain('\n', e.Message);
         Assert.Empty(LoraInjector.Wrapped(fresh)); // a rejected folder leaves the model untouched
         return e;
     }
 
-    [SharedFact]
+    [Fact]
     public void BadFoldersGiveOneLineErrors()
     {
         Assert.Contains("adapter folder not found", LoadFails(Path.Combine(_dir, "nope")).Message);
@@ -205,11 +207,11 @@ public sealed class PeftAdapterFilesTests : IDisposable
         Assert.Contains("adapter_config.json: not found", LoadFails().Message);
     }
 
-    [SharedFact]
+    [Fact]
     public void LoadingTwiceUnderOneNameIsRejected()
     {
         using (SaveRandomAdapter(FinLoRA)) { }
-        using var fresh = LoraTestKit.LoadStories();
+        using var fresh = SeededLlama.Load();
         PeftAdapterFiles.Load(_dir, fresh);
         var e = Assert.Throws<UserInputException>(() => PeftAdapterFiles.Load(_dir, fresh));
         Assert.Contains("already has an adapter named 'default'", e.Message);

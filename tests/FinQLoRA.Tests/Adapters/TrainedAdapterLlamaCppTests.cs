@@ -21,11 +21,12 @@ public sealed class TrainedAdapterLlamaCppTests : IDisposable
     private static readonly string[] Prompts = ["Once upon a time, there was a little", "One day, Tom went to the", "Lily saw a big"];
     private static readonly string[] Animals = ["cat", "dog", "bird", "fish", "frog", "bunny", "bear", "duck"];
     private static readonly string[] Names = ["Tom", "Lily", "Sue", "Ben", "Max", "Anna"];
-    private readonly string _dir = LoraTestKit.TempDir();
+    private readonly TempFolder _temp = new();
+    private string _dir => _temp.Path;
 
     public void Dispose()
     {
-        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+        _temp.Dispose();
     }
 
     /// <summary>Story-like lines whose continuation is always the same unusual sentence, so training visibly changes it.</summary>
@@ -75,8 +76,8 @@ public sealed class TrainedAdapterLlamaCppTests : IDisposable
         int changed = 0;
         for (int i = 0; i < Prompts.Length; i++)
         {
-            Assert.Equal(ids[i], LlamaCpp.Tokenize(BaseGguf, Prompts[i]));
-            var (_, reference) = LlamaCpp.Run(BaseGguf, ids[i], NewTokens, lora);
+            Assert.Equal(ids[i], LlamaCppReference.Tokenize(BaseGguf, Prompts[i]));
+            var (_, reference) = LlamaCppReference.Run(BaseGguf, ids[i], NewTokens, lora);
             // Ours stops at EOS (not included); llama.cpp runs on, so compare up to our stop and check the stop token.
             int[] expected = reference.Take(ours[i].OutputIds.Length).ToArray();
             Assert.True(expected.SequenceEqual(ours[i].OutputIds),

@@ -1,3 +1,4 @@
+using FinQLoRA.Tests.Support;
 using FinQLoRA.Distributed;
 
 namespace FinQLoRA.Tests.Distributed;

@@ -23,7 +23,8 @@ public sealed class ChatServeFixture : IAsyncLifetime
     public const int MaxTokens = 12;
     public static readonly string[] Questions = ["What is a bond?", "Name a stock index.", "Is cash an asset?"];
 
-    public string Dir { get; } = LoraTestKit.TempDir();
+    private readonly TempFolder _temp = new();
+    public string Dir => _temp.Path;
     public string ModelDir => Path.Combine(Dir, "model");
     public ITextTokenizer Tokenizer { get; private set; } = null!;
     public LlamaModel Model { get; private set; } = null!;
@@ -76,6 +77,6 @@ public sealed class ChatServeFixture : IAsyncLifetime
         }
         Engine?.Dispose();
         Model?.Dispose();
-        if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
+        _temp.Dispose();
     }
 }

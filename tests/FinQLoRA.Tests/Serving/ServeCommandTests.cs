@@ -76,11 +76,11 @@ public sealed partial class ServeCommandTests
         }
     }
 
-    [SharedFact]
+    [Fact]
     public async Task AStoppingServerAnswers503AndItsHealthSaysSo()
     {
-        using var model = ModelLoader.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
-        var tokenizer = ModelBundle.LoadTokenizer(Shared.File("models/stories260K-hf"));
+        using var model = SeededLlama.Load();
+        var tokenizer = ModelBundle.LoadTokenizer(SeededLlama.Folder);
         var metrics = new ServerMetrics("s");
         using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxModelLen = 64 }, metrics);
         await using var server = OpenAiServer.Create(engine, new ServerOptions { ServedModelName = "s", Port = 0 }, metrics);
