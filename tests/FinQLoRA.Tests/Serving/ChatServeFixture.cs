@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using FinQLoRA.Data.Tokenization;
-using FinQLoRA.Demo;
 using FinQLoRA.Inference;
 using FinQLoRA.Models;
 using FinQLoRA.Server;
@@ -43,9 +42,7 @@ public sealed class ChatServeFixture : IAsyncLifetime
             HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 16,
             VocabSize = 128256, MaxPositionEmbeddings = 256, TieWordEmbeddings = false, // tied, a random model repeats its last token BosTokenId = 128000, EosTokenIds = [128001, 128009],
         };
-        RandomLlama.WriteHfFolder(config, ModelDir, seed: 5);
-        foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json" })
-            File.Copy(Shared.File($"models/llama-3.1-tokenizer/{file}"), Path.Combine(ModelDir, file));
+        SeededLlama.Write(ModelDir, config, seed: 5, tokenizerFolder: Shared.File("models/llama-3.1-tokenizer"));
 
         foreach (string q in Questions)
         {
