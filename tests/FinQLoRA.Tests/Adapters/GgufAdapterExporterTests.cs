@@ -2,7 +2,6 @@ using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
 using FinQLoRA.Models.Checkpoints;
 using FinQLoRA.Models.Gguf;
-using FinQLoRA.Tests.Models.Gguf;
 using FinQLoRA.Tests.Support;
 using TorchSharp;
 

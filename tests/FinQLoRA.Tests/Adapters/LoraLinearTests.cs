@@ -1,6 +1,6 @@
-using FinQLoRA.Tests.Support;
 using FinQLoRA.Adapters;
 using FinQLoRA.Models;
+using FinQLoRA.Tests.Support;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Adapters;

@@ -1,5 +1,5 @@
-using FinQLoRA.Tests.Support;
 using FinQLoRA.Data.Tasks;
+using FinQLoRA.Tests.Support;
 using Xunit;
 
 namespace FinQLoRA.Tests.Data;

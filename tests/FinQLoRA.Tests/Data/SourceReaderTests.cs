@@ -1,6 +1,6 @@
-using FinQLoRA.Tests.Support;
 using System.Text;
 using FinQLoRA.Data.Tasks;
+using FinQLoRA.Tests.Support;
 using Xunit;
 
 namespace FinQLoRA.Tests.Data;

@@ -1,5 +1,5 @@
-using FinQLoRA.Tests.Support;
 using FinQLoRA.Distributed;
+using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Distributed;
 

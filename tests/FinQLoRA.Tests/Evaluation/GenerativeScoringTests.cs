@@ -1,5 +1,5 @@
-using FinQLoRA.Tests.Support;
 using FinQLoRA.Evaluation;
+using FinQLoRA.Tests.Support;
 using Xunit;
 
 namespace FinQLoRA.Tests.Evaluation;

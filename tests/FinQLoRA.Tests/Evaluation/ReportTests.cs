@@ -1,6 +1,5 @@
-using FinQLoRA.Tests.Support;
 using FinQLoRA.Evaluation;
-using FinQLoRA.Tests.Data;
+using FinQLoRA.Tests.Support;
 using Xunit;
 
 namespace FinQLoRA.Tests.Evaluation;

@@ -1,6 +1,6 @@
-using FinQLoRA.Tests.Support;
 using FinQLoRA.Quantization;
 using FinQLoRA.Runtime;
+using FinQLoRA.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
 

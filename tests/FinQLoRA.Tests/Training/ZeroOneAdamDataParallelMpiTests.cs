@@ -1,5 +1,5 @@
-using FinQLoRA.Tests.Support;
 using FinQLoRA.Tests.Distributed;
+using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Training;
 

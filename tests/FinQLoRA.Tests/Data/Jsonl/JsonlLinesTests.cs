@@ -1,8 +1,8 @@
-using FinQLoRA.Tests.Support;
 using System.Text;
 using FinQLoRA.Data.Jsonl;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Evaluation;
+using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Data.Jsonl;
 
