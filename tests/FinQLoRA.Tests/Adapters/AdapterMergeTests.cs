@@ -9,19 +9,15 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Tests.Adapters;
 
 /// <summary>
-/// <c>finqlora merge</c> end to end (library <see cref="AdapterMerge"/>): an adapter folder merged into a seeded Llama with stories260K's shapes
-/// gives a folder/GGUF whose logits equal base + adapter, laid out exactly like the base.
+/// <c>finqlora merge</c> end to end (library <see cref="AdapterMerge"/>): an adapter folder merged into a seeded Llama
+/// with stories260K's shapes gives a folder/GGUF whose logits equal base + adapter, laid out exactly like the base.
 /// </summary>
 public sealed class AdapterMergeTests : IDisposable
 {
     private static string BaseFolder => SeededLlama.Folder;
     private readonly TempFolder _temp = new();
-    private string _dir => _temp.Path;
 
-    public void Dispose()
-    {
-        _temp.Dispose();
-    }
+    public void Dispose() => _temp.Dispose();
 
     /// <summary>Saves a randomized adapter (B ≠ 0, so merging changes the weights) and returns its folder.</summary>
     private string SaveAdapter(bool dora, LoraConfig? config = null)
@@ -30,7 +26,7 @@ public sealed class AdapterMergeTests : IDisposable
         using var model = SeededLlama.Load();
         LoraInjector.Apply(model, config, seed: 3);
         LoraTestKit.Randomize(model, "default", seed: 5);
-        string dir = Path.Combine(_dir, dora ? "dora" : "lora");
+        string dir = Path.Combine(_temp.Path, dora ? "dora" : "lora");
         PeftAdapterFiles.Save(dir, model, config);
         return dir;
     }
@@ -49,7 +45,7 @@ public sealed class AdapterMergeTests : IDisposable
     public void MergedHfFolderHasTheBaseLayoutAndTheAdaptersLogits(bool dora)
     {
         string adapter = SaveAdapter(dora);
-        string outDir = Path.Combine(_dir, "merged");
+        string outDir = Path.Combine(_temp.Path, "merged");
         var result = AdapterMerge.Run(new AdapterMergeOptions { ModelPath = BaseFolder, AdapterDir = adapter, OutPath = outDir, DType = ScalarType.Float32 });
         Assert.Equal(5 * 5, result.MergedProjections); // 5 layers × 5 target projections
         Assert.False(result.DequantizedBase);
@@ -81,7 +77,7 @@ public sealed class AdapterMergeTests : IDisposable
     public void FourBitBaseIsMergedOntoItsDequantizedWeights()
     {
         string adapter = SaveAdapter(dora: false);
-        string outDir = Path.Combine(_dir, "merged4");
+        string outDir = Path.Combine(_temp.Path, "merged4");
         var result = AdapterMerge.Run(new AdapterMergeOptions
         {
             ModelPath = BaseFolder, AdapterDir = adapter, OutPath = outDir, DType = ScalarType.Float32, Bits = 4, Quant = FourBitType.Nf4,
@@ -102,11 +98,11 @@ public sealed class AdapterMergeTests : IDisposable
     public void GgufOutputLoadsWithTheAdaptersLogits()
     {
         string adapter = SaveAdapter(dora: true); // DoRA cannot go to llama.cpp as an adapter, only merged
-        string outFile = Path.Combine(_dir, "merged.gguf");
+        string outFile = Path.Combine(_temp.Path, "merged.gguf");
         var result = AdapterMerge.Run(new AdapterMergeOptions { ModelPath = BaseFolder, AdapterDir = adapter, OutPath = outFile, To = "gguf", DType = ScalarType.Float32 });
         Assert.Equal("gguf", result.Format);
         Assert.Equal(new FileInfo(outFile).Length, result.Bytes);
-        Assert.Empty(Directory.GetDirectories(_dir, ".merge-*")); // the intermediate HF folder is gone
+        Assert.Empty(Directory.GetDirectories(_temp.Path, ".merge-*")); // the intermediate HF folder is gone
 
         using var expected = AdapterLogits(adapter, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var merged = ModelLoader.Load(outFile, new ModelLoadOptions { DType = ScalarType.Float32 });
@@ -118,7 +114,7 @@ public sealed class AdapterMergeTests : IDisposable
     [Fact]
     public void UnknownOutputFormatIsAUserError()
     {
-        var e = Assert.Throws<UserInputException>(() => AdapterMerge.Run(new AdapterMergeOptions { ModelPath = BaseFolder, AdapterDir = _dir, OutPath = _dir, To = "onnx" }));
+        var e = Assert.Throws<UserInputException>(() => AdapterMerge.Run(new AdapterMergeOptions { ModelPath = BaseFolder, AdapterDir = _temp.Path, OutPath = _temp.Path, To = "onnx" }));
         Assert.Contains("--to", e.Message);
     }
 }

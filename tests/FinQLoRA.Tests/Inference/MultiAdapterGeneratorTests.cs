@@ -13,14 +13,10 @@ namespace FinQLoRA.Tests.Inference;
 public sealed class MultiAdapterGeneratorTests : IDisposable
 {
     private readonly TempFolder _temp = new();
-    private string _dir => _temp.Path;
     private static readonly string[] Prompts = ["Once upon a time", "The little dog", "Lily went to the park", "Tom had a big"];
     private static readonly GenerationOptions Greedy = new() { MaxNewTokens = 12 };
 
-    public void Dispose()
-    {
-        _temp.Dispose();
-    }
+    public void Dispose() => _temp.Dispose();
 
     private string SaveAdapter(string name, long seed, string[] targets)
     {
@@ -28,7 +24,7 @@ public sealed class MultiAdapterGeneratorTests : IDisposable
         var config = new LoraConfig { Rank = 4, Alpha = 16, TargetModules = targets };
         LoraInjector.Apply(model, config, seed);
         LoraTestKit.Randomize(model, "default", seed, scale: 0.2);
-        string dir = Path.Combine(_dir, name);
+        string dir = Path.Combine(_temp.Path, name);
         PeftAdapterFiles.Save(dir, model, config);
         return dir;
     }
@@ -46,7 +42,7 @@ public sealed class MultiAdapterGeneratorTests : IDisposable
     {
         string a = SaveAdapter("a", 1, ["q_proj", "v_proj"]);
         string b = SaveAdapter("b", 2, ["up_proj", "down_proj"]);
-        string file = Path.Combine(_dir, "prompts.jsonl");
+        string file = Path.Combine(_temp.Path, "prompts.jsonl");
         // Interleaved on purpose: grouping must put the results back in file order.
         string[] picks = ["\"a\"", "null", "\"b\"", "\"a\"", "\"base\"", "\"b\""];
         File.WriteAllLines(file, picks.Select((p, i) => $"{{\"prompt\": \"{Prompts[i % Prompts.Length]}\", \"adapter\": {p}}}"));
@@ -99,8 +95,7 @@ public sealed class MultiAdapterGeneratorTests : IDisposable
     [Fact]
     public void PromptLineWithoutAdapterKeyIsToldFromAnExplicitBase()
     {
-        string file = Path.Combine(_dir, "p.jsonl");
-        Directory.CreateDirectory(_dir);
+        string file = Path.Combine(_temp.Path, "p.jsonl");
         File.WriteAllLines(file, ["{\"prompt\": \"x\"}", "{\"prompt\": \"y\", \"adapter\": null}", "{\"prompt\": \"z\", \"adapter\": 3}"]);
         var e = Assert.Throws<UserInputException>(() => PromptFile.ReadLines(file));
         Assert.Contains(":3:", e.Message);
