@@ -11,27 +11,24 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Tests.Adapters;
 
 /// <summary>
-/// <c>finqlora merge</c> end to end (library <see cref="AdapterMerge"/>): an adapter folder merged into stories260K
-/// gives a folder/GGUF whose logits equal base + adapter, laid out exactly like the base.
+/// <c>finqlora merge</c> end to end (library <see cref="AdapterMerge"/>): an adapter folder merged into a seeded Llama
+/// with stories260K's shapes gives a folder/GGUF whose logits equal base + adapter, laid out exactly like the base.
 /// </summary>
 public sealed class AdapterMergeTests : IDisposable
 {
-    private static string BaseFolder => Shared.File("models/stories260K-hf");
-    private readonly string _dir = LoraTestKit.TempDir();
+    private static string BaseFolder => SeededLlama.Folder;
+    private readonly TempFolder _temp = new();
 
-    public void Dispose()
-    {
-        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
-    }
+    public void Dispose() => _temp.Dispose();
 
     /// <summary>Saves a randomized adapter (B ≠ 0, so merging changes the weights) and returns its folder.</summary>
     private string SaveAdapter(bool dora, LoraConfig? config = null)
     {
         config ??= new LoraConfig { Rank = 4, Alpha = 32, TargetModules = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj"], UseDora = dora };
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         LoraInjector.Apply(model, config, seed: 3);
         LoraTestKit.Randomize(model, "default", seed: 5);
-        string dir = Path.Combine(_dir, dora ? "dora" : "lora");
+        string dir = Path.Combine(_temp.Path, dora ? "dora" : "lora");
         PeftAdapterFiles.Save(dir, model, config);
         return dir;
     }
@@ -44,13 +41,13 @@ public sealed class AdapterMergeTests : IDisposable
         return LoraTestKit.Logits(model);
     }
 
-    [SharedTheory]
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void MergedHfFolderHasTheBaseLayoutAndTheAdaptersLogits(bool dora)
     {
         string adapter = SaveAdapter(dora);
-        string outDir = Path.Combine(_dir, "merged");
+        string outDir = Path.Combine(_temp.Path, "merged");
         var result = AdapterMerge.Run(new AdapterMergeOptions { ModelPath = BaseFolder, AdapterDir = adapter, OutPath = outDir, DType = ScalarType.Float32 });
         Assert.Equal(5 * 5, result.MergedProjections); // 5 layers × 5 target projections
         Assert.False(result.DequantizedBase);
@@ -69,7 +66,7 @@ public sealed class AdapterMergeTests : IDisposable
         Assert.Equal(File.ReadAllText(Path.Combine(BaseFolder, "tokenizer.json")), File.ReadAllText(Path.Combine(outDir, "tokenizer.json")));
 
         using var expected = AdapterLogits(adapter, new ModelLoadOptions { DType = ScalarType.Float32 });
-        using var baseModel = LoraTestKit.LoadStories();
+        using var baseModel = SeededLlama.Load();
         using var baseLogits = LoraTestKit.Logits(baseModel);
         using var mergedModel = ModelLoading.LoadModel(outDir, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var logits = LoraTestKit.Logits(mergedModel);
@@ -78,11 +75,11 @@ public sealed class AdapterMergeTests : IDisposable
         Assert.True(LoraTestKit.RelativeMaxDiff(baseLogits, expected) > 1e-2, "the adapter changes nothing; the test could not see a bad merge");
     }
 
-    [SharedFact]
+    [Fact]
     public void FourBitBaseIsMergedOntoItsDequantizedWeights()
     {
         string adapter = SaveAdapter(dora: false);
-        string outDir = Path.Combine(_dir, "merged4");
+        string outDir = Path.Combine(_temp.Path, "merged4");
         var result = AdapterMerge.Run(new AdapterMergeOptions
         {
             ModelPath = BaseFolder, AdapterDir = adapter, OutPath = outDir, DType = ScalarType.Float32, Bits = 4, Quant = FourBitType.Nf4,
@@ -99,15 +96,15 @@ public sealed class AdapterMergeTests : IDisposable
         Assert.True(LoraTestKit.RelativeMaxDiff(logits, fullPrecision) > 1e-4, "4-bit rounding left no trace; the test cannot tell which base was merged");
     }
 
-    [SharedFact]
+    [Fact]
     public void GgufOutputLoadsWithTheAdaptersLogits()
     {
         string adapter = SaveAdapter(dora: true); // DoRA cannot go to llama.cpp as an adapter, only merged
-        string outFile = Path.Combine(_dir, "merged.gguf");
+        string outFile = Path.Combine(_temp.Path, "merged.gguf");
         var result = AdapterMerge.Run(new AdapterMergeOptions { ModelPath = BaseFolder, AdapterDir = adapter, OutPath = outFile, To = "gguf", DType = ScalarType.Float32 });
         Assert.Equal("gguf", result.Format);
         Assert.Equal(new FileInfo(outFile).Length, result.Bytes);
-        Assert.Empty(Directory.GetDirectories(_dir, ".merge-*")); // the intermediate HF folder is gone
+        Assert.Empty(Directory.GetDirectories(_temp.Path, ".merge-*")); // the intermediate HF folder is gone
 
         using var expected = AdapterLogits(adapter, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var merged = ModelLoading.LoadModel(outFile, new ModelLoadOptions { DType = ScalarType.Float32 });
@@ -116,10 +113,10 @@ public sealed class AdapterMergeTests : IDisposable
         Assert.True(diff < 1e-5, $"merged GGUF vs base+adapter: relative max |diff| {diff}");
     }
 
-    [SharedFact]
+    [Fact]
     public void UnknownOutputFormatIsAUserError()
     {
-        var e = Assert.Throws<UserInputException>(() => AdapterMerge.Run(new AdapterMergeOptions { ModelPath = BaseFolder, AdapterDir = _dir, OutPath = _dir, To = "onnx" }));
+        var e = Assert.Throws<UserInputException>(() => AdapterMerge.Run(new AdapterMergeOptions { ModelPath = BaseFolder, AdapterDir = _temp.Path, OutPath = _temp.Path, To = "onnx" }));
         Assert.Contains("--to", e.Message);
     }
 }

@@ -2,7 +2,6 @@ using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
 using FinQLoRA.Models.Checkpoints;
 using FinQLoRA.Models.Gguf;
-using FinQLoRA.Tests.Models.Gguf;
 using FinQLoRA.Tests.Support;
 using TorchSharp;
 
@@ -14,15 +13,16 @@ public sealed class GgufAdapterExporterTests
     private const int Rank = 4;
     private static readonly string[] Modules = ["q_proj", "k_proj", "v_proj"];
 
-    /// <summary>A random PEFT rank-4 adapter on q, k, v of every stories260K layer.</summary>
-    private static Dictionary<string, torch.Tensor> WriteAdapter(string folder, double alpha, bool rsLora, bool dora = false)
+    /// <summary>A random PEFT rank-4 adapter on q, k, v of every stories260K layer, for <paramref name="baseFolder"/>
+    /// (stories260K itself unless given).</summary>
+    private static Dictionary<string, torch.Tensor> WriteAdapter(string folder, double alpha, bool rsLora, bool dora = false, string? baseFolder = null)
     {
         Directory.CreateDirectory(folder);
         var config = new JsonObject
         {
             ["peft_type"] = "LORA", ["r"] = Rank, ["lora_alpha"] = alpha, ["use_rslora"] = rsLora, ["use_dora"] = dora,
             ["target_modules"] = new JsonArray(Modules.Select(m => (JsonNode)m).ToArray()),
-            ["base_model_name_or_path"] = HfFolder, ["task_type"] = "CAUSAL_LM",
+            ["base_model_name_or_path"] = baseFolder ?? HfFolder, ["task_type"] = "CAUSAL_LM",
         };
         File.WriteAllText(Path.Combine(folder, "adapter_config.json"), config.ToJsonString());
         using var gen = new torch.Generator(11);
@@ -63,12 +63,12 @@ public sealed class GgufAdapterExporterTests
     [InlineData(8.0, true)]
     public void LlamaCppWithOurAdapterMatchesTheMergedModel(double alpha, bool rsLora)
     {
-        using var dir = new TempDir();
-        var adapter = WriteAdapter(dir.File("adapter"), alpha, rsLora);
+        using var dir = new TempFolder();
+        var adapter = WriteAdapter(dir.PathOf("adapter"), alpha, rsLora);
         try
         {
-            string lora = dir.File("adapter.gguf");
-            GgufAdapterExporter.Export(dir.File("adapter"), lora, HfFolder);
+            string lora = dir.PathOf("adapter.gguf");
+            GgufAdapterExporter.Export(dir.PathOf("adapter"), lora, HfFolder);
             using (var f = new GgufFile(lora))
             {
                 Assert.Equal(("adapter", "lora"), (f.GetString("general.type"), f.GetString("adapter.type")));
@@ -78,19 +78,19 @@ public sealed class GgufAdapterExporterTests
             }
 
             double scale = rsLora ? alpha / Math.Sqrt(Rank) : alpha / Rank;
-            WriteMerged(dir.File("merged"), adapter, scale);
-            string merged = dir.File("merged.gguf"), baseGguf = dir.File("base.gguf");
-            ModelConverter.HfToGguf(dir.File("merged"), merged, GgmlType.F32);
+            WriteMerged(dir.PathOf("merged"), adapter, scale);
+            string merged = dir.PathOf("merged.gguf"), baseGguf = dir.PathOf("base.gguf");
+            ModelConverter.HfToGguf(dir.PathOf("merged"), merged, GgmlType.F32);
             ModelConverter.HfToGguf(HfFolder, baseGguf, GgmlType.F32);
 
-            int[] ids = LlamaCpp.Tokenize(baseGguf, "Once upon a time, there was a little dog");
-            var (withAdapter, _) = LlamaCpp.Run(baseGguf, ids, lora: lora);
-            var (expected, _) = LlamaCpp.Run(merged, ids);
-            var (plain, _) = LlamaCpp.Run(baseGguf, ids);
-            double diff = LlamaCpp.MaxAbsDiff(expected, withAdapter);
-            Console.WriteLine($"adapter vs merged: max |diff| {diff:E2}; adapter effect {LlamaCpp.MaxAbsDiff(plain, withAdapter):F3}");
+            int[] ids = LlamaCppReference.Tokenize(baseGguf, "Once upon a time, there was a little dog");
+            var (withAdapter, _) = LlamaCppReference.Run(baseGguf, ids, lora: lora);
+            var (expected, _) = LlamaCppReference.Run(merged, ids);
+            var (plain, _) = LlamaCppReference.Run(baseGguf, ids);
+            double diff = LlamaCppReference.MaxAbsDiff(expected, withAdapter);
+            Console.WriteLine($"adapter vs merged: max |diff| {diff:E2}; adapter effect {LlamaCppReference.MaxAbsDiff(plain, withAdapter):F3}");
             Assert.True(diff <= 1e-4, $"adapter vs merged: max |diff| {diff}");
-            Assert.True(LlamaCpp.MaxAbsDiff(plain, withAdapter) > 0.1, "the adapter changed nothing; the test would not see a wrong export");
+            Assert.True(LlamaCppReference.MaxAbsDiff(plain, withAdapter) > 0.1, "the adapter changed nothing; the test would not see a wrong export");
         }
         finally
         {
@@ -98,14 +98,15 @@ public sealed class GgufAdapterExporterTests
         }
     }
 
-    [SharedFact]
+    /// <summary>Refused before any weight is read: a seeded model with stories260K's shapes serves as the base.</summary>
+    [Fact]
     public void DoraIsRefusedWithAMergeHint()
     {
-        using var dir = new TempDir();
-        foreach (var t in WriteAdapter(dir.File("adapter"), 8, rsLora: false, dora: true).Values) t.Dispose();
-        var e = Assert.Throws<UserInputException>(() => GgufAdapterExporter.Export(dir.File("adapter"), dir.File("x.gguf"), HfFolder));
+        using var dir = new TempFolder();
+        foreach (var t in WriteAdapter(dir.PathOf("adapter"), 8, rsLora: false, dora: true, baseFolder: SeededLlama.Folder).Values) t.Dispose();
+        var e = Assert.Throws<UserInputException>(() => GgufAdapterExporter.Export(dir.PathOf("adapter"), dir.PathOf("x.gguf"), SeededLlama.Folder));
         Assert.Contains("use_dora", e.Message);
         Assert.Contains("merge", e.Message);
-        Assert.False(File.Exists(dir.File("x.gguf")));
+        Assert.False(File.Exists(dir.PathOf("x.gguf")));
     }
 }

@@ -5,13 +5,14 @@ using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Adapters;
 
-/// <summary>Adapters on the real stories260K model: merge equivalence, what trains, PEFT's printout, several adapters.</summary>
+/// <summary>Adapters on a seeded random Llama with stories260K's shapes (no ../shared): merge equivalence, what trains,
+/// PEFT's printout, several adapters.</summary>
 public sealed class LoraInjectorTests
 {
-    [SharedFact]
+    [Fact]
     public void LoraForwardEqualsMergedForward()
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         using var baseLogits = LoraTestKit.Logits(model);
         LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 32, TargetModules = ["all"] }, seed: 1);
         LoraTestKit.Randomize(model, "default", seed: 2);
@@ -27,10 +28,10 @@ public sealed class LoraInjectorTests
     }
 
     /// <summary>Adapters added to a model in inference mode must not drop out: greedy outputs are repeatable.</summary>
-    [SharedFact]
+    [Fact]
     public void AdaptersAddedToAnEvalModelDoNotUseDropout()
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         Assert.False(model.training);
         LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 32, Dropout = 0.5 }, seed: 1);
         LoraTestKit.Randomize(model, "default", seed: 2);
@@ -40,10 +41,10 @@ public sealed class LoraInjectorTests
         Assert.Equal(0.0, LoraTestKit.MaxDiff(a, b));
     }
 
-    [SharedFact]
+    [Fact]
     public void DoraForwardEqualsMergedForward()
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         using var baseLogits = LoraTestKit.Logits(model);
         LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true, TargetModules = ["q_proj", "v_proj", "down_proj"] }, seed: 1);
         using (var fresh = LoraTestKit.Logits(model))
@@ -57,20 +58,20 @@ public sealed class LoraInjectorTests
         Assert.True(diff < 1e-5, $"DoRA vs merged max |diff| / max |logit| = {diff}");
     }
 
-    [SharedFact]
+    [Fact]
     public void FreshAdapterGivesBaseOutput()
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         using var baseLogits = LoraTestKit.Logits(model);
         LoraInjector.Apply(model, new LoraConfig { Rank = 8, Alpha = 16, TargetModules = ["all"] });
         using var loraLogits = LoraTestKit.Logits(model);
         Assert.True(loraLogits.Equals(baseLogits));
     }
 
-    [SharedFact]
+    [Fact]
     public void GradientsReachOnlyAdapterTensors()
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 32, UseDora = true, TargetModules = ["q_proj", "k_proj", "v_proj", "gate_proj"] });
         LoraTestKit.Randomize(model, "default", seed: 5);
         var adapterParams = LoraInjector.AdapterParameters(model).ToList();
@@ -100,12 +101,12 @@ public sealed class LoraInjectorTests
         }
     }
 
-    [SharedFact]
+    [Fact]
     public void PrintTrainableParametersMatchesPeftsFormat()
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         var summary = LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 32, TargetModules = ["q_proj", "k_proj", "v_proj"] });
-        // stories260K: 292,800 weights; per layer q 4·(64+64) + k 4·(64+32) + v 4·(64+32) = 1,280, × 5 layers = 6,400.
+        // stories260K's shapes: 292,800 weights; per layer q 4·(64+64) + k 4·(64+32) + v 4·(64+32) = 1,280, × 5 layers = 6,400.
         const string expected = "trainable params: 6,400 || all params: 299,200 || trainable%: 2.1390";
         Assert.Equal(expected, LoraInjector.PrintTrainableParameters(model));
         Assert.Equal(expected, summary.ToString());
@@ -114,10 +115,10 @@ public sealed class LoraInjectorTests
             LoraInjector.FormatTrainable(2_359_296, 8_030_261_248 + 2_359_296));
     }
 
-    [SharedFact]
+    [Fact]
     public void UnknownTargetNamesAreRejectedWithTheValidNames()
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         var e = Assert.Throws<UserInputException>(() => LoraInjector.Apply(model, new LoraConfig { TargetModules = ["q_proj", "lm_head", "query"] }));
         Assert.Contains("'lm_head', 'query'", e.Message);
         Assert.Contains("q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj", e.Message);
@@ -125,10 +126,10 @@ public sealed class LoraInjectorTests
         Assert.Empty(LoraInjector.Wrapped(model)); // nothing was wrapped
     }
 
-    [SharedFact]
+    [Fact]
     public void SeveralAdaptersSwitchAndUnload()
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         using var baseLogits = LoraTestKit.Logits(model);
         LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 32, TargetModules = ["q_proj", "v_proj"] }, seed: 1, adapterName: "sentiment");
         LoraTestKit.Randomize(model, "sentiment", seed: 10);

@@ -1,5 +1,6 @@
 using FinQLoRA.Adapters;
 using FinQLoRA.Models;
+using FinQLoRA.Tests.Support;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Adapters;
@@ -64,7 +65,7 @@ public sealed class LoraLinearTests
         using (no_grad()) adapter.B.copy_(randn(24, 4));
         var x = randn(2, 3, 16);
         var expected = nn.functional.linear(x, w) + nn.functional.linear(x, adapter.B.matmul(adapter.A)) * expectedScaling;
-        Assert.True(lora.forward(x).allclose(expected, rtol: 1e-5, atol: 1e-5));
+        TensorAssert.Close(expected, lora.forward(x), rtol: 1e-5, atol: 1e-5);
     }
 
     [Fact]
@@ -92,9 +93,9 @@ public sealed class LoraLinearTests
         Assert.True(lora.forward(x).Equals(nn.functional.linear(x, w))); // B = 0: dropout cannot touch the base
         using (no_grad()) adapter.B.copy_(randn(24, 4));
         var clean = nn.functional.linear(x, w) + nn.functional.linear(x, adapter.B.matmul(adapter.A)) * 2.0;
-        Assert.False(lora.forward(x).allclose(clean, rtol: 1e-5, atol: 1e-5));
+        TensorAssert.NotClose(clean, lora.forward(x), rtol: 1e-5, atol: 1e-5);
         lora.eval();
-        Assert.True(lora.forward(x).allclose(clean, rtol: 1e-5, atol: 1e-5));
+        TensorAssert.Close(clean, lora.forward(x), rtol: 1e-5, atol: 1e-5);
     }
 
     [Fact]
@@ -103,20 +104,20 @@ public sealed class LoraLinearTests
         var (lora, w) = Make(24, 16, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true });
         var adapter = lora.Adapters["default"];
         var rowNorms = w.pow(2).sum(1).sqrt();
-        Assert.True(adapter.Magnitude!.allclose(rowNorms, rtol: 1e-6, atol: 1e-6));
+        TensorAssert.Close(rowNorms, adapter.Magnitude!, rtol: 1e-6, atol: 1e-6);
         var x = randn(3, 16);
-        Assert.True(lora.forward(x).allclose(nn.functional.linear(x, w), rtol: 1e-5, atol: 1e-6)); // m/n = 1, B = 0
+        TensorAssert.Close(nn.functional.linear(x, w), lora.forward(x), rtol: 1e-5, atol: 1e-6); // m/n = 1, B = 0
 
         using (no_grad())
         {
             adapter.B.copy_(randn(24, 4) * 0.1);
-            adapter.Magnitude.mul_(1 + 0.2 * rand(24));
+            adapter.Magnitude!.mul_(1 + 0.2 * rand(24));
         }
         // DoRA: W' = m · (W + sBA) / ‖W + sBA‖, written out independently of LoraLinear.
         var merged = w + adapter.B.matmul(adapter.A) * 2.0;
         var wPrime = (adapter.Magnitude / merged.pow(2).sum(1).sqrt()).unsqueeze(1) * merged;
-        Assert.True(lora.forward(x).allclose(nn.functional.linear(x, wPrime), rtol: 1e-5, atol: 1e-5));
-        Assert.True(lora.MergedWeight("default", ScalarType.Float32).allclose(wPrime, rtol: 1e-6, atol: 1e-6));
+        TensorAssert.Close(nn.functional.linear(x, wPrime), lora.forward(x), rtol: 1e-5, atol: 1e-5);
+        TensorAssert.Close(wPrime, lora.MergedWeight("default", ScalarType.Float32), rtol: 1e-6, atol: 1e-6);
     }
 
     [Fact]
@@ -139,8 +140,8 @@ public sealed class LoraLinearTests
             nn.functional.linear(x, (m / n).unsqueeze(1) * merged).pow(2).sum().backward();
             return b.grad!;
         }
-        Assert.True(adapter.B.grad!.allclose(GradB(detachNorm: true), rtol: 1e-4, atol: 1e-6));
-        Assert.False(adapter.B.grad!.allclose(GradB(detachNorm: false), rtol: 1e-4, atol: 1e-6));
+        TensorAssert.Close(GradB(detachNorm: true), adapter.B.grad!, rtol: 1e-4, atol: 1e-6);
+        TensorAssert.NotClose(GradB(detachNorm: false), adapter.B.grad!, rtol: 1e-4, atol: 1e-6);
     }
 
     [Fact]

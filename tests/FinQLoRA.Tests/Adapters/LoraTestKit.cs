@@ -6,10 +6,11 @@ using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Adapters;
 
-/// <summary>Shared helpers for the adapter tests: the stories260K model in fp32, fixed prompt ids, and adapters made non-trivial.</summary>
+/// <summary>Helpers for the adapter tests: the stories260K model in fp32, fixed prompt ids, and adapters made non-trivial.
+/// Tests that need only "a Llama" load <see cref="SeededLlama"/> instead, which has the same shapes.</summary>
 internal static class LoraTestKit
 {
-    /// <summary>Two prompts of stories260K token ids (BOS = 1), batch [2, 6].</summary>
+    /// <summary>Two prompts of stories260K token ids (BOS = 1), batch [2, 6]; valid ids of the seeded model too.</summary>
     public static readonly long[][] PromptIds = [[1, 403, 407, 261, 378, 3], [1, 88, 19, 270, 301, 45]];
 
     public static LlamaModel LoadStories() =>
@@ -56,12 +57,5 @@ internal static class LoraTestKit
             a.B.copy_(randn(a.B.shape, generator: g) * scale);
             if (a.Magnitude is not null) a.Magnitude.mul_(1 + 0.1 * randn(a.Magnitude.shape, generator: g));
         }
-    }
-
-    public static string TempDir()
-    {
-        string dir = Path.Combine(Path.GetTempPath(), "finqlora-lora-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(Path.GetDirectoryName(dir)!);
-        return dir;
     }
 }

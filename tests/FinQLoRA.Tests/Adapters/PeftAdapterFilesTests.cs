@@ -6,34 +6,33 @@ using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Adapters;
 
-/// <summary>PEFT adapter folders: round trips, the config file's content, the size figures and one-line errors for bad folders.</summary>
+/// <summary>PEFT adapter folders: round trips, the config file's content, the size figures and one-line errors for bad
+/// folders, on a seeded Llama with stories260K's shapes (no ../shared).</summary>
 public sealed class PeftAdapterFilesTests : IDisposable
 {
-    private readonly string _dir = LoraTestKit.TempDir();
+    private readonly TempFolder _temp = new();
+    private string AdapterDir => _temp.PathOf("adapter"); // not yet there: Save creates it
 
-    public void Dispose()
-    {
-        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
-    }
+    public void Dispose() => _temp.Dispose();
 
     private static readonly LoraConfig FinLoRA = new() { Rank = 4, Alpha = 32, Dropout = 0.1, TargetModules = ["q_proj", "v_proj", "k_proj"], BaseModelNameOrPath = "stories260K-hf" };
 
-    /// <summary>Saves a randomized adapter of <paramref name="config"/> to _dir and returns the logits it gives.</summary>
+    /// <summary>Saves a randomized adapter of <paramref name="config"/> to AdapterDir and returns the logits it gives.</summary>
     private Tensor SaveRandomAdapter(LoraConfig config, ScalarType dtype = ScalarType.Float32)
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         LoraInjector.Apply(model, config);
         LoraTestKit.Randomize(model, "default", seed: 21);
-        PeftAdapterFiles.Save(_dir, model, config, dtype: dtype);
+        PeftAdapterFiles.Save(AdapterDir, model, config, dtype: dtype);
         return LoraTestKit.Logits(model);
     }
 
-    [SharedFact]
+    [Fact]
     public void SaveThenLoadIntoAFreshModelGivesIdenticalLogits()
     {
         using var expected = SaveRandomAdapter(FinLoRA);
-        using var fresh = LoraTestKit.LoadStories();
-        var loaded = PeftAdapterFiles.Load(_dir, fresh);
+        using var fresh = SeededLlama.Load();
+        var loaded = PeftAdapterFiles.Load(AdapterDir, fresh);
         Assert.Equal(4, loaded.Rank);
         Assert.Equal(32, loaded.Alpha);
         Assert.Equal(0.1, loaded.Dropout);
@@ -42,29 +41,29 @@ public sealed class PeftAdapterFilesTests : IDisposable
         Assert.True(logits.Equals(expected), $"max |diff| {LoraTestKit.MaxDiff(logits, expected)}");
     }
 
-    [SharedFact]
+    [Fact]
     public void DoraRsLoraRoundTrip()
     {
         var config = new LoraConfig { Rank = 2, Alpha = 8, UseDora = true, UseRsLora = true, TargetModules = ["all"] };
         using var expected = SaveRandomAdapter(config);
-        using (var f = new SafetensorsFile(Path.Combine(_dir, PeftAdapterFiles.WeightsFileName)))
+        using (var f = new SafetensorsFile(Path.Combine(AdapterDir, PeftAdapterFiles.WeightsFileName)))
         {
             var m = f.Entry("base_model.model.model.layers.2.mlp.down_proj.lora_magnitude_vector");
             Assert.Equal([64L], m.Shape);
             Assert.Equal(5 * 7 * 3, f.Entries.Count());
         }
-        using var fresh = LoraTestKit.LoadStories();
-        var loaded = PeftAdapterFiles.Load(_dir, fresh);
+        using var fresh = SeededLlama.Load();
+        var loaded = PeftAdapterFiles.Load(AdapterDir, fresh);
         Assert.True(loaded.UseDora && loaded.UseRsLora);
         using var logits = LoraTestKit.Logits(fresh);
         Assert.True(logits.Equals(expected));
     }
 
-    [SharedFact]
+    [Fact]
     public void FilesHavePeftsKeysShapesDtypeAndConfig()
     {
         using (SaveRandomAdapter(FinLoRA)) { }
-        using (var f = new SafetensorsFile(Path.Combine(_dir, PeftAdapterFiles.WeightsFileName)))
+        using (var f = new SafetensorsFile(Path.Combine(AdapterDir, PeftAdapterFiles.WeightsFileName)))
         {
             Assert.Equal(5 * 3 * 2, f.Entries.Count());
             Assert.All(f.Entries, e => Assert.Equal(ScalarType.Float32, e.DType));
@@ -73,7 +72,7 @@ public sealed class PeftAdapterFilesTests : IDisposable
             Assert.Equal([32L, 4L], f.Entry("base_model.model.model.layers.4.self_attn.k_proj.lora_B.weight").Shape); // 4 KV heads × 8
             Assert.Equal("pt", f.Metadata["format"]);
         }
-        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, "adapter_config.json")))!.AsObject();
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(AdapterDir, "adapter_config.json")))!.AsObject();
         // Every key of a real PEFT adapter_config.json (FinLoRA's sentiment_llama_3_1_8b_4bits_r4).
         string[] peftKeys =
         [
@@ -98,26 +97,26 @@ public sealed class PeftAdapterFilesTests : IDisposable
         Assert.False((bool)json["use_rslora"]!);
     }
 
-    [SharedFact]
+    [Fact]
     public void ReportedSizesMatchTheFileAndThePrediction()
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         LoraInjector.Apply(model, FinLoRA);
-        var info = PeftAdapterFiles.Save(_dir, model, FinLoRA);
+        var info = PeftAdapterFiles.Save(AdapterDir, model, FinLoRA);
         Assert.Equal(6400, info.Parameters);
         Assert.Equal(PeftAdapterSize.TensorBytes(model.Config, FinLoRA, 4), info.TensorBytes);
-        Assert.Equal(new FileInfo(Path.Combine(_dir, PeftAdapterFiles.WeightsFileName)).Length, info.AdapterBytes);
+        Assert.Equal(new FileInfo(Path.Combine(AdapterDir, PeftAdapterFiles.WeightsFileName)).Length, info.AdapterBytes);
         Assert.InRange(info.AdapterBytes - info.TensorBytes, 8, 8192); // the JSON header
 
-        var bf16 = PeftAdapterFiles.Save(_dir, model, FinLoRA, dtype: ScalarType.BFloat16);
+        var bf16 = PeftAdapterFiles.Save(AdapterDir, model, FinLoRA, dtype: ScalarType.BFloat16);
         Assert.Equal(PeftAdapterSize.TensorBytes(model.Config, FinLoRA, 2), bf16.TensorBytes);
     }
 
-    [SharedFact]
+    [Fact]
     public void AcceptsAdapterNameInfixAndTargetModulesAsString()
     {
         using var expected = SaveRandomAdapter(FinLoRA);
-        string weights = Path.Combine(_dir, PeftAdapterFiles.WeightsFileName);
+        string weights = Path.Combine(AdapterDir, PeftAdapterFiles.WeightsFileName);
         var renamed = new List<KeyValuePair<string, Tensor>>();
         using (var f = new SafetensorsFile(weights))
             foreach (var e in f.Entries)
@@ -125,8 +124,8 @@ public sealed class PeftAdapterFilesTests : IDisposable
         SafetensorsFile.Write(weights, renamed);
         EditConfig(o => o["target_modules"] = @"model\.layers\.\d+\.self_attn\.(q|k|v)_proj");
 
-        using var fresh = LoraTestKit.LoadStories();
-        PeftAdapterFiles.Load(_dir, fresh, adapterName: "sentiment");
+        using var fresh = SeededLlama.Load();
+        PeftAdapterFiles.Load(AdapterDir, fresh, adapterName: "sentiment");
         Assert.Equal("sentiment", LoraInjector.ActiveAdapter(fresh));
         using var logits = LoraTestKit.Logits(fresh);
         Assert.True(logits.Equals(expected));
@@ -134,7 +133,7 @@ public sealed class PeftAdapterFilesTests : IDisposable
 
     private void EditConfig(Action<JsonObject> edit)
     {
-        string path = Path.Combine(_dir, "adapter_config.json");
+        string path = Path.Combine(AdapterDir, "adapter_config.json");
         var o = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
         edit(o);
         File.WriteAllText(path, o.ToJsonString());
@@ -142,21 +141,21 @@ public sealed class PeftAdapterFilesTests : IDisposable
 
     private UserInputException LoadFails(string? dir = null)
     {
-        using var fresh = LoraTestKit.LoadStories();
-        var e = Assert.Throws<UserInputException>(() => PeftAdapterFiles.Load(dir ?? _dir, fresh));
+        using var fresh = SeededLlama.Load();
+        var e = Assert.Throws<UserInputException>(() => PeftAdapterFiles.Load(dir ?? AdapterDir, fresh));
         Assert.DoesNotContain('\n', e.Message);
         Assert.Empty(LoraInjector.Wrapped(fresh)); // a rejected folder leaves the model untouched
         return e;
     }
 
-    [SharedFact]
+    [Fact]
     public void BadFoldersGiveOneLineErrors()
     {
-        Assert.Contains("adapter folder not found", LoadFails(Path.Combine(_dir, "nope")).Message);
+        Assert.Contains("adapter folder not found", LoadFails(Path.Combine(AdapterDir, "nope")).Message);
 
         using (SaveRandomAdapter(FinLoRA)) { }
-        string weights = Path.Combine(_dir, PeftAdapterFiles.WeightsFileName);
-        string config = Path.Combine(_dir, "adapter_config.json");
+        string weights = Path.Combine(AdapterDir, PeftAdapterFiles.WeightsFileName);
+        string config = Path.Combine(AdapterDir, "adapter_config.json");
         string configText = File.ReadAllText(config);
 
         EditConfig(o => o["r"] = 8); // wrong r
@@ -205,15 +204,15 @@ public sealed class PeftAdapterFilesTests : IDisposable
         Assert.Contains("adapter_config.json: not found", LoadFails().Message);
     }
 
-    [SharedFact]
+    [Fact]
     public void LoadingTwiceUnderOneNameIsRejected()
     {
         using (SaveRandomAdapter(FinLoRA)) { }
-        using var fresh = LoraTestKit.LoadStories();
-        PeftAdapterFiles.Load(_dir, fresh);
-        var e = Assert.Throws<UserInputException>(() => PeftAdapterFiles.Load(_dir, fresh));
+        using var fresh = SeededLlama.Load();
+        PeftAdapterFiles.Load(AdapterDir, fresh);
+        var e = Assert.Throws<UserInputException>(() => PeftAdapterFiles.Load(AdapterDir, fresh));
         Assert.Contains("already has an adapter named 'default'", e.Message);
-        PeftAdapterFiles.Load(_dir, fresh, adapterName: "copy"); // another name is fine
+        PeftAdapterFiles.Load(AdapterDir, fresh, adapterName: "copy"); // another name is fine
         Assert.Equal(["default", "copy"], LoraInjector.AdapterNames(fresh));
     }
 }

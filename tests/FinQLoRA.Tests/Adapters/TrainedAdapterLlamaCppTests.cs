@@ -22,18 +22,14 @@ public sealed class TrainedAdapterLlamaCppTests : IDisposable
     private static readonly string[] Prompts = ["Once upon a time, there was a little", "One day, Tom went to the", "Lily saw a big"];
     private static readonly string[] Animals = ["cat", "dog", "bird", "fish", "frog", "bunny", "bear", "duck"];
     private static readonly string[] Names = ["Tom", "Lily", "Sue", "Ben", "Max", "Anna"];
-    private readonly string _dir = LoraTestKit.TempDir();
+    private readonly TempFolder _temp = new();
 
-    public void Dispose()
-    {
-        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
-    }
+    public void Dispose() => _temp.Dispose();
 
     /// <summary>Story-like lines whose continuation is always the same unusual sentence, so training visibly changes it.</summary>
     private string WriteData()
     {
-        string path = Path.Combine(_dir, "stories.jsonl");
-        Directory.CreateDirectory(_dir);
+        string path = Path.Combine(_temp.Path, "stories.jsonl");
         var lines = new List<string>();
         foreach (string name in Names)
             foreach (string animal in Animals.Take(6))
@@ -54,13 +50,13 @@ public sealed class TrainedAdapterLlamaCppTests : IDisposable
     {
         var result = new SftTrainer(new TrainConfig
         {
-            Model = BaseGguf, Data = WriteData(), Out = Path.Combine(_dir, "run"), Bits = 16, Dtype = "f32",
+            Model = BaseGguf, Data = WriteData(), Out = Path.Combine(_temp.Path, "run"), Bits = 16, Dtype = "f32",
             Rank = 8, Alpha = 16, Dropout = 0, Targets = "all", Lr = 1e-2, MaxSteps = 30, BatchSize = 12, GradAccum = 1,
             WarmupSteps = 0, LrSchedule = "constant", SaveEvery = 0, MaxSeqLen = 64, Seed = 7,
         }).Run();
         Assert.True(result.FinalLoss < 1.0, $"training did not learn the target sentence (final loss {result.FinalLoss:F3})");
 
-        string lora = Path.Combine(_dir, "adapter.gguf");
+        string lora = Path.Combine(_temp.Path, "adapter.gguf");
         GgufAdapterExporter.Export(result.AdapterDir, lora, BaseGguf);
 
         var tokenizer = ModelLoading.LoadTokenizer(BaseGguf);
@@ -76,8 +72,8 @@ public sealed class TrainedAdapterLlamaCppTests : IDisposable
         int changed = 0;
         for (int i = 0; i < Prompts.Length; i++)
         {
-            Assert.Equal(ids[i], LlamaCpp.Tokenize(BaseGguf, Prompts[i]));
-            var (_, reference) = LlamaCpp.Run(BaseGguf, ids[i], NewTokens, lora);
+            Assert.Equal(ids[i], LlamaCppReference.Tokenize(BaseGguf, Prompts[i]));
+            var (_, reference) = LlamaCppReference.Run(BaseGguf, ids[i], NewTokens, lora);
             // Ours stops at EOS (not included); llama.cpp runs on, so compare up to our stop and check the stop token.
             int[] expected = reference.Take(ours[i].OutputIds.Length).ToArray();
             Assert.True(expected.SequenceEqual(ours[i].OutputIds),

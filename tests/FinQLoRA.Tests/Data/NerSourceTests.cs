@@ -1,4 +1,5 @@
 using FinQLoRA.Data.Tasks;
+using FinQLoRA.Tests.Support;
 using Xunit;
 
 namespace FinQLoRA.Tests.Data;
@@ -15,7 +16,7 @@ public sealed class NerSourceTests
     [Fact]
     public void Test_split_emits_17_prompts_per_distinct_entity_all_about_the_last_entity()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         var examples = TaskDataBuilder.Build("ner", [dir.Write("fin.txt", Conll)], DataSplit.Test, [], 5).Examples;
         // Sentence 1: 2 distinct entities -> 34 prompts about "John Smith"; sentence 2: 2 -> 34 about "Paris"; sentence 3: none.
         Assert.Equal(68, examples.Count);
@@ -31,7 +32,7 @@ public sealed class NerSourceTests
     [Fact]
     public void Options_are_a_seeded_permutation_of_the_three_types()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string path = dir.Write("fin.txt", Conll);
         var a = TaskDataBuilder.Build("ner", [path], DataSplit.Test, [], 5).Examples;
         var b = TaskDataBuilder.Build("ner", [path], DataSplit.Test, [], 5).Examples;
@@ -46,7 +47,7 @@ public sealed class NerSourceTests
     [Fact]
     public void Train_split_asks_once_about_each_distinct_entity_with_its_own_type()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         var examples = TaskDataBuilder.Build("ner", [dir.Write("fin.txt", Conll)], DataSplit.Train, [], 5).Examples;
         var asked = examples.Select(e => (Entity: e.Context.Split('\'')[1], e.Target)).ToList();
         Assert.Equal([("Acme Corp", "organization"), ("John Smith", "person"), ("Acme Corp", "organization"), ("Paris", "location")], asked);
@@ -55,7 +56,7 @@ public sealed class NerSourceTests
     [Fact]
     public void Bad_tag_names_file_and_line()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string path = dir.Write("bad.txt", "Acme NNP - I-ORG\nCorp NNP - X\n");
         Assert.StartsWith($"{path}:2: tag 'X'", Assert.Throws<UserInputException>(() => TaskDataBuilder.Build("ner", [path], DataSplit.Train, [], 1)).Message);
     }

@@ -1,5 +1,6 @@
 using System.Text;
 using FinQLoRA.Data.Tasks;
+using FinQLoRA.Tests.Support;
 using Xunit;
 
 namespace FinQLoRA.Tests.Data;
@@ -13,7 +14,7 @@ public sealed class SourceReaderTests
     [Fact]
     public void Fpb_reads_latin1_and_utf8_files_alike()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string line = "Sepp\u00e4l\u00e4 's net sales rose .@positive\n";
         var latin1 = Build("fpb", dir.WriteBytes("latin1.txt", Encoding.Latin1.GetBytes(line)));
         var utf8 = Build("fpb", dir.WriteBytes("utf8.txt", Encoding.UTF8.GetBytes(line)));
@@ -26,7 +27,7 @@ public sealed class SourceReaderTests
     [Fact]
     public void Fpb_line_without_label_names_file_and_line()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string path = dir.Write("bad.txt", "Fine .@neutral\nno label here\n");
         var ex = Assert.Throws<UserInputException>(() => Build("fpb", path));
         Assert.StartsWith($"{path}:2:", ex.Message);
@@ -36,7 +37,7 @@ public sealed class SourceReaderTests
     [Fact]
     public void Fpb_unknown_label_is_reported()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string path = dir.Write("bad.txt", "Fine .@bullish\n");
         Assert.Contains($"{path}:1: label 'bullish'", Assert.Throws<UserInputException>(() => Build("fpb", path)).Message);
     }
@@ -44,7 +45,7 @@ public sealed class SourceReaderTests
     [Fact]
     public void Fiqa_emits_one_example_per_aspect_with_threshold_labels_and_medium_from_file_name()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string json = """{"1": {"sentence": "A", "info": [{"sentiment_score": "-0.1"}, {"sentiment_score": "-0.101"}]}, "2": {"sentence": "B", "info": [{"sentiment_score": 0.1}]}}""";
         var posts = Build("fiqa", dir.Write("task1_post_ABSA_train.json", json));
         Assert.Equal(["neutral", "negative", "positive"], posts.Select(e => e.Target));
@@ -57,7 +58,7 @@ public sealed class SourceReaderTests
     [Fact]
     public void Tfns_parses_quoted_multiline_texts_and_maps_labels_per_task()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string path = dir.Write("t.csv", "text,label\r\n\"line one\nline \"\"two\"\", still\",1\r\nplain,2\r\nbear,0\r\n");
         var finlora = Build("tfns", path);
         Assert.Equal("line one\nline \"two\", still", FinLoraPrompt.InputText(finlora[0].Context));
@@ -68,7 +69,7 @@ public sealed class SourceReaderTests
     [Fact]
     public void Csv_errors_name_file_and_line()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string unterminated = dir.Write("u.csv", "text,label\nok,0\n\"never closed,1\n");
         Assert.StartsWith($"{unterminated}:3: quoted field never closed", Assert.Throws<UserInputException>(() => Build("tfns", unterminated)).Message);
         string trailing = dir.Write("t.csv", "text,label\n\"quoted\"x,0\n");
@@ -82,7 +83,7 @@ public sealed class SourceReaderTests
     [Fact]
     public void Jsonl_source_passes_through_and_reports_bad_lines()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string good = dir.Write("g.jsonl", "{\"context\": \"c\", \"target\": \"t\", \"pages\": [1]}\n");
         Assert.Equal(new Example("c", "t"), Build("nwgi", good).Single());
         string bad = dir.Write("b.jsonl", "{\"context\": \"c\", \"target\": \"t\"}\n{\"context\": \"c\"}\n");
@@ -96,7 +97,7 @@ public sealed class SourceReaderTests
     [Fact]
     public void Headline_row_becomes_nine_questions_with_derived_answers()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string header = "Dates\tURL\tNews\tPrice Direction Up\tPrice Direction Constant\tPrice Direction Down\tAsset Comparision\tPast Information\tFuture Information\tPrice Sentiment\r\n";
         // About price, going up, past, compares with another asset.
         string path = dir.Write("h.tsv", header + "1-1-2010\thttp://x\tgold beats silver, rises 2%\t1\t0\t0\t1\t1\t0\tpositive\r\n");
@@ -113,7 +114,7 @@ public sealed class SourceReaderTests
     [Fact]
     public void Xbrl_sources_concatenate_instruction_and_input_and_refuse_the_wrong_file()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string tags = dir.Write("tags.csv", "instruction,input,output\n\"Be brief. \nExample question: q\nExample answer: a\n\",\"Question: What? \nAnswer:\",us-gaap:Assets / us-gaap:Equity\n");
         var e = Build("xbrl_tags", tags, DataSplit.Train, seed: 3).Concat(Build("xbrl_tags", tags, DataSplit.Test, seed: 3)).Single();
         Assert.Equal("Be brief. \nExample question: q\nExample answer: a\nQuestion: What? \nAnswer:", e.Context);
@@ -124,7 +125,7 @@ public sealed class SourceReaderTests
     [Fact]
     public void Xbrl_term_skips_excel_error_rows()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string path = dir.Write("terms.csv", "Term,Explanation,,\nPrepaid Taxes,Amount paid in advance.,,\n#NAME?,Something.,,\nBilled,#NAME?,,\n");
         Assert.Equal(new Example("Explain this XBRL term briefly in one sentence: Prepaid Taxes. Answer:", "Amount paid in advance."), Build("xbrl_term", path).Single());
     }

@@ -1,4 +1,5 @@
 using FinQLoRA.Data.Tasks;
+using FinQLoRA.Tests.Support;
 using Xunit;
 
 namespace FinQLoRA.Tests.Data;
@@ -30,7 +31,7 @@ public sealed class SplitAndStatsTests
     [Fact]
     public void Exclusion_matches_inputs_after_collapsing_whitespace_and_case()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string source = dir.Write("s.txt", "Profit rose .@positive\nSales fell .@negative\n");
         string exclude = dir.Write("x.jsonl", ExampleJsonl.Line(new Example(FinLoraPrompt.Classification("any", "PROFIT   rose\t."), "x")) + "\n");
         var result = TaskDataBuilder.Build("fpb", [source], DataSplit.Train, [exclude], 1);
@@ -41,7 +42,7 @@ public sealed class SplitAndStatsTests
     [Fact]
     public void Excluding_a_source_from_itself_is_refused_even_through_another_path_or_a_symlink()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string source = dir.Write("s.jsonl", ExampleJsonl.Line(new Example(FinLoraPrompt.Classification("q", "Profit rose"), "positive")) + "\n");
         string link = dir.PathOf("link.jsonl");
         File.CreateSymbolicLink(link, source);
@@ -55,7 +56,7 @@ public sealed class SplitAndStatsTests
     [Fact]
     public void An_exclusion_that_leaves_nothing_is_refused()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string line = ExampleJsonl.Line(new Example(FinLoraPrompt.Classification("q", "Profit rose"), "positive")) + "\n";
         string source = dir.Write("s.jsonl", line);
         string copy = dir.Write("copy.jsonl", line);
@@ -83,7 +84,7 @@ public sealed class SplitAndStatsTests
     {
         var e = new Example("a \"q\" \\ \n\t\u0001 é 議 🤣", "t");
         Assert.Equal("{\"context\": \"a \\\"q\\\" \\\\ \\n\\t\\u0001 é 議 🤣\", \"target\": \"t\"}", ExampleJsonl.Line(e));
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string path = dir.PathOf("out.jsonl");
         ExampleJsonl.Write(path, [e, e]);
         Assert.Equal([e, e], ExampleJsonl.Read(path));

@@ -1,3 +1,5 @@
+using FinQLoRA.Tests.Support;
+
 namespace FinQLoRA.Tests.Distributed;
 
 /// <summary>The "collectives" scenario of the test host, run once under <c>mpirun -np 2</c> and checked per operation.</summary>

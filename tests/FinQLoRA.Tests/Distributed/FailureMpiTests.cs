@@ -1,3 +1,5 @@
+using FinQLoRA.Tests.Support;
+
 namespace FinQLoRA.Tests.Distributed;
 
 /// <summary>

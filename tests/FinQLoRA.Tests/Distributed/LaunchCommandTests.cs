@@ -1,4 +1,5 @@
 using FinQLoRA.Distributed;
+using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Distributed;
 

@@ -80,23 +80,6 @@ public sealed partial record MpiJob(int ExitCode, string Output, TimeSpan Elapse
     private static partial Regex ResultLine();
 }
 
-/// <summary>A test that needs Open MPI's mpirun: skipped with the install command when it is missing, except
-/// under CI=true, where it runs (and fails).</summary>
-public sealed class MpiFactAttribute : FactAttribute
-{
-    public MpiFactAttribute()
-    {
-        if (!Shared.IsCi && !MpirunPresent())
-            Skip = "needs Open MPI's mpirun: apt-get install openmpi-bin libopenmpi-dev (or .ci/install-deps.sh)";
-    }
-
-    private static bool MpirunPresent()
-    {
-        try { MpiLauncher.FindMpirun(); return true; }
-        catch (UserInputException) { return false; }
-    }
-}
-
 /// <summary>mpirun jobs run one at a time and apart from the other tests: each one starts several processes on a
 /// small machine, and the hang tests measure how long a job takes to end.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]

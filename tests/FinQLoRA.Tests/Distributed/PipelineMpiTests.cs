@@ -7,10 +7,11 @@ using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Distributed;
 
-/// <summary>stories260K (fp32) split over 2 ranks: layers 0-2 + embeddings on rank 0, layers 3-4 + head on rank 1.</summary>
-public sealed class StoriesPipelineJob
+/// <summary>A seeded Llama with stories260K's shapes (fp32) split over 2 ranks: layers 0-2 + embeddings on rank 0,
+/// layers 3-4 + head on rank 1.</summary>
+public sealed class Stories260KShapesPipelineJob
 {
-    public static string Folder => Shared.File("models/stories260K-hf");
+    public static string Folder => SeededLlama.Folder;
 
     private readonly Lazy<PipelineJob> _job = new(() =>
     {
@@ -56,16 +57,16 @@ public sealed class RandomPipelineJob : IDisposable
 }
 
 [Collection(MpiCollection.Name)]
-public sealed class StoriesPipelineMpiTests(StoriesPipelineJob fixture) : IClassFixture<StoriesPipelineJob>
+public sealed class Stories260KShapesPipelineMpiTests(Stories260KShapesPipelineJob fixture) : IClassFixture<Stories260KShapesPipelineJob>
 {
-    [MpiSharedFact]
+    [MpiFact]
     public void GreedyIdsMatchSingleProcessWithOneTwoAndFourMicroBatches() => fixture.Job.AssertMatchesReference();
 
-    [MpiSharedFact]
+    [MpiFact]
     public void EachRankHoldsOnlyItsStage()
     {
         var job = fixture.Job.Finished;
-        var config = LlamaConfig.Load(StoriesPipelineJob.Folder);
+        var config = LlamaConfig.Load(Stories260KShapesPipelineJob.Folder);
         var plan = PipelinePlanner.Plan(config, 2);
         Assert.Equal("0,3,1,0", job.Text(0, "stage"));
         Assert.Equal("3,2,0,1", job.Text(1, "stage"));

@@ -56,10 +56,10 @@ public sealed class PipelinePlannerTests
         Assert.True(plan.Stages.Max(s => s.ParameterCount) <= mean + PipelinePlanner.LayerParameters(Llama70B), plan.ToString());
     }
 
-    [SharedFact]
+    [Fact]
     public void Stories260KSplitsFiveLayersThreeAndTwo()
     {
-        var config = LlamaConfig.Load(Shared.File("models/stories260K-hf"));
+        var config = LlamaConfig.Load(SeededLlama.Folder); // stories260K's shapes, as its config.json gives them
         // layer: 64·64·2 + 64·32·2 + 3·64·172 + 2·64 = 45,440; embeddings 512·64 = 32,768; norm + lm_head 32,832.
         Assert.Equal(45_440, PipelinePlanner.LayerParameters(config));
         var two = PipelinePlanner.Plan(config, 2);

@@ -1,3 +1,5 @@
+using FinQLoRA.Tests.Support;
+
 namespace FinQLoRA.Tests.Distributed;
 
 /// <summary>The "reducers" scenario: bucketed gradient averaging and 0/1 Adam's compressed all-reduce on 2 ranks.</summary>

@@ -1,4 +1,5 @@
 using FinQLoRA.Evaluation;
+using FinQLoRA.Tests.Support;
 using Xunit;
 
 namespace FinQLoRA.Tests.Evaluation;
@@ -85,7 +86,7 @@ public sealed class GenerativeScoringTests
     [Fact]
     public void Prediction_file_round_trips_and_reports_bad_lines()
     {
-        using var dir = new FinQLoRA.Tests.Data.TempDir();
+        using var dir = new TempFolder();
         string path = dir.PathOf("p.jsonl");
         PredictionFile.Write(path, [new Prediction("c", "positive", "Positive!")]);
         Assert.Equal(new Prediction("c", "positive", "Positive!"), PredictionFile.Read(path).Single());

@@ -1,5 +1,5 @@
 using FinQLoRA.Evaluation;
-using FinQLoRA.Tests.Data;
+using FinQLoRA.Tests.Support;
 using Xunit;
 
 namespace FinQLoRA.Tests.Evaluation;
@@ -12,7 +12,7 @@ public sealed class ReportTests
     [Fact]
     public void Report_joins_runs_into_tables_and_a_png_chart()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string baseRun = Path.Combine(dir.Path, "base"), tunedRun = Path.Combine(dir.Path, "tuned");
         Directory.CreateDirectory(baseRun);
         Directory.CreateDirectory(tunedRun);
@@ -37,7 +37,7 @@ public sealed class ReportTests
     [Fact]
     public void Results_file_errors_name_the_file()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         Assert.Contains("no results file", Assert.Throws<UserInputException>(() => RunResultFile.Read(dir.Path)).Message);
         string bad = dir.Write("results.json", "[{\"task\": \"fpb\"");
         Assert.StartsWith($"{bad}: invalid results JSON", Assert.Throws<UserInputException>(() => RunResultFile.Read(dir.Path)).Message);

@@ -22,10 +22,10 @@ public sealed class ConsoleOutputTests
         return output;
     }
 
-    [SharedFact]
+    [Fact]
     public void JsonOnATerminalIsNothingButJsonLines()
     {
-        string output = UnderTerminal("generate", "--model", Shared.File("models/stories260K-hf"), "--prompt", "Once upon a time", "--max-new-tokens", "4", "--json");
+        string output = UnderTerminal("generate", "--model", SeededLlama.Folder, "--prompt", "Once upon a time", "--max-new-tokens", "4", "--json");
         var lines = output.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries);
         Assert.Single(lines);
         Assert.StartsWith("{\"prompt\"", lines[0]); // no ESC[?1h ESC= (keypad mode) before it
@@ -64,7 +64,7 @@ public sealed class ConsoleOutputTests
         Assert.Equal(2, FinQLoRA.Cli.ErrorReport.Write(new UserInputException("x.json: bad"), verbose: false, new StringWriter()));
     }
 
-    [SharedFact]
+    [Fact]
     public void VerboseOnABadInputExitsNormallyWithNothingOnStdout()
     {
         using var dir = new TempFolder();

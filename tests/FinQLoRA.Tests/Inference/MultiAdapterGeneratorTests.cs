@@ -9,25 +9,23 @@ using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Inference;
 
-/// <summary><c>generate --adapter a=DIR --adapter b=DIR --prompts FILE</c> with a per-line <c>"adapter"</c>.</summary>
+/// <summary><c>generate --adapter a=DIR --adapter b=DIR --prompts FILE</c> with a per-line <c>"adapter"</c>, on a seeded
+/// Llama (only the routing to adapters is checked, not what the text says).</summary>
 public sealed class MultiAdapterGeneratorTests : IDisposable
 {
-    private readonly string _dir = LoraTestKit.TempDir();
+    private readonly TempFolder _temp = new();
     private static readonly string[] Prompts = ["Once upon a time", "The little dog", "Lily went to the park", "Tom had a big"];
     private static readonly GenerationOptions Greedy = new() { MaxNewTokens = 12 };
 
-    public void Dispose()
-    {
-        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
-    }
+    public void Dispose() => _temp.Dispose();
 
     private string SaveAdapter(string name, long seed, string[] targets)
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         var config = new LoraConfig { Rank = 4, Alpha = 16, TargetModules = targets };
         LoraInjector.Apply(model, config, seed);
         LoraTestKit.Randomize(model, "default", seed, scale: 0.2);
-        string dir = Path.Combine(_dir, name);
+        string dir = Path.Combine(_temp.Path, name);
         PeftAdapterFiles.Save(dir, model, config);
         return dir;
     }
@@ -35,17 +33,17 @@ public sealed class MultiAdapterGeneratorTests : IDisposable
     /// <summary>A separate process-like run: a fresh base, at most one adapter, all prompts.</summary>
     private static List<int[]> SingleRun(string? adapter, IReadOnlyList<int[]> ids)
     {
-        using var bundle = ModelLoading.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var bundle = ModelLoading.Load(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.Float32 });
         if (adapter != null) PeftAdapterFiles.Load(adapter, bundle.Model);
         return new TextGenerator(bundle.Model, bundle.Tokenizer).GenerateIds(ids, Greedy, batchSize: 3).Select(r => r.OutputIds).ToList();
     }
 
-    [SharedFact]
+    [Fact]
     public void TwoAdaptersAndTheBaseInOneFileMatchThreeSeparateRuns()
     {
         string a = SaveAdapter("a", 1, ["q_proj", "v_proj"]);
         string b = SaveAdapter("b", 2, ["up_proj", "down_proj"]);
-        string file = Path.Combine(_dir, "prompts.jsonl");
+        string file = Path.Combine(_temp.Path, "prompts.jsonl");
         // Interleaved on purpose: grouping must put the results back in file order.
         string[] picks = ["\"a\"", "null", "\"b\"", "\"a\"", "\"base\"", "\"b\""];
         File.WriteAllLines(file, picks.Select((p, i) => $"{{\"prompt\": \"{Prompts[i % Prompts.Length]}\", \"adapter\": {p}}}"));
@@ -55,7 +53,7 @@ public sealed class MultiAdapterGeneratorTests : IDisposable
         var specs = AdapterSpec.Parse([$"a={a}", $"b={b}"]);
 
         List<int[]> combined;
-        using (var bundle = ModelLoading.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 }))
+        using (var bundle = ModelLoading.Load(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.Float32 }))
         {
             foreach (var s in specs) PeftAdapterFiles.Load(s.Dir, bundle.Model, s.Name);
             var generator = new TextGenerator(bundle.Model, bundle.Tokenizer);
@@ -64,7 +62,7 @@ public sealed class MultiAdapterGeneratorTests : IDisposable
             Assert.Equal("b", LoraInjector.ActiveAdapter(bundle.Model)); // the adapter active before (the last loaded) is restored
         }
 
-        var tokenizer = ModelLoading.LoadTokenizer(Shared.File("models/stories260K-hf"));
+        var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
         var ids = lines.Select(l => tokenizer.Encode(l.Prompt, addBos: true)).ToList();
         var separate = new Dictionary<string, List<int[]>>
         {
@@ -77,10 +75,10 @@ public sealed class MultiAdapterGeneratorTests : IDisposable
         Assert.NotEqual(separate["b"][2], separate["base"][2]);
     }
 
-    [SharedFact]
+    [Fact]
     public void UnknownAdapterInAPromptIsAUserError()
     {
-        using var bundle = ModelLoading.Load(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var bundle = ModelLoading.Load(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.Float32 });
         var generator = new TextGenerator(bundle.Model, bundle.Tokenizer);
         var e = Assert.Throws<UserInputException>(() => MultiAdapterGenerator.Generate(generator, [new GenerationRequest([1, 403], "fin")], Greedy));
         Assert.Contains("'fin'", e.Message);
@@ -98,8 +96,7 @@ public sealed class MultiAdapterGeneratorTests : IDisposable
     [Fact]
     public void PromptLineWithoutAdapterKeyIsToldFromAnExplicitBase()
     {
-        string file = Path.Combine(_dir, "p.jsonl");
-        Directory.CreateDirectory(_dir);
+        string file = Path.Combine(_temp.Path, "p.jsonl");
         File.WriteAllLines(file, ["{\"prompt\": \"x\"}", "{\"prompt\": \"y\", \"adapter\": null}", "{\"prompt\": \"z\", \"adapter\": 3}"]);
         var e = Assert.Throws<UserInputException>(() => PromptFile.ReadLines(file));
         Assert.Contains(":3:", e.Message);

@@ -10,16 +10,17 @@ namespace FinQLoRA.Tests.Models;
 /// <summary>Truncated or inconsistent checkpoints fail with one line naming the file and tensor.</summary>
 public sealed class CheckpointBadInputTests
 {
+    /// <summary>A copy of the seeded model (stories260K's shapes) to damage.</summary>
     private static string CopyModel(TempFolder dir)
     {
         string folder = Path.Combine(dir.Path, "model");
         Directory.CreateDirectory(folder);
-        foreach (string f in Directory.GetFiles(Shared.File("models/stories260K-hf")))
+        foreach (string f in Directory.GetFiles(SeededLlama.Folder))
             File.Copy(f, Path.Combine(folder, Path.GetFileName(f)));
         return folder;
     }
 
-    [SharedFact]
+    [Fact]
     public void TruncatedSafetensorsNamesFileAndTensor()
     {
         using var dir = new TempFolder();
@@ -71,7 +72,7 @@ public sealed class CheckpointBadInputTests
         Assert.Equal(new byte[] { 1, 2, 250 }, f.Read("c").data<byte>().ToArray());
     }
 
-    [SharedFact]
+    [Fact]
     public void MissingShardIsNamed()
     {
         using var dir = new TempFolder();
@@ -84,7 +85,7 @@ public sealed class CheckpointBadInputTests
         Assert.Contains("lm_head.weight", e.Message);
     }
 
-    [SharedFact]
+    [Fact]
     public void ShapeThatDoesNotMatchTheConfigIsNamed()
     {
         using var dir = new TempFolder();

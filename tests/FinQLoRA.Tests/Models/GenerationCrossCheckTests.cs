@@ -60,10 +60,10 @@ public sealed class GenerationCrossCheckTests
         Assert.Equal("stop_string", cut[0].FinishReason);
     }
 
-    [SharedFact]
+    [Fact]
     public void PromptLongerThanTheContextIsAClearError()
     {
-        string hf = Shared.File("models/stories260K-hf");
+        string hf = SeededLlama.Folder; // a context of 512, as stories260K's
         using var model = ModelLoading.LoadModel(hf, new ModelLoadOptions { DType = ScalarType.Float32 });
         var generator = new TextGenerator(model, TokenizerLoader.FromHuggingFace(hf));
         var e = Assert.Throws<UserInputException>(() => generator.Generate([string.Concat(Enumerable.Repeat("Once upon a time ", 200))], new GenerationOptions()));

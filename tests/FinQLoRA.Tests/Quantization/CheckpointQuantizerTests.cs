@@ -14,6 +14,10 @@ namespace FinQLoRA.Tests.Quantization;
 /// </summary>
 public sealed class CheckpointQuantizerTests
 {
+    /// <summary>A seeded Llama with stories260K's shapes: the layout checks need only the shapes.</summary>
+    private static string Model => SeededLlama.Folder;
+
+    /// <summary>The real stories260K, for the check that the quantized model still writes a story.</summary>
     private static string Stories => Shared.File("models/stories260K-hf");
 
     // "<s> Once upon a time" and a few story tokens after it
@@ -25,7 +29,7 @@ public sealed class CheckpointQuantizerTests
         return model.Forward(ids);
     }
 
-    [SharedTheory]
+    [Theory]
     [InlineData(4, FourBitType.Nf4, true)]
     [InlineData(4, FourBitType.Fp4, false)]
     [InlineData(8, FourBitType.Nf4, true)]
@@ -33,12 +37,12 @@ public sealed class CheckpointQuantizerTests
     {
         using var temp = new TempFolder();
         string outDir = Path.Combine(temp.Path, "q");
-        var summary = CheckpointQuantizer.Run(Stories, outDir, new QuantizationOptions(bits, kind, doubleQuant));
+        var summary = CheckpointQuantizer.Run(Model, outDir, new QuantizationOptions(bits, kind, doubleQuant));
         Assert.Equal(35, summary.QuantizedProjections); // 5 layers × 7
         Assert.Equal(13, summary.CopiedTensors);        // embeddings, lm_head, final norm, 2 norms × 5 layers
 
         var fp32 = new ModelLoadOptions { DType = ScalarType.Float32 };
-        using var onTheFly = ModelLoading.LoadModel(Stories, fp32.WithBits(bits, kind, doubleQuant));
+        using var onTheFly = ModelLoading.LoadModel(Model, fp32.WithBits(bits, kind, doubleQuant));
         using var stored = ModelLoading.LoadModel(outDir, fp32);
         Assert.All(stored.Layers.SelectMany(l => l.modules()).OfType<DenseLinear>(), _ => Assert.Fail("a projection was loaded dense"));
         Assert.Equal(35, stored.modules().OfType<QuantizedLinear>().Count());
@@ -48,17 +52,17 @@ public sealed class CheckpointQuantizerTests
         using var actual = Logits(stored);
         Assert.Equal(TensorBits.F32(expected), TensorBits.F32(actual)); // bit for bit
         // and quantization did change the model (the comparison is not of two 32-bit models)
-        using var dense = ModelLoading.LoadModel(Stories, fp32);
+        using var dense = ModelLoading.LoadModel(Model, fp32);
         using var full = Logits(dense);
         Assert.NotEqual(TensorBits.F32(full), TensorBits.F32(actual));
     }
 
-    [SharedFact]
+    [Fact]
     public void FourBitFolderHasBitsandbytesTensorsAndConfig()
     {
         using var temp = new TempFolder();
         string outDir = Path.Combine(temp.Path, "q4");
-        CheckpointQuantizer.Run(Stories, outDir, QuantizationOptions.Nf4);
+        CheckpointQuantizer.Run(Model, outDir, QuantizationOptions.Nf4);
         using var file = new SafetensorsFile(Path.Combine(outDir, "model.safetensors"));
         var e = file.Entries.ToDictionary(x => x.Name);
 
@@ -80,7 +84,7 @@ public sealed class CheckpointQuantizerTests
         // k_proj [32, 64]: 2,048 weights → 1,024 bytes, 32 blocks
         AssertEntry(e["model.layers.0.self_attn.k_proj.weight"], ScalarType.Byte, 1024, 1);
         AssertEntry(e["model.layers.0.self_attn.k_proj.weight.absmax"], ScalarType.Byte, 32);
-        // never quantized: embeddings, lm_head, norms stay in the model dtype (float32 for stories260K)
+        // never quantized: embeddings, lm_head, norms stay in the model dtype (float32 here)
         AssertEntry(e["model.embed_tokens.weight"], ScalarType.Float32, 512, 64);
         AssertEntry(e["lm_head.weight"], ScalarType.Float32, 512, 64);
         AssertEntry(e["model.layers.0.input_layernorm.weight"], ScalarType.Float32, 64);
@@ -91,19 +95,19 @@ public sealed class CheckpointQuantizerTests
         Assert.Equal(BitsAndBytesConfig.ToJson(QuantizationOptions.Nf4, ScalarType.Float32).ToJsonString(), config["quantization_config"]!.ToJsonString());
         Assert.Equal("float32", config["torch_dtype"]!.GetValue<string>());
         Assert.Equal(64, config["hidden_size"]!.GetValue<int>()); // the source's keys are kept
-        Assert.Equal(File.ReadAllText(Path.Combine(Stories, "tokenizer.json")), File.ReadAllText(Path.Combine(outDir, "tokenizer.json")));
+        Assert.Equal(File.ReadAllText(Path.Combine(Model, "tokenizer.json")), File.ReadAllText(Path.Combine(outDir, "tokenizer.json")));
         Assert.True(File.Exists(Path.Combine(outDir, "tokenizer_config.json")));
         Assert.True(File.Exists(Path.Combine(outDir, "generation_config.json")));
         Assert.Equal([FinQLoRA.IO.OutputMarker.FileName, "config.json", "generation_config.json", "model.safetensors", "PROVENANCE.md", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"],
             Directory.GetFiles(outDir).Select(Path.GetFileName).Order(StringComparer.OrdinalIgnoreCase));
     }
 
-    [SharedFact]
+    [Fact]
     public void EightBitFolderHasInt8WeightScbAndWeightFormat()
     {
         using var temp = new TempFolder();
         string outDir = Path.Combine(temp.Path, "q8");
-        CheckpointQuantizer.Run(Stories, outDir, QuantizationOptions.Int8, ScalarType.BFloat16);
+        CheckpointQuantizer.Run(Model, outDir, QuantizationOptions.Int8, ScalarType.BFloat16);
         using var file = new SafetensorsFile(Path.Combine(outDir, "model.safetensors"));
         var e = file.Entries.ToDictionary(x => x.Name);
         string p = "model.layers.2.mlp.down_proj.";
@@ -119,15 +123,15 @@ public sealed class CheckpointQuantizerTests
         Assert.Equal("bitsandbytes", config["quantization_config"]!["quant_method"]!.GetValue<string>());
     }
 
-    [SharedFact]
+    [Fact]
     public void RefusesAQuantizedInputAFilledOutputAndOtherQuantMethods()
     {
         using var temp = new TempFolder();
         string q4 = Path.Combine(temp.Path, "q4");
-        CheckpointQuantizer.Run(Stories, q4, QuantizationOptions.Nf4);
+        CheckpointQuantizer.Run(Model, q4, QuantizationOptions.Nf4);
         var again = Assert.Throws<UserInputException>(() => CheckpointQuantizer.Run(q4, Path.Combine(temp.Path, "q4b"), QuantizationOptions.Nf4));
         Assert.Contains("already quantized", again.Message);
-        var filled = Assert.Throws<UserInputException>(() => CheckpointQuantizer.Run(Stories, q4, QuantizationOptions.Int8));
+        var filled = Assert.Throws<UserInputException>(() => CheckpointQuantizer.Run(Model, q4, QuantizationOptions.Int8));
         Assert.Contains("not empty", filled.Message);
 
         // a GPTQ config over the same tensors: named, not mis-read as dense weights

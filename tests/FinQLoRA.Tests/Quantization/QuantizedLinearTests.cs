@@ -1,5 +1,6 @@
 using FinQLoRA.Quantization;
 using FinQLoRA.Runtime;
+using FinQLoRA.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -36,7 +37,7 @@ public sealed class QuantizedLinearTests
         Tensor w = layer.DequantizedWeight(ScalarType.Float32);
         Tensor expected = g.matmul(w);
         Assert.True(x.grad is not null);
-        Assert.True(x.grad!.allclose(expected, rtol: 1e-5, atol: 1e-6), $"max diff {(x.grad - expected).abs().max().item<float>()}");
+        TensorAssert.Close(expected, x.grad!, rtol: 1e-5, atol: 1e-6);
         foreach (var (_, b) in layer.named_buffers())
         {
             Assert.False(b.requires_grad);
@@ -91,7 +92,7 @@ public sealed class QuantizedLinearTests
         layer.forward(h).pow(2).sum().backward();
         Tensor w = layer.DequantizedWeight(ScalarType.Float32);
         Tensor expected = x.t().matmul((2 * h.detach().matmul(w.t())).matmul(w));
-        Assert.True(a.grad!.allclose(expected, rtol: 1e-4, atol: 1e-5));
+        TensorAssert.Close(expected, a.grad!, rtol: 1e-4, atol: 1e-5);
     }
 
     [Fact]

@@ -1,7 +1,6 @@
 using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
 using FinQLoRA.Data.Tokenization;
-using FinQLoRA.Demo;
 using FinQLoRA.Inference;
 using FinQLoRA.Models;
 using FinQLoRA.Server;
@@ -24,7 +23,8 @@ public sealed class ChatServeFixture : IAsyncLifetime
     public const int MaxTokens = 12;
     public static readonly string[] Questions = ["What is a bond?", "Name a stock index.", "Is cash an asset?"];
 
-    public string Dir { get; } = LoraTestKit.TempDir();
+    private readonly TempFolder _temp = new();
+    public string Dir => _temp.Path;
     public string ModelDir => Path.Combine(Dir, "model");
     public ITextTokenizer Tokenizer { get; private set; } = null!;
     public LlamaModel Model { get; private set; } = null!;
@@ -43,9 +43,7 @@ public sealed class ChatServeFixture : IAsyncLifetime
             HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 16,
             VocabSize = 128256, MaxPositionEmbeddings = 256, TieWordEmbeddings = false, // tied, a random model repeats its last token BosTokenId = 128000, EosTokenIds = [128001, 128009],
         };
-        RandomLlama.WriteHfFolder(config, ModelDir, seed: 5);
-        foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json" })
-            File.Copy(Shared.File($"models/llama-3.1-tokenizer/{file}"), Path.Combine(ModelDir, file));
+        SeededLlama.Write(ModelDir, config, seed: 5, tokenizerFolder: Shared.File("models/llama-3.1-tokenizer"));
 
         foreach (string q in Questions)
         {
@@ -77,6 +75,6 @@ public sealed class ChatServeFixture : IAsyncLifetime
         }
         Engine?.Dispose();
         Model?.Dispose();
-        if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
+        _temp.Dispose();
     }
 }

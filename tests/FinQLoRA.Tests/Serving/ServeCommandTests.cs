@@ -77,11 +77,11 @@ public sealed partial class ServeCommandTests
         }
     }
 
-    [SharedFact]
+    [Fact]
     public async Task AStoppingServerAnswers503AndItsHealthSaysSo()
     {
-        using var model = ModelLoading.LoadModel(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
-        var tokenizer = ModelLoading.LoadTokenizer(Shared.File("models/stories260K-hf"));
+        using var model = SeededLlama.Load();
+        var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
         var metrics = new ServerMetrics("s");
         using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxModelLen = 64 }, metrics);
         await using var server = OpenAiServer.Create(engine, new ServerOptions { ServedModelName = "s", Port = 0 }, metrics);

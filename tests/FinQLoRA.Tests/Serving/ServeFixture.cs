@@ -26,7 +26,8 @@ public sealed class ServeFixture : IAsyncLifetime
         ["Once upon a time", "The little dog", "Lily went to the park and", "Tom had a big", "One day, a girl named Sue", "The sun was"];
     public static readonly string[] Models = [BaseName, "a", "b"];
 
-    public string Dir { get; } = LoraTestKit.TempDir();
+    private readonly TempFolder _temp = new();
+    public string Dir => _temp.Path;
     public string AdapterRoot => Path.Combine(Dir, "adapters");
     public ITextTokenizer Tokenizer { get; private set; } = null!;
     public LlamaModel Model { get; private set; } = null!;
@@ -69,7 +70,7 @@ public sealed class ServeFixture : IAsyncLifetime
         }
         Engine?.Dispose();
         Model?.Dispose();
-        if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
+        _temp.Dispose();
     }
 
     private void SaveAdapter(string name, long seed, string[] targets, int rank)

@@ -11,16 +11,17 @@ using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Serving;
 
-/// <summary>The continuous-batching engine on stories260K (f32) with adapters made in the test.</summary>
+/// <summary>The continuous-batching engine on a seeded Llama (f32, stories260K's shapes, its own tokenizer) with adapters
+/// made in the test: the engine must agree with itself and with generate, whatever the weights.</summary>
 public sealed class ServingEngineTests
 {
     private static readonly string[] Prompts =
         ["Once upon a time", "The little dog", "Lily went to the park and", "Tom had a big", "One day, a girl named Sue", "The sun"];
 
-    /// <summary>stories260K with three adapters of different ranks and targets (one DoRA), B made nonzero.</summary>
+    /// <summary>The seeded model with three adapters of different ranks and targets (one DoRA), B made nonzero.</summary>
     internal static LlamaModel ModelWithAdapters()
     {
-        var model = LoraTestKit.LoadStories();
+        var model = SeededLlama.Load();
         LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 16, TargetModules = ["q_proj", "v_proj"] }, 1, "a");
         LoraTestKit.Randomize(model, "a", 1, scale: 0.2);
         LoraInjector.Apply(model, new LoraConfig { Rank = 8, Alpha = 8, TargetModules = ["up_proj", "down_proj", "o_proj"] }, 2, "b");
@@ -31,12 +32,12 @@ public sealed class ServingEngineTests
         return model;
     }
 
-    private static ITextTokenizer Tokenizer() => ModelLoading.LoadTokenizer(Shared.File("models/stories260K-hf"));
+    private static ITextTokenizer Tokenizer() => ModelLoading.LoadTokenizer(SeededLlama.Folder);
 
     private static EngineCompletion Run(ServingEngine engine, EngineRequest r) =>
         EngineCompletion.ReadAsync(engine.Submit(r)).GetAwaiter().GetResult();
 
-    [SharedFact]
+    [Fact]
     public void MixedAdapterBatchEqualsEachRequestAloneAndTheBatchGenerator()
     {
         var tokenizer = Tokenizer();
@@ -76,11 +77,11 @@ public sealed class ServingEngineTests
         Assert.Equal(0, engine.Queued);
     }
 
-    [SharedFact]
+    [Fact]
     public void SampledRequestsFollowTheirOwnSeedWhateverElseIsInTheBatch()
     {
         var tokenizer = Tokenizer();
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 8, MaxModelLen = 64 });
         var prompt = tokenizer.Encode("Once upon a time", addBos: true);
         EngineRequest Sampled(long seed) => new(prompt, null, new SamplingParams { MaxTokens = 20, Temperature = 1.0, TopP = 0.9, Seed = seed });
@@ -92,11 +93,11 @@ public sealed class ServingEngineTests
         Assert.NotEqual(batch[0].TokenIds, batch[1].TokenIds);
     }
 
-    [SharedFact]
+    [Fact]
     public void StopStringsCutTheTextAndLogprobsAreReported()
     {
         var tokenizer = Tokenizer();
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxModelLen = 64 });
         var prompt = tokenizer.Encode("Once upon a time", addBos: true);
         var free = Run(engine, new EngineRequest(prompt, null, new SamplingParams { MaxTokens = 30 }));
@@ -120,10 +121,11 @@ public sealed class ServingEngineTests
         Assert.Equal(30, free.CompletionTokens);
     }
 
+    /// <summary>On stories260K: the limits below are sized to its tokenizer's 5 tokens for "Once upon a time".</summary>
     [SharedFact]
     public void ContextOverflowAndUnknownAdapterAreRefusedAndCancelledRowsFreeTheirSlots()
     {
-        var tokenizer = Tokenizer();
+        var tokenizer = ModelLoading.LoadTokenizer(Shared.File("models/stories260K-hf"));
         using var model = LoraTestKit.LoadStories();
         using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxQueue = 1, MaxModelLen = 32 });
         var prompt = tokenizer.Encode("Once upon a time", addBos: true);
@@ -149,7 +151,7 @@ public sealed class ServingEngineTests
         Assert.Equal(25, Run(engine, new EngineRequest(prompt, null, new SamplingParams { MaxTokens = 25 })).CompletionTokens);
     }
 
-    [SharedFact]
+    [Fact]
     public void StreamedTextNeverSplitsACharacterAndConcatenatesToTheDecodedText()
     {
         var tokenizer = Tokenizer();
@@ -168,11 +170,11 @@ public sealed class ServingEngineTests
         Assert.Equal(text[..text.IndexOf("café", StringComparison.Ordinal)], string.Concat(parts));
     }
 
-    [SharedFact]
+    [Fact]
     public async Task DrainFinishesWhatItCanAndEndsWhatOutlivesTheDeadline()
     {
         var tokenizer = Tokenizer();
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxModelLen = 512 });
         var prompt = tokenizer.Encode("Once upon a time", addBos: true);
         var shortOne = engine.Submit(new EngineRequest(prompt, null, new SamplingParams { MaxTokens = 3 }));
@@ -181,11 +183,11 @@ public sealed class ServingEngineTests
         Assert.Equal(ServingErrorKind.ShuttingDown, Assert.Throws<ServingException>(() => engine.Submit(new EngineRequest(prompt, null, new SamplingParams()))).Kind);
     }
 
-    [SharedFact]
+    [Fact]
     public async Task ADeadlineEndsLongRequestsWithoutAFinalEvent()
     {
         var tokenizer = Tokenizer();
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxModelLen = 512 });
         var prompt = tokenizer.Encode("Once upon a time", addBos: true);
         ChannelReader<EngineEvent> longOne;

@@ -10,7 +10,7 @@ namespace FinQLoRA.Tests.Serving;
 /// <summary>The gathered batched LoRA delta against <see cref="LoraLinear"/>'s one-adapter forward, and chat format detection.</summary>
 public sealed class StackedLoraTests
 {
-    [SharedFact]
+    [Fact]
     public void OneMixedForwardMatchesEachRowWithItsAdapterActive()
     {
         using var model = ServingEngineTests.ModelWithAdapters(); // a: LoRA r4, b: LoRA r8, d: DoRA r2
@@ -61,29 +61,22 @@ public sealed class StackedLoraTests
     [Fact]
     public void ChatFormatIsChatMlWhenTheConfigSaysSoLlama3ByItsTokensAndNoneOtherwise()
     {
-        string dir = LoraTestKit.TempDir();
-        Directory.CreateDirectory(dir);
-        try
-        {
-            string config = Path.Combine(dir, "tokenizer_config.json");
-            File.WriteAllText(config, "{\"chat_template\": \"{% for m in messages %}<|im_start|>{{ m.role }}\\n{{ m.content }}<|im_end|>\\n{% endfor %}\"}");
-            var chatMl = ChatFormat.Detect(new FakeTokenizer(new() { ["<|im_start|>"] = 5, ["<|im_end|>"] = 6 }), config)!;
-            Assert.Equal("chatml", chatMl.Name);
-            Assert.Equal([6], chatMl.StopIds);
-            Assert.Equal("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
-                chatMl.Render([new ChatTurn("system", "Be brief."), new ChatTurn("user", "Hi")]));
+        using var temp = new TempFolder();
+        string dir = temp.Path;
+        string config = Path.Combine(dir, "tokenizer_config.json");
+        File.WriteAllText(config, "{\"chat_template\": \"{% for m in messages %}<|im_start|>{{ m.role }}\\n{{ m.content }}<|im_end|>\\n{% endfor %}\"}");
+        var chatMl = ChatFormat.Detect(new FakeTokenizer(new() { ["<|im_start|>"] = 5, ["<|im_end|>"] = 6 }), config)!;
+        Assert.Equal("chatml", chatMl.Name);
+        Assert.Equal([6], chatMl.StopIds);
+        Assert.Equal("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+            chatMl.Render([new ChatTurn("system", "Be brief."), new ChatTurn("user", "Hi")]));
 
-            var llama3 = ChatFormat.Detect(new FakeTokenizer(new() { ["<|start_header_id|>"] = 1, ["<|end_header_id|>"] = 2, ["<|eot_id|>"] = 3 }), null)!;
-            Assert.Equal("llama3", llama3.Name);
-            Assert.Equal([3], llama3.StopIds);
-            Assert.Equal(Llama3ChatTemplate.Format([new("user", "Hi")]), llama3.Render([new ChatTurn("user", "Hi")]));
+        var llama3 = ChatFormat.Detect(new FakeTokenizer(new() { ["<|start_header_id|>"] = 1, ["<|end_header_id|>"] = 2, ["<|eot_id|>"] = 3 }), null)!;
+        Assert.Equal("llama3", llama3.Name);
+        Assert.Equal([3], llama3.StopIds);
+        Assert.Equal(Llama3ChatTemplate.Format([new("user", "Hi")]), llama3.Render([new ChatTurn("user", "Hi")]));
 
-            Assert.Null(ChatFormat.Detect(new FakeTokenizer([]), config)); // ChatML named but its tokens missing
-            Assert.Null(ChatFormat.Detect(new FakeTokenizer(new() { ["<|im_start|>"] = 5, ["<|im_end|>"] = 6 }), null));
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        Assert.Null(ChatFormat.Detect(new FakeTokenizer([]), config)); // ChatML named but its tokens missing
+        Assert.Null(ChatFormat.Detect(new FakeTokenizer(new() { ["<|im_start|>"] = 5, ["<|im_end|>"] = 6 }), null));
     }
 }

@@ -1,4 +1,5 @@
 using FinQLoRA.Tests.Distributed;
+using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Training;
 
@@ -13,7 +14,7 @@ public sealed class DataParallelEquivalenceMpiTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "finqlora-ddp-eq-" + Guid.NewGuid().ToString("N"));
 
-    [MpiSharedFact]
+    [MpiFact]
     public void TwoRanksOfBatchTwoMatchOneProcessOfBatchFour()
     {
         string data = TrainingRun.WriteData(_dir);

@@ -11,12 +11,12 @@ public sealed class EvalDuringTrainingTests
 
     private static string[] Args(string data, string outDir, params string[] extra) =>
     [
-        "train", "--model", Shared.File("models/stories260K-hf"), "--data", data, "--out", outDir, "--bits", "16", "--dtype", "f32",
+        "train", "--model", SeededLlama.Folder, "--data", data, "--out", outDir, "--bits", "16", "--dtype", "f32",
         "--rank", "4", "--batch-size", "4", "--max-steps", "8", "--warmup-steps", "1", "--save-every", "0", "--lr", "3e-3",
         "--eval-split", "0.25", "--eval-every", "2", .. extra,
     ];
 
-    [SharedFact]
+    [Fact]
     public void EvaluationsLandAtTheirStepsAndTheBestAdapterIsTheBestLoggedOne()
     {
         using var dir = new TempFolder();
@@ -48,7 +48,7 @@ public sealed class EvalDuringTrainingTests
         Assert.Contains(scalars, s => s.Tag == "eval/accuracy");
     }
 
-    [SharedFact]
+    [Fact]
     public void EarlyStoppingStopsAfterPatienceEvaluationsWithoutImprovement()
     {
         using var dir = new TempFolder();
@@ -67,14 +67,14 @@ public sealed class EvalDuringTrainingTests
 /// <summary>A resumed run keeps its best-so-far and its patience count (they travel in every checkpoint).</summary>
 public sealed class BestAcrossResumeTests
 {
-    [SharedFact]
+    [Fact]
     public void AResumedRunKeepsTheBestSoFar()
     {
         using var dir = new TempFolder();
         string data = TrainingRun.WriteData(dir.Path);
         string[] Args(string outDir) =>
         [
-            "train", "--model", Shared.File("models/stories260K-hf"), "--data", data, "--out", outDir, "--bits", "16", "--dtype", "f32",
+            "train", "--model", SeededLlama.Folder, "--data", data, "--out", outDir, "--bits", "16", "--dtype", "f32",
             "--batch-size", "4", "--max-steps", "8", "--warmup-steps", "1", "--lr", "3e-3", "--eval-split", "0.25", "--eval-every", "2",
             "--save-every", "4", "--save-best", "--keep-checkpoints", "3",
         ];

@@ -19,7 +19,7 @@ public sealed class InterruptAndRecoveryTests
     {
         var flags = new Dictionary<string, string>
         {
-            ["--model"] = Shared.File("models/stories260K-hf"), ["--data"] = data, ["--out"] = outDir,
+            ["--model"] = SeededLlama.Folder, ["--data"] = data, ["--out"] = outDir,
             ["--bits"] = "4", ["--rank"] = "4", ["--dropout"] = "0.1", ["--max-steps"] = "12", ["--batch-size"] = "4", ["--grad-accum"] = "2",
             ["--lr"] = "2e-3", ["--warmup-steps"] = "2", ["--save-every"] = "0", ["--optimizer"] = "adamw", ["--dtype"] = "f32",
         };
@@ -39,10 +39,10 @@ public sealed class InterruptAndRecoveryTests
 
     private static byte[] AdapterBytes(string run) => File.ReadAllBytes(Path.Combine(run, "adapter", "adapter_model.safetensors"));
 
-    [SharedTheory]
+    [Theory]
     [InlineData(2, 130, 3)]
     [InlineData(15, 143, 7)]
-    public void ASignalSavesACheckpointAndResumingEndsAsIfUninterrupted(int signal, int exitCode, int afterStep)
+    public async Task ASignalSavesACheckpointAndResumingEndsAsIfUninterrupted(int signal, int exitCode, int afterStep)
     {
         using var dir = new TempFolder();
         string data = TrainingRun.WriteData(dir.Path);
@@ -65,8 +65,9 @@ public sealed class InterruptAndRecoveryTests
             Assert.False(p.HasExited, "the run ended before it could be interrupted");
             Kill(p.Id, signal);
             Assert.True(p.WaitForExit(Limit));
-            stderr = err.Result;
-            Assert.True(p.ExitCode == exitCode, $"exit {p.ExitCode}: {stderr} {outText.Result}");
+            stderr = await err;
+            string stdout = await outText;
+            Assert.True(p.ExitCode == exitCode, $"exit {p.ExitCode}: {stderr} {stdout}");
         }
         var checkpoints = TrainingCheckpoint.List(run);
         Assert.Single(checkpoints);
@@ -81,7 +82,7 @@ public sealed class InterruptAndRecoveryTests
         Assert.Equal(AdapterBytes(straight), AdapterBytes(run));
     }
 
-    [SharedFact]
+    [Fact]
     public void ResumeWithoutACheckpointOrWithAnotherRankIsRefused()
     {
         using var dir = new TempFolder();
@@ -95,7 +96,7 @@ public sealed class InterruptAndRecoveryTests
         CliProcess.AssertOneLineError(CliProcess.RunSeparately(Limit, [.. Args(data, run, "--save-every", "4"), "--resume", "--rank", "8"]), "rank = 8");
     }
 
-    [SharedFact]
+    [Fact]
     public void ARunFolderInUseIsRefusedNamingItsHolderAndAStaleLockIsTakenOver()
     {
         using var dir = new TempFolder();
@@ -115,7 +116,7 @@ public sealed class InterruptAndRecoveryTests
         Assert.True(r.ExitCode == 0, r.Stderr);
     }
 
-    [SharedFact]
+    [Fact]
     public void LeftoversOfAKilledRunAreClearedAndADamagedCheckpointFallsBack()
     {
         using var dir = new TempFolder();
@@ -146,7 +147,7 @@ public sealed class InterruptAndRecoveryTests
     }
 
     /// <summary>A diverging run stops; no checkpoint holding the diverged weights is named or resumable.</summary>
-    [SharedFact]
+    [Fact]
     public void DivergenceNamesOnlyACheckpointWhoseWeightsWereShownSound()
     {
         using var dir = new TempFolder();

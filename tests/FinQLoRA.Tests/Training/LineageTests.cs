@@ -9,7 +9,7 @@ public sealed class LineageTests
 {
     private static readonly TimeSpan Limit = TimeSpan.FromMinutes(3);
 
-    [SharedFact]
+    [Fact]
     public void AFreshRunVerifiesAndAOneByteChangeIsNamed()
     {
         using var dir = new TempFolder();
@@ -17,7 +17,7 @@ public sealed class LineageTests
         string config = Path.Combine(dir.Path, "run.yaml");
         File.WriteAllText(config, "rank: 4\nlr: 1e-3\nmax_steps: 3\nwarmup_steps: 1\nsave_every: 0\ndtype: f32\nbits: 4\n");
         string run = Path.Combine(dir.Path, "run");
-        var r = CliProcess.RunSeparately(Limit, "train", "--config", config, "--model", Shared.File("models/stories260K-hf"), "--data", data, "--out", run);
+        var r = CliProcess.RunSeparately(Limit, "train", "--config", config, "--model", SeededLlama.Folder, "--data", data, "--out", run);
         Assert.True(r.ExitCode == 0, r.Stderr);
 
         var record = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "run.json")))!["lineage"]!;

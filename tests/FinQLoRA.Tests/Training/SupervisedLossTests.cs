@@ -10,10 +10,10 @@ namespace FinQLoRA.Tests.Training;
 /// <summary>Logits only where the loss is: the same loss and adapter gradients as the full [B, T, vocab] computation.</summary>
 public sealed class SupervisedLossTests
 {
-    [SharedFact]
+    [Fact]
     public void GatheringTargetPositionsGivesTheFullComputationsLossAndGradients()
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = LoraTargets.AllNames }, seed: 3);
         LoraTestKit.Randomize(model, LoraLinear.DefaultAdapter, seed: 5);
         model.eval(); // no dropout: both passes see the same function

@@ -32,14 +32,14 @@ public sealed class TaskFamilyTests
         Assert.Equal(mixed, DataSource.Mix([(new DataSource("a", "a", 1), a), (new DataSource("b", "b", 3), b)], seed: 5)); // seeded
     }
 
-    [SharedFact]
+    [Fact]
     public void ATaskFamilyRunEvaluatesEveryTaskSeparately()
     {
         using var dir = new TempFolder();
         string first = TrainingRun.WriteData(Path.Combine(dir.Path, "a"));
         string second = TrainingRun.WriteData(Path.Combine(dir.Path, "b"));
         string run = Path.Combine(dir.Path, "run");
-        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(3), "train", "--model", Shared.File("models/stories260K-hf"),
+        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(3), "train", "--model", SeededLlama.Folder,
             "--data", $"sentiment={first}:2", "--data", $"headlines={second}", "--out", run, "--max-steps", "4", "--warmup-steps", "0",
             "--batch-size", "4", "--dtype", "f32", "--eval-split", "0.25", "--eval-every", "2", "--eval-samples", "2");
         Assert.True(r.ExitCode == 0, r.Stderr);

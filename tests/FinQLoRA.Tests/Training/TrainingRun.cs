@@ -7,7 +7,7 @@ using FinQLoRA.Tests.Support;
 namespace FinQLoRA.Tests.Training;
 
 /// <summary>Runs <c>finqlora train</c> (the built CLI beside the tests) on one process or under <c>mpirun -np 2</c>, on
-/// stories260K with a small synthetic sentiment file, and reads back what it wrote.</summary>
+/// a seeded Llama with stories260K's shapes (no ../shared) with a small synthetic sentiment file, and reads back what it wrote.</summary>
 public static class TrainingRun
 {
     public static readonly TimeSpan Limit = TimeSpan.FromSeconds(120);
@@ -35,7 +35,7 @@ public static class TrainingRun
     /// <summary>fp32 compute over a 16-bit base: no quantization or bf16 rounding between the two layouts.</summary>
     public static List<string> Arguments(string data, string outDir, int batchSize, int steps, params string[] extra) =>
     [
-        Cli, "train", "--model", Shared.File("models/stories260K-hf"), "--data", data, "--out", outDir,
+        Cli, "train", "--model", SeededLlama.Folder, "--data", data, "--out", outDir,
         "--batch-size", batchSize.ToString(CultureInfo.InvariantCulture), "--max-steps", steps.ToString(CultureInfo.InvariantCulture),
         "--dtype", "f32", "--bits", "16", "--seed", "7", "--lr", "1e-3", "--warmup-steps", "2", "--max-seq-len", "48", .. extra,
     ];

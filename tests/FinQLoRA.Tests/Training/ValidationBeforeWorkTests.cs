@@ -49,22 +49,22 @@ public sealed class ValidationBeforeWorkTests
         Assert.Equal(2, ids.shape[0]);
     }
 
-    [SharedFact]
+    [Fact]
     public void ARankLargerThanTheProjectionsIsRefusedBeforeTraining()
     {
         using var dir = new TempFolder();
         string data = TrainingRun.WriteData(dir.Path);
         string run = Path.Combine(dir.Path, "run");
-        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "train", "--model", Shared.File("models/stories260K-hf"), "--data", data,
+        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "train", "--model", SeededLlama.Folder, "--data", data,
             "--out", run, "--rank", "5000", "--max-steps", "1");
         CliProcess.AssertOneLineError(r, "rank = 5000");
         Assert.False(Directory.Exists(run), "a refused run created its folder");
     }
 
-    [SharedFact]
+    [Fact]
     public void ATemperatureOfNanIsRefusedBeforeTheModelLoads()
     {
-        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "generate", "--model", Shared.File("models/stories260K-hf"), "--prompt", "x", "--temperature", "nan");
+        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "generate", "--model", SeededLlama.Folder, "--prompt", "x", "--temperature", "nan");
         CliProcess.AssertOneLineError(r, "--temperature");
     }
 }

@@ -1,4 +1,5 @@
 using FinQLoRA.Tests.Distributed;
+using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Training;
 
@@ -7,7 +8,7 @@ namespace FinQLoRA.Tests.Training;
 [Collection(MpiCollection.Name)]
 public sealed class ZeroOneAdamDataParallelMpiTests(ZeroOneAdamMpiRunFixture run) : IClassFixture<ZeroOneAdamMpiRunFixture>
 {
-    [MpiSharedFact]
+    [MpiFact]
     public void AfterTheFreezeEveryStepSendsAtLeast16TimesLessThanTheFullPrecisionStep()
     {
         TrainingRun.AssertSucceeded(run.Run);
@@ -23,7 +24,7 @@ public sealed class ZeroOneAdamDataParallelMpiTests(ZeroOneAdamMpiRunFixture run
         Assert.Contains(bytes.Where(kv => kv.Key > 4), kv => kv.Value <= 64); // and some are local
     }
 
-    [MpiSharedFact]
+    [MpiFact]
     public void ResumingFromTheStep7CheckpointOnTwoRanksEndsBitIdentical()
     {
         TrainingRun.AssertSucceeded(run.Run);
@@ -36,7 +37,7 @@ public sealed class ZeroOneAdamDataParallelMpiTests(ZeroOneAdamMpiRunFixture run
             TrainingRun.Metrics(resumed).Select(m => m.ToJsonString()).Select(StripTimings));
     }
 
-    [MpiSharedFact]
+    [MpiFact]
     public void ARankThatFailsEndsTheJobAtOnceWithItsReason()
     {
         TrainingRun.AssertSucceeded(run.Run);

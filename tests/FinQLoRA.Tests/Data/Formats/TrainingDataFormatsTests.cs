@@ -99,14 +99,14 @@ public sealed class TrainingDataFormatsTests
         Assert.Equal(["positive", "Acme did well."], loaded.Records.Select(r => r.Answer.Target));
     }
 
-    [SharedFact]
+    [Fact]
     public void TrainTakesChatData()
     {
         using var dir = new TempFolder();
         string data = Path.Combine(dir.Path, "chat.jsonl");
         File.WriteAllLines(data, Enumerable.Range(0, 8).Select(i =>
             $"{{\"messages\":[{{\"role\":\"user\",\"content\":\"Sentiment of headline {i}?\"}},{{\"role\":\"assistant\",\"content\":\"{(i % 2 == 0 ? "positive" : "negative")}\"}}]}}"));
-        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(3), "train", "--model", Shared.File("models/stories260K-hf"), "--data", data,
+        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(3), "train", "--model", SeededLlama.Folder, "--data", data,
             "--out", Path.Combine(dir.Path, "run"), "--chat-template", "none", "--max-steps", "2", "--warmup-steps", "0", "--batch-size", "4", "--dtype", "f32");
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Contains("8 chat records", r.Stdout);
@@ -122,7 +122,7 @@ public sealed class TrainingDataFormatsTests
 /// <summary>data stats on any format: the format named, the share of tokens with loss, the prompts train would cut.</summary>
 public sealed class DataStatsFormatsTests
 {
-    [SharedFact]
+    [Fact]
     public void StatsNameTheFormatTheLossShareAndTheCuts()
     {
         using var dir = new TempFolder();
@@ -130,7 +130,7 @@ public sealed class DataStatsFormatsTests
         File.WriteAllLines(file, [
             "{\"instruction\":\"Classify the sentiment.\",\"input\":\"Acme beat estimates.\",\"output\":\"positive\"}",
             "{\"instruction\":\"Classify the sentiment.\",\"input\":\"" + string.Join(' ', Enumerable.Repeat("Globex cut its dividend again.", 40)) + "\",\"output\":\"negative\"}"]);
-        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "data", "stats", file, "--tokenizer", Shared.File("models/stories260K-hf"), "--max-seq-len", "400");
+        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "data", "stats", file, "--tokenizer", SeededLlama.Folder, "--max-seq-len", "400");
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Contains("2 alpaca examples", r.Stdout);
         Assert.Matches(@"tokens: \d+ in all, \d+ carry loss \(\d+\.\d%\); at max_seq_len 400: 1 prompts would be cut, 0 targets", r.Stdout);

@@ -2,6 +2,7 @@ using System.Text;
 using FinQLoRA.Data.Jsonl;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Evaluation;
+using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Data.Jsonl;
 
@@ -13,7 +14,7 @@ public sealed class JsonlLinesTests
     [Fact]
     public void LinesAreNumberedLikeAnEditor_CrLfBomAndAMissingFinalNewlineAreHandled()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string path = dir.WriteBytes("a.jsonl", [0xEF, 0xBB, 0xBF, .. Utf8("{\"a\":1}\r\n\n{\"b\":\"é\"}")]);
         Assert.Equal([(1, "{\"a\":1}"), (2, ""), (3, "{\"b\":\"é\"}")], JsonlLines.Read(path).ToList());
     }
@@ -21,7 +22,7 @@ public sealed class JsonlLinesTests
     [Fact]
     public void LinesLongerThanTheReadBufferArriveWhole()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string big = new('x', 200_000);
         string path = dir.Write("a.jsonl", $"1\n{big}\n3\n");
         Assert.Equal(["1", big, "3"], JsonlLines.Read(path).Select(l => l.Text).ToList());
@@ -30,7 +31,7 @@ public sealed class JsonlLinesTests
     [Fact]
     public void InvalidUtf8IsRefusedWithFileLineAndByte()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         // Line 3 is Latin-1 "café": 0xE9 is not a UTF-8 sequence (File.ReadLines made it U+FFFD silently).
         string path = dir.WriteBytes("latin1.jsonl", [.. Utf8("{\"context\":\"a\",\"target\":\"b\"}\n\n{\"context\":\"caf"), 0xE9, .. Utf8("\",\"target\":\"b\"}\n")]);
         var e = Assert.Throws<UserInputException>(() => ExampleJsonl.Read(path));
@@ -40,7 +41,7 @@ public sealed class JsonlLinesTests
     [Fact]
     public void UnfinishedMultiByteSequenceAtTheEndOfALineIsInvalid()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string path = dir.WriteBytes("cut.jsonl", [.. Utf8("ok\nab"), 0xC3, .. Utf8("\n")]);
         var e = Assert.Throws<UserInputException>(() => JsonlLines.Read(path).ToList());
         Assert.StartsWith($"{path}:2: not valid UTF-8 (byte 0xC3 at byte 3", e.Message);
@@ -49,7 +50,7 @@ public sealed class JsonlLinesTests
     [Fact]
     public void ALineOverTheCapIsRefusedNamingTheLineAndTheCap_ALineAtTheCapIsRead()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string path = dir.Write("long.jsonl", $"{new string('a', 1000)}\n{new string('b', 1001)}\n");
         var lines = JsonlLines.Read(path, maxLineBytes: 1000).GetEnumerator();
         Assert.True(lines.MoveNext());
@@ -64,7 +65,7 @@ public sealed class JsonlLinesTests
     [Fact]
     public void PredictionFilesUseTheSameReader()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string path = dir.WriteBytes("p.jsonl", [.. Utf8("{\"target\":\"x\",\"output\":\""), 0xFF, .. Utf8("\"}\n")]);
         Assert.StartsWith($"{path}:1: not valid UTF-8", Assert.Throws<UserInputException>(() => PredictionFile.Read(path)).Message);
     }
@@ -72,7 +73,7 @@ public sealed class JsonlLinesTests
     [Fact]
     public void MissingFileIsNamed()
     {
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         string path = dir.PathOf("none.jsonl");
         Assert.StartsWith($"{path}: file not found", Assert.Throws<UserInputException>(() => JsonlLines.Read(path).ToList()).Message);
     }

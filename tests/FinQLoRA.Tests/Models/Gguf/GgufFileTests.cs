@@ -40,8 +40,8 @@ public sealed class GgufFileTests
     [SharedFact]
     public void TruncatedFileNamesTheFile()
     {
-        using var dir = new TempDir();
-        string path = dir.File("short.gguf");
+        using var dir = new TempFolder();
+        string path = dir.PathOf("short.gguf");
         File.WriteAllBytes(path, File.ReadAllBytes(Stories)[..10]);
         var e = Assert.Throws<UserInputException>(() => new GgufFile(path));
         Assert.Contains(path, e.Message);
@@ -51,8 +51,8 @@ public sealed class GgufFileTests
     [SharedFact]
     public void HeaderRunningPastTheEndIsRefused()
     {
-        using var dir = new TempDir();
-        string path = dir.File("header.gguf");
+        using var dir = new TempFolder();
+        string path = dir.PathOf("header.gguf");
         File.WriteAllBytes(path, File.ReadAllBytes(Stories)[..5000]); // ends inside the token list
         var e = Assert.Throws<UserInputException>(() => new GgufFile(path));
         Assert.Contains(path, e.Message);
@@ -63,8 +63,8 @@ public sealed class GgufFileTests
     [SharedFact]
     public void TensorDataOutOfRangeNamesTheTensor()
     {
-        using var dir = new TempDir();
-        string path = dir.File("cut.gguf");
+        using var dir = new TempFolder();
+        string path = dir.PathOf("cut.gguf");
         byte[] bytes = File.ReadAllBytes(Stories);
         File.WriteAllBytes(path, bytes[..(bytes.Length - 100)]);
         string last;
@@ -77,8 +77,8 @@ public sealed class GgufFileTests
     [SharedFact]
     public void UnknownVersionIsRefused()
     {
-        using var dir = new TempDir();
-        string path = dir.File("v9.gguf");
+        using var dir = new TempFolder();
+        string path = dir.PathOf("v9.gguf");
         byte[] bytes = File.ReadAllBytes(Stories);
         bytes[4] = 9;
         File.WriteAllBytes(path, bytes);
@@ -90,8 +90,8 @@ public sealed class GgufFileTests
     [Fact]
     public void UnknownGgmlTypeNamesTheTensor()
     {
-        using var dir = new TempDir();
-        string path = dir.File("t.gguf");
+        using var dir = new TempFolder();
+        string path = dir.PathOf("t.gguf");
         var w = new GgufWriter();
         w.Add("general.architecture", "llama");
         using var t = torch.ones(4, 32);
@@ -111,8 +111,8 @@ public sealed class GgufFileTests
     [Fact]
     public void WriterRoundTripsEveryValueTypeIncludingNestedArrays()
     {
-        using var dir = new TempDir();
-        string path = dir.File("kv.gguf");
+        using var dir = new TempFolder();
+        string path = dir.PathOf("kv.gguf");
         var w = new GgufWriter();
         object[] values = [(byte)1, (sbyte)-2, (ushort)3, (short)-4, 5u, -6, 7.5f, true, "ü", 8UL, -9L, 10.25];
         for (int i = 0; i < values.Length; i++) w.Add($"k{i}", values[i]);

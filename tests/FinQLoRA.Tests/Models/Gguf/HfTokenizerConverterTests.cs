@@ -31,16 +31,16 @@ public sealed class HfTokenizerConverterTests
         // with every merge, in order, and with the rest of the file's structure.
         using var gguf = new GgufFile(Shared.File("models/stories260K/stories260K.gguf"));
         var data = GgufTokenizerData.FromGguf(gguf)!;
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         HfTokenizerConverter.WriteHuggingFace(data, dir.Path, modelMaxLength: 512);
         string hf = Shared.File("models/stories260K-hf");
         var expected = Json(Path.Combine(hf, "tokenizer.json"));
-        var actual = Json(dir.File("tokenizer.json"));
+        var actual = Json(dir.PathOf("tokenizer.json"));
         Assert.Equal(expected["model"]!["merges"]!.ToJsonString(), actual["model"]!["merges"]!.ToJsonString());
         Assert.True(JsonNode.DeepEquals(expected, actual), "tokenizer.json differs from stories260K-hf's");
         var expectedConfig = Json(Path.Combine(hf, "tokenizer_config.json"));
-        Assert.True(JsonNode.DeepEquals(expectedConfig, Json(dir.File("tokenizer_config.json"))), "tokenizer_config.json differs");
-        Assert.True(JsonNode.DeepEquals(Json(Path.Combine(hf, "special_tokens_map.json")), Json(dir.File("special_tokens_map.json"))));
+        Assert.True(JsonNode.DeepEquals(expectedConfig, Json(dir.PathOf("tokenizer_config.json"))), "tokenizer_config.json differs");
+        Assert.True(JsonNode.DeepEquals(Json(Path.Combine(hf, "special_tokens_map.json")), Json(dir.PathOf("special_tokens_map.json"))));
     }
 
     [SharedFact]
@@ -57,11 +57,11 @@ public sealed class HfTokenizerConverterTests
         Assert.Equal(GgufTokenType.Normal, data.TypeOf(791));
         Assert.NotNull(data.ChatTemplate);
 
-        using var dir = new TempDir();
+        using var dir = new TempFolder();
         HfTokenizerConverter.WriteHuggingFace(data, dir.Path, modelMaxLength: 131072);
-        Assert.True(JsonNode.DeepEquals(Json(Path.Combine(folder, "tokenizer.json")), Json(dir.File("tokenizer.json"))),
+        Assert.True(JsonNode.DeepEquals(Json(Path.Combine(folder, "tokenizer.json")), Json(dir.PathOf("tokenizer.json"))),
             "rebuilt Llama 3 tokenizer.json differs from the original");
-        var config = Json(dir.File("tokenizer_config.json"));
+        var config = Json(dir.PathOf("tokenizer_config.json"));
         Assert.Equal("<|begin_of_text|>", config["bos_token"]!.GetValue<string>());
         Assert.Equal("<|eot_id|>", config["eos_token"]!.GetValue<string>());
         Assert.Equal(data.ChatTemplate, config["chat_template"]!.GetValue<string>());

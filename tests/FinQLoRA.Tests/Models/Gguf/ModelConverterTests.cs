@@ -22,8 +22,8 @@ public sealed class ModelConverterTests
     [SharedFact]
     public void HfToGgufF32ReproducesTheOriginalTensorsAndVocabulary()
     {
-        using var dir = new TempDir();
-        string ours = dir.File("ours.gguf");
+        using var dir = new TempFolder();
+        string ours = dir.PathOf("ours.gguf");
         ModelConverter.HfToGguf(HfFolder, ours, GgmlType.F32);
         using var a = new GgufFile(ours);
         using var b = new GgufFile(OriginalGguf);
@@ -43,8 +43,8 @@ public sealed class ModelConverterTests
     [SharedFact]
     public void HfToGgufToHfIsBitExactForF32()
     {
-        using var dir = new TempDir();
-        string gguf = dir.File("m.gguf"), back = dir.File("back");
+        using var dir = new TempFolder();
+        string gguf = dir.PathOf("m.gguf"), back = dir.PathOf("back");
         ModelConverter.HfToGguf(HfFolder, gguf, GgmlType.F32);
         ModelConverter.GgufToHf(gguf, back);
         using (var a = new HfCheckpointReader(HfFolder))
@@ -68,8 +68,8 @@ public sealed class ModelConverterTests
     [SharedFact]
     public void ShardedHfOutputRoundTrips()
     {
-        using var dir = new TempDir();
-        string back = dir.File("sharded");
+        using var dir = new TempFolder();
+        string back = dir.PathOf("sharded");
         long saved = ModelConverter.ShardBytes;
         ModelConverter.ShardBytes = 300_000; // about four shards for the 1.2 MB model
         try { ModelConverter.GgufToHf(OriginalGguf, back); }
@@ -89,25 +89,25 @@ public sealed class ModelConverterTests
     [SharedFact]
     public void LlamaCppRunsOurGgufExactlyLikeTheOriginal()
     {
-        using var dir = new TempDir();
-        string ours = dir.File("ours.gguf");
+        using var dir = new TempFolder();
+        string ours = dir.PathOf("ours.gguf");
         ModelConverter.HfToGguf(HfFolder, ours, GgmlType.F32);
         foreach (string prompt in Prompts)
-            Assert.Equal(LlamaCpp.Tokenize(OriginalGguf, prompt), LlamaCpp.Tokenize(ours, prompt));
-        Assert.Equal([1, 403, 407, 261, 378], LlamaCpp.Tokenize(ours, "Once upon a time"));
+            Assert.Equal(LlamaCppReference.Tokenize(OriginalGguf, prompt), LlamaCppReference.Tokenize(ours, prompt));
+        Assert.Equal([1, 403, 407, 261, 378], LlamaCppReference.Tokenize(ours, "Once upon a time"));
 
-        int[] ids = LlamaCpp.Tokenize(OriginalGguf, Prompts[1]);
-        var (expected, expectedGreedy) = LlamaCpp.Run(OriginalGguf, ids, greedy: 32);
-        var (actual, actualGreedy) = LlamaCpp.Run(ours, ids, greedy: 32);
-        Assert.True(LlamaCpp.MaxAbsDiff(expected, actual) <= 1e-4, $"max |diff| {LlamaCpp.MaxAbsDiff(expected, actual)}");
+        int[] ids = LlamaCppReference.Tokenize(OriginalGguf, Prompts[1]);
+        var (expected, expectedGreedy) = LlamaCppReference.Run(OriginalGguf, ids, greedy: 32);
+        var (actual, actualGreedy) = LlamaCppReference.Run(ours, ids, greedy: 32);
+        Assert.True(LlamaCppReference.MaxAbsDiff(expected, actual) <= 1e-4, $"max |diff| {LlamaCppReference.MaxAbsDiff(expected, actual)}");
         Assert.Equal(expectedGreedy, actualGreedy);
     }
 
     [SharedFact]
     public void Q8_0RoundTripStaysWithinTheBoundAndLoadsInLlamaCpp()
     {
-        using var dir = new TempDir();
-        string ours = dir.File("q8.gguf");
+        using var dir = new TempFolder();
+        string ours = dir.PathOf("q8.gguf");
         ModelConverter.HfToGguf(HfFolder, ours, GgmlType.Q8_0);
         using (var a = new GgufFile(ours))
         {
@@ -141,12 +141,12 @@ public sealed class ModelConverterTests
             Assert.True((err <= bound).all().item<bool>(), $"{e.Name}: Q8_0 error above the bound");
         }
 
-        int[] ids = LlamaCpp.Tokenize(OriginalGguf, Prompts[0]);
-        var (exact, _) = LlamaCpp.Run(OriginalGguf, ids);
-        var (quantized, _) = LlamaCpp.Run(ours, ids);
-        double diff = LlamaCpp.MaxAbsDiff(exact, quantized);
+        int[] ids = LlamaCppReference.Tokenize(OriginalGguf, Prompts[0]);
+        var (exact, _) = LlamaCppReference.Run(OriginalGguf, ids);
+        var (quantized, _) = LlamaCppReference.Run(ours, ids);
+        double diff = LlamaCppReference.MaxAbsDiff(exact, quantized);
         Assert.InRange(diff, 1e-6, 0.5); // loads and runs; close to, but not the same as, F32
-        Assert.Equal(432, LlamaCpp.ArgMax(quantized[^1]));
+        Assert.Equal(432, LlamaCppReference.ArgMax(quantized[^1]));
     }
 
     [SharedFact]
@@ -154,18 +154,18 @@ public sealed class ModelConverterTests
     {
         // llama.cpp's quantizer has no fallback for stories260K's 172-wide ffn_down, so use a model whose rows are
         // whole blocks: every 2-D tensor is then Q8_0 in both files and must match byte for byte.
-        using var dir = new TempDir();
-        string folder = dir.File("tiny");
+        using var dir = new TempFolder();
+        string folder = dir.PathOf("tiny");
         var config = new LlamaConfig
         {
             HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 8, NumKvHeads = 4, HeadDim = 8,
             VocabSize = 512, MaxPositionEmbeddings = 256, BosTokenId = 1, EosTokenIds = [2],
         };
-        TinyModel.Write(folder, config, HfFolder, torch.ScalarType.Float32, seed: 3);
-        string ours = dir.File("ours-q8.gguf"), f32 = dir.File("f32.gguf"), theirs = dir.File("theirs-q8.gguf");
+        SeededLlama.Write(folder, config, seed: 3, tokenizerFolder: HfFolder);
+        string ours = dir.PathOf("ours-q8.gguf"), f32 = dir.PathOf("f32.gguf"), theirs = dir.PathOf("theirs-q8.gguf");
         ModelConverter.HfToGguf(folder, ours, GgmlType.Q8_0);
         ModelConverter.HfToGguf(folder, f32, GgmlType.F32);
-        LlamaCpp.Tokenize(f32, "x"); // loads the native library before the quantizer binds to it
+        LlamaCppReference.Tokenize(f32, "x"); // loads the native library before the quantizer binds to it
         Assert.True(LLama.LLamaQuantizer.Quantize(f32, theirs, LLama.Native.LLamaFtype.MOSTLY_Q8_0, nthread: 1, quantizeOutputTensor: true));
         using var a = new GgufFile(ours);
         using var b = new GgufFile(theirs);
@@ -181,8 +181,8 @@ public sealed class ModelConverterTests
     [SharedFact]
     public void Llama3TokenizerEmbeddedByUsTokenizesLikeMetaInLlamaCpp()
     {
-        using var dir = new TempDir();
-        string folder = dir.File("tiny-llama3");
+        using var dir = new TempFolder();
+        string folder = dir.PathOf("tiny-llama3");
         var config = new LlamaConfig
         {
             HiddenSize = 32, IntermediateSize = 64, NumLayers = 1, NumHeads = 4, NumKvHeads = 2, HeadDim = 8,
@@ -190,15 +190,15 @@ public sealed class ModelConverterTests
             RopeScaling = new RopeScaling("llama3", 8.0, 1.0, 4.0, 8192),
             BosTokenId = 128000, EosTokenIds = [128009], TorchDtype = "float16",
         };
-        TinyModel.Write(folder, config, Shared.File("models/llama-3.1-tokenizer"), torch.ScalarType.Float16, seed: 7);
+        SeededLlama.Write(folder, config, seed: 7, torch.ScalarType.Float16, Shared.File("models/llama-3.1-tokenizer"));
 
-        string gguf = dir.File("tiny.gguf");
+        string gguf = dir.PathOf("tiny.gguf");
         ModelConverter.HfToGguf(folder, gguf);
-        Assert.Equal([791, 6864, 315, 9822, 374, 12366, 13], LlamaCpp.Tokenize(gguf, "The capital of France is Paris.", addBos: false));
-        Assert.Equal(128000, LlamaCpp.Tokenize(gguf, "Hi")[0]);
+        Assert.Equal([791, 6864, 315, 9822, 374, 12366, 13], LlamaCppReference.Tokenize(gguf, "The capital of France is Paris.", addBos: false));
+        Assert.Equal(128000, LlamaCppReference.Tokenize(gguf, "Hi")[0]);
 
         // Back to HF: config (incl. llama3 RoPE scaling from rope_freqs) and the byte-level tokenizer survive.
-        string back = dir.File("back");
+        string back = dir.PathOf("back");
         ModelConverter.GgufToHf(gguf, back);
         var roundTrip = LlamaConfig.Load(back);
         Assert.Equal(config.RopeScaling, roundTrip.RopeScaling);
