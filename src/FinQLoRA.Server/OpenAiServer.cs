@@ -40,7 +40,9 @@ public sealed class OpenAiServer : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout);
-        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+        // No console lifetime: its Ctrl-C/SIGTERM handler would stop Kestrel's listeners at once, refusing connections
+        // while requests drain. The host decides (finqlora serve: BeginShutdown, drain, StopAsync).
+        builder.Services.AddSingleton<IHostLifetime, HostLifetimeWithoutSignals>();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = options.MaxBodyBytes;

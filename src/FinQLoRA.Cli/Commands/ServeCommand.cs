@@ -101,11 +101,19 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         var metrics = new ServerMetrics(served);
         using var engine = new ServingEngine(session.Model, session.Tokenizer, engineOptions, metrics);
         await using var app = OpenAiServer.Create(engine, server with { ChatFormat = chat }, metrics);
+        using var interruption = new Interruption("stopping: new requests get 503 while running ones finish");
         await app.StartAsync(cancellationToken);
         string loaded = adapters.Count == 0 ? "no adapters" : "adapters " + string.Join(", ", adapters.Select(a => a.Name));
         Console.WriteLine($"finqlora serve: {app.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {engineOptions.MaxBatch}, context {engineOptions.MaxModelLen}, chat format {chat?.Name ?? "none"}{(key is null ? "" : ", API key required")}; Ctrl-C stops");
-        await app.WaitForShutdownAsync(cancellationToken);
-        bool drained = await engine.DrainAsync(TimeSpan.FromSeconds(1));
+        using (var stop = CancellationTokenSource.CreateLinkedTokenSource(interruption.Token, cancellationToken))
+        {
+            try { await Task.Delay(Timeout.Infinite, stop.Token); }
+            catch (OperationCanceledException) { }
+        }
+        // Kestrel keeps listening while the engine drains, so late clients get 503 rather than a refused connection.
+        app.BeginShutdown();
+        bool drained = await engine.DrainAsync(server.ShutdownTimeout);
+        await app.StopAsync();
         AnsiConsole.MarkupLine(drained ? "[grey]finqlora serve: stopped[/]" : "[yellow]finqlora serve: stopped; requests still running at the deadline were ended[/]");
         return 0;
     }

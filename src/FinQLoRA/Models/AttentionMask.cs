@@ -25,6 +25,19 @@ public static class AttentionMask
         return mask.MoveToOuterDisposeScope();
     }
 
+    /// <summary>The block-diagonal causal mask of packed rows: a token sees the earlier tokens of its own segment only
+    /// (<paramref name="segments"/> [B, T], ids ≥ 1 for tokens, 0 for padding, which sees nothing).</summary>
+    /// <returns>[B, 1, T, T] additive mask in fp32</returns>
+    public static Tensor Packed(Tensor segments)
+    {
+        using var scope = NewDisposeScope();
+        long b = segments.shape[0], t = segments.shape[1];
+        var causal = arange(0, t, device: segments.device).view(1, t).le(arange(0, t, device: segments.device).view(t, 1));  // [T, T]: key ≤ query
+        var same = segments.view(b, t, 1).eq(segments.view(b, 1, t)).logical_and(segments.view(b, 1, t).ne(0));             // [B, T, T]
+        var visible = same.logical_and(causal.view(1, t, t)).view(b, 1, t, t);
+        return zeros([b, 1, t, t], ScalarType.Float32, segments.device).masked_fill(visible.logical_not(), float.MinValue).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Positions [B, T] of the last T tokens: the count of real tokens before each one, so left padding
     /// does not shift positions (padding itself gets position 0).</summary>
     public static Tensor Positions(Tensor? padMask, long batch, long t, long past, Device device)

@@ -114,6 +114,11 @@ public sealed class LlamaModel : nn.Module
         return RunLayers(Embed(ids), 0, _layers.Length, positions, mask, null).MoveToOuterDisposeScope();
     }
 
+    /// <summary><see cref="Hidden(Tensor, Tensor?)"/> for packed rows: explicit positions [B, T] (each example's own)
+    /// and an additive mask [B, 1, T, T] (block-diagonal causal, <see cref="AttentionMask.Packed"/>).</summary>
+    public Tensor Hidden(Tensor ids, Tensor positions, Tensor mask) =>
+        RunLayers(Embed(ids), 0, _layers.Length, positions, mask, null);
+
     /// <summary>(trainable, total) parameter counts, counting quantized weights by their logical size.</summary>
     public (long Trainable, long Total) CountParameters()
     {

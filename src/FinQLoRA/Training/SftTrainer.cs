@@ -248,7 +248,7 @@ public sealed class SftTrainer
             if (examples.Count == 0) continue;
             using var scope = NewDisposeScope();
             using var batch = SftCollator.Collate(examples, padId, device);
-            var sum = SupervisedLoss(model, batch.InputIds, batch.PadMask, batch.Labels);
+            var sum = SupervisedLoss(model, batch);
             (sum * (_comm.Size / Math.Max(globalTargets, 1))).backward();
             lossSum += sum.item<float>();
             tokens += batch.Tokens;
@@ -291,10 +291,19 @@ public sealed class SftTrainer
     /// skips nearly all of the [B, T, vocab] fp32 logits (4.2 GB at batch 16 × 512) and their gradient. Norm and
     /// projection act on each position alone, so the loss is the full computation's (<see cref="TokenLoss"/>).
     /// </summary>
-    internal static Tensor SupervisedLoss(LlamaModel model, Tensor ids, Tensor padMask, Tensor labels)
+    internal static Tensor SupervisedLoss(LlamaModel model, SftCollator.Batch batch)
     {
         using var scope = NewDisposeScope();
-        var h = model.Hidden(ids, padMask);
+        var h = batch.Packed
+            ? model.Hidden(batch.InputIds, batch.Positions!, AttentionMask.Packed(batch.Segments!))
+            : model.Hidden(batch.InputIds, batch.PadMask);
+        return SupervisedLoss(model, h, batch.Labels).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The loss from hidden states [B, T, hidden] before the final norm.</summary>
+    internal static Tensor SupervisedLoss(LlamaModel model, Tensor h, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
         long t = h.shape[1];
         var wanted = labels.narrow(1, 1, t - 1).reshape(-1);
         var rows = nonzero(wanted.ne(TokenizedExample.IgnoreIndex)).squeeze(-1);

@@ -65,6 +65,13 @@ public sealed partial class ServeCommandTests
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
             Assert.StartsWith("data: ", await reader.ReadLineAsync());
             Assert.Equal(0, kill(process.Id, 15)); // SIGTERM while the stream runs
+            // the server still listens while it drains: a new connection is answered 503, not refused
+            using (var other = new HttpClient { BaseAddress = url })
+            {
+                var late = await RetryUntilStoppingAsync(other);
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, late.StatusCode);
+                Assert.Contains("shutting_down", await late.Content.ReadAsStringAsync());
+            }
             var rest = await reader.ReadToEndAsync();
             Assert.Contains("\"finish_reason\":\"length\"", rest);
             Assert.EndsWith("data: [DONE]\n\n", rest);
@@ -75,6 +82,19 @@ public sealed partial class ServeCommandTests
         {
             if (!process.HasExited) process.Kill(entireProcessTree: true);
         }
+    }
+
+    /// <summary>The signal is handled asynchronously: ask /health until it says the server is stopping.</summary>
+    private static async Task<HttpResponseMessage> RetryUntilStoppingAsync(HttpClient http)
+    {
+        for (int i = 0; i < 100; i++)
+        {
+            var health = await http.GetAsync("/health");
+            if (health.StatusCode == HttpStatusCode.ServiceUnavailable) break;
+            await Task.Delay(50);
+        }
+        var body = new JsonObject { ["model"] = "stories260K-hf", ["prompt"] = "Once", ["max_tokens"] = 1 };
+        return await http.PostAsync("/v1/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
     }
 
     [Fact]

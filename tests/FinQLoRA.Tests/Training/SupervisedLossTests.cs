@@ -37,7 +37,7 @@ public sealed class SupervisedLossTests
             return (l.item<float>(), parameters.Select(p => p.grad!.data<float>().ToArray()).ToArray());
         }
         var full = Run(() => SftTrainer.TokenLoss(model.Forward(batch.InputIds, batch.PadMask), batch.Labels));
-        var gathered = Run(() => SftTrainer.SupervisedLoss(model, batch.InputIds, batch.PadMask, batch.Labels));
+        var gathered = Run(() => SftTrainer.SupervisedLoss(model, batch));
 
         Assert.True(Math.Abs(full.Loss - gathered.Loss) <= 1e-5 * Math.Abs(full.Loss), $"loss {gathered.Loss} vs {full.Loss}");
         double maxGrad = full.Grads.Max(g => g.Max(Math.Abs));

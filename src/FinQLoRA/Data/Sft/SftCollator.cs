@@ -3,12 +3,17 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Data.Sft;
 
 /// <summary>Pads a batch on the right to its longest member: ids with the pad id, labels with -100, and a
-/// mask of real tokens (right padding is fine for training: causal attention never looks right).</summary>
+/// mask of real tokens (right padding is fine for training: causal attention never looks right). A batch of packed
+/// rows also gets each token's position within its own example and its segment id (1, 2, … per row; 0 on padding).</summary>
 public static class SftCollator
 {
-    public sealed record Batch(Tensor InputIds, Tensor PadMask, Tensor Labels, int Tokens, int TargetTokens) : IDisposable
+    /// <param name="Positions">[B, T] positions within each token's example, for packed rows; else null</param>
+    /// <param name="Segments">[B, T] segment ids for packed rows (attention stays inside a segment); else null</param>
+    public sealed record Batch(Tensor InputIds, Tensor PadMask, Tensor Labels, int Tokens, int TargetTokens,
+        Tensor? Positions = null, Tensor? Segments = null) : IDisposable
     {
-        public void Dispose() { InputIds.Dispose(); PadMask.Dispose(); Labels.Dispose(); }
+        public bool Packed => Segments is not null;
+        public void Dispose() { InputIds.Dispose(); PadMask.Dispose(); Labels.Dispose(); Positions?.Dispose(); Segments?.Dispose(); }
     }
 
     public static Batch Collate(IReadOnlyList<TokenizedExample> examples, int padId, Device device)
@@ -28,7 +33,25 @@ public static class SftCollator
                 if (real) tokens++;
                 if (real && examples[r].Labels[c] != TokenizedExample.IgnoreIndex) targets++;
             }
+        if (!examples.Any(e => e.SegmentStarts is not null))
+            return new Batch(tensor(ids, [b, t], device: device), tensor(mask, [b, t], device: device),
+                tensor(labels, [b, t], device: device), tokens, targets);
+        var positions = new long[b * t];
+        var segments = new long[b * t];
+        for (int r = 0; r < b; r++)
+        {
+            int[] starts = examples[r].SegmentStarts ?? [0];
+            for (int k = 0; k < starts.Length; k++)
+            {
+                int end = k + 1 < starts.Length ? starts[k + 1] : examples[r].Length;
+                for (int c = starts[k]; c < end; c++)
+                {
+                    positions[r * t + c] = c - starts[k];
+                    segments[r * t + c] = k + 1;
+                }
+            }
+        }
         return new Batch(tensor(ids, [b, t], device: device), tensor(mask, [b, t], device: device),
-            tensor(labels, [b, t], device: device), tokens, targets);
+            tensor(labels, [b, t], device: device), tokens, targets, tensor(positions, [b, t], device: device), tensor(segments, [b, t], device: device));
     }
 }

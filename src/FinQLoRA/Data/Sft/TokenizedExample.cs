@@ -1,9 +1,13 @@
 namespace FinQLoRA.Data.Sft;
 
 /// <summary>Token ids of prompt + target + EOS, and the labels: -100 (ignored) on the prompt, the ids on the target
-/// and its EOS, so the loss is on what the model must produce and on stopping.</summary>
+/// and its EOS, so the loss is on what the model must produce and on stopping. A packed row (<see cref="SamplePacking"/>)
+/// holds several examples back to back; <see cref="SegmentStarts"/> says where each begins.</summary>
 public sealed record TokenizedExample(int[] InputIds, int[] Labels)
 {
     public const int IgnoreIndex = -100;
     public int Length => InputIds.Length;
+
+    /// <summary>Where each example of a packed row starts (the first is 0); null for a single example.</summary>
+    public int[]? SegmentStarts { get; init; }
 }
