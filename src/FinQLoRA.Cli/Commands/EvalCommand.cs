@@ -53,7 +53,7 @@ public sealed class EvalCommand : Command<EvalSettings>
             Directory.CreateDirectory(s.Out);
             if (!FinQLoRA.IO.OutputMarker.IsMarked(s.Out)) FinQLoRA.IO.OutputMarker.Write(s.Out, "evaluation");
         }
-        var options = s.LoadOptions().WithBits(s.Bits, QuantizedLoading.ParseKind(s.Quant));
+        var options = s.LoadOptions().WithBits(s.Bits, FourBitTypes.Spellings.Parse(s.Quant, "quant"));
         using var dist = s.PipelineStages > 1 ? DistributedContext.FromEnvironment() : null;
         if (dist != null && dist.Size != s.PipelineStages)
             throw new UserInputException($"--pipeline-stages {s.PipelineStages} needs a job of {s.PipelineStages} ranks but this one has {dist.Size}; run: mpirun -np {s.PipelineStages} finqlora eval --pipeline-stages {s.PipelineStages} ...");

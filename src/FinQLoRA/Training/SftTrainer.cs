@@ -60,7 +60,7 @@ public sealed class SftTrainer
 
         // 1. Base model, frozen and quantized as it loads.
         var loadOptions = new ModelLoadOptions { DType = dtype, Device = device }
-            .WithBits(c.Bits, QuantizedLoading.ParseKind(c.Quant), c.DoubleQuant);
+            .WithBits(c.Bits, FourBitTypes.Spellings.Parse(c.Quant, "quant"), c.DoubleQuant);
         var loadTimer = Stopwatch.StartNew();
         using var model = ModelLoader.Load(c.Model, loadOptions);
         ITextTokenizer tokenizer = _tokenizer ?? ModelBundle.LoadTokenizer(c.Model);
