@@ -78,8 +78,7 @@ public static class BitsAndBytesFormat
 
     /// <summary>True when the entries under <paramref name="prefix"/> hold a bitsandbytes 4-bit or 8-bit weight.</summary>
     public static bool IsQuantized(IReadOnlyDictionary<string, Tensor> entries, string prefix = "") =>
-        entries.ContainsKey(prefix + QuantStatePrefix + "nf4") || entries.ContainsKey(prefix + QuantStatePrefix + "fp4")
-        || entries.ContainsKey(prefix + "SCB");
+        FourBitTypes.Spellings.Names.Any(t => entries.ContainsKey(prefix + QuantStatePrefix + t)) || entries.ContainsKey(prefix + "SCB");
 
     /// <summary>
     /// Rebuilds a quantized weight from bitsandbytes state-dict entries, using the stored code tables (quant_map,
