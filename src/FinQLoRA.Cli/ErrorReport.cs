@@ -13,7 +13,7 @@ public static class ErrorReport
     {
         var user = e as UserInputException ?? e.InnerException as UserInputException;
         bool isUser = user != null || e is CommandParseException or CommandRuntimeException;
-        string message = OneLine(user?.Message ?? (isUser ? e.Message : $"{e.GetType().Name}: {e.Message}"));
+        string message = OneLine(user != null ? FlagNames.Render(user) : isUser ? e.Message : $"{e.GetType().Name}: {e.Message}");
         stderr.WriteLine(isUser || verbose ? $"error: {message}" : $"error: {message} (run with --verbose for details)");
         if (verbose) stderr.WriteLine(e.ToString());
         return isUser ? 2 : 1;

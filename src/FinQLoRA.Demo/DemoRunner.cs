@@ -58,8 +58,8 @@ public static class DemoRunner
         var config = new TrainConfig
         {
             Model = baseDir, Data = trainFile, Out = Path.Combine(outDir, "train"), Bits = 4, Rank = 4, Alpha = 32, Dropout = 0.05,
-            Targets = "all", Lr = 3e-3, Epochs = epochs, BatchSize = 16, GradAccum = 1, MaxSeqLen = 128, WarmupSteps = 5,
-            SaveEvery = 0, LogEvery = 8, Seed = 42, Dtype = "f32", LrSchedule = "cosine",
+            Targets = LoraTargets.All, Lr = 3e-3, Epochs = epochs, BatchSize = 16, GradAccum = 1, MaxSeqLen = 128, WarmupSteps = 5,
+            SaveEvery = 0, LogEvery = 8, Seed = 42, Dtype = ScalarType.Float32, LrSchedule = Training.Schedules.LrScheduleKind.Cosine,
         };
         var trained = new SftTrainer(config, log: log, tokenizer: tokenizer).Run();
         var tunedResult = Evaluate(baseDir, trained.AdapterDir, load, tokenizer, test, Path.Combine(outDir, "eval-finetuned"), fineTuned: true);

@@ -31,7 +31,7 @@ public sealed class EvalCommand : Command<EvalSettings>
 {
     public override int Execute(CommandContext context, EvalSettings s, CancellationToken cancellationToken)
     {
-        var request = new EvaluationRequest(s.Model, s.LoadOptions().WithBits(s.Bits, QuantizedLoading.ParseKind(s.Quant)), s.Bits,
+        var request = new EvaluationRequest(s.Model, s.LoadOptions().WithBits(s.Bits, FourBitTypes.Spellings.Parse(s.Quant, "quant")), s.Bits,
             s.Tasks.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             Adapter = s.Adapter, DataDir = s.DataDir, Data = s.Data, Limit = s.Limit, BatchSize = s.BatchSize, Out = s.Out,

@@ -72,9 +72,7 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         public override ValidationResult Validate()
         {
             if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required (a folder with config.json, llama-3.1-8b or llama-3.1-70b)");
-            if (Bits is not (4 or 8 or 16)) return ValidationResult.Error($"--bits {Bits}: use 16, 8 or 4");
-            try { TargetKinds(); }
-            catch (UserInputException e) { return ValidationResult.Error(e.Message); }
+            if (FlagNames.Check(() => { WeightBits.Require(Bits); TargetKinds(); }) is { Successful: false } bad) return bad;
             if (Dropout is < 0 or >= 1) return ValidationResult.Error($"--dropout {Dropout}: use a number in [0, 1)");
             string d = Device.ToLowerInvariant();
             if (d is not ("cuda" or "cpu")) return ValidationResult.Error($"--device '{Device}': use cuda or cpu");

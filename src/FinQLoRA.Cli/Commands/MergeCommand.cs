@@ -1,7 +1,9 @@
 using System.ComponentModel;
 using FinQLoRA.Adapters;
 using FinQLoRA.Recipes;
+using FinQLoRA.Options;
 using FinQLoRA.Quantization;
+using FinQLoRA.Runtime;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -45,8 +47,7 @@ public sealed class MergeCommand : Command<MergeCommand.Settings>
             if (Adapter == "") return ValidationResult.Error("--adapter is required");
             if (Out == "") return ValidationResult.Error("--out is required");
             if (To is not ("hf" or "gguf")) return ValidationResult.Error($"--to '{To}' is not one of hf, gguf");
-            if (Bits is not (4 or 8 or 16)) return ValidationResult.Error($"--bits {Bits} is not one of 4, 8, 16");
-            return ValidationResult.Success();
+            return FlagNames.Check(() => WeightBits.Require(Bits));
         }
     }
 
@@ -55,7 +56,8 @@ public sealed class MergeCommand : Command<MergeCommand.Settings>
         var result = AdapterMerge.Run(new AdapterMergeOptions
         {
             ModelPath = s.Model, AdapterDir = s.Adapter, OutPath = s.Out, To = s.To, Overwrite = s.Overwrite,
-            DType = ModelSettings.ParseDType(s.DType), Bits = s.Bits, Quant = QuantizedLoading.ParseKind(s.Quant), DoubleQuant = QuantFlags.ParseBool("--double-quant", s.DoubleQuant),
+            DType = ComputeDtypes.Spellings.Parse(s.DType, "dtype"), Bits = s.Bits, Quant = FourBitTypes.Spellings.Parse(s.Quant, "quant"),
+            DoubleQuant = BoolText.Parse(s.DoubleQuant, "double_quant"),
         });
         if (result.DequantizedBase)
             AnsiConsole.MarkupLine($"[yellow]note[/]: the base is {s.Bits}-bit quantized; the adapter was merged onto its dequantized weights (W = dequant(Q(W₀)) + s·B·A), written as {s.DType}");

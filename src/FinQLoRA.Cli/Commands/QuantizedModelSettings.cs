@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using FinQLoRA.Models;
+using FinQLoRA.Quantization;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -23,8 +24,7 @@ public class QuantizedModelSettings : ModelSettings
     [DefaultValue("true")]
     public string DoubleQuant { get; set; } = "true";
 
-    public override ValidationResult Validate() =>
-        Bits is not (4 or 8 or 16) ? ValidationResult.Error($"--bits {Bits} is not one of 4, 8, 16") : base.Validate();
+    public override ValidationResult Validate() => FlagNames.Check(() => WeightBits.Require(Bits)) is { Successful: false } bad ? bad : base.Validate();
 
     /// <summary>The load options with the base quantized as the flags say.</summary>
     public ModelLoadOptions QuantizedLoadOptions() => QuantFlags.Apply(LoadOptions(), Bits, Quant, DoubleQuant);

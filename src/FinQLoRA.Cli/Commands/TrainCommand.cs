@@ -1,5 +1,7 @@
 using System.ComponentModel;
+using System.Reflection;
 using FinQLoRA.Distributed;
+using FinQLoRA.Runtime;
 using FinQLoRA.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -62,17 +64,29 @@ public sealed class TrainSettings : CommandSettings
     public Dictionary<string, string> Values()
     {
         var values = Config != null ? TrainConfig.ReadYaml(Config) : new Dictionary<string, string>();
-        foreach (var p in GetType().GetProperties())
+        foreach (var (key, property) in KeyOptions)
         {
-            if (p.Name is nameof(Config) or nameof(Verbose)) continue;
-            string key = string.Concat(p.Name.Select((ch, i) => i > 0 && char.IsUpper(ch) ? "_" + char.ToLowerInvariant(ch) : char.ToLowerInvariant(ch).ToString()));
-            object? v = p.GetValue(this);
-            if (v is string s) values[key] = s;
-            else if (v is string[] { Length: > 0 } many) values[key] = string.Join(DataSource.Separator, many);
-            else if (v is true) values[key] = "true";
+            object? v = property.GetValue(this);
+            if (v is string s) values[key.Name] = s;
+            else if (v is string[] { Length: > 0 } many) values[key.Name] = string.Join(DataSource.Separator, many);
+            else if (v is true) values[key.Name] = "true";
         }
         return values;
     }
+
+    /// <summary>The options that are not train keys.</summary>
+    public static readonly IReadOnlyList<string> OwnFlags = ["--config", "--verbose"];
+
+    /// <summary>The long flag of every option of these settings (<c>--max-seq-len</c>), with its property.</summary>
+    public static IReadOnlyDictionary<string, PropertyInfo> Options { get; } = typeof(TrainSettings).GetProperties()
+        .Select(p => (Property: p, Option: p.GetCustomAttribute<CommandOptionAttribute>()))
+        .Where(x => x.Option != null)
+        .ToDictionary(x => "--" + x.Option!.LongNames[0], x => x.Property);
+
+    /// <summary>Every train key with the option that sets it, found by its flag (<see cref="FlagNames.For"/> of the key):
+    /// the keys are declared once, in <see cref="TrainKeys"/>, and the options only spell them for Spectre.</summary>
+    public static IReadOnlyList<(TrainKey Key, PropertyInfo Option)> KeyOptions { get; } =
+        [.. TrainKeys.All.Where(k => k.HasFlag).Select(k => (k, Options.GetValueOrDefault(FlagNames.For(k.Name)) ?? throw new InvalidOperationException($"train key {k.Name} has no {FlagNames.For(k.Name)} option")))];
 }
 
 public sealed class TrainCommand : Command<TrainSettings>
@@ -81,8 +95,8 @@ public sealed class TrainCommand : Command<TrainSettings>
     {
         var config = TrainConfig.FromValues(settings.Values(), settings.Config ?? "flags") with { ConfigFile = settings.Config };
         using var dist = DistributedContext.FromEnvironment();
-        if (dist.Size > 1 && config.Device == "cpu" && dist.Device.type == TorchSharp.DeviceType.CUDA)
-            config = config with { Device = dist.Device.ToString() };
+        if (dist.Size > 1 && !config.Device.IsCuda && dist.Device.type == TorchSharp.DeviceType.CUDA)
+            config = config with { Device = ComputeDevice.From(dist.Device) };
         using var interruption = new Interruption("stopping after the current optimizer step to save a checkpoint");
         var trainer = new SftTrainer(config, dist.Communicator, line => AnsiConsole.WriteLine(line), stop: interruption.Token);
         try
@@ -104,7 +118,12 @@ public sealed class TrainCommand : Command<TrainSettings>
             // A rank that fails alone would leave the others blocked in their next collective until the watchdog's
             // timeout (and its MPI_Finalize would wait for them): end every rank now, with this rank's reason.
             int code = e switch { TrainingStoppedException => 3, UserInputException => 2, _ => 1 };
-            string detail = e is UserInputException or TrainingStoppedException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+            string detail = e switch
+            {
+                UserInputException user => FlagNames.Render(user),
+                TrainingStoppedException => e.Message,
+                _ => $"{e.GetType().Name}: {e.Message}",
+            };
             dist.Communicator.Abort($"error: rank {dist.Rank} of {dist.Size}: {detail}; aborting the job", code);
             return code;
         }

@@ -97,7 +97,7 @@ public static class GgufAdapterExporter
     private static LlamaConfig LoadBaseConfig(string path)
     {
         if (Directory.Exists(path)) return LlamaConfig.Load(path);
-        if (!File.Exists(path)) throw new UserInputException($"--base {path}: not found; pass the base model's HF folder or GGUF file");
+        if (!File.Exists(path)) throw UserInputException.About($"{new ConfigField("base")} {path}: not found; pass the base model's HF folder or GGUF file");
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return LlamaConfig.Load(path);
         using var reader = new GgufCheckpointReader(path);
         return reader.Config;

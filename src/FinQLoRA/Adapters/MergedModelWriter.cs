@@ -22,13 +22,8 @@ public static class MergedModelWriter
     {
         if (!Directory.Exists(baseFolder))
             throw new UserInputException($"{baseFolder}: base model folder not found; the merged folder copies its tokenizer files from there");
-        string dtypeName = dtype switch
-        {
-            ScalarType.Float32 => "float32",
-            ScalarType.BFloat16 => "bfloat16",
-            ScalarType.Float16 => "float16",
-            _ => throw new UserInputException($"merged model dtype {dtype} is not supported; use float32, bfloat16 or float16"),
-        };
+        string dtypeName = dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16 ? TorchDtypeNames.Name(dtype)
+            : throw new UserInputException($"merged model dtype {dtype} is not supported; use float32, bfloat16 or float16");
         long bytes = 0;
         AtomicFile.WriteDirectory(outDir, temp =>
         {

@@ -44,7 +44,7 @@ public static class ChoiceScorer
     public static List<string> Predict(LlamaModel model, ITextTokenizer tokenizer, IReadOnlyList<Example> examples, TaskDefinition task, int batchSize)
     {
         if (!task.IsClassification || task.Labels is not { Count: > 0 } labels)
-            throw new UserInputException($"--mode choice scores classification tasks by their labels; {task.Name} is scored by {task.Metric}; use --mode generate");
+            throw UserInputException.About($"{new ConfigField("mode")} choice scores classification tasks by their labels; {task.Name} is scored by {task.Metric}; use {new ConfigField("mode")} generate");
         var scores = Score(model, tokenizer, examples, labels, batchSize);
         return scores.Select(s => labels[Array.IndexOf(s, s.Max())]).ToList();
     }

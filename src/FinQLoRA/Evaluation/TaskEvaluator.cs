@@ -28,7 +28,7 @@ public sealed class TaskEvaluator(IBatchGenerator generator)
         if (options.Choice)
         {
             if (generator is not TextGenerator single)
-                throw new UserInputException("--mode choice runs in one process; drop --pipeline-stages");
+                throw UserInputException.About($"{new ConfigField("mode")} choice runs in one process; drop {new ConfigField("pipeline_stages")}");
             outputs = ChoiceScorer.Predict(single.Model, single.Tokenizer, items, task, options.BatchSize);
         }
         else

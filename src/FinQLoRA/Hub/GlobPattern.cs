@@ -18,7 +18,7 @@ public sealed class GlobPattern
     public GlobPattern(string text)
     {
         if (string.IsNullOrWhiteSpace(text))
-            throw new UserInputException("--include '' is empty; give a pattern such as *.parquet or data/");
+            throw UserInputException.About($"{new ConfigField("include")} '' is empty; give a pattern such as *.parquet or data/");
         Text = text.EndsWith('/') ? text + "*" : text;
         _regex = new Regex(ToRegex(Text), RegexOptions.CultureInvariant | RegexOptions.Singleline);
     }

@@ -21,11 +21,11 @@ public sealed record GenerationOptions
 
     public void Validate()
     {
-        if (MaxNewTokens < 1) throw new UserInputException($"--max-new-tokens must be at least 1 (got {MaxNewTokens})");
+        if (MaxNewTokens < 1) throw UserInputException.About($"{new ConfigField("max_new_tokens")} must be at least 1 (got {MaxNewTokens})");
         // written so that NaN fails too (every comparison with NaN is false)
         if (!(Temperature >= 0 && double.IsFinite(Temperature))) throw new UserInputException($"--temperature must be a finite number >= 0 (got {Temperature})");
         if (!(TopP > 0 && TopP <= 1)) throw new UserInputException($"--top-p must be in (0, 1] (got {TopP})");
-        if (TopK < 0) throw new UserInputException($"--top-k must be >= 0 (got {TopK})");
+        if (TopK < 0) throw UserInputException.About($"{new ConfigField("top_k")} must be >= 0 (got {TopK})");
     }
 
     /// <summary>Checks that every prompt is non-empty and leaves room for <see cref="MaxNewTokens"/> in a context of

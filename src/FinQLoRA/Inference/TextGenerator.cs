@@ -19,7 +19,7 @@ public sealed class TextGenerator(LlamaModel model, ITextTokenizer tokenizer) : 
     public IReadOnlyList<GenerationResult> GenerateIds(IReadOnlyList<int[]> prompts, GenerationOptions options, int batchSize = 8)
     {
         options.Validate();
-        if (batchSize < 1) throw new UserInputException($"--batch-size must be at least 1 (got {batchSize})");
+        if (batchSize < 1) throw UserInputException.About($"{new ConfigField("batch_size")} must be at least 1 (got {batchSize})");
         options.CheckPrompts(prompts, model.Config.MaxPositionEmbeddings);
         var results = new GenerationResult[prompts.Count];
         for (int start = 0; start < prompts.Count; start += batchSize)

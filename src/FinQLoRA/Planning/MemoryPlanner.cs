@@ -122,7 +122,7 @@ public static class MemoryPlanner
     {
         16 => "bf16",
         8 => "int8",
-        _ => $"{BitsAndBytesFormat.TypeName(o.Kind)} packed 4-bit{(o.DoubleQuant ? ", double-quantized scales" : "")}",
+        _ => $"{FourBitTypes.Spellings.Name(o.Kind)} packed 4-bit{(o.DoubleQuant ? ", double-quantized scales" : "")}",
     };
 
     public static MemoryPlan Inference(LlamaConfig c, QuantizationOptions options, string modelName, int contextTokens = DefaultContextTokens)

@@ -1,3 +1,4 @@
+using FinQLoRA.Models;
 using System.Text.Json.Nodes;
 using static TorchSharp.torch;
 
@@ -20,9 +21,9 @@ public static class BitsAndBytesConfig
             ["_load_in_4bit"] = four,
             ["_load_in_8bit"] = !four,
             // transformers' defaults for the 4-bit fields when they are unused: float32 compute, fp4, no double quant
-            ["bnb_4bit_compute_dtype"] = four ? BitsAndBytesFormat.DtypeName(computeDtype) : "float32",
+            ["bnb_4bit_compute_dtype"] = four ? TorchDtypeNames.Name(computeDtype) : "float32",
             ["bnb_4bit_quant_storage"] = "uint8",
-            ["bnb_4bit_quant_type"] = four ? BitsAndBytesFormat.TypeName(options.Kind) : "fp4",
+            ["bnb_4bit_quant_type"] = four ? FourBitTypes.Spellings.Name(options.Kind) : "fp4",
             ["bnb_4bit_use_double_quant"] = four && options.DoubleQuant,
             ["llm_int8_enable_fp32_cpu_offload"] = false,
             ["llm_int8_has_fp16_weight"] = false,
@@ -48,12 +49,8 @@ public static class BitsAndBytesConfig
         string kind = config["bnb_4bit_quant_type"]?.GetValue<string>() ?? "fp4";
         return new QuantizationOptions(
             Bits: four ? 4 : 8,
-            Kind: kind switch
-            {
-                "nf4" => FourBitType.Nf4,
-                "fp4" => FourBitType.Fp4,
-                _ => throw new UserInputException($"{source}: bnb_4bit_quant_type '{kind}' is not nf4 or fp4"),
-            },
+            Kind: FourBitTypes.Spellings.TryParse(kind, out var type) ? type
+                : throw new UserInputException($"{source}: bnb_4bit_quant_type '{kind}' is not nf4 or fp4"),
             DoubleQuant: Flag(config, "bnb_4bit_use_double_quant"),
             Int8Threshold: config["llm_int8_threshold"]?.GetValue<double>() ?? 6.0).Validate();
     }

@@ -1,3 +1,4 @@
+using FinQLoRA.Models;
 using FinQLoRA.Models.Checkpoints;
 using System.Globalization;
 using System.Text;
@@ -39,7 +40,7 @@ public static class BitsAndBytesFormat
                     d[prefix + "weight.nested_absmax"] = q.NestedAbsmax!.alias().DetachFromDisposeScope();
                     d[prefix + "weight.nested_quant_map"] = tensor(q.NestedCode.ToArray()).DetachFromDisposeScope();
                 }
-                d[prefix + QuantStatePrefix + TypeName(q.Type)] = tensor(Encoding.UTF8.GetBytes(QuantStateJson(q))).DetachFromDisposeScope();
+                d[prefix + QuantStatePrefix + FourBitTypes.Spellings.Name(q.Type)] = tensor(Encoding.UTF8.GetBytes(QuantStateJson(q))).DetachFromDisposeScope();
                 return d;
             }
             case Int8RowwiseTensor q:
@@ -62,9 +63,9 @@ public static class BitsAndBytesFormat
     public static string QuantStateJson(Blockwise4BitTensor q)
     {
         var sb = new StringBuilder();
-        sb.Append("{\"quant_type\": \"").Append(TypeName(q.Type)).Append("\", ");
+        sb.Append("{\"quant_type\": \"").Append(FourBitTypes.Spellings.Name(q.Type)).Append("\", ");
         sb.Append("\"blocksize\": ").Append(q.BlockSize.ToString(CultureInfo.InvariantCulture)).Append(", ");
-        sb.Append("\"dtype\": \"").Append(DtypeName(q.OriginalDtype)).Append("\", ");
+        sb.Append("\"dtype\": \"").Append(TorchDtypeNames.Name(q.OriginalDtype)).Append("\", ");
         sb.Append("\"shape\": [").Append(string.Join(", ", q.Shape.Select(s => s.ToString(CultureInfo.InvariantCulture)))).Append(']');
         if (q.IsDoubleQuantized)
         {
@@ -77,8 +78,7 @@ public static class BitsAndBytesFormat
 
     /// <summary>True when the entries under <paramref name="prefix"/> hold a bitsandbytes 4-bit or 8-bit weight.</summary>
     public static bool IsQuantized(IReadOnlyDictionary<string, Tensor> entries, string prefix = "") =>
-        entries.ContainsKey(prefix + QuantStatePrefix + "nf4") || entries.ContainsKey(prefix + QuantStatePrefix + "fp4")
-        || entries.ContainsKey(prefix + "SCB");
+        FourBitTypes.Spellings.Names.Any(t => entries.ContainsKey(prefix + QuantStatePrefix + t)) || entries.ContainsKey(prefix + "SCB");
 
     /// <summary>
     /// Rebuilds a quantized weight from bitsandbytes state-dict entries, using the stored code tables (quant_map,
@@ -90,7 +90,7 @@ public static class BitsAndBytesFormat
     {
         device ??= CPU;
         using var scope = NewDisposeScope();
-        string? stateKey = new[] { "nf4", "fp4" }.Select(t => prefix + QuantStatePrefix + t).FirstOrDefault(entries.ContainsKey);
+        string? stateKey = FourBitTypes.Spellings.Names.Select(t => prefix + QuantStatePrefix + t).FirstOrDefault(entries.ContainsKey);
         if (stateKey != null)
             return Read4Bit(entries, prefix, stateKey, device);
         if (entries.ContainsKey(prefix + "SCB"))
@@ -119,14 +119,10 @@ public static class BitsAndBytesFormat
         }
 
         string quantType = Field<string>(state, "quant_type", stateKey);
-        FourBitType type = quantType switch
-        {
-            "nf4" => FourBitType.Nf4,
-            "fp4" => FourBitType.Fp4,
-            _ => throw new UserInputException($"{stateKey}: quant_type '{quantType}' is not nf4 or fp4"),
-        };
+        if (!FourBitTypes.Spellings.TryParse(quantType, out FourBitType type))
+            throw new UserInputException($"{stateKey}: quant_type '{quantType}' is not nf4 or fp4");
         int blockSize = Field<int>(state, "blocksize", stateKey);
-        ScalarType dtype = ParseDtype(Field<string>(state, "dtype", stateKey), stateKey);
+        ScalarType dtype = TorchDtypeNames.Parse(Field<string>(state, "dtype", stateKey), stateKey);
         long[] shape = (state["shape"] as JsonArray ?? throw new UserInputException($"{stateKey}: 'shape' is missing"))
             .Select(v => v!.GetValue<long>()).ToArray();
 
@@ -180,25 +176,4 @@ public static class BitsAndBytesFormat
         Require(entries, key, FloatTensors.IsFloat, "a float (F32, F16, BF16 or F64)");
 
     private static float[] FloatArray(Tensor t) => t.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
-
-    public static string TypeName(FourBitType type) => type == FourBitType.Nf4 ? "nf4" : "fp4";
-
-    /// <summary>torch's dtype name without "torch." (bitsandbytes writes <c>str(dtype).strip("torch.")</c>).</summary>
-    public static string DtypeName(ScalarType dtype) => dtype switch
-    {
-        ScalarType.BFloat16 => "bfloat16",
-        ScalarType.Float16 => "float16",
-        ScalarType.Float32 => "float32",
-        ScalarType.Float64 => "float64",
-        _ => throw new ArgumentException($"no torch dtype name for {dtype}", nameof(dtype)),
-    };
-
-    public static ScalarType ParseDtype(string name, string source) => name switch
-    {
-        "bfloat16" => ScalarType.BFloat16,
-        "float16" or "half" => ScalarType.Float16,
-        "float32" or "float" => ScalarType.Float32,
-        "float64" or "double" => ScalarType.Float64,
-        _ => throw new UserInputException($"{source}: dtype '{name}' is not one of bfloat16, float16, float32"),
-    };
 }

@@ -27,9 +27,9 @@ public static class CheckpointQuantizer
     {
         options.Validate();
         if (options.Bits == 16)
-            throw new UserInputException("--bits 16: a 16-bit model is not quantized; use --bits 4 or 8");
+            throw UserInputException.About($"{new ConfigField("bits")} 16: a 16-bit model is not quantized; use {new ConfigField("bits")} 4 or 8");
         if (!Directory.Exists(modelFolder))
-            throw new UserInputException($"--model {modelFolder}: not a folder; quantize reads a Hugging Face model folder (config.json + *.safetensors)");
+            throw UserInputException.About($"{new ConfigField("model")} {modelFolder}: not a folder; quantize reads a Hugging Face model folder (config.json + *.safetensors)");
         string outFull = Path.GetFullPath(outFolder).TrimEnd('/');
         FinQLoRA.IO.OutputPlacement.CheckFolder(outFolder, [modelFolder], overwrite);
 
@@ -37,9 +37,9 @@ public static class CheckpointQuantizer
         var config = LlamaConfig.Load(modelFolder);
         if (config.QuantizationConfig != null)
             throw new UserInputException($"{configFile}: the model is already quantized (quantization_config is set); quantize a 16/32-bit model");
-        ScalarType target = dtype ?? BitsAndBytesFormat.ParseDtype(config.TorchDtype, configFile + " torch_dtype");
+        ScalarType target = dtype ?? TorchDtypeNames.Parse(config.TorchDtype, configFile + " torch_dtype");
         if (target == ScalarType.Float64)
-            throw new UserInputException($"{configFile}: torch_dtype float64 is not supported for quantized models; pass --dtype bf16, f16 or f32");
+            throw UserInputException.About($"{configFile}: torch_dtype float64 is not supported for quantized models; pass {new ConfigField("dtype")} bf16, f16 or f32");
 
         int quantized = 0, copied = 0;
         long inputBytes = 0, outputBytes = 0;
@@ -85,7 +85,7 @@ public static class CheckpointQuantizer
     public static string QuantizedConfigJson(string configFile, QuantizationOptions options, ScalarType dtype)
     {
         var root = (JsonObject)JsonNode.Parse(File.ReadAllText(configFile))!;
-        root["torch_dtype"] = BitsAndBytesFormat.DtypeName(dtype);
+        root["torch_dtype"] = TorchDtypeNames.Name(dtype);
         // transformers' QLoRA recipes compute in the model dtype; a float32 model computes in float32
         root["quantization_config"] = BitsAndBytesConfig.ToJson(options, dtype);
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });

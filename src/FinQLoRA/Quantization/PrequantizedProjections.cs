@@ -43,7 +43,7 @@ public sealed class PrequantizedProjections
         var quantization = BitsAndBytesConfig.FromJson(config.QuantizationConfig, source);
         // int8 entries do not record the dtype the weight had; the model's torch_dtype is what it was cast to before quantizing
         ScalarType stored = config.TorchDtype is "bfloat16" or "float16" or "float32" or "float64"
-            ? BitsAndBytesFormat.ParseDtype(config.TorchDtype, source)
+            ? TorchDtypeNames.Parse(config.TorchDtype, source)
             : ScalarType.Float16;
         return new PrequantizedProjections(reader, options, quantization, stored);
     }

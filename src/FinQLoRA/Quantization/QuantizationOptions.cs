@@ -28,8 +28,7 @@ public sealed record QuantizationOptions(
     /// <summary>Throws <see cref="UserInputException"/> when a field is out of range.</summary>
     public QuantizationOptions Validate()
     {
-        if (Bits is not (4 or 8 or 16))
-            throw new UserInputException($"quantization bits: {Bits} is not supported; use 4, 8 or 16");
+        WeightBits.Require(Bits);
         if (Bits == 4 && (BlockSize < 32 || BlockSize > 4096 || (BlockSize & (BlockSize - 1)) != 0))
             throw new UserInputException($"quantization block size: {BlockSize} is not supported; use a power of two from 32 to 4096 (bitsandbytes' default is 64)");
         if (Int8Threshold < 0 || double.IsNaN(Int8Threshold))

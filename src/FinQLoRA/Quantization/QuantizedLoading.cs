@@ -10,7 +10,6 @@ public static class QuantizedLoading
     public static ModelLoadOptions WithBits(this ModelLoadOptions options, int bits, FourBitType kind = FourBitType.Nf4, bool doubleQuant = true)
     {
         if (bits == 16) return options;
-        if (bits is not (4 or 8)) throw new UserInputException($"--bits {bits} is not one of 4, 8, 16");
         var q = new QuantizationOptions(Bits: bits, Kind: kind, DoubleQuant: doubleQuant).Validate();
         return options with
         {
@@ -24,11 +23,4 @@ public static class QuantizedLoading
             },
         };
     }
-
-    public static FourBitType ParseKind(string name) => name.ToLowerInvariant() switch
-    {
-        "nf4" => FourBitType.Nf4,
-        "fp4" => FourBitType.Fp4,
-        _ => throw new UserInputException($"--quant '{name}' is not one of nf4, fp4"),
-    };
 }

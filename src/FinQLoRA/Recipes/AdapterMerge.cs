@@ -18,10 +18,9 @@ public static class AdapterMerge
     {
         string to = o.To.ToLowerInvariant();
         if (to is not ("hf" or "gguf")) throw new UserInputException($"--to '{o.To}' is not one of hf, gguf");
-        if (o.DType is not (ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Float32))
-            throw new UserInputException($"--dtype {o.DType} is not one of bf16, f16, f32");
+        Runtime.ComputeDtypes.Require(o.DType);
         if (!File.Exists(o.ModelPath) && !Directory.Exists(o.ModelPath))
-            throw new UserInputException($"--model {o.ModelPath}: not found; give an HF model folder or a .gguf file");
+            throw UserInputException.About($"{new ConfigField("model")} {o.ModelPath}: not found; give an HF model folder or a .gguf file");
         string[] inputs = [o.ModelPath, o.AdapterDir];
         if (to == "hf") IO.OutputPlacement.CheckFolder(o.OutPath, inputs, o.Overwrite);
         else IO.OutputPlacement.CheckFile(o.OutPath, inputs, o.Overwrite);

@@ -16,11 +16,11 @@ public sealed record EngineOptions
 
     public void Validate(int modelContext)
     {
-        if (MaxBatch < 1) throw new UserInputException($"--max-batch must be at least 1 (got {MaxBatch})");
-        if (MaxQueue < 0) throw new UserInputException($"--max-queue must be at least 0 (got {MaxQueue})");
-        if (MaxModelLen < 2) throw new UserInputException($"--max-model-len must be at least 2 (got {MaxModelLen})");
+        if (MaxBatch < 1) throw UserInputException.About($"{new ConfigField("max_batch")} must be at least 1 (got {MaxBatch})");
+        if (MaxQueue < 0) throw UserInputException.About($"{new ConfigField("max_queue")} must be at least 0 (got {MaxQueue})");
+        if (MaxModelLen < 2) throw UserInputException.About($"{new ConfigField("max_model_len")} must be at least 2 (got {MaxModelLen})");
         if (MaxModelLen > modelContext)
-            throw new UserInputException($"--max-model-len {MaxModelLen} exceeds the model's context of {modelContext} (max_position_embeddings); lower it");
+            throw UserInputException.About($"{new ConfigField("max_model_len")} {MaxModelLen} exceeds the model's context of {modelContext} (max_position_embeddings); lower it");
         if (PrefillTokensPerStep < 1) throw new UserInputException($"prefill tokens per step must be at least 1 (got {PrefillTokensPerStep})");
     }
 }

@@ -1,6 +1,11 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using FinQLoRA.Adapters;
+using FinQLoRA.Quantization;
+using FinQLoRA.Runtime;
+using FinQLoRA.Training.Optimizers;
+using FinQLoRA.Training.Schedules;
 
 namespace FinQLoRA.Training;
 
@@ -19,8 +24,8 @@ public static class ModelCard
         md.Append("---\nlibrary_name: peft\nbase_model: ").Append(Path.GetFileName(Path.GetFullPath(c.Model).TrimEnd('/'))).Append('\n');
         md.Append("tags:\n- lora\n- qlora\n- finqlora\n- finance\n---\n\n");
         md.Append("# LoRA adapter trained with FinQLoRA\n\n## Model details\n\n");
-        md.Append($"- Base model: `{c.Model}` ({c.Bits}-bit{(c.Bits == 4 ? $" {c.Quant}{(c.DoubleQuant ? " + double quantization" : "")}" : c.Bits == 8 ? " LLM.int8" : "")} while training)\n");
-        md.Append($"- Adapter: {(c.UseDora ? "DoRA" : "LoRA")}, rank {c.Rank}, alpha {F(c.Alpha)}{(c.UseRslora ? " (rsLoRA scaling)" : "")}, dropout {F(c.Dropout)}, targets {c.Targets}\n");
+        md.Append($"- Base model: `{c.Model}` ({c.Bits}-bit{(c.Bits == 4 ? $" {FourBitTypes.Spellings.Name(c.Quant)}{(c.DoubleQuant ? " + double quantization" : "")}" : c.Bits == 8 ? " LLM.int8" : "")} while training)\n");
+        md.Append($"- Adapter: {(c.UseDora ? "DoRA" : "LoRA")}, rank {c.Rank}, alpha {F(c.Alpha)}{(c.UseRslora ? " (rsLoRA scaling)" : "")}, dropout {F(c.Dropout)}, targets {string.Join(",", LoraTargets.Names(c.Targets))}\n");
         md.Append($"- Trained by FinQLoRA {lineage["finqlora_version"]}{(lineage["commit"] is { } commit ? $" (commit {commit})" : "")}\n\n");
         md.Append("## Uses\n\nFine-tuned for the financial task(s) in its training data below, with the same prompt format. ");
         md.Append("Load it with PEFT (`PeftModel.from_pretrained`) or FinQLoRA (`--adapter`) on the base model above.\n\n");
@@ -32,8 +37,8 @@ public static class ModelCard
             foreach (var f in lineage["inputs"]?[kind]?.AsArray() ?? [])
                 md.Append($"| {kind}: `{f!["path"]}` | {f["bytes"]} | `{f["sha256"]}` |\n");
         md.Append("\n## Training details\n\n");
-        md.Append($"- Optimizer {c.Optimizer}, learning rate {F(c.Lr)} ({c.LrSchedule}, {c.WarmupSteps} warmup steps), weight decay {F(c.WeightDecay)}, max grad norm {F(c.MaxGradNorm)}\n");
-        md.Append($"- Batch {c.BatchSize} x grad-accum {c.GradAccum}, max sequence length {c.MaxSeqLen}, compute {c.Dtype}, seed {c.Seed}\n");
+        md.Append($"- Optimizer {OptimizerKinds.Spellings.Name(c.Optimizer)}, learning rate {F(c.Lr)} ({LrScheduleKinds.Spellings.Name(c.LrSchedule)}, {c.WarmupSteps} warmup steps), weight decay {F(c.WeightDecay)}, max grad norm {F(c.MaxGradNorm)}\n");
+        md.Append($"- Batch {c.BatchSize} x grad-accum {c.GradAccum}, max sequence length {c.MaxSeqLen}, compute {ComputeDtypes.Spellings.Name(c.Dtype)}, seed {c.Seed}\n");
         md.Append($"- Steps {steps}, tokens seen {tokensSeen}\n\n## Results\n\n- Final training loss: {F(finalLoss)}\n");
         if (evalLoss is double e) md.Append($"- Evaluation loss: {F(e)}\n");
         md.Append("\n## Lineage\n\nEvery input and every file of this folder is hashed in `").Append(RunLineage.FileName)

@@ -55,13 +55,13 @@ public sealed class SftTrainer
         var c = _config;
         var wall = Stopwatch.StartNew();
         manual_seed(c.Seed);
-        var dtype = ParseDType(c.Dtype);
-        var device = c.Device == "cpu" ? CPU : new Device(c.Device);
+        var dtype = c.Dtype;
+        var device = c.Device.ToTorch();
         RunFolder.Check(c);
 
         // 1. Base model, frozen and quantized as it loads.
         var loadOptions = new ModelLoadOptions { DType = dtype, Device = device }
-            .WithBits(c.Bits, QuantizedLoading.ParseKind(c.Quant), c.DoubleQuant);
+            .WithBits(c.Bits, c.Quant, c.DoubleQuant);
         var loadTimer = Stopwatch.StartNew();
         using var model = ModelLoading.LoadModel(c.Model, loadOptions);
         ITextTokenizer tokenizer = _tokenizer ?? ModelLoading.LoadTokenizer(c.Model);
@@ -73,7 +73,7 @@ public sealed class SftTrainer
         // 2. Adapters: fresh (seeded init) or from the latest checkpoint when resuming.
         var lora = new LoraConfig
         {
-            Rank = c.Rank, Alpha = c.Alpha, Dropout = c.Dropout, TargetModules = LoraTargets.Names(LoraTargets.Resolve(c.Targets, "targets")),
+            Rank = c.Rank, Alpha = c.Alpha, Dropout = c.Dropout, TargetModules = LoraTargets.Names(c.Targets),
             UseRsLora = c.UseRslora, UseDora = c.UseDora, BaseModelNameOrPath = c.Model, InitSeed = c.Seed,
         };
         TrainingCheckpoint.Loaded? resume = null;
@@ -116,11 +116,11 @@ public sealed class SftTrainer
 
         // 4. Optimizer and schedule.
         using var communication = new TrainerCommunication(_comm);
-        using IAdapterOptimizer optimizer = c.Optimizer == "zero-one-adam"
+        using IAdapterOptimizer optimizer = c.Optimizer == OptimizerKind.ZeroOneAdam
             ? new ZeroOneAdamOptimizer(parameters, communication, new ZeroOneAdamOptions(WeightDecay: c.WeightDecay,
                 VarFreezeStep: c.VarFreezeStep, VarUpdateScaler: c.VarUpdateScaler, LocalStepScaler: c.LocalStepScaler, LocalStepClipper: c.LocalStepClipper))
             : new AdamWOptimizer(parameters, new AdamWOptions(WeightDecay: c.WeightDecay));
-        var schedule = new LrSchedule(LrSchedule.Parse(c.LrSchedule), c.Lr, c.WarmupSteps, totalSteps);
+        var schedule = new LrSchedule(c.LrSchedule, c.Lr, c.WarmupSteps, totalSteps);
         var reducer = new GradientAllReducer(_comm);
 
         int step = 0, epoch = 0, nextBatch = 0;
@@ -135,7 +135,7 @@ public sealed class SftTrainer
 
         var metrics = new MetricsLog(c.Out, IsMain, truncateAfterStep: step);
         if (evaluator != null) Log($"evaluation: {evaluator.Count} held-out examples ({(c.EvalData != null ? c.EvalData : $"{c.EvalSplit:P0} of the training data")}), every {(c.EvalEvery > 0 ? $"{c.EvalEvery} steps and " : "")}at the end");
-        Log($"training: {examples.Count} examples, {totalSteps} steps ({stepsPerEpoch}/epoch), batch {c.BatchSize}x{c.GradAccum}x{_comm.Size} ranks, {c.Bits}-bit base, rank {c.Rank}, {c.Optimizer}");
+        Log($"training: {examples.Count} examples, {totalSteps} steps ({stepsPerEpoch}/epoch), batch {c.BatchSize}x{c.GradAccum}x{_comm.Size} ranks, {c.Bits}-bit base, rank {c.Rank}, {OptimizerKinds.Spellings.Name(c.Optimizer)}");
         var trainTimer = Stopwatch.StartNew();
         long tokensSeen = 0, commBytesAtLastLine = _comm.BytesSent;
         int startStep = step, stepAtLastLine = step;
@@ -399,7 +399,7 @@ public sealed class SftTrainer
     /// without adding capacity (and makes huge adapters by mistake).</summary>
     private static void CheckRankFits(LlamaConfig model, TrainConfig c)
     {
-        var targets = LoraTargets.Resolve(c.Targets, "targets");
+        var targets = c.Targets;
         long smallest = targets.Min(t => Math.Min(LlamaLayout.Shape(model, t).In, LlamaLayout.Shape(model, t).Out));
         if (c.Rank > smallest)
             throw new UserInputException($"rank = {c.Rank} is larger than the smallest side ({smallest}) of the targeted projections of this model; choose rank <= {smallest}");
@@ -454,11 +454,4 @@ public sealed class SftTrainer
             state.Tensors, scalars, _config.KeepCheckpoints, others, best.ToJson());
         _log($"saved checkpoint-{step}");
     }
-
-    internal static ScalarType ParseDType(string d) => d switch
-    {
-        "bf16" => ScalarType.BFloat16,
-        "f16" or "fp16" => ScalarType.Float16,
-        _ => ScalarType.Float32,
-    };
 }

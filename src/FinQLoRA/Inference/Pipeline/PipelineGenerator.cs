@@ -70,8 +70,8 @@ public sealed class PipelineGenerator : IBatchGenerator
             try
             {
                 options.Validate();
-                if (batchSize < 1) throw new UserInputException($"--batch-size must be at least 1 (got {batchSize})");
-                if (microBatches < 1) throw new UserInputException($"--micro-batches must be at least 1 (got {microBatches})");
+                if (batchSize < 1) throw UserInputException.About($"{new ConfigField("batch_size")} must be at least 1 (got {batchSize})");
+                if (microBatches < 1) throw UserInputException.About($"{new ConfigField("micro_batches")} must be at least 1 (got {microBatches})");
                 options.CheckPrompts(prompts, _model.Config.MaxPositionEmbeddings);
             }
             catch (UserInputException)

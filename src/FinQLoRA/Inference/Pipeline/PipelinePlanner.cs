@@ -22,7 +22,7 @@ public static class PipelinePlanner
     {
         int layers = config.NumLayers;
         if (stages < 1 || stages > layers)
-            throw new UserInputException($"--pipeline-stages {stages} does not fit a model of {layers} decoder layers; use 1 to {layers} stages");
+            throw UserInputException.About($"{new ConfigField("pipeline_stages")} {stages} does not fit a model of {layers} decoder layers; use 1 to {layers} stages");
         long embed = (long)config.VocabSize * config.HiddenSize;
         long head = config.HiddenSize + embed; // final norm + lm_head (or the tied copy of the embeddings)
         long layer = LayerParameters(config);

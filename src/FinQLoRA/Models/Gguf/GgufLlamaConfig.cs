@@ -38,12 +38,12 @@ public static class GgufLlamaConfig
         if (vocab <= 0) throw new UserInputException($"{file.Path}: cannot tell the vocabulary size (no llama.vocab_size, tokens or {LlamaLayout.GgufEmbeddingsName})");
         double theta = Shortest(file.GetFloat("llama.rope.freq_base") ?? 10000.0);
 
-        string dtype = file.Contains(LlamaLayout.GgufEmbeddingsName) ? file.Tensor(LlamaLayout.GgufEmbeddingsName).Type switch
+        string dtype = TorchDtypeNames.Name(file.Contains(LlamaLayout.GgufEmbeddingsName) ? file.Tensor(LlamaLayout.GgufEmbeddingsName).Type switch
         {
-            GgmlType.F16 => "float16",
-            GgmlType.BF16 => "bfloat16",
-            _ => "float32",
-        } : "float32";
+            GgmlType.F16 => TorchSharp.torch.ScalarType.Float16,
+            GgmlType.BF16 => TorchSharp.torch.ScalarType.BFloat16,
+            _ => TorchSharp.torch.ScalarType.Float32,
+        } : TorchSharp.torch.ScalarType.Float32);
 
         return new LlamaConfig
         {

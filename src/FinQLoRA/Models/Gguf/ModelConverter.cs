@@ -15,20 +15,18 @@ public static class ModelConverter
     /// <summary>Largest safetensors shard written (HF's default is 5 GB); bounds the memory of a GGUF → HF conversion.</summary>
     public static long ShardBytes { get; set; } = 4L << 30;
 
-    /// <summary>Parses a <c>--dtype</c> value: f32, f16, bf16 or q8_0.</summary>
-    public static GgmlType ParseDType(string name) => name.ToLowerInvariant() switch
-    {
-        "f32" or "float32" => GgmlType.F32,
-        "f16" or "float16" => GgmlType.F16,
-        "bf16" or "bfloat16" => GgmlType.BF16,
-        "q8_0" => GgmlType.Q8_0,
-        _ => throw new UserInputException($"--dtype '{name}' is not supported; use f32, f16, bf16 or q8_0"),
-    };
+    /// <summary>Parses a GGUF dtype option: q8_0, or a compute dtype's spelling (<see cref="Runtime.ComputeDtypes"/>).</summary>
+    public static GgmlType ParseDType(string name, string field = "dtype") =>
+        name.Trim().Equals("q8_0", StringComparison.OrdinalIgnoreCase) ? GgmlType.Q8_0
+        : Runtime.ComputeDtypes.Spellings.TryParse(name, out var dtype) ? Ggml(dtype)
+        : throw UserInputException.About($"{new ConfigField(field)} '{name}' is not supported; use f32, f16, bf16 or q8_0");
 
-    private static GgmlType FromTorchDtype(string torchDtype) => torchDtype switch
+    private static GgmlType FromTorchDtype(string torchDtype) => TorchDtypeNames.TryParse(torchDtype, out var dtype) ? Ggml(dtype) : GgmlType.F32;
+
+    private static GgmlType Ggml(torch.ScalarType dtype) => dtype switch
     {
-        "float16" => GgmlType.F16,
-        "bfloat16" => GgmlType.BF16,
+        torch.ScalarType.BFloat16 => GgmlType.BF16,
+        torch.ScalarType.Float16 => GgmlType.F16,
         _ => GgmlType.F32,
     };
 
@@ -107,16 +105,11 @@ public static class ModelConverter
             GgmlType.F32 => torch.ScalarType.Float32,
             GgmlType.F16 => torch.ScalarType.Float16,
             GgmlType.BF16 => torch.ScalarType.BFloat16,
-            _ => throw new UserInputException($"--dtype {dtype} is not a Hugging Face dtype; use f32, f16 or bf16 with --to hf"),
+            _ => throw UserInputException.About($"{new ConfigField("dtype")} {dtype} is not a Hugging Face dtype; use f32, f16 or bf16 with {new ConfigField("to")} hf"),
         };
         using var reader = new GgufCheckpointReader(ggufFile);
         var config = reader.Config;
-        if (target is { } t) config = config with { TorchDtype = t switch
-        {
-            torch.ScalarType.Float16 => "float16",
-            torch.ScalarType.BFloat16 => "bfloat16",
-            _ => "float32",
-        } };
+        if (target is { } t) config = config with { TorchDtype = TorchDtypeNames.Name(t) };
         var options = new JsonSerializerOptions { WriteIndented = true };
         IO.AtomicFile.WriteDirectory(outFolder, dir =>
         {

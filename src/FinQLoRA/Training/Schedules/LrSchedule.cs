@@ -16,7 +16,7 @@ namespace FinQLoRA.Training.Schedules;
 public sealed class LrSchedule
 {
     /// <summary>Schedule names accepted by <see cref="Parse"/>, as in HF's <c>lr_scheduler_type</c>.</summary>
-    public static readonly IReadOnlyList<string> Names = ["cosine", "linear", "constant"];
+    public static IReadOnlyList<string> Names => LrScheduleKinds.Spellings.Names;
 
     public LrSchedule(LrScheduleKind kind, double baseLearningRate, long warmupSteps, long totalSteps, double minLrRatio = 0)
     {
@@ -82,11 +82,5 @@ public sealed class LrSchedule
     }
 
     /// <summary>Parses a schedule name (case-insensitive); anything else is a one-line <see cref="UserInputException"/>.</summary>
-    public static LrScheduleKind Parse(string name) => name.Trim().ToLowerInvariant() switch
-    {
-        "cosine" => LrScheduleKind.Cosine,
-        "linear" => LrScheduleKind.Linear,
-        "constant" => LrScheduleKind.Constant,
-        _ => throw new UserInputException($"unknown learning-rate schedule '{name}'; use one of: {string.Join(", ", Names)}"),
-    };
+    public static LrScheduleKind Parse(string name) => LrScheduleKinds.Spellings.Parse(name, "lr_schedule");
 }

@@ -1,0 +1,21 @@
+using FinQLoRA.Training.Optimizers;
+
+namespace FinQLoRA.Tests.Training;
+
+public sealed class OptimizerKindsTests
+{
+    [Theory]
+    [InlineData("adamw", OptimizerKind.AdamW)]
+    [InlineData("AdamW", OptimizerKind.AdamW)]
+    [InlineData("zero-one-adam", OptimizerKind.ZeroOneAdam)]
+    public void TheTwoOptimizersParse(string text, OptimizerKind expected)
+    {
+        Assert.Equal(expected, OptimizerKinds.Spellings.Parse(text, "optimizer"));
+        Assert.Equal(text.ToLowerInvariant(), OptimizerKinds.Spellings.Name(expected));
+    }
+
+    [Fact]
+    public void AnythingElseIsRefused() =>
+        Assert.Equal("optimizer 'sgd' is not one of adamw, zero-one-adam",
+            Assert.Throws<UserInputException>(() => OptimizerKinds.Spellings.Parse("sgd", "optimizer")).Message);
+}
