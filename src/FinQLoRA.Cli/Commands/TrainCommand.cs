@@ -13,7 +13,7 @@ public sealed class TrainSettings : CommandSettings
 {
     [CommandOption("--config <FILE>")][Description("YAML run config with the keys below in snake_case (see configs/)")] public string? Config { get; set; }
     [CommandOption("--model <PATH>")][Description("base model: HF folder or .gguf")] public string? Model { get; set; }
-    [CommandOption("--data <FILE>")][Description("training data (JSONL or .parquet); repeat as NAME=FILE[:WEIGHT] to train one adapter on a task family")] public string[]? Data { get; set; }
+    [CommandOption("--data <FILE>")][Description("training data (JSONL or .parquet); repeat as NAME=FILE[[:WEIGHT]] to train one adapter on a task family")] public string[]? Data { get; set; }
     [CommandOption("--eval-data <FILE>")][Description("held-out JSONL evaluated during (--eval-every) and after training")] public string? EvalData { get; set; }
     [CommandOption("--data-format <FORMAT>")][Description("auto (from the fields), context-target, alpaca or chat; JSONL or .parquet")] public string? DataFormat { get; set; }
     [CommandOption("--chat-template <NAME>")][Description("chat data: auto (the model's tokenizer_config.json), llama3, chatml or none")] public string? ChatTemplate { get; set; }

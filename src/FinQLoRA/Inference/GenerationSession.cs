@@ -53,7 +53,7 @@ public sealed class GenerationSession : IDisposable
             {
                 dist = DistributedContext.FromEnvironment();
                 if (dist.Size != setup.PipelineStages)
-                    throw new UserInputException($"--pipeline-stages {setup.PipelineStages} needs a job of {setup.PipelineStages} ranks but this one has {dist.Size}; run: mpirun -np {setup.PipelineStages} finqlora {setup.Command} --pipeline-stages {setup.PipelineStages} ...");
+                    throw UserInputException.About($"{new ConfigField("pipeline_stages")} {setup.PipelineStages} needs a job of {setup.PipelineStages} ranks but this one has {dist.Size}; run: mpirun -np {setup.PipelineStages} finqlora {setup.Command} {new ConfigField("pipeline_stages")} {setup.PipelineStages} ...");
             }
             var tokenizer = ModelLoading.LoadTokenizer(setup.ModelPath);
             if (dist != null)

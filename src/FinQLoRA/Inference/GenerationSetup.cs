@@ -18,11 +18,11 @@ public sealed record GenerationSetup(string ModelPath, ModelLoadOptions Load)
 
     public void Validate()
     {
-        if (PipelineStages < 1) throw new UserInputException($"--pipeline-stages must be at least 1 (got {PipelineStages})");
-        if (MicroBatches < 1) throw new UserInputException($"--micro-batches must be at least 1 (got {MicroBatches})");
+        if (PipelineStages < 1) throw UserInputException.About($"{new ConfigField("pipeline_stages")} must be at least 1 (got {PipelineStages})");
+        if (MicroBatches < 1) throw UserInputException.About($"{new ConfigField("micro_batches")} must be at least 1 (got {MicroBatches})");
         if (PipelineStages > 1 && Adapters.Count > 0)
-            throw new UserInputException("--adapter is not supported with --pipeline-stages yet; merge the adapter (finqlora merge) and use the merged model");
+            throw UserInputException.About($"{new ConfigField("adapter")} is not supported with {new ConfigField("pipeline_stages")} yet; merge the adapter (finqlora merge) and use the merged model");
         foreach (var (name, dir) in Adapters)
-            if (!Directory.Exists(dir)) throw new UserInputException($"--adapter {name}={dir}: adapter folder not found");
+            if (!Directory.Exists(dir)) throw UserInputException.About($"{new ConfigField("adapter")} {name}={dir}: adapter folder not found");
     }
 }

@@ -28,12 +28,12 @@ public sealed record EvaluationRequest(string ModelPath, ModelLoadOptions Load, 
 
     public void Validate()
     {
-        if (Tasks.Count == 0) throw new UserInputException("--tasks is required");
-        if ((DataDir == null) == (Data == null)) throw new UserInputException("give exactly one of --data-dir or --data");
-        if (Data != null && Tasks.Count != 1) throw new UserInputException("--data holds one task's examples; give exactly one task in --tasks, or use --data-dir");
-        if (Choice && PipelineStages > 1) throw new UserInputException("--mode choice runs in one process; drop --pipeline-stages");
+        if (Tasks.Count == 0) throw UserInputException.About($"{new ConfigField("tasks")} is required");
+        if ((DataDir == null) == (Data == null)) throw UserInputException.About($"give exactly one of {new ConfigField("data_dir")} or {new ConfigField("data")}");
+        if (Data != null && Tasks.Count != 1) throw UserInputException.About($"{new ConfigField("data")} holds one task's examples; give exactly one task in {new ConfigField("tasks")}, or use {new ConfigField("data_dir")}");
+        if (Choice && PipelineStages > 1) throw UserInputException.About($"{new ConfigField("mode")} choice runs in one process; drop {new ConfigField("pipeline_stages")}");
         foreach (string t in Tasks)
             if (TaskRegistry.Get(t) is { IsClassification: false } task && Choice)
-                throw new UserInputException($"--mode choice scores classification tasks by their labels; {t} is scored by {task.Metric}; evaluate it with --mode generate");
+                throw UserInputException.About($"{new ConfigField("mode")} choice scores classification tasks by their labels; {t} is scored by {task.Metric}; evaluate it with {new ConfigField("mode")} generate");
     }
 }
