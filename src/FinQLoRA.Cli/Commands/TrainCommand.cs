@@ -52,6 +52,7 @@ public sealed class TrainSettings : CommandSettings
     [CommandOption("--seed <S>")] public string? Seed { get; set; }
     [CommandOption("--resume")][Description("continue from the latest checkpoint in --out")] public bool Resume { get; set; }
     [CommandOption("--grad-checkpointing")][Description("recompute each decoder layer in backward")] public bool GradCheckpointing { get; set; }
+    [CommandOption("--packing")][Description("bin-pack short examples into --max-seq-len rows (per-example positions, no attention across examples)")] public bool Packing { get; set; }
     [CommandOption("--dtype <DTYPE>")][Description("bf16, f32 or f16")] public string? Dtype { get; set; }
     [CommandOption("--device <DEVICE>")][Description("cpu, cuda or cuda:N (under mpirun: cuda:<local rank>)")] public string? Device { get; set; }
     [CommandOption("--var-freeze-step <N>")] public string? VarFreezeStep { get; set; }

@@ -108,8 +108,17 @@ public sealed class SftTrainer
         var reporter = new TrainingReporter(c, IsMain);
         if (sft.TruncatedPrompts > 0) Log($"warning: {sft.TruncatedPrompts} prompts were longer than max_seq_len {c.MaxSeqLen} and were cut from the left");
         if (sft.TruncatedTargets > 0) Log($"warning: {sft.TruncatedTargets} targets were cut to fit max_seq_len {c.MaxSeqLen}");
-        var lengths = examples.Select(e => e.Length).ToArray();
         int globalBatch = c.BatchSize * _comm.Size;
+        if (c.Packing)
+        {
+            // rows of several examples each; batching, sharding and resume then work on rows as on examples
+            double before = SamplePacking.PaddingFraction(examples, LengthGroupedBatches.ForEpoch(examples.Select(e => e.Length).ToArray(), globalBatch, c.Seed, 0, c.GroupByLength));
+            int count = examples.Count;
+            examples = [.. SamplePacking.Pack(examples, c.MaxSeqLen)];
+            double after = SamplePacking.PaddingFraction(examples, LengthGroupedBatches.ForEpoch(examples.Select(e => e.Length).ToArray(), globalBatch, c.Seed, 0, c.GroupByLength));
+            Log($"packing: {count} examples in {examples.Count} rows of up to {c.MaxSeqLen} tokens; padding {before:P1} → {after:P1} of the batch positions");
+        }
+        var lengths = examples.Select(e => e.Length).ToArray();
         int batchesPerEpoch = (examples.Count + globalBatch - 1) / globalBatch;
         int stepsPerEpoch = Math.Max(1, batchesPerEpoch / c.GradAccum);
         int totalSteps = c.MaxSteps > 0 ? c.MaxSteps : stepsPerEpoch * c.Epochs;

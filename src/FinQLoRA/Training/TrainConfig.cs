@@ -55,6 +55,8 @@ public sealed partial record TrainConfig
     public bool Resume { get; init; }
     public bool GradCheckpointing { get; init; }
     public bool GroupByLength { get; init; } = true;
+    /// <summary>Sample packing (<see cref="Data.Sft.SamplePacking"/>): a batch row holds several examples.</summary>
+    public bool Packing { get; init; }
     public ScalarType Dtype { get; init; } = ScalarType.BFloat16;
     public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
     public int VarFreezeStep { get; init; } = 100000;

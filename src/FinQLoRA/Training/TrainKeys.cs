@@ -74,6 +74,7 @@ public static class TrainKeys
         Of("resume", "continue from the latest checkpoint in out", TrueFalse, c => c.Resume, (c, v) => c with { Resume = v }),
         Of("grad_checkpointing", "recompute layers in backward", TrueFalse, c => c.GradCheckpointing, (c, v) => c with { GradCheckpointing = v }),
         Of("group_by_length", "batch similar lengths together", TrueFalse, c => c.GroupByLength, (c, v) => c with { GroupByLength = v }).YamlOnly(),
+        Of("packing", "bin-pack short examples into max_seq_len rows; attention stays inside each example", TrueFalse, c => c.Packing, (c, v) => c with { Packing = v }),
         Of("dtype", "bf16, f32 or f16 compute", Named(ComputeDtypes.Spellings), c => c.Dtype, (c, v) => c with { Dtype = v }),
         Of("device", "cpu, cuda or cuda:N", Device, c => c.Device, (c, v) => c with { Device = v }),
         Of("var_freeze_step", "0/1 Adam: freeze variance after this step", Integer, c => c.VarFreezeStep, (c, v) => c with { VarFreezeStep = v }),

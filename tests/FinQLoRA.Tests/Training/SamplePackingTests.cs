@@ -93,3 +93,26 @@ public sealed class SamplePackingTests
         TensorAssert.Close(alone, withFirst, rtol: 1e-5, atol: 1e-6);
     }
 }
+
+/// <summary><c>train --packing</c> end to end: fewer, fuller rows, recorded in run.json, and a run that learns.</summary>
+public sealed class PackedTrainingTests
+{
+    [Fact]
+    public void TrainWithPackingPacksRowsAndRecordsIt()
+    {
+        using var dir = new TempFolder();
+        string data = TrainingRun.WriteData(dir.Path);
+        string run = Path.Combine(dir.Path, "run");
+        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(3), "train", "--model", SeededLlama.Folder, "--data", data, "--out", run,
+            "--bits", "16", "--dtype", "f32", "--rank", "4", "--batch-size", "2", "--max-steps", "3", "--warmup-steps", "0",
+            "--save-every", "0", "--lr", "3e-3", "--max-seq-len", "256", "--packing");
+        Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+        var line = r.Stdout.Split('\n').Single(l => l.StartsWith("packing: ", StringComparison.Ordinal));
+        var m = System.Text.RegularExpressions.Regex.Match(line, @"packing: (\d+) examples in (\d+) rows");
+        Assert.True(m.Success, line);
+        Assert.True(int.Parse(m.Groups[2].Value) < int.Parse(m.Groups[1].Value), line);
+        var record = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(run, "run.json")))!;
+        Assert.True(record["config"]!["packing"]!.GetValue<bool>());
+        Assert.All(TrainingRun.Metrics(run), o => Assert.True(double.IsFinite(o["loss"]!.GetValue<double>())));
+    }
+}
