@@ -51,6 +51,13 @@ public sealed class TextGenerator(LlamaModel model, ITextTokenizer tokenizer) : 
 
         var progress = new GenerationProgress(prompts, options, tokenizer);
         var logits = model.Forward(input, padMask, cache, lastOnly: true);
+        // A decode step's query sees every real key so far: its additive mask row is one view of this, as
+        // AttentionMask.Build would make it (0 on real tokens, the most negative value on padding), in the compute
+        // dtype; its position is the count of real tokens before it, one more each step.
+        var fullAdditive = zeros([b, 1, 1, capacity], ScalarType.Float32, device)
+            .masked_fill(fullMask.eq(0).view(b, 1, 1, capacity), float.MinValue).to(model.ComputeDType);
+        var position = padMask.sum([1L], keepdim: true);                                            // [B, 1] int64
+        int seen = longest;
         while (true)
         {
             using var stepScope = NewDisposeScope();
@@ -59,9 +66,10 @@ public sealed class TextGenerator(LlamaModel model, ITextTokenizer tokenizer) : 
             progress.Record(chosen);
             if (progress.Done) break;
             var feed = tensor(progress.NextFeed(chosen), [b, 1], device: device);
-            padMask = fullMask.narrow(1, 0, padMask.shape[1] + 1).MoveToOuterDisposeScope(); // a view: no data copied
+            seen++;
             logits.Dispose();
-            logits = model.Forward(feed, padMask, cache, lastOnly: true).MoveToOuterDisposeScope();
+            logits = model.Forward(feed, position, fullAdditive.narrow(3, 0, seen), cache, lastOnly: true).MoveToOuterDisposeScope();
+            position.add_(1);
         }
         return progress.Results();
     }

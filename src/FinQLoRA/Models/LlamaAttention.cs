@@ -43,7 +43,7 @@ public sealed class LlamaAttention : ProjectionSet
             k = k.repeat_interleave(h / hkv, dim: 1);
             v = v.repeat_interleave(h / hkv, dim: 1);
         }
-        var attn = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask.to(q.dtype));
+        var attn = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask.dtype == q.dtype ? mask : mask.to(q.dtype));
         var merged = attn.transpose(1, 2).reshape(b, t, h * d);
         return this[ProjectionKind.O].forward(merged).MoveToOuterDisposeScope();
     }

@@ -53,7 +53,8 @@ public sealed class LlamaModel : nn.Module
     {
         using var scope = NewDisposeScope();
         var flat = embed_tokens.index_select(0, ids.reshape(-1));
-        return flat.view(ids.shape[0], ids.shape[1], -1).to(ComputeDType).MoveToOuterDisposeScope();
+        var h = flat.view(ids.shape[0], ids.shape[1], -1);
+        return (h.dtype == ComputeDType ? h : h.to(ComputeDType)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Runs layers [from, to) on hidden states h [B, T, hidden]; positions are those of h's tokens.</summary>
@@ -61,7 +62,7 @@ public sealed class LlamaModel : nn.Module
     {
         using var scope = NewDisposeScope();
         var (cos, sin) = _rope.CosSin(positions, ComputeDType);
-        var m = mask.to(ComputeDType);
+        var m = mask.dtype == ComputeDType ? mask : mask.to(ComputeDType);
         // A checkpointed layer is an autograd function whose only tensor input is h; with a frozen embedding h needs no
         // grad, the function's output would then have no grad_fn and the adapters inside would get no gradients
         // (PyTorch's reentrant checkpoint has the same trap; HF answers it with enable_input_require_grads).
@@ -82,7 +83,7 @@ public sealed class LlamaModel : nn.Module
         using var scope = NewDisposeScope();
         var n = norm.forward(h);
         var logits = lm_head != null ? lm_head.forward(n) : nn.functional.linear(n, embed_tokens.to(n.dtype));
-        return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+        return (logits.dtype == ScalarType.Float32 ? logits : logits.to(ScalarType.Float32)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -97,6 +98,16 @@ public sealed class LlamaModel : nn.Module
         long past = cache?.Length ?? 0;
         var positions = AttentionMask.Positions(padMask, b, t, past, ids.device);
         var mask = AttentionMask.Build(padMask, b, t, past, ids.device);
+        return Forward(ids, positions, mask, cache, lastOnly).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The forward with positions [B, T] and the additive mask [B, 1, T, past + T] made by the caller: a
+    /// decode loop keeps both from step to step (a view of one mask, positions plus one) instead of rebuilding them
+    /// from the padding mask every token.</summary>
+    public Tensor Forward(Tensor ids, Tensor positions, Tensor mask, KvCache? cache, bool lastOnly)
+    {
+        using var scope = NewDisposeScope();
+        long t = ids.shape[1];
         var h = RunLayers(Embed(ids), 0, _layers.Length, positions, mask, cache);
         cache?.Advance((int)t);
         if (lastOnly) h = h.narrow(1, t - 1, 1);

@@ -22,26 +22,31 @@ public sealed class RotaryEmbedding
         _invFreq = inv.Select(v => (float)v).ToArray();
     }
 
-    /// <summary>cos and sin of shape [B, T, headDim] for integer positions [B, T], in <paramref name="dtype"/>.</summary>
+    /// <summary>
+    /// cos and the signed sin for integer positions [B, T], each [B, 1, T, headDim] in <paramref name="dtype"/>, made once
+    /// per forward and shared by every layer's q and k: cos = [cos θ, cos θ], sin = [−sin θ, sin θ], so that
+    /// <see cref="Apply"/> needs no negation. (Negating the sine instead of the rotated half gives the same bits:
+    /// IEEE products are sign-symmetric.)
+    /// </summary>
     public (Tensor Cos, Tensor Sin) CosSin(Tensor positions, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
         var inv = tensor(_invFreq, device: positions.device);
         var freqs = positions.to(ScalarType.Float32).unsqueeze(-1) * inv;       // [B, T, d/2]
-        var emb = cat([freqs, freqs], -1);                                     // [B, T, d]
-        return (emb.cos().to(dtype).MoveToOuterDisposeScope(), emb.sin().to(dtype).MoveToOuterDisposeScope());
+        var c = freqs.cos();
+        var s = freqs.sin();
+        var cos = cat([c, c], -1).to(dtype).unsqueeze(1);                       // [B, 1, T, d]
+        var sin = cat([-s, s], -1).to(dtype).unsqueeze(1);
+        return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
     }
 
-    /// <summary>x·cos + rotate_half(x)·sin for x of shape [B, heads, T, d] and cos/sin of [B, T, d].</summary>
+    /// <summary>x·cos + rotate_half(x)·sin for x of shape [B, heads, T, d], with rotate_half(x) = [−x₂, x₁] written as
+    /// [x₂, x₁] times the signed sin of <see cref="CosSin"/>.</summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
         using var scope = NewDisposeScope();
         long half = x.shape[^1] / 2;
-        var x1 = x.narrow(-1, 0, half);
-        var x2 = x.narrow(-1, half, half);
-        var rotated = cat([-x2, x1], -1);
-        var c = cos.unsqueeze(1);
-        var s = sin.unsqueeze(1);
-        return (x * c + rotated * s).MoveToOuterDisposeScope();
+        var swapped = cat([x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
+        return (x * cos + swapped * sin).MoveToOuterDisposeScope();
     }
 }
