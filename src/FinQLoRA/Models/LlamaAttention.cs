@@ -37,14 +37,27 @@ public sealed class LlamaAttention : ProjectionSet
         k = RotaryEmbedding.Apply(k, cos, sin);
         if (cache != null) (k, v) = cache.Append(_layer, k, v);                  // [B, Hkv, S, d]
 
-        if (h != hkv)
+        var m = mask.dtype == q.dtype ? mask : mask.to(q.dtype);
+        Tensor merged;
+        if (h != hkv && t == 1)
         {
-            // TorchSharp's SDPA has no enable_gqa: repeat each KV head for its group of query heads.
-            k = k.repeat_interleave(h / hkv, dim: 1);
-            v = v.repeat_interleave(h / hkv, dim: 1);
+            // One query per row (a decode step): the G = H/Hkv query heads of a KV head are attention rows against the
+            // same keys, so they are grouped as [B, Hkv, G, d] and the keys are read once, not repeated G times per
+            // layer per token; the mask row [B, 1, 1, S] is the same for all of them.
+            var grouped = q.reshape(b, hkv, h / hkv, d);
+            merged = nn.functional.scaled_dot_product_attention(grouped, k, v, attn_mask: m).reshape(b, 1, h * d);
         }
-        var attn = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask.dtype == q.dtype ? mask : mask.to(q.dtype));
-        var merged = attn.transpose(1, 2).reshape(b, t, h * d);
+        else
+        {
+            if (h != hkv)
+            {
+                // TorchSharp's SDPA has no enable_gqa: repeat each KV head for its group of query heads.
+                k = k.repeat_interleave(h / hkv, dim: 1);
+                v = v.repeat_interleave(h / hkv, dim: 1);
+            }
+            var attn = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: m);
+            merged = attn.transpose(1, 2).reshape(b, t, h * d);
+        }
         return this[ProjectionKind.O].forward(merged).MoveToOuterDisposeScope();
     }
 }
