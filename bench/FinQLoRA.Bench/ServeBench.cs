@@ -78,9 +78,14 @@ public static class ServeBench
         var generator = new TextGenerator(model, tokenizer);
         var options = new GenerationOptions { MaxNewTokens = tokens };
         generator.GenerateIds(ids.Take(2).ToList(), options with { MaxNewTokens = 4 }, 2); // warm-up
-        var sw = Stopwatch.StartNew();
-        var offline = generator.GenerateIds(ids.Take(16).ToList(), options, 16);
-        double offlineRate = offline.Sum(r => r.OutputIds.Length + (r.FinishReason == "eos" ? 1 : 0)) / sw.Elapsed.TotalSeconds;
+        var offlineRates = new List<double>();
+        for (int i = 0; i < 3; i++) // the median of three, as for the served figures
+        {
+            var sw = Stopwatch.StartNew();
+            var offline = generator.GenerateIds(ids.Take(16).ToList(), options, 16);
+            offlineRates.Add(offline.Sum(r => r.OutputIds.Length + (r.FinishReason == "eos" ? 1 : 0)) / sw.Elapsed.TotalSeconds);
+        }
+        double offlineRate = offlineRates.Order().ElementAt(1);
 
         // Eight adapters (rank 8 on q, k, v, o), B seeded nonzero so that they do real work.
         for (int a = 0; a < 8; a++)
@@ -101,11 +106,19 @@ public static class ServeBench
         using var http = new HttpClient { BaseAddress = server.Url, Timeout = TimeSpan.FromMinutes(10) };
         await Clients(http, prompts, [name], 2, 1, 4); // warm-up
 
+        // Each figure is the median of three runs: a single stream of a tiny model lasts under a second, and one run of
+        // it on a shared 2-core machine can be off by a factor of two.
+        async Task<Measured> Median(string[] models, int streams, int requests)
+        {
+            var three = new List<Measured>();
+            for (int i = 0; i < 3; i++) three.Add(await Clients(http, prompts, models, streams, requests, tokens));
+            return three.OrderBy(m => m.TokensPerSecond).ElementAt(1);
+        }
         var runs = new List<Measured>();
         foreach (int streams in new[] { 1, 4, 16, 32 })
-            runs.Add(await Clients(http, prompts, [name], streams, streams == 1 ? Math.Max(2, requestsPerClient) : requestsPerClient, tokens));
-        var single = await Clients(http, prompts, ["a0"], 16, requestsPerClient, tokens);
-        var mixed = await Clients(http, prompts, Enumerable.Range(0, 8).Select(a => $"a{a}").ToArray(), 16, requestsPerClient, tokens);
+            runs.Add(await Median([name], streams, streams == 1 ? Math.Max(2, requestsPerClient) : requestsPerClient));
+        var single = await Median(["a0"], 16, requestsPerClient);
+        var mixed = await Median([.. Enumerable.Range(0, 8).Select(a => $"a{a}")], 16, requestsPerClient);
         await server.StopAsync();
 
         Console.WriteLine($"{name} ({parameters / 1e6:F1}M parameters, f32, greedy, {tokens} new tokens per request)");
