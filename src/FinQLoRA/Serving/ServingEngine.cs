@@ -34,6 +34,11 @@ public sealed class ServingEngine : IDisposable
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _stopping, _abort, _exit;
     private int _running;
+    // A prompt longer than the per-step prefill budget is prefilled a chunk per iteration in the pool's last slot,
+    // between decode steps, and joins the running rows when its last chunk is done.
+    private EngineRow? _chunked;
+    private int _chunkedDone;
+    private int ChunkSlot => _options.MaxBatch - 1;
 
     /// <summary>Starts the scheduler on <paramref name="model"/>; adapters already loaded into it are served under their names.</summary>
     public ServingEngine(LlamaModel model, ITextTokenizer tokenizer, EngineOptions options, IEngineObserver? observer = null)
@@ -244,16 +249,18 @@ public sealed class ServingEngine : IDisposable
                 try
                 {
                     Admit();
+                    if (_chunked is not null) PrefillChunk();
                     if (_rows.Count > 0) DecodeStep();
                 }
                 catch (Exception e)
                 {
                     // A failed step ends the rows it held (their clients see an error); the server keeps running.
                     foreach (var row in _rows.ToList()) End(row, e);
+                    if (_chunked is { } chunked) End(chunked, e);
                 }
                 _observer?.BatchSize(_rows.Count);
                 bool idle;
-                lock (_lock) idle = _rows.Count == 0 && _queue.Count == 0 && _commands.Count == 0;
+                lock (_lock) idle = _rows.Count == 0 && _chunked is null && _queue.Count == 0 && _commands.Count == 0;
                 if (idle && !_exit) _wake.Wait();
             }
             RunCommands();
@@ -279,12 +286,14 @@ public sealed class ServingEngine : IDisposable
     private void AbortAll()
     {
         foreach (var row in _rows.ToList()) End(row, null);
+        if (_chunked is { } chunked) End(chunked, null);
         while (TryDequeue(out var row)) End(row, null);
     }
 
     private void DropCancelled()
     {
         foreach (var row in _rows.Where(r => r.Request.Cancellation.IsCancellationRequested).ToList()) End(row, null);
+        if (_chunked is { Request.Cancellation.IsCancellationRequested: true } chunked) End(chunked, null);
         List<EngineRow> cancelled;
         lock (_lock)
         {
@@ -311,14 +320,29 @@ public sealed class ServingEngine : IDisposable
     }
 
     /// <summary>Takes waiting requests into free slots and prefills them together, right-padded to the longest, while
-    /// the padded size stays within the per-step budget (at least one request is always taken).</summary>
+    /// the padded size stays within the per-step budget. A prompt longer than the budget starts a chunked prefill
+    /// instead (one at a time, in the last slot), so that no single forward holds the running streams up for long.</summary>
     private void Admit()
     {
         var group = new List<EngineRow>();
         int longest = 0;
-        while (_rows.Count + group.Count < _options.MaxBatch && TryDequeue(out var row))
+        // while a chunked prefill holds the last slot, running rows fit in the others
+        int Capacity() => _chunked is null ? _options.MaxBatch : _options.MaxBatch - 1;
+        while (_rows.Count + group.Count < Capacity() && TryDequeue(out var row))
         {
             if (row.Request.Cancellation.IsCancellationRequested) { End(row, null); continue; }
+            if (row.Request.PromptIds.Length > _options.PrefillTokensPerStep)
+            {
+                if (group.Count > 0 || _chunked is not null)
+                {
+                    lock (_lock) _queue.AddFirst(row);
+                    break;
+                }
+                _chunked = row;
+                _chunkedDone = 0;
+                Interlocked.Increment(ref _running);
+                continue;
+            }
             int t = Math.Max(longest, row.Request.PromptIds.Length);
             if (group.Count > 0 && t * (group.Count + 1) > _options.PrefillTokensPerStep)
             {
@@ -377,6 +401,41 @@ public sealed class ServingEngine : IDisposable
         finally { ClearAdapters(); }
         for (int r = 0; r < k; r++) group[r].Length = (int)lengthValues[r];
         Sample(group, logits);
+    }
+
+    /// <summary>The next chunk (up to the per-step budget) of the long prompt in <see cref="ChunkSlot"/>: its queries see
+    /// the chunks before them and causally their own; after the last chunk the row moves to the end of the running rows
+    /// and its first token is sampled.</summary>
+    private void PrefillChunk()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var row = _chunked!;
+        var device = _model.Device;
+        var prompt = row.Request.PromptIds;
+        int start = _chunkedDone, c = Math.Min(_options.PrefillTokensPerStep, prompt.Length - start), end = start + c;
+        var ids = tensor(prompt[start..end].Select(i => (long)i).ToArray(), [1, c], device: device);
+        var positions = arange(start, end, ScalarType.Int64, device).unsqueeze(0);
+        var query = arange(start, end, ScalarType.Int64, device).view(1, 1, c, 1);
+        var key = arange(0, end, ScalarType.Int64, device).view(1, 1, 1, end);
+        var mask = zeros([1, 1, c, end], ScalarType.Float32, device).masked_fill(key.gt(query), float.MinValue);
+        _cache.BeginPrefill(ChunkSlot, 1, offset: start);
+        Tensor? logits = null;
+        SelectAdapters([row]);
+        try
+        {
+            var h = _model.RunLayers(_model.Embed(ids), 0, _model.Layers.Count, positions, mask, _cache);
+            if (end == prompt.Length) logits = _model.Head(h.narrow(1, c - 1, 1)).select(1, 0); // [1, vocab]
+        }
+        finally { ClearAdapters(); }
+        _chunkedDone = end;
+        if (logits is null) return;
+        _chunked = null;
+        row.Slot = _rows.Count;
+        _cache.Move(ChunkSlot, row.Slot, prompt.Length);
+        _rows.Add(row);
+        row.Length = prompt.Length;
+        Sample([row], logits);
     }
 
     private void DecodeStep()
@@ -474,7 +533,12 @@ public sealed class ServingEngine : IDisposable
     /// stream is closed and its adapter's in-flight count drops.</summary>
     private void End(EngineRow row, Exception? error)
     {
-        if (row.Slot >= 0)
+        if (ReferenceEquals(row, _chunked))
+        {
+            _chunked = null;
+            Interlocked.Decrement(ref _running);
+        }
+        else if (row.Slot >= 0)
         {
             int last = _rows.Count - 1;
             if (row.Slot != last)

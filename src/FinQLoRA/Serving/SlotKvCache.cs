@@ -15,7 +15,7 @@ public sealed class SlotKvCache : IKvCache, IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
-    private int _slot, _count, _rows, _span;
+    private int _slot, _count, _offset, _rows, _span;
     private Tensor? _rowIndex, _lengths;
 
     public SlotKvCache(LlamaConfig config, int slots, int capacity, ScalarType dtype, Device device)
@@ -35,11 +35,13 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     public int Capacity { get; }
     public long Bytes => _keys.Sum(k => k.numel() * k.element_size()) * 2;
 
-    /// <summary>The next forward fills positions [0, T) of slots [<paramref name="slot"/>, slot + count).</summary>
-    public void BeginPrefill(int slot, int count = 1)
+    /// <summary>The next forward fills positions [offset, offset + T) of slots [<paramref name="slot"/>, slot + count)
+    /// and attends to [0, offset + T) (a later chunk of a long prompt sees the chunks before it).</summary>
+    public void BeginPrefill(int slot, int count = 1, int offset = 0)
     {
         _slot = slot;
         _count = count;
+        _offset = offset;
         _rows = 0;
     }
 
@@ -59,11 +61,11 @@ public sealed class SlotKvCache : IKvCache, IDisposable
         if (_rows == 0)
         {
             long t = k.shape[2];
-            var ks = _keys[layer].narrow(0, _slot, _count).narrow(2, 0, t);
-            var vs = _values[layer].narrow(0, _slot, _count).narrow(2, 0, t);
-            ks.copy_(k);
-            vs.copy_(v);
-            return (ks, vs);
+            var keys = _keys[layer].narrow(0, _slot, _count);
+            var values = _values[layer].narrow(0, _slot, _count);
+            keys.narrow(2, _offset, t).copy_(k);
+            values.narrow(2, _offset, t).copy_(v);
+            return (keys.narrow(2, 0, _offset + t), values.narrow(2, 0, _offset + t));
         }
         // Advanced indices split by a slice put their dimension first: the target is [n, kvHeads, d].
         _keys[layer].index_put_(k.select(2, 0), TensorIndex.Tensor(_rowIndex!), TensorIndex.Colon, TensorIndex.Tensor(_lengths!));
