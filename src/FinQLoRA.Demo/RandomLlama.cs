@@ -29,6 +29,6 @@ public static class RandomLlama
             writer.Commit();
         }
         FinQLoRA.IO.AtomicFile.WriteAllText(Path.Combine(folder, "config.json"),
-            (config with { TorchDtype = dtype == ScalarType.BFloat16 ? "bfloat16" : "float32" }).ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            (config with { TorchDtype = TorchDtypeNames.Name(dtype) }).ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 }

@@ -42,9 +42,7 @@ public sealed class PrequantizedProjections
         string source = Path.Combine(reader.Source, "config.json");
         var quantization = BitsAndBytesConfig.FromJson(config.QuantizationConfig, source);
         // int8 entries do not record the dtype the weight had; the model's torch_dtype is what it was cast to before quantizing
-        ScalarType stored = config.TorchDtype is "bfloat16" or "float16" or "float32" or "float64"
-            ? TorchDtypeNames.Parse(config.TorchDtype, source)
-            : ScalarType.Float16;
+        ScalarType stored = TorchDtypeNames.TryParse(config.TorchDtype, out var named) ? named : ScalarType.Float16;
         return new PrequantizedProjections(reader, options, quantization, stored);
     }
 

@@ -44,9 +44,6 @@ public static class SeededLlama
     public static string Write(string folder, LlamaConfig config, long seed, ScalarType dtype = ScalarType.Float32, string? tokenizerFolder = null)
     {
         RandomLlama.WriteHfFolder(config, folder, seed, dtype);
-        // RandomLlama names only bf16 and fp32 in config.json; an fp16 model must say float16 (GGUF conversion reads it).
-        if (dtype == ScalarType.Float16)
-            File.WriteAllText(Path.Combine(folder, "config.json"), (config with { TorchDtype = "float16" }).ToJson().ToJsonString());
         if (tokenizerFolder == null) SeededTokenizer.Write(folder);
         else
             foreach (string f in new[] { "tokenizer.json", "tokenizer_config.json" })
