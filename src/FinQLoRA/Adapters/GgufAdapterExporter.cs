@@ -24,7 +24,7 @@ public static class GgufAdapterExporter
         IO.OutputPlacement.CheckFile(outFile, [adapterFolder, basePath], overwrite);
         string configPath = Path.Combine(adapterFolder, "adapter_config.json");
         string weightsPath = Path.Combine(adapterFolder, "adapter_model.safetensors");
-        if (!File.Exists(configPath)) throw new UserInputException($"{adapterFolder}: no adapter_config.json; point --adapter at a PEFT adapter folder");
+        if (!File.Exists(configPath)) throw UserInputException.About($"{adapterFolder}: no adapter_config.json; point {new ConfigField("adapter")} at a PEFT adapter folder");
         if (!File.Exists(weightsPath)) throw new UserInputException($"{adapterFolder}: no adapter_model.safetensors; save the adapter in safetensors format");
         JsonObject cfg;
         try { cfg = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject ?? throw new UserInputException($"{configPath}: expected a JSON object"); }
@@ -77,11 +77,11 @@ public static class GgufAdapterExporter
             if (kind is ProjectionKind.Q or ProjectionKind.K)
             {
                 if (config == null)
-                    throw new UserInputException($"{adapterFolder}: the adapter changes {module}, whose rows must be permuted into GGUF's RoPE order; pass --base with the base model (HF folder or GGUF) so the head counts are known");
+                    throw UserInputException.About($"{adapterFolder}: the adapter changes {module}, whose rows must be permuted into GGUF's RoPE order; pass {new ConfigField("base")} with the base model (HF folder or GGUF) so the head counts are known");
                 heads = LlamaLayout.RopeHeads(kind, config);
                 long expectedRows = LlamaLayout.Shape(config, kind).Out;
                 if (bShape[0] != expectedRows)
-                    throw new UserInputException($"{weightsPath}: {b} has {bShape[0]} rows but the base model's {module} has {expectedRows}; is --base the model this adapter was trained on?");
+                    throw UserInputException.About($"{weightsPath}: {b} has {bShape[0]} rows but the base model's {module} has {expectedRows}; is {new ConfigField("base")} the model this adapter was trained on?");
             }
             string an = a, bn = b;
             writer.AddTensor($"{ggufWeight}.lora_a", GgmlType.F32, aShape, () => file.Read(an));

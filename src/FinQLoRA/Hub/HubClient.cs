@@ -94,7 +94,7 @@ public sealed partial class HubClient : IDisposable
         IReadOnlyList<HubFile> listed = await ListFilesAsync(repo, observer, cancellation);
         var selected = listed.Where(f => GlobPattern.MatchesAny(patterns, f.Path)).ToList();
         if (selected.Count == 0)
-            throw new UserInputException($"no file of {repo} matches --include {string.Join(' ', include)}; the repo has {listed.Count} files: {string.Join(", ", listed.Take(8).Select(f => HubRepo.Printable(f.Path)))}{(listed.Count > 8 ? ", ..." : "")}");
+            throw UserInputException.About($"no file of {repo} matches {new ConfigField("include")} {string.Join(' ', include)}; the repo has {listed.Count} files: {string.Join(", ", listed.Take(8).Select(f => HubRepo.Printable(f.Path)))}{(listed.Count > 8 ? ", ..." : "")}");
 
         // Every selected path is checked before the first download, so a bad name late in the listing cannot leave
         // a half-fetched output behind.

@@ -28,11 +28,11 @@ internal static class HubErrors
         if (code is 401 or 403)
             return new($"{repo}: the account of HF_TOKEN has no access (HTTP {code}{Detail(errorCode)}): {licence} on the Hub at {page} with that account and wait for approval, or use a token with read access");
         if (code == 404 && errorCode == "RevisionNotFound")
-            return new($"revision '{repo.Revision}' not found in {repo.Kind} {repo.Id} (HTTP 404): check --revision (a branch, tag or commit of {page})");
+            return UserInputException.About($"revision '{repo.Revision}' not found in {repo.Kind} {repo.Id} (HTTP 404): check {new ConfigField("revision")} (a branch, tag or commit of {page})");
         if (code == 404 && filePath != null && errorCode != "RepoNotFound")
             return new($"file '{filePath}' not found in {repo} (HTTP 404{Detail(errorCode)}): the repo changed since it was listed; rerun the fetch");
         if (code == 404)
-            return new($"{repo.Kind} repo '{repo.Id}' or revision '{repo.Revision}' not found at {settings.Endpoint.AbsoluteUri} (HTTP 404{Detail(errorCode)}): check the repo name{(repo.Type == HubRepoType.Dataset ? " (models use `model fetch`)" : " (datasets use `data fetch`)")} and --revision");
+            return UserInputException.About($"{repo.Kind} repo '{repo.Id}' or revision '{repo.Revision}' not found at {settings.Endpoint.AbsoluteUri} (HTTP 404{Detail(errorCode)}): check the repo name{(repo.Type == HubRepoType.Dataset ? " (models use `model fetch`)" : " (datasets use `data fetch`)")} and {new ConfigField("revision")}");
         string message = Header(response, "X-Error-Message");
         return new($"{repo}: the Hub refused {response.RequestMessage?.RequestUri} with HTTP {code} {response.ReasonPhrase}{(message.Length > 0 ? ": " + message : "")}");
     }

@@ -37,7 +37,7 @@ public sealed partial record HubRepo
         if (RepoIdProblem(id) is { } problem)
             throw new UserInputException($"{kind} repo id '{Printable(id)}' is not a Hub repo id ({problem}): expected owner/name, e.g. {(type == HubRepoType.Dataset ? "FinGPT/fingpt-sentiment-train" : "meta-llama/Llama-3.1-8B-Instruct")}");
         if (RevisionProblem(revision) is { } why)
-            throw new UserInputException($"--revision '{Printable(revision)}' is not a branch, tag or commit name ({why}); use e.g. main, v1.0 or refs/pr/1");
+            throw UserInputException.About($"{new ConfigField("revision")} '{Printable(revision)}' is not a branch, tag or commit name ({why}); use e.g. main, v1.0 or refs/pr/1");
         return new HubRepo(type, id, revision);
     }
 

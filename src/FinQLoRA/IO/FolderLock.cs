@@ -34,7 +34,7 @@ public sealed class FolderLock : IDisposable
                 string holder;
                 try { holder = File.ReadAllText(path).Trim(); } catch (IOException) { continue; }
                 if (IsAlive(holder))
-                    throw new UserInputException($"{folder}: in use by another run (process {holder.Split(' ')[0]}, lock {path}); wait for it to end or choose another --out");
+                    throw UserInputException.About($"{folder}: in use by another run (process {holder.Split(' ')[0]}, lock {path}); wait for it to end or choose another {new ConfigField("out")}");
                 // stale: its process is gone; remove only if it still holds what we read (another claimant may have taken it)
                 try { if (File.ReadAllText(path).Trim() == holder) File.Delete(path); } catch (IOException) { }
             }

@@ -11,36 +11,36 @@ public static class OutputPlacement
 {
     /// <summary>Checks a folder output (a model, an adapter, a report, a run folder).</summary>
     /// <param name="inputs">every file or folder the command reads (missing or null entries are ignored)</param>
-    public static void CheckFolder(string output, IEnumerable<string?> inputs, bool overwrite, string flag = "--out")
+    public static void CheckFolder(string output, IEnumerable<string?> inputs, bool overwrite, string field = "out")
     {
-        string out_ = CheckAgainstInputs(output, inputs, flag);
-        if (File.Exists(out_)) throw new UserInputException($"{flag} {output}: is a file; give a folder path");
+        string out_ = CheckAgainstInputs(output, inputs, field);
+        if (File.Exists(out_)) throw UserInputException.About($"{new ConfigField(field)} {output}: is a file; give a folder path");
         if (!OutputMarker.IsEmptyOrMissing(out_))
         {
             if (!OutputMarker.IsMarked(out_))
-                throw new UserInputException($"{flag} {output}: the folder is not empty and holds files FinQLoRA did not write; choose a new or empty folder");
+                throw UserInputException.About($"{new ConfigField(field)} {output}: the folder is not empty and holds files FinQLoRA did not write; choose a new or empty folder");
             if (!overwrite)
-                throw new UserInputException($"{flag} {output}: the folder is not empty (FinQLoRA wrote it earlier); pass --overwrite to replace it, or choose a new folder");
+                throw UserInputException.About($"{new ConfigField(field)} {output}: the folder is not empty (FinQLoRA wrote it earlier); pass {new ConfigField("overwrite")} to replace it, or choose a new folder");
         }
-        CheckWritable(output, Directory.Exists(out_) ? out_ : FileSystemPaths.NearestExistingFolder(out_), flag);
+        CheckWritable(output, Directory.Exists(out_) ? out_ : FileSystemPaths.NearestExistingFolder(out_), field);
     }
 
     /// <summary>Only the input and writability rules, for outputs whose existing content follows rules of their own
     /// (a training run folder is continued with --resume, never replaced).</summary>
-    public static void CheckInputsAndWritable(string output, IEnumerable<string?> inputs, string flag = "--out")
+    public static void CheckInputsAndWritable(string output, IEnumerable<string?> inputs, string field = "out")
     {
-        string out_ = CheckAgainstInputs(output, inputs, flag);
-        CheckWritable(output, FileSystemPaths.NearestExistingFolder(out_), flag);
+        string out_ = CheckAgainstInputs(output, inputs, field);
+        CheckWritable(output, FileSystemPaths.NearestExistingFolder(out_), field);
     }
 
     /// <summary>Checks a single-file output (a .gguf, a JSONL).</summary>
-    public static void CheckFile(string output, IEnumerable<string?> inputs, bool overwrite, string flag = "--out")
+    public static void CheckFile(string output, IEnumerable<string?> inputs, bool overwrite, string field = "out")
     {
-        string out_ = CheckAgainstInputs(output, inputs, flag);
-        if (Directory.Exists(out_)) throw new UserInputException($"{flag} {output}: is a folder; give a file path");
+        string out_ = CheckAgainstInputs(output, inputs, field);
+        if (Directory.Exists(out_)) throw UserInputException.About($"{new ConfigField(field)} {output}: is a folder; give a file path");
         if (File.Exists(out_) && !overwrite)
-            throw new UserInputException($"{flag} {output}: the file exists; pass --overwrite to replace it, or choose a new file");
-        CheckWritable(output, FileSystemPaths.NearestExistingFolder(Path.GetDirectoryName(out_) ?? "/"), flag);
+            throw UserInputException.About($"{new ConfigField(field)} {output}: the file exists; pass {new ConfigField("overwrite")} to replace it, or choose a new file");
+        CheckWritable(output, FileSystemPaths.NearestExistingFolder(Path.GetDirectoryName(out_) ?? "/"), field);
     }
 
     /// <summary>Empties a folder for a command that always replaces its own earlier output (the demo). Only a folder
@@ -54,27 +54,27 @@ public static class OutputPlacement
     }
 
     /// <returns>the output's canonical path</returns>
-    private static string CheckAgainstInputs(string output, IEnumerable<string?> inputs, string flag)
+    private static string CheckAgainstInputs(string output, IEnumerable<string?> inputs, string field)
     {
-        if (string.IsNullOrWhiteSpace(output)) throw new UserInputException($"{flag} is required");
+        if (string.IsNullOrWhiteSpace(output)) throw UserInputException.About($"{new ConfigField(field)} is required");
         string out_ = FileSystemPaths.Canonical(output);
         foreach (string? input in inputs)
         {
             if (string.IsNullOrEmpty(input) || !Path.Exists(input)) continue;
             string in_ = FileSystemPaths.Canonical(input);
             if (in_ == out_)
-                throw new UserInputException($"{flag} {output}: is the input {input}; choose a new path so the input is kept");
+                throw UserInputException.About($"{new ConfigField(field)} {output}: is the input {input}; choose a new path so the input is kept");
             if (FileSystemPaths.IsSameOrInside(in_, out_))
-                throw new UserInputException($"{flag} {output}: contains the input {input}; choose a path outside the inputs");
+                throw UserInputException.About($"{new ConfigField(field)} {output}: contains the input {input}; choose a path outside the inputs");
             if (Directory.Exists(in_) && FileSystemPaths.IsSameOrInside(out_, in_))
-                throw new UserInputException($"{flag} {output}: lies inside the input folder {input}; choose a path outside it");
+                throw UserInputException.About($"{new ConfigField(field)} {output}: lies inside the input folder {input}; choose a path outside it");
         }
         return out_;
     }
 
-    private static void CheckWritable(string output, string folder, string flag)
+    private static void CheckWritable(string output, string folder, string field)
     {
         if (!FileSystemPaths.IsWritableFolder(folder))
-            throw new UserInputException($"{flag} {output}: cannot write in {folder} (read-only or permission denied); choose a writable location");
+            throw UserInputException.About($"{new ConfigField(field)} {output}: cannot write in {folder} (read-only or permission denied); choose a writable location");
     }
 }

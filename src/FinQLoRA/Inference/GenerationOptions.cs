@@ -23,8 +23,8 @@ public sealed record GenerationOptions
     {
         if (MaxNewTokens < 1) throw UserInputException.About($"{new ConfigField("max_new_tokens")} must be at least 1 (got {MaxNewTokens})");
         // written so that NaN fails too (every comparison with NaN is false)
-        if (!(Temperature >= 0 && double.IsFinite(Temperature))) throw new UserInputException($"--temperature must be a finite number >= 0 (got {Temperature})");
-        if (!(TopP > 0 && TopP <= 1)) throw new UserInputException($"--top-p must be in (0, 1] (got {TopP})");
+        if (!(Temperature >= 0 && double.IsFinite(Temperature))) throw UserInputException.About($"{new ConfigField("temperature")} must be a finite number >= 0 (got {Temperature})");
+        if (!(TopP > 0 && TopP <= 1)) throw UserInputException.About($"{new ConfigField("top_p")} must be in (0, 1] (got {TopP})");
         if (TopK < 0) throw UserInputException.About($"{new ConfigField("top_k")} must be >= 0 (got {TopK})");
     }
 
@@ -36,7 +36,7 @@ public sealed record GenerationOptions
         {
             if (prompts[i].Length == 0) throw new UserInputException($"prompt {i} is empty after tokenization");
             if (prompts[i].Length + MaxNewTokens > context)
-                throw new UserInputException($"prompt {i} has {prompts[i].Length} tokens; with --max-new-tokens {MaxNewTokens} that exceeds the model's context of {context} (max_position_embeddings); shorten the prompt or lower --max-new-tokens");
+                throw UserInputException.About($"prompt {i} has {prompts[i].Length} tokens; with {new ConfigField("max_new_tokens")} {MaxNewTokens} that exceeds the model's context of {context} (max_position_embeddings); shorten the prompt or lower {new ConfigField("max_new_tokens")}");
         }
     }
 }

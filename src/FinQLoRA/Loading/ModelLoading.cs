@@ -45,7 +45,7 @@ public static class ModelLoading
         if (!path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) return TokenizerLoader.FromHuggingFace(path);
         using var file = new GgufFile(path);
         var data = GgufTokenizerData.FromGguf(file)
-            ?? throw new UserInputException($"{path}: the GGUF file embeds no tokenizer (no tokenizer.ggml.model); pass --tokenizer with a tokenizer.json");
+            ?? throw UserInputException.About($"{path}: the GGUF file embeds no tokenizer (no tokenizer.ggml.model); pass {new ConfigField("tokenizer")} with a tokenizer.json");
         var (tokenizer, tokenizerConfig) = HfTokenizerConverter.ToHuggingFaceJson(data, modelMaxLength: (int)(file.GetInteger("llama.context_length") ?? 2048));
         return TokenizerLoader.FromJson(tokenizer, tokenizerConfig, genConfig: null, modelConfig: null, source: path);
     }

@@ -38,7 +38,7 @@ public sealed class KvCache : IKvCache, IDisposable
         int i = layer - FirstLayer;
         long t = k.shape[2];
         if (Length + t > Capacity)
-            throw new UserInputException($"the sequence needs {Length + t} positions but the KV cache holds {Capacity}; lower --max-new-tokens or shorten the prompt");
+            throw UserInputException.About($"the sequence needs {Length + t} positions but the KV cache holds {Capacity}; lower {new ConfigField("max_new_tokens")} or shorten the prompt");
         using (no_grad())
         {
             _keys[i].narrow(2, Length, t).copy_(k);

@@ -22,7 +22,7 @@ public static class Quantizer
         {
             4 => Quantize4Bit(weight, options.Kind, options.BlockSize, options.DoubleQuant),
             8 => QuantizeInt8(weight),
-            _ => throw new UserInputException("quantize: 16-bit means no quantization; keep the bf16 weight (use --bits 4 or 8 to quantize)"),
+            _ => throw UserInputException.About($"quantize: 16-bit means no quantization; keep the bf16 weight (use {new ConfigField("bits")} 4 or 8 to quantize)"),
         };
     }
 

@@ -17,7 +17,7 @@ public static class AdapterMerge
     public static AdapterMergeResult Run(AdapterMergeOptions o)
     {
         string to = o.To.ToLowerInvariant();
-        if (to is not ("hf" or "gguf")) throw new UserInputException($"--to '{o.To}' is not one of hf, gguf");
+        if (to is not ("hf" or "gguf")) throw UserInputException.About($"{new ConfigField("to")} '{o.To}' is not one of hf, gguf");
         Runtime.ComputeDtypes.Require(o.DType);
         if (!File.Exists(o.ModelPath) && !Directory.Exists(o.ModelPath))
             throw UserInputException.About($"{new ConfigField("model")} {o.ModelPath}: not found; give an HF model folder or a .gguf file");

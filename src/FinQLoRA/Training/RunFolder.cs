@@ -28,12 +28,13 @@ public sealed partial class RunFolder : IDisposable
             throw new UserInputException($"out = {outDir}: the folder is not empty and holds files FinQLoRA did not write; choose a new or empty folder");
         bool hasCheckpoint = TrainingCheckpoint.List(outDir).Count > 0;
         if (config.Resume && !hasCheckpoint)
-            throw new UserInputException($"resume: {outDir} has no complete checkpoint to resume from; drop --resume to start a new run" +
-                (hasRun ? " in another --out" : ""));
+            throw hasRun
+                ? UserInputException.About($"resume: {outDir} has no complete checkpoint to resume from; drop {new ConfigField("resume")} to start a new run in another {new ConfigField("out")}")
+                : UserInputException.About($"resume: {outDir} has no complete checkpoint to resume from; drop {new ConfigField("resume")} to start a new run");
         if (!config.Resume && hasRun)
-            throw new UserInputException(hasCheckpoint
-                ? $"{outDir} already holds checkpoints; pass --resume to continue that run, or choose another --out"
-                : $"{outDir} already holds a finished training run; choose another --out");
+            throw hasCheckpoint
+                ? UserInputException.About($"{outDir} already holds checkpoints; pass {new ConfigField("resume")} to continue that run, or choose another {new ConfigField("out")}")
+                : UserInputException.About($"{outDir} already holds a finished training run; choose another {new ConfigField("out")}");
     }
 
     /// <summary>Claims the folder for the run: on the writing rank takes the lock, marks the folder and clears what
@@ -64,7 +65,7 @@ public sealed partial class RunFolder : IDisposable
     {
         if (File.Exists(c.Out)) throw new UserInputException($"out = {c.Out}: is a file; give a folder path");
         // What the folder may already hold is the run's own rule (Open); the input and writability rules are the shared ones.
-        OutputPlacement.CheckInputsAndWritable(c.Out, [c.Model, c.EvalData, .. c.DataSources.Select(s => s.File)], "out =");
+        OutputPlacement.CheckInputsAndWritable(c.Out, [c.Model, c.EvalData, .. c.DataSources.Select(s => s.File)]);
     }
 
     [GeneratedRegex(@"^(?<name>.+)\.(?<pid>\d+)\.(?:[0-9a-f]{32}\.)?(?<kind>tmp|old)$")]

@@ -388,7 +388,7 @@ public sealed class SftTrainer
                 Log($"warning: {path} is incomplete or damaged ({e.Message}); resuming from {checkpoints[i - 1].Path} instead");
             }
         }
-        throw new UserInputException($"resume: {_config.Out} has no complete checkpoint to resume from; drop --resume to start a new run");
+        throw UserInputException.About($"resume: {_config.Out} has no complete checkpoint to resume from; drop {new ConfigField("resume")} to start a new run");
     }
 
     /// <summary>Training data in any supported format; chat data is rendered with the configured (or the model's) template.</summary>

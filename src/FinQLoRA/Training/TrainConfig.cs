@@ -89,8 +89,8 @@ public sealed partial record TrainConfig
         if (string.IsNullOrWhiteSpace(Model)) Fail("model", "(missing)", "a model folder or .gguf file");
         if (string.IsNullOrWhiteSpace(Data)) Fail("data", "(missing)", "a JSONL file with context/target fields");
         // The presets in configs/ leave model and data as <PLACEHOLDER>s for the user to fill in with flags.
-        if (IsPlaceholder(Model)) throw new UserInputException($"{source}: model = {Model} is a placeholder; pass --model PATH (an HF folder or .gguf)");
-        if (IsPlaceholder(Data)) throw new UserInputException($"{source}: data = {Data} is a placeholder; pass --data FILE.jsonl");
+        if (IsPlaceholder(Model)) throw UserInputException.About($"{source}: model = {Model} is a placeholder; pass {new ConfigField("model")} PATH (an HF folder or .gguf)");
+        if (IsPlaceholder(Data)) throw UserInputException.About($"{source}: data = {Data} is a placeholder; pass {new ConfigField("data")} FILE.jsonl");
         DataSource.ParseAll(Data, source);
         foreach (var key in TrainKeys.All) key.Check(this, source);
         if (Epochs < 1 && MaxSteps <= 0) Fail("epochs", Epochs, "at least 1 (or set max_steps)");

@@ -70,7 +70,7 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
         void Same(string key, string configKey, object? have, object want)
         {
             if (have != null && !Equals(have, want))
-                throw new UserInputException($"resume: {file} has {key} = {have} but the run asks for {configKey} = {want}; resume with the run's settings or start a new --out");
+                throw UserInputException.About($"resume: {file} has {key} = {have} but the run asks for {configKey} = {want}; resume with the run's settings or start a new {new ConfigField("out")}");
         }
         Same("r", "rank", o["r"]?.GetValue<int>(), wanted.Rank);
         Same("lora_alpha", "alpha", o["lora_alpha"]?.GetValue<double>(), wanted.Alpha);
@@ -81,7 +81,7 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
             var have = targets.Select(t => t?.GetValue<string>() ?? "").Order().ToList();
             var want = LoraTargets.Names(wanted.ResolvedTargets()).Order().ToList();
             if (!have.SequenceEqual(want))
-                throw new UserInputException($"resume: {file} has target_modules = {string.Join(",", have)} but the run asks for targets = {string.Join(",", want)}; resume with the run's settings or start a new --out");
+                throw UserInputException.About($"resume: {file} has target_modules = {string.Join(",", have)} but the run asks for targets = {string.Join(",", want)}; resume with the run's settings or start a new {new ConfigField("out")}");
         }
     }
 

@@ -117,6 +117,6 @@ public sealed class AdapterMergeTests : IDisposable
     public void UnknownOutputFormatIsAUserError()
     {
         var e = Assert.Throws<UserInputException>(() => AdapterMerge.Run(new AdapterMergeOptions { ModelPath = BaseFolder, AdapterDir = _temp.Path, OutPath = _temp.Path, To = "onnx" }));
-        Assert.Contains("--to", e.Message);
+        Assert.Contains("--to", FinQLoRA.Cli.FlagNames.Render(e));
     }
 }

@@ -119,7 +119,7 @@ public sealed class SourceReaderTests
         var e = Build("xbrl_tags", tags, DataSplit.Train, seed: 3).Concat(Build("xbrl_tags", tags, DataSplit.Test, seed: 3)).Single();
         Assert.Equal("Be brief. \nExample question: q\nExample answer: a\nQuestion: What? \nAnswer:", e.Context);
         Assert.Equal("us-gaap:Assets / us-gaap:Equity", e.Target);
-        Assert.Contains("use --task xbrl_tags", Assert.Throws<UserInputException>(() => Build("xbrl_values", tags)).Message);
+        Assert.Contains("use --task xbrl_tags", FinQLoRA.Cli.FlagNames.Render(Assert.Throws<UserInputException>(() => Build("xbrl_values", tags))));
     }
 
     [Fact]

@@ -49,7 +49,7 @@ public sealed class SplitAndStatsTests
         foreach (string exclude in new[] { source, Path.Combine(dir.Path, ".", "s.jsonl"), link })
         {
             var e = Assert.Throws<UserInputException>(() => TaskDataBuilder.Build("fpb", [source], DataSplit.Train, [exclude], 1));
-            Assert.Equal($"--exclude {exclude} is the same file as --source {source}; excluding a source from itself leaves no examples — pass the held-out test set to --exclude", e.Message);
+            Assert.Equal($"--exclude {exclude} is the same file as --source {source}; excluding a source from itself leaves no examples — pass the held-out test set to --exclude", FinQLoRA.Cli.FlagNames.Render(e));
         }
     }
 
@@ -61,7 +61,7 @@ public sealed class SplitAndStatsTests
         string source = dir.Write("s.jsonl", line);
         string copy = dir.Write("copy.jsonl", line);
         var e = Assert.Throws<UserInputException>(() => TaskDataBuilder.Build("fpb", [source], DataSplit.Train, [copy], 1));
-        Assert.Contains($"every one of the 1 fpb examples of {source} occurs in --exclude {copy}", e.Message);
+        Assert.Contains($"every one of the 1 fpb examples of {source} occurs in --exclude {copy}", FinQLoRA.Cli.FlagNames.Render(e));
     }
 
     [Fact]

@@ -224,7 +224,7 @@ public sealed class HubClientTests : IAsyncLifetime
         var noRevision = await Assert.ThrowsAsync<UserInputException>(() =>
             client.FetchAsync(HubRepo.Create(HubRepoType.Dataset, "FinGPT/fingpt-headline-cls", "v9"), [], Out, cancellation: Deadline));
         Assert.Contains("revision 'v9' not found", noRevision.Message);
-        Assert.Contains("--revision", noRevision.Message);
+        Assert.Contains("--revision", FinQLoRA.Cli.FlagNames.Render(noRevision));
     }
 
     [Fact]
@@ -301,7 +301,7 @@ public sealed class HubClientTests : IAsyncLifetime
         using HubClient client = Client();
         var error = await Assert.ThrowsAsync<UserInputException>(() =>
             client.FetchAsync(HubRepo.Create(HubRepoType.Dataset, "a/b"), ["*.parquet"], Out, cancellation: Deadline));
-        Assert.Contains("--include *.parquet", error.Message);
+        Assert.Contains("--include *.parquet", FinQLoRA.Cli.FlagNames.Render(error));
         Assert.Contains("train.csv", error.Message);
     }
 

@@ -79,7 +79,7 @@ public sealed class HubPartsTests
     public void BadRevisions_AreRefusedBeforeAnyRequest(string revision)
     {
         var error = Assert.Throws<UserInputException>(() => HubRepo.Create(HubRepoType.Model, "acme/model", revision));
-        Assert.StartsWith("--revision '", error.Message);
+        Assert.StartsWith("--revision '", FinQLoRA.Cli.FlagNames.Render(error));
         Assert.DoesNotContain('\n', error.Message);
         Assert.DoesNotContain('\r', error.Message);
     }

@@ -44,7 +44,7 @@ public sealed class OutputPlacementTests
         string own = Path.Combine(dir.Path, "own");
         AtomicFile.WriteDirectory(own, t => File.WriteAllText(Path.Combine(t, "v1"), "1"));
         Assert.True(OutputMarker.IsMarked(own));
-        Assert.Contains("--overwrite", Refused(() => OutputPlacement.CheckFolder(own, [], overwrite: false)).Message);
+        Assert.Contains("--overwrite", FinQLoRA.Cli.FlagNames.Render(Refused(() => OutputPlacement.CheckFolder(own, [], overwrite: false))));
         OutputPlacement.CheckFolder(own, [], overwrite: true);
         AtomicFile.WriteDirectory(own, t => File.WriteAllText(Path.Combine(t, "v2"), "2"));
         Assert.Equal(["v2"], Directory.GetFiles(own).Select(Path.GetFileName).Where(n => n != OutputMarker.FileName));
@@ -64,7 +64,7 @@ public sealed class OutputPlacementTests
         File.WriteAllText(file, "x");
         Assert.Contains("is a file", Refused(() => OutputPlacement.CheckFolder(file, [], overwrite: true)).Message);
         Assert.Contains("is a folder", Refused(() => OutputPlacement.CheckFile(dir.Path, [], overwrite: true)).Message);
-        Assert.Contains("--overwrite", Refused(() => OutputPlacement.CheckFile(file, [], overwrite: false)).Message);
+        Assert.Contains("--overwrite", FinQLoRA.Cli.FlagNames.Render(Refused(() => OutputPlacement.CheckFile(file, [], overwrite: false))));
         OutputPlacement.CheckFile(file, [], overwrite: true);
         Assert.Contains("a file stands where a folder is needed", Refused(() => AtomicFile.WriteAllText(Path.Combine(file, "below.txt"), "y")).Message);
     }

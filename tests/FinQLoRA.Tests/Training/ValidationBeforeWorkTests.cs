@@ -35,7 +35,7 @@ public sealed class ValidationBeforeWorkTests
     public void SamplingValuesThatCannotWorkAreNamed(double temperature, double topP)
     {
         var e = Assert.Throws<UserInputException>(() => new GenerationOptions { Temperature = temperature, TopP = topP }.Validate());
-        Assert.Contains(double.IsNaN(topP) ? "--top-p" : "--temperature", e.Message);
+        Assert.Contains(double.IsNaN(topP) ? "--top-p" : "--temperature", FinQLoRA.Cli.FlagNames.Render(e));
     }
 
     [Fact]

@@ -26,7 +26,7 @@ public static class ChatTemplate
     {
         string file = Path.Combine(modelPath, "tokenizer_config.json");
         if (!File.Exists(file))
-            throw new UserInputException($"{modelPath}: no tokenizer_config.json to take a chat template from; choose one with --chat-template llama3|chatml|none");
+            throw UserInputException.About($"{modelPath}: no tokenizer_config.json to take a chat template from; choose one with {new ConfigField("chat_template")} llama3|chatml|none");
         string? template = (JsonNode.Parse(File.ReadAllText(file)) as JsonObject)?["chat_template"] switch
         {
             JsonValue v => v.GetValue<string>(),
@@ -34,10 +34,10 @@ public static class ChatTemplate
             _ => null,
         };
         if (template == null)
-            throw new UserInputException($"{file}: has no chat_template; choose one with --chat-template llama3|chatml|none");
+            throw UserInputException.About($"{file}: has no chat_template; choose one with {new ConfigField("chat_template")} llama3|chatml|none");
         if (template.Contains("<|start_header_id|>")) return ChatTemplateKind.Llama3;
         if (template.Contains("<|im_start|>")) return ChatTemplateKind.ChatMl;
-        throw new UserInputException($"{file}: its chat_template is neither Llama 3's nor ChatML ({template[..Math.Min(60, template.Length)].ReplaceLineEndings(" ")}…); choose one with --chat-template llama3|chatml|none");
+        throw UserInputException.About($"{file}: its chat_template is neither Llama 3's nor ChatML ({template[..Math.Min(60, template.Length)].ReplaceLineEndings(" ")}…); choose one with {new ConfigField("chat_template")} llama3|chatml|none");
     }
 
     /// <summary>The conversation's segments; the loss covers every assistant turn.</summary>

@@ -35,7 +35,7 @@ public static class TrainingData
             {
                 var root = doc.RootElement;
                 if (root.ValueKind != JsonValueKind.Object) throw new UserInputException($"{path}:{lineNo}: expected a JSON object");
-                chosen ??= Guess(root) ?? throw new UserInputException($"{path}:{lineNo}: cannot tell the data format from its fields ({string.Join(", ", root.EnumerateObject().Select(p => p.Name))}); expected context/target, instruction/input/output or messages, or set --data-format");
+                chosen ??= Guess(root) ?? throw UserInputException.About($"{path}:{lineNo}: cannot tell the data format from its fields ({string.Join(", ", root.EnumerateObject().Select(p => p.Name))}); expected context/target, instruction/input/output or messages, or set {new ConfigField("data_format")}");
                 if (chosen == DataFormat.Chat) kind ??= template();
                 records.Add(Record(path, lineNo, root, chosen.Value, kind ?? ChatTemplateKind.None));
             }

@@ -9,7 +9,7 @@ internal static class SourceFiles
 
     public static byte[] ReadBytes(string path)
     {
-        if (!File.Exists(path)) throw new UserInputException($"{path}: source file not found; pass an existing file with --source");
+        if (!File.Exists(path)) throw UserInputException.About($"{path}: source file not found; pass an existing file with {new ConfigField("source")}");
         return File.ReadAllBytes(path);
     }
 

@@ -13,7 +13,7 @@ public static class TaskDataBuilder
 
     public static TaskBuildResult Build(TaskDefinition task, IReadOnlyList<string> sources, DataSplit split, IReadOnlyList<string> excludeFiles, int seed)
     {
-        if (sources.Count == 0) throw new UserInputException($"{task.Name}: no --source given; expected {task.Sources}");
+        if (sources.Count == 0) throw UserInputException.About($"{task.Name}: no {new ConfigField("source")} given; expected {task.Sources}");
         RefuseExcludingASource(sources, excludeFiles);
         var context = new SourceContext(task, split, seed);
         var examples = new List<Example>();
@@ -37,7 +37,7 @@ public static class TaskDataBuilder
         // An output with nothing left is never what was meant (a copy of the source passed as --exclude, or the
         // test set passed as --source): refuse it rather than write an empty training file that fails much later.
         if (kept.Count == 0 && examples.Count > 0)
-            throw new UserInputException($"every one of the {examples.Count} {task.Name} examples of {string.Join(", ", sources)} occurs in --exclude {string.Join(", ", excludeFiles)}, so nothing is left; --exclude takes the held-out test set, not the source");
+            throw UserInputException.About($"every one of the {examples.Count} {task.Name} examples of {string.Join(", ", sources)} occurs in {new ConfigField("exclude")} {string.Join(", ", excludeFiles)}, so nothing is left; {new ConfigField("exclude")} takes the held-out test set, not the source");
         return new TaskBuildResult(kept, examples.Count - kept.Count);
     }
 
@@ -47,7 +47,7 @@ public static class TaskDataBuilder
         foreach (string exclude in excludeFiles)
             foreach (string source in sources)
                 if (RealPath(exclude) == RealPath(source))
-                    throw new UserInputException($"--exclude {exclude} is the same file as --source {source}; excluding a source from itself leaves no examples — pass the held-out test set to --exclude");
+                    throw UserInputException.About($"{new ConfigField("exclude")} {exclude} is the same file as {new ConfigField("source")} {source}; excluding a source from itself leaves no examples — pass the held-out test set to {new ConfigField("exclude")}");
     }
 
     private static string RealPath(string path)

@@ -18,9 +18,9 @@ internal sealed class XbrlFormulaSource(bool expectTags) : ITaskSource
             string output = row.Fields[c[2]].Trim();
             bool hasTags = output.Contains("us-gaap:", StringComparison.OrdinalIgnoreCase);
             if (hasTags != expectTags)
-                throw new UserInputException(expectTags
-                    ? $"{path}:{row.Line}: answer '{output}' has no us-gaap tag; this looks like formula_calculation data, use --task xbrl_values"
-                    : $"{path}:{row.Line}: answer '{output}' contains us-gaap tags; this looks like formula_formatted_with_tags data, use --task xbrl_tags");
+                throw expectTags
+                    ? UserInputException.About($"{path}:{row.Line}: answer '{output}' has no us-gaap tag; this looks like formula_calculation data, use {new ConfigField("task")} xbrl_values")
+                    : UserInputException.About($"{path}:{row.Line}: answer '{output}' contains us-gaap tags; this looks like formula_formatted_with_tags data, use {new ConfigField("task")} xbrl_tags");
             yield return new Example(row.Fields[c[0]] + row.Fields[c[1]], output);
         }
     }

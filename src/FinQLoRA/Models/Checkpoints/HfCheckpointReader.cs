@@ -26,7 +26,7 @@ public sealed class HfCheckpointReader : ICheckpointReader
             if (File.Exists(index)) OpenSharded(folder, index);
             else if (File.Exists(single)) Add(new SafetensorsFile(single));
             else
-                throw new UserInputException($"{folder}: no model.safetensors or model.safetensors.index.json; point --model at a Hugging Face model folder or a .gguf file");
+                throw UserInputException.About($"{folder}: no model.safetensors or model.safetensors.index.json; point {new ConfigField("model")} at a Hugging Face model folder or a .gguf file");
         }
         catch
         {

@@ -71,7 +71,7 @@ public sealed class TrainingDataFormatsTests
 
         string unknown = Path.Combine(dir.Path, "unknown.jsonl");
         File.WriteAllText(unknown, "{\"question\":\"q\",\"answer\":\"a\"}\n");
-        Assert.Contains("--data-format", Assert.Throws<UserInputException>(() => TrainingData.Read(unknown, null, NoChat)).Message);
+        Assert.Contains("--data-format", FinQLoRA.Cli.FlagNames.Render(Assert.Throws<UserInputException>(() => TrainingData.Read(unknown, null, NoChat))));
         string noReply = Path.Combine(dir.Path, "noreply.jsonl");
         File.WriteAllText(noReply, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}\n");
         Assert.Contains("no assistant turn", Assert.Throws<UserInputException>(() => TrainingData.Read(noReply, null, () => ChatTemplateKind.None)).Message);
@@ -84,7 +84,7 @@ public sealed class TrainingDataFormatsTests
         File.WriteAllText(Path.Combine(dir.Path, "tokenizer_config.json"), "{\"chat_template\": \"{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}\"}");
         var e = Assert.Throws<UserInputException>(() => ChatTemplate.FromModel(dir.Path));
         Assert.Contains("[INST]", e.Message);
-        Assert.Contains("--chat-template", e.Message);
+        Assert.Contains("--chat-template", FinQLoRA.Cli.FlagNames.Render(e));
     }
 
     [Fact]
