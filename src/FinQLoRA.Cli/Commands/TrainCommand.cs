@@ -122,7 +122,7 @@ public sealed class TrainCommand : Command<TrainSettings>
             string detail = e switch
             {
                 UserInputException user => FlagNames.Render(user),
-                TrainingStoppedException => e.Message,
+                TrainingStoppedException stopped => FlagNames.Render(stopped.Reason),
                 _ => $"{e.GetType().Name}: {e.Message}",
             };
             dist.Communicator.Abort($"error: rank {dist.Rank} of {dist.Size}: {detail}; aborting the job", code);
@@ -130,7 +130,7 @@ public sealed class TrainCommand : Command<TrainSettings>
         }
         catch (TrainingStoppedException e)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {FlagNames.Render(e.Reason)}");
             return 3;
         }
     }

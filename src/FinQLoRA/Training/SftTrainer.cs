@@ -358,8 +358,11 @@ public sealed class SftTrainer
                 Directory.Move(path, aside);
             }
         var good = all.Where(x => x.Step < firstBadWeights).ToList();
-        string last = good.Count > 0 ? $"the last good checkpoint is {good[^1].Path} (continue from it with --resume and a lower --lr)" : "no checkpoint before it is good";
-        return new TrainingStoppedException($"{what} at step {step}; stopping: {last}; lower --lr or check the data");
+        var resume = new ConfigField("resume");
+        var lr = new ConfigField("lr");
+        return new TrainingStoppedException(good.Count > 0
+            ? UserInputException.About($"{what} at step {step}; stopping: the last good checkpoint is {good[^1].Path} (continue from it with {resume} and a lower {lr}); lower {lr} or check the data")
+            : UserInputException.About($"{what} at step {step}; stopping: no checkpoint before it is good; lower {lr} or check the data"));
     }
 
     /// <summary>
