@@ -32,6 +32,18 @@ public sealed class ServingEngineTests
         return model;
     }
 
+    /// <summary>generate's path for each request on its own: its adapter active, greedy; the model is left on its base.</summary>
+    internal static List<int[]> GenerateAlone(TextGenerator generator, IReadOnlyList<EngineRequest> requests)
+    {
+        var reference = requests.Select(r =>
+        {
+            LoraInjector.SetActiveAdapter(generator.Model, r.Adapter);
+            return generator.GenerateIds([r.PromptIds], new GenerationOptions { MaxNewTokens = r.Sampling.MaxTokens }, 1)[0].OutputIds;
+        }).ToList();
+        LoraInjector.SetActiveAdapter(generator.Model, null);
+        return reference;
+    }
+
     private static ITextTokenizer Tokenizer() => ModelLoading.LoadTokenizer(SeededLlama.Folder);
 
     private static EngineCompletion Run(ServingEngine engine, EngineRequest r) =>
@@ -48,14 +60,8 @@ public sealed class ServingEngineTests
             requests.Add(new EngineRequest(tokenizer.Encode(Prompts[i % Prompts.Length], addBos: true), adapters[i % 4],
                 new SamplingParams { MaxTokens = 6 + (i * 5) % 13 }));
 
-        // generate's path: one adapter active at a time, left-padded batches.
         var generator = new TextGenerator(model, tokenizer);
-        var reference = requests.Select(r =>
-        {
-            LoraInjector.SetActiveAdapter(model, r.Adapter);
-            return generator.GenerateIds([r.PromptIds], new GenerationOptions { MaxNewTokens = r.Sampling.MaxTokens }, 1)[0].OutputIds;
-        }).ToList();
-        LoraInjector.SetActiveAdapter(model, null);
+        var reference = GenerateAlone(generator, requests);
         var baseOnly = requests.Select(r => generator.GenerateIds([r.PromptIds], new GenerationOptions { MaxNewTokens = r.Sampling.MaxTokens }, 1)[0].OutputIds).ToList();
         foreach (string name in new[] { "a", "b", "d" }) // each adapter changes the output, so a wrong pick would be seen
             Assert.Contains(Enumerable.Range(0, requests.Count), i => requests[i].Adapter == name && !reference[i].SequenceEqual(baseOnly[i]));
