@@ -18,7 +18,7 @@ public sealed record AdapterMergeOptions
     public ScalarType DType { get; init; } = ScalarType.BFloat16;
     /// <summary>Precision of the base the adapter was trained against: 4/8 merge onto the dequantized quantized base
     /// (what the adapter saw in training), 16 onto the checkpoint's weights.</summary>
-    public int Bits { get; init; } = 16;
+    public WeightBits Bits { get; init; } = 16;
     public FourBitType Quant { get; init; } = FourBitType.Nf4;
     public bool DoubleQuant { get; init; } = true;
 }

@@ -1,3 +1,4 @@
+using FinQLoRA.Quantization;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Models;
 
@@ -6,7 +7,7 @@ namespace FinQLoRA.Recipes;
 /// <summary>One <c>finqlora eval</c>: a model (and optional adapter) scored on FinLoRA tasks, from a data folder of
 /// <c>&lt;task&gt;_test.jsonl</c> files or one file for one task. <see cref="Validate"/> checks everything that can be
 /// checked before the model loads.</summary>
-public sealed record EvaluationRequest(string ModelPath, ModelLoadOptions Load, int Bits, IReadOnlyList<string> Tasks)
+public sealed record EvaluationRequest(string ModelPath, ModelLoadOptions Load, WeightBits Bits, IReadOnlyList<string> Tasks)
 {
     public string? Adapter { get; init; }
     public string? DataDir { get; init; }

@@ -1,3 +1,4 @@
+using FinQLoRA.Quantization;
 using System.Text.Json.Nodes;
 using FinQLoRA.Models;
 using FinQLoRA.Runtime;
@@ -28,7 +29,7 @@ public sealed partial record TrainConfig
     public int EarlyStoppingPatience { get; init; }
     public string ReportTo { get; init; } = "none";
     public string Out { get; init; } = "runs/train";
-    public int Bits { get; init; } = 4;
+    public WeightBits Bits { get; init; } = 4;
     public Quantization.FourBitType Quant { get; init; } = Quantization.FourBitType.Nf4;
     public bool DoubleQuant { get; init; } = true;
     public int Rank { get; init; } = 4;

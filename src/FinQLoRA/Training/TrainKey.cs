@@ -78,6 +78,14 @@ public sealed class TrainKey
     public static ValueKind<string> LowerText { get; } = new((t, _, _) => t.ToLowerInvariant(), v => v);
     public static ValueKind<string?> OptionalText { get; } = new((t, _, _) => t, v => v);
     public static ValueKind<string?> OptionalLowerText { get; } = new((t, _, _) => t.ToLowerInvariant(), v => v);
+    /// <summary>A frozen-base width: "key = 3 is invalid; expected 4, 8 or 16" before a <see cref="Quantization.WeightBits"/> is made.</summary>
+    public static ValueKind<Quantization.WeightBits> Width { get; } = Kind((string t, out Quantization.WeightBits v) =>
+    {
+        bool ok = int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i) && Quantization.WeightBits.IsSupported(i);
+        v = ok ? new Quantization.WeightBits(i) : default;
+        return ok;
+    }, t => $"{t} is invalid; expected {Quantization.WeightBits.Expected}", v => v.Value);
+
     public static ValueKind<int> Integer { get; } = Kind((string t, out int v) => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out v), t => $"'{t}' is not an integer", v => v);
     public static ValueKind<long> Integer64 { get; } = Kind((string t, out long v) => long.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out v), t => $"'{t}' is not an integer", v => v);
     public static ValueKind<double> Number { get; } = Kind((string t, out double v) => double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out v), t => $"'{t}' is not a number", v => v);

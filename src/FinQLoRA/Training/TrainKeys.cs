@@ -46,7 +46,7 @@ public static class TrainKeys
         Of("report_to", "none or tensorboard (event files in out/runs)", LowerText, c => c.ReportTo, (c, v) => c with { ReportTo = v },
             Is<string>(v => v is "none" or "tensorboard", "none or tensorboard")),
         Of("out", "output folder", Text, c => c.Out, (c, v) => c with { Out = v }),
-        Of("bits", "4, 8 or 16 (frozen base precision)", Integer, c => c.Bits, (c, v) => c with { Bits = v }, Is<int>(WeightBits.IsSupported, WeightBits.Expected)),
+        Of("bits", "4, 8 or 16 (frozen base precision)", Width, c => c.Bits, (c, v) => c with { Bits = v }),
         Of("quant", "nf4 or fp4 (4-bit)", Named(FourBitTypes.Spellings), c => c.Quant, (c, v) => c with { Quant = v }),
         Of("double_quant", "true/false", TrueFalse, c => c.DoubleQuant, (c, v) => c with { DoubleQuant = v }),
         Of("rank", "LoRA rank r", Integer, c => c.Rank, (c, v) => c with { Rank = v }, Is<int>(v => v >= 1, "a positive integer")),

@@ -22,6 +22,16 @@ public sealed class WeightBitsAndFourBitTypesTests
         Assert.Throws<UserInputException>(() => new QuantizationOptions(Bits: bits).Validate());
     }
 
+    [Fact]
+    public void AWidthExistsOnlyForSupportedValuesAndReadsAsItsNumber()
+    {
+        WeightBits four = 4;
+        Assert.Equal("4-bit", $"{four}-bit");
+        Assert.True(four == 4 && four.IsQuantized && !((WeightBits)16).IsQuantized);
+        Assert.Equal("bits 3 is not one of 4, 8, 16", Assert.Throws<UserInputException>(() => { WeightBits three = 3; }).Message);
+        Assert.Throws<UserInputException>(() => new FinQLoRA.Training.TrainConfig { Bits = 2 });
+    }
+
     [Theory]
     [InlineData("nf4", FourBitType.Nf4)]
     [InlineData("NF4", FourBitType.Nf4)]

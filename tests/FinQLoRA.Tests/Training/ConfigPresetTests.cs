@@ -45,7 +45,7 @@ public sealed class ConfigPresetTests : IDisposable
     public void PresetsCarryThePapersSettings(string name, int bits, int rank, int batch, int accum, int epochs)
     {
         var c = Load(Path.Combine(Shared.RepoRoot, "configs", name));
-        Assert.Equal((bits, rank, batch, accum, epochs), (c.Bits, c.Rank, c.BatchSize, c.GradAccum, c.Epochs));
+        Assert.Equal((bits, rank, batch, accum, epochs), (c.Bits.Value, c.Rank, c.BatchSize, c.GradAccum, c.Epochs));
     }
 
     private string Write(string yaml)

@@ -72,7 +72,7 @@ public sealed class TrainKeysTests
         var c = TrainConfig.FromValues(Values(), "flags");
         Assert.Equal([ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V], c.Targets);
         Assert.Equal((4, FourBitType.Nf4, OptimizerKind.AdamW, LrScheduleKind.Cosine, ScalarType.BFloat16, "cpu"),
-            (c.Bits, c.Quant, c.Optimizer, c.LrSchedule, c.Dtype, c.Device.ToString()));
+            (c.Bits.Value, c.Quant, c.Optimizer, c.LrSchedule, c.Dtype, c.Device.ToString()));
     }
 
     [Fact]
