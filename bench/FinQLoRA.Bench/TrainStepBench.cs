@@ -21,7 +21,7 @@ namespace FinQLoRA.Bench;
 /// </summary>
 internal static class TrainStepBench
 {
-    public const string Help = "training step tokens/s at 4/8/16-bit, ± grad checkpointing; time shares; MFU; peak RSS [--batch 2 --seq 128 --steps 2]";
+    public const string Help = "training step tokens/s at 4/8/16-bit, ± grad checkpointing; time shares; MFU (over the faster of bf16 and fp32 GEMM); loss after the steps; peak RSS [--shapes 2x128,4x256 --steps 5]";
 
     private static readonly LlamaConfig Model100M = new()
     {
@@ -38,53 +38,60 @@ internal static class TrainStepBench
         set_num_threads(Environment.ProcessorCount);
         string folder = ModelFolder();
         var (n, linearParams) = Count();
-        Console.WriteLine($"model: random Llama {n / 1e6:F0}M parameters ({linearParams / 1e6:F0}M in linear layers), {Model100M.NumLayers} layers, hidden {Model100M.HiddenSize}; batch {o.Batch}x{o.Seq} tokens; LoRA r4 q,k,v; bf16 compute; {Environment.ProcessorCount} threads");
+        Console.WriteLine($"model: random Llama {n / 1e6:F0}M parameters ({linearParams / 1e6:F0}M in linear layers), {Model100M.NumLayers} layers, hidden {Model100M.HiddenSize}; LoRA r4 q,k,v; bf16 compute; {Environment.ProcessorCount} threads");
+        Console.WriteLine($"16-bit CPU matmuls: {(CpuMatmulPrecision.WidensHalfPrecision ? "widened to fp32" : "native 16-bit kernels")} ({CpuMatmulPrecision.Variable}={Environment.GetEnvironmentVariable(CpuMatmulPrecision.Variable) ?? "unset"})");
 
-        double peak = MatmulRate(ScalarType.BFloat16, 1024);
-        double peak32 = MatmulRate(ScalarType.Float32, 1024);
-        Console.WriteLine($"measured matmul rate (1024^3): bf16 {peak / 1e9:F1} GFLOP/s, fp32 {peak32 / 1e9:F1} GFLOP/s");
-
-        // FLOPs a step must do: forward 2·N·tokens, backward only the input gradients of the frozen base, 2·N·tokens,
-        // plus attention (fwd QKᵀ and AV: 4·B·T²·d per layer; bwd twice that). Checkpointing's recompute is not counted.
-        long tokens = (long)o.Batch * o.Seq;
-        double attention = 12.0 * o.Batch * o.Seq * (double)o.Seq * Model100M.HiddenSize * Model100M.NumLayers;
-        double modelFlops = 4.0 * linearParams * tokens + attention;
+        // The machine's limit is its fastest dense GEMM: bf16 where the CPU has a bf16 kernel, fp32 where it has not.
+        double bf16Rate = MatmulRate(ScalarType.BFloat16, 1024);
+        double fp32Rate = MatmulRate(ScalarType.Float32, 1024);
+        double peak = Math.Max(bf16Rate, fp32Rate);
+        Console.WriteLine($"measured matmul rate (1024^3): bf16 {bf16Rate / 1e9:F1} GFLOP/s, fp32 {fp32Rate / 1e9:F1} GFLOP/s; MFU is over the faster, {peak / 1e9:F1} GFLOP/s");
 
         var rows = new List<Row>();
-        foreach (int bits in new[] { 16, 8, 4 })
+        foreach (var (batch, seq) in o.Shapes)
         {
-            using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(bits));
-            LoraInjector.Apply(model, Paper, seed: 1);
-            using var optimizer = new AdamWOptimizer(LoraInjector.AdapterParameters(model).ToList(), new AdamWOptions(WeightDecay: 0));
-            double dequantOnce = DequantizeSeconds(model);
-            Console.Error.WriteLine($"  {bits}-bit loaded; dequantizing all projections once: {dequantOnce:F3} s");
-            foreach (bool gc in new[] { false, true })
-            {
-                model.GradientCheckpointing = gc;
-                var (step, opt) = TimeSteps(model, optimizer, o);
-                int passes = gc ? 3 : 2; // forward, backward (grad·W), and with checkpointing the recomputed forward
-                double matmul = MatmulSeconds(model, tokens, passes);
-                // 8-bit forwards run LLM.int8 (int8 matmul, counted in "other"); only backward dequantizes.
-                double dequant = bits == 16 ? 0 : dequantOnce * (bits == 8 ? 1 : passes);
-                Console.Error.WriteLine($"  {bits}-bit, checkpointing {(gc ? "on" : "off")}: step {step:F2} s");
-                rows.Add(new Row(bits, gc, step, tokens / step, dequant / step, matmul / step, opt / step, modelFlops / step / peak));
-            }
+            // FLOPs a step must do: forward 2·N·tokens, backward only the input gradients of the frozen base, 2·N·tokens,
+            // plus attention (fwd QKᵀ and AV: 4·B·T²·d per layer; bwd twice that). Checkpointing's recompute is not counted.
+            long tokens = (long)batch * seq;
+            double attention = 12.0 * batch * seq * (double)seq * Model100M.HiddenSize * Model100M.NumLayers;
+            double modelFlops = 4.0 * linearParams * tokens + attention;
+            foreach (int bits in new[] { 16, 8, 4 })
+                foreach (bool gc in new[] { false, true })
+                {
+                    // A fresh model and adapters per row, so that every row's loss after its steps is reproducible.
+                    using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(bits));
+                    LoraInjector.Apply(model, Paper, seed: 1);
+                    model.GradientCheckpointing = gc;
+                    using var optimizer = new AdamWOptimizer(LoraInjector.AdapterParameters(model).ToList(), new AdamWOptions(WeightDecay: 0));
+                    var m = TimeSteps(model, optimizer, batch, seq, o.Steps);
+                    int passes = gc ? 3 : 2; // forward, backward (grad·W), and with checkpointing the recomputed forward
+                    double matmul = MatmulSeconds(model, tokens, passes);
+                    // 8-bit forwards run LLM.int8 (int8 matmul, counted in "other"); only backward dequantizes.
+                    double dequant = bits == 16 ? 0 : DequantizeSeconds(model) * (bits == 8 ? 1 : passes);
+                    Console.Error.WriteLine($"  {batch}x{seq} {bits}-bit, checkpointing {(gc ? "on" : "off")}: step {m.Step:F2} s, loss after {o.Steps} steps {m.Loss:F4}");
+                    rows.Add(new Row($"{batch}x{seq}", bits, gc, m, tokens / m.Step, dequant / m.Step, matmul / m.Step, modelFlops / m.Step / peak));
+                }
         }
 
         Console.WriteLine();
-        Console.WriteLine("| base | grad ckpt | step s | tokens/s | vs 16-bit | dequant | matmul | optimizer | other | MFU (bf16) |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine($"| batch | base | grad ckpt | step s | fwd s | bwd s | tokens/s | vs 16-bit | dequant | matmul | optimizer | other | MFU | loss after {o.Steps} steps |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in rows)
         {
-            var baseline = rows.First(x => x.Bits == 16 && x.Gc == r.Gc);
-            double other = Math.Max(0, 1 - r.Dequant - r.Matmul - r.Optimizer);
-            Console.WriteLine($"| {r.Bits}-bit | {(r.Gc ? "on" : "off")} | {r.Step:F3} | {r.TokensPerSecond:F0} | {r.Step / baseline.Step:F2}x | {r.Dequant:P0} | {r.Matmul:P0} | {r.Optimizer:P1} | {other:P0} | {r.Mfu:P1} |");
+            var baseline = rows.First(x => x.Shape == r.Shape && x.Bits == 16 && x.Gc == r.Gc);
+            double optimizerShare = r.Measured.Optimizer / r.Measured.Step;
+            double other = Math.Max(0, 1 - r.Dequant - r.Matmul - optimizerShare);
+            Console.WriteLine($"| {r.Shape} | {r.Bits}-bit | {(r.Gc ? "on" : "off")} | {r.Measured.Step:F3} | {r.Measured.Forward:F3} | {r.Measured.Backward:F3} | {r.TokensPerSecond:F0} | {r.Measured.Step / baseline.Measured.Step:F2}x | {r.Dequant:P0} | {r.Matmul:P0} | {optimizerShare:P1} | {other:P0} | {r.Mfu:P1} | {r.Measured.Loss:F4} |");
         }
-        foreach (bool gc in new[] { false, true })
-        {
-            double ratio = rows.First(r => r.Bits == 4 && r.Gc == gc).Step / rows.First(r => r.Bits == 16 && r.Gc == gc).Step;
-            Console.WriteLine($"goal: 4-bit step within 1.3x of 16-bit (checkpointing {(gc ? "on" : "off")}): {ratio:F2}x {(ratio <= 1.3 ? "MET" : "NOT MET")}");
-        }
+        foreach (var shape in rows.Select(r => r.Shape).Distinct())
+            foreach (bool gc in new[] { false, true })
+            {
+                Row Of(int bits) => rows.First(r => r.Shape == shape && r.Bits == bits && r.Gc == gc);
+                double goal = gc ? 0.40 : 0.50;
+                string c = gc ? "on" : "off";
+                Console.WriteLine($"goal {shape}, checkpointing {c}: MFU >= {goal:P0}: 16-bit {Of(16).Mfu:P1} {Verdict(Of(16).Mfu >= goal)}, 4-bit {Of(4).Mfu:P1} {Verdict(Of(4).Mfu >= goal)}");
+                Console.WriteLine($"goal {shape}, checkpointing {c}: 16-bit step <= 4-bit step: {Of(16).Measured.Step:F3} vs {Of(4).Measured.Step:F3} s {Verdict(Of(16).Measured.Step <= Of(4).Measured.Step)}");
+            }
 
         Console.WriteLine();
         Console.WriteLine($"peak RSS of one 4-bit training step, batch {o.RssBatch}x{o.RssSeq} (separate processes, VmHWM reset after loading):");
@@ -93,26 +100,38 @@ internal static class TrainStepBench
         return 0;
     }
 
-    private sealed record Row(int Bits, bool Gc, double Step, double TokensPerSecond, double Dequant, double Matmul, double Optimizer, double Mfu);
+    private static string Verdict(bool met) => met ? "MET" : "NOT MET";
 
-    private sealed record Options(int Batch, int Seq, int Steps, int RssBatch, int RssSeq, string? RssProbe)
+    private sealed record Measured(double Step, double Forward, double Backward, double Optimizer, double Loss);
+
+    private sealed record Row(string Shape, int Bits, bool Gc, Measured Measured, double TokensPerSecond, double Dequant, double Matmul, double Mfu);
+
+    private sealed record Options((int Batch, int Seq)[] Shapes, int Steps, int RssBatch, int RssSeq, string? RssProbe)
     {
         public static Options Parse(string[] args)
         {
-            var o = new Options(2, 128, 2, 4, 256, null);
+            var o = new Options([(2, 128), (4, 256)], 5, 4, 256, null);
             for (int i = 0; i + 1 < args.Length; i += 2)
             {
                 int v() => int.Parse(args[i + 1], CultureInfo.InvariantCulture);
                 o = args[i] switch
                 {
-                    "--batch" => o with { Batch = v() }, "--seq" => o with { Seq = v() }, "--steps" => o with { Steps = v() },
+                    "--shapes" => o with { Shapes = ParseShapes(args[i + 1]) }, "--steps" => o with { Steps = v() },
                     "--rss-batch" => o with { RssBatch = v() }, "--rss-seq" => o with { RssSeq = v() },
                     "--rss-probe" => o with { RssProbe = args[i + 1] },
                     _ => throw new ArgumentException($"unknown option {args[i]}"),
                 };
             }
+            if (o.Steps < 2) throw new ArgumentException("--steps must be at least 2 (the first step is a warm-up)");
             return o;
         }
+
+        /// <summary>"2x128,4x256" → [(2, 128), (4, 256)].</summary>
+        private static (int, int)[] ParseShapes(string text) => text.Split(',').Select(part =>
+        {
+            var bt = part.Split('x');
+            return (int.Parse(bt[0], CultureInfo.InvariantCulture), int.Parse(bt[1], CultureInfo.InvariantCulture));
+        }).ToArray();
     }
 
     private static string ModelFolder()
@@ -137,36 +156,43 @@ internal static class TrainStepBench
         return randint(3, Model100M.VocabSize, [batch, seq], generator: g);
     }
 
-    /// <summary>One full step: forward, next-token loss, backward, AdamW, zero grads. Returns (step, optimizer) seconds.</summary>
-    private static (double Step, double Optimizer) Step(LlamaModel model, AdamWOptimizer optimizer, Tensor ids)
+    /// <summary>One full step: forward and next-token loss, backward, AdamW, zero grads.</summary>
+    private static Measured Step(LlamaModel model, AdamWOptimizer optimizer, Tensor ids)
     {
         var total = Stopwatch.StartNew();
+        double forward, loss;
         using (var scope = NewDisposeScope())
         {
             var logits = model.Forward(ids);
             long t = ids.shape[1];
-            var loss = nn.functional.cross_entropy(logits.narrow(1, 0, t - 1).reshape(-1, logits.shape[2]), ids.narrow(1, 1, t - 1).reshape(-1));
-            loss.backward();
+            var l = nn.functional.cross_entropy(logits.narrow(1, 0, t - 1).reshape(-1, logits.shape[2]), ids.narrow(1, 1, t - 1).reshape(-1));
+            loss = l.item<float>();
+            forward = total.Elapsed.TotalSeconds;
+            l.backward();
         }
+        double backward = total.Elapsed.TotalSeconds - forward;
         var opt = Stopwatch.StartNew();
         optimizer.Step(1e-4);
         optimizer.ZeroGrad();
-        return (total.Elapsed.TotalSeconds, opt.Elapsed.TotalSeconds);
+        return new Measured(total.Elapsed.TotalSeconds, forward, backward, opt.Elapsed.TotalSeconds, loss);
     }
 
-    private static (double Step, double Optimizer) TimeSteps(LlamaModel model, AdamWOptimizer optimizer, Options o)
+    /// <summary>Runs <paramref name="steps"/> steps on the same batch from a seeded RNG (LoRA dropout); times all but
+    /// the first (a warm-up: allocator, kernels) and reports the last step's loss.</summary>
+    private static Measured TimeSteps(LlamaModel model, AdamWOptimizer optimizer, int batch, int seq, int steps)
     {
         model.train();
-        using var ids = Ids(o.Batch, o.Seq, 7);
-        Step(model, optimizer, ids); // warm-up: allocator, kernels
-        double step = 0, opt = 0;
-        for (int i = 0; i < o.Steps; i++)
+        manual_seed(1);
+        using var ids = Ids(batch, seq, 7);
+        var last = Step(model, optimizer, ids);
+        double step = 0, forward = 0, backward = 0, opt = 0;
+        for (int i = 1; i < steps; i++)
         {
-            var (s, p) = Step(model, optimizer, ids);
-            step += s;
-            opt += p;
+            last = Step(model, optimizer, ids);
+            step += last.Step; forward += last.Forward; backward += last.Backward; opt += last.Optimizer;
         }
-        return (step / o.Steps, opt / o.Steps);
+        int timed = steps - 1;
+        return new Measured(step / timed, forward / timed, backward / timed, opt / timed, last.Loss);
     }
 
     private static IEnumerable<nn.Module<Tensor, Tensor>> BaseProjections(LlamaModel model)
@@ -192,8 +218,9 @@ internal static class TrainStepBench
         return best;
     }
 
-    /// <summary>Seconds of the step's base matmuls in bf16: per projection x[tokens, in]·Wᵀ, and grad[tokens, out]·W,
-    /// <paramref name="passes"/> matmuls in all (the recomputed forward with checkpointing).</summary>
+    /// <summary>Seconds of the step's base matmuls in the dtype they run in (bf16, or fp32 where the CPU widens them:
+    /// <see cref="CpuMatmulPrecision"/>): per projection x[tokens, in]·Wᵀ, and grad[tokens, out]·W,
+    /// <paramref name="passes"/> matmuls in all (the recomputed forward with checkpointing). Widening copies are "other".</summary>
     private static double MatmulSeconds(LlamaModel model, long tokens, int passes)
     {
         var shapes = BaseProjections(model).Select(m => m is IFrozenLinear f ? (f.OutFeatures, f.InFeatures) : throw new InvalidOperationException())
@@ -202,9 +229,10 @@ internal static class TrainStepBench
         foreach (var ((outF, inF), count) in shapes)
         {
             using var scope = NewDisposeScope();
-            var w = randn([outF, inF]).to(ScalarType.BFloat16);
-            var x = randn([tokens, inF]).to(ScalarType.BFloat16);
-            var g = randn([tokens, outF]).to(ScalarType.BFloat16);
+            var dtype = CpuMatmulPrecision.MatmulDType(zeros([tokens, inF], ScalarType.BFloat16));
+            var w = randn([outF, inF]).to(dtype);
+            var x = randn([tokens, inF]).to(dtype);
+            var g = randn([tokens, outF]).to(dtype);
             x.matmul(w.t()); g.matmul(w); // warm-up
             double best = double.MaxValue;
             for (int rep = 0; rep < 3; rep++)

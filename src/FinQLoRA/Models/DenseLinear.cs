@@ -1,3 +1,4 @@
+using FinQLoRA.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -23,5 +24,14 @@ public sealed class DenseLinear : nn.Module<Tensor, Tensor>, IFrozenLinear
     /// <summary>The weight in the given dtype (a view when no cast is needed).</summary>
     public Tensor DequantizedWeight(ScalarType dtype) => weight.dtype == dtype ? weight.alias() : weight.to(dtype);
 
-    public override Tensor forward(Tensor x) => nn.functional.linear(x, weight.dtype == x.dtype ? weight : weight.to(x.dtype));
+    public override Tensor forward(Tensor x) => Multiply(x, weight);
+
+    /// <summary>x·Wᵀ for a frozen W: the plain 16/32-bit linear, or where the CPU widens 16-bit matmuls
+    /// (<see cref="CpuMatmulPrecision"/>) an fp32 one whose backward also runs in fp32.</summary>
+    internal static Tensor Multiply(Tensor x, Tensor weight)
+    {
+        if (CpuMatmulPrecision.MatmulDType(x) == x.dtype)
+            return nn.functional.linear(x, weight.dtype == x.dtype ? weight : weight.to(x.dtype));
+        return x.requires_grad && is_grad_enabled() ? DenseMatmulFunction.Apply(x, weight) : DenseMatmulFunction.Forward(x, weight);
+    }
 }

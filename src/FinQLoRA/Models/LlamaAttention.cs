@@ -1,3 +1,4 @@
+using FinQLoRA.Runtime;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Models;
@@ -55,7 +56,10 @@ public sealed class LlamaAttention : ProjectionSet
                 k = k.repeat_interleave(h / hkv, dim: 1);
                 v = v.repeat_interleave(h / hkv, dim: 1);
             }
-            var attn = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: m);
+            var dtype = CpuMatmulPrecision.TrainingAttentionDType(q);
+            var attn = dtype == q.dtype
+                ? nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: m)
+                : nn.functional.scaled_dot_product_attention(q.to(dtype), k.to(dtype), v.to(dtype), attn_mask: m.to(dtype)).to(q.dtype);
             merged = attn.transpose(1, 2).reshape(b, t, h * d);
         }
         return this[ProjectionKind.O].forward(merged).MoveToOuterDisposeScope();

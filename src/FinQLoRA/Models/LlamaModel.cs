@@ -82,7 +82,7 @@ public sealed class LlamaModel : nn.Module
     {
         using var scope = NewDisposeScope();
         var n = norm.forward(h);
-        var logits = lm_head != null ? lm_head.forward(n) : nn.functional.linear(n, embed_tokens.to(n.dtype));
+        var logits = lm_head != null ? lm_head.forward(n) : DenseLinear.Multiply(n, embed_tokens);
         return (logits.dtype == ScalarType.Float32 ? logits : logits.to(ScalarType.Float32)).MoveToOuterDisposeScope();
     }
 

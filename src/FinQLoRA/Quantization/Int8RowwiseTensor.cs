@@ -1,3 +1,4 @@
+using FinQLoRA.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -56,7 +57,7 @@ public sealed class Int8RowwiseTensor : QuantizedTensor
             throw new ArgumentException($"output shape [{string.Join(", ", output.shape)}] must be [{string.Join(", ", Shape)}]", nameof(output));
         using var scope = NewDisposeScope();
         Tensor fp32 = output.dtype == ScalarType.Float32 ? output
-            : Device.type == DeviceType.CPU ? DequantizationWorkspace.Borrow(Shape, ScalarType.Float32)
+            : Device.type == DeviceType.CPU ? WeightWorkspace.Borrow(Shape, ScalarType.Float32)
             : empty(Shape, ScalarType.Float32, device: Device);
         fp32.copy_(CB).mul_(SCB.unsqueeze(1)).mul_(InverseScale);
         if (!ReferenceEquals(fp32, output)) output.copy_(fp32);

@@ -1,3 +1,4 @@
+using FinQLoRA.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -53,7 +54,7 @@ public static class LlmInt8
         using Int8Activations act = QuantizeActivations(x2, threshold);
         // CB as fp32 for the fp32 matmul: on the CPU in this thread's reused workspace (no fresh 4·n-byte tensor per call)
         Tensor cb = weight.Device.type == DeviceType.CPU
-            ? DequantizationWorkspace.Borrow(weight.Shape, ScalarType.Float32).copy_(weight.CB)
+            ? WeightWorkspace.Borrow(weight.Shape, ScalarType.Float32).copy_(weight.CB)
             : weight.CB.to(ScalarType.Float32);
         Tensor acc = act.CA.to(ScalarType.Float32).matmul(cb.t());
         Tensor y = (acc * (act.SCA.unsqueeze(1) * weight.SCB.unsqueeze(0)) * InverseScaleSquared).to(x.dtype);

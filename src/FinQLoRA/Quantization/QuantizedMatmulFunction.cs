@@ -1,3 +1,4 @@
+using FinQLoRA.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -36,8 +37,11 @@ internal sealed class QuantizedMatmulFunction : autograd.SingleTensorFunction<Qu
         Tensor gradInput;
         using (var scope = NewDisposeScope())
         {
-            using Tensor w = DequantizeTemporary(weight, dtype);
-            gradInput = grad_output.to(dtype).matmul(w).MoveToOuterDisposeScope();
+            var g = grad_output.to(dtype);
+            var wide = CpuMatmulPrecision.MatmulDType(g);
+            using Tensor w = DequantizeTemporary(weight, dtype, wide);
+            var product = g.to(wide).matmul(w);
+            gradInput = (product.dtype == dtype ? product : product.to(dtype)).MoveToOuterDisposeScope();
         }
         var grads = new List<Tensor>(ArgumentCount) { gradInput, null!, null! };
         return grads;
@@ -49,8 +53,25 @@ internal sealed class QuantizedMatmulFunction : autograd.SingleTensorFunction<Qu
         using var scope = NewDisposeScope();
         if (weight is Int8RowwiseTensor int8)
             return LlmInt8.Linear(x, int8, int8Threshold).MoveToOuterDisposeScope();
-        using Tensor w = DequantizeTemporary(weight, x.dtype);
-        return nn.functional.linear(x, w).MoveToOuterDisposeScope();
+        var wide = CpuMatmulPrecision.MatmulDType(x);
+        using Tensor w = DequantizeTemporary(weight, x.dtype, wide);
+        var y = nn.functional.linear(x.to(wide), w);
+        return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The weight dequantized in <paramref name="dtype"/> (bitsandbytes' values), held in <paramref name="wide"/>
+    /// for a widened CPU matmul (<see cref="CpuMatmulPrecision"/>): the 16-bit values are exact in fp32, so only the
+    /// summation order of the matmul changes.</summary>
+    private static Tensor DequantizeTemporary(QuantizedTensor weight, ScalarType dtype, ScalarType wide)
+    {
+        Tensor w = DequantizeTemporary(weight, dtype);
+        if (wide == dtype) return w;
+        using (w)
+        {
+            Tensor widened = WeightWorkspace.Borrow(weight.Shape, wide);
+            widened.copy_(w);
+            return widened;
+        }
     }
 
     /// <summary>The weight for one matmul: on the CPU a view of the thread's reusable workspace, elsewhere a new tensor.</summary>
@@ -58,7 +79,7 @@ internal sealed class QuantizedMatmulFunction : autograd.SingleTensorFunction<Qu
     {
         if (weight.Device.type != DeviceType.CPU || dtype is not (ScalarType.BFloat16 or ScalarType.Float32))
             return weight.Dequantize(dtype);
-        Tensor w = DequantizationWorkspace.Borrow(weight.Shape, dtype);
+        Tensor w = WeightWorkspace.Borrow(weight.Shape, dtype);
         switch (weight)
         {
             case Blockwise4BitTensor q: q.DequantizeInto(w); break;

@@ -1,15 +1,17 @@
 using static TorchSharp.torch;
 
-namespace FinQLoRA.Quantization;
+namespace FinQLoRA.Runtime;
 
 /// <summary>
-/// One reusable CPU buffer per thread and dtype that quantized layers dequantize into for the length of one matmul.
+/// One reusable CPU buffer per thread and dtype that a frozen weight is written into for the length of one matmul:
+/// quantized layers dequantize into it, and widened 16-bit matmuls (<see cref="CpuMatmulPrecision"/>) copy
+/// their weight into its fp32 buffer.
 /// A fresh 100 MB tensor per layer call costs the OS page faults and zeroing of every page (2–10 ms on Linux, far
 /// more in sandboxes), more than the dequantization itself; reusing one buffer sized to the largest weight keeps the
 /// memory at one layer's worth (the planner's <c>dequant_transient</c>) and faults its pages once.
 /// The borrowed view is only valid until the next borrow on the same thread.
 /// </summary>
-internal static class DequantizationWorkspace
+internal static class WeightWorkspace
 {
     [ThreadStatic] private static Tensor? _bf16;
     [ThreadStatic] private static Tensor? _fp32;
