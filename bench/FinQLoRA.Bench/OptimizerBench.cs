@@ -28,12 +28,11 @@ internal static class OptimizerBench
         var fused = NewParameters();
         using var baseline = new PerTensorAdamW(perTensor, options);
         using var optimizer = new AdamWOptimizer(fused.Select((p, i) => ($"p{i}", p)), options);
-        double perTensorMs = MedianMs(() => baseline.Step(1e-4), repeats);
-        double fusedMs = MedianMs(() => optimizer.Step(1e-4), repeats);
+        var (perTensorMs, fusedMs) = MedianMs(() => baseline.Step(1e-4), () => optimizer.Step(1e-4), repeats);
 
         // Both took the same number of steps from the same values with the same gradients: they must agree exactly.
         bool identical = perTensor.Zip(fused).All(pair => { using var scope = NewDisposeScope(); return pair.First.equal(pair.Second).all().item<bool>(); });
-        Console.WriteLine($"{perTensor.Length} tensors, {perTensor.Sum(p => p.numel())} elements; {repeats + 1} steps each, bit-identical: {identical}");
+        Console.WriteLine($"{perTensor.Length} tensors, {perTensor.Sum(p => p.numel())} elements; {repeats + 1} steps each, interleaved, bit-identical: {identical}");
         Console.WriteLine($"{"per-tensor",-12} {perTensorMs,8:F3} ms/step");
         Console.WriteLine($"{"fused",-12} {fusedMs,8:F3} ms/step   ({perTensorMs / fusedMs:F1}x faster)");
         return identical ? 0 : 1;
@@ -53,19 +52,28 @@ internal static class OptimizerBench
         }).ToArray();
     }
 
-    /// <summary>Median wall time in ms of <paramref name="repeats"/> runs after one warm-up.</summary>
-    private static double MedianMs(Action body, int repeats)
+    /// <summary>
+    /// Median wall times in ms of <paramref name="repeats"/> runs of each after one warm-up, the two interleaved so
+    /// that both see the same load on a shared machine.
+    /// </summary>
+    private static (double First, double Second) MedianMs(Action first, Action second, int repeats)
     {
-        body();
-        var times = new double[repeats];
+        first();
+        second();
+        var times = new double[2][];
+        times[0] = new double[repeats];
+        times[1] = new double[repeats];
         for (int i = 0; i < repeats; i++)
         {
             long start = Stopwatch.GetTimestamp();
-            body();
-            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            first();
+            long middle = Stopwatch.GetTimestamp();
+            second();
+            times[0][i] = Stopwatch.GetElapsedTime(start, middle).TotalMilliseconds;
+            times[1][i] = Stopwatch.GetElapsedTime(middle).TotalMilliseconds;
         }
-        Array.Sort(times);
-        return times[repeats / 2];
+        foreach (var t in times) Array.Sort(t);
+        return (times[0][repeats / 2], times[1][repeats / 2]);
     }
 
     /// <summary>The AdamW step as it was before the flat buffers: the same ops, once per parameter tensor.</summary>
