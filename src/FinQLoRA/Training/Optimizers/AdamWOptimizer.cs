@@ -13,23 +13,45 @@ namespace FinQLoRA.Training.Optimizers;
 /// v   = β2·v + (1 − β2)·g²                        (mul_ then addcmul_)
 /// p  −= lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + ε) (addcdiv_)
 /// </code>
-/// A parameter whose <c>.grad</c> is null is skipped, as in PyTorch. The state is plain tensors plus the step count,
-/// so it checkpoints and resumes bit-identically.
+/// A parameter whose <c>.grad</c> is null is skipped, as in PyTorch. The arithmetic runs once over flat buffers of all
+/// parameters (see <see cref="FlatParameterBuffers"/>), not once per parameter: a QLoRA run has hundreds of small
+/// adapter tensors, so per-op overhead would dominate. The state is plain tensors plus the step count, so it
+/// checkpoints and resumes bit-identically.
 /// </summary>
 public sealed class AdamWOptimizer : IAdapterOptimizer
 {
     private readonly AdamWOptions _options;
+    private readonly FlatParameterBuffers? _flat;
+    private readonly torch.Tensor? _flatExpAvg;
+    private readonly torch.Tensor? _flatExpAvgSq;
     private readonly torch.Tensor[] _expAvg;
     private readonly torch.Tensor[] _expAvgSq;
     private readonly long[] _steps;
+    private bool _stepsDiverged;
 
+    /// <remarks>
+    /// The parameters are moved (values unchanged) into one flat buffer that this optimizer shares with them, so
+    /// <see cref="Step"/> updates all of them at once; see <see cref="FlatParameterBuffers"/>.
+    /// </remarks>
     public AdamWOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, AdamWOptions? options = null)
     {
         _options = options ?? new AdamWOptions();
         _options.Validate();
         Parameters = OptimizerStateTensors.Validate(parameters);
-        _expAvg = Parameters.Select(p => OptimizerStateTensors.ZerosLike(p.Parameter)).ToArray();
-        _expAvgSq = Parameters.Select(p => OptimizerStateTensors.ZerosLike(p.Parameter)).ToArray();
+        _flat = FlatParameterBuffers.TryCreate(Parameters.Select(p => p.Parameter).ToList());
+        if (_flat is null)
+        {
+            _expAvg = Parameters.Select(p => OptimizerStateTensors.ZerosLike(p.Parameter)).ToArray();
+            _expAvgSq = Parameters.Select(p => OptimizerStateTensors.ZerosLike(p.Parameter)).ToArray();
+        }
+        else
+        {
+            // The per-parameter state tensors are views of the flat ones, so checkpoints keep their per-name format.
+            _flatExpAvg = OptimizerStateTensors.ZerosLike(_flat.Values);
+            _flatExpAvgSq = OptimizerStateTensors.ZerosLike(_flat.Values);
+            _expAvg = _flat.Views(_flatExpAvg);
+            _expAvgSq = _flat.Views(_flatExpAvgSq);
+        }
         _steps = new long[Parameters.Count];
     }
 
@@ -38,29 +60,56 @@ public sealed class AdamWOptimizer : IAdapterOptimizer
     /// <summary>AdamW expects gradients already averaged over ranks by the trainer.</summary>
     public bool CommunicatesGradients => false;
 
+    /// <summary>Whether the last <see cref="Step"/> ran over the flat buffers (for tests).</summary>
+    internal bool LastStepFused { get; private set; }
+
+    /// <summary>Parameter <paramref name="i"/>'s first moment (for tests; <see cref="StateDict"/> needs equal steps).</summary>
+    internal torch.Tensor ExpAvg(int i) => _expAvg[i];
+
+    /// <summary>Parameter <paramref name="i"/>'s second moment (for tests).</summary>
+    internal torch.Tensor ExpAvgSq(int i) => _expAvgSq[i];
+
+    /// <summary>
+    /// One update over the flat buffers when every parameter has a gradient and all have taken the same number of
+    /// steps; otherwise (some gradient is null, now or in an earlier step) per parameter, skipping null gradients.
+    /// Both run the same elementwise ops, so they agree bit for bit.
+    /// </summary>
     public void Step(double lr)
     {
-        double beta1 = _options.Beta1, beta2 = _options.Beta2;
         using var noGrad = torch.no_grad();
+        LastStepFused = _flat is not null && !_stepsDiverged && _flat.TryBindGradients();
+        if (LastStepFused)
+        {
+            long step = _steps[0] + 1;
+            Array.Fill(_steps, step);
+            Update(_flat!.Values, _flat.Grads, _flatExpAvg!, _flatExpAvgSq!, step, lr);
+            return;
+        }
         for (int i = 0; i < Parameters.Count; i++)
         {
             using var scope = torch.NewDisposeScope();
             var parameter = Parameters[i].Parameter;
-            torch.Tensor? grad = parameter.grad;
-            if (grad is null) continue;
-
-            long step = ++_steps[i];
-            if (_options.WeightDecay != 0) parameter.mul_(1 - lr * _options.WeightDecay);
-            _expAvg[i].lerp_(grad, 1 - beta1);
-            _expAvgSq[i].mul_(beta2).addcmul_(grad, grad, value: 1 - beta2);
-
-            double biasCorrection1 = 1 - Math.Pow(beta1, step);
-            double biasCorrection2 = 1 - Math.Pow(beta2, step);
-            double stepSize = lr / biasCorrection1;
-            double biasCorrection2Sqrt = Math.Pow(biasCorrection2, 0.5); // Python's `bias_correction2**0.5`
-            torch.Tensor denom = _expAvgSq[i].sqrt().div_(biasCorrection2Sqrt).add_(_options.Eps);
-            parameter.addcdiv_(_expAvg[i], denom, value: -stepSize);
+            if (parameter.grad is not { } grad) continue;
+            Update(parameter, grad, _expAvg[i], _expAvgSq[i], ++_steps[i], lr);
         }
+        _stepsDiverged = _steps.Any(s => s != _steps[0]);
+    }
+
+    /// <summary>PyTorch's <c>_single_tensor_adam</c> body for one (possibly flat) parameter, op for op.</summary>
+    private void Update(torch.Tensor parameter, torch.Tensor grad, torch.Tensor expAvg, torch.Tensor expAvgSq, long step, double lr)
+    {
+        using var scope = torch.NewDisposeScope();
+        double beta1 = _options.Beta1, beta2 = _options.Beta2;
+        if (_options.WeightDecay != 0) parameter.mul_(1 - lr * _options.WeightDecay);
+        expAvg.lerp_(grad, 1 - beta1);
+        expAvgSq.mul_(beta2).addcmul_(grad, grad, value: 1 - beta2);
+
+        double biasCorrection1 = 1 - Math.Pow(beta1, step);
+        double biasCorrection2 = 1 - Math.Pow(beta2, step);
+        double stepSize = lr / biasCorrection1;
+        double biasCorrection2Sqrt = Math.Pow(biasCorrection2, 0.5); // Python's `bias_correction2**0.5`
+        torch.Tensor denom = expAvgSq.sqrt().div_(biasCorrection2Sqrt).add_(_options.Eps);
+        parameter.addcdiv_(expAvg, denom, value: -stepSize);
     }
 
     public void ZeroGrad()
@@ -98,11 +147,15 @@ public sealed class AdamWOptimizer : IAdapterOptimizer
             OptimizerStateTensors.LoadInto(state.Tensors, name + ".exp_avg_sq", _expAvgSq[i]);
         }
         Array.Fill(_steps, scalars.Step);
+        _stepsDiverged = false;
     }
 
     public void Dispose()
     {
         foreach (var t in _expAvg) t.Dispose();
         foreach (var t in _expAvgSq) t.Dispose();
+        _flatExpAvg?.Dispose();
+        _flatExpAvgSq?.Dispose();
+        _flat?.Dispose();
     }
 }

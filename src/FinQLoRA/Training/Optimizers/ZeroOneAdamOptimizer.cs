@@ -44,6 +44,10 @@ public sealed class ZeroOneAdamOptimizer : IAdapterOptimizer
 
     private readonly ZeroOneAdamOptions _options;
     private readonly IOptimizerCommunication _communication;
+    private readonly FlatParameterBuffers? _flat;
+    private readonly torch.Tensor? _flatExpAvg;
+    private readonly torch.Tensor? _flatExpAvgSq;
+    private readonly torch.Tensor? _flatMomentumAccumulator;
     private readonly torch.Tensor[] _expAvg;
     private readonly torch.Tensor[] _expAvgSq;
     private readonly torch.Tensor[] _momentumAccumulator;
@@ -59,14 +63,34 @@ public sealed class ZeroOneAdamOptimizer : IAdapterOptimizer
     private bool _errorBuffersReset;
 
     public ZeroOneAdamOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, IOptimizerCommunication communication, ZeroOneAdamOptions? options = null)
+        : this(parameters, communication, options, flatBuffers: true)
+    {
+    }
+
+    /// <param name="flatBuffers">false keeps every step per parameter (the reference that tests compare against)</param>
+    internal ZeroOneAdamOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, IOptimizerCommunication communication, ZeroOneAdamOptions? options, bool flatBuffers)
     {
         _options = options ?? new ZeroOneAdamOptions();
         _options.Validate();
         _communication = communication;
         Parameters = OptimizerStateTensors.Validate(parameters);
-        _expAvg = Parameters.Select(p => OptimizerStateTensors.ZerosLike(p.Parameter)).ToArray();
-        _expAvgSq = Parameters.Select(p => OptimizerStateTensors.ZerosLike(p.Parameter)).ToArray();
-        _momentumAccumulator = Parameters.Select(p => OptimizerStateTensors.ZerosLike(p.Parameter)).ToArray();
+        _flat = flatBuffers ? FlatParameterBuffers.TryCreate(Parameters.Select(p => p.Parameter).ToList()) : null;
+        if (_flat is null)
+        {
+            _expAvg = Parameters.Select(p => OptimizerStateTensors.ZerosLike(p.Parameter)).ToArray();
+            _expAvgSq = Parameters.Select(p => OptimizerStateTensors.ZerosLike(p.Parameter)).ToArray();
+            _momentumAccumulator = Parameters.Select(p => OptimizerStateTensors.ZerosLike(p.Parameter)).ToArray();
+        }
+        else
+        {
+            // Per-parameter state as views of flat buffers: local steps update all at once, checkpoints stay per name.
+            _flatExpAvg = OptimizerStateTensors.ZerosLike(_flat.Values);
+            _flatExpAvgSq = OptimizerStateTensors.ZerosLike(_flat.Values);
+            _flatMomentumAccumulator = OptimizerStateTensors.ZerosLike(_flat.Values);
+            _expAvg = _flat.Views(_flatExpAvg);
+            _expAvgSq = _flat.Views(_flatExpAvgSq);
+            _momentumAccumulator = _flat.Views(_flatMomentumAccumulator);
+        }
     }
 
     public IReadOnlyList<(string Name, Parameter Parameter)> Parameters { get; }
@@ -89,6 +113,9 @@ public sealed class ZeroOneAdamOptimizer : IAdapterOptimizer
 
     /// <summary>Whether the next <see cref="Step"/> ends with a 1-bit synchronisation of the local updates.</summary>
     public bool SyncThisStep => _frozen && (_step + 1) % _localStepInterval == 0;
+
+    /// <summary>Whether the last <see cref="Step"/> was a local step run over the flat buffers (for tests).</summary>
+    internal bool LastStepFused { get; private set; }
 
     public void Step(double lr)
     {
@@ -116,53 +143,60 @@ public sealed class ZeroOneAdamOptimizer : IAdapterOptimizer
         bool sync = frozen && _step % _localStepInterval == 0;
         if (frozen) _lrs += lr;
 
-        double beta1 = _options.Beta1, beta2 = _options.Beta2, eps = _options.Eps, weightDecay = _options.WeightDecay;
+        double beta1 = _options.Beta1, beta2 = _options.Beta2;
         using var noGrad = torch.no_grad();
-        for (int i = 0; i < Parameters.Count; i++)
+        // A local step without sync touches no communication, so it runs once over the flat buffers (the same
+        // elementwise ops, so bit-identical); steps that communicate go per parameter, as the exchange is per name.
+        LastStepFused = frozen && !sync && _flat is not null && _flat.TryBindGradients();
+        if (LastStepFused)
         {
             using var scope = torch.NewDisposeScope();
-            var (name, parameter) = Parameters[i];
-            torch.Tensor grad = grads[i], m = _expAvg[i], v = _expAvgSq[i], u = _momentumAccumulator[i];
-
-            if (!frozen)
+            _flatExpAvg!.mul_(beta1).add_(_flat!.Grads, alpha: 1 - beta1);
+            ApplyUpdate(_flat.Values, _flatExpAvg, _flatExpAvgSq!, _flatMomentumAccumulator!, lr, frozen);
+        }
+        else
+        {
+            for (int i = 0; i < Parameters.Count; i++)
             {
-                if (varianceStep)
+                using var scope = torch.NewDisposeScope();
+                var (name, parameter) = Parameters[i];
+                torch.Tensor grad = grads[i], m = _expAvg[i], v = _expAvgSq[i], u = _momentumAccumulator[i];
+
+                if (!frozen)
                 {
-                    // Phase 1: the engine all-reduced g in full precision; update both moments.
-                    _communication.AllReduceAverage(grad);
-                    v.mul_(beta2).addcmul_(grad, grad, value: 1 - beta2);
-                    m.mul_(beta1).add_(grad, alpha: 1 - beta1);
+                    if (varianceStep)
+                    {
+                        // Phase 1: the engine all-reduced g in full precision; update both moments.
+                        _communication.AllReduceAverage(grad);
+                        v.mul_(beta2).addcmul_(grad, grad, value: 1 - beta2);
+                        m.mul_(beta1).add_(grad, alpha: 1 - beta1);
+                    }
+                    else
+                    {
+                        // Phase 2: g goes through the 1-bit compressed all-reduce (in place); only m moves.
+                        torch.Tensor compressed = _communication.CompressedAllReduce(grad, name);
+                        m.mul_(beta1).add_(compressed, alpha: 1 - beta1);
+                    }
                 }
                 else
                 {
-                    // Phase 2: g goes through the 1-bit compressed all-reduce (in place); only m moves.
-                    torch.Tensor compressed = _communication.CompressedAllReduce(grad, name);
-                    m.mul_(beta1).add_(compressed, alpha: 1 - beta1);
+                    // Phase 5: local step on this rank's own gradient.
+                    m.mul_(beta1).add_(grad, alpha: 1 - beta1);
                 }
-            }
-            else
-            {
-                // Phase 5: local step on this rank's own gradient.
-                m.mul_(beta1).add_(grad, alpha: 1 - beta1);
-            }
 
-            // Every step: p −= lr·(m/(√v+ε) + wd·p); after the freeze u accumulates the same (negative) update.
-            torch.Tensor update = m / (v.sqrt() + eps);
-            if (weightDecay > 0) update.add_(parameter * weightDecay);
-            torch.Tensor scaledUpdate = update * -lr;
-            parameter.add_(scaledUpdate);
-            if (frozen) u.add_(scaledUpdate);
+                ApplyUpdate(parameter, m, v, u, lr, frozen);
 
-            if (sync)
-            {
-                // Phase 6: undo the local updates, exchange them compressed in "gradient units" (times √v+ε),
-                // rebuild m from the average and apply the averaged update instead.
-                parameter.add_(u * -1);
-                u.mul_(v.sqrt() + eps);
-                torch.Tensor averaged = _communication.CompressedAllReduce(u, name);
-                m.zero_().add_(averaged / _lrs, alpha: -1);
-                parameter.add_(averaged / (v.sqrt() + eps));
-                u.zero_();
+                if (sync)
+                {
+                    // Phase 6: undo the local updates, exchange them compressed in "gradient units" (times √v+ε),
+                    // rebuild m from the average and apply the averaged update instead.
+                    parameter.add_(u * -1);
+                    u.mul_(v.sqrt() + _options.Eps);
+                    torch.Tensor averaged = _communication.CompressedAllReduce(u, name);
+                    m.zero_().add_(averaged / _lrs, alpha: -1);
+                    parameter.add_(averaged / (v.sqrt() + _options.Eps));
+                    u.zero_();
+                }
             }
         }
 
@@ -193,6 +227,16 @@ public sealed class ZeroOneAdamOptimizer : IAdapterOptimizer
             _communication.ResetCompressionErrors();
             _errorBuffersReset = true;
         }
+    }
+
+    /// <summary>Every step: p −= lr·(m/(√v+ε) + wd·p); after the freeze u accumulates the same (negative) update.</summary>
+    private void ApplyUpdate(torch.Tensor parameter, torch.Tensor m, torch.Tensor v, torch.Tensor u, double lr, bool frozen)
+    {
+        torch.Tensor update = m / (v.sqrt() + _options.Eps);
+        if (_options.WeightDecay > 0) update.add_(parameter * _options.WeightDecay);
+        torch.Tensor scaledUpdate = update * -lr;
+        parameter.add_(scaledUpdate);
+        if (frozen) u.add_(scaledUpdate);
     }
 
     public void ZeroGrad()
@@ -255,5 +299,9 @@ public sealed class ZeroOneAdamOptimizer : IAdapterOptimizer
         foreach (var t in _expAvg) t.Dispose();
         foreach (var t in _expAvgSq) t.Dispose();
         foreach (var t in _momentumAccumulator) t.Dispose();
+        _flatExpAvg?.Dispose();
+        _flatExpAvgSq?.Dispose();
+        _flatMomentumAccumulator?.Dispose();
+        _flat?.Dispose();
     }
 }
