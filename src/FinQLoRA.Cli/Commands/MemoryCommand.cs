@@ -56,6 +56,10 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         public IReadOnlyList<ProjectionKind> TargetKinds() =>
             LoraTargets.Resolve(Targets.Replace(" ", "") == "q,k,v" ? "q_proj,k_proj,v_proj" : Targets, "--targets");
 
+        [CommandOption("--target-tokens <N>")]
+        [Description("Supervised (target) tokens per sequence, the only positions given logits in training: 1-3 for a classification task, the answer's length for completion-only SFT. Default: every token (--seq-len).")]
+        public int? TargetTokens { get; init; }
+
         [CommandOption("--grad-checkpointing")]
         public bool GradientCheckpointing { get; init; }
 
@@ -73,6 +77,8 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         {
             if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required (a folder with config.json, llama-3.1-8b or llama-3.1-70b)");
             if (FlagNames.Check(() => { WeightBits.Require(Bits); TargetKinds(); }) is { Successful: false } bad) return bad;
+            if (TargetTokens is { } n && (n < 1 || n > SeqLen)) return ValidationResult.Error($"--target-tokens {n}: use a number from 1 to --seq-len ({SeqLen})");
+            if (TargetTokens is not null && !Train) return ValidationResult.Error("--target-tokens is a training setting; add --train");
             if (Dropout is < 0 or >= 1) return ValidationResult.Error($"--dropout {Dropout}: use a number in [0, 1)");
             string d = Device.ToLowerInvariant();
             if (d is not ("cuda" or "cpu")) return ValidationResult.Error($"--device '{Device}': use cuda or cpu");
@@ -88,7 +94,7 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         MemoryPlan plan = s.Train
             ? MemoryPlanner.Training(config, options, new TrainingMemoryOptions(s.BatchSize, s.SeqLen, s.Rank,
                 s.TargetKinds(), s.GradientCheckpointing, s.Dropout,
-                s.Device.Equals("cpu", StringComparison.OrdinalIgnoreCase) ? MemoryDevice.Cpu : MemoryDevice.Cuda), s.Model)
+                s.Device.Equals("cpu", StringComparison.OrdinalIgnoreCase) ? MemoryDevice.Cpu : MemoryDevice.Cuda, s.TargetTokens), s.Model)
             : MemoryPlanner.Inference(config, options, s.Model, s.Context);
 
         if (s.Json)

@@ -87,6 +87,19 @@ public sealed class LlamaModel : nn.Module
     }
 
     /// <summary>
+    /// The output projection's weight [vocab, hidden] in <paramref name="dtype"/> when it is a frozen dense matrix (the
+    /// tied embeddings or a <see cref="DenseLinear"/> lm_head), for a loss that projects rows itself
+    /// (<c>ChunkedCrossEntropy</c>); the same values <see cref="Head"/> multiplies by. Null for any other head (an adapter
+    /// around it, or a quantized one): such a loss then goes through <see cref="Head"/>.
+    /// </summary>
+    public Tensor? DenseOutputWeight(ScalarType dtype) => lm_head switch
+    {
+        null => embed_tokens.to(dtype),
+        DenseLinear dense => dense.DequantizedWeight(dtype),
+        _ => null,
+    };
+
+    /// <summary>
     /// Full forward. <paramref name="padMask"/> [B, past + T] marks real tokens (1) and left padding (0);
     /// null means no padding. With a cache, keys/values are appended and the cache advanced by T.
     /// With <paramref name="lastOnly"/>, only the last position's logits are computed ([B, 1, vocab]).

@@ -1,6 +1,7 @@
 using FinQLoRA.Adapters;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
+using FinQLoRA.Training;
 
 namespace FinQLoRA.Planning;
 
@@ -27,8 +28,12 @@ namespace FinQLoRA.Planning;
 /// + 4·I [gate, up, silu(gate), product]) + 2·8h [two RMSNorms keep their fp32 input and normalised output] + 4·heads
 /// [attention log-sum-exp], plus per adapted projection 4·in (peft casts the dropped-out input to fp32 and lora_A keeps
 /// it) + in [dropout mask, when dropout &gt; 0] + 4·R [lora_A output kept by lora_B]. Frozen quantized projections keep
-/// nothing (their backward needs only the weight, which is re-dequantized). Head: V·10 per token (bf16 logits, fp32
-/// upcast, fp32 log-softmax kept by the loss). With gradient checkpointing each layer keeps only its input (2h per
+/// nothing (their backward needs only the weight, which is re-dequantized). Head: only the N = B·targets supervised
+/// positions go through the final norm (8h each: fp32 input and normed output) and lm_head. Up to one chunk of rows
+/// (<see cref="ChunkedCrossEntropy.RowsPerChunk"/>: 32 MiB of fp32 logits, 65 rows at V = 128,256) that is V·10 per
+/// row (bf16 logits, fp32 upcast, fp32 log-softmax kept by the loss); beyond it the loss runs chunk by chunk and holds
+/// one chunk's V·12 per row (bf16 logits, fp32 upcast, fp32 log-softmax turned into its gradient, bf16 gradient) plus
+/// the bf16 gradient w.r.t. the normed rows, 2h per target. With gradient checkpointing each layer keeps only its input (2h per
 /// token) and one layer is recomputed at a time. Backward working memory: one more layer's activations, plus the
 /// dequantization transient.</para>
 /// <para><b>CPU training</b> (<see cref="MemoryDevice.Cpu"/>) plans the peak RSS of the whole process: the CUDA context
@@ -190,6 +195,16 @@ public static class MemoryPlanner
         return bytes;
     }
 
+    /// <summary>Bytes of the final norm, logits and loss for <paramref name="targets"/> supervised rows (formula in the
+    /// class summary), with a note saying which way the trainer computes them.</summary>
+    public static (long Bytes, string Note) HeadActivations(LlamaConfig c, long targets)
+    {
+        long v = c.VocabSize, h = c.HiddenSize, chunk = ChunkedCrossEntropy.RowsPerChunk(v);
+        long norm = targets * 8 * h;
+        if (targets <= chunk) return (norm + targets * v * 10, $"logits and loss of {targets:N0} target tokens");
+        return (norm + chunk * v * 12 + targets * h * Bf16, $"logits of {targets:N0} target tokens, {chunk:N0} at a time; bf16 gradient of their normed rows");
+    }
+
     public static MemoryPlan Training(LlamaConfig c, QuantizationOptions options, TrainingMemoryOptions t, string modelName)
     {
         if (t.BatchSize <= 0 || t.SeqLen <= 0 || t.Rank <= 0)
@@ -198,7 +213,10 @@ public static class MemoryPlanner
         long adapters = AdapterParameters(c, t);
         long perLayer = LayerActivationBytesPerToken(c, t) * tokens;
         long saved = t.GradientCheckpointing ? L * tokens * h * Bf16 + perLayer : L * perLayer;
-        long head = tokens * (c.VocabSize * 10L + 8 * h); // logits bf16 + fp32 upcast + fp32 log-softmax; final norm
+        if (t.TargetTokens <= 0 || t.TargetTokens > t.SeqLen)
+            throw new UserInputException($"memory: {t.TargetTokens} target tokens per example must be between 1 and the sequence length {t.SeqLen}");
+        long targets = (long)t.BatchSize * t.TargetTokens;
+        var (head, headNote) = HeadActivations(c, targets);
         bool cpu = t.Device == MemoryDevice.Cpu;
         var list = new List<MemoryComponent>(Weights(c, options))
         {
@@ -208,7 +226,7 @@ public static class MemoryPlanner
             new("adapter_grads", adapters * 4, false, "fp32"),
             new("optimizer_state", adapters * 8, false, "AdamW m and v, fp32"),
             new("activations", saved, false, t.GradientCheckpointing ? "layer inputs + one recomputed layer" : "every layer's saved tensors"),
-            new("head_activations", head, false, "logits and loss"),
+            new("head_activations", head, false, headNote),
             new("backward_workspace", perLayer, false, "gradients of one layer's activations"),
         };
         if (cpu)

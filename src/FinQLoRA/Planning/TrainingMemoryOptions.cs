@@ -10,6 +10,9 @@ namespace FinQLoRA.Planning;
 /// <param name="GradientCheckpointing">Recompute each decoder layer in backward, keeping only its input.</param>
 /// <param name="LoraDropout">Adds a 1-byte mask per adapted input element when &gt; 0 (peft's default setups use 0.05–0.1).</param>
 /// <param name="Device">GPU memory (CUDA, the default) or the peak RSS of a CPU training process.</param>
+/// <param name="TargetTokensPerExample">Supervised tokens per sequence, the only positions the trainer projects onto the
+/// vocabulary; null means every token (<paramref name="SeqLen"/>: plain language modelling, an upper bound for any SFT
+/// row). A completion-only SFT row has its answer's tokens, a FinLoRA classification task 1–3.</param>
 public sealed record TrainingMemoryOptions(
     int BatchSize = 1,
     int SeqLen = 512,
@@ -17,7 +20,11 @@ public sealed record TrainingMemoryOptions(
     IReadOnlyList<ProjectionKind>? Targets = null,
     bool GradientCheckpointing = false,
     double LoraDropout = 0.1,
-    MemoryDevice Device = MemoryDevice.Cuda)
+    MemoryDevice Device = MemoryDevice.Cuda,
+    int? TargetTokensPerExample = null)
 {
+    /// <summary>Target tokens per sequence: <see cref="TargetTokensPerExample"/>, or all <see cref="SeqLen"/> tokens.</summary>
+    public int TargetTokens => TargetTokensPerExample ?? SeqLen;
+
     public IReadOnlyList<ProjectionKind> AdapterTargets => Targets ?? [ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V];
 }

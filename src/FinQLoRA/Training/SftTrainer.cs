@@ -299,26 +299,40 @@ public sealed class SftTrainer
     /// projection. A classification example has 1–3 target tokens, so with Llama 3.1's 128,256-token vocabulary this
     /// skips nearly all of the [B, T, vocab] fp32 logits (4.2 GB at batch 16 × 512) and their gradient. Norm and
     /// projection act on each position alone, so the loss is the full computation's (<see cref="TokenLoss"/>).
+    /// When there are more target rows than one chunk of logits holds (<see cref="ChunkedCrossEntropy"/>, 65 rows at
+    /// 128,256 tokens), the projection and loss run chunk by chunk, keeping only the gradient w.r.t. the normed rows.
     /// </summary>
-    internal static Tensor SupervisedLoss(LlamaModel model, SftCollator.Batch batch)
+    /// <param name="rowsPerChunk">overrides <see cref="ChunkedCrossEntropy.RowsPerChunk"/> (tests force small chunks)</param>
+    /// <param name="onChunk">told each chunk's row count when the chunked loss runs</param>
+    internal static Tensor SupervisedLoss(LlamaModel model, SftCollator.Batch batch, long? rowsPerChunk = null, Action<long>? onChunk = null)
     {
         using var scope = NewDisposeScope();
         var h = batch.Packed
             ? model.Hidden(batch.InputIds, batch.Positions!, AttentionMask.Packed(batch.Segments!))
             : model.Hidden(batch.InputIds, batch.PadMask);
-        return SupervisedLoss(model, h, batch.Labels).MoveToOuterDisposeScope();
+        return SupervisedLoss(model, h, batch.Labels, rowsPerChunk, onChunk).MoveToOuterDisposeScope();
     }
 
     /// <summary>The loss from hidden states [B, T, hidden] before the final norm.</summary>
-    internal static Tensor SupervisedLoss(LlamaModel model, Tensor h, Tensor labels)
+    internal static Tensor SupervisedLoss(LlamaModel model, Tensor h, Tensor labels, long? rowsPerChunk = null, Action<long>? onChunk = null)
     {
         using var scope = NewDisposeScope();
         long t = h.shape[1];
         var wanted = labels.narrow(1, 1, t - 1).reshape(-1);
         var rows = nonzero(wanted.ne(TokenizedExample.IgnoreIndex)).squeeze(-1);
         var selected = h.narrow(1, 0, t - 1).reshape(-1, h.shape[2]).index_select(0, rows);
-        var logits = model.Head(selected.unsqueeze(0)).squeeze(0);
-        return nn.functional.cross_entropy(logits, wanted.index_select(0, rows), reduction: nn.Reduction.Sum).MoveToOuterDisposeScope();
+        var targets = wanted.index_select(0, rows);
+        long chunk = rowsPerChunk ?? ChunkedCrossEntropy.RowsPerChunk(model.Config.VocabSize);
+        // Up to one chunk of rows (every classification batch), or a head that is not a frozen dense matrix: the
+        // projection as the model does it, bit for bit what it always was.
+        if (selected.shape[0] <= chunk || model.DenseOutputWeight(selected.dtype) is not { } weight)
+        {
+            var logits = model.Head(selected.unsqueeze(0)).squeeze(0);
+            return nn.functional.cross_entropy(logits, targets, reduction: nn.Reduction.Sum).MoveToOuterDisposeScope();
+        }
+        // the final norm stays under ordinary autograd; only the projection and the loss are chunked
+        var normed = model.FinalNorm.forward(selected);
+        return ChunkedCrossEntropy.Sum(normed, weight, targets, chunk, onChunk).MoveToOuterDisposeScope();
     }
 
     /// <summary>Summed cross-entropy of next-token predictions on target positions (labels ≠ -100), from full logits.</summary>

@@ -65,6 +65,29 @@ public sealed class MemoryPlannerTests
     }
 
     [Fact]
+    public void HeadTermCountsOnlyTargetTokensAndAtMostOneChunkOfLogits()
+    {
+        var c = LlamaConfig.Preset("llama-3.1-8b")!; // V = 128,256, h = 4,096: a chunk is 32 MiB / (128,256 · 4 B) = 65 rows
+        long Head(TrainingMemoryOptions t) =>
+            MemoryPlanner.Training(c, QuantizationOptions.Nf4, t, "8b").Components.Single(x => x.Name == "head_activations").Bytes;
+
+        // classification, batch 16 × 512 with 3 target tokens: 48 rows in one chunk, each norm 8h + logits 10V:
+        // 48 · (32,768 + 1,282,560) = 48 · 1,315,328
+        Assert.Equal(63_135_744L, Head(new TrainingMemoryOptions(BatchSize: 16, SeqLen: 512, TargetTokensPerExample: 3)));
+        // exactly one chunk (5 × 13 = 65 rows) still runs unchunked: 65 · 1,315,328
+        Assert.Equal(85_496_320L, Head(new TrainingMemoryOptions(BatchSize: 5, SeqLen: 512, TargetTokensPerExample: 13)));
+        // 66 rows are chunked: norm 8h and bf16 grad_x 2h per row, plus one chunk's 65 · 12 · V:
+        // 66 · 32,768 + 65 · 12 · 128,256 + 66 · 8,192 = 2,162,688 + 100,039,680 + 540,672
+        Assert.Equal(102_743_040L, Head(new TrainingMemoryOptions(BatchSize: 1, SeqLen: 512, TargetTokensPerExample: 66)));
+        // every token a target (the default), batch 2 × 1024 = 2,048 rows: 2,048 · 32,768 + 100,039,680 + 2,048 · 8,192
+        // = 175 MiB, where logits for all rows would be 2,048 · 1,315,328 = 2.51 GiB
+        Assert.Equal(183_925_760L, Head(new TrainingMemoryOptions(BatchSize: 2, SeqLen: 1024)));
+
+        Assert.Throws<UserInputException>(() => Head(new TrainingMemoryOptions(SeqLen: 512, TargetTokensPerExample: 0)));
+        Assert.Throws<UserInputException>(() => Head(new TrainingMemoryOptions(SeqLen: 512, TargetTokensPerExample: 513)));
+    }
+
+    [Fact]
     public void CpuTrainingPlanSwapsTheCudaContextForTheRuntimeAndAddsWorkspacesAndAllocatorRetention()
     {
         var c = LlamaConfig.Preset("llama-3.1-8b")!;
