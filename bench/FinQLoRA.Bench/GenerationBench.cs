@@ -29,7 +29,7 @@ public static class GenerationBench
     /// <summary>Seconds for one prefill of [batch, prompt] and for all decode steps after it.</summary>
     private readonly record struct Timing(double PrefillSeconds, double DecodeSeconds);
 
-    private sealed record Row(string Model, int Batch, string Phase, double OursF32, double OursBf16, double Llama1, double? Llama2);
+    private sealed record Row(string Model, int Batch, string Phase, double OursF32, double OursBf16, double Llama1, double? Llama2, double? TorchStep = null);
 
     public static int Run(string[] args)
     {
@@ -116,13 +116,15 @@ public static class GenerationBench
             var prompts = Prompts(batch, opt.PromptTokens);
             var f32 = Median($"{name} b{batch} ours fp32", () => Ours(hfFolder, ScalarType.Float32, prompts, opt.DecodeSteps, repeats, warmUp));
             var bf16 = Median($"{name} b{batch} ours bf16", () => Ours(hfFolder, ScalarType.BFloat16, prompts, opt.DecodeSteps, repeats, warmUp));
+            // batch 1 also through libtorch alone, the baseline of the managed single-token step
+            Timing? torchStep = batch == 1 ? Median($"{name} b{batch} ours fp32, libtorch step", () => Ours(hfFolder, ScalarType.Float32, prompts, opt.DecodeSteps, repeats, warmUp, managedStep: false)) : null;
             var l1 = Median($"{name} b{batch} llama.cpp 1t", () => LlamaCpp(gguf, 1, prompts, opt.DecodeSteps, repeats, warmUp));
             Timing? l2 = batch == 1 || llamaTwoThreadsAtBatch16 ? Median($"{name} b{batch} llama.cpp 2t", () => LlamaCpp(gguf, 2, prompts, opt.DecodeSteps, repeats, warmUp)) : null;
             double prefillTokens = batch * opt.PromptTokens, decodeTokens = batch * opt.DecodeSteps;
             rows.Add(new Row(name, batch, "prefill", prefillTokens / f32.PrefillSeconds, prefillTokens / bf16.PrefillSeconds,
                 prefillTokens / l1.PrefillSeconds, prefillTokens / l2?.PrefillSeconds));
             rows.Add(new Row(name, batch, "decode", decodeTokens / f32.DecodeSeconds, decodeTokens / bf16.DecodeSeconds,
-                decodeTokens / l1.DecodeSeconds, decodeTokens / l2?.DecodeSeconds));
+                decodeTokens / l1.DecodeSeconds, decodeTokens / l2?.DecodeSeconds, decodeTokens / torchStep?.DecodeSeconds));
             Console.WriteLine($"  {name} batch {batch} measured");
         }
         return rows;
@@ -152,9 +154,10 @@ public static class GenerationBench
             .ToArray();
     }
 
-    private static IReadOnlyList<Timing> Ours(string folder, ScalarType dtype, int[][] prompts, int steps, int repeats, bool warmUp)
+    private static IReadOnlyList<Timing> Ours(string folder, ScalarType dtype, int[][] prompts, int steps, int repeats, bool warmUp, bool managedStep = true)
     {
         using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = dtype });
+        model.ManagedDecodeStep = managedStep;
         using var noGrad = no_grad();
         int batch = prompts.Length, length = prompts[0].Length;
         var runs = new List<Timing>();
@@ -272,13 +275,14 @@ public static class GenerationBench
         Console.WriteLine();
         Console.WriteLine($"tokens/s, median of {opt.Repeats} runs after a warm-up (random model: 1 run); prompt {opt.PromptTokens} tokens, {opt.DecodeSteps} greedy decode steps; ours on {opt.Threads} torch thread(s)");
         Console.WriteLine("llama.cpp: F32 weights, F32 K/V cache, flash attention off; 1t/2t = threads; ratio = ours fp32 / the faster llama.cpp column");
-        string header = $"| {"model",-12} | {"batch",5} | {"phase",-7} | {"ours fp32",10} | {"ours bf16",10} | {"llama.cpp 1t",12} | {"llama.cpp 2t",12} | {"ratio",6} |";
+        Console.WriteLine("ours fp32 at batch 1 decodes with the managed single-token step; 'libtorch step' is the same model with it off");
+        string header = $"| {"model",-12} | {"batch",5} | {"phase",-7} | {"ours fp32",10} | {"libtorch step",13} | {"ours bf16",10} | {"llama.cpp 1t",12} | {"llama.cpp 2t",12} | {"ratio",6} |";
         Console.WriteLine(header);
         Console.WriteLine("|" + string.Join("|", header.Split('|')[1..^1].Select(c => new string('-', c.Length))) + "|");
         foreach (var r in rows)
         {
             double reference = Math.Max(r.Llama1, r.Llama2 ?? 0);
-            Console.WriteLine($"| {r.Model,-12} | {r.Batch,5} | {r.Phase,-7} | {r.OursF32,10:F0} | {r.OursBf16,10:F0} | {r.Llama1,12:F0} | {(r.Llama2 is double l2 ? l2.ToString("F0") : "-"),12} | {r.OursF32 / reference,6:F2} |");
+            Console.WriteLine($"| {r.Model,-12} | {r.Batch,5} | {r.Phase,-7} | {r.OursF32,10:F0} | {(r.TorchStep is double ts ? ts.ToString("F0") : "-"),13} | {r.OursBf16,10:F0} | {r.Llama1,12:F0} | {(r.Llama2 is double l2 ? l2.ToString("F0") : "-"),12} | {r.OursF32 / reference,6:F2} |");
         }
     }
 }

@@ -21,7 +21,7 @@ namespace FinQLoRA.Bench;
 /// </summary>
 internal static class TrainStepBench
 {
-    public const string Help = "training step tokens/s at 4/8/16-bit, ± grad checkpointing; time shares; MFU (over the faster of bf16 and fp32 GEMM); loss after the steps; peak RSS [--shapes 2x128,4x256 --steps 5]";
+    public const string Help = "training step tokens/s at 4/8/16-bit, ± grad checkpointing; time shares; MFU (over the faster of bf16 and fp32 GEMM); loss after the steps; peak RSS [--shapes 2x128,4x256 --bits 16,8,4 --checkpointing both --steps 5 --rss true]";
 
     private static readonly LlamaConfig Model100M = new()
     {
@@ -55,22 +55,32 @@ internal static class TrainStepBench
             long tokens = (long)batch * seq;
             double attention = 12.0 * batch * seq * (double)seq * Model100M.HiddenSize * Model100M.NumLayers;
             double modelFlops = 4.0 * linearParams * tokens + attention;
-            foreach (int bits in new[] { 16, 8, 4 })
-                foreach (bool gc in new[] { false, true })
+            foreach (bool gc in o.Checkpointing)
+            {
+                // A fresh model and adapters per width; their steps alternate, so that drift in this shared machine's
+                // speed falls on every width alike, and each step's dropout is seeded, so every loss is reproducible.
+                var runs = o.Bits.Select(bits =>
                 {
-                    // A fresh model and adapters per row, so that every row's loss after its steps is reproducible.
-                    using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(bits));
+                    var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(bits));
                     LoraInjector.Apply(model, Paper, seed: 1);
                     model.GradientCheckpointing = gc;
-                    using var optimizer = new AdamWOptimizer(LoraInjector.AdapterParameters(model).ToList(), new AdamWOptions(WeightDecay: 0));
-                    var m = TimeSteps(model, optimizer, batch, seq, o.Steps);
+                    return (Bits: bits, Model: model, Optimizer: new AdamWOptimizer(LoraInjector.AdapterParameters(model).ToList(), new AdamWOptions(WeightDecay: 0)));
+                }).ToList();
+                var measured = TimeSteps(runs.Select(r => (r.Model, r.Optimizer)).ToList(), batch, seq, o.Steps);
+                for (int i = 0; i < runs.Count; i++)
+                {
+                    var (bits, model, optimizer) = runs[i];
+                    var m = measured[i];
                     int passes = gc ? 3 : 2; // forward, backward (grad·W), and with checkpointing the recomputed forward
                     double matmul = MatmulSeconds(model, tokens, passes);
                     // 8-bit forwards run LLM.int8 (int8 matmul, counted in "other"); only backward dequantizes.
                     double dequant = bits == 16 ? 0 : DequantizeSeconds(model) * (bits == 8 ? 1 : passes);
                     Console.Error.WriteLine($"  {batch}x{seq} {bits}-bit, checkpointing {(gc ? "on" : "off")}: step {m.Step:F2} s, loss after {o.Steps} steps {m.Loss:F4}");
                     rows.Add(new Row($"{batch}x{seq}", bits, gc, m, tokens / m.Step, dequant / m.Step, matmul / m.Step, modelFlops / m.Step / peak));
+                    optimizer.Dispose();
+                    model.Dispose();
                 }
+            }
         }
 
         Console.WriteLine();
@@ -84,15 +94,17 @@ internal static class TrainStepBench
             Console.WriteLine($"| {r.Shape} | {r.Bits}-bit | {(r.Gc ? "on" : "off")} | {r.Measured.Step:F3} | {r.Measured.Forward:F3} | {r.Measured.Backward:F3} | {r.TokensPerSecond:F0} | {r.Measured.Step / baseline.Measured.Step:F2}x | {r.Dequant:P0} | {r.Matmul:P0} | {optimizerShare:P1} | {other:P0} | {r.Mfu:P1} | {r.Measured.Loss:F4} |");
         }
         foreach (var shape in rows.Select(r => r.Shape).Distinct())
-            foreach (bool gc in new[] { false, true })
+            foreach (bool gc in o.Checkpointing)
             {
-                Row Of(int bits) => rows.First(r => r.Shape == shape && r.Bits == bits && r.Gc == gc);
+                Row? Of(int bits) => rows.FirstOrDefault(r => r.Shape == shape && r.Bits == bits && r.Gc == gc);
+                if (Of(4) is null) continue;
                 double goal = gc ? 0.40 : 0.50;
                 string c = gc ? "on" : "off";
-                Console.WriteLine($"goal {shape}, checkpointing {c}: MFU >= {goal:P0}: 16-bit {Of(16).Mfu:P1} {Verdict(Of(16).Mfu >= goal)}, 4-bit {Of(4).Mfu:P1} {Verdict(Of(4).Mfu >= goal)}");
-                Console.WriteLine($"goal {shape}, checkpointing {c}: 16-bit step <= 4-bit step: {Of(16).Measured.Step:F3} vs {Of(4).Measured.Step:F3} s {Verdict(Of(16).Measured.Step <= Of(4).Measured.Step)}");
+                Console.WriteLine($"goal {shape}, checkpointing {c}: MFU >= {goal:P0}: 16-bit {Of(16)!.Mfu:P1} {Verdict(Of(16)!.Mfu >= goal)}, 4-bit {Of(4)!.Mfu:P1} {Verdict(Of(4)!.Mfu >= goal)}");
+                Console.WriteLine($"goal {shape}, checkpointing {c}: 16-bit step <= 4-bit step: {Of(16)!.Measured.Step:F3} vs {Of(4)!.Measured.Step:F3} s {Verdict(Of(16)!.Measured.Step <= Of(4)!.Measured.Step)}");
             }
 
+        if (!o.Rss) return 0;
         Console.WriteLine();
         Console.WriteLine($"peak RSS of one 4-bit training step, batch {o.RssBatch}x{o.RssSeq} (separate processes, VmHWM reset after loading):");
         foreach (string mode in new[] { "nogc", "gc" })
@@ -106,22 +118,26 @@ internal static class TrainStepBench
 
     private sealed record Row(string Shape, int Bits, bool Gc, Measured Measured, double TokensPerSecond, double Dequant, double Matmul, double Mfu);
 
-    private sealed record Options((int Batch, int Seq)[] Shapes, int Steps, int RssBatch, int RssSeq, string? RssProbe)
+    private sealed record Options((int Batch, int Seq)[] Shapes, int[] Bits, bool[] Checkpointing, int Steps, bool Rss, int RssBatch, int RssSeq, string? RssProbe)
     {
         public static Options Parse(string[] args)
         {
-            var o = new Options([(2, 128), (4, 256)], 5, 4, 256, null);
+            var o = new Options([(2, 128), (4, 256)], [16, 8, 4], [false, true], 5, true, 4, 256, null);
             for (int i = 0; i + 1 < args.Length; i += 2)
             {
                 int v() => int.Parse(args[i + 1], CultureInfo.InvariantCulture);
                 o = args[i] switch
                 {
                     "--shapes" => o with { Shapes = ParseShapes(args[i + 1]) }, "--steps" => o with { Steps = v() },
+                    "--bits" => o with { Bits = args[i + 1].Split(',').Select(b => int.Parse(b, CultureInfo.InvariantCulture)).ToArray() },
+                    "--rss" => o with { Rss = bool.Parse(args[i + 1]) },
+                    "--checkpointing" => o with { Checkpointing = args[i + 1] switch { "off" => [false], "on" => [true], _ => [false, true] } },
                     "--rss-batch" => o with { RssBatch = v() }, "--rss-seq" => o with { RssSeq = v() },
                     "--rss-probe" => o with { RssProbe = args[i + 1] },
                     _ => throw new ArgumentException($"unknown option {args[i]}"),
                 };
             }
+            if (!o.Bits.Contains(16)) throw new ArgumentException("--bits must include 16 (the baseline of the ratios)");
             if (o.Steps < 2) throw new ArgumentException("--steps must be at least 2 (the first step is a warm-up)");
             return o;
         }
@@ -177,22 +193,26 @@ internal static class TrainStepBench
         return new Measured(total.Elapsed.TotalSeconds, forward, backward, opt.Elapsed.TotalSeconds, loss);
     }
 
-    /// <summary>Runs <paramref name="steps"/> steps on the same batch from a seeded RNG (LoRA dropout); times all but
-    /// the first (a warm-up: allocator, kernels) and reports the last step's loss.</summary>
-    private static Measured TimeSteps(LlamaModel model, AdamWOptimizer optimizer, int batch, int seq, int steps)
+    /// <summary>Runs <paramref name="steps"/> steps on the same batch for each model in turn (step 1 of every model, then
+    /// step 2, …), seeding the RNG (LoRA dropout) per step; times all but the first (a warm-up: allocator, kernels) and
+    /// reports each model's last loss.</summary>
+    private static List<Measured> TimeSteps(List<(LlamaModel Model, AdamWOptimizer Optimizer)> runs, int batch, int seq, int steps)
     {
-        model.train();
-        manual_seed(1);
         using var ids = Ids(batch, seq, 7);
-        var last = Step(model, optimizer, ids);
-        double step = 0, forward = 0, backward = 0, opt = 0;
-        for (int i = 1; i < steps; i++)
-        {
-            last = Step(model, optimizer, ids);
-            step += last.Step; forward += last.Forward; backward += last.Backward; opt += last.Optimizer;
-        }
+        var sums = new Measured[runs.Count];
+        var last = new Measured[runs.Count];
+        for (int step = 0; step < steps; step++)
+            for (int i = 0; i < runs.Count; i++)
+            {
+                runs[i].Model.train();
+                manual_seed(step + 1);
+                last[i] = Step(runs[i].Model, runs[i].Optimizer, ids);
+                if (step == 0) continue;
+                var s = sums[i] ?? new Measured(0, 0, 0, 0, 0);
+                sums[i] = new Measured(s.Step + last[i].Step, s.Forward + last[i].Forward, s.Backward + last[i].Backward, s.Optimizer + last[i].Optimizer, 0);
+            }
         int timed = steps - 1;
-        return new Measured(step / timed, forward / timed, backward / timed, opt / timed, last.Loss);
+        return sums.Select((s, i) => new Measured(s.Step / timed, s.Forward / timed, s.Backward / timed, s.Optimizer / timed, last[i].Loss)).ToList();
     }
 
     private static IEnumerable<nn.Module<Tensor, Tensor>> BaseProjections(LlamaModel model)

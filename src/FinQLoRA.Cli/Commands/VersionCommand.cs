@@ -14,6 +14,7 @@ internal sealed class VersionCommand : Command
         else
             Console.WriteLine($"libtorch {TorchSharp.torch.__version__} (native loader: {TorchNativeLoader.Mode})");
         Console.WriteLine($"cuda available: {TorchSharp.torch.cuda.is_available()}");
+        Console.WriteLine($"cpu 16-bit matmuls: {(CpuMatmulPrecision.WidensHalfPrecision ? "widened to fp32 (no AVX-512 bf16 GEMM)" : "native")} ({CpuMatmulPrecision.Variable}={Environment.GetEnvironmentVariable(CpuMatmulPrecision.Variable) ?? "auto"})");
         return 0;
     }
 }

@@ -18,7 +18,7 @@ namespace FinQLoRA.Adapters;
 /// the base term reuses W₀x unless dropout is active, when W₀·dropout(x) is recomputed (PEFT's DoraLinearVariant).
 /// With no active adapter the module is exactly its base.
 /// </summary>
-public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>
+public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProjection
 {
     public const string DefaultAdapter = "default";
     private const string BaseName = "base_layer";
@@ -103,10 +103,13 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>
         return _adapters.TryGetValue(name, out var a) ? a.Tensors() : [];
     }
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Adapt(x, base_layer.forward(x));
+
+    /// <summary>The output given the base's output <paramref name="result"/> for <paramref name="x"/> (made here, or by a
+    /// fused matmul of several bases: <see cref="FusedProjections"/>).</summary>
+    public Tensor Adapt(Tensor x, Tensor result)
     {
         using var scope = NewDisposeScope();
-        var result = base_layer.forward(x);
         if (Stacked is { Selection.Rows: { } rows } stacked) return stacked.Apply(x, result, rows).MoveToOuterDisposeScope();
         if (_active is null) return result.MoveToOuterDisposeScope();
 

@@ -68,7 +68,11 @@ public sealed class TextGenerator(LlamaModel model, ITextTokenizer tokenizer) : 
             var feed = tensor(progress.NextFeed(chosen), [b, 1], device: device);
             seen++;
             logits.Dispose();
-            logits = model.Forward(feed, position, fullAdditive.narrow(3, 0, seen), cache, lastOnly: true).MoveToOuterDisposeScope();
+            // One sequence has no padding: its step needs no mask or positions beyond the cache's (and can take the
+            // model's managed single-token path).
+            logits = (b == 1
+                ? model.Forward(feed, null, cache, lastOnly: true)
+                : model.Forward(feed, position, fullAdditive.narrow(3, 0, seen), cache, lastOnly: true)).MoveToOuterDisposeScope();
             position.add_(1);
         }
         return progress.Results();

@@ -17,6 +17,8 @@ public sealed class DenseLinear : nn.Module<Tensor, Tensor>, IFrozenLinear
         RegisterComponents();
     }
 
+    /// <summary>The stored weight [out, in] (frozen).</summary>
+    internal Tensor Weight => weight;
     public long InFeatures => weight.shape[1];
     public long OutFeatures => weight.shape[0];
     public long StorageBytes => weight.numel() * weight.element_size();
@@ -25,6 +27,14 @@ public sealed class DenseLinear : nn.Module<Tensor, Tensor>, IFrozenLinear
     public Tensor DequantizedWeight(ScalarType dtype) => weight.dtype == dtype ? weight.alias() : weight.to(dtype);
 
     public override Tensor forward(Tensor x) => Multiply(x, weight);
+
+    public bool CanWriteWidenedWeight(ScalarType dtype) => weight.device_type == DeviceType.CPU && dtype is ScalarType.BFloat16 or ScalarType.Float16;
+
+    public void WriteWidenedWeight(Tensor destination, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        destination.copy_(weight.dtype == dtype ? weight : weight.to(dtype)); // rounded to the input's dtype, as x·Wᵀ uses it
+    }
 
     /// <summary>x·Wᵀ for a frozen W: the plain 16/32-bit linear, or where the CPU widens 16-bit matmuls
     /// (<see cref="CpuMatmulPrecision"/>) an fp32 one whose backward also runs in fp32.</summary>

@@ -20,24 +20,26 @@ internal sealed class DenseMatmulFunction : autograd.SingleTensorFunction<DenseM
     {
         var x = (Tensor)vars[0];
         var weight = (Tensor)vars[1];
-        ctx.save_data("weight", weight);
+        ctx.save_for_backward([weight]); // a frozen leaf: saving it keeps a reference, not a copy
         ctx.save_data("dtype", x.dtype);
         return Forward(x, weight);
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
-        var weight = (Tensor)ctx.get_data("weight");
+        var weight = ctx.get_saved_variables()[0];
         var dtype = (ScalarType)ctx.get_data("dtype");
-        Tensor gradInput;
-        using (var scope = NewDisposeScope())
-        {
-            var g = grad_output.to(dtype);
-            var wide = CpuMatmulPrecision.MatmulDType(g);
-            var product = g.to(wide).matmul(Widened(weight, dtype, wide));
-            gradInput = (product.dtype == dtype ? product : product.to(dtype)).MoveToOuterDisposeScope();
-        }
+        Tensor gradInput = InputGradient(grad_output.to(dtype), weight);
         return [gradInput, null!];
+    }
+
+    /// <summary>g·W (the input gradient of x·Wᵀ) in <see cref="CpuMatmulPrecision.MatmulDType"/>, returned in g's dtype.</summary>
+    public static Tensor InputGradient(Tensor g, Tensor weight)
+    {
+        using var scope = NewDisposeScope();
+        var wide = CpuMatmulPrecision.MatmulDType(g);
+        var product = g.to(wide).matmul(Widened(weight, g.dtype, wide));
+        return (product.dtype == g.dtype ? product : product.to(g.dtype)).MoveToOuterDisposeScope();
     }
 
     /// <summary>x·Wᵀ in <see cref="CpuMatmulPrecision.MatmulDType"/>, returned in x's dtype.</summary>

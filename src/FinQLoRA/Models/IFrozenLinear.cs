@@ -14,4 +14,12 @@ public interface IFrozenLinear
     long StorageBytes { get; }
     /// <summary>The full-precision weight [out, in] in <paramref name="dtype"/>, newly made (quantized) or a view (dense).</summary>
     Tensor DequantizedWeight(ScalarType dtype);
+
+    /// <summary>Whether <see cref="WriteWidenedWeight"/> works for inputs of <paramref name="dtype"/> (a fused, widened
+    /// CPU matmul: <see cref="FusedProjections"/>).</summary>
+    bool CanWriteWidenedWeight(ScalarType dtype);
+
+    /// <summary>Writes the weight as a matmul with <paramref name="dtype"/> inputs uses it (its values in that dtype) into
+    /// a contiguous fp32 CPU tensor [out, in], without allocating.</summary>
+    void WriteWidenedWeight(Tensor destination, ScalarType dtype);
 }

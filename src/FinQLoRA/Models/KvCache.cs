@@ -49,6 +49,12 @@ public sealed class KvCache : IKvCache, IDisposable
 
     public void Advance(int tokens) => Length += tokens;
 
+    /// <summary>The whole key and value tensors of a layer, [batch, Hkv, capacity, d], for a decoder that writes them in place.</summary>
+    internal (Tensor Keys, Tensor Values) LayerStorage(int layer) => (_keys[layer - FirstLayer], _values[layer - FirstLayer]);
+
+    /// <summary>The cache's dtype and batch, as allocated.</summary>
+    internal (ScalarType DType, long Batch) Layout => (_keys[0].dtype, _keys[0].shape[0]);
+
     /// <summary>Keeps only the rows in <paramref name="batchIndices"/> (when finished sequences leave a batch).</summary>
     public void SelectRows(Tensor batchIndices)
     {

@@ -31,9 +31,10 @@ public sealed class LlamaAttention : ProjectionSet
         long b = x.shape[0], t = x.shape[1];
         int h = _config.NumHeads, hkv = _config.NumKvHeads, d = _config.HeadDim;
 
-        var q = this[ProjectionKind.Q].forward(x).view(b, t, h, d).transpose(1, 2);      // [B, H, T, d]
-        var k = this[ProjectionKind.K].forward(x).view(b, t, hkv, d).transpose(1, 2);    // [B, Hkv, T, d]
-        var v = this[ProjectionKind.V].forward(x).view(b, t, hkv, d).transpose(1, 2);
+        var qkv = FusedProjections.Forward(x, this[ProjectionKind.Q], this[ProjectionKind.K], this[ProjectionKind.V]);
+        var q = qkv[0].view(b, t, h, d).transpose(1, 2);      // [B, H, T, d]
+        var k = qkv[1].view(b, t, hkv, d).transpose(1, 2);    // [B, Hkv, T, d]
+        var v = qkv[2].view(b, t, hkv, d).transpose(1, 2);
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
         if (cache != null) (k, v) = cache.Append(_layer, k, v);                  // [B, Hkv, S, d]

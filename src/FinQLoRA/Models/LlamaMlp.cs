@@ -16,7 +16,8 @@ public sealed class LlamaMlp : ProjectionSet
     public Tensor Forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var hidden = nn.functional.silu(this[ProjectionKind.Gate].forward(x)) * this[ProjectionKind.Up].forward(x);
+        var gateUp = FusedProjections.Forward(x, this[ProjectionKind.Gate], this[ProjectionKind.Up]);
+        var hidden = nn.functional.silu(gateUp[0]) * gateUp[1];
         return this[ProjectionKind.Down].forward(hidden).MoveToOuterDisposeScope();
     }
 }

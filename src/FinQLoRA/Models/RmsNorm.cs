@@ -19,6 +19,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     }
 
     public Parameter Weight => weight;
+    public double Eps => _eps;
 
     public override Tensor forward(Tensor x)
     {

@@ -11,15 +11,18 @@ public sealed class RotaryEmbedding
 {
     private readonly float[] _invFreq;
 
-    public RotaryEmbedding(LlamaConfig config)
+    public RotaryEmbedding(LlamaConfig config) => _invFreq = InverseFrequencies(config);
+
+    /// <summary>The d/2 inverse frequencies, computed in fp32 as Hugging Face does (so that our logits match
+    /// transformers' bit for bit where possible), then rescaled by Llama 3's RoPE scaling if the config has it.</summary>
+    public static float[] InverseFrequencies(LlamaConfig config)
     {
         int half = config.HeadDim / 2;
-        // Computed in fp32 as Hugging Face does, so that our logits match transformers' bit for bit where possible.
         var inv = new double[half];
         for (int i = 0; i < half; i++)
             inv[i] = 1.0f / MathF.Pow((float)config.RopeTheta, (2 * i) / (float)config.HeadDim);
         if (config.RopeScaling != null) inv = config.RopeScaling.Apply(inv);
-        _invFreq = inv.Select(v => (float)v).ToArray();
+        return inv.Select(v => (float)v).ToArray();
     }
 
     /// <summary>

@@ -21,6 +21,10 @@ internal static class BFloat16Rounding
         return (ushort)((bits + bias) >> 16);
     }
 
+    /// <summary>The fp32 value of bf16 bits (exact: bf16 is fp32's upper half).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Widen(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
+
     /// <summary>16 lanes; each result lane holds the bf16 bits in its low half.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<uint> Round(Vector512<float> value)

@@ -114,7 +114,15 @@ public sealed class Blockwise4BitTensor : QuantizedTensor
     /// </summary>
     public void DequantizeInto(Tensor output) => DequantizeInto(output, DequantKernelPath.Auto);
 
-    internal unsafe void DequantizeInto(Tensor output, DequantKernelPath path)
+    /// <summary>Writes the bf16 dequantized values into an fp32 tensor (each exactly representable): what a matmul that
+    /// CPU widening runs in fp32 needs, in one pass instead of dequantizing to bf16 and then copying.</summary>
+    public void DequantizeBf16ValuesInto(Tensor output)
+    {
+        if (output.dtype != ScalarType.Float32) throw new ArgumentException($"output must be fp32, got {output.dtype}", nameof(output));
+        DequantizeInto(output, DequantKernelPath.Auto, bf16Values: true);
+    }
+
+    internal unsafe void DequantizeInto(Tensor output, DequantKernelPath path, bool bf16Values = false)
     {
         ThrowIfDisposed();
         if (Packed.device_type != DeviceType.CPU || output.device_type != DeviceType.CPU)
@@ -130,7 +138,7 @@ public sealed class Blockwise4BitTensor : QuantizedTensor
             BlockScales scales = IsDoubleQuantized
                 ? BlockScales.Nested((byte*)TensorMemory.DataPointer(AbsmaxCodes!), (float*)TensorMemory.DataPointer(NestedAbsmax!), nestedCode, NestedOffset, NestedBlockSize)
                 : BlockScales.Plain((float*)TensorMemory.DataPointer(Absmax!));
-            Dequantize4BitKernel.Run(packed, n, BlockSize, scales, code, (void*)TensorMemory.DataPointer(output), dtype == ScalarType.BFloat16, path);
+            Dequantize4BitKernel.Run(packed, n, BlockSize, scales, code, (void*)TensorMemory.DataPointer(output), dtype == ScalarType.BFloat16, path, bf16Values);
         }
     }
 

@@ -28,11 +28,14 @@ internal static unsafe class Dequantize4BitKernel
 
     /// <summary>
     /// Dequantizes <paramref name="n"/> elements. <paramref name="code16"/> holds the 16 code values;
-    /// <paramref name="output"/> receives n bf16 (as ushort bits) or n fp32 values.
+    /// <paramref name="output"/> receives n bf16 (as ushort bits) or n fp32 values; with <paramref name="bf16Values"/>
+    /// the fp32 values are the bf16 ones widened (each block's table rounded to bf16 once), for a matmul that runs in
+    /// fp32 on bf16 weights without a second pass over the weight.
     /// </summary>
     public static void Run(byte* packed, long n, int blockSize, BlockScales scales, float* code16, void* output, bool bf16,
-        DequantKernelPath path = DequantKernelPath.Auto)
+        DequantKernelPath path = DequantKernelPath.Auto, bool bf16Values = false)
     {
+        bool round = bf16Values && !bf16;
         path = Resolve(path);
         // The vector paths consume 16 (AVX-512) or 8 (AVX2) packed bytes per step; other block sizes go scalar.
         if (path == DequantKernelPath.Avx512 && blockSize % 32 != 0) path = DequantKernelPath.Scalar;
@@ -45,17 +48,17 @@ internal static unsafe class Dequantize4BitKernel
             {
                 case DequantKernelPath.Avx512:
                     if (bf16) Avx512Bf16(packed, blockSize, scales, code16, (ushort*)output, b0, b1);
-                    else Avx512Fp32(packed, blockSize, scales, code16, (float*)output, b0, b1);
+                    else Avx512Fp32(packed, blockSize, scales, code16, (float*)output, b0, b1, round);
                     break;
                 case DequantKernelPath.Avx2:
-                    Avx2Blocks(packed, blockSize, scales, code16, output, bf16, b0, b1);
+                    Avx2Blocks(packed, blockSize, scales, code16, output, bf16, b0, b1, round);
                     break;
                 default:
-                    ScalarBlocks(packed, blockSize, scales, code16, output, bf16, b0, b1);
+                    ScalarBlocks(packed, blockSize, scales, code16, output, bf16, b0, b1, round);
                     break;
             }
         });
-        if (fullBlocks * blockSize < n) ScalarTail(packed, n, blockSize, scales, code16, output, bf16, fullBlocks);
+        if (fullBlocks * blockSize < n) ScalarTail(packed, n, blockSize, scales, code16, output, bf16, fullBlocks, round);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -81,7 +84,7 @@ internal static unsafe class Dequantize4BitKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Avx512Fp32(byte* packed, int blockSize, BlockScales scales, float* code16, float* output, long b0, long b1)
+    private static void Avx512Fp32(byte* packed, int blockSize, BlockScales scales, float* code16, float* output, long b0, long b1, bool round)
     {
         Vector512<float> code = Vector512.Load(code16);
         Vector512<int> nibble = Vector512.Create(0xF);
@@ -89,6 +92,7 @@ internal static unsafe class Dequantize4BitKernel
         for (long b = b0; b < b1; b++)
         {
             Vector512<float> table = code * Vector512.Create(scales.Get(b));
+            if (round) table = (BFloat16Rounding.Round(table) << 16).AsSingle();
             byte* src = packed + b * (blockSize / 2);
             float* dst = output + b * blockSize;
             for (int k = 0; k < steps; k++)
@@ -104,7 +108,7 @@ internal static unsafe class Dequantize4BitKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Avx2Blocks(byte* packed, int blockSize, BlockScales scales, float* code16, void* output, bool bf16, long b0, long b1)
+    private static void Avx2Blocks(byte* packed, int blockSize, BlockScales scales, float* code16, void* output, bool bf16, long b0, long b1, bool round)
     {
         Vector256<float> codeLow = Vector256.Load(code16), codeHigh = Vector256.Load(code16 + 8);
         // Each byte twice (b0 b0 b1 b1 ...), then shift the even copies right by 4: element order high nibble first.
@@ -116,6 +120,11 @@ internal static unsafe class Dequantize4BitKernel
         {
             float s = scales.Get(b);
             Vector256<float> low = codeLow * s, high = codeHigh * s;
+            if (round)
+            {
+                low = (BFloat16Rounding.Round(low) << 16).AsSingle();
+                high = (BFloat16Rounding.Round(high) << 16).AsSingle();
+            }
             byte* src = packed + b * (blockSize / 2);
             long dstIndex = b * blockSize;
             for (int k = 0; k < steps; k++)
@@ -149,7 +158,7 @@ internal static unsafe class Dequantize4BitKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ScalarBlocks(byte* packed, int blockSize, BlockScales scales, float* code16, void* output, bool bf16, long b0, long b1)
+    private static void ScalarBlocks(byte* packed, int blockSize, BlockScales scales, float* code16, void* output, bool bf16, long b0, long b1, bool round)
     {
         float* table = stackalloc float[16];
         ushort* table16 = stackalloc ushort[16];
@@ -157,7 +166,12 @@ internal static unsafe class Dequantize4BitKernel
         for (long b = b0; b < b1; b++)
         {
             float s = scales.Get(b);
-            for (int i = 0; i < 16; i++) { table[i] = code16[i] * s; table16[i] = BFloat16Rounding.Round(table[i]); }
+            for (int i = 0; i < 16; i++)
+            {
+                table[i] = code16[i] * s;
+                table16[i] = BFloat16Rounding.Round(table[i]);
+                if (round) table[i] = BFloat16Rounding.Widen(table16[i]);
+            }
             byte* src = packed + b * bytesPerBlock;
             long at = b * blockSize;
             if (bf16)
@@ -174,7 +188,7 @@ internal static unsafe class Dequantize4BitKernel
     }
 
     /// <summary>The last, short block (n not a multiple of the block size): element by element.</summary>
-    private static void ScalarTail(byte* packed, long n, int blockSize, BlockScales scales, float* code16, void* output, bool bf16, long block)
+    private static void ScalarTail(byte* packed, long n, int blockSize, BlockScales scales, float* code16, void* output, bool bf16, long block, bool round)
     {
         float s = scales.Get(block);
         for (long i = block * blockSize; i < n; i++)
@@ -182,7 +196,7 @@ internal static unsafe class Dequantize4BitKernel
             byte b = packed[i >> 1];
             float v = code16[(i & 1) == 0 ? b >> 4 : b & 0xF] * s;
             if (bf16) ((ushort*)output)[i] = BFloat16Rounding.Round(v);
-            else ((float*)output)[i] = v;
+            else ((float*)output)[i] = round ? BFloat16Rounding.Widen(BFloat16Rounding.Round(v)) : v;
         }
     }
 }

@@ -45,6 +45,16 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>, IFrozenLinear, 
     /// <summary>A newly dequantized [out, in] weight; the caller disposes it.</summary>
     public Tensor DequantizedWeight(ScalarType dtype) => _weight.Dequantize(dtype);
 
+    /// <summary>4-bit weights dequantize their bf16 values straight into fp32; 8-bit forwards run LLM.int8 instead.</summary>
+    public bool CanWriteWidenedWeight(ScalarType dtype) =>
+        _weight is Blockwise4BitTensor && _weight.Device.type == DeviceType.CPU && dtype == ScalarType.BFloat16 && Bias is null;
+
+    public void WriteWidenedWeight(Tensor destination, ScalarType dtype)
+    {
+        if (!CanWriteWidenedWeight(dtype)) throw new InvalidOperationException($"{this} cannot write a widened weight for {dtype} inputs");
+        ((Blockwise4BitTensor)_weight).DequantizeBf16ValuesInto(destination);
+    }
+
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();

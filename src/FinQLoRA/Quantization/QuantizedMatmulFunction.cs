@@ -64,9 +64,14 @@ internal sealed class QuantizedMatmulFunction : autograd.SingleTensorFunction<Qu
     /// summation order of the matmul changes.</summary>
     private static Tensor DequantizeTemporary(QuantizedTensor weight, ScalarType dtype, ScalarType wide)
     {
-        Tensor w = DequantizeTemporary(weight, dtype);
-        if (wide == dtype) return w;
-        using (w)
+        if (wide == dtype) return DequantizeTemporary(weight, dtype);
+        if (weight is Blockwise4BitTensor q && dtype == ScalarType.BFloat16 && weight.Device.type == DeviceType.CPU)
+        {
+            Tensor values = WeightWorkspace.Borrow(weight.Shape, wide);
+            q.DequantizeBf16ValuesInto(values);
+            return values;
+        }
+        using (Tensor w = DequantizeTemporary(weight, dtype))
         {
             Tensor widened = WeightWorkspace.Borrow(weight.Shape, wide);
             widened.copy_(w);

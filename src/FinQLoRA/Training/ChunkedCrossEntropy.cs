@@ -1,3 +1,4 @@
+using FinQLoRA.Models;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Training;
@@ -49,10 +50,11 @@ internal static class ChunkedCrossEntropy
         return total.MoveToOuterDisposeScope();
     }
 
-    /// <summary>One chunk's fp32 logits, as the head makes them: linear in x's dtype, then the cast.</summary>
+    /// <summary>One chunk's fp32 logits, as the head makes them: linear in x's dtype (widened where the CPU widens
+    /// 16-bit matmuls), then the cast.</summary>
     internal static Tensor Logits(Tensor x, Tensor weight)
     {
-        var logits = nn.functional.linear(x, weight);
+        var logits = DenseLinear.Multiply(x, weight);
         return logits.dtype == ScalarType.Float32 ? logits : logits.to(ScalarType.Float32);
     }
 

@@ -1,3 +1,4 @@
+using FinQLoRA.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -43,7 +44,7 @@ internal sealed class ChunkedCrossEntropyFunction : autograd.SingleTensorFunctio
             var logProbs = nn.functional.log_softmax(ChunkedCrossEntropy.Logits(x.narrow(0, start, rows), weight), 1);
             total.add_(nn.functional.nll_loss(logProbs, wanted, reduction: nn.Reduction.Sum));
             var gradLogits = logProbs.exp_().scatter_add_(1, wanted.unsqueeze(1), full(rows, 1, -1f, ScalarType.Float32, x.device));
-            gradX.narrow(0, start, rows).copy_(gradLogits.to(x.dtype).matmul(weight));
+            gradX.narrow(0, start, rows).copy_(DenseMatmulFunction.InputGradient(gradLogits.to(x.dtype), weight));
         });
         // TorchSharp commits saved tensors to native saved variables after forward returns, so grad_x must outlive
         // this scope (the caller's scope frees the managed handle later; the saved variable keeps its own reference).

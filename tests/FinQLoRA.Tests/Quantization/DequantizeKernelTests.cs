@@ -44,6 +44,10 @@ public sealed class DequantizeKernelTests
         Tensor reused = full([rows, cols], float.NaN, ScalarType.BFloat16); // every element must be overwritten
         q.DequantizeInto(reused);
         Assert.Equal(TensorBits.Bf16(reference), TensorBits.Bf16(reused));
+        // bf16 values held in fp32 (the widened CPU matmul's weight): the bf16 dequantization, exactly widened
+        Tensor widened = full([rows, cols], float.NaN, ScalarType.Float32);
+        q.DequantizeInto(widened, path, bf16Values: true);
+        Assert.Equal(TensorBits.F32(reference.to(ScalarType.BFloat16).to(ScalarType.Float32)), TensorBits.F32(widened));
     }
 
     [Fact]

@@ -1,0 +1,132 @@
+using FinQLoRA.Adapters;
+using FinQLoRA.Inference;
+using FinQLoRA.Loading;
+using FinQLoRA.Models;
+using FinQLoRA.Tests.Adapters;
+using FinQLoRA.Tests.Support;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Tests.Models;
+
+/// <summary>
+/// The managed one-token decode step (<see cref="SingleTokenDecoder"/>) against the libtorch forward it stands in for:
+/// the same logits to fp32 rounding, the same greedy ids and the same keys and values in the cache, on stories260K's
+/// shapes and on a tied-head model with Llama 3.1 RoPE scaling and 4 query heads per KV head. Where it does not apply
+/// (adapters, bf16), the model's forward is exactly the libtorch one.
+/// </summary>
+public sealed class SingleTokenDecoderTests
+{
+    private static readonly Lazy<string> ScaledTiedFolder = new(() =>
+    {
+        var temp = new TempFolder();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => temp.Dispose();
+        var config = SeededLlama.Stories260KShapes with
+        {
+            TieWordEmbeddings = true, NumHeads = 8, NumKvHeads = 2, RopeTheta = 500000, MaxPositionEmbeddings = 256,
+            RopeScaling = new RopeScaling("llama3", 8, 1, 4, 64),
+        };
+        return SeededLlama.Write(temp.PathOf("scaled-tied"), config, seed: 31);
+    });
+
+    private static readonly long[] Prompt = [1, 403, 407, 261, 378, 90, 44];
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ManagedStepsGiveTheLibtorchLogitsIdsAndCache(bool scaledTied)
+    {
+        using var model = ModelLoading.LoadModel(scaledTied ? ScaledTiedFolder.Value : SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var noGrad = no_grad();
+        var (managedIds, managedLogits, managedCache) = Decode(model, managed: true, steps: 40);
+        Assert.Equal(40, model.ManagedSteps);
+        var (torchIds, torchLogits, torchCache) = Decode(model, managed: false, steps: 40);
+        Assert.Equal(40, model.ManagedSteps);
+        using (managedCache)
+        using (torchCache)
+        {
+            Assert.Equal(torchIds, managedIds);
+            for (int i = 0; i < torchLogits.Count; i++) TensorAssert.Close(torchLogits[i], managedLogits[i], rtol: 1e-4, atol: 1e-4);
+            Assert.Equal(torchCache.Length, managedCache.Length);
+            for (int layer = 0; layer < model.Config.NumLayers; layer++)
+            {
+                var (tk, tv) = torchCache.LayerStorage(layer);
+                var (mk, mv) = managedCache.LayerStorage(layer);
+                TensorAssert.Close(tk, mk, rtol: 1e-4, atol: 1e-5);
+                TensorAssert.Close(tv, mv, rtol: 1e-4, atol: 1e-5);
+            }
+        }
+    }
+
+    [Fact]
+    public void WithAnAdapterOrInBf16TheForwardIsTheLibtorchOne()
+    {
+        using var noGrad = no_grad();
+        using (var adapted = SeededLlama.Load())
+        {
+            LoraInjector.Apply(adapted, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["q_proj", "down_proj"] }, seed: 3);
+            LoraTestKit.Randomize(adapted, LoraLinear.DefaultAdapter, seed: 5);
+            AssertBitIdentical(adapted);
+        }
+        using var bf16 = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.BFloat16 });
+        AssertBitIdentical(bf16);
+    }
+
+    [Fact]
+    public void AnAdapterInjectedAfterManagedStepsIsUsedByTheNextStep()
+    {
+        using var model = SeededLlama.Load();
+        using var noGrad = no_grad();
+        var (before, _, c1) = Decode(model, managed: true, steps: 3);
+        c1.Dispose();
+        Assert.Equal(3, model.ManagedSteps);
+        LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["v_proj"] }, seed: 3);
+        LoraTestKit.Randomize(model, LoraLinear.DefaultAdapter, seed: 5, scale: 0.5);
+        var (_, managed, c2) = Decode(model, managed: true, steps: 3);
+        var (_, torch, c3) = Decode(model, managed: false, steps: 3);
+        c2.Dispose(); c3.Dispose();
+        for (int i = 0; i < torch.Count; i++) Assert.True(torch[i].eq(managed[i]).all().item<bool>(), $"step {i}: the adapted model's step differs from libtorch's");
+        Assert.NotEmpty(before);
+    }
+
+    [Fact]
+    public void GenerateAtBatchOneGivesTheLibtorchText()
+    {
+        using var model = SeededLlama.Load();
+        var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
+        var options = new GenerationOptions { MaxNewTokens = 24, Temperature = 0 };
+        string managed = new TextGenerator(model, tokenizer).Generate(["Shares of Acme"], options)[0].Text;
+        Assert.True(model.ManagedSteps > 0, "generate at batch 1 did not take the managed step");
+        model.ManagedDecodeStep = false;
+        string torch = new TextGenerator(model, tokenizer).Generate(["Shares of Acme"], options)[0].Text;
+        Assert.Equal(torch, managed);
+        Assert.NotEmpty(managed);
+    }
+
+    private static void AssertBitIdentical(LlamaModel model)
+    {
+        var (_, managed, c1) = Decode(model, managed: true, steps: 5);
+        Assert.Equal(0, model.ManagedSteps);
+        var (_, torch, c2) = Decode(model, managed: false, steps: 5);
+        c1.Dispose(); c2.Dispose();
+        for (int i = 0; i < torch.Count; i++) Assert.True(torch[i].eq(managed[i]).all().item<bool>(), $"step {i} differs");
+    }
+
+    /// <summary>Prefill through libtorch, then greedy steps through the model's forward (managed or not).</summary>
+    private static (List<long> Ids, List<Tensor> Logits, KvCache Cache) Decode(LlamaModel model, bool managed, int steps)
+    {
+        model.ManagedDecodeStep = managed;
+        var cache = new KvCache(model.Config, 1, Prompt.Length + steps, model.ComputeDType, CPU);
+        var logits = model.Forward(tensor(Prompt, [1, Prompt.Length]), null, cache, lastOnly: true);
+        var ids = new List<long>();
+        var all = new List<Tensor>();
+        for (int s = 0; s < steps; s++)
+        {
+            long next = logits.argmax(-1).item<long>();
+            ids.Add(next);
+            logits = model.Forward(tensor(new[] { next }, [1, 1]), null, cache, lastOnly: true);
+            all.Add(logits.to(ScalarType.Float32));
+        }
+        model.ManagedDecodeStep = true;
+        return (ids, all, cache);
+    }
+}
