@@ -87,6 +87,7 @@ internal sealed unsafe class SingleTokenDecoder
 
     /// <summary>Feeds token <paramref name="id"/> at the cache's next position, writes its keys and values there, advances
     /// the cache, and returns fp32 logits [1, 1, vocab].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimized from the first token, not after tiering
     public Tensor Step(long id, KvCache cache)
     {
         int pos = cache.Length;
@@ -140,6 +141,7 @@ internal sealed unsafe class SingleTokenDecoder
         return logits;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Attention(float* q, float* keys, float* values, float* output, float* scores, int length, long capacity)
     {
         int d = _c.HeadDim, group = _c.NumHeads / _c.NumKvHeads;
@@ -162,6 +164,7 @@ internal sealed unsafe class SingleTokenDecoder
     }
 
     /// <summary>Rotate-half RoPE in place on <paramref name="heads"/> vectors of <paramref name="d"/>: dimension i pairs with i + d/2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Rope(float* x, int heads, int d, int pos)
     {
         int half = d / 2;
@@ -179,6 +182,7 @@ internal sealed unsafe class SingleTokenDecoder
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RmsNorm(float* x, float* weight, float* output, int n, double eps)
     {
         float squares = Dot(x, x, n);
@@ -190,21 +194,44 @@ internal sealed unsafe class SingleTokenDecoder
 
     /// <summary>y = W·x for a row-major [rows, cols] W; rows split over threads when the matrix is large enough to pay
     /// for the hand-off (a thread wake-up costs about as much as 64K multiply-adds).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MatVec(float* w, float* x, float* y, int rows, int cols, int threads)
     {
         if (threads == 1 || (long)rows * cols < 1 << 16)
         {
-            for (int r = 0; r < rows; r++) y[r] = Dot(w + (long)r * cols, x, cols);
+            Rows(w, x, y, cols, 0, rows);
             return;
         }
         int chunk = (rows + threads - 1) / threads;
         nint wp = (nint)w, xp = (nint)x, yp = (nint)y;
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
         {
-            float* wt = (float*)wp, xt = (float*)xp, yt = (float*)yp;
-            int end = Math.Min(rows, (t + 1) * chunk);
-            for (int r = t * chunk; r < end; r++) yt[r] = Dot(wt + (long)r * cols, xt, cols);
+            Rows((float*)wp, (float*)xp, (float*)yp, cols, t * chunk, Math.Min(rows, (t + 1) * chunk));
         });
+    }
+
+    /// <summary>y[r] = W[r]·x for rows [r0, r1), four rows per pass over x: one load of x feeds four FMAs, which took a
+    /// thread from 4.6 to 9.8 GB/s of weights (two threads: 12.8 → 14.6) on this project's 2-core VM.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Rows(float* w, float* x, float* y, int cols, int r0, int r1)
+    {
+        int r = r0;
+        if (Vector256.IsHardwareAccelerated && cols % 8 == 0)
+            for (; r + 4 <= r1; r += 4)
+            {
+                float* a0 = w + (long)r * cols, a1 = a0 + cols, a2 = a1 + cols, a3 = a2 + cols;
+                Vector256<float> s0 = Vector256<float>.Zero, s1 = s0, s2 = s0, s3 = s0;
+                for (int i = 0; i < cols; i += 8)
+                {
+                    var xv = Vector256.Load(x + i);
+                    s0 = Vector256.FusedMultiplyAdd(Vector256.Load(a0 + i), xv, s0);
+                    s1 = Vector256.FusedMultiplyAdd(Vector256.Load(a1 + i), xv, s1);
+                    s2 = Vector256.FusedMultiplyAdd(Vector256.Load(a2 + i), xv, s2);
+                    s3 = Vector256.FusedMultiplyAdd(Vector256.Load(a3 + i), xv, s3);
+                }
+                y[r] = Vector256.Sum(s0); y[r + 1] = Vector256.Sum(s1); y[r + 2] = Vector256.Sum(s2); y[r + 3] = Vector256.Sum(s3);
+            }
+        for (; r < r1; r++) y[r] = Dot(w + (long)r * cols, x, cols);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -229,11 +256,13 @@ internal sealed unsafe class SingleTokenDecoder
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Axpy(float alpha, float* x, float* y, int n)
     {
         for (int i = 0; i < n; i++) y[i] += alpha * x[i];
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Add(float* x, float* y, int n)
     {
         for (int i = 0; i < n; i++) x[i] += y[i];
