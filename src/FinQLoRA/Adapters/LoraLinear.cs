@@ -103,15 +103,25 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
         return _adapters.TryGetValue(name, out var a) ? a.Tensors() : [];
     }
 
-    public override Tensor forward(Tensor x) => Adapt(x, base_layer.forward(x));
-
-    /// <summary>The output given the base's output <paramref name="result"/> for <paramref name="x"/> (made here, or by a
-    /// fused matmul of several bases: <see cref="FusedProjections"/>).</summary>
-    public Tensor Adapt(Tensor x, Tensor result)
+    public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        if (Stacked is { Selection.Rows: { } rows } stacked) return stacked.Apply(x, result, rows).MoveToOuterDisposeScope();
-        if (_active is null) return result.MoveToOuterDisposeScope();
+        return Adapt(x, base_layer.forward(x)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The output given the base's output <paramref name="result"/> for <paramref name="x"/> (made here, or by a
+    /// fused matmul of several bases: <see cref="FusedProjections"/>). It returns <paramref name="result"/> itself when
+    /// no adapter is active, and otherwise a new tensor in the caller's dispose scope; it never moves the caller's tensors.</summary>
+    public Tensor Adapt(Tensor x, Tensor result)
+    {
+        if (Stacked is null && _active is null) return result;
+        using var scope = NewDisposeScope();
+        if (Stacked is { Selection.Rows: { } rows } stacked)
+        {
+            var mixed = stacked.Apply(x, result, rows);
+            return ReferenceEquals(mixed, result) ? result : mixed.MoveToOuterDisposeScope(); // base-only batches get the base back
+        }
+        if (_active is null) return result;
 
         var adapter = _adapters[_active];
         var x32 = x.to(adapter.A.dtype);

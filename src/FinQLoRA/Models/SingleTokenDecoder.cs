@@ -18,8 +18,9 @@ namespace FinQLoRA.Models;
 /// </summary>
 internal sealed unsafe class SingleTokenDecoder
 {
-    /// <summary>A dense fp32 weight: the module (to see it is still in place) and its data, read once (weights do not move).</summary>
-    private readonly record struct Matrix(DenseLinear Module, nint Data, int Rows, int Cols)
+    /// <summary>A dense fp32 weight: the module (to see it is still in place; none for tied embeddings) and its data, read
+    /// once (weights do not move).</summary>
+    private readonly record struct Matrix(DenseLinear? Module, nint Data, int Rows, int Cols)
     {
         public static Matrix Of(DenseLinear d) => new(d, TensorMemory.DataPointer(d.Weight), (int)d.OutFeatures, (int)d.InFeatures);
     }
@@ -33,6 +34,11 @@ internal sealed unsafe class SingleTokenDecoder
     private readonly float[] _invFreq;
     // Scratch vectors, reused every step (one decoder per model, used by one thread at a time).
     private readonly float[] _x, _n, _q, _k, _v, _attn, _o, _gate, _up, _scores;
+    private readonly long _layerWeights;
+
+    /// <summary>Layers of at least this many weights split their products over the torch threads (stories260K's have
+    /// ~50K and run on one; the 76M benchmark model's 6.3M run on all).</summary>
+    private const long ThreadsFromWeights = 1 << 20;
 
     private SingleTokenDecoder(LlamaModel model, Layer[] layers)
     {
@@ -45,6 +51,8 @@ internal sealed unsafe class SingleTokenDecoder
         _q = new float[qd]; _attn = new float[qd]; _k = new float[kvd]; _v = new float[kvd];
         _gate = new float[_c.IntermediateSize]; _up = new float[_c.IntermediateSize];
         _scores = new float[_c.MaxPositionEmbeddings];
+        _layerWeights = layers.Length == 0 ? 0
+            : new[] { layers[0].Q, layers[0].K, layers[0].V, layers[0].O, layers[0].Gate, layers[0].Up, layers[0].Down }.Sum(m => (long)m.Rows * m.Cols);
     }
 
     /// <summary>A decoder for the model as its modules are now, or null when it does not apply: not an fp32 CPU model,
@@ -94,51 +102,115 @@ internal sealed unsafe class SingleTokenDecoder
         if (pos + 1 > cache.Capacity)
             throw UserInputException.About($"the sequence needs {pos + 1} positions but the KV cache holds {cache.Capacity}; lower {new ConfigField("max_new_tokens")} or shorten the prompt");
         if (pos + 1 > _scores.Length) throw new InvalidOperationException($"position {pos} is past max_position_embeddings {_scores.Length}");
-        int h = _c.HiddenSize, d = _c.HeadDim;
-        int threads = Math.Max(1, get_num_threads());
-        fixed (float* x = _x)
-            Copy(Data(_model.EmbedTokens) + id * h, x, h);
-
+        int h = _c.HiddenSize;
+        // Small layers run on this thread alone: handing work to another thread costs more than their arithmetic.
+        int threads = _layerWeights >= ThreadsFromWeights ? Math.Max(1, get_num_threads()) : 1;
+        var keys = new nint[_layers.Length];
+        var values = new nint[_layers.Length];
         for (int i = 0; i < _layers.Length; i++)
         {
-            var l = _layers[i];
-            fixed (float* x = _x, n = _n, q = _q, k = _k, v = _v, attn = _attn, o = _o, gate = _gate, up = _up, scores = _scores)
+            var (k, v) = cache.LayerStorage(i);
+            keys[i] = TensorMemory.DataPointer(k);
+            values[i] = TensorMemory.DataPointer(v);
+        }
+        var logits = empty([1, 1, _c.VocabSize], ScalarType.Float32);
+        var head = _model.LmHead is DenseLinear dense ? Matrix.Of(dense) : new Matrix(null, (nint)Data(_model.EmbedTokens), _c.VocabSize, h);
+        fixed (float* x = _x, n = _n, q = _q, k = _k, v = _v, attn = _attn, o = _o, gate = _gate, up = _up, scores = _scores)
+        {
+            Copy(Data(_model.EmbedTokens) + id * h, x, h);
+            var work = new Work(pos, cache.Capacity, keys, values, head, (nint)Data(logits),
+                (nint)x, (nint)n, (nint)q, (nint)k, (nint)v, (nint)attn, (nint)o, (nint)gate, (nint)up, (nint)scores);
+            if (threads == 1)
             {
-                RmsNorm(x, (float*)l.InputNorm, n, h, l.InputEps);
-                MatVec(l.Q, n, q, threads);
-                MatVec(l.K, n, k, threads);
-                MatVec(l.V, n, v, threads);
-                Rope(q, _c.NumHeads, d, pos);
-                Rope(k, _c.NumKvHeads, d, pos);
-                var (keys, values) = cache.LayerStorage(i);
-                float* kc = Data(keys), vc = Data(values);
-                long capacity = cache.Capacity;
-                for (int g = 0; g < _c.NumKvHeads; g++)
+                Run(work, 0, 1, null);
+            }
+            else
+            {
+                // One hand-off per token, not one per matrix-vector product: the threads meet at a barrier between the
+                // steps of a layer (it spins briefly before it sleeps). LongRunning gives each helper its own thread, so
+                // all of them are running when the barrier needs them.
+                using var barrier = new Barrier(threads);
+                var helpers = new Task[threads - 1];
+                for (int t = 1; t < threads; t++)
                 {
-                    Copy(k + g * d, kc + (g * capacity + pos) * d, d);
-                    Copy(v + g * d, vc + (g * capacity + pos) * d, d);
+                    int part = t;
+                    helpers[t - 1] = Task.Factory.StartNew(() => Run(work, part, threads, barrier), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 }
-                Attention(q, kc, vc, attn, scores, pos + 1, capacity);
-                MatVec(l.O, attn, o, threads);
-                Add(x, o, h);
-                RmsNorm(x, (float*)l.PostNorm, n, h, l.PostEps);
-                MatVec(l.Gate, n, gate, threads);
-                MatVec(l.Up, n, up, threads);
-                for (int j = 0; j < _gate.Length; j++) gate[j] = gate[j] / (1f + MathF.Exp(-gate[j])) * up[j]; // silu(gate)·up
-                MatVec(l.Down, gate, o, threads);
-                Add(x, o, h);
+                Run(work, 0, threads, barrier);
+                Task.WaitAll(helpers);
             }
         }
         cache.Advance(1);
-
-        var logits = empty([1, 1, _c.VocabSize], ScalarType.Float32);
-        fixed (float* x = _x, n = _n)
-        {
-            RmsNorm(x, Data(_model.FinalNorm.Weight), n, h, _model.FinalNorm.Eps);
-            float* w = _model.LmHead is DenseLinear head ? Data(head.Weight) : Data(_model.EmbedTokens);
-            MatVec(w, n, Data(logits), _c.VocabSize, h, threads);
-        }
         return logits;
+    }
+
+    /// <summary>Where one step reads and writes: the position, the cache's layer storage, the head, and the pinned scratch vectors.</summary>
+    private sealed record Work(int Pos, long Capacity, nint[] Keys, nint[] Values, Matrix Head, nint Logits,
+        nint X, nint N, nint Q, nint K, nint V, nint Attn, nint O, nint Gate, nint Up, nint Scores);
+
+    /// <summary>
+    /// Part <paramref name="t"/> of <paramref name="threads"/> of one step: each thread computes its share of every
+    /// matrix-vector product's rows (and SwiGLU's product on its rows); thread 0 alone does the small vector work in
+    /// between (norms, RoPE, the cache, attention, residuals), and the barrier orders the two.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void Run(Work w, int t, int threads, Barrier? barrier)
+    {
+        float* x = (float*)w.X, n = (float*)w.N, q = (float*)w.Q, k = (float*)w.K, v = (float*)w.V, attn = (float*)w.Attn,
+            o = (float*)w.O, gate = (float*)w.Gate, up = (float*)w.Up, scores = (float*)w.Scores;
+        int h = _c.HiddenSize, d = _c.HeadDim, pos = w.Pos;
+        bool lead = t == 0;
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            var l = _layers[i];
+            if (lead) RmsNorm(x, (float*)l.InputNorm, n, h, l.InputEps);
+            barrier?.SignalAndWait();
+            Share(l.Q, n, q, t, threads);
+            Share(l.K, n, k, t, threads);
+            Share(l.V, n, v, t, threads);
+            barrier?.SignalAndWait();
+            if (lead)
+            {
+                Rope(q, _c.NumHeads, d, pos);
+                Rope(k, _c.NumKvHeads, d, pos);
+                float* kc = (float*)w.Keys[i], vc = (float*)w.Values[i];
+                for (int g = 0; g < _c.NumKvHeads; g++)
+                {
+                    Copy(k + g * d, kc + (g * w.Capacity + pos) * d, d);
+                    Copy(v + g * d, vc + (g * w.Capacity + pos) * d, d);
+                }
+                Attention(q, kc, vc, attn, scores, pos + 1, w.Capacity);
+            }
+            barrier?.SignalAndWait();
+            Share(l.O, attn, o, t, threads);
+            barrier?.SignalAndWait();
+            if (lead)
+            {
+                Add(x, o, h);
+                RmsNorm(x, (float*)l.PostNorm, n, h, l.PostEps);
+            }
+            barrier?.SignalAndWait();
+            // each thread finishes SwiGLU on its own rows, so the product needs no barrier of its own
+            var (from, to) = Share(l.Gate, n, gate, t, threads);
+            Share(l.Up, n, up, t, threads);
+            for (int j = from; j < to; j++) gate[j] = gate[j] / (1f + MathF.Exp(-gate[j])) * up[j]; // silu(gate)·up
+            barrier?.SignalAndWait();
+            Share(l.Down, gate, o, t, threads);
+            barrier?.SignalAndWait();
+            if (lead) Add(x, o, h);
+        }
+        if (lead) RmsNorm(x, Data(_model.FinalNorm.Weight), n, h, _model.FinalNorm.Eps);
+        barrier?.SignalAndWait();
+        Share(w.Head, n, (float*)w.Logits, t, threads);
+    }
+
+    /// <summary>Rows [t·chunk, (t+1)·chunk) of y = W·x; returns that range.</summary>
+    private static (int From, int To) Share(Matrix m, float* x, float* y, int t, int threads)
+    {
+        int chunk = (m.Rows + threads - 1) / threads;
+        int from = Math.Min(m.Rows, t * chunk), to = Math.Min(m.Rows, (t + 1) * chunk);
+        Rows((float*)m.Data, x, y, m.Cols, from, to);
+        return (from, to);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -188,26 +260,6 @@ internal sealed unsafe class SingleTokenDecoder
         float squares = Dot(x, x, n);
         float r = 1f / MathF.Sqrt(squares / n + (float)eps);
         for (int i = 0; i < n; i++) output[i] = weight[i] * (x[i] * r);
-    }
-
-    private static void MatVec(Matrix m, float* x, float* y, int threads) => MatVec((float*)m.Data, x, y, m.Rows, m.Cols, threads);
-
-    /// <summary>y = W·x for a row-major [rows, cols] W; rows split over threads when the matrix is large enough to pay
-    /// for the hand-off (a thread wake-up costs about as much as 64K multiply-adds).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MatVec(float* w, float* x, float* y, int rows, int cols, int threads)
-    {
-        if (threads == 1 || (long)rows * cols < 1 << 16)
-        {
-            Rows(w, x, y, cols, 0, rows);
-            return;
-        }
-        int chunk = (rows + threads - 1) / threads;
-        nint wp = (nint)w, xp = (nint)x, yp = (nint)y;
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-        {
-            Rows((float*)wp, (float*)xp, (float*)yp, cols, t * chunk, Math.Min(rows, (t + 1) * chunk));
-        });
     }
 
     /// <summary>y[r] = W[r]·x for rows [r0, r1), four rows per pass over x: one load of x feeds four FMAs, which took a
