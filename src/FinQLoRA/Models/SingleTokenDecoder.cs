@@ -8,10 +8,10 @@ namespace FinQLoRA.Models;
 
 /// <summary>
 /// One decode step of one sequence (batch 1, one token, no adapters) of an fp32 model on the CPU, in managed SIMD code
-/// over the model's own weight and KV-cache memory. At batch 1 a step is ~35 libtorch calls per layer on vectors of a
+/// over the model's own weight and KV-cache memory. At batch 1 a step is ~50 libtorch calls per layer on vectors of a
 /// few hundred floats, and each call (dispatch, a dispose scope, a fresh output tensor) costs more than its arithmetic:
-/// stories260K spent ~3 ms per token where llama.cpp, which runs the same loop as plain C, spends ~0.4. This is that
-/// loop: RMSNorm, matrix-vector products (split over the torch threads when large), rotate-half RoPE with the model's
+/// stories260K spent ~3 ms per token where llama.cpp, which runs the same loop as plain C, spends ~0.5. This is that
+/// loop: RMSNorm, matrix-vector products (split over the torch threads in large layers), rotate-half RoPE with the model's
 /// frequencies, the KV cache written in place, grouped-query attention over the cache, SwiGLU, and the head. The math is
 /// <see cref="LlamaModel.Forward(Tensor, Tensor?, KvCache?, bool)"/>'s in fp32 with other summation orders, so logits
 /// agree to fp32 rounding and greedy ids are the same (the llama.cpp cross-checks run through it).
@@ -35,6 +35,7 @@ internal sealed unsafe class SingleTokenDecoder
     // Scratch vectors, reused every step (one decoder per model, used by one thread at a time).
     private readonly float[] _x, _n, _q, _k, _v, _attn, _o, _gate, _up, _scores;
     private readonly long _layerWeights;
+    private readonly nint _embed;
 
     /// <summary>Layers of at least this many weights split their products over the torch threads (stories260K's have
     /// ~50K and run on one; the 76M benchmark model's 6.3M run on all).</summary>
@@ -51,6 +52,7 @@ internal sealed unsafe class SingleTokenDecoder
         _q = new float[qd]; _attn = new float[qd]; _k = new float[kvd]; _v = new float[kvd];
         _gate = new float[_c.IntermediateSize]; _up = new float[_c.IntermediateSize];
         _scores = new float[_c.MaxPositionEmbeddings];
+        _embed = TensorMemory.DataPointer(model.EmbedTokens);
         _layerWeights = layers.Length == 0 ? 0
             : new[] { layers[0].Q, layers[0].K, layers[0].V, layers[0].O, layers[0].Gate, layers[0].Up, layers[0].Down }.Sum(m => (long)m.Rows * m.Cols);
     }
@@ -77,10 +79,13 @@ internal sealed unsafe class SingleTokenDecoder
         return new SingleTokenDecoder(model, layers);
     }
 
-    /// <summary>Whether the model's modules are still the ones this decoder read (adapters injected or weights replaced
-    /// since make it stale).</summary>
+    /// <summary>Whether the model's modules and weight memory are still the ones this decoder read (adapters injected,
+    /// weights replaced, or the model moved since make it stale).</summary>
     public bool IsCurrent()
     {
+        // A model moved or cast since (Module.to) has new weight memory: one weight and the embeddings stand for all.
+        if (_layers.Length > 0 && (!IsFp32(_layers[0].Q.Module!.Weight) || TensorMemory.DataPointer(_layers[0].Q.Module!.Weight) != _layers[0].Q.Data)) return false;
+        if (!IsFp32(_model.EmbedTokens) || TensorMemory.DataPointer(_model.EmbedTokens) != _embed) return false;
         for (int i = 0; i < _layers.Length; i++)
         {
             var l = _model.Layers[i];
