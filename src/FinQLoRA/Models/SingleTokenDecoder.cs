@@ -132,9 +132,9 @@ internal sealed unsafe class SingleTokenDecoder
             else
             {
                 // One hand-off per token, not one per matrix-vector product: the threads meet at a barrier between the
-                // steps of a layer (it spins briefly before it sleeps). LongRunning gives each helper its own thread, so
-                // all of them are running when the barrier needs them.
-                using var barrier = new Barrier(threads);
+                // steps of a layer. LongRunning gives each helper its own thread, so all of them are running when the
+                // barrier needs them.
+                var barrier = new SpinningBarrier(threads);
                 var helpers = new Task[threads - 1];
                 for (int t = 1; t < threads; t++)
                 {
@@ -159,7 +159,7 @@ internal sealed unsafe class SingleTokenDecoder
     /// between (norms, RoPE, the cache, attention, residuals), and the barrier orders the two.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void Run(Work w, int t, int threads, Barrier? barrier)
+    private void Run(Work w, int t, int threads, SpinningBarrier? barrier)
     {
         float* x = (float*)w.X, n = (float*)w.N, q = (float*)w.Q, k = (float*)w.K, v = (float*)w.V, attn = (float*)w.Attn,
             o = (float*)w.O, gate = (float*)w.Gate, up = (float*)w.Up, scores = (float*)w.Scores;
