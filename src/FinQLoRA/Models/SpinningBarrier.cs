@@ -4,8 +4,8 @@ namespace FinQLoRA.Models;
 
 /// <summary>
 /// A barrier for the few threads of one decode step, whose phases last microseconds to milliseconds. A waiter spins,
-/// then yields its core, but never sleeps on a kernel object: <see cref="Barrier"/> blocks after a few dozen spins,
-/// and waking a blocked thread (tens of µs on a VM) ~80 times per token cost the 76M model ~10 % of its step. After
+/// then yields its core, but never sleeps on a kernel object: <see cref="Barrier"/> blocks after a short spin, and a
+/// step meets ~80 times per token, each wake-up of a blocked thread a trip through the kernel. After
 /// <see cref="SpinFor"/> a waiter yields between checks, so a busy machine gets the core back.
 /// </summary>
 internal sealed class SpinningBarrier(int participants)
