@@ -15,6 +15,8 @@ public static class FusedProjections
 {
     public static Tensor[] Forward(Tensor x, params nn.Module<Tensor, Tensor>[] projections)
     {
+        // the process-wide choice first: where nothing is widened (GPUs, AVX-512, fp32, decode steps) no base is asked
+        if (CpuMatmulPrecision.MatmulDType(x) == x.dtype) return Separately(x, projections);
         var bases = new IFrozenLinear[projections.Length];
         for (int i = 0; i < projections.Length; i++)
         {
@@ -22,7 +24,6 @@ public static class FusedProjections
             if (module is not IFrozenLinear frozen || !frozen.CanWriteWidenedWeight(x.dtype)) return Separately(x, projections);
             bases[i] = frozen;
         }
-        if (CpuMatmulPrecision.MatmulDType(x) == x.dtype) return Separately(x, projections);
 
         using var scope = NewDisposeScope();
         var all = x.requires_grad && is_grad_enabled() ? FusedMatmulFunction.Apply(x, bases) : FusedMatmulFunction.Forward(x, bases);
