@@ -17,8 +17,8 @@ namespace FinQLoRA.Bench;
 /// Prefill and decode throughput of our Llama forward pass (KV cache, greedy argmax) against llama.cpp
 /// (LLamaSharp) on the same weights in the same process, at batch 1 and 16. llama.cpp runs with an F32 K/V cache
 /// and flash attention off, the settings under which its numerics match ours (llama-cpp-crosscheck.md §3), so both
-/// sides do the same arithmetic. Every figure is the median of several timed runs after one untimed warm-up,
-/// because llama.cpp with 2 threads on a busy 2-core machine is erratic.
+/// sides do the same arithmetic. Every figure is the median of several interleaved rounds after one untimed warm-up,
+/// because llama.cpp with 2 threads on a busy 2-core machine is erratic and the machine's speed drifts.
 /// </summary>
 public static class GenerationBench
 {
@@ -29,7 +29,7 @@ public static class GenerationBench
     /// <summary>Seconds for one prefill of [batch, prompt] and for all decode steps after it.</summary>
     private readonly record struct Timing(double PrefillSeconds, double DecodeSeconds);
 
-    private sealed record Row(string Model, int Batch, string Phase, double OursF32, double OursBf16, double Llama1, double? Llama2, double? TorchStep = null);
+    private sealed record Row(string Model, int Batch, string Phase, double OursF32, double OursBf16, double Llama1, double? Llama2, double Ratio, double? TorchStep);
 
     public static int Run(string[] args)
     {
@@ -57,9 +57,9 @@ public static class GenerationBench
                 var sw = Stopwatch.StartNew();
                 var (folder, gguf, parameters) = WriteRandomModel(temp, storiesHf);
                 Console.WriteLine($"random Llama: {parameters / 1e6:F1}M parameters, written as HF + GGUF in {sw.Elapsed.TotalSeconds:F1} s");
-                // The stories runs already warmed both engines' code paths; on the 2-core machine one run per figure and no
-                // llama.cpp 2-thread run at batch 16 (minutes, and erratic) keep the whole bench near three minutes.
-                rows.AddRange(Measure($"random-{parameters / 1e6:F0}M", folder, gguf, opt, 1, warmUp: false, llamaTwoThreadsAtBatch16: false));
+                // The stories runs already warmed both engines' code paths, so batch 16 has no warm-up round here; without
+                // llama.cpp's 2-thread run at batch 16 (minutes, and erratic) the whole bench stays near four minutes.
+                rows.AddRange(Measure($"random-{parameters / 1e6:F0}M", folder, gguf, opt, opt.Repeats, warmUp: false, llamaTwoThreadsAtBatch16: false));
             }
             finally
             {
@@ -108,40 +108,76 @@ public static class GenerationBench
         return Directory.GetCurrentDirectory();
     }
 
+    /// <summary>Runs one prefill of the prompts and <c>steps</c> greedy decode steps after it, once.</summary>
+    private delegate Timing Engine(int[][] prompts, int steps);
+
+    /// <summary>Every column of one model's rows, measured in interleaved rounds: each round runs every engine once, in
+    /// an order that reverses each round, so the drift of this shared machine's speed over a minute falls on every column
+    /// alike instead of on whichever engine ran last. The ratio is the median of the rounds' own ratios.</summary>
     private static IEnumerable<Row> Measure(string name, string hfFolder, string gguf, Options opt, int repeats, bool warmUp, bool llamaTwoThreadsAtBatch16)
     {
+        using var f32 = ModelLoading.LoadModel(hfFolder, new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var bf16 = ModelLoading.LoadModel(hfFolder, new ModelLoadOptions { DType = ScalarType.BFloat16 });
+        using var llama = LLamaWeights.LoadFromFile(LlamaParams(gguf, 1, 1, opt.PromptTokens, opt.DecodeSteps));
         var rows = new List<Row>();
         foreach (int batch in new[] { 1, 16 })
         {
-            var prompts = Prompts(batch, opt.PromptTokens);
-            var f32 = Median($"{name} b{batch} ours fp32", () => Ours(hfFolder, ScalarType.Float32, prompts, opt.DecodeSteps, repeats, warmUp));
-            var bf16 = Median($"{name} b{batch} ours bf16", () => Ours(hfFolder, ScalarType.BFloat16, prompts, opt.DecodeSteps, repeats, warmUp));
+            var engines = new List<(string Column, Engine Run)>
+            {
+                (OursF32, (p, s) => Ours(f32, p, s, managedStep: true)),
+                (OursBf16, (p, s) => Ours(bf16, p, s, managedStep: true)),
+                (Llama1, (p, s) => LlamaCpp(llama, gguf, 1, p, s)),
+            };
             // batch 1 also through libtorch alone, the baseline of the managed single-token step
-            Timing? torchStep = batch == 1 ? Median($"{name} b{batch} ours fp32, libtorch step", () => Ours(hfFolder, ScalarType.Float32, prompts, opt.DecodeSteps, repeats, warmUp, managedStep: false)) : null;
-            var l1 = Median($"{name} b{batch} llama.cpp 1t", () => LlamaCpp(gguf, 1, prompts, opt.DecodeSteps, repeats, warmUp));
-            Timing? l2 = batch == 1 || llamaTwoThreadsAtBatch16 ? Median($"{name} b{batch} llama.cpp 2t", () => LlamaCpp(gguf, 2, prompts, opt.DecodeSteps, repeats, warmUp)) : null;
+            if (batch == 1) engines.Insert(1, (TorchStep, (p, s) => Ours(f32, p, s, managedStep: false)));
+            if (batch == 1 || llamaTwoThreadsAtBatch16) engines.Add((Llama2, (p, s) => LlamaCpp(llama, gguf, 2, p, s)));
+            // Batch 1 always starts with an untimed round (cheap, and it faults in both engines' weights).
+            var runs = Interleaved($"{name} b{batch}", engines, Prompts(batch, opt.PromptTokens), opt.DecodeSteps, repeats, warmUp || batch == 1);
+
             double prefillTokens = batch * opt.PromptTokens, decodeTokens = batch * opt.DecodeSteps;
-            rows.Add(new Row(name, batch, "prefill", prefillTokens / f32.PrefillSeconds, prefillTokens / bf16.PrefillSeconds,
-                prefillTokens / l1.PrefillSeconds, prefillTokens / l2?.PrefillSeconds));
-            rows.Add(new Row(name, batch, "decode", decodeTokens / f32.DecodeSeconds, decodeTokens / bf16.DecodeSeconds,
-                decodeTokens / l1.DecodeSeconds, decodeTokens / l2?.DecodeSeconds, decodeTokens / torchStep?.DecodeSeconds));
+            Row RowOf(string phase, double tokens, Func<Timing, double> seconds)
+            {
+                double Rate(string column) => tokens / Mid(runs[column].Select(seconds));
+                double? Optional(string column) => runs.ContainsKey(column) ? Rate(column) : null;
+                var ratios = Enumerable.Range(0, runs[OursF32].Count).Select(r =>
+                {
+                    double llamaBest = Math.Max(tokens / seconds(runs[Llama1][r]), runs.TryGetValue(Llama2, out var l2) ? tokens / seconds(l2[r]) : 0);
+                    return tokens / seconds(runs[OursF32][r]) / llamaBest;
+                });
+                return new Row(name, batch, phase, Rate(OursF32), Rate(OursBf16), Rate(Llama1), Optional(Llama2), Mid(ratios), Optional(TorchStep));
+            }
+            // the libtorch-step column is the managed decode step's baseline; prefill runs libtorch either way
+            rows.Add(RowOf("prefill", prefillTokens, t => t.PrefillSeconds) with { TorchStep = null });
+            rows.Add(RowOf("decode", decodeTokens, t => t.DecodeSeconds));
             Console.WriteLine($"  {name} batch {batch} measured");
         }
         return rows;
     }
 
-    /// <summary>The producer returns all runs (warm-up dropped); prefill and decode medians are taken separately.</summary>
-    private static Timing Median(string what, Func<IReadOnlyList<Timing>> runs)
+    private const string OursF32 = "ours fp32", OursBf16 = "ours bf16", TorchStep = "libtorch step", Llama1 = "llama.cpp 1t", Llama2 = "llama.cpp 2t";
+
+    /// <summary>Each engine's timings of <paramref name="repeats"/> rounds (after an untimed warm-up round when asked).</summary>
+    private static Dictionary<string, List<Timing>> Interleaved(string what, List<(string Column, Engine Run)> engines, int[][] prompts, int steps, int repeats, bool warmUp)
     {
+        var runs = engines.ToDictionary(e => e.Column, _ => new List<Timing>());
         var clock = Stopwatch.StartNew();
-        var all = runs();
-        Console.WriteLine($"    {what}: {clock.Elapsed.TotalSeconds:F1} s");
-        static double Mid(IEnumerable<double> xs)
+        for (int round = warmUp ? -1 : 0; round < repeats; round++)
         {
-            var s = xs.Order().ToArray();
-            return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+            var order = round % 2 == 0 ? engines : Enumerable.Reverse(engines).ToList();
+            foreach (var (column, run) in order)
+            {
+                var t = run(prompts, steps);
+                if (round >= 0) runs[column].Add(t);
+            }
         }
-        return new Timing(Mid(all.Select(t => t.PrefillSeconds)), Mid(all.Select(t => t.DecodeSeconds)));
+        Console.WriteLine($"    {what}: {engines.Count} engines × {repeats} rounds in {clock.Elapsed.TotalSeconds:F1} s");
+        return runs;
+    }
+
+    private static double Mid(IEnumerable<double> xs)
+    {
+        var s = xs.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
     /// <summary>BOS then pseudo-random merged-piece ids (259..511 exist in both models' 512-token vocab), a
@@ -154,81 +190,69 @@ public static class GenerationBench
             .ToArray();
     }
 
-    private static IReadOnlyList<Timing> Ours(string folder, ScalarType dtype, int[][] prompts, int steps, int repeats, bool warmUp, bool managedStep = true)
+    private static Timing Ours(LlamaModel model, int[][] prompts, int steps, bool managedStep)
     {
-        using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = dtype });
         model.ManagedDecodeStep = managedStep;
         using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
         int batch = prompts.Length, length = prompts[0].Length;
-        var runs = new List<Timing>();
-        for (int r = warmUp ? 0 : 1; r <= repeats; r++)
+        using var cache = new KvCache(model.Config, batch, length + steps, model.ComputeDType, CPU);
+        var ids = tensor(prompts.SelectMany(p => p).Select(i => (long)i).ToArray(), [batch, length], ScalarType.Int64);
+        var sw = Stopwatch.StartNew();
+        var logits = model.Forward(ids, null, cache, lastOnly: true);
+        var next = logits.argmax(-1); // [B, 1]; argmax forces the lazy result like sampling would
+        _ = next[0, 0].item<long>();
+        double prefill = sw.Elapsed.TotalSeconds;
+        sw.Restart();
+        for (int s = 0; s < steps; s++)
         {
-            using var scope = NewDisposeScope();
-            using var cache = new KvCache(model.Config, batch, length + steps, dtype, CPU);
-            var ids = tensor(prompts.SelectMany(p => p).Select(i => (long)i).ToArray(), [batch, length], ScalarType.Int64);
-            var sw = Stopwatch.StartNew();
-            var logits = model.Forward(ids, null, cache, lastOnly: true);
-            var next = logits.argmax(-1); // [B, 1]; argmax forces the lazy result like sampling would
+            using var step = NewDisposeScope();
+            logits = model.Forward(next, null, cache, lastOnly: true);
+            next = logits.argmax(-1).MoveToOuterDisposeScope();
             _ = next[0, 0].item<long>();
-            double prefill = sw.Elapsed.TotalSeconds;
-            sw.Restart();
-            for (int s = 0; s < steps; s++)
-            {
-                using var step = NewDisposeScope();
-                logits = model.Forward(next, null, cache, lastOnly: true);
-                next = logits.argmax(-1).MoveToOuterDisposeScope();
-                _ = next[0, 0].item<long>();
-            }
-            double decode = sw.Elapsed.TotalSeconds;
-            if (r > 0) runs.Add(new Timing(prefill, decode));
         }
-        return runs;
+        return new Timing(prefill, sw.Elapsed.TotalSeconds);
     }
 
-    private static IReadOnlyList<Timing> LlamaCpp(string gguf, int threads, int[][] prompts, int steps, int repeats, bool warmUp)
+    /// <summary>llama.cpp's settings for one run: a context of the run's batch and length on <paramref name="threads"/>.</summary>
+    private static ModelParams LlamaParams(string gguf, int threads, int batch, int length, int steps) => new(gguf)
+    {
+        // Each of the `batch` sequences gets ContextSize / SeqMax cells.
+        ContextSize = (uint)(batch * (length + steps + 8)),
+        SeqMax = (uint)batch,
+        BatchSize = (uint)Math.Max(batch * length, 64),
+        UBatchSize = (uint)Math.Max(batch * length, 64),
+        GpuLayerCount = 0,
+        Threads = threads,
+        BatchThreads = threads,
+        TypeK = GGMLType.GGML_TYPE_F32,
+        TypeV = GGMLType.GGML_TYPE_F32,
+        FlashAttention = false,
+    };
+
+    private static Timing LlamaCpp(LLamaWeights weights, string gguf, int threads, int[][] prompts, int steps)
     {
         int batch = prompts.Length, length = prompts[0].Length;
-        var p = new ModelParams(gguf)
-        {
-            // Each of the `batch` sequences gets ContextSize / SeqMax cells.
-            ContextSize = (uint)(batch * (length + steps + 8)),
-            SeqMax = (uint)batch,
-            BatchSize = (uint)Math.Max(batch * length, 64),
-            UBatchSize = (uint)Math.Max(batch * length, 64),
-            GpuLayerCount = 0,
-            Threads = threads,
-            BatchThreads = threads,
-            TypeK = GGMLType.GGML_TYPE_F32,
-            TypeV = GGMLType.GGML_TYPE_F32,
-            FlashAttention = false,
-        };
-        using var weights = LLamaWeights.LoadFromFile(p);
         int vocab = weights.Vocab.Count;
-        var runs = new List<Timing>();
-        for (int r = warmUp ? 0 : 1; r <= repeats; r++)
+        using var ctx = weights.CreateContext(LlamaParams(gguf, threads, batch, length, steps));
+        var b = new LLamaBatch();
+        var last = new int[batch];
+        for (int s = 0; s < batch; s++)
+            for (int i = 0; i < length; i++)
+                last[s] = b.Add((LLamaToken)prompts[s][i], i, (LLamaSeqId)s, i == length - 1);
+        var sw = Stopwatch.StartNew();
+        Check(ctx.Decode(b));
+        var next = Argmax(ctx, last, vocab);
+        double prefill = sw.Elapsed.TotalSeconds;
+        sw.Restart();
+        for (int step = 0; step < steps; step++)
         {
-            using var ctx = weights.CreateContext(p);
-            var b = new LLamaBatch();
-            var last = new int[batch];
-            for (int s = 0; s < batch; s++)
-                for (int i = 0; i < length; i++)
-                    last[s] = b.Add((LLamaToken)prompts[s][i], i, (LLamaSeqId)s, i == length - 1);
-            var sw = Stopwatch.StartNew();
+            b.Clear();
+            for (int s = 0; s < batch; s++) last[s] = b.Add((LLamaToken)next[s], length + step, (LLamaSeqId)s, true);
             Check(ctx.Decode(b));
-            var next = Argmax(ctx, last, vocab);
-            double prefill = sw.Elapsed.TotalSeconds;
-            sw.Restart();
-            for (int step = 0; step < steps; step++)
-            {
-                b.Clear();
-                for (int s = 0; s < batch; s++) last[s] = b.Add((LLamaToken)next[s], length + step, (LLamaSeqId)s, true);
-                Check(ctx.Decode(b));
-                next = Argmax(ctx, last, vocab);
-            }
-            double decode = sw.Elapsed.TotalSeconds;
-            if (r > 0) runs.Add(new Timing(prefill, decode));
+            next = Argmax(ctx, last, vocab);
         }
-        return runs;
+        return new Timing(prefill, sw.Elapsed.TotalSeconds);
     }
 
     private static void Check(DecodeResult result)
@@ -273,16 +297,15 @@ public static class GenerationBench
     private static void PrintTable(List<Row> rows, Options opt)
     {
         Console.WriteLine();
-        Console.WriteLine($"tokens/s, median of {opt.Repeats} runs after a warm-up (random model: 1 run); prompt {opt.PromptTokens} tokens, {opt.DecodeSteps} greedy decode steps; ours on {opt.Threads} torch thread(s)");
-        Console.WriteLine("llama.cpp: F32 weights, F32 K/V cache, flash attention off; 1t/2t = threads; ratio = ours fp32 / the faster llama.cpp column");
+        Console.WriteLine($"tokens/s, median of {opt.Repeats} interleaved rounds (every engine once per round, the order reversed each round) after a warm-up round (random model at batch 16: none); prompt {opt.PromptTokens} tokens, {opt.DecodeSteps} greedy decode steps; ours on {opt.Threads} torch thread(s)");
+        Console.WriteLine("llama.cpp: F32 weights, F32 K/V cache, flash attention off; 1t/2t = threads; ratio = median over the rounds of ours fp32 / the faster llama.cpp column of the same round");
         Console.WriteLine("ours fp32 at batch 1 decodes with the managed single-token step; 'libtorch step' is the same model with it off");
         string header = $"| {"model",-12} | {"batch",5} | {"phase",-7} | {"ours fp32",10} | {"libtorch step",13} | {"ours bf16",10} | {"llama.cpp 1t",12} | {"llama.cpp 2t",12} | {"ratio",6} |";
         Console.WriteLine(header);
         Console.WriteLine("|" + string.Join("|", header.Split('|')[1..^1].Select(c => new string('-', c.Length))) + "|");
         foreach (var r in rows)
         {
-            double reference = Math.Max(r.Llama1, r.Llama2 ?? 0);
-            Console.WriteLine($"| {r.Model,-12} | {r.Batch,5} | {r.Phase,-7} | {r.OursF32,10:F0} | {(r.TorchStep is double ts ? ts.ToString("F0") : "-"),13} | {r.OursBf16,10:F0} | {r.Llama1,12:F0} | {(r.Llama2 is double l2 ? l2.ToString("F0") : "-"),12} | {r.OursF32 / reference,6:F2} |");
+            Console.WriteLine($"| {r.Model,-12} | {r.Batch,5} | {r.Phase,-7} | {r.OursF32,10:F0} | {(r.TorchStep is double ts ? ts.ToString("F0") : "-"),13} | {r.OursBf16,10:F0} | {r.Llama1,12:F0} | {(r.Llama2 is double l2 ? l2.ToString("F0") : "-"),12} | {r.Ratio,6:F2} |");
         }
     }
 }

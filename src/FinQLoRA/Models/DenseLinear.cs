@@ -28,12 +28,39 @@ public sealed class DenseLinear : nn.Module<Tensor, Tensor>, IFrozenLinear
 
     public override Tensor forward(Tensor x) => Multiply(x, weight);
 
-    public bool CanWriteWidenedWeight(ScalarType dtype) => weight.device_type == DeviceType.CPU && dtype is ScalarType.BFloat16 or ScalarType.Float16;
+    /// <summary>Only into a widened (fp32) buffer, which the matmul would copy the weight into anyway: elsewhere a copy
+    /// costs a pass over the weight that separate matmuls do not make, and a fused matmul reads weights that share one
+    /// tensor in place (<see cref="RowBlocksOfOneTensor"/>).</summary>
+    public bool CanWriteWeight(ScalarType dtype) => weight.device_type == DeviceType.CPU && dtype is ScalarType.BFloat16 or ScalarType.Float16;
 
-    public void WriteWidenedWeight(Tensor destination, ScalarType dtype)
+    public void WriteWeight(Tensor destination, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
         destination.copy_(weight.dtype == dtype ? weight : weight.to(dtype)); // rounded to the input's dtype, as x·Wᵀ uses it
+    }
+
+    /// <summary>The weights of <paramref name="group"/> as one [ΣOut, In] view, where they are consecutive row blocks of
+    /// one tensor (as the loader stores q, k, v and gate, up: <see cref="ModelLoader"/>), else null: after a
+    /// <c>.to()</c>, a merge that replaced a weight, or a hand-built layer, each weight has its own storage.</summary>
+    internal static Tensor? RowBlocksOfOneTensor(IReadOnlyList<DenseLinear> group)
+    {
+        var first = group[0].weight;
+        if (!first.is_contiguous()) return null;
+        long elementSize = first.element_size(), rows = first.shape[0];
+        // A view's element pointer minus its storage offset is its storage's start: equal starts mean one storage.
+        long start = (long)TensorMemory.DataPointer(first) - first.storage_offset() * elementSize;
+        long next = (long)TensorMemory.DataPointer(first) + first.numel() * elementSize;
+        for (int i = 1; i < group.Count; i++)
+        {
+            var w = group[i].weight;
+            if (w.dtype != first.dtype || w.shape[1] != first.shape[1] || w.device_type != first.device_type || w.device_index != first.device_index || !w.is_contiguous())
+                return null;
+            long at = (long)TensorMemory.DataPointer(w);
+            if (at != next || at - w.storage_offset() * elementSize != start) return null;
+            next = at + w.numel() * elementSize;
+            rows += w.shape[0];
+        }
+        return first.as_strided([rows, first.shape[1]], [first.shape[1], 1], first.storage_offset());
     }
 
     /// <summary>x·Wᵀ for a frozen W: the plain 16/32-bit linear, or where the CPU widens 16-bit matmuls

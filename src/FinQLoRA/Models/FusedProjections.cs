@@ -4,38 +4,61 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Models;
 
 /// <summary>
-/// Several projections of the same input (attention's q, k, v; the MLP's gate and up) as one matmul where the CPU
-/// widens 16-bit matmuls to fp32 (<see cref="CpuMatmulPrecision"/>): their frozen weights are written row after row
-/// into one fp32 buffer (a copy or a dequantization each, which the widened matmuls make anyway), the input is widened
-/// once instead of once per projection, and one GEMM replaces three. Each adapter then adds its own term to its slice,
-/// so adapters stay per projection (and PEFT-compatible on disk). Elsewhere, or when a base cannot write its weight
-/// that way (LLM.int8 forwards), each projection runs alone as before.
+/// Several projections of the same input (attention's q, k, v; the MLP's gate and up) as one matmul, each adapter then
+/// adding its own term to its slice, so adapters stay per projection (and PEFT-compatible on disk):
+/// <list type="bullet">
+/// <item>Dense weights that the loader stored as row blocks of one tensor (<see cref="ModelLoader"/>) are multiplied
+/// in place as one [ΣOut, In] view, on any device.</item>
+/// <item>Where the CPU widens 16-bit matmuls to fp32 (<see cref="CpuMatmulPrecision"/>), dense and 4-bit weights are
+/// written row after row into one fp32 buffer (a copy or a dequantization each, which the widened matmuls make
+/// anyway), and the input is widened once instead of once per projection.</item>
+/// <item>Elsewhere 4-bit CPU weights are dequantized into one buffer in the input's dtype, as each would be alone.</item>
+/// </list>
+/// Anything else (LLM.int8 forwards, weights of their own storage that are not widened) runs projection by projection.
 /// </summary>
 public static class FusedProjections
 {
     public static Tensor[] Forward(Tensor x, params nn.Module<Tensor, Tensor>[] projections)
     {
-        // the process-wide choice first: where nothing is widened (GPUs, AVX-512, fp32, decode steps) no base is asked
-        if (CpuMatmulPrecision.MatmulDType(x) == x.dtype) return Separately(x, projections);
         var bases = new IFrozenLinear[projections.Length];
         for (int i = 0; i < projections.Length; i++)
         {
-            var module = projections[i] is IAdaptedProjection adapted ? adapted.BaseLayer : projections[i];
-            if (module is not IFrozenLinear frozen || !frozen.CanWriteWidenedWeight(x.dtype)) return Separately(x, projections);
+            if ((projections[i] is IAdaptedProjection adapted ? adapted.BaseLayer : projections[i]) is not IFrozenLinear frozen)
+                return Separately(x, projections);
             bases[i] = frozen;
         }
 
-        using var scope = NewDisposeScope();
-        var all = x.requires_grad && is_grad_enabled() ? FusedMatmulFunction.Apply(x, bases) : FusedMatmulFunction.Forward(x, bases);
-        var outputs = new Tensor[projections.Length];
-        long offset = 0;
-        for (int i = 0; i < projections.Length; i++)
+        using (var scope = NewDisposeScope())
         {
-            var own = all.narrow(-1, offset, bases[i].OutFeatures);
-            offset += bases[i].OutFeatures;
-            outputs[i] = (projections[i] is IAdaptedProjection adapted ? adapted.Adapt(x, own) : own).MoveToOuterDisposeScope();
+            if (AllAtOnce(x, bases) is { } all)
+            {
+                var outputs = new Tensor[projections.Length];
+                long offset = 0;
+                for (int i = 0; i < projections.Length; i++)
+                {
+                    var own = all.narrow(-1, offset, bases[i].OutFeatures);
+                    offset += bases[i].OutFeatures;
+                    // contiguous, as a projection's own output is: a slice's strides could steer later kernels (SDPA)
+                    // to another summation order, so that a zero adapter would change the model's output
+                    var output = projections[i] is IAdaptedProjection adapted ? adapted.Adapt(x, own) : own;
+                    outputs[i] = output.contiguous().MoveToOuterDisposeScope();
+                }
+                return outputs;
+            }
         }
-        return outputs;
+        return Separately(x, projections);
+    }
+
+    /// <summary>x·[W₁; W₂; …]ᵀ by one of the fused paths, or null where none applies.</summary>
+    internal static Tensor? AllAtOnce(Tensor x, IFrozenLinear[] bases)
+    {
+        bool widened = CpuMatmulPrecision.MatmulDType(x) != x.dtype;
+        if (!widened && bases.All(b => b is DenseLinear d && d.Weight.dtype == x.dtype)
+            && DenseLinear.RowBlocksOfOneTensor(bases.Cast<DenseLinear>().ToArray()) is { } weights)
+            return nn.functional.linear(x, weights); // frozen weights: autograd keeps a reference, not a copy
+        if ((widened || !bases.Any(b => b is DenseLinear)) && bases.All(b => b.CanWriteWeight(x.dtype)))
+            return x.requires_grad && is_grad_enabled() ? FusedMatmulFunction.Apply(x, bases) : FusedMatmulFunction.Forward(x, bases);
+        return null;
     }
 
     private static Tensor[] Separately(Tensor x, nn.Module<Tensor, Tensor>[] projections) =>

@@ -15,11 +15,11 @@ public interface IFrozenLinear
     /// <summary>The full-precision weight [out, in] in <paramref name="dtype"/>, newly made (quantized) or a view (dense).</summary>
     Tensor DequantizedWeight(ScalarType dtype);
 
-    /// <summary>Whether <see cref="WriteWidenedWeight"/> works for inputs of <paramref name="dtype"/> (a fused, widened
-    /// CPU matmul: <see cref="FusedProjections"/>).</summary>
-    bool CanWriteWidenedWeight(ScalarType dtype);
+    /// <summary>Whether <see cref="WriteWeight"/> works for inputs of <paramref name="dtype"/>: a fused CPU matmul
+    /// (<see cref="FusedProjections"/>) writes the weights of its group row after row into one buffer.</summary>
+    bool CanWriteWeight(ScalarType dtype);
 
     /// <summary>Writes the weight as a matmul with <paramref name="dtype"/> inputs uses it (its values in that dtype) into
-    /// a contiguous fp32 CPU tensor [out, in], without allocating.</summary>
-    void WriteWidenedWeight(Tensor destination, ScalarType dtype);
+    /// a contiguous CPU tensor [out, in] of <paramref name="dtype"/> or, for a widened matmul, fp32, without allocating.</summary>
+    void WriteWeight(Tensor destination, ScalarType dtype);
 }

@@ -35,6 +35,30 @@ public static class ModelLoader
             return linear(name, dense);
         }
 
+        // Dense projections of one input (q, k, v; gate, up) are stored as consecutive row blocks of one [ΣOut, In]
+        // tensor, each DenseLinear holding its block as a view: FusedProjections then multiplies all of them at once in
+        // place. Quantized or factory-made projections are built one by one.
+        nn.Module<Tensor, Tensor>[] Group(int layer, params ProjectionKind[] kinds)
+        {
+            if (options.LinearFactory is not null || stored is not null) return kinds.Select(k => Proj(layer, k)).ToArray();
+            var shapes = kinds.Select(k => LlamaLayout.Shape(config, k)).ToArray();
+            using var combined = empty([shapes.Sum(s => s.Out), shapes[0].In], options.DType, options.Device);
+            var modules = new nn.Module<Tensor, Tensor>[kinds.Length];
+            long offset = 0;
+            for (int k = 0; k < kinds.Length; k++)
+            {
+                var (inDim, outDim) = shapes[k];
+                using (var dense = Read(reader, LlamaLayout.WeightName(layer, kinds[k]), [outDim, inDim]))
+                {
+                    var block = combined.narrow(0, offset, outDim);
+                    block.copy_(dense);
+                    modules[k] = new DenseLinear(block);
+                }
+                offset += outDim;
+            }
+            return modules;
+        }
+
         long h = config.HiddenSize;
         var embed = options.LoadEmbeddings || config.TieWordEmbeddings && options.LoadHead
             ? Dense(LlamaLayout.EmbeddingsName, [config.VocabSize, h], options.DType)
@@ -43,9 +67,10 @@ public static class ModelLoader
         var layers = new List<LlamaDecoderLayer>();
         for (int i = first; i < first + count; i++)
         {
-            var attention = new LlamaAttention(config, i,
-                Proj(i, ProjectionKind.Q), Proj(i, ProjectionKind.K), Proj(i, ProjectionKind.V), Proj(i, ProjectionKind.O));
-            var mlp = new LlamaMlp(Proj(i, ProjectionKind.Gate), Proj(i, ProjectionKind.Up), Proj(i, ProjectionKind.Down));
+            var qkv = Group(i, ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V);
+            var attention = new LlamaAttention(config, i, qkv[0], qkv[1], qkv[2], Proj(i, ProjectionKind.O));
+            var gateUp = Group(i, ProjectionKind.Gate, ProjectionKind.Up);
+            var mlp = new LlamaMlp(gateUp[0], gateUp[1], Proj(i, ProjectionKind.Down));
             layers.Add(new LlamaDecoderLayer(
                 new RmsNorm(Dense(LlamaLayout.InputNormName(i), [h], options.DType), config.RmsNormEps),
                 attention,

@@ -45,14 +45,18 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>, IFrozenLinear, 
     /// <summary>A newly dequantized [out, in] weight; the caller disposes it.</summary>
     public Tensor DequantizedWeight(ScalarType dtype) => _weight.Dequantize(dtype);
 
-    /// <summary>4-bit weights dequantize their bf16 values straight into fp32; 8-bit forwards run LLM.int8 instead.</summary>
-    public bool CanWriteWidenedWeight(ScalarType dtype) =>
-        _weight is Blockwise4BitTensor && _weight.Device.type == DeviceType.CPU && dtype == ScalarType.BFloat16 && Bias is null;
+    /// <summary>4-bit weights dequantize into the buffer (their bf16 values straight into fp32 for a widened matmul);
+    /// 8-bit forwards run LLM.int8 instead.</summary>
+    public bool CanWriteWeight(ScalarType dtype) =>
+        _weight is Blockwise4BitTensor && _weight.Device.type == DeviceType.CPU && dtype is ScalarType.BFloat16 or ScalarType.Float32 && Bias is null;
 
-    public void WriteWidenedWeight(Tensor destination, ScalarType dtype)
+    public void WriteWeight(Tensor destination, ScalarType dtype)
     {
-        if (!CanWriteWidenedWeight(dtype)) throw new InvalidOperationException($"{this} cannot write a widened weight for {dtype} inputs");
-        ((Blockwise4BitTensor)_weight).DequantizeBf16ValuesInto(destination);
+        if (!CanWriteWeight(dtype)) throw new InvalidOperationException($"{this} cannot write its weight for {dtype} inputs");
+        var q = (Blockwise4BitTensor)_weight;
+        if (destination.dtype == dtype) q.DequantizeInto(destination);
+        else if (dtype == ScalarType.BFloat16 && destination.dtype == ScalarType.Float32) q.DequantizeBf16ValuesInto(destination);
+        else throw new ArgumentException($"a weight for {dtype} inputs is written in {dtype} or fp32, not {destination.dtype}", nameof(destination));
     }
 
     public override Tensor forward(Tensor input)

@@ -5,14 +5,16 @@ using FinQLoRA.Quantization;
 using FinQLoRA.Runtime;
 using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Models;
 
 /// <summary>
-/// q, k, v (and gate, up) as one widened matmul give each projection's own output and the same input and adapter
-/// gradients as running them one by one, with adapters on some projections and not others, over a 16-bit and a
-/// 4-bit base. Both sides widen to fp32 where the CPU does, so they differ only in GEMM blocking (bf16 rounding).
+/// q, k, v (and gate, up) as one matmul give each projection's own output and the same input and adapter gradients as
+/// running them one by one, with adapters on some projections and not others: widened over a 16-bit and a 4-bit base
+/// (both sides widen to fp32 where the CPU does, so they differ only in GEMM blocking: bf16 rounding), and in fp32 over
+/// the loader's row blocks of one dense tensor and over 4-bit weights dequantized into one buffer.
 /// </summary>
 public sealed class FusedProjectionsTests
 {
@@ -43,27 +45,84 @@ public sealed class FusedProjectionsTests
         }
     }
 
+    [Theory]
+    [InlineData(16)]
+    [InlineData(4)]
+    public void Fp32FusedProjectionsEqualTheSeparateOnesWithTheirGradients(int bits)
+    {
+        using var model = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.Float32 }.WithBits(bits));
+        LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["k_proj", "gate_proj"] }, seed: 3);
+        LoraTestKit.Randomize(model, LoraLinear.DefaultAdapter, seed: 5);
+        model.eval();
+        var layer = model.Layers[0];
+        nn.Module<Tensor, Tensor>[] attention = [layer[ProjectionKind.Q], layer[ProjectionKind.K], layer[ProjectionKind.V]];
+        nn.Module<Tensor, Tensor>[] mlp = [layer[ProjectionKind.Gate], layer[ProjectionKind.Up]];
+        var parameters = LoraInjector.AdapterParameters(model).Select(p => p.P).ToList();
+
+        using var scope = NewDisposeScope();
+        var x0 = randn([2, 5, SeededLlama.Stories260KShapes.HiddenSize], generator: new TorchSharp.torch.Generator(13));
+        foreach (var group in new[] { attention, mlp })
+        {
+            var bases = group.Select(p => (IFrozenLinear)(p is IAdaptedProjection a ? a.BaseLayer : p)).ToArray();
+            Assert.NotNull(FusedProjections.AllAtOnce(x0, bases)); // the fused path runs, on every machine
+            var (fusedOut, fusedGrads) = OutputsAndGradients(x0, parameters, x => FusedProjections.Forward(x, group));
+            var (separateOut, separateGrads) = OutputsAndGradients(x0, parameters, x => group.Select(p => p.forward(x)).ToArray());
+            Assert.Equal(separateGrads.Length, fusedGrads.Length);
+            for (int i = 0; i < group.Length; i++) TensorAssert.Close(separateOut[i], fusedOut[i], rtol: 1e-5, atol: 1e-6);
+            for (int i = 0; i < fusedGrads.Length; i++) TensorAssert.Close(separateGrads[i], fusedGrads[i], rtol: 1e-5, atol: 1e-6);
+        }
+    }
+
+    [Fact]
+    public void TheLoaderStoresQkvAndGateUpAsRowBlocksOfOneTensor()
+    {
+        using var model = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.Float32 });
+        var layer = model.Layers[1];
+        DenseLinear Dense(ProjectionKind k) => (DenseLinear)layer[k];
+        using var scope = NewDisposeScope();
+        var qkv = DenseLinear.RowBlocksOfOneTensor([Dense(ProjectionKind.Q), Dense(ProjectionKind.K), Dense(ProjectionKind.V)]);
+        Assert.NotNull(qkv);
+        var expected = cat([Dense(ProjectionKind.Q).Weight, Dense(ProjectionKind.K).Weight, Dense(ProjectionKind.V).Weight], 0);
+        Assert.True(expected.eq(qkv!).all().item<bool>());
+        Assert.NotNull(DenseLinear.RowBlocksOfOneTensor([Dense(ProjectionKind.Gate), Dense(ProjectionKind.Up)]));
+        // out of order, not adjacent, or of separate storages: no view
+        Assert.Null(DenseLinear.RowBlocksOfOneTensor([Dense(ProjectionKind.K), Dense(ProjectionKind.Q)]));
+        Assert.Null(DenseLinear.RowBlocksOfOneTensor([Dense(ProjectionKind.Q), Dense(ProjectionKind.V)]));
+        Assert.Null(DenseLinear.RowBlocksOfOneTensor([Dense(ProjectionKind.V), Dense(ProjectionKind.Gate)]));
+        using var own = new DenseLinear(Dense(ProjectionKind.K).Weight.clone());
+        Assert.Null(DenseLinear.RowBlocksOfOneTensor([Dense(ProjectionKind.Q), own]));
+        // a moved or cast model has a storage per weight: the projections run one by one, with the same results
+        model.to(ScalarType.Float64);
+        Assert.Null(DenseLinear.RowBlocksOfOneTensor([Dense(ProjectionKind.Q), Dense(ProjectionKind.K), Dense(ProjectionKind.V)]));
+        var x = randn([1, 3, SeededLlama.Stories260KShapes.HiddenSize], ScalarType.Float64, generator: new TorchSharp.torch.Generator(4));
+        var outputs = FusedProjections.Forward(x, layer[ProjectionKind.Q], layer[ProjectionKind.K], layer[ProjectionKind.V]);
+        Assert.True(layer[ProjectionKind.V].forward(x).eq(outputs[2]).all().item<bool>());
+    }
+
     [Fact]
     public void EightBitBasesAreNotFusedButStillAnswer()
     {
         using var model = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(8));
         var layer = model.Layers[0];
-        Assert.False(((IFrozenLinear)layer[ProjectionKind.Q]).CanWriteWidenedWeight(ScalarType.BFloat16));
+        Assert.False(((IFrozenLinear)layer[ProjectionKind.Q]).CanWriteWeight(ScalarType.BFloat16));
         using var scope = NewDisposeScope();
         var x = randn([2, 12, SeededLlama.Stories260KShapes.HiddenSize], generator: new TorchSharp.torch.Generator(2)).to(ScalarType.BFloat16);
         var outputs = FusedProjections.Forward(x, layer[ProjectionKind.Q], layer[ProjectionKind.K], layer[ProjectionKind.V]);
         Assert.True(layer[ProjectionKind.K].forward(x).eq(outputs[1]).all().item<bool>());
     }
 
-    [Fact]
-    public void A4BitBaseWritesItsBf16ValuesWidened()
+    [Theory]
+    [InlineData(ScalarType.BFloat16, ScalarType.Float32)] // widened: bf16 values held in fp32
+    [InlineData(ScalarType.BFloat16, ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float32, ScalarType.Float32)]
+    public void A4BitBaseWritesTheValuesItsInputsDTypeUses(ScalarType inputs, ScalarType buffer)
     {
         using var model = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(4));
         var q = (QuantizedLinear)model.Layers[2][ProjectionKind.Q];
         using var scope = NewDisposeScope();
-        var into = full([q.OutFeatures, q.InFeatures], float.NaN, ScalarType.Float32);
-        q.WriteWidenedWeight(into, ScalarType.BFloat16);
-        Assert.True(q.DequantizedWeight(ScalarType.BFloat16).to(ScalarType.Float32).eq(into).all().item<bool>());
+        var into = full([q.OutFeatures, q.InFeatures], float.NaN, buffer);
+        q.WriteWeight(into, inputs);
+        Assert.True(q.DequantizedWeight(inputs).to(buffer).eq(into).all().item<bool>());
     }
 
     /// <summary>Equal up to a few bf16 roundings of the tensor's largest values (sums of bf16-rounded terms differ by
