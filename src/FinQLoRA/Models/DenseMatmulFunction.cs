@@ -33,22 +33,52 @@ internal sealed class DenseMatmulFunction : autograd.SingleTensorFunction<DenseM
         return [gradInput, null!];
     }
 
-    /// <summary>g·W (the input gradient of x·Wᵀ) in <see cref="CpuMatmulPrecision.MatmulDType"/>, returned in g's dtype.</summary>
+    /// <summary>g·W (the input gradient of x·Wᵀ) in <see cref="CpuMatmulPrecision.MatmulDType"/>, returned in g's dtype.
+    /// A widened weight of more than <see cref="WeightWorkspace.MaxWidenedElements"/> is taken in row blocks, whose
+    /// products are summed.</summary>
     public static Tensor InputGradient(Tensor g, Tensor weight)
     {
         using var scope = NewDisposeScope();
         var wide = CpuMatmulPrecision.MatmulDType(g);
-        var product = g.to(wide).matmul(Widened(weight, g.dtype, wide));
+        Tensor product;
+        if (wide == g.dtype || weight.numel() <= WeightWorkspace.MaxWidenedElements)
+            product = g.to(wide).matmul(Widened(weight, g.dtype, wide));
+        else
+        {
+            var g2 = g.to(wide).reshape(-1, weight.shape[0]);
+            var sum = zeros([g2.shape[0], weight.shape[1]], wide);
+            foreach (var (first, rows) in RowBlocks(weight))
+                sum.addmm_(g2.narrow(1, first, rows), Widened(weight.narrow(0, first, rows), g.dtype, wide));
+            product = sum.view([.. g.shape[..^1], weight.shape[1]]);
+        }
         return (product.dtype == g.dtype ? product : product.to(g.dtype)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>x·Wᵀ in <see cref="CpuMatmulPrecision.MatmulDType"/>, returned in x's dtype.</summary>
+    /// <summary>x·Wᵀ in <see cref="CpuMatmulPrecision.MatmulDType"/>, returned in x's dtype; a widened weight of more
+    /// than <see cref="WeightWorkspace.MaxWidenedElements"/> in row blocks, each giving its columns of y.</summary>
     public static Tensor Forward(Tensor x, Tensor weight)
     {
         using var scope = NewDisposeScope();
         var wide = CpuMatmulPrecision.MatmulDType(x);
-        var y = nn.functional.linear(x.to(wide), Widened(weight, x.dtype, wide));
+        Tensor y;
+        if (wide == x.dtype || weight.numel() <= WeightWorkspace.MaxWidenedElements)
+            y = nn.functional.linear(x.to(wide), Widened(weight, x.dtype, wide));
+        else
+        {
+            var x32 = x.to(wide);
+            y = empty([.. x.shape[..^1], weight.shape[0]], wide);
+            foreach (var (first, rows) in RowBlocks(weight))
+                y.narrow(-1, first, rows).copy_(nn.functional.linear(x32, Widened(weight.narrow(0, first, rows), x.dtype, wide)));
+        }
         return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>(first row, row count) of consecutive blocks of at most <see cref="WeightWorkspace.MaxWidenedElements"/>.</summary>
+    private static IEnumerable<(long First, long Rows)> RowBlocks(Tensor weight)
+    {
+        long perBlock = Math.Max(1, WeightWorkspace.MaxWidenedElements / weight.shape[1]);
+        for (long first = 0; first < weight.shape[0]; first += perBlock)
+            yield return (first, Math.Min(perBlock, weight.shape[0] - first));
     }
 
     /// <summary>The weight rounded to the input's dtype first, as the unwidened x·Wᵀ would use it (so widening changes

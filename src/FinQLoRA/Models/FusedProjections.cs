@@ -56,7 +56,9 @@ public static class FusedProjections
         if (!widened && bases.All(b => b is DenseLinear d && d.Weight.dtype == x.dtype)
             && DenseLinear.RowBlocksOfOneTensor(bases.Cast<DenseLinear>().ToArray()) is { } weights)
             return nn.functional.linear(x, weights); // frozen weights: autograd keeps a reference, not a copy
-        if ((widened || !bases.Any(b => b is DenseLinear)) && bases.All(b => b.CanWriteWeight(x.dtype)))
+        // a group larger than the workspace's cap runs one by one (each dense one then in row blocks)
+        if ((widened || !bases.Any(b => b is DenseLinear)) && bases.Sum(b => b.OutFeatures * b.InFeatures) <= WeightWorkspace.MaxWidenedElements
+            && bases.All(b => b.CanWriteWeight(x.dtype)))
             return x.requires_grad && is_grad_enabled() ? FusedMatmulFunction.Apply(x, bases) : FusedMatmulFunction.Forward(x, bases);
         return null;
     }

@@ -1,6 +1,7 @@
 using FinQLoRA.Adapters;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
+using FinQLoRA.Runtime;
 using FinQLoRA.Training;
 
 namespace FinQLoRA.Planning;
@@ -157,25 +158,44 @@ public static class MemoryPlanner
     }
 
     /// <summary>
-    /// The CPU path's quantized-matmul memory: per-thread reusable dequantization buffers sized to the largest
-    /// projection, kept for the life of the process (<c>DequantizationWorkspace</c>): 4-bit dequantizes into a bf16
-    /// buffer; 8-bit copies CB into an fp32 buffer for the forward matmul and dequantizes into bf16 for backward,
-    /// and its forward holds the int8 and fp32 activations and the fp32 accumulator of the largest projection.
+    /// The CPU path's matmul buffers: one reusable bf16 and one fp32 buffer per thread, kept for the life of the process
+    /// and each sized to the largest weight written into it (<c>Runtime/WeightWorkspace</c>). 4-bit dequantizes into
+    /// the bf16 buffer; 8-bit copies CB into the fp32 one for its forward matmul and dequantizes into the bf16 one for
+    /// backward, and its forward holds the int8 and fp32 activations and the fp32 accumulator of the largest projection.
+    /// Where 16-bit matmuls are widened (<paramref name="widens"/>), weights go to the fp32 buffer instead: a 4-bit one
+    /// whole, 8-bit backward's after its bf16 dequantization, a dense one (16-bit projections, the head) in row blocks of
+    /// at most <see cref="WeightWorkspace.MaxWidenedElements"/>, and a fused q/k/v or gate/up group whole where it
+    /// fits under that cap.
     /// </summary>
-    private static IEnumerable<MemoryComponent> CpuQuantWorkspace(LlamaConfig c, QuantizationOptions options, long tokens)
+    private static IEnumerable<MemoryComponent> CpuQuantWorkspace(LlamaConfig c, QuantizationOptions options, long tokens, bool widens)
     {
         var proj = Projections(c);
         long largest = proj.Max(p => p.In * p.Out);
-        switch (options.Bits)
+        long fp32 = options.Bits == 8 ? largest : 0;
+        long bf16 = options.Bits == 8 || options.Bits == 4 && !widens ? largest : 0;
+        if (widens)
         {
-            case 4:
-                yield return new("dequant_workspace", largest * Bf16, false, "bf16 buffer of the largest projection, reused");
-                break;
-            case 8:
-                yield return new("dequant_workspace", largest * (4 + Bf16), false, "fp32 (forward) and bf16 (backward) buffers of the largest projection, reused");
-                yield return new("int8_activations", proj.Max(p => tokens * (p.In * 5 + p.Out * 8)), false, "int8 + fp32 activations and fp32 accumulator of the largest projection");
-                break;
+            long cap = WeightWorkspace.MaxWidenedElements;
+            long head = Math.Min(c.VocabSize * c.HiddenSize, cap);
+            long Group(params ProjectionKind[] kinds) => proj.Where(p => kinds.Contains(p.Kind)).Sum(p => p.In * p.Out);
+            long fused = new[] { Group(ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V), Group(ProjectionKind.Gate, ProjectionKind.Up) }
+                .Where(n => n <= cap).DefaultIfEmpty(0).Max();
+            fp32 = Math.Max(fp32, options.Bits switch
+            {
+                16 => Math.Max(Math.Min(largest, cap), Math.Max(fused, head)),
+                4 => Math.Max(largest, Math.Max(fused, head)),
+                _ => Math.Max(largest, head),
+            });
         }
+        if (fp32 + bf16 > 0)
+        {
+            string what = (fp32 > 0 ? $"fp32 buffer of {fp32:N0} weight elements" : "") + (fp32 > 0 && bf16 > 0 ? " and " : "")
+                + (bf16 > 0 ? $"bf16 buffer of {bf16:N0}" : "");
+            yield return new("dequant_workspace", fp32 * 4 + bf16 * Bf16, false,
+                $"{what}, reused{(widens ? "; 16-bit matmuls widened to fp32" : "")}");
+        }
+        if (options.Bits == 8)
+            yield return new("int8_activations", proj.Max(p => tokens * (p.In * 5 + p.Out * 8)), false, "int8 + fp32 activations and fp32 accumulator of the largest projection");
     }
 
     /// <summary>Adapter parameter count: L · Σ over targets R·(in + out).</summary>
@@ -231,7 +251,7 @@ public static class MemoryPlanner
         };
         if (cpu)
         {
-            list.AddRange(CpuQuantWorkspace(c, options, tokens));
+            list.AddRange(CpuQuantWorkspace(c, options, tokens, t.Widens));
             long transientBase = list.Where(x => x.Name is "activations" or "head_activations" or "backward_workspace").Sum(x => x.Bytes);
             // 8-bit forwards free int8 activations, fp32 copies and accumulators in every projection of every layer
             if (options.Bits == 8) transientBase += c.NumLayers * tokens * Projections(c).Sum(p => p.In * 5 + p.Out * 8);

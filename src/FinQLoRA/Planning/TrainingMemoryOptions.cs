@@ -13,6 +13,9 @@ namespace FinQLoRA.Planning;
 /// <param name="TargetTokensPerExample">Supervised tokens per sequence, the only positions the trainer projects onto the
 /// vocabulary; null means every token (<paramref name="SeqLen"/>: plain language modelling, an upper bound for any SFT
 /// row). A completion-only SFT row has its answer's tokens, a FinLoRA classification task 1–3.</param>
+/// <param name="CpuWidening">For <see cref="MemoryDevice.Cpu"/>: whether 16-bit matmuls run widened to fp32
+/// (<see cref="FinQLoRA.Runtime.CpuMatmulPrecision"/>), which writes weights into an fp32 buffer; null means what this
+/// process does.</param>
 public sealed record TrainingMemoryOptions(
     int BatchSize = 1,
     int SeqLen = 512,
@@ -21,8 +24,12 @@ public sealed record TrainingMemoryOptions(
     bool GradientCheckpointing = false,
     double LoraDropout = 0.1,
     MemoryDevice Device = MemoryDevice.Cuda,
-    int? TargetTokensPerExample = null)
+    int? TargetTokensPerExample = null,
+    bool? CpuWidening = null)
 {
+    /// <summary><see cref="CpuWidening"/>, or this process's choice.</summary>
+    public bool Widens => CpuWidening ?? FinQLoRA.Runtime.CpuMatmulPrecision.WidensHalfPrecision;
+
     /// <summary>Target tokens per sequence: <see cref="TargetTokensPerExample"/>, or all <see cref="SeqLen"/> tokens.</summary>
     public int TargetTokens => TargetTokensPerExample ?? SeqLen;
 

@@ -13,6 +13,11 @@ namespace FinQLoRA.Runtime;
 /// </summary>
 internal static class WeightWorkspace
 {
+    /// <summary>The most weight elements a widened matmul writes at once (128 MiB in fp32): a larger dense weight (a
+    /// large vocabulary's head: 2.1 GB in fp32 for Llama 3.1) is multiplied in row blocks of at most this many, and a
+    /// larger group of projections is not fused, so the fp32 buffer stays near one layer's largest projection.</summary>
+    public const long MaxWidenedElements = 32L * 1024 * 1024;
+
     [ThreadStatic] private static Tensor? _bf16;
     [ThreadStatic] private static Tensor? _fp32;
 
@@ -30,6 +35,9 @@ internal static class WeightWorkspace
         }
         return buffer.narrow(0, 0, n).view(shape);
     }
+
+    /// <summary>Elements this thread's buffer for <paramref name="dtype"/> holds now (0 before its first borrow).</summary>
+    public static long Elements(ScalarType dtype) => (dtype == ScalarType.BFloat16 ? _bf16 : _fp32)?.numel() ?? 0;
 
     /// <summary>Frees this thread's buffers (e.g. after inference, before a phase that needs the memory).</summary>
     public static void Release()

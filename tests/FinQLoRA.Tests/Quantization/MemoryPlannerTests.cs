@@ -91,7 +91,7 @@ public sealed class MemoryPlannerTests
     public void CpuTrainingPlanSwapsTheCudaContextForTheRuntimeAndAddsWorkspacesAndAllocatorRetention()
     {
         var c = LlamaConfig.Preset("llama-3.1-8b")!;
-        var t = new TrainingMemoryOptions(BatchSize: 1, SeqLen: 256, Rank: 8, Device: MemoryDevice.Cpu);
+        var t = new TrainingMemoryOptions(BatchSize: 1, SeqLen: 256, Rank: 8, Device: MemoryDevice.Cpu, CpuWidening: false);
         var gpu = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t with { Device = MemoryDevice.Cuda }, "8b").Components.ToDictionary(x => x.Name, x => x.Bytes);
         var cpu4 = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t, "8b").Components.ToDictionary(x => x.Name, x => x.Bytes);
         Assert.False(cpu4.ContainsKey("cuda_context"));
@@ -109,6 +109,29 @@ public sealed class MemoryPlannerTests
         Assert.Equal((long)((activationTerms8 + int8Transients) * MemoryPlanner.CpuAllocatorRetention), cpu8["allocator_retention"]);
         var cpu16 = MemoryPlanner.Training(c, new QuantizationOptions(Bits: 16), t, "8b").Components.ToDictionary(x => x.Name, x => x.Bytes);
         Assert.False(cpu16.ContainsKey("dequant_workspace"));
+    }
+
+    [Fact]
+    public void WideningCpusPlanFp32BuffersCappedForDenseWeightsAndFusedGroups()
+    {
+        var c = LlamaConfig.Preset("llama-3.1-8b")!;
+        var t = new TrainingMemoryOptions(BatchSize: 1, SeqLen: 256, Rank: 8, Device: MemoryDevice.Cpu, CpuWidening: true);
+        long Workspace(int bits) => MemoryPlanner.Training(c, bits switch { 4 => QuantizationOptions.Nf4, 8 => QuantizationOptions.Int8, _ => new QuantizationOptions(Bits: 16) }, t, "8b")
+            .Components.Single(x => x.Name == "dequant_workspace").Bytes;
+        const long cap = 32L * 1024 * 1024; // WeightWorkspace.MaxWidenedElements
+        // 4-bit: gate/up/down (14336 × 4096 = 58.7M) dequantized whole into fp32; q/k/v fused (25.2M) and the head's
+        // row blocks (capped at 32M of its 525M) are smaller
+        Assert.Equal(14336L * 4096 * 4, Workspace(4));
+        // 16-bit: every dense weight in blocks of at most the cap (gate/up/down and the head), above the fused q/k/v
+        Assert.True(4096L * (4096 + 1024 + 1024) < cap);
+        Assert.Equal(cap * 4, Workspace(16));
+        // 8-bit: unchanged by widening (its fp32 buffer already holds the largest projection), plus bf16 for backward
+        Assert.Equal(14336L * 4096 * 6, Workspace(8));
+
+        // a small model fuses gate + up (2 × 768 × 2048) whole, the largest buffer
+        var small = new LlamaConfig { HiddenSize = 768, IntermediateSize = 2048, NumLayers = 2, NumHeads = 12, NumKvHeads = 4, HeadDim = 64, VocabSize = 512 };
+        long smallWorkspace = MemoryPlanner.Training(small, QuantizationOptions.Nf4, t, "small").Components.Single(x => x.Name == "dequant_workspace").Bytes;
+        Assert.Equal(2L * 768 * 2048 * 4, smallWorkspace);
     }
 
     [Fact]
