@@ -14,8 +14,9 @@ namespace FinQLoRA.Bench;
 /// <summary>
 /// <c>train</c>: tokens/s of one QLoRA training step (forward, backward, AdamW on rank-4 q/k/v adapters) on a ~100M
 /// random Llama with a 16-, 8- and 4-bit frozen base (bf16 compute), with and without gradient checkpointing.
-/// Each step is split into dequantization, base matmuls, optimizer and the rest: the optimizer is timed in place,
-/// dequantization and matmuls by micro-benchmarks of exactly the step's pieces (every projection's dequantize, every
+/// Each step is split into weights (writing frozen weights as the matmuls use them: dequantizing, or where the CPU
+/// widens 16-bit matmuls copying into fp32), base matmuls, optimizer and the rest: the optimizer is timed in place,
+/// weights and matmuls by micro-benchmarks of exactly the step's pieces (every projection's weight written once, every
 /// x·Wᵀ and grad·W at the step's shapes), repeated as often as the step runs them. MFU is the model's FLOPs per step
 /// over the bf16 matmul rate measured in this run. Peak RSS with/without checkpointing comes from child processes.
 /// </summary>
@@ -74,7 +75,7 @@ internal static class TrainStepBench
                     int passes = gc ? 3 : 2; // forward, backward (grad·W), and with checkpointing the recomputed forward
                     double matmul = MatmulSeconds(model, tokens, passes);
                     // 8-bit forwards run LLM.int8 (int8 matmul, counted in "other"); only backward dequantizes.
-                    double dequant = bits == 16 ? 0 : DequantizeSeconds(model) * (bits == 8 ? 1 : passes);
+                    double dequant = WeightSeconds(model) * (bits == 8 ? 1 : passes);
                     Console.Error.WriteLine($"  {batch}x{seq} {bits}-bit, checkpointing {(gc ? "on" : "off")}: step {m.Step:F2} s, loss after {o.Steps} steps {m.Loss:F4}");
                     rows.Add(new Row($"{batch}x{seq}", bits, gc, m, tokens / m.Step, dequant / m.Step, matmul / m.Step, modelFlops));
                     optimizer.Dispose();
@@ -89,7 +90,7 @@ internal static class TrainStepBench
         double peak = Math.Max(Math.Max(bf16Rate, fp32Rate), after);
         Console.WriteLine($"{(fastest == ScalarType.BFloat16 ? "bf16" : "fp32")} matmul rate again after the rows: {after / 1e9:F1} GFLOP/s; MFU is over the highest, {peak / 1e9:F1} GFLOP/s");
         Console.WriteLine();
-        Console.WriteLine($"| batch | base | grad ckpt | step s | fwd s | bwd s | tokens/s | vs 16-bit | dequant | matmul | optimizer | other | MFU | loss after {o.Steps} steps |");
+        Console.WriteLine($"| batch | base | grad ckpt | step s | fwd s | bwd s | tokens/s | vs 16-bit | weights | matmul | optimizer | other | MFU | loss after {o.Steps} steps |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in rows)
         {
@@ -110,7 +111,7 @@ internal static class TrainStepBench
                 // machine's drift over the minutes of a row, which the means carry, mostly cancels in each ratio.
                 var ratios = Of(16)!.Measured.Steps.Zip(Of(4)!.Measured.Steps, (a, b) => a / b).Order().ToArray();
                 double median = Median(ratios);
-                Console.WriteLine($"goal {shape}, checkpointing {c}: 16-bit step <= 4-bit step: means {Of(16)!.Measured.Step:F3} vs {Of(4)!.Measured.Step:F3} s; 16-bit/4-bit of each round {string.Join(" ", ratios.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))}, median {median:F3} {Verdict(median <= 1)}");
+                Console.WriteLine($"goal {shape}, checkpointing {c}: 16-bit step <= 4-bit step: means {Of(16)!.Measured.Step:F3} vs {Of(4)!.Measured.Step:F3} s; 16-bit/4-bit of each round (sorted) {string.Join(" ", ratios.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))}, median {median:F3} {Verdict(median <= 1)}");
             }
 
         if (!o.Rss) return 0;
@@ -248,16 +249,27 @@ internal static class TrainStepBench
         if (model.LmHead is { } head) yield return head;
     }
 
-    /// <summary>Seconds to dequantize every quantized projection once to bf16.</summary>
-    private static double DequantizeSeconds(LlamaModel model)
+    /// <summary>Seconds to write every frozen weight once as the step's matmuls use it: where the CPU widens 16-bit
+    /// matmuls, into an fp32 buffer (a copy for dense weights, the head included, and 4-bit dequantized straight to its
+    /// bf16 values); elsewhere quantized weights dequantized to bf16 and dense ones used in place (0).</summary>
+    private static double WeightSeconds(LlamaModel model)
     {
-        var quantized = BaseProjections(model).OfType<QuantizedLinear>().ToList();
-        if (quantized.Count == 0) return 0;
+        var bases = BaseProjections(model).Cast<IFrozenLinear>().ToList();
+        bool widened = CpuMatmulPrecision.WidensHalfPrecision;
+        using var buffer = empty([bases.Max(b => b.OutFeatures * b.InFeatures)], ScalarType.Float32);
         double best = double.MaxValue;
         for (int rep = 0; rep < 3; rep++)
         {
             var sw = Stopwatch.StartNew();
-            foreach (var q in quantized) q.DequantizedWeight(ScalarType.BFloat16).Dispose();
+            foreach (var b in bases)
+            {
+                if (widened && b.CanWriteWeight(ScalarType.BFloat16))
+                {
+                    using var into = buffer.narrow(0, 0, b.OutFeatures * b.InFeatures).view(b.OutFeatures, b.InFeatures);
+                    b.WriteWeight(into, ScalarType.BFloat16);
+                }
+                else if (b is QuantizedLinear) b.DequantizedWeight(ScalarType.BFloat16).Dispose();
+            }
             best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }
         return best;
@@ -265,7 +277,7 @@ internal static class TrainStepBench
 
     /// <summary>Seconds of the step's base matmuls in the dtype they run in (bf16, or fp32 where the CPU widens them:
     /// <see cref="CpuMatmulPrecision"/>): per projection x[tokens, in]·Wᵀ, and grad[tokens, out]·W,
-    /// <paramref name="passes"/> matmuls in all (the recomputed forward with checkpointing). Widening copies are "other".</summary>
+    /// <paramref name="passes"/> matmuls in all (the recomputed forward with checkpointing). Widening copies are in "weights".</summary>
     private static double MatmulSeconds(LlamaModel model, long tokens, int passes)
     {
         var shapes = BaseProjections(model).Select(m => m is IFrozenLinear f ? (f.OutFeatures, f.InFeatures) : throw new InvalidOperationException())
