@@ -43,10 +43,14 @@ internal static class TrainStepBench
         Console.WriteLine($"16-bit CPU matmuls: {(CpuMatmulPrecision.WidensHalfPrecision ? "widened to fp32" : "native 16-bit kernels")} ({CpuMatmulPrecision.Variable}={Environment.GetEnvironmentVariable(CpuMatmulPrecision.Variable) ?? "unset"})");
 
         // The machine's limit is its fastest dense GEMM: bf16 where the CPU has a bf16 kernel, fp32 where it has not.
-        double bf16Rate = MatmulRate(ScalarType.BFloat16, 1024);
-        double fp32Rate = MatmulRate(ScalarType.Float32, 1024);
-        var fastest = bf16Rate >= fp32Rate ? ScalarType.BFloat16 : ScalarType.Float32;
-        Console.WriteLine($"measured matmul rate (1024^3, best of {RateWindows} windows): bf16 {bf16Rate / 1e9:F1} GFLOP/s, fp32 {fp32Rate / 1e9:F1} GFLOP/s");
+        // This shared VM's speed drifts by tens of percent over minutes (a rate once caught in a slow moment gave an MFU
+        // above 100 %), so the rate is sampled in short windows before, between and after the rows, under the same
+        // conditions as the steps, and MFU is over the median of all of them.
+        var bf16Windows = MatmulRates(ScalarType.BFloat16, 1024, 3);
+        var fp32Windows = MatmulRates(ScalarType.Float32, 1024, 3);
+        var fastest = Median([.. bf16Windows.Order()]) >= Median([.. fp32Windows.Order()]) ? ScalarType.BFloat16 : ScalarType.Float32;
+        var windows = fastest == ScalarType.BFloat16 ? bf16Windows : fp32Windows;
+        Console.WriteLine($"measured matmul rate (1024^3, median of 3 windows): bf16 {Median([.. bf16Windows.Order()]) / 1e9:F1} GFLOP/s, fp32 {Median([.. fp32Windows.Order()]) / 1e9:F1} GFLOP/s");
 
         var rows = new List<Row>();
         foreach (var (batch, seq) in o.Shapes)
@@ -68,6 +72,7 @@ internal static class TrainStepBench
                     return (Bits: bits, Model: model, Optimizer: new AdamWOptimizer(LoraInjector.AdapterParameters(model).ToList(), new AdamWOptions(WeightDecay: 0)));
                 }).ToList();
                 var measured = TimeSteps(runs.Select(r => (r.Model, r.Optimizer)).ToList(), batch, seq, o.Steps);
+                windows.AddRange(MatmulRates(fastest, 1024, 1));
                 for (int i = 0; i < runs.Count; i++)
                 {
                     var (bits, model, optimizer) = runs[i];
@@ -84,11 +89,10 @@ internal static class TrainStepBench
             }
         }
 
-        // The rate is measured again after the rows, and MFU is over the higher of the two: this shared VM's speed drifts
-        // by tens of percent over minutes, and a rate caught in a slow moment once gave an MFU above 100 %.
-        double after = MatmulRate(fastest, 1024);
-        double peak = Math.Max(Math.Max(bf16Rate, fp32Rate), after);
-        Console.WriteLine($"{(fastest == ScalarType.BFloat16 ? "bf16" : "fp32")} matmul rate again after the rows: {after / 1e9:F1} GFLOP/s; MFU is over the highest, {peak / 1e9:F1} GFLOP/s");
+        windows.AddRange(MatmulRates(fastest, 1024, 3));
+        var sorted = windows.Order().ToArray();
+        double peak = Median(sorted);
+        Console.WriteLine($"{(fastest == ScalarType.BFloat16 ? "bf16" : "fp32")} matmul rate over {sorted.Length} windows before, between and after the rows: {sorted[0] / 1e9:F1}–{sorted[^1] / 1e9:F1} GFLOP/s; MFU is over their median, {peak / 1e9:F1} GFLOP/s");
         Console.WriteLine();
         Console.WriteLine($"| batch | base | grad ckpt | step s | fwd s | bwd s | tokens/s | vs 16-bit | weights | matmul | optimizer | other | MFU | loss after {o.Steps} steps |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -111,7 +115,7 @@ internal static class TrainStepBench
                 // machine's drift over the minutes of a row, which the means carry, mostly cancels in each ratio.
                 var ratios = Of(16)!.Measured.Steps.Zip(Of(4)!.Measured.Steps, (a, b) => a / b).Order().ToArray();
                 double median = Median(ratios);
-                Console.WriteLine($"goal {shape}, checkpointing {c}: 16-bit step <= 4-bit step: means {Of(16)!.Measured.Step:F3} vs {Of(4)!.Measured.Step:F3} s; 16-bit/4-bit of each round (sorted) {string.Join(" ", ratios.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))}, median {median:F3} {Verdict(median <= 1)}");
+                Console.WriteLine($"goal {shape}, checkpointing {c}: 16-bit step <= 4-bit step: means {Of(16)!.Measured.Step:F3} vs {Of(4)!.Measured.Step:F3} s; 16-bit/4-bit of each round (sorted) {string.Join(" ", ratios.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))}, median {median:F3} {Verdict(median <= 1)}; weights written per step {Of(16)!.WeightSeconds * 1e3:F0} vs {Of(4)!.WeightSeconds * 1e3:F0} ms");
             }
 
         if (!o.Rss) return 0;
@@ -136,6 +140,7 @@ internal static class TrainStepBench
 
     private sealed record Row(string Shape, int Bits, bool Gc, Measured Measured, double TokensPerSecond, double Dequant, double Matmul, double ModelFlops)
     {
+        public double WeightSeconds => Dequant * Measured.Step;
         public double Mfu(double peakFlopsPerSecond) => ModelFlops / Measured.Step / peakFlopsPerSecond;
     }
 
@@ -307,25 +312,22 @@ internal static class TrainStepBench
         return total;
     }
 
-    private const int RateWindows = 5;
-
-    /// <summary>The best rate of <see cref="RateWindows"/> windows of at least 0.3 s (and one matmul) each: the machine's
-    /// capability, which a single long window averages down with whatever else the host ran meanwhile.</summary>
-    private static double MatmulRate(ScalarType dtype, int n)
+    /// <summary>The rates of <paramref name="windows"/> windows of at least 0.5 s (and one matmul) each.</summary>
+    private static List<double> MatmulRates(ScalarType dtype, int n, int windows)
     {
         using var scope = NewDisposeScope();
         var a = randn([n, n]).to(dtype);
         var b = randn([n, n]).to(dtype);
         a.matmul(b).Dispose();
-        double best = 0;
-        for (int window = 0; window < RateWindows; window++)
+        var rates = new List<double>();
+        for (int window = 0; window < windows; window++)
         {
             int reps = 0;
             var sw = Stopwatch.StartNew();
-            while (sw.Elapsed.TotalSeconds < 0.3 || reps < 1) { a.matmul(b).Dispose(); reps++; }
-            best = Math.Max(best, 2.0 * n * n * (double)n * reps / sw.Elapsed.TotalSeconds);
+            while (sw.Elapsed.TotalSeconds < 0.5 || reps < 1) { a.matmul(b).Dispose(); reps++; }
+            rates.Add(2.0 * n * n * (double)n * reps / sw.Elapsed.TotalSeconds);
         }
-        return best;
+        return rates;
     }
 
     /// <summary>Runs this benchmark as a child process in probe mode and returns its one-line report.</summary>

@@ -80,7 +80,10 @@ public sealed class LlamaModel : nn.Module
             h = h.detach().requires_grad_(true);
         for (int i = from; i < to; i++)
         {
-            h = GradientCheckpointing && is_grad_enabled() && cache == null
+            // The last layer is not checkpointed: backward needs its activations first, so recomputing them would rebuild
+            // what the forward has just made (a layer's forward, ~3 % of a step), and one layer's activations are held
+            // at the start of backward either way.
+            h = GradientCheckpointing && is_grad_enabled() && cache == null && i < to - 1
                 ? LayerCheckpoint.Run(_layers[i], h, cos, sin, m)
                 : _layers[i].Forward(h, cos, sin, m, cache);
         }
