@@ -1,3 +1,4 @@
+using FinQLoRA.Runtime;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Models;
@@ -28,6 +29,7 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
         // tensor before backward (set_rng_state on an empty handle kills the process).
         using (var rng = get_rng_state()) ctx.save_data("rng", rng.data<byte>().ToArray());
         using var noGrad = no_grad();
+        using var asRecomputed = CpuMatmulPrecision.CheckpointedForward();
         return layer.Forward(hidden, (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3], cache: null);
     }
 

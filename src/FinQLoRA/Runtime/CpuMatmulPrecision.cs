@@ -32,9 +32,34 @@ public static class CpuMatmulPrecision
         Widens(x) && x.numel() / Math.Max(1, x.shape[^1]) >= WidenFromRows ? ScalarType.Float32 : x.dtype;
 
     /// <summary>The dtype for attention with gradients (training): fp32 for widened 16-bit CPU inputs, whose bf16
-    /// backward is 5–7× slower than fp32's; inference attention keeps its dtype (its forward costs the same).</summary>
+    /// backward is 5–7× slower than fp32's; inference attention keeps its dtype (its forward costs the same). A
+    /// checkpointed layer's first forward (<see cref="CheckpointedForward"/>) takes fp32 too, as its recomputation will.</summary>
     public static ScalarType TrainingAttentionDType(Tensor q) =>
-        Widens(q) && q.requires_grad && is_grad_enabled() ? ScalarType.Float32 : q.dtype;
+        Widens(q) && (q.requires_grad && is_grad_enabled() || _checkpointedForwards > 0) ? ScalarType.Float32 : q.dtype;
+
+    [ThreadStatic] private static int _checkpointedForwards;
+
+    /// <summary>Marks, on this thread until disposed, the first forward of a checkpointed layer: it runs without
+    /// gradients but is recomputed with them in backward, so its attention must take the dtype the recomputation
+    /// takes. Otherwise backward would differentiate outputs a bf16 rounding away from the ones forward passed on, and
+    /// a checkpointed run's losses would differ from an unchecked one's.</summary>
+    public static IDisposable CheckpointedForward()
+    {
+        _checkpointedForwards++;
+        return new CheckpointedForwardScope();
+    }
+
+    private sealed class CheckpointedForwardScope : IDisposable
+    {
+        private bool _disposed;
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _checkpointedForwards--;
+        }
+    }
 
     private static bool Widens(Tensor x) =>
         WidensHalfPrecision && x.device_type == DeviceType.CPU && x.dtype is ScalarType.BFloat16 or ScalarType.Float16;
