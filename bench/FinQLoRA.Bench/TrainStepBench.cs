@@ -268,12 +268,10 @@ internal static class TrainStepBench
             var sw = Stopwatch.StartNew();
             foreach (var b in bases)
             {
+                using var scope = NewDisposeScope(); // the narrowed view and its reshape, every weight of every rep
                 if (widened && b.CanWriteWeight(ScalarType.BFloat16))
-                {
-                    using var into = buffer.narrow(0, 0, b.OutFeatures * b.InFeatures).view(b.OutFeatures, b.InFeatures);
-                    b.WriteWeight(into, ScalarType.BFloat16);
-                }
-                else if (b is QuantizedLinear) b.DequantizedWeight(ScalarType.BFloat16).Dispose();
+                    b.WriteWeight(buffer.narrow(0, 0, b.OutFeatures * b.InFeatures).view(b.OutFeatures, b.InFeatures), ScalarType.BFloat16);
+                else if (b is QuantizedLinear) b.DequantizedWeight(ScalarType.BFloat16);
             }
             best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }

@@ -48,8 +48,9 @@ public sealed class DenseLinear : nn.Module<Tensor, Tensor>, IFrozenLinear
         if (!first.is_contiguous()) return null;
         long elementSize = first.element_size(), rows = first.shape[0];
         // A view's element pointer minus its storage offset is its storage's start: equal starts mean one storage.
-        long start = (long)TensorMemory.DataPointer(first) - first.storage_offset() * elementSize;
-        long next = (long)TensorMemory.DataPointer(first) + first.numel() * elementSize;
+        long at0 = (long)TensorMemory.DataPointer(first);
+        long start = at0 - first.storage_offset() * elementSize;
+        long next = at0 + first.numel() * elementSize;
         for (int i = 1; i < group.Count; i++)
         {
             var w = group[i].weight;
