@@ -22,14 +22,14 @@ namespace FinQLoRA.Bench;
 /// </summary>
 public static class GenerationBench
 {
-    public const string Help = "prefill/decode tok/s, ours vs llama.cpp [--shared DIR] [--repeats N] [--threads N] [--prompt N] [--decode N] [--skip-random]";
+    public const string Help = "prefill/decode tok/s, ours vs llama.cpp [--shared DIR] [--repeats N] [--threads N] [--prompt N] [--long-prompt N] [--decode N] [--skip-random]";
 
-    private sealed record Options(string SharedRoot, int Repeats, int Threads, int PromptTokens, int DecodeSteps, bool SkipRandom);
+    private sealed record Options(string SharedRoot, int Repeats, int Threads, int PromptTokens, int LongPromptTokens, int DecodeSteps, bool SkipRandom);
 
     /// <summary>Seconds for one prefill of [batch, prompt] and for all decode steps after it.</summary>
     private readonly record struct Timing(double PrefillSeconds, double DecodeSeconds);
 
-    private sealed record Row(string Model, int Batch, string Phase, double OursF32, double OursBf16, double Llama1, double? Llama2, double Ratio, double? TorchStep);
+    private sealed record Row(string Model, int Batch, int Prompt, string Phase, double OursF32, double OursBf16, double Llama1, double? Llama2, double Ratio, double? TorchStep);
 
     public static int Run(string[] args)
     {
@@ -47,7 +47,7 @@ public static class GenerationBench
         string storiesGguf = Path.Combine(opt.SharedRoot, "models", "stories260K", "stories260K.gguf");
         if (!File.Exists(storiesGguf) || !Directory.Exists(storiesHf))
             throw new UserInputException($"{opt.SharedRoot}: models/stories260K/stories260K.gguf or models/stories260K-hf not found; pass --shared <folder holding models/>");
-        rows.AddRange(Measure("stories260K", storiesHf, storiesGguf, opt, opt.Repeats, warmUp: true, llamaTwoThreadsAtBatch16: true));
+        rows.AddRange(Measure("stories260K", storiesHf, storiesGguf, opt, [(1, opt.PromptTokens), (16, opt.PromptTokens)], warmUp: true, llamaTwoThreadsAtBatch16: true));
 
         if (!opt.SkipRandom)
         {
@@ -59,7 +59,9 @@ public static class GenerationBench
                 Console.WriteLine($"random Llama: {parameters / 1e6:F1}M parameters, written as HF + GGUF in {sw.Elapsed.TotalSeconds:F1} s");
                 // The stories runs already warmed both engines' code paths, so batch 16 has no warm-up round here; without
                 // llama.cpp's 2-thread run at batch 16 (minutes, and erratic) the whole bench stays near four minutes.
-                rows.AddRange(Measure($"random-{parameters / 1e6:F0}M", folder, gguf, opt, opt.Repeats, warmUp: false, llamaTwoThreadsAtBatch16: false));
+                // Batch 1 also after a long prompt, where reading the KV cache and attention weigh on every token.
+                rows.AddRange(Measure($"random-{parameters / 1e6:F0}M", folder, gguf, opt, [(1, opt.PromptTokens), (16, opt.PromptTokens), (1, opt.LongPromptTokens)],
+                    warmUp: false, llamaTwoThreadsAtBatch16: false));
             }
             finally
             {
@@ -75,7 +77,7 @@ public static class GenerationBench
     private static Options Parse(string[] args)
     {
         string shared = Path.GetFullPath(Path.Combine(RepoRoot(), "..", "shared"));
-        int repeats = 3, threads = 2, prompt = 64, decode = 32;
+        int repeats = 3, threads = 2, prompt = 64, longPrompt = 1024, decode = 32;
         bool skipRandom = false;
         for (int i = 0; i < args.Length; i++)
         {
@@ -91,12 +93,13 @@ public static class GenerationBench
                 case "--repeats": repeats = NextInt(); break;
                 case "--threads": threads = NextInt(); break;
                 case "--prompt": prompt = NextInt(); break;
+                case "--long-prompt": longPrompt = NextInt(); break;
                 case "--decode": decode = NextInt(); break;
                 case "--skip-random": skipRandom = true; break;
                 default: throw new UserInputException($"generate: unknown option '{args[i]}'; options: {Help}");
             }
         }
-        return new Options(shared, repeats, threads, prompt, decode, skipRandom);
+        return new Options(shared, repeats, threads, prompt, longPrompt, decode, skipRandom);
     }
 
     /// <summary>The folder holding FinQLoRA.slnx above the running binary (or the current directory).</summary>
@@ -114,13 +117,13 @@ public static class GenerationBench
     /// <summary>Every column of one model's rows, measured in interleaved rounds: each round runs every engine once, in
     /// an order that reverses each round, so the drift of this shared machine's speed over a minute falls on every column
     /// alike instead of on whichever engine ran last. The ratio is the median of the rounds' own ratios.</summary>
-    private static IEnumerable<Row> Measure(string name, string hfFolder, string gguf, Options opt, int repeats, bool warmUp, bool llamaTwoThreadsAtBatch16)
+    private static IEnumerable<Row> Measure(string name, string hfFolder, string gguf, Options opt, (int Batch, int Prompt)[] cases, bool warmUp, bool llamaTwoThreadsAtBatch16)
     {
         using var f32 = ModelLoading.LoadModel(hfFolder, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var bf16 = ModelLoading.LoadModel(hfFolder, new ModelLoadOptions { DType = ScalarType.BFloat16 });
         using var llama = LLamaWeights.LoadFromFile(LlamaParams(gguf, 1, 1, opt.PromptTokens, opt.DecodeSteps));
         var rows = new List<Row>();
-        foreach (int batch in new[] { 1, 16 })
+        foreach (var (batch, prompt) in cases)
         {
             var engines = new List<(string Column, Engine Run)>
             {
@@ -132,9 +135,9 @@ public static class GenerationBench
             if (batch == 1) engines.Insert(1, (TorchStep, (p, s) => Ours(f32, p, s, managedStep: false)));
             if (batch == 1 || llamaTwoThreadsAtBatch16) engines.Add((Llama2, (p, s) => LlamaCpp(llama, gguf, 2, p, s)));
             // Batch 1 always starts with an untimed round (cheap, and it faults in both engines' weights).
-            var runs = Interleaved($"{name} b{batch}", engines, Prompts(batch, opt.PromptTokens), opt.DecodeSteps, repeats, warmUp || batch == 1);
+            var runs = Interleaved($"{name} b{batch} prompt {prompt}", engines, Prompts(batch, prompt), opt.DecodeSteps, opt.Repeats, warmUp || batch == 1);
 
-            double prefillTokens = batch * opt.PromptTokens, decodeTokens = batch * opt.DecodeSteps;
+            double prefillTokens = batch * prompt, decodeTokens = batch * opt.DecodeSteps;
             Row RowOf(string phase, double tokens, Func<Timing, double> seconds)
             {
                 double Rate(string column) => tokens / Mid(runs[column].Select(seconds));
@@ -144,12 +147,12 @@ public static class GenerationBench
                     double llamaBest = Math.Max(tokens / seconds(runs[Llama1][r]), runs.TryGetValue(Llama2, out var l2) ? tokens / seconds(l2[r]) : 0);
                     return tokens / seconds(runs[OursF32][r]) / llamaBest;
                 });
-                return new Row(name, batch, phase, Rate(OursF32), Rate(OursBf16), Rate(Llama1), Optional(Llama2), Mid(ratios), Optional(TorchStep));
+                return new Row(name, batch, prompt, phase, Rate(OursF32), Rate(OursBf16), Rate(Llama1), Optional(Llama2), Mid(ratios), Optional(TorchStep));
             }
             // the libtorch-step column is the managed decode step's baseline; prefill runs libtorch either way
             rows.Add(RowOf("prefill", prefillTokens, t => t.PrefillSeconds) with { TorchStep = null });
             rows.Add(RowOf("decode", decodeTokens, t => t.DecodeSeconds));
-            Console.WriteLine($"  {name} batch {batch} measured");
+            Console.WriteLine($"  {name} batch {batch}, prompt {prompt} measured");
         }
         return rows;
     }
@@ -297,15 +300,15 @@ public static class GenerationBench
     private static void PrintTable(List<Row> rows, Options opt)
     {
         Console.WriteLine();
-        Console.WriteLine($"tokens/s, median of {opt.Repeats} interleaved rounds (every engine once per round, the order reversed each round) after a warm-up round (random model at batch 16: none); prompt {opt.PromptTokens} tokens, {opt.DecodeSteps} greedy decode steps; ours on {opt.Threads} torch thread(s)");
+        Console.WriteLine($"tokens/s, median of {opt.Repeats} interleaved rounds (every engine once per round, the order reversed each round) after a warm-up round (random model at batch 16: none); {opt.DecodeSteps} greedy decode steps after the prompt; ours on {opt.Threads} torch thread(s)");
         Console.WriteLine("llama.cpp: F32 weights, F32 K/V cache, flash attention off; 1t/2t = threads; ratio = median over the rounds of ours fp32 / the faster llama.cpp column of the same round");
         Console.WriteLine("ours fp32 at batch 1 decodes with the managed single-token step; 'libtorch step' is the same model with it off");
-        string header = $"| {"model",-12} | {"batch",5} | {"phase",-7} | {"ours fp32",10} | {"libtorch step",13} | {"ours bf16",10} | {"llama.cpp 1t",12} | {"llama.cpp 2t",12} | {"ratio",6} |";
+        string header = $"| {"model",-12} | {"batch",5} | {"prompt",6} | {"phase",-7} | {"ours fp32",10} | {"libtorch step",13} | {"ours bf16",10} | {"llama.cpp 1t",12} | {"llama.cpp 2t",12} | {"ratio",6} |";
         Console.WriteLine(header);
         Console.WriteLine("|" + string.Join("|", header.Split('|')[1..^1].Select(c => new string('-', c.Length))) + "|");
         foreach (var r in rows)
         {
-            Console.WriteLine($"| {r.Model,-12} | {r.Batch,5} | {r.Phase,-7} | {r.OursF32,10:F0} | {(r.TorchStep is double ts ? ts.ToString("F0") : "-"),13} | {r.OursBf16,10:F0} | {r.Llama1,12:F0} | {(r.Llama2 is double l2 ? l2.ToString("F0") : "-"),12} | {r.Ratio,6:F2} |");
+            Console.WriteLine($"| {r.Model,-12} | {r.Batch,5} | {r.Prompt,6} | {r.Phase,-7} | {r.OursF32,10:F0} | {(r.TorchStep is double ts ? ts.ToString("F0") : "-"),13} | {r.OursBf16,10:F0} | {r.Llama1,12:F0} | {(r.Llama2 is double l2 ? l2.ToString("F0") : "-"),12} | {r.Ratio,6:F2} |");
         }
     }
 }

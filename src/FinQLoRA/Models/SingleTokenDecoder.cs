@@ -11,8 +11,9 @@ namespace FinQLoRA.Models;
 /// over the model's own weight and KV-cache memory. At batch 1 a step is ~50 libtorch calls per layer on vectors of a
 /// few hundred floats, and each call (dispatch, a dispose scope, a fresh output tensor) costs more than its arithmetic:
 /// stories260K spent ~3 ms per token where llama.cpp, which runs the same loop as plain C, spends ~0.5. This is that
-/// loop: RMSNorm, matrix-vector products (split over the torch threads in large layers), rotate-half RoPE with the model's
-/// frequencies, the KV cache written in place, grouped-query attention over the cache, SwiGLU, and the head. The math is
+/// loop: RMSNorm, matrix-vector products, rotate-half RoPE with the model's frequencies, the KV cache written in place,
+/// grouped-query attention over the cache, SwiGLU, and the head. In large layers the torch threads share the work, each
+/// KV group's projections and attention on one thread and the other products by rows. The math is
 /// <see cref="LlamaModel.Forward(Tensor, Tensor?, KvCache?, bool)"/>'s in fp32 with other summation orders, so logits
 /// agree to fp32 rounding and greedy ids are the same (the llama.cpp cross-checks run through it).
 /// </summary>
@@ -32,12 +33,17 @@ internal sealed unsafe class SingleTokenDecoder
     private readonly LlamaConfig _c;
     private readonly Layer[] _layers;
     private readonly float[] _invFreq;
-    // Scratch vectors, reused every step (one decoder per model, used by one thread at a time).
-    private readonly float[] _x, _n, _q, _k, _v, _attn, _o, _gate, _up, _scores;
+    // Scratch vectors, reused every step (one decoder per model, used by one thread at a time), on the pinned heap so
+    // that every thread of a step can hold their addresses. Shared: q, k, v, attn, o, gate, up (each thread writes its
+    // own rows or heads), RoPE's cos and sin (written before the threads start). Per thread: the residual stream, its
+    // norm and the attention scores, which each thread computes or uses in full.
+    private readonly float[] _q, _k, _v, _attn, _o, _gate, _up;
+    private readonly float[] _cos, _sin;
+    private float[][] _x = [], _n = [], _scores = [];
     private readonly long _layerWeights;
     private readonly nint _embed;
 
-    /// <summary>Layers of at least this many weights split their products over the torch threads (stories260K's have
+    /// <summary>Layers of at least this many weights split their work over the torch threads (stories260K's have
     /// ~50K and run on one; the 76M benchmark model's 6.3M run on all).</summary>
     private const long ThreadsFromWeights = 1 << 20;
 
@@ -48,10 +54,10 @@ internal sealed unsafe class SingleTokenDecoder
         _layers = layers;
         _invFreq = RotaryEmbedding.InverseFrequencies(_c);
         int h = _c.HiddenSize, qd = _c.NumHeads * _c.HeadDim, kvd = _c.NumKvHeads * _c.HeadDim;
-        _x = new float[h]; _n = new float[h]; _o = new float[h];
-        _q = new float[qd]; _attn = new float[qd]; _k = new float[kvd]; _v = new float[kvd];
-        _gate = new float[_c.IntermediateSize]; _up = new float[_c.IntermediateSize];
-        _scores = new float[_c.MaxPositionEmbeddings];
+        _o = Pinned(h);
+        _q = Pinned(qd); _attn = Pinned(qd); _k = Pinned(kvd); _v = Pinned(kvd);
+        _gate = Pinned(_c.IntermediateSize); _up = Pinned(_c.IntermediateSize);
+        _cos = new float[_c.HeadDim / 2]; _sin = new float[_c.HeadDim / 2];
         _embed = TensorMemory.DataPointer(model.EmbedTokens);
         _layerWeights = layers.Length == 0 ? 0
             : new[] { layers[0].Q, layers[0].K, layers[0].V, layers[0].O, layers[0].Gate, layers[0].Up, layers[0].Down }.Sum(m => (long)m.Rows * m.Cols);
@@ -101,15 +107,25 @@ internal sealed unsafe class SingleTokenDecoder
     /// <summary>Feeds token <paramref name="id"/> at the cache's next position, writes its keys and values there, advances
     /// the cache, and returns fp32 logits [1, 1, vocab].</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimized from the first token, not after tiering
-    public Tensor Step(long id, KvCache cache)
+    // Small layers run on this thread alone: handing work to another thread costs more than their arithmetic.
+    public Tensor Step(long id, KvCache cache) => Step(id, cache, _layerWeights >= ThreadsFromWeights ? Math.Max(1, get_num_threads()) : 1);
+
+    /// <summary><see cref="Step(long, KvCache)"/> on <paramref name="threads"/> threads (tests compare thread counts;
+    /// the count never changes the result, because every row and head is computed the same way by whichever thread).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal Tensor Step(long id, KvCache cache, int threads)
     {
         int pos = cache.Length;
         if (pos + 1 > cache.Capacity)
             throw UserInputException.About($"the sequence needs {pos + 1} positions but the KV cache holds {cache.Capacity}; lower {new ConfigField("max_new_tokens")} or shorten the prompt");
-        if (pos + 1 > _scores.Length) throw new InvalidOperationException($"position {pos} is past max_position_embeddings {_scores.Length}");
+        if (pos + 1 > _c.MaxPositionEmbeddings) throw new InvalidOperationException($"position {pos} is past max_position_embeddings {_c.MaxPositionEmbeddings}");
         int h = _c.HiddenSize;
-        // Small layers run on this thread alone: handing work to another thread costs more than their arithmetic.
-        int threads = _layerWeights >= ThreadsFromWeights ? Math.Max(1, get_num_threads()) : 1;
+        if (_x.Length != threads)
+        {
+            _x = [.. Enumerable.Range(0, threads).Select(_ => Pinned(h))];
+            _n = [.. Enumerable.Range(0, threads).Select(_ => Pinned(h))];
+            _scores = [.. Enumerable.Range(0, threads).Select(_ => Pinned(_c.NumHeads / _c.NumKvHeads * _c.MaxPositionEmbeddings))];
+        }
         var keys = new nint[_layers.Length];
         var values = new nint[_layers.Length];
         for (int i = 0; i < _layers.Length; i++)
@@ -118,137 +134,142 @@ internal sealed unsafe class SingleTokenDecoder
             keys[i] = TensorMemory.DataPointer(k);
             values[i] = TensorMemory.DataPointer(v);
         }
+        // Every layer rotates by the same angles at this position.
+        for (int i = 0; i < _cos.Length; i++)
+        {
+            float angle = pos * _invFreq[i]; // fp32 product, as the torch path computes the frequencies
+            _cos[i] = MathF.Cos(angle);
+            _sin[i] = MathF.Sin(angle);
+        }
         var logits = empty([1, 1, _c.VocabSize], ScalarType.Float32);
         var head = _model.LmHead is DenseLinear dense ? Matrix.Of(dense) : new Matrix(null, (nint)Data(_model.EmbedTokens), _c.VocabSize, h);
-        fixed (float* x = _x, n = _n, q = _q, k = _k, v = _v, attn = _attn, o = _o, gate = _gate, up = _up, scores = _scores)
+        var work = new Work(id, pos, cache.Capacity, keys, values, head, (nint)Data(logits));
+        if (threads == 1)
         {
-            Copy(Data(_model.EmbedTokens) + id * h, x, h);
-            var work = new Work(pos, cache.Capacity, keys, values, head, (nint)Data(logits),
-                (nint)x, (nint)n, (nint)q, (nint)k, (nint)v, (nint)attn, (nint)o, (nint)gate, (nint)up, (nint)scores);
-            if (threads == 1)
+            Run(work, 0, 1, null);
+        }
+        else
+        {
+            // One hand-off per token, not one per matrix-vector product: the threads meet at a barrier between the
+            // phases of a layer. LongRunning gives each helper its own thread, so all of them are running when the
+            // barrier needs them.
+            var barrier = new SpinningBarrier(threads);
+            var helpers = new Task[threads - 1];
+            for (int t = 1; t < threads; t++)
             {
-                Run(work, 0, 1, null);
+                int part = t;
+                helpers[t - 1] = Task.Factory.StartNew(() => Run(work, part, threads, barrier), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             }
-            else
-            {
-                // One hand-off per token, not one per matrix-vector product: the threads meet at a barrier between the
-                // steps of a layer. LongRunning gives each helper its own thread, so all of them are running when the
-                // barrier needs them.
-                var barrier = new SpinningBarrier(threads);
-                var helpers = new Task[threads - 1];
-                for (int t = 1; t < threads; t++)
-                {
-                    int part = t;
-                    helpers[t - 1] = Task.Factory.StartNew(() => Run(work, part, threads, barrier), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-                }
-                Run(work, 0, threads, barrier);
-                Task.WaitAll(helpers);
-            }
+            Run(work, 0, threads, barrier);
+            Task.WaitAll(helpers);
         }
         cache.Advance(1);
         return logits;
     }
 
-    /// <summary>Where one step reads and writes: the position, the cache's layer storage, the head, and the pinned scratch vectors.</summary>
-    private sealed record Work(int Pos, long Capacity, nint[] Keys, nint[] Values, Matrix Head, nint Logits,
-        nint X, nint N, nint Q, nint K, nint V, nint Attn, nint O, nint Gate, nint Up, nint Scores);
+    /// <summary>What one step reads and writes besides the scratch vectors: the token, its position, the cache's layer
+    /// storage, the head and the logits.</summary>
+    private sealed record Work(long Id, int Pos, long Capacity, nint[] Keys, nint[] Values, Matrix Head, nint Logits);
 
     /// <summary>
-    /// Part <paramref name="t"/> of <paramref name="threads"/> of one step: each thread computes its share of every
-    /// matrix-vector product's rows (and SwiGLU's product on its rows); thread 0 alone does the small vector work in
-    /// between (norms, RoPE, the cache, attention, residuals), and the barrier orders the two.
+    /// Part <paramref name="t"/> of <paramref name="threads"/> of one step, four phases a layer with a barrier after each:
+    /// (1) q, k and v of this thread's KV groups, their RoPE, cache writes and attention; (2) its rows of o_proj; (3) the
+    /// residual and norm, then its rows of gate and up and their SwiGLU; (4) its rows of down_proj. Every thread keeps
+    /// the whole residual stream and its norm itself, computed alike, so no phase waits for one thread's vector work.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Run(Work w, int t, int threads, SpinningBarrier? barrier)
     {
-        float* x = (float*)w.X, n = (float*)w.N, q = (float*)w.Q, k = (float*)w.K, v = (float*)w.V, attn = (float*)w.Attn,
-            o = (float*)w.O, gate = (float*)w.Gate, up = (float*)w.Up, scores = (float*)w.Scores;
-        int h = _c.HiddenSize, d = _c.HeadDim, pos = w.Pos;
-        bool lead = t == 0;
-        for (int i = 0; i < _layers.Length; i++)
+        int h = _c.HiddenSize, d = _c.HeadDim, group = _c.NumHeads / _c.NumKvHeads;
+        fixed (float* x = _x[t], n = _n[t], scores = _scores[t], q = _q, k = _k, v = _v, attn = _attn, o = _o, gate = _gate, up = _up)
         {
-            var l = _layers[i];
-            if (lead) RmsNorm(x, (float*)l.InputNorm, n, h, l.InputEps);
-            barrier?.SignalAndWait();
-            Share(l.Q, n, q, t, threads);
-            Share(l.K, n, k, t, threads);
-            Share(l.V, n, v, t, threads);
-            barrier?.SignalAndWait();
-            if (lead)
+            Copy(Data(_model.EmbedTokens) + w.Id * h, x, h);
+            var (g0, g1) = Part(_c.NumKvHeads, t, threads);
+            for (int i = 0; i < _layers.Length; i++)
             {
-                Rope(q, _c.NumHeads, d, pos);
-                Rope(k, _c.NumKvHeads, d, pos);
+                var l = _layers[i];
+                RmsNorm(x, (float*)l.InputNorm, n, h, l.InputEps);
                 float* kc = (float*)w.Keys[i], vc = (float*)w.Values[i];
-                for (int g = 0; g < _c.NumKvHeads; g++)
+                for (int g = g0; g < g1; g++)
                 {
-                    Copy(k + g * d, kc + (g * w.Capacity + pos) * d, d);
-                    Copy(v + g * d, vc + (g * w.Capacity + pos) * d, d);
+                    float* qg = q + g * group * d, kg = k + g * d, vg = v + g * d;
+                    Rows((float*)l.Q.Data, n, q, l.Q.Cols, g * group * d, (g + 1) * group * d);
+                    Rows((float*)l.K.Data, n, k, l.K.Cols, g * d, (g + 1) * d);
+                    Rows((float*)l.V.Data, n, v, l.V.Cols, g * d, (g + 1) * d);
+                    Rope(qg, group, d);
+                    Rope(kg, 1, d);
+                    float* kSlot = kc + (g * w.Capacity + w.Pos) * d, vSlot = vc + (g * w.Capacity + w.Pos) * d;
+                    Copy(kg, kSlot, d);
+                    Copy(vg, vSlot, d);
+                    Attention(qg, kc + g * w.Capacity * d, vc + g * w.Capacity * d, attn + g * group * d, scores, group, w.Pos + 1);
                 }
-                Attention(q, kc, vc, attn, scores, pos + 1, w.Capacity);
-            }
-            barrier?.SignalAndWait();
-            Share(l.O, attn, o, t, threads);
-            barrier?.SignalAndWait();
-            if (lead)
-            {
+                barrier?.SignalAndWait();
+                Share(l.O, attn, o, t, threads);
+                barrier?.SignalAndWait();
                 Add(x, o, h);
                 RmsNorm(x, (float*)l.PostNorm, n, h, l.PostEps);
+                // each thread finishes SwiGLU on its own rows, so the product needs no barrier of its own
+                var (from, to) = Share(l.Gate, n, gate, t, threads);
+                Share(l.Up, n, up, t, threads);
+                for (int j = from; j < to; j++) gate[j] = gate[j] / (1f + MathF.Exp(-gate[j])) * up[j]; // silu(gate)·up
+                barrier?.SignalAndWait();
+                Share(l.Down, gate, o, t, threads);
+                barrier?.SignalAndWait();
+                Add(x, o, h);
             }
-            barrier?.SignalAndWait();
-            // each thread finishes SwiGLU on its own rows, so the product needs no barrier of its own
-            var (from, to) = Share(l.Gate, n, gate, t, threads);
-            Share(l.Up, n, up, t, threads);
-            for (int j = from; j < to; j++) gate[j] = gate[j] / (1f + MathF.Exp(-gate[j])) * up[j]; // silu(gate)·up
-            barrier?.SignalAndWait();
-            Share(l.Down, gate, o, t, threads);
-            barrier?.SignalAndWait();
-            if (lead) Add(x, o, h);
+            RmsNorm(x, Data(_model.FinalNorm.Weight), n, h, _model.FinalNorm.Eps);
+            Share(w.Head, n, (float*)w.Logits, t, threads);
         }
-        if (lead) RmsNorm(x, Data(_model.FinalNorm.Weight), n, h, _model.FinalNorm.Eps);
-        barrier?.SignalAndWait();
-        Share(w.Head, n, (float*)w.Logits, t, threads);
     }
 
-    /// <summary>Rows [t·chunk, (t+1)·chunk) of y = W·x; returns that range.</summary>
+    /// <summary>Rows [t·chunk, (t+1)·chunk) of y = W·x; returns that range. The chunk is a multiple of <see cref="Rows"/>'
+    /// four-row blocks, so every row is summed as it is on one thread.</summary>
     private static (int From, int To) Share(Matrix m, float* x, float* y, int t, int threads)
     {
-        int chunk = (m.Rows + threads - 1) / threads;
+        int chunk = ((m.Rows + threads - 1) / threads + 3) & ~3;
         int from = Math.Min(m.Rows, t * chunk), to = Math.Min(m.Rows, (t + 1) * chunk);
         Rows((float*)m.Data, x, y, m.Cols, from, to);
         return (from, to);
     }
 
+    /// <summary>[from, to) of <paramref name="count"/> items for part <paramref name="t"/> of <paramref name="threads"/>.</summary>
+    private static (int From, int To) Part(int count, int t, int threads) => (count * t / threads, count * (t + 1) / threads);
+
+    /// <summary>Causal attention of <paramref name="heads"/> query heads that share one KV head, over its first
+    /// <paramref name="length"/> cached positions. The heads go through the cache together, so each key and value is
+    /// read once per group rather than once per head; each head's sums run in the same order as on its own.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void Attention(float* q, float* keys, float* values, float* output, float* scores, int length, long capacity)
+    private void Attention(float* q, float* keys, float* values, float* output, float* scores, int heads, int length)
     {
-        int d = _c.HeadDim, group = _c.NumHeads / _c.NumKvHeads;
+        int d = _c.HeadDim;
         float scale = 1f / MathF.Sqrt(d);
-        for (int head = 0; head < _c.NumHeads; head++)
+        for (int j = 0; j < length; j++)
+            for (int head = 0; head < heads; head++)
+                scores[head * length + j] = Dot(q + head * d, keys + (long)j * d, d) * scale;
+        for (int head = 0; head < heads; head++)
         {
-            int g = head / group;
-            float* qh = q + head * d, kh = keys + g * capacity * d, vh = values + g * capacity * d, oh = output + head * d;
+            float* sh = scores + head * length;
             float max = float.NegativeInfinity;
-            for (int j = 0; j < length; j++)
-            {
-                scores[j] = Dot(qh, kh + (long)j * d, d) * scale;
-                if (scores[j] > max) max = scores[j];
-            }
+            for (int j = 0; j < length; j++) if (sh[j] > max) max = sh[j];
             float sum = 0;
-            for (int j = 0; j < length; j++) { scores[j] = MathF.Exp(scores[j] - max); sum += scores[j]; }
-            new Span<float>(oh, d).Clear();
-            for (int j = 0; j < length; j++) Axpy(scores[j] / sum, vh + (long)j * d, oh, d);
+            for (int j = 0; j < length; j++) { sh[j] = MathF.Exp(sh[j] - max); sum += sh[j]; }
+            for (int j = 0; j < length; j++) sh[j] /= sum;
+            new Span<float>(output + head * d, d).Clear();
         }
+        for (int j = 0; j < length; j++)
+            for (int head = 0; head < heads; head++)
+                Axpy(scores[head * length + j], values + (long)j * d, output + head * d, d);
     }
 
-    /// <summary>Rotate-half RoPE in place on <paramref name="heads"/> vectors of <paramref name="d"/>: dimension i pairs with i + d/2.</summary>
+    /// <summary>Rotate-half RoPE in place on <paramref name="heads"/> vectors of <paramref name="d"/> at this step's
+    /// position (its angles in <see cref="_cos"/> and <see cref="_sin"/>): dimension i pairs with i + d/2.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void Rope(float* x, int heads, int d, int pos)
+    private void Rope(float* x, int heads, int d)
     {
         int half = d / 2;
         for (int i = 0; i < half; i++)
         {
-            float angle = pos * _invFreq[i]; // fp32 product, as the torch path computes the frequencies
-            float cos = MathF.Cos(angle), sin = MathF.Sin(angle);
+            float cos = _cos[i], sin = _sin[i];
             for (int hd = 0; hd < heads; hd++)
             {
                 float* v = x + hd * d;
@@ -313,10 +334,18 @@ internal sealed unsafe class SingleTokenDecoder
         return sum;
     }
 
+    /// <summary>y += alpha·x, a product and a sum per element (no fused multiply-add), so vector and scalar lanes round
+    /// alike.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Axpy(float alpha, float* x, float* y, int n)
     {
-        for (int i = 0; i < n; i++) y[i] += alpha * x[i];
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var a = Vector256.Create(alpha);
+            for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.Load(y + i) + a * Vector256.Load(x + i), y + i);
+        }
+        for (; i < n; i++) y[i] += alpha * x[i];
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -326,6 +355,8 @@ internal sealed unsafe class SingleTokenDecoder
     }
 
     private static void Copy(float* from, float* to, int n) => new ReadOnlySpan<float>(from, n).CopyTo(new Span<float>(to, n));
+
+    private static float[] Pinned(int length) => GC.AllocateArray<float>(length, pinned: true);
 
     private static bool IsFp32(Tensor t) => t.dtype == ScalarType.Float32 && t.is_contiguous();
 

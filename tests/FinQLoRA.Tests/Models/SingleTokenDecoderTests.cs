@@ -70,6 +70,44 @@ public sealed class SingleTokenDecoderTests
         }
     }
 
+    /// <summary>Each thread computes its own KV groups and rows, every row and head the same way whichever thread has
+    /// it, so the thread count must not change a bit: 1 thread, 2 (one KV group each), 3 (uneven groups and rows).</summary>
+    [Fact]
+    public void EveryThreadCountGivesTheSameLogitsAndCache()
+    {
+        using var model = ModelLoading.LoadModel(WideFolder.Value, new ModelLoadOptions { DType = ScalarType.Float32 });
+        using var noGrad = no_grad();
+        var decoder = SingleTokenDecoder.TryCreate(model)!;
+        int[] threadCounts = [1, 2, 3];
+        var runs = threadCounts.Select(threads =>
+        {
+            var cache = new KvCache(model.Config, 1, Prompt.Length + 12, model.ComputeDType, CPU);
+            using (model.Forward(tensor(Prompt, [1, Prompt.Length]), null, cache, lastOnly: true)) { }
+            var logits = new List<Tensor>();
+            long next = 5;
+            for (int s = 0; s < 12; s++)
+            {
+                logits.Add(decoder.Step(next, cache, threads));
+                next = logits[^1].argmax(-1).item<long>();
+            }
+            return (Logits: logits, Cache: cache);
+        }).ToList();
+        for (int r = 1; r < runs.Count; r++)
+        {
+            var (logits, cache) = runs[r];
+            for (int s = 0; s < logits.Count; s++)
+                Assert.True(runs[0].Logits[s].eq(logits[s]).all().item<bool>(),
+                    $"{threadCounts[r]} threads, step {s}: logits differ from the 1-thread step's by up to {(runs[0].Logits[s] - logits[s]).abs().max().item<float>()}");
+            for (int layer = 0; layer < model.Config.NumLayers; layer++)
+            {
+                var (k1, v1) = runs[0].Cache.LayerStorage(layer);
+                var (k, v) = cache.LayerStorage(layer);
+                Assert.True(k1.eq(k).all().item<bool>() && v1.eq(v).all().item<bool>(), $"{threadCounts[r]} threads, layer {layer}: the cache differs from the 1-thread step's");
+            }
+        }
+        foreach (var (_, cache) in runs) cache.Dispose();
+    }
+
     [Fact]
     public void WithAnAdapterOrInBf16TheForwardIsTheLibtorchOne()
     {
