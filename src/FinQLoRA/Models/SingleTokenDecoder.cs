@@ -33,10 +33,9 @@ internal sealed unsafe class SingleTokenDecoder
     private readonly LlamaConfig _c;
     private readonly Layer[] _layers;
     private readonly float[] _invFreq;
-    // Scratch vectors, reused every step (one decoder per model, used by one thread at a time), on the pinned heap so
-    // that every thread of a step can hold their addresses. Shared: q, k, v, attn, o, gate, up (each thread writes its
-    // own rows or heads), RoPE's cos and sin (written before the threads start). Per thread: the residual stream, its
-    // norm and the attention scores, which each thread computes or uses in full.
+    // Scratch vectors, reused every step (one decoder per model, used by one thread at a time). Shared: q, k, v, attn,
+    // o, gate, up (each thread writes its own rows or heads), RoPE's cos and sin (written before the threads start). Per
+    // thread: the residual stream, its norm and the attention scores, which each thread computes or uses in full.
     private readonly float[] _q, _k, _v, _attn, _o, _gate, _up;
     private readonly float[] _cos, _sin;
     private float[][] _x = [], _n = [], _scores = [];
@@ -54,9 +53,9 @@ internal sealed unsafe class SingleTokenDecoder
         _layers = layers;
         _invFreq = RotaryEmbedding.InverseFrequencies(_c);
         int h = _c.HiddenSize, qd = _c.NumHeads * _c.HeadDim, kvd = _c.NumKvHeads * _c.HeadDim;
-        _o = Pinned(h);
-        _q = Pinned(qd); _attn = Pinned(qd); _k = Pinned(kvd); _v = Pinned(kvd);
-        _gate = Pinned(_c.IntermediateSize); _up = Pinned(_c.IntermediateSize);
+        _o = new float[h];
+        _q = new float[qd]; _attn = new float[qd]; _k = new float[kvd]; _v = new float[kvd];
+        _gate = new float[_c.IntermediateSize]; _up = new float[_c.IntermediateSize];
         _cos = new float[_c.HeadDim / 2]; _sin = new float[_c.HeadDim / 2];
         _embed = TensorMemory.DataPointer(model.EmbedTokens);
         _layerWeights = layers.Length == 0 ? 0
@@ -122,9 +121,9 @@ internal sealed unsafe class SingleTokenDecoder
         int h = _c.HiddenSize;
         if (_x.Length != threads)
         {
-            _x = [.. Enumerable.Range(0, threads).Select(_ => Pinned(h))];
-            _n = [.. Enumerable.Range(0, threads).Select(_ => Pinned(h))];
-            _scores = [.. Enumerable.Range(0, threads).Select(_ => Pinned(_c.NumHeads / _c.NumKvHeads * _c.MaxPositionEmbeddings))];
+            _x = [.. Enumerable.Range(0, threads).Select(_ => new float[h])];
+            _n = [.. Enumerable.Range(0, threads).Select(_ => new float[h])];
+            _scores = [.. Enumerable.Range(0, threads).Select(_ => new float[_c.NumHeads / _c.NumKvHeads * _c.MaxPositionEmbeddings])];
         }
         var keys = new nint[_layers.Length];
         var values = new nint[_layers.Length];
@@ -355,8 +354,6 @@ internal sealed unsafe class SingleTokenDecoder
     }
 
     private static void Copy(float* from, float* to, int n) => new ReadOnlySpan<float>(from, n).CopyTo(new Span<float>(to, n));
-
-    private static float[] Pinned(int length) => GC.AllocateArray<float>(length, pinned: true);
 
     private static bool IsFp32(Tensor t) => t.dtype == ScalarType.Float32 && t.is_contiguous();
 
