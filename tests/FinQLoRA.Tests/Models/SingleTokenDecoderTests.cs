@@ -77,6 +77,7 @@ public sealed class SingleTokenDecoderTests
     {
         using var model = ModelLoading.LoadModel(WideFolder.Value, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var noGrad = no_grad();
+        using var scope = NewDisposeScope(); // the prompt, the 36 logits and the comparisons' tensors
         var decoder = SingleTokenDecoder.TryCreate(model)!;
         int[] threadCounts = [1, 2, 3];
         var runs = threadCounts.Select(threads =>
