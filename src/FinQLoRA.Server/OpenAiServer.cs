@@ -60,7 +60,7 @@ public sealed class OpenAiServer : IAsyncDisposable
         app.MapMetrics("/metrics", metrics.Registry);
         app.MapGet("/v1/models", (HttpContext c) => ServerState.WriteJsonAsync(c, state.Models.List()));
         app.MapGet("/v1/models/{id}", (HttpContext c, string id) => ServerState.WriteJsonAsync(c,
-            state.Models.Find(id) ?? throw new ApiException(404, $"The model `{id}` does not exist.", "model", "model_not_found")));
+            state.Models.Find(id) ?? throw ApiErrors.From(ServingException.UnknownModel(id))));
         app.MapPost("/v1/completions", (HttpContext c) => CompletionsEndpoint.HandleAsync(c, state));
         app.MapPost("/v1/chat/completions", (HttpContext c) => ChatCompletionsEndpoint.HandleAsync(c, state));
         app.MapPost("/v1/load_lora_adapter", (HttpContext c) => AdapterEndpoints.LoadAsync(c, state));

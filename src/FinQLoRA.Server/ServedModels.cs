@@ -14,7 +14,7 @@ internal sealed class ServedModels(ServingEngine engine, string baseName, long c
     {
         if (model == baseName) return null;
         if (engine.HasAdapter(model)) return model;
-        throw new ApiException(404, $"The model `{model}` does not exist.", "model", "model_not_found");
+        throw ApiErrors.From(ServingException.UnknownModel(model));
     }
 
     public JsonObject List() => new()

@@ -104,7 +104,7 @@ public sealed class ServingEngine : IDisposable
                 if (!_adapters.TryGetValue(name, out var entry) || entry.Unloading)
                 {
                     row.Dispose();
-                    throw new ServingException(ServingErrorKind.UnknownModel, $"The model `{name}` does not exist.", "model");
+                    throw ServingException.UnknownModel(name);
                 }
                 entry.InFlight++;
             }
@@ -153,7 +153,7 @@ public sealed class ServingEngine : IDisposable
         lock (_lock)
         {
             if (!_adapters.TryGetValue(name, out var entry) || entry.Unloading)
-                throw new ServingException(ServingErrorKind.UnknownModel, $"The model `{name}` does not exist.", "lora_name");
+                throw ServingException.UnknownModel(name, "lora_name");
             entry.Unloading = true;
             if (entry.InFlight == 0) entry.Drained.TrySetResult();
             drained = entry.Drained.Task;

@@ -5,4 +5,8 @@ public sealed class ServingException(ServingErrorKind kind, string message, stri
 {
     public ServingErrorKind Kind { get; } = kind;
     public string? Param { get; } = param;
+
+    /// <summary>No base or adapter is served under <paramref name="name"/> (OpenAI's wording, the one place it is written).</summary>
+    public static ServingException UnknownModel(string name, string param = "model") =>
+        new(ServingErrorKind.UnknownModel, $"The model `{name}` does not exist.", param);
 }
