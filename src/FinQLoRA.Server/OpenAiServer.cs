@@ -1,3 +1,8 @@
+using FinQLoRA.Server.Adapters;
+using FinQLoRA.Server.ChatCompletions;
+using FinQLoRA.Server.Common;
+using FinQLoRA.Server.Completions;
+using FinQLoRA.Server.Models;
 using FinQLoRA.Serving;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -14,8 +19,8 @@ namespace FinQLoRA.Server;
 /// <summary>
 /// An OpenAI-compatible HTTP server (ASP.NET Core minimal APIs on Kestrel) over a <see cref="ServingEngine"/>:
 /// /v1/models, /v1/completions, /v1/chat/completions, vLLM's adapter endpoints, /health and /metrics. One middleware
-/// turns every failure into OpenAI's error shape (no stack trace reaches a client), checks the API key on /v1 and
-/// answers 503 once the server is stopping.
+/// (<see cref="ApiGuard"/>) turns every failure into OpenAI's error shape (no stack trace reaches a client), checks the
+/// API key on /v1 and answers 503 once the server is stopping.
 /// </summary>
 public sealed class OpenAiServer : IAsyncDisposable
 {
@@ -55,16 +60,15 @@ public sealed class OpenAiServer : IAsyncDisposable
             state.Stopping = true;
             engine.BeginShutdown();
         });
-        app.Use((context, next) => Guard(context, next, state));
+        app.Use((context, next) => ApiGuard.InvokeAsync(context, next, state));
         app.MapGet("/health", (HttpContext c) => state.Stopping ? Results.StatusCode(503) : Results.Ok());
         app.MapMetrics("/metrics", metrics.Registry);
-        app.MapGet("/v1/models", (HttpContext c) => ServerState.WriteJsonAsync(c, state.Models.List()));
-        app.MapGet("/v1/models/{id}", (HttpContext c, string id) => ServerState.WriteJsonAsync(c,
-            state.Models.Find(id) ?? throw ApiErrors.From(ServingException.UnknownModel(id))));
-        app.MapPost("/v1/completions", (HttpContext c) => CompletionsEndpoint.HandleAsync(c, state));
-        app.MapPost("/v1/chat/completions", (HttpContext c) => ChatCompletionsEndpoint.HandleAsync(c, state));
-        app.MapPost("/v1/load_lora_adapter", (HttpContext c) => AdapterEndpoints.LoadAsync(c, state));
-        app.MapPost("/v1/unload_lora_adapter", (HttpContext c) => AdapterEndpoints.UnloadAsync(c, state));
+        // vLLM's split: one family per folder (protocol records, a thin endpoint, the logic that talks to the engine).
+        var v1 = app.MapGroup("/v1");
+        ModelsEndpoints.Map(v1, state);
+        CompletionsEndpoint.Map(v1, state);
+        ChatCompletionsEndpoint.Map(v1, state);
+        AdapterEndpoints.Map(v1, state);
         app.MapFallback((HttpContext c) => throw new ApiException(404, $"no route {c.Request.Method} {c.Request.Path}", null, "not_found"));
         return new OpenAiServer(app, state);
     }
@@ -96,46 +100,4 @@ public sealed class OpenAiServer : IAsyncDisposable
     }
 
     public async ValueTask DisposeAsync() => await _app.DisposeAsync().ConfigureAwait(false);
-
-    private static async Task Guard(HttpContext context, RequestDelegate next, ServerState state)
-    {
-        bool api = context.Request.Path.StartsWithSegments("/v1");
-        try
-        {
-            if (api && state.Key is { } key && !key.Accepts(context.Request.Headers.Authorization))
-                throw new ApiException(401, "Incorrect API key provided; pass it as 'Authorization: Bearer KEY'", null, "invalid_api_key");
-            if (api && state.Stopping)
-                throw new ApiException(503, "the server is shutting down", null, "shutting_down");
-            await next(context).ConfigureAwait(false);
-        }
-        catch (Exception e) when (!context.RequestAborted.IsCancellationRequested)
-        {
-            var error = e switch
-            {
-                ApiException a => a,
-                ServingException s => ApiErrors.From(s),
-                BadHttpRequestException b when b.StatusCode == 413 => new ApiException(413, "the request body is too large", null, "request_too_large"),
-                BadHttpRequestException b => new ApiException(b.StatusCode, "bad request"),
-                // A request the engine ended before it finished, the client still there: the stop deadline passed.
-                OperationCanceledException when state.Stopping || state.Engine.IsStopping => new ApiException(503, "the server stopped before the request finished", null, "shutting_down"),
-                _ => null,
-            };
-            if (error is null)
-            {
-                Console.Error.WriteLine($"finqlora serve: internal error on {context.Request.Method} {context.Request.Path}: {e}");
-                error = new ApiException(500, "internal server error", null, "internal_error");
-            }
-            try { await ApiErrors.WriteAsync(context, error).ConfigureAwait(false); }
-            catch (Exception) when (context.RequestAborted.IsCancellationRequested) { }
-        }
-        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
-        {
-            // The client went away; its rows were cancelled with the request. Nothing to answer.
-        }
-        finally
-        {
-            if (api)
-                state.Metrics.Request(context.Items.TryGetValue(ServerState.ModelItem, out var m) && m is string model ? model : "none", context.Response.StatusCode);
-        }
-    }
 }

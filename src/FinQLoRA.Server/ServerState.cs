@@ -1,6 +1,6 @@
-using System.Text.Json.Nodes;
+using FinQLoRA.Server.Adapters;
+using FinQLoRA.Server.Models;
 using FinQLoRA.Serving;
-using Microsoft.AspNetCore.Http;
 
 namespace FinQLoRA.Server;
 
@@ -17,13 +17,4 @@ internal sealed class ServerState(ServingEngine engine, ServerOptions options, S
     public ApiKeyCheck? Key { get; } = options.ApiKey is { } key ? new ApiKeyCheck(key) : null;
     /// <summary>Set when the host begins to stop: new requests get 503 while running ones finish.</summary>
     public volatile bool Stopping;
-
-    /// <summary>Non-ASCII text as itself rather than \uXXXX escapes (the body is JSON, never embedded in HTML).</summary>
-    public static readonly System.Text.Json.JsonSerializerOptions Json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
-    public static async Task WriteJsonAsync(HttpContext context, JsonNode body)
-    {
-        context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(body.ToJsonString(Json), context.RequestAborted).ConfigureAwait(false);
-    }
 }

@@ -1,10 +1,6 @@
-using FinQLoRA.Loading;
 using System.ComponentModel;
-using FinQLoRA.Adapters;
-using FinQLoRA.Inference;
-using FinQLoRA.Models;
+using FinQLoRA.Loading;
 using FinQLoRA.Server;
-using FinQLoRA.Serving;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -75,45 +71,26 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         string? key = s.ApiKey ?? (Environment.GetEnvironmentVariable("FINQLORA_API_KEY") is { Length: > 0 } env ? env : null);
         string served = s.ServedModelName ?? ModelPath.DisplayNameOf(s.Model);
         var adapters = AdapterSpec.Parse(s.Adapter);
-        foreach (var a in adapters)
-            if (a.Name == served) throw new UserInputException($"--adapter {a.Name}={a.Dir}: the name is the base model's served name; choose another");
-        var setup = new GenerationSetup(s.Model, s.QuantizedLoadOptions()) { Adapters = adapters.Select(a => (a.Name, a.Dir)).ToList(), Command = "serve" };
-        setup.Validate();
         var server = new ServerOptions
         {
             ServedModelName = served, Host = s.Host, Port = s.Port, ApiKey = key, AdapterRoot = s.AdapterRoot,
             ShutdownTimeout = TimeSpan.FromSeconds(s.ShutdownTimeout),
         };
-        server.Validate();
-        server.BindAddress();
-        var modelPath = ModelPath.Classify(s.Model);
-        var (config, reader) = ModelLoading.Open(modelPath);
-        reader.Dispose();
-        var engineOptions = new EngineOptions
+        await using var host = ServerHost.Open(new ServerHostOptions
         {
-            MaxBatch = s.MaxBatch, MaxQueue = s.MaxQueue, MaxModelLen = s.MaxModelLen ?? Math.Min(config.MaxPositionEmbeddings, 4096),
-        };
-        engineOptions.Validate(config.MaxPositionEmbeddings);
-
-        using var session = GenerationSession.Open(setup);
-        string? tokenizerConfig = modelPath.IsGguf ? null : Path.Combine(modelPath.Checkpoint, "tokenizer_config.json");
-        var chat = ChatFormat.Detect(session.Tokenizer, tokenizerConfig);
-        var metrics = new ServerMetrics(served);
-        using var engine = new ServingEngine(session.Model, session.Tokenizer, engineOptions, metrics);
-        await using var app = OpenAiServer.Create(engine, server with { ChatFormat = chat }, metrics);
+            ModelPath = s.Model, Load = s.QuantizedLoadOptions(), Adapters = adapters.Select(a => (a.Name, a.Dir)).ToList(), Server = server,
+            MaxBatch = s.MaxBatch, MaxQueue = s.MaxQueue, MaxModelLen = s.MaxModelLen,
+        });
         using var interruption = new Interruption("stopping: new requests get 503 while running ones finish");
-        await app.StartAsync(cancellationToken);
+        await host.StartAsync(cancellationToken);
         string loaded = adapters.Count == 0 ? "no adapters" : "adapters " + string.Join(", ", adapters.Select(a => a.Name));
-        Console.WriteLine($"finqlora serve: {app.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {engineOptions.MaxBatch}, context {engineOptions.MaxModelLen}, chat format {chat?.Name ?? "none"}{(key is null ? "" : ", API key required")}; Ctrl-C stops");
+        Console.WriteLine($"finqlora serve: {host.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {host.Engine.Options.MaxBatch}, context {host.Engine.Options.MaxModelLen}, chat format {host.ChatFormat?.Name ?? "none"}{(key is null ? "" : ", API key required")}; Ctrl-C stops");
         using (var stop = CancellationTokenSource.CreateLinkedTokenSource(interruption.Token, cancellationToken))
         {
             try { await Task.Delay(Timeout.Infinite, stop.Token); }
             catch (OperationCanceledException) { }
         }
-        // Kestrel keeps listening while the engine drains, so late clients get 503 rather than a refused connection.
-        app.BeginShutdown();
-        bool drained = await engine.DrainAsync(server.ShutdownTimeout);
-        await app.StopAsync();
+        bool drained = await host.StopAsync();
         AnsiConsole.MarkupLine(drained ? "[grey]finqlora serve: stopped[/]" : "[yellow]finqlora serve: stopped; requests still running at the deadline were ended[/]");
         return 0;
     }

@@ -1,6 +1,7 @@
 using FinQLoRA.Adapters;
+using FinQLoRA.Server.Common;
 
-namespace FinQLoRA.Server;
+namespace FinQLoRA.Server.Adapters;
 
 /// <summary>
 /// Where a runtime adapter may be loaded from: only a folder under the adapter root, after every symbolic link on the

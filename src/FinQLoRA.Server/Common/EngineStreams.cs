@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using FinQLoRA.Serving;
 
-namespace FinQLoRA.Server;
+namespace FinQLoRA.Server.Common;
 
 /// <summary>Submits a request's choices together (all or none) and merges their event streams in arrival order.</summary>
 internal static class EngineStreams

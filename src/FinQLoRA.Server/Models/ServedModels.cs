@@ -1,7 +1,7 @@
-using System.Text.Json.Nodes;
+using FinQLoRA.Server.Common;
 using FinQLoRA.Serving;
 
-namespace FinQLoRA.Server;
+namespace FinQLoRA.Server.Models;
 
 /// <summary>The names requests may use: the base under its served name, each adapter under its own (vLLM's listing:
 /// an adapter's <c>parent</c> and <c>root</c> are the base).</summary>
@@ -17,23 +17,13 @@ internal sealed class ServedModels(ServingEngine engine, string baseName, long c
         throw ApiErrors.From(ServingException.UnknownModel(model));
     }
 
-    public JsonObject List() => new()
-    {
-        ["object"] = "list",
-        ["data"] = new JsonArray([Card(baseName, null), .. engine.Adapters.Select(a => Card(a, baseName))]),
-    };
+    public ModelList List() => new("list", [Card(baseName, null), .. engine.Adapters.Select(a => Card(a, baseName))]);
 
-    public JsonObject? Find(string id) =>
-        id == baseName ? Card(baseName, null) : engine.HasAdapter(id) ? Card(id, baseName) : null;
+    /// <summary>The card of a served id; 404 for an unknown one.</summary>
+    public ModelCard Find(string id) =>
+        id == baseName ? Card(baseName, null)
+        : engine.HasAdapter(id) ? Card(id, baseName)
+        : throw ApiErrors.From(ServingException.UnknownModel(id));
 
-    private JsonObject Card(string id, string? parent) => new()
-    {
-        ["id"] = id,
-        ["object"] = "model",
-        ["created"] = created,
-        ["owned_by"] = "finqlora",
-        ["root"] = baseName,
-        ["parent"] = parent,
-        ["max_model_len"] = maxModelLen,
-    };
+    private ModelCard Card(string id, string? parent) => new(id, "model", created, "finqlora", baseName, parent, maxModelLen);
 }

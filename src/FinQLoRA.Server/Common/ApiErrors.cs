@@ -1,8 +1,7 @@
-using System.Text.Json.Nodes;
 using FinQLoRA.Serving;
 using Microsoft.AspNetCore.Http;
 
-namespace FinQLoRA.Server;
+namespace FinQLoRA.Server.Common;
 
 /// <summary>Writes errors in OpenAI's shape and maps engine refusals to their statuses. Only messages we wrote
 /// ourselves reach a client; anything unexpected becomes a bare 500.</summary>
@@ -17,28 +16,17 @@ internal static class ApiErrors
         _ => new ApiException(400, e.Message, e.Param),
     };
 
-    public static JsonObject Body(ApiException e) => new()
-    {
-        ["error"] = new JsonObject
-        {
-            ["message"] = e.Message,
-            ["type"] = e.Type,
-            ["param"] = e.Param,
-            ["code"] = e.Code,
-        },
-    };
+    public static ErrorResponse Body(ApiException e) => new(new ErrorInfo(e.Message, e.Type, e.Param, e.Code));
 
     public static async Task WriteAsync(HttpContext context, ApiException e)
     {
         if (context.Response.HasStarted)
         {
             // Mid-stream: the status is sent already; say it as an SSE event and end the stream.
-            await context.Response.WriteAsync($"data: {Body(e).ToJsonString(ServerState.Json)}\n\n", context.RequestAborted).ConfigureAwait(false);
+            await context.Response.WriteAsync($"data: {OpenAiJson.Serialize(Body(e))}\n\n", context.RequestAborted).ConfigureAwait(false);
             return;
         }
         context.Response.Clear();
-        context.Response.StatusCode = e.Status;
-        context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(Body(e).ToJsonString(ServerState.Json), context.RequestAborted).ConfigureAwait(false);
+        await TypedResults.Json(Body(e), OpenAiJson.Info<ErrorResponse>(), "application/json", e.Status).ExecuteAsync(context).ConfigureAwait(false);
     }
 }

@@ -1,9 +1,9 @@
-using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 
-namespace FinQLoRA.Server;
+namespace FinQLoRA.Server.Common;
 
-/// <summary>Server-sent events as OpenAI streams them: <c>data: {json}\n\n</c> per chunk, <c>data: [DONE]\n\n</c> at the end.</summary>
+/// <summary>Server-sent events as OpenAI streams them: <c>data: {json}\n\n</c> per chunk, flushed, and
+/// <c>data: [DONE]\n\n</c> at the end.</summary>
 internal static class Sse
 {
     public static async Task StartAsync(HttpContext context)
@@ -14,9 +14,9 @@ internal static class Sse
         await context.Response.StartAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
-    public static async Task SendAsync(HttpContext context, JsonObject chunk)
+    public static async Task SendAsync<T>(HttpContext context, T chunk)
     {
-        await context.Response.WriteAsync("data: " + chunk.ToJsonString(ServerState.Json) + "\n\n", context.RequestAborted).ConfigureAwait(false);
+        await context.Response.WriteAsync("data: " + OpenAiJson.Serialize(chunk) + "\n\n", context.RequestAborted).ConfigureAwait(false);
         await context.Response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 

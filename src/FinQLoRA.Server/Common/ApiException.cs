@@ -1,4 +1,4 @@
-namespace FinQLoRA.Server;
+namespace FinQLoRA.Server.Common;
 
 /// <summary>A request answered with an OpenAI-shaped error: <c>{"error":{"message","type","param","code"}}</c>.</summary>
 public sealed class ApiException(int status, string message, string? param = null, string? code = null, string? type = null) : Exception(message)

@@ -1,0 +1,21 @@
+using System.Text.Json.Serialization;
+using FinQLoRA.Server.Adapters;
+using FinQLoRA.Server.ChatCompletions;
+using FinQLoRA.Server.Completions;
+using FinQLoRA.Server.Models;
+
+namespace FinQLoRA.Server.Common;
+
+/// <summary>The source-generated (de)serializers of every protocol record: no reflection over request types at run
+/// time, and a record field missing from the contract is a build error rather than a silently absent field.</summary>
+[JsonSerializable(typeof(CompletionRequest))]
+[JsonSerializable(typeof(CompletionResponse))]
+[JsonSerializable(typeof(ChatCompletionRequest))]
+[JsonSerializable(typeof(ChatCompletionResponse))]
+[JsonSerializable(typeof(ChatCompletionChunk))]
+[JsonSerializable(typeof(ModelList))]
+[JsonSerializable(typeof(ModelCard))]
+[JsonSerializable(typeof(LoadLoraAdapterRequest))]
+[JsonSerializable(typeof(UnloadLoraAdapterRequest))]
+[JsonSerializable(typeof(ErrorResponse))]
+internal sealed partial class OpenAiJsonContext : JsonSerializerContext;

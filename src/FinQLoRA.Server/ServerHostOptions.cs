@@ -1,0 +1,28 @@
+using FinQLoRA.Models;
+using FinQLoRA.Serving;
+
+namespace FinQLoRA.Server;
+
+/// <summary>Everything <see cref="ServerHost.Open"/> needs to serve a checkpoint: where the model is and how it loads
+/// (dtype, device, quantized bits), the adapters loaded at start, how the server listens and what it allows, and the
+/// engine's sizes.</summary>
+public sealed record ServerHostOptions
+{
+    /// <summary>An HF model folder or a .gguf file.</summary>
+    public required string ModelPath { get; init; }
+    /// <summary>Compute dtype, device and the quantization of the base as it loads (the CLI's --bits).</summary>
+    public ModelLoadOptions Load { get; init; } = new();
+    /// <summary>PEFT adapter folders served under their names from the start.</summary>
+    public IReadOnlyList<(string Name, string Dir)> Adapters { get; init; } = [];
+    /// <summary>Served name, host and port, API key, adapter root, limits; its chat format is detected by Open.</summary>
+    public required ServerOptions Server { get; init; }
+    /// <summary>Sequences decoded together (KV-cache slots).</summary>
+    public int MaxBatch { get; init; } = new EngineOptions().MaxBatch;
+    /// <summary>Requests that may wait for a slot; one more is refused (429).</summary>
+    public int MaxQueue { get; init; } = new EngineOptions().MaxQueue;
+    /// <summary>Prompt plus generated tokens per sequence; null: the model's context, at most <see cref="DefaultMaxModelLen"/>.</summary>
+    public int? MaxModelLen { get; init; }
+
+    /// <summary>The context a server gets without --max-model-len: a KV pool of MaxBatch slots this long is allocated at start.</summary>
+    public const int DefaultMaxModelLen = 4096;
+}
