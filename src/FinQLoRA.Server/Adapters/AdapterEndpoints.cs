@@ -11,13 +11,13 @@ internal static class AdapterEndpoints
 {
     public static void Map(RouteGroupBuilder v1, ServerState state)
     {
-        v1.MapPost("/load_lora_adapter", async (HttpContext context) =>
+        v1.MapPost("/load_lora_adapter", async Task<IResult> (HttpContext context) =>
         {
             AdapterServing.Enabled(state);
             var request = await RequestJson.ReadAsync<LoadLoraAdapterRequest>(context, state.Options.MaxBodyBytes).ConfigureAwait(false);
             return TypedResults.Text(await AdapterServing.LoadAsync(state, request).ConfigureAwait(false), "text/plain");
         });
-        v1.MapPost("/unload_lora_adapter", async (HttpContext context) =>
+        v1.MapPost("/unload_lora_adapter", async Task<IResult> (HttpContext context) =>
         {
             AdapterServing.Enabled(state);
             var request = await RequestJson.ReadAsync<UnloadLoraAdapterRequest>(context, state.Options.MaxBodyBytes).ConfigureAwait(false);

@@ -10,7 +10,7 @@ namespace FinQLoRA.Server.ChatCompletions;
 internal static class ChatCompletionsEndpoint
 {
     public static void Map(RouteGroupBuilder v1, ServerState state) =>
-        v1.MapPost("/chat/completions", async (HttpContext context) =>
+        v1.MapPost("/chat/completions", async Task<IResult> (HttpContext context) =>
             await ChatCompletionsServing.CreateAsync(context, state,
                 await RequestJson.ReadAsync<ChatCompletionRequest>(context, state.Options.MaxBodyBytes, ChatCompletionsServing.MessagesTypeError).ConfigureAwait(false)).ConfigureAwait(false));
 }

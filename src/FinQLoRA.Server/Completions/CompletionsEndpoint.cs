@@ -10,7 +10,7 @@ namespace FinQLoRA.Server.Completions;
 internal static class CompletionsEndpoint
 {
     public static void Map(RouteGroupBuilder v1, ServerState state) =>
-        v1.MapPost("/completions", async (HttpContext context) =>
+        v1.MapPost("/completions", async Task<IResult> (HttpContext context) =>
             await CompletionsServing.CreateAsync(context, state,
                 await RequestJson.ReadAsync<CompletionRequest>(context, state.Options.MaxBodyBytes).ConfigureAwait(false)).ConfigureAwait(false));
 }

@@ -26,10 +26,12 @@ public sealed class ChatServeFixture : IAsyncLifetime
     private readonly TempFolder _temp = new();
     public string Dir => _temp.Path;
     public string ModelDir => Path.Combine(Dir, "model");
-    public ITextTokenizer Tokenizer { get; private set; } = null!;
-    public LlamaModel Model { get; private set; } = null!;
-    public ServingEngine Engine { get; private set; } = null!;
-    public OpenAiServer Server { get; private set; } = null!;
+    /// <summary>What <c>finqlora serve</c> builds, over the same options.</summary>
+    public ServerHost Host { get; private set; } = null!;
+    public ITextTokenizer Tokenizer => Host.Tokenizer;
+    public LlamaModel Model => Host.Model;
+    public ServingEngine Engine => Host.Engine;
+    public OpenAiServer Server => Host.Server;
     public ChatFormat Format { get; private set; } = null!;
     public Uri Url => Server.Url!;
     /// <summary>generate --chat's answer to each question (text as it reads after the prompt) and its token count.</summary>
@@ -56,25 +58,23 @@ public sealed class ChatServeFixture : IAsyncLifetime
             Reference.Add((r["text"]!.GetValue<string>(), prompt, ids.Length + (r["finish_reason"]!.GetValue<string>() == "eos" ? 1 : 0)));
         }
 
-        var bundle = ModelLoading.Load(ModelDir, new ModelLoadOptions { DType = ScalarType.Float32 });
-        Tokenizer = bundle.Tokenizer;
-        Model = bundle.Model;
-        Format = ChatFormat.Detect(Tokenizer, Path.Combine(ModelDir, "tokenizer_config.json")) ?? throw new InvalidOperationException("no chat format");
-        var metrics = new ServerMetrics(ModelName);
-        Engine = new ServingEngine(Model, Tokenizer, new EngineOptions { MaxBatch = 4, MaxModelLen = 256 }, metrics);
-        Server = OpenAiServer.Create(Engine, new ServerOptions { ServedModelName = ModelName, Port = 0, ApiKey = Key, ChatFormat = Format }, metrics);
-        await Server.StartAsync();
+        Host = ServerHost.Open(new ServerHostOptions
+        {
+            ModelPath = ModelDir, Load = new ModelLoadOptions { DType = ScalarType.Float32 },
+            Server = new ServerOptions { ServedModelName = ModelName, Port = 0, ApiKey = Key },
+            MaxBatch = 4, MaxModelLen = 256,
+        });
+        Format = Host.ChatFormat ?? throw new InvalidOperationException("no chat format");
+        await Host.StartAsync();
     }
 
     public async Task DisposeAsync()
     {
-        if (Server is not null)
+        if (Host is not null)
         {
-            await Server.StopAsync();
-            await Server.DisposeAsync();
+            await Host.StopAsync();
+            await Host.DisposeAsync();
         }
-        Engine?.Dispose();
-        Model?.Dispose();
         _temp.Dispose();
     }
 }

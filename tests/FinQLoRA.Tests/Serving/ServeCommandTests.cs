@@ -100,12 +100,13 @@ public sealed partial class ServeCommandTests
     [Fact]
     public async Task AStoppingServerAnswers503AndItsHealthSaysSo()
     {
-        using var model = SeededLlama.Load();
-        var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
-        var metrics = new ServerMetrics("s");
-        using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxModelLen = 64 }, metrics);
-        await using var server = OpenAiServer.Create(engine, new ServerOptions { ServedModelName = "s", Port = 0 }, metrics);
-        await server.StartAsync();
+        await using var host = ServerHost.Open(new ServerHostOptions
+        {
+            ModelPath = SeededLlama.Folder, Load = new ModelLoadOptions { DType = ScalarType.Float32 },
+            Server = new ServerOptions { ServedModelName = "s", Port = 0 }, MaxBatch = 2, MaxModelLen = 64,
+        });
+        var (server, engine) = (host.Server, host.Engine);
+        await host.StartAsync();
         using var http = new HttpClient { BaseAddress = server.Url };
         var body = new StringContent("{\"model\": \"s\", \"prompt\": \"Once\", \"max_tokens\": 3}", Encoding.UTF8, "application/json");
         Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/completions", body)).StatusCode);

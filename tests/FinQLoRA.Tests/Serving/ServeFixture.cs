@@ -29,10 +29,12 @@ public sealed class ServeFixture : IAsyncLifetime
     private readonly TempFolder _temp = new();
     public string Dir => _temp.Path;
     public string AdapterRoot => Path.Combine(Dir, "adapters");
-    public ITextTokenizer Tokenizer { get; private set; } = null!;
-    public LlamaModel Model { get; private set; } = null!;
-    public ServingEngine Engine { get; private set; } = null!;
-    public OpenAiServer Server { get; private set; } = null!;
+    /// <summary>What <c>finqlora serve</c> builds, over the same options.</summary>
+    public ServerHost Host { get; private set; } = null!;
+    public ITextTokenizer Tokenizer => Host.Tokenizer;
+    public LlamaModel Model => Host.Model;
+    public ServingEngine Engine => Host.Engine;
+    public OpenAiServer Server => Host.Server;
     public HttpClient Http { get; private set; } = null!;
     public Uri Url => Server.Url!;
     /// <summary>(model, prompt index) → generate's text, output token count and finish reason.</summary>
@@ -49,27 +51,25 @@ public sealed class ServeFixture : IAsyncLifetime
         SaveAdapter("c", 3, ["k_proj", "gate_proj"], 2);
         RunGenerate(stories);
 
-        Tokenizer = ModelLoading.LoadTokenizer(stories);
-        Model = ModelLoading.LoadModel(stories, new ModelLoadOptions { DType = ScalarType.Float32 });
-        PeftAdapterFiles.Load(Path.Combine(AdapterRoot, "a"), Model, "a");
-        PeftAdapterFiles.Load(Path.Combine(AdapterRoot, "b"), Model, "b");
-        var metrics = new ServerMetrics(BaseName);
-        Engine = new ServingEngine(Model, Tokenizer, new EngineOptions { MaxBatch = 8, MaxQueue = 64, MaxModelLen = 128 }, metrics);
-        Server = OpenAiServer.Create(Engine, new ServerOptions { ServedModelName = BaseName, Port = 0, AdapterRoot = AdapterRoot, MaxBodyBytes = 64 * 1024 }, metrics);
-        await Server.StartAsync();
+        Host = ServerHost.Open(new ServerHostOptions
+        {
+            ModelPath = stories, Load = new ModelLoadOptions { DType = ScalarType.Float32 },
+            Adapters = [("a", Path.Combine(AdapterRoot, "a")), ("b", Path.Combine(AdapterRoot, "b"))],
+            Server = new ServerOptions { ServedModelName = BaseName, Port = 0, AdapterRoot = AdapterRoot, MaxBodyBytes = 64 * 1024 },
+            MaxBatch = 8, MaxQueue = 64, MaxModelLen = 128,
+        });
+        await Host.StartAsync();
         Http = new HttpClient { BaseAddress = Url, Timeout = TimeSpan.FromMinutes(2) };
     }
 
     public async Task DisposeAsync()
     {
         Http?.Dispose();
-        if (Server is not null)
+        if (Host is not null)
         {
-            await Server.StopAsync();
-            await Server.DisposeAsync();
+            await Host.StopAsync();
+            await Host.DisposeAsync();
         }
-        Engine?.Dispose();
-        Model?.Dispose();
         _temp.Dispose();
     }
 

@@ -1,0 +1,181 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using FinQLoRA.Server.ChatCompletions;
+using FinQLoRA.Server.Common;
+using FinQLoRA.Server.Completions;
+using Microsoft.AspNetCore.Http;
+
+namespace FinQLoRA.Tests.Serving;
+
+/// <summary>The server's protocol records against OpenAI's wire format: samples from OpenAI's API reference bind and
+/// serialize back field for field, fields we do not model are ignored, a field of the wrong type is named, and streamed
+/// chunks are written byte for byte as before the records.</summary>
+public sealed class ServerProtocolTests
+{
+    // The chat.completion example of OpenAI's API reference (POST /v1/chat/completions, "Default" response).
+    private const string ChatCompletionSample = """
+        {
+          "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+          "object": "chat.completion",
+          "created": 1741569952,
+          "model": "gpt-4.1-2025-04-14",
+          "system_fingerprint": "fp_44709d6fcb",
+          "choices": [
+            {
+              "index": 0,
+              "message": {
+                "role": "assistant",
+                "content": "Hello! How can I assist you today?",
+                "refusal": null,
+                "annotations": []
+              },
+              "logprobs": null,
+              "finish_reason": "stop"
+            }
+          ],
+          "usage": {
+            "prompt_tokens": 19,
+            "completion_tokens": 10,
+            "total_tokens": 29,
+            "prompt_tokens_details": { "cached_tokens": 0, "audio_tokens": 0 },
+            "completion_tokens_details": { "reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0 }
+          },
+          "service_tier": "default"
+        }
+        """;
+
+    // The text_completion example of OpenAI's API reference (POST /v1/completions).
+    private const string CompletionSample = """
+        {
+          "id": "cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7",
+          "object": "text_completion",
+          "created": 1589478378,
+          "model": "gpt-3.5-turbo-instruct",
+          "system_fingerprint": "fp_44709d6fcb",
+          "choices": [
+            { "text": "\n\nThis is indeed a test", "index": 0, "logprobs": null, "finish_reason": "length" }
+          ],
+          "usage": { "prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12 }
+        }
+        """;
+
+    /// <summary>The sample without the fields our records do not model.</summary>
+    private static JsonNode Without(string sample, params string[] paths)
+    {
+        var node = JsonNode.Parse(sample)!;
+        foreach (string path in paths)
+        {
+            var parts = path.Split('.');
+            JsonNode parent = node;
+            foreach (string part in parts[..^1]) parent = int.TryParse(part, out int i) ? parent[i]! : parent[part]!;
+            Assert.True(parent.AsObject().Remove(parts[^1]), path);
+        }
+        return node;
+    }
+
+    [Fact]
+    public void OpenAisChatCompletionSampleRoundTripsFieldForField()
+    {
+        var response = JsonSerializer.Deserialize(ChatCompletionSample, OpenAiJson.Info<ChatCompletionResponse>())!;
+        Assert.Equal("chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", response.Id);
+        Assert.Equal("chat.completion", response.Object);
+        Assert.Equal(1741569952, response.Created);
+        Assert.Equal("fp_44709d6fcb", response.SystemFingerprint);
+        var choice = Assert.Single(response.Choices);
+        Assert.Equal(("assistant", "Hello! How can I assist you today?"), (choice.Message.Role, choice.Message.Content));
+        Assert.Null(choice.Logprobs);
+        Assert.Equal("stop", choice.FinishReason);
+        Assert.Equal(new UsageInfo(19, 10, 29), response.Usage);
+
+        var written = JsonNode.Parse(OpenAiJson.Serialize(response));
+        var expected = Without(ChatCompletionSample, "choices.0.message.refusal", "choices.0.message.annotations",
+            "usage.prompt_tokens_details", "usage.completion_tokens_details", "service_tier");
+        Assert.True(JsonNode.DeepEquals(expected, written), written!.ToJsonString());
+    }
+
+    [Fact]
+    public void OpenAisCompletionSampleRoundTripsFieldForField()
+    {
+        var response = JsonSerializer.Deserialize(CompletionSample, OpenAiJson.Info<CompletionResponse>())!;
+        var choice = Assert.Single(response.Choices);
+        Assert.Equal(("\n\nThis is indeed a test", 0, "length"), (choice.Text, choice.Index, choice.FinishReason));
+        Assert.Equal(new UsageInfo(5, 7, 12), response.Usage);
+
+        var written = JsonNode.Parse(OpenAiJson.Serialize(response));
+        Assert.True(JsonNode.DeepEquals(Without(CompletionSample, "system_fingerprint"), written), written!.ToJsonString());
+    }
+
+    private static Task<T> BindAsync<T>(string body, Func<string, ApiException?>? typeError = null)
+    {
+        var context = new DefaultHttpContext();
+        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(body));
+        return RequestJson.ReadAsync<T>(context, 1 << 20, typeError);
+    }
+
+    [Fact]
+    public async Task OpenAisChatRequestSampleBindsAndUnknownFieldsAreIgnored()
+    {
+        // The request of the API reference's "Default" example, then the same with fields this server does not read.
+        const string sample = """{"model": "gpt-4.1", "messages": [{"role": "developer", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hello!"}]}""";
+        var request = await BindAsync<ChatCompletionRequest>(sample);
+        Assert.Equal("gpt-4.1", request.Model);
+        Assert.Equal(["developer", "user"], request.Messages!.Select(m => m!.Role));
+        Assert.Equal("Hello!", request.Messages![1]!.Content!.Value.GetString());
+
+        var extended = JsonNode.Parse(sample)!.AsObject();
+        extended["user"] = "user-1234";
+        extended["metadata"] = new JsonObject { ["k"] = "v" };
+        extended["parallel_tool_calls"] = true;
+        extended["messages"]![1]!["name"] = "alice";
+        var withUnknown = await BindAsync<ChatCompletionRequest>(extended.ToJsonString());
+        Assert.Equal(request.Model, withUnknown.Model);
+        Assert.Equal(request.Messages!.Select(m => (m!.Role, m.Content!.Value.GetRawText())), withUnknown.Messages!.Select(m => (m!.Role, m.Content!.Value.GetRawText())));
+
+        // JSON null is absent, as in OpenAI's API.
+        var nulls = await BindAsync<CompletionRequest>("""{"model": "m", "prompt": "x", "temperature": null, "n": null, "stop": null}""");
+        Assert.Null(nulls.Temperature);
+        Assert.Null(nulls.N);
+        Assert.Null(RequestFields.Present(nulls.Stop));
+    }
+
+    [Fact]
+    public async Task AFieldOfTheWrongTypeIsNamedWithWhatItMustBe()
+    {
+        async Task<ApiException> Refused<T>(string body, Func<string, ApiException?>? typeError = null) =>
+            await Assert.ThrowsAsync<ApiException>(() => BindAsync<T>(body, typeError));
+
+        foreach (var (field, value, what) in new[] { ("temperature", "\"hot\"", "a number"), ("max_tokens", "\"many\"", "an integer"),
+            ("n", "1.5", "an integer"), ("echo", "1", "true or false"), ("model", "5", "a string"), ("seed", "1e30", "an integer") })
+        {
+            var body = new JsonObject { ["model"] = "m", ["prompt"] = "x" };
+            body[field] = JsonNode.Parse(value);
+            var e = await Refused<CompletionRequest>(body.ToJsonString());
+            Assert.Equal((400, $"'{field}' must be {what}", field, "invalid_type"), (e.Status, e.Message, e.Param, e.Code));
+        }
+        Assert.Equal("messages[1].role", (await Refused<ChatCompletionRequest>("""{"messages": [{"role": "user"}, {"role": 5}]}""", ChatCompletionsServing.MessagesTypeError)).Param);
+        Assert.Equal("'messages[0]' must be an object with 'role' and 'content'", (await Refused<ChatCompletionRequest>("""{"messages": [3]}""", ChatCompletionsServing.MessagesTypeError)).Message);
+        Assert.Equal("'messages' must be a list of messages", (await Refused<ChatCompletionRequest>("""{"messages": "hi"}""", ChatCompletionsServing.MessagesTypeError)).Message);
+        Assert.StartsWith("the request body is not valid JSON", (await Refused<CompletionRequest>("{not json")).Message);
+        Assert.Equal("the request body must be a JSON object", (await Refused<CompletionRequest>("[1, 2]")).Message);
+    }
+
+    [Fact]
+    public void StreamedChunksAreWrittenByteForByteAsBefore()
+    {
+        // usage: null on every chunk only when the client asked for usage; non-ASCII text as itself.
+        var choice = new CompletionChoice(0, "café", null, null);
+        var chunk = new CompletionResponse("cmpl-1", "text_completion", 7, "m", [choice], null);
+        Assert.Equal("""{"id":"cmpl-1","object":"text_completion","created":7,"model":"m","choices":[{"index":0,"text":"café","logprobs":null,"finish_reason":null}]}""",
+            OpenAiJson.Serialize(chunk));
+        Assert.Equal("""{"id":"cmpl-1","object":"text_completion","created":7,"model":"m","choices":[{"index":0,"text":"café","logprobs":null,"finish_reason":null}],"usage":null}""",
+            OpenAiJson.Serialize(chunk with { WritesNullUsage = true }));
+
+        // chat: the role on the first chunk, the text on the next, an empty delta with the finish reason on the last
+        ChatCompletionChunk Chat(ChatDelta delta, string? finish) => new("chatcmpl-1", "chat.completion.chunk", 7, "m", null, [new ChatChunkChoice(0, delta, null, finish)], null);
+        const string head = """{"id":"chatcmpl-1","object":"chat.completion.chunk","created":7,"model":"m","system_fingerprint":null,"choices":[{"index":0,"delta":""";
+        Assert.Equal(head + """{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}""", OpenAiJson.Serialize(Chat(new ChatDelta("assistant", ""), null)));
+        Assert.Equal(head + """{"content":"<é>"},"logprobs":null,"finish_reason":null}]}""", OpenAiJson.Serialize(Chat(new ChatDelta(null, "<é>"), null)));
+        Assert.Equal(head + """{},"logprobs":null,"finish_reason":"stop"}]}""", OpenAiJson.Serialize(Chat(new ChatDelta(null, null), "stop")));
+    }
+}
