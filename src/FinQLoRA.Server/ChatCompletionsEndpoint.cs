@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Serving;
 using Microsoft.AspNetCore.Http;
 

@@ -1,6 +1,7 @@
 using FinQLoRA.Loading;
 using System.ComponentModel;
 using FinQLoRA.Adapters;
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Inference;
 using FinQLoRA.Models;
 using FinQLoRA.Server;

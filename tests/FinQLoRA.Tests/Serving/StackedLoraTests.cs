@@ -1,4 +1,5 @@
 using FinQLoRA.Adapters;
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Serving;
 using FinQLoRA.Tests.Adapters;
@@ -74,7 +75,7 @@ public sealed class StackedLoraTests
         var llama3 = ChatFormat.Detect(new FakeTokenizer(new() { ["<|start_header_id|>"] = 1, ["<|end_header_id|>"] = 2, ["<|eot_id|>"] = 3 }), null)!;
         Assert.Equal("llama3", llama3.Name);
         Assert.Equal([3], llama3.StopIds);
-        Assert.Equal(Llama3ChatTemplate.Format([new("user", "Hi")]), llama3.Render([new ChatTurn("user", "Hi")]));
+        Assert.Equal(ChatTemplate.RequestPrompt(ChatTemplateKind.Llama3, [new("user", "Hi")]), llama3.Render([new ChatTurn("user", "Hi")]));
 
         Assert.Null(ChatFormat.Detect(new FakeTokenizer([]), config)); // ChatML named but its tokens missing
         Assert.Null(ChatFormat.Detect(new FakeTokenizer(new() { ["<|im_start|>"] = 5, ["<|im_end|>"] = 6 }), null));
