@@ -57,8 +57,8 @@ public static class ChatTemplateDetector
         throw !hasConfig
             ? UserInputException.About($"{modelPath}: no tokenizer_config.json to take a chat template from; choose one with {new ConfigField("chat_template")} llama3|chatml|none")
             : template is null
-            ? UserInputException.About($"{file}: has no chat_template (and the tokenizer lacks Llama 3's header tokens); choose one with {new ConfigField("chat_template")} llama3|chatml|none")
-            : UserInputException.About($"{file}: its chat_template is neither Llama 3's nor ChatML ({template[..Math.Min(60, template.Length)].ReplaceLineEndings(" ")}…); choose one with {new ConfigField("chat_template")} llama3|chatml|none");
+            ? UserInputException.About($"{file}: has no chat_template and the tokenizer has no Llama 3 header tokens; choose one with {new ConfigField("chat_template")} llama3|chatml|none")
+            : UserInputException.About($"{file}: its chat_template ({template[..Math.Min(60, template.Length)].ReplaceLineEndings(" ")}…) is neither ChatML nor Llama 3's with their special tokens in the tokenizer; choose one with {new ConfigField("chat_template")} llama3|chatml|none");
     }
 
     /// <summary>tokenizer_config.json's <c>chat_template</c>: the text, or Hugging Face's list of named templates
