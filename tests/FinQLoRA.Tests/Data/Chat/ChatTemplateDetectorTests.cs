@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using FinQLoRA.Data.Chat;
-using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Data.Chat;
@@ -33,7 +32,7 @@ public sealed class ChatTemplateDetectorTests
     {
         using var dir = new TempFolder();
         string config = WriteConfig(dir.Path, template, tokens);
-        var loaded = ChatFormat.Detect(new SpecialTokens(tokens), config);
+        var loaded = ChatFormat.Detect(SpecialTokensTokenizer.Numbered(tokens), config);
         Assert.True(expected == loaded?.Kind, $"{name}: the loaded tokenizer gives {loaded?.Name ?? "none"}");
         if (expected is { } kind)
         {
@@ -101,18 +100,5 @@ public sealed class ChatTemplateDetectorTests
         string file = Path.Combine(folder, ChatTemplateDetector.ConfigFileName);
         File.WriteAllText(file, config.ToJsonString());
         return file;
-    }
-
-    /// <summary>A tokenizer that knows only the given special tokens (ids from 100).</summary>
-    private sealed class SpecialTokens(string[] tokens) : ITextTokenizer
-    {
-        public int VocabSize => 200;
-        public int? BosId => null;
-        public IReadOnlyList<int> EosIds => [0];
-        public int PadId => 0;
-        public bool AddsBosByDefault => false;
-        public int[] Encode(string text, bool addBos) => [];
-        public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true) => "";
-        public int? TokenToId(string token) => Array.IndexOf(tokens, token) is int i and >= 0 ? 100 + i : null;
     }
 }
