@@ -1,3 +1,4 @@
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
 using FinQLoRA.Loading;

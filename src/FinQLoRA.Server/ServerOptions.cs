@@ -1,4 +1,5 @@
 using System.Net;
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Serving;
 
 namespace FinQLoRA.Server;

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Data.Tokenization;
 using Spectre.Console;
@@ -39,10 +40,8 @@ internal sealed class DataStatsCommand : Command<DataStatsCommand.Settings>
             counter = text => tokenizer.Encode(text, addBos: false).Length;
         }
         var format = FinQLoRA.Data.Formats.DataFormats.Parse(settings.DataFormat, "--data-format");
-        var data = FinQLoRA.Data.Formats.TrainingData.Read(settings.File, format, () => settings.ChatTemplate != "auto"
-            ? FinQLoRA.Data.Formats.ChatTemplate.Parse(settings.ChatTemplate, "--chat-template")
-            : settings.Tokenizer != null ? FinQLoRA.Data.Formats.ChatTemplate.FromModel(settings.Tokenizer)
-            : throw new UserInputException("chat data: give --tokenizer MODEL (its chat template is used) or --chat-template llama3|chatml|none"));
+        var data = FinQLoRA.Data.Formats.TrainingData.Read(settings.File, format,
+            () => ChatTemplateDetector.Resolve(settings.ChatTemplate, "--chat-template", settings.Tokenizer));
         var examples = data.Records.Select(r => r.Answer).ToList();
         if (examples.Count == 0)
             throw new UserInputException($"{settings.File}: no examples (the file is empty or has only blank lines); expected one {{\"context\": …, \"target\": …}} object per line");

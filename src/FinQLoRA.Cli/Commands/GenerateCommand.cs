@@ -3,6 +3,7 @@ using System.ComponentModel;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Distributed;
 using FinQLoRA.Inference;
@@ -69,7 +70,7 @@ public sealed class GenerateSettings : QuantizedModelSettings
     public string[] Adapter { get; set; } = [];
 
     [CommandOption("--chat")]
-    [Description("wrap each prompt in the Llama 3 chat template as a user message")]
+    [Description("wrap each prompt as a user message in the model's chat template (Llama 3 or ChatML, detected from its tokenizer)")]
     public bool Chat { get; set; }
 
     [CommandOption("--json")]
@@ -106,7 +107,8 @@ public sealed class GenerateCommand : Command<GenerateSettings>
         {
             Adapters = adapters.Select(a => (a.Name, a.Dir)).ToList(), PipelineStages = s.PipelineStages, MicroBatches = s.MicroBatches, Command = "generate",
         });
-        var ids = session.IsMain ? Encode(s, session.Tokenizer, prompts) : [];
+        var chat = s.Chat ? ChatFormatOf(s.Model, session.Tokenizer) : null; // on every rank: a refusal stops them all
+        var ids = session.IsMain ? Encode(chat, session.Tokenizer, prompts) : [];
         if (session.SingleProcess is not { } generator)
         {
             // one stage per rank: every rank takes part, the main rank alone prints
@@ -122,10 +124,19 @@ public sealed class GenerateCommand : Command<GenerateSettings>
         return 0;
     }
 
-    private static List<int[]> Encode(GenerateSettings s, ITextTokenizer tokenizer, IReadOnlyList<string> prompts) =>
-        prompts.Select(p => s.Chat
-            ? tokenizer.Encode(Llama3ChatTemplate.Format([new("user", p)]), addBos: false)
+    private static List<int[]> Encode(ChatFormat? chat, ITextTokenizer tokenizer, IReadOnlyList<string> prompts) =>
+        prompts.Select(p => chat is not null
+            ? tokenizer.Encode(chat.Render([new("user", p)]), addBos: false)
             : tokenizer.Encode(p, addBos: tokenizer.AddsBosByDefault)).ToList();
+
+    /// <summary>--chat: the model's detected chat format (the same one serve uses); a model without one is refused
+    /// rather than given a template it was not trained on.</summary>
+    private static ChatFormat ChatFormatOf(string model, ITextTokenizer tokenizer)
+    {
+        var path = ModelPath.Classify(model);
+        return ChatFormat.Detect(tokenizer, path.IsGguf ? null : Path.Combine(path.Checkpoint, ChatTemplateDetector.ConfigFileName))
+            ?? throw new UserInputException($"--chat: {model} has no chat template we render (neither a ChatML chat_template in tokenizer_config.json nor Llama 3's header tokens); drop --chat and write the prompt in the model's own format");
+    }
 
     private static void Print(GenerateSettings s, ITextTokenizer tokenizer, IReadOnlyList<string> prompts, IReadOnlyList<GenerationResult> results, IReadOnlyList<string?>? adapters = null)
     {

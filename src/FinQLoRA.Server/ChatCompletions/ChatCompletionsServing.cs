@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Serving;
 using Microsoft.AspNetCore.Http;

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using FinQLoRA.Data.Chat;
 using Microsoft.Extensions.AI;
 
 namespace FinQLoRA.Serving;

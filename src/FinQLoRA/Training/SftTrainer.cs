@@ -410,7 +410,7 @@ public sealed class SftTrainer
 
     /// <summary>Training data in any supported format; chat data is rendered with the configured (or the model's) template.</summary>
     private TrainingData.Loaded ReadData(string path) => TrainingData.Read(path, DataFormats.Parse(_config.DataFormat, "data_format"),
-        () => _config.ChatTemplate == "auto" ? FinQLoRA.Data.Formats.ChatTemplate.FromModel(_config.Model) : FinQLoRA.Data.Formats.ChatTemplate.Parse(_config.ChatTemplate, "chat_template"));
+        () => FinQLoRA.Data.Chat.ChatTemplateDetector.Resolve(_config.ChatTemplate, "chat_template", _config.Model));
 
     /// <summary>The name of the first tensor holding NaN or ±inf, or null.</summary>
     internal static string? FirstNonFinite(IEnumerable<(string Name, Tensor T)> tensors)

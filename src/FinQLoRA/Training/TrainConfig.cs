@@ -101,7 +101,7 @@ public sealed partial record TrainConfig
         if ((SaveBest || EarlyStoppingPatience > 0 || EvalEvery > 0) && !evaluates)
             Fail(SaveBest ? "save_best" : EarlyStoppingPatience > 0 ? "early_stopping_patience" : "eval_every", "set", "eval_data or eval_split to evaluate on");
         FinQLoRA.Data.Formats.DataFormats.Parse(DataFormat, source);
-        if (ChatTemplate != "auto") FinQLoRA.Data.Formats.ChatTemplate.Parse(ChatTemplate, source);
+        if (ChatTemplate != "auto") FinQLoRA.Data.Chat.ChatTemplate.Parse(ChatTemplate, source);
         if (EvalTask != null) FinQLoRA.Data.Tasks.TaskRegistry.Get(EvalTask);
     }
 

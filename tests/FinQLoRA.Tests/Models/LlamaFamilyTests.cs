@@ -1,5 +1,6 @@
 using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Demo;
 using FinQLoRA.Models;
@@ -68,17 +69,17 @@ public sealed class LlamaFamilyTests
     [Fact]
     public void Llama3ChatTemplateHasOneBosAndTheAssistantHeader()
     {
-        string text = Llama3ChatTemplate.Format([new("system", "You are a analyst."), new("user", "What is EPS?")]);
+        string text = ChatTemplate.RequestPrompt(ChatTemplateKind.Llama3, [new("system", "You are a analyst."), new("user", "What is EPS?")]);
         Assert.Equal("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a analyst.<|eot_id|>" +
             "<|start_header_id|>user<|end_header_id|>\n\nWhat is EPS?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", text);
-        Assert.Throws<UserInputException>(() => Llama3ChatTemplate.Format([new("robot", "x")]));
+        Assert.Throws<UserInputException>(() => ChatTemplate.RequestPrompt(ChatTemplateKind.Llama3, [new("robot", "x")]));
     }
 
     [SharedFact]
     public void Llama3ChatPromptEncodesWithSpecialIdsAndASingleBos()
     {
         var tokenizer = TokenizerLoader.FromHuggingFace(Shared.File("models/llama-3.1-tokenizer"));
-        int[] ids = tokenizer.Encode(Llama3ChatTemplate.Format([new("user", "What is EPS?")]), addBos: false);
+        int[] ids = tokenizer.Encode(ChatTemplate.RequestPrompt(ChatTemplateKind.Llama3, [new("user", "What is EPS?")]), addBos: false);
         Assert.Equal(new[] { 128000, 128006, 882, 128007, 271, 3923, 374, 41707, 30, 128009, 128006, 78191, 128007, 271 }, ids);
         _ = JsonNode.Parse("{}");
     }

@@ -1,5 +1,6 @@
 using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
 using FinQLoRA.Models;

@@ -1,5 +1,4 @@
 using FinQLoRA.Adapters;
-using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Serving;
 using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
@@ -7,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Serving;
 
-/// <summary>The gathered batched LoRA delta against <see cref="LoraLinear"/>'s one-adapter forward, and chat format detection.</summary>
+/// <summary>The gathered batched LoRA delta against <see cref="LoraLinear"/>'s one-adapter forward.</summary>
 public sealed class StackedLoraTests
 {
     [Fact]
@@ -44,39 +43,5 @@ public sealed class StackedLoraTests
             foreach (var w in LoraInjector.Wrapped(model)) w.Lora.Stacked = null;
             foreach (var s in stacks) s.Dispose();
         }
-    }
-
-    private sealed class FakeTokenizer(Dictionary<string, int> specials) : ITextTokenizer
-    {
-        public int VocabSize => 100;
-        public int? BosId => null;
-        public IReadOnlyList<int> EosIds => [0];
-        public int PadId => 0;
-        public bool AddsBosByDefault => false;
-        public int[] Encode(string text, bool addBos) => [];
-        public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true) => "";
-        public int? TokenToId(string token) => specials.TryGetValue(token, out int id) ? id : null;
-    }
-
-    [Fact]
-    public void ChatFormatIsChatMlWhenTheConfigSaysSoLlama3ByItsTokensAndNoneOtherwise()
-    {
-        using var temp = new TempFolder();
-        string dir = temp.Path;
-        string config = Path.Combine(dir, "tokenizer_config.json");
-        File.WriteAllText(config, "{\"chat_template\": \"{% for m in messages %}<|im_start|>{{ m.role }}\\n{{ m.content }}<|im_end|>\\n{% endfor %}\"}");
-        var chatMl = ChatFormat.Detect(new FakeTokenizer(new() { ["<|im_start|>"] = 5, ["<|im_end|>"] = 6 }), config)!;
-        Assert.Equal("chatml", chatMl.Name);
-        Assert.Equal([6], chatMl.StopIds);
-        Assert.Equal("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
-            chatMl.Render([new ChatTurn("system", "Be brief."), new ChatTurn("user", "Hi")]));
-
-        var llama3 = ChatFormat.Detect(new FakeTokenizer(new() { ["<|start_header_id|>"] = 1, ["<|end_header_id|>"] = 2, ["<|eot_id|>"] = 3 }), null)!;
-        Assert.Equal("llama3", llama3.Name);
-        Assert.Equal([3], llama3.StopIds);
-        Assert.Equal(Llama3ChatTemplate.Format([new("user", "Hi")]), llama3.Render([new ChatTurn("user", "Hi")]));
-
-        Assert.Null(ChatFormat.Detect(new FakeTokenizer([]), config)); // ChatML named but its tokens missing
-        Assert.Null(ChatFormat.Detect(new FakeTokenizer(new() { ["<|im_start|>"] = 5, ["<|im_end|>"] = 6 }), null));
     }
 }

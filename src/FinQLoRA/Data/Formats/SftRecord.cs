@@ -1,9 +1,7 @@
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Data.Tasks;
 
 namespace FinQLoRA.Data.Formats;
-
-/// <summary>A stretch of a training sequence's text and whether the loss covers it.</summary>
-public sealed record SftSegment(string Text, bool Trained);
 
 /// <summary>
 /// One training example in any supported format. <see cref="Segments"/> (chat data) lists the rendered text in

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Hub;
 
@@ -80,13 +81,13 @@ public static class TrainingData
             default:
                 if (!o.TryGetProperty("messages", out var list) || list.ValueKind != JsonValueKind.Array)
                     throw new UserInputException($"{path}:{lineNo}: \"messages\" must be a list of {{role, content}} objects");
-                var messages = new List<ChatTemplate.Message>();
+                var messages = new List<ChatTurn>();
                 foreach (var m in list.EnumerateArray())
                 {
                     string role = m.ValueKind == JsonValueKind.Object ? Field(path, lineNo, m, "role") : throw new UserInputException($"{path}:{lineNo}: each message must be an object with role and content");
                     if (role is not ("system" or "user" or "assistant"))
                         throw new UserInputException($"{path}:{lineNo}: message role '{role}' is not one of system, user, assistant");
-                    messages.Add(new ChatTemplate.Message(role, Field(path, lineNo, m, "content")));
+                    messages.Add(new ChatTurn(role, Field(path, lineNo, m, "content")));
                 }
                 int last = messages.FindLastIndex(m => m.Role == "assistant");
                 if (last < 0) throw new UserInputException($"{path}:{lineNo}: the conversation has no assistant turn to learn from");

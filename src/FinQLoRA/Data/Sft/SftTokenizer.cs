@@ -1,3 +1,4 @@
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Data.Formats;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Data.Tokenization;

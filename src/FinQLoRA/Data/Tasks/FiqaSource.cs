@@ -15,7 +15,6 @@ internal sealed class FiqaSource : ITaskSource
     public IEnumerable<Example> Read(string path, SourceContext context)
     {
         string medium = MediumOf(path);
-        var labels = context.Task.Labels!;
         JsonDocument doc;
         try { doc = JsonDocument.Parse(SourceFiles.ReadUtf8(path)); }
         catch (JsonException ex) { throw new UserInputException($"{path}:{(ex.LineNumber ?? 0) + 1}: invalid JSON; expected FiQA task 1 JSON {{id: {{sentence, info: [...]}}}}", ex); }
@@ -32,8 +31,8 @@ internal sealed class FiqaSource : ITaskSource
                 foreach (var aspect in info.EnumerateArray())
                 {
                     double score = Score(path, entry.Name, aspect);
-                    string label = score < -0.1 ? "negative" : score >= 0.1 ? "positive" : "neutral";
-                    result.Add(new Example(FinLoraPrompt.Sentiment(medium, labels, sentence.GetString()!), label));
+                    string label = score < -0.1 ? TaskLabels.Negative : score >= 0.1 ? TaskLabels.Positive : TaskLabels.Neutral;
+                    result.Add(new Example(context.Task.PromptFor(sentence.GetString()!, medium), label));
                 }
             }
             return result;

@@ -27,5 +27,6 @@ public static class HeadlineQuestions
         "Does the news headline compare gold with any other asset?",
     ];
 
-    public static string Instruction(string question) => $"{question} Please choose an answer from {{Yes/No}}.";
+    /// <summary>The question and the answers offered: "… Please choose an answer from {Yes/No}."</summary>
+    public static string Instruction(string question, IReadOnlyList<string> answers) => $"{question} Please choose an answer from {{{string.Join('/', answers)}}}.";
 }

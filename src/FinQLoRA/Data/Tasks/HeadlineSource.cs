@@ -25,12 +25,12 @@ internal sealed class HeadlineSource : ITaskSource
             }
             string headline = row.Fields[c[0]].Trim();
             string sentiment = row.Fields[c[7]].Trim().ToLowerInvariant();
-            if (sentiment is not ("positive" or "negative" or "neutral" or "none"))
+            if (sentiment is not (TaskLabels.Positive or TaskLabels.Negative or TaskLabels.Neutral or "none"))
                 throw new UserInputException($"{path}:{row.Line}: Price Sentiment is '{sentiment}', expected positive, negative, neutral or none");
             bool price = sentiment != "none", past = Flag(5), future = Flag(6);
             bool[] answers = [price, Flag(1), Flag(2), Flag(3), price && past, price && future, !price && past, !price && future, Flag(4)];
             for (int q = 0; q < answers.Length; q++)
-                result.Add(new Example(FinLoraPrompt.Classification(HeadlineQuestions.Instruction(HeadlineQuestions.All[q]), headline), answers[q] ? "Yes" : "No"));
+                result.Add(new Example(context.Task.PromptFor(headline, HeadlineQuestions.All[q]), answers[q] ? TaskLabels.Yes : TaskLabels.No));
         }
         return result;
     }

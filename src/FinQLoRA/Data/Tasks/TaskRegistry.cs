@@ -2,52 +2,51 @@ namespace FinQLoRA.Data.Tasks;
 
 /// <summary>
 /// The financial tasks, their sources and prompt wording. Wording follows FinLoRA's test files
-/// (shared/data/finlora-test), which are the ground truth; see each source reader for details.
+/// (shared/data/finlora-test), which are the ground truth. Each task's prompt is written once, here: the source
+/// readers build their examples with <see cref="TaskDefinition.PromptFor"/> (NER's seventeen templates with shuffled
+/// options, and the XBRL CSVs, which carry their prompts, are the exceptions their readers document). Label sets
+/// are <see cref="TaskLabels"/>.
 /// </summary>
 public static class TaskRegistry
 {
-    private static readonly string[] Sentiment3 = ["negative", "neutral", "positive"];
-    private static readonly string[] Nwgi7 =
-        ["strong negative", "moderately negative", "mildly negative", "neutral", "mildly positive", "moderately positive", "strong positive"];
-    private static readonly string[] EntityTypes = ["location", "organization", "person"];
 
     private static readonly TaskDefinition[] Tasks =
     [
         new("fpb", "Financial PhraseBank sentence sentiment (3 labels)",
             "FPB Sentences_*Agree.txt ('sentence@label', Latin-1 or UTF-8) or FinLoRA JSONL",
-            Sentiment3, 8, MetricKind.Classification, (input, _) => FinLoraPrompt.Sentiment("news", Sentiment3, input))
+            TaskLabels.Sentiment, 8, MetricKind.Classification, (input, _) => FinLoraPrompt.Sentiment("news", TaskLabels.Sentiment, input))
         { Source = new FinancialPhraseBankSource() },
 
         new("fiqa", "FiQA 2018 task 1 sentiment of posts ('tweet') and headlines ('news'), score thresholds ±0.1",
             "FiQA task1_post_ABSA_*.json / task1_headline_ABSA_*.json or FinLoRA JSONL",
-            Sentiment3, 8, MetricKind.Classification, (input, medium) => FinLoraPrompt.Sentiment(medium ?? "tweet", Sentiment3, input))
+            TaskLabels.Sentiment, 8, MetricKind.Classification, (input, medium) => FinLoraPrompt.Sentiment(medium ?? "tweet", TaskLabels.Sentiment, input))
         { Source = new FiqaSource() },
 
         new("tfns", "Twitter Financial News sentiment, labels mapped as FinLoRA's tfns_test (0 negative, 1 neutral, 2 positive)",
             "TFNS CSV (text,label) or FinLoRA JSONL",
-            Sentiment3, 8, MetricKind.Classification, (input, _) => FinLoraPrompt.Sentiment("tweet", Sentiment3, input))
+            TaskLabels.Sentiment, 8, MetricKind.Classification, (input, _) => FinLoraPrompt.Sentiment("tweet", TaskLabels.Sentiment, input))
         {
             Source = new TfnsSource(),
             // FinLoRA's tfns_test.jsonl labels code 1 (Bullish) "neutral" and 2 (Neutral) "positive"; kept so that
             // training data and scores line up with the published test file. tfns_card has the card's mapping.
-            SourceLabels = new Dictionary<string, string> { ["0"] = "negative", ["1"] = "neutral", ["2"] = "positive" },
+            SourceLabels = new Dictionary<string, string> { ["0"] = TaskLabels.Negative, ["1"] = TaskLabels.Neutral, ["2"] = TaskLabels.Positive },
         },
 
         new("tfns_card", "Twitter Financial News sentiment, labels as the dataset card (0 Bearish negative, 1 Bullish positive, 2 Neutral)",
             "TFNS CSV (text,label) or FinLoRA JSONL",
-            Sentiment3, 8, MetricKind.Classification, (input, _) => FinLoraPrompt.Sentiment("tweet", Sentiment3, input))
+            TaskLabels.Sentiment, 8, MetricKind.Classification, (input, _) => FinLoraPrompt.Sentiment("tweet", TaskLabels.Sentiment, input))
         {
             Source = new TfnsSource(),
-            SourceLabels = new Dictionary<string, string> { ["0"] = "negative", ["1"] = "positive", ["2"] = "neutral" },
+            SourceLabels = new Dictionary<string, string> { ["0"] = TaskLabels.Negative, ["1"] = TaskLabels.Positive, ["2"] = TaskLabels.Neutral },
         },
 
         new("nwgi", "NWGI news sentiment, 7 labels scored as 7",
             "FinLoRA JSONL (nwgi_test.jsonl)",
-            Nwgi7, 8, MetricKind.Classification, (input, _) => FinLoraPrompt.Sentiment("news", Nwgi7, input)),
+            TaskLabels.Nwgi, 8, MetricKind.Classification, (input, _) => FinLoraPrompt.Sentiment("news", TaskLabels.Nwgi, input)),
 
         new("nwgi_3", "NWGI news sentiment, 7 labels asked, scored as 3 (FinGPT's mapping)",
             "FinLoRA JSONL (nwgi_test.jsonl)",
-            Nwgi7, 8, MetricKind.Classification, (input, _) => FinLoraPrompt.Sentiment("news", Nwgi7, input))
+            TaskLabels.Nwgi, 8, MetricKind.Classification, (input, _) => FinLoraPrompt.Sentiment("news", TaskLabels.Nwgi, input))
         {
             // strong/moderately negative -> negative; mildly negative/neutral/mildly positive -> neutral;
             // moderately/strong positive -> positive. A bare "negative"/"positive" in an output also counts.
@@ -61,14 +60,14 @@ public static class TaskRegistry
 
         new("headline", "Gold-news headlines: nine yes/no questions per headline (FinGPT wording)",
             "gold-news TSV (Dates, URL, News, flags, Price Sentiment) or FinLoRA JSONL",
-            ["Yes", "No"], 4, MetricKind.Classification,
-            (input, question) => FinLoraPrompt.Classification(HeadlineQuestions.Instruction(question ?? HeadlineQuestions.All[0]), input))
+            TaskLabels.YesNo, 4, MetricKind.Classification,
+            (input, question) => FinLoraPrompt.Classification(HeadlineQuestions.Instruction(question ?? HeadlineQuestions.All[0], TaskLabels.YesNo), input))
         { Source = new HeadlineSource(), HeldOutFraction = 0.2 },
 
         new("ner", "Entity type (location/organization/person) of a named entity in an SEC-filing sentence",
             "CoNLL files (token POS chunk tag; FIN5 train, FIN3 test) or FinLoRA JSONL",
-            EntityTypes, 8, MetricKind.Classification,
-            (input, entity) => NerSource.Prompt(0, entity ?? throw new UserInputException("ner: the prompt needs the entity (subject) whose type is asked"), EntityTypes, input))
+            TaskLabels.EntityTypes, 8, MetricKind.Classification,
+            (input, entity) => NerSource.Prompt(0, entity ?? throw new UserInputException("ner: the prompt needs the entity (subject) whose type is asked"), TaskLabels.EntityTypes, input))
         { Source = new NerSource() },
 
         new("xbrl_tags", "XBRL formula construction: question (+ one-shot example) -> formula over us-gaap tags, exact match",
@@ -83,7 +82,7 @@ public static class TaskRegistry
 
         new("xbrl_term", "Explain an XBRL term in one sentence (token F1)",
             "XBRL Terminology.csv (Term,Explanation) or FinLoRA JSONL",
-            null, 128, MetricKind.TextSimilarity, (input, _) => XbrlTermSource.Prompt(input))
+            null, 128, MetricKind.TextSimilarity, (term, _) => $"Explain this XBRL term briefly in one sentence: {term}. Answer:")
         { Source = new XbrlTermSource() },
 
         new("financebench", "FinanceBench question answering over filing pages (token F1)",

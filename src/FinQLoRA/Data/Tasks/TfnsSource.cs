@@ -16,7 +16,7 @@ internal sealed class TfnsSource : ITaskSource
             string code = row.Fields[cols[1]].Trim();
             if (!map.TryGetValue(code, out string? label))
                 throw new UserInputException($"{path}:{row.Line}: label '{code}' is not one of {string.Join(", ", map.Keys)} (0 Bearish, 1 Bullish, 2 Neutral)");
-            yield return new Example(FinLoraPrompt.Sentiment("tweet", context.Task.Labels!, row.Fields[cols[0]]), label);
+            yield return new Example(context.Task.PromptFor(row.Fields[cols[0]]), label);
         }
     }
 }

@@ -1,8 +1,8 @@
 namespace FinQLoRA.Data.Tasks;
 
 /// <summary>
-/// "XBRL Terminology.csv" (Term, Explanation) → FinLoRA's xbrl_term prompt
-/// <c>Explain this XBRL term briefly in one sentence: {Term}. Answer:</c> with the explanation as target.
+/// "XBRL Terminology.csv" (Term, Explanation) → the task's prompt for the term (FinLoRA's
+/// <c>Explain this XBRL term briefly in one sentence: {Term}. Answer:</c>) with the explanation as target.
 /// Rows where either cell is empty or an Excel error (<c>#NAME?</c>) carry no definition and are skipped
 /// (FinLoRA kept 8 of them as the text "nan").
 /// </summary>
@@ -15,11 +15,9 @@ internal sealed class XbrlTermSource : ITaskSource
         {
             string term = row.Fields[c[0]].Trim(), explanation = row.Fields[c[1]].Trim();
             if (IsMissing(term) || IsMissing(explanation)) continue;
-            yield return new Example(Prompt(term), explanation);
+            yield return new Example(context.Task.PromptFor(term), explanation);
         }
     }
-
-    internal static string Prompt(string term) => $"Explain this XBRL term briefly in one sentence: {term}. Answer:";
 
     private static bool IsMissing(string cell) => cell.Length == 0 || cell.StartsWith('#') && cell.EndsWith('?');
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using FinQLoRA.Data.Chat;
 using FinQLoRA.Data.Formats;
 using FinQLoRA.Data.Sft;
 using FinQLoRA.Data.Tokenization;
@@ -16,8 +17,8 @@ public sealed class TrainingDataFormatsTests
     {
         string tokenizerFolder = Shared.File("models/llama-3.1-tokenizer");
         var tokenizer = TokenizerLoader.FromHuggingFace(tokenizerFolder);
-        Assert.Equal(ChatTemplateKind.Llama3, ChatTemplate.FromModel(tokenizerFolder));
-        var messages = new List<ChatTemplate.Message>
+        Assert.Equal(ChatTemplateKind.Llama3, ChatTemplateDetector.FromModel(tokenizerFolder));
+        var messages = new List<ChatTurn>
         {
             new("system", "You are a financial analyst."), new("user", "Sentiment of: Acme beat estimates."),
             new("assistant", "positive"), new("user", "And: Globex cut its dividend."), new("assistant", "negative, clearly"),
@@ -82,7 +83,7 @@ public sealed class TrainingDataFormatsTests
     {
         using var dir = new TempFolder();
         File.WriteAllText(Path.Combine(dir.Path, "tokenizer_config.json"), "{\"chat_template\": \"{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}\"}");
-        var e = Assert.Throws<UserInputException>(() => ChatTemplate.FromModel(dir.Path));
+        var e = Assert.Throws<UserInputException>(() => ChatTemplateDetector.FromModel(dir.Path));
         Assert.Contains("[INST]", e.Message);
         Assert.Contains("--chat-template", FinQLoRA.Cli.FlagNames.Render(e));
     }

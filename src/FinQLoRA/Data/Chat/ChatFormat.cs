@@ -1,0 +1,36 @@
+using FinQLoRA.Data.Tokenization;
+
+namespace FinQLoRA.Data.Chat;
+
+/// <summary>
+/// A model's chat template bound to its tokenizer, for prompts people write (<c>generate --chat</c>, serve, the
+/// IChatClient): the template <see cref="ChatTemplateDetector"/> finds, and the token that ends a reply.
+/// </summary>
+public sealed class ChatFormat
+{
+    private ChatFormat(ChatTemplateKind kind, IReadOnlyList<int> stopIds)
+    {
+        Kind = kind;
+        StopIds = stopIds;
+    }
+
+    public ChatTemplateKind Kind { get; }
+    /// <summary><c>llama3</c> or <c>chatml</c>.</summary>
+    public string Name => ChatTemplate.Name(Kind);
+    /// <summary>Token ids that end an assistant turn besides the tokenizer's EOS ids.</summary>
+    public IReadOnlyList<int> StopIds { get; }
+
+    /// <param name="tokenizerConfig">tokenizer_config.json beside the tokenizer, or null where there is none (GGUF)</param>
+    /// <returns>the format, or null when the model has none</returns>
+    public static ChatFormat? Detect(ITextTokenizer tokenizer, string? tokenizerConfig)
+    {
+        string? template = tokenizerConfig is not null && File.Exists(tokenizerConfig) ? ChatTemplateDetector.ReadTemplate(tokenizerConfig) : null;
+        if (ChatTemplateDetector.Detect(template, tokenizer.TokenToId) is not { } kind) return null;
+        // the rule has checked that the end-of-turn token exists
+        return new ChatFormat(kind, [tokenizer.TokenToId(ChatTemplate.EndOfTurn(kind)!)!.Value]);
+    }
+
+    /// <summary>The prompt text for the messages with the assistant turn opened, roles checked. Encode it without
+    /// adding BOS (the Llama 3 text starts with it; ChatML models use none).</summary>
+    public string Render(IReadOnlyList<ChatTurn> messages) => ChatTemplate.RequestPrompt(Kind, messages);
+}
