@@ -8,20 +8,19 @@ namespace FinQLoRA.Cli;
 
 /// <summary>
 /// The <c>finqlora</c> command line: every registered command, parsed strictly (an unknown option or a stray word is
-/// refused before any work, in one line naming the nearest option), help that fits its content, and every failure
-/// rendered by <see cref="ErrorReport"/>. Program runs it; tests run it in-process.
+/// refused before any work, in one line naming the nearest option: <see cref="RefusedCommandLine"/>), help that fits
+/// its content, and every failure rendered by <see cref="ErrorReport"/>. Program runs it; tests run it in-process.
 /// </summary>
 public static class CliApp
 {
     /// <summary>Every command's flag (ErrorReport adds the stack trace): taken out before Spectre parses, so that
-    /// strict parsing does not refuse it on commands whose settings do not declare it.</summary>
+    /// it is not refused on commands whose settings do not declare it.</summary>
     public const string VerboseFlag = "--verbose";
 
     public static void Configure(IConfigurator config)
     {
         config.SetApplicationName("finqlora");
         config.PropagateExceptions();
-        config.UseStrictParsing();
         config.SetHelpProvider(new FittedHelpProvider(config.Settings));
         CommandRegistry.Register(config);
     }
@@ -40,11 +39,9 @@ public static class CliApp
         try
         {
             beforeRun?.Invoke();
-            return app.Run(WithoutVerbose(args));
-        }
-        catch (CommandParseException e)
-        {
-            return ErrorReport.Write(RefusedCommandLine.Explain(e, args, CommandCatalog.Read()), verbose, stderr);
+            var own = WithoutVerbose(args);
+            RefusedCommandLine.Check(own);
+            return app.Run(own);
         }
         catch (Exception e)
         {

@@ -10,7 +10,7 @@ namespace FinQLoRA.Cli.Help;
 /// grids to the column's width, so every row was as wide as the widest one (or the terminal). The footer names the
 /// flag every command takes.
 /// </summary>
-public sealed class FittedHelpProvider(ICommandAppSettings settings) : HelpProvider(settings)
+internal sealed class FittedHelpProvider(ICommandAppSettings settings) : HelpProvider(settings)
 {
     public override IEnumerable<IRenderable> Write(ICommandModel model, ICommandInfo? command) =>
         [new TrimmedLines([.. base.Write(model, command)])];

@@ -5,7 +5,7 @@ namespace FinQLoRA.Cli.Help;
 
 /// <summary>Renders <paramref name="parts"/> one after the other with the trailing blanks of every line dropped
 /// (styles and line breaks kept).</summary>
-public sealed class TrimmedLines(IReadOnlyList<IRenderable> parts) : IRenderable
+internal sealed class TrimmedLines(IReadOnlyList<IRenderable> parts) : IRenderable
 {
     public Measurement Measure(RenderOptions options, int maxWidth)
     {

@@ -5,40 +5,51 @@ using Spectre.Console.Cli.Help;
 namespace FinQLoRA.Cli.Parsing;
 
 /// <summary>
-/// A command line that Spectre's strict parsing refused, said in one line that names what was typed and the nearest
-/// option of the command it was given to: <c>finqlora generate: unknown option --tempreture; did you mean
-/// --temperature?</c>. Spectre's parse exceptions carry the offending word only in their message (their factories are
-/// internal), so the word is read from there; a message of another shape is passed on as it is.
+/// Refuses a command line before any work when it holds an option the command does not have or a word it does not
+/// take, in one line that names what was typed and the nearest option (or command):
+/// <c>finqlora generate: unknown option --tempreture; did you mean --temperature? (see finqlora generate --help)</c>.
 /// </summary>
-public static partial class RefusedCommandLine
+internal static partial class RefusedCommandLine
 {
-    public static Exception Explain(CommandParseException refused, IReadOnlyList<string> args, CommandCatalog catalog)
+    public static void Check(IReadOnlyList<string> args)
+    {
+        CommandCatalog line;
+        try { line = CommandCatalog.Parse(args); }
+        catch (CommandParseException refused) { throw Explain(refused, args); }
+        if (line.UnknownOptions.Count > 0)
+        {
+            string typed = line.UnknownOptions[0];
+            throw new UserInputException($"{CommandCatalog.Name(line.Command)}: unknown option {typed}; did you mean {ClosestName.Find(typed, Options(line.Command))}? {Help(line.Command)}");
+        }
+    }
+
+    /// <summary>What Spectre's parsing refused, with the command's nearest option or subcommand. Its parse exceptions
+    /// carry the offending word only in their message (their factories are internal), so the word is read from
+    /// there; a message of another shape is passed on as it is.</summary>
+    private static Exception Explain(CommandParseException refused, IReadOnlyList<string> args)
     {
         var match = Refusal().Match(refused.Message);
         if (!match.Success) return refused;
         string word = match.Groups["word"].Value;
-        var (command, words) = catalog.Find(args);
-        string name = string.Join(' ', ["finqlora", .. args.Take(words)]);
-        string help = $"(see {name} --help)";
-        IReadOnlyList<string> options = [.. CommandCatalog.Options(command), CliApp.VerboseFlag];
-
-        string message = match.Groups["kind"].Value switch
+        var catalog = CommandCatalog.Read();
+        var command = catalog.Find(args);
+        string name = CommandCatalog.Name(command);
+        if (match.Groups["kind"].Value == "Unexpected option")
         {
-            "Unknown option" or "Unexpected option" => UnknownOption(name, Typed(word, args), options, help),
-            _ when command is null or { IsBranch: true } => UnknownCommand(name, word, command, catalog, help),
-            _ => $"{name}: unexpected argument '{word}'{Takes(command)}; the closest option is {ClosestName.Find(word, options)} {help}",
-        };
-        return new UserInputException(message, refused);
+            string typed = word.Length == 1 ? "-" + word : "--" + word;
+            return new UserInputException($"{name}: unknown option {typed}; did you mean {ClosestName.Find(typed, Options(command))}? {Help(command)}", refused);
+        }
+        if (command is null or { IsBranch: true })
+        {
+            var commands = (command?.Commands ?? catalog.Model.Commands).Where(c => !c.IsHidden).Select(c => c.Name);
+            return new UserInputException($"{name}: unknown command '{word}'; did you mean '{ClosestName.Find(word, commands)}'? {Help(command)}", refused);
+        }
+        return new UserInputException($"{name}: unexpected argument '{word}'{Takes(command)}; the closest option is {ClosestName.Find(word, Options(command))} {Help(command)}", refused);
     }
 
-    private static string UnknownOption(string name, string typed, IReadOnlyList<string> options, string help) =>
-        $"{name}: unknown option {typed}; did you mean {ClosestName.Find(typed, options)}? {help}";
+    private static string Help(ICommandInfo? command) => $"(see {CommandCatalog.Name(command)} --help)";
 
-    private static string UnknownCommand(string name, string word, ICommandInfo? branch, CommandCatalog catalog, string help)
-    {
-        var commands = (branch?.Commands ?? catalog.Model.Commands).Where(c => !c.IsHidden).Select(c => c.Name);
-        return $"{name}: unknown command '{word}'; did you mean '{ClosestName.Find(word, commands)}'? {help}";
-    }
+    private static IReadOnlyList<string> Options(ICommandInfo? command) => [.. CommandCatalog.Options(command), CliApp.VerboseFlag];
 
     /// <summary>What the command does take in place of the stray word: its arguments, or none.</summary>
     private static string Takes(ICommandInfo command)
@@ -47,15 +58,8 @@ public static partial class RefusedCommandLine
         return arguments.Count == 0 ? " (it takes options only)" : $" (it takes {string.Join(' ', arguments)} and options)";
     }
 
-    /// <summary>The option as the user spelled it: Spectre reports <c>tempreture</c> for <c>--tempreture=0.5</c> and
-    /// <c>x</c> for <c>-x</c>.</summary>
-    private static string Typed(string word, IReadOnlyList<string> args) =>
-        args.Any(a => a == "--" + word || a.StartsWith("--" + word + "=", StringComparison.Ordinal) || a.StartsWith("--" + word + ":", StringComparison.Ordinal))
-            ? "--" + word
-            : "-" + word;
-
-    // Spectre's wording: "Unknown option 'x'.", "Unexpected option 'x'." (before any command), "Unknown command 'x'.",
-    // "Could not match 'x' with an argument."
-    [GeneratedRegex(@"^(?<kind>Unknown option|Unexpected option|Unknown command|Could not match) '(?<word>.*)'")]
+    // Spectre's wording: "Unexpected option 'x'." (an option before any command), "Unknown command 'x'." (also a stray
+    // word after a command without arguments), "Could not match 'x' with an argument."
+    [GeneratedRegex(@"^(?<kind>Unexpected option|Unknown command|Could not match) '(?<word>.*)'")]
     private static partial Regex Refusal();
 }
