@@ -59,6 +59,16 @@ public sealed class StrictCommandLineTests
     }
 
     [Fact]
+    public void AnOptionWithoutItsValueIsRefusedWithoutAMadeUpValue()
+    {
+        // Spectre's strict mode retries a refused line with its default command's name inserted, which would become
+        // this option's value; the refusal must name the option instead
+        string line = CliProcess.AssertOneLineError(InProcessCli.Run("train", "--model", "m", "--out"));
+        Assert.Contains("'out'", line);
+        Assert.DoesNotContain("__default_command", line);
+    }
+
+    [Fact]
     public void AMisspelledCommandNamesTheOneMeant()
     {
         Assert.Contains("unknown command 'tarin'; did you mean 'train'?", CliProcess.AssertOneLineError(InProcessCli.Run("tarin")));
