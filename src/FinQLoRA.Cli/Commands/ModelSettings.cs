@@ -22,10 +22,6 @@ public class ModelSettings : CommandSettings
     [DefaultValue("bf16")]
     public string DType { get; set; } = "bf16";
 
-    [CommandOption("--verbose")]
-    [Description("print stack traces for errors")]
-    public bool Verbose { get; set; }
-
     public override Spectre.Console.ValidationResult Validate()
     {
         if (string.IsNullOrWhiteSpace(Model)) return Spectre.Console.ValidationResult.Error("--model is required");
