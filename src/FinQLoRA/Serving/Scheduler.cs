@@ -21,10 +21,10 @@ internal sealed class Scheduler : IDisposable
     private readonly ModelRunner _runner;
     private readonly AdapterRegistry _adapters;
     private readonly List<EngineRow> _rows = [];
-    private readonly LinkedList<EngineRow> _queue = new();
+    private readonly WaitingQueue _queue;
     private readonly Queue<Action> _commands = new();
     private readonly SemaphoreSlim _wake = new(0);
-    private readonly object _lock = new();
+    private readonly object _commandsLock = new(); // guards _commands
     private readonly Thread _thread;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _stopping, _abort, _exit;
@@ -40,6 +40,7 @@ internal sealed class Scheduler : IDisposable
         _options = options;
         _observer = observer;
         _adapters = adapters;
+        _queue = new WaitingQueue(options.MaxQueue, observer);
         _cache = new SlotKvCache(model.Config, options.MaxBatch, options.MaxModelLen, model.ComputeDType, model.Device);
         _runner = new ModelRunner(model, tokenizer, _cache, adapters, observer);
         _thread = new Thread(Loop) { IsBackground = true, Name = "finqlora-scheduler" };
@@ -48,7 +49,7 @@ internal sealed class Scheduler : IDisposable
 
     public long KvCacheBytes => _cache.Bytes;
     /// <summary>Requests waiting for a slot.</summary>
-    public int Queued { get { lock (_lock) return _queue.Count; } }
+    public int Queued => _queue.Count;
     /// <summary>Rows holding a KV slot.</summary>
     public int Running => Volatile.Read(ref _running);
     public bool IsStopping => _stopping;
@@ -57,30 +58,25 @@ internal sealed class Scheduler : IDisposable
     /// beyond the free slots, in which case the row is released and disposed here.</summary>
     public ChannelReader<EngineEvent> Enqueue(EngineRow row)
     {
-        lock (_lock)
-        {
-            ServingException? refused = _stopping ? new ServingException(ServingErrorKind.ShuttingDown, "the server is shutting down")
-                : _queue.Count - (_options.MaxBatch - _running) >= _options.MaxQueue // waiting beyond the free slots
-                    ? new ServingException(ServingErrorKind.QueueFull, $"the queue is full ({_options.MaxQueue} requests waiting); retry later")
-                    : null;
-            if (refused is not null)
-            {
-                _adapters.Release(row.Request.Adapter);
-                row.Dispose();
-                throw refused;
-            }
-            _queue.AddLast(row);
-            _observer?.QueueDepth(_queue.Count);
-        }
+        if (_stopping) Refuse(row, new ServingException(ServingErrorKind.ShuttingDown, "the server is shutting down"));
+        if (!_queue.TryAdd(row, _options.MaxBatch - Running))
+            Refuse(row, new ServingException(ServingErrorKind.QueueFull, $"the queue is full ({_options.MaxQueue} requests waiting); retry later"));
         _wake.Release();
         return row.Channel.Reader;
+    }
+
+    private void Refuse(EngineRow row, ServingException error)
+    {
+        _adapters.Release(row.Request.Adapter);
+        row.Dispose();
+        throw error;
     }
 
     /// <summary>Runs <paramref name="action"/> on the owner thread between two steps.</summary>
     public Task RunOnOwnerThread(Action action)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_lock)
+        lock (_commandsLock)
         {
             if (_exit) throw new ServingException(ServingErrorKind.ShuttingDown, "the server is shutting down");
             _commands.Enqueue(() =>
@@ -144,8 +140,8 @@ internal sealed class Scheduler : IDisposable
                     if (_chunked is { } chunked) End(chunked, e);
                 }
                 _observer?.BatchSize(_rows.Count);
-                bool idle;
-                lock (_lock) idle = _rows.Count == 0 && _chunked is null && _queue.Count == 0 && _commands.Count == 0;
+                // A submit or command after this check has released the semaphore already: the wait returns at once.
+                bool idle = _rows.Count == 0 && _chunked is null && _queue.Count == 0 && PendingCommands == 0;
                 if (idle && !_exit) _wake.Wait();
             }
             RunCommands();
@@ -158,12 +154,14 @@ internal sealed class Scheduler : IDisposable
         }
     }
 
+    private int PendingCommands { get { lock (_commandsLock) return _commands.Count; } }
+
     private void RunCommands()
     {
         while (true)
         {
             Action? command;
-            lock (_lock) if (!_commands.TryDequeue(out command)) return;
+            lock (_commandsLock) if (!_commands.TryDequeue(out command)) return;
             command();
         }
     }
@@ -172,36 +170,14 @@ internal sealed class Scheduler : IDisposable
     {
         foreach (var row in _rows.ToList()) End(row, null);
         if (_chunked is { } chunked) End(chunked, null);
-        while (TryDequeue(out var row)) End(row, null);
+        while (_queue.TryTake(out var row)) End(row, null);
     }
 
     private void DropCancelled()
     {
         foreach (var row in _rows.Where(r => r.Request.Cancellation.IsCancellationRequested).ToList()) End(row, null);
         if (_chunked is { Request.Cancellation.IsCancellationRequested: true } chunked) End(chunked, null);
-        List<EngineRow> cancelled;
-        lock (_lock)
-        {
-            cancelled = _queue.Where(r => r.Request.Cancellation.IsCancellationRequested).ToList();
-            foreach (var r in cancelled) _queue.Remove(r);
-        }
-        foreach (var row in cancelled) End(row, null);
-    }
-
-    private bool TryDequeue(out EngineRow row)
-    {
-        lock (_lock)
-        {
-            if (_queue.First is { } first)
-            {
-                _queue.RemoveFirst();
-                _observer?.QueueDepth(_queue.Count);
-                row = first.Value;
-                return true;
-            }
-        }
-        row = null!;
-        return false;
+        foreach (var row in _queue.RemoveCancelled()) End(row, null);
     }
 
     /// <summary>Takes waiting requests into free slots and prefills them together, right-padded to the longest, while
@@ -213,14 +189,14 @@ internal sealed class Scheduler : IDisposable
         int longest = 0;
         // while a chunked prefill holds the last slot, running rows fit in the others
         int Capacity() => _chunked is null ? _options.MaxBatch : _options.MaxBatch - 1;
-        while (_rows.Count + group.Count < Capacity() && TryDequeue(out var row))
+        while (_rows.Count + group.Count < Capacity() && _queue.TryTake(out var row))
         {
             if (row.Request.Cancellation.IsCancellationRequested) { End(row, null); continue; }
             if (row.Request.PromptIds.Length > _options.PrefillTokensPerStep)
             {
                 if (group.Count > 0 || _chunked is not null)
                 {
-                    lock (_lock) _queue.AddFirst(row);
+                    _queue.PutBack(row);
                     break;
                 }
                 _chunked = row;
@@ -231,7 +207,7 @@ internal sealed class Scheduler : IDisposable
             int t = Math.Max(longest, row.Request.PromptIds.Length);
             if (group.Count > 0 && t * (group.Count + 1) > _options.PrefillTokensPerStep)
             {
-                lock (_lock) _queue.AddFirst(row);
+                _queue.PutBack(row);
                 break;
             }
             longest = t;
