@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Threading.Channels;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Models;
@@ -58,13 +59,14 @@ internal sealed class Scheduler : IDisposable
     /// beyond the free slots, in which case the row is released and disposed here.</summary>
     public ChannelReader<EngineEvent> Enqueue(EngineRow row)
     {
-        if (_stopping) Refuse(row, new ServingException(ServingErrorKind.ShuttingDown, "the server is shutting down"));
+        if (_stopping) Refuse(row, ServingException.ShuttingDown());
         if (!_queue.TryAdd(row, _options.MaxBatch - Running))
             Refuse(row, new ServingException(ServingErrorKind.QueueFull, $"the queue is full ({_options.MaxQueue} requests waiting); retry later"));
         _wake.Release();
         return row.Channel.Reader;
     }
 
+    [DoesNotReturn]
     private void Refuse(EngineRow row, ServingException error)
     {
         _adapters.Release(row.Request.Adapter);
@@ -78,7 +80,7 @@ internal sealed class Scheduler : IDisposable
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_commandsLock)
         {
-            if (_exit) throw new ServingException(ServingErrorKind.ShuttingDown, "the server is shutting down");
+            if (_exit) throw ServingException.ShuttingDown();
             _commands.Enqueue(() =>
             {
                 try { action(); done.SetResult(); }

@@ -54,7 +54,7 @@ public sealed class ServingEngine : IDisposable
         var row = new EngineRow(request, Tokenizer, _model.Device);
         try
         {
-            if (_scheduler.IsStopping) throw new ServingException(ServingErrorKind.ShuttingDown, "the server is shutting down");
+            if (_scheduler.IsStopping) throw ServingException.ShuttingDown();
             if (request.Adapter is { } name) _adapters.Acquire(name);
         }
         catch
