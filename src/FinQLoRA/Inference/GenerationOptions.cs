@@ -1,7 +1,7 @@
 namespace FinQLoRA.Inference;
 
 /// <summary>Decoding settings. Greedy unless <see cref="Temperature"/> &gt; 0.</summary>
-public sealed record GenerationOptions
+public sealed record GenerationOptions : ISamplingSettings
 {
     public int MaxNewTokens { get; init; } = 64;
     /// <summary>0 means greedy (argmax).</summary>

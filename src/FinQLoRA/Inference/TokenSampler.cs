@@ -6,11 +6,11 @@ namespace FinQLoRA.Inference;
 /// seeded generator so that a seed reproduces a run.</summary>
 public sealed class TokenSampler : IDisposable
 {
-    private readonly GenerationOptions _options;
+    private readonly ISamplingSettings _options;
     private readonly Generator? _generator;
     private bool _firstStep = true;
 
-    public TokenSampler(GenerationOptions options, Device device)
+    public TokenSampler(ISamplingSettings options, Device device)
     {
         _options = options;
         if (!options.Greedy) _generator = new Generator((ulong)options.Seed, device);

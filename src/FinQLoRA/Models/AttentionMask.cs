@@ -3,8 +3,8 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Models;
 
 /// <summary>
-/// Additive attention masks and positions for batches with left padding. A key is visible to a query when it
-/// is not padding and not in the query's future. We use the dtype's most negative finite value rather than
+/// Additive attention masks and positions for padded batches (left padding in generation, right padding in the
+/// serving engine's slots). A key is visible to a query when it is not padding and not in the query's future. We use the dtype's most negative finite value rather than
 /// -inf, as Hugging Face does, so that a padding query whose row is all masked yields finite garbage instead of NaN.
 /// </summary>
 public static class AttentionMask
@@ -23,6 +23,14 @@ public static class AttentionMask
         var mask = zeros([batch, 1, t, s], ScalarType.Float32, device)
             .masked_fill(visible.logical_not(), float.MinValue);
         return mask.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The padding mask [B, S] of right-padded rows: true at positions below each row's length
+    /// (<paramref name="lengths"/> [B] int64), false after; the input <see cref="Build"/> takes for such a batch.</summary>
+    public static Tensor RightPadding(Tensor lengths, long s)
+    {
+        using var scope = NewDisposeScope();
+        return arange(0, s, ScalarType.Int64, lengths.device).view(1, s).lt(lengths.view(-1, 1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>The block-diagonal causal mask of packed rows: a token sees the earlier tokens of its own segment only

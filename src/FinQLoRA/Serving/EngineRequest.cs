@@ -2,4 +2,23 @@ namespace FinQLoRA.Serving;
 
 /// <summary>One sequence to generate: its prompt ids, the adapter (null = the base) and how to decode. Cancelling
 /// <see cref="Cancellation"/> (a client that went away) takes the row out of the batch at the next step.</summary>
-public sealed record EngineRequest(int[] PromptIds, string? Adapter, SamplingParams Sampling, CancellationToken Cancellation = default);
+public sealed record EngineRequest(int[] PromptIds, string? Adapter, SamplingParams Sampling, CancellationToken Cancellation = default)
+{
+    /// <summary>Refuses a request the engine cannot run (OpenAI's ranges; prompt plus completion within
+    /// <paramref name="maxModelLen"/>), naming the field at fault.</summary>
+    internal void Check(int vocabSize, int maxModelLen)
+    {
+        var s = Sampling;
+        if (PromptIds.Length == 0) throw new ServingException(ServingErrorKind.InvalidRequest, "the prompt is empty after tokenization", "prompt");
+        if (PromptIds.Any(id => id < 0 || id >= vocabSize))
+            throw new ServingException(ServingErrorKind.InvalidRequest, $"prompt token ids must be in [0, {vocabSize})", "prompt");
+        if (s.MaxTokens < 1) throw new ServingException(ServingErrorKind.InvalidRequest, $"max_tokens must be at least 1 (got {s.MaxTokens})", "max_tokens");
+        if (s.Temperature is < 0 or > 2 || double.IsNaN(s.Temperature)) throw new ServingException(ServingErrorKind.InvalidRequest, $"temperature must be in [0, 2] (got {s.Temperature})", "temperature");
+        if (s.TopP is <= 0 or > 1 || double.IsNaN(s.TopP)) throw new ServingException(ServingErrorKind.InvalidRequest, $"top_p must be in (0, 1] (got {s.TopP})", "top_p");
+        if (s.TopK < 0) throw new ServingException(ServingErrorKind.InvalidRequest, $"top_k must be >= 0 (got {s.TopK})", "top_k");
+        if (s.Logprobs is < 0 or > 20) throw new ServingException(ServingErrorKind.InvalidRequest, $"logprobs must be in [0, 20] (got {s.Logprobs})", "logprobs");
+        if (PromptIds.Length + s.MaxTokens > maxModelLen)
+            throw new ServingException(ServingErrorKind.ContextLength,
+                $"This model's maximum context length is {maxModelLen} tokens. However, you requested {PromptIds.Length + s.MaxTokens} tokens ({PromptIds.Length} in the prompt, {s.MaxTokens} for the completion). Please reduce the prompt or max_tokens.", "max_tokens");
+    }
+}

@@ -22,7 +22,7 @@ internal sealed class EngineRow : IDisposable
         var s = request.Sampling;
         Greedy = s.Temperature <= 0;
         if (!Greedy)
-            Sampler = new TokenSampler(new GenerationOptions { Temperature = s.Temperature, TopP = s.TopP, TopK = s.TopK, Seed = s.Seed }, device);
+            Sampler = new TokenSampler(s, device);
         Channel = System.Threading.Channels.Channel.CreateUnbounded<EngineEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         SubmittedAt = Stopwatch.GetTimestamp();
     }

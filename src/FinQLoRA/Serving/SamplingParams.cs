@@ -1,8 +1,10 @@
+using FinQLoRA.Inference;
+
 namespace FinQLoRA.Serving;
 
 /// <summary>How one request is decoded. Greedy unless <see cref="Temperature"/> &gt; 0; a sampled request draws from
 /// its own generator seeded with <see cref="Seed"/>, so its tokens do not depend on what else is in the batch.</summary>
-public sealed record SamplingParams
+public sealed record SamplingParams : ISamplingSettings
 {
     public int MaxTokens { get; init; } = 16;
     public double Temperature { get; init; }

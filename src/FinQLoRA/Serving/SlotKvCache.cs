@@ -77,6 +77,8 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     public void Move(int from, int to, int length)
     {
         if (from == to || length == 0) return;
+        // Indexing makes tensor handles: free them here, whichever step (or none) the caller is in.
+        using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         for (int i = 0; i < _keys.Length; i++)
         {

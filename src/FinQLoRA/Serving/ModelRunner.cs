@@ -1,0 +1,136 @@
+using FinQLoRA.Data.Tokenization;
+using FinQLoRA.Models;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Serving;
+
+/// <summary>
+/// The serving engine's forward passes over rows the <see cref="Scheduler"/> has placed in KV slots (vLLM's model
+/// runner): a prefill of newcomers' prompts, one chunk of a long prompt, or one decode step of every running row; then
+/// each row's next token is picked with its own sampling settings and its event is sent. It owns no rows and no slots,
+/// only the tensors of one step, so that the scheduling policy and the numerics can change apart. Masks come from
+/// <see cref="AttentionMask"/> alone, the model's one definition of what a query may see. Scheduler thread only.
+/// </summary>
+internal sealed class ModelRunner(LlamaModel model, ITextTokenizer tokenizer, SlotKvCache cache, AdapterRegistry adapters, IEngineObserver? observer)
+{
+    /// <summary>One forward over the newcomers' prompts, right-padded to <paramref name="longest"/>, in consecutive
+    /// slots from <c>group[0].Slot</c>: row r sees its own positions up to its length, causally; its logits are read at
+    /// its last prompt token. Returns the rows that finished with their first token.</summary>
+    public IReadOnlyList<EngineRow> Prefill(IReadOnlyList<EngineRow> group, int longest)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var device = model.Device;
+        int k = group.Count, t = longest;
+        var flat = new long[k * t];
+        var lengthValues = new long[k];
+        for (int r = 0; r < k; r++)
+        {
+            var prompt = group[r].Request.PromptIds;
+            lengthValues[r] = prompt.Length;
+            for (int c = 0; c < t; c++) flat[r * t + c] = c < prompt.Length ? prompt[c] : tokenizer.PadId;
+        }
+        var ids = tensor(flat, [k, t], device: device);
+        var lengths = tensor(lengthValues, device: device);
+        var positions = AttentionMask.Positions(null, k, t, 0, device);
+        var mask = AttentionMask.Build(AttentionMask.RightPadding(lengths, t), k, t, 0, device);    // [k, 1, t, t]
+        cache.BeginPrefill(group[0].Slot, k);
+        var last = (lengths - 1).view(k, 1, 1);
+        var logits = Forward(group, ids, positions, mask, h => model.Head(h.gather(1, last.expand(k, 1, h.shape[2]))).select(1, 0))!; // [k, vocab]
+        for (int r = 0; r < k; r++) group[r].Length = (int)lengthValues[r];
+        return Sample(group, logits);
+    }
+
+    /// <summary>Prompt positions [<paramref name="start"/>, <paramref name="end"/>) of <paramref name="row"/> into
+    /// <paramref name="slot"/>: its queries see the chunks before them and causally their own. Only the last chunk
+    /// (<paramref name="end"/> = the prompt's length) samples the row's first token; returns the rows that finished.</summary>
+    public IReadOnlyList<EngineRow> PrefillChunk(EngineRow row, int slot, int start, int end)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var device = model.Device;
+        var prompt = row.Request.PromptIds;
+        int c = end - start;
+        bool last = end == prompt.Length;
+        var ids = tensor(prompt[start..end].Select(i => (long)i).ToArray(), [1, c], device: device);
+        var positions = AttentionMask.Positions(null, 1, c, start, device);
+        var mask = AttentionMask.Build(null, 1, c, start, device);                                    // [1, 1, c, end]
+        cache.BeginPrefill(slot, 1, offset: start);
+        var logits = Forward([row], ids, positions, mask, h => last ? model.Head(h.narrow(1, c - 1, 1)).select(1, 0) : null); // [1, vocab]
+        return logits is null ? [] : Sample([row], logits);
+    }
+
+    /// <summary>One token for each running row (row i in slot i), fed at its own position; returns the rows that finished.</summary>
+    public IReadOnlyList<EngineRow> Decode(IReadOnlyList<EngineRow> rows)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var device = model.Device;
+        int n = rows.Count;
+        var lengthValues = rows.Select(r => (long)r.Length).ToArray();
+        int span = (int)lengthValues.Max() + 1;
+        var feed = tensor(rows.Select(r => (long)r.LastToken).ToArray(), [n, 1], device: device);
+        var lengths = tensor(lengthValues, device: device);
+        // Row r sees its own positions 0..length[r] (the token fed now included); the rest of the span is padding.
+        var mask = AttentionMask.Build(AttentionMask.RightPadding(lengths + 1, span), n, 1, span - 1, device); // [n, 1, 1, span]
+        cache.BeginDecode(arange(0, n, ScalarType.Int64, device), lengths, span);
+        var logits = Forward(rows, feed, lengths.view(n, 1), mask, h => model.Head(h).select(1, 0))!;  // [n, vocab]
+        foreach (var row in rows) row.Length++;
+        return Sample(rows, logits);
+    }
+
+    /// <summary>The layers with each row's adapter selected, then <paramref name="head"/> on the hidden states (inside
+    /// the selection too: the head may carry an adapter).</summary>
+    private Tensor? Forward(IReadOnlyList<EngineRow> rows, Tensor ids, Tensor positions, Tensor mask, Func<Tensor, Tensor?> head)
+    {
+        adapters.Select(rows.Select(r => r.Request.Adapter));
+        try { return head(model.RunLayers(model.Embed(ids), 0, model.Layers.Count, positions, mask, cache)); }
+        finally { adapters.ClearSelection(); }
+    }
+
+    /// <summary>Picks each row's token from logits [n, vocab] (row i = rows[i]): argmax for a greedy row, else its own
+    /// seeded sampler over its request's temperature / top-k / top-p. Sends the events; returns the rows that finished.</summary>
+    private List<EngineRow> Sample(IReadOnlyList<EngineRow> rows, Tensor logits)
+    {
+        long[] argmax = logits.argmax(-1).cpu().data<long>().ToArray();
+        Tensor? logp = rows.Any(r => r.Request.Sampling.Logprobs is not null) ? logits.log_softmax(-1) : null;
+        var finished = new List<EngineRow>();
+        for (int i = 0; i < rows.Count; i++)
+        {
+            var row = rows[i];
+            int token = row.Greedy ? (int)argmax[i] : (int)row.Sampler!.Next(logits.narrow(0, i, 1)).cpu().item<long>();
+            TokenLogprob? chosen = null;
+            List<TokenLogprob>? top = null;
+            if (row.Request.Sampling.Logprobs is { } k && logp is not null)
+            {
+                var rowLogp = logp[i];
+                int? previous = row.Generated > 0 ? row.LastToken : row.Request.PromptIds[^1];
+                chosen = Logprob(previous, token, rowLogp[token].item<float>());
+                top = [];
+                if (k > 0)
+                {
+                    var (values, indices) = rowLogp.topk(k);
+                    var v = values.cpu().data<float>().ToArray();
+                    var ix = indices.cpu().data<long>().ToArray();
+                    for (int j = 0; j < k; j++) top.Add(Logprob(previous, (int)ix[j], v[j]));
+                }
+            }
+            var ev = row.Accept(token, chosen, top, observer);
+            row.Channel.Writer.TryWrite(ev);
+            if (row.Finished) finished.Add(row);
+        }
+        return finished;
+    }
+
+    private TokenLogprob Logprob(int? previous, int id, float value) => new(id, TokenText(previous, id), value);
+
+    /// <summary>A token's text as it reads after <paramref name="previous"/>: SentencePiece decoders drop the leading
+    /// space of the first token, so a token alone would read "there" where the output reads " there".</summary>
+    private string TokenText(int? previous, int id)
+    {
+        if (previous is not { } p) return tokenizer.Decode([id], skipSpecialTokens: false);
+        string before = tokenizer.Decode([p], skipSpecialTokens: false);
+        string both = tokenizer.Decode([p, id], skipSpecialTokens: false);
+        return both.StartsWith(before, StringComparison.Ordinal) ? both[before.Length..] : tokenizer.Decode([id], skipSpecialTokens: false);
+    }
+}

@@ -1,0 +1,282 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Threading.Channels;
+using FinQLoRA.Data.Tokenization;
+using FinQLoRA.Models;
+
+namespace FinQLoRA.Serving;
+
+/// <summary>
+/// Continuous batching (Orca / vLLM style, at token granularity) on one owner thread, which alone touches the model,
+/// the KV slot pool and every tensor; other threads only submit requests and commands. Each iteration: run the queued
+/// commands (adapter loads/unloads), drop cancelled rows, admit newcomers into free slots and prefill them (up to a
+/// token budget, so running streams keep flowing), prefill the next chunk of a long prompt, then one decode step for
+/// all running rows. A row leaves the moment it finishes and its slot is reused at the next iteration: nobody waits for
+/// the slowest sequence of a batch. What a step computes is the <see cref="ModelRunner"/>'s; which rows, in which
+/// slots and when is decided here.
+/// </summary>
+internal sealed class Scheduler : IDisposable
+{
+    private readonly EngineOptions _options;
+    private readonly IEngineObserver? _observer;
+    private readonly SlotKvCache _cache;
+    private readonly ModelRunner _runner;
+    private readonly AdapterRegistry _adapters;
+    private readonly List<EngineRow> _rows = [];
+    private readonly WaitingQueue _queue;
+    private readonly Queue<Action> _commands = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly object _commandsLock = new(); // guards _commands
+    private readonly Thread _thread;
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile bool _stopping, _abort, _exit;
+    private int _running;
+    // A prompt longer than the per-step prefill budget is prefilled a chunk per iteration in the pool's last slot,
+    // between decode steps, and joins the running rows when its last chunk is done.
+    private EngineRow? _chunked;
+    private int _chunkedDone;
+    private int ChunkSlot => _options.MaxBatch - 1;
+
+    public Scheduler(LlamaModel model, ITextTokenizer tokenizer, EngineOptions options, AdapterRegistry adapters, IEngineObserver? observer)
+    {
+        _options = options;
+        _observer = observer;
+        _adapters = adapters;
+        _queue = new WaitingQueue(options.MaxQueue, observer);
+        _cache = new SlotKvCache(model.Config, options.MaxBatch, options.MaxModelLen, model.ComputeDType, model.Device);
+        _runner = new ModelRunner(model, tokenizer, _cache, adapters, observer);
+        _thread = new Thread(Loop) { IsBackground = true, Name = "finqlora-scheduler" };
+        _thread.Start();
+    }
+
+    public long KvCacheBytes => _cache.Bytes;
+    /// <summary>Requests waiting for a slot.</summary>
+    public int Queued => _queue.Count;
+    /// <summary>Rows holding a KV slot.</summary>
+    public int Running => Volatile.Read(ref _running);
+    public bool IsStopping => _stopping;
+
+    /// <summary>Queues a checked row (its adapter already acquired); refused while stopping or when the queue is full
+    /// beyond the free slots, in which case the row is released and disposed here.</summary>
+    public ChannelReader<EngineEvent> Enqueue(EngineRow row)
+    {
+        if (_stopping) Refuse(row, ServingException.ShuttingDown());
+        if (!_queue.TryAdd(row, _options.MaxBatch - Running))
+            Refuse(row, new ServingException(ServingErrorKind.QueueFull, $"the queue is full ({_options.MaxQueue} requests waiting); retry later"));
+        _wake.Release();
+        return row.Channel.Reader;
+    }
+
+    [DoesNotReturn]
+    private void Refuse(EngineRow row, ServingException error)
+    {
+        _adapters.Release(row.Request.Adapter);
+        row.Dispose();
+        throw error;
+    }
+
+    /// <summary>Runs <paramref name="action"/> on the owner thread between two steps.</summary>
+    public Task RunOnOwnerThread(Action action)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_commandsLock)
+        {
+            if (_exit) throw ServingException.ShuttingDown();
+            _commands.Enqueue(() =>
+            {
+                try { action(); done.SetResult(); }
+                catch (Exception e) { done.SetException(e); }
+            });
+        }
+        _wake.Release();
+        return done.Task;
+    }
+
+    /// <summary>Refuses new requests from now on (they get <see cref="ServingErrorKind.ShuttingDown"/>).</summary>
+    public void BeginShutdown() => _stopping = true;
+
+    /// <summary>Waits for the queued and running requests; past <paramref name="deadline"/> the rest are ended (their
+    /// streams close). Returns whether everything finished in time.</summary>
+    public async Task<bool> DrainAsync(TimeSpan deadline)
+    {
+        BeginShutdown();
+        var until = DateTime.UtcNow + deadline;
+        while (Running + Queued > 0 && DateTime.UtcNow < until) await Task.Delay(20).ConfigureAwait(false);
+        if (Running + Queued == 0) return true;
+        _abort = true;
+        _wake.Release();
+        while (Running + Queued > 0 && !_stopped.Task.IsCompleted) await Task.Delay(20).ConfigureAwait(false);
+        return false;
+    }
+
+    /// <summary>Ends every row and stops the owner thread; then frees the KV pool.</summary>
+    public void Dispose()
+    {
+        _stopping = true;
+        _abort = true;
+        _exit = true;
+        _wake.Release();
+        _thread.Join();
+        _cache.Dispose();
+        _wake.Dispose();
+    }
+
+    private void Loop()
+    {
+        try
+        {
+            while (!_exit)
+            {
+                RunCommands();
+                if (_abort) AbortAll();
+                DropCancelled();
+                try
+                {
+                    Admit();
+                    if (_chunked is not null) PrefillChunk();
+                    if (_rows.Count > 0) EndFinished(_runner.Decode(_rows.ToArray()));
+                }
+                catch (Exception e)
+                {
+                    // A failed step ends the rows it held (their clients see an error); the server keeps running.
+                    foreach (var row in _rows.ToList()) End(row, e);
+                    if (_chunked is { } chunked) End(chunked, e);
+                }
+                _observer?.BatchSize(_rows.Count);
+                // A submit or command after this check has released the semaphore already: the wait returns at once.
+                bool idle = _rows.Count == 0 && _chunked is null && _queue.Count == 0 && PendingCommands == 0;
+                if (idle && !_exit) _wake.Wait();
+            }
+            RunCommands();
+            AbortAll();
+        }
+        finally
+        {
+            _adapters.ClearSelection();
+            _stopped.TrySetResult();
+        }
+    }
+
+    private int PendingCommands { get { lock (_commandsLock) return _commands.Count; } }
+
+    private void RunCommands()
+    {
+        while (true)
+        {
+            Action? command;
+            lock (_commandsLock) if (!_commands.TryDequeue(out command)) return;
+            command();
+        }
+    }
+
+    private void AbortAll()
+    {
+        foreach (var row in _rows.ToList()) End(row, null);
+        if (_chunked is { } chunked) End(chunked, null);
+        while (_queue.TryTake(out var row)) End(row, null);
+    }
+
+    private void DropCancelled()
+    {
+        foreach (var row in _rows.Where(r => r.Request.Cancellation.IsCancellationRequested).ToList()) End(row, null);
+        if (_chunked is { Request.Cancellation.IsCancellationRequested: true } chunked) End(chunked, null);
+        foreach (var row in _queue.RemoveCancelled()) End(row, null);
+    }
+
+    /// <summary>Takes waiting requests into free slots and prefills them together, right-padded to the longest, while
+    /// the padded size stays within the per-step budget. A prompt longer than the budget starts a chunked prefill
+    /// instead (one at a time, in the last slot), so that no single forward holds the running streams up for long.</summary>
+    private void Admit()
+    {
+        var group = new List<EngineRow>();
+        int longest = 0;
+        // while a chunked prefill holds the last slot, running rows fit in the others
+        int Capacity() => _chunked is null ? _options.MaxBatch : _options.MaxBatch - 1;
+        while (_rows.Count + group.Count < Capacity() && _queue.TryTake(out var row))
+        {
+            if (row.Request.Cancellation.IsCancellationRequested) { End(row, null); continue; }
+            if (row.Request.PromptIds.Length > _options.PrefillTokensPerStep)
+            {
+                if (group.Count > 0 || _chunked is not null)
+                {
+                    _queue.PutBack(row);
+                    break;
+                }
+                _chunked = row;
+                _chunkedDone = 0;
+                Interlocked.Increment(ref _running);
+                continue;
+            }
+            int t = Math.Max(longest, row.Request.PromptIds.Length);
+            if (group.Count > 0 && t * (group.Count + 1) > _options.PrefillTokensPerStep)
+            {
+                _queue.PutBack(row);
+                break;
+            }
+            longest = t;
+            group.Add(row);
+        }
+        if (group.Count == 0) return;
+        foreach (var row in group)
+        {
+            row.Slot = _rows.Count;
+            _rows.Add(row);
+            Interlocked.Increment(ref _running);
+        }
+        try { EndFinished(_runner.Prefill(group, longest)); }
+        catch (Exception e)
+        {
+            foreach (var row in group.Where(r => r.Slot >= 0).OrderByDescending(r => r.Slot)) End(row, e);
+        }
+    }
+
+    /// <summary>The next chunk (up to the per-step budget) of the long prompt in <see cref="ChunkSlot"/>; after the last
+    /// one the row moves to the end of the running rows, with its first token sampled.</summary>
+    private void PrefillChunk()
+    {
+        var row = _chunked!;
+        int length = row.Request.PromptIds.Length;
+        int start = _chunkedDone, end = start + Math.Min(_options.PrefillTokensPerStep, length - start);
+        var finished = _runner.PrefillChunk(row, ChunkSlot, start, end);
+        _chunkedDone = end;
+        if (end < length) return;
+        _chunked = null;
+        row.Slot = _rows.Count;
+        _cache.Move(ChunkSlot, row.Slot, length);
+        _rows.Add(row);
+        row.Length = length;
+        EndFinished(finished);
+    }
+
+    private void EndFinished(IEnumerable<EngineRow> finished)
+    {
+        foreach (var row in finished.OrderByDescending(r => r.Slot)) End(row, null);
+    }
+
+    /// <summary>Takes a row out (finished, cancelled or failed): its slot is refilled by the last running row, its
+    /// stream is closed and its adapter's in-flight count drops.</summary>
+    private void End(EngineRow row, Exception? error)
+    {
+        if (ReferenceEquals(row, _chunked))
+        {
+            _chunked = null;
+            Interlocked.Decrement(ref _running);
+        }
+        else if (row.Slot >= 0)
+        {
+            int last = _rows.Count - 1;
+            if (row.Slot != last)
+            {
+                var moved = _rows[last];
+                _cache.Move(last, row.Slot, moved.Length);
+                moved.Slot = row.Slot;
+                _rows[row.Slot] = moved;
+            }
+            _rows.RemoveAt(last);
+            row.Slot = -1;
+            Interlocked.Decrement(ref _running);
+        }
+        row.Channel.Writer.TryComplete(error);
+        _adapters.Release(row.Request.Adapter);
+        row.Dispose();
+    }
+}
