@@ -2,6 +2,7 @@ using FinQLoRA.Loading;
 using System.Diagnostics;
 using FinQLoRA.Demo;
 using FinQLoRA.IO;
+using FinQLoRA.Inference.Decoding;
 using FinQLoRA.Models;
 using FinQLoRA.Models.Checkpoints;
 using FinQLoRA.Models.Gguf;
@@ -195,7 +196,6 @@ public static class GenerationBench
 
     private static Timing Ours(LlamaModel model, int[][] prompts, int steps, bool managedStep)
     {
-        model.ManagedDecodeStep = managedStep;
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         int batch = prompts.Length, length = prompts[0].Length;
@@ -206,11 +206,12 @@ public static class GenerationBench
         var next = logits.argmax(-1); // [B, 1]; argmax forces the lazy result like sampling would
         _ = next[0, 0].item<long>();
         double prefill = sw.Elapsed.TotalSeconds;
+        var decode = DecodeStep.Choose(model, cache, allowManaged: managedStep);
         sw.Restart();
         for (int s = 0; s < steps; s++)
         {
             using var step = NewDisposeScope();
-            logits = model.Forward(next, null, cache, lastOnly: true);
+            logits = decode.Forward(next);
             next = logits.argmax(-1).MoveToOuterDisposeScope();
             _ = next[0, 0].item<long>();
         }

@@ -83,7 +83,7 @@ public static class ServeBench
         {
             var sw = Stopwatch.StartNew();
             var offline = generator.GenerateIds(ids.Take(16).ToList(), options, 16);
-            offlineRates.Add(offline.Sum(r => r.OutputIds.Length + (r.FinishReason == "eos" ? 1 : 0)) / sw.Elapsed.TotalSeconds);
+            offlineRates.Add(offline.Sum(r => r.OutputIds.Length + (r.FinishReason.StopToken is not null ? 1 : 0)) / sw.Elapsed.TotalSeconds);
         }
         double offlineRate = offlineRates.Order().ElementAt(1);
 

@@ -1,13 +1,8 @@
-using FinQLoRA.Loading;
 using System.ComponentModel;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using FinQLoRA.Adapters;
-using FinQLoRA.Data.Chat;
-using FinQLoRA.Data.Tokenization;
-using FinQLoRA.Distributed;
 using FinQLoRA.Inference;
-using FinQLoRA.Inference.Pipeline;
+using FinQLoRA.Recipes;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -74,7 +69,7 @@ public sealed class GenerateSettings : QuantizedModelSettings
     public bool Chat { get; set; }
 
     [CommandOption("--json")]
-    [Description("print one JSON object per prompt: prompt_ids, output_ids, text, finish_reason")]
+    [Description("print one JSON object per prompt: prompt_ids, output_ids, text, finish_reason (stop or length), stop_reason (the stop id or string, or null)")]
     public bool Json { get; set; }
 
     public override ValidationResult Validate()
@@ -90,77 +85,54 @@ public sealed class GenerateCommand : Command<GenerateSettings>
     public override int Execute(CommandContext context, GenerateSettings s, CancellationToken cancellationToken)
     {
         var lines = s.Prompt != null ? [new PromptLine(s.Prompt, null, false)] : PromptFile.ReadLines(s.PromptsFile!);
-        var prompts = lines.Select(l => l.Prompt).ToList();
-        var options = new GenerationOptions
+        var result = GenerateRecipe.Run(new GenerateRecipeOptions
         {
-            MaxNewTokens = s.MaxNewTokens,
-            Temperature = s.Greedy ? 0 : s.Temperature,
-            TopP = s.TopP,
-            TopK = s.TopK,
-            Seed = s.Seed,
-            StopStrings = s.Stop,
-        };
-        options.Validate(); // before the model loads
-
-        var adapters = AdapterSpec.Parse(s.Adapter);
-        using var session = GenerationSession.Open(new GenerationSetup(s.Model, s.QuantizedLoadOptions())
-        {
-            Adapters = adapters.Select(a => (a.Name, a.Dir)).ToList(), PipelineStages = s.PipelineStages, MicroBatches = s.MicroBatches, Command = "generate",
+            ModelPath = s.Model,
+            Load = s.QuantizedLoadOptions(),
+            Prompts = lines.Select(l => new GenerateRecipePrompt(l.Prompt, l.Adapter, l.NamesAdapter)).ToList(),
+            Generation = new GenerationOptions
+            {
+                MaxNewTokens = s.MaxNewTokens,
+                Temperature = s.Greedy ? 0 : s.Temperature,
+                TopP = s.TopP,
+                TopK = s.TopK,
+                Seed = s.Seed,
+                StopStrings = s.Stop,
+            },
+            Adapters = AdapterSpec.Parse(s.Adapter).Select(a => (a.Name, a.Dir)).ToList(),
+            BatchSize = s.BatchSize,
+            PipelineStages = s.PipelineStages,
+            MicroBatches = s.MicroBatches,
+            Chat = s.Chat,
         });
-        var chat = s.Chat ? ChatFormatOf(s.Model, session.Tokenizer) : null; // on every rank: a refusal stops them all
-        var ids = session.IsMain ? Encode(chat, session.Tokenizer, prompts) : [];
-        if (session.SingleProcess is not { } generator)
-        {
-            // one stage per rank: every rank takes part, the main rank alone prints
-            var staged = session.Generator.GenerateIds(ids, options, s.BatchSize);
-            if (session.IsMain) Print(s, session.Tokenizer, prompts, staged);
-            return 0;
-        }
-        // A line without "adapter" uses the only adapter given; with several, it must say which (or gets the base).
-        string? fallback = adapters.Count == 1 ? adapters[0].Name : null;
-        var requests = lines.Select((l, i) => new GenerationRequest(ids[i], l.NamesAdapter ? l.Adapter : fallback)).ToList();
-        var results = MultiAdapterGenerator.Generate(generator, requests, options, s.BatchSize);
-        Print(s, session.Tokenizer, prompts, results, adapters.Count > 0 ? requests.Select(r => r.Adapter).ToList() : null);
+        if (result.IsMain) Print(s, lines, result);
         return 0;
     }
 
-    private static List<int[]> Encode(ChatFormat? chat, ITextTokenizer tokenizer, IReadOnlyList<string> prompts) =>
-        prompts.Select(p => chat is not null
-            ? tokenizer.Encode(chat.Render([new("user", p)]), addBos: false)
-            : tokenizer.Encode(p, addBos: tokenizer.AddsBosByDefault)).ToList();
-
-    /// <summary>--chat: the model's detected chat format (the same one serve uses); a model without one is refused
-    /// rather than given a template it was not trained on.</summary>
-    private static ChatFormat ChatFormatOf(string model, ITextTokenizer tokenizer)
+    private static void Print(GenerateSettings s, IReadOnlyList<PromptLine> lines, GenerateRecipeResult result)
     {
-        var path = ModelPath.Classify(model);
-        return ChatFormat.Detect(tokenizer, path.IsGguf ? null : Path.Combine(path.Checkpoint, ChatTemplateDetector.ConfigFileName))
-            ?? throw new UserInputException($"--chat: {model} has no chat template we render (neither a ChatML chat_template in tokenizer_config.json nor Llama 3's header tokens); drop --chat and write the prompt in the model's own format");
-    }
-
-    private static void Print(GenerateSettings s, ITextTokenizer tokenizer, IReadOnlyList<string> prompts, IReadOnlyList<GenerationResult> results, IReadOnlyList<string?>? adapters = null)
-    {
-        for (int i = 0; i < results.Count; i++)
+        for (int i = 0; i < result.Outputs.Count; i++)
         {
-            var r = results[i];
+            var r = result.Outputs[i];
             if (s.Json)
             {
                 var o = new JsonObject
                 {
-                    ["prompt"] = prompts[i],
-                    ["adapter"] = adapters?[i],
+                    ["prompt"] = lines[i].Prompt,
+                    ["adapter"] = result.Adapters?[i],
                     ["prompt_ids"] = new JsonArray(r.PromptIds.Select(x => (JsonNode)x).ToArray()),
                     ["output_ids"] = new JsonArray(r.OutputIds.Select(x => (JsonNode)x).ToArray()),
                     ["text"] = r.Text,
-                    ["finish_reason"] = r.FinishReason,
+                    ["finish_reason"] = r.FinishReason.Value,
+                    // vLLM's stop_reason: the stop id or stop string that ended the output, null at the length limit
+                    ["stop_reason"] = r.FinishReason.StopToken is { } id ? JsonValue.Create(id) : JsonValue.Create(r.FinishReason.StopString),
                 };
                 Console.WriteLine(o.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             }
             else
             {
-                // the prompt as typed, then what the model added to it (with the space a SentencePiece token carries)
-                string added = s.Chat ? r.Text : ContinuationText.Of(tokenizer, r.PromptIds, r.OutputIds, r.Text);
-                AnsiConsole.MarkupLine($"[grey]{Markup.Escape(prompts[i])}[/]{Markup.Escape(added)}");
+                // the prompt as typed, then what the model added to it (the text reads after the prompt, spaces included)
+                AnsiConsole.MarkupLine($"[grey]{Markup.Escape(lines[i].Prompt)}[/]{Markup.Escape(r.Text)}");
             }
         }
     }

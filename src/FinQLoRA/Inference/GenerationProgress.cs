@@ -4,8 +4,10 @@ namespace FinQLoRA.Inference;
 
 /// <summary>
 /// The per-sequence bookkeeping of one generated batch, shared by <see cref="TextGenerator"/> and the pipeline
-/// generator so that both stop for the same reasons: a stop id (EOS or <see cref="GenerationOptions.StopIds"/>),
-/// a stop string (text cut before it), or <see cref="GenerationOptions.MaxNewTokens"/>.
+/// generator so that both stop for the same reasons (<see cref="FinishReason"/>): a stop id (EOS or
+/// <see cref="GenerationOptions.StopIds"/>), a stop string (text cut before it), or
+/// <see cref="GenerationOptions.MaxNewTokens"/>. Each row's text is an <see cref="IncrementalText"/> anchored on its
+/// prompt, the serving engine's rule, so that prompt + text reads as the whole decoded sequence.
 /// </summary>
 internal sealed class GenerationProgress
 {
@@ -14,8 +16,8 @@ internal sealed class GenerationProgress
     private readonly ITextTokenizer _tokenizer;
     private readonly HashSet<int> _stopIds;
     private readonly List<int>[] _generated;
-    private readonly string?[] _finish;
-    private readonly string?[] _texts;
+    private readonly IncrementalText[] _texts;
+    private readonly FinishReason?[] _finish;
 
     public GenerationProgress(int[][] prompts, GenerationOptions options, ITextTokenizer tokenizer)
     {
@@ -24,8 +26,8 @@ internal sealed class GenerationProgress
         _tokenizer = tokenizer;
         _stopIds = tokenizer.EosIds.Concat(options.StopIds).ToHashSet();
         _generated = prompts.Select(_ => new List<int>()).ToArray();
-        _finish = new string?[prompts.Length];
-        _texts = new string?[prompts.Length];
+        _texts = prompts.Select(p => new IncrementalText(tokenizer, options.StopStrings, p.Length > 0 ? p[^1] : null)).ToArray();
+        _finish = new FinishReason?[prompts.Length];
     }
 
     /// <summary>Number of steps recorded so far.</summary>
@@ -41,13 +43,10 @@ internal sealed class GenerationProgress
         {
             if (_finish[r] != null) continue;
             int token = (int)chosen[r];
-            if (_stopIds.Contains(token)) { _finish[r] = "eos"; continue; }
+            if (_stopIds.Contains(token)) { _finish[r] = FinishReason.AtToken(token); continue; }
             _generated[r].Add(token);
-            if (_options.StopStrings.Count > 0 && CutAtStopString(_tokenizer.Decode(_generated[r])) is { } cut)
-            {
-                _texts[r] = cut;
-                _finish[r] = "stop_string";
-            }
+            _texts[r].Append(token);
+            if (_texts[r].StopString is { } stop) _finish[r] = FinishReason.AtString(stop);
         }
         Steps++;
     }
@@ -59,16 +58,5 @@ internal sealed class GenerationProgress
 
     public GenerationResult[] Results() =>
         Enumerable.Range(0, _prompts.Length).Select(r => new GenerationResult(
-            _prompts[r], _generated[r].ToArray(), _texts[r] ?? _tokenizer.Decode(_generated[r]), _finish[r] ?? "length")).ToArray();
-
-    private string? CutAtStopString(string text)
-    {
-        int best = -1;
-        foreach (string s in _options.StopStrings)
-        {
-            int at = text.IndexOf(s, StringComparison.Ordinal);
-            if (at >= 0 && (best < 0 || at < best)) best = at;
-        }
-        return best >= 0 ? text[..best] : null;
-    }
+            _prompts[r], _generated[r].ToArray(), _texts[r].Text, _finish[r] ?? FinishReason.Length)).ToArray();
 }

@@ -1,4 +1,5 @@
 using FinQLoRA.Data.Tokenization;
+using FinQLoRA.Inference.Decoding;
 using FinQLoRA.Models;
 using static TorchSharp.torch;
 
@@ -7,11 +8,21 @@ namespace FinQLoRA.Inference;
 /// <summary>
 /// Batched generation with a KV cache. Prompts of different lengths are left-padded so that every sequence's
 /// next token sits in the last column; padding is masked out of attention and does not shift positions.
+/// The decode loop of generate and eval (also through <see cref="MultiAdapterGenerator"/>): prefill, then sample,
+/// record (<see cref="GenerationProgress"/>: stop rules and text) and one decode step (<see cref="DecodeStep.Choose"/>)
+/// per token.
 /// </summary>
 public sealed class TextGenerator(LlamaModel model, ITextTokenizer tokenizer) : IBatchGenerator
 {
     public LlamaModel Model => model;
     public ITextTokenizer Tokenizer => tokenizer;
+
+    /// <summary>Let <see cref="DecodeStep.Choose"/> pick the managed single-token step where it applies; false runs
+    /// every step through libtorch (benchmarks and tests compare both).</summary>
+    public bool ManagedDecodeStep { get; init; } = true;
+
+    /// <summary>How many decode steps ran in managed code (tests check it ran).</summary>
+    internal long ManagedSteps { get; private set; }
 
     public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<string> prompts, GenerationOptions options, int batchSize = 8) =>
         GenerateIds(prompts.Select(p => tokenizer.Encode(p, options.AddBos)).ToList(), options, batchSize);
@@ -58,22 +69,30 @@ public sealed class TextGenerator(LlamaModel model, ITextTokenizer tokenizer) : 
             .masked_fill(fullMask.eq(0).view(b, 1, 1, capacity), float.MinValue).to(model.ComputeDType);
         var position = padMask.sum([1L], keepdim: true);                                            // [B, 1] int64
         int seen = longest;
-        while (true)
+        var step = DecodeStep.Choose(model, cache, ManagedDecodeStep);
+        try
         {
-            using var stepScope = NewDisposeScope();
-            var next = sampler.Next(logits.select(1, 0));
-            long[] chosen = next.cpu().data<long>().ToArray();
-            progress.Record(chosen);
-            if (progress.Done) break;
-            var feed = tensor(progress.NextFeed(chosen), [b, 1], device: device);
-            seen++;
-            logits.Dispose();
-            // One sequence has no padding: its step needs no mask or positions beyond the cache's (and can take the
-            // model's managed single-token path).
-            logits = (b == 1
-                ? model.Forward(feed, null, cache, lastOnly: true)
-                : model.Forward(feed, position, fullAdditive.narrow(3, 0, seen), cache, lastOnly: true)).MoveToOuterDisposeScope();
-            position.add_(1);
+            while (true)
+            {
+                using var stepScope = NewDisposeScope();
+                var next = sampler.Next(logits.select(1, 0));
+                long[] chosen = next.cpu().data<long>().ToArray();
+                progress.Record(chosen);
+                if (progress.Done) break;
+                var feed = tensor(progress.NextFeed(chosen), [b, 1], device: device);
+                seen++;
+                logits.Dispose();
+                // One sequence has no padding: its step needs no mask or positions beyond the cache's (and can be the
+                // managed single-token step).
+                logits = (b == 1
+                    ? step.Forward(feed)
+                    : step.Forward(feed, position, fullAdditive.narrow(3, 0, seen))).MoveToOuterDisposeScope();
+                position.add_(1);
+            }
+        }
+        finally
+        {
+            if (step is Decoding.ManagedDecodeStep managed) ManagedSteps += managed.Steps;
         }
         return progress.Results();
     }

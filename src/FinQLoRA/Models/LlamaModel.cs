@@ -28,16 +28,6 @@ public sealed class LlamaModel : nn.Module
     /// <summary>Recompute each decoder layer in backward instead of keeping its activations (training only).</summary>
     public bool GradientCheckpointing { get; set; }
 
-    /// <summary>Run one-token, batch-1 decode steps of an fp32 CPU model in managed code (<see cref="SingleTokenDecoder"/>)
-    /// when nothing rules it out; off runs them through libtorch like every other forward (benchmarks compare both).</summary>
-    public bool ManagedDecodeStep { get; set; } = true;
-
-    /// <summary>How many forwards the managed single-token step has served (tests check it ran).</summary>
-    internal long ManagedSteps { get; private set; }
-
-    private SingleTokenDecoder? _decoder;
-    private bool _decoderChecked;
-
     public LlamaModel(LlamaConfig config, ScalarType computeDType, Tensor embedTokens, IEnumerable<LlamaDecoderLayer> decoderLayers,
         RmsNorm finalNorm, nn.Module<Tensor, Tensor>? lmHead) : base(nameof(LlamaModel))
     {
@@ -116,14 +106,11 @@ public sealed class LlamaModel : nn.Module
     /// Full forward. <paramref name="padMask"/> [B, past + T] marks real tokens (1) and left padding (0);
     /// null means no padding. With a cache, keys/values are appended and the cache advanced by T.
     /// With <paramref name="lastOnly"/>, only the last position's logits are computed ([B, 1, vocab]).
+    /// Always libtorch: a generation loop that wants the managed single-token step chooses it
+    /// (<c>Inference.Decoding.DecodeStep</c>).
     /// </summary>
     public Tensor Forward(Tensor ids, Tensor? padMask = null, KvCache? cache = null, bool lastOnly = false)
     {
-        if (padMask is null && cache is not null && DecoderFor(ids, cache) is { } decoder)
-        {
-            ManagedSteps++;
-            return decoder.Step(ids.item<long>(), cache);
-        }
         using var scope = NewDisposeScope();
         long b = ids.shape[0], t = ids.shape[1];
         long past = cache?.Length ?? 0;
@@ -160,16 +147,6 @@ public sealed class LlamaModel : nn.Module
     /// and an additive mask [B, 1, T, T] (block-diagonal causal, <see cref="AttentionMask.Packed"/>).</summary>
     public Tensor Hidden(Tensor ids, Tensor positions, Tensor mask) =>
         RunLayers(Embed(ids), 0, _layers.Length, positions, mask, null);
-
-    /// <summary>The managed decoder when this step is one it computes: one token of one sequence, no gradients, a whole-model
-    /// fp32 cache of batch 1, and projections that are still the plain dense fp32 weights it read.</summary>
-    private SingleTokenDecoder? DecoderFor(Tensor ids, KvCache cache)
-    {
-        if (!ManagedDecodeStep || ids.numel() != 1 || ids.dim() != 2 || is_grad_enabled() || cache.FirstLayer != 0) return null;
-        if (_decoder is { } current && !current.IsCurrent()) { _decoder = null; _decoderChecked = false; }
-        if (!_decoderChecked) { _decoder = SingleTokenDecoder.TryCreate(this); _decoderChecked = true; }
-        return _decoder is not null && cache.Layout == (ScalarType.Float32, 1L) && ids.device_type == DeviceType.CPU ? _decoder : null;
-    }
 
     /// <summary>(trainable, total) parameter counts, counting quantized weights by their logical size.</summary>
     public (long Trainable, long Total) CountParameters()

@@ -78,7 +78,7 @@ public sealed class TrainedAdapterLlamaCppTests : IDisposable
             int[] expected = reference.Take(ours[i].OutputIds.Length).ToArray();
             Assert.True(expected.SequenceEqual(ours[i].OutputIds),
                 $"prompt {i}: llama.cpp [{string.Join(",", reference)}] vs ours [{string.Join(",", ours[i].OutputIds)}]");
-            if (ours[i].FinishReason == "eos") Assert.Contains(reference[ours[i].OutputIds.Length], tokenizer.EosIds);
+            if (ours[i].FinishReason.StopToken is not null) Assert.Contains(reference[ours[i].OutputIds.Length], tokenizer.EosIds);
             else Assert.Equal(NewTokens, ours[i].OutputIds.Length);
             if (!plain[i].OutputIds.SequenceEqual(ours[i].OutputIds)) changed++;
             Console.WriteLine($"base:    {Prompts[i]}{plain[i].Text}\nadapter: {Prompts[i]}{ours[i].Text}");

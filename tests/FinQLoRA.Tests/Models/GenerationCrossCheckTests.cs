@@ -57,7 +57,7 @@ public sealed class GenerationCrossCheckTests
 
         var cut = generator.Generate(["Once upon a time"], new GenerationOptions { MaxNewTokens = 32, StopStrings = ["Lily"] });
         Assert.Equal(", there was a little girl named ", cut[0].Text);
-        Assert.Equal("stop_string", cut[0].FinishReason);
+        Assert.Equal(FinishReason.AtString("Lily"), cut[0].FinishReason);
     }
 
     [Fact]

@@ -56,7 +56,7 @@ public sealed class ChatServeFixture : IAsyncLifetime
             var r = JsonNode.Parse(output.Split('\n').First(l => l.StartsWith('{')))!;
             var prompt = r["prompt_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
             var ids = r["output_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
-            Reference.Add((r["text"]!.GetValue<string>(), prompt, ids.Length + (r["finish_reason"]!.GetValue<string>() == "eos" ? 1 : 0)));
+            Reference.Add((r["text"]!.GetValue<string>(), prompt, ids.Length + (r["stop_reason"]?.GetValueKind() == System.Text.Json.JsonValueKind.Number ? 1 : 0)));
         }
 
         Host = ServerHost.Open(new ServerHostOptions

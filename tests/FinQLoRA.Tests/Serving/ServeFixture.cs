@@ -110,11 +110,12 @@ public sealed class ServeFixture : IAsyncLifetime
         {
             var r = results[i];
             string finish = r["finish_reason"]!.GetValue<string>();
-            int tokens = r["output_ids"]!.AsArray().Count + (finish == "eos" ? 1 : 0); // the server counts the EOS it generated
+            bool eos = r["stop_reason"]?.GetValueKind() == System.Text.Json.JsonValueKind.Number; // a stop id (EOS) ended it
+            int tokens = r["output_ids"]!.AsArray().Count + (eos ? 1 : 0); // the server counts the EOS it generated
             var promptIds = r["prompt_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
             var outputIds = r["output_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
             ReferenceIds[(models[i / Prompts.Length], i % Prompts.Length)] = (promptIds, outputIds);
-            Reference[(models[i / Prompts.Length], i % Prompts.Length)] = (AfterPrompt(tokenizer, promptIds, outputIds), tokens, finish == "eos" ? "stop" : finish);
+            Reference[(models[i / Prompts.Length], i % Prompts.Length)] = (AfterPrompt(tokenizer, promptIds, outputIds), tokens, finish);
         }
     }
 

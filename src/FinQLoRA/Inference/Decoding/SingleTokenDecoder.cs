@@ -1,10 +1,11 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using FinQLoRA.Models;
 using FinQLoRA.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace FinQLoRA.Models;
+namespace FinQLoRA.Inference.Decoding;
 
 /// <summary>
 /// One decode step of one sequence (batch 1, one token, no adapters) of an fp32 model on the CPU, in managed SIMD code
@@ -16,6 +17,7 @@ namespace FinQLoRA.Models;
 /// KV group's projections and attention on one thread and the other products by rows. The math is
 /// <see cref="LlamaModel.Forward(Tensor, Tensor?, KvCache?, bool)"/>'s in fp32 with other summation orders, so logits
 /// agree to fp32 rounding and greedy ids are the same (the llama.cpp cross-checks run through it).
+/// What it implements is stated in <see cref="ManagedStepSupport"/>; <see cref="DecodeStep.Choose"/> picks it.
 /// </summary>
 internal sealed unsafe class SingleTokenDecoder
 {
@@ -62,11 +64,12 @@ internal sealed unsafe class SingleTokenDecoder
             : new[] { layers[0].Q, layers[0].K, layers[0].V, layers[0].O, layers[0].Gate, layers[0].Up, layers[0].Down }.Sum(m => (long)m.Rows * m.Cols);
     }
 
-    /// <summary>A decoder for the model as its modules are now, or null when it does not apply: not an fp32 CPU model,
-    /// or a projection that is not a plain dense weight (quantized, or wrapped by an adapter).</summary>
+    /// <summary>A decoder for the model as its modules are now, or null when it does not apply: an architecture or
+    /// compute dtype/device outside <see cref="ManagedStepSupport"/>, or a projection that is not a plain dense fp32
+    /// weight (quantized, or wrapped by an adapter).</summary>
     public static SingleTokenDecoder? TryCreate(LlamaModel model)
     {
-        if (model.ComputeDType != ScalarType.Float32 || model.Device.type != DeviceType.CPU) return null;
+        if (ManagedStepSupport.Rejects(model) is not null) return null;
         if (!IsFp32(model.EmbedTokens) || !IsFp32(model.FinalNorm.Weight)) return null;
         if (model.LmHead is not null && !(model.LmHead is DenseLinear head && IsFp32(head.Weight))) return null;
         var layers = new Layer[model.Layers.Count];

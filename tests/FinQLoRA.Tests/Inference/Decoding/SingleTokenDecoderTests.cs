@@ -1,21 +1,29 @@
+using System.Runtime.CompilerServices;
 using FinQLoRA.Adapters;
 using FinQLoRA.Inference;
+using FinQLoRA.Inference.Decoding;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
 using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
 using static TorchSharp.torch;
 
-namespace FinQLoRA.Tests.Models;
+namespace FinQLoRA.Tests.Inference.Decoding;
 
 /// <summary>
 /// The managed one-token decode step (<see cref="SingleTokenDecoder"/>) against the libtorch forward it stands in for:
 /// the same logits to fp32 rounding, the same greedy ids and the same keys and values in the cache, on stories260K's
 /// shapes and on a tied-head model with Llama 3.1 RoPE scaling and 4 query heads per KV head. Where it does not apply
-/// (adapters, bf16), the model's forward is exactly the libtorch one.
+/// (adapters, bf16), the chosen step (<see cref="DecodeStep.Choose"/>) is exactly the libtorch one.
 /// </summary>
 public sealed class SingleTokenDecoderTests
 {
+    /// <summary>Managed steps taken per model by <see cref="Decode"/> (the count the model kept before the choice moved
+    /// out of its forward).</summary>
+    private static readonly ConditionalWeakTable<LlamaModel, StrongBox<long>> ManagedStepCounts = [];
+
+    private static long ManagedSteps(LlamaModel model) => ManagedStepCounts.GetOrCreateValue(model).Value;
+
     private static readonly Lazy<string> ScaledTiedFolder = new(() =>
     {
         var temp = new TempFolder();
@@ -51,9 +59,9 @@ public sealed class SingleTokenDecoderTests
         // the thread count is not changed here, because it is process-wide and other tests run alongside
         using var noGrad = no_grad();
         var (managedIds, managedLogits, managedCache) = Decode(model, managed: true, steps: 40);
-        Assert.Equal(40, model.ManagedSteps);
+        Assert.Equal(40, ManagedSteps(model));
         var (torchIds, torchLogits, torchCache) = Decode(model, managed: false, steps: 40);
-        Assert.Equal(40, model.ManagedSteps);
+        Assert.Equal(40, ManagedSteps(model));
         using (managedCache)
         using (torchCache)
         {
@@ -130,7 +138,7 @@ public sealed class SingleTokenDecoderTests
         using var noGrad = no_grad();
         var (before, _, c1) = Decode(model, managed: true, steps: 3);
         c1.Dispose();
-        Assert.Equal(3, model.ManagedSteps);
+        Assert.Equal(3, ManagedSteps(model));
         LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["v_proj"] }, seed: 3);
         LoraTestKit.Randomize(model, LoraLinear.DefaultAdapter, seed: 5, scale: 0.5);
         var (_, managed, c2) = Decode(model, managed: true, steps: 3);
@@ -146,10 +154,10 @@ public sealed class SingleTokenDecoderTests
         using var model = SeededLlama.Load();
         var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
         var options = new GenerationOptions { MaxNewTokens = 24, Temperature = 0 };
-        string managed = new TextGenerator(model, tokenizer).Generate(["Shares of Acme"], options)[0].Text;
-        Assert.True(model.ManagedSteps > 0, "generate at batch 1 did not take the managed step");
-        model.ManagedDecodeStep = false;
-        string torch = new TextGenerator(model, tokenizer).Generate(["Shares of Acme"], options)[0].Text;
+        var generator = new TextGenerator(model, tokenizer);
+        string managed = generator.Generate(["Shares of Acme"], options)[0].Text;
+        Assert.True(generator.ManagedSteps > 0, "generate at batch 1 did not take the managed step");
+        string torch = new TextGenerator(model, tokenizer) { ManagedDecodeStep = false }.Generate(["Shares of Acme"], options)[0].Text;
         Assert.Equal(torch, managed);
         Assert.NotEmpty(managed);
     }
@@ -157,28 +165,29 @@ public sealed class SingleTokenDecoderTests
     private static void AssertBitIdentical(LlamaModel model)
     {
         var (_, managed, c1) = Decode(model, managed: true, steps: 5);
-        Assert.Equal(0, model.ManagedSteps);
+        Assert.Equal(0, ManagedSteps(model));
         var (_, torch, c2) = Decode(model, managed: false, steps: 5);
         c1.Dispose(); c2.Dispose();
         for (int i = 0; i < torch.Count; i++) Assert.True(torch[i].eq(managed[i]).all().item<bool>(), $"step {i} differs");
     }
 
-    /// <summary>Prefill through libtorch, then greedy steps through the model's forward (managed or not).</summary>
+    /// <summary>Prefill through libtorch, then greedy steps through the chosen decode step (managed where it applies, or
+    /// libtorch).</summary>
     private static (List<long> Ids, List<Tensor> Logits, KvCache Cache) Decode(LlamaModel model, bool managed, int steps)
     {
-        model.ManagedDecodeStep = managed;
         var cache = new KvCache(model.Config, 1, Prompt.Length + steps, model.ComputeDType, CPU);
         var logits = model.Forward(tensor(Prompt, [1, Prompt.Length]), null, cache, lastOnly: true);
+        var step = DecodeStep.Choose(model, cache, allowManaged: managed);
         var ids = new List<long>();
         var all = new List<Tensor>();
         for (int s = 0; s < steps; s++)
         {
             long next = logits.argmax(-1).item<long>();
             ids.Add(next);
-            logits = model.Forward(tensor(new[] { next }, [1, 1]), null, cache, lastOnly: true);
+            logits = step.Forward(tensor(new[] { next }, [1, 1]));
             all.Add(logits.to(ScalarType.Float32));
         }
-        model.ManagedDecodeStep = true;
+        if (step is ManagedDecodeStep m) ManagedStepCounts.GetOrCreateValue(model).Value += m.Steps;
         return (ids, all, cache);
     }
 }

@@ -1,6 +1,6 @@
 using FinQLoRA.Data.Tokenization;
 
-namespace FinQLoRA.Serving;
+namespace FinQLoRA.Inference;
 
 /// <summary>
 /// Turns a growing list of generated ids into text deltas for streaming. The whole output is decoded each time (a
@@ -10,6 +10,8 @@ namespace FinQLoRA.Serving;
 /// A stop string found anywhere in the text (it may span several tokens) ends the output just before it.
 /// The text is the one that reads after the prompt: SentencePiece decoders drop the leading space of the first token
 /// decoded, so the ids are decoded after the prompt's last token (the anchor) and the anchor's own text cut off.
+/// The one text rule of every decode path: batched and pipeline generation (<see cref="GenerationProgress"/>) and the
+/// serving engine, so that prompt + text reads as the whole decoded sequence everywhere.
 /// </summary>
 public sealed class IncrementalText
 {
@@ -19,6 +21,7 @@ public sealed class IncrementalText
     private readonly string? _anchorText;
     private int _emitted;
     private string _text = "";
+    private bool _stale; // ids appended without decoding (Append, no stop strings to look for)
 
     /// <param name="anchor">the prompt's last token, or null to decode the output on its own</param>
     public IncrementalText(ITextTokenizer tokenizer, IReadOnlyList<string> stops, int? anchor = null)
@@ -38,10 +41,34 @@ public sealed class IncrementalText
     }
 
     /// <summary>Set once a stop string appeared; the text is cut before it and nothing more is emitted.</summary>
-    public bool Stopped { get; private set; }
+    public bool Stopped => StopString is not null;
+
+    /// <summary>The stop string that appeared first in the text, once one did.</summary>
+    public string? StopString { get; private set; }
 
     /// <summary>The output text so far (cut at a stop string once one appeared).</summary>
-    public string Text => _text;
+    public string Text
+    {
+        get
+        {
+            if (_stale) { _text = Decode(); _stale = false; }
+            return _text;
+        }
+    }
+
+    /// <summary>Adds one token where only the final <see cref="Text"/> is wanted (no deltas): the text is decoded now
+    /// only when a stop string may end it, otherwise once when it is read.</summary>
+    public void Append(int id)
+    {
+        if (Stopped) return;
+        if (stops.All(s => s.Length == 0))
+        {
+            _ids.Add(id);
+            _stale = true;
+            return;
+        }
+        Add(id);
+    }
 
     /// <summary>Adds one token and returns the text that became safe to show.</summary>
     public string Add(int id)
@@ -49,10 +76,11 @@ public sealed class IncrementalText
         if (Stopped) return "";
         _ids.Add(id);
         _text = Decode();
-        int cut = FirstStop(_text);
-        if (cut >= 0)
+        _stale = false;
+        var (cut, stop) = FirstStop(_text);
+        if (stop is not null)
         {
-            Stopped = true;
+            StopString = stop;
             _text = _text[..cut];
             return TakeTo(_text.Length);
         }
@@ -71,7 +99,7 @@ public sealed class IncrementalText
     }
 
     /// <summary>What is left to show when generation ends (the held-back tail, if it never became a stop string).</summary>
-    public string Flush() => TakeTo(_text.Length);
+    public string Flush() => TakeTo(Text.Length);
 
     private string TakeTo(int end)
     {
@@ -82,16 +110,18 @@ public sealed class IncrementalText
         return delta;
     }
 
-    private int FirstStop(string text)
+    /// <summary>Where the earliest stop string starts in text, and which one it is (the first listed on a tie).</summary>
+    private (int At, string? Stop) FirstStop(string text)
     {
         int best = -1;
+        string? found = null;
         foreach (string s in stops)
         {
             if (s.Length == 0) continue;
             int at = text.IndexOf(s, StringComparison.Ordinal);
-            if (at >= 0 && (best < 0 || at < best)) best = at;
+            if (at >= 0 && (best < 0 || at < best)) (best, found) = (at, s);
         }
-        return best;
+        return (best, found);
     }
 
     /// <summary>The length of the longest tail of text[..end] that is a proper prefix of a stop string.</summary>

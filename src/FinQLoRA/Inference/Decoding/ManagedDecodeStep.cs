@@ -1,0 +1,33 @@
+using FinQLoRA.Models;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Inference.Decoding;
+
+/// <summary>
+/// The decode step in managed code (<see cref="SingleTokenDecoder"/>), for what <see cref="ManagedStepSupport"/>
+/// states. A step whose model changed after the choice (an adapter injected, weights replaced or moved) or that runs
+/// with gradients on goes to the libtorch step instead, so the result is always the model's.
+/// </summary>
+public sealed class ManagedDecodeStep : IDecodeStep
+{
+    private readonly SingleTokenDecoder _decoder;
+    private readonly KvCache _cache;
+    private readonly IDecodeStep _fallback;
+
+    internal ManagedDecodeStep(SingleTokenDecoder decoder, KvCache cache, IDecodeStep fallback)
+    {
+        _decoder = decoder;
+        _cache = cache;
+        _fallback = fallback;
+    }
+
+    /// <summary>How many steps ran in managed code (tests check it ran).</summary>
+    public long Steps { get; private set; }
+
+    public Tensor Forward(Tensor ids, Tensor? positions = null, Tensor? mask = null)
+    {
+        if (ids.numel() != 1 || is_grad_enabled() || !_decoder.IsCurrent()) return _fallback.Forward(ids, positions, mask);
+        Steps++;
+        return _decoder.Step(ids.item<long>(), _cache);
+    }
+}

@@ -1,0 +1,47 @@
+using FinQLoRA.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Inference.Decoding;
+
+/// <summary>
+/// What the managed single-token step (<see cref="SingleTokenDecoder"/>) implements, stated as data so that the
+/// choice between it and the libtorch step can be read and tested: the Llama block (RMSNorm, rotate-half RoPE with
+/// the default or <c>llama3</c> frequencies, grouped-query attention and a SwiGLU MLP, both without biases, a tied or
+/// separate head) over fp32 weights and activations on the CPU, one sequence, one token per step, no gradients, and a
+/// KV cache of the whole model. Anything else takes the libtorch step, which computes every configuration the model
+/// loads; a field added to <see cref="LlamaConfig"/> for another family must be rejected here until the step computes it.
+/// </summary>
+public static class ManagedStepSupport
+{
+    public static ScalarType ComputeDType => ScalarType.Float32;
+    public static DeviceType Device => DeviceType.CPU;
+    public const int Batch = 1;
+
+    /// <summary>RoPE frequency rules it computes (<see cref="RotaryEmbedding.InverseFrequencies"/>; "default" = no scaling).</summary>
+    public static IReadOnlySet<string> RopeTypes { get; } = new HashSet<string>(StringComparer.Ordinal) { "default", "llama3" };
+
+    /// <summary>Why the architecture is outside the step's set, or null when the step computes it.</summary>
+    public static string? Rejects(LlamaConfig config) => config switch
+    {
+        { AttentionBias: true } => "attention biases (attention_bias)",
+        { MlpBias: true } => "MLP biases (mlp_bias)",
+        { RopeScaling: { } s } when !RopeTypes.Contains(s.Type) => $"RoPE scaling '{s.Type}'",
+        { HeadDim: var d } when d % 2 != 0 => $"odd head_dim {d}",
+        _ => null,
+    };
+
+    /// <summary>Why the model (architecture, compute dtype, device) is outside the step's set, or null.</summary>
+    public static string? Rejects(LlamaModel model) =>
+        Rejects(model.Config)
+        ?? (model.ComputeDType != ComputeDType ? $"compute dtype {model.ComputeDType}" : null)
+        ?? (model.Device.type != Device ? $"device {model.Device.type}" : null);
+
+    /// <summary>Why decode steps over this cache are outside the step's set (batch, cache dtype, a pipeline stage's
+    /// partial cache, gradients on), or null.</summary>
+    public static string? Rejects(LlamaModel model, KvCache cache) =>
+        Rejects(model)
+        ?? (cache.Layout != (ComputeDType, (long)Batch) ? $"a {cache.Layout.DType} cache of batch {cache.Layout.Batch}" : null)
+        ?? (cache.FirstLayer != 0 ? $"a cache from layer {cache.FirstLayer} (a pipeline stage)" : null)
+        ?? (is_grad_enabled() ? "gradients enabled" : null);
+}
