@@ -55,7 +55,7 @@ public sealed class SamplePackingTests
             foreach (var p in parameters) p.grad?.zero_();
             using var scope = NewDisposeScope();
             using var batch = SftCollator.Collate(examples, padId: 2, CPU);
-            var loss = SftTrainer.SupervisedLoss(model, batch);
+            var loss = SupervisedLoss.Sum(model, batch);
             loss.backward();
             return (loss.item<float>(), parameters.Select(p => p.grad!.data<float>().ToArray()).ToArray());
         }
