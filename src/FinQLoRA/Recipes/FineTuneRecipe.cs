@@ -48,12 +48,20 @@ public static class FineTuneRecipe
         var wall = Stopwatch.StartNew();
         manual_seed(c.Seed);
 
-        // 1. Inputs, all read and checked before the model loads: output folder, data, tokenizer, batches, length.
+        // 1. Inputs, all read and checked before the model loads and before any progress line: output folder, data,
+        //    tokenizer, the adapter's fit (from the model's config), the folder's lock and the checkpoint to resume;
+        //    then the examples, batches and length of the run.
         RunFolder.Check(c);
-        var inputs = FineTuneInputs.Read(c, log);
+        var inputs = FineTuneInputs.Read(c);
         var loadTimer = Stopwatch.StartNew();
         ITextTokenizer tokenizer = options.Tokenizer ?? ModelLoading.LoadTokenizer(c.Model);
         loadTimer.Stop();
+        TrainableModel.CheckAdapterFits(c);
+        var lora = c.ToLoraConfig();
+        var checkpoints = new RunCheckpoints(c.Out, c.KeepCheckpoints, comm, log);
+        using var runFolder = RunFolder.Claim(c, isMain); // the lock: a second run on the same folder is refused here
+        if (c.Resume) checkpoints.CheckResumable(lora);
+        foreach (string line in inputs.Summary) log(line);
         var sft = new SftTokenizer(tokenizer, c.MaxSeqLen);
         var examples = inputs.Tokenize(sft, c.Seed, log);
         var evaluator = inputs.EvalTasks.Count > 0 ? new TrainingEvaluator(inputs.EvalTasks, sft, tokenizer, c, c.Device.ToTorch()) : null;
@@ -67,9 +75,6 @@ public static class FineTuneRecipe
         loadTimer.Start();
         using var model = TrainableModel.LoadBase(c);
         double loadSeconds = loadTimer.Elapsed.TotalSeconds;
-        using var runFolder = RunFolder.Claim(c, isMain);
-        var lora = c.ToLoraConfig();
-        var checkpoints = new RunCheckpoints(c.Out, c.KeepCheckpoints, comm, log);
         var resume = c.Resume ? checkpoints.ResumeFromLatest(model, lora) : null;
         if (resume == null) LoraInjector.Apply(model, lora, c.Seed);
         log(LoraInjector.PrintTrainableParameters(model));

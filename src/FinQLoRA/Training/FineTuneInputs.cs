@@ -12,30 +12,33 @@ public sealed class FineTuneInputs
 {
     private readonly List<(DataSource Source, List<SftRecord> Train)> _sources;
 
-    private FineTuneInputs(List<(DataSource, List<SftRecord>)> sources, IReadOnlyList<(string Name, List<SftRecord> Records)> evalTasks) =>
-        (_sources, EvalTasks) = (sources, evalTasks);
+    private FineTuneInputs(List<(DataSource, List<SftRecord>)> sources, IReadOnlyList<(string Name, List<SftRecord> Records)> evalTasks,
+        IReadOnlyList<string> summary) => (_sources, EvalTasks, Summary) = (sources, evalTasks, summary);
+
+    /// <summary>What was read, one progress line per source (the caller prints them once every input has been checked).</summary>
+    public IReadOnlyList<string> Summary { get; }
 
     /// <summary>Held-out records by task: the eval data, or each source's split.</summary>
     public IReadOnlyList<(string Name, List<SftRecord> Records)> EvalTasks { get; }
 
     public int SourceCount => _sources.Count;
 
-    /// <param name="log">told what was read (main rank's progress)</param>
-    public static FineTuneInputs Read(TrainConfig c, Action<string> log)
+    public static FineTuneInputs Read(TrainConfig c)
     {
+        var summary = new List<string>();
         var sources = new List<(DataSource, List<SftRecord>)>();
         var held = new List<(string Name, List<SftRecord> Records)>();
         foreach (var source in c.DataSources)
         {
             var data = ReadFile(c, source.File);
-            log($"data: {data.Records.Count} {DataFormats.Name(data.Format)} records from {source.File}" + (c.DataSources.Count > 1 ? $" (task {source.Name}, weight {source.Weight:G4})" : ""));
+            summary.Add($"data: {data.Records.Count} {DataFormats.Name(data.Format)} records from {source.File}" + (c.DataSources.Count > 1 ? $" (task {source.Name}, weight {source.Weight:G4})" : ""));
             if (data.Records.Count == 0) throw new UserInputException($"{source.File}: no examples; each line needs 'context' and 'target' (or instruction/output, or messages)");
             var (train, eval) = TrainingEvaluator.Split(data.Records, c);
             sources.Add((source, train));
             if (eval.Count > 0) held.Add((source.Name, eval));
         }
         IReadOnlyList<(string, List<SftRecord>)> evalTasks = c.EvalData != null ? [("eval", ReadFile(c, c.EvalData).Records)] : held;
-        return new FineTuneInputs(sources, evalTasks);
+        return new FineTuneInputs(sources, evalTasks, summary);
     }
 
     /// <summary>The training examples of one epoch: each source tokenized, then mixed by weight (seeded).</summary>

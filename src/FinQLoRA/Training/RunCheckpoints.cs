@@ -17,6 +17,14 @@ public sealed class RunCheckpoints(string outDir, int keep, ICommunicator comm, 
 {
     private bool IsMain => comm.Rank == 0;
 
+    /// <summary>Before anything loads: the newest checkpoint's adapter has the shape (rank, alpha, targets, DoRA/rsLoRA)
+    /// the config asks for; the same first check <see cref="ResumeFromLatest"/> makes.</summary>
+    public void CheckResumable(LoraConfig lora)
+    {
+        var checkpoints = TrainingCheckpoint.List(outDir);
+        if (checkpoints.Count > 0) TrainingCheckpoint.CheckSameAdapter(checkpoints[^1].Path, lora);
+    }
+
     /// <summary>
     /// Loads the newest checkpoint that is complete and readable into <paramref name="model"/>; a damaged one (a
     /// truncated file, say) is reported and the one before it is tried. An adapter of another shape (rank, alpha,
