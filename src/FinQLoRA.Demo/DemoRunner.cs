@@ -10,6 +10,7 @@ using FinQLoRA.Inference;
 using FinQLoRA.IO;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
+using FinQLoRA.Recipes;
 using FinQLoRA.Training;
 using static TorchSharp.torch;
 
@@ -57,13 +58,14 @@ public static class DemoRunner
 
         var config = new TrainConfig
         {
-            Model = baseDir, Data = trainFile, Out = Path.Combine(outDir, "train"), Bits = 4, Rank = 4, Alpha = 32, Dropout = 0.05,
+            Model = baseDir, Data = trainFile, Out = Path.Combine(outDir, "train"), Bits = 4,
+            Dropout = 0.05, // lighter than the default: a few hundred short examples, a handful of epochs
             Targets = LoraTargets.All, Lr = 3e-3, Epochs = epochs, BatchSize = 16, GradAccum = 1, MaxSeqLen = 128, WarmupSteps = 5,
             SaveEvery = 0, LogEvery = 8, Seed = 42, Dtype = ScalarType.Float32, LrSchedule = Training.Schedules.LrScheduleKind.Cosine,
         };
-        var trained = new SftTrainer(config, log: log, tokenizer: tokenizer).Run();
+        var trained = FineTuneRecipe.Run(new FineTuneOptions { Config = config, Progress = log, Tokenizer = tokenizer });
         var tunedResult = Evaluate(baseDir, trained.AdapterDir, load, tokenizer, test, Path.Combine(outDir, "eval-finetuned"), fineTuned: true);
-        log($"fine-tuned (4-bit base + rank-4 adapter): accuracy {tunedResult.Accuracy:P1}");
+        log($"fine-tuned (4-bit base + rank-{config.Rank} adapter): accuracy {tunedResult.Accuracy:P1}");
 
         var summary = new Summary(baseResult.Accuracy, tunedResult.Accuracy, baseResult.WeightedF1, tunedResult.WeightedF1,
             trained.TrainSeconds, trained.AdapterBytes, train.Count, test.Count, trained.FinalLoss, trained.TokensPerSecond);
@@ -74,7 +76,7 @@ public static class DemoRunner
             ["train_seconds"] = Math.Round(summary.TrainSeconds, 2), ["adapter_bytes"] = summary.AdapterBytes,
             ["train_examples"] = summary.TrainExamples, ["test_examples"] = summary.TestExamples,
             ["final_loss"] = summary.FinalLoss, ["tokens_per_second"] = Math.Round(summary.TokensPerSecond, 1),
-            ["total_seconds"] = Math.Round(total.Elapsed.TotalSeconds, 2), ["bits"] = 4, ["rank"] = 4,
+            ["total_seconds"] = Math.Round(total.Elapsed.TotalSeconds, 2), ["bits"] = 4, ["rank"] = config.Rank,
         };
         AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return summary;

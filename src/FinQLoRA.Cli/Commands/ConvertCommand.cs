@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using FinQLoRA.Models.Gguf;
+using FinQLoRA.Recipes;
 using Spectre.Console.Cli;
 
 namespace FinQLoRA.Cli.Commands;
@@ -35,20 +36,12 @@ internal sealed class ConvertCommand : Command<ConvertCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        GgmlType? dtype = settings.DType is { } d ? ModelConverter.ParseDType(d) : null;
-        if (settings.To == "gguf")
+        string written = ConvertRecipe.Run(new ConvertOptions
         {
-            if (!Directory.Exists(settings.Model))
-                throw new UserInputException($"--model {settings.Model}: --to gguf converts a Hugging Face model folder");
-            ModelConverter.HfToGguf(settings.Model, settings.Out, dtype, settings.Overwrite);
-        }
-        else
-        {
-            if (!File.Exists(settings.Model))
-                throw new UserInputException($"--model {settings.Model}: --to hf converts a .gguf file");
-            ModelConverter.GgufToHf(settings.Model, settings.Out, dtype, settings.Overwrite);
-        }
-        Console.WriteLine($"wrote {settings.Out}");
+            ModelPath = settings.Model, OutPath = settings.Out, To = settings.To, Overwrite = settings.Overwrite,
+            DType = settings.DType is { } d ? ModelConverter.ParseDType(d) : null,
+        });
+        Console.WriteLine($"wrote {written}");
         return 0;
     }
 }

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using FinQLoRA.Adapters;
+using FinQLoRA.Recipes;
 using Spectre.Console.Cli;
 
 namespace FinQLoRA.Cli.Commands;
@@ -35,8 +36,11 @@ internal sealed class ExportAdapterCommand : Command<ExportAdapterCommand.Settin
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        GgufAdapterExporter.Export(settings.Adapter, settings.Out, settings.Base, settings.Overwrite);
-        Console.WriteLine($"wrote {settings.Out}");
+        string written = AdapterExportRecipe.Run(new AdapterExportOptions
+        {
+            AdapterDir = settings.Adapter, OutPath = settings.Out, To = settings.To, BasePath = settings.Base, Overwrite = settings.Overwrite,
+        });
+        Console.WriteLine($"wrote {written}");
         return 0;
     }
 }

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using FinQLoRA.Options;
 using FinQLoRA.Quantization;
 using FinQLoRA.Runtime;
+using FinQLoRA.Recipes;
 using Spectre.Console.Cli;
 
 namespace FinQLoRA.Cli.Commands;
@@ -46,11 +47,14 @@ internal sealed class QuantizeCommand : Command<QuantizeCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
     {
-        var options = new QuantizationOptions(Bits: s.Bits, Kind: FourBitTypes.Spellings.Parse(s.Quant, "quant"), DoubleQuant: BoolText.Parse(s.DoubleQuant, "double_quant"));
-        var dtype = s.DType is { } d ? ComputeDtypes.Spellings.Parse(d, "dtype") : (TorchSharp.torch.ScalarType?)null;
-        var r = CheckpointQuantizer.Run(s.Model, s.Out, options, dtype, s.Overwrite);
-        string kind = s.Bits == 4 ? $"{s.Quant.ToLowerInvariant()}{(options.DoubleQuant ? ", double quant" : "")}" : "LLM.int8";
-        Console.WriteLine($"wrote {r.OutputFolder}: {r.QuantizedProjections} projections {s.Bits}-bit ({kind}), {r.CopiedTensors} tensors kept; " +
+        var options = new QuantizeOptions
+        {
+            ModelPath = s.Model, OutPath = s.Out, Bits = s.Bits, Quant = FourBitTypes.Spellings.Parse(s.Quant, "quant"),
+            DoubleQuant = BoolText.Parse(s.DoubleQuant, "double_quant"), Overwrite = s.Overwrite,
+            DType = s.DType is { } d ? ComputeDtypes.Spellings.Parse(d, "dtype") : null,
+        };
+        var r = QuantizeRecipe.Run(options);
+        Console.WriteLine($"wrote {r.OutputFolder}: {r.QuantizedProjections} projections {s.Bits}-bit ({QuantizeRecipe.Describe(options)}), {r.CopiedTensors} tensors kept; " +
                           $"weights {MemoryUsage.Format(r.InputWeightBytes)} → {MemoryUsage.Format(r.OutputWeightBytes)}, peak RSS {MemoryUsage.Format(r.PeakRssBytes)}");
         return 0;
     }

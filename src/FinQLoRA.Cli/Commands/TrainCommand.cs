@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Reflection;
 using FinQLoRA.Distributed;
+using FinQLoRA.Recipes;
 using FinQLoRA.Runtime;
 using FinQLoRA.Training;
 using Spectre.Console;
@@ -89,43 +90,31 @@ public sealed class TrainSettings : CommandSettings
         [.. TrainKeys.All.Where(k => k.HasFlag).Select(k => (k, Options.GetValueOrDefault(FlagNames.For(k.Name)) ?? throw new InvalidOperationException($"train key {k.Name} has no {FlagNames.For(k.Name)} option")))];
 }
 
+/// <summary><c>finqlora train</c>: the config from YAML and flags, one <see cref="FineTuneRecipe"/> run, its result on
+/// stdout (progress goes to stderr).</summary>
 public sealed class TrainCommand : Command<TrainSettings>
 {
     public override int Execute(CommandContext context, TrainSettings settings, CancellationToken cancellationToken)
     {
         var config = TrainConfig.FromValues(settings.Values(), settings.Config ?? "flags") with { ConfigFile = settings.Config };
-        using var dist = DistributedContext.FromEnvironment();
-        if (dist.Size > 1 && !config.Device.IsCuda && dist.Device.type == TorchSharp.DeviceType.CUDA)
-            config = config with { Device = ComputeDevice.From(dist.Device) };
+        using var job = DistributedContext.FromEnvironment();
         using var interruption = new Interruption("stopping after the current optimizer step to save a checkpoint");
-        var trainer = new SftTrainer(config, dist.Communicator, line => AnsiConsole.WriteLine(line), stop: interruption.Token);
+        var options = new FineTuneOptions
+        {
+            Config = config, Progress = Console.Error.WriteLine, Stop = interruption.Token, DescribeError = FlagNames.Render,
+        };
         try
         {
-            var result = trainer.Run();
-            if (dist.IsMain)
+            var result = FineTuneRecipe.Run(options, job);
+            if (job.IsMain)
                 AnsiConsole.MarkupLine($"[green]done[/]: {result.Steps} steps, loss {result.FinalLoss:F4}, {result.TokensPerSecond:F0} tok/s, adapter {Markup.Escape(result.AdapterDir)} ({result.AdapterBytes / 1024.0:F1} KiB)");
             return 0;
         }
         catch (TrainingInterruptedException e)
         {
-            // every rank stops after the same step (the trainer agrees on it), so this is no failure to abort on
-            if (dist.IsMain)
+            if (job.IsMain)
                 Console.Error.WriteLine($"{interruption.SignalName}: {e.Message}; continue with the same command and --resume");
             return interruption.ExitCode;
-        }
-        catch (Exception e) when (dist.Size > 1)
-        {
-            // A rank that fails alone would leave the others blocked in their next collective until the watchdog's
-            // timeout (and its MPI_Finalize would wait for them): end every rank now, with this rank's reason.
-            int code = e switch { TrainingStoppedException => 3, UserInputException => 2, _ => 1 };
-            string detail = e switch
-            {
-                UserInputException user => FlagNames.Render(user),
-                TrainingStoppedException stopped => FlagNames.Render(stopped.Reason),
-                _ => $"{e.GetType().Name}: {e.Message}",
-            };
-            dist.Communicator.Abort($"error: rank {dist.Rank} of {dist.Size}: {detail}; aborting the job", code);
-            return code;
         }
         catch (TrainingStoppedException e)
         {

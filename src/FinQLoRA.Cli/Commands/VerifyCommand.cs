@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using FinQLoRA.Training;
+using FinQLoRA.Recipes;
 using Spectre.Console.Cli;
 
 namespace FinQLoRA.Cli.Commands;
@@ -15,19 +16,17 @@ internal sealed class VerifyCommand : Command<VerifyCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
     {
-        var checks = LineageVerifier.Verify(s.Dir);
-        foreach (var c in checks)
+        var result = VerifyRecipe.Run(s.Dir, c =>
         {
             string status = c.Outcome switch { LineageVerifier.Outcome.Match => "ok", LineageVerifier.Outcome.Missing => "skipped", _ => "MISMATCH" };
             Console.WriteLine($"{status,-8} {c.What}: {c.Path}{(c.Detail != null ? $" ({c.Detail})" : "")}");
-        }
-        var first = checks.FirstOrDefault(c => c.Outcome == LineageVerifier.Outcome.Mismatch);
-        if (first != null)
+        });
+        if (result.FirstMismatch is { } first)
         {
             Console.Error.WriteLine($"verify: {first.What} {first.Path}: {first.Detail}");
             return 1;
         }
-        Console.WriteLine($"verified: {checks.Count(c => c.Outcome == LineageVerifier.Outcome.Match)} files match their record, {checks.Count(c => c.Outcome == LineageVerifier.Outcome.Missing)} inputs not present");
+        Console.WriteLine($"verified: {result.Matched} files match their record, {result.Missing} inputs not present");
         return 0;
     }
 }

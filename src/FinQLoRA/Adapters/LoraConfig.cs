@@ -11,11 +11,20 @@ namespace FinQLoRA.Adapters;
 /// </summary>
 public sealed record LoraConfig
 {
-    public int Rank { get; init; } = 8;
-    public double Alpha { get; init; } = 16;
+    // The LoRA defaults of FinQLoRA, written only here: the FinLoRA paper's 8B 4-bit setting (r 4, α 32, dropout 0.1
+    // on q, k, v). A fine-tune's config (Training.TrainConfig) starts from them; a run that wants others names them.
+    public const int DefaultRank = 4;
+    public const double DefaultAlpha = 32;
+    public const double DefaultDropout = 0.1;
+    public static IReadOnlyList<ProjectionKind> DefaultTargets { get; } = [ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V];
+
+    public int Rank { get; init; } = DefaultRank;
+    public double Alpha { get; init; } = DefaultAlpha;
+    /// <summary>0 (off) unless set: dropout acts only in training, and a fine-tune sets it from its config
+    /// (<see cref="DefaultDropout"/> by default); an adapter read from PEFT files without lora_dropout has none.</summary>
     public double Dropout { get; init; }
     /// <summary>As PEFT's adapter_config.json lists them (module names or "all"); <see cref="ResolvedTargets"/> gives the projections.</summary>
-    public IReadOnlyList<string> TargetModules { get; init; } = LoraTargets.Names(QkV);
+    public IReadOnlyList<string> TargetModules { get; init; } = LoraTargets.Names(DefaultTargets);
     public bool UseRsLora { get; init; }
     public bool UseDora { get; init; }
     public string? BaseModelNameOrPath { get; init; }
@@ -23,11 +32,6 @@ public sealed record LoraConfig
 
     /// <summary>The factor s on the adapter branch: α/r, or α/√r with rsLoRA.</summary>
     public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
-
-    /// <summary>The FinLoRA paper's 8B 4-bit setting (r 4, α 32, dropout 0.1 on q, k, v).</summary>
-    public static LoraConfig FinLoRA4Bit => new() { Rank = 4, Alpha = 32, Dropout = 0.1, TargetModules = LoraTargets.Names(QkV) };
-
-    private static readonly ProjectionKind[] QkV = [ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V];
 
     /// <summary>The target names expanded ("all" → every block projection) and checked; throws on unknown names.</summary>
     public IReadOnlyList<ProjectionKind> ResolvedTargets(string source = "LoRA config") => LoraTargets.Resolve(TargetModules, source);

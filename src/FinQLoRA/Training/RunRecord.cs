@@ -27,8 +27,9 @@ public static class RunRecord
     }
 
     /// <param name="lineage">hashes of the inputs and of the adapter's files (<see cref="RunLineage"/>)</param>
+    /// <param name="warmupSteps">the warm-up the run used (<see cref="TrainingPlan"/>: the configured one, clamped to the run)</param>
     public static void Write(TrainConfig config, TrainResult result, string path, int worldSize, JsonObject? lineage = null,
-        EvalResult? finalEval = null, BestCheckpoint? best = null)
+        EvalResult? finalEval = null, BestCheckpoint? best = null, int? warmupSteps = null)
     {
         var o = new JsonObject
         {
@@ -43,6 +44,7 @@ public static class RunRecord
             },
             ["world_size"] = worldSize,
             ["steps"] = result.Steps,
+            ["effective_warmup_steps"] = warmupSteps ?? config.WarmupSteps,
             ["final_loss"] = result.FinalLoss,
             ["eval_loss"] = result.EvalLoss,
             ["load_seconds"] = Math.Round(result.LoadSeconds, 3),

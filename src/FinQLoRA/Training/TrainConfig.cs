@@ -1,3 +1,4 @@
+using FinQLoRA.Adapters;
 using FinQLoRA.Quantization;
 using System.Text.Json.Nodes;
 using FinQLoRA.Models;
@@ -11,7 +12,7 @@ namespace FinQLoRA.Training;
 /// <summary>
 /// Every setting of a fine-tuning run. The same snake_case keys (<see cref="TrainKeys"/>) come from a YAML file
 /// (<c>--config</c>) and from flags (<c>--kebab-case</c>, which win). Unknown keys and bad values are rejected with the key named.
-/// Defaults are the FinLoRA paper's (lr 1e-4, alpha 32, dropout 0.1, rank 4 at 4-bit).
+/// Defaults are the FinLoRA paper's (lr 1e-4 and, from <see cref="LoraConfig"/>, rank 4, alpha 32, dropout 0.1 on q, k, v at 4-bit).
 /// </summary>
 public sealed partial record TrainConfig
 {
@@ -32,10 +33,10 @@ public sealed partial record TrainConfig
     public WeightBits Bits { get; init; } = 4;
     public Quantization.FourBitType Quant { get; init; } = Quantization.FourBitType.Nf4;
     public bool DoubleQuant { get; init; } = true;
-    public int Rank { get; init; } = 4;
-    public double Alpha { get; init; } = 32;
-    public double Dropout { get; init; } = 0.1;
-    public IReadOnlyList<ProjectionKind> Targets { get; init; } = [ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V];
+    public int Rank { get; init; } = LoraConfig.DefaultRank;
+    public double Alpha { get; init; } = LoraConfig.DefaultAlpha;
+    public double Dropout { get; init; } = LoraConfig.DefaultDropout;
+    public IReadOnlyList<ProjectionKind> Targets { get; init; } = LoraConfig.DefaultTargets;
     public bool UseRslora { get; init; }
     public bool UseDora { get; init; }
     public double Lr { get; init; } = 1e-4;
@@ -104,6 +105,13 @@ public sealed partial record TrainConfig
         if (ChatTemplate != "auto") FinQLoRA.Data.Chat.ChatTemplate.Parse(ChatTemplate, source);
         if (EvalTask != null) FinQLoRA.Data.Tasks.TaskRegistry.Get(EvalTask);
     }
+
+    /// <summary>The adapter this run trains (its A matrices seeded by <see cref="Seed"/>).</summary>
+    public LoraConfig ToLoraConfig() => new()
+    {
+        Rank = Rank, Alpha = Alpha, Dropout = Dropout, TargetModules = LoraTargets.Names(Targets),
+        UseRsLora = UseRslora, UseDora = UseDora, BaseModelNameOrPath = Model, InitSeed = Seed,
+    };
 
     /// <summary>Every key as run.json records it (the spellings the keys take), then the config file and the sources.</summary>
     public JsonObject ToJson()

@@ -63,7 +63,7 @@ public sealed class TrainingEvaluator(IReadOnlyList<(string Name, List<SftRecord
             {
                 using var scope = NewDisposeScope();
                 using var batch = SftCollator.Collate(chunk, tokenizer.PadId, device);
-                sum += SftTrainer.SupervisedLoss(model, batch).item<float>();
+                sum += SupervisedLoss.Sum(model, batch).item<float>();
                 count += chunk.Sum(e => e.Labels.Skip(1).Count(l => l != TokenizedExample.IgnoreIndex));
             }
         int n = Math.Min(config.EvalSamples, answers.Count);

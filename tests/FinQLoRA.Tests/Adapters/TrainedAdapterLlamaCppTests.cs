@@ -1,3 +1,4 @@
+using FinQLoRA.Recipes;
 using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
@@ -48,12 +49,12 @@ public sealed class TrainedAdapterLlamaCppTests : IDisposable
     [SharedFact]
     public void LlamaCppWithTheExportedTrainedAdapterGeneratesWhatWeGenerate()
     {
-        var result = new SftTrainer(new TrainConfig
+        var result = FineTuneRecipe.Run(new FineTuneOptions { Config = new TrainConfig
         {
             Model = BaseGguf, Data = WriteData(), Out = Path.Combine(_temp.Path, "run"), Bits = 16, Dtype = ScalarType.Float32,
             Rank = 8, Alpha = 16, Dropout = 0, Targets = LoraTargets.All, Lr = 1e-2, MaxSteps = 30, BatchSize = 12, GradAccum = 1,
             WarmupSteps = 0, LrSchedule = FinQLoRA.Training.Schedules.LrScheduleKind.Constant, SaveEvery = 0, MaxSeqLen = 64, Seed = 7,
-        }).Run();
+        } });
         Assert.True(result.FinalLoss < 1.0, $"training did not learn the target sentence (final loss {result.FinalLoss:F3})");
 
         string lora = Path.Combine(_temp.Path, "adapter.gguf");

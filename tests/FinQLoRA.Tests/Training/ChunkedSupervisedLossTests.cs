@@ -62,8 +62,8 @@ public sealed class ChunkedSupervisedLossTests
         Assert.Equal(tied, model.LmHead is null);
         using var batch = SftCollator.Collate(Examples, padId: 2, CPU);
         var chunks = new List<long>();
-        var full = LossAndAdapterGrads(model, () => SftTrainer.TokenLoss(model.Forward(batch.InputIds, batch.PadMask), batch.Labels));
-        var chunked = LossAndAdapterGrads(model, () => SftTrainer.SupervisedLoss(model, batch, rowsPerChunk, chunks.Add));
+        var full = LossAndAdapterGrads(model, () => SupervisedLoss.TokenLoss(model.Forward(batch.InputIds, batch.PadMask), batch.Labels));
+        var chunked = LossAndAdapterGrads(model, () => SupervisedLoss.Sum(model, batch, rowsPerChunk, chunks.Add));
 
         var expected = Enumerable.Repeat(rowsPerChunk, (int)(TargetRows / rowsPerChunk)).ToList();
         if (TargetRows % rowsPerChunk != 0) expected.Add(TargetRows % rowsPerChunk);
@@ -91,7 +91,7 @@ public sealed class ChunkedSupervisedLossTests
         (Tensor Loss, Tensor Grad) Run(long rowsPerChunk)
         {
             var h = hidden.detach().clone().requires_grad_(true);
-            var loss = SftTrainer.SupervisedLoss(model, h, batch.Labels, rowsPerChunk);
+            var loss = SupervisedLoss.Sum(model, h, batch.Labels, rowsPerChunk);
             loss.backward();
             return (loss.detach(), h.grad!.detach());
         }
@@ -112,8 +112,8 @@ public sealed class ChunkedSupervisedLossTests
         using (no_grad()) hidden = model.Hidden(batch.InputIds, batch.PadMask);
         var chunks = new List<long>();
         // the seeded model's 512-token vocabulary gives 16,384 rows per chunk: 17 rows are one chunk, not chunked
-        var loss = SftTrainer.SupervisedLoss(model, hidden, batch.Labels, onChunk: chunks.Add);
-        var exactlyOneChunk = SftTrainer.SupervisedLoss(model, hidden, batch.Labels, rowsPerChunk: TargetRows, onChunk: chunks.Add);
+        var loss = SupervisedLoss.Sum(model, hidden, batch.Labels, onChunk: chunks.Add);
+        var exactlyOneChunk = SupervisedLoss.Sum(model, hidden, batch.Labels, rowsPerChunk: TargetRows, onChunk: chunks.Add);
         Assert.Empty(chunks);
         // bit-identical to the head on the gathered rows, as the loss was computed before chunking existed
         long t = hidden.shape[1];
@@ -138,9 +138,9 @@ public sealed class ChunkedSupervisedLossTests
         Assert.Null(model.DenseOutputWeight(ScalarType.Float32));
         using var batch = SftCollator.Collate(Examples, padId: 2, CPU);
         var chunks = new List<long>();
-        var loss = SftTrainer.SupervisedLoss(model, batch, rowsPerChunk: 3, onChunk: chunks.Add);
+        var loss = SupervisedLoss.Sum(model, batch, rowsPerChunk: 3, onChunk: chunks.Add);
         Assert.Empty(chunks);
-        var full = SftTrainer.TokenLoss(model.Forward(batch.InputIds, batch.PadMask), batch.Labels);
+        var full = SupervisedLoss.TokenLoss(model.Forward(batch.InputIds, batch.PadMask), batch.Labels);
         TensorAssert.Close(full, loss, rtol: 1e-5);
     }
 }

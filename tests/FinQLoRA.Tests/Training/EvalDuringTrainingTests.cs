@@ -24,7 +24,7 @@ public sealed class EvalDuringTrainingTests
         string run = Path.Combine(dir.Path, "run");
         var r = CliProcess.RunSeparately(Limit, Args(data, run, "--eval-samples", "4", "--save-best", "--report-to", "tensorboard"));
         Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
-        Assert.Contains("evaluation: 8 held-out examples", r.Stdout);
+        Assert.Contains("evaluation: 8 held-out examples", r.Stderr);
 
         var evals = TrainingRun.Metrics(run).Where(o => o["eval_loss"] != null).ToList();
         Assert.Equal([2, 4, 6, 8], evals.Select(o => o["step"]!.GetValue<int>()));
@@ -57,7 +57,7 @@ public sealed class EvalDuringTrainingTests
         // a learning rate too small to move the loss: the second evaluation cannot beat the first
         var r = CliProcess.RunSeparately(Limit, [.. Args(data, run, "--early-stopping-patience", "1", "--max-steps", "20"), "--lr", "1e-30"]);
         Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
-        Assert.Contains("early stopping at step 4", r.Stdout);
+        Assert.Contains("early stopping at step 4", r.Stderr);
         var record = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "run.json")))!;
         Assert.Equal(4, record["steps"]!.GetValue<int>());
         Assert.Equal(2, record["best"]!["step"]!.GetValue<int>());

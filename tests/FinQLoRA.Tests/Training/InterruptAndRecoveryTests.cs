@@ -140,8 +140,8 @@ public sealed class InterruptAndRecoveryTests
 
         r = CliProcess.RunSeparately(Limit, [.. Args(data, run, "--save-every", "4", "--keep-checkpoints", "3"), "--resume"]);
         Assert.True(r.ExitCode == 0, r.Stderr);
-        Assert.Contains("checkpoint-8 is incomplete or damaged", r.Stdout);
-        Assert.Contains("resuming from", r.Stdout);
+        Assert.Contains("checkpoint-8 is incomplete or damaged", r.Stderr);
+        Assert.Contains("resuming from", r.Stderr);
         Assert.Equal(AdapterBytes(straight), AdapterBytes(run));
         Assert.Empty(Directory.GetFileSystemEntries(run, "*.tmp*"));
     }

@@ -55,7 +55,7 @@ public sealed class SamplePackingTests
             foreach (var p in parameters) p.grad?.zero_();
             using var scope = NewDisposeScope();
             using var batch = SftCollator.Collate(examples, padId: 2, CPU);
-            var loss = SftTrainer.SupervisedLoss(model, batch);
+            var loss = SupervisedLoss.Sum(model, batch);
             loss.backward();
             return (loss.item<float>(), parameters.Select(p => p.grad!.data<float>().ToArray()).ToArray());
         }
@@ -107,7 +107,7 @@ public sealed class PackedTrainingTests
             "--bits", "16", "--dtype", "f32", "--rank", "4", "--batch-size", "2", "--max-steps", "3", "--warmup-steps", "0",
             "--save-every", "0", "--lr", "3e-3", "--max-seq-len", "256", "--packing");
         Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
-        var line = r.Stdout.Split('\n').Single(l => l.StartsWith("packing: ", StringComparison.Ordinal));
+        var line = r.Stderr.Split('\n').Single(l => l.StartsWith("packing: ", StringComparison.Ordinal));
         var m = System.Text.RegularExpressions.Regex.Match(line, @"packing: (\d+) examples in (\d+) rows");
         Assert.True(m.Success, line);
         Assert.True(int.Parse(m.Groups[2].Value) < int.Parse(m.Groups[1].Value), line);

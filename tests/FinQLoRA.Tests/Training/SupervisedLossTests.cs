@@ -36,8 +36,8 @@ public sealed class SupervisedLossTests
             l.backward();
             return (l.item<float>(), parameters.Select(p => p.grad!.data<float>().ToArray()).ToArray());
         }
-        var full = Run(() => SftTrainer.TokenLoss(model.Forward(batch.InputIds, batch.PadMask), batch.Labels));
-        var gathered = Run(() => SftTrainer.SupervisedLoss(model, batch));
+        var full = Run(() => SupervisedLoss.TokenLoss(model.Forward(batch.InputIds, batch.PadMask), batch.Labels));
+        var gathered = Run(() => SupervisedLoss.Sum(model, batch));
 
         Assert.True(Math.Abs(full.Loss - gathered.Loss) <= 1e-5 * Math.Abs(full.Loss), $"loss {gathered.Loss} vs {full.Loss}");
         double maxGrad = full.Grads.Max(g => g.Max(Math.Abs));

@@ -43,7 +43,7 @@ public sealed class TaskFamilyTests
             "--data", $"sentiment={first}:2", "--data", $"headlines={second}", "--out", run, "--max-steps", "4", "--warmup-steps", "0",
             "--batch-size", "4", "--dtype", "f32", "--eval-split", "0.25", "--eval-every", "2", "--eval-samples", "2");
         Assert.True(r.ExitCode == 0, r.Stderr);
-        Assert.Contains("task family: 48 examples per epoch, sentiment 32, headlines 16", r.Stdout);
+        Assert.Contains("task family: 48 examples per epoch, sentiment 32, headlines 16", r.Stderr);
         var evals = TrainingRun.Metrics(run).Where(o => o["eval_loss"] != null).ToList();
         Assert.Equal(2, evals.Count);
         foreach (var e in evals)

@@ -110,7 +110,7 @@ public sealed class TrainingDataFormatsTests
         var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(3), "train", "--model", SeededLlama.Folder, "--data", data,
             "--out", Path.Combine(dir.Path, "run"), "--chat-template", "none", "--max-steps", "2", "--warmup-steps", "0", "--batch-size", "4", "--dtype", "f32");
         Assert.True(r.ExitCode == 0, r.Stderr);
-        Assert.Contains("8 chat records", r.Stdout);
+        Assert.Contains("8 chat records", r.Stderr);
     }
 
     /// <summary>A Hub data set's row in Alpaca's columns.</summary>
