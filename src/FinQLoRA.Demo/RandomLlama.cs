@@ -1,5 +1,5 @@
 using FinQLoRA.Models;
-using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Formats.Checkpoints;
 using System.Text.Json;
 using static TorchSharp.torch;
 

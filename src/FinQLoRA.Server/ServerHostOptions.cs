@@ -1,5 +1,6 @@
 using FinQLoRA.Models;
 using FinQLoRA.Serving;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Server;
 

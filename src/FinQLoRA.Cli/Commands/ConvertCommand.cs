@@ -1,5 +1,5 @@
 using System.ComponentModel;
-using FinQLoRA.Models.Gguf;
+using FinQLoRA.Formats.Gguf;
 using FinQLoRA.Recipes;
 using Spectre.Console.Cli;
 

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using FinQLoRA.Models;
 using FinQLoRA.Runtime;
 using Spectre.Console.Cli;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Cli.Commands;
 

@@ -1,6 +1,7 @@
 using FinQLoRA.Models;
 using FinQLoRA.Options;
 using FinQLoRA.Quantization;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Cli.Commands;
 

@@ -3,6 +3,7 @@ using FinQLoRA.Models;
 using FinQLoRA.Quantization;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Cli.Commands;
 

@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using FinQLoRA.Models;
-using FinQLoRA.Models.Checkpoints;
-using FinQLoRA.Models.Gguf;
+using FinQLoRA.Formats.Checkpoints;
+using FinQLoRA.Formats.Gguf;
 using TorchSharp;
 
 namespace FinQLoRA.Adapters;

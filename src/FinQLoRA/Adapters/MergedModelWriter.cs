@@ -1,7 +1,7 @@
 using System.Text.Json;
 using FinQLoRA.IO;
 using FinQLoRA.Models;
-using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Formats.Checkpoints;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Adapters;

@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using FinQLoRA.IO;
 using FinQLoRA.Models;
-using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Formats.Checkpoints;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Adapters;

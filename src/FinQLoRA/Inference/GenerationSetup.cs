@@ -1,4 +1,5 @@
 using FinQLoRA.Models;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Inference;
 

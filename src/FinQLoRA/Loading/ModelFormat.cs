@@ -1,3 +1,5 @@
+using FinQLoRA.Models;
+
 namespace FinQLoRA.Loading;
 
 /// <summary>How a model path stores its weights.</summary>

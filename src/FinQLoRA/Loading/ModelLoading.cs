@@ -1,8 +1,9 @@
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Models;
-using FinQLoRA.Models.Checkpoints;
-using FinQLoRA.Models.Gguf;
+using FinQLoRA.Formats.Checkpoints;
+using FinQLoRA.Formats.Gguf;
 using FinQLoRA.Quantization;
+using FinQLoRA.Formats.Tokenizers;
 
 namespace FinQLoRA.Loading;
 

@@ -2,6 +2,7 @@ using FinQLoRA.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Models;
 

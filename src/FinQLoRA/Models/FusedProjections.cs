@@ -1,5 +1,6 @@
 using FinQLoRA.Runtime;
 using static TorchSharp.torch;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Models;
 

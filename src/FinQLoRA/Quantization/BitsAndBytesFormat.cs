@@ -1,5 +1,5 @@
 using FinQLoRA.Models;
-using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Formats.Checkpoints;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using FinQLoRA.Models;
-using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Formats.Checkpoints;
 using FinQLoRA.Runtime;
 using static TorchSharp.torch;
 

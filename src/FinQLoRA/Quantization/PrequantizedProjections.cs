@@ -1,7 +1,8 @@
 using FinQLoRA.Models;
-using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Formats.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Quantization;
 

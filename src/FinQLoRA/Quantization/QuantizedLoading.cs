@@ -1,5 +1,6 @@
 using FinQLoRA.Models;
 using static TorchSharp.torch;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Quantization;
 

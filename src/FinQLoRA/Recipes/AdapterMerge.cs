@@ -1,9 +1,10 @@
 using FinQLoRA.Adapters;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
-using FinQLoRA.Models.Gguf;
+using FinQLoRA.Formats.Gguf;
 using FinQLoRA.Quantization;
 using static TorchSharp.torch;
+using FinQLoRA.Formats.Tokenizers;
 
 namespace FinQLoRA.Recipes;
 

@@ -1,4 +1,4 @@
-using FinQLoRA.Models.Gguf;
+using FinQLoRA.Formats.Gguf;
 
 namespace FinQLoRA.Recipes;
 

@@ -1,6 +1,7 @@
 using FinQLoRA.Quantization;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Models;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Recipes;
 

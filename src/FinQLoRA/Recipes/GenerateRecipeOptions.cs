@@ -1,5 +1,6 @@
 using FinQLoRA.Inference;
 using FinQLoRA.Models;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Recipes;
 

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
 using FinQLoRA.IO;
 using FinQLoRA.Models;
-using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Formats.Checkpoints;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Training;

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
 using FinQLoRA.Recipes;
 using FinQLoRA.Models;
-using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Formats.Checkpoints;
 using FinQLoRA.Quantization;
 using FinQLoRA.Tests.Support;
 using static TorchSharp.torch;

@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
-using FinQLoRA.Models.Checkpoints;
-using FinQLoRA.Models.Gguf;
+using FinQLoRA.Formats.Checkpoints;
+using FinQLoRA.Formats.Gguf;
 using FinQLoRA.Tests.Support;
 using TorchSharp;
 

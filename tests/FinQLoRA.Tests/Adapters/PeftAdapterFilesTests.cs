@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
-using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Formats.Checkpoints;
 using FinQLoRA.Tests.Support;
 using static TorchSharp.torch;
 

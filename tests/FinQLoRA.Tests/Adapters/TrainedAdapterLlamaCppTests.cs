@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
 using FinQLoRA.Inference;
 using FinQLoRA.Models;
-using FinQLoRA.Tests.Models.Gguf;
+using FinQLoRA.Tests.Formats.Gguf;
 using FinQLoRA.Tests.Support;
 using FinQLoRA.Training;
 using static TorchSharp.torch;

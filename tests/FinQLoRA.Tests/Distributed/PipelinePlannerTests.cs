@@ -1,6 +1,7 @@
 using FinQLoRA.Inference.Pipeline;
 using FinQLoRA.Models;
 using FinQLoRA.Tests.Support;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Tests.Distributed;
 

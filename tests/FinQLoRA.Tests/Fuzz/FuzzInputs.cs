@@ -1,6 +1,6 @@
 using FinQLoRA.Demo;
 using FinQLoRA.Models;
-using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Formats.Checkpoints;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Fuzz;

@@ -1,7 +1,7 @@
 using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
 using FinQLoRA.Models;
-using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Formats.Checkpoints;
 using FinQLoRA.Quantization;
 using FinQLoRA.Tests.Support;
 using static TorchSharp.torch;

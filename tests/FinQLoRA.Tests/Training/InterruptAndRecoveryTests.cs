@@ -173,7 +173,7 @@ public sealed class InterruptAndRecoveryTests
         Assert.Contains("checkpoint-2", r.Stderr);
         Assert.True(Directory.Exists(Path.Combine(run, "checkpoint-3.diverged")));
         Assert.Equal([2], TrainingCheckpoint.List(run).Select(c => c.Step));
-        using var adapter = new FinQLoRA.Models.Checkpoints.SafetensorsFile(Path.Combine(run, "checkpoint-2", "adapter", "adapter_model.safetensors"));
+        using var adapter = new FinQLoRA.Formats.Checkpoints.SafetensorsFile(Path.Combine(run, "checkpoint-2", "adapter", "adapter_model.safetensors"));
         foreach (var e in adapter.Entries)
         {
             using var t = adapter.Read(e.Name);

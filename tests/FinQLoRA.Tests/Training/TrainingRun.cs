@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using FinQLoRA.Models.Checkpoints;
+using FinQLoRA.Formats.Checkpoints;
 using FinQLoRA.Tests.Distributed;
 using FinQLoRA.Tests.Support;
 

@@ -1,0 +1,100 @@
+using FinQLoRA.Formats.Checkpoints;
+using FinQLoRA.Runtime;
+using TorchSharp;
+using FinQLoRA.Models;
+
+namespace FinQLoRA.Formats.Gguf;
+
+/// <summary>
+/// A GGUF Llama model read as if it were a Hugging Face checkpoint: HF tensor names, PyTorch shapes (the reverse of
+/// ggml's ne), q/k rows permuted from GGUF's interleaved RoPE order into HF's rotate-half order, Q8_0 dequantized to
+/// F32 (F32/F16/BF16 come as stored). The config and the embedded tokenizer come from the metadata.
+/// </summary>
+public sealed class GgufCheckpointReader : ICheckpointReader
+{
+    private readonly GgufFile _file;
+    private readonly Dictionary<string, GgufTensorInfo> _byHfName = new(StringComparer.Ordinal);
+
+    public string Source => _file.Path;
+    public IReadOnlyList<TensorEntry> Entries { get; }
+    public LlamaConfig Config { get; }
+    /// <summary>The embedded tokenizer, or null when the file has none.</summary>
+    public GgufTokenizerData? Tokenizer { get; }
+    public GgufFile File => _file;
+
+    public GgufCheckpointReader(string path)
+    {
+        _file = new GgufFile(path);
+        try
+        {
+            Tokenizer = GgufTokenizerData.FromGguf(_file);
+            Config = GgufLlamaConfig.Read(_file, Tokenizer);
+            var entries = new List<TensorEntry>();
+            foreach (var t in _file.Tensors)
+            {
+                if (t.Name == GgufLlamaConfig.RopeFreqsTensor) continue; // folded into Config.RopeScaling
+                string hf = LlamaLayout.ToHf(t.Name)
+                    ?? throw new UserInputException($"{path}: tensor '{t.Name}' is not a Llama weight FinQLoRA knows; only plain Llama GGUF models are supported");
+                if (!GgmlTypes.IsReadable(t.Type))
+                    throw new UserInputException($"{path}: tensor '{t.Name}' is {t.Type}; FinQLoRA reads F32, F16, BF16 and Q8_0 GGUF files — requantize with llama-quantize (e.g. to Q8_0) or convert from the HF model");
+                _byHfName[hf] = t;
+                entries.Add(new TensorEntry(hf, DTypeOf(t.Type), t.TorchShape));
+            }
+            Entries = entries.OrderBy(e => e.Name, StringComparer.Ordinal).ToList();
+        }
+        catch
+        {
+            _file.Dispose();
+            throw;
+        }
+    }
+
+    private static torch.ScalarType DTypeOf(GgmlType type) => type switch
+    {
+        GgmlType.F16 => torch.ScalarType.Float16,
+        GgmlType.BF16 => torch.ScalarType.BFloat16,
+        _ => torch.ScalarType.Float32, // F32, and Q8_0 dequantized
+    };
+
+    public bool Contains(string name) => _byHfName.ContainsKey(name);
+
+    public unsafe torch.Tensor Read(string name, torch.ScalarType? dtype = null)
+    {
+        if (!_byHfName.TryGetValue(name, out var info))
+            throw new UserInputException($"{Source}: tensor '{name}' is missing from the GGUF file");
+        var raw = torch.empty(info.TorchShape, DTypeOf(info.Type));
+        byte* src = _file.Data(info);
+        if (info.Type == GgmlType.Q8_0)
+        {
+            float* dst = (float*)TensorMemory.DataPointer(raw);
+            long blocks = info.ByteCount / Q8Zero.BlockBytes;
+            const int chunk = 1 << 16;
+            for (long b = 0; b < blocks; b += chunk)
+            {
+                int n = (int)Math.Min(chunk, blocks - b);
+                Q8Zero.Dequantize(new ReadOnlySpan<byte>(src + b * Q8Zero.BlockBytes, n * Q8Zero.BlockBytes),
+                    new Span<float>(dst + b * Q8Zero.BlockSize, n * Q8Zero.BlockSize));
+            }
+        }
+        else
+        {
+            Buffer.MemoryCopy(src, (void*)TensorMemory.DataPointer(raw), info.ByteCount, info.ByteCount);
+        }
+
+        var result = raw;
+        if (LlamaLayout.RopeHeads(name, Config) is int heads)
+        {
+            result = RopePermutation.ToHf(raw, heads);
+            raw.Dispose();
+        }
+        if (dtype is { } d && result.dtype != d)
+        {
+            var converted = result.to(d);
+            result.Dispose();
+            result = converted;
+        }
+        return result;
+    }
+
+    public void Dispose() => _file.Dispose();
+}

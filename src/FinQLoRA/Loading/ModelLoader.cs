@@ -1,0 +1,114 @@
+using FinQLoRA.Formats.Checkpoints;
+using TorchSharp;
+using static TorchSharp.torch;
+using FinQLoRA.Models;
+
+namespace FinQLoRA.Loading;
+
+/// <summary>
+/// Builds a <see cref="LlamaModel"/> from a checkpoint, tensor by tensor: each weight is read, converted (or
+/// quantized) and the stored copy freed before the next is read, so peak memory stays near the final model size
+/// and a 70B checkpoint never sits in memory twice.
+/// </summary>
+public static class ModelLoader
+{
+    public static LlamaModel Load(LlamaConfig config, ICheckpointReader reader, ModelLoadOptions options)
+    {
+        using var noGrad = no_grad();
+        var (first, count) = options.LayerRange ?? (0, config.NumLayers);
+        var linear = options.LinearFactory ?? ((_, w) => new DenseLinear(w.to(options.DType, options.Device)));
+        // [pre-quantized checkpoints] projections stored 4/8-bit are rebuilt from their stored entries as they are
+        // (LinearFactory then applies only to dense-stored ones); the loading layer supplies the factory.
+        var stored = options.StoredProjections?.Invoke(config, reader);
+
+        Tensor Dense(string name, long[] shape, ScalarType dtype)
+        {
+            using var stored = Read(reader, name, shape);
+            return stored.to(dtype, options.Device).detach();
+        }
+
+        nn.Module<Tensor, Tensor> Proj(int layer, ProjectionKind kind)
+        {
+            string name = LlamaLayout.WeightName(layer, kind);
+            var (inDim, outDim) = LlamaLayout.Shape(config, kind);
+            if (stored?.Invoke(name, [outDim, inDim]) is { } stored4or8Bit) return stored4or8Bit;
+            using var dense = Read(reader, name, [outDim, inDim]);
+            return linear(name, dense);
+        }
+
+        // Dense projections of one input (q, k, v; gate, up) are stored as consecutive row blocks of one [ΣOut, In]
+        // tensor, each DenseLinear holding its block as a view: FusedProjections then multiplies all of them at once in
+        // place. Quantized or factory-made projections are built one by one.
+        nn.Module<Tensor, Tensor>[] Group(int layer, params ProjectionKind[] kinds)
+        {
+            if (options.LinearFactory is not null || stored is not null) return kinds.Select(k => Proj(layer, k)).ToArray();
+            var shapes = kinds.Select(k => LlamaLayout.Shape(config, k)).ToArray();
+            using var combined = empty([shapes.Sum(s => s.Out), shapes[0].In], options.DType, options.Device);
+            var modules = new nn.Module<Tensor, Tensor>[kinds.Length];
+            long offset = 0;
+            for (int k = 0; k < kinds.Length; k++)
+            {
+                var (inDim, outDim) = shapes[k];
+                using (var dense = Read(reader, LlamaLayout.WeightName(layer, kinds[k]), [outDim, inDim]))
+                {
+                    var block = combined.narrow(0, offset, outDim);
+                    block.copy_(dense);
+                    modules[k] = new DenseLinear(block);
+                }
+                offset += outDim;
+            }
+            return modules;
+        }
+
+        long h = config.HiddenSize;
+        var embed = options.LoadEmbeddings || config.TieWordEmbeddings && options.LoadHead
+            ? Dense(LlamaLayout.EmbeddingsName, [config.VocabSize, h], options.DType)
+            : empty([0, h], options.DType, options.Device);
+
+        var layers = new List<LlamaDecoderLayer>();
+        for (int i = first; i < first + count; i++)
+        {
+            var qkv = Group(i, ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V);
+            var attention = new LlamaAttention(config, i, qkv[0], qkv[1], qkv[2], Proj(i, ProjectionKind.O));
+            var gateUp = Group(i, ProjectionKind.Gate, ProjectionKind.Up);
+            var mlp = new LlamaMlp(gateUp[0], gateUp[1], Proj(i, ProjectionKind.Down));
+            layers.Add(new LlamaDecoderLayer(
+                new RmsNorm(Dense(LlamaLayout.InputNormName(i), [h], options.DType), config.RmsNormEps),
+                attention,
+                new RmsNorm(Dense(LlamaLayout.PostAttentionNormName(i), [h], options.DType), config.RmsNormEps),
+                mlp));
+        }
+
+        var norm = new RmsNorm(options.LoadHead ? Dense(LlamaLayout.FinalNormName, [h], options.DType) : ones(h, options.DType, options.Device), config.RmsNormEps);
+        nn.Module<Tensor, Tensor>? head = null;
+        if (options.LoadHead && !config.TieWordEmbeddings)
+        {
+            // lm_head stays 16-bit as in QLoRA: it is never handed to the quantizing factory.
+            head = new DenseLinear(Dense(LlamaLayout.HeadName, [config.VocabSize, h], options.DType));
+        }
+        var model = new LlamaModel(config, options.DType, embed, layers, norm, head);
+        model.eval(); // inference mode by default (adapter dropout off), as from_pretrained; trainers call train()
+        return model;
+    }
+
+    private static Tensor Read(ICheckpointReader reader, string name, long[] expected)
+    {
+        if (!reader.Contains(name))
+            throw new UserInputException($"{reader.Source}: tensor '{name}' is missing; the checkpoint does not match its config (or is incomplete)");
+        var t = reader.Read(name);
+        if (!FloatTensors.IsFloat(t.dtype))
+        {
+            var dtype = t.dtype;
+            t.Dispose();
+            FloatTensors.Require(reader.Source, name, dtype, "a Llama weight",
+                "the checkpoint is damaged, or it is quantized and config.json lacks the quantization_config that says so");
+        }
+        if (!t.shape.SequenceEqual(expected))
+        {
+            string found = string.Join(", ", t.shape);
+            t.Dispose();
+            throw new UserInputException($"{reader.Source}: tensor '{name}' has shape [{found}] but the config implies [{string.Join(", ", expected)}]; config.json and the weights disagree");
+        }
+        return t;
+    }
+}
