@@ -60,12 +60,6 @@ public static class TrainingRun
         return tensors;
     }
 
-    public static double MaxAbsDifference(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
-    {
-        Assert.Equal(a.Keys.Order(), b.Keys.Order());
-        return a.Keys.Max(k => a[k].Zip(b[k]).Max(p => Math.Abs((double)p.First - p.Second)));
-    }
-
     /// <summary>metrics.jsonl, one object per line.</summary>
     public static List<JsonObject> Metrics(string runDir) =>
         File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl")).Where(l => l.Length > 0).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();

@@ -55,7 +55,7 @@ public sealed class ModelConverterTests
             {
                 using var x = a.Read(e.Name);
                 using var y = b.Read(e.Name);
-                Assert.True(Bits.Identical(x, y), $"{e.Name} changed in the round trip");
+                TensorAssert.BitIdentical(x, y, $"{e.Name} changed in the round trip");
             }
         }
         IReadOnlyList<int> eos = [2];
@@ -82,7 +82,7 @@ public sealed class ModelConverterTests
         {
             using var x = a.Read(e.Name);
             using var y = b.Read(e.Name);
-            Assert.True(Bits.Identical(x, y), e.Name);
+            TensorAssert.BitIdentical(x, y, e.Name);
         }
     }
 
@@ -125,12 +125,12 @@ public sealed class ModelConverterTests
             var y = q8.Read(e.Name, torch.ScalarType.Float32);
             if (e.Shape.Length == 1)
             {
-                Assert.True(Bits.Identical(x, y), e.Name); // norms stay F32
+                TensorAssert.BitIdentical(x, y, e.Name); // norms stay F32
                 continue;
             }
             if (e.Shape[^1] % 32 != 0)
             {
-                Assert.True(Bits.Identical(x.to(torch.ScalarType.Float16).to(torch.ScalarType.Float32), y), e.Name);
+                TensorAssert.BitIdentical(x.to(torch.ScalarType.Float16).to(torch.ScalarType.Float32), y, e.Name);
                 continue;
             }
             var blocks = x.reshape(-1, 32);
