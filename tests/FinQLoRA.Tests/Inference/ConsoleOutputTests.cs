@@ -28,10 +28,11 @@ public sealed class ConsoleOutputTests
         System.Text.Json.JsonDocument.Parse(lines[0]).Dispose();
     }
 
-    [SharedFact]
+    [Fact]
     public void ColoursOnlyOnATerminalAndNeverWithNoColor()
     {
-        string[] args = ["data", "stats", Shared.File("data/finlora-test/fpb_test.jsonl")];
+        using var dir = new TempFolder();
+        string[] args = ["data", "stats", FinQLoRA.Tests.Training.TrainingRun.WriteData(dir.Path)];
         Assert.Contains("\u001b[", UnderTerminal(args)); // bold file name on a terminal
         // (.NET's own keypad-mode sequence on a terminal is not a colour)
         Assert.DoesNotContain("\u001b[", UnderTerminal(["env", "NO_COLOR=1", .. args]).Replace("\u001b[?1h\u001b=", ""));

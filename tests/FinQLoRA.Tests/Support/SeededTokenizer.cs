@@ -7,31 +7,47 @@ namespace FinQLoRA.Tests.Support;
 /// &lt;unk&gt; &lt;s&gt; &lt;/s&gt;, the 256 byte pieces, then 253 pieces in merge order ("▁" + letter, letter pairs, then
 /// the single characters). Any text encodes (unknown characters fall back to bytes), so a seeded model of
 /// vocabulary 512 gets a working tokenizer without ../shared. Its ids mean nothing in stories260K.
+/// With <c>llama3Chat</c> it also has Llama 3's five chat tokens (ids 512–516, BOS &lt;|begin_of_text|&gt;, EOS
+/// &lt;|eot_id|&gt;) and a chat_template that names them, so chat is detected as Llama 3's format without the real
+/// 128k-token tokenizer.
 /// </summary>
 public static class SeededTokenizer
 {
     public const int VocabSize = 512;
     public const int Bos = 1, Eos = 2;
 
+    /// <summary>The chat variant's added tokens, in id order from <see cref="VocabSize"/>.</summary>
+    public static readonly string[] Llama3ChatTokens = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"];
+    public const int Llama3ChatVocabSize = VocabSize + 5;
+    public const int Llama3Bos = VocabSize, Llama3EndOfText = VocabSize + 1, Llama3Eot = VocabSize + 4;
+
+    private const string Llama3ChatTemplate =
+        "{{ bos_token }}{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n" +
+        "{{ message['content'] | trim }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}";
+
     private const string Letters = "etaoinshrdlucmfwygpbvkjxqz";
 
     /// <summary>Writes tokenizer.json, tokenizer_config.json, special_tokens_map.json and generation_config.json.</summary>
-    public static void Write(string folder)
+    public static void Write(string folder, bool llama3Chat = false)
     {
         Directory.CreateDirectory(folder);
-        File.WriteAllText(Path.Combine(folder, "tokenizer.json"), TokenizerJson().ToJsonString());
-        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), new JsonObject
+        var (bos, eos) = llama3Chat ? (Llama3ChatTokens[0], Llama3ChatTokens[4]) : ("<s>", "</s>");
+        File.WriteAllText(Path.Combine(folder, "tokenizer.json"), TokenizerJson(llama3Chat).ToJsonString());
+        var config = new JsonObject
         {
-            ["add_bos_token"] = true, ["add_eos_token"] = false, ["bos_token"] = "<s>", ["eos_token"] = "</s>", ["unk_token"] = "<unk>",
+            ["add_bos_token"] = true, ["add_eos_token"] = false, ["bos_token"] = bos, ["eos_token"] = eos, ["unk_token"] = "<unk>",
             ["pad_token"] = null, ["tokenizer_class"] = "LlamaTokenizerFast", ["legacy"] = true, ["model_max_length"] = 512,
-        }.ToJsonString());
+        };
+        if (llama3Chat) config["chat_template"] = Llama3ChatTemplate;
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), config.ToJsonString());
         File.WriteAllText(Path.Combine(folder, "special_tokens_map.json"),
-            new JsonObject { ["bos_token"] = "<s>", ["eos_token"] = "</s>", ["unk_token"] = "<unk>" }.ToJsonString());
+            new JsonObject { ["bos_token"] = bos, ["eos_token"] = eos, ["unk_token"] = "<unk>" }.ToJsonString());
+        JsonNode eosIds = llama3Chat ? new JsonArray(Llama3EndOfText, Llama3Eot) : Eos;
         File.WriteAllText(Path.Combine(folder, "generation_config.json"),
-            new JsonObject { ["bos_token_id"] = Bos, ["eos_token_id"] = Eos, ["do_sample"] = false }.ToJsonString());
+            new JsonObject { ["bos_token_id"] = llama3Chat ? Llama3Bos : Bos, ["eos_token_id"] = eosIds, ["do_sample"] = false }.ToJsonString());
     }
 
-    private static JsonObject TokenizerJson()
+    private static JsonObject TokenizerJson(bool llama3Chat)
     {
         var pieces = new List<string> { "<unk>", "<s>", "</s>" };
         pieces.AddRange(Enumerable.Range(0, 256).Select(b => $"<0x{b:X2}>"));
@@ -58,7 +74,8 @@ public static class SeededTokenizer
         return new JsonObject
         {
             ["version"] = "1.0",
-            ["added_tokens"] = new JsonArray(Special(0, "<unk>"), Special(1, "<s>"), Special(2, "</s>")),
+            ["added_tokens"] = new JsonArray([Special(0, "<unk>"), Special(1, "<s>"), Special(2, "</s>"),
+                .. llama3Chat ? Llama3ChatTokens.Select((t, i) => Special(VocabSize + i, t)) : []]),
             ["normalizer"] = new JsonObject
             {
                 ["type"] = "Sequence",
