@@ -185,7 +185,7 @@ public sealed class ServerCompletionsTests(ServeFixture f) : IClassFixture<Serve
         await Expect(400, "{\"model\": \"stories\", \"prompt\": 5}", "prompt");
         await Expect(400, "{\"model\": \"stories\", \"prompt\": \"x\", \"n\": 1000}", "n");
         await Expect(404, "{\"model\": \"nope\", \"prompt\": \"x\"}", "model", "model_not_found");
-        var overflow = await Expect(400, "{\"model\": \"stories\", \"prompt\": \"Once upon a time\", \"max_tokens\": 200}", "max_tokens", "context_length_exceeded");
+        var overflow = await Expect(400, "{\"model\": \"stories\", \"prompt\": [1, 403, 407, 261, 378], \"max_tokens\": 200}", "max_tokens", "context_length_exceeded");
         Assert.Contains("128", overflow["message"]!.GetValue<string>());  // the context
         Assert.Contains("205", overflow["message"]!.GetValue<string>());  // 5 prompt tokens + 200
         await Expect(413, "{\"model\": \"stories\", \"prompt\": \"" + new string('x', 100_000) + "\"}", null, "request_too_large");

@@ -27,7 +27,8 @@ public static class SeededTokenizer
 
     private const string Letters = "etaoinshrdlucmfwygpbvkjxqz";
 
-    /// <summary>Writes tokenizer.json, tokenizer_config.json, special_tokens_map.json and generation_config.json.</summary>
+    /// <summary>Writes tokenizer.json, tokenizer_config.json, special_tokens_map.json and generation_config.json, with
+    /// every field Hugging Face writes (as stories260K's files have them), so a GGUF round trip gives the same files.</summary>
     public static void Write(string folder, bool llama3Chat = false)
     {
         Directory.CreateDirectory(folder);
@@ -35,8 +36,9 @@ public static class SeededTokenizer
         File.WriteAllText(Path.Combine(folder, "tokenizer.json"), TokenizerJson(llama3Chat).ToJsonString());
         var config = new JsonObject
         {
-            ["add_bos_token"] = true, ["add_eos_token"] = false, ["bos_token"] = bos, ["eos_token"] = eos, ["unk_token"] = "<unk>",
-            ["pad_token"] = null, ["tokenizer_class"] = "LlamaTokenizerFast", ["legacy"] = true, ["model_max_length"] = 512,
+            ["add_bos_token"] = true, ["add_eos_token"] = false, ["added_tokens_decoder"] = AddedTokensDecoder(llama3Chat),
+            ["bos_token"] = bos, ["eos_token"] = eos, ["unk_token"] = "<unk>", ["pad_token"] = null, ["tokenizer_class"] = "LlamaTokenizerFast",
+            ["legacy"] = true, ["model_max_length"] = 512, ["clean_up_tokenization_spaces"] = false, ["padding_side"] = "left",
         };
         if (llama3Chat) config["chat_template"] = Llama3ChatTemplate;
         File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), config.ToJsonString());
@@ -45,6 +47,20 @@ public static class SeededTokenizer
         JsonNode eosIds = llama3Chat ? new JsonArray(Llama3EndOfText, Llama3Eot) : Eos;
         File.WriteAllText(Path.Combine(folder, "generation_config.json"),
             new JsonObject { ["bos_token_id"] = llama3Chat ? Llama3Bos : Bos, ["eos_token_id"] = eosIds, ["do_sample"] = false }.ToJsonString());
+    }
+
+    private static IEnumerable<string> AddedTokens(bool llama3Chat) => ["<unk>", "<s>", "</s>", .. llama3Chat ? Llama3ChatTokens : []];
+
+    /// <summary>tokenizer_config.json's id → token table (ids: the three specials, then the chat tokens from <see cref="VocabSize"/>).</summary>
+    private static JsonObject AddedTokensDecoder(bool llama3Chat)
+    {
+        var decoder = new JsonObject();
+        foreach (var (token, i) in AddedTokens(llama3Chat).Select((t, i) => (t, i)))
+            decoder[(i < 3 ? i : VocabSize + i - 3).ToString(System.Globalization.CultureInfo.InvariantCulture)] = new JsonObject
+            {
+                ["content"] = token, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false, ["normalized"] = false, ["special"] = true,
+            };
+        return decoder;
     }
 
     private static JsonObject TokenizerJson(bool llama3Chat)
@@ -74,6 +90,8 @@ public static class SeededTokenizer
         return new JsonObject
         {
             ["version"] = "1.0",
+            ["truncation"] = null,
+            ["padding"] = null,
             ["added_tokens"] = new JsonArray([Special(0, "<unk>"), Special(1, "<s>"), Special(2, "</s>"),
                 .. llama3Chat ? Llama3ChatTokens.Select((t, i) => Special(VocabSize + i, t)) : []]),
             ["normalizer"] = new JsonObject
