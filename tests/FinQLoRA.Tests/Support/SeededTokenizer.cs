@@ -49,17 +49,29 @@ public static class SeededTokenizer
             new JsonObject { ["bos_token_id"] = llama3Chat ? Llama3Bos : Bos, ["eos_token_id"] = eosIds, ["do_sample"] = false }.ToJsonString());
     }
 
-    private static IEnumerable<string> AddedTokens(bool llama3Chat) => ["<unk>", "<s>", "</s>", .. llama3Chat ? Llama3ChatTokens : []];
+    /// <summary>The special tokens: the three SentencePiece ones, then the chat variant's from <see cref="VocabSize"/>.</summary>
+    private static IEnumerable<(int Id, string Content)> AddedTokens(bool llama3Chat) =>
+        [(0, "<unk>"), (1, "<s>"), (2, "</s>"), .. llama3Chat ? Llama3ChatTokens.Select((t, i) => (VocabSize + i, t)) : []];
 
-    /// <summary>tokenizer_config.json's id → token table (ids: the three specials, then the chat tokens from <see cref="VocabSize"/>).</summary>
+    /// <summary>One added token as HF writes it (tokenizer.json's added_tokens also carry the id).</summary>
+    private static JsonObject Special(string content, int? id = null)
+    {
+        var o = id is int i ? new JsonObject { ["id"] = i } : new JsonObject();
+        o["content"] = content;
+        o["single_word"] = false;
+        o["lstrip"] = false;
+        o["rstrip"] = false;
+        o["normalized"] = false;
+        o["special"] = true;
+        return o;
+    }
+
+    /// <summary>tokenizer_config.json's id → token table.</summary>
     private static JsonObject AddedTokensDecoder(bool llama3Chat)
     {
         var decoder = new JsonObject();
-        foreach (var (token, i) in AddedTokens(llama3Chat).Select((t, i) => (t, i)))
-            decoder[(i < 3 ? i : VocabSize + i - 3).ToString(System.Globalization.CultureInfo.InvariantCulture)] = new JsonObject
-            {
-                ["content"] = token, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false, ["normalized"] = false, ["special"] = true,
-            };
+        foreach (var (id, content) in AddedTokens(llama3Chat))
+            decoder[id.ToString(System.Globalization.CultureInfo.InvariantCulture)] = Special(content);
         return decoder;
     }
 
@@ -79,11 +91,6 @@ public static class SeededTokenizer
 
         var vocab = new JsonObject();
         for (int i = 0; i < pieces.Count; i++) vocab[pieces[i]] = i;
-        JsonObject Special(int id, string content) => new()
-        {
-            ["id"] = id, ["content"] = content, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
-            ["normalized"] = false, ["special"] = true,
-        };
         JsonObject Replace(string pattern, string content) => new() { ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = pattern }, ["content"] = content };
         JsonObject SpecialStep(string id, int typeId) => new() { ["SpecialToken"] = new JsonObject { ["id"] = id, ["type_id"] = typeId } };
         JsonObject SequenceStep(string id, int typeId) => new() { ["Sequence"] = new JsonObject { ["id"] = id, ["type_id"] = typeId } };
@@ -92,8 +99,7 @@ public static class SeededTokenizer
             ["version"] = "1.0",
             ["truncation"] = null,
             ["padding"] = null,
-            ["added_tokens"] = new JsonArray([Special(0, "<unk>"), Special(1, "<s>"), Special(2, "</s>"),
-                .. llama3Chat ? Llama3ChatTokens.Select((t, i) => Special(VocabSize + i, t)) : []]),
+            ["added_tokens"] = new JsonArray(AddedTokens(llama3Chat).Select(t => (JsonNode)Special(t.Content, t.Id)).ToArray()),
             ["normalizer"] = new JsonObject
             {
                 ["type"] = "Sequence",
