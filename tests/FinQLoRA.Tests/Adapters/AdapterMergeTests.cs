@@ -70,9 +70,9 @@ public sealed class AdapterMergeTests : IDisposable
         using var baseLogits = LoraTestKit.Logits(baseModel);
         using var mergedModel = ModelLoading.LoadModel(outDir, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var logits = LoraTestKit.Logits(mergedModel);
-        double diff = LoraTestKit.RelativeMaxDiff(logits, expected);
+        double diff = TensorAssert.RelativeMaxDiff(logits, expected);
         Assert.True(diff < 1e-5, $"merged vs base+adapter: relative max |diff| {diff}");
-        Assert.True(LoraTestKit.RelativeMaxDiff(baseLogits, expected) > 1e-2, "the adapter changes nothing; the test could not see a bad merge");
+        Assert.True(TensorAssert.RelativeMaxDiff(baseLogits, expected) > 1e-2, "the adapter changes nothing; the test could not see a bad merge");
     }
 
     [Fact]
@@ -90,10 +90,10 @@ public sealed class AdapterMergeTests : IDisposable
         using var expected = AdapterLogits(adapter, new ModelLoadOptions { DType = ScalarType.Float32 }.WithBits(4, FourBitType.Nf4));
         using var mergedModel = ModelLoading.LoadModel(outDir, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var logits = LoraTestKit.Logits(mergedModel);
-        double diff = LoraTestKit.RelativeMaxDiff(logits, expected);
+        double diff = TensorAssert.RelativeMaxDiff(logits, expected);
         Assert.True(diff < 1e-5, $"merged (4-bit base) vs 4-bit base+adapter: relative max |diff| {diff}");
         using var fullPrecision = AdapterLogits(adapter, new ModelLoadOptions { DType = ScalarType.Float32 });
-        Assert.True(LoraTestKit.RelativeMaxDiff(logits, fullPrecision) > 1e-4, "4-bit rounding left no trace; the test cannot tell which base was merged");
+        Assert.True(TensorAssert.RelativeMaxDiff(logits, fullPrecision) > 1e-4, "4-bit rounding left no trace; the test cannot tell which base was merged");
     }
 
     [Fact]
@@ -109,7 +109,7 @@ public sealed class AdapterMergeTests : IDisposable
         using var expected = AdapterLogits(adapter, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var merged = ModelLoading.LoadModel(outFile, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var logits = LoraTestKit.Logits(merged);
-        double diff = LoraTestKit.RelativeMaxDiff(logits, expected);
+        double diff = TensorAssert.RelativeMaxDiff(logits, expected);
         Assert.True(diff < 1e-5, $"merged GGUF vs base+adapter: relative max |diff| {diff}");
     }
 

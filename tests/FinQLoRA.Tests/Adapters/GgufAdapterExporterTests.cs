@@ -9,7 +9,8 @@ namespace FinQLoRA.Tests.Adapters;
 
 public sealed class GgufAdapterExporterTests
 {
-    private static string HfFolder => Shared.File("models/stories260K-hf");
+    /// <summary>The base: llama.cpp (independent of us) runs it with our adapter and merged; any Llama will do.</summary>
+    private static string HfFolder => SeededLlama.Folder;
     private const int Rank = 4;
     private static readonly string[] Modules = ["q_proj", "k_proj", "v_proj"];
 
@@ -58,7 +59,7 @@ public sealed class GgufAdapterExporterTests
         SafetensorsFile.Write(Path.Combine(folder, "model.safetensors"), merged);
     }
 
-    [SharedTheory]
+    [Theory]
     [InlineData(8.0, false)]
     [InlineData(8.0, true)]
     public void LlamaCppWithOurAdapterMatchesTheMergedModel(double alpha, bool rsLora)

@@ -17,13 +17,13 @@ public sealed class LoraInjectorTests
         LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 32, TargetModules = ["all"] }, seed: 1);
         LoraTestKit.Randomize(model, "default", seed: 2);
         using var loraLogits = LoraTestKit.Logits(model);
-        Assert.True(LoraTestKit.MaxDiff(loraLogits, baseLogits) > 1e-2, "the random adapter should change the logits");
+        Assert.True(TensorAssert.MaxDiff(loraLogits, baseLogits) > 1e-2, "the random adapter should change the logits");
 
         int merged = LoraMerger.MergeAndUnload(model);
         Assert.Equal(5 * 7, merged);
         Assert.All(LoraTargets.All, p => Assert.IsType<DenseLinear>(LoraInjector.Owner(model.Layers[0], p)[p]));
         using var mergedLogits = LoraTestKit.Logits(model);
-        double diff = LoraTestKit.RelativeMaxDiff(mergedLogits, loraLogits);
+        double diff = TensorAssert.RelativeMaxDiff(mergedLogits, loraLogits);
         Assert.True(diff < 1e-5, $"LoRA vs merged max |diff| / max |logit| = {diff}");
     }
 
@@ -38,7 +38,7 @@ public sealed class LoraInjectorTests
         Assert.All(LoraInjector.Wrapped(model), w => Assert.False(w.Lora.training));
         using var a = LoraTestKit.Logits(model);
         using var b = LoraTestKit.Logits(model);
-        Assert.Equal(0.0, LoraTestKit.MaxDiff(a, b));
+        Assert.Equal(0.0, TensorAssert.MaxDiff(a, b));
     }
 
     [Fact]
@@ -48,13 +48,13 @@ public sealed class LoraInjectorTests
         using var baseLogits = LoraTestKit.Logits(model);
         LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true, TargetModules = ["q_proj", "v_proj", "down_proj"] }, seed: 1);
         using (var fresh = LoraTestKit.Logits(model))
-            Assert.True(LoraTestKit.MaxDiff(fresh, baseLogits) < 1e-5, "a fresh DoRA adapter (m = ‖W‖, B = 0) must not change the output");
+            Assert.True(TensorAssert.MaxDiff(fresh, baseLogits) < 1e-5, "a fresh DoRA adapter (m = ‖W‖, B = 0) must not change the output");
         LoraTestKit.Randomize(model, "default", seed: 3);
         using var doraLogits = LoraTestKit.Logits(model);
-        Assert.True(LoraTestKit.MaxDiff(doraLogits, baseLogits) > 1e-2);
+        Assert.True(TensorAssert.MaxDiff(doraLogits, baseLogits) > 1e-2);
         LoraMerger.MergeAndUnload(model);
         using var mergedLogits = LoraTestKit.Logits(model);
-        double diff = LoraTestKit.RelativeMaxDiff(mergedLogits, doraLogits);
+        double diff = TensorAssert.RelativeMaxDiff(mergedLogits, doraLogits);
         Assert.True(diff < 1e-5, $"DoRA vs merged max |diff| / max |logit| = {diff}");
     }
 
@@ -140,7 +140,7 @@ public sealed class LoraInjectorTests
 
         Assert.Equal(["sentiment", "ner"], LoraInjector.AdapterNames(model));
         Assert.Equal("ner", LoraInjector.ActiveAdapter(model));
-        Assert.True(LoraTestKit.MaxDiff(ner, sentiment) > 1e-2);
+        Assert.True(TensorAssert.MaxDiff(ner, sentiment) > 1e-2);
         Assert.All(LoraInjector.AdapterParameters(model, "sentiment"), p => Assert.False(p.P.requires_grad)); // only the active one trains
 
         LoraInjector.SetActiveAdapter(model, "sentiment");

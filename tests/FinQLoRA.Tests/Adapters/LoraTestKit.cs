@@ -27,23 +27,6 @@ internal static class LoraTestKit
         return model.Forward(ids);
     }
 
-    /// <summary>
-    /// max |a − b| / max |b|. Logits of stories260K reach about ±19, where one fp32 ulp is 2e-6; merged and unmerged
-    /// forwards sum in different orders, so they differ by a few ulps (measured 1e-5 to 5e-5 absolute, the same whether
-    /// B's scale is 0.05 or 0.002: rounding, not the adapter). Relative to the logit scale that is below 1e-5.
-    /// </summary>
-    public static double RelativeMaxDiff(Tensor a, Tensor b)
-    {
-        using var scale = b.abs().max();
-        return MaxDiff(a, b) / scale.item<float>();
-    }
-
-    public static double MaxDiff(Tensor a, Tensor b)
-    {
-        using var d = (a - b).abs().max();
-        return d.item<float>();
-    }
-
     /// <summary>Gives every B of the adapter N(0, 0.05²) values (and DoRA magnitudes a ±10% jitter), so that the
     /// adapter changes the output: a fresh adapter (B = 0) would make most comparisons trivially true.</summary>
     public static void Randomize(LlamaModel model, string adapter, long seed, double scale = 0.05)

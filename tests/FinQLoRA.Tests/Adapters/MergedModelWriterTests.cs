@@ -40,7 +40,7 @@ public sealed class MergedModelWriterTests : IDisposable
 
         using var merged = ModelLoading.LoadModel(MergedDir, new ModelLoadOptions { DType = ScalarType.Float32 });
         using var logits = LoraTestKit.Logits(merged);
-        double diff = LoraTestKit.RelativeMaxDiff(logits, expected);
+        double diff = TensorAssert.RelativeMaxDiff(logits, expected);
         Assert.True(diff < 1e-5, $"merged folder vs LoRA model max |diff| / max |logit| = {diff}");
     }
 }

@@ -38,7 +38,7 @@ public sealed class PeftAdapterFilesTests : IDisposable
         Assert.Equal(0.1, loaded.Dropout);
         Assert.Equal(["q_proj", "k_proj", "v_proj"], loaded.TargetModules); // module order (PEFT keeps a set)
         using var logits = LoraTestKit.Logits(fresh);
-        Assert.True(logits.Equals(expected), $"max |diff| {LoraTestKit.MaxDiff(logits, expected)}");
+        Assert.True(logits.Equals(expected), $"max |diff| {TensorAssert.MaxDiff(logits, expected)}");
     }
 
     [Fact]

@@ -24,7 +24,7 @@ public sealed class PeftInteropTests
         using var noGrad = no_grad();
         using var input = tensor(ids.SelectMany(p => p).ToArray(), [ids.Length, ids[0].Length]);
         using var logits = model.Forward(input);
-        double diff = LoraTestKit.MaxDiff(logits, expected);
+        double diff = TensorAssert.MaxDiff(logits, expected);
         Assert.True(diff < Tolerance, $"{folder}: max |ours − PEFT| = {diff}");
     }
 

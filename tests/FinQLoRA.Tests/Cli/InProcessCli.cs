@@ -1,4 +1,5 @@
 using FinQLoRA.Cli;
+using FinQLoRA.Tests.Support;
 using Spectre.Console;
 
 namespace FinQLoRA.Tests.Cli;
@@ -7,7 +8,7 @@ namespace FinQLoRA.Tests.Cli;
 /// what Spectre writes (help) and stderr captured: no process to start, so a test can walk every command.</summary>
 internal static class InProcessCli
 {
-    public static (int ExitCode, string Stdout, string Stderr) Run(params string[] args)
+    public static CliResult Run(params string[] args)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
@@ -18,6 +19,6 @@ internal static class InProcessCli
         });
         console.Profile.Width = 4096; // as ConsoleStreams sets it for a file or a pipe
         int code = CliApp.Run(args, stderr, console: console);
-        return (code, stdout.ToString(), stderr.ToString());
+        return new CliResult(code, stdout.ToString(), stderr.ToString());
     }
 }

@@ -3,24 +3,12 @@ using FinQLoRA.Tests.Support;
 namespace FinQLoRA.Tests.Distributed;
 
 /// <summary>The "collectives" scenario of the test host, run once under <c>mpirun -np 2</c> and checked per operation.</summary>
-public sealed class CollectivesJob
-{
-    private readonly Lazy<MpiJob> _job = new(() => MpiJob.RunHost("collectives", TimeSpan.FromSeconds(60)));
-    public MpiJob Job => _job.Value;
-}
+public sealed class CollectivesJob() : HostScenarioJob("collectives");
 
 [Collection(MpiCollection.Name)]
 public sealed class CommunicatorMpiTests(CollectivesJob fixture) : IClassFixture<CollectivesJob>
 {
-    private MpiJob Job
-    {
-        get
-        {
-            MpiJob job = fixture.Job;
-            Assert.True(job.ExitCode == 0, $"mpirun exited with {job.ExitCode}:\n{job.Output}");
-            return job;
-        }
-    }
+    private MpiJob Job => fixture.Succeeded;
 
     [MpiFact]
     public void BothRanksSeeWorldOfTwoAndFinish()

@@ -22,13 +22,12 @@ public sealed class LaunchCommandTests
     [MpiFact]
     public void LaunchRunsTheInnerCommandOnEveryRankAndForwardsTheExitCode()
     {
-        string cli = Path.Combine(AppContext.BaseDirectory, "finqlora.dll");
-        MpiJob ok = MpiJob.RunProcess(MpiJob.Dotnet, [cli, "launch", "-n", "2", "--", "version"], TimeSpan.FromSeconds(60));
+        MpiJob ok = MpiJob.RunProcess(CliProcess.Dotnet, CliProcess.Arguments(["launch", "-n", "2", "--", "version"]), TimeSpan.FromSeconds(60));
         Assert.True(ok.ExitCode == 0, ok.Output);
         // Contains, not StartsWith: mpirun gives ranks a pty, and .NET writes a terminal escape before the first line.
         Assert.Equal(2, ok.Output.Split('\n').Count(line => line.Contains("finqlora 1.", StringComparison.Ordinal)));
 
-        MpiJob failing = MpiJob.RunProcess(MpiJob.Dotnet, [cli, "launch", "-n", "1", "--", "no-such-command"], TimeSpan.FromSeconds(60));
+        MpiJob failing = MpiJob.RunProcess(CliProcess.Dotnet, CliProcess.Arguments(["launch", "-n", "1", "--", "no-such-command"]), TimeSpan.FromSeconds(60));
         Assert.Equal(2, failing.ExitCode); // the CLI's exit code for a usage error, passed through mpirun and launch
     }
 }

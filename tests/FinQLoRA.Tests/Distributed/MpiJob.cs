@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 using System.Text.RegularExpressions;
 using FinQLoRA.Distributed;
 using FinQLoRA.Tests.Support;
@@ -14,37 +12,17 @@ public sealed partial record MpiJob(int ExitCode, string Output, TimeSpan Elapse
     public static MpiJob Run(int ranks, string program, IReadOnlyList<string> programArguments, TimeSpan limit, IReadOnlyDictionary<string, string>? environment = null) =>
         RunProcess(MpiLauncher.FindMpirun(), MpiLauncher.BuildArguments(ranks, program, [], programArguments, MpiLauncher.RunningAsRoot()), limit, environment);
 
-    /// <summary>Runs a program with stdin closed and stdout+stderr captured; kills the whole process tree and fails
-    /// the test when it outlives <paramref name="limit"/> (that is, when it hangs).</summary>
+    /// <summary>Runs a program (mpirun, or the CLI alone) through <see cref="CliProcess"/> with stdin closed and
+    /// stdout+stderr captured; past <paramref name="limit"/> (a hang) the whole process tree is killed and the test fails.</summary>
     public static MpiJob RunProcess(string fileName, IReadOnlyList<string> arguments, TimeSpan limit, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var start = new ProcessStartInfo(fileName)
+        var options = new CliRunOptions
         {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
+            CloseStdin = true,
+            Environment = (environment ?? new Dictionary<string, string>()).ToDictionary(kv => kv.Key, kv => (string?)kv.Value),
         };
-        foreach (string argument in arguments) start.ArgumentList.Add(argument);
-        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
-
-        var output = new StringBuilder();
-        var clock = Stopwatch.StartNew();
-        using var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
-        process.Start();
-        process.StandardInput.Close();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        if (!process.WaitForExit(limit))
-        {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-            lock (output) Assert.Fail($"{fileName} {string.Join(' ', arguments)} still running after {limit.TotalSeconds} s (hang); killed. Output:\n{output}");
-        }
-        process.WaitForExit(); // drains the asynchronous readers
-        lock (output) return new MpiJob(process.ExitCode, output.ToString(), clock.Elapsed);
+        var r = CliProcess.RunProgram(fileName, arguments, limit, options);
+        return new MpiJob(r.ExitCode, r.Output, r.Elapsed);
     }
 
     /// <summary>Runs the test host (tests/FinQLoRA.MpiHost) with one scenario on 2 ranks.</summary>
@@ -52,12 +30,8 @@ public sealed partial record MpiJob(int ExitCode, string Output, TimeSpan Elapse
     {
         string host = Path.Combine(AppContext.BaseDirectory, "FinQLoRA.MpiHost.dll");
         Assert.True(File.Exists(host), $"test host not built: {host}");
-        return Run(2, Dotnet, [host, scenario], limit, environment);
+        return Run(2, CliProcess.Dotnet, [host, scenario], limit, environment);
     }
-
-    /// <summary>The dotnet executable running these tests.</summary>
-    public static string Dotnet =>
-        Environment.ProcessPath is { } path && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
 
     /// <summary>The values a rank printed under <paramref name="name"/>.</summary>
     public double[] Values(int rank, string name) =>

@@ -2,6 +2,7 @@ using FinQLoRA.Loading;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
 using FinQLoRA.Models;
+using FinQLoRA.Tests.Support;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Distributed;
@@ -17,7 +18,7 @@ public sealed record PipelineJob(MpiJob Job, IReadOnlyList<GenerationResult> Ref
         string host = Path.Combine(AppContext.BaseDirectory, "FinQLoRA.MpiHost.dll");
         Assert.True(File.Exists(host), $"test host not built: {host}");
         string promptArgument = string.Join(";", prompts.Select(p => string.Join(",", p)));
-        var job = MpiJob.Run(2, MpiJob.Dotnet,
+        var job = MpiJob.Run(2, CliProcess.Dotnet,
             [host, "pipeline", folder, "f32", newTokens.ToString(), string.Join(",", MicroBatchCounts), promptArgument], TimeSpan.FromSeconds(120));
 
         using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.Float32 });

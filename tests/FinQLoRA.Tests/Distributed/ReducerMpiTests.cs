@@ -3,24 +3,12 @@ using FinQLoRA.Tests.Support;
 namespace FinQLoRA.Tests.Distributed;
 
 /// <summary>The "reducers" scenario: bucketed gradient averaging and 0/1 Adam's compressed all-reduce on 2 ranks.</summary>
-public sealed class ReducersJob
-{
-    private readonly Lazy<MpiJob> _job = new(() => MpiJob.RunHost("reducers", TimeSpan.FromSeconds(60)));
-    public MpiJob Job => _job.Value;
-}
+public sealed class ReducersJob() : HostScenarioJob("reducers");
 
 [Collection(MpiCollection.Name)]
 public sealed class ReducerMpiTests(ReducersJob fixture) : IClassFixture<ReducersJob>
 {
-    private MpiJob Job
-    {
-        get
-        {
-            MpiJob job = fixture.Job;
-            Assert.True(job.ExitCode == 0, $"mpirun exited with {job.ExitCode}:\n{job.Output}");
-            return job;
-        }
-    }
+    private MpiJob Job => fixture.Succeeded;
 
     [MpiFact]
     public void GradientAllReducerAveragesEveryGradientInThreeBuckets()

@@ -4,6 +4,7 @@ using FinQLoRA.Evaluation;
 using FinQLoRA.Inference;
 using FinQLoRA.Models;
 using FinQLoRA.Tests.Support;
+using FinQLoRA.Tests.Training;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Evaluation;
@@ -12,14 +13,15 @@ namespace FinQLoRA.Tests.Evaluation;
 /// unpadded sequence per (prompt, label), log-softmax at each label position, summed.</summary>
 public sealed class ChoiceScorerTests
 {
-    [SharedFact]
+    [Fact]
     public void PicksTheLabelWithTheHighestLogLikelihoodComputedIndependently()
     {
-        string path = Shared.File("models/stories260K-hf");
+        using var dir = new TempFolder();
+        string path = SeededLlama.Folder;
         using var model = ModelLoading.LoadModel(path, new ModelLoadOptions { DType = ScalarType.Float32 });
         var tokenizer = ModelLoading.LoadTokenizer(path);
         var task = TaskRegistry.Get("fpb");
-        var examples = ExampleJsonl.Read(Shared.File("data/finlora-test/fpb_test.jsonl")).Take(6).ToList();
+        var examples = ExampleJsonl.Read(TrainingRun.WriteData(dir.Path)).Take(6).ToList();
 
         var scores = ChoiceScorer.Score(model, tokenizer, examples, task.Labels!, batchSize: 4); // batches mix examples and lengths
         var predicted = ChoiceScorer.Predict(model, tokenizer, examples, task, batchSize: 5);
@@ -53,20 +55,21 @@ public sealed class ChoiceScorerTests
 /// <summary>The CLI side: eval --mode choice scores a classification task; a non-classification task is refused first.</summary>
 public sealed class ChoiceModeCliTests
 {
-    [SharedFact]
+    [Fact]
     public void EvalInChoiceModeWritesResultsAndRefusesFreeTextTasks()
     {
         using var dir = new TempFolder();
         string outDir = Path.Combine(dir.Path, "eval");
-        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(3), "eval", "--model", Shared.File("models/stories260K-hf"), "--tasks", "fpb",
-            "--data", Shared.File("data/finlora-test/fpb_test.jsonl"), "--limit", "12", "--mode", "choice", "--out", outDir);
+        string data = TrainingRun.WriteData(dir.Path);
+        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(3), "eval", "--model", SeededLlama.Folder, "--tasks", "fpb",
+            "--data", data, "--limit", "12", "--mode", "choice", "--out", outDir);
         Assert.True(r.ExitCode == 0, r.Stderr);
         var results = FinQLoRA.Evaluation.RunResultFile.Read(outDir);
         Assert.Equal(12, results.Single().N);
         Assert.Equal(12, File.ReadAllLines(Path.Combine(outDir, "fpb", "predictions.jsonl")).Length);
         Assert.All(File.ReadAllLines(Path.Combine(outDir, "fpb", "predictions.jsonl")),
             l => Assert.Contains(System.Text.Json.Nodes.JsonNode.Parse(l)!["output"]!.GetValue<string>(), TaskRegistry.Get("fpb").Labels!));
-        CliProcess.AssertOneLineError(CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "eval", "--model", Shared.File("models/stories260K-hf"),
-            "--tasks", "financebench", "--data", Shared.File("data/finlora-test/fpb_test.jsonl"), "--mode", "choice"), "--mode choice");
+        CliProcess.AssertOneLineError(CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "eval", "--model", SeededLlama.Folder,
+            "--tasks", "financebench", "--data", data, "--mode", "choice"), "--mode choice");
     }
 }

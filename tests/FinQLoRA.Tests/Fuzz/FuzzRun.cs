@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Fuzz;
@@ -43,29 +42,18 @@ internal sealed record FuzzRun(string[] Args, int ExitCode, string Stdout, strin
 
     public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string workingDirectory, string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workingDirectory,
-        };
-        psi.ArgumentList.Add(CliProcess.CliDll);
-        foreach (string a in args) psi.ArgumentList.Add(a);
         // Nothing may reach a network or a shared cache: a Hub case that got past validation fails on a closed
         // port, and any cache it wrote would land in the work folder and fail the snapshot.
-        psi.Environment["HF_ENDPOINT"] = "http://127.0.0.1:9/";
-        psi.Environment["HF_TOKEN"] = "";
-        psi.Environment["FINQLORA_CACHE"] = Path.Combine(workingDirectory, "cache");
-        psi.Environment["NO_COLOR"] = "1";
-        psi.Environment.Remove("FINQLORA_VERBOSE");
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(Timeout);
-        try { await p.WaitForExitAsync(timeout.Token); }
-        catch (OperationCanceledException)
+        var options = new CliRunOptions
         {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"finqlora {string.Join(' ', args)} did not finish within {Timeout}");
-        }
-        return (p.ExitCode, await stdout, await stderr);
+            WorkingDirectory = workingDirectory,
+            Environment = new Dictionary<string, string?>
+            {
+                ["HF_ENDPOINT"] = "http://127.0.0.1:9/", ["HF_TOKEN"] = "", ["FINQLORA_CACHE"] = Path.Combine(workingDirectory, "cache"),
+                ["NO_COLOR"] = "1", ["FINQLORA_VERBOSE"] = null,
+            },
+        };
+        var r = await CliProcess.RunAsync(options, Timeout, args);
+        return (r.ExitCode, r.Stdout, r.Stderr);
     }
 }

@@ -180,13 +180,14 @@ public sealed class HubPartsTests
         Assert.Equal([1, 2, 4, 8, 16, 20, 20], Enumerable.Range(1, 7).Select(n => policy.DelayAfter(n).TotalSeconds));
     }
 
-    [SharedFact]
+    [Fact]
     public async Task Checksums_MatchTheGitBlobIdAndSha256RecordedForARealFile()
     {
-        // shared/data/PROVENANCE.md records both ids of this file as GitHub stores it; the Hub uses the same git ids.
-        string path = Shared.File("data/finlora-test/fpb_test.jsonl");
-        var asPlainFile = new HubFile("fpb_test.jsonl", 352382, "269aaf3b9cc7f08616979fe79ec539614091c278", null);
-        var asLfsFile = asPlainFile with { Sha256 = "c9d0ea01a0e999413e72960683561d863018a9b8541068e49f6a57426f2e14d6" };
+        // A binary file of this repository (no line-ending conversion can touch it); the ids are git's own
+        // (git hash-object) and sha256sum's, and the Hub uses the same git ids.
+        string path = Path.Combine(Shared.RepoRoot, "tests", "fixtures", "peft", "finqlora_made_adapter", "adapter_model.safetensors");
+        var asPlainFile = new HubFile("adapter_model.safetensors", 60968, "9c514517423b488e57b3dd01a941cb91b647225f", null);
+        var asLfsFile = asPlainFile with { Sha256 = "b9c0b855b21e04e108aef8a9e283a21e81d47d8cc9057a742d0ea2938c484776" };
         Assert.Equal(asPlainFile.ContentId, await ContentHasher.HashFileAsync(asPlainFile, path, CancellationToken.None));
         Assert.Equal(asLfsFile.ContentId, await ContentHasher.HashFileAsync(asLfsFile, path, CancellationToken.None));
     }

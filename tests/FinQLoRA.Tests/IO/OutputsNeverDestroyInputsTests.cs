@@ -116,14 +116,11 @@ public sealed class OutputsNeverDestroyInputsTests
         string ro = Path.Combine(dir.Path, "ro"), full = Path.Combine(dir.Path, "full");
         Directory.CreateDirectory(ro);
         Directory.CreateDirectory(full);
-        string cli = $"dotnet '{CliProcess.CliDll}' data build --task fpb --source '{source}'";
+        string cli = CliProcess.ShellCommand("data", "build", "--task", "fpb", "--source", source);
         string script = $"mount -t tmpfs -o ro,size=64k tmpfs '{ro}' && mount -t tmpfs -o size=16k tmpfs '{full}' || exit 99; " +
                         $"{cli} --out '{ro}/out.jsonl'; echo \"rc=$?\"; {cli} --out '{full}/out.jsonl'; echo \"rc=$?\"; ls -A '{full}'";
-        var psi = new System.Diagnostics.ProcessStartInfo("unshare", ["-rm", "sh", "-c", script]) { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        string stdout = p.StandardOutput.ReadToEnd(), stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode != 99, $"could not mount a tmpfs in a private namespace: {stderr}");
+        var (exitCode, stdout, stderr) = CliProcess.RunProgram("unshare", ["-rm", "sh", "-c", script], Limit);
+        Assert.True(exitCode != 99, $"could not mount a tmpfs in a private namespace: {stderr}");
         var errors = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.True(errors.Length == 2, stderr);
         Assert.Contains($"{ro}/out.jsonl", errors[0]);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Inference;
@@ -8,18 +7,15 @@ public sealed class ConsoleOutputTests
 {
     private static readonly TimeSpan Limit = TimeSpan.FromMinutes(2);
 
-    /// <summary>Runs the CLI under a pseudo-terminal (util-linux script), as a user's shell or mpirun would.</summary>
+    /// <summary>Runs the CLI under a pseudo-terminal, as a user's shell or mpirun would; "env NAME=VALUE …" in front
+    /// sets the environment of the CLI only.</summary>
     private static string UnderTerminal(params string[] args)
     {
-        // "env NAME=VALUE …" in front sets the environment of the CLI only
         var env = args.TakeWhile(a => a == "env" || a.Contains('=')).ToArray();
-        string command = string.Join(' ', env.Concat(new[] { "dotnet", CliProcess.CliDll }).Concat(args.Skip(env.Length)).Select(a => "'" + a.Replace("'", "'\\''") + "'"));
-        var psi = new ProcessStartInfo("script", ["-qec", command, "/dev/null"]) { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, output + p.StandardError.ReadToEnd());
-        return output;
+        var environment = env.Skip(1).Select(a => a.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+        var r = CliProcess.RunUnderTerminal(Limit, environment, args[env.Length..]);
+        Assert.True(r.ExitCode == 0, r.Output);
+        return r.Stdout;
     }
 
     [Fact]
@@ -32,10 +28,11 @@ public sealed class ConsoleOutputTests
         System.Text.Json.JsonDocument.Parse(lines[0]).Dispose();
     }
 
-    [SharedFact]
+    [Fact]
     public void ColoursOnlyOnATerminalAndNeverWithNoColor()
     {
-        string[] args = ["data", "stats", Shared.File("data/finlora-test/fpb_test.jsonl")];
+        using var dir = new TempFolder();
+        string[] args = ["data", "stats", FinQLoRA.Tests.Training.TrainingRun.WriteData(dir.Path)];
         Assert.Contains("\u001b[", UnderTerminal(args)); // bold file name on a terminal
         // (.NET's own keypad-mode sequence on a terminal is not a colour)
         Assert.DoesNotContain("\u001b[", UnderTerminal(["env", "NO_COLOR=1", .. args]).Replace("\u001b[?1h\u001b=", ""));

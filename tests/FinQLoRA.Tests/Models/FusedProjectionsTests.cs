@@ -59,7 +59,7 @@ public sealed class FusedProjectionsTests
         var qkv = DenseLinear.RowBlocksOfOneTensor([Dense(ProjectionKind.Q), Dense(ProjectionKind.K), Dense(ProjectionKind.V)]);
         Assert.NotNull(qkv);
         var expected = cat([Dense(ProjectionKind.Q).Weight, Dense(ProjectionKind.K).Weight, Dense(ProjectionKind.V).Weight], 0);
-        Assert.True(expected.eq(qkv!).all().item<bool>());
+        TensorAssert.Equal(expected, qkv!);
         Assert.NotNull(DenseLinear.RowBlocksOfOneTensor([Dense(ProjectionKind.Gate), Dense(ProjectionKind.Up)]));
         // out of order, not adjacent, or of separate storages: no view
         Assert.Null(DenseLinear.RowBlocksOfOneTensor([Dense(ProjectionKind.K), Dense(ProjectionKind.Q)]));
@@ -72,7 +72,7 @@ public sealed class FusedProjectionsTests
         Assert.Null(DenseLinear.RowBlocksOfOneTensor([Dense(ProjectionKind.Q), Dense(ProjectionKind.K), Dense(ProjectionKind.V)]));
         var x = randn([1, 3, SeededLlama.Stories260KShapes.HiddenSize], ScalarType.Float64, generator: new TorchSharp.torch.Generator(4));
         var outputs = FusedProjections.Forward(x, layer[ProjectionKind.Q], layer[ProjectionKind.K], layer[ProjectionKind.V]);
-        Assert.True(layer[ProjectionKind.V].forward(x).eq(outputs[2]).all().item<bool>());
+        TensorAssert.Equal(layer[ProjectionKind.V].forward(x), outputs[2], "V");
     }
 
     [Fact]
@@ -84,7 +84,7 @@ public sealed class FusedProjectionsTests
         using var scope = NewDisposeScope();
         var x = randn([2, 12, SeededLlama.Stories260KShapes.HiddenSize], generator: new TorchSharp.torch.Generator(2)).to(ScalarType.BFloat16);
         var outputs = FusedProjections.Forward(x, layer[ProjectionKind.Q], layer[ProjectionKind.K], layer[ProjectionKind.V]);
-        Assert.True(layer[ProjectionKind.K].forward(x).eq(outputs[1]).all().item<bool>());
+        TensorAssert.Equal(layer[ProjectionKind.K].forward(x), outputs[1], "K");
     }
 
     [Theory]
@@ -98,17 +98,15 @@ public sealed class FusedProjectionsTests
         using var scope = NewDisposeScope();
         var into = full([q.OutFeatures, q.InFeatures], float.NaN, buffer);
         q.WriteWeight(into, inputs);
-        Assert.True(q.DequantizedWeight(inputs).to(buffer).eq(into).all().item<bool>());
+        TensorAssert.Equal(q.DequantizedWeight(inputs).to(buffer), into);
     }
 
     /// <summary>Equal up to fp32 rounding, or for bf16 up to a few bf16 roundings of the tensor's largest values (sums of
     /// bf16-rounded terms differ by a few ulps of their largest term, also where the sum itself is small).</summary>
     private static void Equivalent(Tensor expected, Tensor actual, ScalarType dtype, string what)
     {
-        double scale = expected.abs().max().item<float>();
-        double diff = (expected - actual).abs().max().item<float>();
-        double allowed = dtype == ScalarType.Float32 ? scale * 1e-5 : scale / 32;
-        Assert.True(diff <= allowed, $"{what}: max |diff| {diff} against max |value| {scale}");
+        double scale = TensorAssert.MaxAbs(expected);
+        TensorAssert.MaxDiffAtMost(expected, actual, dtype == ScalarType.Float32 ? scale * 1e-5 : scale / 32, what);
     }
 
     private static (Tensor[] Outputs, Tensor[] Grads) OutputsAndGradients(Tensor x0, List<TorchSharp.Modules.Parameter> parameters, Func<Tensor, Tensor[]> forward)
@@ -120,7 +118,7 @@ public sealed class FusedProjectionsTests
         var loss = outputs.Select((o, i) => (o.to(ScalarType.Float32) * (i + 1)).sin().sum()).Aggregate((a, b) => a + b);
         loss.backward();
         // only the adapters of this group's projections: the others' gradients are zero on both sides
-        var grads = parameters.Where(p => p.grad is { } g && g.abs().max().item<float>() > 0).Select(p => p.grad!.detach().clone())
+        var grads = parameters.Where(p => p.grad is { } g && TensorAssert.MaxAbs(g) > 0).Select(p => p.grad!.detach().clone())
             .Prepend(x.grad!.to(ScalarType.Float32)).ToArray();
         return (outputs.Select(o => o.detach().to(ScalarType.Float32)).ToArray(), grads);
     }

@@ -34,12 +34,6 @@ public sealed class GradientCheckpointingTests
         return LoraInjector.AdapterParameters(model).ToDictionary(p => p.Name, p => p.P.grad!.data<float>().ToArray());
     }
 
-    private static double MaxDiff(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
-    {
-        Assert.Equal(a.Keys.Order(), b.Keys.Order());
-        return a.Max(kv => kv.Value.Zip(b[kv.Key], (x, y) => Math.Abs((double)x - y)).Max());
-    }
-
     [Fact]
     public void CheckpointedLayersGiveTheSameAdapterGradients()
     {
@@ -47,13 +41,13 @@ public sealed class GradientCheckpointingTests
         var checkpointed = Gradients(checkpointing: true, seed: 5);
         Assert.Equal(5 * 4 * 2, plain.Count); // 5 layers × 4 projections × (A, B)
         Assert.All(plain.Values, g => Assert.Contains(g, x => x != 0));
-        double diff = MaxDiff(plain, checkpointed);
+        double diff = TensorAssert.MaxDiff(plain, checkpointed);
         double scale = plain.Values.Max(g => g.Max(Math.Abs));
         Assert.True(diff <= 1e-6 * scale, $"checkpointed vs plain gradients: max |diff| {diff:E2} (largest gradient {scale:E2})");
 
         // Dropout matters here: another mask gives clearly other gradients, so a recomputation that drew new masks would fail above.
         var otherMask = Gradients(checkpointing: false, seed: 6);
-        Assert.True(MaxDiff(plain, otherMask) > 1e-2 * scale, "dropout did not change the gradients; the test cannot see whether the RNG is replayed");
+        Assert.True(TensorAssert.MaxDiff(plain, otherMask) > 1e-2 * scale, "dropout did not change the gradients; the test cannot see whether the RNG is replayed");
     }
 
     /// <summary>In bf16 on a CPU that widens, a checkpointed layer's first forward (no gradients) runs attention in fp32
@@ -64,7 +58,7 @@ public sealed class GradientCheckpointingTests
     {
         var plain = Gradients(checkpointing: false, seed: 5, ScalarType.BFloat16);
         var checkpointed = Gradients(checkpointing: true, seed: 5, ScalarType.BFloat16);
-        double diff = MaxDiff(plain, checkpointed);
+        double diff = TensorAssert.MaxDiff(plain, checkpointed);
         double scale = plain.Values.Max(g => g.Max(Math.Abs));
         Assert.True(scale > 0);
         Assert.True(diff <= 1e-6 * scale, $"checkpointed vs plain bf16 gradients: max |diff| {diff:E2} (largest gradient {scale:E2})");

@@ -1,6 +1,7 @@
 using FinQLoRA.Models;
 using FinQLoRA.Runtime;
 using static TorchSharp.torch;
+using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Models;
 
@@ -44,8 +45,6 @@ public sealed class WidenedRowBlocksTests
     /// <summary>Within two bf16 roundings of the largest value (the result is rounded once; the summation order differs).</summary>
     private static void WithinBf16Rounding(Tensor expected, Tensor actual, string what)
     {
-        double scale = expected.abs().max().item<float>();
-        double diff = (expected - actual).abs().max().item<float>();
-        Assert.True(diff <= scale / 64, $"{what}: max |diff| {diff} against max |value| {scale}");
+        TensorAssert.MaxDiffAtMost(expected, actual, TensorAssert.MaxAbs(expected) / 64, what);
     }
 }

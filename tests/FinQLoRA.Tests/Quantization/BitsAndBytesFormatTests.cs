@@ -3,6 +3,7 @@ using FinQLoRA.Quantization;
 using FinQLoRA.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
+using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Quantization;
 
@@ -114,7 +115,7 @@ public sealed class BitsAndBytesFormatTests
         {
             d["weight.quant_map"] = d["weight.quant_map"] * 2; // a different table must be honoured
             using var back = BitsAndBytesFormat.FromStateDict(d);
-            Assert.True((back.Dequantize(ScalarType.Float32) - 2 * q.Dequantize(ScalarType.Float32)).abs().max().item<float>() == 0);
+            TensorAssert.MaxDiffAtMost(2 * q.Dequantize(ScalarType.Float32), back.Dequantize(ScalarType.Float32), 0);
         }
         finally { DisposeAll(d); }
     }

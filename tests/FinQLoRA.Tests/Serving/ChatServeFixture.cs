@@ -13,7 +13,7 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Tests.Serving;
 
 /// <summary>
-/// A tiny seeded random Llama with the Llama 3 tokenizer (so that it has Llama 3's chat format), written to a temporary
+/// A tiny seeded random Llama with the seeded tokenizer's Llama 3 chat variant (so that it has Llama 3's chat format), written to a temporary
 /// folder with the tokenizer files beside it, served on a free loopback port behind an API key; plus what
 /// <c>finqlora generate --chat --json</c> prints for <see cref="Questions"/>.
 /// </summary>
@@ -40,13 +40,16 @@ public sealed class ChatServeFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        if (!Shared.Available && !Shared.IsCi) return;
         var config = new LlamaConfig
         {
             HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 16,
-            VocabSize = 128256, MaxPositionEmbeddings = 256, TieWordEmbeddings = false, // tied, a random model repeats its last token BosTokenId = 128000, EosTokenIds = [128001, 128009],
+            VocabSize = SeededTokenizer.Llama3ChatVocabSize, MaxPositionEmbeddings = 256,
+            TieWordEmbeddings = false, // tied, a random model repeats its last token
+            BosTokenId = SeededTokenizer.Llama3Bos, EosTokenIds = [SeededTokenizer.Llama3EndOfText, SeededTokenizer.Llama3Eot],
         };
-        SeededLlama.Write(ModelDir, config, seed: 5, tokenizerFolder: Shared.File("models/llama-3.1-tokenizer"));
+        string tokenizer = Path.Combine(Dir, "tokenizer");
+        SeededTokenizer.Write(tokenizer, llama3Chat: true); // Llama 3's chat tokens and template; no ../shared needed
+        SeededLlama.Write(ModelDir, config, seed: 5, tokenizerFolder: tokenizer);
 
         foreach (string q in Questions)
         {

@@ -14,7 +14,7 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Tests.Serving;
 
 /// <summary>
-/// A server on a free loopback port over stories260K (f32) with adapters <c>a</c> and <c>b</c> (seeded, nonzero B)
+/// A server on a free loopback port over the seeded Llama (stories260K's shapes, f32; no ../shared) with adapters <c>a</c> and <c>b</c> (seeded, nonzero B)
 /// loaded at start and <c>c</c> waiting under the adapter root, plus the reference: what <c>finqlora generate --json</c>
 /// prints for every prompt with the base and each adapter (greedy, <see cref="MaxTokens"/> tokens).
 /// </summary>
@@ -44,8 +44,7 @@ public sealed class ServeFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        if (!Shared.Available && !Shared.IsCi) return; // the tests are skipped; nothing to build
-        string stories = Shared.File("models/stories260K-hf");
+        string stories = SeededLlama.Folder;
         SaveAdapter("a", 1, ["q_proj", "v_proj"], 4);
         SaveAdapter("b", 2, ["up_proj", "down_proj", "o_proj"], 8);
         SaveAdapter("c", 3, ["k_proj", "gate_proj"], 2);
@@ -75,7 +74,7 @@ public sealed class ServeFixture : IAsyncLifetime
 
     private void SaveAdapter(string name, long seed, string[] targets, int rank)
     {
-        using var model = LoraTestKit.LoadStories();
+        using var model = SeededLlama.Load();
         var config = new LoraConfig { Rank = rank, Alpha = 2 * rank, TargetModules = targets };
         LoraInjector.Apply(model, config, seed);
         LoraTestKit.Randomize(model, "default", seed, scale: 0.2);

@@ -11,7 +11,7 @@ public sealed class ServerAdapterAndLoadTests(ServeFixture f) : IClassFixture<Se
     private async Task<List<string>> ModelIds() =>
         JsonNode.Parse(await f.Http.GetStringAsync("/v1/models"))!["data"]!.AsArray().Select(m => m!["id"]!.GetValue<string>()).ToList();
 
-    [SharedFact]
+    [Fact]
     public async Task RuntimeAdapterServesLikeGenerateAndUnloadingWaitsThenMakesIt404()
     {
         Assert.DoesNotContain("c", await ModelIds());
@@ -65,7 +65,7 @@ public sealed class ServerAdapterAndLoadTests(ServeFixture f) : IClassFixture<Se
 
     /// <summary>64 clients × 8 requests of random kinds and lengths: every answer is a 2xx/4xx (never 5xx), every
     /// completed answer is the greedy reference cut to its length, and afterwards no KV slot or queue entry is held.</summary>
-    [SharedFact]
+    [Fact]
     public async Task BoundedLoadTestWithDisconnectsMalformedAndOversizedBodies()
     {
         int serverErrors = 0, completed = 0, disconnected = 0, refused = 0;

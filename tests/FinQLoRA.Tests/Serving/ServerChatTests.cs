@@ -20,7 +20,7 @@ public sealed class ServerChatTests(ChatServeFixture f) : IClassFixture<ChatServ
 
     private static readonly ChatCompletionOptions Greedy = new() { Temperature = 0, MaxOutputTokenCount = ChatServeFixture.MaxTokens };
 
-    [SharedFact]
+    [Fact]
     public void OpenAiClientChatEqualsGenerateChatPlainAndStreamedWithUsage()
     {
         var client = OpenAiChat();
@@ -47,8 +47,8 @@ public sealed class ServerChatTests(ChatServeFixture f) : IClassFixture<ChatServ
         Assert.NotEqual(f.Reference[0].Text, f.Reference[1].Text);
     }
 
-    [SharedFact]
-    public void LogprobsAndNThroughTheOpenAiClient()
+    [Fact]
+    public async Task LogprobsAndNThroughTheOpenAiClient()
     {
         var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 6, IncludeLogProbabilities = true, TopLogProbabilityCount = 3 };
         var completion = OpenAiChat().CompleteChat([new SystemChatMessage("Be brief."), new UserChatMessage(ChatServeFixture.Questions[0])], options).Value;
@@ -68,14 +68,14 @@ public sealed class ServerChatTests(ChatServeFixture f) : IClassFixture<ChatServ
             ["model"] = ChatServeFixture.ModelName, ["n"] = 2, ["max_tokens"] = 5, ["temperature"] = 1.0, ["seed"] = 3,
             ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = new JsonArray(new JsonObject { ["type"] = "text", ["text"] = ChatServeFixture.Questions[1] }) }),
         };
-        var response = http.PostAsync("/v1/chat/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json")).Result;
-        var json = JsonNode.Parse(response.Content.ReadAsStringAsync().Result)!;
+        var response = await http.PostAsync("/v1/chat/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
+        var json = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
         Assert.Equal("chat.completion", json["object"]!.GetValue<string>());
         Assert.Equal([0, 1], json["choices"]!.AsArray().Select(c => c!["index"]!.GetValue<int>()));
         Assert.All(json["choices"]!.AsArray(), c => Assert.Equal("assistant", c!["message"]!["role"]!.GetValue<string>()));
     }
 
-    [SharedFact]
+    [Fact]
     public async Task MicrosoftExtensionsAiOpenAiClientAndTheInProcessClientAnswerAlike()
     {
         IChatClient remote = OpenAiChat().AsIChatClient();
@@ -114,7 +114,7 @@ public sealed class ServerChatTests(ChatServeFixture f) : IClassFixture<ChatServ
         return http;
     }
 
-    [SharedFact]
+    [Fact]
     public async Task ApiKeyIsRequiredOnV1ButNotOnHealthAndMetrics()
     {
         using var none = new HttpClient { BaseAddress = f.Url };

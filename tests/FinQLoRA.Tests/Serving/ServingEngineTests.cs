@@ -127,14 +127,14 @@ public sealed class ServingEngineTests
         Assert.Equal(30, free.CompletionTokens);
     }
 
-    /// <summary>On stories260K: the limits below are sized to its tokenizer's 5 tokens for "Once upon a time".</summary>
-    [SharedFact]
+    /// <summary>The limits below are sized to a prompt of 5 tokens (stories260K's ids for "Once upon a time").</summary>
+    [Fact]
     public void ContextOverflowAndUnknownAdapterAreRefusedAndCancelledRowsFreeTheirSlots()
     {
-        var tokenizer = ModelLoading.LoadTokenizer(Shared.File("models/stories260K-hf"));
-        using var model = LoraTestKit.LoadStories();
+        var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
+        using var model = SeededLlama.Load();
         using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxQueue = 1, MaxModelLen = 32 });
-        var prompt = tokenizer.Encode("Once upon a time", addBos: true);
+        int[] prompt = LoraTestKit.PromptIds[0][..5].Select(id => (int)id).ToArray();
         var e = Assert.Throws<ServingException>(() => engine.Submit(new EngineRequest(prompt, null, new SamplingParams { MaxTokens = 40 })));
         Assert.Equal(ServingErrorKind.ContextLength, e.Kind);
         Assert.Contains("32", e.Message);

@@ -31,12 +31,12 @@ public sealed class StackedLoraTests
                 LoraInjector.SetActiveAdapter(model, rowAdapters[r]);
                 using var alone = model.Forward(batch.narrow(0, r, 1));
                 using var row = mixed.narrow(0, r, 1);
-                Assert.True(LoraTestKit.RelativeMaxDiff(row, alone) < 1e-5, $"row {r} ({rowAdapters[r] ?? "base"}) differs by {LoraTestKit.RelativeMaxDiff(row, alone)}");
+                Assert.True(TensorAssert.RelativeMaxDiff(row, alone) < 1e-5, $"row {r} ({rowAdapters[r] ?? "base"}) differs by {TensorAssert.RelativeMaxDiff(row, alone)}");
             }
             LoraInjector.SetActiveAdapter(model, null);
             using var plain = model.Forward(batch.narrow(0, 1, 1));
             using var withA = mixed.narrow(0, 1, 1);
-            Assert.True(LoraTestKit.MaxDiff(withA, plain) > 1e-3); // the adapter does change the logits
+            Assert.True(TensorAssert.MaxDiff(withA, plain) > 1e-3); // the adapter does change the logits
         }
         finally
         {

@@ -1,6 +1,7 @@
 using FinQLoRA.Loading;
 using FinQLoRA.Demo;
 using FinQLoRA.Models;
+using FinQLoRA.Formats.Gguf;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Support;
@@ -32,6 +33,26 @@ public static class SeededLlama
     /// <summary>One HF folder per test run with <see cref="Stories260KShapes"/>, seed <see cref="Seed"/> and the seeded
     /// tokenizer; tests read it and never change it (write your own with <see cref="Write"/> to damage one).</summary>
     public static string Folder => SharedFolder.Value;
+
+    private static readonly Lazy<string> SharedGguf = new(() =>
+    {
+        string file = Path.Combine(Path.GetDirectoryName(Folder)!, "seeded-llama.gguf");
+        ModelConverter.HfToGguf(Folder, file, GgmlType.F32);
+        return file;
+    });
+
+    /// <summary><see cref="Folder"/> converted to an F32 GGUF (by our converter, so a reader test on it checks our
+    /// writer and reader against each other; the real stories260K.gguf is the independent check). Read-only, like Folder.</summary>
+    public static string Gguf => SharedGguf.Value;
+
+    /// <summary>Copies <see cref="Folder"/> to <paramref name="folder"/> (for a test that needs the folder's name or
+    /// changes its files); returns <paramref name="folder"/>.</summary>
+    public static string CopyTo(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        foreach (string file in Directory.GetFiles(Folder)) File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+        return folder;
+    }
 
     /// <summary>Loads <see cref="Folder"/> in fp32.</summary>
     public static LlamaModel Load() => ModelLoading.LoadModel(Folder, new ModelLoadOptions { DType = ScalarType.Float32 });

@@ -30,11 +30,8 @@ public sealed class InterruptAndRecoveryTests
     /// <summary>Sends a signal as a user's shell would (kill -INT / -TERM).</summary>
     private static void Kill(int pid, int signal)
     {
-        var psi = new ProcessStartInfo("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { RedirectStandardError = true };
-        using var kill = Process.Start(psi)!;
-        string error = kill.StandardError.ReadToEnd();
-        kill.WaitForExit();
-        Assert.True(kill.ExitCode == 0, $"kill -{signal} {pid}: {error}");
+        var kill = CliProcess.RunProgram("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10));
+        Assert.True(kill.ExitCode == 0, $"kill -{signal} {pid}: {kill.Stderr}");
     }
 
     private static byte[] AdapterBytes(string run) => File.ReadAllBytes(Path.Combine(run, "adapter", "adapter_model.safetensors"));
@@ -177,7 +174,7 @@ public sealed class InterruptAndRecoveryTests
         foreach (var e in adapter.Entries)
         {
             using var t = adapter.Read(e.Name);
-            Assert.True(t.abs().max().item<float>() < 100, $"{e.Name} holds {t.abs().max().item<float>()}");
+            Assert.True(TensorAssert.MaxAbs(t) < 100, $"{e.Name} holds {TensorAssert.MaxAbs(t)}");
         }
     }
 

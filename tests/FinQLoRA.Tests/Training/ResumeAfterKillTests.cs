@@ -9,15 +9,14 @@ namespace FinQLoRA.Tests.Training;
 /// </summary>
 public sealed class ResumeAfterKillTests
 {
-    [SharedFact]
+    [Fact]
     public void KilledAndResumedRunEndsWithTheSameAdapterBytes()
     {
         using var dir = new TempFolder();
-        string data = Path.Combine(dir.Path, "train.jsonl");
-        File.WriteAllLines(data, File.ReadLines(Shared.File("data/finlora-test/fiqa_test.jsonl")).Take(96));
+        string data = TrainingRun.WriteData(dir.Path);
         string[] Args(string outDir) =>
         [
-            "train", "--model", Shared.File("models/stories260K-hf"), "--data", data, "--out", outDir,
+            "train", "--model", SeededLlama.Folder, "--data", data, "--out", outDir,
             "--bits", "4", "--rank", "4", "--dropout", "0.1", "--max-steps", "10", "--batch-size", "8", "--grad-accum", "2",
             "--lr", "2e-3", "--warmup-steps", "2", "--save-every", "4", "--keep-checkpoints", "2", "--optimizer", "adamw", "--dtype", "f32",
         ];
@@ -48,15 +47,14 @@ public sealed class ResumeAfterKillTests
         Assert.Equal(File.ReadAllLines(Path.Combine(straight, "metrics.jsonl")).Length, File.ReadAllLines(Path.Combine(killed, "metrics.jsonl")).Length);
     }
 
-    [SharedFact]
+    [Fact]
     public void StartingOverAnExistingRunWithoutResumeIsRefused()
     {
         using var dir = new TempFolder();
         Directory.CreateDirectory(Path.Combine(dir.Path, "out", "checkpoint-3"));
         File.WriteAllText(Path.Combine(dir.Path, "out", "checkpoint-3", "trainer_state.json"), "{}");
-        string data = Path.Combine(dir.Path, "train.jsonl");
-        File.WriteAllLines(data, File.ReadLines(Shared.File("data/finlora-test/fiqa_test.jsonl")).Take(8));
-        var (code, output) = CliProcess.Run(TimeSpan.FromMinutes(2), "train", "--model", Shared.File("models/stories260K-hf"),
+        string data = TrainingRun.WriteData(dir.Path);
+        var (code, output) = CliProcess.Run(TimeSpan.FromMinutes(2), "train", "--model", SeededLlama.Folder,
             "--data", data, "--out", Path.Combine(dir.Path, "out"), "--max-steps", "2", "--warmup-steps", "0");
         Assert.Equal(2, code);
         Assert.Contains("--resume", output);

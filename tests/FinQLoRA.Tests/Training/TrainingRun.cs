@@ -12,8 +12,6 @@ public static class TrainingRun
 {
     public static readonly TimeSpan Limit = TimeSpan.FromSeconds(120);
 
-    public static string Cli => Path.Combine(AppContext.BaseDirectory, "finqlora.dll");
-
     /// <summary>32 short context/target lines (deterministic), enough for several epochs of batches of 4.</summary>
     public static string WriteData(string dir)
     {
@@ -34,16 +32,16 @@ public static class TrainingRun
 
     /// <summary>fp32 compute over a 16-bit base: no quantization or bf16 rounding between the two layouts.</summary>
     public static List<string> Arguments(string data, string outDir, int batchSize, int steps, params string[] extra) =>
-    [
-        Cli, "train", "--model", SeededLlama.Folder, "--data", data, "--out", outDir,
+    CliProcess.Arguments([
+        "train", "--model", SeededLlama.Folder, "--data", data, "--out", outDir,
         "--batch-size", batchSize.ToString(CultureInfo.InvariantCulture), "--max-steps", steps.ToString(CultureInfo.InvariantCulture),
         "--dtype", "f32", "--bits", "16", "--seed", "7", "--lr", "1e-3", "--warmup-steps", "2", "--max-seq-len", "48", .. extra,
-    ];
+    ]);
 
-    public static MpiJob Single(List<string> arguments) => MpiJob.RunProcess(MpiJob.Dotnet, arguments, Limit);
+    public static MpiJob Single(List<string> arguments) => MpiJob.RunProcess(CliProcess.Dotnet, arguments, Limit);
 
     public static MpiJob TwoRanks(List<string> arguments, IReadOnlyDictionary<string, string>? environment = null) =>
-        MpiJob.Run(2, MpiJob.Dotnet, arguments, Limit, environment);
+        MpiJob.Run(2, CliProcess.Dotnet, arguments, Limit, environment);
 
     public static void AssertSucceeded(MpiJob job) => Assert.True(job.ExitCode == 0, $"exit code {job.ExitCode}:\n{job.Output}");
 
@@ -58,12 +56,6 @@ public static class TrainingRun
             tensors[entry.Name] = t.to_type(TorchSharp.torch.ScalarType.Float32).data<float>().ToArray();
         }
         return tensors;
-    }
-
-    public static double MaxAbsDifference(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
-    {
-        Assert.Equal(a.Keys.Order(), b.Keys.Order());
-        return a.Keys.Max(k => a[k].Zip(b[k]).Max(p => Math.Abs((double)p.First - p.Second)));
     }
 
     /// <summary>metrics.jsonl, one object per line.</summary>

@@ -19,7 +19,7 @@ public sealed class GgufCheckpointReaderTests
             using var scope = torch.NewDisposeScope();
             var a = gguf.Read(e.Name);
             var b = hf.Read(e.Name);
-            Assert.True(Bits.Identical(a, b), $"{e.Name} differs");
+            TensorAssert.BitIdentical(a, b, $"{e.Name} differs");
         }
     }
 
@@ -31,11 +31,11 @@ public sealed class GgufCheckpointReaderTests
         using var hf = new HfCheckpointReader(Shared.File("models/stories260K-hf"));
         using var stored = torch.from_array(RawF32(gguf, "blk.0.attn_k.weight")).reshape(32, 64);
         using var hfK = hf.Read("model.layers.0.self_attn.k_proj.weight");
-        Assert.False(Bits.Identical(stored, hfK));
+        TensorAssert.NotBitIdentical(stored, hfK);
         using var permuted = RopePermutation.ToHf(stored, 4);
-        Assert.True(Bits.Identical(permuted, hfK));
+        TensorAssert.BitIdentical(permuted, hfK);
         using var back = RopePermutation.ToGguf(permuted, 4);
-        Assert.True(Bits.Identical(back, stored));
+        TensorAssert.BitIdentical(back, stored);
     }
 
     private static unsafe float[] RawF32(GgufFile f, string name)

@@ -8,6 +8,9 @@ public sealed class GgufFileTests
 {
     private static string Stories => Shared.File("models/stories260K/stories260K.gguf");
 
+    /// <summary>A well-formed GGUF to damage; any will do, so the seeded model's (no ../shared needed).</summary>
+    private static string Intact => SeededLlama.Gguf;
+
     [SharedFact]
     public void ParsesHeaderKvAndTensorInfosOfStories260K()
     {
@@ -37,49 +40,49 @@ public sealed class GgufFileTests
         Assert.Equal(1_185_376, f.DataOffset + f.Tensors.Max(t => t.Offset + t.ByteCount));
     }
 
-    [SharedFact]
+    [Fact]
     public void TruncatedFileNamesTheFile()
     {
         using var dir = new TempFolder();
         string path = dir.PathOf("short.gguf");
-        File.WriteAllBytes(path, File.ReadAllBytes(Stories)[..10]);
+        File.WriteAllBytes(path, File.ReadAllBytes(Intact)[..10]);
         var e = Assert.Throws<UserInputException>(() => new GgufFile(path));
         Assert.Contains(path, e.Message);
         Assert.Contains("truncated", e.Message);
     }
 
-    [SharedFact]
+    [Fact]
     public void HeaderRunningPastTheEndIsRefused()
     {
         using var dir = new TempFolder();
         string path = dir.PathOf("header.gguf");
-        File.WriteAllBytes(path, File.ReadAllBytes(Stories)[..5000]); // ends inside the token list
+        File.WriteAllBytes(path, File.ReadAllBytes(Intact)[..5000]); // ends inside the token list
         var e = Assert.Throws<UserInputException>(() => new GgufFile(path));
         Assert.Contains(path, e.Message);
         Assert.Contains("tokenizer.ggml.tokens", e.Message);
         Assert.DoesNotContain("\n", e.Message);
     }
 
-    [SharedFact]
+    [Fact]
     public void TensorDataOutOfRangeNamesTheTensor()
     {
         using var dir = new TempFolder();
         string path = dir.PathOf("cut.gguf");
-        byte[] bytes = File.ReadAllBytes(Stories);
+        byte[] bytes = File.ReadAllBytes(Intact);
         File.WriteAllBytes(path, bytes[..(bytes.Length - 100)]);
         string last;
-        using (var f = new GgufFile(Stories)) last = f.Tensors.MaxBy(t => t.Offset)!.Name;
+        using (var f = new GgufFile(Intact)) last = f.Tensors.MaxBy(t => t.Offset)!.Name;
         var e = Assert.Throws<UserInputException>(() => new GgufFile(path));
         Assert.Contains(path, e.Message);
         Assert.Contains($"tensor '{last}'", e.Message);
     }
 
-    [SharedFact]
+    [Fact]
     public void UnknownVersionIsRefused()
     {
         using var dir = new TempFolder();
         string path = dir.PathOf("v9.gguf");
-        byte[] bytes = File.ReadAllBytes(Stories);
+        byte[] bytes = File.ReadAllBytes(Intact);
         bytes[4] = 9;
         File.WriteAllBytes(path, bytes);
         var e = Assert.Throws<UserInputException>(() => new GgufFile(path));

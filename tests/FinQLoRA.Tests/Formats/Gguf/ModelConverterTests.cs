@@ -40,14 +40,14 @@ public sealed class ModelConverterTests
         return new ReadOnlySpan<byte>(f.Data(info), (int)info.ByteCount).ToArray();
     }
 
-    [SharedFact]
+    [Fact]
     public void HfToGgufToHfIsBitExactForF32()
     {
         using var dir = new TempFolder();
         string gguf = dir.PathOf("m.gguf"), back = dir.PathOf("back");
-        ModelConverter.HfToGguf(HfFolder, gguf, GgmlType.F32);
+        ModelConverter.HfToGguf(SeededLlama.Folder, gguf, GgmlType.F32);
         ModelConverter.GgufToHf(gguf, back);
-        using (var a = new HfCheckpointReader(HfFolder))
+        using (var a = new HfCheckpointReader(SeededLlama.Folder))
         using (var b = new HfCheckpointReader(back))
         {
             Assert.Equal(a.Entries.Select(e => e.Name), b.Entries.Select(e => e.Name));
@@ -55,34 +55,34 @@ public sealed class ModelConverterTests
             {
                 using var x = a.Read(e.Name);
                 using var y = b.Read(e.Name);
-                Assert.True(Bits.Identical(x, y), $"{e.Name} changed in the round trip");
+                TensorAssert.BitIdentical(x, y, $"{e.Name} changed in the round trip");
             }
         }
         IReadOnlyList<int> eos = [2];
-        Assert.Equal(LlamaConfig.Load(HfFolder) with { EosTokenIds = eos }, LlamaConfig.Load(back) with { EosTokenIds = eos });
+        Assert.Equal(LlamaConfig.Load(SeededLlama.Folder) with { EosTokenIds = eos }, LlamaConfig.Load(back) with { EosTokenIds = eos });
         foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" })
-            Assert.True(JsonNode.DeepEquals(JsonNode.Parse(File.ReadAllText(Path.Combine(HfFolder, file))),
+            Assert.True(JsonNode.DeepEquals(JsonNode.Parse(File.ReadAllText(Path.Combine(SeededLlama.Folder, file))),
                 JsonNode.Parse(File.ReadAllText(Path.Combine(back, file)))), $"{file} changed in the round trip");
     }
 
-    [SharedFact]
+    [Fact]
     public void ShardedHfOutputRoundTrips()
     {
         using var dir = new TempFolder();
         string back = dir.PathOf("sharded");
         long saved = ModelConverter.ShardBytes;
-        ModelConverter.ShardBytes = 300_000; // about four shards for the 1.2 MB model
-        try { ModelConverter.GgufToHf(OriginalGguf, back); }
+        ModelConverter.ShardBytes = 300_000; // about four shards for the 1.2 MB model (stories260K's shapes)
+        try { ModelConverter.GgufToHf(SeededLlama.Gguf, back); }
         finally { ModelConverter.ShardBytes = saved; }
         Assert.True(File.Exists(Path.Combine(back, "model.safetensors.index.json")));
         Assert.True(Directory.GetFiles(back, "model-*-of-*.safetensors").Length > 1);
-        using var a = new HfCheckpointReader(HfFolder);
+        using var a = new HfCheckpointReader(SeededLlama.Folder);
         using var b = new HfCheckpointReader(back);
         foreach (var e in a.Entries)
         {
             using var x = a.Read(e.Name);
             using var y = b.Read(e.Name);
-            Assert.True(Bits.Identical(x, y), e.Name);
+            TensorAssert.BitIdentical(x, y, e.Name);
         }
     }
 
@@ -125,12 +125,12 @@ public sealed class ModelConverterTests
             var y = q8.Read(e.Name, torch.ScalarType.Float32);
             if (e.Shape.Length == 1)
             {
-                Assert.True(Bits.Identical(x, y), e.Name); // norms stay F32
+                TensorAssert.BitIdentical(x, y, e.Name); // norms stay F32
                 continue;
             }
             if (e.Shape[^1] % 32 != 0)
             {
-                Assert.True(Bits.Identical(x.to(torch.ScalarType.Float16).to(torch.ScalarType.Float32), y), e.Name);
+                TensorAssert.BitIdentical(x.to(torch.ScalarType.Float16).to(torch.ScalarType.Float32), y, e.Name);
                 continue;
             }
             var blocks = x.reshape(-1, 32);
@@ -149,7 +149,7 @@ public sealed class ModelConverterTests
         Assert.Equal(432, LlamaCppReference.ArgMax(quantized[^1]));
     }
 
-    [SharedFact]
+    [Fact]
     public void OurQ8_0BytesEqualLlamaCppsQuantization()
     {
         // llama.cpp's quantizer has no fallback for stories260K's 172-wide ffn_down, so use a model whose rows are
@@ -161,7 +161,7 @@ public sealed class ModelConverterTests
             HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 8, NumKvHeads = 4, HeadDim = 8,
             VocabSize = 512, MaxPositionEmbeddings = 256, BosTokenId = 1, EosTokenIds = [2],
         };
-        SeededLlama.Write(folder, config, seed: 3, tokenizerFolder: HfFolder);
+        SeededLlama.Write(folder, config, seed: 3);
         string ours = dir.PathOf("ours-q8.gguf"), f32 = dir.PathOf("f32.gguf"), theirs = dir.PathOf("theirs-q8.gguf");
         ModelConverter.HfToGguf(folder, ours, GgmlType.Q8_0);
         ModelConverter.HfToGguf(folder, f32, GgmlType.F32);

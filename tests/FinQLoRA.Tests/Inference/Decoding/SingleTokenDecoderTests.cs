@@ -105,13 +105,13 @@ public sealed class SingleTokenDecoderTests
         {
             var (logits, cache) = runs[r];
             for (int s = 0; s < logits.Count; s++)
-                Assert.True(runs[0].Logits[s].eq(logits[s]).all().item<bool>(),
-                    $"{threadCounts[r]} threads, step {s}: logits differ from the 1-thread step's by up to {(runs[0].Logits[s] - logits[s]).abs().max().item<float>()}");
+                TensorAssert.Equal(runs[0].Logits[s], logits[s], $"{threadCounts[r]} threads, step {s}: logits against the 1-thread step's");
             for (int layer = 0; layer < model.Config.NumLayers; layer++)
             {
                 var (k1, v1) = runs[0].Cache.LayerStorage(layer);
                 var (k, v) = cache.LayerStorage(layer);
-                Assert.True(k1.eq(k).all().item<bool>() && v1.eq(v).all().item<bool>(), $"{threadCounts[r]} threads, layer {layer}: the cache differs from the 1-thread step's");
+                TensorAssert.Equal(k1, k, $"{threadCounts[r]} threads, layer {layer}: the key cache against the 1-thread step's");
+                TensorAssert.Equal(v1, v, $"{threadCounts[r]} threads, layer {layer}: the value cache against the 1-thread step's");
             }
         }
         foreach (var (_, cache) in runs) cache.Dispose();
@@ -125,10 +125,10 @@ public sealed class SingleTokenDecoderTests
         {
             LoraInjector.Apply(adapted, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["q_proj", "down_proj"] }, seed: 3);
             LoraTestKit.Randomize(adapted, LoraLinear.DefaultAdapter, seed: 5);
-            AssertBitIdentical(adapted);
+            AssertManagedEqualsLibTorch(adapted);
         }
         using var bf16 = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.BFloat16 });
-        AssertBitIdentical(bf16);
+        AssertManagedEqualsLibTorch(bf16);
     }
 
     [Fact]
@@ -144,7 +144,7 @@ public sealed class SingleTokenDecoderTests
         var (_, managed, c2) = Decode(model, managed: true, steps: 3);
         var (_, torch, c3) = Decode(model, managed: false, steps: 3);
         c2.Dispose(); c3.Dispose();
-        for (int i = 0; i < torch.Count; i++) Assert.True(torch[i].eq(managed[i]).all().item<bool>(), $"step {i}: the adapted model's step differs from libtorch's");
+        for (int i = 0; i < torch.Count; i++) TensorAssert.Equal(torch[i], managed[i], $"step {i}: the adapted model's step against libtorch's");
         Assert.NotEmpty(before);
     }
 
@@ -162,13 +162,13 @@ public sealed class SingleTokenDecoderTests
         Assert.NotEmpty(managed);
     }
 
-    private static void AssertBitIdentical(LlamaModel model)
+    private static void AssertManagedEqualsLibTorch(LlamaModel model)
     {
         var (_, managed, c1) = Decode(model, managed: true, steps: 5);
         Assert.Equal(0, ManagedSteps(model));
         var (_, torch, c2) = Decode(model, managed: false, steps: 5);
         c1.Dispose(); c2.Dispose();
-        for (int i = 0; i < torch.Count; i++) Assert.True(torch[i].eq(managed[i]).all().item<bool>(), $"step {i} differs");
+        for (int i = 0; i < torch.Count; i++) TensorAssert.Equal(torch[i], managed[i], $"step {i}");
     }
 
     /// <summary>Prefill through libtorch, then greedy steps through the chosen decode step (managed where it applies, or
