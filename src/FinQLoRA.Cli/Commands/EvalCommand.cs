@@ -3,6 +3,7 @@ using FinQLoRA.Quantization;
 using FinQLoRA.Recipes;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using FinQLoRA.Loading;
 
 namespace FinQLoRA.Cli.Commands;
 

@@ -2,7 +2,6 @@ using FinQLoRA.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
-using FinQLoRA.Loading;
 
 namespace FinQLoRA.Models;
 
@@ -41,7 +40,7 @@ public sealed class DenseLinear : nn.Module<Tensor, Tensor>, IFrozenLinear
     }
 
     /// <summary>The weights of <paramref name="group"/> as one [ΣOut, In] view, where they are consecutive row blocks of
-    /// one tensor (as the loader stores q, k, v and gate, up: <see cref="ModelLoader"/>), else null: after a
+    /// one tensor (as the loader stores q, k, v and gate, up: <see cref="FinQLoRA.Loading.ModelLoader"/>), else null: after a
     /// <c>.to()</c>, a merge that replaced a weight, or a hand-built layer, each weight has its own storage.</summary>
     internal static Tensor? RowBlocksOfOneTensor(IReadOnlyList<DenseLinear> group)
     {

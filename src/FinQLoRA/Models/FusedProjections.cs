@@ -1,6 +1,5 @@
 using FinQLoRA.Runtime;
 using static TorchSharp.torch;
-using FinQLoRA.Loading;
 
 namespace FinQLoRA.Models;
 
@@ -8,7 +7,7 @@ namespace FinQLoRA.Models;
 /// Several projections of the same input (attention's q, k, v; the MLP's gate and up) as one matmul, each adapter then
 /// adding its own term to its slice, so adapters stay per projection (and PEFT-compatible on disk):
 /// <list type="bullet">
-/// <item>Dense weights that the loader stored as row blocks of one tensor (<see cref="ModelLoader"/>) are multiplied
+/// <item>Dense weights that the loader stored as row blocks of one tensor (<see cref="FinQLoRA.Loading.ModelLoader"/>) are multiplied
 /// in place as one [ΣOut, In] view, on any device.</item>
 /// <item>Where the CPU widens 16-bit matmuls to fp32 (<see cref="CpuMatmulPrecision"/>), dense and 4-bit weights are
 /// written row after row into one fp32 buffer (a copy or a dequantization each, which the widened matmuls make

@@ -1,8 +1,8 @@
 using FinQLoRA.Models;
+using FinQLoRA.Quantization;
 using static TorchSharp.torch;
-using FinQLoRA.Loading;
 
-namespace FinQLoRA.Quantization;
+namespace FinQLoRA.Loading;
 
 /// <summary>Builds the loader's per-projection factory for a base precision: 16-bit dense, or 4/8-bit quantized
 /// tensor by tensor as the checkpoint is read (so peak memory stays near the quantized size).</summary>

@@ -1,10 +1,10 @@
-using FinQLoRA.Models;
 using FinQLoRA.Formats.Checkpoints;
+using FinQLoRA.Models;
+using FinQLoRA.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
-using FinQLoRA.Loading;
 
-namespace FinQLoRA.Quantization;
+namespace FinQLoRA.Loading;
 
 /// <summary>
 /// The projections of a checkpoint saved already quantized by bitsandbytes (config.json <c>quantization_config</c>
