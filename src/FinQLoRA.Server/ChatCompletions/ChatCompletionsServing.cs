@@ -46,7 +46,7 @@ internal static class ChatCompletionsServing
                 await StreamAsync(context, readers, head, ids.Length, cancel.Token).ConfigureAwait(false);
                 return TypedResults.Empty;
             }
-            var results = await Task.WhenAll(readers.Select(r => EngineCompletion.ReadAsync(r, cancel.Token))).ConfigureAwait(false);
+            var results = await EngineStreams.CompleteAllAsync(readers, cancel.Token).ConfigureAwait(false);
             var choices = results.Select((r, i) => new ChatChoice(i, new ChatResponseMessage("assistant", r.Text),
                 logprobs ? new ChatLogprobs(Content(r.Logprobs, r.TopLogprobs)) : null, r.FinishReason)).ToList();
             return ApiResults.Json(new ChatCompletionObject<ChatChoice>(id, "chat.completion", created, model, null, choices,
@@ -87,10 +87,8 @@ internal static class ChatCompletionsServing
                 await Sse.SendAsync(context, head.Chunk(i, new ChatDelta(null, null), null, e.FinishReason)).ConfigureAwait(false);
             }
         }
-        if (finished < readers.Count) throw new OperationCanceledException("a choice ended before it finished");
-        if (head.IncludeUsage)
-            await Sse.SendAsync(context, head.Chunk([], UsageInfo.Of(promptTokens, completionTokens))).ConfigureAwait(false);
-        await Sse.DoneAsync(context).ConfigureAwait(false);
+        await Sse.EndAsync(context, finished, readers.Count,
+            head.IncludeUsage ? head.Chunk([], UsageInfo.Of(promptTokens, completionTokens)) : null).ConfigureAwait(false);
     }
 
     private static List<ChatTokenLogprob> Content(IReadOnlyList<TokenLogprob> tokens, IReadOnlyList<IReadOnlyList<TokenLogprob>> top) =>

@@ -38,7 +38,7 @@ internal static class CompletionsServing
                 await StreamAsync(context, readers, prompts, n, echo, head, promptTokens, cancel.Token).ConfigureAwait(false);
                 return TypedResults.Empty;
             }
-            var results = await Task.WhenAll(readers.Select(r => EngineCompletion.ReadAsync(r, cancel.Token))).ConfigureAwait(false);
+            var results = await EngineStreams.CompleteAllAsync(readers, cancel.Token).ConfigureAwait(false);
             var choices = results.Select((r, i) =>
             {
                 string prefix = echo ? prompts[i / n].Text : "";
@@ -86,10 +86,8 @@ internal static class CompletionsServing
             await Sse.SendAsync(context, head.Chunk(i, e.TextDelta, lp, e.FinishReason)).ConfigureAwait(false);
             if (e.IsFinal) { completionTokens += e.CompletionTokens; finished++; }
         }
-        if (finished < readers.Count) throw new OperationCanceledException("a choice ended before it finished");
-        if (head.IncludeUsage)
-            await Sse.SendAsync(context, head.Response([], UsageInfo.Of(promptTokens, completionTokens))).ConfigureAwait(false);
-        await Sse.DoneAsync(context).ConfigureAwait(false);
+        await Sse.EndAsync(context, finished, readers.Count,
+            head.IncludeUsage ? head.Response([], UsageInfo.Of(promptTokens, completionTokens)) : null).ConfigureAwait(false);
     }
 
     private static CompletionLogprobs Logprobs(IReadOnlyList<TokenLogprob> tokens, IReadOnlyList<IReadOnlyList<TokenLogprob>> top, int offset)
