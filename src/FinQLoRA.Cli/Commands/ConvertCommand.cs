@@ -22,15 +22,13 @@ internal sealed class ConvertCommand : Command<ConvertCommand.Settings>
         [CommandOption("--out <PATH>"), Description("output .gguf file or HF folder")]
         public string Out { get; init; } = "";
 
-        [CommandOption("--overwrite"), Description("replace an existing output that FinQLoRA wrote earlier (inputs and other folders are never replaced)")]
+        [CommandOption("--overwrite"), Description(OutputOptionHelp.Overwrite)]
         public bool Overwrite { get; init; }
 
         public override Spectre.Console.ValidationResult Validate()
         {
-            if (Model == "") return Spectre.Console.ValidationResult.Error("--model is required");
-            if (Out == "") return Spectre.Console.ValidationResult.Error("--out is required");
-            if (To is not ("hf" or "gguf")) return Spectre.Console.ValidationResult.Error("--to must be hf or gguf");
-            return Spectre.Console.ValidationResult.Success();
+            return RequiredOptions.Missing(("--model", Model), ("--out", Out))
+                ?? (To is not ("hf" or "gguf") ? Spectre.Console.ValidationResult.Error("--to must be hf or gguf") : Spectre.Console.ValidationResult.Success());
         }
     }
 

@@ -19,7 +19,7 @@ internal sealed class ExportAdapterCommand : Command<ExportAdapterCommand.Settin
         [CommandOption("--out <FILE>"), Description("output .gguf file")]
         public string Out { get; init; } = "";
 
-[CommandOption("--overwrite"), Description("replace an existing output that FinQLoRA wrote earlier (inputs and other folders are never replaced)")]
+        [CommandOption("--overwrite"), Description(OutputOptionHelp.Overwrite)]
         public bool Overwrite { get; init; }
 
         [CommandOption("--base <PATH>"), Description("base model (HF folder or .gguf); needed when the adapter touches q_proj/k_proj")]
@@ -27,10 +27,8 @@ internal sealed class ExportAdapterCommand : Command<ExportAdapterCommand.Settin
 
         public override Spectre.Console.ValidationResult Validate()
         {
-            if (Adapter == "") return Spectre.Console.ValidationResult.Error("--adapter is required");
-            if (Out == "") return Spectre.Console.ValidationResult.Error("--out is required");
-            if (To != "gguf") return Spectre.Console.ValidationResult.Error("--to must be gguf");
-            return Spectre.Console.ValidationResult.Success();
+            return RequiredOptions.Missing(("--adapter", Adapter), ("--out", Out))
+                ?? (To != "gguf" ? Spectre.Console.ValidationResult.Error("--to must be gguf") : Spectre.Console.ValidationResult.Success());
         }
     }
 

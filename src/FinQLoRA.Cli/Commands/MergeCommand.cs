@@ -23,7 +23,7 @@ public sealed class MergeCommand : Command<MergeCommand.Settings>
         [CommandOption("--out <PATH>"), Description("output HF folder (--to hf) or .gguf file (--to gguf)")]
         public string Out { get; init; } = "";
 
-[CommandOption("--overwrite"), Description("replace an existing output that FinQLoRA wrote earlier (inputs and other folders are never replaced)")]
+        [CommandOption("--overwrite"), Description(OutputOptionHelp.Overwrite)]
         public bool Overwrite { get; init; }
 
         [CommandOption("--to <FORMAT>"), Description("hf (default) or gguf"), DefaultValue("hf")]
@@ -43,9 +43,7 @@ public sealed class MergeCommand : Command<MergeCommand.Settings>
 
         public override ValidationResult Validate()
         {
-            if (Model == "") return ValidationResult.Error("--model is required");
-            if (Adapter == "") return ValidationResult.Error("--adapter is required");
-            if (Out == "") return ValidationResult.Error("--out is required");
+            if (RequiredOptions.Missing(("--model", Model), ("--adapter", Adapter), ("--out", Out)) is { } missing) return missing;
             if (To is not ("hf" or "gguf")) return ValidationResult.Error($"--to '{To}' is not one of hf, gguf");
             return FlagNames.Check(() => WeightBits.Require(Bits));
         }

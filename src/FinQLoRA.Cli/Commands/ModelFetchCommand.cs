@@ -1,7 +1,6 @@
 using System.ComponentModel;
 using FinQLoRA.Cli.Rendering;
 using FinQLoRA.Hub;
-using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace FinQLoRA.Cli.Commands;

@@ -33,15 +33,14 @@ internal sealed class QuantizeCommand : Command<QuantizeCommand.Settings>
         [CommandOption("--out <DIR>"), Description("new or empty output folder")]
         public string Out { get; init; } = "";
 
-        [CommandOption("--overwrite"), Description("replace an existing output that FinQLoRA wrote earlier (inputs and other folders are never replaced)")]
+        [CommandOption("--overwrite"), Description(OutputOptionHelp.Overwrite)]
         public bool Overwrite { get; init; }
 
         public override Spectre.Console.ValidationResult Validate()
         {
-            if (Model == "") return Spectre.Console.ValidationResult.Error("--model is required");
-            if (Out == "") return Spectre.Console.ValidationResult.Error("--out is required");
             // 16 passes here: the quantizer itself refuses it, saying to use 4 or 8
-            return FlagNames.Check(() => { WeightBits.Require(Bits); BoolText.Parse(DoubleQuant, "double_quant"); });
+            return RequiredOptions.Missing(("--model", Model), ("--out", Out))
+                ?? FlagNames.Check(() => { WeightBits.Require(Bits); BoolText.Parse(DoubleQuant, "double_quant"); });
         }
     }
 

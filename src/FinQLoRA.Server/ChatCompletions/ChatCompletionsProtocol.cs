@@ -4,33 +4,19 @@ using FinQLoRA.Server.Common;
 
 namespace FinQLoRA.Server.ChatCompletions;
 
-// POST /v1/chat/completions, field for field as OpenAI names them. Fields this server reads only; others are ignored.
-// Integers bind as long so that a value out of range is reported with its range.
+// POST /v1/chat/completions, field for field as OpenAI names them (the fields shared with /v1/completions are
+// SamplingRequest's). Fields this server reads only; others are ignored.
 
-internal sealed record ChatCompletionRequest : ISamplingRequest
+internal sealed record ChatCompletionRequest : SamplingRequest
 {
-    [JsonPropertyName("model")] public string? Model { get; init; }
     [JsonPropertyName("messages")] public IReadOnlyList<ChatMessageParam?>? Messages { get; init; }
     /// <summary>Accepted only empty.</summary>
     [JsonPropertyName("tools")] public JsonElement? Tools { get; init; }
     /// <summary>Accepted only as <c>{"type": "text"}</c>.</summary>
     [JsonPropertyName("response_format")] public JsonElement? ResponseFormat { get; init; }
-    [JsonPropertyName("n")] public long? N { get; init; }
     [JsonPropertyName("logprobs")] public bool? Logprobs { get; init; }
     [JsonPropertyName("top_logprobs")] public long? TopLogprobs { get; init; }
     [JsonPropertyName("max_completion_tokens")] public long? MaxCompletionTokens { get; init; }
-    /// <summary>The older name of <see cref="MaxCompletionTokens"/>.</summary>
-    [JsonPropertyName("max_tokens")] public long? MaxTokens { get; init; }
-    [JsonPropertyName("stream")] public bool? Stream { get; init; }
-    [JsonPropertyName("stream_options")] public JsonElement? StreamOptions { get; init; }
-    [JsonPropertyName("temperature")] public double? Temperature { get; init; }
-    [JsonPropertyName("top_p")] public double? TopP { get; init; }
-    [JsonPropertyName("top_k")] public long? TopK { get; init; }
-    [JsonPropertyName("seed")] public long? Seed { get; init; }
-    [JsonPropertyName("stop")] public JsonElement? Stop { get; init; }
-    [JsonPropertyName("logit_bias")] public JsonElement? LogitBias { get; init; }
-    [JsonPropertyName("presence_penalty")] public JsonElement? PresencePenalty { get; init; }
-    [JsonPropertyName("frequency_penalty")] public JsonElement? FrequencyPenalty { get; init; }
 }
 
 /// <summary>One input message: role (system, developer, user, assistant) and content, a string or a list of text parts
@@ -39,14 +25,22 @@ internal sealed record ChatMessageParam(
     [property: JsonPropertyName("role")] string? Role,
     [property: JsonPropertyName("content")] JsonElement? Content);
 
-internal sealed record ChatCompletionResponse(
+/// <summary>A <c>chat.completion</c> (<typeparamref name="TChoice"/> <see cref="ChatChoice"/>) or a streamed
+/// <c>chat.completion.chunk</c> (<see cref="ChatChunkChoice"/>): OpenAI gives both the same fields. In a stream the first
+/// chunk of a choice carries the role, later ones the new text, the last one the finish reason with an empty delta; a
+/// stream that asked for usage ends with a chunk without choices that carries it.</summary>
+internal sealed record ChatCompletionObject<TChoice>(
     [property: JsonPropertyName("id")] string Id,
     [property: JsonPropertyName("object")] string Object,
     [property: JsonPropertyName("created")] long Created,
     [property: JsonPropertyName("model")] string Model,
     [property: JsonPropertyName("system_fingerprint")] string? SystemFingerprint,
-    [property: JsonPropertyName("choices")] IReadOnlyList<ChatChoice> Choices,
-    [property: JsonPropertyName("usage")] UsageInfo Usage);
+    [property: JsonPropertyName("choices")] IReadOnlyList<TChoice> Choices,
+    [property: JsonPropertyName("usage")] UsageInfo? Usage) : IStreamChunk
+{
+    /// <summary>Set on the chunks of a stream that asked for usage; a whole response always carries its usage.</summary>
+    [JsonIgnore] public bool WritesNullUsage { get; init; }
+}
 
 internal sealed record ChatChoice(
     [property: JsonPropertyName("index")] int Index,
@@ -70,20 +64,6 @@ internal sealed record ChatTopLogprob(
     [property: JsonPropertyName("token")] string Token,
     [property: JsonPropertyName("logprob")] float Logprob,
     [property: JsonPropertyName("bytes")] IReadOnlyList<int>? Bytes);
-
-/// <summary>A streamed chunk: the first of a choice carries the role, later ones the new text, the last one the finish
-/// reason with an empty delta; a stream that asked for usage ends with a chunk without choices that carries it.</summary>
-internal sealed record ChatCompletionChunk(
-    [property: JsonPropertyName("id")] string Id,
-    [property: JsonPropertyName("object")] string Object,
-    [property: JsonPropertyName("created")] long Created,
-    [property: JsonPropertyName("model")] string Model,
-    [property: JsonPropertyName("system_fingerprint")] string? SystemFingerprint,
-    [property: JsonPropertyName("choices")] IReadOnlyList<ChatChunkChoice> Choices,
-    [property: JsonPropertyName("usage")] UsageInfo? Usage) : IStreamChunk
-{
-    [JsonIgnore] public bool WritesNullUsage { get; init; }
-}
 
 internal sealed record ChatChunkChoice(
     [property: JsonPropertyName("index")] int Index,

@@ -14,20 +14,17 @@ internal static class ChatCompletionsServing
 {
     public static async Task<IResult> CreateAsync(HttpContext context, ServerState state, ChatCompletionRequest request)
     {
-        string model = RequestFields.Required(request.Model, "model");
-        string? adapter = state.Models.Resolve(model);
-        context.Items[ServerState.ModelItem] = model; // only served names become metric labels
+        var (model, adapter) = ServedModel.Of(context, state, request.Model);
         var messages = ReadMessages(request.Messages);
         var format = state.Options.ChatFormat
             ?? throw new ApiException(400, $"model '{state.Models.BaseName}' has no chat template: its tokenizer has neither Llama 3's header tokens nor a ChatML chat_template in tokenizer_config.json; use /v1/completions with your own prompt format", "messages", "no_chat_template");
         RequestFields.Unsupported(request.Tools, "tools", v => v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 0);
         RequestFields.Unsupported(request.ResponseFormat, "response_format", v => v.ValueKind == JsonValueKind.Object && v.TryGetProperty("type", out var t) && t.GetString() == "text");
-        int n = RequestFields.InRange(request.N, "n", 1, state.Options.MaxN) ?? 1;
+        int n = SamplingFields.Choices(request, state);
         bool logprobs = request.Logprobs ?? false;
         int? top = RequestFields.InRange(request.TopLogprobs, "top_logprobs", 0, 20);
         if (top is not null && !logprobs) throw new ApiException(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs");
-        bool stream = request.Stream ?? false;
-        bool includeUsage = stream && RequestFields.WantsUsage(request.StreamOptions);
+        var (stream, includeUsage) = SamplingFields.Streaming(request);
 
         var ids = state.Engine.Tokenizer.Encode(format.Render(messages), addBos: false);
         int? maxTokens = RequestFields.InRange(request.MaxCompletionTokens, "max_completion_tokens", 1, int.MaxValue)
@@ -49,10 +46,10 @@ internal static class ChatCompletionsServing
                 await StreamAsync(context, readers, head, ids.Length, cancel.Token).ConfigureAwait(false);
                 return TypedResults.Empty;
             }
-            var results = await Task.WhenAll(readers.Select(r => EngineCompletion.ReadAsync(r, cancel.Token))).ConfigureAwait(false);
+            var results = await EngineStreams.CompleteAllAsync(readers, cancel.Token).ConfigureAwait(false);
             var choices = results.Select((r, i) => new ChatChoice(i, new ChatResponseMessage("assistant", r.Text),
                 logprobs ? new ChatLogprobs(Content(r.Logprobs, r.TopLogprobs)) : null, r.FinishReason)).ToList();
-            return ApiResults.Json(new ChatCompletionResponse(id, "chat.completion", created, model, null, choices,
+            return ApiResults.Json(new ChatCompletionObject<ChatChoice>(id, "chat.completion", created, model, null, choices,
                 UsageInfo.Of(ids.Length, results.Sum(r => r.CompletionTokens))));
         }
         finally
@@ -64,10 +61,10 @@ internal static class ChatCompletionsServing
     /// <summary>What every chunk of one stream repeats.</summary>
     private sealed record ChunkHead(string Id, long Created, string Model, bool IncludeUsage)
     {
-        public ChatCompletionChunk Chunk(IReadOnlyList<ChatChunkChoice> choices, UsageInfo? usage = null) =>
+        public ChatCompletionObject<ChatChunkChoice> Chunk(IReadOnlyList<ChatChunkChoice> choices, UsageInfo? usage = null) =>
             new(Id, "chat.completion.chunk", Created, Model, null, choices, usage) { WritesNullUsage = IncludeUsage };
 
-        public ChatCompletionChunk Chunk(int index, ChatDelta delta, ChatLogprobs? logprobs, string? finish) =>
+        public ChatCompletionObject<ChatChunkChoice> Chunk(int index, ChatDelta delta, ChatLogprobs? logprobs, string? finish) =>
             Chunk([new ChatChunkChoice(index, delta, logprobs, finish)]);
     }
 
@@ -90,10 +87,8 @@ internal static class ChatCompletionsServing
                 await Sse.SendAsync(context, head.Chunk(i, new ChatDelta(null, null), null, e.FinishReason)).ConfigureAwait(false);
             }
         }
-        if (finished < readers.Count) throw new OperationCanceledException("a choice ended before it finished");
-        if (head.IncludeUsage)
-            await Sse.SendAsync(context, head.Chunk([], UsageInfo.Of(promptTokens, completionTokens))).ConfigureAwait(false);
-        await Sse.DoneAsync(context).ConfigureAwait(false);
+        await Sse.EndAsync(context, finished, readers.Count,
+            head.IncludeUsage ? head.Chunk([], UsageInfo.Of(promptTokens, completionTokens)) : null).ConfigureAwait(false);
     }
 
     private static List<ChatTokenLogprob> Content(IReadOnlyList<TokenLogprob> tokens, IReadOnlyList<IReadOnlyList<TokenLogprob>> top) =>

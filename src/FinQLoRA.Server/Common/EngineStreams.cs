@@ -22,6 +22,10 @@ internal static class EngineStreams
         return readers;
     }
 
+    /// <summary>Waits for every choice to finish (a request that does not stream).</summary>
+    public static Task<EngineCompletion[]> CompleteAllAsync(IEnumerable<ChannelReader<EngineEvent>> readers, CancellationToken cancellation) =>
+        Task.WhenAll(readers.Select(r => EngineCompletion.ReadAsync(r, cancellation)));
+
     public static async IAsyncEnumerable<(int Index, EngineEvent Event)> Merge(IReadOnlyList<ChannelReader<EngineEvent>> readers,
         [EnumeratorCancellation] CancellationToken cancellation)
     {

@@ -7,7 +7,7 @@ namespace FinQLoRA.Server.Common;
 /// a request without a seed gets a random one).</summary>
 internal static class SamplingFields
 {
-    public static SamplingParams Read(ISamplingRequest request, int maxTokens, int? logprobs)
+    public static SamplingParams Read(SamplingRequest request, int maxTokens, int? logprobs)
     {
         RequestFields.Unsupported(request.LogitBias, "logit_bias", v => v.ValueKind == JsonValueKind.Object && !v.EnumerateObject().Any());
         RequestFields.Unsupported(request.PresencePenalty, "presence_penalty", v => v.ValueKind == JsonValueKind.Number && v.GetDouble() == 0);
@@ -22,6 +22,17 @@ internal static class SamplingFields
             Stop = RequestFields.StringOrList(request.Stop, "stop", 16).Where(s => s.Length > 0).ToList(),
             Logprobs = logprobs,
         };
+    }
+
+    /// <summary>How many choices the request asks for (OpenAI's <c>n</c>, 1 by default).</summary>
+    public static int Choices(SamplingRequest request, ServerState state) =>
+        RequestFields.InRange(request.N, "n", 1, state.Options.MaxN) ?? 1;
+
+    /// <summary>Whether the answer streams, and whether the stream ends with a usage chunk.</summary>
+    public static (bool Stream, bool IncludeUsage) Streaming(SamplingRequest request)
+    {
+        bool stream = request.Stream ?? false;
+        return (stream, stream && RequestFields.WantsUsage(request.StreamOptions));
     }
 
     /// <summary>Choice j of n draws with seed + j, so that n sampled choices differ yet a seed reproduces all of them.</summary>

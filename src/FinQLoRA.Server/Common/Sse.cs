@@ -20,6 +20,15 @@ internal static class Sse
         await context.Response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
+    /// <summary>Ends a stream of <paramref name="choices"/> choices: all of them must have finished (otherwise the client
+    /// went away mid-stream), then the usage chunk where the client asked for one, then <c>[DONE]</c>.</summary>
+    public static async Task EndAsync<T>(HttpContext context, int finished, int choices, T? usageChunk) where T : class
+    {
+        if (finished < choices) throw new OperationCanceledException("a choice ended before it finished");
+        if (usageChunk is not null) await SendAsync(context, usageChunk).ConfigureAwait(false);
+        await DoneAsync(context).ConfigureAwait(false);
+    }
+
     public static async Task DoneAsync(HttpContext context)
     {
         await context.Response.WriteAsync("data: [DONE]\n\n", context.RequestAborted).ConfigureAwait(false);

@@ -4,15 +4,13 @@ using FinQLoRA.Server.Common;
 
 namespace FinQLoRA.Server.Completions;
 
-// POST /v1/completions (OpenAI's legacy completions), field for field as OpenAI names them. Fields this server reads
-// only; others are ignored. Integers bind as long so that a value out of range is reported with its range.
+// POST /v1/completions (OpenAI's legacy completions), field for field as OpenAI names them (the fields shared with
+// /v1/chat/completions are SamplingRequest's). Fields this server reads only; others are ignored.
 
-internal sealed record CompletionRequest : ISamplingRequest
+internal sealed record CompletionRequest : SamplingRequest
 {
-    [JsonPropertyName("model")] public string? Model { get; init; }
     /// <summary>A string, a list of strings, a list of token ids or a list of such lists.</summary>
     [JsonPropertyName("prompt")] public JsonElement? Prompt { get; init; }
-    [JsonPropertyName("n")] public long? N { get; init; }
     /// <summary>Accepted only equal to n.</summary>
     [JsonPropertyName("best_of")] public long? BestOf { get; init; }
     /// <summary>Accepted only empty.</summary>
@@ -20,17 +18,6 @@ internal sealed record CompletionRequest : ISamplingRequest
     [JsonPropertyName("echo")] public bool? Echo { get; init; }
     /// <summary>How many alternatives per token to return (0-20); null returns no logprobs.</summary>
     [JsonPropertyName("logprobs")] public long? Logprobs { get; init; }
-    [JsonPropertyName("max_tokens")] public long? MaxTokens { get; init; }
-    [JsonPropertyName("stream")] public bool? Stream { get; init; }
-    [JsonPropertyName("stream_options")] public JsonElement? StreamOptions { get; init; }
-    [JsonPropertyName("temperature")] public double? Temperature { get; init; }
-    [JsonPropertyName("top_p")] public double? TopP { get; init; }
-    [JsonPropertyName("top_k")] public long? TopK { get; init; }
-    [JsonPropertyName("seed")] public long? Seed { get; init; }
-    [JsonPropertyName("stop")] public JsonElement? Stop { get; init; }
-    [JsonPropertyName("logit_bias")] public JsonElement? LogitBias { get; init; }
-    [JsonPropertyName("presence_penalty")] public JsonElement? PresencePenalty { get; init; }
-    [JsonPropertyName("frequency_penalty")] public JsonElement? FrequencyPenalty { get; init; }
 }
 
 /// <summary>The response, and each streamed chunk (<c>object</c> is <c>text_completion</c> in both, as OpenAI sends it);

@@ -12,11 +12,9 @@ internal static class CompletionsServing
 {
     public static async Task<IResult> CreateAsync(HttpContext context, ServerState state, CompletionRequest request)
     {
-        string model = RequestFields.Required(request.Model, "model");
-        string? adapter = state.Models.Resolve(model);
-        context.Items[ServerState.ModelItem] = model; // only served names become metric labels
+        var (model, adapter) = ServedModel.Of(context, state, request.Model);
         var prompts = ReadPrompts(request.Prompt, state);
-        int n = RequestFields.InRange(request.N, "n", 1, state.Options.MaxN) ?? 1;
+        int n = SamplingFields.Choices(request, state);
         if (RequestFields.InRange(request.BestOf, "best_of", 1, state.Options.MaxN) is { } bestOf && bestOf != n)
             throw new ApiException(400, "'best_of' other than n is not supported", "best_of", "unsupported_parameter");
         if (request.Suffix is { Length: > 0 }) throw new ApiException(400, "'suffix' is not supported", "suffix", "unsupported_parameter");
@@ -24,8 +22,7 @@ internal static class CompletionsServing
         int? logprobs = RequestFields.InRange(request.Logprobs, "logprobs", 0, 20);
         if (echo && logprobs is not null)
             throw new ApiException(400, "'echo' together with 'logprobs' is not supported (prompt log probabilities are not computed)", "echo", "unsupported_parameter");
-        bool stream = request.Stream ?? false;
-        bool includeUsage = stream && RequestFields.WantsUsage(request.StreamOptions);
+        var (stream, includeUsage) = SamplingFields.Streaming(request);
         var sampling = SamplingFields.Read(request, RequestFields.InRange(request.MaxTokens, "max_tokens", 1, int.MaxValue) ?? 16, logprobs);
 
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
@@ -41,7 +38,7 @@ internal static class CompletionsServing
                 await StreamAsync(context, readers, prompts, n, echo, head, promptTokens, cancel.Token).ConfigureAwait(false);
                 return TypedResults.Empty;
             }
-            var results = await Task.WhenAll(readers.Select(r => EngineCompletion.ReadAsync(r, cancel.Token))).ConfigureAwait(false);
+            var results = await EngineStreams.CompleteAllAsync(readers, cancel.Token).ConfigureAwait(false);
             var choices = results.Select((r, i) =>
             {
                 string prefix = echo ? prompts[i / n].Text : "";
@@ -89,10 +86,8 @@ internal static class CompletionsServing
             await Sse.SendAsync(context, head.Chunk(i, e.TextDelta, lp, e.FinishReason)).ConfigureAwait(false);
             if (e.IsFinal) { completionTokens += e.CompletionTokens; finished++; }
         }
-        if (finished < readers.Count) throw new OperationCanceledException("a choice ended before it finished");
-        if (head.IncludeUsage)
-            await Sse.SendAsync(context, head.Response([], UsageInfo.Of(promptTokens, completionTokens))).ConfigureAwait(false);
-        await Sse.DoneAsync(context).ConfigureAwait(false);
+        await Sse.EndAsync(context, finished, readers.Count,
+            head.IncludeUsage ? head.Response([], UsageInfo.Of(promptTokens, completionTokens)) : null).ConfigureAwait(false);
     }
 
     private static CompletionLogprobs Logprobs(IReadOnlyList<TokenLogprob> tokens, IReadOnlyList<IReadOnlyList<TokenLogprob>> top, int offset)

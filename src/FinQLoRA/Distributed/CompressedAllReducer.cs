@@ -53,34 +53,37 @@ public sealed class CompressedAllReducer(ICommunicator communicator) : IDisposab
             torch.Tensor x = torch.zeros(padded, float32, buffer.device);
             x.narrow(0, 0, n).copy_(buffer.reshape(-1));
 
-            // Worker side: error feedback, then compress the whole buffer with one scale.
-            x.add_(errors.Worker);
-            var (workerSigns, workerScale) = CompressWithErrorFeedback(x, padded, errors.Worker);
-
-            // Phase 1: chunk r of the signs goes to rank r; everybody learns every scale.
-            torch.Tensor receivedSigns = torch.empty(padded / 8, torch.ScalarType.Byte, buffer.device);
-            communicator.AllToAll(SignPacking.Pack(workerSigns), receivedSigns);
-            torch.Tensor workerScales = torch.empty(world, float32, buffer.device);
-            communicator.AllGather(workerScale, workerScales);
+            // Worker side, whole buffer; then chunk r of the signs goes to rank r and everybody learns every scale.
+            var (senders, workerScales) = CompressAndExchange(x, padded, errors.Worker, padded, chunk, communicator.AllToAll);
 
             // Server side, for the chunk this rank owns: average the senders' decompressed chunks.
-            torch.Tensor senders = SignPacking.ToPlusMinusOne(SignPacking.Unpack(receivedSigns)).view(world, chunk);
-            torch.Tensor m = senders.mul(workerScales.view(world, 1)).div(world).sum(dim: 0L); // not sum(0): a literal 0 converts to ScalarType
-            m.add_(errors.Server);
-            var (serverSigns, serverScale) = CompressWithErrorFeedback(m, chunk, errors.Server);
-
-            // Phase 2: every rank gets every chunk's signs and scale and rebuilds the whole vector.
-            torch.Tensor allSigns = torch.empty(padded / 8, torch.ScalarType.Byte, buffer.device);
-            communicator.AllGather(SignPacking.Pack(serverSigns), allSigns);
-            torch.Tensor serverScales = torch.empty(world, float32, buffer.device);
-            communicator.AllGather(serverScale, serverScales);
-            torch.Tensor result = SignPacking.ToPlusMinusOne(SignPacking.Unpack(allSigns)).view(world, chunk).mul(serverScales.view(world, 1));
+            torch.Tensor m = senders.mul(workerScales).div(world).sum(dim: 0L); // not sum(0): a literal 0 converts to ScalarType
+            // Then every rank gets every chunk's signs and scale and rebuilds the whole vector.
+            var (allSigns, serverScales) = CompressAndExchange(m, chunk, errors.Server, padded, chunk, communicator.AllGather);
+            torch.Tensor result = allSigns.mul(serverScales);
             buffer.copy_(result.reshape(-1).narrow(0, 0, n).view(buffer.shape));
         }
 
         LastBytesSent = communicator.BytesSent - before;
         TotalBytesSent += LastBytesSent;
         return buffer;
+    }
+
+    /// <summary>One phase of the reduction: adds the error feedback to <paramref name="x"/> and compresses it, then sends
+    /// the packed signs with <paramref name="sendSigns"/> (all-to-all for the workers, all-gather for the servers) and
+    /// all-gathers every rank's scale.</summary>
+    /// <returns>the received signs as ±1, one row of <paramref name="chunk"/> per rank, and the scales as a column</returns>
+    private (torch.Tensor Signs, torch.Tensor Scales) CompressAndExchange(torch.Tensor x, long n, torch.Tensor error,
+        long padded, long chunk, Action<torch.Tensor, torch.Tensor> sendSigns)
+    {
+        int world = communicator.Size;
+        x.add_(error);
+        var (signs, scale) = CompressWithErrorFeedback(x, n, error);
+        torch.Tensor received = torch.empty(padded / 8, torch.ScalarType.Byte, x.device);
+        sendSigns(SignPacking.Pack(signs), received);
+        torch.Tensor scales = torch.empty(world, torch.ScalarType.Float32, x.device);
+        communicator.AllGather(scale, scales);
+        return (SignPacking.ToPlusMinusOne(SignPacking.Unpack(received)).view(world, chunk), scales.view(world, 1));
     }
 
     /// <summary>1-bit compression of x (already holding the error feedback): signs (sign(0) = +1) and one scale

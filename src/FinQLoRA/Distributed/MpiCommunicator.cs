@@ -113,9 +113,9 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             IntPtr data = count > 0 ? TensorMemory.DataPointer(buffer) : 0;
             for (long offset = 0; offset < count; offset += step)
             {
-                nint request = 0;
-                int rc = _mpi.Iallreduce(_abi.InPlace, data + (nint)(offset * elementSize), (int)Math.Min(step, count - offset), mpiType, _abi.OpSum, _abi.CommWorld, &request);
-                Complete(rc, ref request, "MPI_Iallreduce");
+                nint piece = data + (nint)(offset * elementSize);
+                int n = (int)Math.Min(step, count - offset);
+                Run("MPI_Iallreduce", r => _mpi.Iallreduce(_abi.InPlace, piece, n, mpiType, _abi.OpSum, _abi.CommWorld, r));
             }
             if (average) buffer.div_(Size);
             Interlocked.Add(ref _bytesSent, TrafficModel.AllReduce(count * elementSize, Size));
@@ -126,99 +126,52 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     public void AllGather(torch.Tensor input, torch.Tensor output)
     {
         CollectiveShapes.CheckAllGather(input, output, Size);
-        lock (_gate)
+        Exchange(input, output, (send, receive) =>
         {
-            ThrowIfDisposed();
-            torch.Tensor send = HostStaging.Stage(input, input.dtype), receive = HostStaging.StageForWrite(output, output.dtype);
             int bytes = CheckedCount(HostStaging.Bytes(send), "all-gather input");
             if (bytes > 0)
-            {
-                nint request = 0;
-                int rc = _mpi.Iallgather(TensorMemory.DataPointer(send), bytes, _abi.Byte, TensorMemory.DataPointer(receive), bytes, _abi.Byte, _abi.CommWorld, &request);
-                Complete(rc, ref request, "MPI_Iallgather");
-            }
-            Interlocked.Add(ref _bytesSent, TrafficModel.AllGather(bytes, Size));
-            HostStaging.Return(send, input, writeBack: false);
-            HostStaging.Return(receive, output, writeBack: true);
-        }
+                Run("MPI_Iallgather", r => _mpi.Iallgather(TensorMemory.DataPointer(send), bytes, _abi.Byte, TensorMemory.DataPointer(receive), bytes, _abi.Byte, _abi.CommWorld, r));
+            return TrafficModel.AllGather(bytes, Size);
+        });
     }
 
     public void AllToAll(torch.Tensor input, torch.Tensor output)
     {
         CollectiveShapes.CheckAllToAll(input, output, Size);
-        lock (_gate)
+        Exchange(input, output, (send, receive) =>
         {
-            ThrowIfDisposed();
-            torch.Tensor send = HostStaging.Stage(input, input.dtype), receive = HostStaging.StageForWrite(output, output.dtype);
             long total = HostStaging.Bytes(send);
             int chunk = CheckedCount(total / Size, "all-to-all chunk");
             if (chunk > 0)
-            {
-                nint request = 0;
-                int rc = _mpi.Ialltoall(TensorMemory.DataPointer(send), chunk, _abi.Byte, TensorMemory.DataPointer(receive), chunk, _abi.Byte, _abi.CommWorld, &request);
-                Complete(rc, ref request, "MPI_Ialltoall");
-            }
-            Interlocked.Add(ref _bytesSent, TrafficModel.AllToAll(total, Size));
-            HostStaging.Return(send, input, writeBack: false);
-            HostStaging.Return(receive, output, writeBack: true);
-        }
+                Run("MPI_Ialltoall", r => _mpi.Ialltoall(TensorMemory.DataPointer(send), chunk, _abi.Byte, TensorMemory.DataPointer(receive), chunk, _abi.Byte, _abi.CommWorld, r));
+            return TrafficModel.AllToAll(total, Size);
+        });
     }
 
     public void Broadcast(torch.Tensor tensor, int root)
     {
         CheckRank(root, nameof(root));
-        lock (_gate)
-        {
-            ThrowIfDisposed();
-            bool isRoot = Rank == root;
-            torch.Tensor buffer = isRoot ? HostStaging.Stage(tensor, tensor.dtype) : HostStaging.StageForWrite(tensor, tensor.dtype);
-            long total = HostStaging.Bytes(buffer);
-            ForEachPiece(buffer, (data, bytes) =>
-            {
-                nint request = 0;
-                int rc = _mpi.Ibcast(data, bytes, _abi.Byte, root, _abi.CommWorld, &request);
-                Complete(rc, ref request, "MPI_Ibcast");
-            });
-            Interlocked.Add(ref _bytesSent, TrafficModel.Broadcast(total, Size, Rank, root));
-            HostStaging.Return(buffer, tensor, writeBack: !isRoot);
-        }
+        Piecewise(tensor, receives: Rank != root, "MPI_Ibcast",
+            (data, bytes, r) => _mpi.Ibcast(data, bytes, _abi.Byte, root, _abi.CommWorld, r),
+            total => TrafficModel.Broadcast(total, Size, Rank, root));
     }
 
     public void Send(torch.Tensor tensor, int destination, int tag)
     {
         CheckRank(destination, nameof(destination));
         CheckTag(tag);
-        lock (_gate)
-        {
-            ThrowIfDisposed();
-            torch.Tensor buffer = HostStaging.Stage(tensor, tensor.dtype);
-            ForEachPiece(buffer, (data, bytes) =>
-            {
-                nint request = 0;
-                int rc = _mpi.Isend(data, bytes, _abi.Byte, destination, tag, _abi.CommWorld, &request);
-                Complete(rc, ref request, $"MPI_Isend(to rank {destination}, tag {tag})");
-            });
-            Interlocked.Add(ref _bytesSent, TrafficModel.Send(HostStaging.Bytes(buffer)));
-            HostStaging.Return(buffer, tensor, writeBack: false);
-        }
+        Piecewise(tensor, receives: false, $"MPI_Isend(to rank {destination}, tag {tag})",
+            (data, bytes, r) => _mpi.Isend(data, bytes, _abi.Byte, destination, tag, _abi.CommWorld, r),
+            TrafficModel.Send);
     }
 
     public void Recv(torch.Tensor into, int source, int tag)
     {
         CheckRank(source, nameof(source));
         CheckTag(tag);
-        lock (_gate)
-        {
-            ThrowIfDisposed();
-            torch.Tensor buffer = HostStaging.StageForWrite(into, into.dtype);
-            ForEachPiece(buffer, (data, bytes) =>
-            {
-                nint request = 0;
-                int rc = _mpi.Irecv(data, bytes, _abi.Byte, source, tag, _abi.CommWorld, &request);
-                Complete(rc, ref request, $"MPI_Irecv(from rank {source}, tag {tag})");
-            });
-            HostStaging.Return(buffer, into, writeBack: true);
-        }
+        Piecewise(into, receives: true, $"MPI_Irecv(from rank {source}, tag {tag})",
+            (data, bytes, r) => _mpi.Irecv(data, bytes, _abi.Byte, source, tag, _abi.CommWorld, r),
+            _ => 0);
     }
 
     public void Barrier()
@@ -226,9 +179,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         lock (_gate)
         {
             ThrowIfDisposed();
-            nint request = 0;
-            int rc = _mpi.Ibarrier(_abi.CommWorld, &request);
-            Complete(rc, ref request, "MPI_Ibarrier");
+            Run("MPI_Ibarrier", r => _mpi.Ibarrier(_abi.CommWorld, r));
         }
     }
 
@@ -258,6 +209,34 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         }
     }
 
+    /// <summary>A collective from <paramref name="input"/> into <paramref name="output"/>, both staged on the host (the
+    /// output written back); <paramref name="run"/> returns the bytes this rank sent.</summary>
+    private void Exchange(torch.Tensor input, torch.Tensor output, Func<torch.Tensor, torch.Tensor, long> run)
+    {
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            torch.Tensor send = HostStaging.Stage(input, input.dtype), receive = HostStaging.StageForWrite(output, output.dtype);
+            Interlocked.Add(ref _bytesSent, run(send, receive));
+            HostStaging.Return(send, input, writeBack: false);
+            HostStaging.Return(receive, output, writeBack: true);
+        }
+    }
+
+    /// <summary>An MPI call that starts a non-blocking operation and writes its request handle.</summary>
+    private delegate int StartCall(nint* request);
+
+    /// <summary>An MPI call over one piece of a buffer (see <see cref="Piecewise"/>).</summary>
+    private delegate int PieceCall(IntPtr data, int bytes, nint* request);
+
+    /// <summary>Starts one non-blocking operation and polls it to completion under the watchdog.</summary>
+    private void Run(string operation, StartCall start)
+    {
+        nint request = 0;
+        int rc = start(&request);
+        Complete(rc, ref request, operation);
+    }
+
     /// <summary>Polls a started request to completion under the watchdog.</summary>
     private void Complete(int startCode, ref nint request, string operation)
     {
@@ -274,14 +253,29 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         }
     }
 
-    /// <summary>Hands a buffer to <paramref name="action"/> in pieces of at most 1 GiB.</summary>
-    private static void ForEachPiece(torch.Tensor buffer, Action<IntPtr, int> action)
+    /// <summary>An operation over one tensor, staged on the host (to be read where this rank sends, to be written where
+    /// it receives) and handed to <paramref name="call"/> in pieces of at most 1 GiB, one MPI operation each;
+    /// <paramref name="bytesSent"/> counts this rank's traffic from the buffer's size.</summary>
+    private void Piecewise(torch.Tensor tensor, bool receives, string operation, PieceCall call, Func<long, long> bytesSent)
     {
-        long total = HostStaging.Bytes(buffer);
-        if (total == 0) return;
-        IntPtr data = TensorMemory.DataPointer(buffer);
-        for (long offset = 0; offset < total; offset += MaxBytesPerCall)
-            action(data + (nint)offset, (int)Math.Min(MaxBytesPerCall, total - offset));
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            torch.Tensor buffer = receives ? HostStaging.StageForWrite(tensor, tensor.dtype) : HostStaging.Stage(tensor, tensor.dtype);
+            long total = HostStaging.Bytes(buffer);
+            if (total > 0)
+            {
+                IntPtr data = TensorMemory.DataPointer(buffer);
+                for (long offset = 0; offset < total; offset += MaxBytesPerCall)
+                {
+                    IntPtr piece = data + (nint)offset;
+                    int bytes = (int)Math.Min(MaxBytesPerCall, total - offset);
+                    Run(operation, r => call(piece, bytes, r));
+                }
+            }
+            Interlocked.Add(ref _bytesSent, bytesSent(total));
+            HostStaging.Return(buffer, tensor, writeBack: receives);
+        }
     }
 
     private static int CheckedCount(long bytes, string what) =>

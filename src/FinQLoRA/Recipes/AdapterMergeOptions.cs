@@ -5,13 +5,10 @@ namespace FinQLoRA.Recipes;
 
 /// <summary>What <c>finqlora merge</c> does: fold <see cref="AdapterDir"/> into the base at <see cref="ModelPath"/>
 /// and write <see cref="OutPath"/> as an HF folder (<c>hf</c>) or a GGUF file (<c>gguf</c>).</summary>
-public sealed record AdapterMergeOptions
+public sealed record AdapterMergeOptions : RecipeOutput
 {
     public required string ModelPath { get; init; }
     public required string AdapterDir { get; init; }
-    public required string OutPath { get; init; }
-    /// <summary>Replace an existing output that FinQLoRA wrote (an input or a foreign folder never is).</summary>
-    public bool Overwrite { get; init; }
     /// <summary><c>hf</c> or <c>gguf</c>.</summary>
     public string To { get; init; } = "hf";
     /// <summary>dtype of the written weights (bf16, f16 or f32); the merge itself is computed in fp32.</summary>

@@ -77,7 +77,7 @@ public sealed class ServerProtocolTests
     [Fact]
     public void OpenAisChatCompletionSampleRoundTripsFieldForField()
     {
-        var response = JsonSerializer.Deserialize(ChatCompletionSample, OpenAiJson.Info<ChatCompletionResponse>())!;
+        var response = JsonSerializer.Deserialize(ChatCompletionSample, OpenAiJson.Info<ChatCompletionObject<ChatChoice>>())!;
         Assert.Equal("chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", response.Id);
         Assert.Equal("chat.completion", response.Object);
         Assert.Equal(1741569952, response.Created);
@@ -172,7 +172,7 @@ public sealed class ServerProtocolTests
             OpenAiJson.Serialize(chunk with { WritesNullUsage = true }));
 
         // chat: the role on the first chunk, the text on the next, an empty delta with the finish reason on the last
-        ChatCompletionChunk Chat(ChatDelta delta, string? finish) => new("chatcmpl-1", "chat.completion.chunk", 7, "m", null, [new ChatChunkChoice(0, delta, null, finish)], null);
+        ChatCompletionObject<ChatChunkChoice> Chat(ChatDelta delta, string? finish) => new("chatcmpl-1", "chat.completion.chunk", 7, "m", null, [new ChatChunkChoice(0, delta, null, finish)], null);
         const string head = """{"id":"chatcmpl-1","object":"chat.completion.chunk","created":7,"model":"m","system_fingerprint":null,"choices":[{"index":0,"delta":""";
         Assert.Equal(head + """{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}""", OpenAiJson.Serialize(Chat(new ChatDelta("assistant", ""), null)));
         Assert.Equal(head + """{"content":"<é>"},"logprobs":null,"finish_reason":null}]}""", OpenAiJson.Serialize(Chat(new ChatDelta(null, "<é>"), null)));

@@ -1,0 +1,17 @@
+using Microsoft.AspNetCore.Http;
+
+namespace FinQLoRA.Server.Common;
+
+/// <summary>The model a request names: the served name and the adapter it stands for (null for the base).</summary>
+internal sealed record ServedModel(string Name, string? Adapter)
+{
+    /// <summary>Reads the request's <c>model</c> (required; a name not served is refused by the registry) and labels
+    /// the request's metrics with it.</summary>
+    public static ServedModel Of(HttpContext context, ServerState state, string? model)
+    {
+        string name = RequestFields.Required(model, "model");
+        string? adapter = state.Models.Resolve(name);
+        context.Items[ServerState.ModelItem] = name; // only served names become metric labels
+        return new ServedModel(name, adapter);
+    }
+}
