@@ -111,7 +111,7 @@ public sealed class ServingEngineTests
         string stop = free.Text.Substring(8, 5);
         int expectedCut = free.Text.IndexOf(stop, StringComparison.Ordinal);
         var stopped = Run(engine, new EngineRequest(prompt, null, new SamplingParams { MaxTokens = 30, Stop = [stop], Logprobs = 3 }));
-        Assert.Equal("stop", stopped.FinishReason);
+        Assert.Equal("stop", stopped.FinishReason.Value);
         Assert.Equal(free.Text[..expectedCut], stopped.Text);
         Assert.True(stopped.CompletionTokens < free.CompletionTokens);
         Assert.Equal(stopped.TokenIds.Count, stopped.Logprobs.Count);
@@ -123,7 +123,7 @@ public sealed class ServingEngineTests
             Assert.Equal(stopped.TopLogprobs[i][0].Id, stopped.TokenIds[i]);
             Assert.True(stopped.Logprobs[i].Logprob <= 0);
         }
-        Assert.Equal("length", free.FinishReason);
+        Assert.Equal("length", free.FinishReason.Value);
         Assert.Equal(30, free.CompletionTokens);
     }
 
