@@ -48,7 +48,7 @@ internal static class ChatCompletionsServing
             }
             var results = await EngineStreams.CompleteAllAsync(readers, cancel.Token).ConfigureAwait(false);
             var choices = results.Select((r, i) => new ChatChoice(i, new ChatResponseMessage("assistant", r.Text),
-                logprobs ? new ChatLogprobs(Content(r.Logprobs, r.TopLogprobs)) : null, r.FinishReason)).ToList();
+                logprobs ? new ChatLogprobs(Content(r.Logprobs, r.TopLogprobs)) : null, r.FinishReason.Value)).ToList();
             return ApiResults.Json(new ChatCompletionObject<ChatChoice>(id, "chat.completion", created, model, null, choices,
                 UsageInfo.Of(ids.Length, results.Sum(r => r.CompletionTokens))));
         }
@@ -84,7 +84,7 @@ internal static class ChatCompletionsServing
             {
                 completionTokens += e.CompletionTokens;
                 finished++;
-                await Sse.SendAsync(context, head.Chunk(i, new ChatDelta(null, null), null, e.FinishReason)).ConfigureAwait(false);
+                await Sse.SendAsync(context, head.Chunk(i, new ChatDelta(null, null), null, e.FinishReason!.Value)).ConfigureAwait(false);
             }
         }
         await Sse.EndAsync(context, finished, readers.Count,

@@ -42,7 +42,7 @@ internal static class CompletionsServing
             var choices = results.Select((r, i) =>
             {
                 string prefix = echo ? prompts[i / n].Text : "";
-                return new CompletionChoice(i, prefix + r.Text, logprobs is null ? null : Logprobs(r.Logprobs, r.TopLogprobs, prefix.Length), r.FinishReason);
+                return new CompletionChoice(i, prefix + r.Text, logprobs is null ? null : Logprobs(r.Logprobs, r.TopLogprobs, prefix.Length), r.FinishReason.Value);
             }).ToList();
             return ApiResults.Json(head.Response(choices, UsageInfo.Of(promptTokens, results.Sum(r => r.CompletionTokens))));
         }
@@ -83,7 +83,7 @@ internal static class CompletionsServing
                 offsets[i] += t.Text.Length;
             }
             if (e.TextDelta.Length == 0 && lp is null && !e.IsFinal) continue;
-            await Sse.SendAsync(context, head.Chunk(i, e.TextDelta, lp, e.FinishReason)).ConfigureAwait(false);
+            await Sse.SendAsync(context, head.Chunk(i, e.TextDelta, lp, e.FinishReason?.Value)).ConfigureAwait(false);
             if (e.IsFinal) { completionTokens += e.CompletionTokens; finished++; }
         }
         await Sse.EndAsync(context, finished, readers.Count,

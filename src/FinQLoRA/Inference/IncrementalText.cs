@@ -8,17 +8,18 @@ namespace FinQLoRA.Inference;
 /// byte-fallback tokens carry UTF-8 one byte at a time and decode to U+FFFD until the character is complete, and a
 /// lone high surrogate; (2) a tail that is the beginning of a stop string, which the next tokens may complete.
 /// A stop string found anywhere in the text (it may span several tokens) ends the output just before it.
-/// The text is the one that reads after the prompt: SentencePiece decoders drop the leading space of the first token
-/// decoded, so the ids are decoded after the prompt's last token (the anchor) and the anchor's own text cut off.
+/// The text is the one that reads after the prompt (<see cref="After"/>): SentencePiece decoders drop the leading space
+/// of the first token decoded, so the ids are decoded after the prompt's last token (the anchor).
 /// The one text rule of every decode path: batched and pipeline generation (<see cref="GenerationProgress"/>) and the
-/// serving engine, so that prompt + text reads as the whole decoded sequence everywhere.
+/// serving engine (its streamed text, and each logprob token's text through <see cref="After"/>), so that prompt + text
+/// reads as the whole decoded sequence everywhere.
 /// </summary>
 public sealed class IncrementalText
 {
     private readonly ITextTokenizer tokenizer;
     private readonly IReadOnlyList<string> stops;
     private readonly List<int> _ids = [];
-    private readonly string? _anchorText;
+    private readonly int? _anchor;
     private int _emitted;
     private string _text = "";
     private bool _stale; // ids appended without decoding (Append, no stop strings to look for)
@@ -32,12 +33,18 @@ public sealed class IncrementalText
         {
             string text = tokenizer.Decode([a]);
             // A partial UTF-8 byte (or a special token, which decodes to nothing) cannot anchor the decoding.
-            if (!text.Contains('\uFFFD') && text.Length > 0)
-            {
-                _ids.Add(a);
-                _anchorText = text;
-            }
+            if (!text.Contains('\uFFFD') && text.Length > 0) _anchor = a;
         }
+    }
+
+    /// <summary>The text of <paramref name="ids"/> as it reads after <paramref name="anchor"/>: the two decoded together
+    /// less the anchor's own text (the decoding of <paramref name="ids"/> alone where the anchor's text is not a prefix,
+    /// as when the ids complete the anchor's partial UTF-8 character).</summary>
+    public static string After(ITextTokenizer tokenizer, int anchor, IReadOnlyList<int> ids, bool skipSpecialTokens = true)
+    {
+        string before = tokenizer.Decode([anchor], skipSpecialTokens);
+        string both = tokenizer.Decode([anchor, .. ids], skipSpecialTokens);
+        return both.StartsWith(before, StringComparison.Ordinal) ? both[before.Length..] : tokenizer.Decode(ids, skipSpecialTokens);
     }
 
     /// <summary>Set once a stop string appeared; the text is cut before it and nothing more is emitted.</summary>
@@ -91,12 +98,7 @@ public sealed class IncrementalText
         return TakeTo(safe);
     }
 
-    private string Decode()
-    {
-        string text = tokenizer.Decode(_ids);
-        if (_anchorText is null) return text;
-        return text.StartsWith(_anchorText, StringComparison.Ordinal) ? text[_anchorText.Length..] : tokenizer.Decode(_ids.Skip(1));
-    }
+    private string Decode() => _anchor is { } a ? After(tokenizer, a, _ids) : tokenizer.Decode(_ids);
 
     /// <summary>What is left to show when generation ends (the held-back tail, if it never became a stop string).</summary>
     public string Flush() => TakeTo(Text.Length);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using FinQLoRA.Data.Chat;
+using FinQLoRA.Inference;
 using Microsoft.Extensions.AI;
 
 namespace FinQLoRA.Serving;
@@ -88,7 +89,7 @@ public sealed class EngineChatClient : IChatClient
         return (new EngineRequest(ids, adapter, sampling, cancellation), model);
     }
 
-    private static ChatFinishReason Finish(string reason) => reason == "length" ? ChatFinishReason.Length : ChatFinishReason.Stop;
+    private static ChatFinishReason Finish(FinishReason reason) => reason.Value == FinishReason.LengthValue ? ChatFinishReason.Length : ChatFinishReason.Stop;
 
     private static UsageDetails Usage(int prompt, int completion) =>
         new() { InputTokenCount = prompt, OutputTokenCount = completion, TotalTokenCount = prompt + completion };

@@ -1,11 +1,12 @@
 using System.Text;
 using System.Threading.Channels;
+using FinQLoRA.Inference;
 
 namespace FinQLoRA.Serving;
 
 /// <summary>A whole request's output, gathered from its events (for non-streaming answers).</summary>
 public sealed record EngineCompletion(string Text, IReadOnlyList<int> TokenIds, IReadOnlyList<TokenLogprob> Logprobs,
-    IReadOnlyList<IReadOnlyList<TokenLogprob>> TopLogprobs, string FinishReason, int PromptTokens, int CompletionTokens)
+    IReadOnlyList<IReadOnlyList<TokenLogprob>> TopLogprobs, FinishReason FinishReason, int PromptTokens, int CompletionTokens)
 {
     /// <summary>Reads events until the final one. Throws <see cref="OperationCanceledException"/> when the stream ends
     /// without one (the request was cancelled or the server stopped).</summary>

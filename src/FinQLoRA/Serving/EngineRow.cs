@@ -50,12 +50,12 @@ internal sealed class EngineRow : IDisposable
         else observer?.NextToken(Request.Adapter, Stopwatch.GetElapsedTime(_lastTokenAt, now));
         _lastTokenAt = now;
 
-        string? finish = null;
+        FinishReason? finish = null;
         string delta;
         if (_stopIds.Contains(token))
         {
             // The end-of-sequence token is counted (it was generated) but is not part of the text.
-            finish = "stop";
+            finish = FinishReason.AtToken(token);
             logprob = null;
             top = null;
             delta = _text.Flush();
@@ -63,10 +63,10 @@ internal sealed class EngineRow : IDisposable
         else
         {
             delta = _text.Add(token);
-            if (_text.Stopped) finish = "stop";
+            if (_text.StopString is { } stop) finish = FinishReason.AtString(stop);
             else if (Generated >= Request.Sampling.MaxTokens)
             {
-                finish = "length";
+                finish = FinishReason.Length;
                 delta += _text.Flush();
             }
         }
@@ -75,7 +75,7 @@ internal sealed class EngineRow : IDisposable
             Finished = true;
             observer?.Finished(Request.Adapter, Request.PromptIds.Length, Generated);
         }
-        return new EngineEvent(_stopIds.Contains(token) ? null : token, logprob, top, delta, finish, Request.PromptIds.Length, Generated);
+        return new EngineEvent(finish?.StopToken is null ? token : null, logprob, top, delta, finish, Request.PromptIds.Length, Generated);
     }
 
     public void Dispose() => Sampler?.Dispose();

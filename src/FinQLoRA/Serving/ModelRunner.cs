@@ -1,4 +1,6 @@
 using FinQLoRA.Data.Tokenization;
+using FinQLoRA.Inference;
+using FinQLoRA.Inference.Decoding;
 using FinQLoRA.Models;
 using static TorchSharp.torch;
 
@@ -60,7 +62,8 @@ internal sealed class ModelRunner(LlamaModel model, ITextTokenizer tokenizer, Sl
         return logits is null ? [] : Sample([row], logits);
     }
 
-    /// <summary>One token for each running row (row i in slot i), fed at its own position; returns the rows that finished.</summary>
+    /// <summary>One token for each running row (row i in slot i), fed at its own position through the decode step that
+    /// <see cref="DecodeStep.Choose"/> picks for the slot pool (the libtorch step); returns the rows that finished.</summary>
     public IReadOnlyList<EngineRow> Decode(IReadOnlyList<EngineRow> rows)
     {
         using var scope = NewDisposeScope();
@@ -74,17 +77,20 @@ internal sealed class ModelRunner(LlamaModel model, ITextTokenizer tokenizer, Sl
         // Row r sees its own positions 0..length[r] (the token fed now included); the rest of the span is padding.
         var mask = AttentionMask.Build(AttentionMask.RightPadding(lengths + 1, span), n, 1, span - 1, device); // [n, 1, 1, span]
         cache.BeginDecode(arange(0, n, ScalarType.Int64, device), lengths, span);
-        var logits = Forward(rows, feed, lengths.view(n, 1), mask, h => model.Head(h).select(1, 0))!;  // [n, vocab]
+        var logits = WithAdapters(rows, () => DecodeStep.Choose(model, cache).Forward(feed, lengths.view(n, 1), mask)).select(1, 0); // [n, vocab]
         foreach (var row in rows) row.Length++;
         return Sample(rows, logits);
     }
 
-    /// <summary>The layers with each row's adapter selected, then <paramref name="head"/> on the hidden states (inside
-    /// the selection too: the head may carry an adapter).</summary>
-    private Tensor? Forward(IReadOnlyList<EngineRow> rows, Tensor ids, Tensor positions, Tensor mask, Func<Tensor, Tensor?> head)
+    /// <summary>A prefill's layers, then <paramref name="head"/> on the hidden states, with each row's adapter selected.</summary>
+    private Tensor? Forward(IReadOnlyList<EngineRow> rows, Tensor ids, Tensor positions, Tensor mask, Func<Tensor, Tensor?> head) =>
+        WithAdapters(rows, () => head(model.RunLayers(model.Embed(ids), 0, model.Layers.Count, positions, mask, cache)));
+
+    /// <summary>Runs <paramref name="forward"/> with each row's adapter selected (the head included: it may carry one).</summary>
+    private T WithAdapters<T>(IReadOnlyList<EngineRow> rows, Func<T> forward)
     {
         adapters.Select(rows.Select(r => r.Request.Adapter));
-        try { return head(model.RunLayers(model.Embed(ids), 0, model.Layers.Count, positions, mask, cache)); }
+        try { return forward(); }
         finally { adapters.ClearSelection(); }
     }
 
@@ -122,15 +128,10 @@ internal sealed class ModelRunner(LlamaModel model, ITextTokenizer tokenizer, Sl
         return finished;
     }
 
-    private TokenLogprob Logprob(int? previous, int id, float value) => new(id, TokenText(previous, id), value);
-
-    /// <summary>A token's text as it reads after <paramref name="previous"/>: SentencePiece decoders drop the leading
-    /// space of the first token, so a token alone would read "there" where the output reads " there".</summary>
-    private string TokenText(int? previous, int id)
-    {
-        if (previous is not { } p) return tokenizer.Decode([id], skipSpecialTokens: false);
-        string before = tokenizer.Decode([p], skipSpecialTokens: false);
-        string both = tokenizer.Decode([p, id], skipSpecialTokens: false);
-        return both.StartsWith(before, StringComparison.Ordinal) ? both[before.Length..] : tokenizer.Decode([id], skipSpecialTokens: false);
-    }
+    /// <summary>A token's text reads as it does after <paramref name="previous"/> (the output's text rule,
+    /// <see cref="IncrementalText.After"/>): alone, SentencePiece would read "there" where the output reads " there".
+    /// Special tokens are shown: a top alternative may be one, and would read as nothing.</summary>
+    private TokenLogprob Logprob(int? previous, int id, float value) => new(id, previous is { } p
+        ? IncrementalText.After(tokenizer, p, [id], skipSpecialTokens: false)
+        : tokenizer.Decode([id], skipSpecialTokens: false), value);
 }

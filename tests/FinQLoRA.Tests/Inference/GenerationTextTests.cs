@@ -90,6 +90,25 @@ public sealed class GenerationTextTests
         Assert.Equal(free.Text[..free.Text.IndexOf(stop, StringComparison.Ordinal)], atString.Text);
     }
 
+    /// <summary>The rule the server's logprob token texts come from: a token reads as it does after the one before it,
+    /// its leading space included, so that the tokens' texts make up the whole text.</summary>
+    [Fact]
+    public void ATokenReadsAfterItsAnchorAsInTheWholeText()
+    {
+        var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
+        var ids = tokenizer.Encode("Once upon a time there was a little dog", addBos: true);
+        var spaced = 0;
+        for (int i = 2; i < ids.Length; i++)
+        {
+            string before = tokenizer.Decode(ids[..i]);
+            string whole = tokenizer.Decode(ids[..(i + 1)]);
+            string after = IncrementalText.After(tokenizer, ids[i - 1], [ids[i]]);
+            Assert.Equal(whole[before.Length..], after);
+            if (after.StartsWith(' ') && !tokenizer.Decode([ids[i]]).StartsWith(' ')) spaced++;
+        }
+        Assert.True(spaced > 0, "no token whose space only reads after its anchor");
+    }
+
     [Fact]
     public void AppendGivesTheTextAddGives()
     {

@@ -1,12 +1,8 @@
 using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
 using FinQLoRA.Data.Chat;
-using FinQLoRA.Data.Tokenization;
-using FinQLoRA.Inference;
 using FinQLoRA.Models;
 using FinQLoRA.Server;
-using FinQLoRA.Serving;
-using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
 using static TorchSharp.torch;
 
@@ -17,28 +13,19 @@ namespace FinQLoRA.Tests.Serving;
 /// folder with the tokenizer files beside it, served on a free loopback port behind an API key; plus what
 /// <c>finqlora generate --chat --json</c> prints for <see cref="Questions"/>.
 /// </summary>
-public sealed class ChatServeFixture : IAsyncLifetime
+public sealed class ChatServeFixture : ServerFixture
 {
     public const string ModelName = "tiny-llama3";
     public const string Key = "sk-test-key";
     public const int MaxTokens = 12;
     public static readonly string[] Questions = ["What is a bond?", "Name a stock index.", "Is cash an asset?"];
 
-    private readonly TempFolder _temp = new();
-    public string Dir => _temp.Path;
     public string ModelDir => Path.Combine(Dir, "model");
-    /// <summary>What <c>finqlora serve</c> builds, over the same options.</summary>
-    public ServerHost Host { get; private set; } = null!;
-    public ITextTokenizer Tokenizer => Host.Tokenizer;
-    public LlamaModel Model => Host.Model;
-    public ServingEngine Engine => Host.Engine;
-    public OpenAiServer Server => Host.Server;
-    public ChatFormat Format { get; private set; } = null!;
-    public Uri Url => Server.Url!;
+    public ChatFormat Format => Host.ChatFormat ?? throw new InvalidOperationException("no chat format");
     /// <summary>generate --chat's answer to each question (text as it reads after the prompt) and its token count.</summary>
     public List<(string Text, int[] PromptIds, int Tokens)> Reference { get; } = [];
 
-    public async Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
         var config = new LlamaConfig
         {
@@ -56,29 +43,15 @@ public sealed class ChatServeFixture : IAsyncLifetime
             var (code, output) = CliProcess.Run(TimeSpan.FromMinutes(2), "generate", "--model", ModelDir, "--dtype", "f32", "--chat", "--prompt", q,
                 "--max-new-tokens", $"{MaxTokens}", "--json");
             Assert.True(code == 0, output);
-            var r = JsonNode.Parse(output.Split('\n').First(l => l.StartsWith('{')))!;
-            var prompt = r["prompt_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
-            var ids = r["output_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
-            Reference.Add((r["text"]!.GetValue<string>(), prompt, ids.Length + (r["stop_reason"]?.GetValueKind() == System.Text.Json.JsonValueKind.Number ? 1 : 0)));
+            var g = Generated.Parse(JsonNode.Parse(output.Split('\n').First(l => l.StartsWith('{')))!);
+            Reference.Add((g.Text, g.PromptIds, g.Tokens));
         }
 
-        Host = ServerHost.Open(new ServerHostOptions
+        await StartAsync(new ServerHostOptions
         {
             ModelPath = ModelDir, Load = new ModelLoadOptions { DType = ScalarType.Float32 },
             Server = new ServerOptions { ServedModelName = ModelName, Port = 0, ApiKey = Key },
             MaxBatch = 4, MaxModelLen = 256,
         });
-        Format = Host.ChatFormat ?? throw new InvalidOperationException("no chat format");
-        await Host.StartAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (Host is not null)
-        {
-            await Host.StopAsync();
-            await Host.DisposeAsync();
-        }
-        _temp.Dispose();
     }
 }

@@ -3,10 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
 using FinQLoRA.Data.Tokenization;
-using FinQLoRA.Inference;
-using FinQLoRA.Models;
 using FinQLoRA.Server;
-using FinQLoRA.Serving;
 using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
 using static TorchSharp.torch;
@@ -18,7 +15,7 @@ namespace FinQLoRA.Tests.Serving;
 /// loaded at start and <c>c</c> waiting under the adapter root, plus the reference: what <c>finqlora generate --json</c>
 /// prints for every prompt with the base and each adapter (greedy, <see cref="MaxTokens"/> tokens).
 /// </summary>
-public sealed class ServeFixture : IAsyncLifetime
+public sealed class ServeFixture : ServerFixture
 {
     public const string BaseName = "stories";
     public const int MaxTokens = 16;
@@ -26,23 +23,14 @@ public sealed class ServeFixture : IAsyncLifetime
         ["Once upon a time", "The little dog", "Lily went to the park and", "Tom had a big", "One day, a girl named Sue", "The sun was"];
     public static readonly string[] Models = [BaseName, "a", "b"];
 
-    private readonly TempFolder _temp = new();
-    public string Dir => _temp.Path;
     public string AdapterRoot => Path.Combine(Dir, "adapters");
-    /// <summary>What <c>finqlora serve</c> builds, over the same options.</summary>
-    public ServerHost Host { get; private set; } = null!;
-    public ITextTokenizer Tokenizer => Host.Tokenizer;
-    public LlamaModel Model => Host.Model;
-    public ServingEngine Engine => Host.Engine;
-    public OpenAiServer Server => Host.Server;
     public HttpClient Http { get; private set; } = null!;
-    public Uri Url => Server.Url!;
     /// <summary>(model, prompt index) → generate's text, output token count and finish reason.</summary>
     public Dictionary<(string Model, int Prompt), (string Text, int Tokens, string Finish)> Reference { get; } = [];
     /// <summary>(model, prompt index) → generate's prompt and output ids.</summary>
     public Dictionary<(string Model, int Prompt), (int[] Prompt, int[] Output)> ReferenceIds { get; } = [];
 
-    public async Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
         string stories = SeededLlama.Folder;
         SaveAdapter("a", 1, ["q_proj", "v_proj"], 4);
@@ -50,26 +38,20 @@ public sealed class ServeFixture : IAsyncLifetime
         SaveAdapter("c", 3, ["k_proj", "gate_proj"], 2);
         RunGenerate(stories);
 
-        Host = ServerHost.Open(new ServerHostOptions
+        await StartAsync(new ServerHostOptions
         {
             ModelPath = stories, Load = new ModelLoadOptions { DType = ScalarType.Float32 },
             Adapters = [("a", Path.Combine(AdapterRoot, "a")), ("b", Path.Combine(AdapterRoot, "b"))],
             Server = new ServerOptions { ServedModelName = BaseName, Port = 0, AdapterRoot = AdapterRoot, MaxBodyBytes = 64 * 1024 },
             MaxBatch = 8, MaxQueue = 64, MaxModelLen = 128,
         });
-        await Host.StartAsync();
         Http = new HttpClient { BaseAddress = Url, Timeout = TimeSpan.FromMinutes(2) };
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         Http?.Dispose();
-        if (Host is not null)
-        {
-            await Host.StopAsync();
-            await Host.DisposeAsync();
-        }
-        _temp.Dispose();
+        await base.DisposeAsync();
     }
 
     private void SaveAdapter(string name, long seed, string[] targets, int rank)
@@ -81,8 +63,9 @@ public sealed class ServeFixture : IAsyncLifetime
         PeftAdapterFiles.Save(Path.Combine(AdapterRoot, name), model, config);
     }
 
-    /// <summary>The output's text as it reads after the prompt (as vLLM's detokenizer gives it): generate's own "text"
-    /// decodes the output alone, where SentencePiece drops the first token's leading space.</summary>
+    /// <summary>The output's text as it reads after the prompt, computed apart from the decode paths' own rule: the
+    /// whole sequence decoded less the prompt decoded (as vLLM's detokenizer gives it, the first token's leading space
+    /// included), for the reference's text and for outputs cut shorter than generate's.</summary>
     public static string AfterPrompt(ITextTokenizer tokenizer, int[] prompt, int[] output)
     {
         string before = tokenizer.Decode(prompt);
@@ -107,14 +90,10 @@ public sealed class ServeFixture : IAsyncLifetime
         Assert.Equal(models.Length * Prompts.Length, results.Count);
         for (int i = 0; i < results.Count; i++)
         {
-            var r = results[i];
-            string finish = r["finish_reason"]!.GetValue<string>();
-            bool eos = r["stop_reason"]?.GetValueKind() == System.Text.Json.JsonValueKind.Number; // a stop id (EOS) ended it
-            int tokens = r["output_ids"]!.AsArray().Count + (eos ? 1 : 0); // the server counts the EOS it generated
-            var promptIds = r["prompt_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
-            var outputIds = r["output_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
-            ReferenceIds[(models[i / Prompts.Length], i % Prompts.Length)] = (promptIds, outputIds);
-            Reference[(models[i / Prompts.Length], i % Prompts.Length)] = (AfterPrompt(tokenizer, promptIds, outputIds), tokens, finish);
+            var g = Generated.Parse(results[i]);
+            Assert.Equal(AfterPrompt(tokenizer, g.PromptIds, g.OutputIds), g.Text); // generate's text reads after the prompt
+            ReferenceIds[(models[i / Prompts.Length], i % Prompts.Length)] = (g.PromptIds, g.OutputIds);
+            Reference[(models[i / Prompts.Length], i % Prompts.Length)] = (g.Text, g.Tokens, g.Finish);
         }
     }
 

@@ -111,7 +111,7 @@ public sealed class ServingEngineTests
         string stop = free.Text.Substring(8, 5);
         int expectedCut = free.Text.IndexOf(stop, StringComparison.Ordinal);
         var stopped = Run(engine, new EngineRequest(prompt, null, new SamplingParams { MaxTokens = 30, Stop = [stop], Logprobs = 3 }));
-        Assert.Equal("stop", stopped.FinishReason);
+        Assert.Equal("stop", stopped.FinishReason.Value);
         Assert.Equal(free.Text[..expectedCut], stopped.Text);
         Assert.True(stopped.CompletionTokens < free.CompletionTokens);
         Assert.Equal(stopped.TokenIds.Count, stopped.Logprobs.Count);
@@ -123,8 +123,31 @@ public sealed class ServingEngineTests
             Assert.Equal(stopped.TopLogprobs[i][0].Id, stopped.TokenIds[i]);
             Assert.True(stopped.Logprobs[i].Logprob <= 0);
         }
-        Assert.Equal("length", free.FinishReason);
+        Assert.Equal("length", free.FinishReason.Value);
         Assert.Equal(30, free.CompletionTokens);
+    }
+
+    /// <summary>The final event says which stop ended the output (vLLM's stop_reason), in the one
+    /// <see cref="FinishReason"/> that generate reports too: a stop id is counted but not part of the output.</summary>
+    [Fact]
+    public void TheFinalEventSaysWhichStopEndedTheOutput()
+    {
+        var tokenizer = Tokenizer();
+        using var model = SeededLlama.Load();
+        using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 2, MaxModelLen = 64 });
+        var prompt = tokenizer.Encode("Once upon a time", addBos: true);
+        var free = Run(engine, new EngineRequest(prompt, null, new SamplingParams { MaxTokens = 30 }));
+        Assert.Equal(FinishReason.Length, free.FinishReason);
+
+        int stopId = free.TokenIds[3];
+        var atToken = Run(engine, new EngineRequest(prompt, null, new SamplingParams { MaxTokens = 30, StopTokenIds = [stopId] }));
+        Assert.Equal(FinishReason.AtToken(stopId), atToken.FinishReason);
+        Assert.Equal(free.TokenIds.TakeWhile(id => id != stopId), atToken.TokenIds);
+        Assert.Equal(atToken.TokenIds.Count + 1, atToken.CompletionTokens);
+
+        string stop = free.Text.Substring(8, 5);
+        var atString = Run(engine, new EngineRequest(prompt, null, new SamplingParams { MaxTokens = 30, Stop = ["no such text", stop] }));
+        Assert.Equal(FinishReason.AtString(stop), atString.FinishReason);
     }
 
     /// <summary>The limits below are sized to a prompt of 5 tokens (stories260K's ids for "Once upon a time").</summary>

@@ -3,11 +3,21 @@ using static TorchSharp.torch;
 
 namespace FinQLoRA.Inference.Decoding;
 
-/// <summary>The decode step through the model's libtorch forward: every configuration, batch, dtype and device.</summary>
-public sealed class LibtorchDecodeStep(LlamaModel model, KvCache cache) : IDecodeStep
+/// <summary>The decode step through the model's libtorch forward: every configuration, batch, dtype and device. Over
+/// the batch generator's <see cref="KvCache"/> the step advances the cache; any other cache (the server's slot pool)
+/// is placed by its owner before the step and needs the rows' positions and mask.</summary>
+public sealed class LibtorchDecodeStep(LlamaModel model, IKvCache cache) : IDecodeStep
 {
-    public Tensor Forward(Tensor ids, Tensor? positions = null, Tensor? mask = null) =>
-        positions is null || mask is null
-            ? model.Forward(ids, null, cache, lastOnly: true)
-            : model.Forward(ids, positions, mask, cache, lastOnly: true);
+    public Tensor Forward(Tensor ids, Tensor? positions = null, Tensor? mask = null)
+    {
+        if (cache is KvCache whole)
+            return positions is null || mask is null
+                ? model.Forward(ids, null, whole, lastOnly: true)
+                : model.Forward(ids, positions, mask, whole, lastOnly: true);
+        if (positions is null || mask is null)
+            throw new ArgumentException($"a decode step over a {cache.GetType().Name} needs each row's positions and mask");
+        // LlamaModel.Forward takes the whole-model cache only (it advances it); one token per row, so every position is the last.
+        using var scope = NewDisposeScope();
+        return model.Head(model.RunLayers(model.Embed(ids), 0, model.Layers.Count, positions, mask, cache)).MoveToOuterDisposeScope();
+    }
 }

@@ -37,11 +37,18 @@ public static class ManagedStepSupport
         ?? (model.ComputeDType != ComputeDType ? $"compute dtype {model.ComputeDType}" : null)
         ?? (model.Device.type != Device ? $"device {model.Device.type}" : null);
 
-    /// <summary>Why decode steps over this cache are outside the step's set (batch, cache dtype, a pipeline stage's
-    /// partial cache, gradients on), or null.</summary>
-    public static string? Rejects(LlamaModel model, KvCache cache) =>
+    /// <summary>Why decode steps over this cache are outside the step's set (a cache other than the whole-model
+    /// <see cref="KvCache"/>, batch, cache dtype, a pipeline stage's partial cache, gradients on), or null.</summary>
+    public static string? Rejects(LlamaModel model, IKvCache cache) =>
         Rejects(model)
-        ?? (cache.Layout != (ComputeDType, (long)Batch) ? $"a {cache.Layout.DType} cache of batch {cache.Layout.Batch}" : null)
-        ?? (cache.FirstLayer != 0 ? $"a cache from layer {cache.FirstLayer} (a pipeline stage)" : null)
+        ?? Rejects(cache)
         ?? (is_grad_enabled() ? "gradients enabled" : null);
+
+    private static string? Rejects(IKvCache cache) => cache switch
+    {
+        not KvCache => $"a {cache.GetType().Name} (rows at their own lengths, not one whole-model cache)",
+        KvCache { Layout: var l } when l != (ComputeDType, (long)Batch) => $"a {l.DType} cache of batch {l.Batch}",
+        KvCache { FirstLayer: not 0 } c => $"a cache from layer {c.FirstLayer} (a pipeline stage)",
+        _ => null,
+    };
 }
