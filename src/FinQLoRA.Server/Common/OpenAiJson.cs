@@ -4,12 +4,12 @@ using System.Text.Json.Serialization.Metadata;
 
 namespace FinQLoRA.Server.Common;
 
-/// <summary>The one set of JSON options of the HTTP layer: the source-generated <see cref="OpenAiJsonContext"/>, non-ASCII
-/// text as itself rather than \uXXXX escapes (the body is JSON, never embedded in HTML), and a streamed chunk's
-/// <c>usage</c> written as null only when the client asked for usage.</summary>
+/// <summary>The one set of JSON options of the HTTP layer: the source-generated <see cref="OpenAiJsonContext"/> with its
+/// options (OpenAI's snake-case names), non-ASCII text as itself rather than \uXXXX escapes (the body is JSON, never
+/// embedded in HTML), and a streamed chunk's <c>usage</c> written as null only when the client asked for usage.</summary>
 internal static class OpenAiJson
 {
-    public static readonly JsonSerializerOptions Options = new()
+    public static readonly JsonSerializerOptions Options = new(OpenAiJsonContext.Default.Options)
     {
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         TypeInfoResolver = OpenAiJsonContext.Default.WithAddedModifier(NullUsageOnlyWhenAsked),

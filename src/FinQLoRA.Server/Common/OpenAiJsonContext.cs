@@ -7,7 +7,9 @@ using FinQLoRA.Server.Models;
 namespace FinQLoRA.Server.Common;
 
 /// <summary>The source-generated (de)serializers of every protocol record: no reflection over request types at run
-/// time, and a record field missing from the contract is a build error rather than a silently absent field.</summary>
+/// time, and a record field missing from the contract is a build error rather than a silently absent field. OpenAI's
+/// names are the records' names in snake case (<c>FinishReason</c> is <c>finish_reason</c>), so no record spells them.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(CompletionRequest))]
 [JsonSerializable(typeof(CompletionResponse))]
 [JsonSerializable(typeof(ChatCompletionRequest))]

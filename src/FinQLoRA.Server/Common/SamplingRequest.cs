@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 
 namespace FinQLoRA.Server.Common;
 
@@ -7,23 +6,23 @@ namespace FinQLoRA.Server.Common;
 /// adds its own. Integers bind as long so that a value out of range is reported with its range.</summary>
 internal abstract record SamplingRequest
 {
-    [JsonPropertyName("model")] public string? Model { get; init; }
-    [JsonPropertyName("n")] public long? N { get; init; }
+    public string? Model { get; init; }
+    public long? N { get; init; }
     /// <summary>The completion's token limit (chat's older name of <c>max_completion_tokens</c>).</summary>
-    [JsonPropertyName("max_tokens")] public long? MaxTokens { get; init; }
-    [JsonPropertyName("stream")] public bool? Stream { get; init; }
-    [JsonPropertyName("stream_options")] public JsonElement? StreamOptions { get; init; }
-    [JsonPropertyName("temperature")] public double? Temperature { get; init; }
-    [JsonPropertyName("top_p")] public double? TopP { get; init; }
+    public long? MaxTokens { get; init; }
+    public bool? Stream { get; init; }
+    public JsonElement? StreamOptions { get; init; }
+    public double? Temperature { get; init; }
+    public double? TopP { get; init; }
     /// <summary>vLLM's extension; 0 = off.</summary>
-    [JsonPropertyName("top_k")] public long? TopK { get; init; }
-    [JsonPropertyName("seed")] public long? Seed { get; init; }
+    public long? TopK { get; init; }
+    public long? Seed { get; init; }
     /// <summary>A string or a list of strings.</summary>
-    [JsonPropertyName("stop")] public JsonElement? Stop { get; init; }
+    public JsonElement? Stop { get; init; }
     /// <summary>Accepted only empty.</summary>
-    [JsonPropertyName("logit_bias")] public JsonElement? LogitBias { get; init; }
+    public JsonElement? LogitBias { get; init; }
     /// <summary>Accepted only as 0.</summary>
-    [JsonPropertyName("presence_penalty")] public JsonElement? PresencePenalty { get; init; }
+    public JsonElement? PresencePenalty { get; init; }
     /// <summary>Accepted only as 0.</summary>
-    [JsonPropertyName("frequency_penalty")] public JsonElement? FrequencyPenalty { get; init; }
+    public JsonElement? FrequencyPenalty { get; init; }
 }

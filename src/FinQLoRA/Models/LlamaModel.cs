@@ -124,10 +124,19 @@ public sealed class LlamaModel : nn.Module
     /// from the padding mask every token.</summary>
     public Tensor Forward(Tensor ids, Tensor positions, Tensor mask, KvCache? cache, bool lastOnly)
     {
+        var logits = ForwardWithoutAdvancing(ids, positions, mask, cache, lastOnly);
+        cache?.Advance((int)ids.shape[1]);
+        return logits;
+    }
+
+    /// <summary>The forward over any <see cref="IKvCache"/>, which is left where it stands: keys and values go where
+    /// the cache's owner has placed it (the server's slot pool moves each slot itself; <see cref="KvCache"/>'s owner is
+    /// the forward above, which advances it).</summary>
+    public Tensor ForwardWithoutAdvancing(Tensor ids, Tensor positions, Tensor mask, IKvCache? cache, bool lastOnly)
+    {
         using var scope = NewDisposeScope();
         long t = ids.shape[1];
         var h = RunLayers(Embed(ids), 0, _layers.Length, positions, mask, cache);
-        cache?.Advance((int)t);
         if (lastOnly) h = h.narrow(1, t - 1, 1);
         return Head(h).MoveToOuterDisposeScope();
     }

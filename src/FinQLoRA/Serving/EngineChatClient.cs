@@ -10,24 +10,15 @@ namespace FinQLoRA.Serving;
 /// its fine-tuned model (base or any loaded adapter, picked by <see cref="ChatOptions.ModelId"/>) through the same
 /// abstraction it would use for OpenAI, batched with every other caller of the engine. Only text content is used.
 /// </summary>
-public sealed class EngineChatClient : IChatClient
+/// <param name="engine">the engine every request goes to</param>
+/// <param name="format">how the messages become a prompt, and the tokens that end an answer</param>
+/// <param name="baseModelId">the id that selects the base; any other <see cref="ChatOptions.ModelId"/> names an adapter</param>
+public sealed class EngineChatClient(ServingEngine engine, ChatFormat format, string baseModelId) : IChatClient
 {
-    private readonly ServingEngine _engine;
-    private readonly ChatFormat _format;
-    private readonly string _baseModelId;
-
-    /// <param name="baseModelId">the id that selects the base; any other <see cref="ChatOptions.ModelId"/> names an adapter</param>
-    public EngineChatClient(ServingEngine engine, ChatFormat format, string baseModelId)
-    {
-        _engine = engine;
-        _format = format;
-        _baseModelId = baseModelId;
-    }
-
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         var (request, model) = Request(messages, options, cancellationToken);
-        var result = await EngineCompletion.ReadAsync(_engine.Submit(request), cancellationToken).ConfigureAwait(false);
+        var result = await EngineCompletion.ReadAsync(engine.Submit(request), cancellationToken).ConfigureAwait(false);
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, result.Text))
         {
             ModelId = model,
@@ -41,7 +32,7 @@ public sealed class EngineChatClient : IChatClient
     {
         var (request, model) = Request(messages, options, cancellationToken);
         string id = Guid.NewGuid().ToString("N");
-        await foreach (var e in _engine.Submit(request).ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        await foreach (var e in engine.Submit(request).ReadAllAsync(cancellationToken).ConfigureAwait(false))
         {
             if (e.TextDelta.Length > 0)
                 yield return new ChatResponseUpdate(ChatRole.Assistant, e.TextDelta) { ModelId = model, ResponseId = id };
@@ -59,9 +50,9 @@ public sealed class EngineChatClient : IChatClient
 
     public object? GetService(Type serviceType, object? serviceKey = null) =>
         serviceKey is not null ? null
-        : serviceType == typeof(ChatClientMetadata) ? new ChatClientMetadata("finqlora", null, _baseModelId)
+        : serviceType == typeof(ChatClientMetadata) ? new ChatClientMetadata("finqlora", null, baseModelId)
         : serviceType.IsInstanceOfType(this) ? this
-        : serviceType == typeof(ServingEngine) ? _engine
+        : serviceType == typeof(ServingEngine) ? engine
         : null;
 
     /// <summary>The engine belongs to whoever made it; nothing to free here.</summary>
@@ -73,18 +64,18 @@ public sealed class EngineChatClient : IChatClient
         foreach (var t in turns)
             if (t.Role is not ("system" or "user" or "assistant"))
                 throw new ServingException(ServingErrorKind.InvalidRequest, $"chat role '{t.Role}' is not one of system, user, assistant", "messages");
-        string model = options?.ModelId ?? _baseModelId;
-        string? adapter = model == _baseModelId ? null : model;
-        var ids = _engine.Tokenizer.Encode(_format.Render(turns), addBos: false);
+        string model = options?.ModelId ?? baseModelId;
+        string? adapter = model == baseModelId ? null : model;
+        var ids = engine.Tokenizer.Encode(format.Render(turns), addBos: false);
         var sampling = new SamplingParams
         {
-            MaxTokens = options?.MaxOutputTokens ?? Math.Max(1, _engine.Options.MaxModelLen - ids.Length),
+            MaxTokens = options?.MaxOutputTokens ?? Math.Max(1, engine.Options.MaxModelLen - ids.Length),
             Temperature = options?.Temperature ?? 1.0,
             TopP = options?.TopP ?? 1.0,
             TopK = options?.TopK ?? 0,
             Seed = options?.Seed ?? Random.Shared.NextInt64(),
             Stop = options?.StopSequences?.ToList() ?? [],
-            StopTokenIds = _format.StopIds,
+            StopTokenIds = format.StopIds,
         };
         return (new EngineRequest(ids, adapter, sampling, cancellation), model);
     }

@@ -1,9 +1,13 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using FinQLoRA.Server.ChatCompletions;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Server.Completions;
+using FinQLoRA.Server.Adapters;
+using FinQLoRA.Server.Models;
 using Microsoft.AspNetCore.Http;
 
 namespace FinQLoRA.Tests.Serving;
@@ -158,6 +162,33 @@ public sealed class ServerProtocolTests
         Assert.Equal("'messages' must be a list of messages", (await Refused<ChatCompletionRequest>("""{"messages": "hi"}""", ChatCompletionsServing.MessagesTypeError)).Message);
         Assert.StartsWith("the request body is not valid JSON", (await Refused<CompletionRequest>("{not json")).Message);
         Assert.Equal("the request body must be a JSON object", (await Refused<CompletionRequest>("[1, 2]")).Message);
+    }
+
+    /// <summary>The records spell no names: each field's wire name is its property's name in snake case, which must
+    /// be OpenAI's (and vLLM's) name for it.</summary>
+    [Fact]
+    public void EveryFieldHasItsOpenAiName()
+    {
+        static bool OnTheWire(JsonPropertyInfo p) => p.AttributeProvider?.GetCustomAttributes(typeof(JsonIgnoreAttribute), false)
+            .Cast<JsonIgnoreAttribute>().Any(a => a.Condition == JsonIgnoreCondition.Always) != true;
+        static string[] Names<T>() => OpenAiJson.Info<T>().Properties.Where(OnTheWire).Select(p => p.Name).Order(StringComparer.Ordinal).ToArray();
+        static string[] Sorted(string names) => names.Split(' ').Order(StringComparer.Ordinal).ToArray();
+        const string sampling = "model n max_tokens stream stream_options temperature top_p top_k seed stop logit_bias presence_penalty frequency_penalty";
+
+        Assert.Equal(Sorted(sampling + " prompt best_of suffix echo logprobs"), Names<CompletionRequest>());
+        Assert.Equal(Sorted(sampling + " messages tools response_format logprobs top_logprobs max_completion_tokens"), Names<ChatCompletionRequest>());
+        Assert.Equal(Sorted("role content"), Names<ChatMessageParam>());
+        Assert.Equal(Sorted("id object created model system_fingerprint choices usage"), Names<ChatCompletionObject<ChatChunkChoice>>());
+        Assert.Equal(Sorted("index delta logprobs finish_reason"), Names<ChatChunkChoice>());
+        Assert.Equal(Sorted("token logprob bytes top_logprobs"), Names<ChatTokenLogprob>());
+        Assert.Equal(Sorted("id object created model choices usage"), Names<CompletionResponse>());
+        Assert.Equal(Sorted("tokens token_logprobs top_logprobs text_offset"), Names<CompletionLogprobs>());
+        Assert.Equal(Sorted("prompt_tokens completion_tokens total_tokens"), Names<UsageInfo>());
+        Assert.Equal(Sorted("message type param code"), Names<ErrorInfo>());
+        Assert.Equal(Sorted("id object created owned_by root parent max_model_len"), Names<ModelCard>());
+        Assert.Equal(Sorted("object data"), Names<ModelList>());
+        Assert.Equal(Sorted("lora_name lora_path"), Names<LoadLoraAdapterRequest>());
+        Assert.Equal(Sorted("lora_name"), Names<UnloadLoraAdapterRequest>());
     }
 
     [Fact]

@@ -16,8 +16,6 @@ public sealed class LibtorchDecodeStep(LlamaModel model, IKvCache cache) : IDeco
                 : model.Forward(ids, positions, mask, whole, lastOnly: true);
         if (positions is null || mask is null)
             throw new ArgumentException($"a decode step over a {cache.GetType().Name} needs each row's positions and mask");
-        // LlamaModel.Forward takes the whole-model cache only (it advances it); one token per row, so every position is the last.
-        using var scope = NewDisposeScope();
-        return model.Head(model.RunLayers(model.Embed(ids), 0, model.Layers.Count, positions, mask, cache)).MoveToOuterDisposeScope();
+        return model.ForwardWithoutAdvancing(ids, positions, mask, cache, lastOnly: true);
     }
 }
