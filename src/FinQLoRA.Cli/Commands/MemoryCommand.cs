@@ -44,8 +44,8 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         public int SeqLen { get; init; } = 512;
 
         [CommandOption("--rank <R>")]
-        [DefaultValue(8)]
-        public int Rank { get; init; } = 8;
+        [DefaultValue(LoraConfig.DefaultRank)]
+        public int Rank { get; init; } = LoraConfig.DefaultRank;
 
         [CommandOption("--targets <TARGETS>")]
         [Description("Adapter targets, as train's --targets takes them (q_proj,k_proj,v_proj, any projections, or all); q,k,v is short for the default.")]

@@ -1,3 +1,4 @@
+using FinQLoRA.Adapters;
 using FinQLoRA.Models;
 
 namespace FinQLoRA.Planning;
@@ -19,10 +20,10 @@ namespace FinQLoRA.Planning;
 public sealed record TrainingMemoryOptions(
     int BatchSize = 1,
     int SeqLen = 512,
-    int Rank = 8,
+    int Rank = LoraConfig.DefaultRank,
     IReadOnlyList<ProjectionKind>? Targets = null,
     bool GradientCheckpointing = false,
-    double LoraDropout = 0.1,
+    double LoraDropout = LoraConfig.DefaultDropout,
     MemoryDevice Device = MemoryDevice.Cuda,
     int? TargetTokensPerExample = null,
     bool? CpuWidening = null)
