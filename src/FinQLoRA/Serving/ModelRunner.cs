@@ -15,6 +15,10 @@ namespace FinQLoRA.Serving;
 /// </summary>
 internal sealed class ModelRunner(LlamaModel model, ITextTokenizer tokenizer, SlotKvCache cache, AdapterRegistry adapters, IEngineObserver? observer)
 {
+    // The pool and the model stay the same for the engine's life, so the step is chosen once (at the first decode,
+    // under no_grad as every decode runs), not per token.
+    private IDecodeStep? _decodeStep;
+
     /// <summary>One forward over the newcomers' prompts, right-padded to <paramref name="longest"/>, in consecutive
     /// slots from <c>group[0].Slot</c>: row r sees its own positions up to its length, causally; its logits are read at
     /// its last prompt token. Returns the rows that finished with their first token.</summary>
@@ -77,7 +81,7 @@ internal sealed class ModelRunner(LlamaModel model, ITextTokenizer tokenizer, Sl
         // Row r sees its own positions 0..length[r] (the token fed now included); the rest of the span is padding.
         var mask = AttentionMask.Build(AttentionMask.RightPadding(lengths + 1, span), n, 1, span - 1, device); // [n, 1, 1, span]
         cache.BeginDecode(arange(0, n, ScalarType.Int64, device), lengths, span);
-        var logits = WithAdapters(rows, () => DecodeStep.Choose(model, cache).Forward(feed, lengths.view(n, 1), mask)).select(1, 0); // [n, vocab]
+        var logits = WithAdapters(rows, () => (_decodeStep ??= DecodeStep.Choose(model, cache)).Forward(feed, lengths.view(n, 1), mask)).select(1, 0); // [n, vocab]
         foreach (var row in rows) row.Length++;
         return Sample(rows, logits);
     }

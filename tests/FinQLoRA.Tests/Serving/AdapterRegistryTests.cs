@@ -1,5 +1,6 @@
 using FinQLoRA.Adapters;
 using FinQLoRA.Serving;
+using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Serving;
 
@@ -58,24 +59,18 @@ public sealed class AdapterRegistryTests
     {
         using var model = ServingEngineTests.ModelWithAdapters();
         using var registry = new AdapterRegistry(model);
-        string dir = Path.Combine(Path.GetTempPath(), $"finqlora-registry-{Guid.NewGuid():N}");
-        try
-        {
-            PeftAdapterFiles.Save(Path.Combine(dir, "a"), model, new LoraConfig { Rank = 4, Alpha = 16, TargetModules = ["q_proj", "v_proj"] }, "a");
-            var before = registry.Names;
-            registry.Load("a2", Path.Combine(dir, "a"));
-            Assert.Equal([.. before, "a2"], registry.Names); // a loaded adapter comes last
-            Assert.Equal(ServingErrorKind.InvalidRequest, Assert.Throws<ServingException>(() => registry.Load("a2", Path.Combine(dir, "a"))).Kind);
+        using var temp = new TempFolder();
+        string dir = temp.Path;
+        PeftAdapterFiles.Save(Path.Combine(dir, "a"), model, new LoraConfig { Rank = 4, Alpha = 16, TargetModules = ["q_proj", "v_proj"] }, "a");
+        var before = registry.Names;
+        registry.Load("a2", Path.Combine(dir, "a"));
+        Assert.Equal([.. before, "a2"], registry.Names); // a loaded adapter comes last
+        Assert.Equal(ServingErrorKind.InvalidRequest, Assert.Throws<ServingException>(() => registry.Load("a2", Path.Combine(dir, "a"))).Kind);
 
-            Directory.CreateDirectory(Path.Combine(dir, "empty"));
-            Assert.ThrowsAny<Exception>(() => registry.Load("bad", Path.Combine(dir, "empty")));
-            Assert.False(registry.Has("bad"));
-            Assert.DoesNotContain("bad", LoraInjector.AdapterNames(model));
-            registry.EnsureFree("bad");
-        }
-        finally
-        {
-            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-        }
+        Directory.CreateDirectory(Path.Combine(dir, "empty"));
+        Assert.ThrowsAny<Exception>(() => registry.Load("bad", Path.Combine(dir, "empty")));
+        Assert.False(registry.Has("bad"));
+        Assert.DoesNotContain("bad", LoraInjector.AdapterNames(model));
+        registry.EnsureFree("bad");
     }
 }
