@@ -194,7 +194,7 @@ public static class GenerationBench
             .ToArray();
     }
 
-    private static Timing Ours(LlamaModel model, int[][] prompts, int steps, bool managedStep)
+    private static Timing Ours(DecoderModel model, int[][] prompts, int steps, bool managedStep)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -282,7 +282,7 @@ public static class GenerationBench
     /// converted to an F32 GGUF with our converter.</summary>
     private static (string Folder, string Gguf, long Parameters) WriteRandomModel(string temp, string tokenizerFolder)
     {
-        var config = new LlamaConfig
+        var config = new ModelConfig
         {
             HiddenSize = 768, IntermediateSize = 2048, NumLayers = 12, NumHeads = 12, NumKvHeads = 4, HeadDim = 64,
             VocabSize = 512, MaxPositionEmbeddings = 2048, RmsNormEps = 1e-5, RopeTheta = 10000.0,
@@ -290,7 +290,7 @@ public static class GenerationBench
         };
         string folder = Path.Combine(temp, "hf");
         RandomLlama.WriteHfFolder(config, folder, seed: 42);
-        long parameters = LlamaLayout.Tensors(config).Sum(t => t.Shape.Aggregate(1L, (x, y) => x * y));
+        long parameters = ModelLayout.Tensors(config).Sum(t => t.Shape.Aggregate(1L, (x, y) => x * y));
         foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" })
             File.Copy(Path.Combine(tokenizerFolder, file), Path.Combine(folder, file));
         string gguf = Path.Combine(temp, "random.gguf");

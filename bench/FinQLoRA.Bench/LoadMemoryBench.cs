@@ -20,7 +20,7 @@ public static class LoadMemoryBench
 {
     public const string Help = "peak RSS loading a random 1.1B bf16 Llama at 16/8/4 bits vs its file size [--layers N] [--model DIR (reuse or keep the random model there)] [--bits 16,8,4]";
 
-    public static LlamaConfig TinyLlamaShape(int layers) => new()
+    public static ModelConfig TinyLlamaShape(int layers) => new()
     {
         HiddenSize = 2048, IntermediateSize = 5632, NumLayers = layers, NumHeads = 32, NumKvHeads = 4, HeadDim = 64,
         VocabSize = 32000, MaxPositionEmbeddings = 2048, TorchDtype = "bfloat16",

@@ -16,7 +16,7 @@ internal static class PackingBench
 {
     public const string Flag = "--packing";
 
-    private static readonly LlamaConfig Model = new()
+    private static readonly ModelConfig Model = new()
     {
         HiddenSize = 256, IntermediateSize = 688, NumLayers = 4, NumHeads = 4, NumKvHeads = 2, HeadDim = 64,
         VocabSize = 128256, MaxPositionEmbeddings = 2048, TieWordEmbeddings = true, BosTokenId = 128000, EosTokenIds = [128001, 128009],

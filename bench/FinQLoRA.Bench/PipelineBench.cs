@@ -64,7 +64,7 @@ public static class PipelineBench
         return 0;
     }
 
-    private static readonly LlamaConfig RandomConfig = new()
+    private static readonly ModelConfig RandomConfig = new()
     {
         HiddenSize = 512, IntermediateSize = 1536, NumLayers = 16, NumHeads = 8, NumKvHeads = 4, HeadDim = 64,
         VocabSize = 50304, MaxPositionEmbeddings = 512, BosTokenId = DemoTokenizer.EndOfText, EosTokenIds = [],

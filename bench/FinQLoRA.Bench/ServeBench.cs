@@ -46,7 +46,7 @@ public static class ServeBench
             string temp = Directory.CreateTempSubdirectory("finqlora-servebench-").FullName;
             try
             {
-                var config = new LlamaConfig
+                var config = new ModelConfig
                 {
                     HiddenSize = 768, IntermediateSize = 2048, NumLayers = 12, NumHeads = 12, NumKvHeads = 4, HeadDim = 64,
                     VocabSize = 512, MaxPositionEmbeddings = 2048, BosTokenId = 1, EosTokenIds = [2],

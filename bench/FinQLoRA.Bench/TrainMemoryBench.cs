@@ -19,15 +19,15 @@ public static class TrainMemoryBench
 {
     public const string Help = "planner (memory --train --device cpu) vs measured peak RSS of finqlora train --max-steps 2 [--shared DIR] [--only NAME] [--models DIR (write random models there once and keep them)]";
 
-    private sealed record Case(string Name, LlamaConfig? Random, int Bits, int Batch, int SeqLen, int Rank, bool AllLinear);
+    private sealed record Case(string Name, ModelConfig? Random, int Bits, int Batch, int SeqLen, int Rank, bool AllLinear);
 
-    private static readonly LlamaConfig Random20M = new()
+    private static readonly ModelConfig Random20M = new()
     {
         HiddenSize = 512, IntermediateSize = 1376, NumLayers = 6, NumHeads = 8, NumKvHeads = 4, HeadDim = 64, VocabSize = 512,
         MaxPositionEmbeddings = 1024, TorchDtype = "bfloat16", BosTokenId = 1, EosTokenIds = [2],
     };
 
-    private static readonly LlamaConfig Random100M = new()
+    private static readonly ModelConfig Random100M = new()
     {
         HiddenSize = 768, IntermediateSize = 2048, NumLayers = 14, NumHeads = 12, NumKvHeads = 12, HeadDim = 64, VocabSize = 512,
         MaxPositionEmbeddings = 1024, TorchDtype = "bfloat16", BosTokenId = 1, EosTokenIds = [2],
@@ -68,7 +68,7 @@ public static class TrainMemoryBench
             foreach (var c in Cases.Where(c => only is null || c.Name == only))
             {
                 string model = c.Random is null ? stories : WriteRandom(c.Random, Path.Combine(models ?? temp, ModelName(c.Random)), stories);
-                var config = LlamaConfig.Load(model);
+                var config = ModelConfig.Load(model);
                 string data = WriteData(Path.Combine(temp, c.Name + ".jsonl"), c.Batch * 2);
                 string outDir = Path.Combine(temp, c.Name + "-run");
                 var sw = Stopwatch.StartNew();
@@ -96,18 +96,18 @@ public static class TrainMemoryBench
         return 0;
     }
 
-    private static MemoryPlan Plan(LlamaConfig config, Case c) =>
+    private static MemoryPlan Plan(ModelConfig config, Case c) =>
         MemoryPlanner.Training(config, new QuantizationOptions(Bits: c.Bits),
-            new TrainingMemoryOptions(c.Batch, c.SeqLen, c.Rank, c.AllLinear ? LlamaLayout.Projections : null, GradientCheckpointing: false, LoraDropout: 0.1, Device: MemoryDevice.Cpu), c.Name);
+            new TrainingMemoryOptions(c.Batch, c.SeqLen, c.Rank, c.AllLinear ? ModelLayout.Projections : null, GradientCheckpointing: false, LoraDropout: 0.1, Device: MemoryDevice.Cpu), c.Name);
 
-    private static long ParameterCount(LlamaConfig c) =>
+    private static long ParameterCount(ModelConfig c) =>
         (c.TieWordEmbeddings ? 1L : 2L) * c.VocabSize * c.HiddenSize + (2L * c.NumLayers + 1) * c.HiddenSize
         + c.NumLayers * MemoryPlanner.Projections(c).Sum(p => p.In * p.Out);
 
-    private static string ModelName(LlamaConfig c) => $"random-h{c.HiddenSize}-i{c.IntermediateSize}-l{c.NumLayers}";
+    private static string ModelName(ModelConfig c) => $"random-h{c.HiddenSize}-i{c.IntermediateSize}-l{c.NumLayers}";
 
     /// <summary>A random bf16 Llama with stories260K's tokenizer (vocab 512), so training data tokenizes as for stories.</summary>
-    private static string WriteRandom(LlamaConfig config, string folder, string stories)
+    private static string WriteRandom(ModelConfig config, string folder, string stories)
     {
         if (File.Exists(Path.Combine(folder, "tokenizer.json"))) return folder;
         RandomLlama.WriteHfFolder(config, folder, seed: 3, ScalarType.BFloat16);

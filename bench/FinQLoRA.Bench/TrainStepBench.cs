@@ -24,7 +24,7 @@ internal static class TrainStepBench
 {
     public const string Help = "training step tokens/s at 4/8/16-bit, ± grad checkpointing; time shares; MFU (over the faster of bf16 and fp32 GEMM); loss after the steps; peak RSS [--shapes 2x128,4x256 --bits 16,8,4 --checkpointing both --steps 5 --rss true]";
 
-    private static readonly LlamaConfig Model100M = new()
+    private static readonly ModelConfig Model100M = new()
     {
         HiddenSize = 768, IntermediateSize = 2048, NumLayers = 12, NumHeads = 12, NumKvHeads = 4, HeadDim = 64,
         VocabSize = 16000, MaxPositionEmbeddings = 1024, TieWordEmbeddings = false, BosTokenId = 1, EosTokenIds = [2],
@@ -199,7 +199,7 @@ internal static class TrainStepBench
     }
 
     /// <summary>One full step: forward and next-token loss, backward, AdamW, zero grads.</summary>
-    private static Measured Step(LlamaModel model, AdamWOptimizer optimizer, Tensor ids)
+    private static Measured Step(DecoderModel model, AdamWOptimizer optimizer, Tensor ids)
     {
         var total = Stopwatch.StartNew();
         double forward, loss;
@@ -224,7 +224,7 @@ internal static class TrainStepBench
     /// reports each model's last loss. The order of the models reverses every step (16, 8, 4, then 4, 8, 16): on this
     /// shared VM a step's time depends on which model ran just before it by up to 5 %, more than the gap between 16-
     /// and 4-bit, and a fixed order charged it to the same width every time.</summary>
-    private static List<Measured> TimeSteps(List<(LlamaModel Model, AdamWOptimizer Optimizer)> runs, int batch, int seq, int steps)
+    private static List<Measured> TimeSteps(List<(DecoderModel Model, AdamWOptimizer Optimizer)> runs, int batch, int seq, int steps)
     {
         using var ids = Ids(batch, seq, 7);
         var sums = new Measured[runs.Count];
@@ -246,7 +246,7 @@ internal static class TrainStepBench
         return sums.Select((s, i) => new Measured(s.Step / timed, s.Forward / timed, s.Backward / timed, s.Optimizer / timed, last[i].Loss) { Steps = each[i].ToArray() }).ToList();
     }
 
-    private static IEnumerable<nn.Module<Tensor, Tensor>> BaseProjections(LlamaModel model)
+    private static IEnumerable<nn.Module<Tensor, Tensor>> BaseProjections(DecoderModel model)
     {
         foreach (var layer in model.Layers)
             foreach (var p in LoraTargets.All)
@@ -257,7 +257,7 @@ internal static class TrainStepBench
     /// <summary>Seconds to write every frozen weight once as the step's matmuls use it: where the CPU widens 16-bit
     /// matmuls, into an fp32 buffer (a copy for dense weights, the head included, and 4-bit dequantized straight to its
     /// bf16 values); elsewhere quantized weights dequantized to bf16 and dense ones used in place (0).</summary>
-    private static double WeightSeconds(LlamaModel model)
+    private static double WeightSeconds(DecoderModel model)
     {
         var bases = BaseProjections(model).Cast<IFrozenLinear>().ToList();
         bool widened = CpuMatmulPrecision.WidensHalfPrecision;
@@ -281,7 +281,7 @@ internal static class TrainStepBench
     /// <summary>Seconds of the step's base matmuls in the dtype they run in (bf16, or fp32 where the CPU widens them:
     /// <see cref="CpuMatmulPrecision"/>): per projection x[tokens, in]·Wᵀ, and grad[tokens, out]·W,
     /// <paramref name="passes"/> matmuls in all (the recomputed forward with checkpointing). Widening copies are in "weights".</summary>
-    private static double MatmulSeconds(LlamaModel model, long tokens, int passes)
+    private static double MatmulSeconds(DecoderModel model, long tokens, int passes)
     {
         var shapes = BaseProjections(model).Select(m => m is IFrozenLinear f ? (f.OutFeatures, f.InFeatures) : throw new InvalidOperationException())
             .GroupBy(s => s).Select(g => (Shape: g.Key, Count: g.Count())).ToList();

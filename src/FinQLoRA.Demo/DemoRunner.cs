@@ -26,7 +26,7 @@ public static class DemoRunner
     public sealed record Summary(double BaseAccuracy, double FinetunedAccuracy, double? BaseWeightedF1, double? FinetunedWeightedF1,
         double TrainSeconds, long AdapterBytes, int TrainExamples, int TestExamples, double FinalLoss, double TokensPerSecond);
 
-    public static LlamaConfig ModelConfig(int vocabSize) => new()
+    public static ModelConfig DemoModelConfig(int vocabSize) => new()
     {
         HiddenSize = 128, IntermediateSize = 344, NumLayers = 4, NumHeads = 4, NumKvHeads = 2, HeadDim = 32,
         VocabSize = vocabSize, MaxPositionEmbeddings = 256, RmsNormEps = 1e-5, RopeTheta = 10000,
@@ -43,7 +43,7 @@ public static class DemoRunner
         IO.OutputMarker.Write(outDir, "demo");
         var (train, test) = SyntheticSentiment.Make(trainExamples, testExamples, seed: 7);
         var tokenizer = new TrimmedTokenizer(DemoTokenizer.Create(), train.Concat(test).SelectMany(e => new[] { e.Context, e.Target }));
-        var modelConfig = ModelConfig(tokenizer.VocabSize);
+        var modelConfig = DemoModelConfig(tokenizer.VocabSize);
         string baseDir = Path.Combine(outDir, "base-model");
         RandomLlama.WriteHfFolder(modelConfig, baseDir, seed: 1234);
         string trainFile = Path.Combine(outDir, "data", "train.jsonl");

@@ -9,7 +9,7 @@ namespace FinQLoRA.Demo;
 /// folder, for the demo and for benchmarks that need a model of a given size.</summary>
 public static class RandomLlama
 {
-    public static void WriteHfFolder(LlamaConfig config, string folder, long seed, ScalarType dtype = ScalarType.Float32)
+    public static void WriteHfFolder(ModelConfig config, string folder, long seed, ScalarType dtype = ScalarType.Float32)
     {
         Directory.CreateDirectory(folder);
         var gen = new Generator((ulong)seed);
@@ -24,7 +24,7 @@ public static class RandomLlama
             }
             // embeddings, projections and lm_head N(0, 0.02); norms 1 (the layout's order, so the values for a
             // seed stay what they were when this wrote the tensors one by one)
-            foreach (var t in LlamaLayout.Tensors(config))
+            foreach (var t in ModelLayout.Tensors(config))
                 Add(t.HfName, () => t.Shape.Length == 1 ? ones(t.Shape, dtype) : (randn(t.Shape, generator: gen) * 0.02).to(dtype));
             writer.Commit();
         }

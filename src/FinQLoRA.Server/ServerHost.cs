@@ -31,7 +31,7 @@ public sealed class ServerHost : IAsyncDisposable
     public OpenAiServer Server { get; }
     /// <summary>The format chat requests are rendered with; null when the model has none (chat requests get 400).</summary>
     public ChatFormat? ChatFormat { get; }
-    public LlamaModel Model => _session.Model;
+    public DecoderModel Model => _session.Model;
     public ITextTokenizer Tokenizer => _session.Tokenizer;
     /// <summary>Where the server listens, once started.</summary>
     public Uri? Url => Server.Url;

@@ -89,7 +89,7 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
     {
-        LlamaConfig config = LlamaConfig.Preset(s.Model) ?? LlamaConfig.Load(s.Model);
+        ModelConfig config = ModelConfig.Preset(s.Model) ?? ModelConfig.Load(s.Model);
         var options = new QuantizationOptions(Bits: s.Bits);
         MemoryPlan plan = s.Train
             ? MemoryPlanner.Training(config, options, new TrainingMemoryOptions(s.BatchSize, s.SeqLen, s.Rank,

@@ -52,13 +52,13 @@ public static class GgufAdapterExporter
             var parsed = e.Name.StartsWith(PeftAdapterKey.Prefix, StringComparison.Ordinal) ? PeftAdapterKey.TryParse(e.Name, out _) : null;
             if (parsed is null || parsed.Part == PeftAdapterKey.Magnitude)
                 throw new UserInputException($"{weightsPath}: tensor '{e.Name}' is not a LoRA matrix of a Llama attention/MLP projection; llama.cpp export supports q/k/v/o/gate/up/down_proj only");
-            var key = (parsed.Layer, LlamaLayout.Relative(parsed.Projection), parsed.Projection);
+            var key = (parsed.Layer, ModelLayout.Relative(parsed.Projection), parsed.Projection);
             var p = pairs.GetValueOrDefault(key);
             pairs[key] = parsed.Part == PeftAdapterKey.A ? p with { A = e.Name } : p with { B = e.Name };
         }
         if (pairs.Count == 0) throw new UserInputException($"{weightsPath}: no LoRA tensors found");
 
-        LlamaConfig? config = basePath != null ? LoadBaseConfig(basePath) : FindBaseConfig(cfg, adapterFolder);
+        ModelConfig? config = basePath != null ? LoadBaseConfig(basePath) : FindBaseConfig(cfg, adapterFolder);
         var writer = new GgufWriter();
         writer.Add("general.architecture", "llama");
         writer.Add("general.type", "adapter");
@@ -68,7 +68,7 @@ public static class GgufAdapterExporter
         {
             if (a == null || b == null)
                 throw new UserInputException($"{weightsPath}: layer {layer} {module} has lora_{(a == null ? "A" : "B")} missing");
-            string ggufWeight = LlamaLayout.ToGguf(LlamaLayout.WeightName(layer, kind))!;
+            string ggufWeight = ModelLayout.ToGguf(ModelLayout.WeightName(layer, kind))!;
             var aShape = file.Entry(a).Shape;
             var bShape = file.Entry(b).Shape;
             if (aShape.Length != 2 || bShape.Length != 2 || aShape[0] != bShape[1])
@@ -78,8 +78,8 @@ public static class GgufAdapterExporter
             {
                 if (config == null)
                     throw UserInputException.About($"{adapterFolder}: the adapter changes {module}, whose rows must be permuted into GGUF's RoPE order; pass {new ConfigField("base")} with the base model (HF folder or GGUF) so the head counts are known");
-                heads = LlamaLayout.RopeHeads(kind, config);
-                long expectedRows = LlamaLayout.Shape(config, kind).Out;
+                heads = ModelLayout.RopeHeads(kind, config);
+                long expectedRows = ModelLayout.Shape(config, kind).Out;
                 if (bShape[0] != expectedRows)
                     throw UserInputException.About($"{weightsPath}: {b} has {bShape[0]} rows but the base model's {module} has {expectedRows}; is {new ConfigField("base")} the model this adapter was trained on?");
             }
@@ -94,22 +94,22 @@ public static class GgufAdapterExporter
         writer.Write(outFile);
     }
 
-    private static LlamaConfig LoadBaseConfig(string path)
+    private static ModelConfig LoadBaseConfig(string path)
     {
-        if (Directory.Exists(path)) return LlamaConfig.Load(path);
+        if (Directory.Exists(path)) return ModelConfig.Load(path);
         if (!File.Exists(path)) throw UserInputException.About($"{new ConfigField("base")} {path}: not found; pass the base model's HF folder or GGUF file");
-        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return LlamaConfig.Load(path);
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return ModelConfig.Load(path);
         using var reader = new GgufCheckpointReader(path);
         return reader.Config;
     }
 
-    private static LlamaConfig? FindBaseConfig(JsonObject cfg, string adapterFolder)
+    private static ModelConfig? FindBaseConfig(JsonObject cfg, string adapterFolder)
     {
         string? name = cfg["base_model_name_or_path"]?.GetValue<string>();
         if (string.IsNullOrEmpty(name)) return null;
         string path = Path.IsPathRooted(name) ? name : Path.Combine(adapterFolder, name);
-        return File.Exists(Path.Combine(path, "config.json")) ? LlamaConfig.Load(path)
-            : File.Exists(Path.Combine(name, "config.json")) ? LlamaConfig.Load(name)
+        return File.Exists(Path.Combine(path, "config.json")) ? ModelConfig.Load(path)
+            : File.Exists(Path.Combine(name, "config.json")) ? ModelConfig.Load(name)
             : null;
     }
 }

@@ -1,6 +1,6 @@
 namespace FinQLoRA.Adapters;
 
-/// <summary>What <see cref="LoraInjector.Apply(Models.LlamaModel, LoraConfig, long, string)"/> did: how many projections
+/// <summary>What <see cref="LoraInjector.Apply(Models.DecoderModel, LoraConfig, long, string)"/> did: how many projections
 /// got the adapter, and the model's trainable / total parameter counts afterwards (total includes the adapters).</summary>
 public sealed record LoraInjectionSummary(string AdapterName, int WrappedModules, long TrainableParameters, long AllParameters)
 {

@@ -6,14 +6,14 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Adapters;
 
 /// <summary>
-/// Puts named LoRA adapters into a <see cref="LlamaModel"/> (PEFT's <c>get_peft_model</c> / <c>add_adapter</c>),
-/// switches between them, and takes them out again. After <see cref="Apply(LlamaModel, LoraConfig, long, string)"/>
+/// Puts named LoRA adapters into a <see cref="DecoderModel"/> (PEFT's <c>get_peft_model</c> / <c>add_adapter</c>),
+/// switches between them, and takes them out again. After <see cref="Apply(DecoderModel, LoraConfig, long, string)"/>
 /// exactly the active adapter's A, B (and DoRA m) tensors require grad; everything else is frozen.
 /// </summary>
 public static class LoraInjector
 {
     /// <summary>Adds adapter <paramref name="adapterName"/> with A seeded from <see cref="LoraConfig.InitSeed"/>.</summary>
-    public static LoraInjectionSummary Apply(LlamaModel model, LoraConfig config, string adapterName = LoraLinear.DefaultAdapter) =>
+    public static LoraInjectionSummary Apply(DecoderModel model, LoraConfig config, string adapterName = LoraLinear.DefaultAdapter) =>
         Apply(model, config, config.InitSeed, adapterName);
 
     /// <summary>
@@ -21,7 +21,7 @@ public static class LoraInjector
     /// adapter initialised from <paramref name="seed"/> (layers in order, q, k, v, o, gate, up, down within a layer),
     /// makes it active and freezes everything else.
     /// </summary>
-    public static LoraInjectionSummary Apply(LlamaModel model, LoraConfig config, long seed, string adapterName = LoraLinear.DefaultAdapter)
+    public static LoraInjectionSummary Apply(DecoderModel model, LoraConfig config, long seed, string adapterName = LoraLinear.DefaultAdapter)
     {
         config.Validate();
         var targets = config.ResolvedTargets();
@@ -54,10 +54,10 @@ public static class LoraInjector
         return lora;
     }
 
-    public static ProjectionSet Owner(LlamaDecoderLayer layer, ProjectionKind projection) => layer.Section(projection);
+    public static ProjectionSet Owner(DecoderBlock layer, ProjectionKind projection) => layer.Section(projection);
 
     /// <summary>Every wrapped projection, in module order.</summary>
-    public static IEnumerable<WrappedProjection> Wrapped(LlamaModel model)
+    public static IEnumerable<WrappedProjection> Wrapped(DecoderModel model)
     {
         for (int i = 0; i < model.Layers.Count; i++)
             foreach (var projection in LoraTargets.All)
@@ -68,18 +68,18 @@ public static class LoraInjector
     }
 
     /// <summary>The names of all adapters on the model, in the order they were added.</summary>
-    public static IReadOnlyList<string> AdapterNames(LlamaModel model) =>
+    public static IReadOnlyList<string> AdapterNames(DecoderModel model) =>
         Wrapped(model).SelectMany(w => w.Lora.Adapters.Keys).Distinct().ToList();
 
     /// <summary>The active adapter (null when the model runs as its base).</summary>
-    public static string? ActiveAdapter(LlamaModel model) =>
+    public static string? ActiveAdapter(DecoderModel model) =>
         Wrapped(model).Select(w => w.Lora.ActiveAdapter).FirstOrDefault(a => a is not null);
 
     /// <summary>
     /// Selects the adapter every wrapped projection uses (null = base model only), e.g. per generation request,
     /// and makes exactly its tensors trainable. Projections the adapter does not touch run as their base.
     /// </summary>
-    public static void SetActiveAdapter(LlamaModel model, string? adapterName)
+    public static void SetActiveAdapter(DecoderModel model, string? adapterName)
     {
         var all = Wrapped(model).ToList();
         if (adapterName is not null && !all.Any(w => w.Lora.Adapters.ContainsKey(adapterName)))
@@ -98,7 +98,7 @@ public static class LoraInjector
     /// <c>base_model.model.</c> prefix: <c>model.layers.{i}.self_attn.q_proj.lora_A.weight</c>. This is the list to
     /// hand to the optimizer and to save; nothing else in the model is trained.
     /// </summary>
-    public static IEnumerable<(string Name, Parameter P)> AdapterParameters(LlamaModel model, string? adapterName = null)
+    public static IEnumerable<(string Name, Parameter P)> AdapterParameters(DecoderModel model, string? adapterName = null)
     {
         string? name = adapterName ?? ActiveAdapter(model);
         if (name is null) yield break;
@@ -109,7 +109,7 @@ public static class LoraInjector
     }
 
     /// <summary>Removes one adapter everywhere; projections left with no adapter go back to their bare base module.</summary>
-    public static void DeleteAdapter(LlamaModel model, string adapterName)
+    public static void DeleteAdapter(DecoderModel model, string adapterName)
     {
         var all = Wrapped(model).Where(w => w.Lora.Adapters.ContainsKey(adapterName)).ToList();
         if (all.Count == 0) throw new UserInputException($"no adapter named '{adapterName}' is loaded; loaded adapters: {string.Join(", ", AdapterNames(model))}");
@@ -123,13 +123,13 @@ public static class LoraInjector
     }
 
     /// <summary>Removes every adapter and restores the base projections (PEFT's <c>unload()</c>).</summary>
-    public static void Unload(LlamaModel model)
+    public static void Unload(DecoderModel model)
     {
         foreach (string name in AdapterNames(model)) DeleteAdapter(model, name);
     }
 
     /// <summary>PEFT's <c>print_trainable_parameters()</c> line for the model as it is now.</summary>
-    public static string PrintTrainableParameters(LlamaModel model)
+    public static string PrintTrainableParameters(DecoderModel model)
     {
         var (trainable, total) = model.CountParameters();
         return FormatTrainable(trainable, total);

@@ -16,7 +16,7 @@ public static class LoraMerger
     /// all wrappers (other adapters are dropped). Projections the adapter does not touch get their base weight back
     /// as a dense layer. Returns how many projections carried the adapter.
     /// </summary>
-    public static int MergeAndUnload(LlamaModel model, string? adapterName = null, ScalarType? dtype = null)
+    public static int MergeAndUnload(DecoderModel model, string? adapterName = null, ScalarType? dtype = null)
     {
         string name = adapterName ?? LoraInjector.ActiveAdapter(model)
             ?? throw new UserInputException("nothing to merge: the model has no active adapter; name the adapter to merge");

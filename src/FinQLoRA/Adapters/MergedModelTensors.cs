@@ -4,28 +4,28 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Adapters;
 
 /// <summary>
-/// The model's weights under their Hugging Face names (<see cref="LlamaLayout"/>), with the
+/// The model's weights under their Hugging Face names (<see cref="ModelLayout"/>), with the
 /// active adapter folded into every wrapped projection and quantized projections dequantized. The model itself is
 /// not changed, so this also serves to export a merged copy while training goes on.
 /// </summary>
 public static class MergedModelTensors
 {
     /// <summary>Yields new tensor handles in <paramref name="dtype"/>; the caller disposes each one.</summary>
-    public static IEnumerable<KeyValuePair<string, Tensor>> Enumerate(LlamaModel model, ScalarType dtype)
+    public static IEnumerable<KeyValuePair<string, Tensor>> Enumerate(DecoderModel model, ScalarType dtype)
     {
         if (model.EmbedTokens.shape[0] == 0)
             throw new InvalidOperationException("this model was loaded without its embeddings (a pipeline stage); only a whole model can be exported");
-        yield return new(LlamaLayout.EmbeddingsName, Cast(model.EmbedTokens, dtype));
+        yield return new(ModelLayout.EmbeddingsName, Cast(model.EmbedTokens, dtype));
         for (int i = 0; i < model.Layers.Count; i++)
         {
             var layer = model.Layers[i];
-            yield return new(LlamaLayout.InputNormName(i), Cast(layer.InputNorm.Weight, dtype));
-            foreach (var projection in LlamaLayout.Projections)
-                yield return new(LlamaLayout.WeightName(i, projection), ProjectionWeight(layer[projection], dtype));
-            yield return new(LlamaLayout.PostAttentionNormName(i), Cast(layer.PostAttentionNorm.Weight, dtype));
+            yield return new(ModelLayout.InputNormName(i), Cast(layer.InputNorm.Weight, dtype));
+            foreach (var projection in ModelLayout.Projections)
+                yield return new(ModelLayout.WeightName(i, projection), ProjectionWeight(layer[projection], dtype));
+            yield return new(ModelLayout.PostAttentionNormName(i), Cast(layer.PostAttentionNorm.Weight, dtype));
         }
-        yield return new(LlamaLayout.FinalNormName, Cast(model.FinalNorm.Weight, dtype));
-        if (model.LmHead is { } head) yield return new(LlamaLayout.HeadName, ProjectionWeight(head, dtype));
+        yield return new(ModelLayout.FinalNormName, Cast(model.FinalNorm.Weight, dtype));
+        if (model.LmHead is { } head) yield return new(ModelLayout.HeadName, ProjectionWeight(head, dtype));
     }
 
     private static Tensor ProjectionWeight(nn.Module<Tensor, Tensor> module, ScalarType dtype) => module switch

@@ -18,7 +18,7 @@ public static class MergedModelWriter
         ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "generation_config.json"];
 
     /// <summary>Writes <paramref name="outDir"/> and returns the size of model.safetensors in bytes.</summary>
-    public static long WriteHfFolder(LlamaModel model, LlamaConfig baseConfig, string baseFolder, string outDir, ScalarType dtype)
+    public static long WriteHfFolder(DecoderModel model, ModelConfig baseConfig, string baseFolder, string outDir, ScalarType dtype)
     {
         if (!Directory.Exists(baseFolder))
             throw new UserInputException($"{baseFolder}: base model folder not found; the merged folder copies its tokenizer files from there");

@@ -82,7 +82,7 @@ public static class PeftAdapterConfig
                 targets = LoraTargets.Resolve(list.Select(n => n?.GetValue<string>() ?? ""), path);
                 break;
             case JsonValue v when v.TryGetValue(out string? s) && s is not null:
-                if (s is "all-linear" or "all" || LlamaLayout.ParseModuleName(s) is not null) targets = LoraTargets.Resolve([s], path);
+                if (s is "all-linear" or "all" || ModelLayout.ParseModuleName(s) is not null) targets = LoraTargets.Resolve([s], path);
                 else
                 {
                     try { _ = new Regex(s); }

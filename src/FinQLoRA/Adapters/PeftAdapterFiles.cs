@@ -23,7 +23,7 @@ public static class PeftAdapterFiles
     /// </summary>
     /// <param name="extraFiles">writes further files into the folder being built (a model card, a lineage record)
     /// before it is put in place, so the folder appears whole</param>
-    public static PeftAdapterInfo Save(string dir, LlamaModel model, LoraConfig config, string adapterName = LoraLinear.DefaultAdapter,
+    public static PeftAdapterInfo Save(string dir, DecoderModel model, LoraConfig config, string adapterName = LoraLinear.DefaultAdapter,
         ScalarType dtype = ScalarType.Float32, Action<string>? extraFiles = null)
     {
         if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
@@ -74,7 +74,7 @@ public static class PeftAdapterFiles
     /// Everything is checked (keys, shapes against the model, r and DoRA against the config) before the model is touched,
     /// so a bad folder leaves the model as it was. Returns the adapter's config.
     /// </summary>
-    public static LoraConfig Load(string dir, LlamaModel model, string adapterName = LoraLinear.DefaultAdapter)
+    public static LoraConfig Load(string dir, DecoderModel model, string adapterName = LoraLinear.DefaultAdapter)
     {
         if (!Directory.Exists(dir)) throw new UserInputException($"{dir}: adapter folder not found");
         string configPath = Path.Combine(dir, PeftAdapterConfig.FileName);
@@ -109,7 +109,7 @@ public static class PeftAdapterFiles
     }
 
     /// <summary>Groups the file's keys by (layer, projection) and checks them completely against the model and config.</summary>
-    private static Dictionary<(int Layer, ProjectionKind Projection), Dictionary<string, string>> ReadParts(SafetensorsFile file, string path, LlamaModel model, PeftAdapterSpec spec)
+    private static Dictionary<(int Layer, ProjectionKind Projection), Dictionary<string, string>> ReadParts(SafetensorsFile file, string path, DecoderModel model, PeftAdapterSpec spec)
     {
         var config = spec.Config;
         var parts = new Dictionary<(int, ProjectionKind), Dictionary<string, string>>();
@@ -124,8 +124,8 @@ public static class PeftAdapterFiles
             if (key.Layer >= model.Layers.Count)
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is for layer {key.Layer} but the model has {model.Layers.Count} layers; the adapter was made for another model");
             if (!targets.Contains(key.Projection))
-                throw new UserInputException($"{path}: tensor '{entry.Name}' targets {LlamaLayout.ModuleName(key.Projection)}, which {PeftAdapterConfig.FileName} does not list in target_modules ({string.Join(", ", config.TargetModules)})");
-            string modulePath = LlamaLayout.ModulePath(key.Layer, key.Projection);
+                throw new UserInputException($"{path}: tensor '{entry.Name}' targets {ModelLayout.ModuleName(key.Projection)}, which {PeftAdapterConfig.FileName} does not list in target_modules ({string.Join(", ", config.TargetModules)})");
+            string modulePath = ModelLayout.ModulePath(key.Layer, key.Projection);
             if (spec.TargetPattern is { } pattern && !Regex.IsMatch(modulePath, $"^(?:{pattern})$"))
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is for {modulePath}, which target_modules '{pattern}' does not match");
 
@@ -142,7 +142,7 @@ public static class PeftAdapterFiles
                 _ => [outF],
             };
             if (!entry.Shape.SequenceEqual(expected))
-                throw new UserInputException($"{path}: tensor '{entry.Name}' has shape [{string.Join(", ", entry.Shape)}] but r = {config.Rank} from {PeftAdapterConfig.FileName} and the model's {LlamaLayout.ModuleName(key.Projection)} ({inF} → {outF}) need [{string.Join(", ", expected)}]; the adapter belongs to another model or its config is wrong");
+                throw new UserInputException($"{path}: tensor '{entry.Name}' has shape [{string.Join(", ", entry.Shape)}] but r = {config.Rank} from {PeftAdapterConfig.FileName} and the model's {ModelLayout.ModuleName(key.Projection)} ({inF} → {outF}) need [{string.Join(", ", expected)}]; the adapter belongs to another model or its config is wrong");
             if (entry.DType is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is {entry.DType}; adapter weights must be F32, BF16 or F16");
         }
@@ -151,19 +151,19 @@ public static class PeftAdapterFiles
         {
             string[] needed = config.UseDora ? [PeftAdapterKey.A, PeftAdapterKey.B, PeftAdapterKey.Magnitude] : [PeftAdapterKey.A, PeftAdapterKey.B];
             foreach (string part in needed.Where(p => !byPart.ContainsKey(p)))
-                throw new UserInputException($"{path}: {LlamaLayout.ModulePath(layer, projection)} has no {part} tensor; the file is incomplete");
+                throw new UserInputException($"{path}: {ModelLayout.ModulePath(layer, projection)} has no {part} tensor; the file is incomplete");
         }
         return parts;
     }
 
-    private static (long In, long Out) ModelShape(LlamaModel model, int layer, ProjectionKind projection)
+    private static (long In, long Out) ModelShape(DecoderModel model, int layer, ProjectionKind projection)
     {
         var module = model.Layers[layer][projection];
         return module switch
         {
             LoraLinear l => (l.InFeatures, l.OutFeatures),
             IFrozenLinear f => (f.InFeatures, f.OutFeatures),
-            _ => LlamaLayout.Shape(model.Config, projection),
+            _ => ModelLayout.Shape(model.Config, projection),
         };
     }
 }

@@ -4,7 +4,7 @@ namespace FinQLoRA.Adapters;
 
 /// <summary>
 /// One tensor name of a PEFT adapter file, parsed: <c>base_model.model.</c> + a projection's module path
-/// (<see cref="LlamaLayout.ModulePath"/>) + <c>.{part}</c>, where part is <c>lora_A.weight</c>, <c>lora_B.weight</c> or
+/// (<see cref="ModelLayout.ModulePath"/>) + <c>.{part}</c>, where part is <c>lora_A.weight</c>, <c>lora_B.weight</c> or
 /// DoRA's <c>lora_magnitude_vector</c>. Also accepted: the adapter-name infix some PEFT versions keep
 /// (<c>lora_A.default.weight</c>, <c>lora_magnitude_vector.default.weight</c>), a trailing <c>.weight</c> on the
 /// magnitude, and keys without the <c>base_model.model.</c> prefix.
@@ -24,16 +24,16 @@ public sealed record PeftAdapterKey(int Layer, ProjectionKind Projection, string
     /// <summary>Parses a key, or returns null with the reason it is not an adapter key we can load.</summary>
     public static PeftAdapterKey? TryParse(string key, out string why)
     {
-        string expected = $"expected {Prefix}{LlamaLayout.ModulePath(0, ProjectionKind.Q)}.lora_A.weight (any layer and projection) / lora_B.weight / lora_magnitude_vector";
+        string expected = $"expected {Prefix}{ModelLayout.ModulePath(0, ProjectionKind.Q)}.lora_A.weight (any layer and projection) / lora_B.weight / lora_magnitude_vector";
         why = expected;
         var segments = (key.StartsWith(Prefix, StringComparison.Ordinal) ? key[Prefix.Length..] : key).Split('.');
         int partAt = Array.FindIndex(segments, s => Parts.Contains(s));
         if (partAt < 0 || segments.Any(s => s.Length == 0 || !s.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))) return null;
         string modulePath = string.Join('.', segments[..partAt]);
-        if (!LlamaLayout.TrySplitBlockModule(modulePath, out int layer, out string module)) return null;
-        if (!LlamaLayout.TryParseModulePath(modulePath, out _, out var projection))
+        if (!ModelLayout.TrySplitBlockModule(modulePath, out int layer, out string module)) return null;
+        if (!ModelLayout.TryParseModulePath(modulePath, out _, out var projection))
         {
-            why = $"'{module}' is not a projection of a Llama block ({string.Join(", ", LlamaLayout.Projections.Select(LlamaLayout.Relative))})";
+            why = $"'{module}' is not a projection of a Llama block ({string.Join(", ", ModelLayout.Projections.Select(ModelLayout.Relative))})";
             return null;
         }
         string part = segments[partAt];

@@ -6,5 +6,5 @@ namespace FinQLoRA.Adapters;
 public sealed record WrappedProjection(int Layer, ProjectionKind Projection, ProjectionSet Owner, LoraLinear Lora)
 {
     /// <summary>HF module path, e.g. <c>model.layers.3.self_attn.q_proj</c>.</summary>
-    public string ModulePath => LlamaLayout.ModulePath(Layer, Projection);
+    public string ModulePath => ModelLayout.ModulePath(Layer, Projection);
 }

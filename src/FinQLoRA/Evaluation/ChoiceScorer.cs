@@ -14,7 +14,7 @@ namespace FinQLoRA.Evaluation;
 public static class ChoiceScorer
 {
     /// <returns>per example, the log-likelihood of each of <paramref name="labels"/> (in that order)</returns>
-    public static double[][] Score(LlamaModel model, ITextTokenizer tokenizer, IReadOnlyList<Example> examples, IReadOnlyList<string> labels, int batchSize)
+    public static double[][] Score(DecoderModel model, ITextTokenizer tokenizer, IReadOnlyList<Example> examples, IReadOnlyList<string> labels, int batchSize)
     {
         var rows = new List<TokenizedExample>();
         foreach (var e in examples)
@@ -41,7 +41,7 @@ public static class ChoiceScorer
     }
 
     /// <summary>The label with the highest log-likelihood after each prompt.</summary>
-    public static List<string> Predict(LlamaModel model, ITextTokenizer tokenizer, IReadOnlyList<Example> examples, TaskDefinition task, int batchSize)
+    public static List<string> Predict(DecoderModel model, ITextTokenizer tokenizer, IReadOnlyList<Example> examples, TaskDefinition task, int batchSize)
     {
         if (!task.IsClassification || task.Labels is not { Count: > 0 } labels)
             throw UserInputException.About($"{new ConfigField("mode")} choice scores classification tasks by their labels; {task.Name} is scored by {task.Metric}; use {new ConfigField("mode")} generate");

@@ -38,7 +38,7 @@ public static class Perplexity
     /// max_position_embeddings) are cut into consecutive windows, each predicted from its own start, so every
     /// token is scored exactly once.
     /// </summary>
-    public static double Compute(LlamaModel model, IReadOnlyList<int> ids, int? window = null)
+    public static double Compute(DecoderModel model, IReadOnlyList<int> ids, int? window = null)
     {
         if (ids.Count < 2) throw new UserInputException($"perplexity: the text has {ids.Count} token(s); at least 2 are needed");
         int w = window ?? model.Config.MaxPositionEmbeddings;

@@ -14,7 +14,7 @@ namespace FinQLoRA.Inference;
 /// </summary>
 public sealed class GenerationSession : IDisposable
 {
-    private GenerationSession(LlamaModel model, ITextTokenizer tokenizer, IBatchGenerator generator, DistributedContext? distributed,
+    private GenerationSession(DecoderModel model, ITextTokenizer tokenizer, IBatchGenerator generator, DistributedContext? distributed,
         IReadOnlyList<LoraConfig>? adapters = null)
     {
         Adapters = adapters ?? [];
@@ -28,7 +28,7 @@ public sealed class GenerationSession : IDisposable
     public IReadOnlyList<LoraConfig> Adapters { get; }
 
     /// <summary>The whole model, or this rank's stage.</summary>
-    public LlamaModel Model { get; }
+    public DecoderModel Model { get; }
     public ITextTokenizer Tokenizer { get; }
     public IBatchGenerator Generator { get; }
 

@@ -12,9 +12,9 @@ namespace FinQLoRA.Inference;
 /// record (<see cref="GenerationProgress"/>: stop rules and text) and one decode step (<see cref="DecodeStep.Choose"/>)
 /// per token.
 /// </summary>
-public sealed class TextGenerator(LlamaModel model, ITextTokenizer tokenizer) : IBatchGenerator
+public sealed class TextGenerator(DecoderModel model, ITextTokenizer tokenizer) : IBatchGenerator
 {
-    public LlamaModel Model => model;
+    public DecoderModel Model => model;
     public ITextTokenizer Tokenizer => tokenizer;
 
     /// <summary>Let <see cref="DecodeStep.Choose"/> pick the managed single-token step where it applies; false runs

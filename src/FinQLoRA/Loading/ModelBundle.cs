@@ -4,7 +4,7 @@ using FinQLoRA.Models;
 namespace FinQLoRA.Loading;
 
 /// <summary>A loaded model with its tokenizer and the path it came from (<see cref="ModelLoading.Load"/>).</summary>
-public sealed record ModelBundle(LlamaModel Model, ITextTokenizer Tokenizer, ModelPath Source) : IDisposable
+public sealed record ModelBundle(DecoderModel Model, ITextTokenizer Tokenizer, ModelPath Source) : IDisposable
 {
     /// <summary>The path as given.</summary>
     public string Path => Source.Path;

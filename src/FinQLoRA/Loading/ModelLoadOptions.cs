@@ -18,7 +18,7 @@ public sealed record ModelLoadOptions
     /// <summary>Given the checkpoint, a source of projections it stores already built (the loading layer passes
     /// bitsandbytes-quantized ones: <c>(weight name, [out, in]) → module</c>, null for a projection stored dense), or
     /// null when it stores none. Asked before <see cref="LinearFactory"/>.</summary>
-    public Func<LlamaConfig, ICheckpointReader, Func<string, long[], nn.Module<Tensor, Tensor>?>?>? StoredProjections { get; init; }
+    public Func<ModelConfig, ICheckpointReader, Func<string, long[], nn.Module<Tensor, Tensor>?>?>? StoredProjections { get; init; }
 
     /// <summary>Layers to load, for pipeline stages: [First, First + Count). Null loads all.</summary>
     public (int First, int Count)? LayerRange { get; init; }

@@ -6,13 +6,13 @@ using FinQLoRA.Models;
 namespace FinQLoRA.Loading;
 
 /// <summary>
-/// Builds a <see cref="LlamaModel"/> from a checkpoint, tensor by tensor: each weight is read, converted (or
+/// Builds a <see cref="DecoderModel"/> from a checkpoint, tensor by tensor: each weight is read, converted (or
 /// quantized) and the stored copy freed before the next is read, so peak memory stays near the final model size
 /// and a 70B checkpoint never sits in memory twice.
 /// </summary>
 public static class ModelLoader
 {
-    public static LlamaModel Load(LlamaConfig config, ICheckpointReader reader, ModelLoadOptions options)
+    public static DecoderModel Load(ModelConfig config, ICheckpointReader reader, ModelLoadOptions options)
     {
         using var noGrad = no_grad();
         var (first, count) = options.LayerRange ?? (0, config.NumLayers);
@@ -29,8 +29,8 @@ public static class ModelLoader
 
         nn.Module<Tensor, Tensor> Proj(int layer, ProjectionKind kind)
         {
-            string name = LlamaLayout.WeightName(layer, kind);
-            var (inDim, outDim) = LlamaLayout.Shape(config, kind);
+            string name = ModelLayout.WeightName(layer, kind);
+            var (inDim, outDim) = ModelLayout.Shape(config, kind);
             if (stored?.Invoke(name, [outDim, inDim]) is { } stored4or8Bit) return stored4or8Bit;
             using var dense = Read(reader, name, [outDim, inDim]);
             return linear(name, dense);
@@ -42,14 +42,14 @@ public static class ModelLoader
         nn.Module<Tensor, Tensor>[] Group(int layer, params ProjectionKind[] kinds)
         {
             if (options.LinearFactory is not null || stored is not null) return kinds.Select(k => Proj(layer, k)).ToArray();
-            var shapes = kinds.Select(k => LlamaLayout.Shape(config, k)).ToArray();
+            var shapes = kinds.Select(k => ModelLayout.Shape(config, k)).ToArray();
             using var combined = empty([shapes.Sum(s => s.Out), shapes[0].In], options.DType, options.Device);
             var modules = new nn.Module<Tensor, Tensor>[kinds.Length];
             long offset = 0;
             for (int k = 0; k < kinds.Length; k++)
             {
                 var (inDim, outDim) = shapes[k];
-                using (var dense = Read(reader, LlamaLayout.WeightName(layer, kinds[k]), [outDim, inDim]))
+                using (var dense = Read(reader, ModelLayout.WeightName(layer, kinds[k]), [outDim, inDim]))
                 {
                     var block = combined.narrow(0, offset, outDim);
                     block.copy_(dense);
@@ -62,31 +62,31 @@ public static class ModelLoader
 
         long h = config.HiddenSize;
         var embed = options.LoadEmbeddings || config.TieWordEmbeddings && options.LoadHead
-            ? Dense(LlamaLayout.EmbeddingsName, [config.VocabSize, h], options.DType)
+            ? Dense(ModelLayout.EmbeddingsName, [config.VocabSize, h], options.DType)
             : empty([0, h], options.DType, options.Device);
 
-        var layers = new List<LlamaDecoderLayer>();
+        var layers = new List<DecoderBlock>();
         for (int i = first; i < first + count; i++)
         {
             var qkv = Group(i, ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V);
-            var attention = new LlamaAttention(config, i, qkv[0], qkv[1], qkv[2], Proj(i, ProjectionKind.O));
+            var attention = new SelfAttention(config, i, qkv[0], qkv[1], qkv[2], Proj(i, ProjectionKind.O));
             var gateUp = Group(i, ProjectionKind.Gate, ProjectionKind.Up);
-            var mlp = new LlamaMlp(gateUp[0], gateUp[1], Proj(i, ProjectionKind.Down));
-            layers.Add(new LlamaDecoderLayer(
-                new RmsNorm(Dense(LlamaLayout.InputNormName(i), [h], options.DType), config.RmsNormEps),
+            var mlp = new FeedForward(gateUp[0], gateUp[1], Proj(i, ProjectionKind.Down));
+            layers.Add(new DecoderBlock(
+                new RmsNorm(Dense(ModelLayout.InputNormName(i), [h], options.DType), config.RmsNormEps),
                 attention,
-                new RmsNorm(Dense(LlamaLayout.PostAttentionNormName(i), [h], options.DType), config.RmsNormEps),
+                new RmsNorm(Dense(ModelLayout.PostAttentionNormName(i), [h], options.DType), config.RmsNormEps),
                 mlp));
         }
 
-        var norm = new RmsNorm(options.LoadHead ? Dense(LlamaLayout.FinalNormName, [h], options.DType) : ones(h, options.DType, options.Device), config.RmsNormEps);
+        var norm = new RmsNorm(options.LoadHead ? Dense(ModelLayout.FinalNormName, [h], options.DType) : ones(h, options.DType, options.Device), config.RmsNormEps);
         nn.Module<Tensor, Tensor>? head = null;
         if (options.LoadHead && !config.TieWordEmbeddings)
         {
             // lm_head stays 16-bit as in QLoRA: it is never handed to the quantizing factory.
-            head = new DenseLinear(Dense(LlamaLayout.HeadName, [config.VocabSize, h], options.DType));
+            head = new DenseLinear(Dense(ModelLayout.HeadName, [config.VocabSize, h], options.DType));
         }
-        var model = new LlamaModel(config, options.DType, embed, layers, norm, head);
+        var model = new DecoderModel(config, options.DType, embed, layers, norm, head);
         model.eval(); // inference mode by default (adapter dropout off), as from_pretrained; trainers call train()
         return model;
     }

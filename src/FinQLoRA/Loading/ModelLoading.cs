@@ -16,27 +16,27 @@ namespace FinQLoRA.Loading;
 public static class ModelLoading
 {
     /// <summary>The config and a tensor-by-tensor reader of a checkpoint; the caller disposes the reader.</summary>
-    public static (LlamaConfig Config, ICheckpointReader Reader) Open(string path) => Open(ModelPath.Classify(path));
+    public static (ModelConfig Config, ICheckpointReader Reader) Open(string path) => Open(ModelPath.Classify(path));
 
-    public static (LlamaConfig Config, ICheckpointReader Reader) Open(ModelPath path)
+    public static (ModelConfig Config, ICheckpointReader Reader) Open(ModelPath path)
     {
         if (path.IsGguf)
         {
             var gguf = new GgufCheckpointReader(path.Checkpoint);
             return (gguf.Config, gguf);
         }
-        return (LlamaConfig.Load(path.Checkpoint), new HfCheckpointReader(path.Checkpoint));
+        return (ModelConfig.Load(path.Checkpoint), new HfCheckpointReader(path.Checkpoint));
     }
 
     /// <summary>Builds the model weight by weight (see <see cref="ModelLoader"/>); the caller disposes it.</summary>
-    public static LlamaModel LoadModel(string path, ModelLoadOptions options)
+    public static DecoderModel LoadModel(string path, ModelLoadOptions options)
     {
         var (config, reader) = Open(path);
         using (reader) return LoadModel(config, reader, options);
     }
 
     /// <summary>Builds the model from an open checkpoint, with stored bitsandbytes projections rebuilt as they are.</summary>
-    public static LlamaModel LoadModel(LlamaConfig config, ICheckpointReader reader, ModelLoadOptions options) =>
+    public static DecoderModel LoadModel(ModelConfig config, ICheckpointReader reader, ModelLoadOptions options) =>
         ModelLoader.Load(config, reader, WithStoredQuantization(options));
 
     /// <summary>The tokenizer of a model path: a folder's tokenizer.json, a tokenizer.json file, or the vocabulary

@@ -30,7 +30,7 @@ public sealed record ModelPath(string Path, ModelFormat Format)
         if (Directory.Exists(path))
         {
             string folder = path; // kept as given: messages name the path the user typed
-            var config = LlamaConfig.Load(folder);
+            var config = ModelConfig.Load(folder);
             var format = config.QuantizationConfig is not null ? ModelFormat.HfPrequantized
                 : File.Exists(System.IO.Path.Combine(folder, "model.safetensors.index.json")) ? ModelFormat.HfSharded
                 : ModelFormat.HfFolder;

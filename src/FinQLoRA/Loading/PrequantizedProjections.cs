@@ -37,7 +37,7 @@ public sealed class PrequantizedProjections
     /// Null when the config has no <c>quantization_config</c>; throws <see cref="UserInputException"/> when it names
     /// a method other than bitsandbytes (GPTQ, AWQ, … are not supported).
     /// </summary>
-    public static PrequantizedProjections? For(LlamaConfig config, ICheckpointReader reader, ModelLoadOptions options)
+    public static PrequantizedProjections? For(ModelConfig config, ICheckpointReader reader, ModelLoadOptions options)
     {
         if (config.QuantizationConfig is null) return null;
         string source = Path.Combine(reader.Source, "config.json");

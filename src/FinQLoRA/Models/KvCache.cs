@@ -17,7 +17,7 @@ public sealed class KvCache : IKvCache, IDisposable
     public int FirstLayer { get; }
 
     /// <param name="firstLayer">For pipeline stages that hold layers [firstLayer, firstLayer + layerCount).</param>
-    public KvCache(LlamaConfig config, long batch, int capacity, ScalarType dtype, Device device, int firstLayer = 0, int? layerCount = null)
+    public KvCache(ModelConfig config, long batch, int capacity, ScalarType dtype, Device device, int firstLayer = 0, int? layerCount = null)
     {
         int n = layerCount ?? config.NumLayers;
         FirstLayer = firstLayer;

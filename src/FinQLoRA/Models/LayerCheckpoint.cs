@@ -16,13 +16,13 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
     // apply() arguments, in order. backward must return exactly one entry per argument (a wrong count aborts the process).
     private const int ArgumentCount = 5; // hidden, cos, sin, mask, layer
 
-    public static Tensor Run(LlamaDecoderLayer layer, Tensor hidden, Tensor cos, Tensor sin, Tensor mask) =>
+    public static Tensor Run(DecoderBlock layer, Tensor hidden, Tensor cos, Tensor sin, Tensor mask) =>
         apply(hidden, cos, sin, mask, layer);
 
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
         var hidden = (Tensor)vars[0];
-        var layer = (LlamaDecoderLayer)vars[4];
+        var layer = (DecoderBlock)vars[4];
         ctx.save_for_backward([hidden, (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3]]);
         ctx.save_data("layer", layer);
         // Kept as bytes, not as a tensor: forward runs inside the caller's dispose scope, which would free a saved
@@ -36,7 +36,7 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
     {
         var saved = ctx.get_saved_variables();
-        var layer = (LlamaDecoderLayer)ctx.get_data("layer");
+        var layer = (DecoderBlock)ctx.get_data("layer");
         var rngNow = get_rng_state();
         using (var replay = tensor((byte[])ctx.get_data("rng"))) set_rng_state(replay);
         Tensor inputGrad;

@@ -11,11 +11,11 @@ public sealed class RotaryEmbedding
 {
     private readonly float[] _invFreq;
 
-    public RotaryEmbedding(LlamaConfig config) => _invFreq = InverseFrequencies(config);
+    public RotaryEmbedding(ModelConfig config) => _invFreq = InverseFrequencies(config);
 
     /// <summary>The d/2 inverse frequencies, computed in fp32 as Hugging Face does (so that our logits match
     /// transformers' bit for bit where possible), then rescaled by Llama 3's RoPE scaling if the config has it.</summary>
-    public static float[] InverseFrequencies(LlamaConfig config)
+    public static float[] InverseFrequencies(ModelConfig config)
     {
         int half = config.HeadDim / 2;
         var inv = new double[half];

@@ -72,11 +72,11 @@ public static class MemoryPlanner
     private const long Bf16 = 2;
 
     /// <summary>The seven projections of a layer as (kind, in, out).</summary>
-    public static IReadOnlyList<(ProjectionKind Kind, long In, long Out)> Projections(LlamaConfig c) =>
-        [.. LlamaLayout.Projections.Select(k => (k, LlamaLayout.Shape(c, k).In, LlamaLayout.Shape(c, k).Out))];
+    public static IReadOnlyList<(ProjectionKind Kind, long In, long Out)> Projections(ModelConfig c) =>
+        [.. ModelLayout.Projections.Select(k => (k, ModelLayout.Shape(c, k).In, ModelLayout.Shape(c, k).Out))];
 
     /// <summary>Weight storage by component; <paramref name="options"/> gives bits, 4-bit type, double quant, block size.</summary>
-    public static IReadOnlyList<MemoryComponent> Weights(LlamaConfig c, QuantizationOptions options)
+    public static IReadOnlyList<MemoryComponent> Weights(ModelConfig c, QuantizationOptions options)
     {
         options.Validate();
         long h = c.HiddenSize, L = c.NumLayers, v = c.VocabSize;
@@ -86,7 +86,7 @@ public static class MemoryPlanner
         {
             long n = inF * outF;
             (long data, long consts) = ProjectionBytes(n, outF, options);
-            bool isAttention = LlamaLayout.IsAttention(kind);
+            bool isAttention = ModelLayout.IsAttention(kind);
             long bias = (isAttention ? c.AttentionBias : c.MlpBias) ? outF * Bf16 : 0;
             if (isAttention) attention += L * (data + bias);
             else mlp += L * (data + bias);
@@ -131,7 +131,7 @@ public static class MemoryPlanner
         _ => $"{FourBitTypes.Spellings.Name(o.Kind)} packed 4-bit{(o.DoubleQuant ? ", double-quantized scales" : "")}",
     };
 
-    public static MemoryPlan Inference(LlamaConfig c, QuantizationOptions options, string modelName, int contextTokens = DefaultContextTokens)
+    public static MemoryPlan Inference(ModelConfig c, QuantizationOptions options, string modelName, int contextTokens = DefaultContextTokens)
     {
         if (contextTokens <= 0) throw new UserInputException($"memory: context length {contextTokens} must be positive");
         long C = contextTokens, h = c.HiddenSize, I = c.IntermediateSize, L = c.NumLayers;
@@ -146,7 +146,7 @@ public static class MemoryPlanner
         return new MemoryPlan(modelName, options.Bits, "inference", list);
     }
 
-    private static long QuantTransient(LlamaConfig c, QuantizationOptions options, long tokens)
+    private static long QuantTransient(ModelConfig c, QuantizationOptions options, long tokens)
     {
         var proj = Projections(c);
         return options.Bits switch
@@ -167,7 +167,7 @@ public static class MemoryPlanner
     /// at most <see cref="WeightWorkspace.MaxWidenedElements"/>, and a fused q/k/v or gate/up group whole where it
     /// fits under that cap.
     /// </summary>
-    private static IEnumerable<MemoryComponent> CpuQuantWorkspace(LlamaConfig c, QuantizationOptions options, long tokens, bool widens)
+    private static IEnumerable<MemoryComponent> CpuQuantWorkspace(ModelConfig c, QuantizationOptions options, long tokens, bool widens)
     {
         var proj = Projections(c);
         long largest = proj.Max(p => p.In * p.Out);
@@ -199,14 +199,14 @@ public static class MemoryPlanner
     }
 
     /// <summary>Adapter parameter count: L · Σ over targets R·(in + out).</summary>
-    public static long AdapterParameters(LlamaConfig c, TrainingMemoryOptions t) =>
+    public static long AdapterParameters(ModelConfig c, TrainingMemoryOptions t) =>
         PeftAdapterSize.ParameterCount(c, t.Rank, t.AdapterTargets, dora: false);
 
-    private static IEnumerable<(ProjectionKind Kind, long In, long Out)> Targets(LlamaConfig c, TrainingMemoryOptions t) =>
+    private static IEnumerable<(ProjectionKind Kind, long In, long Out)> Targets(ModelConfig c, TrainingMemoryOptions t) =>
         Projections(c).Where(p => t.AdapterTargets.Contains(p.Kind));
 
     /// <summary>Bytes kept for backward per token by one decoder layer (formula in the class summary).</summary>
-    public static long LayerActivationBytesPerToken(LlamaConfig c, TrainingMemoryOptions t)
+    public static long LayerActivationBytesPerToken(ModelConfig c, TrainingMemoryOptions t)
     {
         long h = c.HiddenSize, I = c.IntermediateSize;
         long bytes = Bf16 * (h + c.QDim + 2 * c.KvDim + c.QDim + h + 4 * I) + 2 * 8 * h + 4L * c.NumHeads;
@@ -217,7 +217,7 @@ public static class MemoryPlanner
 
     /// <summary>Bytes of the final norm, logits and loss for <paramref name="targets"/> supervised rows (formula in the
     /// class summary), with a note saying which way the trainer computes them.</summary>
-    public static (long Bytes, string Note) HeadActivations(LlamaConfig c, long targets)
+    public static (long Bytes, string Note) HeadActivations(ModelConfig c, long targets)
     {
         long v = c.VocabSize, h = c.HiddenSize, chunk = ChunkedCrossEntropy.RowsPerChunk(v);
         long norm = targets * 8 * h;
@@ -225,7 +225,7 @@ public static class MemoryPlanner
         return (norm + chunk * v * 12 + targets * h * Bf16, $"logits of {targets:N0} target tokens, {chunk:N0} at a time; bf16 gradient of their normed rows");
     }
 
-    public static MemoryPlan Training(LlamaConfig c, QuantizationOptions options, TrainingMemoryOptions t, string modelName)
+    public static MemoryPlan Training(ModelConfig c, QuantizationOptions options, TrainingMemoryOptions t, string modelName)
     {
         if (t.BatchSize <= 0 || t.SeqLen <= 0 || t.Rank <= 0)
             throw new UserInputException($"memory: batch size {t.BatchSize}, sequence length {t.SeqLen} and rank {t.Rank} must be positive");

@@ -17,7 +17,7 @@ namespace FinQLoRA.Quantization;
 public static class CheckpointQuantizer
 {
     /// <summary>True for the seven per-layer projection weights that QLoRA / LLM.int8() quantize.</summary>
-    public static bool IsProjectionWeight(string name) => LlamaLayout.TryParseWeightName(name, out _, out _);
+    public static bool IsProjectionWeight(string name) => ModelLayout.TryParseWeightName(name, out _, out _);
 
     /// <param name="modelFolder">a Hugging Face Llama folder (config.json + safetensors), not already quantized</param>
     /// <param name="outFolder">a new or empty folder</param>
@@ -34,7 +34,7 @@ public static class CheckpointQuantizer
         FinQLoRA.IO.OutputPlacement.CheckFolder(outFolder, [modelFolder], overwrite);
 
         string configFile = Path.Combine(modelFolder, "config.json");
-        var config = LlamaConfig.Load(modelFolder);
+        var config = ModelConfig.Load(modelFolder);
         if (config.QuantizationConfig != null)
             throw new UserInputException($"{configFile}: the model is already quantized (quantization_config is set); quantize a 16/32-bit model");
         ScalarType target = dtype ?? TorchDtypeNames.Parse(config.TorchDtype, configFile + " torch_dtype");
@@ -71,7 +71,7 @@ public static class CheckpointQuantizer
                     }
                 }
                 if (quantized == 0)
-                    throw new UserInputException($"{reader.Source}: no q/k/v/o/gate/up/down projection weights found ({LlamaLayout.WeightNamePattern(ProjectionKind.Q)}, …); is this a Llama checkpoint?");
+                    throw new UserInputException($"{reader.Source}: no q/k/v/o/gate/up/down projection weights found ({ModelLayout.WeightNamePattern(ProjectionKind.Q)}, …); is this a Llama checkpoint?");
                 outputBytes = writer.DataBytes;
                 writer.Commit();
             }

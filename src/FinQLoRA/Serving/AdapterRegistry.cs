@@ -13,7 +13,7 @@ namespace FinQLoRA.Serving;
 /// </summary>
 internal sealed class AdapterRegistry : IDisposable
 {
-    private readonly LlamaModel _model;
+    private readonly DecoderModel _model;
     private readonly Dictionary<string, AdapterEntry> _adapters = new(StringComparer.Ordinal);
     private readonly LoraRowSelection _selection = new();
     private readonly List<StackedLora> _stacks = [];
@@ -21,7 +21,7 @@ internal sealed class AdapterRegistry : IDisposable
     private readonly object _lock = new();
 
     /// <summary>Serves the adapters already loaded into <paramref name="model"/> under their names.</summary>
-    public AdapterRegistry(LlamaModel model)
+    public AdapterRegistry(DecoderModel model)
     {
         _model = model;
         foreach (string name in LoraInjector.AdapterNames(model)) _adapters[name] = new AdapterEntry(name);

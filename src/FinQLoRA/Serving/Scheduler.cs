@@ -36,7 +36,7 @@ internal sealed class Scheduler : IDisposable
     private int _chunkedDone;
     private int ChunkSlot => _options.MaxBatch - 1;
 
-    public Scheduler(LlamaModel model, ITextTokenizer tokenizer, EngineOptions options, AdapterRegistry adapters, IEngineObserver? observer)
+    public Scheduler(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, AdapterRegistry adapters, IEngineObserver? observer)
     {
         _options = options;
         _observer = observer;

@@ -14,12 +14,12 @@ namespace FinQLoRA.Serving;
 /// </summary>
 public sealed class ServingEngine : IDisposable
 {
-    private readonly LlamaModel _model;
+    private readonly DecoderModel _model;
     private readonly AdapterRegistry _adapters;
     private readonly Scheduler _scheduler;
 
     /// <summary>Starts the scheduler on <paramref name="model"/>; adapters already loaded into it are served under their names.</summary>
-    public ServingEngine(LlamaModel model, ITextTokenizer tokenizer, EngineOptions options, IEngineObserver? observer = null)
+    public ServingEngine(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, IEngineObserver? observer = null)
     {
         options.Validate(model.Config.MaxPositionEmbeddings);
         _model = model;
@@ -31,7 +31,7 @@ public sealed class ServingEngine : IDisposable
     }
 
     public ITextTokenizer Tokenizer { get; }
-    public LlamaConfig Config => _model.Config;
+    public ModelConfig Config => _model.Config;
     public EngineOptions Options { get; }
     public long KvCacheBytes => _scheduler.KvCacheBytes;
 

@@ -18,7 +18,7 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     private int _slot, _count, _offset, _rows, _span;
     private Tensor? _rowIndex, _lengths;
 
-    public SlotKvCache(LlamaConfig config, int slots, int capacity, ScalarType dtype, Device device)
+    public SlotKvCache(ModelConfig config, int slots, int capacity, ScalarType dtype, Device device)
     {
         Slots = slots;
         Capacity = capacity;

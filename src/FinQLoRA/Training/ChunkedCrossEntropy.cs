@@ -10,7 +10,7 @@ namespace FinQLoRA.Training;
 /// logits and the log-softmax autograd keeps, plus their gradient in backward.
 /// <para>Under grad the loss is <see cref="ChunkedCrossEntropyFunction"/>: each chunk's gradient w.r.t. x is computed in
 /// forward and only grad_x [N, hidden] is kept. Without grad only the loss is computed. The dtypes are the full
-/// computation's (<see cref="FinQLoRA.Models.LlamaModel.Head"/> then cross_entropy with reduction sum): logits in x's
+/// computation's (<see cref="FinQLoRA.Models.DecoderModel.Head"/> then cross_entropy with reduction sum): logits in x's
 /// dtype, cast to fp32, log-softmax and NLL in fp32; only the order of the fp32 sum over rows differs.</para>
 /// </summary>
 internal static class ChunkedCrossEntropy

@@ -15,7 +15,7 @@ public static class FinalAdapter
     public static string Folder(TrainConfig c) => Path.Combine(c.Out, FolderName);
 
     /// <returns>what was saved and the lineage (with the adapter's file hashes) that run.json records</returns>
-    public static (PeftAdapterInfo Info, JsonObject Lineage) Write(TrainConfig c, LlamaModel model, LoraConfig lora, MetricsLog metrics,
+    public static (PeftAdapterInfo Info, JsonObject Lineage) Write(TrainConfig c, DecoderModel model, LoraConfig lora, MetricsLog metrics,
         int step, double lastLoss, double? evalLoss, long tokensSeen)
     {
         string adapterDir = Folder(c);

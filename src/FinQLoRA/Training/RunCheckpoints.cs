@@ -30,7 +30,7 @@ public sealed class RunCheckpoints(string outDir, int keep, ICommunicator comm, 
     /// truncated file, say) is reported and the one before it is tried. An adapter of another shape (rank, alpha,
     /// targets, DoRA/rsLoRA) than the config asks for is an error, not a fallback.
     /// </summary>
-    public TrainingCheckpoint.Loaded ResumeFromLatest(LlamaModel model, LoraConfig lora)
+    public TrainingCheckpoint.Loaded ResumeFromLatest(DecoderModel model, LoraConfig lora)
     {
         var checkpoints = TrainingCheckpoint.List(outDir);
         for (int i = checkpoints.Count - 1; i >= 0; i--)
@@ -78,7 +78,7 @@ public sealed class RunCheckpoints(string outDir, int keep, ICommunicator comm, 
         foreach (var value in values.Values) value.Dispose();
     }
 
-    public void Save(LlamaModel model, LoraConfig lora, IAdapterOptimizer optimizer, IReadOnlyList<(string Name, Parameter P)> parameters,
+    public void Save(DecoderModel model, LoraConfig lora, IAdapterOptimizer optimizer, IReadOnlyList<(string Name, Parameter P)> parameters,
         TrainingCheckpoint position, BestCheckpoint best)
     {
         using var scope = NewDisposeScope();

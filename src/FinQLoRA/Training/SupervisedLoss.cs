@@ -18,7 +18,7 @@ public static class SupervisedLoss
 {
     /// <param name="rowsPerChunk">overrides <see cref="ChunkedCrossEntropy.RowsPerChunk"/> (tests force small chunks)</param>
     /// <param name="onChunk">told each chunk's row count when the chunked loss runs</param>
-    internal static Tensor Sum(LlamaModel model, SftCollator.Batch batch, long? rowsPerChunk = null, Action<long>? onChunk = null)
+    internal static Tensor Sum(DecoderModel model, SftCollator.Batch batch, long? rowsPerChunk = null, Action<long>? onChunk = null)
     {
         using var scope = NewDisposeScope();
         var h = batch.Packed
@@ -28,7 +28,7 @@ public static class SupervisedLoss
     }
 
     /// <summary>The loss from hidden states [B, T, hidden] before the final norm.</summary>
-    internal static Tensor Sum(LlamaModel model, Tensor h, Tensor labels, long? rowsPerChunk = null, Action<long>? onChunk = null)
+    internal static Tensor Sum(DecoderModel model, Tensor h, Tensor labels, long? rowsPerChunk = null, Action<long>? onChunk = null)
     {
         using var scope = NewDisposeScope();
         long t = h.shape[1];

@@ -17,7 +17,7 @@ public static class TrainableModel
         CheckRankFits(config, c);
     }
 
-    public static LlamaModel LoadBase(TrainConfig c)
+    public static DecoderModel LoadBase(TrainConfig c)
     {
         var options = new ModelLoadOptions { DType = c.Dtype, Device = c.Device.ToTorch() }.WithBits(c.Bits, c.Quant, c.DoubleQuant);
         var model = ModelLoading.LoadModel(c.Model, options);
@@ -25,9 +25,9 @@ public static class TrainableModel
         return model;
     }
 
-    private static void CheckRankFits(LlamaConfig model, TrainConfig c)
+    private static void CheckRankFits(ModelConfig model, TrainConfig c)
     {
-        long smallest = c.Targets.Min(t => Math.Min(LlamaLayout.Shape(model, t).In, LlamaLayout.Shape(model, t).Out));
+        long smallest = c.Targets.Min(t => Math.Min(ModelLayout.Shape(model, t).In, ModelLayout.Shape(model, t).Out));
         if (c.Rank > smallest)
             throw new UserInputException($"rank = {c.Rank} is larger than the smallest side ({smallest}) of the targeted projections of this model; choose rank <= {smallest}");
     }

@@ -23,7 +23,7 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
     private const string TensorFile = "training_state.safetensors";
 
     /// <param name="otherRanks">the <see cref="RankLocalState"/> tensors of ranks 1..WorldSize−1, in rank order</param>
-    public static void Save(string outDir, TrainingCheckpoint state, LlamaModel model, LoraConfig lora,
+    public static void Save(string outDir, TrainingCheckpoint state, DecoderModel model, LoraConfig lora,
         IReadOnlyDictionary<string, Tensor> optimizerTensors, JsonNode optimizerScalars, int keep,
         IReadOnlyList<IReadOnlyDictionary<string, Tensor>>? otherRanks = null, JsonNode? best = null)
     {

@@ -20,7 +20,7 @@ public sealed class TrainingEvaluation(TrainingEvaluator evaluator, BestCheckpoi
     public bool IsDue(int step, int totalSteps) => c.EvalEvery > 0 && step % c.EvalEvery == 0 && step < totalSteps;
 
     /// <returns>whether early stopping says to stop, agreed by all ranks</returns>
-    public bool Evaluate(LlamaModel model, LoraConfig lora, int step)
+    public bool Evaluate(DecoderModel model, LoraConfig lora, int step)
     {
         var result = evaluator.Evaluate(model, step);
         Last = result;
@@ -38,7 +38,7 @@ public sealed class TrainingEvaluation(TrainingEvaluator evaluator, BestCheckpoi
     }
 
     /// <summary>The evaluation of the final weights: the one just made when early stopping ended the run at <paramref name="step"/>, else a new one.</summary>
-    public EvalResult Final(LlamaModel model, LoraConfig lora, int step)
+    public EvalResult Final(DecoderModel model, LoraConfig lora, int step)
     {
         if (Last is { } last && last.Step == step) return last;
         Evaluate(model, lora, step);

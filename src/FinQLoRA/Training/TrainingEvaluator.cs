@@ -24,7 +24,7 @@ public sealed class TrainingEvaluator(IReadOnlyList<(string Name, List<SftRecord
 
     public int Count => _tasks.Sum(t => t.Answers.Count);
 
-    public EvalResult Evaluate(LlamaModel model, int step)
+    public EvalResult Evaluate(DecoderModel model, int step)
     {
         bool wasTraining = model.training;
         model.eval();
@@ -55,7 +55,7 @@ public sealed class TrainingEvaluator(IReadOnlyList<(string Name, List<SftRecord
         }
     }
 
-    private TaskPart EvaluateTask(LlamaModel model, string name, List<Example> answers, List<TokenizedExample> tokenized)
+    private TaskPart EvaluateTask(DecoderModel model, string name, List<Example> answers, List<TokenizedExample> tokenized)
     {
         double sum = 0, count = 0;
         using (no_grad())

@@ -14,7 +14,7 @@ namespace FinQLoRA.Training;
 /// target tokens in the whole global step (all micro-batches, all ranks), so that N ranks with batch b give the same
 /// update as one rank with batch N·b.
 /// </summary>
-public sealed class TrainingStep(LlamaModel model, IReadOnlyList<(string Name, Parameter P)> parameters, IAdapterOptimizer optimizer,
+public sealed class TrainingStep(DecoderModel model, IReadOnlyList<(string Name, Parameter P)> parameters, IAdapterOptimizer optimizer,
     ICommunicator comm, double maxGradNorm, int padId, Device device, CancellationToken stop)
 {
     private readonly GradientAllReducer _reducer = new(comm);

@@ -13,13 +13,13 @@ internal static class LoraTestKit
     /// <summary>Two prompts of stories260K token ids (BOS = 1), batch [2, 6]; valid ids of the seeded model too.</summary>
     public static readonly long[][] PromptIds = [[1, 403, 407, 261, 378, 3], [1, 88, 19, 270, 301, 45]];
 
-    public static LlamaModel LoadStories() =>
+    public static DecoderModel LoadStories() =>
         ModelLoading.LoadModel(Shared.File("models/stories260K-hf"), new ModelLoadOptions { DType = ScalarType.Float32 });
 
     public static Tensor Ids() => tensor(PromptIds.SelectMany(p => p).ToArray(), [PromptIds.Length, PromptIds[0].Length]);
 
     /// <summary>Logits [B, T, vocab] for <see cref="PromptIds"/> in eval mode (no LoRA dropout), without a graph.</summary>
-    public static Tensor Logits(LlamaModel model)
+    public static Tensor Logits(DecoderModel model)
     {
         model.eval();
         using var noGrad = no_grad();
@@ -29,7 +29,7 @@ internal static class LoraTestKit
 
     /// <summary>Gives every B of the adapter N(0, 0.05²) values (and DoRA magnitudes a ±10% jitter), so that the
     /// adapter changes the output: a fresh adapter (B = 0) would make most comparisons trivially true.</summary>
-    public static void Randomize(LlamaModel model, string adapter, long seed, double scale = 0.05)
+    public static void Randomize(DecoderModel model, string adapter, long seed, double scale = 0.05)
     {
         using var g = new Generator((ulong)seed);
         using var noGrad = no_grad();

@@ -28,7 +28,7 @@ public sealed class Stories260KShapesPipelineJob
 /// <summary>A random ~100M-parameter Llama (GPT-2 vocabulary, 16 layers) written to a temporary folder.</summary>
 public sealed class RandomPipelineJob : IDisposable
 {
-    public static readonly LlamaConfig Config = new()
+    public static readonly ModelConfig Config = new()
     {
         HiddenSize = 512, IntermediateSize = 1536, NumLayers = 16, NumHeads = 8, NumKvHeads = 4, HeadDim = 64,
         VocabSize = 50304, MaxPositionEmbeddings = 256, BosTokenId = DemoTokenizer.EndOfText, EosTokenIds = [DemoTokenizer.EndOfText],
@@ -66,7 +66,7 @@ public sealed class Stories260KShapesPipelineMpiTests(Stories260KShapesPipelineJ
     public void EachRankHoldsOnlyItsStage()
     {
         var job = fixture.Job.Finished;
-        var config = LlamaConfig.Load(Stories260KShapesPipelineJob.Folder);
+        var config = ModelConfig.Load(Stories260KShapesPipelineJob.Folder);
         var plan = PipelinePlanner.Plan(config, 2);
         Assert.Equal("0,3,1,0", job.Text(0, "stage"));
         Assert.Equal("3,2,0,1", job.Text(1, "stage"));

@@ -7,8 +7,8 @@ namespace FinQLoRA.Tests.Distributed;
 
 public sealed class PipelinePlannerTests
 {
-    private static LlamaConfig Llama8B => LlamaConfig.Preset("llama-3.1-8b")!;
-    private static LlamaConfig Llama70B => LlamaConfig.Preset("llama-3.1-70b")!;
+    private static ModelConfig Llama8B => ModelConfig.Preset("llama-3.1-8b")!;
+    private static ModelConfig Llama70B => ModelConfig.Preset("llama-3.1-70b")!;
 
     [Fact]
     public void Llama8BStagesAddUpToTheModelsPublishedParameterCount()
@@ -33,7 +33,7 @@ public sealed class PipelinePlannerTests
     [InlineData("llama-3.1-70b", 3)]
     public void LargestStageIsAsSmallAsAnyContiguousSplitAllows(string preset, int n)
     {
-        var config = LlamaConfig.Preset(preset)!;
+        var config = ModelConfig.Preset(preset)!;
         var plan = PipelinePlanner.Plan(config, n);
         AssertCoversAllLayersInOrder(plan, config.NumLayers);
         Assert.Equal(BruteForceLargestStage(config, n), plan.Stages.Max(s => s.ParameterCount));
@@ -60,7 +60,7 @@ public sealed class PipelinePlannerTests
     [Fact]
     public void Stories260KSplitsFiveLayersThreeAndTwo()
     {
-        var config = LlamaConfig.Load(SeededLlama.Folder); // stories260K's shapes, as its config.json gives them
+        var config = ModelConfig.Load(SeededLlama.Folder); // stories260K's shapes, as its config.json gives them
         // layer: 64·64·2 + 64·32·2 + 3·64·172 + 2·64 = 45,440; embeddings 512·64 = 32,768; norm + lm_head 32,832.
         Assert.Equal(45_440, PipelinePlanner.LayerParameters(config));
         var two = PipelinePlanner.Plan(config, 2);
@@ -120,7 +120,7 @@ public sealed class PipelinePlannerTests
     }
 
     /// <summary>The smallest largest-stage cost over every way of cutting the layers into n non-empty runs.</summary>
-    private static long BruteForceLargestStage(LlamaConfig c, int n)
+    private static long BruteForceLargestStage(ModelConfig c, int n)
     {
         long layer = PipelinePlanner.LayerParameters(c), embed = (long)c.VocabSize * c.HiddenSize, head = embed + c.HiddenSize;
         long Best(int stage, int start)

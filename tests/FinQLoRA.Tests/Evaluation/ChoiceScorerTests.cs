@@ -36,7 +36,7 @@ public sealed class ChoiceScorerTests
             ChoiceScorer.Predict(model, tokenizer, examples, TaskRegistry.Get("financebench"), 4)).Message);
     }
 
-    private static double LogLikelihood(LlamaModel model, FinQLoRA.Data.Tokenization.ITextTokenizer tokenizer, string context, string label)
+    private static double LogLikelihood(DecoderModel model, FinQLoRA.Data.Tokenization.ITextTokenizer tokenizer, string context, string label)
     {
         using var scope = NewDisposeScope();
         // the harness's split: the prompt without its trailing space, the label with it

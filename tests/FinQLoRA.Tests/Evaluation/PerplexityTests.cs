@@ -44,12 +44,12 @@ public sealed class PerplexityTests(ITestOutputHelper output)
     public void AModelWithAZeroHeadScoresTheVocabularySizeAcrossWindows()
     {
         using var scope = NewDisposeScope();
-        var config = new LlamaConfig
+        var config = new ModelConfig
         {
             HiddenSize = 8, IntermediateSize = 16, NumLayers = 0, NumHeads = 2, NumKvHeads = 1, HeadDim = 4, VocabSize = 23,
             MaxPositionEmbeddings = 64,
         };
-        using var model = new LlamaModel(config, ScalarType.Float32, randn(23, 8), [],
+        using var model = new DecoderModel(config, ScalarType.Float32, randn(23, 8), [],
             new RmsNorm(ones(8), 1e-5), new DenseLinear(zeros(23, 8)));
         int[] ids = Enumerable.Range(0, 30).Select(i => i * 7 % 23).ToArray();
         Assert.Equal(23.0, Perplexity.Compute(model, ids, window: 4), 9); // 10 windows of 3 predicted tokens

@@ -31,7 +31,7 @@ internal static class FuzzCorpus
 
     private static FuzzCase Gguf(string name, Func<byte[]> bytes) => new($"gguf/{name}", w => Generate(w.Write("model.gguf", bytes())));
 
-    private static FuzzCase ModelConfig(string name) => new($"config/{name}", w =>
+    private static FuzzCase ConfigCase(string name) => new($"config/{name}", w =>
     {
         string model = w.Model();
         File.Copy(Path.Combine(FuzzInputs.Corpus, "config", name + ".json"), Path.Combine(model, "config.json"), overwrite: true);
@@ -153,13 +153,13 @@ internal static class FuzzCorpus
         Gguf("bad-alignment", () => new GgufBytes().U32("general.alignment", 3).Tensor("a", F32, 0, 32).Build(128)),
 
         // model config.json
-        ModelConfig("malformed"),
-        ModelConfig("not-an-object"),
-        ModelConfig("unsupported-architecture"),
-        ModelConfig("missing-hidden-size"),
-        ModelConfig("hidden-size-a-string"),
-        ModelConfig("heads-do-not-divide"),
-        ModelConfig("vocab-does-not-match-weights"),
+        ConfigCase("malformed"),
+        ConfigCase("not-an-object"),
+        ConfigCase("unsupported-architecture"),
+        ConfigCase("missing-hidden-size"),
+        ConfigCase("hidden-size-a-string"),
+        ConfigCase("heads-do-not-divide"),
+        ConfigCase("vocab-does-not-match-weights"),
 
         // adapter folders
         AdapterConfig("malformed"),

@@ -11,7 +11,7 @@ namespace FinQLoRA.Tests.Fuzz;
 /// </summary>
 internal sealed class FuzzInputs : IDisposable
 {
-    public static readonly LlamaConfig Config = new()
+    public static readonly ModelConfig Config = new()
     {
         HiddenSize = 16, IntermediateSize = 32, NumLayers = 1, NumHeads = 2, NumKvHeads = 1, HeadDim = 8,
         VocabSize = ByteLevelTokenizerJson.VocabSize, MaxPositionEmbeddings = 64, EosTokenIds = [256],

@@ -102,7 +102,7 @@ public sealed class CheckpointBadInputTests
     {
         using var dir = new TempFolder();
         File.WriteAllText(Path.Combine(dir.Path, "config.json"), "{\"architectures\":[\"MistralForCausalLM\"],\"hidden_size\":64}");
-        var e = Assert.Throws<UserInputException>(() => LlamaConfig.Load(dir.Path));
+        var e = Assert.Throws<UserInputException>(() => ModelConfig.Load(dir.Path));
         Assert.Contains("MistralForCausalLM", e.Message);
         Assert.Contains("not supported", e.Message);
     }
@@ -112,9 +112,9 @@ public sealed class CheckpointBadInputTests
     {
         using var dir = new TempFolder();
         File.WriteAllText(Path.Combine(dir.Path, "config.json"), "{\"architectures\":[\"LlamaForCausalLM\"],");
-        Assert.Contains("not valid JSON", Assert.Throws<UserInputException>(() => LlamaConfig.Load(dir.Path)).Message);
+        Assert.Contains("not valid JSON", Assert.Throws<UserInputException>(() => ModelConfig.Load(dir.Path)).Message);
         File.WriteAllText(Path.Combine(dir.Path, "config.json"), "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64}");
-        Assert.Contains("must be a positive integer", Assert.Throws<UserInputException>(() => LlamaConfig.Load(dir.Path)).Message);
+        Assert.Contains("must be a positive integer", Assert.Throws<UserInputException>(() => ModelConfig.Load(dir.Path)).Message);
     }
 
     [Fact]

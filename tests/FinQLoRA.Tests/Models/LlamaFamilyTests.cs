@@ -15,11 +15,11 @@ public sealed class LlamaFamilyTests
     [Fact]
     public void Llama31PresetsHaveMetasShapesAndParameterCounts()
     {
-        var c8 = LlamaConfig.Preset("llama-3.1-8b")!;
-        var c70 = LlamaConfig.Preset("llama-3.1-70b")!;
+        var c8 = ModelConfig.Preset("llama-3.1-8b")!;
+        var c70 = ModelConfig.Preset("llama-3.1-70b")!;
         Assert.Equal((4096, 14336, 32, 32, 8, 128, 128256), (c8.HiddenSize, c8.IntermediateSize, c8.NumLayers, c8.NumHeads, c8.NumKvHeads, c8.HeadDim, c8.VocabSize));
         Assert.Equal((8192, 28672, 80, 64, 8), (c70.HiddenSize, c70.IntermediateSize, c70.NumLayers, c70.NumHeads, c70.NumKvHeads));
-        long Params(LlamaConfig c) => 2L * c.VocabSize * c.HiddenSize + c.HiddenSize + c.NumLayers *
+        long Params(ModelConfig c) => 2L * c.VocabSize * c.HiddenSize + c.HiddenSize + c.NumLayers *
             (2L * c.HiddenSize + 2L * c.HiddenSize * c.QDim + 2L * c.HiddenSize * c.KvDim + 3L * c.HiddenSize * c.IntermediateSize);
         Assert.Equal(8_030_261_248, Params(c8));
         Assert.Equal(70_553_706_496, Params(c70));
@@ -42,14 +42,14 @@ public sealed class LlamaFamilyTests
     public void Llama32StyleConfigWithTiedEmbeddingsHeadDimAndRopeScalingRuns()
     {
         using var dir = new TempFolder();
-        var config = new LlamaConfig
+        var config = new ModelConfig
         {
             HiddenSize = 96, IntermediateSize = 160, NumLayers = 2, NumHeads = 6, NumKvHeads = 2, HeadDim = 24, VocabSize = 300,
             MaxPositionEmbeddings = 128, TieWordEmbeddings = true, RopeTheta = 500000,
             RopeScaling = new RopeScaling("llama3", 32, 1, 4, 8192),
         };
         RandomLlama.WriteHfFolder(config, dir.Path, seed: 5);
-        var reloaded = LlamaConfig.Load(dir.Path);
+        var reloaded = ModelConfig.Load(dir.Path);
         Assert.Equal(config with { TorchDtype = "float32" }, reloaded with { EosTokenIds = config.EosTokenIds, QuantizationConfig = null });
         using var model = ModelLoading.LoadModel(dir.Path, new ModelLoadOptions { DType = ScalarType.Float32 });
         Assert.Null(model.LmHead);

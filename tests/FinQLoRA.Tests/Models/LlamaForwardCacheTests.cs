@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Models;
 
-/// <summary><see cref="LlamaModel.ForwardWithoutAdvancing"/>: the one forward body, which the advancing forward and the
+/// <summary><see cref="DecoderModel.ForwardWithoutAdvancing"/>: the one forward body, which the advancing forward and the
 /// server's slot step share; it writes keys and values where the cache stands and leaves the cache there.</summary>
 public sealed class LlamaForwardCacheTests
 {

@@ -23,7 +23,7 @@ public sealed class CheckpointQuantizerTests
     // "<s> Once upon a time" and a few story tokens after it
     private static readonly long[] PromptIds = [1, 403, 407, 261, 378, 267, 322, 283, 404, 331, 260, 292];
 
-    private static Tensor Logits(LlamaModel model)
+    private static Tensor Logits(DecoderModel model)
     {
         using var ids = tensor(PromptIds).unsqueeze(0);
         return model.Forward(ids);

@@ -27,7 +27,7 @@ public sealed class ChatServeFixture : ServerFixture
 
     public override async Task InitializeAsync()
     {
-        var config = new LlamaConfig
+        var config = new ModelConfig
         {
             HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 16,
             VocabSize = SeededTokenizer.Llama3ChatVocabSize, MaxPositionEmbeddings = 256,

@@ -20,7 +20,7 @@ public abstract class ServerFixture : IAsyncLifetime
     /// <summary>What <c>finqlora serve</c> builds, over the same options.</summary>
     public ServerHost Host { get; private set; } = null!;
     public ITextTokenizer Tokenizer => Host.Tokenizer;
-    public LlamaModel Model => Host.Model;
+    public DecoderModel Model => Host.Model;
     public ServingEngine Engine => Host.Engine;
     public OpenAiServer Server => Host.Server;
     public Uri Url => Server.Url!;

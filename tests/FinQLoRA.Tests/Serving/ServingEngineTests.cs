@@ -19,7 +19,7 @@ public sealed class ServingEngineTests
         ["Once upon a time", "The little dog", "Lily went to the park and", "Tom had a big", "One day, a girl named Sue", "The sun"];
 
     /// <summary>The seeded model with three adapters of different ranks and targets (one DoRA), B made nonzero.</summary>
-    internal static LlamaModel ModelWithAdapters()
+    internal static DecoderModel ModelWithAdapters()
     {
         var model = SeededLlama.Load();
         LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 16, TargetModules = ["q_proj", "v_proj"] }, 1, "a");

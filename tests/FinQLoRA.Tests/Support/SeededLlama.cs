@@ -14,7 +14,7 @@ namespace FinQLoRA.Tests.Support;
 public static class SeededLlama
 {
     /// <summary>stories260K's shapes: vocab 512, hidden 64, 5 layers, 8 heads, 4 KV heads, FFN 172, untied head.</summary>
-    public static readonly LlamaConfig Stories260KShapes = new()
+    public static readonly ModelConfig Stories260KShapes = new()
     {
         HiddenSize = 64, IntermediateSize = 172, NumLayers = 5, NumHeads = 8, NumKvHeads = 4, HeadDim = 8,
         VocabSize = SeededTokenizer.VocabSize, MaxPositionEmbeddings = 512, RmsNormEps = 1e-5, RopeTheta = 10000,
@@ -55,14 +55,14 @@ public static class SeededLlama
     }
 
     /// <summary>Loads <see cref="Folder"/> in fp32.</summary>
-    public static LlamaModel Load() => ModelLoading.LoadModel(Folder, new ModelLoadOptions { DType = ScalarType.Float32 });
+    public static DecoderModel Load() => ModelLoading.LoadModel(Folder, new ModelLoadOptions { DType = ScalarType.Float32 });
 
     /// <summary>
     /// Writes an HF folder: config.json and model.safetensors from RandomLlama, the tokenizer files of
     /// <paramref name="tokenizerFolder"/> (tokenizer.json, tokenizer_config.json) or else the seeded tokenizer's, and a
     /// PROVENANCE.md like the shared models have (so side-file checks see the same set). Returns <paramref name="folder"/>.
     /// </summary>
-    public static string Write(string folder, LlamaConfig config, long seed, ScalarType dtype = ScalarType.Float32, string? tokenizerFolder = null)
+    public static string Write(string folder, ModelConfig config, long seed, ScalarType dtype = ScalarType.Float32, string? tokenizerFolder = null)
     {
         RandomLlama.WriteHfFolder(config, folder, seed, dtype);
         if (tokenizerFolder == null) SeededTokenizer.Write(folder);

@@ -31,7 +31,7 @@ public sealed class ChunkedSupervisedLossTests
     ];
     private const int TargetRows = 17; // 6 + 5 + 6 + 0
 
-    private static LlamaModel Model(ScalarType dtype, bool tied)
+    private static DecoderModel Model(ScalarType dtype, bool tied)
     {
         var model = ModelLoading.LoadModel(tied ? TiedFolder.Value : SeededLlama.Folder, new ModelLoadOptions { DType = dtype });
         LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = LoraTargets.AllNames }, seed: 3);
@@ -40,7 +40,7 @@ public sealed class ChunkedSupervisedLossTests
         return model;
     }
 
-    private static (float Loss, Tensor[] Grads) LossAndAdapterGrads(LlamaModel model, Func<Tensor> loss)
+    private static (float Loss, Tensor[] Grads) LossAndAdapterGrads(DecoderModel model, Func<Tensor> loss)
     {
         var parameters = LoraInjector.AdapterParameters(model).Select(p => p.P).ToList();
         foreach (var p in parameters) p.grad?.zero_();
@@ -132,7 +132,7 @@ public sealed class ChunkedSupervisedLossTests
         using var g = new Generator(7);
         using var scope = NewDisposeScope();
         // no decoder layers: the hidden states are the embeddings; lm_head quantized to NF4
-        using var model = new LlamaModel(config, ScalarType.Float32, randn([config.VocabSize, config.HiddenSize], generator: g), [],
+        using var model = new DecoderModel(config, ScalarType.Float32, randn([config.VocabSize, config.HiddenSize], generator: g), [],
             new RmsNorm(ones(config.HiddenSize), config.RmsNormEps),
             new QuantizedLinear(Quantizer.Quantize(randn([config.VocabSize, config.HiddenSize], generator: g), QuantizationOptions.Nf4)));
         Assert.Null(model.DenseOutputWeight(ScalarType.Float32));

@@ -58,7 +58,7 @@ public sealed class TrainKeysTests
         var c = TrainConfig.FromValues(Values(("quant", "FP4"), ("targets", "all"), ("optimizer", "zero-one-adam"), ("lr_schedule", "linear"),
             ("dtype", "bfloat16"), ("device", "cuda:1"), ("double_quant", "no")), "flags");
         Assert.Equal(FourBitType.Fp4, c.Quant);
-        Assert.Equal(LlamaLayout.Projections, c.Targets);
+        Assert.Equal(ModelLayout.Projections, c.Targets);
         Assert.Equal(OptimizerKind.ZeroOneAdam, c.Optimizer);
         Assert.Equal(LrScheduleKind.Linear, c.LrSchedule);
         Assert.Equal(ScalarType.BFloat16, c.Dtype);

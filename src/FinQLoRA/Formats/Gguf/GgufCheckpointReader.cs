@@ -17,7 +17,7 @@ public sealed class GgufCheckpointReader : ICheckpointReader
 
     public string Source => _file.Path;
     public IReadOnlyList<TensorEntry> Entries { get; }
-    public LlamaConfig Config { get; }
+    public ModelConfig Config { get; }
     /// <summary>The embedded tokenizer, or null when the file has none.</summary>
     public GgufTokenizerData? Tokenizer { get; }
     public GgufFile File => _file;
@@ -33,7 +33,7 @@ public sealed class GgufCheckpointReader : ICheckpointReader
             foreach (var t in _file.Tensors)
             {
                 if (t.Name == GgufLlamaConfig.RopeFreqsTensor) continue; // folded into Config.RopeScaling
-                string hf = LlamaLayout.ToHf(t.Name)
+                string hf = ModelLayout.ToHf(t.Name)
                     ?? throw new UserInputException($"{path}: tensor '{t.Name}' is not a Llama weight FinQLoRA knows; only plain Llama GGUF models are supported");
                 if (!GgmlTypes.IsReadable(t.Type))
                     throw new UserInputException($"{path}: tensor '{t.Name}' is {t.Type}; FinQLoRA reads F32, F16, BF16 and Q8_0 GGUF files — requantize with llama-quantize (e.g. to Q8_0) or convert from the HF model");
@@ -82,7 +82,7 @@ public sealed class GgufCheckpointReader : ICheckpointReader
         }
 
         var result = raw;
-        if (LlamaLayout.RopeHeads(name, Config) is int heads)
+        if (ModelLayout.RopeHeads(name, Config) is int heads)
         {
             result = RopePermutation.ToHf(raw, heads);
             raw.Dispose();

@@ -3,7 +3,7 @@ using FinQLoRA.Models;
 namespace FinQLoRA.Formats.Gguf;
 
 /// <summary>
-/// <see cref="LlamaConfig"/> ↔ the <c>llama.*</c> metadata of a GGUF file. Llama 3.1-style RoPE scaling has no
+/// <see cref="ModelConfig"/> ↔ the <c>llama.*</c> metadata of a GGUF file. Llama 3.1-style RoPE scaling has no
 /// metadata keys in llama.cpp: its converter stores the per-frequency divisors as a <c>rope_freqs.weight</c> tensor,
 /// which we write from, and read back into, <see cref="RopeScaling"/>.
 /// </summary>
@@ -11,7 +11,7 @@ public static class GgufLlamaConfig
 {
     public const string RopeFreqsTensor = "rope_freqs.weight";
 
-    public static LlamaConfig Read(GgufFile file, GgufTokenizerData? tokenizer)
+    public static ModelConfig Read(GgufFile file, GgufTokenizerData? tokenizer)
     {
         string arch = file.GetString("general.architecture")
             ?? throw new UserInputException($"{file.Path}: 'general.architecture' is missing; this is not a model GGUF");
@@ -36,18 +36,18 @@ public static class GgufLlamaConfig
             throw new UserInputException($"{file.Path}: head_count {heads} is not a multiple of head_count_kv {kvHeads}");
 
         int vocab = Opt("vocab_size") ?? tokenizer?.Tokens.Count
-            ?? (file.Contains(LlamaLayout.GgufEmbeddingsName) ? (int)file.Tensor(LlamaLayout.GgufEmbeddingsName).Ne[^1] : 0);
-        if (vocab <= 0) throw new UserInputException($"{file.Path}: cannot tell the vocabulary size (no llama.vocab_size, tokens or {LlamaLayout.GgufEmbeddingsName})");
+            ?? (file.Contains(ModelLayout.GgufEmbeddingsName) ? (int)file.Tensor(ModelLayout.GgufEmbeddingsName).Ne[^1] : 0);
+        if (vocab <= 0) throw new UserInputException($"{file.Path}: cannot tell the vocabulary size (no llama.vocab_size, tokens or {ModelLayout.GgufEmbeddingsName})");
         double theta = Shortest(file.GetFloat("llama.rope.freq_base") ?? 10000.0);
 
-        string dtype = TorchDtypeNames.Name(file.Contains(LlamaLayout.GgufEmbeddingsName) ? file.Tensor(LlamaLayout.GgufEmbeddingsName).Type switch
+        string dtype = TorchDtypeNames.Name(file.Contains(ModelLayout.GgufEmbeddingsName) ? file.Tensor(ModelLayout.GgufEmbeddingsName).Type switch
         {
             GgmlType.F16 => TorchSharp.torch.ScalarType.Float16,
             GgmlType.BF16 => TorchSharp.torch.ScalarType.BFloat16,
             _ => TorchSharp.torch.ScalarType.Float32,
         } : TorchSharp.torch.ScalarType.Float32);
 
-        return new LlamaConfig
+        return new ModelConfig
         {
             HiddenSize = hidden,
             IntermediateSize = Req("feed_forward_length"),
@@ -60,7 +60,7 @@ public static class GgufLlamaConfig
             RmsNormEps = Shortest(file.GetFloat("llama.attention.layer_norm_rms_epsilon") ?? 1e-5),
             RopeTheta = theta,
             RopeScaling = ReadRopeScaling(file, headDim, theta),
-            TieWordEmbeddings = !file.Contains(LlamaLayout.GgufHeadName),
+            TieWordEmbeddings = !file.Contains(ModelLayout.GgufHeadName),
             BosTokenId = tokenizer?.BosId,
             EosTokenIds = tokenizer?.EosId is int eos ? [eos] : [],
             PadTokenId = tokenizer?.PadId,
@@ -103,7 +103,7 @@ public static class GgufLlamaConfig
     }
 
     /// <summary>Adds the <c>general.architecture</c> and <c>llama.*</c> keys.</summary>
-    public static void Write(LlamaConfig c, GgufWriter w)
+    public static void Write(ModelConfig c, GgufWriter w)
     {
         if (c.AttentionBias || c.MlpBias)
             throw new UserInputException("models with attention or MLP biases cannot be written as GGUF llama models");

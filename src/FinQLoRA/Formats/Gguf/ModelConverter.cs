@@ -48,7 +48,7 @@ public static class ModelConverter
     public static void HfToGguf(string folder, string outFile, GgmlType? dtype = null, bool overwrite = false)
     {
         IO.OutputPlacement.CheckFile(outFile, [folder], overwrite);
-        var config = LlamaConfig.Load(folder);
+        var config = ModelConfig.Load(folder);
         var tokenizer = HfTokenizerConverter.FromHuggingFace(folder, config.VocabSize);
         if (tokenizer.Tokens.Count != config.VocabSize)
             throw new UserInputException($"{folder}: tokenizer.json has {tokenizer.Tokens.Count} tokens but config.json says vocab_size {config.VocabSize}");
@@ -72,7 +72,7 @@ public static class ModelConverter
         var expected = ExpectedTensors(config).ToList();
         foreach (var e in reader.Entries)
             if (!expected.Contains(e.Name) && !e.Name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal)
-                && !(e.Name == LlamaLayout.HeadName && config.TieWordEmbeddings))
+                && !(e.Name == ModelLayout.HeadName && config.TieWordEmbeddings))
                 throw new UserInputException($"{folder}: tensor '{e.Name}' is not part of a Llama model; GGUF conversion supports plain LlamaForCausalLM checkpoints");
         foreach (string name in expected)
         {
@@ -82,8 +82,8 @@ public static class ModelConverter
             var tensorType = entry.Shape.Length == 1 ? GgmlType.F32
                 : type == GgmlType.Q8_0 && entry.Shape[^1] % Q8Zero.BlockSize != 0 ? GgmlType.F16
                 : type;
-            int? heads = LlamaLayout.RopeHeads(name, config);
-            string ggufName = LlamaLayout.ToGguf(name)!;
+            int? heads = ModelLayout.RopeHeads(name, config);
+            string ggufName = ModelLayout.ToGguf(name)!;
             writer.AddTensor(ggufName, tensorType, entry.Shape, () =>
             {
                 var t = reader.Read(name);
@@ -94,7 +94,7 @@ public static class ModelConverter
     }
 
     /// <summary>HF names of a Llama model's weights in llama.cpp's file order (lm_head left out when tied).</summary>
-    public static IEnumerable<string> ExpectedTensors(LlamaConfig config) => LlamaLayout.Tensors(config).Select(t => t.HfName);
+    public static IEnumerable<string> ExpectedTensors(ModelConfig config) => ModelLayout.Tensors(config).Select(t => t.HfName);
 
     /// <summary>Converts a GGUF Llama model to an HF folder. <paramref name="dtype"/> (F32/F16/BF16) defaults to the
     /// stored type of each tensor (Q8_0 becomes F32).</summary>

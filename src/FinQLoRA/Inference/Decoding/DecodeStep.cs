@@ -13,7 +13,7 @@ public static class DecodeStep
     /// <summary>The step for decoding into <paramref name="cache"/> with <paramref name="model"/> as it is now (call it
     /// under the grad mode the steps run in, after adapters are set).</summary>
     /// <param name="allowManaged">false forces the libtorch step (benchmarks compare both)</param>
-    public static IDecodeStep Choose(LlamaModel model, IKvCache cache, bool allowManaged = true)
+    public static IDecodeStep Choose(DecoderModel model, IKvCache cache, bool allowManaged = true)
     {
         var libtorch = new LibtorchDecodeStep(model, cache);
         if (!allowManaged || ManagedStepSupport.Rejects(model, cache) is not null || cache is not KvCache whole) return libtorch;

@@ -10,7 +10,7 @@ namespace FinQLoRA.Inference.Decoding;
 /// the default or <c>llama3</c> frequencies, grouped-query attention and a SwiGLU MLP, both without biases, a tied or
 /// separate head) over fp32 weights and activations on the CPU, one sequence, one token per step, no gradients, and a
 /// KV cache of the whole model. Anything else takes the libtorch step, which computes every configuration the model
-/// loads; a field added to <see cref="LlamaConfig"/> for another family must be rejected here until the step computes it.
+/// loads; a field added to <see cref="ModelConfig"/> for another family must be rejected here until the step computes it.
 /// </summary>
 public static class ManagedStepSupport
 {
@@ -22,7 +22,7 @@ public static class ManagedStepSupport
     public static IReadOnlySet<string> RopeTypes { get; } = new HashSet<string>(StringComparer.Ordinal) { "default", "llama3" };
 
     /// <summary>Why the architecture is outside the step's set, or null when the step computes it.</summary>
-    public static string? Rejects(LlamaConfig config) => config switch
+    public static string? Rejects(ModelConfig config) => config switch
     {
         { AttentionBias: true } => "attention biases (attention_bias)",
         { MlpBias: true } => "MLP biases (mlp_bias)",
@@ -32,14 +32,14 @@ public static class ManagedStepSupport
     };
 
     /// <summary>Why the model (architecture, compute dtype, device) is outside the step's set, or null.</summary>
-    public static string? Rejects(LlamaModel model) =>
+    public static string? Rejects(DecoderModel model) =>
         Rejects(model.Config)
         ?? (model.ComputeDType != ComputeDType ? $"compute dtype {model.ComputeDType}" : null)
         ?? (model.Device.type != Device ? $"device {model.Device.type}" : null);
 
     /// <summary>Why decode steps over this cache are outside the step's set (a cache other than the whole-model
     /// <see cref="KvCache"/>, batch, cache dtype, a pipeline stage's partial cache, gradients on), or null.</summary>
-    public static string? Rejects(LlamaModel model, IKvCache cache) =>
+    public static string? Rejects(DecoderModel model, IKvCache cache) =>
         Rejects(model)
         ?? Rejects(cache)
         ?? (is_grad_enabled() ? "gradients enabled" : null);

@@ -15,7 +15,7 @@ namespace FinQLoRA.Inference.Decoding;
 /// loop: RMSNorm, matrix-vector products, rotate-half RoPE with the model's frequencies, the KV cache written in place,
 /// grouped-query attention over the cache, SwiGLU, and the head. In large layers the torch threads share the work, each
 /// KV group's projections and attention on one thread and the other products by rows. The math is
-/// <see cref="LlamaModel.Forward(Tensor, Tensor?, KvCache?, bool)"/>'s in fp32 with other summation orders, so logits
+/// <see cref="DecoderModel.Forward(Tensor, Tensor?, KvCache?, bool)"/>'s in fp32 with other summation orders, so logits
 /// agree to fp32 rounding and greedy ids are the same (the llama.cpp cross-checks run through it).
 /// What it implements is stated in <see cref="ManagedStepSupport"/>; <see cref="DecodeStep.Choose"/> picks it.
 /// </summary>
@@ -31,8 +31,8 @@ internal sealed unsafe class SingleTokenDecoder
     private sealed record Layer(nint InputNorm, double InputEps, nint PostNorm, double PostEps, Matrix Q, Matrix K, Matrix V, Matrix O,
         Matrix Gate, Matrix Up, Matrix Down);
 
-    private readonly LlamaModel _model;
-    private readonly LlamaConfig _c;
+    private readonly DecoderModel _model;
+    private readonly ModelConfig _c;
     private readonly Layer[] _layers;
     private readonly float[] _invFreq;
     // Scratch vectors, reused every step (one decoder per model, used by one thread at a time). Shared: q, k, v, attn,
@@ -48,7 +48,7 @@ internal sealed unsafe class SingleTokenDecoder
     /// ~50K and run on one; the 76M benchmark model's 6.3M run on all).</summary>
     private const long ThreadsFromWeights = 1 << 20;
 
-    private SingleTokenDecoder(LlamaModel model, Layer[] layers)
+    private SingleTokenDecoder(DecoderModel model, Layer[] layers)
     {
         _model = model;
         _c = model.Config;
@@ -67,7 +67,7 @@ internal sealed unsafe class SingleTokenDecoder
     /// <summary>A decoder for the model as its modules are now, or null when it does not apply: an architecture or
     /// compute dtype/device outside <see cref="ManagedStepSupport"/>, or a projection that is not a plain dense fp32
     /// weight (quantized, or wrapped by an adapter).</summary>
-    public static SingleTokenDecoder? TryCreate(LlamaModel model)
+    public static SingleTokenDecoder? TryCreate(DecoderModel model)
     {
         if (ManagedStepSupport.Rejects(model) is not null) return null;
         if (!IsFp32(model.EmbedTokens) || !IsFp32(model.FinalNorm.Weight)) return null;

@@ -20,12 +20,12 @@ namespace FinQLoRA.Inference.Pipeline;
 /// </summary>
 public sealed class PipelineGenerator : IBatchGenerator
 {
-    private readonly LlamaModel _model;
+    private readonly DecoderModel _model;
     private readonly ICommunicator _comm;
     private readonly ITextTokenizer _tokenizer;
 
     /// <param name="stageModel">this rank's stage, loaded with <see cref="PipelineStage.Restrict"/></param>
-    public PipelineGenerator(LlamaModel stageModel, PipelinePlan plan, ICommunicator comm, ITextTokenizer tokenizer)
+    public PipelineGenerator(DecoderModel stageModel, PipelinePlan plan, ICommunicator comm, ITextTokenizer tokenizer)
     {
         if (plan.Count != comm.Size)
             throw new UserInputException($"the pipeline has {plan.Count} stages but the job has {comm.Size} ranks; start it with mpirun -np {plan.Count}");

@@ -10,7 +10,7 @@ namespace FinQLoRA.Inference.Pipeline;
 public static class PipelinePlanner
 {
     /// <summary>Parameters of one decoder layer: four attention projections, three MLP projections, two norms.</summary>
-    public static long LayerParameters(LlamaConfig c)
+    public static long LayerParameters(ModelConfig c)
     {
         long h = c.HiddenSize;
         long attention = h * c.QDim * 2 + h * c.KvDim * 2 + (c.AttentionBias ? c.QDim * 2L + c.KvDim * 2L : 0);
@@ -18,7 +18,7 @@ public static class PipelinePlanner
         return attention + mlp + 2 * h;
     }
 
-    public static PipelinePlan Plan(LlamaConfig config, int stages)
+    public static PipelinePlan Plan(ModelConfig config, int stages)
     {
         int layers = config.NumLayers;
         if (stages < 1 || stages > layers)

@@ -9,7 +9,7 @@ public static class PipelineStageLoader
 {
     /// <summary>Loads stage <paramref name="rank"/> of a <paramref name="stages"/>-stage plan from an HF folder or
     /// .gguf file. The caller disposes the model.</summary>
-    public static (LlamaModel Model, PipelinePlan Plan) Load(string path, ModelLoadOptions options, int stages, int rank)
+    public static (DecoderModel Model, PipelinePlan Plan) Load(string path, ModelLoadOptions options, int stages, int rank)
     {
         var (config, reader) = ModelLoading.Open(path);
         using (reader)

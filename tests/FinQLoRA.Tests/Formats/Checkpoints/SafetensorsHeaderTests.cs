@@ -97,7 +97,7 @@ public sealed class SafetensorsHeaderTests
         Assert.Equal($"{path}: header length 150000000 is over the 100000000-byte limit of the safetensors format; the file is damaged or not safetensors — download it again", e.Message);
     }
 
-    private static readonly LlamaConfig Tiny = new()
+    private static readonly ModelConfig Tiny = new()
     {
         HiddenSize = 16, IntermediateSize = 32, NumLayers = 1, NumHeads = 2, NumKvHeads = 1, HeadDim = 8, VocabSize = 40,
         MaxPositionEmbeddings = 32,

@@ -48,7 +48,7 @@ public sealed class GgufCheckpointReaderTests
     public void ConfigAndTokenizerComeFromTheMetadata()
     {
         using var gguf = new GgufCheckpointReader(Shared.File("models/stories260K/stories260K.gguf"));
-        var hf = LlamaConfig.Load(Shared.File("models/stories260K-hf"));
+        var hf = ModelConfig.Load(Shared.File("models/stories260K-hf"));
         // The GGUF says context 2048 where the HF copy says the training length 512; everything else agrees.
         IReadOnlyList<int> eos = [2];
         Assert.Equal(hf with { MaxPositionEmbeddings = 2048, EosTokenIds = eos }, gguf.Config with { EosTokenIds = eos });

@@ -59,7 +59,7 @@ public sealed class ModelConverterTests
             }
         }
         IReadOnlyList<int> eos = [2];
-        Assert.Equal(LlamaConfig.Load(SeededLlama.Folder) with { EosTokenIds = eos }, LlamaConfig.Load(back) with { EosTokenIds = eos });
+        Assert.Equal(ModelConfig.Load(SeededLlama.Folder) with { EosTokenIds = eos }, ModelConfig.Load(back) with { EosTokenIds = eos });
         foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" })
             Assert.True(JsonNode.DeepEquals(JsonNode.Parse(File.ReadAllText(Path.Combine(SeededLlama.Folder, file))),
                 JsonNode.Parse(File.ReadAllText(Path.Combine(back, file)))), $"{file} changed in the round trip");
@@ -156,7 +156,7 @@ public sealed class ModelConverterTests
         // whole blocks: every 2-D tensor is then Q8_0 in both files and must match byte for byte.
         using var dir = new TempFolder();
         string folder = dir.PathOf("tiny");
-        var config = new LlamaConfig
+        var config = new ModelConfig
         {
             HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 8, NumKvHeads = 4, HeadDim = 8,
             VocabSize = 512, MaxPositionEmbeddings = 256, BosTokenId = 1, EosTokenIds = [2],
@@ -183,7 +183,7 @@ public sealed class ModelConverterTests
     {
         using var dir = new TempFolder();
         string folder = dir.PathOf("tiny-llama3");
-        var config = new LlamaConfig
+        var config = new ModelConfig
         {
             HiddenSize = 32, IntermediateSize = 64, NumLayers = 1, NumHeads = 4, NumKvHeads = 2, HeadDim = 8,
             VocabSize = 128256, MaxPositionEmbeddings = 256, RopeTheta = 500000, TieWordEmbeddings = true,
@@ -200,7 +200,7 @@ public sealed class ModelConverterTests
         // Back to HF: config (incl. llama3 RoPE scaling from rope_freqs) and the byte-level tokenizer survive.
         string back = dir.PathOf("back");
         ModelConverter.GgufToHf(gguf, back);
-        var roundTrip = LlamaConfig.Load(back);
+        var roundTrip = ModelConfig.Load(back);
         Assert.Equal(config.RopeScaling, roundTrip.RopeScaling);
         Assert.True(roundTrip.TieWordEmbeddings);
         Assert.Equal("float16", roundTrip.TorchDtype);

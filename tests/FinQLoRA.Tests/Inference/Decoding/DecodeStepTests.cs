@@ -19,7 +19,7 @@ public sealed class DecodeStepTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    private static KvCache Cache(LlamaModel model, int batch = 1, ScalarType? dtype = null) =>
+    private static KvCache Cache(DecoderModel model, int batch = 1, ScalarType? dtype = null) =>
         new(model.Config, batch, 16, dtype ?? model.ComputeDType, CPU);
 
     [Fact]

@@ -20,9 +20,9 @@ public sealed class SingleTokenDecoderTests
 {
     /// <summary>Managed steps taken per model by <see cref="Decode"/> (the count the model kept before the choice moved
     /// out of its forward).</summary>
-    private static readonly ConditionalWeakTable<LlamaModel, StrongBox<long>> ManagedStepCounts = [];
+    private static readonly ConditionalWeakTable<DecoderModel, StrongBox<long>> ManagedStepCounts = [];
 
-    private static long ManagedSteps(LlamaModel model) => ManagedStepCounts.GetOrCreateValue(model).Value;
+    private static long ManagedSteps(DecoderModel model) => ManagedStepCounts.GetOrCreateValue(model).Value;
 
     private static readonly Lazy<string> ScaledTiedFolder = new(() =>
     {
@@ -162,7 +162,7 @@ public sealed class SingleTokenDecoderTests
         Assert.NotEmpty(managed);
     }
 
-    private static void AssertManagedEqualsLibTorch(LlamaModel model)
+    private static void AssertManagedEqualsLibTorch(DecoderModel model)
     {
         var (_, managed, c1) = Decode(model, managed: true, steps: 5);
         Assert.Equal(0, ManagedSteps(model));
@@ -173,7 +173,7 @@ public sealed class SingleTokenDecoderTests
 
     /// <summary>Prefill through libtorch, then greedy steps through the chosen decode step (managed where it applies, or
     /// libtorch).</summary>
-    private static (List<long> Ids, List<Tensor> Logits, KvCache Cache) Decode(LlamaModel model, bool managed, int steps)
+    private static (List<long> Ids, List<Tensor> Logits, KvCache Cache) Decode(DecoderModel model, bool managed, int steps)
     {
         var cache = new KvCache(model.Config, 1, Prompt.Length + steps, model.ComputeDType, CPU);
         var logits = model.Forward(tensor(Prompt, [1, Prompt.Length]), null, cache, lastOnly: true);

@@ -3,10 +3,10 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Models;
 
 /// <summary>SwiGLU feed-forward: <c>down(silu(gate(x)) ⊙ up(x))</c>.</summary>
-public sealed class LlamaMlp : ProjectionSet
+public sealed class FeedForward : ProjectionSet
 {
-    public LlamaMlp(nn.Module<Tensor, Tensor> gate, nn.Module<Tensor, Tensor> up, nn.Module<Tensor, Tensor> down)
-        : base(nameof(LlamaMlp))
+    public FeedForward(nn.Module<Tensor, Tensor> gate, nn.Module<Tensor, Tensor> up, nn.Module<Tensor, Tensor> down)
+        : base(nameof(FeedForward))
     {
         AddProjection(ProjectionKind.Gate, gate);
         AddProjection(ProjectionKind.Up, up);

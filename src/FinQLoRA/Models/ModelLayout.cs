@@ -6,11 +6,11 @@ namespace FinQLoRA.Models;
 public enum ProjectionKind { Q, K, V, O, Gate, Up, Down }
 
 /// <summary>What a tensor of a Llama checkpoint is for.</summary>
-public enum LlamaTensorRole { Embeddings, InputNorm, Projection, PostAttentionNorm, FinalNorm, Head }
+public enum TensorRole { Embeddings, InputNorm, Projection, PostAttentionNorm, FinalNorm, Head }
 
 /// <summary>One tensor of a Llama checkpoint: its Hugging Face and GGUF names, its shape for a config (PyTorch
 /// order, [out, in] for a projection) and what it is. <see cref="Layer"/> is -1 outside the blocks.</summary>
-public sealed record LlamaTensor(string HfName, string GgufName, long[] Shape, LlamaTensorRole Role, int Layer = -1, ProjectionKind? Projection = null);
+public sealed record LayoutTensor(string HfName, string GgufName, long[] Shape, TensorRole Role, int Layer = -1, ProjectionKind? Projection = null);
 
 /// <summary>
 /// The one table of a Llama checkpoint's layout: tensor names (Hugging Face's <c>model.layers.N.self_attn.q_proj.weight</c>
@@ -18,7 +18,7 @@ public sealed record LlamaTensor(string HfName, string GgufName, long[] Shape, L
 /// from the config and the projection kinds. Loading, adapters, quantization, conversion, merging and the random
 /// models all read it, so no other file spells a tensor name.
 /// </summary>
-public static class LlamaLayout
+public static class ModelLayout
 {
     private sealed record ProjectionEntry(string Module, string Section, string Gguf);
 
@@ -79,7 +79,7 @@ public static class LlamaLayout
     public static string PostAttentionNormName(int layer) => $"{LayerPrefix}{layer}.{PostAttentionNormModule}.weight";
 
     /// <summary>(in, out) features of a projection for a model config.</summary>
-    public static (long In, long Out) Shape(LlamaConfig c, ProjectionKind kind) => kind switch
+    public static (long In, long Out) Shape(ModelConfig c, ProjectionKind kind) => kind switch
     {
         ProjectionKind.Q => (c.HiddenSize, c.QDim),
         ProjectionKind.K or ProjectionKind.V => (c.HiddenSize, c.KvDim),
@@ -91,7 +91,7 @@ public static class LlamaLayout
 
     /// <summary>How many heads permute a projection's rows between HF and GGUF RoPE order (q: n_heads,
     /// k: n_kv_heads), or null when the rows stay as they are.</summary>
-    public static int? RopeHeads(ProjectionKind kind, LlamaConfig config) => kind switch
+    public static int? RopeHeads(ProjectionKind kind, ModelConfig config) => kind switch
     {
         ProjectionKind.Q => config.NumHeads,
         ProjectionKind.K => config.NumKvHeads,
@@ -100,26 +100,26 @@ public static class LlamaLayout
 
     /// <summary>Every tensor of a checkpoint for a config, in llama.cpp's file order: embeddings, then per block the
     /// two norms and the seven projections, then the final norm and (unless tied to the embeddings) lm_head.</summary>
-    public static IEnumerable<LlamaTensor> Tensors(LlamaConfig config)
+    public static IEnumerable<LayoutTensor> Tensors(ModelConfig config)
     {
         long h = config.HiddenSize;
-        yield return new(EmbeddingsName, GgufEmbeddingsName, [config.VocabSize, h], LlamaTensorRole.Embeddings);
+        yield return new(EmbeddingsName, GgufEmbeddingsName, [config.VocabSize, h], TensorRole.Embeddings);
         for (int i = 0; i < config.NumLayers; i++)
             foreach (var t in BlockTensors(config, i)) yield return t;
-        yield return new(FinalNormName, GgufFinalNormName, [h], LlamaTensorRole.FinalNorm);
-        if (!config.TieWordEmbeddings) yield return new(HeadName, GgufHeadName, [config.VocabSize, h], LlamaTensorRole.Head);
+        yield return new(FinalNormName, GgufFinalNormName, [h], TensorRole.FinalNorm);
+        if (!config.TieWordEmbeddings) yield return new(HeadName, GgufHeadName, [config.VocabSize, h], TensorRole.Head);
     }
 
     /// <summary>The tensors of block <paramref name="layer"/>: input norm, post-attention norm, q, k, v, o, gate, up, down.</summary>
-    public static IEnumerable<LlamaTensor> BlockTensors(LlamaConfig config, int layer)
+    public static IEnumerable<LayoutTensor> BlockTensors(ModelConfig config, int layer)
     {
         long h = config.HiddenSize;
-        yield return new(InputNormName(layer), Gguf(layer, GgufInputNorm), [h], LlamaTensorRole.InputNorm, layer);
-        yield return new(PostAttentionNormName(layer), Gguf(layer, GgufPostAttentionNorm), [h], LlamaTensorRole.PostAttentionNorm, layer);
+        yield return new(InputNormName(layer), Gguf(layer, GgufInputNorm), [h], TensorRole.InputNorm, layer);
+        yield return new(PostAttentionNormName(layer), Gguf(layer, GgufPostAttentionNorm), [h], TensorRole.PostAttentionNorm, layer);
         foreach (var kind in Projections)
         {
             var (inF, outF) = Shape(config, kind);
-            yield return new(WeightName(layer, kind), Gguf(layer, ProjectionTable[(int)kind].Gguf), [outF, inF], LlamaTensorRole.Projection, layer, kind);
+            yield return new(WeightName(layer, kind), Gguf(layer, ProjectionTable[(int)kind].Gguf), [outF, inF], TensorRole.Projection, layer, kind);
         }
     }
 
@@ -176,7 +176,7 @@ public static class LlamaLayout
     public static string? ToHf(string gguf) => ByGguf.GetValueOrDefault(gguf)?.Hf ?? BlockNameMap(gguf, GgufLayerPrefix, LayerPrefix, fromHf: false);
 
     /// <summary>Which head count permutes an HF tensor's rows (q: n_heads, k: n_kv_heads), or null for none.</summary>
-    public static int? RopeHeads(string hfName, LlamaConfig config) =>
+    public static int? RopeHeads(string hfName, ModelConfig config) =>
         TryParseWeightName(hfName, out _, out var kind) ? RopeHeads(kind, config) : null;
 
     private sealed record GlobalName(string Hf, string Gguf);

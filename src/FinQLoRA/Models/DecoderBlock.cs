@@ -9,15 +9,15 @@ namespace FinQLoRA.Models;
 ///   out = h + MLP(RMSNorm₂(h))
 /// </code>
 /// </summary>
-public sealed class LlamaDecoderLayer : nn.Module
+public sealed class DecoderBlock : nn.Module
 {
     private readonly RmsNorm input_layernorm;
-    private readonly LlamaAttention self_attn;
+    private readonly SelfAttention self_attn;
     private readonly RmsNorm post_attention_layernorm;
-    private readonly LlamaMlp mlp;
+    private readonly FeedForward mlp;
 
-    public LlamaDecoderLayer(RmsNorm inputNorm, LlamaAttention attention, RmsNorm postAttentionNorm, LlamaMlp mlp)
-        : base(nameof(LlamaDecoderLayer))
+    public DecoderBlock(RmsNorm inputNorm, SelfAttention attention, RmsNorm postAttentionNorm, FeedForward mlp)
+        : base(nameof(DecoderBlock))
     {
         input_layernorm = inputNorm;
         self_attn = attention;
@@ -26,13 +26,13 @@ public sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public LlamaAttention Attention => self_attn;
-    public LlamaMlp Mlp => mlp;
+    public SelfAttention Attention => self_attn;
+    public FeedForward Mlp => mlp;
     public RmsNorm InputNorm => input_layernorm;
     public RmsNorm PostAttentionNorm => post_attention_layernorm;
 
     /// <summary>The section holding a projection: attention for q, k, v, o; the MLP for gate, up, down.</summary>
-    public ProjectionSet Section(ProjectionKind kind) => LlamaLayout.IsAttention(kind) ? self_attn : mlp;
+    public ProjectionSet Section(ProjectionKind kind) => ModelLayout.IsAttention(kind) ? self_attn : mlp;
 
     /// <summary>The module now in a projection's place (the base linear, or the adapter wrapping it).</summary>
     public nn.Module<Tensor, Tensor> this[ProjectionKind kind] => Section(kind)[kind];

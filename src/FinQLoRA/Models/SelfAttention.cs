@@ -7,13 +7,13 @@ namespace FinQLoRA.Models;
 /// Grouped-query causal self-attention. q: [B, H, T, d], k/v: [B, Hkv, T, d]; each KV head serves
 /// H/Hkv query heads. Scores are scaled by 1/√d (scaled_dot_product_attention's default, which is Llama's).
 /// </summary>
-public sealed class LlamaAttention : ProjectionSet
+public sealed class SelfAttention : ProjectionSet
 {
-    private readonly LlamaConfig _config;
+    private readonly ModelConfig _config;
     private readonly int _layer;
 
-    public LlamaAttention(LlamaConfig config, int layer, nn.Module<Tensor, Tensor> q, nn.Module<Tensor, Tensor> k,
-        nn.Module<Tensor, Tensor> v, nn.Module<Tensor, Tensor> o) : base(nameof(LlamaAttention))
+    public SelfAttention(ModelConfig config, int layer, nn.Module<Tensor, Tensor> q, nn.Module<Tensor, Tensor> k,
+        nn.Module<Tensor, Tensor> v, nn.Module<Tensor, Tensor> o) : base(nameof(SelfAttention))
     {
         _config = config;
         _layer = layer;

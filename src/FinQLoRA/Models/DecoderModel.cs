@@ -13,36 +13,36 @@ namespace FinQLoRA.Models;
 /// stages can run a contiguous range of layers. Base weights are frozen; trainable parameters come only from
 /// adapters wrapped around projections.
 /// </summary>
-public sealed class LlamaModel : nn.Module
+public sealed class DecoderModel : nn.Module
 {
     private readonly Parameter embed_tokens;
-    private readonly ModuleList<LlamaDecoderLayer> layers;
+    private readonly ModuleList<DecoderBlock> layers;
     private readonly RmsNorm norm;
     private readonly nn.Module<Tensor, Tensor>? lm_head; // null when tied to the embeddings
     private readonly RotaryEmbedding _rope;
-    private readonly LlamaDecoderLayer[] _layers;
+    private readonly DecoderBlock[] _layers;
 
-    public LlamaConfig Config { get; }
+    public ModelConfig Config { get; }
     /// <summary>The dtype activations are computed in (bf16 by default, fp32 for exact reference checks).</summary>
     public ScalarType ComputeDType { get; }
     /// <summary>Recompute each decoder layer in backward instead of keeping its activations (training only).</summary>
     public bool GradientCheckpointing { get; set; }
 
-    public LlamaModel(LlamaConfig config, ScalarType computeDType, Tensor embedTokens, IEnumerable<LlamaDecoderLayer> decoderLayers,
-        RmsNorm finalNorm, nn.Module<Tensor, Tensor>? lmHead) : base(nameof(LlamaModel))
+    public DecoderModel(ModelConfig config, ScalarType computeDType, Tensor embedTokens, IEnumerable<DecoderBlock> decoderLayers,
+        RmsNorm finalNorm, nn.Module<Tensor, Tensor>? lmHead) : base(nameof(DecoderModel))
     {
         Config = config;
         ComputeDType = computeDType;
         embed_tokens = new Parameter(embedTokens, requires_grad: false);
         _layers = decoderLayers.ToArray();
-        layers = new ModuleList<LlamaDecoderLayer>(_layers);
+        layers = new ModuleList<DecoderBlock>(_layers);
         norm = finalNorm;
         lm_head = lmHead;
         _rope = new RotaryEmbedding(config);
         RegisterComponents();
     }
 
-    public IReadOnlyList<LlamaDecoderLayer> Layers => _layers;
+    public IReadOnlyList<DecoderBlock> Layers => _layers;
     public Tensor EmbedTokens => embed_tokens;
     public nn.Module<Tensor, Tensor>? LmHead => lm_head;
     public RmsNorm FinalNorm => norm;

@@ -8,7 +8,7 @@ namespace FinQLoRA.Models;
 /// read from a Hugging Face <c>config.json</c>. The model, the loaders, the quantizer and the memory planner
 /// all take their sizes from here.
 /// </summary>
-public sealed record LlamaConfig
+public sealed record ModelConfig
 {
     public int HiddenSize { get; init; }
     public int IntermediateSize { get; init; }
@@ -39,7 +39,7 @@ public sealed record LlamaConfig
     public static readonly IReadOnlySet<string> SupportedArchitectures =
         new HashSet<string> { "LlamaForCausalLM" };
 
-    public static LlamaConfig Load(string path)
+    public static ModelConfig Load(string path)
     {
         string file = Directory.Exists(path) ? Path.Combine(path, "config.json") : path;
         if (!File.Exists(file))
@@ -51,7 +51,7 @@ public sealed record LlamaConfig
         return FromJson(obj, file);
     }
 
-    public static LlamaConfig FromJson(JsonObject o, string source)
+    public static ModelConfig FromJson(JsonObject o, string source)
     {
         var archs = o["architectures"] as JsonArray;
         string? arch = archs?.FirstOrDefault()?.GetValue<string>();
@@ -89,7 +89,7 @@ public sealed record LlamaConfig
         if (headDim % 2 != 0)
             throw new UserInputException($"{source}: head_dim {headDim} must be even for rotary embeddings");
 
-        return new LlamaConfig
+        return new ModelConfig
         {
             HiddenSize = hidden,
             IntermediateSize = Req("intermediate_size"),
@@ -151,14 +151,14 @@ public sealed record LlamaConfig
     }
 
     /// <summary>Named presets with the facts of Meta's config.json files, for the memory planner and tests.</summary>
-    public static LlamaConfig? Preset(string name) => name.ToLowerInvariant() switch
+    public static ModelConfig? Preset(string name) => name.ToLowerInvariant() switch
     {
         "llama-3.1-8b" => Llama31(hidden: 4096, intermediate: 14336, layers: 32, heads: 32),
         "llama-3.1-70b" => Llama31(hidden: 8192, intermediate: 28672, layers: 80, heads: 64),
         _ => null,
     };
 
-    private static LlamaConfig Llama31(int hidden, int intermediate, int layers, int heads) => new()
+    private static ModelConfig Llama31(int hidden, int intermediate, int layers, int heads) => new()
     {
         HiddenSize = hidden, IntermediateSize = intermediate, NumLayers = layers, NumHeads = heads,
         NumKvHeads = 8, HeadDim = hidden / heads, VocabSize = 128256, MaxPositionEmbeddings = 131072,

@@ -5,7 +5,7 @@ namespace FinQLoRA.Tests.Models;
 
 /// <summary>config.json values of the wrong type or impossible size are named with their key (they used to reach
 /// libtorch as garbage, or fail with a runtime exception).</summary>
-public sealed class LlamaConfigValuesTests
+public sealed class ModelConfigValuesTests
 {
     private static JsonObject Config() => new()
     {
@@ -25,7 +25,7 @@ public sealed class LlamaConfigValuesTests
     {
         var o = Config();
         o[key] = JsonNode.Parse(json);
-        var e = Assert.Throws<UserInputException>(() => LlamaConfig.FromJson(o, "config.json"));
+        var e = Assert.Throws<UserInputException>(() => ModelConfig.FromJson(o, "config.json"));
         Assert.Contains($"'{key}'", e.Message);
     }
 
@@ -35,13 +35,13 @@ public sealed class LlamaConfigValuesTests
         var o = Config();
         o["num_attention_heads"] = 3;
         o["num_key_value_heads"] = 3;
-        Assert.Contains("not a multiple of num_attention_heads", Assert.Throws<UserInputException>(() => LlamaConfig.FromJson(o, "config.json")).Message);
+        Assert.Contains("not a multiple of num_attention_heads", Assert.Throws<UserInputException>(() => ModelConfig.FromJson(o, "config.json")).Message);
     }
 
     [Fact]
     public void DefaultsStillApply()
     {
-        var c = LlamaConfig.FromJson(Config(), "config.json");
+        var c = ModelConfig.FromJson(Config(), "config.json");
         Assert.Equal(1e-6, c.RmsNormEps);
         Assert.Equal(10000.0, c.RopeTheta);
         Assert.Equal(16, c.HeadDim);
