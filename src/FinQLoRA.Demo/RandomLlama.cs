@@ -5,11 +5,13 @@ using static TorchSharp.torch;
 
 namespace FinQLoRA.Demo;
 
-/// <summary>Writes a randomly initialised Llama (fixed seed, N(0, 0.02) weights, unit norms) as a Hugging Face
-/// folder, for the demo and for benchmarks that need a model of a given size.</summary>
+/// <summary>Writes a randomly initialised model of any family (fixed seed, N(0, 0.02) weights, unit norms, no bias) as
+/// a Hugging Face folder, for the demo and for benchmarks that need a model of a given size. With
+/// <paramref name="quirks"/> every tensor is random (norms around their unit scale, biases non-zero) and the matrices
+/// have the standard deviation given, so that checks against another implementation exercise every term.</summary>
 public static class RandomLlama
 {
-    public static void WriteHfFolder(ModelConfig config, string folder, long seed, ScalarType dtype = ScalarType.Float32)
+    public static void WriteHfFolder(ModelConfig config, string folder, long seed, ScalarType dtype = ScalarType.Float32, double? quirks = null)
     {
         Directory.CreateDirectory(folder);
         var gen = new Generator((ulong)seed);
@@ -24,8 +26,16 @@ public static class RandomLlama
             }
             // embeddings, projections and lm_head N(0, 0.02); norms 1 (the layout's order, so the values for a
             // seed stay what they were when this wrote the tensors one by one)
+            // a unit norm scale is w = 1, or w = 0 where the family scales by 1 + w (Gemma)
+            double unit = 1 - config.NormOffset;
             foreach (var t in ModelLayout.Tensors(config))
-                Add(t.HfName, () => t.Shape.Length == 1 ? ones(t.Shape, dtype) : (randn(t.Shape, generator: gen) * 0.02).to(dtype));
+                Add(t.HfName, () => (t.Role, quirks) switch
+                {
+                    (TensorRole.Norm or TensorRole.FinalNorm, null) => full(t.Shape, unit, dtype),
+                    (TensorRole.Norm or TensorRole.FinalNorm, _) => (randn(t.Shape, generator: gen) * 0.1 + unit).to(dtype),
+                    (_, double std) => (randn(t.Shape, generator: gen) * std).to(dtype),
+                    _ => (randn(t.Shape, generator: gen) * 0.02).to(dtype),
+                });
             writer.Commit();
         }
         FinQLoRA.IO.AtomicFile.WriteAllText(Path.Combine(folder, "config.json"),

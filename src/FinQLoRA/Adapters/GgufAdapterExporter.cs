@@ -68,7 +68,7 @@ public static class GgufAdapterExporter
         {
             if (a == null || b == null)
                 throw new UserInputException($"{weightsPath}: layer {layer} {module} has lora_{(a == null ? "A" : "B")} missing");
-            string ggufWeight = ModelLayout.ToGguf(ModelLayout.WeightName(layer, kind))!;
+            string ggufWeight = ModelLayout.GgufWeightName(layer, kind);
             var aShape = file.Entry(a).Shape;
             var bShape = file.Entry(b).Shape;
             if (aShape.Length != 2 || bShape.Length != 2 || aShape[0] != bShape[1])

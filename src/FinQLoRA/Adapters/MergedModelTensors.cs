@@ -15,17 +15,19 @@ public static class MergedModelTensors
     {
         if (model.EmbedTokens.shape[0] == 0)
             throw new InvalidOperationException("this model was loaded without its embeddings (a pipeline stage); only a whole model can be exported");
-        yield return new(ModelLayout.EmbeddingsName, Cast(model.EmbedTokens, dtype));
-        for (int i = 0; i < model.Layers.Count; i++)
+        foreach (var t in ModelLayout.Tensors(model.Config))
         {
-            var layer = model.Layers[i];
-            yield return new(ModelLayout.InputNormName(i), Cast(layer.InputNorm.Weight, dtype));
-            foreach (var projection in ModelLayout.Projections)
-                yield return new(ModelLayout.WeightName(i, projection), ProjectionWeight(layer[projection], dtype));
-            yield return new(ModelLayout.PostAttentionNormName(i), Cast(layer.PostAttentionNorm.Weight, dtype));
+            var layer = t.Layer >= 0 ? model.Layers[t.Layer] : null;
+            yield return new(t.HfName, t.Role switch
+            {
+                TensorRole.Embeddings => Cast(model.EmbedTokens, dtype),
+                TensorRole.Norm => Cast(layer!.Norm(t.Norm!.Role)!.Weight, dtype),
+                TensorRole.Projection => ProjectionWeight(layer![t.Projection!.Value], dtype),
+                TensorRole.Bias => Cast(layer!.Section(t.Projection!.Value).Bias(t.Projection.Value)!, dtype),
+                TensorRole.FinalNorm => Cast(model.FinalNorm.Weight, dtype),
+                _ => ProjectionWeight(model.LmHead!, dtype),
+            });
         }
-        yield return new(ModelLayout.FinalNormName, Cast(model.FinalNorm.Weight, dtype));
-        if (model.LmHead is { } head) yield return new(ModelLayout.HeadName, ProjectionWeight(head, dtype));
     }
 
     private static Tensor ProjectionWeight(nn.Module<Tensor, Tensor> module, ScalarType dtype) => module switch

@@ -2,6 +2,7 @@ using FinQLoRA.Formats.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
 using FinQLoRA.Models;
+using FinQLoRA.Models.Families;
 
 namespace FinQLoRA.Loading;
 
@@ -61,32 +62,44 @@ public static class ModelLoader
         }
 
         long h = config.HiddenSize;
+        var family = config.Family;
         var embed = options.LoadEmbeddings || config.TieWordEmbeddings && options.LoadHead
             ? Dense(ModelLayout.EmbeddingsName, [config.VocabSize, h], options.DType)
             : empty([0, h], options.DType, options.Device);
 
+        RmsNorm? Norm(int layer, NormRole role) => family.Norm(role) is { } norm
+            ? new RmsNorm(Dense(ModelLayout.NormName(layer, norm), [norm.PerHead ? config.HeadDim : h], options.DType), config.RmsNormEps, config.NormOffset)
+            : null;
+        Tensor? Bias(int layer, ProjectionKind kind) => ModelLayout.HasBias(config, kind)
+            ? Dense(ModelLayout.BiasName(layer, kind), [ModelLayout.Shape(config, kind).Out], options.DType)
+            : null;
+        // q, k, v and gate, up are multiplied as groups where the family keeps them apart; Phi-3's fused ones are one each
+        IEnumerable<(ProjectionKind, nn.Module<Tensor, Tensor>, Tensor?)> Section(int layer, ProjectionKind[] group, ProjectionKind last)
+        {
+            var kinds = family.Projections.Where(k => ModelLayout.IsAttention(k) == ModelLayout.IsAttention(last)).ToArray();
+            var grouped = kinds.SequenceEqual([.. group, last]) ? Group(layer, group) : null;
+            return kinds.Select((k, i) => (k, grouped != null && i < group.Length ? grouped[i] : Proj(layer, k), Bias(layer, k))).ToArray();
+        }
+
         var layers = new List<DecoderBlock>();
         for (int i = first; i < first + count; i++)
         {
-            var qkv = Group(i, ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V);
-            var attention = new SelfAttention(config, i, qkv[0], qkv[1], qkv[2], Proj(i, ProjectionKind.O));
-            var gateUp = Group(i, ProjectionKind.Gate, ProjectionKind.Up);
-            var mlp = new FeedForward(gateUp[0], gateUp[1], Proj(i, ProjectionKind.Down));
-            layers.Add(new DecoderBlock(
-                new RmsNorm(Dense(ModelLayout.InputNormName(i), [h], options.DType), config.RmsNormEps),
-                attention,
-                new RmsNorm(Dense(ModelLayout.PostAttentionNormName(i), [h], options.DType), config.RmsNormEps),
-                mlp));
+            var attention = new SelfAttention(config, i, Section(i, [ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V], ProjectionKind.O),
+                Norm(i, NormRole.Query), Norm(i, NormRole.Key));
+            var mlp = new FeedForward(config.Activation, Section(i, [ProjectionKind.Gate, ProjectionKind.Up], ProjectionKind.Down));
+            layers.Add(new DecoderBlock(Norm(i, NormRole.AttentionInput)!, attention, Norm(i, NormRole.MlpInput)!, mlp,
+                Norm(i, NormRole.AttentionOutput), Norm(i, NormRole.MlpOutput)));
         }
 
-        var norm = new RmsNorm(options.LoadHead ? Dense(ModelLayout.FinalNormName, [h], options.DType) : ones(h, options.DType, options.Device), config.RmsNormEps);
+        var norm = new RmsNorm(options.LoadHead ? Dense(ModelLayout.FinalNormName, [h], options.DType) : ones(h, options.DType, options.Device),
+            config.RmsNormEps, config.NormOffset);
         nn.Module<Tensor, Tensor>? head = null;
         if (options.LoadHead && !config.TieWordEmbeddings)
         {
             // lm_head stays 16-bit as in QLoRA: it is never handed to the quantizing factory.
             head = new DenseLinear(Dense(ModelLayout.HeadName, [config.VocabSize, h], options.DType));
         }
-        var model = new DecoderModel(config, options.DType, embed, layers, norm, head);
+        var model = new DecoderModel(config, options.DType, embed, layers, norm, head, first);
         model.eval(); // inference mode by default (adapter dropout off), as from_pretrained; trainers call train()
         return model;
     }
@@ -100,7 +113,7 @@ public static class ModelLoader
         {
             var dtype = t.dtype;
             t.Dispose();
-            FloatTensors.Require(reader.Source, name, dtype, "a Llama weight",
+            FloatTensors.Require(reader.Source, name, dtype, "a model weight",
                 "the checkpoint is damaged, or it is quantized and config.json lacks the quantization_config that says so");
         }
         if (!t.shape.SequenceEqual(expected))

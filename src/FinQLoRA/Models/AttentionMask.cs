@@ -57,4 +57,20 @@ public static class AttentionMask
         pos = pos.clamp_min(0).narrow(1, past, t);
         return pos.contiguous().MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// A causal mask [B, 1, T, S] narrowed to a sliding window: each query keeps only its last <paramref name="window"/>
+    /// visible keys (itself included), so a key is seen while query − key &lt; window, as in transformers and llama.cpp.
+    /// Counting visible keys rather than comparing indices makes it hold for every layout the masks describe (left
+    /// padding, right-padded serving slots, packed segments), since a query's visible keys are its own sequence's
+    /// earlier tokens, one per position.
+    /// </summary>
+    public static Tensor SlidingWindow(Tensor mask, int window)
+    {
+        using var scope = NewDisposeScope();
+        var visible = mask.eq(0);
+        var laterVisible = visible.to(ScalarType.Int32).flip(-1).cumsum(-1).flip(-1); // visible keys at this index or after
+        return mask.masked_fill(visible.logical_and(laterVisible.gt(window)), float.MinValue)
+            .MoveToOuterDisposeScope();
+    }
 }

@@ -5,10 +5,13 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Models;
 
 /// <summary>
-/// Llama-family causal language model (Llama 2, 3, 3.1, 3.2), Hugging Face layout:
+/// A decoder-only causal language model, Hugging Face layout, for every family <see cref="ModelConfig"/> describes
+/// (Llama, Mistral, Qwen2/3, Gemma 2/3, Phi-3/4):
 /// <code>
-///   ids [B, T] ─ embed_tokens ─▶ h [B, T, hidden] ─ layers[0..L) ─ norm ─ lm_head ─▶ logits [B, T, vocab] (fp32)
+///   ids [B, T] ─ embed_tokens [· √hidden] ─▶ h [B, T, hidden] ─ layers[0..L) ─ norm ─ lm_head [soft-cap] ─▶ logits [B, T, vocab] (fp32)
 /// </code>
+/// Each layer gets its own RoPE (Gemma 3's local and global bases) and mask (causal, or causal within a sliding
+/// window), both made once per forward.
 /// The pieces are public (<see cref="Embed"/>, <see cref="RunLayers"/>, <see cref="Head"/>) so that pipeline
 /// stages can run a contiguous range of layers. Base weights are frozen; trainable parameters come only from
 /// adapters wrapped around projections.
@@ -19,7 +22,8 @@ public sealed class DecoderModel : nn.Module
     private readonly ModuleList<DecoderBlock> layers;
     private readonly RmsNorm norm;
     private readonly nn.Module<Tensor, Tensor>? lm_head; // null when tied to the embeddings
-    private readonly RotaryEmbedding _rope;
+    private readonly RotaryEmbedding[] _ropes;     // the distinct RoPEs, one per (base, scaling)
+    private readonly int[] _ropeOfLayer;            // index into _ropes per layer (absolute layer numbers)
     private readonly DecoderBlock[] _layers;
 
     public ModelConfig Config { get; }
@@ -29,8 +33,9 @@ public sealed class DecoderModel : nn.Module
     public bool GradientCheckpointing { get; set; }
 
     public DecoderModel(ModelConfig config, ScalarType computeDType, Tensor embedTokens, IEnumerable<DecoderBlock> decoderLayers,
-        RmsNorm finalNorm, nn.Module<Tensor, Tensor>? lmHead) : base(nameof(DecoderModel))
+        RmsNorm finalNorm, nn.Module<Tensor, Tensor>? lmHead, int firstLayer = 0) : base(nameof(DecoderModel))
     {
+        FirstLayer = firstLayer;
         Config = config;
         ComputeDType = computeDType;
         embed_tokens = new Parameter(embedTokens, requires_grad: false);
@@ -38,11 +43,16 @@ public sealed class DecoderModel : nn.Module
         layers = new ModuleList<DecoderBlock>(_layers);
         norm = finalNorm;
         lm_head = lmHead;
-        _rope = new RotaryEmbedding(config);
+        var ropes = Enumerable.Range(0, config.NumLayers).Select(config.RopeOf).ToList();
+        var distinct = ropes.Distinct().ToList();
+        _ropes = distinct.Select(r => new RotaryEmbedding(r.Theta, r.Scaling, config.RotaryDim)).ToArray();
+        _ropeOfLayer = ropes.Select(r => distinct.IndexOf(r)).ToArray();
         RegisterComponents();
     }
 
     public IReadOnlyList<DecoderBlock> Layers => _layers;
+    /// <summary>The model's layer number of <see cref="Layers"/>[0] (a pipeline stage holds a range of them).</summary>
+    public int FirstLayer { get; }
     public Tensor EmbedTokens => embed_tokens;
     public nn.Module<Tensor, Tensor>? LmHead => lm_head;
     public RmsNorm FinalNorm => norm;
@@ -54,15 +64,25 @@ public sealed class DecoderModel : nn.Module
         using var scope = NewDisposeScope();
         var flat = embed_tokens.index_select(0, ids.reshape(-1));
         var h = flat.view(ids.shape[0], ids.shape[1], -1);
-        return (h.dtype == ComputeDType ? h : h.to(ComputeDType)).MoveToOuterDisposeScope();
+        h = h.dtype == ComputeDType ? h : h.to(ComputeDType);
+        // Gemma: the normaliser √hidden is a tensor of the hidden dtype in transformers, so it is rounded to it first
+        if (Config.ScaleEmbeddings) h = h * tensor(Math.Sqrt(Config.HiddenSize), ComputeDType, h.device);
+        return h.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Runs layers [from, to) on hidden states h [B, T, hidden]; positions are those of h's tokens.</summary>
+    /// <summary>Runs layers [from, to) (counted from <see cref="FirstLayer"/>) on hidden states h [B, T, hidden];
+    /// positions are those of h's tokens.</summary>
     public Tensor RunLayers(Tensor h, int from, int to, Tensor positions, Tensor mask, IKvCache? cache)
     {
         using var scope = NewDisposeScope();
-        var (cos, sin) = _rope.CosSin(positions, ComputeDType);
+        // the layers of [from, to) share a RoPE and a mask per distinct base and window: made once here
+        var cosSin = new (Tensor Cos, Tensor Sin)?[_ropes.Length];
+        var masks = new Dictionary<int, Tensor>();
         var m = mask.dtype == ComputeDType ? mask : mask.to(ComputeDType);
+        (Tensor Cos, Tensor Sin) RopeOf(int layer) => cosSin[_ropeOfLayer[layer]] ??= _ropes[_ropeOfLayer[layer]].CosSin(positions, ComputeDType);
+        Tensor MaskOf(int layer) => Config.WindowOf(layer) is int w
+            ? masks.TryGetValue(w, out var windowed) ? windowed : masks[w] = AttentionMask.SlidingWindow(m, w)
+            : m;
         // A checkpointed layer is an autograd function whose only tensor input is h; with a frozen embedding h needs no
         // grad, the function's output would then have no grad_fn and the adapters inside would get no gradients
         // (PyTorch's reentrant checkpoint has the same trap; HF answers it with enable_input_require_grads).
@@ -73,9 +93,12 @@ public sealed class DecoderModel : nn.Module
             // The last layer is not checkpointed: backward needs its activations first, so recomputing them would rebuild
             // what the forward has just made (a layer's forward, ~3 % of a step), and one layer's activations are held
             // at the start of backward either way.
+            var (cos, sin) = RopeOf(FirstLayer + i);
+            var layerMask = MaskOf(FirstLayer + i);
+            var layer = _layers[i];
             h = GradientCheckpointing && is_grad_enabled() && cache == null && i < to - 1
-                ? LayerCheckpoint.Run(_layers[i], h, cos, sin, m)
-                : _layers[i].Forward(h, cos, sin, m, cache);
+                ? LayerCheckpoint.Run(layer, h, cos, sin, layerMask)
+                : layer.Forward(h, cos, sin, layerMask, cache);
         }
         return h.MoveToOuterDisposeScope();
     }
@@ -86,16 +109,18 @@ public sealed class DecoderModel : nn.Module
         using var scope = NewDisposeScope();
         var n = norm.forward(h);
         var logits = lm_head != null ? lm_head.forward(n) : DenseLinear.Multiply(n, embed_tokens);
-        return (logits.dtype == ScalarType.Float32 ? logits : logits.to(ScalarType.Float32)).MoveToOuterDisposeScope();
+        logits = logits.dtype == ScalarType.Float32 ? logits : logits.to(ScalarType.Float32);
+        if (Config.FinalSoftcap is double cap) logits = (logits / cap).tanh() * cap;
+        return logits.MoveToOuterDisposeScope();
     }
 
     /// <summary>
     /// The output projection's weight [vocab, hidden] in <paramref name="dtype"/> when it is a frozen dense matrix (the
     /// tied embeddings or a <see cref="DenseLinear"/> lm_head), for a loss that projects rows itself
     /// (<c>ChunkedCrossEntropy</c>); the same values <see cref="Head"/> multiplies by. Null for any other head (an adapter
-    /// around it, or a quantized one): such a loss then goes through <see cref="Head"/>.
+    /// around it, or a quantized one) and where logits are soft-capped: such a loss then goes through <see cref="Head"/>.
     /// </summary>
-    public Tensor? DenseOutputWeight(ScalarType dtype) => lm_head switch
+    public Tensor? DenseOutputWeight(ScalarType dtype) => Config.FinalSoftcap is not null ? null : lm_head switch
     {
         null => embed_tokens.to(dtype),
         DenseLinear dense => dense.DequantizedWeight(dtype),

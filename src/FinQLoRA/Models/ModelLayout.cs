@@ -1,22 +1,26 @@
 using System.Globalization;
+using FinQLoRA.Models.Families;
 
 namespace FinQLoRA.Models;
 
-/// <summary>The seven linear projections of a Llama block, in module order (q, k, v, o, gate, up, down).</summary>
-public enum ProjectionKind { Q, K, V, O, Gate, Up, Down }
+/// <summary>The linear projections of a block, in module order: q, k, v, o, gate, up, down, and Phi-3's fused qkv and
+/// gate_up (which a family has instead of q/k/v and gate/up).</summary>
+public enum ProjectionKind { Q, K, V, O, Gate, Up, Down, Qkv, GateUp }
 
-/// <summary>What a tensor of a Llama checkpoint is for.</summary>
-public enum TensorRole { Embeddings, InputNorm, Projection, PostAttentionNorm, FinalNorm, Head }
+/// <summary>What a tensor of a checkpoint is for.</summary>
+public enum TensorRole { Embeddings, Norm, Projection, Bias, FinalNorm, Head }
 
-/// <summary>One tensor of a Llama checkpoint: its Hugging Face and GGUF names, its shape for a config (PyTorch
-/// order, [out, in] for a projection) and what it is. <see cref="Layer"/> is -1 outside the blocks.</summary>
-public sealed record LayoutTensor(string HfName, string GgufName, long[] Shape, TensorRole Role, int Layer = -1, ProjectionKind? Projection = null);
+/// <summary>One tensor of a checkpoint: its Hugging Face and GGUF names, its shape for a config (PyTorch order, [out, in]
+/// for a projection) and what it is. <see cref="Layer"/> is -1 outside the blocks.</summary>
+public sealed record LayoutTensor(string HfName, string GgufName, long[] Shape, TensorRole Role, int Layer = -1,
+    ProjectionKind? Projection = null, BlockNorm? Norm = null);
 
 /// <summary>
-/// The one table of a Llama checkpoint's layout: tensor names (Hugging Face's <c>model.layers.N.self_attn.q_proj.weight</c>
+/// The one table of a checkpoint's layout: tensor names (Hugging Face's <c>model.layers.N.self_attn.q_proj.weight</c>
 /// and llama.cpp's <c>blk.N.attn_q.weight</c>, as llama.cpp's <c>tensor_mapping.py</c> pairs them), module paths, shapes
-/// from the config and the projection kinds. Loading, adapters, quantization, conversion, merging and the random
-/// models all read it, so no other file spells a tensor name.
+/// from the config and the projection kinds; each family's norms and projections come from its
+/// <see cref="ModelFamily"/> table. Loading, adapters, quantization, conversion, merging and the random models all read
+/// it, so no other file spells a tensor name.
 /// </summary>
 public static class ModelLayout
 {
@@ -35,12 +39,12 @@ public static class ModelLayout
         new("gate_proj", MlpSection, "ffn_gate"),
         new("up_proj", MlpSection, "ffn_up"),
         new("down_proj", MlpSection, "ffn_down"),
+        new("qkv_proj", AttentionSection, "attn_qkv"),
+        new("gate_up_proj", MlpSection, "ffn_up"), // llama.cpp's phi3 keeps gate and up as one ffn_up, gate first
     ];
 
     private const string LayerPrefix = "model.layers.";
     private const string GgufLayerPrefix = "blk.";
-    private const string InputNormModule = "input_layernorm", GgufInputNorm = "attn_norm";
-    private const string PostAttentionNormModule = "post_attention_layernorm", GgufPostAttentionNorm = "ffn_norm";
 
     public const string EmbeddingsName = "model.embed_tokens.weight";
     public const string FinalNormName = "model.norm.weight";
@@ -49,10 +53,10 @@ public static class ModelLayout
     public const string GgufFinalNormName = "output_norm.weight";
     public const string GgufHeadName = "output.weight";
 
-    /// <summary>Every projection of a block, in module order (what PEFT's "all-linear" selects; lm_head excluded).</summary>
-    public static IReadOnlyList<ProjectionKind> Projections { get; } = Enum.GetValues<ProjectionKind>();
-    public static IReadOnlyList<ProjectionKind> AttentionProjections { get; } = [ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V, ProjectionKind.O];
-    public static IReadOnlyList<ProjectionKind> MlpProjections { get; } = [ProjectionKind.Gate, ProjectionKind.Up, ProjectionKind.Down];
+    /// <summary>The Llama block's projections (every family's but Phi-3's), in module order.</summary>
+    public static IReadOnlyList<ProjectionKind> Projections => ModelFamily.Separate;
+    /// <summary>Every projection name any family has, for parsing target names.</summary>
+    public static IReadOnlyList<ProjectionKind> AllKinds { get; } = Enum.GetValues<ProjectionKind>();
 
     /// <summary>The module name inside its block section, as Hugging Face and PEFT spell it: <c>q_proj</c>.</summary>
     public static string ModuleName(ProjectionKind kind) => ProjectionTable[(int)kind].Module;
@@ -72,11 +76,17 @@ public static class ModelLayout
     /// <summary>The weight of a projection: <c>model.layers.{i}.self_attn.q_proj.weight</c>.</summary>
     public static string WeightName(int layer, ProjectionKind kind) => ModulePath(layer, kind) + ".weight";
 
+    /// <summary>llama.cpp's name of a projection's weight: <c>blk.{i}.attn_q.weight</c> (the same in every family).</summary>
+    public static string GgufWeightName(int layer, ProjectionKind kind) => Gguf(layer, ProjectionTable[(int)kind].Gguf, "weight");
+
+    /// <summary>The bias of a projection: <c>model.layers.{i}.self_attn.q_proj.bias</c>.</summary>
+    public static string BiasName(int layer, ProjectionKind kind) => ModulePath(layer, kind) + ".bias";
+
     /// <summary>How the weight of a projection is named with the layer left open, for messages.</summary>
     public static string WeightNamePattern(ProjectionKind kind) => $"{LayerPrefix}N.{Relative(kind)}.weight";
 
-    public static string InputNormName(int layer) => $"{LayerPrefix}{layer}.{InputNormModule}.weight";
-    public static string PostAttentionNormName(int layer) => $"{LayerPrefix}{layer}.{PostAttentionNormModule}.weight";
+    /// <summary>The weight of a block norm: <c>model.layers.{i}.input_layernorm.weight</c>.</summary>
+    public static string NormName(int layer, BlockNorm norm) => $"{LayerPrefix}{layer}.{norm.HfModule}.weight";
 
     /// <summary>(in, out) features of a projection for a model config.</summary>
     public static (long In, long Out) Shape(ModelConfig c, ProjectionKind kind) => kind switch
@@ -86,12 +96,22 @@ public static class ModelLayout
         ProjectionKind.O => (c.QDim, c.HiddenSize),
         ProjectionKind.Gate or ProjectionKind.Up => (c.HiddenSize, c.IntermediateSize),
         ProjectionKind.Down => (c.IntermediateSize, c.HiddenSize),
+        ProjectionKind.Qkv => (c.HiddenSize, c.QDim + 2L * c.KvDim),
+        ProjectionKind.GateUp => (c.HiddenSize, 2L * c.IntermediateSize),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
+    /// <summary>Whether a config gives this projection a bias.</summary>
+    public static bool HasBias(ModelConfig c, ProjectionKind kind) => kind switch
+    {
+        ProjectionKind.Q or ProjectionKind.K or ProjectionKind.V or ProjectionKind.Qkv => c.QkvBias,
+        ProjectionKind.O => c.OutputBias,
+        _ => c.MlpBias,
+    };
+
     /// <summary>How many heads permute a projection's rows between HF and GGUF RoPE order (q: n_heads,
-    /// k: n_kv_heads), or null when the rows stay as they are.</summary>
-    public static int? RopeHeads(ProjectionKind kind, ModelConfig config) => kind switch
+    /// k: n_kv_heads) for families llama.cpp rotates interleaved, or null when the rows stay as they are.</summary>
+    public static int? RopeHeads(ProjectionKind kind, ModelConfig config) => !config.Family.GgufPermutesRope ? null : kind switch
     {
         ProjectionKind.Q => config.NumHeads,
         ProjectionKind.K => config.NumKvHeads,
@@ -99,7 +119,7 @@ public static class ModelLayout
     };
 
     /// <summary>Every tensor of a checkpoint for a config, in llama.cpp's file order: embeddings, then per block the
-    /// two norms and the seven projections, then the final norm and (unless tied to the embeddings) lm_head.</summary>
+    /// norms, projections and biases, then the final norm and (unless tied to the embeddings) lm_head.</summary>
     public static IEnumerable<LayoutTensor> Tensors(ModelConfig config)
     {
         long h = config.HiddenSize;
@@ -110,16 +130,20 @@ public static class ModelLayout
         if (!config.TieWordEmbeddings) yield return new(HeadName, GgufHeadName, [config.VocabSize, h], TensorRole.Head);
     }
 
-    /// <summary>The tensors of block <paramref name="layer"/>: input norm, post-attention norm, q, k, v, o, gate, up, down.</summary>
+    /// <summary>The tensors of block <paramref name="layer"/>: the family's norms, then its projections, each followed
+    /// by its bias where the config gives it one.</summary>
     public static IEnumerable<LayoutTensor> BlockTensors(ModelConfig config, int layer)
     {
-        long h = config.HiddenSize;
-        yield return new(InputNormName(layer), Gguf(layer, GgufInputNorm), [h], TensorRole.InputNorm, layer);
-        yield return new(PostAttentionNormName(layer), Gguf(layer, GgufPostAttentionNorm), [h], TensorRole.PostAttentionNorm, layer);
-        foreach (var kind in Projections)
+        foreach (var norm in config.Family.Norms)
+            yield return new(NormName(layer, norm), Gguf(layer, norm.GgufName, "weight"), [norm.PerHead ? config.HeadDim : config.HiddenSize],
+                TensorRole.Norm, layer, Norm: norm);
+        foreach (var kind in config.Family.Projections)
         {
             var (inF, outF) = Shape(config, kind);
-            yield return new(WeightName(layer, kind), Gguf(layer, ProjectionTable[(int)kind].Gguf), [outF, inF], TensorRole.Projection, layer, kind);
+            string gguf = ProjectionTable[(int)kind].Gguf;
+            yield return new(WeightName(layer, kind), Gguf(layer, gguf, "weight"), [outF, inF], TensorRole.Projection, layer, kind);
+            if (HasBias(config, kind))
+                yield return new(BiasName(layer, kind), Gguf(layer, gguf, "bias"), [outF], TensorRole.Bias, layer, kind);
         }
     }
 
@@ -169,42 +193,17 @@ public static class ModelLayout
     /// <c>self_attn|mlp</c>.</summary>
     public static string Sections => $"{AttentionSection}|{MlpSection}";
 
-    /// <summary>The GGUF name of an HF Llama tensor, or null when it is not one of the Llama weights.</summary>
-    public static string? ToGguf(string hf) => ByHf.GetValueOrDefault(hf)?.Gguf ?? BlockNameMap(hf, LayerPrefix, GgufLayerPrefix, fromHf: true);
+    /// <summary>The GGUF name of an HF tensor of a model of <paramref name="config"/>, or null when it is none of its weights.</summary>
+    public static string? ToGguf(string hf, ModelConfig config) => Tensors(config).FirstOrDefault(t => t.HfName == hf)?.GgufName;
 
-    /// <summary>The HF name of a GGUF Llama tensor, or null when it is not one of the Llama weights.</summary>
-    public static string? ToHf(string gguf) => ByGguf.GetValueOrDefault(gguf)?.Hf ?? BlockNameMap(gguf, GgufLayerPrefix, LayerPrefix, fromHf: false);
+    /// <summary>The HF name of a GGUF tensor of a model of <paramref name="config"/>, or null when it is none of its weights.</summary>
+    public static string? ToHf(string gguf, ModelConfig config) => Tensors(config).FirstOrDefault(t => t.GgufName == gguf)?.HfName;
 
     /// <summary>Which head count permutes an HF tensor's rows (q: n_heads, k: n_kv_heads), or null for none.</summary>
     public static int? RopeHeads(string hfName, ModelConfig config) =>
         TryParseWeightName(hfName, out _, out var kind) ? RopeHeads(kind, config) : null;
 
-    private sealed record GlobalName(string Hf, string Gguf);
-
-    private static readonly GlobalName[] GlobalNames =
-        [new(EmbeddingsName, GgufEmbeddingsName), new(FinalNormName, GgufFinalNormName), new(HeadName, GgufHeadName)];
-    private static readonly Dictionary<string, GlobalName> ByHf = GlobalNames.ToDictionary(g => g.Hf);
-    private static readonly Dictionary<string, GlobalName> ByGguf = GlobalNames.ToDictionary(g => g.Gguf);
-
-    /// <summary>Per-block module pairs: HF's section-qualified module and GGUF's name after <c>blk.N.</c>.</summary>
-    private static readonly (string Hf, string Gguf)[] BlockModules =
-    [
-        (InputNormModule, GgufInputNorm),
-        (PostAttentionNormModule, GgufPostAttentionNorm),
-        .. ProjectionTable.Select(p => ($"{p.Section}.{p.Module}", p.Gguf)),
-    ];
-
-    private static string? BlockNameMap(string name, string fromPrefix, string toPrefix, bool fromHf)
-    {
-        if (!name.StartsWith(fromPrefix, StringComparison.Ordinal) || !name.EndsWith(".weight", StringComparison.Ordinal)) return null;
-        var rest = name[fromPrefix.Length..^".weight".Length].Split('.', 2);
-        if (rest.Length != 2 || !IsLayerNumber(rest[0], out int layer)) return null;
-        foreach (var (hf, gguf) in BlockModules)
-            if ((fromHf ? hf : gguf) == rest[1]) return $"{toPrefix}{layer}.{(fromHf ? gguf : hf)}.weight";
-        return null;
-    }
-
-    private static string Gguf(int layer, string module) => $"{GgufLayerPrefix}{layer}.{module}.weight";
+    private static string Gguf(int layer, string module, string suffix) => $"{GgufLayerPrefix}{layer}.{module}.{suffix}";
 
     private static bool IsLayerNumber(string s, out int layer)
     {

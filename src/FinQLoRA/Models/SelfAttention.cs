@@ -4,24 +4,34 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Models;
 
 /// <summary>
-/// Grouped-query causal self-attention. q: [B, H, T, d], k/v: [B, Hkv, T, d]; each KV head serves
-/// H/Hkv query heads. Scores are scaled by 1/√d (scaled_dot_product_attention's default, which is Llama's).
+/// Grouped-query causal self-attention. q: [B, H, T, d], k/v: [B, Hkv, T, d]; each KV head serves H/Hkv query heads.
+/// What families change is read from the config: biases on the projections, q and k fused with v into one projection
+/// (Phi-3), per-head q/k RMSNorm before RoPE (Qwen3, Gemma 3), RoPE on part of each head (Phi), the query scale
+/// (Gemma's query_pre_attn_scalar; else 1/√d, scaled_dot_product_attention's default) and a soft-cap on the scores
+/// (Gemma 2). The layer's mask (causal, or causal and windowed) comes from the model.
 /// </summary>
 public sealed class SelfAttention : ProjectionSet
 {
     private readonly ModelConfig _config;
     private readonly int _layer;
+    private readonly RmsNorm? q_norm;
+    private readonly RmsNorm? k_norm;
 
-    public SelfAttention(ModelConfig config, int layer, nn.Module<Tensor, Tensor> q, nn.Module<Tensor, Tensor> k,
-        nn.Module<Tensor, Tensor> v, nn.Module<Tensor, Tensor> o) : base(nameof(SelfAttention))
+    /// <param name="projections">the family's attention projections (q, k, v, o; or qkv, o) with their biases, if any</param>
+    public SelfAttention(ModelConfig config, int layer, IEnumerable<(ProjectionKind Kind, nn.Module<Tensor, Tensor> Module, Tensor? Bias)> projections,
+        RmsNorm? queryNorm = null, RmsNorm? keyNorm = null) : base(nameof(SelfAttention))
     {
         _config = config;
         _layer = layer;
-        AddProjection(ProjectionKind.Q, q);
-        AddProjection(ProjectionKind.K, k);
-        AddProjection(ProjectionKind.V, v);
-        AddProjection(ProjectionKind.O, o);
+        foreach (var (kind, module, bias) in projections) AddProjection(kind, module, bias);
+        q_norm = queryNorm;
+        k_norm = keyNorm;
+        if (q_norm != null) register_module("q_norm", q_norm);
+        if (k_norm != null) register_module("k_norm", k_norm);
     }
+
+    public RmsNorm? QueryNorm => q_norm;
+    public RmsNorm? KeyNorm => k_norm;
 
     /// <param name="x">[B, T, hidden]</param>
     /// <param name="mask">additive [B, 1, T, S] (0 where visible, a large negative where not), S = past + T</param>
@@ -31,17 +41,21 @@ public sealed class SelfAttention : ProjectionSet
         long b = x.shape[0], t = x.shape[1];
         int h = _config.NumHeads, hkv = _config.NumKvHeads, d = _config.HeadDim;
 
-        var qkv = FusedProjections.Forward(x, this[ProjectionKind.Q], this[ProjectionKind.K], this[ProjectionKind.V]);
-        var q = qkv[0].view(b, t, h, d).transpose(1, 2);      // [B, H, T, d]
-        var k = qkv[1].view(b, t, hkv, d).transpose(1, 2);    // [B, Hkv, T, d]
-        var v = qkv[2].view(b, t, hkv, d).transpose(1, 2);
-        q = RotaryEmbedding.Apply(q, cos, sin);
-        k = RotaryEmbedding.Apply(k, cos, sin);
+        var (q, k, v) = QueryKeyValue(x);
+        q = q.reshape(b, t, h, d);
+        k = k.reshape(b, t, hkv, d);
+        if (q_norm != null) q = q_norm.forward(q);
+        if (k_norm != null) k = k_norm.forward(k);
+        q = RotaryEmbedding.Apply(q.transpose(1, 2), cos, sin);                  // [B, H, T, d]
+        k = RotaryEmbedding.Apply(k.transpose(1, 2), cos, sin);                  // [B, Hkv, T, d]
+        v = v.reshape(b, t, hkv, d).transpose(1, 2);
         if (cache != null) (k, v) = cache.Append(_layer, k, v);                  // [B, Hkv, S, d]
 
         var m = mask.dtype == q.dtype ? mask : mask.to(q.dtype);
         Tensor merged;
-        if (h != hkv && t == 1)
+        if (_config.AttentionSoftcap is not null || _config.QueryPreAttnScalar is double s && s != d)
+            merged = Explicit(q, k, v, m).transpose(1, 2).reshape(b, t, h * d);
+        else if (h != hkv && t == 1)
         {
             // One query per row (a decode step): the G = H/Hkv query heads of a KV head are attention rows against the
             // same keys, so they are grouped as [B, Hkv, G, d] and the keys are read once, not repeated G times per
@@ -51,18 +65,47 @@ public sealed class SelfAttention : ProjectionSet
         }
         else
         {
-            if (h != hkv)
-            {
-                // TorchSharp's SDPA has no enable_gqa: repeat each KV head for its group of query heads.
-                k = k.repeat_interleave(h / hkv, dim: 1);
-                v = v.repeat_interleave(h / hkv, dim: 1);
-            }
+            (k, v) = RepeatKv(k, v);
             var dtype = CpuMatmulPrecision.TrainingAttentionDType(q);
             var attn = dtype == q.dtype
                 ? nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: m)
                 : nn.functional.scaled_dot_product_attention(q.to(dtype), k.to(dtype), v.to(dtype), attn_mask: m.to(dtype)).to(q.dtype);
             merged = attn.transpose(1, 2).reshape(b, t, h * d);
         }
-        return this[ProjectionKind.O].forward(merged).MoveToOuterDisposeScope();
+        return Project(ProjectionKind.O, merged).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>q, k, v as [B, T, width] each: from Phi-3's one qkv projection cut at its row blocks, or from the three
+    /// projections multiplied together (<see cref="FusedProjections"/>), biases added.</summary>
+    private (Tensor Q, Tensor K, Tensor V) QueryKeyValue(Tensor x)
+    {
+        int qDim = _config.QDim, kvDim = _config.KvDim;
+        if (Has(ProjectionKind.Qkv))
+        {
+            var all = Project(ProjectionKind.Qkv, x);
+            return (all.narrow(-1, 0, qDim), all.narrow(-1, qDim, kvDim), all.narrow(-1, qDim + kvDim, kvDim));
+        }
+        var qkv = FusedProjections.Forward(x, this[ProjectionKind.Q], this[ProjectionKind.K], this[ProjectionKind.V]);
+        return (WithBias(ProjectionKind.Q, qkv[0]), WithBias(ProjectionKind.K, qkv[1]), WithBias(ProjectionKind.V, qkv[2]));
+    }
+
+    /// <summary>TorchSharp's SDPA has no enable_gqa: each KV head is repeated for its group of query heads.</summary>
+    private (Tensor K, Tensor V) RepeatKv(Tensor k, Tensor v)
+    {
+        int groups = _config.NumHeads / _config.NumKvHeads;
+        return groups == 1 ? (k, v) : (k.repeat_interleave(groups, dim: 1), v.repeat_interleave(groups, dim: 1));
+    }
+
+    /// <summary>Attention written out, as transformers' eager path for Gemma: scores scaled by the config's query
+    /// scale, soft-capped (<c>cap · tanh(s / cap)</c>) where the config says, masked, softmax in fp32.</summary>
+    private Tensor Explicit(Tensor q, Tensor k, Tensor v, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        (k, v) = RepeatKv(k, v);
+        var scores = matmul(q, k.transpose(-1, -2)) * _config.QueryScale;
+        if (_config.AttentionSoftcap is double cap) scores = (scores / cap).tanh() * cap;
+        scores = scores + mask;
+        var probs = scores.to(ScalarType.Float32).softmax(-1).to(q.dtype);
+        return matmul(probs, v).MoveToOuterDisposeScope();
     }
 }

@@ -71,9 +71,9 @@ public static class MemoryPlanner
 
     private const long Bf16 = 2;
 
-    /// <summary>The seven projections of a layer as (kind, in, out).</summary>
+    /// <summary>The projections of a layer (the family's) as (kind, in, out).</summary>
     public static IReadOnlyList<(ProjectionKind Kind, long In, long Out)> Projections(ModelConfig c) =>
-        [.. ModelLayout.Projections.Select(k => (k, ModelLayout.Shape(c, k).In, ModelLayout.Shape(c, k).Out))];
+        [.. c.Family.Projections.Select(k => (k, ModelLayout.Shape(c, k).In, ModelLayout.Shape(c, k).Out))];
 
     /// <summary>Weight storage by component; <paramref name="options"/> gives bits, 4-bit type, double quant, block size.</summary>
     public static IReadOnlyList<MemoryComponent> Weights(ModelConfig c, QuantizationOptions options)
@@ -87,7 +87,7 @@ public static class MemoryPlanner
             long n = inF * outF;
             (long data, long consts) = ProjectionBytes(n, outF, options);
             bool isAttention = ModelLayout.IsAttention(kind);
-            long bias = (isAttention ? c.AttentionBias : c.MlpBias) ? outF * Bf16 : 0;
+            long bias = ModelLayout.HasBias(c, kind) ? outF * Bf16 : 0;
             if (isAttention) attention += L * (data + bias);
             else mlp += L * (data + bias);
             constants += L * consts;
@@ -97,7 +97,7 @@ public static class MemoryPlanner
             new("embeddings", v * h * Bf16, true, "bf16, never quantized"),
             new("attention", attention, true, Describe(options)),
             new("mlp", mlp, true, Describe(options)),
-            new("norms", (2 * L + 1) * h * Bf16, true, "bf16"),
+            new("norms", (L * c.Family.Norms.Sum(n => n.PerHead ? c.HeadDim : h) + h) * Bf16, true, "bf16"),
             new("lm_head", c.TieWordEmbeddings ? 0 : v * h * Bf16, true, c.TieWordEmbeddings ? "tied to embeddings" : "bf16, never quantized"),
         };
         if (options.Bits != 16) list.Add(new("quant_constants", constants, true, options.Bits == 8 ? "fp32 SCB per output row" : "block absmax and code tables"));

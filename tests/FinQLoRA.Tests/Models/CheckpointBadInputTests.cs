@@ -101,9 +101,9 @@ public sealed class CheckpointBadInputTests
     public void UnknownArchitectureIsAClearError()
     {
         using var dir = new TempFolder();
-        File.WriteAllText(Path.Combine(dir.Path, "config.json"), "{\"architectures\":[\"MistralForCausalLM\"],\"hidden_size\":64}");
+        File.WriteAllText(Path.Combine(dir.Path, "config.json"), "{\"architectures\":[\"MixtralForCausalLM\"],\"hidden_size\":64}");
         var e = Assert.Throws<UserInputException>(() => ModelConfig.Load(dir.Path));
-        Assert.Contains("MistralForCausalLM", e.Message);
+        Assert.Contains("MixtralForCausalLM", e.Message);
         Assert.Contains("not supported", e.Message);
     }
 

@@ -31,7 +31,7 @@ public sealed class LlamaFamilyTests
         var s = new RopeScaling("llama3", 8, 1, 4, 8192);
         // wavelength 2π/1 ≈ 6.3 < 2048: kept; 2π/1e-4 ≈ 62832 > 8192: divided by 8;
         // 2π/0.0015 ≈ 4189 lies between: smooth = (8192/4189 − 1)/3 ≈ 0.3185 → (1−s)·f/8 + s·f
-        double[] scaled = s.Apply([1.0, 1e-4, 0.0015]);
+        double[] scaled = s.Apply([1.0, 1e-4, 0.0015], theta: 500000, dim: 6);
         Assert.Equal(1.0, scaled[0], 12);
         Assert.Equal(1.25e-5, scaled[1], 12);
         double smooth = (8192 / (2 * Math.PI / 0.0015) - 1) / 3;

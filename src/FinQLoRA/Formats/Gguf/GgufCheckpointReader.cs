@@ -33,7 +33,7 @@ public sealed class GgufCheckpointReader : ICheckpointReader
             foreach (var t in _file.Tensors)
             {
                 if (t.Name == GgufLlamaConfig.RopeFreqsTensor) continue; // folded into Config.RopeScaling
-                string hf = ModelLayout.ToHf(t.Name)
+                string hf = ModelLayout.ToHf(t.Name, Config)
                     ?? throw new UserInputException($"{path}: tensor '{t.Name}' is not a Llama weight FinQLoRA knows; only plain Llama GGUF models are supported");
                 if (!GgmlTypes.IsReadable(t.Type))
                     throw new UserInputException($"{path}: tensor '{t.Name}' is {t.Type}; FinQLoRA reads F32, F16, BF16 and Q8_0 GGUF files — requantize with llama-quantize (e.g. to Q8_0) or convert from the HF model");

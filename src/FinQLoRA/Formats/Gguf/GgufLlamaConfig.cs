@@ -98,15 +98,15 @@ public static class GgufLlamaConfig
     {
         var invFreq = new double[headDim / 2];
         for (int i = 0; i < invFreq.Length; i++) invFreq[i] = 1.0 / Math.Pow(theta, 2.0 * i / headDim);
-        var scaled = scaling.Apply(invFreq);
+        var scaled = scaling.Apply(invFreq, theta, headDim);
         return invFreq.Select((f, i) => (float)(f / scaled[i])).ToArray();
     }
 
     /// <summary>Adds the <c>general.architecture</c> and <c>llama.*</c> keys.</summary>
     public static void Write(ModelConfig c, GgufWriter w)
     {
-        if (c.AttentionBias || c.MlpBias)
-            throw new UserInputException("models with attention or MLP biases cannot be written as GGUF llama models");
+        if (c.Family.GgufArchitecture != "llama" || c.QkvBias || c.OutputBias || c.MlpBias || c.SlidingWindow is not null)
+            throw new UserInputException($"a {c.Family.HfArchitecture} model{(c.SlidingWindow is not null ? " with a sliding window" : "")} cannot be written as GGUF yet; only plain Llama models convert");
         w.Add("llama.vocab_size", (uint)c.VocabSize);
         w.Add("llama.context_length", (uint)c.MaxPositionEmbeddings);
         w.Add("llama.embedding_length", (uint)c.HiddenSize);

@@ -83,7 +83,7 @@ public static class ModelConverter
                 : type == GgmlType.Q8_0 && entry.Shape[^1] % Q8Zero.BlockSize != 0 ? GgmlType.F16
                 : type;
             int? heads = ModelLayout.RopeHeads(name, config);
-            string ggufName = ModelLayout.ToGguf(name)!;
+            string ggufName = ModelLayout.ToGguf(name, config)!;
             writer.AddTensor(ggufName, tensorType, entry.Shape, () =>
             {
                 var t = reader.Read(name);

@@ -24,8 +24,19 @@ public static class ManagedStepSupport
     /// <summary>Why the architecture is outside the step's set, or null when the step computes it.</summary>
     public static string? Rejects(ModelConfig config) => config switch
     {
-        { AttentionBias: true } => "attention biases (attention_bias)",
+        { QkvBias: true } => "q/k/v biases (attention_bias, or Qwen2's)",
+        { OutputBias: true } => "an o_proj bias (attention_bias)",
         { MlpBias: true } => "MLP biases (mlp_bias)",
+        { Family.Projections: var p } when !p.SequenceEqual(Models.Families.ModelFamily.Separate) => "fused qkv/gate_up projections",
+        { QkNorm: true } => "q/k norms",
+        { NormOffset: not 0 } => "RMSNorm with an offset (1 + w)",
+        { Activation: not Activation.Silu } => $"the {config.Activation} activation",
+        { SandwichNorms: true } => "norms after attention and the MLP",
+        { ScaleEmbeddings: true } => "scaled embeddings",
+        { AttentionSoftcap: not null } or { FinalSoftcap: not null } => "logit soft-capping",
+        { QueryPreAttnScalar: double q } when q != config.HeadDim => "a query scale other than 1/√head_dim",
+        { SlidingLayers.Count: > 0 } => "sliding-window attention",
+        { PartialRotaryFactor: not 1.0 } => "partial rotary embeddings",
         { RopeScaling: { } s } when !RopeTypes.Contains(s.Type) => $"RoPE scaling '{s.Type}'",
         { HeadDim: var d } when d % 2 != 0 => $"odd head_dim {d}",
         _ => null,

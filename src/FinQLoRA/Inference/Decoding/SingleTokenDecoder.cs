@@ -79,10 +79,10 @@ internal sealed unsafe class SingleTokenDecoder
             Matrix? M(ProjectionKind kind) => l[kind] is DenseLinear d && IsFp32(d.Weight) ? Matrix.Of(d) : null;
             if (M(ProjectionKind.Q) is not { } q || M(ProjectionKind.K) is not { } k || M(ProjectionKind.V) is not { } v || M(ProjectionKind.O) is not { } o
                 || M(ProjectionKind.Gate) is not { } gate || M(ProjectionKind.Up) is not { } up || M(ProjectionKind.Down) is not { } down
-                || !IsFp32(l.InputNorm.Weight) || !IsFp32(l.PostAttentionNorm.Weight))
+                || !IsFp32(l.InputNorm.Weight) || !IsFp32(l.MlpInputNorm.Weight))
                 return null;
-            layers[i] = new Layer(TensorMemory.DataPointer(l.InputNorm.Weight), l.InputNorm.Eps, TensorMemory.DataPointer(l.PostAttentionNorm.Weight),
-                l.PostAttentionNorm.Eps, q, k, v, o, gate, up, down);
+            layers[i] = new Layer(TensorMemory.DataPointer(l.InputNorm.Weight), l.InputNorm.Eps, TensorMemory.DataPointer(l.MlpInputNorm.Weight),
+                l.MlpInputNorm.Eps, q, k, v, o, gate, up, down);
         }
         return new SingleTokenDecoder(model, layers);
     }

@@ -9,14 +9,9 @@ namespace FinQLoRA.Inference.Pipeline;
 /// </summary>
 public static class PipelinePlanner
 {
-    /// <summary>Parameters of one decoder layer: four attention projections, three MLP projections, two norms.</summary>
-    public static long LayerParameters(ModelConfig c)
-    {
-        long h = c.HiddenSize;
-        long attention = h * c.QDim * 2 + h * c.KvDim * 2 + (c.AttentionBias ? c.QDim * 2L + c.KvDim * 2L : 0);
-        long mlp = 3 * h * c.IntermediateSize + (c.MlpBias ? 2L * c.IntermediateSize + h : 0);
-        return attention + mlp + 2 * h;
-    }
+    /// <summary>Parameters of one decoder layer: its projections, biases and norms as the family's layout lists them.</summary>
+    public static long LayerParameters(ModelConfig c) =>
+        ModelLayout.BlockTensors(c, 0).Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
 
     public static PipelinePlan Plan(ModelConfig config, int stages)
     {

@@ -120,7 +120,7 @@ public sealed class SafetensorsHeaderTests
         foreach (var t in tensors.Values) t.Dispose();
 
         var error = Assert.Throws<UserInputException>(() => ModelLoading.LoadModel(dir.Path, new ModelLoadOptions()));
-        Assert.Equal($"{dir.Path}: tensor '{bad}' is stored as {name}, but a Llama weight must be floating point (F32, F16, BF16 or F64); the checkpoint is damaged, or it is quantized and config.json lacks the quantization_config that says so", error.Message);
+        Assert.Equal($"{dir.Path}: tensor '{bad}' is stored as {name}, but a model weight must be floating point (F32, F16, BF16 or F64); the checkpoint is damaged, or it is quantized and config.json lacks the quantization_config that says so", error.Message);
     }
 
     private static UserInputException RefuseGguf(byte[] bytes)

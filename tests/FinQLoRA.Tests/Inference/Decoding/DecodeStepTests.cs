@@ -38,7 +38,7 @@ public sealed class DecodeStepTests : IDisposable
     [InlineData("mlp_bias")]
     public void AConfigOutsideTheSetTakesTheLibtorchStep(string flag)
     {
-        var config = flag == "attention_bias" ? SeededLlama.Stories260KShapes with { AttentionBias = true } : SeededLlama.Stories260KShapes with { MlpBias = true };
+        var config = flag == "attention_bias" ? SeededLlama.Stories260KShapes with { QkvBias = true, OutputBias = true } : SeededLlama.Stories260KShapes with { MlpBias = true };
         string folder = SeededLlama.Write(_temp.PathOf(flag), config, SeededLlama.Seed);
         using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.Float32 });
         Assert.Contains(flag, ManagedStepSupport.Rejects(model.Config));
@@ -59,7 +59,7 @@ public sealed class DecodeStepTests : IDisposable
         var llama = SeededLlama.Stories260KShapes;
         Assert.Null(ManagedStepSupport.Rejects(llama));
         Assert.Null(ManagedStepSupport.Rejects(llama with { RopeScaling = new RopeScaling("llama3", 8, 1, 4, 64) }));
-        Assert.Contains("attention_bias", ManagedStepSupport.Rejects(llama with { AttentionBias = true }));
+        Assert.Contains("attention_bias", ManagedStepSupport.Rejects(llama with { QkvBias = true }));
         Assert.Contains("mlp_bias", ManagedStepSupport.Rejects(llama with { MlpBias = true }));
         Assert.Contains("yarn", ManagedStepSupport.Rejects(llama with { RopeScaling = new RopeScaling("yarn", 8, 1, 4, 64) }));
         Assert.Contains("head_dim", ManagedStepSupport.Rejects(llama with { HeadDim = 7 }));
