@@ -6,11 +6,21 @@ namespace FinQLoRA.Tests.Support;
 /// under CI=true, where it runs (and fails). The MPI tests train and run seeded models, so none needs ../shared.</summary>
 public sealed class MpiFactAttribute : FactAttribute
 {
-    public MpiFactAttribute()
-    {
-        if (!Shared.IsCi && !MpirunPresent())
-            Skip = "needs Open MPI's mpirun: apt-get install openmpi-bin libopenmpi-dev (or .ci/install-deps.sh)";
-    }
+    public MpiFactAttribute() => Skip = MpiAvailability.SkipReason;
+}
+
+/// <summary><see cref="MpiFactAttribute"/> for a theory.</summary>
+public sealed class MpiTheoryAttribute : TheoryAttribute
+{
+    public MpiTheoryAttribute() => Skip = MpiAvailability.SkipReason;
+}
+
+internal static class MpiAvailability
+{
+    /// <summary>Why an MPI test is skipped here, or null when it runs.</summary>
+    public static string? SkipReason => !Shared.IsCi && !MpirunPresent()
+        ? "needs Open MPI's mpirun: apt-get install openmpi-bin libopenmpi-dev (or .ci/install-deps.sh)"
+        : null;
 
     private static bool MpirunPresent()
     {
