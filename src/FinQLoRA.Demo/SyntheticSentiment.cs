@@ -29,7 +29,7 @@ public static class SyntheticSentiment
             string company = Companies[rng.Next(Companies.Length)];
             string text = $"{company} " + string.Format(templates[rng.Next(templates.Length)], rng.Next(2, 29));
             // tfns's label words: the template's direction decides the sentiment.
-            return new Example(task.PromptFor(text), kind == 0 ? "positive" : kind == 1 ? "negative" : "neutral");
+            return new Example(task.PromptFor(text), kind == 0 ? TaskLabels.Positive : kind == 1 ? TaskLabels.Negative : TaskLabels.Neutral);
         }
         var all = new HashSet<string>();
         var trainSet = new List<Example>();
