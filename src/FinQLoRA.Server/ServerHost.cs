@@ -62,10 +62,14 @@ public sealed class ServerHost : IAsyncDisposable
         try
         {
             string? tokenizerConfig = modelPath.IsGguf ? null : Path.Combine(modelPath.Checkpoint, "tokenizer_config.json");
-            var chat = ChatFormat.Detect(session.Tokenizer, tokenizerConfig);
+            // A template we refuse leaves /v1/completions working; chat requests get the refusal.
+            ChatFormat? chat = null;
+            string? refusal = null;
+            try { chat = ChatFormat.Detect(session.Tokenizer, tokenizerConfig); }
+            catch (UserInputException e) { refusal = e.Message; }
             var metrics = new ServerMetrics(server.ServedModelName);
             engine = new ServingEngine(session.Model, session.Tokenizer, engineOptions, metrics);
-            var app = OpenAiServer.Create(engine, server with { ChatFormat = chat }, metrics);
+            var app = OpenAiServer.Create(engine, server with { ChatFormat = chat, ChatFormatRefusal = refusal }, metrics);
             return new ServerHost(session, engine, app, chat, server.ShutdownTimeout);
         }
         catch

@@ -24,6 +24,8 @@ public sealed record ServerOptions
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>The model's chat format; null answers chat requests with 400.</summary>
     public ChatFormat? ChatFormat { get; init; }
+    /// <summary>Why there is no <see cref="ChatFormat"/> when the model's template is one we refuse (the 400 says it).</summary>
+    public string? ChatFormatRefusal { get; init; }
 
     /// <summary>Checks everything that can be checked before a model is loaded.</summary>
     public void Validate()

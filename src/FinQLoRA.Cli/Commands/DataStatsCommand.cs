@@ -23,7 +23,7 @@ internal sealed class DataStatsCommand : Command<DataStatsCommand.Settings>
         [CommandOption("--data-format <FORMAT>"), Description("auto (from the fields), context-target, alpaca or chat"), DefaultValue("auto")]
         public string DataFormat { get; init; } = "auto";
 
-        [CommandOption("--chat-template <NAME>"), Description("chat data: auto (the --tokenizer folder's), llama3, chatml or none"), DefaultValue("auto")]
+        [CommandOption("--chat-template <NAME>"), Description("chat data: auto (the --tokenizer folder's), " + FinQLoRA.Data.Chat.ChatTemplate.Names), DefaultValue("auto")]
         public string ChatTemplate { get; init; } = "auto";
 
         [CommandOption("--max-seq-len <L>"), Description("with --tokenizer: count the examples train would cut at this length"), DefaultValue(512)]

@@ -17,7 +17,7 @@ internal static class ChatCompletionsServing
         var (model, adapter) = ServedModel.Of(context, state, request.Model);
         var messages = ReadMessages(request.Messages);
         var format = state.Options.ChatFormat
-            ?? throw new ApiException(400, $"model '{state.Models.BaseName}' has no chat template: its tokenizer has neither Llama 3's header tokens nor a ChatML chat_template in tokenizer_config.json; use /v1/completions with your own prompt format", "messages", "no_chat_template");
+            ?? throw new ApiException(400, $"model '{state.Models.BaseName}' has no chat template we render: {state.Options.ChatFormatRefusal ?? $"its tokenizer_config.json chat_template is none of {ChatTemplate.Names} with its special tokens in the tokenizer"}; use /v1/completions with your own prompt format", "messages", "no_chat_template");
         RequestFields.Unsupported(request.Tools, "tools", v => v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 0);
         RequestFields.Unsupported(request.ResponseFormat, "response_format", v => v.ValueKind == JsonValueKind.Object && v.TryGetProperty("type", out var t) && t.GetString() == "text");
         int n = SamplingFields.Choices(request, state);
@@ -26,7 +26,10 @@ internal static class ChatCompletionsServing
         if (top is not null && !logprobs) throw new ApiException(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs");
         var (stream, includeUsage) = SamplingFields.Streaming(request);
 
-        var ids = state.Engine.Tokenizer.Encode(format.Render(messages), addBos: false);
+        string prompt;
+        try { prompt = format.Render(messages); }
+        catch (UserInputException e) { throw new ApiException(400, e.Message, "messages"); } // the template's own rules (turn order, roles)
+        var ids = state.Engine.Tokenizer.Encode(prompt, addBos: false);
         int? maxTokens = RequestFields.InRange(request.MaxCompletionTokens, "max_completion_tokens", 1, int.MaxValue)
             ?? RequestFields.InRange(request.MaxTokens, "max_tokens", 1, int.MaxValue);
         // Without a limit the answer may use the rest of the context, as vLLM does.

@@ -48,6 +48,6 @@ public static class GenerateRecipe
     {
         var path = ModelPath.Classify(model);
         return ChatFormat.Detect(tokenizer, path.IsGguf ? null : Path.Combine(path.Checkpoint, ChatTemplateDetector.ConfigFileName))
-            ?? throw new UserInputException($"--chat: {model} has no chat template we render (neither a ChatML chat_template in tokenizer_config.json nor Llama 3's header tokens); drop --chat and write the prompt in the model's own format");
+            ?? throw new UserInputException($"--chat: {model} has no chat template we render (its tokenizer_config.json chat_template is none of {ChatTemplate.Names} with its special tokens, and it has no Llama 3 header tokens); drop --chat and write the prompt in the model's own format");
     }
 }

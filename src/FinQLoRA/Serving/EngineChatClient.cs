@@ -66,7 +66,10 @@ public sealed class EngineChatClient(ServingEngine engine, ChatFormat format, st
                 throw new ServingException(ServingErrorKind.InvalidRequest, $"chat role '{t.Role}' is not one of system, user, assistant", "messages");
         string model = options?.ModelId ?? baseModelId;
         string? adapter = model == baseModelId ? null : model;
-        var ids = engine.Tokenizer.Encode(format.Render(turns), addBos: false);
+        string prompt;
+        try { prompt = format.Render(turns); }
+        catch (UserInputException e) { throw new ServingException(ServingErrorKind.InvalidRequest, e.Message, "messages"); } // the template's own rules
+        var ids = engine.Tokenizer.Encode(prompt, addBos: false);
         var sampling = new SamplingParams
         {
             MaxTokens = options?.MaxOutputTokens ?? Math.Max(1, engine.Options.MaxModelLen - ids.Length),

@@ -32,7 +32,7 @@ public static class TrainKeys
         Of("eval_split", "share of the training data held out for evaluation (seeded; 0 = none), e.g. 0.05", Number, c => c.EvalSplit, (c, v) => c with { EvalSplit = v },
             Is<double>(v => v >= 0 && v < 1, "a share in [0, 1)")),
         Of("data_format", "auto (from the fields), context-target, alpaca or chat", LowerText, c => c.DataFormat, (c, v) => c with { DataFormat = v }),
-        Of("chat_template", "how chat data is rendered: auto (the model's tokenizer_config.json), llama3, chatml or none", LowerText, c => c.ChatTemplate, (c, v) => c with { ChatTemplate = v }),
+        Of("chat_template", "how chat data is rendered: auto (the model's tokenizer_config.json), " + FinQLoRA.Data.Chat.ChatTemplate.Names, LowerText, c => c.ChatTemplate, (c, v) => c with { ChatTemplate = v }),
         Of("eval_every", "evaluate every N optimizer steps (0 = only at the end)", Integer, c => c.EvalEvery, (c, v) => c with { EvalEvery = v },
             Is<int>(v => v >= 0, "0 (only at the end) or more")),
         Of("eval_samples", "held-out examples scored by greedy generation with the task metric (0 = loss only)", Integer, c => c.EvalSamples, (c, v) => c with { EvalSamples = v },

@@ -76,6 +76,21 @@ public sealed class ServerChatTests(ChatServeFixture f) : IClassFixture<ChatServ
     }
 
     [Fact]
+    public async Task AConversationTheTemplateRaisesOnIsAnInvalidRequest()
+    {
+        // Gemma 2's template (tests/fixtures/chat) has no system role; the in-process client says so as a bad request,
+        // before anything reaches the engine (whose tokenizer is not Gemma's)
+        using var dir = new TempFolder();
+        var gemma2 = JsonNode.Parse(File.ReadAllText(Path.Combine(Shared.RepoRoot, "tests", "fixtures", "chat", "gemma2.json")))!["tokenizer_config"]!;
+        string config = dir.Write(FinQLoRA.Data.Chat.ChatTemplateDetector.ConfigFileName, gemma2.ToJsonString());
+        var format = FinQLoRA.Data.Chat.ChatFormat.Detect(FinQLoRA.Tests.Data.Chat.SpecialTokensTokenizer.Numbered(["<bos>", "<start_of_turn>", "<end_of_turn>"]), config)!;
+        using IChatClient client = new EngineChatClient(f.Engine, format, ChatServeFixture.ModelName);
+        var e = await Assert.ThrowsAsync<ServingException>(() => client.GetResponseAsync([new(ChatRole.System, "Be brief."), new(ChatRole.User, "Hi")]));
+        Assert.Equal(ServingErrorKind.InvalidRequest, e.Kind);
+        Assert.Contains("no system role", e.Message);
+    }
+
+    [Fact]
     public async Task MicrosoftExtensionsAiOpenAiClientAndTheInProcessClientAnswerAlike()
     {
         IChatClient remote = OpenAiChat().AsIChatClient();

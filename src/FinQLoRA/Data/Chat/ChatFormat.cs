@@ -15,22 +15,23 @@ public sealed class ChatFormat
     }
 
     public ChatTemplateKind Kind { get; }
-    /// <summary><c>llama3</c> or <c>chatml</c>.</summary>
+    /// <summary>The template's <see cref="ChatTemplate.Name"/> (<c>llama3</c>, <c>gemma3</c>…).</summary>
     public string Name => ChatTemplate.Name(Kind);
     /// <summary>Token ids that end an assistant turn besides the tokenizer's EOS ids.</summary>
     public IReadOnlyList<int> StopIds { get; }
 
     /// <param name="tokenizerConfig">tokenizer_config.json beside the tokenizer, or null where there is none (GGUF)</param>
     /// <returns>the format, or null when the model has none</returns>
+    /// <exception cref="UserInputException">the model's template is a variant of a family we do not render</exception>
     public static ChatFormat? Detect(ITextTokenizer tokenizer, string? tokenizerConfig)
     {
         string? template = tokenizerConfig is not null && File.Exists(tokenizerConfig) ? ChatTemplateDetector.ReadTemplate(tokenizerConfig) : null;
-        if (ChatTemplateDetector.Detect(template, tokenizer.TokenToId) is not { } kind) return null;
+        if (ChatTemplateDetector.Detect(template, tokenizer.TokenToId, tokenizerConfig ?? ChatTemplateDetector.ConfigFileName) is not { } kind) return null;
         // the rule has checked that the end-of-turn token exists
         return new ChatFormat(kind, [tokenizer.TokenToId(ChatTemplate.EndOfTurn(kind)!)!.Value]);
     }
 
     /// <summary>The prompt text for the messages with the assistant turn opened, roles checked. Encode it without
-    /// adding BOS (the Llama 3 text starts with it; ChatML models use none).</summary>
+    /// adding BOS (Llama 3's, Mistral's and Gemma's texts start with it; ChatML and Phi models use none).</summary>
     public string Render(IReadOnlyList<ChatTurn> messages) => ChatTemplate.RequestPrompt(Kind, messages);
 }

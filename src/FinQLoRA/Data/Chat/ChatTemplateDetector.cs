@@ -5,43 +5,63 @@ namespace FinQLoRA.Data.Chat;
 
 /// <summary>
 /// The one rule that tells which <see cref="ChatTemplateKind"/> a model uses, for train, <c>data stats</c>,
-/// <c>generate --chat</c>, serve and the IChatClient alike. We do not run Jinja; the two families in use are
-/// recognised:
+/// <c>generate --chat</c>, serve and the IChatClient alike. We do not run Jinja; we recognise the families we render
+/// by tokenizer_config.json's <c>chat_template</c> (compared as <see cref="TemplateText"/>) and the family's special
+/// tokens in the tokenizer, in this order:
 /// <list type="number">
-/// <item>ChatML, when tokenizer_config.json's <c>chat_template</c> writes <c>&lt;|im_start|&gt;</c> and the
-/// tokenizer has <c>&lt;|im_start|&gt;</c> and <c>&lt;|im_end|&gt;</c>;</item>
+/// <item>ChatML (<c>&lt;|im_start|&gt;</c> in the template and <c>&lt;|im_start|&gt;</c>, <c>&lt;|im_end|&gt;</c> in the
+/// tokenizer): plain, or Qwen's with a default system prompt (<see cref="ChatMlTemplate.Recognise"/>);</item>
+/// <item>Mistral (<c>[INST]</c>, <c>&lt;s&gt;</c>, <c>&lt;/s&gt;</c>; v3 and tekken also <c>[INST]</c>, <c>[/INST]</c> as
+/// tokens), its variant read from the template's expressions (<see cref="MistralTemplate.Recognise"/>);</item>
+/// <item>Gemma (<c>&lt;start_of_turn&gt;</c>, <c>&lt;bos&gt;</c>, <c>&lt;end_of_turn&gt;</c>): 2 or 3;</item>
+/// <item>Phi (<c>&lt;|end|&gt;</c>, <c>&lt;|user|&gt;</c>, <c>&lt;|assistant|&gt;</c>, <c>&lt;|endoftext|&gt;</c>):
+/// Phi-3-mini, Phi-3.5-mini or Phi-4-mini;</item>
 /// <item>else Llama 3, when the tokenizer has <c>&lt;|start_header_id|&gt;</c>, <c>&lt;|end_header_id|&gt;</c> and
 /// <c>&lt;|eot_id|&gt;</c> (GGUF files and base models carry the tokens without a template file);</item>
 /// <item>else none: callers refuse chat rather than invent a template.</item>
 /// </list>
-/// The tokens come from the loaded tokenizer where there is one (generate, serve), otherwise from the special
-/// tokens the model folder lists (train, data stats): the same evidence, read from the same files.
+/// A template that is one of these families in a variant we do not render (Mistral's v7, Phi-3-medium's, Phi-4's
+/// ChatML with <c>&lt;|im_sep|&gt;</c>, another default system prompt…) is refused, naming the family and the variant,
+/// rather than rendered as a neighbour. The tokens come from the loaded tokenizer where there is one (generate,
+/// serve), otherwise from the special tokens the model folder lists (train, data stats): the same evidence, read from
+/// the same files.
 /// </summary>
 public static class ChatTemplateDetector
 {
     public const string ConfigFileName = "tokenizer_config.json";
+    private const string Names = ChatTemplate.Names;
+
+    private static readonly Func<TemplateText, Func<string, int?>, Recognition?>[] Families =
+        [ChatMlTemplate.Recognise, MistralTemplate.Recognise, GemmaTemplate.Recognise, PhiTemplate.Recognise];
 
     /// <param name="chatTemplate">tokenizer_config.json's chat_template, or null where there is none</param>
     /// <param name="tokenToId">the id of a special token, or null when the tokenizer has no such token</param>
+    /// <param name="source">the file the template came from, for the refusal</param>
     /// <returns>the template, or null when the model has none we render</returns>
-    public static ChatTemplateKind? Detect(string? chatTemplate, Func<string, int?> tokenToId)
+    /// <exception cref="UserInputException">the template is one of our families in a variant we do not render</exception>
+    public static ChatTemplateKind? Detect(string? chatTemplate, Func<string, int?> tokenToId, string source = ConfigFileName)
     {
-        if (chatTemplate?.Contains(ChatTemplate.ImStart, StringComparison.Ordinal) == true
-            && tokenToId(ChatTemplate.ImStart) is not null && tokenToId(ChatTemplate.ImEnd) is not null)
-            return ChatTemplateKind.ChatMl;
-        if (tokenToId(ChatTemplate.StartHeader) is not null && tokenToId(ChatTemplate.EndHeader) is not null && tokenToId(ChatTemplate.EotId) is not null)
-            return ChatTemplateKind.Llama3;
-        return null;
+        if (chatTemplate is not null)
+        {
+            var text = new TemplateText(chatTemplate);
+            foreach (var family in Families)
+            {
+                if (family(text, tokenToId) is not { } found) continue;
+                return found.Kind ?? throw UserInputException.About(
+                    $"{source}: its chat_template ({text.Excerpt()}) is {found.Unsupported}; write prompts in the model's own format instead, or choose a template with {new ConfigField("chat_template")} ({Names}) only if the model was trained on it");
+            }
+        }
+        return Llama3Template.HasTokens(tokenToId) ? ChatTemplateKind.Llama3 : null;
     }
 
-    /// <summary>What a <c>chat_template</c> setting (<c>auto|llama3|chatml|none</c>) means for chat data: a named
+    /// <summary>What a <c>chat_template</c> setting (<c>auto</c> or a <see cref="ChatTemplate.Names"/> name) means for chat data: a named
     /// template, or with <c>auto</c> the one <paramref name="modelPath"/>'s files give.</summary>
     /// <param name="source">where the setting came from, for the error message</param>
     /// <param name="modelPath">the model folder (or its tokenizer.json), or null where none was given</param>
     public static ChatTemplateKind Resolve(string setting, string source, string? modelPath) =>
         setting != "auto" ? ChatTemplate.Parse(setting, source)
         : modelPath is not null ? FromModel(modelPath)
-        : throw UserInputException.About($"chat data needs a chat template: name the model whose tokenizer_config.json gives it, or choose one with {new ConfigField("chat_template")} llama3|chatml|none");
+        : throw UserInputException.About($"chat data needs a chat template: name the model whose tokenizer_config.json gives it, or choose one with {new ConfigField("chat_template")} {Names}");
 
     /// <summary>The template of a model folder (or the folder of a tokenizer.json) without loading its tokenizer;
     /// throws, naming what was found, when the rule finds none.</summary>
@@ -53,12 +73,12 @@ public static class ChatTemplateDetector
         var config = hasConfig ? ReadJson(file) : null;
         string? template = TemplateOf(config);
         var tokens = SpecialTokens(folder, config);
-        if (Detect(template, t => tokens.TryGetValue(t, out int id) ? id : null) is { } kind) return kind;
+        if (Detect(template, t => tokens.TryGetValue(t, out int id) ? id : null, file) is { } kind) return kind;
         throw !hasConfig
-            ? UserInputException.About($"{modelPath}: no tokenizer_config.json to take a chat template from; choose one with {new ConfigField("chat_template")} llama3|chatml|none")
+            ? UserInputException.About($"{modelPath}: no tokenizer_config.json to take a chat template from; choose one with {new ConfigField("chat_template")} {Names}")
             : template is null
-            ? UserInputException.About($"{file}: has no chat_template and the tokenizer has no Llama 3 header tokens; choose one with {new ConfigField("chat_template")} llama3|chatml|none")
-            : UserInputException.About($"{file}: its chat_template ({template[..Math.Min(60, template.Length)].ReplaceLineEndings(" ")}…) is neither ChatML nor Llama 3's with their special tokens in the tokenizer; choose one with {new ConfigField("chat_template")} llama3|chatml|none");
+            ? UserInputException.About($"{file}: has no chat_template and the tokenizer has no Llama 3 header tokens; choose one with {new ConfigField("chat_template")} {Names}")
+            : UserInputException.About($"{file}: its chat_template ({new TemplateText(template).Excerpt()}) is none we render (Llama 3, ChatML/Qwen, Mistral [INST], Gemma, Phi) with its special tokens in the tokenizer; choose one with {new ConfigField("chat_template")} {Names}");
     }
 
     /// <summary>tokenizer_config.json's <c>chat_template</c>: the text, or Hugging Face's list of named templates

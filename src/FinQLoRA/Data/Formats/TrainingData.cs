@@ -91,8 +91,12 @@ public static class TrainingData
                 }
                 int last = messages.FindLastIndex(m => m.Role == "assistant");
                 if (last < 0) throw new UserInputException($"{path}:{lineNo}: the conversation has no assistant turn to learn from");
-                var answer = new Example(ChatTemplate.Prompt(kind, messages[..last]), messages[last].Content);
-                return new SftRecord(answer, ChatTemplate.Render(kind, messages));
+                try
+                {
+                    var answer = new Example(ChatTemplate.Prompt(kind, messages[..last]), messages[last].Content);
+                    return new SftRecord(answer, ChatTemplate.Render(kind, messages));
+                }
+                catch (UserInputException e) { throw new UserInputException($"{path}:{lineNo}: {e.Message}", e); } // the template's own rules (turn order, roles)
         }
     }
 

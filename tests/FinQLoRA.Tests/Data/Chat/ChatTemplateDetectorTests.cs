@@ -42,9 +42,51 @@ public sealed class ChatTemplateDetectorTests
         else
         {
             var e = Assert.Throws<UserInputException>(() => ChatTemplateDetector.FromModel(dir.Path));
-            Assert.Contains(template is null ? "has no chat_template" : "neither ChatML nor Llama 3's", e.Message);
+            Assert.Contains(template is null ? "has no chat_template" : "none we render", e.Message);
             Assert.Contains("--chat-template", FinQLoRA.Cli.FlagNames.Render(e));
         }
+    }
+
+    private static readonly string[] GemmaTokens = ["<bos>", "<start_of_turn>", "<end_of_turn>"];
+    private static readonly string[] MistralTokens = ["<s>", "</s>", "[INST]", "[/INST]"];
+
+    // Gemma 2's template (google/gemma-2-9b-it) as Hugging Face stores it, and the same template written three other
+    // ways a copy may write it: escaped newlines, other whitespace in the tags, double quotes.
+    private const string Gemma2Template = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}";
+
+    public static TheoryData<string, string> Gemma2Spellings => new()
+    {
+        { "as stored", Gemma2Template },
+        { "escaped newlines", Gemma2Template.Replace("\n", "\\n") },
+        { "other whitespace", Gemma2Template.Replace("{% ", "{%- ").Replace(" %}", " -%}\n    ").Replace("{{ ", "{{-  ").Replace(" + ", "+") },
+        { "double quotes", Gemma2Template.Replace("'<start_of_turn>'", "\"<start_of_turn>\"").Replace("'model'", "\"model\"") },
+    };
+
+    [Theory]
+    [MemberData(nameof(Gemma2Spellings))]
+    public void ATemplateIsRecognisedHoweverItIsWrittenDown(string name, string template)
+    {
+        Assert.True(ChatTemplateKind.Gemma2 == ChatTemplateDetector.Detect(template, SpecialTokensTokenizer.Numbered(GemmaTokens).TokenToId), name);
+        Assert.Null(ChatTemplateDetector.Detect(template, SpecialTokensTokenizer.Numbered(["<bos>"]).TokenToId)); // not Gemma's tokenizer
+    }
+
+    public static TheoryData<string, string, string[], string> Variants => new()
+    {
+        { "Mistral without its expressions", "{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}", MistralTokens, "Mistral's [INST] template in a variant we do not render (no user turn we can read" },
+        { "Mistral v7", "{{ bos_token }}{% for m in messages %}{{ '[SYSTEM_PROMPT] ' + m['content'] + '[/SYSTEM_PROMPT]' }}{% endfor %}[INST]", MistralTokens, "v7 form" },
+        { "another default system prompt", "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}", ChatMlTokens, "\"You are a helpful AI assistant named SmolLM\"" },
+        { "a reasoning model's opened reply", "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n<think>\n' }}{% endif %}", ChatMlTokens, "opens every reply with <think>" },
+        { "Gemma without its expressions", "{% for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n{% endfor %}", GemmaTokens, "Gemma's <start_of_turn> template in a variant" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void AFamilysVariantWeDoNotRenderIsRefusedNotRenderedAsANeighbour(string name, string template, string[] tokens, string named)
+    {
+        var e = Assert.Throws<UserInputException>(() => ChatTemplateDetector.Detect(template, SpecialTokensTokenizer.Numbered(tokens).TokenToId, "x/tokenizer_config.json"));
+        Assert.True(e.Message.Contains(named, StringComparison.Ordinal), $"{name}: {e.Message}");
+        Assert.StartsWith("x/tokenizer_config.json: its chat_template (", e.Message);
+        Assert.Contains("--chat-template", FinQLoRA.Cli.FlagNames.Render(e));
     }
 
     [Fact]

@@ -79,6 +79,18 @@ public sealed class TrainingDataFormatsTests
     }
 
     [Fact]
+    public void AConversationTheTemplateRaisesOnIsRefusedWithItsLine()
+    {
+        using var dir = new TempFolder();
+        string chat = dir.Write("chat.jsonl",
+            "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":\"Hello\"}]}\n" +
+            "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":\"Hello\"}]}\n");
+        var e = Assert.Throws<UserInputException>(() => TrainingData.Read(chat, null, () => ChatTemplateKind.Gemma2));
+        Assert.StartsWith($"{chat}:2: the gemma2 chat template has no system role", e.Message);
+        Assert.Equal(2, TrainingData.Read(chat, null, () => ChatTemplateKind.Gemma3).Records.Count);
+    }
+
+    [Fact]
     public void AnUnknownChatTemplateIsNamed()
     {
         using var dir = new TempFolder();
