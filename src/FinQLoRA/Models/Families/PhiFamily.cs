@@ -20,14 +20,14 @@ public static class PhiFamily
                 PartialRotaryFactor = json.Positive("partial_rotary_factor", 1.0),
                 SlidingWindow = window,
                 SlidingLayers = window is null ? [] : Enumerable.Repeat(true, c.NumLayers).ToArray(),
-                QkvBias = json.Flag("attention_bias"), OutputBias = json.Flag("attention_bias"),
+                // no biases: transformers' Phi3Config has no attention_bias and modeling_phi3 builds qkv_proj, o_proj and
+                // gate_up_proj with bias=False, so a stray key (or bias tensor) is ignored there and must be here too
             };
         },
         WriteArchitecture = (c, o) =>
         {
             o["hidden_act"] = "silu";
             o["partial_rotary_factor"] = c.PartialRotaryFactor;
-            o["attention_bias"] = c.QkvBias;
             o["sliding_window"] = c.SlidingWindow;
         },
     };
