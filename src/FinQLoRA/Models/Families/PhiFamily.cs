@@ -29,6 +29,10 @@ public static class PhiFamily
             o["hidden_act"] = "silu";
             o["partial_rotary_factor"] = c.PartialRotaryFactor;
             o["sliding_window"] = c.SlidingWindow;
+            // LongRoPE's original context lives at the top level of Phi-3's config.json (Phi3Config's
+            // original_max_position_embeddings); without it a re-read config takes max_position_embeddings for it and
+            // loses both the factor and the switch to the long factors
+            if (c.RopeScaling is { Type: "longrope" } longRope) o["original_max_position_embeddings"] = longRope.OriginalMaxPositionEmbeddings;
         },
     };
 }
