@@ -89,4 +89,30 @@ public sealed class FamilyReferenceTests(ITestOutputHelper output)
         TensorAssert.MaxDiffAtMost(a.narrow(1, 0, w), b.narrow(1, 0, w), 0, $"{family}: within the window");
         Assert.True(TensorAssert.MaxDiff(a, b) > 1e3 * Tolerance, $"{family}: the window changes nothing ({TensorAssert.MaxDiff(a, b):G3})");
     }
+
+    /// <summary>Likewise the RoPE scaling (llama3, YaRN, linear, LongRoPE): the long prompt's logits move far beyond the
+    /// tolerance without it, and for LongRoPE the long factors (past the original 64 positions) differ from the short.</summary>
+    [Theory]
+    [InlineData("llama3.2")]
+    [InlineData("qwen2")]
+    [InlineData("gemma3")]
+    [InlineData("phi3")]
+    public void TheRopeScalingChangesTheReferenceLogits(string family)
+    {
+        using var dir = new TempFolder();
+        string folder = SeededFamilies.Write(dir.Path, family);
+        using var scaled = new HfReferenceForward(folder);
+        using var plain = new HfReferenceForward(folder, a => a with { RopeScaling = null });
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        Assert.NotNull(scaled.Arch.RopeScaling);
+        double diff = TensorAssert.MaxDiff(scaled.Logits(LongPrompt), plain.Logits(LongPrompt));
+        Assert.True(diff > 1e3 * Tolerance, $"{family}: the rope scaling changes nothing ({diff:G3})");
+        if (family == "phi3")
+        {
+            var shortFactors = HfRope.Init(scaled.Arch, scaled.Arch.RopeTheta, scaled.Arch.RopeScaling, 64).InvFreq;
+            var longFactors = HfRope.Init(scaled.Arch, scaled.Arch.RopeTheta, scaled.Arch.RopeScaling, 65).InvFreq;
+            TensorAssert.NotClose(shortFactors, longFactors);
+        }
+    }
 }
