@@ -20,15 +20,19 @@ public static class PhiFamily
                 PartialRotaryFactor = json.Positive("partial_rotary_factor", 1.0),
                 SlidingWindow = window,
                 SlidingLayers = window is null ? [] : Enumerable.Repeat(true, c.NumLayers).ToArray(),
-                QkvBias = json.Flag("attention_bias"), OutputBias = json.Flag("attention_bias"),
+                // no biases: transformers' Phi3Config has no attention_bias and modeling_phi3 builds qkv_proj, o_proj and
+                // gate_up_proj with bias=False, so a stray key (or bias tensor) is ignored there and must be here too
             };
         },
         WriteArchitecture = (c, o) =>
         {
             o["hidden_act"] = "silu";
             o["partial_rotary_factor"] = c.PartialRotaryFactor;
-            o["attention_bias"] = c.QkvBias;
             o["sliding_window"] = c.SlidingWindow;
+            // LongRoPE's original context lives at the top level of Phi-3's config.json (Phi3Config's
+            // original_max_position_embeddings); without it a re-read config takes max_position_embeddings for it and
+            // loses both the factor and the switch to the long factors
+            if (c.RopeScaling is { Type: "longrope" } longRope) o["original_max_position_embeddings"] = longRope.OriginalMaxPositionEmbeddings;
         },
     };
 }
