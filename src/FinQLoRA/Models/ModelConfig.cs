@@ -136,8 +136,8 @@ public sealed record ModelConfig
         };
         var config = family.ReadArchitecture(json, common);
         var rotary = config with { RopeScaling = RopeScaling.FromJson(o["rope_scaling"] as JsonObject, source, config, o) };
-        if (rotary.RotaryDim <= 0 || rotary.RotaryDim > headDim)
-            throw new UserInputException($"{source}: partial_rotary_factor {rotary.PartialRotaryFactor} leaves no rotated dimensions of head_dim {headDim}");
+        if (rotary.RotaryDim <= 0 || rotary.RotaryDim > rotary.HeadDim)
+            throw new UserInputException($"{source}: partial_rotary_factor {rotary.PartialRotaryFactor} leaves no rotated dimensions of head_dim {rotary.HeadDim}");
         return rotary;
     }
 

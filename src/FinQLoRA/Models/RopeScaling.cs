@@ -32,7 +32,9 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
         double Get(string key) => o[key]?.GetValue<double>()
             ?? throw new UserInputException($"{source}: rope_scaling of type {type} needs '{key}'");
         double? Opt(string key) => o[key]?.GetValue<double>();
-        int original = (int)(Opt("original_max_position_embeddings") ?? root?["original_max_position_embeddings"]?.GetValue<double>() ?? config.MaxPositionEmbeddings);
+        // YaRN falls back on max_position_embeddings, LongRoPE on Phi3Config's default of 4096 (as transformers does)
+        int original = (int)(Opt("original_max_position_embeddings") ?? root?["original_max_position_embeddings"]?.GetValue<double>()
+            ?? (type is "longrope" ? 4096 : config.MaxPositionEmbeddings));
         return type switch
         {
             "llama3" => new RopeScaling(type, Get("factor"), Get("low_freq_factor"), Get("high_freq_factor"), (int)Get("original_max_position_embeddings")),

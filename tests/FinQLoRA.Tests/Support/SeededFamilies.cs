@@ -86,7 +86,7 @@ public static class SeededFamilies
             ["num_attention_heads"] = 4, ["num_key_value_heads"] = 2, ["vocab_size"] = SeededTokenizer.VocabSize,
             ["max_position_embeddings"] = 256, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0,
             ["tie_word_embeddings"] = tie, ["bos_token_id"] = SeededTokenizer.Bos, ["eos_token_id"] = SeededTokenizer.Eos,
-            ["attention_bias"] = modelType is "llama" or "qwen3" or "phi3",
+            ["attention_bias"] = modelType is "llama" or "qwen3",
         };
         foreach (var (k, v) in extra) o[k] = v?.DeepClone();
         return o;

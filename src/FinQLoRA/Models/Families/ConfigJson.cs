@@ -19,6 +19,15 @@ public sealed class ConfigJson(JsonObject o, string source)
 
     public int? OptionalInt(string key) => o[key] is null ? null : Required(key);
 
+    /// <summary>transformers' default where the key is absent; null where it is written as null (a switch turned off).</summary>
+    public int? OptionalInt(string key, int? whenAbsent) => o.ContainsKey(key) ? OptionalInt(key) : whenAbsent;
+
+    /// <summary>transformers' default where the key is absent; null where it is written as null.</summary>
+    public double? OptionalPositive(string key, double? whenAbsent) => o.ContainsKey(key) ? OptionalPositive(key) : whenAbsent;
+
+    /// <summary>head_dim where the config states it, else the family's default (Gemma and Qwen3 do not derive it).</summary>
+    public int HeadDim(ModelConfig c, int whenAbsent) => o.ContainsKey("head_dim") ? c.HeadDim : whenAbsent;
+
     public double Positive(string key, double fallback) => OptionalPositive(key) ?? fallback;
 
     public double? OptionalPositive(string key)

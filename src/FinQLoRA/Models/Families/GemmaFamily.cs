@@ -22,12 +22,12 @@ public static class GemmaFamily
         Norms = [CommonNorms.AttentionInput, AttentionOutput, MlpInput, MlpOutput],
         ReadArchitecture = (json, c) =>
         {
-            int? window = json.OptionalInt("sliding_window");
+            int? window = json.OptionalInt("sliding_window", 4096);
             var layers = ModelFamilies.LayerTypes(json, c.NumLayers) ?? Enumerable.Range(0, c.NumLayers).Select(i => i % 2 == 0).ToArray();
-            return Common(json, c) with
+            return Common(json, c, defaultQueryScalar: 224) with
             {
-                AttentionSoftcap = json.OptionalPositive("attn_logit_softcapping"),
-                FinalSoftcap = json.OptionalPositive("final_logit_softcapping"),
+                AttentionSoftcap = json.OptionalPositive("attn_logit_softcapping", 50.0),
+                FinalSoftcap = json.OptionalPositive("final_logit_softcapping", 30.0),
                 SlidingWindow = window,
                 SlidingLayers = window is null ? [] : layers,
             };
@@ -48,10 +48,10 @@ public static class GemmaFamily
         Norms = [CommonNorms.AttentionInput, CommonNorms.QueryNorm, CommonNorms.KeyNorm, AttentionOutput, MlpInput, MlpOutput],
         ReadArchitecture = (json, c) =>
         {
-            int? window = json.OptionalInt("sliding_window");
+            int? window = json.OptionalInt("sliding_window", 4096);
             int pattern = json.Int("sliding_window_pattern", 6);
             var layers = ModelFamilies.LayerTypes(json, c.NumLayers) ?? Enumerable.Range(0, c.NumLayers).Select(i => (i + 1) % pattern != 0).ToArray();
-            return Common(json, c) with
+            return Common(json, c, defaultQueryScalar: 256) with
             {
                 QkNorm = true,
                 AttentionSoftcap = json.OptionalPositive("attn_logit_softcapping"),
@@ -70,7 +70,9 @@ public static class GemmaFamily
         },
     };
 
-    private static ModelConfig Common(ConfigJson json, ModelConfig c)
+    /// <summary>What Gemma 2 and 3 share; where a key is absent, transformers' config defaults (head_dim 256, the query
+    /// scalar of the family's config class).</summary>
+    private static ModelConfig Common(ConfigJson json, ModelConfig c, double defaultQueryScalar)
     {
         string act = json.String("hidden_activation") ?? json.String("hidden_act") ?? "gelu_pytorch_tanh";
         if (act is not ("gelu_pytorch_tanh" or "gelu_tanh"))
@@ -79,7 +81,8 @@ public static class GemmaFamily
         {
             NormOffset = 1.0, Activation = Activation.GeluTanh, SandwichNorms = true, ScaleEmbeddings = true,
             TieWordEmbeddings = json.Flag("tie_word_embeddings", fallback: true),
-            QueryPreAttnScalar = json.OptionalPositive("query_pre_attn_scalar"),
+            HeadDim = json.HeadDim(c, 256),
+            QueryPreAttnScalar = json.OptionalPositive("query_pre_attn_scalar", defaultQueryScalar),
             QkvBias = json.Flag("attention_bias"), OutputBias = json.Flag("attention_bias"),
         };
     }

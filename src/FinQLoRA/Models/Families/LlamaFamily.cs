@@ -26,7 +26,7 @@ public static class LlamaFamily
         HfArchitecture = "MistralForCausalLM",
         ReadArchitecture = (json, c) =>
         {
-            int? window = json.OptionalInt("sliding_window");
+            int? window = json.OptionalInt("sliding_window", 4096); // MistralConfig's default; null turns it off
             var layers = ModelFamilies.LayerTypes(json, c.NumLayers) ?? Enumerable.Repeat(window is not null, c.NumLayers).ToArray();
             return c with { SlidingWindow = window, SlidingLayers = window is null ? [] : layers };
         },

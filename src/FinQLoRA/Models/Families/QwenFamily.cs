@@ -24,6 +24,7 @@ public static class QwenFamily
         Norms = [CommonNorms.AttentionInput, CommonNorms.QueryNorm, CommonNorms.KeyNorm, CommonNorms.PreNormMlp],
         ReadArchitecture = (json, c) => Windows(json, c) with
         {
+            HeadDim = json.HeadDim(c, 128), // Qwen3Config's default; it does not derive head_dim from the hidden size
             QkNorm = true, QkvBias = json.Flag("attention_bias"), OutputBias = json.Flag("attention_bias"),
         },
         WriteArchitecture = (c, o) =>
@@ -35,9 +36,9 @@ public static class QwenFamily
 
     private static ModelConfig Windows(ConfigJson json, ModelConfig c)
     {
-        int? window = json.Flag("use_sliding_window") ? json.OptionalInt("sliding_window") : null;
+        int? window = json.Flag("use_sliding_window") ? json.OptionalInt("sliding_window", 4096) : null;
         if (window is null) return c;
-        int first = json.Int("max_window_layers", c.NumLayers);
+        int first = json.Int("max_window_layers", 28);
         var layers = ModelFamilies.LayerTypes(json, c.NumLayers) ?? Enumerable.Range(0, c.NumLayers).Select(i => i >= first).ToArray();
         return c with { SlidingWindow = window, SlidingLayers = layers };
     }
