@@ -25,40 +25,48 @@ public sealed class FamilyLlamaCppTests(ITestOutputHelper output)
     private const int Rank = 4;
     private const double Alpha = 8;
 
-    /// <summary>llama.cpp's CPU GELU (Gemma's GeGLU) reads a table of fp16 inputs; see <see cref="Tolerance"/>.</summary>
-    private static double Tolerance(ModelConfig c) => c.Activation == Activation.GeluTanh ? GeluTolerance : 1e-4;
-    private const double GeluTolerance = 1e-4;
+    /// <summary>
+    /// 1e-4 (the project's llama.cpp tolerance), except for Gemma's GeGLU: llama.cpp's CPU GELU (ggml_vec_gelu_f32 /
+    /// geglu with GGML_GELU_FP16) rounds each input to fp16 and reads the result from an fp16 table, a relative error
+    /// of up to 2⁻¹¹ on every MLP activation. Measured on these models: max |diff| 1.9e-3 (Gemma 2) and 3.1e-3
+    /// (Gemma 3) over logits up to 2 and 4.6, against 3e-6 to 1.2e-5 for every other family on the same path; a wrong
+    /// norm offset, scale, window or rope base gives O(1). 5e-3 leaves headroom over the measured drift and the
+    /// greedy ids must still agree.
+    /// </summary>
+    private static double Tolerance(ModelConfig c) => c.Activation == Activation.GeluTanh ? 5e-3 : 1e-4;
 
-    /// <summary>(family, prompt length, llama.cpp context). Phi-3's LongRoPE: llama.cpp picks the long factors when its
-    /// context exceeds the original 64 positions, transformers (and we) when the sequence does; a 64-position context
-    /// with 46 positions in use runs the short factors on both sides, a 256-position context with a 70-token prompt
-    /// the long ones.</summary>
+    /// <summary>(family, prompt length, llama.cpp context, config keys changed). Phi-3's LongRoPE: llama.cpp picks the
+    /// long factors when its context (padded to 256 positions) exceeds the original context, transformers (and we)
+    /// when the sequence does. So the short factors are compared on a model whose original context is 256 (factor 4
+    /// kept: 1024 positions), the long ones on the seeded model (original 64) with a 70-token prompt.</summary>
     public static IEnumerable<object[]> Cases =>
     [
-        ["llama3.2", 14, 256], ["qwen2", 14, 256], ["qwen3", 14, 256], ["gemma2", 14, 256], ["gemma3", 14, 256],
-        ["phi3", 14, 64], ["phi3", 70, 256],
+        ["llama3.2", 14, 256, ""], ["qwen2", 14, 256, ""], ["qwen3", 14, 256, ""], ["gemma2", 14, 256, ""], ["gemma3", 14, 256, ""],
+        ["phi3", 14, 256, "{\"original_max_position_embeddings\":256,\"max_position_embeddings\":1024}"], ["phi3", 70, 256, ""],
     ];
+
+    private static JsonObject? Extra(string json) => json.Length == 0 ? null : (JsonObject)JsonNode.Parse(json)!;
 
     private static int[] Prompt(int length) =>
         Enumerable.Range(0, length).Select(i => i == 0 ? SeededTokenizer.Bos : 3 + (i * 97 + 13) % (SeededTokenizer.VocabSize - 3)).ToArray();
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void LlamaCppRunsOurGgufAsWeRunTheHfModel(string family, int promptLength, int context)
+    public void LlamaCppRunsOurGgufAsWeRunTheHfModel(string family, int promptLength, int context, string extra)
     {
         Assert.True(promptLength >= 2 * SeededFamilies.Window + 2);
         using var dir = new TempFolder();
-        string hf = GgufFamilyModels.Write(dir.PathOf("hf"), family), gguf = dir.PathOf("m.gguf");
+        string hf = GgufFamilyModels.Write(dir.PathOf("hf"), family, Extra(extra)), gguf = dir.PathOf("m.gguf");
         ModelConverter.HfToGguf(hf, gguf, GgmlType.F32);
         Compare(family, hf, gguf, Prompt(promptLength), context, adapter: null);
     }
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void LlamaCppWithOurExportedAdapterRunsAsOurModelWithThePeftAdapter(string family, int promptLength, int context)
+    public void LlamaCppWithOurExportedAdapterRunsAsOurModelWithThePeftAdapter(string family, int promptLength, int context, string extra)
     {
         using var dir = new TempFolder();
-        string hf = GgufFamilyModels.Write(dir.PathOf("hf"), family), gguf = dir.PathOf("m.gguf");
+        string hf = GgufFamilyModels.Write(dir.PathOf("hf"), family, Extra(extra)), gguf = dir.PathOf("m.gguf");
         ModelConverter.HfToGguf(hf, gguf, GgmlType.F32);
         string adapter = WriteAdapter(dir.PathOf("adapter"), hf), lora = dir.PathOf("adapter.gguf");
         GgufAdapterExporter.Export(adapter, lora, hf);
