@@ -38,11 +38,12 @@ public sealed class FamilyLlamaCppTests(ITestOutputHelper output)
     /// <summary>(family, prompt length, llama.cpp context, config keys changed). Phi-3's LongRoPE: llama.cpp picks the
     /// long factors when its context (padded to 256 positions) exceeds the original context, transformers (and we)
     /// when the sequence does. So the short factors are compared on a model whose original context is 256 (factor 4
-    /// kept: 1024 positions), the long ones on the seeded model (original 64) with a 70-token prompt.</summary>
+    /// kept: 1024 positions), the long ones on the seeded model (original 64) with a 70-token prompt. The last Gemma 3
+    /// case moves the local RoPE base off llama.cpp's default, so that gemma3.rope.freq_base_swa must be written and read.</summary>
     public static IEnumerable<object[]> Cases =>
     [
         ["llama3.2", 14, 256, ""], ["qwen2", 14, 256, ""], ["qwen3", 14, 256, ""], ["gemma2", 14, 256, ""], ["gemma3", 14, 256, ""],
-        ["phi3", 14, 256, "{\"original_max_position_embeddings\":256,\"max_position_embeddings\":1024}"], ["phi3", 70, 256, ""],
+        ["phi3", 14, 256, "{\"original_max_position_embeddings\":256,\"max_position_embeddings\":1024}"], ["phi3", 70, 256, ""], ["gemma3", 14, 256, "{\"rope_local_base_freq\":20000.0}"],
     ];
 
     private static JsonObject? Extra(string json) => json.Length == 0 ? null : (JsonObject)JsonNode.Parse(json)!;

@@ -44,8 +44,9 @@ public static class GgufArchitectures
         RopeScalings = ["linear"],
     };
 
-    /// <summary>Gemma 3: five windowed layers to one global, RoPE base 10000 on the windowed layers (the scaling on the
-    /// global ones only), no soft-caps, query scale by size as Gemma 2 (27B: 62 layers).</summary>
+    /// <summary>Gemma 3: five windowed layers to one global, RoPE base 10000 on the windowed layers unless
+    /// <c>gemma3.rope.freq_base_swa</c> says otherwise (written only then; checked against llama.cpp with 20000), the
+    /// scaling on the global ones only, no soft-caps, query scale by size as Gemma 2 (27B: 62 layers).</summary>
     public static readonly GgufArchitecture Gemma3 = new()
     {
         Name = "gemma3",
