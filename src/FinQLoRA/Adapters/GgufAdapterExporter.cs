@@ -12,11 +12,14 @@ namespace FinQLoRA.Adapters;
 /// LoRA GGUF: <c>general.type = adapter</c>, <c>adapter.type = lora</c>, <c>adapter.lora.alpha</c>, and per module
 /// <c>blk.N.&lt;tensor&gt;.weight.lora_a</c> (PEFT lora_A [r, in], ne [in, r]) and <c>.lora_b</c> (lora_B [out, r],
 /// ne [r, out]). llama.cpp scales by alpha/r with r read from lora_b, so rsLoRA (alpha/√r) is written as alpha·√r.
-/// The rows of q/k lora_B are permuted into GGUF's RoPE order: P·(B·A) = (P·B)·A.
+/// <c>general.architecture</c> is the base model's (llama.cpp refuses an adapter of another architecture), so the base
+/// must be known; the GGUF names are the family's (Phi-3's fused <c>qkv_proj</c> → <c>attn_qkv</c>, <c>gate_up_proj</c>
+/// → <c>ffn_up</c>). Where the architecture rotates interleaved (llama), the rows of q/k lora_B are permuted into
+/// GGUF's RoPE order: P·(B·A) = (P·B)·A.
 /// </summary>
 public static class GgufAdapterExporter
 {
-    /// <param name="basePath">The base model (HF folder or GGUF), needed for the head counts of the q/k permutation;
+    /// <param name="basePath">The base model (HF folder or GGUF), for its architecture, shapes and head counts;
     /// defaults to the adapter's base_model_name_or_path when that is a local folder.</param>
     /// <param name="overwrite">replace an existing <paramref name="outFile"/> (never an input)</param>
     public static void Export(string adapterFolder, string outFile, string? basePath = null, bool overwrite = false)
@@ -51,16 +54,17 @@ public static class GgufAdapterExporter
         {
             var parsed = e.Name.StartsWith(PeftAdapterKey.Prefix, StringComparison.Ordinal) ? PeftAdapterKey.TryParse(e.Name, out _) : null;
             if (parsed is null || parsed.Part == PeftAdapterKey.Magnitude)
-                throw new UserInputException($"{weightsPath}: tensor '{e.Name}' is not a LoRA matrix of a Llama attention/MLP projection; llama.cpp export supports q/k/v/o/gate/up/down_proj only");
+                throw new UserInputException($"{weightsPath}: tensor '{e.Name}' is not a LoRA matrix of an attention/MLP projection; llama.cpp export supports the projections of the base model's block only");
             var key = (parsed.Layer, ModelLayout.Relative(parsed.Projection), parsed.Projection);
             var p = pairs.GetValueOrDefault(key);
             pairs[key] = parsed.Part == PeftAdapterKey.A ? p with { A = e.Name } : p with { B = e.Name };
         }
         if (pairs.Count == 0) throw new UserInputException($"{weightsPath}: no LoRA tensors found");
 
-        ModelConfig? config = basePath != null ? LoadBaseConfig(basePath) : FindBaseConfig(cfg, adapterFolder);
+        ModelConfig config = (basePath != null ? LoadBaseConfig(basePath) : FindBaseConfig(cfg, adapterFolder))
+            ?? throw UserInputException.About($"{adapterFolder}: the base model is not known (base_model_name_or_path is not a local folder); pass {new ConfigField("base")} with the base model (HF folder or GGUF) so that the adapter names its architecture and shapes");
         var writer = new GgufWriter();
-        writer.Add("general.architecture", "llama");
+        writer.Add("general.architecture", config.Family.GgufArchitecture);
         writer.Add("general.type", "adapter");
         writer.Add("adapter.type", "lora");
         writer.Add("adapter.lora.alpha", (float)ggufAlpha);
@@ -73,16 +77,12 @@ public static class GgufAdapterExporter
             var bShape = file.Entry(b).Shape;
             if (aShape.Length != 2 || bShape.Length != 2 || aShape[0] != bShape[1])
                 throw new UserInputException($"{weightsPath}: {module} of layer {layer} has lora_A [{string.Join(", ", aShape)}] and lora_B [{string.Join(", ", bShape)}], which do not chain (expected [r, in] and [out, r])");
-            int? heads = null;
-            if (kind is ProjectionKind.Q or ProjectionKind.K)
-            {
-                if (config == null)
-                    throw UserInputException.About($"{adapterFolder}: the adapter changes {module}, whose rows must be permuted into GGUF's RoPE order; pass {new ConfigField("base")} with the base model (HF folder or GGUF) so the head counts are known");
-                heads = ModelLayout.RopeHeads(kind, config);
-                long expectedRows = ModelLayout.Shape(config, kind).Out;
-                if (bShape[0] != expectedRows)
-                    throw UserInputException.About($"{weightsPath}: {b} has {bShape[0]} rows but the base model's {module} has {expectedRows}; is {new ConfigField("base")} the model this adapter was trained on?");
-            }
+            if (!config.Family.Projections.Contains(kind))
+                throw new UserInputException($"{weightsPath}: {module} of layer {layer} is not a projection of the base model's {config.Family.HfArchitecture} block ({string.Join(", ", config.Family.Projections.Select(ModelLayout.ModuleName))}); is the base the model this adapter was trained on?");
+            var (inFeatures, outFeatures) = ModelLayout.Shape(config, kind);
+            if (bShape[0] != outFeatures || aShape[1] != inFeatures || layer >= config.NumLayers)
+                throw UserInputException.About($"{weightsPath}: {module} of layer {layer} has lora_A [{string.Join(", ", aShape)}] and lora_B [{string.Join(", ", bShape)}] but the base model's {module} is [{outFeatures}, {inFeatures}] with {config.NumLayers} layers; is {new ConfigField("base")} the model this adapter was trained on?");
+            int? heads = ModelLayout.RopeHeads(kind, config);
             string an = a, bn = b;
             writer.AddTensor($"{ggufWeight}.lora_a", GgmlType.F32, aShape, () => file.Read(an));
             writer.AddTensor($"{ggufWeight}.lora_b", GgmlType.F32, bShape, () =>

@@ -6,14 +6,16 @@ using FinQLoRA.Models;
 namespace FinQLoRA.Formats.Gguf;
 
 /// <summary>
-/// A GGUF Llama model read as if it were a Hugging Face checkpoint: HF tensor names, PyTorch shapes (the reverse of
-/// ggml's ne), q/k rows permuted from GGUF's interleaved RoPE order into HF's rotate-half order, Q8_0 dequantized to
-/// F32 (F32/F16/BF16 come as stored). The config and the embedded tokenizer come from the metadata.
+/// A GGUF model of any family (<see cref="GgufArchitectures"/>) read as if it were a Hugging Face checkpoint: HF tensor
+/// names, PyTorch shapes (the reverse of ggml's ne), q/k rows and biases permuted from GGUF's interleaved RoPE order into
+/// HF's rotate-half order where the architecture rotates interleaved, Gemma's stored 1 + w norms given back as w, Q8_0
+/// dequantized to F32 (F32/F16/BF16 come as stored). The config and the embedded tokenizer come from the metadata.
 /// </summary>
 public sealed class GgufCheckpointReader : ICheckpointReader
 {
     private readonly GgufFile _file;
     private readonly Dictionary<string, GgufTensorInfo> _byHfName = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LayoutTensor> _layout = new(StringComparer.Ordinal);
 
     public string Source => _file.Path;
     public IReadOnlyList<TensorEntry> Entries { get; }
@@ -28,13 +30,16 @@ public sealed class GgufCheckpointReader : ICheckpointReader
         try
         {
             Tokenizer = GgufTokenizerData.FromGguf(_file);
-            Config = GgufLlamaConfig.Read(_file, Tokenizer);
+            Config = GgufModelConfig.Read(_file, Tokenizer);
+            var byGguf = ModelLayout.Tensors(Config).ToDictionary(t => t.GgufName, StringComparer.Ordinal);
             var entries = new List<TensorEntry>();
             foreach (var t in _file.Tensors)
             {
-                if (t.Name == GgufLlamaConfig.RopeFreqsTensor) continue; // folded into Config.RopeScaling
-                string hf = ModelLayout.ToHf(t.Name, Config)
-                    ?? throw new UserInputException($"{path}: tensor '{t.Name}' is not a Llama weight FinQLoRA knows; only plain Llama GGUF models are supported");
+                if (GgufModelConfig.IsConfigTensor(t.Name)) continue; // folded into Config.RopeScaling
+                var layout = byGguf.GetValueOrDefault(t.Name)
+                    ?? throw new UserInputException($"{path}: tensor '{t.Name}' is not a weight of a {Config.Family.HfArchitecture} model as FinQLoRA reads it ({_file.GetString("general.architecture")} architecture); the file has tensors this family does not");
+                string hf = layout.HfName;
+                _layout[hf] = layout;
                 if (!GgmlTypes.IsReadable(t.Type))
                     throw new UserInputException($"{path}: tensor '{t.Name}' is {t.Type}; FinQLoRA reads F32, F16, BF16 and Q8_0 GGUF files — requantize with llama-quantize (e.g. to Q8_0) or convert from the HF model");
                 _byHfName[hf] = t;
@@ -82,10 +87,17 @@ public sealed class GgufCheckpointReader : ICheckpointReader
         }
 
         var result = raw;
-        if (ModelLayout.RopeHeads(name, Config) is int heads)
+        var layout = _layout[name];
+        if (ModelConverter.RopeHeads(layout, Config) is int heads)
         {
             result = RopePermutation.ToHf(raw, heads);
             raw.Dispose();
+        }
+        if (Config.Family.GgufNormOffset != 0 && ModelConverter.IsNorm(layout))
+        {
+            // stored as 1 + w (llama.cpp's converter); F32, so w comes back within an f32 rounding of 1 + w
+            using var stored = result;
+            result = stored - Config.Family.GgufNormOffset;
         }
         if (dtype is { } d && result.dtype != d)
         {

@@ -8,8 +8,10 @@ using FinQLoRA.Models;
 namespace FinQLoRA.Formats.Gguf;
 
 /// <summary>
-/// Hugging Face model folder ↔ GGUF file, one tensor at a time. HF → GGUF permutes q/k rows into GGUF's interleaved
-/// RoPE order and embeds the tokenizer; GGUF → HF writes config.json, generation_config.json, safetensors (sharded
+/// Hugging Face model folder ↔ GGUF file, one tensor at a time, for every family (<see cref="GgufArchitectures"/>;
+/// <see cref="GgufModelConfig"/> says what each architecture's metadata holds and what is refused). HF → GGUF permutes
+/// q/k rows (and biases) into GGUF's interleaved RoPE order where the architecture rotates interleaved, stores Gemma's
+/// norms as 1 + w, and embeds the tokenizer; GGUF → HF writes config.json, generation_config.json, safetensors (sharded
 /// above <see cref="ShardBytes"/>) and a tokenizer.json rebuilt from the embedded vocabulary.
 /// </summary>
 public static class ModelConverter
@@ -42,7 +44,7 @@ public static class ModelConverter
         _ => throw new ArgumentOutOfRangeException(nameof(t)),
     };
 
-    /// <summary>Converts an HF Llama folder to GGUF. <paramref name="dtype"/> applies to matrices (default: the
+    /// <summary>Converts an HF model folder to GGUF. <paramref name="dtype"/> applies to matrices (default: the
     /// checkpoint's torch_dtype); norms stay F32, and a Q8_0 matrix whose rows are not whole blocks falls back to F16,
     /// as llama.cpp's converter does.</summary>
     public static void HfToGguf(string folder, string outFile, GgmlType? dtype = null, bool overwrite = false)
@@ -56,47 +58,55 @@ public static class ModelConverter
         using var reader = new HfCheckpointReader(folder);
 
         var writer = new GgufWriter();
-        writer.Add("general.architecture", "llama");
+        GgufModelConfig.Write(config, writer); // general.architecture and the {arch}.* keys; refuses what llama.cpp would not run
         writer.Add("general.type", "model");
         writer.Add("general.name", Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/')));
-        GgufLlamaConfig.Write(config, writer);
         writer.Add("general.file_type", FileType(type));
         if (type == GgmlType.Q8_0) writer.Add("general.quantization_version", 2u);
         tokenizer.WriteTo(writer);
 
-        if (config.RopeScaling is { } scaling)
-        {
-            var factors = GgufLlamaConfig.RopeFactors(scaling, config.HeadDim, config.RopeTheta);
-            writer.AddTensor(GgufLlamaConfig.RopeFreqsTensor, GgmlType.F32, [factors.Length], () => torch.tensor(factors));
-        }
-        var expected = ExpectedTensors(config).ToList();
+        foreach (var (name, values) in GgufModelConfig.ConfigTensors(config))
+            writer.AddTensor(name, GgmlType.F32, [values.Length], () => torch.tensor(values));
+        var layout = ModelLayout.Tensors(config).ToList();
         foreach (var e in reader.Entries)
-            if (!expected.Contains(e.Name) && !e.Name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal)
+            if (!layout.Any(t => t.HfName == e.Name) && !e.Name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal)
                 && !(e.Name == ModelLayout.HeadName && config.TieWordEmbeddings))
-                throw new UserInputException($"{folder}: tensor '{e.Name}' is not part of a Llama model; GGUF conversion supports plain LlamaForCausalLM checkpoints");
-        foreach (string name in expected)
+                throw new UserInputException($"{folder}: tensor '{e.Name}' is not part of a {config.Family.HfArchitecture} model; GGUF conversion writes the weights of the family's layout only");
+        float normOffset = config.Family.GgufNormOffset;
+        foreach (var tensor in layout)
         {
+            string name = tensor.HfName;
             if (!reader.Contains(name))
                 throw new UserInputException($"{folder}: tensor '{name}' is missing from the checkpoint");
             var entry = reader.Entries.First(e => e.Name == name);
             var tensorType = entry.Shape.Length == 1 ? GgmlType.F32
                 : type == GgmlType.Q8_0 && entry.Shape[^1] % Q8Zero.BlockSize != 0 ? GgmlType.F16
                 : type;
-            int? heads = ModelLayout.RopeHeads(name, config);
-            string ggufName = ModelLayout.ToGguf(name, config)!;
-            writer.AddTensor(ggufName, tensorType, entry.Shape, () =>
+            int? heads = RopeHeads(tensor, config);
+            bool offset = normOffset != 0 && IsNorm(tensor);
+            writer.AddTensor(tensor.GgufName, tensorType, entry.Shape, () =>
             {
                 var t = reader.Read(name);
+                // llama.cpp computes Gemma's norms with the stored weight: its converter stores 1 + w, in F32
+                if (offset) t = t.to(torch.ScalarType.Float32) + normOffset;
                 return heads is int h ? RopePermutation.ToGguf(t, h) : t;
             });
         }
         writer.Write(outFile);
     }
 
-    /// <summary>HF names of a Llama model's weights in llama.cpp's file order (lm_head left out when tied).</summary>
+    /// <summary>HF names of a model's weights in llama.cpp's file order (lm_head left out when tied).</summary>
     public static IEnumerable<string> ExpectedTensors(ModelConfig config) => ModelLayout.Tensors(config).Select(t => t.HfName);
 
-    /// <summary>Converts a GGUF Llama model to an HF folder. <paramref name="dtype"/> (F32/F16/BF16) defaults to the
+    /// <summary>How many heads permute a tensor's rows between HF and GGUF RoPE order: q and k weights and, as
+    /// llama.cpp's converter does, their biases, for the architectures llama.cpp rotates interleaved.</summary>
+    public static int? RopeHeads(LayoutTensor tensor, ModelConfig config) =>
+        tensor.Role is TensorRole.Projection or TensorRole.Bias && tensor.Projection is { } kind ? ModelLayout.RopeHeads(kind, config) : null;
+
+    /// <summary>Whether a tensor is a norm weight (block, per-head q/k, or final), which Gemma's GGUF stores as 1 + w.</summary>
+    public static bool IsNorm(LayoutTensor tensor) => tensor.Role is TensorRole.Norm or TensorRole.FinalNorm;
+
+    /// <summary>Converts a GGUF model to an HF folder (the family's config.json). <paramref name="dtype"/> (F32/F16/BF16) defaults to the
     /// stored type of each tensor (Q8_0 becomes F32).</summary>
     public static void GgufToHf(string ggufFile, string outFolder, GgmlType? dtype = null, bool overwrite = false)
     {
