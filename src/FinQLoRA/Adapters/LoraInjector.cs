@@ -60,7 +60,7 @@ public static class LoraInjector
     public static IEnumerable<WrappedProjection> Wrapped(DecoderModel model)
     {
         for (int i = 0; i < model.Layers.Count; i++)
-            foreach (var projection in LoraTargets.All)
+            foreach (var projection in model.Config.Family.Projections) // Phi-3 has qkv_proj and gate_up_proj, no q_proj
             {
                 var owner = Owner(model.Layers[i], projection);
                 if (owner[projection] is LoraLinear lora) yield return new WrappedProjection(i, projection, owner, lora);

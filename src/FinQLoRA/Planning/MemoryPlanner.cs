@@ -244,12 +244,15 @@ public static class MemoryPlanner
         if (c.Activation == Activation.GeluTanh) bytes += Bf16 * 3 * I;
         // attention written out (Gemma 2's soft-cap, a query scale other than 1/√head_dim) keeps each query's row of
         // scores over the sequence: fp32 softmax output and its bf16 copy, and the soft-cap's tanh output
-        if (ExplicitAttention(c))
-            bytes += (long)c.NumHeads * t.SeqLen * (4 + Bf16 + (c.AttentionSoftcap is not null ? Bf16 : 0));
+        bytes += WrittenOutScoreBytesPerToken(c, t);
         foreach (var p in Targets(c, t))
             bytes += 4 * p.In + (t.LoraDropout > 0 ? p.In : 0) + 4L * t.Rank;
         return bytes;
     }
+
+    /// <summary>The scores written-out attention keeps per token and layer (0 where attention runs fused).</summary>
+    public static long WrittenOutScoreBytesPerToken(ModelConfig c, TrainingMemoryOptions t) =>
+        ExplicitAttention(c) ? (long)c.NumHeads * t.SeqLen * (4 + Bf16 + (c.AttentionSoftcap is not null ? Bf16 : 0)) : 0;
 
     /// <summary>Whether attention runs as matmuls and a softmax (<c>SelfAttention.Explicit</c>) rather than fused.</summary>
     public static bool ExplicitAttention(ModelConfig c) =>
@@ -296,6 +299,11 @@ public static class MemoryPlanner
         {
             list.AddRange(CpuQuantWorkspace(c, options, tokens, t.Widens));
             long transientBase = list.Where(x => x.Name is "activations" or "head_activations" or "backward_workspace").Sum(x => x.Bytes);
+            // written-out attention's score matrices are the same few sizes in every layer, so freed ones are taken
+            // again whole rather than leaving holes: measured on a 20M Gemma 2 (bench memory, gemma2-20M) they add
+            // what they hold and no retention (+19% planned with it, +6% without)
+            long layersHoldingScores = t.GradientCheckpointing ? 2 : L + 1;
+            transientBase -= layersHoldingScores * tokens * WrittenOutScoreBytesPerToken(c, t);
             // 8-bit forwards free int8 activations, fp32 copies and accumulators in every projection of every layer
             if (options.Bits == 8) transientBase += c.NumLayers * tokens * Projections(c).Sum(p => p.In * 5 + p.Out * 8);
             list.Add(new("allocator_retention", (long)(transientBase * CpuAllocatorRetention), false,
