@@ -1,3 +1,4 @@
+using FinQLoRA.Models.Families;
 using System.ComponentModel;
 using FinQLoRA.Adapters;
 using FinQLoRA.Models;
@@ -8,13 +9,13 @@ using Spectre.Console.Cli;
 
 namespace FinQLoRA.Cli.Commands;
 
-/// <summary><c>finqlora memory</c>: weight and runtime memory of a Llama model at 16, 8 or 4 bits, for inference or training.</summary>
+/// <summary><c>finqlora memory</c>: weight and runtime memory of a model of any family at 16, 8 or 4 bits, for inference or training.</summary>
 internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
 {
     public sealed class Settings : CommandSettings
     {
         [CommandOption("--model <MODEL>")]
-        [Description("A model folder with config.json, or a preset: llama-3.1-8b, llama-3.1-70b.")]
+        [Description("A model folder with config.json, or a preset: " + ModelPresets.NameList + ".")]
         public string Model { get; init; } = "";
 
         [CommandOption("--bits <BITS>")]
@@ -75,7 +76,7 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
 
         public override ValidationResult Validate()
         {
-            if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required (a folder with config.json, llama-3.1-8b or llama-3.1-70b)");
+            if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required (a folder with config.json, or a preset: " + ModelPresets.NameList + ")");
             if (FlagNames.Check(() => { WeightBits.Require(Bits); TargetKinds(); }) is { Successful: false } bad) return bad;
             if (TargetTokens is { } n && (n < 1 || n > SeqLen)) return ValidationResult.Error($"--target-tokens {n}: use a number from 1 to --seq-len ({SeqLen})");
             if (TargetTokens is not null && !Train) return ValidationResult.Error("--target-tokens is a training setting; add --train");
@@ -89,7 +90,9 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
     {
-        ModelConfig config = ModelConfig.Preset(s.Model) ?? ModelConfig.Load(s.Model);
+        ModelConfig config = ModelPresets.Get(s.Model)
+            ?? (Directory.Exists(s.Model) || File.Exists(s.Model) ? ModelConfig.Load(s.Model)
+                : throw new UserInputException($"--model {s.Model}: neither a folder with config.json nor a preset; use a model folder or one of {ModelPresets.NameList}"));
         var options = new QuantizationOptions(Bits: s.Bits);
         MemoryPlan plan = s.Train
             ? MemoryPlanner.Training(config, options, new TrainingMemoryOptions(s.BatchSize, s.SeqLen, s.Rank,

@@ -70,7 +70,10 @@ public static class AttentionMask
         using var scope = NewDisposeScope();
         var visible = mask.eq(0);
         var laterVisible = visible.to(ScalarType.Int32).flip(-1).cumsum(-1).flip(-1); // visible keys at this index or after
-        return mask.masked_fill(visible.logical_and(laterVisible.gt(window)), float.MinValue)
+        // the mask arrives in the compute dtype: float.MinValue overflows bf16 and fp16, so fill with that dtype's own
+        // most negative finite value
+        double hidden = mask.dtype == ScalarType.Float32 ? float.MinValue : finfo(mask.dtype).min;
+        return mask.masked_fill(visible.logical_and(laterVisible.gt(window)), hidden)
             .MoveToOuterDisposeScope();
     }
 }

@@ -171,22 +171,4 @@ public sealed record ModelConfig
         if (QuantizationConfig != null) o["quantization_config"] = QuantizationConfig.DeepClone();
         return o;
     }
-
-    /// <summary>Named presets with the facts of Meta's config.json files, for the memory planner and tests.</summary>
-    public static ModelConfig? Preset(string name) => name.ToLowerInvariant() switch
-    {
-        "llama-3.1-8b" => Llama31(hidden: 4096, intermediate: 14336, layers: 32, heads: 32),
-        "llama-3.1-70b" => Llama31(hidden: 8192, intermediate: 28672, layers: 80, heads: 64),
-        _ => null,
-    };
-
-    private static ModelConfig Llama31(int hidden, int intermediate, int layers, int heads) => new()
-    {
-        HiddenSize = hidden, IntermediateSize = intermediate, NumLayers = layers, NumHeads = heads,
-        NumKvHeads = 8, HeadDim = hidden / heads, VocabSize = 128256, MaxPositionEmbeddings = 131072,
-        RmsNormEps = 1e-5, RopeTheta = 500000.0,
-        RopeScaling = new RopeScaling("llama3", 8.0, 1.0, 4.0, 8192),
-        TieWordEmbeddings = false, BosTokenId = 128000, EosTokenIds = [128001, 128008, 128009],
-        TorchDtype = "bfloat16",
-    };
 }

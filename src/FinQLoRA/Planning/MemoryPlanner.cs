@@ -1,5 +1,6 @@
 using FinQLoRA.Adapters;
 using FinQLoRA.Models;
+using FinQLoRA.Models.Families;
 using FinQLoRA.Quantization;
 using FinQLoRA.Runtime;
 using FinQLoRA.Training;
@@ -7,7 +8,8 @@ using FinQLoRA.Training;
 namespace FinQLoRA.Planning;
 
 /// <summary>
-/// GPU memory of a Llama model for inference at batch 1 and for (Q)LoRA training, by component.
+/// GPU memory of a decoder model of any family for inference at batch 1 and for (Q)LoRA training, by component. The
+/// tensors are the family's (<see cref="ModelLayout"/>): its projections (fused or not), biases and norms.
 /// <para><b>Weights.</b> Embedding and lm_head stay bf16 (bitsandbytes/transformers never quantize them); the seven
 /// projections of every layer are bf16 (16), int8 + fp32 SCB per row (8), or packed 4-bit + constants (4: one fp32
 /// absmax per 64, or with double quantization one byte per 64 plus fp32 per 256 blocks and the 16/256-entry tables);
@@ -26,8 +28,10 @@ namespace FinQLoRA.Planning;
 /// P = L·Σ R·(in + out) cost 16 bytes each (fp32 weight, fp32 grad, AdamW m and v);
 /// activations saved for backward per token and layer, bf16 unless noted:
 /// 2·(h [attention residual] + qdim + 2·kv_dim [q, k, v kept by attention] + qdim [attention output] + h [MLP residual]
-/// + 4·I [gate, up, silu(gate), product]) + 2·8h [two RMSNorms keep their fp32 input and normalised output] + 4·heads
-/// [attention log-sum-exp], plus per adapted projection 4·in (peft casts the dropped-out input to fp32 and lora_A keeps
+/// + 4·I [gate, up, silu(gate), product]) + 8h per block norm [each keeps its fp32 input and normalised output: two for
+/// Llama, four for Gemma] + 8·(qdim + kv_dim) for per-head q/k norms (Qwen3, Gemma 3) + 4·heads
+/// [attention log-sum-exp], + 2·3I for GELU's written-out tanh form (Gemma), + heads·S·(4 + 2 [+ 2 with a soft-cap]) for
+/// attention written out (Gemma 2: the fp32 softmax, its bf16 copy, the soft-cap's tanh), plus per adapted projection 4·in (peft casts the dropped-out input to fp32 and lora_A keeps
 /// it) + in [dropout mask, when dropout &gt; 0] + 4·R [lora_A output kept by lora_B]. Frozen quantized projections keep
 /// nothing (their backward needs only the weight, which is re-dequantized). Head: only the N = B·targets supervised
 /// positions go through the final norm (8h each: fp32 input and normed output) and lm_head. Up to one chunk of rows
@@ -74,6 +78,9 @@ public static class MemoryPlanner
     /// <summary>The projections of a layer (the family's) as (kind, in, out).</summary>
     public static IReadOnlyList<(ProjectionKind Kind, long In, long Out)> Projections(ModelConfig c) =>
         [.. c.Family.Projections.Select(k => (k, ModelLayout.Shape(c, k).In, ModelLayout.Shape(c, k).Out))];
+
+    /// <summary>The model's parameters: every tensor its family's layout lists (a tied head once).</summary>
+    public static long ParameterCount(ModelConfig c) => ModelLayout.Tensors(c).Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
 
     /// <summary>Weight storage by component; <paramref name="options"/> gives bits, 4-bit type, double quant, block size.</summary>
     public static IReadOnlyList<MemoryComponent> Weights(ModelConfig c, QuantizationOptions options)
@@ -200,20 +207,56 @@ public static class MemoryPlanner
 
     /// <summary>Adapter parameter count: L · Σ over targets R·(in + out).</summary>
     public static long AdapterParameters(ModelConfig c, TrainingMemoryOptions t) =>
-        PeftAdapterSize.ParameterCount(c, t.Rank, t.AdapterTargets, dora: false);
+        PeftAdapterSize.ParameterCount(c, t.Rank, AdapterTargets(c, t), dora: false);
 
-    private static IEnumerable<(ProjectionKind Kind, long In, long Out)> Targets(ModelConfig c, TrainingMemoryOptions t) =>
-        Projections(c).Where(p => t.AdapterTargets.Contains(p.Kind));
+    /// <summary>The family's projections the targets name: on a family that fuses them (Phi-3's qkv_proj and
+    /// gate_up_proj) q, k or v names the one qkv_proj and gate or up the one gate_up_proj, which is where PEFT puts an
+    /// adapter for such a model (its default targets for Phi-3 are <c>qkv_proj</c>); a projection the family does not
+    /// have adds nothing.</summary>
+    public static IReadOnlyList<ProjectionKind> AdapterTargets(ModelConfig c, TrainingMemoryOptions t)
+    {
+        var asked = t.AdapterTargets;
+        bool Names(ProjectionKind kind) => asked.Contains(kind) || kind switch
+        {
+            ProjectionKind.Qkv => asked.Any(k => k is ProjectionKind.Q or ProjectionKind.K or ProjectionKind.V),
+            ProjectionKind.GateUp => asked.Any(k => k is ProjectionKind.Gate or ProjectionKind.Up),
+            _ => false,
+        };
+        return [.. c.Family.Projections.Where(Names)];
+    }
+
+    private static IEnumerable<(ProjectionKind Kind, long In, long Out)> Targets(ModelConfig c, TrainingMemoryOptions t)
+    {
+        var targets = AdapterTargets(c, t);
+        return Projections(c).Where(p => targets.Contains(p.Kind));
+    }
 
     /// <summary>Bytes kept for backward per token by one decoder layer (formula in the class summary).</summary>
     public static long LayerActivationBytesPerToken(ModelConfig c, TrainingMemoryOptions t)
     {
         long h = c.HiddenSize, I = c.IntermediateSize;
-        long bytes = Bf16 * (h + c.QDim + 2 * c.KvDim + c.QDim + h + 4 * I) + 2 * 8 * h + 4L * c.NumHeads;
+        long bytes = Bf16 * (h + c.QDim + 2 * c.KvDim + c.QDim + h + 4 * I) + 4L * c.NumHeads;
+        // every norm of the block keeps its fp32 input and normalised output: two for Llama, four for Gemma's
+        // sandwich, and the per-head q/k norms over every query and key head (Qwen3, Gemma 3)
+        foreach (var norm in c.Family.Norms)
+            bytes += 8 * norm.Role switch { NormRole.Query => c.QDim, NormRole.Key => c.KvDim, _ => h };
+        // GELU's tanh form is written out: it keeps tanh's output, x/2 and 1 + tanh besides the gate
+        if (c.Activation == Activation.GeluTanh) bytes += Bf16 * 3 * I;
+        // attention written out (Gemma 2's soft-cap, a query scale other than 1/√head_dim) keeps each query's row of
+        // scores over the sequence: fp32 softmax output and its bf16 copy, and the soft-cap's tanh output
+        bytes += WrittenOutScoreBytesPerToken(c, t);
         foreach (var p in Targets(c, t))
             bytes += 4 * p.In + (t.LoraDropout > 0 ? p.In : 0) + 4L * t.Rank;
         return bytes;
     }
+
+    /// <summary>The scores written-out attention keeps per token and layer (0 where attention runs fused).</summary>
+    public static long WrittenOutScoreBytesPerToken(ModelConfig c, TrainingMemoryOptions t) =>
+        ExplicitAttention(c) ? (long)c.NumHeads * t.SeqLen * (4 + Bf16 + (c.AttentionSoftcap is not null ? Bf16 : 0)) : 0;
+
+    /// <summary>Whether attention runs as matmuls and a softmax (<c>SelfAttention.Explicit</c>) rather than fused.</summary>
+    public static bool ExplicitAttention(ModelConfig c) =>
+        c.AttentionSoftcap is not null || c.QueryPreAttnScalar is double s && s != c.HeadDim;
 
     /// <summary>Bytes of the final norm, logits and loss for <paramref name="targets"/> supervised rows (formula in the
     /// class summary), with a note saying which way the trainer computes them.</summary>
@@ -221,6 +264,9 @@ public static class MemoryPlanner
     {
         long v = c.VocabSize, h = c.HiddenSize, chunk = ChunkedCrossEntropy.RowsPerChunk(v);
         long norm = targets * 8 * h;
+        // soft-capped logits (Gemma 2) go through the model's head whole, never in chunks: besides the bf16 logits,
+        // fp32 upcast and log-softmax, the head holds logits / cap, tanh's output (kept for backward) and cap · tanh
+        if (c.FinalSoftcap is not null) return (norm + targets * v * 22, $"soft-capped logits and loss of {targets:N0} target tokens, all at once");
         if (targets <= chunk) return (norm + targets * v * 10, $"logits and loss of {targets:N0} target tokens");
         return (norm + chunk * v * 12 + targets * h * Bf16, $"logits of {targets:N0} target tokens, {chunk:N0} at a time; bf16 gradient of their normed rows");
     }
@@ -253,6 +299,11 @@ public static class MemoryPlanner
         {
             list.AddRange(CpuQuantWorkspace(c, options, tokens, t.Widens));
             long transientBase = list.Where(x => x.Name is "activations" or "head_activations" or "backward_workspace").Sum(x => x.Bytes);
+            // written-out attention's score matrices are the same few sizes in every layer, so freed ones are taken
+            // again whole rather than leaving holes: measured on a 20M Gemma 2 (bench memory, gemma2-20M) they add
+            // what they hold and no retention (+19% planned with it, +6% without)
+            long layersHoldingScores = t.GradientCheckpointing ? 2 : L + 1;
+            transientBase -= layersHoldingScores * tokens * WrittenOutScoreBytesPerToken(c, t);
             // 8-bit forwards free int8 activations, fp32 copies and accumulators in every projection of every layer
             if (options.Bits == 8) transientBase += c.NumLayers * tokens * Projections(c).Sum(p => p.In * 5 + p.Out * 8);
             list.Add(new("allocator_retention", (long)(transientBase * CpuAllocatorRetention), false,

@@ -1,3 +1,4 @@
+using FinQLoRA.Models.Families;
 using FinQLoRA.Adapters;
 using FinQLoRA.Models;
 using FinQLoRA.Tests.Support;
@@ -164,13 +165,13 @@ public sealed class LoraInjectorTests
     [Fact]
     public void ExpectedAdapterSizeForLlama31_8B()
     {
-        var llama8b = ModelConfig.Preset("llama-3.1-8b")!;
+        var llama8b = ModelPresets.Get("llama-3.1-8b")!;
         var finlora = new LoraConfig { Rank = 4, Alpha = 32, TargetModules = ["q_proj", "k_proj", "v_proj"] };
         Assert.Equal(2_359_296, PeftAdapterSize.ParameterCount(llama8b, finlora));
         Assert.Equal(4.5 * 1024 * 1024, PeftAdapterSize.TensorBytes(llama8b, finlora, bytesPerValue: 2)); // FinLoRA's saved bf16
         Assert.Equal(9.0 * 1024 * 1024, PeftAdapterSize.TensorBytes(llama8b, finlora, bytesPerValue: 4)); // PEFT's default F32
         Assert.Equal(4_718_592, PeftAdapterSize.ParameterCount(llama8b, finlora with { Rank = 8 }));
-        Assert.Equal(11_141_120, PeftAdapterSize.ParameterCount(ModelConfig.Preset("llama-3.1-70b")!, finlora));
+        Assert.Equal(11_141_120, PeftAdapterSize.ParameterCount(ModelPresets.Get("llama-3.1-70b")!, finlora));
         Assert.Equal("2,359,296 params: 9.00 MiB as F32, 4.50 MiB as BF16", PeftAdapterSize.Describe(llama8b, finlora));
     }
 }

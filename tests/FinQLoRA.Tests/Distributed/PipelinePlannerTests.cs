@@ -1,3 +1,4 @@
+using FinQLoRA.Models.Families;
 using FinQLoRA.Inference.Pipeline;
 using FinQLoRA.Models;
 using FinQLoRA.Tests.Support;
@@ -7,8 +8,8 @@ namespace FinQLoRA.Tests.Distributed;
 
 public sealed class PipelinePlannerTests
 {
-    private static ModelConfig Llama8B => ModelConfig.Preset("llama-3.1-8b")!;
-    private static ModelConfig Llama70B => ModelConfig.Preset("llama-3.1-70b")!;
+    private static ModelConfig Llama8B => ModelPresets.Get("llama-3.1-8b")!;
+    private static ModelConfig Llama70B => ModelPresets.Get("llama-3.1-70b")!;
 
     [Fact]
     public void Llama8BStagesAddUpToTheModelsPublishedParameterCount()
@@ -33,7 +34,7 @@ public sealed class PipelinePlannerTests
     [InlineData("llama-3.1-70b", 3)]
     public void LargestStageIsAsSmallAsAnyContiguousSplitAllows(string preset, int n)
     {
-        var config = ModelConfig.Preset(preset)!;
+        var config = ModelPresets.Get(preset)!;
         var plan = PipelinePlanner.Plan(config, n);
         AssertCoversAllLayersInOrder(plan, config.NumLayers);
         Assert.Equal(BruteForceLargestStage(config, n), plan.Stages.Max(s => s.ParameterCount));

@@ -1,3 +1,4 @@
+using FinQLoRA.Models.Families;
 using FinQLoRA.Loading;
 using System.Text.Json.Nodes;
 using FinQLoRA.Data.Chat;
@@ -15,8 +16,8 @@ public sealed class LlamaFamilyTests
     [Fact]
     public void Llama31PresetsHaveMetasShapesAndParameterCounts()
     {
-        var c8 = ModelConfig.Preset("llama-3.1-8b")!;
-        var c70 = ModelConfig.Preset("llama-3.1-70b")!;
+        var c8 = ModelPresets.Get("llama-3.1-8b")!;
+        var c70 = ModelPresets.Get("llama-3.1-70b")!;
         Assert.Equal((4096, 14336, 32, 32, 8, 128, 128256), (c8.HiddenSize, c8.IntermediateSize, c8.NumLayers, c8.NumHeads, c8.NumKvHeads, c8.HeadDim, c8.VocabSize));
         Assert.Equal((8192, 28672, 80, 64, 8), (c70.HiddenSize, c70.IntermediateSize, c70.NumLayers, c70.NumHeads, c70.NumKvHeads));
         long Params(ModelConfig c) => 2L * c.VocabSize * c.HiddenSize + c.HiddenSize + c.NumLayers *

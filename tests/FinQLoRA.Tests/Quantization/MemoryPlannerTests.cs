@@ -1,3 +1,4 @@
+using FinQLoRA.Models.Families;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
 using FinQLoRA.Planning;
@@ -15,7 +16,7 @@ public sealed class MemoryPlannerTests
     [InlineData("llama-3.1-70b", 4, 37.8)]
     public void InferenceTotalsAreWithinFivePercentOfTheReferenceTable(string model, int bits, double gib)
     {
-        var plan = MemoryPlanner.Inference(ModelConfig.Preset(model)!, new QuantizationOptions(Bits: bits), model);
+        var plan = MemoryPlanner.Inference(ModelPresets.Get(model)!, new QuantizationOptions(Bits: bits), model);
         double total = plan.TotalBytes / MemoryPlan.GiB;
         Assert.InRange(total, gib * 0.95, gib * 1.05);
     }
@@ -23,7 +24,7 @@ public sealed class MemoryPlannerTests
     [Fact]
     public void WeightComponentsMatchTheDerivedParameterCounts()
     {
-        var c = ModelConfig.Preset("llama-3.1-8b")!;
+        var c = ModelPresets.Get("llama-3.1-8b")!;
         var bf16 = MemoryPlanner.Weights(c, new QuantizationOptions(Bits: 16)).ToDictionary(x => x.Name, x => x.Bytes);
         // reference-algorithms.md §1: the 8B linear layers hold 6,979,321,856 parameters; embedding + head 2.10 GB
         Assert.Equal(6_979_321_856L * 2, bf16["attention"] + bf16["mlp"]);
@@ -33,7 +34,7 @@ public sealed class MemoryPlannerTests
         Assert.Equal(3.60, linearGb, 2); // 4.127 bits/param
         var plain = MemoryPlanner.Weights(c, QuantizationOptions.Nf4 with { DoubleQuant = false }).ToDictionary(x => x.Name, x => x.Bytes);
         Assert.Equal(3.93, (plain["attention"] + plain["mlp"] + plain["quant_constants"]) / 1e9, 2); // 4.5 bits/param
-        var seventy = MemoryPlanner.Weights(ModelConfig.Preset("llama-3.1-70b")!, QuantizationOptions.Nf4).ToDictionary(x => x.Name, x => x.Bytes);
+        var seventy = MemoryPlanner.Weights(ModelPresets.Get("llama-3.1-70b")!, QuantizationOptions.Nf4).ToDictionary(x => x.Name, x => x.Bytes);
         Assert.Equal(35.3, (seventy["attention"] + seventy["mlp"] + seventy["quant_constants"]) / 1e9, 1);
     }
 
@@ -42,12 +43,12 @@ public sealed class MemoryPlannerTests
     [InlineData("llama-3.1-8b", 8, 4_718_592)]
     [InlineData("llama-3.1-70b", 4, 11_141_120)]
     public void AdapterParameterCountsMatchFinLoRA(string model, int rank, long expected) =>
-        Assert.Equal(expected, MemoryPlanner.AdapterParameters(ModelConfig.Preset(model)!, new TrainingMemoryOptions(Rank: rank)));
+        Assert.Equal(expected, MemoryPlanner.AdapterParameters(ModelPresets.Get(model)!, new TrainingMemoryOptions(Rank: rank)));
 
     [Fact]
     public void TrainingPlanAddsAdaptersOptimizerAndActivationsAndCheckpointingShrinksThem()
     {
-        var c = ModelConfig.Preset("llama-3.1-8b")!;
+        var c = ModelPresets.Get("llama-3.1-8b")!;
         var t = new TrainingMemoryOptions(BatchSize: 2, SeqLen: 1024, Rank: 8);
         var full = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t, "8b");
         var ckpt = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t with { GradientCheckpointing = true }, "8b");
@@ -67,7 +68,7 @@ public sealed class MemoryPlannerTests
     [Fact]
     public void HeadTermCountsOnlyTargetTokensAndAtMostOneChunkOfLogits()
     {
-        var c = ModelConfig.Preset("llama-3.1-8b")!; // V = 128,256, h = 4,096: a chunk is 32 MiB / (128,256 · 4 B) = 65 rows
+        var c = ModelPresets.Get("llama-3.1-8b")!; // V = 128,256, h = 4,096: a chunk is 32 MiB / (128,256 · 4 B) = 65 rows
         long Head(TrainingMemoryOptions t) =>
             MemoryPlanner.Training(c, QuantizationOptions.Nf4, t, "8b").Components.Single(x => x.Name == "head_activations").Bytes;
 
@@ -90,7 +91,7 @@ public sealed class MemoryPlannerTests
     [Fact]
     public void CpuTrainingPlanSwapsTheCudaContextForTheRuntimeAndAddsWorkspacesAndAllocatorRetention()
     {
-        var c = ModelConfig.Preset("llama-3.1-8b")!;
+        var c = ModelPresets.Get("llama-3.1-8b")!;
         var t = new TrainingMemoryOptions(BatchSize: 1, SeqLen: 256, Rank: 8, Device: MemoryDevice.Cpu, CpuWidening: false);
         var gpu = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t with { Device = MemoryDevice.Cuda }, "8b").Components.ToDictionary(x => x.Name, x => x.Bytes);
         var cpu4 = MemoryPlanner.Training(c, QuantizationOptions.Nf4, t, "8b").Components.ToDictionary(x => x.Name, x => x.Bytes);
@@ -114,7 +115,7 @@ public sealed class MemoryPlannerTests
     [Fact]
     public void WideningCpusPlanFp32BuffersCappedForDenseWeightsAndFusedGroups()
     {
-        var c = ModelConfig.Preset("llama-3.1-8b")!;
+        var c = ModelPresets.Get("llama-3.1-8b")!;
         var t = new TrainingMemoryOptions(BatchSize: 1, SeqLen: 256, Rank: 8, Device: MemoryDevice.Cpu, CpuWidening: true);
         long Workspace(int bits) => MemoryPlanner.Training(c, bits switch { 4 => QuantizationOptions.Nf4, 8 => QuantizationOptions.Int8, _ => new QuantizationOptions(Bits: 16) }, t, "8b")
             .Components.Single(x => x.Name == "dequant_workspace").Bytes;
@@ -140,7 +141,7 @@ public sealed class MemoryPlannerTests
         string dir = Directory.CreateTempSubdirectory("finqlora-memory-").FullName;
         try
         {
-            File.WriteAllText(Path.Combine(dir, "config.json"), ModelConfig.Preset("llama-3.1-8b")!.ToJson().ToJsonString());
+            File.WriteAllText(Path.Combine(dir, "config.json"), ModelPresets.Get("llama-3.1-8b")!.ToJson().ToJsonString());
             var plan = MemoryPlanner.Inference(ModelConfig.Load(dir), new QuantizationOptions(Bits: 8), dir);
             var json = plan.ToJson();
             Assert.Equal(plan.WeightsBytes, json["weights_bytes"]!.GetValue<long>());

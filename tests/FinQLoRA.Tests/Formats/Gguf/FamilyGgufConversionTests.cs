@@ -126,7 +126,6 @@ public sealed class FamilyGgufConversionTests
 
     [Theory]
     [InlineData("qwen3", "{\"attention_bias\":true}", "attention_bias")]
-    [InlineData("phi3", "{\"attention_bias\":true}", "blk.N.attn_output.bias")]
     [InlineData("gemma2", "{\"query_pre_attn_scalar\":32}", "query_pre_attn_scalar")]
     [InlineData("gemma2", "{\"final_logit_softcapping\":null}", "final_logit_softcapping")]
     [InlineData("qwen2", "{\"use_sliding_window\":true,\"sliding_window\":6,\"max_window_layers\":1}", "sliding_window 6")]

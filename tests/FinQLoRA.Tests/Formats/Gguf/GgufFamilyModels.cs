@@ -7,11 +7,10 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Tests.Formats.Gguf;
 
 /// <summary>
-/// <see cref="SeededFamilies"/>' quirky models as llama.cpp can hold them. Two of them set <c>attention_bias</c>, which
-/// puts a bias on o_proj too: llama.cpp's <c>qwen3</c> and <c>phi3</c> architectures load q/k/v (qkv) biases but no
-/// <c>attn_output.bias</c>, so the GGUF converter refuses them (see <c>GgufModelConfig</c>) and these variants turn the
-/// biases off (published Qwen3 and Phi-3 checkpoints have none; transformers' Phi-3 has no attention_bias at all).
-/// Every other quirk stays.
+/// <see cref="SeededFamilies"/>' quirky models as llama.cpp can hold them. The Qwen3 one sets <c>attention_bias</c>,
+/// which puts a bias on o_proj too: llama.cpp's <c>qwen3</c> architecture loads q/k/v biases but no
+/// <c>attn_output.bias</c>, so the GGUF converter refuses it (see <c>GgufModelConfig</c>) and this variant turns the
+/// biases off (published Qwen3 checkpoints have none). Every other quirk stays.
 /// </summary>
 public static class GgufFamilyModels
 {
@@ -19,7 +18,6 @@ public static class GgufFamilyModels
     public static IReadOnlyDictionary<string, JsonObject> Overrides { get; } = new Dictionary<string, JsonObject>
     {
         ["qwen3"] = new() { ["attention_bias"] = false },
-        ["phi3"] = new() { ["attention_bias"] = false },
     };
 
     public static JsonObject ConfigJson(string name, JsonObject? extra = null)
