@@ -74,20 +74,22 @@ public static class PeftAdapterConfig
         double alpha = Num(o, "lora_alpha", path) ?? 8; // PEFT's default
         double dropout = Num(o, "lora_dropout", path) ?? 0;
 
-        IReadOnlyList<ProjectionKind> targets;
+        // Names are checked here against every family's module names; which of them the model has is checked when
+        // the adapter is loaded onto it (LoraTargets.Resolve), as PEFT only finds out once it sees the model.
+        IReadOnlyList<string> targets;
         string? pattern = null;
         switch (o["target_modules"])
         {
             case JsonArray list:
-                targets = LoraTargets.Resolve(list.Select(n => n?.GetValue<string>() ?? ""), path);
+                targets = LoraTargets.Parse(list.Select(n => n?.GetValue<string>() ?? ""), path);
                 break;
             case JsonValue v when v.TryGetValue(out string? s) && s is not null:
-                if (s is "all-linear" or "all" || ModelLayout.ParseModuleName(s) is not null) targets = LoraTargets.Resolve([s], path);
+                if (LoraTargets.IsAllLinear(s) || ModelLayout.ParseModuleName(s) is not null) targets = LoraTargets.Parse([s], path);
                 else
                 {
                     try { _ = new Regex(s); }
                     catch (ArgumentException) { throw new UserInputException($"{path}: target_modules '{s}' is neither a module name nor a valid regular expression"); }
-                    targets = LoraTargets.All;
+                    targets = [LoraTargets.AllLinear];
                     pattern = s;
                 }
                 break;
@@ -100,7 +102,7 @@ public static class PeftAdapterConfig
             Rank = rank,
             Alpha = alpha,
             Dropout = dropout,
-            TargetModules = LoraTargets.Names(targets),
+            TargetModules = targets,
             UseRsLora = Bool(o, "use_rslora", path) ?? false,
             UseDora = Bool(o, "use_dora", path) ?? false,
             BaseModelNameOrPath = Str(o, "base_model_name_or_path", path),
