@@ -25,8 +25,8 @@ public static class LoraInjector
     /// </summary>
     public static LoraInjectionSummary Apply(DecoderModel model, LoraConfig config, long seed, string adapterName = LoraLinear.DefaultAdapter)
     {
+        var targets = config.ResolvedTargets(model.Config.Family); // first: its messages name the family's modules
         config.Validate();
-        var targets = config.ResolvedTargets(model.Config.Family);
         if (AdapterNames(model).Contains(adapterName))
             throw new UserInputException($"the model already has an adapter named '{adapterName}'; choose another name or delete it first");
         using var generator = new Generator((ulong)seed);

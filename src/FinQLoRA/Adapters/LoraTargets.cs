@@ -32,15 +32,19 @@ public static class LoraTargets
     /// projection of any family;
     /// <paramref name="source"/> (a file or a config field) starts any error message.
     /// </summary>
-    public static IReadOnlyList<string> Parse(IEnumerable<string> targets, string source)
+    public static IReadOnlyList<string> Parse(IEnumerable<string> targets, string source) => Parse(targets, source, null);
+
+    /// <param name="family">the model's family where it is known: messages then list its module names</param>
+    private static IReadOnlyList<string> Parse(IEnumerable<string> targets, string source, ModelFamily? family)
     {
+        string valid = family is null ? $"{KnownNames} (as the model's family has them)" : FamilyNames(family);
         var list = targets.Select(t => t.Trim()).Where(t => t.Length > 0).Distinct().ToList();
         if (list.Count == 0)
-            throw new UserInputException($"{source}: target_modules is empty; name projections ({KnownNames}) or use \"{AllLinear}\"");
+            throw new UserInputException($"{source}: target_modules is empty; name projections ({valid}) or use \"{AllLinear}\"");
         if (list.Any(IsAllLinear)) return [AllLinear];
         var unknown = list.Where(t => ModelLayout.ParseModuleName(t) is null).ToList();
         if (unknown.Count > 0)
-            throw new UserInputException($"{source}: unknown target module(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; valid names are {KnownNames} (as the model family has them) or \"{AllLinear}\" (lm_head cannot be targeted)");
+            throw new UserInputException($"{source}: unknown target module(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; valid names are {valid} or \"{AllLinear}\" (lm_head cannot be targeted)");
         return Names(list.Select(t => ModelLayout.ParseModuleName(t)!.Value));
     }
 
@@ -54,13 +58,13 @@ public static class LoraTargets
     /// </summary>
     public static IReadOnlyList<ProjectionKind> Resolve(IEnumerable<string> targets, ModelFamily family, string source)
     {
-        var names = Parse(targets, source);
+        var names = Parse(targets, source, family);
         if (names.Count == 1 && names[0] == AllLinear) return family.Projections;
         var kinds = names.Select(n => ModelLayout.ParseModuleName(n)!.Value).ToList();
         var missing = kinds.Where(k => !family.Projections.Contains(k)).ToList();
         if (missing.Count > 0)
             throw new UserInputException($"{source}: {family.HfArchitecture} ({family.ModelType}) models have no {string.Join(", ", missing.Select(ModelLayout.ModuleName))}; "
-                + $"their projections are {string.Join(", ", family.Projections.Select(ModelLayout.ModuleName))} (or \"{AllLinear}\" for all of them)");
+                + $"their projections are {FamilyNames(family)} (or \"{AllLinear}\" for all of them)");
         return family.Projections.Where(kinds.Contains).ToList();
     }
 
@@ -77,6 +81,8 @@ public static class LoraTargets
         var set = kinds.ToHashSet();
         return [.. ModuleOrder.Where(set.Contains).Select(ModelLayout.ModuleName)];
     }
+
+    private static string FamilyNames(ModelFamily family) => string.Join(", ", family.Projections.Select(ModelLayout.ModuleName));
 
     private static string[] Split(string commaSeparated) =>
         commaSeparated.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
