@@ -29,6 +29,10 @@ public static class PhiFamily
             o["partial_rotary_factor"] = c.PartialRotaryFactor;
             o["attention_bias"] = c.QkvBias;
             o["sliding_window"] = c.SlidingWindow;
+            // LongRoPE's original context sits at the config's top level, where transformers' Phi-3 (and our reader)
+            // look for it; without it a written config (a merged model's) would read max_position_embeddings instead
+            // and change the scale and the attention factor.
+            if (c.RopeScaling is { Type: "longrope" } rope) o["original_max_position_embeddings"] = rope.OriginalMaxPositionEmbeddings;
         },
     };
 }
