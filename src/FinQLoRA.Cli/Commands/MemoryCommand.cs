@@ -48,7 +48,7 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         public int Rank { get; init; } = LoraConfig.DefaultRank;
 
         [CommandOption("--targets <TARGETS>")]
-        [Description("Adapter targets, as train's --targets takes them (q_proj,k_proj,v_proj, any projections, or all); q,k,v is short for the default.")]
+        [Description("Adapter targets, as train's --targets takes them (q_proj,k_proj,v_proj, any projections of the model's family, or all-linear); q,k,v is short for the default.")]
         [DefaultValue("q_proj,k_proj,v_proj")]
         public string Targets { get; init; } = "q_proj,k_proj,v_proj";
 

@@ -82,4 +82,20 @@ public sealed class FamilyTrainingTests
         using var logits = LoraTestKit.Logits(mergedModel);
         TensorAssert.MaxDiffAtMost(expected, logits, 1e-4, $"{family}: merged vs 4-bit base + adapter");
     }
+
+    /// <summary><c>finqlora train</c> on Phi-3 with FinLoRA's default targets (q_proj, k_proj, v_proj, which Phi-3 fuses
+    /// into qkv_proj): refused before the model loads, in one line naming the family's module names.</summary>
+    [Fact]
+    public void CliRefusesTargetsTheFamilyLacksNamingItsModules()
+    {
+        using var dir = new TempFolder();
+        string model = SeededFamilies.Write(dir.PathOf("model"), "phi3");
+        string data = TrainingRun.WriteData(dir.Path);
+        var r = CliProcess.RunSeparately(TrainingRun.Limit, "train", "--model", model, "--data", data, "--out", dir.PathOf("out"), "--max-steps", "2");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal("", r.Stdout);
+        Assert.Contains("targets: Phi3ForCausalLM (phi3) models have no q_proj, k_proj, v_proj; their projections are qkv_proj, o_proj, gate_up_proj, down_proj (or \"all-linear\" for all of them)", r.Stderr);
+        Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(Directory.Exists(dir.PathOf("out")));
+    }
 }
