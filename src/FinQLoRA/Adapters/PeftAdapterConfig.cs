@@ -61,10 +61,10 @@ public static class PeftAdapterConfig
         string peftType = Str(o, "peft_type", path) ?? "LORA";
         if (peftType != "LORA") throw new UserInputException($"{path}: peft_type is '{peftType}'; only LORA adapters (plain, rsLoRA or DoRA) are supported");
         if (Str(o, "task_type", path) is { } task && task != "CAUSAL_LM")
-            throw new UserInputException($"{path}: task_type is '{task}'; only CAUSAL_LM adapters apply to a Llama language model");
+            throw new UserInputException($"{path}: task_type is '{task}'; only CAUSAL_LM adapters apply to a decoder language model");
         RequireDefault(o, path, "bias", "none", "LoRA bias terms are not supported");
         if (Bool(o, "lora_bias", path) == true) throw new UserInputException($"{path}: lora_bias is true; LoRA bias terms are not supported");
-        if (Bool(o, "fan_in_fan_out", path) == true) throw new UserInputException($"{path}: fan_in_fan_out is true; that layout is for GPT-2 Conv1D layers, not Llama");
+        if (Bool(o, "fan_in_fan_out", path) == true) throw new UserInputException($"{path}: fan_in_fan_out is true; that layout is for GPT-2 Conv1D layers, not the nn.Linear projections of the supported families");
         if (o["modules_to_save"] is JsonArray { Count: > 0 }) throw new UserInputException($"{path}: modules_to_save is set; adapters that also save full modules are not supported");
         foreach (string key in new[] { "rank_pattern", "alpha_pattern" })
             if (o[key] is JsonObject { Count: > 0 }) throw new UserInputException($"{path}: {key} is not empty; per-module ranks/alphas are not supported");
