@@ -134,7 +134,7 @@ public static class TrainMemoryBench
 
     private static MemoryPlan Plan(ModelConfig config, Case c) =>
         MemoryPlanner.Training(config, new QuantizationOptions(Bits: c.Bits),
-            new TrainingMemoryOptions(c.Batch, c.SeqLen, c.Rank, FinQLoRA.Adapters.LoraTargets.Resolve(c.TargetArgument, "--targets"),
+            new TrainingMemoryOptions(c.Batch, c.SeqLen, c.Rank, FinQLoRA.Adapters.LoraTargets.Resolve(c.TargetArgument, config.Family, "--targets"),
                 GradientCheckpointing: false, LoraDropout: 0.1, Device: MemoryDevice.Cpu), c.Name);
 
     private static long ParameterCount(ModelConfig c) => MemoryPlanner.ParameterCount(c);

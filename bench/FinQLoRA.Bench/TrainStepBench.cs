@@ -249,7 +249,7 @@ internal static class TrainStepBench
     private static IEnumerable<nn.Module<Tensor, Tensor>> BaseProjections(DecoderModel model)
     {
         foreach (var layer in model.Layers)
-            foreach (var p in LoraTargets.All)
+            foreach (var p in model.Config.Family.Projections)
                 yield return layer[p] is LoraLinear lora ? lora.BaseLayer : layer[p];
         if (model.LmHead is { } head) yield return head;
     }

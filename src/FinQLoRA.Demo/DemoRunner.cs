@@ -60,7 +60,7 @@ public static class DemoRunner
         {
             Model = baseDir, Data = trainFile, Out = Path.Combine(outDir, "train"), Bits = 4,
             Dropout = 0.05, // lighter than the default: a few hundred short examples, a handful of epochs
-            Targets = LoraTargets.All, Lr = 3e-3, Epochs = epochs, BatchSize = 16, GradAccum = 1, MaxSeqLen = 128, WarmupSteps = 5,
+            Targets = [LoraTargets.AllLinear], Lr = 3e-3, Epochs = epochs, BatchSize = 16, GradAccum = 1, MaxSeqLen = 128, WarmupSteps = 5,
             SaveEvery = 0, LogEvery = 8, Seed = 42, Dtype = ScalarType.Float32, LrSchedule = Training.Schedules.LrScheduleKind.Cosine,
         };
         var trained = FineTuneRecipe.Run(new FineTuneOptions { Config = config, Progress = log, Tokenizer = tokenizer });

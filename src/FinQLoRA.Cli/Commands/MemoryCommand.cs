@@ -49,13 +49,17 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         public int Rank { get; init; } = LoraConfig.DefaultRank;
 
         [CommandOption("--targets <TARGETS>")]
-        [Description("Adapter targets, as train's --targets takes them (q_proj,k_proj,v_proj, any projections, or all); q,k,v is short for the default.")]
+        [Description("Adapter targets, as train's --targets takes them (q_proj,k_proj,v_proj, any projections of the model's family, or all-linear); q,k,v is short for the default.")]
         [DefaultValue("q_proj,k_proj,v_proj")]
         public string Targets { get; init; } = "q_proj,k_proj,v_proj";
 
-        /// <summary>The projections <see cref="Targets"/> names.</summary>
-        public IReadOnlyList<ProjectionKind> TargetKinds() =>
-            LoraTargets.Resolve(Targets.Replace(" ", "") == "q,k,v" ? "q_proj,k_proj,v_proj" : Targets, "--targets");
+        private string TargetNames => Targets.Replace(" ", "") == "q,k,v" ? "q_proj,k_proj,v_proj" : Targets;
+
+        /// <summary>The projections of the model's family <see cref="Targets"/> names.</summary>
+        public IReadOnlyList<ProjectionKind> TargetKinds(ModelConfig config) => LoraTargets.Resolve(TargetNames, config.Family, "--targets");
+
+        /// <summary>Checks the names before any model is read (which of them the family has is checked with its config).</summary>
+        public void CheckTargetNames() => LoraTargets.Parse(TargetNames, "--targets");
 
         [CommandOption("--target-tokens <N>")]
         [Description("Supervised (target) tokens per sequence, the only positions given logits in training: 1-3 for a classification task, the answer's length for completion-only SFT. Default: every token (--seq-len).")]
@@ -77,7 +81,7 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         public override ValidationResult Validate()
         {
             if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required (a folder with config.json, or a preset: " + ModelPresets.NameList + ")");
-            if (FlagNames.Check(() => { WeightBits.Require(Bits); TargetKinds(); }) is { Successful: false } bad) return bad;
+            if (FlagNames.Check(() => { WeightBits.Require(Bits); CheckTargetNames(); }) is { Successful: false } bad) return bad;
             if (TargetTokens is { } n && (n < 1 || n > SeqLen)) return ValidationResult.Error($"--target-tokens {n}: use a number from 1 to --seq-len ({SeqLen})");
             if (TargetTokens is not null && !Train) return ValidationResult.Error("--target-tokens is a training setting; add --train");
             if (Dropout is < 0 or >= 1) return ValidationResult.Error($"--dropout {Dropout}: use a number in [0, 1)");
@@ -96,7 +100,7 @@ internal sealed class MemoryCommand : Command<MemoryCommand.Settings>
         var options = new QuantizationOptions(Bits: s.Bits);
         MemoryPlan plan = s.Train
             ? MemoryPlanner.Training(config, options, new TrainingMemoryOptions(s.BatchSize, s.SeqLen, s.Rank,
-                s.TargetKinds(), s.GradientCheckpointing, s.Dropout,
+                s.TargetKinds(config), s.GradientCheckpointing, s.Dropout,
                 s.Device.Equals("cpu", StringComparison.OrdinalIgnoreCase) ? MemoryDevice.Cpu : MemoryDevice.Cuda, s.TargetTokens), s.Model)
             : MemoryPlanner.Inference(config, options, s.Model, s.Context);
 

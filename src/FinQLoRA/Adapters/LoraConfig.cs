@@ -1,11 +1,13 @@
 using FinQLoRA.Models;
+using FinQLoRA.Models.Families;
 
 namespace FinQLoRA.Adapters;
 
 /// <summary>
 /// What a LoRA adapter looks like, with PEFT's meaning for every field (its <c>LoraConfig</c>):
 /// rank r, <c>lora_alpha</c>, <c>lora_dropout</c>, <c>target_modules</c> (projection names such as q_proj, or
-/// "all" / "all-linear" for every linear projection of the blocks, never lm_head), <c>use_rslora</c>
+/// "all-linear" for every linear projection of the blocks, never lm_head; resolved against the model's family when the
+/// adapter is put in: <see cref="ResolvedTargets"/>), <c>use_rslora</c>
 /// (scaling α/√r instead of α/r) and <c>use_dora</c> (weight-decomposed LoRA).
 /// <see cref="InitSeed"/> seeds the A matrices so that a run can be repeated exactly.
 /// </summary>
@@ -16,15 +18,18 @@ public sealed record LoraConfig
     public const int DefaultRank = 4;
     public const double DefaultAlpha = 32;
     public const double DefaultDropout = 0.1;
-    public static IReadOnlyList<ProjectionKind> DefaultTargets { get; } = [ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V];
+    /// <summary>FinLoRA's q, k, v. A family that fuses them (Phi-3) has none of these names: there the targets are named
+    /// (<c>qkv_proj</c>), as PEFT also needs them named for that model.</summary>
+    public static IReadOnlyList<string> DefaultTargets { get; } = ["q_proj", "k_proj", "v_proj"];
 
     public int Rank { get; init; } = DefaultRank;
     public double Alpha { get; init; } = DefaultAlpha;
     /// <summary>0 (off) unless set: dropout acts only in training, and a fine-tune sets it from its config
     /// (<see cref="DefaultDropout"/> by default); an adapter read from PEFT files without lora_dropout has none.</summary>
     public double Dropout { get; init; }
-    /// <summary>As PEFT's adapter_config.json lists them (module names or "all"); <see cref="ResolvedTargets"/> gives the projections.</summary>
-    public IReadOnlyList<string> TargetModules { get; init; } = LoraTargets.Names(DefaultTargets);
+    /// <summary>As PEFT's adapter_config.json lists them (module names or "all-linear"); <see cref="ResolvedTargets"/> gives
+    /// the projections of a model family.</summary>
+    public IReadOnlyList<string> TargetModules { get; init; } = DefaultTargets;
     public bool UseRsLora { get; init; }
     public bool UseDora { get; init; }
     public string? BaseModelNameOrPath { get; init; }
@@ -33,8 +38,9 @@ public sealed record LoraConfig
     /// <summary>The factor s on the adapter branch: α/r, or α/√r with rsLoRA.</summary>
     public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
 
-    /// <summary>The target names expanded ("all" → every block projection) and checked; throws on unknown names.</summary>
-    public IReadOnlyList<ProjectionKind> ResolvedTargets(string source = "LoRA config") => LoraTargets.Resolve(TargetModules, source);
+    /// <summary>The target names expanded ("all-linear" → every projection of the family's blocks) and checked against
+    /// the family; throws naming the family's modules for a name it lacks.</summary>
+    public IReadOnlyList<ProjectionKind> ResolvedTargets(ModelFamily family, string source = "LoRA config") => LoraTargets.Resolve(TargetModules, family, source);
 
     /// <summary>Throws a one-line <see cref="UserInputException"/> for values PEFT would reject.</summary>
     public void Validate(string source = "LoRA config")
@@ -42,6 +48,6 @@ public sealed record LoraConfig
         if (Rank <= 0) throw new UserInputException($"{source}: r = {Rank}; the rank must be a positive integer (FinLoRA uses 4 or 8)");
         if (!double.IsFinite(Alpha) || Alpha <= 0) throw new UserInputException($"{source}: lora_alpha = {Alpha}; it must be a positive number (FinLoRA uses 32)");
         if (!(Dropout >= 0 && Dropout < 1)) throw new UserInputException($"{source}: lora_dropout = {Dropout}; it must be in [0, 1)");
-        ResolvedTargets(source);
+        LoraTargets.Parse(TargetModules, source);
     }
 }

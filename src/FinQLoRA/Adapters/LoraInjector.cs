@@ -18,20 +18,22 @@ public static class LoraInjector
 
     /// <summary>
     /// Wraps every targeted projection of every layer (once; a second adapter reuses the wrapper), adds a fresh
-    /// adapter initialised from <paramref name="seed"/> (layers in order, q, k, v, o, gate, up, down within a layer),
-    /// makes it active and freezes everything else.
+    /// adapter initialised from <paramref name="seed"/> (layers in order, the family's projections in module order within
+    /// a layer: q, k, v, o, gate, up, down; Phi-3's qkv, o, gate_up, down), makes it active and freezes everything else.
+    /// The config's target names are resolved against the model's family here ("all-linear" → its projections; a name
+    /// it lacks is refused naming its modules).
     /// </summary>
     public static LoraInjectionSummary Apply(DecoderModel model, LoraConfig config, long seed, string adapterName = LoraLinear.DefaultAdapter)
     {
+        var targets = config.ResolvedTargets(model.Config.Family); // first: its messages name the family's modules
         config.Validate();
-        var targets = config.ResolvedTargets();
         if (AdapterNames(model).Contains(adapterName))
             throw new UserInputException($"the model already has an adapter named '{adapterName}'; choose another name or delete it first");
         using var generator = new Generator((ulong)seed);
         int wrapped = 0;
         for (int i = 0; i < model.Layers.Count; i++)
         {
-            foreach (var projection in LoraTargets.All.Where(targets.Contains))
+            foreach (var projection in model.Config.Family.Projections.Where(targets.Contains))
             {
                 var lora = Wrap(Owner(model.Layers[i], projection), projection);
                 lora.AddAdapter(adapterName, config, generator);

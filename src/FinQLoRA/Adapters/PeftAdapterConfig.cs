@@ -61,10 +61,10 @@ public static class PeftAdapterConfig
         string peftType = Str(o, "peft_type", path) ?? "LORA";
         if (peftType != "LORA") throw new UserInputException($"{path}: peft_type is '{peftType}'; only LORA adapters (plain, rsLoRA or DoRA) are supported");
         if (Str(o, "task_type", path) is { } task && task != "CAUSAL_LM")
-            throw new UserInputException($"{path}: task_type is '{task}'; only CAUSAL_LM adapters apply to a Llama language model");
+            throw new UserInputException($"{path}: task_type is '{task}'; only CAUSAL_LM adapters apply to a decoder language model");
         RequireDefault(o, path, "bias", "none", "LoRA bias terms are not supported");
         if (Bool(o, "lora_bias", path) == true) throw new UserInputException($"{path}: lora_bias is true; LoRA bias terms are not supported");
-        if (Bool(o, "fan_in_fan_out", path) == true) throw new UserInputException($"{path}: fan_in_fan_out is true; that layout is for GPT-2 Conv1D layers, not Llama");
+        if (Bool(o, "fan_in_fan_out", path) == true) throw new UserInputException($"{path}: fan_in_fan_out is true; that layout is for GPT-2 Conv1D layers, not the nn.Linear projections of the supported families");
         if (o["modules_to_save"] is JsonArray { Count: > 0 }) throw new UserInputException($"{path}: modules_to_save is set; adapters that also save full modules are not supported");
         foreach (string key in new[] { "rank_pattern", "alpha_pattern" })
             if (o[key] is JsonObject { Count: > 0 }) throw new UserInputException($"{path}: {key} is not empty; per-module ranks/alphas are not supported");
@@ -74,20 +74,22 @@ public static class PeftAdapterConfig
         double alpha = Num(o, "lora_alpha", path) ?? 8; // PEFT's default
         double dropout = Num(o, "lora_dropout", path) ?? 0;
 
-        IReadOnlyList<ProjectionKind> targets;
+        // Names are checked here against every family's module names; which of them the model has is checked when
+        // the adapter is loaded onto it (LoraTargets.Resolve), as PEFT only finds out once it sees the model.
+        IReadOnlyList<string> targets;
         string? pattern = null;
         switch (o["target_modules"])
         {
             case JsonArray list:
-                targets = LoraTargets.Resolve(list.Select(n => n?.GetValue<string>() ?? ""), path);
+                targets = LoraTargets.Parse(list.Select(n => n?.GetValue<string>() ?? ""), path);
                 break;
             case JsonValue v when v.TryGetValue(out string? s) && s is not null:
-                if (s is "all-linear" or "all" || ModelLayout.ParseModuleName(s) is not null) targets = LoraTargets.Resolve([s], path);
+                if (LoraTargets.IsAllLinear(s) || ModelLayout.ParseModuleName(s) is not null) targets = LoraTargets.Parse([s], path);
                 else
                 {
                     try { _ = new Regex(s); }
                     catch (ArgumentException) { throw new UserInputException($"{path}: target_modules '{s}' is neither a module name nor a valid regular expression"); }
-                    targets = LoraTargets.All;
+                    targets = [LoraTargets.AllLinear];
                     pattern = s;
                 }
                 break;
@@ -100,7 +102,7 @@ public static class PeftAdapterConfig
             Rank = rank,
             Alpha = alpha,
             Dropout = dropout,
-            TargetModules = LoraTargets.Names(targets),
+            TargetModules = targets,
             UseRsLora = Bool(o, "use_rslora", path) ?? false,
             UseDora = Bool(o, "use_dora", path) ?? false,
             BaseModelNameOrPath = Str(o, "base_model_name_or_path", path),

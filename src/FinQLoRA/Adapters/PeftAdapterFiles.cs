@@ -37,7 +37,7 @@ public static class PeftAdapterFiles
             if (a.Rank != config.Rank || Math.Abs(a.Scaling - config.Scaling) > 1e-12 * Math.Abs(config.Scaling) || a.UseDora != config.UseDora)
                 throw new ArgumentException($"the config (r {config.Rank}, scaling {config.Scaling}, DoRA {config.UseDora}) does not describe adapter '{adapterName}' at {w.ModulePath} (r {a.Rank}, scaling {a.Scaling}, DoRA {a.UseDora})", nameof(config));
         }
-        var targets = LoraTargets.All.Where(p => modules.Any(w => w.Projection == p)).ToList();
+        var targets = model.Config.Family.Projections.Where(p => modules.Any(w => w.Projection == p)).ToList();
 
         var tensors = new List<KeyValuePair<string, Tensor>>();
         long parameters = 0, tensorBytes = 0, fileBytes = 0;
@@ -113,11 +113,14 @@ public static class PeftAdapterFiles
     {
         var config = spec.Config;
         var parts = new Dictionary<(int, ProjectionKind), Dictionary<string, string>>();
-        var targets = config.ResolvedTargets(path);
+        var family = model.Config.Family;
+        var targets = config.ResolvedTargets(family, Path.Combine(Path.GetDirectoryName(path) ?? ".", PeftAdapterConfig.FileName));
         foreach (var entry in file.Entries)
         {
             var key = PeftAdapterKey.TryParse(entry.Name, out string why)
-                ?? throw new UserInputException($"{path}: unexpected tensor '{entry.Name}' ({why}); this is not a LoRA adapter for a Llama model");
+                ?? throw new UserInputException($"{path}: unexpected tensor '{entry.Name}' ({why}); this is not a LoRA adapter for a {family.HfArchitecture} model");
+            if (!family.Projections.Contains(key.Projection))
+                throw new UserInputException($"{path}: tensor '{entry.Name}' is for {ModelLayout.ModuleName(key.Projection)}, which {family.HfArchitecture} ({family.ModelType}) models do not have (their projections: {string.Join(", ", family.Projections.Select(ModelLayout.ModuleName))}); the adapter was made for another model family");
             FloatTensors.Require(path, entry.Name, entry.DType, "a LoRA matrix", "the adapter file is damaged — export it again");
             if (key.Part == PeftAdapterKey.Magnitude && !config.UseDora)
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is a DoRA magnitude but {PeftAdapterConfig.FileName} has use_dora false");

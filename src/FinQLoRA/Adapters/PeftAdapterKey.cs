@@ -33,7 +33,7 @@ public sealed record PeftAdapterKey(int Layer, ProjectionKind Projection, string
         if (!ModelLayout.TrySplitBlockModule(modulePath, out int layer, out string module)) return null;
         if (!ModelLayout.TryParseModulePath(modulePath, out _, out var projection))
         {
-            why = $"'{module}' is not a projection of a Llama block ({string.Join(", ", ModelLayout.Projections.Select(ModelLayout.Relative))})";
+            why = $"'{module}' is not a projection of a decoder block ({string.Join(", ", ModelLayout.AllKinds.Select(ModelLayout.Relative))})";
             return null;
         }
         string part = segments[partAt];

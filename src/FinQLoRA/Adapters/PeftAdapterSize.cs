@@ -12,7 +12,7 @@ namespace FinQLoRA.Adapters;
 public static class PeftAdapterSize
 {
     public static long ParameterCount(ModelConfig model, LoraConfig lora) =>
-        ParameterCount(model, lora.Rank, lora.ResolvedTargets(), lora.UseDora);
+        ParameterCount(model, lora.Rank, lora.ResolvedTargets(model.Family), lora.UseDora);
 
     /// <summary>L · Σ over targets r·(in + out), + out per target for DoRA's magnitude.</summary>
     public static long ParameterCount(ModelConfig model, int rank, IEnumerable<ProjectionKind> targets, bool dora)

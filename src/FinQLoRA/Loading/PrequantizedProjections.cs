@@ -76,9 +76,10 @@ public sealed class PrequantizedProjections
                 weight.Dispose();
                 throw new UserInputException($"{_reader.Source}: quantized tensor '{weightName}' has shape [{found}] but the config implies [{string.Join(", ", shape)}]; config.json and the weights disagree");
             }
-            using var scope = NewDisposeScope();
-            Tensor? bias = entries.TryGetValue(prefix + "bias", out var b) ? b.to(_options.DType, _options.Device) : null;
-            return new QuantizedLinear(weight, bias, _quantization.Int8Threshold);
+            // No bias here even where the checkpoint stores one beside the weight (Qwen2's q/k/v, Phi-3's qkv): the
+            // loader gives it to the projection's section, which adds it after the projection and any adapter
+            // (ProjectionSet); a bias inside this layer too would be added twice.
+            return new QuantizedLinear(weight, bias: null, _quantization.Int8Threshold);
         }
         finally
         {

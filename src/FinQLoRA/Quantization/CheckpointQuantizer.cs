@@ -8,18 +8,20 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Quantization;
 
 /// <summary>
-/// <c>finqlora quantize</c>: turns a Hugging Face Llama folder into the folder transformers saves after
-/// <c>from_pretrained(..., load_in_4bit / load_in_8bit)</c> + <c>save_pretrained</c>: every q/k/v/o/gate/up/down
-/// weight in bitsandbytes' serialization (<see cref="BitsAndBytesFormat"/>), embeddings, norms and lm_head kept
-/// unquantized in the model dtype, config.json with <c>quantization_config</c>, tokenizer and other files copied.
-/// Works tensor by tensor (read one, quantize, append to the output, free), so memory stays near one weight.
+/// <c>finqlora quantize</c>: turns a Hugging Face folder of any supported family into the folder transformers saves
+/// after <c>from_pretrained(..., load_in_4bit / load_in_8bit)</c> + <c>save_pretrained</c>: every block projection
+/// weight (q/k/v/o/gate/up/down; Phi-3's fused qkv_proj and gate_up_proj) in bitsandbytes' serialization
+/// (<see cref="BitsAndBytesFormat"/>); embeddings, norms, projection biases and lm_head kept unquantized in the model
+/// dtype (bitsandbytes keeps a Linear4bit's bias as it is); config.json with <c>quantization_config</c>; tokenizer and
+/// other files copied. Works tensor by tensor (read one, quantize, append to the output, free), so memory stays near
+/// one weight.
 /// </summary>
 public static class CheckpointQuantizer
 {
-    /// <summary>True for the seven per-layer projection weights that QLoRA / LLM.int8() quantize.</summary>
+    /// <summary>True for the block projection weights that QLoRA / LLM.int8() quantize (biases are not weights).</summary>
     public static bool IsProjectionWeight(string name) => ModelLayout.TryParseWeightName(name, out _, out _);
 
-    /// <param name="modelFolder">a Hugging Face Llama folder (config.json + safetensors), not already quantized</param>
+    /// <param name="modelFolder">a Hugging Face model folder (config.json + safetensors), not already quantized</param>
     /// <param name="outFolder">a new or empty folder</param>
     /// <param name="dtype">dtype of the unquantized tensors and of the weights before quantizing (transformers casts
     /// to torch_dtype first); null keeps the checkpoint's torch_dtype</param>
@@ -71,7 +73,7 @@ public static class CheckpointQuantizer
                     }
                 }
                 if (quantized == 0)
-                    throw new UserInputException($"{reader.Source}: no q/k/v/o/gate/up/down projection weights found ({ModelLayout.WeightNamePattern(ProjectionKind.Q)}, …); is this a Llama checkpoint?");
+                    throw new UserInputException($"{reader.Source}: no block projection weights found ({ModelLayout.WeightNamePattern(ProjectionKind.Q)}, …); is this a checkpoint of a supported family?");
                 outputBytes = writer.DataBytes;
                 writer.Commit();
             }

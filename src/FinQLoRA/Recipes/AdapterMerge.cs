@@ -56,7 +56,7 @@ public static class AdapterMerge
         }
     }
 
-    private static bool AnyQuantized(DecoderModel model) => model.Layers.Any(layer => LoraTargets.All.Any(p =>
+    private static bool AnyQuantized(DecoderModel model) => model.Layers.Any(layer => model.Config.Family.Projections.Any(p =>
         layer[p] switch
         {
             LoraLinear lora => lora.Frozen is QuantizedLinear,

@@ -56,11 +56,11 @@ public static class FineTuneRecipe
         var loadTimer = Stopwatch.StartNew();
         ITextTokenizer tokenizer = options.Tokenizer ?? ModelLoading.LoadTokenizer(c.Model);
         loadTimer.Stop();
-        TrainableModel.CheckAdapterFits(c);
+        var family = TrainableModel.CheckAdapterFits(c);
         var lora = c.ToLoraConfig();
         var checkpoints = new RunCheckpoints(c.Out, c.KeepCheckpoints, comm, log);
         using var runFolder = RunFolder.Claim(c, isMain); // the lock: a second run on the same folder is refused here
-        if (c.Resume) checkpoints.CheckResumable(lora);
+        if (c.Resume) checkpoints.CheckResumable(lora, family);
         foreach (string line in inputs.Summary) log(line);
         var sft = new SftTokenizer(tokenizer, c.MaxSeqLen);
         var examples = inputs.Tokenize(sft, c.Seed, log);

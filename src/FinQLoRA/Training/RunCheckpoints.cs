@@ -2,6 +2,7 @@ using System.Text.Json;
 using FinQLoRA.Adapters;
 using FinQLoRA.Distributed;
 using FinQLoRA.Models;
+using FinQLoRA.Models.Families;
 using FinQLoRA.Training.Optimizers;
 using FinQLoRA.Training.Schedules;
 using TorchSharp.Modules;
@@ -19,10 +20,10 @@ public sealed class RunCheckpoints(string outDir, int keep, ICommunicator comm, 
 
     /// <summary>Before anything loads: the newest checkpoint's adapter has the shape (rank, alpha, targets, DoRA/rsLoRA)
     /// the config asks for; the same first check <see cref="ResumeFromLatest"/> makes.</summary>
-    public void CheckResumable(LoraConfig lora)
+    public void CheckResumable(LoraConfig lora, ModelFamily family)
     {
         var checkpoints = TrainingCheckpoint.List(outDir);
-        if (checkpoints.Count > 0) TrainingCheckpoint.CheckSameAdapter(checkpoints[^1].Path, lora);
+        if (checkpoints.Count > 0) TrainingCheckpoint.CheckSameAdapter(checkpoints[^1].Path, lora, family);
     }
 
     /// <summary>
@@ -36,7 +37,7 @@ public sealed class RunCheckpoints(string outDir, int keep, ICommunicator comm, 
         for (int i = checkpoints.Count - 1; i >= 0; i--)
         {
             string path = checkpoints[i].Path;
-            TrainingCheckpoint.CheckSameAdapter(path, lora);
+            TrainingCheckpoint.CheckSameAdapter(path, lora, model.Config.Family);
             TrainingCheckpoint.Loaded? loaded = null;
             try
             {

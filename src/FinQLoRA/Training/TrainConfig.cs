@@ -36,7 +36,9 @@ public sealed partial record TrainConfig
     public int Rank { get; init; } = LoraConfig.DefaultRank;
     public double Alpha { get; init; } = LoraConfig.DefaultAlpha;
     public double Dropout { get; init; } = LoraConfig.DefaultDropout;
-    public IReadOnlyList<ProjectionKind> Targets { get; init; } = LoraConfig.DefaultTargets;
+    /// <summary>PEFT target_modules names (or "all-linear"), checked against every family's names here and against the
+    /// model's family once its config is read (<see cref="TrainableModel.CheckAdapterFits"/>).</summary>
+    public IReadOnlyList<string> Targets { get; init; } = LoraConfig.DefaultTargets;
     public bool UseRslora { get; init; }
     public bool UseDora { get; init; }
     public double Lr { get; init; } = 1e-4;
@@ -109,7 +111,7 @@ public sealed partial record TrainConfig
     /// <summary>The adapter this run trains (its A matrices seeded by <see cref="Seed"/>).</summary>
     public LoraConfig ToLoraConfig() => new()
     {
-        Rank = Rank, Alpha = Alpha, Dropout = Dropout, TargetModules = LoraTargets.Names(Targets),
+        Rank = Rank, Alpha = Alpha, Dropout = Dropout, TargetModules = Targets,
         UseRsLora = UseRslora, UseDora = UseDora, BaseModelNameOrPath = Model, InitSeed = Seed,
     };
 

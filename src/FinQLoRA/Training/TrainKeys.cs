@@ -18,8 +18,8 @@ public static class TrainKeys
     private static (Func<T, bool>, string) Is<T>(Func<T, bool> valid, string expected) => (valid, expected);
     private static readonly (Func<double, bool>, string) Finite = Is<double>(double.IsFinite, "a finite number");
 
-    private static readonly ValueKind<IReadOnlyList<ProjectionKind>> Targets = new(
-        (text, source, key) => LoraTargets.Resolve(text, $"{source}: {key}"), v => string.Join(",", LoraTargets.Names(v)));
+    private static readonly ValueKind<IReadOnlyList<string>> Targets = new(
+        (text, source, key) => LoraTargets.Parse(text, $"{source}: {key}"), v => string.Join(",", v));
 
     private static readonly ValueKind<ComputeDevice> Device = Kind<ComputeDevice>(ComputeDevice.TryParse,
         t => $"{t} is invalid; expected {ComputeDevice.Expected}", v => v.ToString());
@@ -52,7 +52,7 @@ public static class TrainKeys
         Of("rank", "LoRA rank r", Integer, c => c.Rank, (c, v) => c with { Rank = v }, Is<int>(v => v >= 1, "a positive integer")),
         Of("alpha", "LoRA alpha", Number, c => c.Alpha, (c, v) => c with { Alpha = v }, Finite, Is<double>(v => v > 0, "a positive number")),
         Of("dropout", "LoRA dropout", Number, c => c.Dropout, (c, v) => c with { Dropout = v }, Finite, Is<double>(v => v is >= 0 and < 1, "a number in [0, 1)")),
-        Of("targets", "q_proj,k_proj,v_proj (default), all, or any list of projections", Targets, c => c.Targets, (c, v) => c with { Targets = v }),
+        Of("targets", "q_proj,k_proj,v_proj (default), all-linear (all), or any list of the model's projections (Phi-3: qkv_proj, o_proj, gate_up_proj, down_proj)", Targets, c => c.Targets, (c, v) => c with { Targets = v }),
         Of("use_rslora", "rsLoRA: alpha/sqrt(r) scaling (true/false)", TrueFalse, c => c.UseRslora, (c, v) => c with { UseRslora = v }),
         Of("use_dora", "DoRA: weight-decomposed LoRA (true/false)", TrueFalse, c => c.UseDora, (c, v) => c with { UseDora = v }),
         Of("lr", "peak learning rate", Number, c => c.Lr, (c, v) => c with { Lr = v }, Finite, Is<double>(v => v > 0, "a positive number")),

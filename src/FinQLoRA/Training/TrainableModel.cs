@@ -1,5 +1,7 @@
+using FinQLoRA.Adapters;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
+using FinQLoRA.Models.Families;
 using FinQLoRA.Quantization;
 
 namespace FinQLoRA.Training;
@@ -9,12 +11,14 @@ namespace FinQLoRA.Training;
 public static class TrainableModel
 {
     /// <summary>LoRA's A is [r, in] and B is [out, r]: a rank above a projection's smaller side adds parameters
-    /// without adding capacity (and makes huge adapters by mistake). Reads the checkpoint's config, not its weights.</summary>
-    public static void CheckAdapterFits(TrainConfig c)
+    /// without adding capacity (and makes huge adapters by mistake). Reads the checkpoint's config, not its weights,
+    /// and checks the target names against its family. Returns the family (what the target names mean).</summary>
+    public static ModelFamily CheckAdapterFits(TrainConfig c)
     {
         var (config, reader) = ModelLoading.Open(c.Model);
         reader.Dispose();
         CheckRankFits(config, c);
+        return config.Family;
     }
 
     public static DecoderModel LoadBase(TrainConfig c)
@@ -27,7 +31,9 @@ public static class TrainableModel
 
     private static void CheckRankFits(ModelConfig model, TrainConfig c)
     {
-        long smallest = c.Targets.Min(t => Math.Min(ModelLayout.Shape(model, t).In, ModelLayout.Shape(model, t).Out));
+        // The model's family is known from here on: its projections decide what the target names select.
+        var targets = LoraTargets.Resolve(c.Targets, model.Family, "targets");
+        long smallest = targets.Min(t => Math.Min(ModelLayout.Shape(model, t).In, ModelLayout.Shape(model, t).Out));
         if (c.Rank > smallest)
             throw new UserInputException($"rank = {c.Rank} is larger than the smallest side ({smallest}) of the targeted projections of this model; choose rank <= {smallest}");
     }

@@ -4,6 +4,7 @@ using FinQLoRA.Adapters;
 using FinQLoRA.IO;
 using FinQLoRA.Models;
 using FinQLoRA.Formats.Checkpoints;
+using FinQLoRA.Models.Families;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Training;
@@ -59,8 +60,9 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
             if (OutputMarker.IsMarked(old.Path)) Directory.Delete(old.Path, recursive: true);
     }
 
-    /// <summary>Refuses to resume a checkpoint whose adapter has another shape than <paramref name="wanted"/>.</summary>
-    public static void CheckSameAdapter(string dir, LoraConfig wanted)
+    /// <summary>Refuses to resume a checkpoint whose adapter has another shape than <paramref name="wanted"/> (its target
+    /// names resolved against the model's <paramref name="family"/>, as the saved adapter lists them).</summary>
+    public static void CheckSameAdapter(string dir, LoraConfig wanted, ModelFamily family)
     {
         string file = Path.Combine(dir, "adapter", "adapter_config.json");
         JsonObject? o;
@@ -79,7 +81,7 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
         if (o["target_modules"] is JsonArray targets)
         {
             var have = targets.Select(t => t?.GetValue<string>() ?? "").Order().ToList();
-            var want = LoraTargets.Names(wanted.ResolvedTargets()).Order().ToList();
+            var want = LoraTargets.Names(wanted.ResolvedTargets(family)).Order().ToList();
             if (!have.SequenceEqual(want))
                 throw UserInputException.About($"resume: {file} has target_modules = {string.Join(",", have)} but the run asks for targets = {string.Join(",", want)}; resume with the run's settings or start a new {new ConfigField("out")}");
         }

@@ -52,7 +52,7 @@ public sealed class TrainedAdapterLlamaCppTests : IDisposable
         var result = FineTuneRecipe.Run(new FineTuneOptions { Config = new TrainConfig
         {
             Model = BaseGguf, Data = WriteData(), Out = Path.Combine(_temp.Path, "run"), Bits = 16, Dtype = ScalarType.Float32,
-            Rank = 8, Alpha = 16, Dropout = 0, Targets = LoraTargets.All, Lr = 1e-2, MaxSteps = 30, BatchSize = 12, GradAccum = 1,
+            Rank = 8, Alpha = 16, Dropout = 0, Targets = [LoraTargets.AllLinear], Lr = 1e-2, MaxSteps = 30, BatchSize = 12, GradAccum = 1,
             WarmupSteps = 0, LrSchedule = FinQLoRA.Training.Schedules.LrScheduleKind.Constant, SaveEvery = 0, MaxSeqLen = 64, Seed = 7,
         } });
         Assert.True(result.FinalLoss < 1.0, $"training did not learn the target sentence (final loss {result.FinalLoss:F3})");

@@ -29,7 +29,7 @@ public sealed class ConfigPresetTests : IDisposable
         {
             var c = Load(file);
             Assert.Equal("zero-one-adam", FinQLoRA.Training.Optimizers.OptimizerKinds.Spellings.Name(c.Optimizer));
-            Assert.Equal((32.0, 0.1, 1e-4, "q_proj,k_proj,v_proj"), (c.Alpha, c.Dropout, c.Lr, string.Join(",", FinQLoRA.Adapters.LoraTargets.Names(c.Targets))));
+            Assert.Equal((32.0, 0.1, 1e-4, "q_proj,k_proj,v_proj"), (c.Alpha, c.Dropout, c.Lr, string.Join(",", c.Targets)));
             // Without the flags the placeholders are refused with the flag to use.
             var e = Assert.Throws<UserInputException>(() => TrainConfig.FromValues(TrainConfig.ReadYaml(file), file));
             Assert.Contains("--model", FinQLoRA.Cli.FlagNames.Render(e));

@@ -1,4 +1,5 @@
 using FinQLoRA.Cli;
+using FinQLoRA.Adapters;
 using FinQLoRA.Cli.Commands;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
@@ -58,7 +59,7 @@ public sealed class TrainKeysTests
         var c = TrainConfig.FromValues(Values(("quant", "FP4"), ("targets", "all"), ("optimizer", "zero-one-adam"), ("lr_schedule", "linear"),
             ("dtype", "bfloat16"), ("device", "cuda:1"), ("double_quant", "no")), "flags");
         Assert.Equal(FourBitType.Fp4, c.Quant);
-        Assert.Equal(ModelLayout.Projections, c.Targets);
+        Assert.Equal([LoraTargets.AllLinear], c.Targets); // resolved against the model's family when the run opens it
         Assert.Equal(OptimizerKind.ZeroOneAdam, c.Optimizer);
         Assert.Equal(LrScheduleKind.Linear, c.LrSchedule);
         Assert.Equal(ScalarType.BFloat16, c.Dtype);
@@ -70,7 +71,7 @@ public sealed class TrainKeysTests
     public void DefaultsAreThePapers()
     {
         var c = TrainConfig.FromValues(Values(), "flags");
-        Assert.Equal([ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V], c.Targets);
+        Assert.Equal(["q_proj", "k_proj", "v_proj"], c.Targets);
         Assert.Equal((4, FourBitType.Nf4, OptimizerKind.AdamW, LrScheduleKind.Cosine, ScalarType.BFloat16, "cpu"),
             (c.Bits.Value, c.Quant, c.Optimizer, c.LrSchedule, c.Dtype, c.Device.ToString()));
     }
