@@ -60,12 +60,23 @@ public static class LoraTargets
     {
         var names = Parse(targets, source, family);
         if (names.Count == 1 && names[0] == AllLinear) return family.Projections;
-        var kinds = names.Select(n => ModelLayout.ParseModuleName(n)!.Value).ToList();
+        var kinds = Fused(names.Select(n => ModelLayout.ParseModuleName(n)!.Value).ToList(), family);
         var missing = kinds.Where(k => !family.Projections.Contains(k)).ToList();
         if (missing.Count > 0)
             throw new UserInputException($"{source}: {family.HfArchitecture} ({family.ModelType}) models have no {string.Join(", ", missing.Select(ModelLayout.ModuleName))}; "
                 + $"their projections are {FamilyNames(family)} (or \"{AllLinear}\" for all of them)");
         return family.Projections.Where(kinds.Contains).ToList();
+    }
+
+    /// <summary>On a family that fuses projections (Phi-3), all of a fused projection's parts named together select it:
+    /// q_proj, k_proj and v_proj are qkv_proj's rows, gate_proj and up_proj gate_up_proj's, so the default q, k, v
+    /// means the same adapter place on every family. A part named alone still has no place there and is refused.</summary>
+    private static List<ProjectionKind> Fused(List<ProjectionKind> kinds, ModelFamily family)
+    {
+        foreach (var (fused, parts) in new[] { (ProjectionKind.Qkv, new[] { ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V }), (ProjectionKind.GateUp, [ProjectionKind.Gate, ProjectionKind.Up]) })
+            if (family.Projections.Contains(fused) && parts.All(kinds.Contains) && !parts.Any(family.Projections.Contains))
+                kinds = [.. kinds.Except(parts), fused];
+        return kinds;
     }
 
     /// <summary><see cref="Resolve(IEnumerable{string}, ModelFamily, string)"/> for a comma-separated list.</summary>

@@ -149,9 +149,9 @@ public sealed class FamilyAdapterTests : IDisposable
     }
 
     /// <summary>DoRA's magnitude starts at the row norms of the base weight alone (PEFT's get_weight_norm on
-    /// base_layer.weight), on a biased fused projection too: the bias is not a column of W₀.</summary>
+    /// base_layer.weight), on a biased projection too: the bias is not a column of W₀ (Llama with attention_bias, Qwen2).</summary>
     [Theory]
-    [InlineData("phi3", ProjectionKind.Qkv)]
+    [InlineData("llama3.2", ProjectionKind.O)]
     [InlineData("qwen2", ProjectionKind.K)]
     public void DoraMagnitudeIsTheRowNormOfTheWeightWithoutTheBias(string family, ProjectionKind projection)
     {

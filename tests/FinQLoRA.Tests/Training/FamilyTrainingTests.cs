@@ -83,18 +83,24 @@ public sealed class FamilyTrainingTests
         TensorAssert.MaxDiffAtMost(expected, logits, 1e-4, $"{family}: merged vs 4-bit base + adapter");
     }
 
-    /// <summary><c>finqlora train</c> on Phi-3 with FinLoRA's default targets (q_proj, k_proj, v_proj, which Phi-3 fuses
-    /// into qkv_proj): refused before the model loads, in one line naming the family's module names.</summary>
+    /// <summary><c>finqlora train</c> on Phi-3 with FinLoRA's default targets (q_proj, k_proj, v_proj: together the rows
+    /// of Phi-3's qkv_proj) adapts qkv_proj and says so in adapter_config.json as PEFT would; a part named alone
+    /// (q_proj) has no place in Phi-3 and is refused before the model loads, in one line naming the family's modules.</summary>
     [Fact]
-    public void CliRefusesTargetsTheFamilyLacksNamingItsModules()
+    public void CliTrainsTheDefaultTargetsAsQkvAndRefusesAPartAlone()
     {
         using var dir = new TempFolder();
         string model = SeededFamilies.Write(dir.PathOf("model"), "phi3");
         string data = TrainingRun.WriteData(dir.Path);
-        var r = CliProcess.RunSeparately(TrainingRun.Limit, "train", "--model", model, "--data", data, "--out", dir.PathOf("out"), "--max-steps", "2");
+        var ok = CliProcess.RunSeparately(TrainingRun.Limit, "train", "--model", model, "--data", data, "--out", dir.PathOf("ok"), "--max-steps", "2");
+        Assert.True(ok.ExitCode == 0, ok.Stderr);
+        var written = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.PathOf("ok"), "adapter", "adapter_config.json")))!["target_modules"]!.AsArray();
+        Assert.Equal(["qkv_proj"], written.Select(t => t!.GetValue<string>()));
+
+        var r = CliProcess.RunSeparately(TrainingRun.Limit, "train", "--model", model, "--data", data, "--out", dir.PathOf("out"), "--max-steps", "2", "--targets", "q_proj");
         Assert.Equal(2, r.ExitCode);
         Assert.Equal("", r.Stdout);
-        Assert.Contains("targets: Phi3ForCausalLM (phi3) models have no q_proj, k_proj, v_proj; their projections are qkv_proj, o_proj, gate_up_proj, down_proj (or \"all-linear\" for all of them)", r.Stderr);
+        Assert.Contains("targets: Phi3ForCausalLM (phi3) models have no q_proj; their projections are qkv_proj, o_proj, gate_up_proj, down_proj (or \"all-linear\" for all of them)", r.Stderr);
         Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.False(Directory.Exists(dir.PathOf("out")));
     }
