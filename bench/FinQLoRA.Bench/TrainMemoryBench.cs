@@ -51,12 +51,12 @@ public static class TrainMemoryBench
         new("qwen3-20M", Family("Qwen3ForCausalLM", "qwen3", new() { ["rope_theta"] = 1000000.0, ["head_dim"] = 64 }), 4, 2, 512, 8, false),
         new("gemma2-20M", Family("Gemma2ForCausalLM", "gemma2", new()
         {
-            ["hidden_activation"] = "gelu_pytorch_tanh", ["query_pre_attn_scalar"] = 64,
+            ["hidden_activation"] = "gelu_pytorch_tanh", ["head_dim"] = 64, ["query_pre_attn_scalar"] = 64,
             ["attn_logit_softcapping"] = 50.0, ["final_logit_softcapping"] = 30.0, ["sliding_window"] = 128,
         }), 4, 2, 512, 8, false),
         new("gemma3-20M", Family("Gemma3ForCausalLM", "gemma3_text", new()
         {
-            ["hidden_activation"] = "gelu_pytorch_tanh", ["query_pre_attn_scalar"] = 64, ["sliding_window"] = 128,
+            ["hidden_activation"] = "gelu_pytorch_tanh", ["head_dim"] = 64, ["query_pre_attn_scalar"] = 64, ["sliding_window"] = 128,
             ["rope_theta"] = 1000000.0, ["rope_local_base_freq"] = 10000.0,
         }), 4, 2, 512, 8, false),
         new("phi3-20M", Family("Phi3ForCausalLM", "phi3", new() { ["partial_rotary_factor"] = 0.75 }), 4, 2, 512, 8, false, "qkv_proj"),

@@ -29,7 +29,7 @@ namespace FinQLoRA.Planning;
 /// activations saved for backward per token and layer, bf16 unless noted:
 /// 2·(h [attention residual] + qdim + 2·kv_dim [q, k, v kept by attention] + qdim [attention output] + h [MLP residual]
 /// + 4·I [gate, up, silu(gate), product]) + 8h per block norm [each keeps its fp32 input and normalised output: two for
-/// Llama, four for Gemma] + 8·(qdim + kv_dim) for per-head q/k norms (Qwen3, Gemma 3) + 4·heads
+/// Llama, four for Gemma] + 4·(qdim + kv_dim) for per-head q/k norms (Qwen3, Gemma 3) + 4·heads
 /// [attention log-sum-exp], + 2·3I for GELU's written-out tanh form (Gemma), + heads·S·(4 + 2 [+ 2 with a soft-cap]) for
 /// attention written out (Gemma 2: the fp32 softmax, its bf16 copy, the soft-cap's tanh), plus per adapted projection 4·in (peft casts the dropped-out input to fp32 and lora_A keeps
 /// it) + in [dropout mask, when dropout &gt; 0] + 4·R [lora_A output kept by lora_B]. Frozen quantized projections keep
@@ -237,9 +237,11 @@ public static class MemoryPlanner
         long h = c.HiddenSize, I = c.IntermediateSize;
         long bytes = Bf16 * (h + c.QDim + 2 * c.KvDim + c.QDim + h + 4 * I) + 4L * c.NumHeads;
         // every norm of the block keeps its fp32 input and normalised output: two for Llama, four for Gemma's
-        // sandwich, and the per-head q/k norms over every query and key head (Qwen3, Gemma 3)
+        // sandwich; the per-head q/k norms (Qwen3, Gemma 3) over every query and key head keep their fp32 input, while
+        // their output is the q and k already counted above (RoPE's input) — measured: 4 bytes an element, not 8
+        // (bench memory, qwen3-20M and gemma3-20M)
         foreach (var norm in c.Family.Norms)
-            bytes += 8 * norm.Role switch { NormRole.Query => c.QDim, NormRole.Key => c.KvDim, _ => h };
+            bytes += norm.Role switch { NormRole.Query => 4 * c.QDim, NormRole.Key => 4 * c.KvDim, _ => 8 * h };
         // GELU's tanh form is written out: it keeps tanh's output, x/2 and 1 + tanh besides the gate
         if (c.Activation == Activation.GeluTanh) bytes += Bf16 * 3 * I;
         // attention written out (Gemma 2's soft-cap, a query scale other than 1/√head_dim) keeps each query's row of

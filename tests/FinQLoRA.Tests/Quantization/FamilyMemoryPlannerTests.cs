@@ -111,9 +111,9 @@ public sealed class FamilyMemoryPlannerTests
             return ModelConfig.FromJson((System.Text.Json.Nodes.JsonObject)System.Text.Json.Nodes.JsonNode.Parse(json.ToJsonString())!, preset);
         }
 
-        // Qwen3's q/k norms keep fp32 input and output over every query and key head: 8 · (4096 + 1024) per token
+        // Qwen3's q/k norms keep their fp32 input over every query and key head: 4 · (4096 + 1024) per token
         var qwen3 = ModelPresets.Get("qwen3-8b")!;
-        Assert.Equal(8L * (4096 + 1024), PerToken(qwen3) - PerToken(qwen3 with { ModelType = "llama", QkNorm = false }));
+        Assert.Equal(4L * (4096 + 1024), PerToken(qwen3) - PerToken(qwen3 with { ModelType = "llama", QkNorm = false }));
         // Gemma 2's written-out, soft-capped attention keeps 8 bytes per head per key: fp32 softmax, bf16 copy, tanh
         var gemma2 = ModelPresets.Get("gemma-2-9b")!;
         Assert.Equal(16L * 512 * 8, PerToken(gemma2, 1024) - PerToken(gemma2, 512));

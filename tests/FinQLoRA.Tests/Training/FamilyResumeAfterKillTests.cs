@@ -27,19 +27,7 @@ public sealed class FamilyResumeAfterKillTests
         Assert.True(code == 0, output);
 
         string killed = dir.PathOf("killed");
-        using (var p = CliProcess.Start(Args(killed)))
-        {
-            var deadline = DateTime.UtcNow.AddMinutes(5);
-            while (!File.Exists(Path.Combine(killed, "checkpoint-8", "trainer_state.json")) && !p.HasExited && DateTime.UtcNow < deadline)
-                Thread.Sleep(10);
-            Assert.False(p.HasExited, "the run finished before it could be killed");
-            p.Kill(entireProcessTree: true); // SIGKILL: no chance to clean up
-            p.WaitForExit();
-        }
-        Assert.False(File.Exists(Path.Combine(killed, "adapter", "adapter_model.safetensors")));
-        (code, output) = CliProcess.Run(TimeSpan.FromMinutes(5), [.. Args(killed), "--resume"]);
-        Assert.True(code == 0, output);
-        Assert.Contains("resuming from", output);
+        TrainingRun.KillAfterCheckpointThenResume(Args(killed), killed, "checkpoint-8", TimeSpan.FromMinutes(5));
         Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "adapter", "adapter_model.safetensors")),
             File.ReadAllBytes(Path.Combine(killed, "adapter", "adapter_model.safetensors")));
     }

@@ -25,19 +25,7 @@ public sealed class ResumeAfterKillTests
         Assert.True(code == 0, output);
 
         string killed = Path.Combine(dir.Path, "killed");
-        using (var p = CliProcess.Start(Args(killed)))
-        {
-            var deadline = DateTime.UtcNow.AddMinutes(10);
-            while (!File.Exists(Path.Combine(killed, "checkpoint-4", "trainer_state.json")) && !p.HasExited && DateTime.UtcNow < deadline)
-                Thread.Sleep(20);
-            Assert.False(p.HasExited, "the run finished before it could be killed");
-            p.Kill(entireProcessTree: true); // SIGKILL: no chance to clean up
-            p.WaitForExit();
-        }
-        Assert.False(File.Exists(Path.Combine(killed, "adapter", "adapter_model.safetensors")));
-        (code, output) = CliProcess.Run(TimeSpan.FromMinutes(10), [.. Args(killed), "--resume"]);
-        Assert.True(code == 0, output);
-        Assert.Contains("resuming from", output);
+        TrainingRun.KillAfterCheckpointThenResume(Args(killed), killed, "checkpoint-4", TimeSpan.FromMinutes(10));
 
         Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "adapter", "adapter_model.safetensors")),
             File.ReadAllBytes(Path.Combine(killed, "adapter", "adapter_model.safetensors")));

@@ -61,4 +61,26 @@ public static class TrainingRun
     /// <summary>metrics.jsonl, one object per line.</summary>
     public static List<JsonObject> Metrics(string runDir) =>
         File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl")).Where(l => l.Length > 0).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+
+    /// <summary>
+    /// Runs <c>finqlora train</c> with <paramref name="arguments"/>, kills it with SIGKILL (no chance to clean up) as soon
+    /// as <paramref name="checkpoint"/> (e.g. checkpoint-4) has its trainer_state.json, checks that no final adapter was
+    /// written, then runs it again with --resume to the end.
+    /// </summary>
+    public static void KillAfterCheckpointThenResume(string[] arguments, string outDir, string checkpoint, TimeSpan limit)
+    {
+        using (var p = CliProcess.Start(arguments))
+        {
+            var deadline = DateTime.UtcNow + limit;
+            while (!File.Exists(Path.Combine(outDir, checkpoint, "trainer_state.json")) && !p.HasExited && DateTime.UtcNow < deadline)
+                Thread.Sleep(10);
+            Assert.False(p.HasExited, "the run finished before it could be killed");
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+        }
+        Assert.False(File.Exists(Path.Combine(outDir, "adapter", "adapter_model.safetensors")));
+        var (code, output) = CliProcess.Run(limit, [.. arguments, "--resume"]);
+        Assert.True(code == 0, output);
+        Assert.Contains("resuming from", output);
+    }
 }
