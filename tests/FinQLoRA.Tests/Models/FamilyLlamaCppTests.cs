@@ -1,3 +1,4 @@
+using FinQLoRA.Recipes;
 using System.Text.Json.Nodes;
 using FinQLoRA.Adapters;
 using FinQLoRA.Formats.Checkpoints;
@@ -61,6 +62,13 @@ public sealed class FamilyLlamaCppTests(ITestOutputHelper output)
         string hf = GgufFamilyModels.Write(dir.PathOf("hf"), family, Extra(extra)), gguf = dir.PathOf("m.gguf");
         ModelConverter.HfToGguf(hf, gguf, GgmlType.F32);
         Compare(family, hf, gguf, Prompt(promptLength), context, adapter: null);
+
+        // and we run the GGUF file itself as we run the HF folder (its reader undoes the permutation and Gemma's 1 + w)
+        using var fromHf = SeededFamilies.Load(hf);
+        using var fromGguf = SeededFamilies.Load(gguf);
+        var prompt = Prompt(promptLength);
+        TensorAssert.MaxDiffAtMost(tensor(Ours(fromHf, prompt, 0).Logits.SelectMany(r => r).ToArray()),
+            tensor(Ours(fromGguf, prompt, 0).Logits.SelectMany(r => r).ToArray()), 1e-5, $"{family}: the GGUF loaded by us");
     }
 
     [Theory]
@@ -75,6 +83,29 @@ public sealed class FamilyLlamaCppTests(ITestOutputHelper output)
         using (var f = new GgufFile(lora))
             Assert.Equal(ModelConfig.Load(hf).Family.GgufArchitecture, f.GetString("general.architecture"));
         Compare(family, hf, gguf, Prompt(promptLength), context, adapter: (adapter, lora));
+    }
+
+    /// <summary><c>finqlora merge --to gguf</c> (f32) of the same adapter: llama.cpp on the merged file runs as our model
+    /// with the PEFT adapter.</summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void LlamaCppRunsOurMergedGgufAsOurModelWithThePeftAdapter(string family, int promptLength, int context, string extra)
+    {
+        using var dir = new TempFolder();
+        string hf = GgufFamilyModels.Write(dir.PathOf("hf"), family, Extra(extra)), merged = dir.PathOf("merged.gguf");
+        string adapter = WriteAdapter(dir.PathOf("adapter"), hf);
+        AdapterMerge.Run(new AdapterMergeOptions { ModelPath = hf, AdapterDir = adapter, To = "gguf", DType = ScalarType.Float32, OutPath = merged });
+        // our model with the adapter, against llama.cpp on the merged file with no adapter
+        using var model = SeededFamilies.Load(hf);
+        PeftAdapterFiles.Load(adapter, model);
+        var prompt = Prompt(promptLength);
+        var (ours, oursGreedy) = Ours(model, prompt, Greedy);
+        using var reference = new LlamaCppReference(merged, context);
+        var (theirs, theirGreedy) = reference.Run(prompt, Greedy);
+        double diff = LlamaCppReference.MaxAbsDiff(theirs, ours);
+        output.WriteLine($"{family} merged: max |diff| {diff:E2}");
+        Assert.True(diff <= Tolerance(model.Config), $"{family} merged: max |diff| {diff:E3} > {Tolerance(model.Config):E0}");
+        Assert.Equal(oursGreedy, theirGreedy);
     }
 
     /// <summary>llama.cpp's <c>llama</c> architecture has no sliding window (its converter drops Mistral's): it runs

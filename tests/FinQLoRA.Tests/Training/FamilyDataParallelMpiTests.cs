@@ -4,10 +4,10 @@ using FinQLoRA.Tests.Support;
 namespace FinQLoRA.Tests.Training;
 
 /// <summary>
-/// Data parallelism stays exact on the other families: <c>mpirun -np 2 finqlora train --batch-size 2</c> and
-/// <c>finqlora train --batch-size 4</c> on a quirky Qwen3 (q/k norms, biases) and Gemma 2 (sandwich norms, soft-caps,
-/// sliding window shorter than the examples) end with the same adapter, as <see cref="DataParallelEquivalenceMpiTests"/>
-/// shows for Llama.
+/// Data parallelism stays exact on every family: <c>mpirun -np 2 finqlora train --batch-size 2</c> and
+/// <c>finqlora train --batch-size 4</c> on each quirky seeded model (biases, q/k norms, sandwich norms, soft-caps, a
+/// sliding window shorter than the examples, fused projections) end with the same adapter, as
+/// <see cref="DataParallelEquivalenceMpiTests"/> shows for a plain Llama.
 /// </summary>
 [Collection(MpiCollection.Name)]
 public sealed class FamilyDataParallelMpiTests : IDisposable
@@ -15,8 +15,7 @@ public sealed class FamilyDataParallelMpiTests : IDisposable
     private readonly TempFolder _dir = new();
 
     [MpiTheory]
-    [InlineData("qwen3")]
-    [InlineData("gemma2")]
+    [MemberData(nameof(SeededFamilies.Names), MemberType = typeof(SeededFamilies))]
     public void TwoRanksOfBatchTwoMatchOneProcessOfBatchFour(string family)
     {
         string model = SeededFamilies.Write(_dir.PathOf(family), family);
