@@ -18,6 +18,7 @@ namespace FinQLoRA.Tests.Training;
 /// resumed ends with the uninterrupted run's adapter byte for byte; <c>merge</c> of that adapter onto the 4-bit base
 /// gives the logits of the base with the adapter.
 /// </summary>
+[Collection(GlobalRngCollection.Name)]
 public sealed class FamilyTrainingTests
 {
     private const int Steps = 20;
