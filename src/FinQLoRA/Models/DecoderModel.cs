@@ -90,12 +90,12 @@ public sealed class DecoderModel : nn.Module
             h = h.detach().requires_grad_(true);
         for (int i = from; i < to; i++)
         {
-            // The last layer is not checkpointed: backward needs its activations first, so recomputing them would rebuild
-            // what the forward has just made (a layer's forward, ~3 % of a step), and one layer's activations are held
-            // at the start of backward either way.
             var (cos, sin) = RopeOf(FirstLayer + i);
             var layerMask = MaskOf(FirstLayer + i);
             var layer = _layers[i];
+            // The last layer is not checkpointed: backward needs its activations first, so recomputing them would rebuild
+            // what the forward has just made (a layer's forward, ~3 % of a step), and one layer's activations are held
+            // at the start of backward either way.
             h = GradientCheckpointing && is_grad_enabled() && cache == null && i < to - 1
                 ? LayerCheckpoint.Run(layer, h, cos, sin, layerMask)
                 : layer.Forward(h, cos, sin, layerMask, cache);
