@@ -14,7 +14,7 @@ internal static class CommandRegistry
         config.AddCommand<ServeCommand>("serve").WithDescription("Serve the base and its adapters over an OpenAI-compatible HTTP API with continuous batching.");
         config.AddCommand<TokenizeCommand>("tokenize").WithDescription("Encode text with a model's tokenizer and print the ids.");
         config.AddCommand<VersionCommand>("version").WithDescription("Print versions of finqlora, TorchSharp and libtorch.");
-        config.AddCommand<ConvertCommand>("convert").WithDescription("Convert a Llama model between a Hugging Face folder and GGUF (f32, f16, bf16, q8_0).");
+        config.AddCommand<ConvertCommand>("convert").WithDescription("Convert a model (Llama, Mistral, Qwen2/3, Gemma 2/3, Phi-3) between a Hugging Face folder and GGUF (f32, f16, bf16, q8_0).");
         config.AddCommand<ExportAdapterCommand>("export-adapter").WithDescription("Export a PEFT LoRA adapter as a llama.cpp LoRA GGUF.");
         config.AddCommand<MergeCommand>("merge").WithDescription("Merge a LoRA/DoRA adapter into its base: a 16-bit HF folder laid out like the base, or GGUF.");
         config.AddCommand<LaunchCommand>("launch").WithDescription("Run a finqlora command on N ranks under mpirun: finqlora launch -n 2 -- <command> <args...>.");
@@ -34,6 +34,6 @@ internal static class CommandRegistry
         config.AddCommand<ReportCommand>("report").WithDescription("Join run results into Markdown tables and an accuracy chart.");
         config.AddCommand<QuantizeCommand>("quantize").WithDescription("Quantize a Hugging Face Llama folder to bitsandbytes 4-bit (NF4/FP4) or 8-bit (LLM.int8) safetensors, tensor by tensor.");
         config.AddCommand<VerifyCommand>("verify").WithDescription("Check a training run or adapter folder against its lineage record (sha256 of the adapter's files and of the inputs still present).");
-        config.AddCommand<MemoryCommand>("memory").WithDescription("Estimate weight, inference and training memory of a Llama model at 16, 8 or 4 bits.");
+        config.AddCommand<MemoryCommand>("memory").WithDescription("Estimate weight, inference and training memory of a model (a folder or a preset) at 16, 8 or 4 bits.");
     }
 }

@@ -8,7 +8,7 @@ namespace FinQLoRA.Cli.Commands;
 /// <summary><c>finqlora model fetch REPO --out DIR [--revision main] [--include GLOB]...</c></summary>
 internal sealed class ModelFetchCommand : AsyncCommand<ModelFetchCommand.Settings>
 {
-    /// <summary>What a Llama checkpoint needs: config and tokenizer files and the safetensors shards (not the original .pth).</summary>
+    /// <summary>What a Hugging Face checkpoint needs: config and tokenizer files and the safetensors shards (not the original .pth).</summary>
     public static readonly IReadOnlyList<string> DefaultInclude = ["*.json", "*.safetensors", "tokenizer*"];
 
     public sealed class Settings : HubFetchSettings
