@@ -183,25 +183,8 @@ public static class ModelLayout
         return true;
     }
 
-    /// <summary>The module path <see cref="TrySplitBlockModule"/> took apart.</summary>
-    public static string BlockModulePath(int layer, string sectionAndModule) => $"{LayerPrefix}{layer}.{sectionAndModule}";
-
     /// <summary>The section-qualified module of a projection (<c>self_attn.q_proj</c>), as in a module path.</summary>
     public static string Relative(ProjectionKind kind) => $"{ProjectionTable[(int)kind].Section}.{ProjectionTable[(int)kind].Module}";
-
-    /// <summary>The section-qualified module names of every projection, with their alternatives, for messages:
-    /// <c>self_attn|mlp</c>.</summary>
-    public static string Sections => $"{AttentionSection}|{MlpSection}";
-
-    /// <summary>The GGUF name of an HF tensor of a model of <paramref name="config"/>, or null when it is none of its weights.</summary>
-    public static string? ToGguf(string hf, ModelConfig config) => Tensors(config).FirstOrDefault(t => t.HfName == hf)?.GgufName;
-
-    /// <summary>The HF name of a GGUF tensor of a model of <paramref name="config"/>, or null when it is none of its weights.</summary>
-    public static string? ToHf(string gguf, ModelConfig config) => Tensors(config).FirstOrDefault(t => t.GgufName == gguf)?.HfName;
-
-    /// <summary>Which head count permutes an HF tensor's rows (q: n_heads, k: n_kv_heads), or null for none.</summary>
-    public static int? RopeHeads(string hfName, ModelConfig config) =>
-        TryParseWeightName(hfName, out _, out var kind) ? RopeHeads(kind, config) : null;
 
     private static string Gguf(int layer, string module, string suffix) => $"{GgufLayerPrefix}{layer}.{module}.{suffix}";
 

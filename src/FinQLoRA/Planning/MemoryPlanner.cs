@@ -239,7 +239,7 @@ public static class MemoryPlanner
         // every norm of the block keeps its fp32 input and normalised output: two for Llama, four for Gemma's
         // sandwich; the per-head q/k norms (Qwen3, Gemma 3) over every query and key head keep their fp32 input, while
         // their output is the q and k already counted above (RoPE's input) — measured: 4 bytes an element, not 8
-        // (bench memory, qwen3-20M and gemma3-20M)
+        // (bench memory, qwen3-20M and gemma3-20M, on an AMD EPYC with AVX-512 BF16: native bf16 matmuls)
         foreach (var norm in c.Family.Norms)
             bytes += norm.Role switch { NormRole.Query => 4 * c.QDim, NormRole.Key => 4 * c.KvDim, _ => 8 * h };
         // GELU's tanh form is written out: it keeps tanh's output, x/2 and 1 + tanh besides the gate
@@ -302,8 +302,8 @@ public static class MemoryPlanner
             list.AddRange(CpuQuantWorkspace(c, options, tokens, t.Widens));
             long transientBase = list.Where(x => x.Name is "activations" or "head_activations" or "backward_workspace").Sum(x => x.Bytes);
             // written-out attention's score matrices are the same few sizes in every layer, so freed ones are taken
-            // again whole rather than leaving holes: measured on a 20M Gemma 2 (bench memory, gemma2-20M) they add
-            // what they hold and no retention (+19% planned with it, +6% without)
+            // again whole rather than leaving holes: measured on a 20M Gemma 2 (bench memory, gemma2-20M, on an AMD EPYC
+            // with AVX-512 BF16: native bf16 matmuls) they add what they hold and no retention (+19% planned with it, +6% without)
             long layersHoldingScores = t.GradientCheckpointing ? 2 : L + 1;
             transientBase -= layersHoldingScores * tokens * WrittenOutScoreBytesPerToken(c, t);
             // 8-bit forwards free int8 activations, fp32 copies and accumulators in every projection of every layer

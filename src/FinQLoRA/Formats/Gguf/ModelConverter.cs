@@ -68,8 +68,9 @@ public static class ModelConverter
         foreach (var (name, values) in GgufModelConfig.ConfigTensors(config))
             writer.AddTensor(name, GgmlType.F32, [values.Length], () => torch.tensor(values));
         var layout = ModelLayout.Tensors(config).ToList();
+        var names = layout.Select(t => t.HfName).ToHashSet(StringComparer.Ordinal);
         foreach (var e in reader.Entries)
-            if (!layout.Any(t => t.HfName == e.Name) && !e.Name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal)
+            if (!names.Contains(e.Name) && !e.Name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal)
                 && !(e.Name == ModelLayout.HeadName && config.TieWordEmbeddings))
                 throw new UserInputException($"{folder}: tensor '{e.Name}' is not part of a {config.Family.HfArchitecture} model; GGUF conversion writes the weights of the family's layout only");
         float normOffset = config.Family.GgufNormOffset;
