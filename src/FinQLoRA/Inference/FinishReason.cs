@@ -28,6 +28,10 @@ public sealed record FinishReason
 
     public static FinishReason Length { get; } = new(LengthValue, null, null);
 
+    /// <summary>The end of a serving engine's scoring row, which generates nothing (its value reads <c>stop</c>; no
+    /// endpoint shows it).</summary>
+    public static FinishReason Scored { get; } = new(StopValue, null, null);
+
     public static FinishReason AtToken(int id) => new(StopValue, id, null);
 
     public static FinishReason AtString(string stop) => new(StopValue, null, stop);

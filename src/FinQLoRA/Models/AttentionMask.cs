@@ -25,6 +25,24 @@ public static class AttentionMask
         return mask.MoveToOuterDisposeScope();
     }
 
+    /// <summary>The mask of right-padded rows that start at different positions (the serving engine's prefill after a
+    /// prefix-cache hit): query c of row b sits at <paramref name="queryPositions"/>[b, c] and sees key j when j ≤ that
+    /// position and j &lt; <paramref name="lengths"/>[b] (the row's own positions, causally; what lies past its length is
+    /// padding). With every row starting at 0 this is <see cref="Build"/> of <see cref="RightPadding"/>, and a row's
+    /// visible keys are still its earlier tokens, one per position, so <see cref="SlidingWindow"/> holds on it.</summary>
+    /// <param name="queryPositions">[B, T] int64</param>
+    /// <param name="lengths">[B] int64</param>
+    /// <returns>[B, 1, T, S] additive mask in fp32</returns>
+    public static Tensor RightPadded(Tensor queryPositions, Tensor lengths, long s)
+    {
+        using var scope = NewDisposeScope();
+        long b = queryPositions.shape[0], t = queryPositions.shape[1];
+        var keyPos = arange(0, s, ScalarType.Int64, queryPositions.device).view(1, 1, 1, s);
+        var visible = keyPos.le(queryPositions.view(b, 1, t, 1)).logical_and(keyPos.lt(lengths.view(b, 1, 1, 1)));
+        return zeros([b, 1, t, s], ScalarType.Float32, queryPositions.device)
+            .masked_fill(visible.logical_not(), float.MinValue).MoveToOuterDisposeScope();
+    }
+
     /// <summary>The padding mask [B, S] of right-padded rows: true at positions below each row's length
     /// (<paramref name="lengths"/> [B] int64), false after; the input <see cref="Build"/> takes for such a batch.</summary>
     public static Tensor RightPadding(Tensor lengths, long s)

@@ -19,12 +19,13 @@ internal sealed class AdapterRegistry : IDisposable
     private readonly List<StackedLora> _stacks = [];
     private Dictionary<string, long> _stackIndex = new(StringComparer.Ordinal);
     private readonly object _lock = new();
+    private long _loads; // load serials: every load gets a new one, so a name loaded again is another adapter
 
     /// <summary>Serves the adapters already loaded into <paramref name="model"/> under their names.</summary>
     public AdapterRegistry(DecoderModel model)
     {
         _model = model;
-        foreach (string name in LoraInjector.AdapterNames(model)) _adapters[name] = new AdapterEntry(name);
+        foreach (string name in LoraInjector.AdapterNames(model)) _adapters[name] = new AdapterEntry(name, ++_loads);
         RebuildStacks();
     }
 
@@ -60,6 +61,15 @@ internal sealed class AdapterRegistry : IDisposable
         }
     }
 
+    /// <summary>The load serial of <paramref name="name"/> (0: the base): unloading an adapter and loading another under
+    /// the same name gives a new serial, which is part of every prefix-cache key, so its rows never reuse the old one's
+    /// keys and values. The row asking holds the adapter, so it is loaded.</summary>
+    public long SerialOf(string? name)
+    {
+        if (name is null) return 0;
+        lock (_lock) return _adapters[name].Serial;
+    }
+
     /// <summary>Refuses a name already taken (checked on the caller's thread first, so the error comes at once).</summary>
     public void EnsureFree(string name)
     {
@@ -82,7 +92,7 @@ internal sealed class AdapterRegistry : IDisposable
             throw;
         }
         RebuildStacks();
-        lock (_lock) _adapters[name] = new AdapterEntry(name);
+        lock (_lock) _adapters[name] = new AdapterEntry(name, ++_loads);
     }
 
     /// <summary>Hides <paramref name="name"/> from new requests at once; the task ends when its in-flight requests have.</summary>
@@ -148,9 +158,10 @@ internal sealed class AdapterRegistry : IDisposable
         }
     }
 
-    private sealed class AdapterEntry(string name)
+    private sealed class AdapterEntry(string name, long serial)
     {
         public string Name { get; } = name;
+        public long Serial { get; } = serial;
         public int InFlight { get; set; }
         public bool Unloading { get; set; }
         public TaskCompletionSource Drained { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -8,6 +8,11 @@ namespace FinQLoRA.Serving;
 public sealed record EngineCompletion(string Text, IReadOnlyList<int> TokenIds, IReadOnlyList<TokenLogprob> Logprobs,
     IReadOnlyList<IReadOnlyList<TokenLogprob>> TopLogprobs, FinishReason FinishReason, int PromptTokens, int CompletionTokens)
 {
+    /// <summary>Prompt tokens read from the prefix cache.</summary>
+    public int CachedTokens { get; init; }
+    /// <summary>A scoring row's log-likelihood (<see cref="EngineRequest.ScoreFrom"/>); null for generation.</summary>
+    public double? Score { get; init; }
+
     /// <summary>Reads events until the final one. Throws <see cref="OperationCanceledException"/> when the stream ends
     /// without one (the request was cancelled or the server stopped).</summary>
     public static async Task<EngineCompletion> ReadAsync(ChannelReader<EngineEvent> events, CancellationToken cancellation = default)
@@ -25,7 +30,9 @@ public sealed record EngineCompletion(string Text, IReadOnlyList<int> TokenIds, 
                 logprobs.Add(lp);
                 top.Add(e.TopLogprobs ?? []);
             }
-            if (e.IsFinal) return new EngineCompletion(text.ToString(), ids, logprobs, top, e.FinishReason!, e.PromptTokens, e.CompletionTokens);
+            if (e.IsFinal)
+                return new EngineCompletion(text.ToString(), ids, logprobs, top, e.FinishReason!, e.PromptTokens, e.CompletionTokens)
+                    { CachedTokens = e.CachedTokens, Score = e.Score };
         }
         throw new OperationCanceledException("the request ended before it finished (cancelled or the server stopped)");
     }

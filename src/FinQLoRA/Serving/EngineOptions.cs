@@ -13,6 +13,10 @@ public sealed record EngineOptions
     /// <summary>Prompt tokens prefilled between two decode steps (at least one prompt is always taken), so that
     /// newcomers join quickly without stalling the running streams for long.</summary>
     public int PrefillTokensPerStep { get; init; } = 1024;
+    /// <summary>Memory for the prefix cache's block pool (keys and values of every layer); 0 turns prefix caching off.</summary>
+    public long PrefixCacheBytes { get; init; }
+    /// <summary>Tokens per prefix-cache block: a prompt's prefix is reused in whole blocks (vLLM's default, 16).</summary>
+    public int PrefixBlockTokens { get; init; } = 16;
 
     public void Validate(int modelContext)
     {
@@ -22,5 +26,7 @@ public sealed record EngineOptions
         if (MaxModelLen > modelContext)
             throw UserInputException.About($"{new ConfigField("max_model_len")} {MaxModelLen} exceeds the model's context of {modelContext} (max_position_embeddings); lower it");
         if (PrefillTokensPerStep < 1) throw new UserInputException($"prefill tokens per step must be at least 1 (got {PrefillTokensPerStep})");
+        if (PrefixCacheBytes < 0) throw UserInputException.About($"{new ConfigField("prefix_cache_gib")} must be at least 0 (got {PrefixCacheBytes} bytes)");
+        if (PrefixBlockTokens < 1) throw new UserInputException($"prefix cache block tokens must be at least 1 (got {PrefixBlockTokens})");
     }
 }

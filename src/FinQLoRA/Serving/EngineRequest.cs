@@ -1,9 +1,24 @@
 namespace FinQLoRA.Serving;
 
-/// <summary>One sequence to generate: its prompt ids, the adapter (null = the base) and how to decode. Cancelling
-/// <see cref="Cancellation"/> (a client that went away) takes the row out of the batch at the next step.</summary>
+/// <summary>One sequence to generate (or to score, with <see cref="ScoreFrom"/>): its prompt ids, the adapter (null =
+/// the base) and how to decode. Cancelling <see cref="Cancellation"/> (a client that went away) takes the row out of
+/// the batch at the next step.</summary>
 public sealed record EngineRequest(int[] PromptIds, string? Adapter, SamplingParams Sampling, CancellationToken Cancellation = default)
 {
+    /// <summary>The prefix-cache partition: blocks are shared only between requests of the same partition (null: the
+    /// shared one). The server derives it from <c>prompt_cache_key</c> and the caller's API key.</summary>
+    public string? CachePartition { get; init; }
+
+    /// <summary>Makes this a scoring row: nothing is generated, and the one (final) event carries
+    /// <see cref="EngineEvent.Score"/> = Σ log p(PromptIds[i] | PromptIds[..i]) for i in [ScoreFrom, PromptIds.Length)
+    /// (natural log). <c>ScoreFrom == PromptIds.Length</c> only prefills the prompt into the prefix cache (score 0).
+    /// <see cref="Sampling"/> is ignored.</summary>
+    public int? ScoreFrom { get; init; }
+
+    /// <summary>Where the blocks this row may put in the prefix cache end: the prompt, or for a scoring row what comes
+    /// before the scored tokens.</summary>
+    internal int CacheableEnd => ScoreFrom ?? PromptIds.Length;
+
     /// <summary>Refuses a request the engine cannot run (OpenAI's ranges; prompt plus completion within
     /// <paramref name="maxModelLen"/>), naming the field at fault.</summary>
     internal void Check(int vocabSize, int maxModelLen)
@@ -12,6 +27,16 @@ public sealed record EngineRequest(int[] PromptIds, string? Adapter, SamplingPar
         if (PromptIds.Length == 0) throw new ServingException(ServingErrorKind.InvalidRequest, "the prompt is empty after tokenization", "prompt");
         if (PromptIds.Any(id => id < 0 || id >= vocabSize))
             throw new ServingException(ServingErrorKind.InvalidRequest, $"prompt token ids must be in [0, {vocabSize})", "prompt");
+        if (ScoreFrom is int from)
+        {
+            // the first token has no context to be scored by, and a scoring row computes every position it scores
+            if (from < 1 || from > PromptIds.Length)
+                throw new ServingException(ServingErrorKind.InvalidRequest, $"the scored tokens must start in [1, {PromptIds.Length}] (got {from})", "prompt");
+            if (PromptIds.Length > maxModelLen)
+                throw new ServingException(ServingErrorKind.ContextLength,
+                    $"This model's maximum context length is {maxModelLen} tokens. However, you requested {PromptIds.Length} tokens. Please reduce the input.", "input");
+            return;
+        }
         if (s.MaxTokens < 1) throw new ServingException(ServingErrorKind.InvalidRequest, $"max_tokens must be at least 1 (got {s.MaxTokens})", "max_tokens");
         if (s.Temperature is < 0 or > 2 || double.IsNaN(s.Temperature)) throw new ServingException(ServingErrorKind.InvalidRequest, $"temperature must be in [0, 2] (got {s.Temperature})", "temperature");
         if (s.TopP is <= 0 or > 1 || double.IsNaN(s.TopP)) throw new ServingException(ServingErrorKind.InvalidRequest, $"top_p must be in (0, 1] (got {s.TopP})", "top_p");

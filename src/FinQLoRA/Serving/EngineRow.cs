@@ -35,6 +35,14 @@ internal sealed class EngineRow : IDisposable
     public int Slot { get; set; } = -1;
     /// <summary>Positions of this row held in the KV cache.</summary>
     public int Length { get; set; }
+    /// <summary>Prompt positions copied from the prefix cache into the slot (the prefill computes the rest).</summary>
+    public int CachedTokens { get; set; }
+    /// <summary>The prefix-cache keys of the prompt's full blocks that may be cached (<see cref="EngineRequest.CacheableEnd"/>),
+    /// made at the first admission.</summary>
+    public PrefixCaching.PrefixBlockKey[]? PrefixKeys { get; set; }
+    /// <summary>A scoring row's sum so far of its scored tokens' log probabilities.</summary>
+    public double Score { get; set; }
+    public bool IsScoring => Request.ScoreFrom is not null;
     /// <summary>The last sampled token, fed at the next decode step.</summary>
     public int LastToken { get; private set; }
     public int Generated { get; private set; }
@@ -76,6 +84,13 @@ internal sealed class EngineRow : IDisposable
             observer?.Finished(Request.Adapter, Request.PromptIds.Length, Generated);
         }
         return new EngineEvent(finish?.StopToken is null ? token : null, logprob, top, delta, finish, Request.PromptIds.Length, Generated);
+    }
+
+    /// <summary>Ends a scoring row after its prefill: its one event carries the score.</summary>
+    public EngineEvent Scored()
+    {
+        Finished = true;
+        return new EngineEvent(null, null, null, "", FinishReason.Scored, Request.PromptIds.Length) { CachedTokens = CachedTokens, Score = Score };
     }
 
     public void Dispose() => Sampler?.Dispose();

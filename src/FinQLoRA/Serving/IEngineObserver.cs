@@ -9,4 +9,7 @@ public interface IEngineObserver
     void FirstToken(string? adapter, TimeSpan sinceSubmit);
     void NextToken(string? adapter, TimeSpan sincePrevious);
     void Finished(string? adapter, int promptTokens, int completionTokens);
+    /// <summary>A prompt of <paramref name="promptTokens"/> looked up in the prefix cache, <paramref name="hitTokens"/>
+    /// of them found (vLLM's prefix_cache_queries and prefix_cache_hits).</summary>
+    void PrefixCacheQueried(int promptTokens, int hitTokens) { }
 }

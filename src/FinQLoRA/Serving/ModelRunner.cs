@@ -19,37 +19,66 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
     // under no_grad as every decode runs), not per token.
     private IDecodeStep? _decodeStep;
 
-    /// <summary>One forward over the newcomers' prompts, right-padded to <paramref name="longest"/>, in consecutive
-    /// slots from <c>group[0].Slot</c>: row r sees its own positions up to its length, causally; its logits are read at
-    /// its last prompt token. Returns the rows that finished with their first token.</summary>
+    /// <summary>One forward over the newcomers' prompts in consecutive slots from <c>group[0].Slot</c>. Row r holds its
+    /// first <see cref="EngineRow.CachedTokens"/> positions already (from the prefix cache, or none) and computes the
+    /// rest, right-padded to <paramref name="longest"/> tokens: its query c sits at position cached_r + c and sees its
+    /// own positions up to there, causally. A generation row's logits are read at its last prompt token; a scoring
+    /// row's at the positions before each scored token. Returns the rows that finished (every scoring row).</summary>
+    /// <remarks>Row r also writes its padding queries' keys and values, at positions [length_r, cached_r + longest):
+    /// past its prompt, inside its own slot (the scheduler keeps cached_r + longest within the slot's capacity), where
+    /// no query of this forward looks (the mask hides keys at or past length_r), no block is cached from (blocks end
+    /// within the prompt), and a decode step writes position p before any query may see it. So padding never lands
+    /// on a position a row uses.</remarks>
     public IReadOnlyList<EngineRow> Prefill(IReadOnlyList<EngineRow> group, int longest)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var device = model.Device;
-        int k = group.Count, t = longest;
+        int k = group.Count, t = longest, span = 0;
         var flat = new long[k * t];
+        var at = new long[k * t];
         var lengthValues = new long[k];
         for (int r = 0; r < k; r++)
         {
             var prompt = group[r].Request.PromptIds;
+            int start = group[r].CachedTokens;
             lengthValues[r] = prompt.Length;
-            for (int c = 0; c < t; c++) flat[r * t + c] = c < prompt.Length ? prompt[c] : tokenizer.PadId;
+            for (int c = 0; c < t; c++)
+            {
+                flat[r * t + c] = start + c < prompt.Length ? prompt[start + c] : tokenizer.PadId;
+                at[r * t + c] = start + c;
+            }
+            span = Math.Max(span, start + t);
         }
         var ids = tensor(flat, [k, t], device: device);
         var lengths = tensor(lengthValues, device: device);
-        var positions = AttentionMask.Positions(null, k, t, 0, device);
-        var mask = AttentionMask.Build(AttentionMask.RightPadding(lengths, t), k, t, 0, device);    // [k, 1, t, t]
-        cache.BeginPrefill(group[0].Slot, k);
-        var last = (lengths - 1).view(k, 1, 1);
-        var logits = Forward(group, ids, positions, mask, h => model.Head(h.gather(1, last.expand(k, 1, h.shape[2]))).select(1, 0))!; // [k, vocab]
+        var positions = tensor(at, [k, t], device: device);
+        var mask = AttentionMask.RightPadded(positions, lengths, span);                               // [k, 1, t, span]
+        // rows starting at the same position (no hits, or equal ones) write one block of the slots; else each its own
+        if (group.All(r => r.CachedTokens == group[0].CachedTokens)) cache.BeginPrefill(group[0].Slot, k, group[0].CachedTokens);
+        else cache.BeginPrefillAt(group[0].Slot, positions, span);
+        var generating = Enumerable.Range(0, k).Where(r => !group[r].IsScoring).ToArray();
+        var logits = Forward(group, ids, positions, mask, h =>
+        {
+            for (int r = 0; r < k; r++)
+                if (group[r].IsScoring) AddScore(group[r], h.narrow(0, r, 1), group[r].CachedTokens);
+            if (generating.Length == 0) return null;
+            int g = generating.Length;
+            var rows = tensor(generating.Select(r => (long)r).ToArray(), device: device);
+            var last = tensor(generating.Select(r => lengthValues[r] - 1 - group[r].CachedTokens).ToArray(), device: device).view(g, 1, 1);
+            var hg = h.index_select(0, rows);
+            return model.Head(hg.gather(1, last.expand(g, 1, hg.shape[2]))).select(1, 0);          // [g, vocab]
+        });
         for (int r = 0; r < k; r++) group[r].Length = (int)lengthValues[r];
-        return Sample(group, logits);
+        var finished = logits is null ? [] : Sample(generating.Select(r => group[r]).ToList(), logits);
+        finished.AddRange(EndScoring(group));
+        return finished;
     }
 
     /// <summary>Prompt positions [<paramref name="start"/>, <paramref name="end"/>) of <paramref name="row"/> into
     /// <paramref name="slot"/>: its queries see the chunks before them and causally their own. Only the last chunk
-    /// (<paramref name="end"/> = the prompt's length) samples the row's first token; returns the rows that finished.</summary>
+    /// (<paramref name="end"/> = the prompt's length) samples the row's first token, or ends a scoring row; returns the
+    /// rows that finished.</summary>
     public IReadOnlyList<EngineRow> PrefillChunk(EngineRow row, int slot, int start, int end)
     {
         using var scope = NewDisposeScope();
@@ -62,8 +91,38 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
         var positions = AttentionMask.Positions(null, 1, c, start, device);
         var mask = AttentionMask.Build(null, 1, c, start, device);                                    // [1, 1, c, end]
         cache.BeginPrefill(slot, 1, offset: start);
-        var logits = Forward([row], ids, positions, mask, h => last ? model.Head(h.narrow(1, c - 1, 1)).select(1, 0) : null); // [1, vocab]
-        return logits is null ? [] : Sample([row], logits);
+        var logits = Forward([row], ids, positions, mask, h =>
+        {
+            if (row.IsScoring) AddScore(row, h, start);
+            return last && !row.IsScoring ? model.Head(h.narrow(1, c - 1, 1)).select(1, 0) : null;   // [1, vocab]
+        });
+        if (!last) return [];
+        return row.IsScoring ? EndScoring([row]) : Sample([row], logits!);
+    }
+
+    /// <summary>Adds to a scoring row's score the log probabilities of its scored tokens that hidden states
+    /// <paramref name="h"/> [1, T, hidden] (positions <paramref name="first"/>.. of the row) predict: position p
+    /// predicts token p + 1. f32 log_softmax as <c>Evaluation.ChoiceScorer</c>; summed in f64.</summary>
+    private void AddScore(EngineRow row, Tensor h, int first)
+    {
+        var prompt = row.Request.PromptIds;
+        int from = Math.Max(first, row.Request.ScoreFrom!.Value - 1), to = Math.Min(first + (int)h.shape[1], prompt.Length - 1);
+        if (to <= from) return;
+        var logp = model.Head(h.narrow(1, from - first, to - from)).select(0, 0).log_softmax(-1);    // [m, vocab]
+        var targets = tensor(prompt[(from + 1)..(to + 1)].Select(i => (long)i).ToArray(), device: h.device).view(-1, 1);
+        row.Score += logp.gather(1, targets).to(ScalarType.Float64).sum().item<double>();
+    }
+
+    /// <summary>Sends each scoring row of <paramref name="rows"/> its one (final) event; returns them.</summary>
+    private static List<EngineRow> EndScoring(IEnumerable<EngineRow> rows)
+    {
+        var ended = new List<EngineRow>();
+        foreach (var row in rows.Where(r => r.IsScoring))
+        {
+            row.Channel.Writer.TryWrite(row.Scored());
+            ended.Add(row);
+        }
+        return ended;
     }
 
     /// <summary>One token for each running row (row i in slot i), fed at its own position through the decode step that
@@ -126,7 +185,7 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
                 }
             }
             var ev = row.Accept(token, chosen, top, observer);
-            row.Channel.Writer.TryWrite(ev);
+            row.Channel.Writer.TryWrite(ev.IsFinal ? ev with { CachedTokens = row.CachedTokens } : ev);
             if (row.Finished) finished.Add(row);
         }
         return finished;

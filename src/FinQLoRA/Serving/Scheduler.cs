@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.Threading.Channels;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Models;
+using FinQLoRA.Serving.PrefixCaching;
 
 namespace FinQLoRA.Serving;
 
@@ -11,7 +12,8 @@ namespace FinQLoRA.Serving;
 /// commands (adapter loads/unloads), drop cancelled rows, admit newcomers into free slots and prefill them (up to a
 /// token budget, so running streams keep flowing), prefill the next chunk of a long prompt, then one decode step for
 /// all running rows. A row leaves the moment it finishes and its slot is reused at the next iteration: nobody waits for
-/// the slowest sequence of a batch. What a step computes is the <see cref="ModelRunner"/>'s; which rows, in which
+/// the slowest sequence of a batch. With a <see cref="PrefixCache"/>, a newcomer first takes the longest cached prefix
+/// of its prompt into its slot and prefills only the rest; its full blocks are kept once its prompt is in. What a step computes is the <see cref="ModelRunner"/>'s; which rows, in which
 /// slots and when is decided here.
 /// </summary>
 internal sealed class Scheduler : IDisposable
@@ -19,6 +21,7 @@ internal sealed class Scheduler : IDisposable
     private readonly EngineOptions _options;
     private readonly IEngineObserver? _observer;
     private readonly SlotKvCache _cache;
+    private readonly PrefixCache? _prefix;
     private readonly ModelRunner _runner;
     private readonly AdapterRegistry _adapters;
     private readonly List<EngineRow> _rows = [];
@@ -43,12 +46,27 @@ internal sealed class Scheduler : IDisposable
         _adapters = adapters;
         _queue = new WaitingQueue(options.MaxQueue, observer);
         _cache = new SlotKvCache(model.Config, options.MaxBatch, options.MaxModelLen, model.ComputeDType, model.Device);
+        if (options.PrefixCacheBytes > 0)
+        {
+            _prefix = new PrefixCache(model.Config, options.PrefixBlockTokens, options.PrefixCacheBytes, model.ComputeDType, model.Device);
+            if (_prefix.Capacity == 0)
+            {
+                long blockBytes = _prefix.BlockBytes;
+                _prefix.Dispose();
+                _cache.Dispose();
+                throw UserInputException.About($"{new ConfigField("prefix_cache_gib")} gives {options.PrefixCacheBytes} bytes, less than one block of {options.PrefixBlockTokens} tokens ({blockBytes} bytes); raise it, or 0 turns prefix caching off");
+            }
+        }
         _runner = new ModelRunner(model, tokenizer, _cache, adapters, observer);
         _thread = new Thread(Loop) { IsBackground = true, Name = "finqlora-scheduler" };
         _thread.Start();
     }
 
     public long KvCacheBytes => _cache.Bytes;
+    /// <summary>The prefix cache's pool (0 when off).</summary>
+    public long PrefixCacheBytes => _prefix?.Bytes ?? 0;
+    /// <summary>Blocks the prefix cache holds now (read it between steps, e.g. through <see cref="RunOnOwnerThread"/>).</summary>
+    public int PrefixCachedBlocks => _prefix?.Count ?? 0;
     /// <summary>Requests waiting for a slot.</summary>
     public int Queued => _queue.Count;
     /// <summary>Rows holding a KV slot.</summary>
@@ -117,6 +135,7 @@ internal sealed class Scheduler : IDisposable
         _wake.Release();
         _thread.Join();
         _cache.Dispose();
+        _prefix?.Dispose();
         _wake.Dispose();
     }
 
@@ -182,19 +201,25 @@ internal sealed class Scheduler : IDisposable
         foreach (var row in _queue.RemoveCancelled()) End(row, null);
     }
 
-    /// <summary>Takes waiting requests into free slots and prefills them together, right-padded to the longest, while
-    /// the padded size stays within the per-step budget. A prompt longer than the budget starts a chunked prefill
-    /// instead (one at a time, in the last slot), so that no single forward holds the running streams up for long.</summary>
+    /// <summary>Takes waiting requests into free slots and prefills them together, right-padded to the most tokens any
+    /// of them computes (its prompt less its prefix-cache hit), while the padded size stays within the per-step budget
+    /// and every row's hit plus that size within a slot. A prompt that computes more than the budget starts a chunked
+    /// prefill instead (one at a time, in the last slot, from its hit on), so that no single forward holds the running
+    /// streams up for long. Hits are copied into the slots before the forward; the prompts' new blocks are kept after it.</summary>
     private void Admit()
     {
         var group = new List<EngineRow>();
-        int longest = 0;
+        var hits = new List<int[]>();
+        int longest = 0, furthest = 0;
         // while a chunked prefill holds the last slot, running rows fit in the others
         int Capacity() => _chunked is null ? _options.MaxBatch : _options.MaxBatch - 1;
         while (_rows.Count + group.Count < Capacity() && _queue.TryTake(out var row))
         {
             if (row.Request.Cancellation.IsCancellationRequested) { End(row, null); continue; }
-            if (row.Request.PromptIds.Length > _options.PrefillTokensPerStep)
+            var hit = Match(row);
+            int cached = hit.Length * (_prefix?.BlockTokens ?? 0);
+            int fresh = row.Request.PromptIds.Length - cached;
+            if (fresh > _options.PrefillTokensPerStep)
             {
                 if (group.Count > 0 || _chunked is not null)
                 {
@@ -202,18 +227,21 @@ internal sealed class Scheduler : IDisposable
                     break;
                 }
                 _chunked = row;
-                _chunkedDone = 0;
                 Interlocked.Increment(ref _running);
+                TakeHit(row, hit, ChunkSlot);
+                _chunkedDone = row.CachedTokens;
                 continue;
             }
-            int t = Math.Max(longest, row.Request.PromptIds.Length);
-            if (group.Count > 0 && t * (group.Count + 1) > _options.PrefillTokensPerStep)
+            int t = Math.Max(longest, fresh), reach = Math.Max(furthest, cached);
+            if (group.Count > 0 && (t * (group.Count + 1) > _options.PrefillTokensPerStep || reach + t > _options.MaxModelLen))
             {
                 _queue.PutBack(row);
                 break;
             }
             longest = t;
+            furthest = reach;
             group.Add(row);
+            hits.Add(hit);
         }
         if (group.Count == 0) return;
         foreach (var row in group)
@@ -222,15 +250,50 @@ internal sealed class Scheduler : IDisposable
             _rows.Add(row);
             Interlocked.Increment(ref _running);
         }
-        try { EndFinished(_runner.Prefill(group, longest)); }
+        try
+        {
+            for (int i = 0; i < group.Count; i++) TakeHit(group[i], hits[i], group[i].Slot);
+            var finished = _runner.Prefill(group, longest);
+            foreach (var row in group) KeepBlocks(row, row.Slot);
+            EndFinished(finished);
+        }
         catch (Exception e)
         {
             foreach (var row in group.Where(r => r.Slot >= 0).OrderByDescending(r => r.Slot)) End(row, e);
         }
     }
 
+    /// <summary>The pool blocks of the longest cached prefix of the row's prompt, leaving at least the position whose
+    /// logits come next to compute: the last prompt token, or for a scoring row the one before its first scored token.</summary>
+    private int[] Match(EngineRow row)
+    {
+        if (_prefix is null) return [];
+        var r = row.Request;
+        int b = _prefix.BlockTokens;
+        row.PrefixKeys ??= PrefixBlockKey.Chain(PrefixBlockKey.Root(_prefix.ModelId, r.CachePartition, _adapters.SerialOf(r.Adapter)),
+            r.PromptIds, b, r.CacheableEnd / b);
+        int usable = Math.Min(row.PrefixKeys.Length, ((r.ScoreFrom ?? r.PromptIds.Length) - 1) / b);
+        return _prefix.Match(row.PrefixKeys.AsSpan(0, usable));
+    }
+
+    /// <summary>Copies a row's hit into its slot (before anything may evict those blocks) and counts the query.</summary>
+    private void TakeHit(EngineRow row, int[] hit, int slot)
+    {
+        if (_prefix is null) return;
+        _prefix.Load(hit, _cache, slot);
+        row.CachedTokens = hit.Length * _prefix.BlockTokens;
+        _observer?.PrefixCacheQueried(row.Request.PromptIds.Length, row.CachedTokens);
+    }
+
+    /// <summary>Keeps the full blocks of a prefilled prompt that the prefix cache lacks (taken from its slot).</summary>
+    private void KeepBlocks(EngineRow row, int slot)
+    {
+        if (_prefix is not null && row.PrefixKeys is { Length: > 0 } keys) _prefix.Store(keys, _cache, slot);
+    }
+
     /// <summary>The next chunk (up to the per-step budget) of the long prompt in <see cref="ChunkSlot"/>; after the last
-    /// one the row moves to the end of the running rows, with its first token sampled.</summary>
+    /// one its blocks are kept and the row moves to the end of the running rows, with its first token sampled (a
+    /// scoring row ends there).</summary>
     private void PrefillChunk()
     {
         var row = _chunked!;
@@ -239,6 +302,12 @@ internal sealed class Scheduler : IDisposable
         var finished = _runner.PrefillChunk(row, ChunkSlot, start, end);
         _chunkedDone = end;
         if (end < length) return;
+        KeepBlocks(row, ChunkSlot);
+        if (row.IsScoring)
+        {
+            End(row, null);
+            return;
+        }
         _chunked = null;
         row.Slot = _rows.Count;
         _cache.Move(ChunkSlot, row.Slot, length);

@@ -27,13 +27,20 @@ public sealed class ServingEngine : IDisposable
         Options = options;
         model.eval();
         _adapters = new AdapterRegistry(model);
-        _scheduler = new Scheduler(model, tokenizer, options, _adapters, observer);
+        try { _scheduler = new Scheduler(model, tokenizer, options, _adapters, observer); }
+        catch
+        {
+            _adapters.Dispose(); // gives the projections back their plain adapters
+            throw;
+        }
     }
 
     public ITextTokenizer Tokenizer { get; }
     public ModelConfig Config => _model.Config;
     public EngineOptions Options { get; }
     public long KvCacheBytes => _scheduler.KvCacheBytes;
+    /// <summary>The prefix cache's block pool (0 when prefix caching is off).</summary>
+    public long PrefixCacheBytes => _scheduler.PrefixCacheBytes;
 
     /// <summary>Adapters requests may name now (not those being unloaded), in load order.</summary>
     public IReadOnlyList<string> Adapters => _adapters.Names;
@@ -100,6 +107,14 @@ public sealed class ServingEngine : IDisposable
     {
         long count = 0;
         await _scheduler.RunOnOwnerThread(() => count = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount).ConfigureAwait(false);
+        return count;
+    }
+
+    /// <summary>Blocks the prefix cache holds, read between two steps.</summary>
+    internal async Task<int> PrefixCachedBlocksAsync()
+    {
+        int count = 0;
+        await _scheduler.RunOnOwnerThread(() => count = _scheduler.PrefixCachedBlocks).ConfigureAwait(false);
         return count;
     }
 

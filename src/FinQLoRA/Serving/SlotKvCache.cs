@@ -7,16 +7,17 @@ namespace FinQLoRA.Serving;
 /// The server's fixed pool of KV-cache slots: per layer [slots, kvHeads, capacity, headDim], allocated once. Running
 /// sequences occupy slots 0..n-1 (a leaving sequence's slot is refilled by moving the last one in), so a decode step
 /// reads the prefix as a view, and each row writes at its own length. Two modes, set before each forward:
-/// <see cref="BeginPrefill"/> (consecutive new slots, T positions from 0; a shorter prompt's padding positions hold
-/// garbage that its mask hides and its decode steps overwrite) and <see cref="BeginDecode"/> (n rows, one
-/// token each at per-row positions).
+/// <see cref="BeginPrefill"/> (consecutive new slots, T positions from the same offset; a shorter prompt's padding
+/// positions hold garbage that its mask hides and its decode steps overwrite), <see cref="BeginPrefillAt"/> (the same
+/// with a start position per row, after prefix-cache hits of different lengths) and <see cref="BeginDecode"/> (n rows,
+/// one token each at per-row positions).
 /// </summary>
 public sealed class SlotKvCache : IKvCache, IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
     private int _slot, _count, _offset, _rows, _span;
-    private Tensor? _rowIndex, _lengths;
+    private Tensor? _rowIndex, _lengths, _writePositions, _slotIndex;
 
     public SlotKvCache(ModelConfig config, int slots, int capacity, ScalarType dtype, Device device)
     {
@@ -43,6 +44,20 @@ public sealed class SlotKvCache : IKvCache, IDisposable
         _count = count;
         _offset = offset;
         _rows = 0;
+        _writePositions = null;
+    }
+
+    /// <summary>The next forward fills slots [<paramref name="slot"/>, slot + count), row r at positions
+    /// <paramref name="writePositions"/>[r] ([count, T] int64, each row's own start + 0..T-1), and attends to
+    /// [0, <paramref name="span"/>) of each (span ≥ every position written, ≤ <see cref="Capacity"/>).</summary>
+    public void BeginPrefillAt(int slot, Tensor writePositions, int span)
+    {
+        _slot = slot;
+        _count = (int)writePositions.shape[0];
+        _rows = 0;
+        _writePositions = writePositions;
+        _slotIndex = arange(slot, slot + _count, ScalarType.Int64, writePositions.device).view(_count, 1); // freed with the caller's step
+        _span = span;
     }
 
     /// <summary>The next forward appends one token to each of slots 0..n-1, row r at position lengths[r]
@@ -50,6 +65,7 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     public void BeginDecode(Tensor rowIndex, Tensor lengths, int span)
     {
         _rows = (int)lengths.shape[0];
+        _writePositions = null;
         _rowIndex = rowIndex;
         _lengths = lengths;
         _span = span;
@@ -58,6 +74,13 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     public (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)
     {
         using var noGrad = no_grad();
+        if (_rows == 0 && _writePositions is { } at)
+        {
+            // Advanced indices [count, 1] and [count, T] around a slice put their dimensions first: [count, T, kvHeads, d].
+            _keys[layer].index_put_(k.permute(0, 2, 1, 3), TensorIndex.Tensor(_slotIndex!), TensorIndex.Colon, TensorIndex.Tensor(at));
+            _values[layer].index_put_(v.permute(0, 2, 1, 3), TensorIndex.Tensor(_slotIndex!), TensorIndex.Colon, TensorIndex.Tensor(at));
+            return (_keys[layer].narrow(0, _slot, _count).narrow(2, 0, _span), _values[layer].narrow(0, _slot, _count).narrow(2, 0, _span));
+        }
         if (_rows == 0)
         {
             long t = k.shape[2];
@@ -72,6 +95,10 @@ public sealed class SlotKvCache : IKvCache, IDisposable
         _values[layer].index_put_(v.select(2, 0), TensorIndex.Tensor(_rowIndex!), TensorIndex.Colon, TensorIndex.Tensor(_lengths!));
         return (_keys[layer].narrow(0, 0, _rows).narrow(2, 0, _span), _values[layer].narrow(0, 0, _rows).narrow(2, 0, _span));
     }
+
+    /// <summary>Layer <paramref name="layer"/>'s keys and values, [slots, kvHeads, capacity, headDim] each (the prefix
+    /// cache copies blocks in and out of them).</summary>
+    internal (Tensor Keys, Tensor Values) Layer(int layer) => (_keys[layer], _values[layer]);
 
     /// <summary>Copies the first <paramref name="length"/> positions of slot <paramref name="from"/> into slot <paramref name="to"/>.</summary>
     public void Move(int from, int to, int length)
