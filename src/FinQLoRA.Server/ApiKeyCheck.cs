@@ -11,11 +11,17 @@ internal sealed class ApiKeyCheck(string key)
 
     public bool Accepts(string? authorization)
     {
-        const string prefix = "Bearer ";
-        string given = authorization is not null && authorization.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)
-            ? authorization[prefix.Length..].Trim()
-            : "";
+        string given = Given(authorization);
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(given));
         return CryptographicOperations.FixedTimeEquals(hash, _expected) & given.Length > 0;
+    }
+
+    /// <summary>The key a request presents (<c>Authorization: Bearer KEY</c>), or "" when none.</summary>
+    public static string Given(string? authorization)
+    {
+        const string prefix = "Bearer ";
+        return authorization is not null && authorization.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)
+            ? authorization[prefix.Length..].Trim()
+            : "";
     }
 }

@@ -50,10 +50,12 @@ public sealed class ServerHost : IAsyncDisposable
         var modelPath = ModelPath.Classify(options.ModelPath);
         var (config, reader) = ModelLoading.Open(modelPath);
         reader.Dispose();
+        ServerHostOptions.CheckPrefixCacheGib(options.PrefixCacheGib);
         var engineOptions = new EngineOptions
         {
             MaxBatch = options.MaxBatch, MaxQueue = options.MaxQueue,
             MaxModelLen = options.MaxModelLen ?? Math.Min(config.MaxPositionEmbeddings, ServerHostOptions.DefaultMaxModelLen),
+            PrefixCacheBytes = (long)(options.PrefixCacheGib * (1L << 30)),
         };
         engineOptions.Validate(config.MaxPositionEmbeddings);
 

@@ -23,6 +23,18 @@ public sealed record ServerHostOptions
     public int MaxQueue { get; init; } = new EngineOptions().MaxQueue;
     /// <summary>Prompt plus generated tokens per sequence; null: the model's context, at most <see cref="DefaultMaxModelLen"/>.</summary>
     public int? MaxModelLen { get; init; }
+    /// <summary>Memory for the prefix cache's block pool in GiB (the CLI's --prefix-cache-gib); 0 turns prefix caching off.</summary>
+    public double PrefixCacheGib { get; init; } = DefaultPrefixCacheGib;
+
+    /// <summary>The prefix cache a server gets without --prefix-cache-gib.</summary>
+    public const double DefaultPrefixCacheGib = 1;
+
+    /// <summary>Refuses a pool size that is negative or not a number, naming the flag.</summary>
+    public static void CheckPrefixCacheGib(double gib)
+    {
+        if (double.IsNaN(gib) || double.IsInfinity(gib) || gib < 0)
+            throw new UserInputException($"--prefix-cache-gib must be a number of GiB >= 0 (got {gib}); 0 turns prefix caching off");
+    }
 
     /// <summary>The context a server gets without --max-model-len: a KV pool of MaxBatch slots this long is allocated at start.</summary>
     public const int DefaultMaxModelLen = 4096;

@@ -43,6 +43,11 @@ public sealed class ServeSettings : QuantizedModelSettings
     [Description("prompt + generated tokens per sequence (default: the model's context, at most 4096)")]
     public int? MaxModelLen { get; set; }
 
+    [CommandOption("--prefix-cache-gib <GIB>")]
+    [Description("memory for automatic prefix caching (KV blocks of prompt prefixes reused by later requests); 0 turns it off")]
+    [DefaultValue(ServerHostOptions.DefaultPrefixCacheGib)]
+    public double PrefixCacheGib { get; set; } = ServerHostOptions.DefaultPrefixCacheGib;
+
     [CommandOption("--adapter-root <DIR>")]
     [Description("allow /v1/load_lora_adapter and /v1/unload_lora_adapter for adapter folders under DIR")]
     public string? AdapterRoot { get; set; }
@@ -58,6 +63,8 @@ public sealed class ServeSettings : QuantizedModelSettings
         if (MaxQueue < 0) return ValidationResult.Error($"--max-queue must be at least 0 (got {MaxQueue})");
         if (MaxModelLen is < 2) return ValidationResult.Error($"--max-model-len must be at least 2 (got {MaxModelLen})");
         if (ShutdownTimeout < 0) return ValidationResult.Error($"--shutdown-timeout must be >= 0 (got {ShutdownTimeout})");
+        try { ServerHostOptions.CheckPrefixCacheGib(PrefixCacheGib); }
+        catch (UserInputException e) { return ValidationResult.Error(e.Message); }
         return base.Validate();
     }
 }
@@ -79,12 +86,12 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         await using var host = ServerHost.Open(new ServerHostOptions
         {
             ModelPath = s.Model, Load = s.QuantizedLoadOptions(), Adapters = adapters.Select(a => (a.Name, a.Dir)).ToList(), Server = server,
-            MaxBatch = s.MaxBatch, MaxQueue = s.MaxQueue, MaxModelLen = s.MaxModelLen,
+            MaxBatch = s.MaxBatch, MaxQueue = s.MaxQueue, MaxModelLen = s.MaxModelLen, PrefixCacheGib = s.PrefixCacheGib,
         });
         using var interruption = new Interruption("stopping: new requests get 503 while running ones finish");
         await host.StartAsync(cancellationToken);
         string loaded = adapters.Count == 0 ? "no adapters" : "adapters " + string.Join(", ", adapters.Select(a => a.Name));
-        Console.WriteLine($"finqlora serve: {host.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {host.Engine.Options.MaxBatch}, context {host.Engine.Options.MaxModelLen}, chat format {host.ChatFormat?.Name ?? "none"}{(key is null ? "" : ", API key required")}; Ctrl-C stops");
+        Console.WriteLine($"finqlora serve: {host.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {host.Engine.Options.MaxBatch}, context {host.Engine.Options.MaxModelLen}, {PrefixCache(host.Engine.PrefixCacheBytes)}, chat format {host.ChatFormat?.Name ?? "none"}{(key is null ? "" : ", API key required")}; Ctrl-C stops");
         using (var stop = CancellationTokenSource.CreateLinkedTokenSource(interruption.Token, cancellationToken))
         {
             try { await Task.Delay(Timeout.Infinite, stop.Token); }
@@ -94,4 +101,6 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         AnsiConsole.MarkupLine(drained ? "[grey]finqlora serve: stopped[/]" : "[yellow]finqlora serve: stopped; requests still running at the deadline were ended[/]");
         return 0;
     }
+
+    private static string PrefixCache(long bytes) => bytes == 0 ? "prefix cache off" : $"prefix cache {bytes / (double)(1L << 30):0.##} GiB";
 }

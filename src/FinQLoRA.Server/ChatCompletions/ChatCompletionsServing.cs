@@ -39,7 +39,9 @@ internal static class ChatCompletionsServing
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         try
         {
-            var requests = Enumerable.Range(0, n).Select(j => new EngineRequest(ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token));
+            string? partition = CachePartition.Of(context, state, request.PromptCacheKey);
+            var requests = Enumerable.Range(0, n).Select(j =>
+                new EngineRequest(ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token) { CachePartition = partition });
             var readers = EngineStreams.SubmitAll(state.Engine, requests, cancel);
             string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
             long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -53,7 +55,7 @@ internal static class ChatCompletionsServing
             var choices = results.Select((r, i) => new ChatChoice(i, new ChatResponseMessage("assistant", r.Text),
                 logprobs ? new ChatLogprobs(Content(r.Logprobs, r.TopLogprobs)) : null, r.FinishReason.Value)).ToList();
             return ApiResults.Json(new ChatCompletionObject<ChatChoice>(id, "chat.completion", created, model, null, choices,
-                UsageInfo.Of(ids.Length, results.Sum(r => r.CompletionTokens))));
+                UsageInfo.Of(ids.Length, results.Sum(r => r.CompletionTokens), results[0].CachedTokens)));
         }
         finally
         {
@@ -77,7 +79,7 @@ internal static class ChatCompletionsServing
         await Sse.StartAsync(context).ConfigureAwait(false);
         for (int i = 0; i < readers.Count; i++)
             await Sse.SendAsync(context, head.Chunk(i, new ChatDelta("assistant", ""), null, null)).ConfigureAwait(false);
-        int completionTokens = 0, finished = 0;
+        int completionTokens = 0, finished = 0, cachedTokens = 0;
         await foreach (var (i, e) in EngineStreams.Merge(readers, cancellation).ConfigureAwait(false))
         {
             ChatLogprobs? lp = e.Logprob is { } t ? new ChatLogprobs(Content([t], [e.TopLogprobs ?? []])) : null;
@@ -86,12 +88,13 @@ internal static class ChatCompletionsServing
             if (e.IsFinal)
             {
                 completionTokens += e.CompletionTokens;
+                if (i == 0) cachedTokens = e.CachedTokens; // the prompt is counted once, as its first choice read it
                 finished++;
                 await Sse.SendAsync(context, head.Chunk(i, new ChatDelta(null, null), null, e.FinishReason!.Value)).ConfigureAwait(false);
             }
         }
         await Sse.EndAsync(context, finished, readers.Count,
-            head.IncludeUsage ? head.Chunk([], UsageInfo.Of(promptTokens, completionTokens)) : null).ConfigureAwait(false);
+            head.IncludeUsage ? head.Chunk([], UsageInfo.Of(promptTokens, completionTokens, cachedTokens)) : null).ConfigureAwait(false);
     }
 
     private static List<ChatTokenLogprob> Content(IReadOnlyList<TokenLogprob> tokens, IReadOnlyList<IReadOnlyList<TokenLogprob>> top) =>

@@ -8,11 +8,22 @@ internal sealed record ErrorResponse(ErrorInfo Error);
 
 internal sealed record ErrorInfo(string Message, string Type, string? Param, string? Code);
 
-/// <summary>Token counts of a response (completions and chat alike).</summary>
+/// <summary>Token counts of a response (completions and chat alike); <c>prompt_tokens_details.cached_tokens</c> is
+/// always written, as OpenAI does.</summary>
 internal sealed record UsageInfo(int PromptTokens, int CompletionTokens, int TotalTokens)
 {
-    public static UsageInfo Of(int prompt, int completion) => new(prompt, completion, prompt + completion);
+    private static readonly PromptTokensDetails None = new(0);
+    private readonly PromptTokensDetails _details = None;
+
+    /// <summary>Never null: a usage read without it (OpenAI's older samples; the reader sets it null) has none cached.</summary>
+    public PromptTokensDetails PromptTokensDetails { get => _details; init => _details = value ?? None; }
+
+    public static UsageInfo Of(int prompt, int completion, int cached) =>
+        new(prompt, completion, prompt + completion) { PromptTokensDetails = new PromptTokensDetails(cached) };
 }
+
+/// <summary>The prompt tokens whose keys and values came from the prefix cache.</summary>
+internal sealed record PromptTokensDetails(int CachedTokens);
 
 /// <summary>A streamed chunk whose <c>usage</c> OpenAI writes as null on every chunk when the client asked for usage
 /// (<c>stream_options.include_usage</c>) and leaves out otherwise; <see cref="OpenAiJson"/> honours this.</summary>

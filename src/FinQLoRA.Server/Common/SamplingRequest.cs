@@ -7,6 +7,8 @@ namespace FinQLoRA.Server.Common;
 internal abstract record SamplingRequest
 {
     public string? Model { get; init; }
+    /// <summary>The prefix-cache partition (OpenAI's field); see <see cref="CachePartition"/>.</summary>
+    public string? PromptCacheKey { get; init; }
     public long? N { get; init; }
     /// <summary>The completion's token limit (chat's older name of <c>max_completion_tokens</c>).</summary>
     public long? MaxTokens { get; init; }

@@ -28,8 +28,9 @@ internal static class CompletionsServing
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         try
         {
+            string? partition = CachePartition.Of(context, state, request.PromptCacheKey);
             var requests = prompts.SelectMany(p => Enumerable.Range(0, n).Select(j =>
-                new EngineRequest(p.Ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token))).ToList();
+                new EngineRequest(p.Ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token) { CachePartition = partition })).ToList();
             var readers = EngineStreams.SubmitAll(state.Engine, requests, cancel);
             var head = new Head("cmpl-" + Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow.ToUnixTimeSeconds(), model, includeUsage);
             int promptTokens = prompts.Sum(p => p.Ids.Length);
@@ -44,7 +45,9 @@ internal static class CompletionsServing
                 string prefix = echo ? prompts[i / n].Text : "";
                 return new CompletionChoice(i, prefix + r.Text, logprobs is null ? null : Logprobs(r.Logprobs, r.TopLogprobs, prefix.Length), r.FinishReason.Value);
             }).ToList();
-            return ApiResults.Json(head.Response(choices, UsageInfo.Of(promptTokens, results.Sum(r => r.CompletionTokens))));
+            // each prompt is counted once, as its first choice read it
+            int cachedTokens = results.Where((_, i) => i % n == 0).Sum(r => r.CachedTokens);
+            return ApiResults.Json(head.Response(choices, UsageInfo.Of(promptTokens, results.Sum(r => r.CompletionTokens), cachedTokens)));
         }
         finally
         {
@@ -73,7 +76,7 @@ internal static class CompletionsServing
                 offsets[i] = prompts[i / n].Text.Length;
                 await Sse.SendAsync(context, head.Chunk(i, prompts[i / n].Text, null, null)).ConfigureAwait(false);
             }
-        int completionTokens = 0, finished = 0;
+        int completionTokens = 0, finished = 0, cachedTokens = 0;
         await foreach (var (i, e) in EngineStreams.Merge(readers, cancellation).ConfigureAwait(false))
         {
             CompletionLogprobs? lp = null;
@@ -84,10 +87,15 @@ internal static class CompletionsServing
             }
             if (e.TextDelta.Length == 0 && lp is null && !e.IsFinal) continue;
             await Sse.SendAsync(context, head.Chunk(i, e.TextDelta, lp, e.FinishReason?.Value)).ConfigureAwait(false);
-            if (e.IsFinal) { completionTokens += e.CompletionTokens; finished++; }
+            if (e.IsFinal)
+            {
+                completionTokens += e.CompletionTokens;
+                if (i % n == 0) cachedTokens += e.CachedTokens; // each prompt once, as its first choice read it
+                finished++;
+            }
         }
         await Sse.EndAsync(context, finished, readers.Count,
-            head.IncludeUsage ? head.Response([], UsageInfo.Of(promptTokens, completionTokens)) : null).ConfigureAwait(false);
+            head.IncludeUsage ? head.Response([], UsageInfo.Of(promptTokens, completionTokens, cachedTokens)) : null).ConfigureAwait(false);
     }
 
     private static CompletionLogprobs Logprobs(IReadOnlyList<TokenLogprob> tokens, IReadOnlyList<IReadOnlyList<TokenLogprob>> top, int offset)
