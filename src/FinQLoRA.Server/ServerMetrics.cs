@@ -17,6 +17,8 @@ public sealed class ServerMetrics : IEngineObserver
     private readonly Gauge _running;
     private readonly Histogram _ttft;
     private readonly Histogram _perToken;
+    private readonly Counter _prefixQueries;
+    private readonly Counter _prefixHits;
 
     public ServerMetrics(string baseModelName)
     {
@@ -32,6 +34,9 @@ public sealed class ServerMetrics : IEngineObserver
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 2, 16) });
         _perToken = f.CreateHistogram("finqlora_time_per_output_token_seconds", "Time between two generated tokens of one sequence.", ["model"],
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
+
+        _prefixQueries = f.CreateCounter("finqlora_prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.");
+        _prefixHits = f.CreateCounter("finqlora_prefix_cache_hits_total", "Prompt tokens found in the prefix cache (their keys and values were not computed).");
     }
 
     public CollectorRegistry Registry { get; }
@@ -44,6 +49,12 @@ public sealed class ServerMetrics : IEngineObserver
     public void BatchSize(int running) => _running.Set(running);
     public void FirstToken(string? adapter, TimeSpan sinceSubmit) => _ttft.WithLabels(Label(adapter)).Observe(sinceSubmit.TotalSeconds);
     public void NextToken(string? adapter, TimeSpan sincePrevious) => _perToken.WithLabels(Label(adapter)).Observe(sincePrevious.TotalSeconds);
+
+    public void PrefixCacheQueried(int promptTokens, int hitTokens)
+    {
+        _prefixQueries.Inc(promptTokens);
+        _prefixHits.Inc(hitTokens);
+    }
 
     public void Finished(string? adapter, int promptTokens, int completionTokens)
     {

@@ -34,6 +34,8 @@ public sealed partial class ServeCommandTests
             (["--adapter-root", "/no/such/dir"], "--adapter-root"),
             (["--adapter", "a=/no/such/adapter"], "adapter folder not found"),
             (["--dtype", "f64"], "--dtype"),
+            (["--prefix-cache-gib", "-1"], "--prefix-cache-gib must be a number of GiB >= 0 (got -1)"),
+            (["--prefix-cache-gib", "NaN"], "--prefix-cache-gib must be a number of GiB >= 0"),
         ];
         foreach (var (args, says) in cases)
         {
@@ -56,6 +58,7 @@ public sealed partial class ServeCommandTests
             string line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(1)) ?? throw new InvalidOperationException(await stderr);
             Assert.Contains("serving 'stories260K-hf'", line);
             Assert.Contains("context 256", line);
+            Assert.Contains("prefix cache 1 GiB", line);
             var url = new Uri(UrlPattern().Match(line).Value);
             Assert.True(url.IsLoopback);
 

@@ -23,13 +23,12 @@ public sealed class ServerPrefixCacheTests(ChatServeFixture f) : IClassFixture<C
     private static readonly ChatCompletionOptions Greedy = new() { Temperature = 0, MaxOutputTokenCount = ChatServeFixture.MaxTokens };
 
     [Fact]
-    public void ASecondIdenticalChatRequestReadsItsPromptFromTheCacheAndAnswersTheSame()
+    public async Task ASecondIdenticalChatRequestReadsItsPromptFromTheCacheAndAnswersTheSame()
     {
         Assert.True(f.Engine.PrefixCacheBytes > 0, "the server's default turns prefix caching on");
         var client = OpenAiChat();
         ChatMessage[] messages = [new SystemChatMessage("You answer questions about finance for a bank's customers."), new UserChatMessage("What is a bond coupon?")];
-        var first = client.CompleteChat(messages, Greedy).Value;
-        var second = client.CompleteChat(messages, Greedy).Value;
+        ChatCompletion first = await client.CompleteChatAsync(messages, Greedy), second = await client.CompleteChatAsync(messages, Greedy);
         int prompt = first.Usage.InputTokenCount;
         Assert.True(prompt > 2 * Block, $"the prompt ({prompt} tokens) must span blocks");
         Assert.Equal(0, first.Usage.InputTokenDetails.CachedTokenCount);
@@ -40,7 +39,7 @@ public sealed class ServerPrefixCacheTests(ChatServeFixture f) : IClassFixture<C
         // streamed: the usage chunk carries it too (the client asks for usage on streams)
         var streamed = new StringBuilder();
         ChatTokenUsage? usage = null;
-        foreach (var update in client.CompleteChatStreaming(messages, Greedy))
+        await foreach (var update in client.CompleteChatStreamingAsync(messages, Greedy))
         {
             foreach (var part in update.ContentUpdate) streamed.Append(part.Text);
             usage ??= update.Usage;
@@ -48,6 +47,14 @@ public sealed class ServerPrefixCacheTests(ChatServeFixture f) : IClassFixture<C
         Assert.Equal(first.Content[0].Text, streamed.ToString());
         Assert.NotNull(usage);
         Assert.Equal((prompt - 1) / Block * Block, usage.InputTokenDetails.CachedTokenCount);
+
+        // vLLM's prefix_cache_queries / prefix_cache_hits, in tokens
+        using var http = new HttpClient { BaseAddress = f.Url };
+        var metrics = (await http.GetStringAsync("/metrics")).Split('\n');
+        double Counter(string name) => double.Parse(metrics.Single(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        double queries = Counter("finqlora_prefix_cache_queries_total"), hits = Counter("finqlora_prefix_cache_hits_total");
+        Assert.True(hits >= 2 * ((prompt - 1) / Block * Block), $"hits {hits}");
+        Assert.True(queries >= hits + 3 * prompt - 2 * ((prompt - 1) / Block * Block), $"queries {queries}, hits {hits}");
     }
 
     [Fact]
