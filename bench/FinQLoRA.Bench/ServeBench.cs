@@ -56,6 +56,7 @@ public static class ServeBench
                 // stories260K's tokenizer (vocabulary 512) makes the random model's prompts readable text.
                 foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(stories, file), Path.Combine(folder, file));
                 Measure("random-76M", folder, tokens: quick ? 12 : 32, requestsPerClient: 1).GetAwaiter().GetResult();
+                PrefixCacheBench.Run(folder, quick);
             }
             finally
             {
