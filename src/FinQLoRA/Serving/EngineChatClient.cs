@@ -23,7 +23,7 @@ public sealed class EngineChatClient(ServingEngine engine, ChatFormat format, st
         {
             ModelId = model,
             FinishReason = Finish(result.FinishReason),
-            Usage = Usage(result.PromptTokens, result.CompletionTokens),
+            Usage = Usage(result.PromptTokens, result.CompletionTokens, result.CachedTokens),
         };
     }
 
@@ -38,7 +38,7 @@ public sealed class EngineChatClient(ServingEngine engine, ChatFormat format, st
                 yield return new ChatResponseUpdate(ChatRole.Assistant, e.TextDelta) { ModelId = model, ResponseId = id };
             if (e.IsFinal)
             {
-                yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(Usage(e.PromptTokens, e.CompletionTokens))])
+                yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(Usage(e.PromptTokens, e.CompletionTokens, e.CachedTokens))])
                 {
                     ModelId = model, ResponseId = id, FinishReason = Finish(e.FinishReason!),
                 };
@@ -85,6 +85,6 @@ public sealed class EngineChatClient(ServingEngine engine, ChatFormat format, st
 
     private static ChatFinishReason Finish(FinishReason reason) => reason.Value == FinishReason.LengthValue ? ChatFinishReason.Length : ChatFinishReason.Stop;
 
-    private static UsageDetails Usage(int prompt, int completion) =>
-        new() { InputTokenCount = prompt, OutputTokenCount = completion, TotalTokenCount = prompt + completion };
+    private static UsageDetails Usage(int prompt, int completion, int cached) =>
+        new() { InputTokenCount = prompt, OutputTokenCount = completion, TotalTokenCount = prompt + completion, CachedInputTokenCount = cached };
 }

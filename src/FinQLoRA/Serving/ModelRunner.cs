@@ -114,11 +114,12 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
     }
 
     /// <summary>Sends each scoring row of <paramref name="rows"/> its one (final) event; returns them.</summary>
-    private static List<EngineRow> EndScoring(IEnumerable<EngineRow> rows)
+    private List<EngineRow> EndScoring(IEnumerable<EngineRow> rows)
     {
         var ended = new List<EngineRow>();
         foreach (var row in rows.Where(r => r.IsScoring))
         {
+            observer?.Finished(row.Request.Adapter, row.Request.PromptIds.Length, 0);
             row.Channel.Writer.TryWrite(row.Scored());
             ended.Add(row);
         }
