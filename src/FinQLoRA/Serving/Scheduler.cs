@@ -13,8 +13,8 @@ namespace FinQLoRA.Serving;
 /// token budget, so running streams keep flowing), prefill the next chunk of a long prompt, then one decode step for
 /// all running rows. A row leaves the moment it finishes and its slot is reused at the next iteration: nobody waits for
 /// the slowest sequence of a batch. With a <see cref="PrefixCache"/>, a newcomer first takes the longest cached prefix
-/// of its prompt into its slot and prefills only the rest; its full blocks are kept once its prompt is in. What a step computes is the <see cref="ModelRunner"/>'s; which rows, in which
-/// slots and when is decided here.
+/// of its prompt into its slot and prefills only the rest; its full blocks are kept once its prompt is in. What a step
+/// computes is the <see cref="ModelRunner"/>'s; which rows, in which slots and when is decided here.
 /// </summary>
 internal sealed class Scheduler : IDisposable
 {
