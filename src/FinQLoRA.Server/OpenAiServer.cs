@@ -2,6 +2,7 @@ using FinQLoRA.Server.Adapters;
 using FinQLoRA.Server.ChatCompletions;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Server.Completions;
+using FinQLoRA.Server.Decisions;
 using FinQLoRA.Server.Models;
 using FinQLoRA.Serving;
 using Microsoft.AspNetCore.Builder;
@@ -18,7 +19,7 @@ namespace FinQLoRA.Server;
 
 /// <summary>
 /// An OpenAI-compatible HTTP server (ASP.NET Core minimal APIs on Kestrel) over a <see cref="ServingEngine"/>:
-/// /v1/models, /v1/completions, /v1/chat/completions, vLLM's adapter endpoints, /health and /metrics. One middleware
+/// /v1/models, /v1/completions, /v1/chat/completions, /v1/decisions, vLLM's adapter endpoints, /health and /metrics. One middleware
 /// (<see cref="ApiGuard"/>) turns every failure into OpenAI's error shape (no stack trace reaches a client), checks the
 /// API key on /v1 and answers 503 once the server is stopping.
 /// </summary>
@@ -68,6 +69,7 @@ public sealed class OpenAiServer : IAsyncDisposable
         ModelsEndpoints.Map(v1, state);
         CompletionsEndpoint.Map(v1, state);
         ChatCompletionsEndpoint.Map(v1, state);
+        DecisionsEndpoint.Map(v1, state);
         AdapterEndpoints.Map(v1, state);
         app.MapFallback((HttpContext c) => throw new ApiException(404, $"no route {c.Request.Method} {c.Request.Path}", null, "not_found"));
         return new OpenAiServer(app, state);

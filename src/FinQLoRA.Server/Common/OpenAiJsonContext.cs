@@ -2,6 +2,7 @@ using System.Text.Json.Serialization;
 using FinQLoRA.Server.Adapters;
 using FinQLoRA.Server.ChatCompletions;
 using FinQLoRA.Server.Completions;
+using FinQLoRA.Server.Decisions;
 using FinQLoRA.Server.Models;
 
 namespace FinQLoRA.Server.Common;
@@ -19,5 +20,9 @@ namespace FinQLoRA.Server.Common;
 [JsonSerializable(typeof(ModelCard))]
 [JsonSerializable(typeof(LoadLoraAdapterRequest))]
 [JsonSerializable(typeof(UnloadLoraAdapterRequest))]
+[JsonSerializable(typeof(DecisionsRequest))]
+[JsonSerializable(typeof(DecisionsResponse))]
+[JsonSerializable(typeof(bool))]
+[JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(ErrorResponse))]
 internal sealed partial class OpenAiJsonContext : JsonSerializerContext;

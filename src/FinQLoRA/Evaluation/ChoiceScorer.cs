@@ -18,7 +18,7 @@ public static class ChoiceScorer
     {
         var rows = new List<TokenizedExample>();
         foreach (var e in examples)
-            foreach (string label in labels) rows.Add(Continuation(tokenizer, e.Context, label));
+            foreach (string label in labels) rows.Add(Continuation(tokenizer, e.Context, label, tokenizer.AddsBosByDefault).ToExample());
         var scores = new double[rows.Count];
         model.eval();
         using var noGrad = no_grad();
@@ -54,15 +54,23 @@ public static class ChoiceScorer
     /// at the end of the prompt moves to the front of the label (a SentencePiece "▁" belongs to the word after it),
     /// the whole text is encoded once, and the label's tokens are those past the prompt's own encoding.
     /// </summary>
-    internal static TokenizedExample Continuation(ITextTokenizer tokenizer, string context, string label)
+    /// <param name="bos">whether the prompt's ids start with an added BOS (eval: the tokenizer's default; a chat
+    /// render carries its own)</param>
+    public static LabelContinuation Continuation(ITextTokenizer tokenizer, string context, string label, bool bos)
     {
         string trimmed = context.TrimEnd();
         string continuation = context[trimmed.Length..] + label;
-        bool bos = tokenizer.AddsBosByDefault;
         int promptLength = tokenizer.Encode(trimmed, bos).Length;
         int[] ids = tokenizer.Encode(trimmed + continuation, bos);
         if (ids.Length <= promptLength) ids = [.. tokenizer.Encode(trimmed, bos), .. tokenizer.Encode(label, addBos: false)];
-        var labels = ids.Select((id, i) => i < promptLength ? TokenizedExample.IgnoreIndex : id).ToArray();
-        return new TokenizedExample(ids, labels);
+        return new LabelContinuation(ids, promptLength);
     }
+}
+
+/// <summary>A prompt and one label encoded together: the label's tokens are <c>InputIds[PromptLength..]</c>.</summary>
+public sealed record LabelContinuation(int[] InputIds, int PromptLength)
+{
+    /// <summary>As a training-style row whose targets are the label's tokens only.</summary>
+    public TokenizedExample ToExample() =>
+        new(InputIds, InputIds.Select((id, i) => i < PromptLength ? TokenizedExample.IgnoreIndex : id).ToArray());
 }

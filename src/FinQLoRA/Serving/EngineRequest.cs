@@ -15,6 +15,11 @@ public sealed record EngineRequest(int[] PromptIds, string? Adapter, SamplingPar
     /// <see cref="Sampling"/> is ignored.</summary>
     public int? ScoreFrom { get; init; }
 
+    /// <summary>With <see cref="ScoreFrom"/>: token ids whose log probabilities after the whole prompt the final event
+    /// also carries (<see cref="EngineEvent.NextTokenLogprobs"/>, in this order), read from the same forward: the
+    /// first tokens of several candidate continuations, scored by one row.</summary>
+    public IReadOnlyList<int> ScoreNextTokens { get; init; } = [];
+
     /// <summary>Where the blocks this row may put in the prefix cache end: the prompt, or for a scoring row what comes
     /// before the scored tokens.</summary>
     internal int CacheableEnd => ScoreFrom ?? PromptIds.Length;
@@ -24,6 +29,8 @@ public sealed record EngineRequest(int[] PromptIds, string? Adapter, SamplingPar
     internal void Check(int vocabSize, int maxModelLen)
     {
         var s = Sampling;
+        if (ScoreFrom is null && ScoreNextTokens.Count > 0)
+            throw new ServingException(ServingErrorKind.InvalidRequest, "next-token scores are read by scoring rows only; set ScoreFrom", "prompt");
         if (PromptIds.Length == 0) throw new ServingException(ServingErrorKind.InvalidRequest, "the prompt is empty after tokenization", "prompt");
         if (PromptIds.Any(id => id < 0 || id >= vocabSize))
             throw new ServingException(ServingErrorKind.InvalidRequest, $"prompt token ids must be in [0, {vocabSize})", "prompt");
@@ -32,6 +39,8 @@ public sealed record EngineRequest(int[] PromptIds, string? Adapter, SamplingPar
             // the first token has no context to be scored by, and a scoring row computes every position it scores
             if (from < 1 || from > PromptIds.Length)
                 throw new ServingException(ServingErrorKind.InvalidRequest, $"the scored tokens must start in [1, {PromptIds.Length}] (got {from})", "prompt");
+            if (ScoreNextTokens.Any(id => id < 0 || id >= vocabSize))
+                throw new ServingException(ServingErrorKind.InvalidRequest, $"scored token ids must be in [0, {vocabSize})", "prompt");
             if (PromptIds.Length > maxModelLen)
                 throw new ServingException(ServingErrorKind.ContextLength,
                     $"This model's maximum context length is {maxModelLen} tokens. However, you requested {PromptIds.Length} tokens. Please reduce the input.", "input");

@@ -42,6 +42,8 @@ internal sealed class EngineRow : IDisposable
     public PrefixCaching.PrefixBlockKey[]? PrefixKeys { get; set; }
     /// <summary>A scoring row's sum so far of its scored tokens' log probabilities.</summary>
     public double Score { get; set; }
+    /// <summary>A scoring row's log probabilities of <see cref="EngineRequest.ScoreNextTokens"/>, once its last prompt position is computed.</summary>
+    public double[]? NextTokenLogprobs { get; set; }
     public bool IsScoring => Request.ScoreFrom is not null;
     /// <summary>The last sampled token, fed at the next decode step.</summary>
     public int LastToken { get; private set; }
@@ -90,7 +92,7 @@ internal sealed class EngineRow : IDisposable
     public EngineEvent Scored()
     {
         Finished = true;
-        return new EngineEvent(null, null, null, "", FinishReason.Scored, Request.PromptIds.Length) { CachedTokens = CachedTokens, Score = Score };
+        return new EngineEvent(null, null, null, "", FinishReason.Scored, Request.PromptIds.Length) { CachedTokens = CachedTokens, Score = Score, NextTokenLogprobs = NextTokenLogprobs };
     }
 
     public void Dispose() => Sampler?.Dispose();

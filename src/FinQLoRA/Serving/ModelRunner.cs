@@ -102,13 +102,21 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
 
     /// <summary>Adds to a scoring row's score the log probabilities of its scored tokens that hidden states
     /// <paramref name="h"/> [1, T, hidden] (positions <paramref name="first"/>.. of the row) predict: position p
-    /// predicts token p + 1. f32 log_softmax as <c>Evaluation.ChoiceScorer</c>; summed in f64.</summary>
+    /// predicts token p + 1. f32 log_softmax as <c>Evaluation.ChoiceScorer</c>; summed in f64. When the last prompt
+    /// position is among them, the log probabilities of the row's <see cref="EngineRequest.ScoreNextTokens"/> are read there.</summary>
     private void AddScore(EngineRow row, Tensor h, int first)
     {
         var prompt = row.Request.PromptIds;
-        int from = Math.Max(first, row.Request.ScoreFrom!.Value - 1), to = Math.Min(first + (int)h.shape[1], prompt.Length - 1);
+        int last = prompt.Length - 1;
+        if (row.Request.ScoreNextTokens is { Count: > 0 } next && last >= first && last < first + h.shape[1])
+        {
+            var logpLast = model.Head(h.narrow(1, last - first, 1)).reshape(-1).to(ScalarType.Float32).log_softmax(-1);        // [vocab]
+            var ids = tensor(next.Select(i => (long)i).ToArray(), device: h.device);
+            row.NextTokenLogprobs = logpLast.index_select(0, ids).to(ScalarType.Float64).cpu().data<double>().ToArray();
+        }
+        int from = Math.Max(first, row.Request.ScoreFrom!.Value - 1), to = Math.Min(first + (int)h.shape[1], last);
         if (to <= from) return;
-        var logp = model.Head(h.narrow(1, from - first, to - from)).select(0, 0).log_softmax(-1);    // [m, vocab]
+        var logp = model.Head(h.narrow(1, from - first, to - from)).select(0, 0).to(ScalarType.Float32).log_softmax(-1);    // [m, vocab]
         var targets = tensor(prompt[(from + 1)..(to + 1)].Select(i => (long)i).ToArray(), device: h.device).view(-1, 1);
         row.Score += logp.gather(1, targets).to(ScalarType.Float64).sum().item<double>();
     }

@@ -198,8 +198,8 @@ public sealed class PrefixCacheTests
         string context = "Once upon a time there was a little dog who liked the park. The sun was hot. Was the dog happy? Answer:";
         string[] labels = [" yes", " no", " the dog was very happy indeed"];
         string?[] adapters = [null, "a"];
-        var rows = labels.Select(l => ChoiceScorer.Continuation(tokenizer, context, l)).ToList();
-        int[] from = rows.Select(r => r.Labels.Count(x => x == FinQLoRA.Data.Sft.TokenizedExample.IgnoreIndex)).ToArray();
+        var rows = labels.Select(l => ChoiceScorer.Continuation(tokenizer, context, l, tokenizer.AddsBosByDefault)).ToList();
+        int[] from = rows.Select(r => r.PromptLength).ToArray();
         Assert.All(from, f => Assert.Equal(from[0], f));    // the labels follow the same context ids
         int[] contextIds = rows[0].InputIds[..from[0]];
         Assert.True(contextIds.Length > 2 * Block);

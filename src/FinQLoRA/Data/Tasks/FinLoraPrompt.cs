@@ -21,6 +21,15 @@ public static class FinLoraPrompt
     public static string Sentiment(string medium, IReadOnlyList<string> labels, string input) =>
         Classification(SentimentInstruction(medium, labels), input);
 
+    /// <summary>The instruction of a classification context (the text after <c>Instruction: </c> up to <c>\nInput: </c>),
+    /// or null for a context without that layout.</summary>
+    public static string? InstructionText(string context)
+    {
+        const string marker = "Instruction: ";
+        int end = context.IndexOf("\n" + InputMarker, StringComparison.Ordinal);
+        return context.StartsWith(marker, StringComparison.Ordinal) && end > marker.Length ? context[marker.Length..end] : null;
+    }
+
     /// <summary>The input text of a context: the part after <c>Input: </c> up to <c>\nAnswer:</c>;
     /// the whole context for prompts without that layout (XBRL, formula, FinanceBench…).</summary>
     public static string InputText(string context)
