@@ -16,7 +16,8 @@ namespace FinQLoRA.Bench;
 /// <c>POST /v1/decisions</c>, against the same nine prompts (the decision rendering, so both read the same text)
 /// sent at once as nine separate completion requests that generate headline's answer budget of 4 tokens greedily.
 /// Questions per second, the median of three runs, each run on a fresh input so that no run reads the one before it
-/// from the prefix cache; for a headline-length input and for a ~300-token paragraph.
+/// from the prefix cache; for a headline and for a paragraph of twelve sentences, on a server with automatic prefix
+/// caching (the completions then share the input too, once the first has been prefilled) and on one without.
 /// </summary>
 public static class DecisionsBench
 {
@@ -26,33 +27,40 @@ public static class DecisionsBench
     {
         var tokenizer = ModelLoading.LoadTokenizer(folder);
         using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.Float32 });
-        var metrics = new ServerMetrics(name);
-        using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 32, MaxModelLen = 1024, PrefixCacheBytes = 256L << 20 }, metrics);
-        await using var server = OpenAiServer.Create(engine, new ServerOptions { ServedModelName = name, Port = 0 }, metrics);
-        await server.StartAsync();
-        using var http = new HttpClient { BaseAddress = server.Url, Timeout = TimeSpan.FromMinutes(10) };
         var questions = HeadlineQuestions.All.Select(q => new ChoiceQuestion(HeadlineQuestions.Instruction(q, TaskLabels.YesNo),
             TaskLabels.YesNo.Select(l => new DecisionOption(DecisionValue.Of(l))).ToList())).ToList();
-
-        Console.WriteLine($"{name}: 9 headline questions over one input, one decisions request vs 9 completion requests at once ({AnswerTokens} tokens each)");
-        await Compare(http, name, questions, i => $"Gold futures climbed {i + 1.5}% on Friday as the dollar slipped.", "headline", 1);
-        await Compare(http, name, questions, Paragraph, "~300-token paragraph", runs);
-        await server.StopAsync();
+        Func<int, string> headline = i => $"Gold futures climbed {i + 1.5}% on Friday as the dollar slipped.";
+        Console.WriteLine($"{name}: 9 headline questions over one input, one decisions request vs 9 completion requests at once ({AnswerTokens} tokens each); " +
+            $"inputs of {tokenizer.Encode(headline(0), false).Length} and {tokenizer.Encode(Paragraph(0), false).Length} tokens, " +
+            $"question prompts of {tokenizer.Encode(DecisionPrompt.Context(null, [new ChatTurn("user", headline(0))], questions[0]), true).Length} tokens with the headline");
+        // Decisions and completions on one server with automatic prefix caching (the default: the completions then
+        // share the input too, once the first is prefilled), then the completions on a server without it
+        // (--prefix-cache-gib 0), where each of the nine prompts is prefilled whole.
+        var decided = new Dictionary<string, double>();
+        foreach (bool cache in new[] { true, false })
+        {
+            var metrics = new ServerMetrics(name);
+            using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 32, MaxModelLen = 1024, PrefixCacheBytes = cache ? 256L << 20 : 0 }, metrics);
+            await using var server = OpenAiServer.Create(engine, new ServerOptions { ServedModelName = name, Port = 0 }, metrics);
+            await server.StartAsync();
+            using var http = new HttpClient { BaseAddress = server.Url, Timeout = TimeSpan.FromMinutes(10) };
+            foreach (var (what, input) in new[] { ("headline", headline), ("paragraph", (Func<int, string>)Paragraph) })
+            {
+                if (cache) decided[what] = await Median(runs, r => Decide(http, name, questions, input(2 * r)), () => Decide(http, name, questions, input(-1)));
+                double completed = await Median(runs, r => Complete(http, name, questions, input(2 * r + 1)), () => Complete(http, name, questions, input(-2)));
+                Console.WriteLine($"  {what}: decisions {9 / decided[what]:F1} questions/s (prefix cache on) vs completions {9 / completed:F1} questions/s (prefix cache {(cache ? "on" : "off")}) = {completed / decided[what]:F2}x (goal >= 3x)");
+            }
+            await server.StopAsync();
+        }
     }
 
-    private static async Task Compare(HttpClient http, string name, List<ChoiceQuestion> questions, Func<int, string> input, string what, int runs)
+    /// <summary>The median of <paramref name="runs"/> timings (at least three), after one warm-up.</summary>
+    private static async Task<double> Median(int runs, Func<int, Task<double>> run, Func<Task<double>> warmUp)
     {
-        await Decide(http, name, questions, input(-1)); // warm-up
-        await Complete(http, name, questions, input(-2));
-        var decided = new List<double>();
-        var completed = new List<double>();
-        for (int r = 0; r < Math.Max(3, runs); r++)
-        {
-            decided.Add(await Decide(http, name, questions, input(2 * r)));
-            completed.Add(await Complete(http, name, questions, input(2 * r + 1)));
-        }
-        double d = decided.Order().ElementAt(decided.Count / 2), c = completed.Order().ElementAt(completed.Count / 2);
-        Console.WriteLine($"  {what}: decisions {9 / d:F1} questions/s vs completions {9 / c:F1} questions/s = {c / d:F2}x (goal >= 3x)");
+        await warmUp();
+        var times = new List<double>();
+        for (int r = 0; r < Math.Max(3, runs); r++) times.Add(await run(r));
+        return times.Order().ElementAt(times.Count / 2);
     }
 
     private static async Task<double> Decide(HttpClient http, string name, List<ChoiceQuestion> questions, string input)

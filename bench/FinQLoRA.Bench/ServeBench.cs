@@ -21,7 +21,7 @@ namespace FinQLoRA.Bench;
 /// </summary>
 public static class ServeBench
 {
-    public const string Help = "served tok/s at 1/4/16/32 streams vs 1, vs offline batched generate, 8-adapter mix vs 1 adapter, TTFT p50/p99 [--quick] [--threads N] [--shared DIR] [--skip-random]";
+    public const string Help = "served tok/s at 1/4/16/32 streams vs 1, vs offline batched generate, 8-adapter mix vs 1 adapter, TTFT p50/p99, cached-prefix TTFT, decisions vs completions [--quick] [--threads N] [--shared DIR] [--skip-random] [--only throughput|prefix|decisions]";
 
     private static readonly string[] Starts =
     [
@@ -34,13 +34,16 @@ public static class ServeBench
     public static int Run(string[] args)
     {
         bool quick = args.Contains("--quick"), skipRandom = args.Contains("--skip-random");
+        // --only throughput|prefix|decisions runs one part (the random model is built for all but throughput on stories)
+        string? only = Value(args, "--only");
+        bool Wants(string part) => only is null || only == part;
         int threads = Value(args, "--threads") is { } t ? int.Parse(t, System.Globalization.CultureInfo.InvariantCulture) : 2;
         string shared = Value(args, "--shared") ?? Path.GetFullPath(Path.Combine(RepoRoot(), "..", "shared"));
         set_num_threads(threads);
         string stories = Path.Combine(shared, "models", "stories260K-hf");
         if (!Directory.Exists(stories)) throw new UserInputException($"{stories}: not found; pass --shared <folder holding models/>");
         var total = Stopwatch.StartNew();
-        Measure("stories260K", stories, tokens: quick ? 32 : 64, requestsPerClient: quick ? 2 : 4).GetAwaiter().GetResult();
+        if (Wants("throughput")) Measure("stories260K", stories, tokens: quick ? 32 : 64, requestsPerClient: quick ? 2 : 4).GetAwaiter().GetResult();
         if (!skipRandom)
         {
             string temp = Directory.CreateTempSubdirectory("finqlora-servebench-").FullName;
@@ -55,8 +58,9 @@ public static class ServeBench
                 RandomLlama.WriteHfFolder(config, folder, seed: 42);
                 // stories260K's tokenizer (vocabulary 512) makes the random model's prompts readable text.
                 foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(stories, file), Path.Combine(folder, file));
-                Measure("random-76M", folder, tokens: quick ? 12 : 32, requestsPerClient: 1).GetAwaiter().GetResult();
-                PrefixCacheBench.Run(folder, quick);
+                if (Wants("throughput")) Measure("random-76M", folder, tokens: quick ? 12 : 32, requestsPerClient: 1).GetAwaiter().GetResult();
+                if (Wants("prefix")) PrefixCacheBench.Run(folder, quick);
+                if (Wants("decisions")) DecisionsBench.RunAsync("random-76M", folder).GetAwaiter().GetResult();
             }
             finally
             {

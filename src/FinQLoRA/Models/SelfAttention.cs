@@ -55,13 +55,18 @@ public sealed class SelfAttention : ProjectionSet
         Tensor merged;
         if (_config.AttentionSoftcap is not null || _config.QueryPreAttnScalar is double s && s != d)
             merged = Explicit(q, k, v, m).transpose(1, 2).reshape(b, t, h * d);
-        else if (h != hkv && t == 1)
+        else if (h != hkv && cache != null && m.shape[1] == 1)
         {
-            // One query per row (a decode step): the G = H/Hkv query heads of a KV head are attention rows against the
-            // same keys, so they are grouped as [B, Hkv, G, d] and the keys are read once, not repeated G times per
-            // layer per token; the mask row [B, 1, 1, S] is the same for all of them.
-            var grouped = q.reshape(b, hkv, h / hkv, d);
-            merged = nn.functional.scaled_dot_product_attention(grouped, k, v, attn_mask: m).reshape(b, 1, h * d);
+            // Inference against a cache: the G = H/Hkv query heads of a KV head are attention rows against the same
+            // keys, so they are stacked as [B, Hkv, G·T, d] (the mask's T rows repeated for each of the G heads) and the
+            // cached keys are read in place. Repeating them G times instead copies the whole cached span every layer:
+            // with a long cached prefix and few new tokens (a prefix-cache hit, a decode step) that copy, not the
+            // attention, was the cost (10x on a 670-token span).
+            int g = h / hkv;
+            var grouped = q.reshape(b, hkv, g * t, d);
+            var rows = t == 1 ? m : m.repeat(1, 1, g, 1);
+            var attn = nn.functional.scaled_dot_product_attention(grouped, k, v, attn_mask: rows);
+            merged = attn.reshape(b, h, t, d).transpose(1, 2).reshape(b, t, h * d);
         }
         else
         {
