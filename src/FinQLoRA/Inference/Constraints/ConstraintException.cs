@@ -11,6 +11,7 @@ public sealed class ConstraintException(string message) : Exception(message)
     /// <summary>A problem at <paramref name="position"/> (0-based) of <paramref name="pattern"/>.</summary>
     public static ConstraintException InRegex(string what, int position) => new($"{what} at position {position} of the regex");
 
-    /// <summary>A problem at JSON pointer <paramref name="path"/> of a schema.</summary>
-    public static ConstraintException InSchema(string what, string path) => new($"{what} at {path}");
+    /// <summary>A problem at JSON pointer <paramref name="path"/> of a schema, and what to do instead.</summary>
+    public static ConstraintException InSchema(string what, string path, string? hint = null) =>
+        new($"{what} at {path}{(hint is null ? "" : $" ({hint})")}");
 }

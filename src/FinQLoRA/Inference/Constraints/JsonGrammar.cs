@@ -29,10 +29,15 @@ public static class JsonGrammar
     private static readonly Pattern Digit = new Pattern.Chars(CharSet.Of(('0', '9')));
     private static readonly Pattern Hex = new Pattern.Chars(CharSet.Of(('0', '9'), ('A', 'F'), ('a', 'f')));
 
-    /// <summary>\uXXXX outside D800–DFFF: a first digit other than d, or d followed by 0–7.</summary>
+    private static readonly Pattern D = new Pattern.Chars(CharSet.Of(('D', 'D'), ('d', 'd')));
+
+    /// <summary>\uXXXX outside D800–DFFF (a first digit other than d, or d followed by 0–7), or a surrogate pair
+    /// written as two escapes (\uD800–\uDBFF then \uDC00–\uDFFF): never a lone surrogate, which is no character.</summary>
     private static readonly Pattern UnicodeEscape = Pattern.Of(Pattern.Literal("u"), Pattern.AnyOf(
         Pattern.Of(new Pattern.Chars(CharSet.Of(('0', '9'), ('A', 'C'), ('a', 'c'), ('E', 'F'), ('e', 'f'))), Hex, Hex, Hex),
-        Pattern.Of(new Pattern.Chars(CharSet.Of(('D', 'D'), ('d', 'd'))), new Pattern.Chars(CharSet.Of(('0', '7'))), Hex, Hex)));
+        Pattern.Of(D, new Pattern.Chars(CharSet.Of(('0', '7'))), Hex, Hex),
+        Pattern.Of(D, new Pattern.Chars(CharSet.Of(('8', '9'), ('A', 'B'), ('a', 'b'))), Hex, Hex,
+            Pattern.Literal("\\u"), D, new Pattern.Chars(CharSet.Of(('C', 'F'), ('c', 'f'))), Hex, Hex)));
 
     /// <summary>One character of a string's content: unescaped, or one of JSON's escapes.</summary>
     public static Pattern StringChar { get; } = Pattern.AnyOf(

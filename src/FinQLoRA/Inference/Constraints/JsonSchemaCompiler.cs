@@ -50,12 +50,12 @@ public sealed class JsonSchemaCompiler
         {
             if (Annotations.Contains(p.Name)) continue;
             if (!Structural.Contains(p.Name) && !KeywordTypes.ContainsKey(p.Name))
-                throw ConstraintException.InSchema($"unsupported JSON Schema keyword '{p.Name}'{Hint(p.Name)}", path);
+                throw ConstraintException.InSchema($"unsupported JSON Schema keyword '{p.Name}'", path, Hint(p.Name));
             if (p.Name is not ("$defs" or "definitions")) keywords.Add(p.Name);
         }
         foreach (string combinator in new[] { "$ref", "anyOf", "allOf" })
             if (keywords.Contains(combinator) && keywords.Count > 1)
-                throw ConstraintException.InSchema($"'{keywords.First(k => k != combinator)}' next to '{combinator}' is not supported (move it into the referenced or listed schemas)", path);
+                throw ConstraintException.InSchema($"'{keywords.First(k => k != combinator)}' next to '{combinator}' is not supported", path, "move it into the referenced or listed schemas");
 
         if (s.TryGetProperty("$ref", out var reference)) return Ref(reference, path);
         if (s.TryGetProperty("anyOf", out var anyOf))
@@ -77,7 +77,7 @@ public sealed class JsonSchemaCompiler
         {
             if (hasEnum && hasConst) throw ConstraintException.InSchema("'enum' together with 'const' is not supported", path);
             if (keywords.FirstOrDefault(k => k is not ("type" or "enum" or "const")) is { } other)
-                throw ConstraintException.InSchema($"'{other}' together with '{(hasEnum ? "enum" : "const")}' is not supported (list only the values that satisfy it)", path);
+                throw ConstraintException.InSchema($"'{other}' together with '{(hasEnum ? "enum" : "const")}' is not supported", path, "list only the values that satisfy it");
             var values = hasEnum ? List(enumValues, "enum", path) : [constValue];
             bool typed = s.TryGetProperty("type", out _);
             return Pattern.AnyOf(values.Where(v => !typed || types.Contains(TypeOf(v)) || (TypeOf(v) == "integer" && types.Contains("number"))).Select(JsonGrammar.Literal));
@@ -85,12 +85,12 @@ public sealed class JsonSchemaCompiler
         return Pattern.AnyOf(types.Select(t => Typed(t, s, path)));
     }
 
-    private static string Hint(string keyword) => keyword switch
+    private static string? Hint(string keyword) => keyword switch
     {
-        "oneOf" => " (its branches are not checked to exclude each other; use anyOf)",
-        "minimum" or "maximum" or "exclusiveMinimum" or "exclusiveMaximum" or "multipleOf" => " (numeric bounds are not enforced)",
-        "format" => " (use 'pattern')",
-        _ => "",
+        "oneOf" => "its branches are not checked to exclude each other; use anyOf",
+        "minimum" or "maximum" or "exclusiveMinimum" or "exclusiveMaximum" or "multipleOf" => "numeric bounds are not enforced",
+        "format" => "use 'pattern'",
+        _ => null,
     };
 
     /// <summary>The types a schema allows: its <c>type</c>; else what its keywords imply; else every type.</summary>
@@ -105,7 +105,7 @@ public sealed class JsonSchemaCompiler
                 _ => throw ConstraintException.InSchema("'type' must be a type name or a list of them", path),
             };
             foreach (string n in names)
-                if (!TypeNames.Contains(n)) throw ConstraintException.InSchema($"unknown type '{n}' (one of {string.Join(", ", TypeNames)})", path + "/type");
+                if (!TypeNames.Contains(n)) throw ConstraintException.InSchema($"unknown type '{n}'", path + "/type", $"one of {string.Join(", ", TypeNames)}");
             return names.Distinct().ToList();
         }
         var implied = keywords.Where(KeywordTypes.ContainsKey).SelectMany(k => KeywordTypes[k]).Distinct().ToList();
@@ -132,7 +132,7 @@ public sealed class JsonSchemaCompiler
         int? max = Count(s, "maxLength", path);
         if (!s.TryGetProperty("pattern", out var pattern)) return max < min ? Pattern.Nothing : JsonGrammar.String(min, max);
         if (s.TryGetProperty("minLength", out _) || s.TryGetProperty("maxLength", out _))
-            throw ConstraintException.InSchema("'pattern' together with 'minLength' or 'maxLength' is not supported (put the length into the pattern)", path);
+            throw ConstraintException.InSchema("'pattern' together with 'minLength' or 'maxLength' is not supported", path, "put the length into the pattern");
         if (pattern.ValueKind != JsonValueKind.String) throw ConstraintException.InSchema("'pattern' must be a string", path);
         string regex = pattern.GetString()!;
         Pattern parsed;
@@ -163,7 +163,7 @@ public sealed class JsonSchemaCompiler
     private Pattern ObjectSchema(JsonElement s, string path)
     {
         if (s.TryGetProperty("additionalProperties", out var additional) && additional.ValueKind != JsonValueKind.False)
-            throw ConstraintException.InSchema("'additionalProperties' other than false is not supported (list every property under 'properties')", path);
+            throw ConstraintException.InSchema("'additionalProperties' other than false is not supported", path, "list every property under 'properties'");
         var required = new HashSet<string>();
         if (s.TryGetProperty("required", out var req))
         {
@@ -179,7 +179,7 @@ public sealed class JsonSchemaCompiler
                 members.Add((p.Name, Schema(p.Value, $"{path}/properties/{Pointer(p.Name)}"), required.Contains(p.Name)));
         }
         if (required.FirstOrDefault(r => !members.Any(m => m.Item1 == r)) is { } missing)
-            throw ConstraintException.InSchema($"required property '{missing}' is not under 'properties' (additional properties are not generated)", path);
+            throw ConstraintException.InSchema($"required property '{missing}' is not under 'properties'", path, "additional properties are not generated");
         return JsonGrammar.Object(members);
     }
 
@@ -189,7 +189,7 @@ public sealed class JsonSchemaCompiler
         string target = reference.GetString()!;
         string[] parts = target.Split('/');
         if (parts.Length != 3 || parts[0] != "#" || parts[1] is not ("$defs" or "definitions"))
-            throw ConstraintException.InSchema($"$ref '{target}' is not supported (only '#/$defs/name' and '#/definitions/name')", path);
+            throw ConstraintException.InSchema($"$ref '{target}' is not supported", path, "only '#/$defs/name' and '#/definitions/name'");
         string name = parts[2].Replace("~1", "/").Replace("~0", "~");
         if (_root.ValueKind != JsonValueKind.Object || !_root.TryGetProperty(parts[1], out var defs) || defs.ValueKind != JsonValueKind.Object
             || !defs.TryGetProperty(name, out var definition))
