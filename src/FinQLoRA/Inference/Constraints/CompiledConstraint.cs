@@ -20,6 +20,7 @@ public sealed class CompiledConstraint
     private readonly TokenVocabulary _vocabulary;
     private readonly HashSet<int> _endIds;
     private readonly Dictionary<int, ulong[]> _allowed = [];
+    private readonly HashSet<int> _noneAllowed = [];
     private readonly Dictionary<(int State, long Vocab, string Device), Tensor> _masks = [];
     private readonly Queue<(int, long, string)> _maskOrder = new();
 
@@ -80,11 +81,19 @@ public sealed class CompiledConstraint
             foreach (int id in _endIds)
                 if (id < _vocabulary.Size) bits[id >> 6] |= 1UL << (id & 63);
         _allowed[state] = bits;
+        if (!Array.Exists(bits, w => w != 0)) _noneAllowed.Add(state);
         return bits;
     }
 
     /// <summary>Whether any token is allowed in <paramref name="state"/>.</summary>
-    public bool AnyAllowed(int state) => Array.Exists(Allowed(state), w => w != 0);
+    public bool AnyAllowed(int state)
+    {
+        lock (_gate)
+        {
+            AllowedLocked(state);
+            return !_noneAllowed.Contains(state);
+        }
+    }
 
     /// <summary>A bool mask [<paramref name="vocab"/>] on <paramref name="device"/>, true where a token is NOT allowed
     /// (ids past the tokenizer's vocabulary included). Cached; it stays valid until the next call on this constraint
