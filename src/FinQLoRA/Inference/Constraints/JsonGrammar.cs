@@ -9,7 +9,8 @@ namespace FinQLoRA.Inference.Constraints;
 /// <list type="bullet">
 /// <item>whitespace between tokens (<see cref="Whitespace"/>): nothing, one space, or one newline followed by 0 to
 /// <see cref="MaxIndent"/> spaces; only after <c>{ [ , :</c> and before <c>} ]</c>, never before the value or after it;</item>
-/// <item>numbers: at most <see cref="MaxDigits"/> digits before and after the point, at most 3 exponent digits;</item>
+/// <item>numbers: at most <see cref="MaxDigits"/> digits before and after the point, at most 2 exponent digits (so
+/// every number fits a double);</item>
 /// <item><c>\u</c> escapes never name a UTF-16 surrogate (a lone one is not a character).</item>
 /// </list>
 /// </summary>
@@ -57,7 +58,7 @@ public static class JsonGrammar
     public static Pattern Number { get; } = Pattern.Of(
         Integer,
         Pattern.Optional(Pattern.Of(Pattern.Literal("."), new Pattern.Repeat(Digit, 1, MaxDigits))),
-        Pattern.Optional(Pattern.Of(new Pattern.Chars(CharSet.Of(('E', 'E'), ('e', 'e'))), Pattern.Optional(new Pattern.Chars(CharSet.Of(('+', '+'), ('-', '-')))), new Pattern.Repeat(Digit, 1, 3))));
+        Pattern.Optional(Pattern.Of(new Pattern.Chars(CharSet.Of(('E', 'E'), ('e', 'e'))), Pattern.Optional(new Pattern.Chars(CharSet.Of(('+', '+'), ('-', '-')))), new Pattern.Repeat(Digit, 1, 2))));
 
     public static Pattern Boolean { get; } = Pattern.AnyOf(Pattern.Literal("true"), Pattern.Literal("false"));
 
