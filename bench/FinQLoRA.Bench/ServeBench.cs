@@ -62,6 +62,7 @@ public static class ServeBench
                 Directory.Delete(temp, recursive: true);
             }
         }
+        if (!skipRandom) ConstrainedDecodingBench.Run(shared, quick);
         Console.WriteLine($"total {total.Elapsed.TotalSeconds:F0} s ({threads} threads{(quick ? ", quick" : "")})");
         return 0;
     }
