@@ -203,6 +203,25 @@ public sealed class ServerStructuredOutputTests(StructuredServeFixture f) : ICla
     }
 
     [Fact]
+    public async Task TheInProcessChatClientHonoursResponseFormat()
+    {
+        var client = new FinQLoRA.Serving.EngineChatClient(f.Engine, f.Host.ChatFormat!, StructuredServeFixture.ModelName);
+        using var schema = JsonDocument.Parse(Order);
+        var options = new Microsoft.Extensions.AI.ChatOptions
+        {
+            Temperature = 0, MaxOutputTokens = 400,
+            ResponseFormat = Microsoft.Extensions.AI.ChatResponseFormat.ForJsonSchema(schema.RootElement.Clone(), "order"),
+        };
+        var response = await client.GetResponseAsync([new Microsoft.Extensions.AI.ChatMessage(Microsoft.Extensions.AI.ChatRole.User, "Place an order.")], options);
+        Assert.Equal(Microsoft.Extensions.AI.ChatFinishReason.Stop, response.FinishReason);
+        using var doc = JsonDocument.Parse(response.Text);
+        Assert.Null(SchemaValidator.Validate(doc.RootElement, schema.RootElement));
+        options.ResponseFormat = Microsoft.Extensions.AI.ChatResponseFormat.ForJsonSchema(JsonDocument.Parse("""{"type":"string","format":"email"}""").RootElement);
+        var e = await Assert.ThrowsAsync<FinQLoRA.Serving.ServingException>(() => client.GetResponseAsync([new Microsoft.Extensions.AI.ChatMessage(Microsoft.Extensions.AI.ChatRole.User, "hi")], options));
+        Assert.Contains("unsupported JSON Schema keyword 'format' at #", e.Message);
+    }
+
+    [Fact]
     public void TheOpenAiClientSeesAnUnsupportedKeywordAsA400()
     {
         var format = ChatResponseFormat.CreateJsonSchemaFormat("n", BinaryData.FromString("""{"oneOf":[{"type":"string"},{"type":"integer"}]}"""));
