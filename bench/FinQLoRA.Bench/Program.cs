@@ -22,6 +22,7 @@ var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
     ["load"] = (FinQLoRA.Bench.LoadMemoryBench.Help, FinQLoRA.Bench.LoadMemoryBench.Run),
     ["memory"] = (FinQLoRA.Bench.TrainMemoryBench.Help, FinQLoRA.Bench.TrainMemoryBench.Run),
     ["serve"] = (FinQLoRA.Bench.ServeBench.Help, FinQLoRA.Bench.ServeBench.Run),
+    ["constrained"] = (FinQLoRA.Bench.ConstrainedDecodingBench.Help, FinQLoRA.Bench.ConstrainedDecodingBench.Run),
     ["optimizer"] = (FinQLoRA.Bench.OptimizerBench.Help, FinQLoRA.Bench.OptimizerBench.Run),
 };
 if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))

@@ -21,7 +21,7 @@ namespace FinQLoRA.Bench;
 /// </summary>
 public static class ServeBench
 {
-    public const string Help = "served tok/s at 1/4/16/32 streams vs 1, vs offline batched generate, 8-adapter mix vs 1 adapter, TTFT p50/p99, cached-prefix TTFT, decisions vs completions [--quick] [--threads N] [--shared DIR] [--skip-random] [--only throughput|prefix|decisions]";
+    public const string Help = "served tok/s at 1/4/16/32 streams vs 1, vs offline batched generate, 8-adapter mix vs 1 adapter, TTFT p50/p99, cached-prefix TTFT, decisions vs completions [--quick] [--threads N] [--shared DIR] [--skip-random] [--only throughput|prefix|decisions|constrained]";
 
     private static readonly string[] Starts =
     [
@@ -34,7 +34,7 @@ public static class ServeBench
     public static int Run(string[] args)
     {
         bool quick = args.Contains("--quick"), skipRandom = args.Contains("--skip-random");
-        // --only throughput|prefix|decisions runs one part (the random model is built for all but throughput on stories)
+        // --only throughput|prefix|decisions|constrained runs one part of the bench
         string? only = Value(args, "--only");
         bool Wants(string part) => only is null || only == part;
         int threads = Value(args, "--threads") is { } t ? int.Parse(t, System.Globalization.CultureInfo.InvariantCulture) : 2;
@@ -67,6 +67,7 @@ public static class ServeBench
                 Directory.Delete(temp, recursive: true);
             }
         }
+        if (!skipRandom && Wants("constrained")) ConstrainedDecodingBench.Run(shared, quick);
         Console.WriteLine($"total {total.Elapsed.TotalSeconds:F0} s ({threads} threads{(quick ? ", quick" : "")})");
         return 0;
     }

@@ -12,7 +12,7 @@ internal sealed record ChatCompletionRequest : SamplingRequest
     public IReadOnlyList<ChatMessageParam?>? Messages { get; init; }
     /// <summary>Accepted only empty.</summary>
     public JsonElement? Tools { get; init; }
-    /// <summary>Accepted only as <c>{"type": "text"}</c>.</summary>
+    /// <summary><c>{"type": "text" | "json_object" | "json_schema", "json_schema": {name, schema, strict}}</c>.</summary>
     public JsonElement? ResponseFormat { get; init; }
     public bool? Logprobs { get; init; }
     public long? TopLogprobs { get; init; }

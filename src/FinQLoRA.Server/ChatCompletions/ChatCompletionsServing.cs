@@ -9,7 +9,8 @@ using Microsoft.AspNetCore.Http;
 namespace FinQLoRA.Server.ChatCompletions;
 
 /// <summary>The logic of <c>POST /v1/chat/completions</c>: messages rendered with the model's chat format, n choices,
-/// logprobs with top_logprobs, stop, seed, and SSE streaming (the first chunk of a choice carries the role).</summary>
+/// logprobs with top_logprobs, stop, seed, structured outputs (<c>response_format</c>, <c>structured_outputs</c>), and
+/// SSE streaming (the first chunk of a choice carries the role).</summary>
 internal static class ChatCompletionsServing
 {
     public static async Task<IResult> CreateAsync(HttpContext context, ServerState state, ChatCompletionRequest request)
@@ -19,7 +20,6 @@ internal static class ChatCompletionsServing
         var format = state.Options.ChatFormat
             ?? throw new ApiException(400, $"model '{state.Models.BaseName}' has no chat template we render: {state.Options.ChatFormatRefusal ?? $"its tokenizer_config.json chat_template is none of {ChatTemplate.Names} with its special tokens in the tokenizer"}; use /v1/completions with your own prompt format", "messages", "no_chat_template");
         RequestFields.Unsupported(request.Tools, "tools", v => v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 0);
-        RequestFields.Unsupported(request.ResponseFormat, "response_format", v => v.ValueKind == JsonValueKind.Object && v.TryGetProperty("type", out var t) && t.GetString() == "text");
         int n = SamplingFields.Choices(request, state);
         bool logprobs = request.Logprobs ?? false;
         int? top = RequestFields.InRange(request.TopLogprobs, "top_logprobs", 0, 20);
@@ -33,8 +33,9 @@ internal static class ChatCompletionsServing
         int? maxTokens = RequestFields.InRange(request.MaxCompletionTokens, "max_completion_tokens", 1, int.MaxValue)
             ?? RequestFields.InRange(request.MaxTokens, "max_tokens", 1, int.MaxValue);
         // Without a limit the answer may use the rest of the context, as vLLM does.
+        var constraint = StructuredOutputs.Read(request.ResponseFormat, request.StructuredOutputs, state.Engine, format.StopIds);
         var sampling = SamplingFields.Read(request, maxTokens ?? Math.Max(1, state.Engine.Options.MaxModelLen - ids.Length), logprobs ? top ?? 0 : null)
-            with { StopTokenIds = format.StopIds };
+            with { StopTokenIds = format.StopIds, Constraint = constraint };
 
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         try

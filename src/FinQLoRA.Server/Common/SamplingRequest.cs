@@ -27,4 +27,6 @@ internal abstract record SamplingRequest
     public JsonElement? PresencePenalty { get; init; }
     /// <summary>Accepted only as 0.</summary>
     public JsonElement? FrequencyPenalty { get; init; }
+    /// <summary>vLLM's structured outputs: one of <c>choice</c>, <c>regex</c>, <c>json</c> (<see cref="StructuredOutputs"/>).</summary>
+    public JsonElement? StructuredOutputs { get; init; }
 }

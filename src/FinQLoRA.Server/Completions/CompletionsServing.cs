@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Http;
 namespace FinQLoRA.Server.Completions;
 
 /// <summary>The logic of <c>POST /v1/completions</c>: prompt as a string, a list of strings, a list of token ids or a
-/// list of such lists; n choices per prompt, echo, logprobs, stop, seed, streaming with usage.</summary>
+/// list of such lists; n choices per prompt, echo, logprobs, stop, seed, vLLM's structured_outputs, streaming with usage.</summary>
 internal static class CompletionsServing
 {
     public static async Task<IResult> CreateAsync(HttpContext context, ServerState state, CompletionRequest request)
@@ -23,7 +23,8 @@ internal static class CompletionsServing
         if (echo && logprobs is not null)
             throw new ApiException(400, "'echo' together with 'logprobs' is not supported (prompt log probabilities are not computed)", "echo", "unsupported_parameter");
         var (stream, includeUsage) = SamplingFields.Streaming(request);
-        var sampling = SamplingFields.Read(request, RequestFields.InRange(request.MaxTokens, "max_tokens", 1, int.MaxValue) ?? 16, logprobs);
+        var sampling = SamplingFields.Read(request, RequestFields.InRange(request.MaxTokens, "max_tokens", 1, int.MaxValue) ?? 16, logprobs)
+            with { Constraint = StructuredOutputs.Read(null, request.StructuredOutputs, state.Engine, null) };
 
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         try

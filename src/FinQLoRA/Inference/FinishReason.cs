@@ -36,6 +36,9 @@ public sealed record FinishReason
 
     public static FinishReason AtString(string stop) => new(StopValue, null, stop);
 
+    /// <summary>A constrained output (structured outputs) is a whole value and nothing may follow it.</summary>
+    public static FinishReason Complete { get; } = new(StopValue, null, null);
+
     /// <summary>OpenAI's <c>finish_reason</c>.</summary>
     public override string ToString() => Value;
 }

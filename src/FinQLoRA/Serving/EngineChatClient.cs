@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using FinQLoRA.Data.Chat;
 using FinQLoRA.Inference;
+using FinQLoRA.Inference.Constraints;
 using Microsoft.Extensions.AI;
 
 namespace FinQLoRA.Serving;
@@ -9,6 +10,8 @@ namespace FinQLoRA.Serving;
 /// Microsoft.Extensions.AI's <see cref="IChatClient"/> over the serving engine, in process: a .NET application uses
 /// its fine-tuned model (base or any loaded adapter, picked by <see cref="ChatOptions.ModelId"/>) through the same
 /// abstraction it would use for OpenAI, batched with every other caller of the engine. Only text content is used.
+/// <see cref="ChatOptions.ResponseFormat"/> JSON (with or without a schema) constrains the answer as the server's
+/// <c>response_format</c> does.
 /// </summary>
 /// <param name="engine">the engine every request goes to</param>
 /// <param name="format">how the messages become a prompt, and the tokens that end an answer</param>
@@ -79,8 +82,18 @@ public sealed class EngineChatClient(ServingEngine engine, ChatFormat format, st
             Seed = options?.Seed ?? Random.Shared.NextInt64(),
             Stop = options?.StopSequences?.ToList() ?? [],
             StopTokenIds = format.StopIds,
+            Constraint = Constraint(options?.ResponseFormat),
         };
         return (new EngineRequest(ids, adapter, sampling, cancellation), model);
+    }
+
+    /// <summary>JSON with a schema: that schema; JSON without one: any object; text or none: free.</summary>
+    private CompiledConstraint? Constraint(ChatResponseFormat? responseFormat)
+    {
+        if (responseFormat is not ChatResponseFormatJson json) return null;
+        var spec = json.Schema is { } schema ? ConstraintSpec.JsonSchema(schema) : ConstraintSpec.JsonObject();
+        try { return ConstraintCache.For(engine.Tokenizer).Get(spec, format.StopIds); }
+        catch (ConstraintException e) { throw new ServingException(ServingErrorKind.InvalidRequest, e.Message, "response_format"); }
     }
 
     private static ChatFinishReason Finish(FinishReason reason) => reason.Value == FinishReason.LengthValue ? ChatFinishReason.Length : ChatFinishReason.Stop;

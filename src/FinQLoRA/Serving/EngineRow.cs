@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
+using FinQLoRA.Inference.Constraints;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Serving;
@@ -23,6 +24,7 @@ internal sealed class EngineRow : IDisposable
         Greedy = s.Temperature <= 0;
         if (!Greedy)
             Sampler = new TokenSampler(s, device);
+        ConstraintState = request.Sampling.Constraint?.Start ?? 0;
         Channel = System.Threading.Channels.Channel.CreateUnbounded<EngineEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         SubmittedAt = Stopwatch.GetTimestamp();
     }
@@ -49,6 +51,10 @@ internal sealed class EngineRow : IDisposable
     public int LastToken { get; private set; }
     public int Generated { get; private set; }
     public bool Finished { get; private set; }
+    /// <summary>The request's structured-output constraint, or null.</summary>
+    public CompiledConstraint? Constraint => Request.Sampling.Constraint;
+    /// <summary>Where the text so far stands in <see cref="Constraint"/>'s automaton.</summary>
+    public int ConstraintState { get; private set; }
 
     /// <summary>Takes the sampled token; returns the event to send (final when the row is done).</summary>
     public EngineEvent Accept(int token, TokenLogprob? logprob, IReadOnlyList<TokenLogprob>? top, IEngineObserver? observer)
@@ -73,7 +79,13 @@ internal sealed class EngineRow : IDisposable
         else
         {
             delta = _text.Add(token);
+            if (Constraint is { } constraint) ConstraintState = constraint.Advance(ConstraintState, token);
             if (_text.StopString is { } stop) finish = FinishReason.AtString(stop);
+            else if (Constraint?.IsComplete(ConstraintState) == true)
+            {
+                finish = FinishReason.Complete; // the value is whole and nothing may follow: no EOS to wait for
+                delta += _text.Flush();
+            }
             else if (Generated >= Request.Sampling.MaxTokens)
             {
                 finish = FinishReason.Length;
@@ -93,6 +105,13 @@ internal sealed class EngineRow : IDisposable
     {
         Finished = true;
         return new EngineEvent(null, null, null, "", FinishReason.Scored, Request.PromptIds.Length) { CachedTokens = CachedTokens, Score = Score, NextTokenLogprobs = NextTokenLogprobs };
+    }
+
+    /// <summary>Ends the row with <paramref name="error"/> on its stream (the scheduler's later close is a no-op).</summary>
+    public void Fail(Exception error)
+    {
+        Finished = true;
+        Channel.Writer.TryComplete(error);
     }
 
     public void Dispose() => Sampler?.Dispose();

@@ -170,12 +170,14 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
     /// seeded sampler over its request's temperature / top-k / top-p. Sends the events; returns the rows that finished.</summary>
     private List<EngineRow> Sample(IReadOnlyList<EngineRow> rows, Tensor logits)
     {
+        var finished = new List<EngineRow>();
+        logits = Constrain(rows, logits, finished);
         long[] argmax = logits.argmax(-1).cpu().data<long>().ToArray();
         Tensor? logp = rows.Any(r => r.Request.Sampling.Logprobs is not null) ? logits.log_softmax(-1) : null;
-        var finished = new List<EngineRow>();
         for (int i = 0; i < rows.Count; i++)
         {
             var row = rows[i];
+            if (row.Finished) continue; // failed in Constrain
             int token = row.Greedy ? (int)argmax[i] : (int)row.Sampler!.Next(logits.narrow(0, i, 1)).cpu().item<long>();
             TokenLogprob? chosen = null;
             List<TokenLogprob>? top = null;
@@ -198,6 +200,37 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
             if (row.Finished) finished.Add(row);
         }
         return finished;
+    }
+
+    /// <summary>Masks each constrained row's logits to the tokens its constraint allows now (−inf elsewhere), so that
+    /// argmax and every sampler draw only those. Masks are cached per automaton state on the device; a step copies
+    /// the constrained rows' masks into one [k, vocab] tensor and fills them in one op. A row whose constraint allows
+    /// no token of this vocabulary fails (its stream ends with the error) and joins <paramref name="finished"/>.</summary>
+    private static Tensor Constrain(IReadOnlyList<EngineRow> rows, Tensor logits, List<EngineRow> finished)
+    {
+        var constrained = new List<int>();
+        for (int i = 0; i < rows.Count; i++)
+        {
+            if (rows[i].Constraint is not { } c) continue;
+            if (!c.AnyAllowed(rows[i].ConstraintState))
+            {
+                rows[i].Fail(new ServingException(ServingErrorKind.InvalidRequest, $"the {c.Spec.Kind.Replace('_', ' ')} cannot be continued with this model's vocabulary"));
+                finished.Add(rows[i]);
+                continue;
+            }
+            constrained.Add(i);
+        }
+        if (constrained.Count == 0) return logits;
+        long vocab = logits.shape[1];
+        var disallowed = empty([constrained.Count, vocab], ScalarType.Bool, device: logits.device);
+        for (int j = 0; j < constrained.Count; j++)
+        {
+            var row = rows[constrained[j]];
+            disallowed[j].copy_(row.Constraint!.DisallowedMask(row.ConstraintState, vocab, logits.device));
+        }
+        if (constrained.Count == rows.Count) return logits.masked_fill(disallowed, float.NegativeInfinity);
+        var index = tensor(constrained.Select(i => (long)i).ToArray(), device: logits.device);
+        return logits.index_copy(0, index, logits.index_select(0, index).masked_fill_(disallowed, float.NegativeInfinity));
     }
 
     /// <summary>A token's text reads as it does after <paramref name="previous"/> (the output's text rule,

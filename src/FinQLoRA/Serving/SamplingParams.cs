@@ -1,4 +1,5 @@
 using FinQLoRA.Inference;
+using FinQLoRA.Inference.Constraints;
 
 namespace FinQLoRA.Serving;
 
@@ -17,4 +18,8 @@ public sealed record SamplingParams : ISamplingSettings
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
     /// <summary>How many most likely alternatives to report per generated token; null reports no log probabilities.</summary>
     public int? Logprobs { get; init; }
+    /// <summary>Structured output: only tokens that keep the text a prefix of a match are drawn, end tokens only where
+    /// it is a whole match, and the row stops (<c>stop</c>) as soon as nothing more can follow. Null: free text.
+    /// Compiled for the engine's tokenizer (<see cref="ConstraintCache.For"/>).</summary>
+    public CompiledConstraint? Constraint { get; init; }
 }

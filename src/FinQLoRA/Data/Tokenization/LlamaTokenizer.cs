@@ -38,6 +38,8 @@ public sealed class LlamaTokenizer : ITextTokenizer
     public int PadId { get; }
     public bool AddsBosByDefault { get; }
     public Tokenizer Inner => _inner;
+    /// <summary>The added tokens' ids (BOS, EOS, chat markers …): control tokens, never text.</summary>
+    public IReadOnlyCollection<int> SpecialIds => _specialIds;
 
     public int[] Encode(string text, bool addBos)
     {
