@@ -43,6 +43,24 @@ public static class AttentionMask
             .masked_fill(visible.logical_not(), float.MinValue).MoveToOuterDisposeScope();
     }
 
+    /// <summary>The mask of rows whose queries each see the keys below a bound and those within one segment of the slot
+    /// (<paramref name="below"/>, <paramref name="segmentStart"/>, <paramref name="segmentEnd"/> [B, T] int64; an
+    /// empty segment has start &gt; end). With segments empty and bound = min(position + 1, length) this is
+    /// <see cref="RightPadded"/>; a segment holds a scoring branch's own earlier tokens, fed beside other branches
+    /// after the prompt (<c>Serving.PrefillLayout</c>). <see cref="SlidingWindow"/> keeps each query's last visible keys
+    /// in slot order, which for a branch token are its own earlier tokens and then the prompt's last: its window.</summary>
+    /// <returns>[B, 1, T, S] additive mask in fp32</returns>
+    public static Tensor BelowOrWithin(Tensor below, Tensor segmentStart, Tensor segmentEnd, long s)
+    {
+        using var scope = NewDisposeScope();
+        long b = below.shape[0], t = below.shape[1];
+        var key = arange(0, s, ScalarType.Int64, below.device).view(1, 1, 1, s);
+        var visible = key.lt(below.view(b, 1, t, 1))
+            .logical_or(key.ge(segmentStart.view(b, 1, t, 1)).logical_and(key.le(segmentEnd.view(b, 1, t, 1))));
+        return zeros([b, 1, t, s], ScalarType.Float32, below.device)
+            .masked_fill(visible.logical_not(), float.MinValue).MoveToOuterDisposeScope();
+    }
+
     /// <summary>The padding mask [B, S] of right-padded rows: true at positions below each row's length
     /// (<paramref name="lengths"/> [B] int64), false after; the input <see cref="Build"/> takes for such a batch.</summary>
     public static Tensor RightPadding(Tensor lengths, long s)

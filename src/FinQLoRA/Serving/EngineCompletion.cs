@@ -12,8 +12,8 @@ public sealed record EngineCompletion(string Text, IReadOnlyList<int> TokenIds, 
     public int CachedTokens { get; init; }
     /// <summary>A scoring row's log-likelihood (<see cref="EngineRequest.ScoreFrom"/>); null for generation.</summary>
     public double? Score { get; init; }
-    /// <summary>A scoring row's log probabilities of <see cref="EngineRequest.ScoreNextTokens"/> after its prompt.</summary>
-    public IReadOnlyList<double>? NextTokenLogprobs { get; init; }
+    /// <summary>A scoring row's log-likelihood of each of its <see cref="EngineRequest.ScoreBranches"/> after its prompt.</summary>
+    public IReadOnlyList<double>? BranchScores { get; init; }
 
     /// <summary>Reads events until the final one. Throws <see cref="OperationCanceledException"/> when the stream ends
     /// without one (the request was cancelled or the server stopped).</summary>
@@ -34,7 +34,7 @@ public sealed record EngineCompletion(string Text, IReadOnlyList<int> TokenIds, 
             }
             if (e.IsFinal)
                 return new EngineCompletion(text.ToString(), ids, logprobs, top, e.FinishReason!, e.PromptTokens, e.CompletionTokens)
-                    { CachedTokens = e.CachedTokens, Score = e.Score, NextTokenLogprobs = e.NextTokenLogprobs };
+                    { CachedTokens = e.CachedTokens, Score = e.Score, BranchScores = e.BranchScores };
         }
         throw new OperationCanceledException("the request ended before it finished (cancelled or the server stopped)");
     }

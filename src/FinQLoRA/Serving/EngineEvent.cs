@@ -24,6 +24,6 @@ public sealed record EngineEvent(
     public int CachedTokens { get; init; }
     /// <summary>A scoring row's log-likelihood of its scored tokens (natural log); null on generation rows.</summary>
     public double? Score { get; init; }
-    /// <summary>A scoring row's log probabilities of <see cref="EngineRequest.ScoreNextTokens"/> after its prompt.</summary>
-    public IReadOnlyList<double>? NextTokenLogprobs { get; init; }
+    /// <summary>A scoring row's log-likelihood of each of its <see cref="EngineRequest.ScoreBranches"/> after its prompt.</summary>
+    public IReadOnlyList<double>? BranchScores { get; init; }
 }

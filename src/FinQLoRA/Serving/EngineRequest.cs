@@ -15,10 +15,14 @@ public sealed record EngineRequest(int[] PromptIds, string? Adapter, SamplingPar
     /// <see cref="Sampling"/> is ignored.</summary>
     public int? ScoreFrom { get; init; }
 
-    /// <summary>With <see cref="ScoreFrom"/>: token ids whose log probabilities after the whole prompt the final event
-    /// also carries (<see cref="EngineEvent.NextTokenLogprobs"/>, in this order), read from the same forward: the
-    /// first tokens of several candidate continuations, scored by one row.</summary>
-    public IReadOnlyList<int> ScoreNextTokens { get; init; } = [];
+    /// <summary>With <see cref="ScoreFrom"/> = the prompt's length: continuations of the whole prompt, each scored by
+    /// its log-likelihood (<see cref="EngineEvent.BranchScores"/>, in this order) in the same forward as the prompt.
+    /// Their tokens are fed side by side after it, each branch at the positions that follow the prompt and seeing the
+    /// prompt and its own earlier tokens only (a tree mask), so n options of a question cost one row, not n.</summary>
+    public IReadOnlyList<int[]> ScoreBranches { get; init; } = [];
+
+    /// <summary>Branch tokens fed after the prompt (each branch's last token is only predicted).</summary>
+    internal int BranchTokens => ScoreBranches.Sum(b => b.Length - 1);
 
     /// <summary>Where the blocks this row may put in the prefix cache end: the prompt, or for a scoring row what comes
     /// before the scored tokens.</summary>
@@ -29,8 +33,8 @@ public sealed record EngineRequest(int[] PromptIds, string? Adapter, SamplingPar
     internal void Check(int vocabSize, int maxModelLen)
     {
         var s = Sampling;
-        if (ScoreFrom is null && ScoreNextTokens.Count > 0)
-            throw new ServingException(ServingErrorKind.InvalidRequest, "next-token scores are read by scoring rows only; set ScoreFrom", "prompt");
+        if (ScoreBranches.Count > 0 && ScoreFrom != PromptIds.Length)
+            throw new ServingException(ServingErrorKind.InvalidRequest, "branches continue the whole prompt: set ScoreFrom to the prompt's length", "prompt");
         if (PromptIds.Length == 0) throw new ServingException(ServingErrorKind.InvalidRequest, "the prompt is empty after tokenization", "prompt");
         if (PromptIds.Any(id => id < 0 || id >= vocabSize))
             throw new ServingException(ServingErrorKind.InvalidRequest, $"prompt token ids must be in [0, {vocabSize})", "prompt");
@@ -39,11 +43,11 @@ public sealed record EngineRequest(int[] PromptIds, string? Adapter, SamplingPar
             // the first token has no context to be scored by, and a scoring row computes every position it scores
             if (from < 1 || from > PromptIds.Length)
                 throw new ServingException(ServingErrorKind.InvalidRequest, $"the scored tokens must start in [1, {PromptIds.Length}] (got {from})", "prompt");
-            if (ScoreNextTokens.Any(id => id < 0 || id >= vocabSize))
-                throw new ServingException(ServingErrorKind.InvalidRequest, $"scored token ids must be in [0, {vocabSize})", "prompt");
-            if (PromptIds.Length > maxModelLen)
+            if (ScoreBranches.Any(b => b.Length == 0 || b.Any(id => id < 0 || id >= vocabSize)))
+                throw new ServingException(ServingErrorKind.InvalidRequest, $"every branch needs tokens, with ids in [0, {vocabSize})", "prompt");
+            if (PromptIds.Length + BranchTokens > maxModelLen)
                 throw new ServingException(ServingErrorKind.ContextLength,
-                    $"This model's maximum context length is {maxModelLen} tokens. However, you requested {PromptIds.Length} tokens. Please reduce the input.", "input");
+                    $"This model's maximum context length is {maxModelLen} tokens. However, you requested {PromptIds.Length + BranchTokens} tokens. Please reduce the input.", "input");
             return;
         }
         if (s.MaxTokens < 1) throw new ServingException(ServingErrorKind.InvalidRequest, $"max_tokens must be at least 1 (got {s.MaxTokens})", "max_tokens");

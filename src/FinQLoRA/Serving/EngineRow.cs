@@ -44,8 +44,8 @@ internal sealed class EngineRow : IDisposable
     public PrefixCaching.PrefixBlockKey[]? PrefixKeys { get; set; }
     /// <summary>A scoring row's sum so far of its scored tokens' log probabilities.</summary>
     public double Score { get; set; }
-    /// <summary>A scoring row's log probabilities of <see cref="EngineRequest.ScoreNextTokens"/>, once its last prompt position is computed.</summary>
-    public double[]? NextTokenLogprobs { get; set; }
+    /// <summary>A scoring row's log-likelihood of each of its <see cref="EngineRequest.ScoreBranches"/>, once computed.</summary>
+    public double[]? BranchScores { get; set; }
     public bool IsScoring => Request.ScoreFrom is not null;
     /// <summary>The last sampled token, fed at the next decode step.</summary>
     public int LastToken { get; private set; }
@@ -104,7 +104,7 @@ internal sealed class EngineRow : IDisposable
     public EngineEvent Scored()
     {
         Finished = true;
-        return new EngineEvent(null, null, null, "", FinishReason.Scored, Request.PromptIds.Length) { CachedTokens = CachedTokens, Score = Score, NextTokenLogprobs = NextTokenLogprobs };
+        return new EngineEvent(null, null, null, "", FinishReason.Scored, Request.PromptIds.Length) { CachedTokens = CachedTokens, Score = Score, BranchScores = BranchScores };
     }
 
     /// <summary>Ends the row with <paramref name="error"/> on its stream (the scheduler's later close is a no-op).</summary>

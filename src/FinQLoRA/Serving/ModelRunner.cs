@@ -21,10 +21,12 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
 
     /// <summary>One forward over the newcomers' prompts in consecutive slots from <c>group[0].Slot</c>. Row r holds its
     /// first <see cref="EngineRow.CachedTokens"/> positions already (from the prefix cache, or none) and computes the
-    /// rest, right-padded to <paramref name="longest"/> tokens: its query c sits at position cached_r + c and sees its
-    /// own positions up to there, causally. A generation row's logits are read at its last prompt token; a scoring
-    /// row's at the positions before each scored token. Returns the rows that finished (every scoring row).</summary>
-    /// <remarks>Row r also writes its padding queries' keys and values, at positions [length_r, cached_r + longest):
+    /// rest, right-padded to <paramref name="longest"/> tokens: its query c sits at slot position cached_r + c and sees
+    /// its own positions up to there, causally (a scoring row's branch tokens follow the prompt at their own RoPE
+    /// positions and see the prompt and their branch only: <see cref="PrefillLayout"/>). A generation row's logits are
+    /// read at its last prompt token; a scoring row's at the positions before each scored token. Returns the rows that
+    /// finished (every scoring row).</summary>
+    /// <remarks>Row r also writes its padding queries' keys and values, at positions [length_r + branch tokens_r, cached_r + longest):
     /// past its prompt, inside its own slot (the scheduler keeps cached_r + longest within the slot's capacity), where
     /// no query of this forward looks (the mask hides keys at or past length_r), no block is cached from (blocks end
     /// within the prompt), and a decode step writes position p before any query may see it. So padding never lands
@@ -35,33 +37,35 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
         using var noGrad = no_grad();
         var device = model.Device;
         int k = group.Count, t = longest, span = 0;
-        var flat = new long[k * t];
+        var ids = new long[k * t];
+        var rope = new long[k * t];
         var at = new long[k * t];
+        var below = new long[k * t];
+        var segmentStart = new long[k * t];
+        var segmentEnd = new long[k * t];
+        var layouts = new PrefillLayout[k];
         var lengthValues = new long[k];
         for (int r = 0; r < k; r++)
         {
             var prompt = group[r].Request.PromptIds;
             int start = group[r].CachedTokens;
             lengthValues[r] = prompt.Length;
-            for (int c = 0; c < t; c++)
-            {
-                flat[r * t + c] = start + c < prompt.Length ? prompt[start + c] : tokenizer.PadId;
-                at[r * t + c] = start + c;
-            }
+            layouts[r] = new PrefillLayout(group[r].Request, start, prompt.Length);
+            layouts[r].Fill(r, t, tokenizer.PadId, ids, rope, below, segmentStart, segmentEnd);
+            for (int c = 0; c < t; c++) at[r * t + c] = start + c;
             span = Math.Max(span, start + t);
         }
-        var ids = tensor(flat, [k, t], device: device);
-        var lengths = tensor(lengthValues, device: device);
         var positions = tensor(at, [k, t], device: device);
-        var mask = AttentionMask.RightPadded(positions, lengths, span);                               // [k, 1, t, span]
+        var mask = AttentionMask.BelowOrWithin(tensor(below, [k, t], device: device), tensor(segmentStart, [k, t], device: device),
+            tensor(segmentEnd, [k, t], device: device), span);                                           // [k, 1, t, span]
         // rows starting at the same position (no hits, or equal ones) write one block of the slots; else each its own
         if (group.All(r => r.CachedTokens == group[0].CachedTokens)) cache.BeginPrefill(group[0].Slot, k, group[0].CachedTokens);
         else cache.BeginPrefillAt(group[0].Slot, positions, span);
         var generating = Enumerable.Range(0, k).Where(r => !group[r].IsScoring).ToArray();
-        var logits = Forward(group, ids, positions, mask, h =>
+        var logits = Forward(group, tensor(ids, [k, t], device: device), tensor(rope, [k, t], device: device), mask, h =>
         {
             for (int r = 0; r < k; r++)
-                if (group[r].IsScoring) AddScore(group[r], h.narrow(0, r, 1), group[r].CachedTokens);
+                if (group[r].IsScoring) AddScore(group[r], h.narrow(0, r, 1), layouts[r]);
             if (generating.Length == 0) return null;
             int g = generating.Length;
             var rows = tensor(generating.Select(r => (long)r).ToArray(), device: device);
@@ -77,48 +81,69 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
 
     /// <summary>Prompt positions [<paramref name="start"/>, <paramref name="end"/>) of <paramref name="row"/> into
     /// <paramref name="slot"/>: its queries see the chunks before them and causally their own. Only the last chunk
-    /// (<paramref name="end"/> = the prompt's length) samples the row's first token, or ends a scoring row; returns the
-    /// rows that finished.</summary>
+    /// (<paramref name="end"/> = the prompt's length) samples the row's first token, or ends a scoring row (its branches,
+    /// if any, fed after the prompt in this chunk); returns the rows that finished.</summary>
     public IReadOnlyList<EngineRow> PrefillChunk(EngineRow row, int slot, int start, int end)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var device = model.Device;
-        var prompt = row.Request.PromptIds;
-        int c = end - start;
-        bool last = end == prompt.Length;
-        var ids = tensor(prompt[start..end].Select(i => (long)i).ToArray(), [1, c], device: device);
-        var positions = AttentionMask.Positions(null, 1, c, start, device);
-        var mask = AttentionMask.Build(null, 1, c, start, device);                                    // [1, 1, c, end]
+        var layout = new PrefillLayout(row.Request, start, end);
+        int c = layout.Count;
+        bool last = end == row.Request.PromptIds.Length;
+        var (ids, rope, below, segmentStart, segmentEnd) = (new long[c], new long[c], new long[c], new long[c], new long[c]);
+        layout.Fill(0, c, tokenizer.PadId, ids, rope, below, segmentStart, segmentEnd);
+        var mask = AttentionMask.BelowOrWithin(tensor(below, [1, c], device: device), tensor(segmentStart, [1, c], device: device),
+            tensor(segmentEnd, [1, c], device: device), start + c);                                        // [1, 1, c, start + c]
         cache.BeginPrefill(slot, 1, offset: start);
-        var logits = Forward([row], ids, positions, mask, h =>
+        var logits = Forward([row], tensor(ids, [1, c], device: device), tensor(rope, [1, c], device: device), mask, h =>
         {
-            if (row.IsScoring) AddScore(row, h, start);
-            return last && !row.IsScoring ? model.Head(h.narrow(1, c - 1, 1)).select(1, 0) : null;   // [1, vocab]
+            if (row.IsScoring) AddScore(row, h, layout);
+            return last && !row.IsScoring ? model.Head(h.narrow(1, end - start - 1, 1)).select(1, 0) : null;   // [1, vocab]
         });
         if (!last) return [];
         return row.IsScoring ? EndScoring([row]) : Sample([row], logits!);
     }
 
-    /// <summary>Adds to a scoring row's score the log probabilities of its scored tokens that hidden states
-    /// <paramref name="h"/> [1, T, hidden] (positions <paramref name="first"/>.. of the row) predict: position p
-    /// predicts token p + 1. f32 log_softmax as <c>Evaluation.ChoiceScorer</c>; summed in f64. When the last prompt
-    /// position is among them, the log probabilities of the row's <see cref="EngineRequest.ScoreNextTokens"/> are read there.</summary>
-    private void AddScore(EngineRow row, Tensor h, int first)
+    /// <summary>Adds to a scoring row's score the log probabilities of its scored prompt tokens that hidden states
+    /// <paramref name="h"/> [1, T, hidden] (laid out by <paramref name="layout"/>) predict: position p predicts token
+    /// p + 1. When the layout holds the row's branches, each branch's log-likelihood is read too: its first token
+    /// from the prompt's last position, each later one from the branch's own token before it. f32 log_softmax as
+    /// <c>Evaluation.ChoiceScorer</c>; summed in f64.</summary>
+    private void AddScore(EngineRow row, Tensor h, PrefillLayout layout)
     {
         var prompt = row.Request.PromptIds;
-        int last = prompt.Length - 1;
-        if (row.Request.ScoreNextTokens is { Count: > 0 } next && last >= first && last < first + h.shape[1])
+        int first = layout.Start, last = prompt.Length - 1;
+        int from = Math.Max(first, row.Request.ScoreFrom!.Value - 1), to = Math.Min(first + layout.Count, last);
+        if (to > from)
+            row.Score += LogProbabilities(h, Enumerable.Range(from - first, to - from).ToArray(), prompt[(from + 1)..(to + 1)]).Sum();
+        if (layout.BranchFirst.Length == 0) return;
+        var at = new List<int>();
+        var targets = new List<int>();
+        var owner = new List<int>();
+        for (int b = 0; b < layout.BranchFirst.Length; b++)
         {
-            var logpLast = model.Head(h.narrow(1, last - first, 1)).reshape(-1).to(ScalarType.Float32).log_softmax(-1);        // [vocab]
-            var ids = tensor(next.Select(i => (long)i).ToArray(), device: h.device);
-            row.NextTokenLogprobs = logpLast.index_select(0, ids).to(ScalarType.Float64).cpu().data<double>().ToArray();
+            var branch = row.Request.ScoreBranches[b];
+            for (int j = 0; j < branch.Length; j++)
+            {
+                at.Add(j == 0 ? last - first : layout.BranchFirst[b] + j - 1);
+                targets.Add(branch[j]);
+                owner.Add(b);
+            }
         }
-        int from = Math.Max(first, row.Request.ScoreFrom!.Value - 1), to = Math.Min(first + (int)h.shape[1], last);
-        if (to <= from) return;
-        var logp = model.Head(h.narrow(1, from - first, to - from)).select(0, 0).to(ScalarType.Float32).log_softmax(-1);    // [m, vocab]
-        var targets = tensor(prompt[(from + 1)..(to + 1)].Select(i => (long)i).ToArray(), device: h.device).view(-1, 1);
-        row.Score += logp.gather(1, targets).to(ScalarType.Float64).sum().item<double>();
+        var logp = LogProbabilities(h, [.. at], [.. targets]);
+        row.BranchScores = new double[layout.BranchFirst.Length];
+        for (int i = 0; i < logp.Length; i++) row.BranchScores[owner[i]] += logp[i];
+    }
+
+    /// <summary>log p(<paramref name="targets"/>[i]) from the hidden state at index <paramref name="at"/>[i] of
+    /// <paramref name="h"/> [1, T, hidden]: one head over the gathered positions, f32 log_softmax.</summary>
+    private double[] LogProbabilities(Tensor h, int[] at, int[] targets)
+    {
+        var index = tensor(at.Select(i => (long)i).ToArray(), device: h.device);
+        var logp = model.Head(h.index_select(1, index)).select(0, 0).to(ScalarType.Float32).log_softmax(-1);   // [m, vocab]
+        var wanted = tensor(targets.Select(i => (long)i).ToArray(), device: h.device).view(-1, 1);
+        return logp.gather(1, wanted).to(ScalarType.Float64).cpu().data<double>().ToArray();
     }
 
     /// <summary>Sends each scoring row of <paramref name="rows"/> its one (final) event; returns them.</summary>

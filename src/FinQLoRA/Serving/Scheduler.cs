@@ -218,7 +218,7 @@ internal sealed class Scheduler : IDisposable
             if (row.Request.Cancellation.IsCancellationRequested) { End(row, null); continue; }
             var hit = Match(row);
             int cached = hit.Length * (_prefix?.BlockTokens ?? 0);
-            int fresh = row.Request.PromptIds.Length - cached;
+            int fresh = row.Request.PromptIds.Length - cached + row.Request.BranchTokens;
             if (fresh > _options.PrefillTokensPerStep)
             {
                 if (group.Count > 0 || _chunked is not null)

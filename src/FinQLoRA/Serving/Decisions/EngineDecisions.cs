@@ -6,15 +6,14 @@ namespace FinQLoRA.Serving.Decisions;
 /// <summary>
 /// Answers decision requests on the serving engine with scoring rows of the continuous batch (they run beside other
 /// requests and adapters). An option's log-likelihood is its label's, after the question's prompt, split as
-/// <c>eval --mode choice</c> splits them (<see cref="ChoiceScorer.Continuation"/>). Three waves, each finding the one
-/// before it in the prefix cache, so that no token is prefilled twice:
+/// <c>eval --mode choice</c> splits them (<see cref="ChoiceScorer.Continuation"/>). Two waves, the second finding the
+/// first in the prefix cache, so that no prompt token is computed twice:
 /// <list type="number">
 /// <item>the prefix every question's prompt shares (the input) is prefilled once, as a prefill-only row;</item>
-/// <item>each question's prompt is one row that reads the log-probabilities of its options' first label tokens at its
-/// last position — for single-token labels (Yes/No, sentiment words in large vocabularies) that is the whole answer;</item>
-/// <item>each option whose label has more tokens is a row that scores the rest of its label after the cached prompt.</item>
+/// <item>each question's prompt is one row whose branches are its options' labels, multi-token ones included, scored
+/// side by side in that row's forward (<see cref="EngineRequest.ScoreBranches"/>).</item>
 /// </list>
-/// At most one batch of rows is in flight per request, so a request with hundreds of options does not fill the queue.
+/// At most one batch of rows is in flight per request, so a request with hundreds of questions does not fill the queue.
 /// </summary>
 public sealed class EngineDecisions(ServingEngine engine, ChatFormat? format)
 {
@@ -33,11 +32,12 @@ public sealed class EngineDecisions(ServingEngine engine, ChatFormat? format)
             int? cached = null;
             if (answered.Count > 1 && engine.Options.PrefixCacheBytes > 0 && shared > 0)
                 cached = (await RunAllAsync([Row(answered[0].PromptIds[..shared], shared, [], request)], cancel.Token).ConfigureAwait(false))[0].CachedTokens;
-            var first = await RunAllAsync(answered.Select(p => Row(p.PromptIds, p.PromptIds.Length, p.FirstTokens, request)).ToList(), cancel.Token).ConfigureAwait(false);
-            var rest = await RunAllAsync(answered.SelectMany(p => p.Tails).Select(t => Row(t.Ids, t.ScoreFrom, [], request)).ToList(), cancel.Token).ConfigureAwait(false);
+            var rows = answered.Select(p => Row(p.PromptIds, p.PromptIds.Length, p.Branches, request))
+                .Concat(answered.SelectMany(p => p.OwnRows).Select(r => Row(r.InputIds, r.PromptLength, [], request))).ToList();
+            var scored = await RunAllAsync(rows, cancel.Token).ConfigureAwait(false);
 
             var answers = new List<DecisionAnswer>();
-            int next = 0;
+            int next = answered.Count; // own rows follow the question rows
             for (int i = 0, a = 0; i < plans.Count; i++)
             {
                 var plan = plans[i];
@@ -46,11 +46,13 @@ public sealed class EngineDecisions(ServingEngine engine, ChatFormat? format)
                     answers.Add(new RefusalAnswer(plan.Question.Name));
                     continue;
                 }
-                var firstLogprobs = first[a++].NextTokenLogprobs!;
-                var ll = plan.Options.Select(o => (o.FirstTokenIndex >= 0 ? firstLogprobs[o.FirstTokenIndex] : 0) + (o.HasTail ? rest[next++].Score!.Value : 0)).ToList();
+                var branchScores = scored[a++].BranchScores ?? [];
+                int ownStart = next;
+                var ll = plan.Options.Select(o => o.Branch >= 0 ? branchScores[o.Branch] : scored[ownStart + o.OwnRow].Score!.Value).ToList();
+                next += plan.OwnRows.Count;
                 answers.Add(DecisionAnswer.From(plan.Question, ll));
             }
-            return new DecisionResult(answers, inputTokens, Math.Min(cached ?? first.FirstOrDefault()?.CachedTokens ?? 0, shared));
+            return new DecisionResult(answers, inputTokens, Math.Min(cached ?? scored.FirstOrDefault()?.CachedTokens ?? 0, shared));
         }
         catch
         {
@@ -59,8 +61,8 @@ public sealed class EngineDecisions(ServingEngine engine, ChatFormat? format)
         }
     }
 
-    private static EngineRequest Row(int[] ids, int scoreFrom, int[] nextTokens, DecisionRequest request) =>
-        new(ids, request.Adapter, new SamplingParams()) { ScoreFrom = scoreFrom, ScoreNextTokens = nextTokens, CachePartition = request.CachePartition };
+    private static EngineRequest Row(int[] ids, int scoreFrom, int[][] branches, DecisionRequest request) =>
+        new(ids, request.Adapter, new SamplingParams()) { ScoreFrom = scoreFrom, ScoreBranches = branches, CachePartition = request.CachePartition };
 
     /// <summary>Runs the rows with at most one batch in flight; completions in the rows' order.</summary>
     private async Task<EngineCompletion[]> RunAllAsync(IReadOnlyList<EngineRequest> rows, CancellationToken cancellation)

@@ -4,50 +4,43 @@ using FinQLoRA.Evaluation;
 namespace FinQLoRA.Serving.Decisions;
 
 /// <summary>
-/// How one question is scored: its prompt's ids, the first label token of each option (read at the prompt's last
-/// position), and a tail row for each option whose label has more tokens (prompt + label, scored from the label's
-/// second token). Each option's ids are the prompt and label encoded together as <c>eval --mode choice</c> encodes
-/// them; where that joint encoding changes the prompt's own tokens (a merge across the boundary), the option is
-/// scored whole by its tail row from the label's first token instead.
+/// How one question is scored: one row of its prompt whose branches are its options' labels (scored side by side in
+/// that row's forward), each option's ids being the prompt and label encoded together as <c>eval --mode choice</c>
+/// encodes them. Where that joint encoding changes the prompt's own tokens (a merge across the boundary), the option
+/// is scored by a row of its own instead, its label scored after its own prompt ids.
 /// </summary>
-internal sealed record QuestionPlan(DecisionQuestion Question, int[] PromptIds, int[] FirstTokens, IReadOnlyList<OptionPlan> Options,
-    IReadOnlyList<(int[] Ids, int ScoreFrom)> Tails, int LabelTokens, bool Fits)
+internal sealed record QuestionPlan(DecisionQuestion Question, int[] PromptIds, IReadOnlyList<OptionPlan> Options,
+    IReadOnlyList<LabelContinuation> OwnRows, int LabelTokens, bool Fits)
 {
     public static QuestionPlan Of(DecisionQuestion question, string context, ServingEngine engine, ChatFormat? format)
     {
         bool bos = DecisionPrompt.AddsBos(format, engine.Tokenizer);
         var rows = question.Options.Select(label => ChoiceScorer.Continuation(engine.Tokenizer, context, label, bos)).ToList();
         int[] prompt = rows[0].InputIds[..rows[0].PromptLength];
-        var first = new List<int>();
         var options = new List<OptionPlan>();
-        var tails = new List<(int[], int)>();
+        var own = new List<LabelContinuation>();
+        int branches = 0;
         foreach (var row in rows)
         {
             bool samePrompt = row.PromptLength == prompt.Length && row.InputIds.AsSpan(0, prompt.Length).SequenceEqual(prompt);
-            if (!samePrompt)
+            if (samePrompt) options.Add(new OptionPlan(Branch: branches++, OwnRow: -1, row.InputIds[prompt.Length..]));
+            else
             {
-                // scored whole by its own row; its "first token" slot reads any token and is replaced by the tail's sum
-                options.Add(new OptionPlan(FirstTokenIndex: -1, HasTail: true));
-                tails.Add((row.InputIds, row.PromptLength));
-                continue;
+                options.Add(new OptionPlan(Branch: -1, OwnRow: own.Count, []));
+                own.Add(row);
             }
-            int token = row.InputIds[prompt.Length];
-            int index = first.IndexOf(token);
-            if (index < 0)
-            {
-                index = first.Count;
-                first.Add(token);
-            }
-            bool tail = row.InputIds.Length > prompt.Length + 1;
-            options.Add(new OptionPlan(index, tail));
-            if (tail) tails.Add((row.InputIds, prompt.Length + 1));
         }
-        // a question whose longest option does not fit the context is refused, not truncated
-        bool fits = rows.All(r => r.InputIds.Length <= engine.Options.MaxModelLen);
-        return new QuestionPlan(question, prompt, [.. first], options, tails, rows.Sum(r => r.InputIds.Length - r.PromptLength), fits);
+        int labelTokens = rows.Sum(r => r.InputIds.Length - r.PromptLength);
+        // a question whose prompt and options do not fit the context is refused, not truncated
+        int branchTokens = options.Sum(o => Math.Max(0, o.Label.Length - 1));
+        bool fits = prompt.Length + branchTokens <= engine.Options.MaxModelLen && own.All(r => r.InputIds.Length <= engine.Options.MaxModelLen);
+        return new QuestionPlan(question, prompt, options, own, labelTokens, fits);
     }
+
+    /// <summary>The labels scored as branches of the question's row, in branch order.</summary>
+    public int[][] Branches => Options.Where(o => o.Branch >= 0).Select(o => o.Label).ToArray();
 }
 
-/// <summary>Where an option's log-likelihood comes from: the first-token log-probability at <see cref="FirstTokenIndex"/>
-/// of its question row (−1: none), plus its tail row's score when it has one.</summary>
-internal sealed record OptionPlan(int FirstTokenIndex, bool HasTail);
+/// <summary>Where an option's log-likelihood comes from: branch <see cref="Branch"/> of its question's row (its
+/// <see cref="Label"/> ids), or its own row <see cref="OwnRow"/>; the other index is −1.</summary>
+internal sealed record OptionPlan(int Branch, int OwnRow, int[] Label);
