@@ -40,12 +40,20 @@ public sealed record ConstraintSpec
         return new("choice", JsonSerializer.Serialize(choices, Compact));
     }
 
-    public Pattern ToPattern() => Kind switch
+    public Pattern ToPattern()
     {
-        "regex" => RegexParser.Parse(Text),
-        "json_schema" => JsonSchemaCompiler.Compile(JsonDocument.Parse(Text).RootElement),
-        "json_object" => JsonGrammar.ObjectOf(JsonGrammar.AnyValue(JsonObjectDepth - 1)),
-        "choice" => Pattern.AnyOf(JsonSerializer.Deserialize<string[]>(Text)!.Select(Pattern.Literal)),
-        _ => throw new InvalidOperationException(Kind),
-    };
+        if (Kind == "json_schema")
+        {
+            // the pattern keeps no element of the document (literals are copied as bytes), so it can go back to its pool
+            using var schema = JsonDocument.Parse(Text);
+            return JsonSchemaCompiler.Compile(schema.RootElement);
+        }
+        return Kind switch
+        {
+            "regex" => RegexParser.Parse(Text),
+            "json_object" => JsonGrammar.ObjectOf(JsonGrammar.AnyValue(JsonObjectDepth - 1)),
+            "choice" => Pattern.AnyOf(JsonSerializer.Deserialize<string[]>(Text)!.Select(Pattern.Literal)),
+            _ => throw new InvalidOperationException(Kind),
+        };
+    }
 }
