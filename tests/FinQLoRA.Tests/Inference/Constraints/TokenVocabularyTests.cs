@@ -35,12 +35,36 @@ public sealed class TokenVocabularyTests
         }
     }
 
+    /// <summary>Also, for Llama 3.1's 128k byte-level vocabulary, inside a JSON string of a <c>json_object</c> answer
+    /// nearly every token fits (the quote-bearing and control ones do not); the times of the vocabulary, the compile and
+    /// the one mask walk are printed, not asserted (speed is the bench's: <c>bench constrained</c>). SentencePiece's
+    /// encoding of the answer would begin with its dummy-prefix space, which no JSON value starts with.</summary>
     [SharedTheory]
-    [InlineData("models/llama-3.1-tokenizer", 256)]
-    [InlineData("models/stories260K-hf", 3)]
-    [InlineData("models/stories260K/stories260K.gguf", 3)]
-    public void SharedTokenizersMatchTheirDecode(string path, int expectedSpecial) =>
-        CheckAgainstDecode(ModelLoading.LoadTokenizer(Shared.File(path)), expectedSpecial);
+    [InlineData("models/llama-3.1-tokenizer", 256, true)]
+    [InlineData("models/stories260K-hf", 3, false)]
+    [InlineData("models/stories260K/stories260K.gguf", 3, false)]
+    public void SharedTokenizersMatchTheirDecodeAndFitInsideAJsonString(string path, int expectedSpecial, bool byteLevel)
+    {
+        var tokenizer = ModelLoading.LoadTokenizer(Shared.File(path));
+        CheckAgainstDecode(tokenizer, expectedSpecial);
+        if (!byteLevel) return;
+
+        var clock = Stopwatch.StartNew();
+        var cache = ConstraintCache.For(tokenizer);
+        var vocabulary = cache.Vocabulary;
+        double build = clock.Elapsed.TotalMilliseconds;
+        clock.Restart();
+        var constraint = cache.Get(ConstraintSpec.JsonObject());
+        double compile = clock.Elapsed.TotalMilliseconds;
+        int state = constraint.Start;
+        foreach (int id in tokenizer.Encode("{\"k\": \"a long string value", addBos: false)) state = constraint.Advance(state, id);
+        Assert.NotEqual(CompiledConstraint.Dead, state);
+        clock.Restart();
+        int allowed = constraint.Allowed(state).Sum(w => System.Numerics.BitOperations.PopCount(w));
+        double walk = clock.Elapsed.TotalMilliseconds;
+        Assert.InRange(allowed, vocabulary.Size / 2, vocabulary.Size - 1);
+        Console.WriteLine($"{path}: vocabulary {build:F0} ms, json_object compile {compile:F0} ms ({constraint.NfaStates} NFA states), one in-string mask {walk:F0} ms, {allowed} of {vocabulary.Size} allowed");
+    }
 
     private static void CheckAgainstDecode(ITextTokenizer tokenizer, int expectedSpecial)
     {
@@ -107,28 +131,5 @@ public sealed class TokenVocabularyTests
             Assert.NotEqual(CompiledConstraint.Dead, state);
         }
         Assert.True(constraint.IsAccepting(state));
-    }
-
-    [SharedFact]
-    public void Llama3VocabularyAndAJsonObjectMaskAreQuickEnough()
-    {
-        var tokenizer = ModelLoading.LoadTokenizer(Shared.File("models/llama-3.1-tokenizer"));
-        var clock = Stopwatch.StartNew();
-        var cache = ConstraintCache.For(tokenizer);
-        var vocabulary = cache.Vocabulary;
-        double build = clock.Elapsed.TotalMilliseconds;
-        clock.Restart();
-        var constraint = cache.Get(ConstraintSpec.JsonObject());
-        double compile = clock.Elapsed.TotalMilliseconds;
-        int state = constraint.Start;
-        foreach (int id in tokenizer.Encode("{\"k\": \"a long string value", addBos: false)) state = constraint.Advance(state, id);
-        clock.Restart();
-        var bits = constraint.Allowed(state);
-        double walk = clock.Elapsed.TotalMilliseconds;
-        int allowed = bits.Sum(w => System.Numerics.BitOperations.PopCount(w));
-        // inside a string nearly every token fits; the quote-bearing and control ones do not
-        Assert.InRange(allowed, vocabulary.Size / 2, vocabulary.Size - 1);
-        Console.WriteLine($"llama-3.1 vocabulary {build:F0} ms, json_object compile {compile:F0} ms ({constraint.NfaStates} NFA states), one in-string mask {walk:F0} ms, {allowed} allowed");
-        Assert.True(build + compile + walk < 30_000, $"{build} + {compile} + {walk} ms");
     }
 }
