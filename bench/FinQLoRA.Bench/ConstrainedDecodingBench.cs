@@ -53,6 +53,8 @@ public static class ConstrainedDecodingBench
         }
         finally
         {
+            // the fresh folder CreateTempSubdirectory made above, holding only the models this bench wrote: never an
+            // input or a folder the user named
             Directory.Delete(temp, recursive: true);
         }
     }

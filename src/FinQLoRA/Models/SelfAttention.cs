@@ -55,13 +55,14 @@ public sealed class SelfAttention : ProjectionSet
         Tensor merged;
         if (_config.AttentionSoftcap is not null || _config.QueryPreAttnScalar is double s && s != d)
             merged = Explicit(q, k, v, m).transpose(1, 2).reshape(b, t, h * d);
-        else if (h != hkv && cache != null && m.shape[1] == 1)
+        else if (h != hkv && cache != null && m.shape[1] == 1 && t * (h / hkv) <= 2L * h * d)
         {
             // Inference against a cache: the G = H/Hkv query heads of a KV head are attention rows against the same
             // keys, so they are stacked as [B, Hkv, G·T, d] (the mask's T rows repeated for each of the G heads) and the
             // cached keys are read in place. Repeating them G times instead copies the whole cached span every layer:
             // with a long cached prefix and few new tokens (a prefix-cache hit, a decode step) that copy, not the
-            // attention, was the cost (10x on a 670-token span).
+            // attention, was the cost (10x on a 670-token span). The mask's copy is G·T·S values against the keys' and
+            // values' 2·H·S·d, so a long fresh prefill (G·T > 2·H·d) repeats the keys instead.
             int g = h / hkv;
             var grouped = q.reshape(b, hkv, g * t, d);
             var rows = t == 1 ? m : m.repeat(1, 1, g, 1);

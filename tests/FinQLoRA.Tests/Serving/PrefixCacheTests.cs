@@ -8,6 +8,7 @@ using FinQLoRA.Models;
 using FinQLoRA.Serving;
 using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
+using static FinQLoRA.Tests.Serving.EngineTestKit;
 
 namespace FinQLoRA.Tests.Serving;
 
@@ -22,18 +23,6 @@ public sealed class PrefixCacheTests
 {
     private const int Block = 4;
 
-    /// <summary>The family's seeded model with adapter <c>a</c> (q, v; nonzero B), and its tokenizer.</summary>
-    private static (DecoderModel Model, ITextTokenizer Tokenizer) Load(string family, string dir)
-    {
-        if (family == "stories") return (ServingEngineTests.ModelWithAdapters(), ModelLoading.LoadTokenizer(SeededLlama.Folder));
-        string folder = SeededFamilies.Write(Path.Combine(dir, family), family);
-        var model = SeededFamilies.Load(folder);
-        LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["q_proj", "v_proj"] }, 1, "a");
-        LoraTestKit.Randomize(model, "a", 1, scale: 0.3);
-        model.eval();
-        return (model, ModelLoading.LoadTokenizer(folder));
-    }
-
     /// <summary>Seeded ids after BOS (1), within the vocabulary.</summary>
     private static int[] Ids(int count, int seed, int vocab) =>
         [1, .. Enumerable.Range(0, count - 1).Select(i => 3 + (i * 37 + seed * 101) % (vocab - 3))];
@@ -44,17 +33,6 @@ public sealed class PrefixCacheTests
     {
         MaxBatch = 12, MaxModelLen = 128, PrefillTokensPerStep = budget, PrefixCacheBytes = blocks * BlockBytes(c), PrefixBlockTokens = Block,
     };
-
-    private static EngineCompletion Run(ServingEngine engine, EngineRequest request) =>
-        EngineCompletion.ReadAsync(engine.Submit(request)).GetAwaiter().GetResult();
-
-    /// <summary>All at once, admitted together: the scheduler is held until every request waits.</summary>
-    private static List<EngineCompletion> RunTogether(ServingEngine engine, IReadOnlyList<EngineRequest> requests)
-    {
-        List<System.Threading.Channels.ChannelReader<EngineEvent>> readers;
-        using (engine.PauseForTests()) readers = requests.Select(engine.Submit).ToList();
-        return readers.Select(r => EngineCompletion.ReadAsync(r).GetAwaiter().GetResult()).ToList();
-    }
 
     private static void AssertSameOutput(EngineCompletion expected, EngineCompletion actual, string what)
     {
@@ -77,7 +55,7 @@ public sealed class PrefixCacheTests
     public void OutputsWithHitsEqualOutputsWithoutTheCache(string family)
     {
         using var dir = new TempFolder();
-        var (model, tokenizer) = Load(family, dir.Path);
+        var (model, tokenizer) = LoadWithAdapter(family, dir.Path);
         using var _ = model;
         int vocab = model.Config.VocabSize;
         int[] prefix = Ids(22, 1, vocab);
@@ -193,7 +171,7 @@ public sealed class PrefixCacheTests
     public void ScoringRowsEqualChoiceScorerWithAndWithoutHits(string family)
     {
         using var dir = new TempFolder();
-        var (model, tokenizer) = Load(family, dir.Path);
+        var (model, tokenizer) = LoadWithAdapter(family, dir.Path);
         using var _ = model;
         string context = "Once upon a time there was a little dog who liked the park. The sun was hot. Was the dog happy? Answer:";
         string[] labels = [" yes", " no", " the dog was very happy indeed"];

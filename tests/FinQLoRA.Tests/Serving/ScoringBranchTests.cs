@@ -1,12 +1,11 @@
 using FinQLoRA.Adapters;
 using FinQLoRA.Data.Tasks;
-using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Evaluation;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
 using FinQLoRA.Serving;
-using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
+using static FinQLoRA.Tests.Serving.EngineTestKit;
 
 namespace FinQLoRA.Tests.Serving;
 
@@ -21,27 +20,6 @@ public sealed class ScoringBranchTests
 {
     private const int Block = 4;
 
-    private static (DecoderModel Model, ITextTokenizer Tokenizer) Load(string family, string dir)
-    {
-        if (family == "stories") return (ServingEngineTests.ModelWithAdapters(), ModelLoading.LoadTokenizer(SeededLlama.Folder));
-        string folder = SeededFamilies.Write(Path.Combine(dir, family), family);
-        var model = SeededFamilies.Load(folder);
-        LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["q_proj", "v_proj"] }, 1, "a");
-        LoraTestKit.Randomize(model, "a", 1, scale: 0.3);
-        model.eval();
-        return (model, ModelLoading.LoadTokenizer(folder));
-    }
-
-    private static EngineCompletion Run(ServingEngine engine, EngineRequest request) =>
-        EngineCompletion.ReadAsync(engine.Submit(request)).GetAwaiter().GetResult();
-
-    private static List<EngineCompletion> RunTogether(ServingEngine engine, IReadOnlyList<EngineRequest> requests)
-    {
-        List<System.Threading.Channels.ChannelReader<EngineEvent>> readers;
-        using (engine.PauseForTests()) readers = requests.Select(engine.Submit).ToList();
-        return readers.Select(r => EngineCompletion.ReadAsync(r).GetAwaiter().GetResult()).ToList();
-    }
-
     [Theory]
     [InlineData("stories")]
     [InlineData("mistral")]
@@ -49,7 +27,7 @@ public sealed class ScoringBranchTests
     public void BranchesScoreEachLabelAsAPlainForwardDoes(string family)
     {
         using var dir = new TempFolder();
-        var (model, tokenizer) = Load(family, dir.Path);
+        var (model, tokenizer) = LoadWithAdapter(family, dir.Path);
         using var _ = model;
         string context = "Once upon a time there was a little dog who liked the park. Was the dog happy? Answer:";
         string[] labels = [" yes", " no", " the dog was very happy indeed", " maybe not today"];
