@@ -1,12 +1,13 @@
 using FinQLoRA.Server.Common;
+using FinQLoRA.Server.Tenancy;
 using FinQLoRA.Serving;
 using Microsoft.AspNetCore.Http;
 
 namespace FinQLoRA.Server;
 
 /// <summary>The middleware in front of every route: the API key on /v1 (unknown /v1 routes included, so that they do
-/// not reveal themselves to a client without the key), 503 once the server is stopping, every failure as OpenAI's
-/// error object, and the request counted in the metrics under its served model name.</summary>
+/// not reveal themselves to a client without the key) and its requests-per-minute limit, 503 once the server is
+/// stopping, every failure as OpenAI's error object, and the request counted in the metrics under its served model name.</summary>
 internal static class ApiGuard
 {
     public static async Task InvokeAsync(HttpContext context, RequestDelegate next, ServerState state)
@@ -14,10 +15,13 @@ internal static class ApiGuard
         bool api = context.Request.Path.StartsWithSegments("/v1");
         try
         {
-            if (api && state.Key is { } key && !key.Accepts(context.Request.Headers.Authorization))
-                throw new ApiException(401, "Incorrect API key provided; pass it as 'Authorization: Bearer KEY'", null, "invalid_api_key");
+            Tenant.Set(context, TenantKey.Anonymous);
+            if (api && state.Keys is { } keys)
+                Tenant.Set(context, keys.Find(ApiKeyHash.Presented(context.Request.Headers.Authorization))
+                    ?? throw new ApiException(401, "Incorrect API key provided; pass it as 'Authorization: Bearer KEY'", null, "invalid_api_key"));
             if (api && state.Stopping)
                 throw new ApiException(503, "the server is shutting down", null, "shutting_down");
+            if (api) state.Limits.AdmitRequest(Tenant.Of(context));
             await next(context).ConfigureAwait(false);
         }
         catch (Exception e) when (!context.RequestAborted.IsCancellationRequested)

@@ -101,5 +101,9 @@ public sealed class OpenAiServer : IAsyncDisposable
         await _app.StopAsync(deadline.Token).ConfigureAwait(false);
     }
 
-    public async ValueTask DisposeAsync() => await _app.DisposeAsync().ConfigureAwait(false);
+    public async ValueTask DisposeAsync()
+    {
+        await _app.DisposeAsync().ConfigureAwait(false);
+        _state.Dispose();
+    }
 }

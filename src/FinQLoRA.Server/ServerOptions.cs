@@ -14,6 +14,9 @@ public sealed record ServerOptions
     public int Port { get; init; } = 8000;
     /// <summary>Required as <c>Authorization: Bearer KEY</c> on /v1 when set.</summary>
     public string? ApiKey { get; init; }
+    /// <summary>The keys of <c>--keys FILE</c> (<see cref="Tenancy.KeysFile.Read"/>): each with its models, limits and
+    /// adapter rights; exclusive with <see cref="ApiKey"/>, which is the one-key case (id "default", every model).</summary>
+    public IReadOnlyList<Tenancy.TenantKey>? Keys { get; init; }
     /// <summary>Folder runtime adapters must come from; null disables /v1/load_lora_adapter and /v1/unload_lora_adapter.</summary>
     public string? AdapterRoot { get; init; }
     /// <summary>Largest request body accepted; larger ones get 413.</summary>
@@ -33,12 +36,21 @@ public sealed record ServerOptions
         if (string.IsNullOrWhiteSpace(ServedModelName)) throw new UserInputException("--served-model-name must not be empty");
         if (Port is < 0 or > 65535) throw new UserInputException($"--port {Port} is not in 0..65535");
         if (ApiKey is { Length: 0 }) throw new UserInputException("--api-key must not be empty (omit it to serve without a key on loopback)");
+        if (ApiKey is not null && Keys is not null)
+            throw new UserInputException("--api-key and --keys are exclusive: give one (--keys FILE holds every key, with its models and limits)");
+        if (Keys is { Count: 0 }) throw new UserInputException("--keys: the file holds no keys, so every request would be refused; add one with 'finqlora serve-keys add'");
         if (MaxBodyBytes < 1024) throw new UserInputException($"the body limit must be at least 1024 bytes (got {MaxBodyBytes})");
-        if (!IsLoopback(Host) && ApiKey is null)
-            throw new UserInputException($"--host {Host} is not a loopback address; serving beyond this machine needs --api-key KEY (or FINQLORA_API_KEY)");
+        if (!IsLoopback(Host) && ApiKey is null && Keys is null)
+            throw new UserInputException($"--host {Host} is not a loopback address; serving beyond this machine needs --api-key KEY (or FINQLORA_API_KEY) or --keys FILE");
         if (AdapterRoot is not null && !Directory.Exists(AdapterRoot))
             throw new UserInputException($"--adapter-root {AdapterRoot}: folder not found");
     }
+
+    /// <summary>The keys a request may present, or null when the server takes requests without a key.</summary>
+    public Tenancy.KeyRing? KeyRing() =>
+        Keys is { Count: > 0 } keys ? new Tenancy.KeyRing(keys)
+        : ApiKey is { } key ? new Tenancy.KeyRing([Tenancy.TenantKey.Default(key)])
+        : null;
 
     public static bool IsLoopback(string host) =>
         host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (IPAddress.TryParse(host, out var ip) && IPAddress.IsLoopback(ip));

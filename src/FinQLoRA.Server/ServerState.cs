@@ -1,11 +1,12 @@
 using FinQLoRA.Server.Adapters;
 using FinQLoRA.Server.Models;
+using FinQLoRA.Server.Tenancy;
 using FinQLoRA.Serving;
 
 namespace FinQLoRA.Server;
 
-/// <summary>What every endpoint needs: the engine, the options, the served names and the metrics.</summary>
-internal sealed class ServerState(ServingEngine engine, ServerOptions options, ServerMetrics metrics)
+/// <summary>What every endpoint needs: the engine, the options, the served names, the keys and their limits, and the metrics.</summary>
+internal sealed class ServerState(ServingEngine engine, ServerOptions options, ServerMetrics metrics) : IDisposable
 {
     public const string ModelItem = "finqlora.model";
 
@@ -14,7 +15,11 @@ internal sealed class ServerState(ServingEngine engine, ServerOptions options, S
     public ServerMetrics Metrics => metrics;
     public ServedModels Models { get; } = new(engine, options.ServedModelName, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), engine.Options.MaxModelLen);
     public AdapterRootPolicy? AdapterRoot { get; } = options.AdapterRoot is { } root ? new AdapterRootPolicy(root) : null;
-    public ApiKeyCheck? Key { get; } = options.ApiKey is { } key ? new ApiKeyCheck(key) : null;
+    /// <summary>The keys requests must present on /v1; null: no key needed (every request is "anonymous").</summary>
+    public KeyRing? Keys { get; } = options.KeyRing();
+    public TenantLimits Limits { get; } = new(options.KeyRing()?.Keys ?? []);
     /// <summary>Set when the host begins to stop: new requests get 503 while running ones finish.</summary>
     public volatile bool Stopping;
+
+    public void Dispose() => Limits.Dispose();
 }

@@ -30,6 +30,12 @@ internal static class CommandRegistry
             model.SetDescription("Models: fetch from the Hugging Face Hub.");
             model.AddCommand<ModelFetchCommand>("fetch").WithDescription("Download a model repo from the Hugging Face Hub (config, tokenizer, safetensors by default).");
         });
+        config.AddBranch("serve-keys", keys =>
+        {
+            keys.SetDescription("API keys of 'finqlora serve --keys': add one (printed once, stored as its SHA-256), list them.");
+            keys.AddCommand<ServeKeysAddCommand>("add").WithDescription("Make a random API key, print it once and write its SHA-256, models, limits and rights into the keys file.");
+            keys.AddCommand<ServeKeysListCommand>("list").WithDescription("List the keys of a keys file: ids, models, limits, adapter rights (never hashes).");
+        });
         config.AddCommand<ScoreCommand>("score").WithDescription("Score a predictions JSONL with a task's metric.");
         config.AddCommand<ReportCommand>("report").WithDescription("Join run results into Markdown tables and an accuracy chart.");
         config.AddCommand<QuantizeCommand>("quantize").WithDescription("Quantize a Hugging Face Llama folder to bitsandbytes 4-bit (NF4/FP4) or 8-bit (LLM.int8) safetensors, tensor by tensor.");

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using FinQLoRA.Loading;
 using FinQLoRA.Server;
+using FinQLoRA.Server.Tenancy;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -28,6 +29,10 @@ public sealed class ServeSettings : QuantizedModelSettings
     [CommandOption("--api-key <KEY>")]
     [Description("require 'Authorization: Bearer KEY' on /v1 (default: $FINQLORA_API_KEY)")]
     public string? ApiKey { get; set; }
+
+    [CommandOption("--keys <FILE>")]
+    [Description("API keys as SHA-256 hashes with the models each may use, rate limits and adapter rights (YAML or JSON; see 'finqlora serve-keys add'); exclusive with --api-key")]
+    public string? Keys { get; set; }
 
     [CommandOption("--max-batch <N>")]
     [Description("sequences decoded together (KV-cache slots)")]
@@ -59,6 +64,8 @@ public sealed class ServeSettings : QuantizedModelSettings
 
     public override ValidationResult Validate()
     {
+        if (ApiKey is not null && Keys is not null)
+            return ValidationResult.Error("--api-key and --keys are exclusive: give one (--keys FILE holds every key, with its models and limits)");
         if (MaxBatch < 1) return ValidationResult.Error($"--max-batch must be at least 1 (got {MaxBatch})");
         if (MaxQueue < 0) return ValidationResult.Error($"--max-queue must be at least 0 (got {MaxQueue})");
         if (MaxModelLen is < 2) return ValidationResult.Error($"--max-model-len must be at least 2 (got {MaxModelLen})");
@@ -75,12 +82,14 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, ServeSettings s, CancellationToken cancellationToken)
     {
-        string? key = s.ApiKey ?? (Environment.GetEnvironmentVariable("FINQLORA_API_KEY") is { Length: > 0 } env ? env : null);
+        // --keys is read and checked in full before the model loads; with it, FINQLORA_API_KEY is not a key
+        var keys = s.Keys is { } keysFile ? KeysFile.Read(keysFile) : null;
+        string? key = keys is not null ? null : s.ApiKey ?? (Environment.GetEnvironmentVariable("FINQLORA_API_KEY") is { Length: > 0 } env ? env : null);
         string served = s.ServedModelName ?? ModelPath.DisplayNameOf(s.Model);
         var adapters = AdapterSpec.Parse(s.Adapter);
         var server = new ServerOptions
         {
-            ServedModelName = served, Host = s.Host, Port = s.Port, ApiKey = key, AdapterRoot = s.AdapterRoot,
+            ServedModelName = served, Host = s.Host, Port = s.Port, ApiKey = key, Keys = keys, AdapterRoot = s.AdapterRoot,
             ShutdownTimeout = TimeSpan.FromSeconds(s.ShutdownTimeout),
         };
         await using var host = ServerHost.Open(new ServerHostOptions
@@ -91,7 +100,7 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         using var interruption = new Interruption("stopping: new requests get 503 while running ones finish");
         await host.StartAsync(cancellationToken);
         string loaded = adapters.Count == 0 ? "no adapters" : "adapters " + string.Join(", ", adapters.Select(a => a.Name));
-        Console.WriteLine($"finqlora serve: {host.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {host.Engine.Options.MaxBatch}, context {host.Engine.Options.MaxModelLen}, {PrefixCache(host.Engine.PrefixCacheBytes)}, chat format {host.ChatFormat?.Name ?? "none"}{(key is null ? "" : ", API key required")}; Ctrl-C stops");
+        Console.WriteLine($"finqlora serve: {host.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {host.Engine.Options.MaxBatch}, context {host.Engine.Options.MaxModelLen}, {PrefixCache(host.Engine.PrefixCacheBytes)}, chat format {host.ChatFormat?.Name ?? "none"}{(keys is not null ? $", {keys.Count} API keys ({s.Keys})" : key is null ? "" : ", API key required")}; Ctrl-C stops");
         using (var stop = CancellationTokenSource.CreateLinkedTokenSource(interruption.Token, cancellationToken))
         {
             try { await Task.Delay(Timeout.Infinite, stop.Token); }

@@ -1,5 +1,7 @@
 using System.Text.RegularExpressions;
 using FinQLoRA.Server.Common;
+using FinQLoRA.Server.Tenancy;
+using Microsoft.AspNetCore.Http;
 
 namespace FinQLoRA.Server.Adapters;
 
@@ -7,10 +9,13 @@ namespace FinQLoRA.Server.Adapters;
 /// (enabled by --adapter-root), the engine loads or unloads; the answer is vLLM's success line.</summary>
 internal static partial class AdapterServing
 {
-    public static async Task<string> LoadAsync(ServerState state, LoadLoraAdapterRequest request)
+    public static async Task<string> LoadAsync(HttpContext context, ServerState state, LoadLoraAdapterRequest request)
     {
         var root = Enabled(state);
         string name = Name(request.LoraName, state);
+        // whether the name is free or taken, a key may load only under a name it may use: the answer is the same
+        if (!Tenant.Of(context).Models.Allows(name))
+            throw new ApiException(403, $"lora_name '{name}' is not among the models API key '{Tenant.Of(context).Id}' may use ({Tenant.Of(context).Models}); load it under a name that is", "lora_name", "permission_denied");
         string requested = RequestFields.Required(request.LoraPath, "lora_path");
         string path = root.Resolve(requested);
         try
@@ -25,9 +30,10 @@ internal static partial class AdapterServing
         return $"Success: LoRA adapter '{name}' added successfully.";
     }
 
-    public static async Task<string> UnloadAsync(ServerState state, UnloadLoraAdapterRequest request)
+    public static async Task<string> UnloadAsync(HttpContext context, ServerState state, UnloadLoraAdapterRequest request)
     {
         string name = RequestFields.Required(request.LoraName, "lora_name");
+        Tenant.Authorize(context, name, "lora_name"); // another tenant's adapter is as absent as an unknown one
         await state.Engine.UnloadAdapterAsync(name).ConfigureAwait(false);
         return $"Success: LoRA adapter '{name}' removed successfully.";
     }

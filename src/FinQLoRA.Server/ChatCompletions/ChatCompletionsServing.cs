@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using FinQLoRA.Data.Chat;
 using FinQLoRA.Server.Common;
+using FinQLoRA.Server.Tenancy;
 using FinQLoRA.Serving;
 using Microsoft.AspNetCore.Http;
 
@@ -42,7 +43,8 @@ internal static class ChatCompletionsServing
         {
             string? partition = CachePartition.Of(context, state, request.PromptCacheKey);
             var requests = Enumerable.Range(0, n).Select(j =>
-                new EngineRequest(ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token) { CachePartition = partition });
+                new EngineRequest(ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token) { CachePartition = partition }).ToList();
+            TokenAdmission.Admit(context, state, requests);
             var readers = EngineStreams.SubmitAll(state.Engine, requests, cancel);
             string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
             long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();

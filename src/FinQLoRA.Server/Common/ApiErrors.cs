@@ -27,6 +27,8 @@ internal static class ApiErrors
             return;
         }
         context.Response.Clear();
+        if (e.RetryAfterSeconds is int seconds)
+            context.Response.Headers.RetryAfter = Math.Max(1, seconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
         await TypedResults.Json(Body(e), OpenAiJson.Info<ErrorResponse>(), "application/json", e.Status).ExecuteAsync(context).ConfigureAwait(false);
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Threading.Channels;
 using FinQLoRA.Server.Common;
+using FinQLoRA.Server.Tenancy;
 using FinQLoRA.Serving;
 using Microsoft.AspNetCore.Http;
 
@@ -32,6 +33,7 @@ internal static class CompletionsServing
             string? partition = CachePartition.Of(context, state, request.PromptCacheKey);
             var requests = prompts.SelectMany(p => Enumerable.Range(0, n).Select(j =>
                 new EngineRequest(p.Ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token) { CachePartition = partition })).ToList();
+            TokenAdmission.Admit(context, state, requests);
             var readers = EngineStreams.SubmitAll(state.Engine, requests, cancel);
             var head = new Head("cmpl-" + Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow.ToUnixTimeSeconds(), model, includeUsage);
             int promptTokens = prompts.Sum(p => p.Ids.Length);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using FinQLoRA.Server.Common;
+using FinQLoRA.Server.Tenancy;
 using FinQLoRA.Serving.Decisions;
 using Microsoft.AspNetCore.Http;
 
@@ -18,6 +19,7 @@ internal static class DecisionsServing
         // A template we cannot render is refused rather than replaced by the plain rendering the model never saw.
         if (state.Options.ChatFormat is null && state.Options.ChatFormatRefusal is { } refusal)
             throw new ApiException(400, $"model '{state.Models.BaseName}' has a chat template we do not render: {refusal}", "model", "no_chat_template");
+        TokenAdmission.AdmitDecisions(context, state, input, questions);
         var decisions = new EngineDecisions(state.Engine, state.Options.ChatFormat);
         var decisionRequest = new DecisionRequest(input, questions) { Adapter = adapter, CachePartition = CachePartition.Of(context, state, request.PromptCacheKey) };
         DecisionResult result;

@@ -1,5 +1,7 @@
 using FinQLoRA.Server.Common;
+using FinQLoRA.Server.Tenancy;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 
 namespace FinQLoRA.Server.Models;
@@ -9,7 +11,8 @@ internal static class ModelsEndpoints
 {
     public static void Map(RouteGroupBuilder v1, ServerState state)
     {
-        v1.MapGet("/models", () => ApiResults.Json(state.Models.List()));
-        v1.MapGet("/models/{id}", (string id) => ApiResults.Json(state.Models.Find(id)));
+        // a key sees only what it may use: another tenant's adapter is as absent here as in a request
+        v1.MapGet("/models", (HttpContext context) => ApiResults.Json(state.Models.List(Tenant.Of(context).Models)));
+        v1.MapGet("/models/{id}", (HttpContext context, string id) => ApiResults.Json(state.Models.Find(id, Tenant.Of(context).Models)));
     }
 }

@@ -1,4 +1,5 @@
 using FinQLoRA.Server.Common;
+using FinQLoRA.Server.Tenancy;
 using FinQLoRA.Serving;
 
 namespace FinQLoRA.Server.Models;
@@ -17,11 +18,14 @@ internal sealed class ServedModels(ServingEngine engine, string baseName, long c
         throw ApiErrors.From(ServingException.UnknownModel(model));
     }
 
-    public ModelList List() => new("list", [Card(baseName, null), .. engine.Adapters.Select(a => Card(a, baseName))]);
+    /// <summary>The served names <paramref name="grant"/> allows, the base first.</summary>
+    public ModelList List(ModelGrant grant) =>
+        new("list", [.. new[] { Card(baseName, null) }.Concat(engine.Adapters.Select(a => Card(a, baseName))).Where(c => grant.Allows(c.Id))]);
 
-    /// <summary>The card of a served id; 404 for an unknown one.</summary>
-    public ModelCard Find(string id) =>
-        id == baseName ? Card(baseName, null)
+    /// <summary>The card of a served id the grant allows; 404 for an unknown one and, alike, for one it does not allow.</summary>
+    public ModelCard Find(string id, ModelGrant grant) =>
+        !grant.Allows(id) ? throw ApiErrors.From(ServingException.UnknownModel(id))
+        : id == baseName ? Card(baseName, null)
         : engine.HasAdapter(id) ? Card(id, baseName)
         : throw ApiErrors.From(ServingException.UnknownModel(id));
 

@@ -94,14 +94,14 @@ public sealed class ServerPrefixCacheTests(ChatServeFixture f) : IClassFixture<C
     [Fact]
     public void EachApiKeyIsAPartitionAndTheKeyItselfIsNotKept()
     {
-        Assert.Null(CachePartition.Of(false, "Bearer k1", null));
-        Assert.Equal("p", CachePartition.Of(false, "Bearer k1", "p"));
-        string? one = CachePartition.Of(true, "Bearer sk-one", null), two = CachePartition.Of(true, "Bearer sk-two", null);
+        // without keys: prompt_cache_key alone; with keys: the authenticated key's id (never the key) and then it
+        Assert.Null(CachePartition.Of(null, null));
+        Assert.Equal("p", CachePartition.Of(null, "p"));
+        string? one = CachePartition.Of("desk-a", null), two = CachePartition.Of("desk-b", null);
         Assert.NotNull(one);
         Assert.NotEqual(one, two);
-        Assert.Equal(one, CachePartition.Of(true, "bearer  sk-one ", null));
-        Assert.NotEqual(CachePartition.Of(true, "Bearer sk-one", "p"), CachePartition.Of(true, "Bearer sk-two", "p"));
-        Assert.NotEqual(one, CachePartition.Of(true, "Bearer sk-one", "p"));
-        Assert.DoesNotContain("sk-one", CachePartition.Of(true, "Bearer sk-one", "p"));
+        Assert.NotEqual(CachePartition.Of("desk-a", "p"), CachePartition.Of("desk-b", "p"));
+        Assert.NotEqual(one, CachePartition.Of("desk-a", "p"));
+        Assert.NotEqual("p", CachePartition.Of("desk-a", "p")); // a keyed request never shares the unkeyed partition of its cache key
     }
 }
