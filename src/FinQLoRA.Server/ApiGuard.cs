@@ -15,10 +15,7 @@ internal static class ApiGuard
         bool api = context.Request.Path.StartsWithSegments("/v1");
         try
         {
-            Tenant.Set(context, TenantKey.Anonymous);
-            if (api && state.Keys is { } keys)
-                Tenant.Set(context, keys.Find(ApiKeyHash.Presented(context.Request.Headers.Authorization))
-                    ?? throw new ApiException(401, "Incorrect API key provided; pass it as 'Authorization: Bearer KEY'", null, "invalid_api_key"));
+            Tenant.Authenticate(context, api ? state.Keys : null);
             if (api && state.Stopping)
                 throw new ApiException(503, "the server is shutting down", null, "shutting_down");
             if (api) state.Limits.AdmitRequest(Tenant.Of(context));

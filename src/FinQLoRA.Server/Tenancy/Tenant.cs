@@ -19,7 +19,18 @@ public static class Tenant
     public static TenantKey Of(HttpContext context) =>
         context.Items.TryGetValue(KeyItem, out var k) && k is TenantKey key ? key : TenantKey.Anonymous;
 
-    internal static void Set(HttpContext context, TenantKey key)
+    /// <summary>Sets the request's key from its <c>Authorization: Bearer KEY</c>: one of <paramref name="keys"/>
+    /// (401 <c>invalid_api_key</c> for none or an unknown one, the request staying "anonymous" for the logs), or
+    /// <see cref="TenantKey.Anonymous"/> where no key is required (<paramref name="keys"/> null).</summary>
+    public static void Authenticate(HttpContext context, KeyRing? keys)
+    {
+        Set(context, TenantKey.Anonymous);
+        if (keys is null) return;
+        Set(context, keys.Find(ApiKeyHash.Presented(context.Request.Headers.Authorization))
+            ?? throw new ApiException(401, "Incorrect API key provided; pass it as 'Authorization: Bearer KEY'", null, "invalid_api_key"));
+    }
+
+    private static void Set(HttpContext context, TenantKey key)
     {
         context.Items[KeyItem] = key;
         context.Items[KeyIdItem] = key.Id;
