@@ -26,6 +26,7 @@ internal static class KeysFileFormat
     public static List<Entry> Read(string path, string text)
     {
         CheckExtension(path);
+        if (string.IsNullOrWhiteSpace(text)) return []; // a new file, or one emptied by hand
         return IsJson(path) ? ReadJson(path, text) : ReadYaml(path, text);
     }
 

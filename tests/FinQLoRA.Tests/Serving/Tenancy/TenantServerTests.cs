@@ -25,9 +25,9 @@ public sealed class TenantServerTests(TenantServeFixture f) : IClassFixture<Tena
     [Fact]
     public void EachKeyListsOnlyTheModelsItMayUse()
     {
-        Assert.Equal(["desk-a-1", "desk-a-2"], Models(DeskA).GetModels().Value.Select(m => m.Id).Order());
-        Assert.Equal([BaseName, "desk-b-1"], Models(DeskB).GetModels().Value.Select(m => m.Id).Order());
-        Assert.Equal([BaseName, "desk-a-1", "desk-a-2", "desk-b-1"], Models(Audit).GetModels().Value.Select(m => m.Id).Order());
+        Assert.Equal(["desk-a-1", "desk-a-2"], Models(DeskA).GetModels().Value.Select(m => m.Id).Order(StringComparer.Ordinal));
+        Assert.Equal([BaseName, "desk-b-1"], Models(DeskB).GetModels().Value.Select(m => m.Id)); // the base first, as without keys
+        Assert.Equal(["desk-a-1", "desk-a-2", "desk-b-1", BaseName], Models(Audit).GetModels().Value.Select(m => m.Id).Order(StringComparer.Ordinal));
         Assert.Equal("desk-b-1", Models(DeskB).GetModel("desk-b-1").Value.Id);
         var hidden = Assert.Throws<ClientResultException>(() => Models(DeskA).GetModel("desk-b-1"));
         Assert.Equal(404, hidden.Status);
