@@ -38,6 +38,8 @@ public sealed record ServerOptions
         if (ApiKey is { Length: 0 }) throw new UserInputException("--api-key must not be empty (omit it to serve without a key on loopback)");
         if (ApiKey is not null && Keys is not null)
             throw new UserInputException("--api-key and --keys are exclusive: give one (--keys FILE holds every key, with its models and limits)");
+        if (Keys?.GroupBy(k => k.Id).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new UserInputException($"--keys: the id '{twice.Key}' is given to {twice.Count()} keys; ids must be unique");
         if (Keys is { Count: 0 }) throw new UserInputException("--keys: the file holds no keys, so every request would be refused; add one with 'finqlora serve-keys add'");
         if (MaxBodyBytes < 1024) throw new UserInputException($"the body limit must be at least 1024 bytes (got {MaxBodyBytes})");
         if (!IsLoopback(Host) && ApiKey is null && Keys is null)

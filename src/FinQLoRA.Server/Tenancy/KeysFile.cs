@@ -56,6 +56,7 @@ public static partial class KeysFile
     public static void Add(string path, TenantKey key)
     {
         KeysFileFormat.CheckExtension(path);
+        using var writer = WriterLock(path);
         string text = File.Exists(path) ? File.ReadAllText(path) : "";
         var keys = Parse(path, text);
         if (keys.Any(k => k.Id == key.Id))
@@ -71,6 +72,20 @@ public static partial class KeysFile
             if (mode is { } m && !OperatingSystem.IsWindows()) File.SetUnixFileMode(((FileStream)stream).SafeFileHandle, m);
             stream.Write(new System.Text.UTF8Encoding(false).GetBytes(updated));
         });
+    }
+
+    /// <summary>One writer at a time, so that two adds cannot both read the old file and one entry be lost: an exclusive
+    /// open of <c>FILE.lock</c> (an advisory lock the kernel drops when a killed writer's process ends).</summary>
+    private static FileStream WriterLock(string path)
+    {
+        string lockPath = Path.GetFullPath(path) + ".lock";
+        Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
+        for (int attempt = 0; ; attempt++)
+        {
+            try { return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose); }
+            catch (IOException) when (attempt < 50) { Thread.Sleep(100); }
+            catch (IOException) { throw new UserInputException($"{path}: another writer holds {lockPath} for more than 5 s; try again when it is done"); }
+        }
     }
 
     /// <summary>The YAML text with the entry appended to the 'keys' list, proved by reading it back: the old keys and

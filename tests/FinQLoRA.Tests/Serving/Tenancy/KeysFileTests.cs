@@ -110,6 +110,19 @@ public sealed class KeysFileTests
         Assert.True(fromJson[0].CanManageAdapters);
         Assert.Equal(9, fromJson[1].TokensPerMinute);
         Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.lock"));
+    }
+
+    [Fact]
+    public void ConcurrentAddsLoseNoEntry()
+    {
+        using var dir = new TempFolder();
+        foreach (string file in new[] { dir.PathOf("keys.yaml"), dir.PathOf("keys.json") })
+        {
+            Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+                KeysFile.Add(file, new TenantKey($"k{i}", SHA256.HashData(Encoding.UTF8.GetBytes($"fq-{i}")), ModelGrant.All)));
+            Assert.Equal(Enumerable.Range(0, 8).Select(i => $"k{i}"), KeysFile.Read(file).Select(k => k.Id).Order(StringComparer.Ordinal));
+        }
     }
 
     [Fact]
