@@ -17,7 +17,8 @@ internal sealed class ServerState(ServingEngine engine, ServerOptions options, S
     public AdapterRootPolicy? AdapterRoot { get; } = options.AdapterRoot is { } root ? new AdapterRootPolicy(root) : null;
     /// <summary>The keys requests must present on /v1; null: no key needed (every request is "anonymous").</summary>
     public KeyRing? Keys { get; } = options.KeyRing();
-    public TenantLimits Limits { get; } = new(options.KeyRing()?.Keys ?? []);
+    /// <summary>Only keys of a keys file have limits (--api-key's one key has none).</summary>
+    public TenantLimits Limits { get; } = new(options.Keys ?? []);
     /// <summary>Set when the host begins to stop: new requests get 503 while running ones finish.</summary>
     public volatile bool Stopping;
 
