@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using FinQLoRA.Server.Common;
+using FinQLoRA.Server.Models;
 
 namespace FinQLoRA.Server.Adapters;
 
@@ -15,7 +16,9 @@ internal static partial class AdapterServing
         string path = root.Resolve(requested);
         try
         {
+            var lineage = AdapterLineage.Read(path);
             await state.Engine.LoadAdapterAsync(name, path).ConfigureAwait(false);
+            state.Models.SetLineage(name, lineage);
         }
         catch (UserInputException e)
         {
@@ -29,6 +32,7 @@ internal static partial class AdapterServing
     {
         string name = RequestFields.Required(request.LoraName, "lora_name");
         await state.Engine.UnloadAdapterAsync(name).ConfigureAwait(false);
+        state.Models.SetLineage(name, null);
         return $"Success: LoRA adapter '{name}' removed successfully.";
     }
 
