@@ -14,14 +14,16 @@ namespace FinQLoRA.Tests.Serving.ConsolePage;
 /// <summary>
 /// The console page in headless Chromium against a real server behind a key: the page asks for the key (again when it
 /// is wrong), lists the models with the adapter's lineage, streams a chat answer piece by piece that equals the official
-/// OpenAI client's greedy answer (on an adapter, then on the base with the conversation so far), draws one bar per
+/// OpenAI client's greedy answer (on the base, then on an adapter with the conversation so far), draws one bar per
 /// option of a choice question whose width over its track is the API's probability, and shows live figures from /metrics.
 /// </summary>
 [Collection(ChromiumCollection.Name)]
 public sealed class ConsolePageTests(ConsoleFixture f) : IClassFixture<ConsoleFixture>
 {
-    private const string FirstQuestion = "What is a bond?";
-    private const string SecondQuestion = "Name a stock index.";
+    // The base answers this one in several readable pieces (the seeded adapter's answers are mostly bytes of no whole
+    // character, which the server holds back until the end).
+    private const string FirstQuestion = "Is cash an asset?";
+    private const string SecondQuestion = "What is a bond?";
     private const int MaxTokens = 12;
 
     /// <summary>Records every text the newest assistant message shows, so that the test sees the answer grow.</summary>
@@ -76,26 +78,28 @@ public sealed class ConsolePageTests(ConsoleFixture f) : IClassFixture<ConsoleFi
         Assert.Contains("no lineage.json", await page.Locator($"#model-list li[data-model='{ConsoleFixture.WithoutLineage}']").InnerTextAsync());
         Assert.Contains("base model", await page.Locator($"#model-list li[data-model='{ConsoleFixture.ModelName}']").InnerTextAsync());
 
-        // Chat on the adapter, then on the base with the conversation so far: each answer streamed, equal to the API's.
+        // Chat on the base, then on the adapter with the conversation so far: each answer streamed, equal to the API's.
         await page.EvaluateAsync(WatchAnswers);
         await page.FillAsync("#chat-temperature", "0");
         await page.FillAsync("#chat-max-tokens", $"{MaxTokens}");
-        await page.SelectOptionAsync("#chat-model", ConsoleFixture.WithLineage);
+        await page.SelectOptionAsync("#chat-model", ConsoleFixture.ModelName);
         string first = await ChatAsync(page, FirstQuestion, 1);
         var conversation = new List<ChatMessage> { new UserChatMessage(FirstQuestion) };
-        Assert.Equal(Reference(ConsoleFixture.WithLineage, conversation), first);
+        Assert.Equal(Reference(ConsoleFixture.ModelName, conversation), first);
         var snapshots = await page.EvaluateAsync<string[]>("() => window.answerSnapshots");
         Assert.True(snapshots.Count(s => s.Length > 0) >= 2, $"the answer appeared at once, not streamed: [{string.Join(" | ", snapshots)}]");
         Assert.All(snapshots, s => Assert.StartsWith(s, first));
 
-        await page.SelectOptionAsync("#chat-model", ConsoleFixture.ModelName);
+        await page.SelectOptionAsync("#chat-model", ConsoleFixture.WithLineage);
         string second = await ChatAsync(page, SecondQuestion, 2);
         conversation.AddRange([new AssistantChatMessage(first), new UserChatMessage(SecondQuestion)]);
-        Assert.Equal(Reference(ConsoleFixture.ModelName, conversation), second);
+        Assert.Equal(Reference(ConsoleFixture.WithLineage, conversation), second);
+        Assert.NotEqual(Reference(ConsoleFixture.ModelName, conversation), second); // the choice of adapter mattered
 
         // A choice question: one bar per option, its width the API's probability.
-        const string input = "Shares of the bank jumped 9% after results.", question = "What is the sentiment of this news?";
-        string[] options = ["negative", "neutral", "positive"];
+        // Options this seeded adapter finds about equally likely (0.27, 0.33, 0.40), so that every width is a partial one.
+        const string input = "Shares of the bank jumped 9% after results.", question = "What should an investor do?";
+        string[] options = ["buy", "hold", "sell"];
         await page.SelectOptionAsync("#decision-model", ConsoleFixture.WithLineage);
         await page.FillAsync("#decision-input", input);
         await page.FillAsync("#decision-question", question);
@@ -105,7 +109,8 @@ public sealed class ConsolePageTests(ConsoleFixture f) : IClassFixture<ConsoleFi
         var bars = JsonSerializer.Deserialize<Bar[]>(await page.EvaluateAsync<JsonElement>(ReadBars), new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
         var expected = await DecisionProbabilitiesAsync(ConsoleFixture.WithLineage, input, question, options);
         Assert.Equal(options, bars.Select(b => b.Option));
-        Assert.True(expected.Max() - expected.Min() > 0.01, "the options are equally likely: widths would not tell them apart");
+        Assert.True(expected.All(p => p is > 0.05 and < 0.95) && expected.Max() - expected.Min() > 0.05,
+            $"probabilities {string.Join(", ", expected)}: bars of 0, 100 % or equal widths would prove little");
         foreach (var (bar, p) in bars.Zip(expected))
         {
             Assert.True(bar.Track > 100, $"the track is only {bar.Track} px wide");
