@@ -17,6 +17,8 @@ internal static class ConsoleEndpoints
 
     public static void Map(WebApplication app)
     {
+        // Read the embedded files now: a build that lost one fails when the server is made, not on a browser's request.
+        _ = ConsoleAssets.ByName;
         app.MapGet("/", (HttpContext c) => Serve(c, "index.html"));
         app.MapGet("/console/{file}", (HttpContext c, string file) => Serve(c, file));
     }
