@@ -2,6 +2,7 @@ using FinQLoRA.Server.Adapters;
 using FinQLoRA.Server.ChatCompletions;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Server.Completions;
+using FinQLoRA.Server.ConsolePage;
 using FinQLoRA.Server.Decisions;
 using FinQLoRA.Server.Models;
 using FinQLoRA.Serving;
@@ -14,12 +15,14 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Prometheus;
+using System.Text.Json;
 
 namespace FinQLoRA.Server;
 
 /// <summary>
 /// An OpenAI-compatible HTTP server (ASP.NET Core minimal APIs on Kestrel) over a <see cref="ServingEngine"/>:
-/// /v1/models, /v1/completions, /v1/chat/completions, /v1/decisions, vLLM's adapter endpoints, /health and /metrics. One middleware
+/// /v1/models, /v1/completions, /v1/chat/completions, /v1/decisions, vLLM's adapter endpoints, /health, /metrics and the
+/// console page at /. One middleware
 /// (<see cref="ApiGuard"/>) turns every failure into OpenAI's error shape (no stack trace reaches a client), checks the
 /// API key on /v1 and answers 503 once the server is stopping.
 /// </summary>
@@ -38,8 +41,10 @@ public sealed class OpenAiServer : IAsyncDisposable
     public ServerMetrics Metrics => _state.Metrics;
 
     /// <summary>Builds the server; <see cref="StartAsync"/> binds it. <paramref name="metrics"/> must be the observer the
-    /// engine was made with (so that the engine's figures land in the same registry).</summary>
-    public static OpenAiServer Create(ServingEngine engine, ServerOptions options, ServerMetrics metrics)
+    /// engine was made with (so that the engine's figures land in the same registry). <paramref name="adapterLineages"/>:
+    /// what the lineage.json of each adapter loaded at start held (<see cref="AdapterLineage.Read"/>), shown by /v1/models.</summary>
+    public static OpenAiServer Create(ServingEngine engine, ServerOptions options, ServerMetrics metrics,
+        IReadOnlyDictionary<string, JsonElement?>? adapterLineages = null)
     {
         options.Validate();
         var address = options.BindAddress();
@@ -56,6 +61,8 @@ public sealed class OpenAiServer : IAsyncDisposable
         });
         var app = builder.Build();
         var state = new ServerState(engine, options, metrics);
+        foreach (var (adapter, lineage) in adapterLineages ?? new Dictionary<string, JsonElement?>())
+            state.Models.SetLineage(adapter, lineage);
         app.Lifetime.ApplicationStopping.Register(() =>
         {
             state.Stopping = true;
@@ -71,6 +78,8 @@ public sealed class OpenAiServer : IAsyncDisposable
         ChatCompletionsEndpoint.Map(v1, state);
         DecisionsEndpoint.Map(v1, state);
         AdapterEndpoints.Map(v1, state);
+        // The console page holds no data (it asks /v1 for everything, with the key), so it is served without the key.
+        ConsoleEndpoints.Map(app);
         app.MapFallback((HttpContext c) => throw new ApiException(404, $"no route {c.Request.Method} {c.Request.Path}", null, "not_found"));
         return new OpenAiServer(app, state);
     }

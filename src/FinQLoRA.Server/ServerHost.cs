@@ -3,6 +3,7 @@ using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
+using FinQLoRA.Server.Models;
 using FinQLoRA.Serving;
 
 namespace FinQLoRA.Server;
@@ -51,6 +52,8 @@ public sealed class ServerHost : IAsyncDisposable
         var (config, reader) = ModelLoading.Open(modelPath);
         reader.Dispose();
         ServerHostOptions.CheckPrefixCacheGib(options.PrefixCacheGib);
+        // Read before the model loads, so that a damaged lineage.json is refused before minutes of loading.
+        var lineages = options.Adapters.ToDictionary(a => a.Name, a => AdapterLineage.Read(a.Dir));
         var engineOptions = new EngineOptions
         {
             MaxBatch = options.MaxBatch, MaxQueue = options.MaxQueue,
@@ -71,7 +74,7 @@ public sealed class ServerHost : IAsyncDisposable
             catch (UserInputException e) { refusal = e.Message; }
             var metrics = new ServerMetrics(server.ServedModelName);
             engine = new ServingEngine(session.Model, session.Tokenizer, engineOptions, metrics);
-            var app = OpenAiServer.Create(engine, server with { ChatFormat = chat, ChatFormatRefusal = refusal }, metrics);
+            var app = OpenAiServer.Create(engine, server with { ChatFormat = chat, ChatFormatRefusal = refusal }, metrics, lineages);
             return new ServerHost(session, engine, app, chat, server.ShutdownTimeout);
         }
         catch

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using FinQLoRA.Server.Common;
+using FinQLoRA.Server.Models;
 using FinQLoRA.Server.Tenancy;
 using Microsoft.AspNetCore.Http;
 
@@ -20,7 +21,9 @@ internal static partial class AdapterServing
         string path = root.Resolve(requested);
         try
         {
+            var lineage = AdapterLineage.Read(path);
             await state.Engine.LoadAdapterAsync(name, path).ConfigureAwait(false);
+            state.Models.SetLineage(name, lineage);
         }
         catch (UserInputException e)
         {
@@ -35,6 +38,7 @@ internal static partial class AdapterServing
         string name = RequestFields.Required(request.LoraName, "lora_name");
         Tenant.Authorize(context, name, "lora_name"); // another tenant's adapter is as absent as an unknown one
         await state.Engine.UnloadAdapterAsync(name).ConfigureAwait(false);
+        state.Models.SetLineage(name, null);
         return $"Success: LoRA adapter '{name}' removed successfully.";
     }
 

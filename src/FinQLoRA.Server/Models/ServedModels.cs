@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Server.Tenancy;
 using FinQLoRA.Serving;
@@ -5,9 +7,11 @@ using FinQLoRA.Serving;
 namespace FinQLoRA.Server.Models;
 
 /// <summary>The names requests may use: the base under its served name, each adapter under its own (vLLM's listing:
-/// an adapter's <c>parent</c> and <c>root</c> are the base).</summary>
+/// an adapter's <c>parent</c> and <c>root</c> are the base), with each adapter's lineage as read when it was loaded.</summary>
 internal sealed class ServedModels(ServingEngine engine, string baseName, long created, int maxModelLen)
 {
+    private readonly ConcurrentDictionary<string, JsonElement> _lineages = new(StringComparer.Ordinal);
+
     public string BaseName => baseName;
 
     /// <summary>The adapter a model id selects (null = the base); 404 for an unknown id.</summary>
@@ -29,5 +33,14 @@ internal sealed class ServedModels(ServingEngine engine, string baseName, long c
         : engine.HasAdapter(id) ? Card(id, baseName)
         : throw ApiErrors.From(ServingException.UnknownModel(id));
 
-    private ModelCard Card(string id, string? parent) => new(id, "model", created, "finqlora", baseName, parent, maxModelLen);
+    /// <summary>Records what <paramref name="adapter"/>'s lineage.json held when it was loaded (null: none).</summary>
+    public void SetLineage(string adapter, JsonElement? lineage)
+    {
+        if (lineage is { } l) _lineages[adapter] = l;
+        else _lineages.TryRemove(adapter, out _);
+    }
+
+    private ModelCard Card(string id, string? parent) =>
+        new(id, "model", created, "finqlora", baseName, parent, maxModelLen,
+            parent is not null && _lineages.TryGetValue(id, out var lineage) ? lineage : null);
 }

@@ -188,7 +188,7 @@ public sealed class ServerProtocolTests
         Assert.Equal(Sorted("tokens token_logprobs top_logprobs text_offset"), Names<CompletionLogprobs>());
         Assert.Equal(Sorted("prompt_tokens completion_tokens total_tokens prompt_tokens_details"), Names<UsageInfo>());
         Assert.Equal(Sorted("message type param code"), Names<ErrorInfo>());
-        Assert.Equal(Sorted("id object created owned_by root parent max_model_len"), Names<ModelCard>());
+        Assert.Equal(Sorted("id object created owned_by root parent max_model_len finqlora_lineage"), Names<ModelCard>());
         Assert.Equal(Sorted("object data"), Names<ModelList>());
         Assert.Equal(Sorted("lora_name lora_path"), Names<LoadLoraAdapterRequest>());
         Assert.Equal(Sorted("lora_name"), Names<UnloadLoraAdapterRequest>());
