@@ -1,17 +1,35 @@
+using System.Diagnostics;
+using FinQLoRA.Server.Audit;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Serving;
 using Microsoft.AspNetCore.Http;
 
 namespace FinQLoRA.Server;
 
-/// <summary>The middleware in front of every route: the API key on /v1 (unknown /v1 routes included, so that they do
-/// not reveal themselves to a client without the key), 503 once the server is stopping, every failure as OpenAI's
-/// error object, and the request counted in the metrics under its served model name.</summary>
+/// <summary>The middleware in front of every route: the request's id (<see cref="RequestIds"/>) on every response, the
+/// API key on /v1 (unknown /v1 routes included, so that they do not reveal themselves to a client without the key),
+/// 503 once the server is stopping, every failure as OpenAI's error object, the request counted in the metrics under
+/// its served model name, and each /v1 request written to the audit log once it has ended.</summary>
 internal static class ApiGuard
 {
+    /// <summary>nginx's status for a request whose client went away before the answer was complete.</summary>
+    private const int ClientClosedRequest = 499;
+
     public static async Task InvokeAsync(HttpContext context, RequestDelegate next, ServerState state)
     {
         bool api = context.Request.Path.StartsWithSegments("/v1");
+        var clock = Stopwatch.StartNew();
+        string requestId = RequestIds.Of(context.Request);
+        context.TraceIdentifier = requestId;
+        // Set as the headers go out: an error answer clears the headers set before it.
+        context.Response.OnStarting(() =>
+        {
+            context.Response.Headers[RequestIds.Header] = requestId;
+            return Task.CompletedTask;
+        });
+        var audit = api && state.Audit is { } log ? new AuditEntry(requestId, context.Request.Path, DateTimeOffset.UtcNow, log.IncludeContent) : null;
+        audit?.AttachTo(context);
+        bool abandoned = false;
         try
         {
             if (api && state.Key is { } key && !key.Accepts(context.Request.Headers.Authorization))
@@ -34,20 +52,34 @@ internal static class ApiGuard
             };
             if (error is null)
             {
-                Console.Error.WriteLine($"finqlora serve: internal error on {context.Request.Method} {context.Request.Path}: {e}");
+                Console.Error.WriteLine($"finqlora serve: internal error on {context.Request.Method} {context.Request.Path} (request {requestId}): {e}");
                 error = new ApiException(500, "internal server error", null, "internal_error");
             }
+            audit?.Failed(error.Code ?? error.Type);
             try { await ApiErrors.WriteAsync(context, error).ConfigureAwait(false); }
-            catch (Exception) when (context.RequestAborted.IsCancellationRequested) { }
+            catch (Exception) when (context.RequestAborted.IsCancellationRequested) { abandoned = true; }
         }
         catch (Exception) when (context.RequestAborted.IsCancellationRequested)
         {
             // The client went away; its rows were cancelled with the request. Nothing to answer.
+            abandoned = true;
         }
         finally
         {
             if (api)
                 state.Metrics.Request(context.Items.TryGetValue(ServerState.ModelItem, out var m) && m is string model ? model : "none", context.Response.StatusCode);
+            if (audit is not null)
+            {
+                int status = abandoned ? ClientClosedRequest : context.Response.StatusCode;
+                state.Audit!.Append(audit.ToJsonLine(KeyId(context, state, status), status, clock.Elapsed.TotalMilliseconds));
+            }
         }
     }
+
+    /// <summary>The id of the key the request used: what the keys check left, else the one --api-key ("default") or
+    /// none ("anonymous"); null for a request whose key was refused.</summary>
+    private static string? KeyId(HttpContext context, ServerState state, int status) =>
+        context.Items.TryGetValue(AuditEntry.KeyIdItem, out var id) && id is string keyId ? keyId
+        : status == 401 ? null
+        : state.Key is not null ? "default" : "anonymous";
 }

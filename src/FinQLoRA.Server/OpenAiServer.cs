@@ -1,4 +1,5 @@
 using FinQLoRA.Server.Adapters;
+using FinQLoRA.Server.Audit;
 using FinQLoRA.Server.ChatCompletions;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Server.Completions;
@@ -38,8 +39,10 @@ public sealed class OpenAiServer : IAsyncDisposable
     public ServerMetrics Metrics => _state.Metrics;
 
     /// <summary>Builds the server; <see cref="StartAsync"/> binds it. <paramref name="metrics"/> must be the observer the
-    /// engine was made with (so that the engine's figures land in the same registry).</summary>
-    public static OpenAiServer Create(ServingEngine engine, ServerOptions options, ServerMetrics metrics)
+    /// engine was made with (so that the engine's figures land in the same registry). <paramref name="adapters"/> are the
+    /// folders of the adapters the engine serves from the start (their weights are hashed for the audit log).</summary>
+    public static OpenAiServer Create(ServingEngine engine, ServerOptions options, ServerMetrics metrics,
+        IReadOnlyList<(string Name, string Dir)>? adapters = null)
     {
         options.Validate();
         var address = options.BindAddress();
@@ -55,7 +58,18 @@ public sealed class OpenAiServer : IAsyncDisposable
             k.Listen(address, options.Port);
         });
         var app = builder.Build();
-        var state = new ServerState(engine, options, metrics);
+        var audit = options.AuditLog is { } auditOptions ? AuditLog.Open(auditOptions) : null;
+        var state = new ServerState(engine, options, metrics, audit);
+        try
+        {
+            foreach (var (name, dir) in adapters ?? [])
+                state.Fingerprints.Loaded(name, state.Fingerprints.Hash(dir));
+        }
+        catch
+        {
+            audit?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw;
+        }
         app.Lifetime.ApplicationStopping.Register(() =>
         {
             state.Stopping = true;
@@ -101,5 +115,9 @@ public sealed class OpenAiServer : IAsyncDisposable
         await _app.StopAsync(deadline.Token).ConfigureAwait(false);
     }
 
-    public async ValueTask DisposeAsync() => await _app.DisposeAsync().ConfigureAwait(false);
+    public async ValueTask DisposeAsync()
+    {
+        await _app.DisposeAsync().ConfigureAwait(false);
+        if (_state.Audit is { } audit) await audit.DisposeAsync().ConfigureAwait(false); // the lines of the last requests
+    }
 }

@@ -71,7 +71,7 @@ public sealed class ServerHost : IAsyncDisposable
             catch (UserInputException e) { refusal = e.Message; }
             var metrics = new ServerMetrics(server.ServedModelName);
             engine = new ServingEngine(session.Model, session.Tokenizer, engineOptions, metrics);
-            var app = OpenAiServer.Create(engine, server with { ChatFormat = chat, ChatFormatRefusal = refusal }, metrics);
+            var app = OpenAiServer.Create(engine, server with { ChatFormat = chat, ChatFormatRefusal = refusal }, metrics, options.Adapters);
             return new ServerHost(session, engine, app, chat, server.ShutdownTimeout);
         }
         catch

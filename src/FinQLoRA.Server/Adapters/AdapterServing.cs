@@ -15,7 +15,9 @@ internal static partial class AdapterServing
         string path = root.Resolve(requested);
         try
         {
+            string? sha256 = state.Fingerprints.Hash(path); // the file as it is when loaded, hashed before the name can serve
             await state.Engine.LoadAdapterAsync(name, path).ConfigureAwait(false);
+            state.Fingerprints.Loaded(name, sha256);
         }
         catch (UserInputException e)
         {
@@ -29,6 +31,7 @@ internal static partial class AdapterServing
     {
         string name = RequestFields.Required(request.LoraName, "lora_name");
         await state.Engine.UnloadAdapterAsync(name).ConfigureAwait(false);
+        state.Fingerprints.Unloaded(name);
         return $"Success: LoRA adapter '{name}' removed successfully.";
     }
 

@@ -1,3 +1,4 @@
+using FinQLoRA.Server.Audit;
 using Microsoft.AspNetCore.Http;
 
 namespace FinQLoRA.Server.Common;
@@ -6,12 +7,13 @@ namespace FinQLoRA.Server.Common;
 internal sealed record ServedModel(string Name, string? Adapter)
 {
     /// <summary>Reads the request's <c>model</c> (required; a name not served is refused by the registry) and labels
-    /// the request's metrics with it.</summary>
+    /// the request's metrics and audit line with it.</summary>
     public static ServedModel Of(HttpContext context, ServerState state, string? model)
     {
         string name = RequestFields.Required(model, "model");
         string? adapter = state.Models.Resolve(name);
         context.Items[ServerState.ModelItem] = name; // only served names become metric labels
+        AuditEntry.Of(context)?.Served(name, adapter, state.Fingerprints.Of(adapter));
         return new ServedModel(name, adapter);
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Threading.Channels;
+using FinQLoRA.Server.Audit;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Serving;
 using Microsoft.AspNetCore.Http;
@@ -14,6 +15,8 @@ internal static class CompletionsServing
     {
         var (model, adapter) = ServedModel.Of(context, state, request.Model);
         var prompts = ReadPrompts(request.Prompt, state);
+        var audit = AuditEntry.Of(context);
+        audit?.Prompts(prompts.Sum(p => p.Ids.Length), prompts.Select(p => p.Text));
         int n = SamplingFields.Choices(request, state);
         if (RequestFields.InRange(request.BestOf, "best_of", 1, state.Options.MaxN) is { } bestOf && bestOf != n)
             throw new ApiException(400, "'best_of' other than n is not supported", "best_of", "unsupported_parameter");
@@ -33,7 +36,7 @@ internal static class CompletionsServing
             var requests = prompts.SelectMany(p => Enumerable.Range(0, n).Select(j =>
                 new EngineRequest(p.Ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token) { CachePartition = partition })).ToList();
             var readers = EngineStreams.SubmitAll(state.Engine, requests, cancel);
-            var head = new Head("cmpl-" + Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow.ToUnixTimeSeconds(), model, includeUsage);
+            var head = new Head("cmpl-" + context.TraceIdentifier, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), model, includeUsage);
             int promptTokens = prompts.Sum(p => p.Ids.Length);
             if (stream)
             {
@@ -41,6 +44,7 @@ internal static class CompletionsServing
                 return TypedResults.Empty;
             }
             var results = await EngineStreams.CompleteAllAsync(readers, cancel.Token).ConfigureAwait(false);
+            audit?.Completed(results);
             var choices = results.Select((r, i) =>
             {
                 string prefix = echo ? prompts[i / n].Text : "";
@@ -78,8 +82,10 @@ internal static class CompletionsServing
                 await Sse.SendAsync(context, head.Chunk(i, prompts[i / n].Text, null, null)).ConfigureAwait(false);
             }
         int completionTokens = 0, finished = 0, cachedTokens = 0;
+        var audit = AuditEntry.Of(context);
         await foreach (var (i, e) in EngineStreams.Merge(readers, cancellation).ConfigureAwait(false))
         {
+            audit?.Streamed(i, e);
             CompletionLogprobs? lp = null;
             if (e.Logprob is { } t)
             {
