@@ -12,7 +12,7 @@ namespace FinQLoRA.Tests.Serving.Audit;
 
 /// <summary>
 /// A server with an audit log (no content): a tiny seeded Llama with Llama 3's chat format (so that completions, chat
-/// and decisions all answer), adapter <c>a</c> loaded at start, behind an API key.
+/// and decisions all answer), adapter <c>a</c> loaded at start and <c>c</c> waiting under the adapter root, behind an API key.
 /// </summary>
 public sealed class AuditFixture : ServerFixture
 {
@@ -20,7 +20,8 @@ public sealed class AuditFixture : ServerFixture
     public const string Key = "sk-audit-key";
 
     public string ModelDir => Path.Combine(Dir, "model");
-    public string AdapterDir => Path.Combine(Dir, "adapters", "a");
+    public string AdapterRoot => Path.Combine(Dir, "adapters");
+    public string AdapterDir => Path.Combine(AdapterRoot, "a");
     public string AuditFile => Path.Combine(Dir, "audit.jsonl");
     /// <summary>Sends the API key.</summary>
     public HttpClient Http { get; private set; } = null!;
@@ -37,6 +38,7 @@ public sealed class AuditFixture : ServerFixture
         SeededTokenizer.Write(tokenizer, llama3Chat: true);
         SeededLlama.Write(ModelDir, config, seed: 7, tokenizerFolder: tokenizer);
         SaveAdapter(ModelDir, AdapterDir);
+        SaveAdapter(ModelDir, Path.Combine(AdapterRoot, "c"), seed: 11);
 
         await StartAsync(new ServerHostOptions
         {
@@ -44,7 +46,7 @@ public sealed class AuditFixture : ServerFixture
             Adapters = [("a", AdapterDir)],
             Server = new ServerOptions
             {
-                ServedModelName = ModelName, Port = 0, ApiKey = Key,
+                ServedModelName = ModelName, Port = 0, ApiKey = Key, AdapterRoot = AdapterRoot,
                 AuditLog = new AuditLogOptions { Path = AuditFile },
             },
             MaxBatch = 4, MaxModelLen = 256,

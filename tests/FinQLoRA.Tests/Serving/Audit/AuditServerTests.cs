@@ -18,9 +18,11 @@ public sealed class AuditServerTests(AuditFixture f) : IClassFixture<AuditFixtur
 {
     private static readonly string[] ContentFields = ["prompt", "completion"];
 
-    private string AdapterSha256()
+    private string AdapterSha256() => Sha256Of(f.AdapterDir);
+
+    private static string Sha256Of(string adapterDir)
     {
-        using var stream = File.OpenRead(Path.Combine(f.AdapterDir, "adapter_model.safetensors"));
+        using var stream = File.OpenRead(Path.Combine(adapterDir, "adapter_model.safetensors"));
         return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 
@@ -180,5 +182,26 @@ public sealed class AuditServerTests(AuditFixture f) : IClassFixture<AuditFixtur
         // every route carries one, not only /v1 (those are not audited)
         using var health = await f.Http.GetAsync("/health");
         Assert.Matches("^[0-9a-f]{32}$", RequestId(health));
+    }
+
+    [Fact]
+    public async Task AnAdapterLoadedAtRuntimeIsAuditedWithItsOwnHashUntilUnloaded()
+    {
+        var (load, text) = await PostAsync("/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "c", ["lora_path"] = "c" });
+        Assert.True(load.StatusCode == HttpStatusCode.OK, text);
+        var (served, _) = await PostAsync("/v1/completions", new JsonObject { ["model"] = "c", ["prompt"] = "Bonds", ["max_tokens"] = 3 });
+        Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+        var line = await AuditLines.OfAsync(f.AuditFile, RequestId(served));
+        string sha256 = Sha256Of(Path.Combine(f.AdapterRoot, "c"));
+        Assert.NotEqual(AdapterSha256(), sha256); // another adapter, another hash
+        Assert.Equal(sha256, line.GetProperty("adapter_sha256").GetString());
+
+        var (unload, _) = await PostAsync("/v1/unload_lora_adapter", new JsonObject { ["lora_name"] = "c" });
+        Assert.Equal(HttpStatusCode.OK, unload.StatusCode);
+        var (gone, _) = await PostAsync("/v1/completions", new JsonObject { ["model"] = "c", ["prompt"] = "Bonds", ["max_tokens"] = 3 });
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+        line = await AuditLines.OfAsync(f.AuditFile, RequestId(gone));
+        Assert.Equal(JsonValueKind.Null, line.GetProperty("adapter_sha256").ValueKind);
+        Assert.Equal("/v1/unload_lora_adapter", (await AuditLines.OfAsync(f.AuditFile, RequestId(unload))).GetProperty("endpoint").GetString());
     }
 }
