@@ -50,11 +50,7 @@ internal sealed class AuditEntry(string requestId, string endpoint, DateTimeOffs
     }
 
     /// <summary>A decision: its input tokens, its input as sent; it generates nothing.</summary>
-    public void Decided(int inputTokens, string input)
-    {
-        Prompts(inputTokens, [input]);
-        _choices.Clear();
-    }
+    public void Decided(int inputTokens, string input) => Prompts(inputTokens, [input]);
 
     /// <summary>The choices of an answer that did not stream, in choice order.</summary>
     public void Completed(IReadOnlyList<EngineCompletion> results)
