@@ -24,6 +24,7 @@ var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
     ["serve"] = (FinQLoRA.Bench.ServeBench.Help, FinQLoRA.Bench.ServeBench.Run),
     ["constrained"] = (FinQLoRA.Bench.ConstrainedDecodingBench.Help, FinQLoRA.Bench.ConstrainedDecodingBench.Run),
     ["optimizer"] = (FinQLoRA.Bench.OptimizerBench.Help, FinQLoRA.Bench.OptimizerBench.Run),
+    ["audit"] = (FinQLoRA.Bench.AuditBench.Help, FinQLoRA.Bench.AuditBench.Run),
 };
 if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
 {

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using FinQLoRA.Server.Audit;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Server.Tenancy;
 using FinQLoRA.Serving;
@@ -5,14 +7,30 @@ using Microsoft.AspNetCore.Http;
 
 namespace FinQLoRA.Server;
 
-/// <summary>The middleware in front of every route: the API key on /v1 (unknown /v1 routes included, so that they do
-/// not reveal themselves to a client without the key) and its requests-per-minute limit, 503 once the server is
-/// stopping, every failure as OpenAI's error object, and the request counted in the metrics under its served model name.</summary>
+/// <summary>The middleware in front of every route: the request's id (<see cref="RequestIds"/>) on every response, the
+/// API key on /v1 (unknown /v1 routes included, so that they do not reveal themselves to a client without the key) and
+/// its requests-per-minute limit, 503 once the server is stopping, every failure as OpenAI's error object, the request
+/// counted in the metrics under its served model name, and each /v1 request written to the audit log once it has ended.</summary>
 internal static class ApiGuard
 {
+    /// <summary>nginx's status for a request whose client went away before the answer was complete.</summary>
+    private const int ClientClosedRequest = 499;
+
     public static async Task InvokeAsync(HttpContext context, RequestDelegate next, ServerState state)
     {
         bool api = context.Request.Path.StartsWithSegments("/v1");
+        var clock = Stopwatch.StartNew();
+        string requestId = RequestIds.Of(context.Request);
+        context.TraceIdentifier = requestId;
+        // Set as the headers go out: an error answer clears the headers set before it.
+        context.Response.OnStarting(() =>
+        {
+            context.Response.Headers[RequestIds.Header] = requestId;
+            return Task.CompletedTask;
+        });
+        var audit = api && state.Audit is { } log ? new AuditEntry(requestId, context.Request.Path, DateTimeOffset.UtcNow, log.IncludeContent) : null;
+        audit?.AttachTo(context);
+        bool abandoned = false;
         try
         {
             Tenant.Authenticate(context, api ? state.Keys : null);
@@ -35,20 +53,27 @@ internal static class ApiGuard
             };
             if (error is null)
             {
-                Console.Error.WriteLine($"finqlora serve: internal error on {context.Request.Method} {context.Request.Path}: {e}");
+                Console.Error.WriteLine($"finqlora serve: internal error on {context.Request.Method} {context.Request.Path} (request {requestId}): {e}");
                 error = new ApiException(500, "internal server error", null, "internal_error");
             }
+            audit?.Failed(error.Code ?? error.Type);
             try { await ApiErrors.WriteAsync(context, error).ConfigureAwait(false); }
-            catch (Exception) when (context.RequestAborted.IsCancellationRequested) { }
+            catch (Exception) when (context.RequestAborted.IsCancellationRequested) { abandoned = true; }
         }
         catch (Exception) when (context.RequestAborted.IsCancellationRequested)
         {
             // The client went away; its rows were cancelled with the request. Nothing to answer.
+            abandoned = true;
         }
         finally
         {
             if (api)
                 state.Metrics.Request(context.Items.TryGetValue(ServerState.ModelItem, out var m) && m is string model ? model : "none", context.Response.StatusCode);
+            if (audit is not null)
+            {
+                int status = abandoned ? ClientClosedRequest : context.Response.StatusCode;
+                state.Audit!.Append(audit.ToJsonLine(status == 401 ? null : Tenant.Of(context).Id, status, clock.Elapsed.TotalMilliseconds));
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 using FinQLoRA.Server.Adapters;
+using FinQLoRA.Server.Audit;
 using FinQLoRA.Server.ChatCompletions;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Server.Completions;
@@ -41,10 +42,12 @@ public sealed class OpenAiServer : IAsyncDisposable
     public ServerMetrics Metrics => _state.Metrics;
 
     /// <summary>Builds the server; <see cref="StartAsync"/> binds it. <paramref name="metrics"/> must be the observer the
-    /// engine was made with (so that the engine's figures land in the same registry). <paramref name="adapterLineages"/>:
-    /// what the lineage.json of each adapter loaded at start held (<see cref="AdapterLineage.Read"/>), shown by /v1/models.</summary>
+    /// engine was made with (so that the engine's figures land in the same registry). <paramref name="adapters"/> are the
+    /// folders of the adapters the engine serves from the start (their weights are hashed for the audit log);
+    /// <paramref name="adapterLineages"/>: what the lineage.json of each of them held (<see cref="AdapterLineage.Read"/>),
+    /// shown by /v1/models.</summary>
     public static OpenAiServer Create(ServingEngine engine, ServerOptions options, ServerMetrics metrics,
-        IReadOnlyDictionary<string, JsonElement?>? adapterLineages = null)
+        IReadOnlyList<(string Name, string Dir)>? adapters = null, IReadOnlyDictionary<string, JsonElement?>? adapterLineages = null)
     {
         options.Validate();
         var address = options.BindAddress();
@@ -60,7 +63,19 @@ public sealed class OpenAiServer : IAsyncDisposable
             k.Listen(address, options.Port);
         });
         var app = builder.Build();
-        var state = new ServerState(engine, options, metrics);
+        var audit = options.AuditLog is { } auditOptions ? AuditLog.Open(auditOptions) : null;
+        var state = new ServerState(engine, options, metrics, audit);
+        try
+        {
+            foreach (var (name, dir) in adapters ?? [])
+                state.Fingerprints.Loaded(name, state.Fingerprints.Hash(dir));
+        }
+        catch
+        {
+            audit?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            state.Dispose();
+            throw;
+        }
         foreach (var (adapter, lineage) in adapterLineages ?? new Dictionary<string, JsonElement?>())
             state.Models.SetLineage(adapter, lineage);
         app.Lifetime.ApplicationStopping.Register(() =>
@@ -114,5 +129,6 @@ public sealed class OpenAiServer : IAsyncDisposable
     {
         await _app.DisposeAsync().ConfigureAwait(false);
         _state.Dispose();
+        if (_state.Audit is { } audit) await audit.DisposeAsync().ConfigureAwait(false); // the lines of the last requests
     }
 }

@@ -74,7 +74,7 @@ public sealed class ServerHost : IAsyncDisposable
             catch (UserInputException e) { refusal = e.Message; }
             var metrics = new ServerMetrics(server.ServedModelName);
             engine = new ServingEngine(session.Model, session.Tokenizer, engineOptions, metrics);
-            var app = OpenAiServer.Create(engine, server with { ChatFormat = chat, ChatFormatRefusal = refusal }, metrics, lineages);
+            var app = OpenAiServer.Create(engine, server with { ChatFormat = chat, ChatFormatRefusal = refusal }, metrics, options.Adapters, lineages);
             return new ServerHost(session, engine, app, chat, server.ShutdownTimeout);
         }
         catch

@@ -1,5 +1,6 @@
 using System.Net;
 using FinQLoRA.Data.Chat;
+using FinQLoRA.Server.Audit;
 using FinQLoRA.Serving;
 
 namespace FinQLoRA.Server;
@@ -25,6 +26,8 @@ public sealed record ServerOptions
     public int MaxN { get; init; } = 16;
     /// <summary>How long a stop waits for in-flight requests before ending them.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>The audit log (<c>--audit-log</c>); null: no audit log.</summary>
+    public AuditLogOptions? AuditLog { get; init; }
     /// <summary>The model's chat format; null answers chat requests with 400.</summary>
     public ChatFormat? ChatFormat { get; init; }
     /// <summary>Why there is no <see cref="ChatFormat"/> when the model's template is one we refuse (the 400 says it).</summary>
@@ -46,6 +49,7 @@ public sealed record ServerOptions
             throw new UserInputException($"--host {Host} is not a loopback address; serving beyond this machine needs --api-key KEY (or FINQLORA_API_KEY) or --keys FILE");
         if (AdapterRoot is not null && !Directory.Exists(AdapterRoot))
             throw new UserInputException($"--adapter-root {AdapterRoot}: folder not found");
+        AuditLog?.Validate();
     }
 
     /// <summary>The keys a request may present, or null when the server takes requests without a key.</summary>

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using FinQLoRA.Loading;
 using FinQLoRA.Server;
 using FinQLoRA.Server.Tenancy;
+using FinQLoRA.Server.Audit;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -62,6 +63,24 @@ public sealed class ServeSettings : QuantizedModelSettings
     [DefaultValue(30)]
     public int ShutdownTimeout { get; set; } = 30;
 
+    [CommandOption("--audit-log <FILE>")]
+    [Description("append one JSON line per /v1 request (time, key id, request id, endpoint, model, adapter and its sha256, token counts, latency, finish reason, status), written to disk before the next")]
+    public string? AuditLog { get; set; }
+
+    [CommandOption("--audit-log-max-mib <N>")]
+    [Description("rotate the audit log to FILE.1 (FILE.1 to FILE.2, ...) before it grows past N MiB")]
+    [DefaultValue(AuditLogOptions.DefaultMaxMiB)]
+    public int AuditLogMaxMiB { get; set; } = AuditLogOptions.DefaultMaxMiB;
+
+    [CommandOption("--audit-log-keep <K>")]
+    [Description("rotated audit logs kept (FILE.1 to FILE.K); the oldest beyond them is deleted")]
+    [DefaultValue(AuditLogOptions.DefaultKeep)]
+    public int AuditLogKeep { get; set; } = AuditLogOptions.DefaultKeep;
+
+    [CommandOption("--audit-content")]
+    [Description("audit lines also carry the prompt and completion text (off: counts only)")]
+    public bool AuditContent { get; set; }
+
     public override ValidationResult Validate()
     {
         if (ApiKey is not null && Keys is not null)
@@ -70,6 +89,9 @@ public sealed class ServeSettings : QuantizedModelSettings
         if (MaxQueue < 0) return ValidationResult.Error($"--max-queue must be at least 0 (got {MaxQueue})");
         if (MaxModelLen is < 2) return ValidationResult.Error($"--max-model-len must be at least 2 (got {MaxModelLen})");
         if (ShutdownTimeout < 0) return ValidationResult.Error($"--shutdown-timeout must be >= 0 (got {ShutdownTimeout})");
+        if (AuditLog is null && AuditContent) return ValidationResult.Error("--audit-content needs --audit-log FILE (the file the text would go to)");
+        if (AuditLogMaxMiB < 1) return ValidationResult.Error($"--audit-log-max-mib must be at least 1 (got {AuditLogMaxMiB})");
+        if (AuditLogKeep < 1) return ValidationResult.Error($"--audit-log-keep must be at least 1 (got {AuditLogKeep}); rotated files are FILE.1 to FILE.K");
         try { ServerHostOptions.CheckPrefixCacheGib(PrefixCacheGib); }
         catch (UserInputException e) { return ValidationResult.Error(e.Message); }
         return base.Validate();
@@ -91,6 +113,8 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         {
             ServedModelName = served, Host = s.Host, Port = s.Port, ApiKey = key, Keys = keys, AdapterRoot = s.AdapterRoot,
             ShutdownTimeout = TimeSpan.FromSeconds(s.ShutdownTimeout),
+            AuditLog = s.AuditLog is null ? null
+                : new AuditLogOptions { Path = s.AuditLog, MaxMiB = s.AuditLogMaxMiB, Keep = s.AuditLogKeep, IncludeContent = s.AuditContent },
         };
         await using var host = ServerHost.Open(new ServerHostOptions
         {
@@ -100,7 +124,7 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         using var interruption = new Interruption("stopping: new requests get 503 while running ones finish");
         await host.StartAsync(cancellationToken);
         string loaded = adapters.Count == 0 ? "no adapters" : "adapters " + string.Join(", ", adapters.Select(a => a.Name));
-        Console.WriteLine($"finqlora serve: {host.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {host.Engine.Options.MaxBatch}, context {host.Engine.Options.MaxModelLen}, {PrefixCache(host.Engine.PrefixCacheBytes)}, chat format {host.ChatFormat?.Name ?? "none"}{(keys is not null ? $", {keys.Count} API keys ({s.Keys})" : key is null ? "" : ", API key required")}; Ctrl-C stops");
+        Console.WriteLine($"finqlora serve: {host.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {host.Engine.Options.MaxBatch}, context {host.Engine.Options.MaxModelLen}, {PrefixCache(host.Engine.PrefixCacheBytes)}, chat format {host.ChatFormat?.Name ?? "none"}{(keys is not null ? $", {keys.Count} API keys ({s.Keys})" : key is null ? "" : ", API key required")}{(s.AuditLog is null ? "" : $", audit log {s.AuditLog}")}; Ctrl-C stops");
         using (var stop = CancellationTokenSource.CreateLinkedTokenSource(interruption.Token, cancellationToken))
         {
             try { await Task.Delay(Timeout.Infinite, stop.Token); }

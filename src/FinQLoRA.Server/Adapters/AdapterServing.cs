@@ -22,8 +22,10 @@ internal static partial class AdapterServing
         try
         {
             var lineage = AdapterLineage.Read(path);
+            string? sha256 = state.Fingerprints.Hash(path); // the file as it is when loaded, hashed before the name can serve
             await state.Engine.LoadAdapterAsync(name, path).ConfigureAwait(false);
             state.Models.SetLineage(name, lineage);
+            state.Fingerprints.Loaded(name, sha256);
         }
         catch (UserInputException e)
         {
@@ -39,6 +41,7 @@ internal static partial class AdapterServing
         Tenant.Authorize(context, name, "lora_name"); // another tenant's adapter is as absent as an unknown one
         await state.Engine.UnloadAdapterAsync(name).ConfigureAwait(false);
         state.Models.SetLineage(name, null);
+        state.Fingerprints.Unloaded(name);
         return $"Success: LoRA adapter '{name}' removed successfully.";
     }
 

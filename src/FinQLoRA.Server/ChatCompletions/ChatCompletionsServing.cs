@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
 using FinQLoRA.Data.Chat;
+using FinQLoRA.Server.Audit;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Server.Tenancy;
 using FinQLoRA.Serving;
@@ -31,6 +32,8 @@ internal static class ChatCompletionsServing
         try { prompt = format.Render(messages); }
         catch (UserInputException e) { throw new ApiException(400, e.Message, "messages"); } // the template's own rules (turn order, roles)
         var ids = state.Engine.Tokenizer.Encode(prompt, addBos: false);
+        var audit = AuditEntry.Of(context);
+        audit?.Prompts(ids.Length, [prompt]);
         int? maxTokens = RequestFields.InRange(request.MaxCompletionTokens, "max_completion_tokens", 1, int.MaxValue)
             ?? RequestFields.InRange(request.MaxTokens, "max_tokens", 1, int.MaxValue);
         // Without a limit the answer may use the rest of the context, as vLLM does.
@@ -46,7 +49,7 @@ internal static class ChatCompletionsServing
                 new EngineRequest(ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token) { CachePartition = partition }).ToList();
             TokenAdmission.Admit(context, state, requests);
             var readers = EngineStreams.SubmitAll(state.Engine, requests, cancel);
-            string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
+            string id = "chatcmpl-" + context.TraceIdentifier;
             long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
             if (stream)
             {
@@ -55,6 +58,7 @@ internal static class ChatCompletionsServing
                 return TypedResults.Empty;
             }
             var results = await EngineStreams.CompleteAllAsync(readers, cancel.Token).ConfigureAwait(false);
+            audit?.Completed(results);
             var choices = results.Select((r, i) => new ChatChoice(i, new ChatResponseMessage("assistant", r.Text),
                 logprobs ? new ChatLogprobs(Content(r.Logprobs, r.TopLogprobs)) : null, r.FinishReason.Value)).ToList();
             return ApiResults.Json(new ChatCompletionObject<ChatChoice>(id, "chat.completion", created, model, null, choices,
@@ -83,8 +87,10 @@ internal static class ChatCompletionsServing
         for (int i = 0; i < readers.Count; i++)
             await Sse.SendAsync(context, head.Chunk(i, new ChatDelta("assistant", ""), null, null)).ConfigureAwait(false);
         int completionTokens = 0, finished = 0, cachedTokens = 0;
+        var audit = AuditEntry.Of(context);
         await foreach (var (i, e) in EngineStreams.Merge(readers, cancellation).ConfigureAwait(false))
         {
+            audit?.Streamed(i, e);
             ChatLogprobs? lp = e.Logprob is { } t ? new ChatLogprobs(Content([t], [e.TopLogprobs ?? []])) : null;
             if (e.TextDelta.Length > 0 || lp is not null)
                 await Sse.SendAsync(context, head.Chunk(i, new ChatDelta(null, e.TextDelta), lp, null)).ConfigureAwait(false);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Threading.Channels;
+using FinQLoRA.Server.Audit;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Server.Tenancy;
 using FinQLoRA.Serving;
@@ -15,6 +16,8 @@ internal static class CompletionsServing
     {
         var (model, adapter) = ServedModel.Of(context, state, request.Model);
         var prompts = ReadPrompts(request.Prompt, state);
+        var audit = AuditEntry.Of(context);
+        audit?.Prompts(prompts.Sum(p => p.Ids.Length), prompts.Select(p => p.Text));
         int n = SamplingFields.Choices(request, state);
         if (RequestFields.InRange(request.BestOf, "best_of", 1, state.Options.MaxN) is { } bestOf && bestOf != n)
             throw new ApiException(400, "'best_of' other than n is not supported", "best_of", "unsupported_parameter");
@@ -35,7 +38,7 @@ internal static class CompletionsServing
                 new EngineRequest(p.Ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token) { CachePartition = partition })).ToList();
             TokenAdmission.Admit(context, state, requests);
             var readers = EngineStreams.SubmitAll(state.Engine, requests, cancel);
-            var head = new Head("cmpl-" + Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow.ToUnixTimeSeconds(), model, includeUsage);
+            var head = new Head("cmpl-" + context.TraceIdentifier, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), model, includeUsage);
             int promptTokens = prompts.Sum(p => p.Ids.Length);
             if (stream)
             {
@@ -43,6 +46,7 @@ internal static class CompletionsServing
                 return TypedResults.Empty;
             }
             var results = await EngineStreams.CompleteAllAsync(readers, cancel.Token).ConfigureAwait(false);
+            audit?.Completed(results);
             var choices = results.Select((r, i) =>
             {
                 string prefix = echo ? prompts[i / n].Text : "";
@@ -80,8 +84,10 @@ internal static class CompletionsServing
                 await Sse.SendAsync(context, head.Chunk(i, prompts[i / n].Text, null, null)).ConfigureAwait(false);
             }
         int completionTokens = 0, finished = 0, cachedTokens = 0;
+        var audit = AuditEntry.Of(context);
         await foreach (var (i, e) in EngineStreams.Merge(readers, cancellation).ConfigureAwait(false))
         {
+            audit?.Streamed(i, e);
             CompletionLogprobs? lp = null;
             if (e.Logprob is { } t)
             {

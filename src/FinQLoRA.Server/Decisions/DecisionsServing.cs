@@ -1,4 +1,5 @@
 using System.Text.Json;
+using FinQLoRA.Server.Audit;
 using FinQLoRA.Server.Common;
 using FinQLoRA.Server.Tenancy;
 using FinQLoRA.Serving.Decisions;
@@ -25,6 +26,7 @@ internal static class DecisionsServing
         DecisionResult result;
         try { result = await decisions.DecideAsync(decisionRequest, context.RequestAborted).ConfigureAwait(false); }
         catch (UserInputException e) { throw new ApiException(400, e.Message, "input"); } // the template's own rules (roles, their order)
+        AuditEntry.Of(context)?.Decided(result.InputTokens, request.Input?.GetRawText() ?? "");
         var usage = new DecisionUsage(result.InputTokens, new DecisionInputTokensDetails(result.CachedTokens), 0, new DecisionOutputTokensDetails(0), result.InputTokens);
         return ApiResults.Json(new DecisionsResponse(model, result.Answers.Select(Wire).ToList(), usage));
     }
