@@ -27,7 +27,7 @@ public sealed class TenantServeFixture : ServerFixture
     /// <summary>Everything, 100 tokens per minute.</summary>
     public const string Frugal = "frugal";
     /// <summary>Everything, unlimited: a second tenant that may use what another uses (cache partitions).</summary>
-    public const string Audit = "audit";
+    public const string Auditor = "audit";
 
     public string AdapterRoot => Path.Combine(Dir, "adapters");
     public string KeysPath => Path.Combine(Dir, "keys.yaml");
@@ -52,7 +52,7 @@ public sealed class TenantServeFixture : ServerFixture
         Add(DeskB, ["desk-b-*", BaseName]);
         Add(Slow, ["*"], rpm: 2);
         Add(Frugal, ["*"], tpm: 100);
-        Add(Audit, ["*"]);
+        Add(Auditor, ["*"]);
 
         await StartAsync(new ServerHostOptions
         {

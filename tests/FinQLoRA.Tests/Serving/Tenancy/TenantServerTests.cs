@@ -27,7 +27,7 @@ public sealed class TenantServerTests(TenantServeFixture f) : IClassFixture<Tena
     {
         Assert.Equal(["desk-a-1", "desk-a-2"], Models(DeskA).GetModels().Value.Select(m => m.Id).Order(StringComparer.Ordinal));
         Assert.Equal([BaseName, "desk-b-1"], Models(DeskB).GetModels().Value.Select(m => m.Id)); // the base first, as without keys
-        Assert.Equal(["desk-a-1", "desk-a-2", "desk-b-1", BaseName], Models(Audit).GetModels().Value.Select(m => m.Id).Order(StringComparer.Ordinal));
+        Assert.Equal(["desk-a-1", "desk-a-2", "desk-b-1", BaseName], Models(Auditor).GetModels().Value.Select(m => m.Id).Order(StringComparer.Ordinal));
         Assert.Equal("desk-b-1", Models(DeskB).GetModel("desk-b-1").Value.Id);
         var hidden = Assert.Throws<ClientResultException>(() => Models(DeskA).GetModel("desk-b-1"));
         Assert.Equal(404, hidden.Status);
@@ -115,7 +115,7 @@ public sealed class TenantServerTests(TenantServeFixture f) : IClassFixture<Tena
         Assert.All(statuses[..^1], s => Assert.Equal(HttpStatusCode.OK, s));
         AssertRateLimited(refused, await refused.Content.ReadAsStringAsync(), maxSeconds: 30);
         // another key is not affected
-        using var audit = f.Http(Audit);
+        using var audit = f.Http(Auditor);
         Assert.Equal(HttpStatusCode.OK, (await audit.GetAsync("/v1/models")).StatusCode);
     }
 
@@ -174,7 +174,7 @@ public sealed class TenantServerTests(TenantServeFixture f) : IClassFixture<Tena
     [Fact]
     public async Task KeysNeverShareCachedPromptBlocks()
     {
-        using var audit = f.Http(Audit);
+        using var audit = f.Http(Auditor);
         using var deskB = f.Http(DeskB);
         // a prompt of several 16-token blocks, the same model for both keys
         string prompt = string.Join(' ', Enumerable.Repeat("The bank raised its rates again this quarter.", 8));
