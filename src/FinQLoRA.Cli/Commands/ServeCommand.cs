@@ -1,4 +1,7 @@
 using System.ComponentModel;
+using System.Runtime.InteropServices;
+using FinQLoRA.Distributed;
+using FinQLoRA.Serving.Pipeline;
 using FinQLoRA.Loading;
 using FinQLoRA.Server;
 using Spectre.Console;
@@ -44,9 +47,20 @@ public sealed class ServeSettings : QuantizedModelSettings
     public int? MaxModelLen { get; set; }
 
     [CommandOption("--prefix-cache-gib <GIB>")]
-    [Description("memory for automatic prefix caching (KV blocks of prompt prefixes reused by later requests); 0 turns it off")]
-    [DefaultValue(ServerHostOptions.DefaultPrefixCacheGib)]
-    public double PrefixCacheGib { get; set; } = ServerHostOptions.DefaultPrefixCacheGib;
+    [Description("memory for automatic prefix caching (KV blocks of prompt prefixes reused by later requests); 0 turns it off (default 1; 0 with --pipeline-stages, which refuses more)")]
+    public double? PrefixCacheGib { get; set; }
+
+    [CommandOption("--pipeline-stages <N>")]
+    [Description("split the layers over N MPI ranks (run under mpirun -np N or finqlora launch -n N); rank 0 serves HTTP")]
+    [DefaultValue(1)]
+    public int PipelineStages { get; set; } = 1;
+
+    [CommandOption("--micro-batches <M>")]
+    [Description("with --pipeline-stages: micro-batches each step's rows flow through the stages in (default: N)")]
+    public int? MicroBatches { get; set; }
+
+    /// <summary>--prefix-cache-gib as given, else its default (off in a pipeline, which does not mirror it).</summary>
+    public double PrefixCacheGibOrDefault => PrefixCacheGib ?? (PipelineStages > 1 ? 0 : ServerHostOptions.DefaultPrefixCacheGib);
 
     [CommandOption("--adapter-root <DIR>")]
     [Description("allow /v1/load_lora_adapter and /v1/unload_lora_adapter for adapter folders under DIR")]
@@ -63,7 +77,12 @@ public sealed class ServeSettings : QuantizedModelSettings
         if (MaxQueue < 0) return ValidationResult.Error($"--max-queue must be at least 0 (got {MaxQueue})");
         if (MaxModelLen is < 2) return ValidationResult.Error($"--max-model-len must be at least 2 (got {MaxModelLen})");
         if (ShutdownTimeout < 0) return ValidationResult.Error($"--shutdown-timeout must be >= 0 (got {ShutdownTimeout})");
-        try { ServerHostOptions.CheckPrefixCacheGib(PrefixCacheGib); }
+        try
+        {
+            ServerHostOptions.CheckPrefixCacheGib(PrefixCacheGibOrDefault);
+            // the job's size is known from the launcher's environment, before MPI starts or anything loads
+            ServerHost.CheckPipeline(PipelineStages, MicroBatches, PrefixCacheGibOrDefault, LaunchEnvironment.FromEnvironment().Size);
+        }
         catch (UserInputException e) { return ValidationResult.Error(e.Message); }
         return base.Validate();
     }
@@ -83,11 +102,19 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
             ServedModelName = served, Host = s.Host, Port = s.Port, ApiKey = key, AdapterRoot = s.AdapterRoot,
             ShutdownTimeout = TimeSpan.FromSeconds(s.ShutdownTimeout),
         };
-        await using var host = ServerHost.Open(new ServerHostOptions
+        var options = new ServerHostOptions
         {
             ModelPath = s.Model, Load = s.QuantizedLoadOptions(), Adapters = adapters.Select(a => (a.Name, a.Dir)).ToList(), Server = server,
-            MaxBatch = s.MaxBatch, MaxQueue = s.MaxQueue, MaxModelLen = s.MaxModelLen, PrefixCacheGib = s.PrefixCacheGib,
-        });
+            MaxBatch = s.MaxBatch, MaxQueue = s.MaxQueue, MaxModelLen = s.MaxModelLen, PrefixCacheGib = s.PrefixCacheGibOrDefault,
+            PipelineStages = s.PipelineStages, MicroBatches = s.MicroBatches,
+        };
+        using var job = s.PipelineStages > 1 ? DistributedContext.FromEnvironment() : null;
+        if (job is { Rank: not 0 })
+        {
+            RunStage(options, job);
+            return 0;
+        }
+        await using var host = ServerHost.Open(options, job);
         using var interruption = new Interruption("stopping: new requests get 503 while running ones finish");
         await host.StartAsync(cancellationToken);
         string loaded = adapters.Count == 0 ? "no adapters" : "adapters " + string.Join(", ", adapters.Select(a => a.Name));
@@ -100,6 +127,16 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         bool drained = await host.StopAsync();
         AnsiConsole.MarkupLine(drained ? "[grey]finqlora serve: stopped[/]" : "[yellow]finqlora serve: stopped; requests still running at the deadline were ended[/]");
         return 0;
+    }
+
+    /// <summary>Ranks 1..N−1: this rank's layers and their adapters, executing rank 0's steps until it stops. Ctrl-C and
+    /// SIGTERM reach every rank under mpirun; here they are left to rank 0, which drains and then stops the stages.</summary>
+    private static void RunStage(ServerHostOptions options, DistributedContext job)
+    {
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => c.Cancel = true);
+        var (model, _) = PipelineServingStage.Load(options.ModelPath, options.Load with { Device = job.Device }, options.PipelineStages, job.Rank, options.Adapters);
+        using (model) new PipelineStageWorker(model, job.Communicator).Run();
     }
 
     private static string PrefixCache(long bytes) => bytes == 0 ? "prefix cache off" : $"prefix cache {bytes / (double)(1L << 30):0.##} GiB";
