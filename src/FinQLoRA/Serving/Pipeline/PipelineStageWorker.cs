@@ -33,6 +33,9 @@ public sealed class PipelineStageWorker
         _fault = ParseFault(Environment.GetEnvironmentVariable(FaultVariable));
     }
 
+    /// <summary>The KV slots of this stage's layers, once rank 0 has started the engine.</summary>
+    public long KvCacheBytes { get; private set; }
+
     /// <summary>Executes descriptors until rank 0 says shutdown; then frees the slots and adapter stacks.</summary>
     public void Run()
     {
@@ -72,6 +75,7 @@ public sealed class PipelineStageWorker
             case StepKind.Start:
                 _cache?.Dispose();
                 _cache = new SlotKvCache(_model.Config, step.MaxBatch, step.MaxModelLen, _model.ComputeDType, _model.Device, _model.FirstLayer, _model.Layers.Count);
+                KvCacheBytes = _cache.Bytes;
                 _adapters ??= new AdapterRegistry(_model);
                 break;
             case StepKind.Move:
