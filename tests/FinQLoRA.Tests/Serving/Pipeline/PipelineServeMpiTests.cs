@@ -118,4 +118,20 @@ public sealed class PipelineServeMpiTests
         Assert.Contains("rank 0: collective MPI_Irecv(from rank 1, tag 16) timed out after 3 s; another rank probably died — aborting", job.Output);
         await Assert.ThrowsAnyAsync<Exception>(async () => await asked);
     }
+
+    [MpiFact]
+    public async Task AStageThatExitsEndsTheServerWithMpirunsLineNamingItsRank()
+    {
+        using var temp = new TempFolder();
+        string model = WriteModel(temp.Path);
+        await using var job = await PipelineServeJob.StartAsync([.. ServeArguments(temp.Path, model), "--pipeline-stages", "2"],
+            new Dictionary<string, string> { ["FINQLORA_TEST_PIPELINE_FAULT"] = "exit:2" });
+        var client = new ChatClient(ModelName, new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(job.Url, "v1") });
+        var asked = client.CompleteChatAsync([new UserChatMessage(Questions[0])], new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = MaxTokens });
+        Assert.True(await job.WaitForExitAsync(TimeSpan.FromSeconds(60)), $"the server did not end:\n{job.Output}");
+        Assert.Equal(3, job.ExitCode);
+        Assert.Contains("rank 1: FINQLORA_TEST_PIPELINE_FAULT=exit:2: failing now", job.Output);
+        Assert.Contains("Exit code:    3", job.Output);
+        await Assert.ThrowsAnyAsync<Exception>(async () => await asked);
+    }
 }
