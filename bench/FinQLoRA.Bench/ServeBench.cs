@@ -21,15 +21,15 @@ namespace FinQLoRA.Bench;
 /// </summary>
 public static class ServeBench
 {
-    public const string Help = "served tok/s at 1/4/16/32 streams vs 1, vs offline batched generate, 8-adapter mix vs 1 adapter, TTFT p50/p99, cached-prefix TTFT, decisions vs completions [--quick] [--threads N] [--shared DIR] [--skip-random] [--only throughput|prefix|decisions|constrained]";
+    public const string Help = "served tok/s at 1/4/16/32 streams vs 1, vs offline batched generate, 8-adapter mix vs 1 adapter, TTFT p50/p99, cached-prefix TTFT, decisions vs completions [--quick] [--threads N] [--shared DIR] [--skip-random] [--only throughput|prefix|decisions|constrained]; under mpirun -np N with --pipeline-stages N [--micro-batches M]: 16 streams across N ranks vs one process, memory per rank vs the planner's stage";
 
-    private static readonly string[] Starts =
+    internal static readonly string[] Starts =
     [
         "Once upon a time", "The little dog", "Lily went to the park", "Tom had a big", "One day, a girl named Sue", "The sun was",
         "There was a cat", "Ben and his mom", "A bird sat on", "The old man", "Anna liked to", "In the forest",
     ];
 
-    private sealed record Measured(int Streams, double TokensPerSecond, double TtftP50, double TtftP99);
+    internal sealed record Measured(int Streams, double TokensPerSecond, double TtftP50, double TtftP99);
 
     public static int Run(string[] args)
     {
@@ -42,6 +42,9 @@ public static class ServeBench
         set_num_threads(threads);
         string stories = Path.Combine(shared, "models", "stories260K-hf");
         if (!Directory.Exists(stories)) throw new UserInputException($"{stories}: not found; pass --shared <folder holding models/>");
+        if (Value(args, "--pipeline-stages") is { } stages)
+            return ServePipelineBench.Run(int.Parse(stages, System.Globalization.CultureInfo.InvariantCulture),
+                Value(args, "--micro-batches") is { } m ? int.Parse(m, System.Globalization.CultureInfo.InvariantCulture) : null, stories, quick);
         var total = Stopwatch.StartNew();
         if (Wants("throughput")) Measure("stories260K", stories, tokens: quick ? 32 : 64, requestsPerClient: quick ? 2 : 4).GetAwaiter().GetResult();
         if (!skipRandom)
@@ -137,7 +140,7 @@ public static class ServeBench
     }
 
     /// <summary><paramref name="streams"/> clients, each sending <paramref name="requests"/> streamed greedy completions one after another.</summary>
-    private static async Task<Measured> Clients(HttpClient http, string[] prompts, string[] models, int streams, int requests, int tokens)
+    internal static async Task<Measured> Clients(HttpClient http, string[] prompts, string[] models, int streams, int requests, int tokens)
     {
         var ttft = new System.Collections.Concurrent.ConcurrentBag<double>();
         long generated = 0;

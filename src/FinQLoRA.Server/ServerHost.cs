@@ -1,10 +1,12 @@
 using FinQLoRA.Data.Chat;
 using FinQLoRA.Data.Tokenization;
+using FinQLoRA.Distributed;
 using FinQLoRA.Inference;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
 using FinQLoRA.Server.Models;
 using FinQLoRA.Serving;
+using FinQLoRA.Serving.Pipeline;
 
 namespace FinQLoRA.Server;
 
@@ -16,10 +18,12 @@ namespace FinQLoRA.Server;
 /// </summary>
 public sealed class ServerHost : IAsyncDisposable
 {
-    private readonly GenerationSession _session;
-    private ServerHost(GenerationSession session, ServingEngine engine, OpenAiServer server, ChatFormat? chatFormat, TimeSpan shutdownTimeout)
+    private readonly IDisposable _session;
+    private ServerHost(IDisposable session, DecoderModel model, ITextTokenizer tokenizer, ServingEngine engine, OpenAiServer server, ChatFormat? chatFormat, TimeSpan shutdownTimeout)
     {
         _session = session;
+        Model = model;
+        Tokenizer = tokenizer;
         Engine = engine;
         Server = server;
         ChatFormat = chatFormat;
@@ -32,15 +36,20 @@ public sealed class ServerHost : IAsyncDisposable
     public OpenAiServer Server { get; }
     /// <summary>The format chat requests are rendered with; null when the model has none (chat requests get 400).</summary>
     public ChatFormat? ChatFormat { get; }
-    public DecoderModel Model => _session.Model;
-    public ITextTokenizer Tokenizer => _session.Tokenizer;
+    /// <summary>The model, or rank 0's stage of it in a pipeline.</summary>
+    public DecoderModel Model { get; }
+    public ITextTokenizer Tokenizer { get; }
     /// <summary>Where the server listens, once started.</summary>
     public Uri? Url => Server.Url;
 
     /// <summary>Checks the options (flags before any file is read), loads the model and its adapters, and builds the
     /// engine and the server. Throws <see cref="UserInputException"/> for a bad option, model or adapter.</summary>
-    public static ServerHost Open(ServerHostOptions options)
+    /// <param name="pipeline">with <see cref="ServerHostOptions.PipelineStages"/> &gt; 1: the MPI job, of which this is
+    /// rank 0 (the caller keeps and disposes it; the other ranks run <see cref="PipelineStageWorker"/>)</param>
+    public static ServerHost Open(ServerHostOptions options, DistributedContext? pipeline = null)
     {
+        CheckPipeline(options.PipelineStages, options.MicroBatches, options.PrefixCacheGib, pipeline?.Size ?? 1);
+        if (pipeline is { Rank: not 0 }) throw new ArgumentException("ServerHost runs on rank 0; the other ranks run PipelineStageWorker", nameof(pipeline));
         var server = options.Server;
         foreach (var (name, dir) in options.Adapters)
             if (name == server.ServedModelName) throw new UserInputException($"--adapter {name}={dir}: the name is the base model's served name; choose another");
@@ -62,7 +71,20 @@ public sealed class ServerHost : IAsyncDisposable
         };
         engineOptions.Validate(config.MaxPositionEmbeddings);
 
-        var session = GenerationSession.Open(setup);
+        IDisposable session;
+        DecoderModel model;
+        ITextTokenizer tokenizer;
+        if (pipeline is null)
+        {
+            var whole = GenerationSession.Open(setup);
+            (session, model, tokenizer) = (whole, whole.Model, whole.Tokenizer);
+        }
+        else
+        {
+            tokenizer = ModelLoading.LoadTokenizer(options.ModelPath);
+            (model, _) = PipelineServingStage.Load(options.ModelPath, options.Load with { Device = pipeline.Device }, options.PipelineStages, 0, options.Adapters);
+            session = model;
+        }
         ServingEngine? engine = null;
         try
         {
@@ -70,12 +92,14 @@ public sealed class ServerHost : IAsyncDisposable
             // A template we refuse leaves /v1/completions working; chat requests get the refusal.
             ChatFormat? chat = null;
             string? refusal = null;
-            try { chat = ChatFormat.Detect(session.Tokenizer, tokenizerConfig); }
+            try { chat = ChatFormat.Detect(tokenizer, tokenizerConfig); }
             catch (UserInputException e) { refusal = e.Message; }
             var metrics = new ServerMetrics(server.ServedModelName);
-            engine = new ServingEngine(session.Model, session.Tokenizer, engineOptions, metrics);
+            engine = pipeline is null
+                ? new ServingEngine(model, tokenizer, engineOptions, metrics)
+                : ServingEngine.OverPipeline(model, tokenizer, engineOptions, pipeline.Communicator, options.MicroBatches ?? options.PipelineStages, metrics);
             var app = OpenAiServer.Create(engine, server with { ChatFormat = chat, ChatFormatRefusal = refusal }, metrics, options.Adapters, lineages);
-            return new ServerHost(session, engine, app, chat, server.ShutdownTimeout);
+            return new ServerHost(session, model, tokenizer, engine, app, chat, server.ShutdownTimeout);
         }
         catch
         {
@@ -83,6 +107,20 @@ public sealed class ServerHost : IAsyncDisposable
             session.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Refuses pipeline options that do not fit a job of <paramref name="ranks"/> ranks, naming the flag (the
+    /// CLI calls it from the launcher's environment, before MPI starts or anything loads).</summary>
+    public static void CheckPipeline(int stages, int? microBatches, double prefixCacheGib, int ranks)
+    {
+        if (stages < 1) throw new UserInputException($"--pipeline-stages must be at least 1 (got {stages})");
+        if (microBatches is < 1) throw new UserInputException($"--micro-batches must be at least 1 (got {microBatches})");
+        if (stages == 1 && microBatches is not null)
+            throw new UserInputException("--micro-batches needs --pipeline-stages N > 1 (one process runs each step as one batch)");
+        if (stages > 1 && prefixCacheGib > 0)
+            throw new UserInputException($"--prefix-cache-gib {prefixCacheGib} cannot be used with --pipeline-stages (prefix caching is not mirrored across ranks yet); use --prefix-cache-gib 0");
+        if (stages != ranks)
+            throw new UserInputException($"--pipeline-stages {stages} needs a job of {stages} ranks but this one has {ranks}; run: mpirun -np {stages} finqlora serve --pipeline-stages {stages} ...");
     }
 
     /// <summary>Binds the listener.</summary>

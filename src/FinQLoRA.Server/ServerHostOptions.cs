@@ -26,6 +26,12 @@ public sealed record ServerHostOptions
     /// <summary>Memory for the prefix cache's block pool in GiB (the CLI's --prefix-cache-gib); 0 turns prefix caching off.</summary>
     public double PrefixCacheGib { get; init; } = DefaultPrefixCacheGib;
 
+    /// <summary>Ranks the model's layers are split over (the CLI's --pipeline-stages; 1: one process). Rank 0 serves
+    /// HTTP; the others run <see cref="Serving.Pipeline.PipelineStageWorker"/>.</summary>
+    public int PipelineStages { get; init; } = 1;
+    /// <summary>Micro-batches a pipeline step's rows are cut into (the CLI's --micro-batches); null: one per stage.</summary>
+    public int? MicroBatches { get; init; }
+
     /// <summary>The prefix cache a server gets without --prefix-cache-gib.</summary>
     public const double DefaultPrefixCacheGib = 1;
 

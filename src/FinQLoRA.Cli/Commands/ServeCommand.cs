@@ -1,4 +1,7 @@
 using System.ComponentModel;
+using System.Runtime.InteropServices;
+using FinQLoRA.Distributed;
+using FinQLoRA.Serving.Pipeline;
 using FinQLoRA.Loading;
 using FinQLoRA.Server;
 using FinQLoRA.Server.Tenancy;
@@ -50,9 +53,20 @@ public sealed class ServeSettings : QuantizedModelSettings
     public int? MaxModelLen { get; set; }
 
     [CommandOption("--prefix-cache-gib <GIB>")]
-    [Description("memory for automatic prefix caching (KV blocks of prompt prefixes reused by later requests); 0 turns it off")]
-    [DefaultValue(ServerHostOptions.DefaultPrefixCacheGib)]
-    public double PrefixCacheGib { get; set; } = ServerHostOptions.DefaultPrefixCacheGib;
+    [Description("memory for automatic prefix caching (KV blocks of prompt prefixes reused by later requests); 0 turns it off (default 1; 0 with --pipeline-stages, which refuses more)")]
+    public double? PrefixCacheGib { get; set; }
+
+    [CommandOption("--pipeline-stages <N>")]
+    [Description("split the layers over N MPI ranks (run under mpirun -np N or finqlora launch -n N); rank 0 serves HTTP")]
+    [DefaultValue(1)]
+    public int PipelineStages { get; set; } = 1;
+
+    [CommandOption("--micro-batches <M>")]
+    [Description("with --pipeline-stages: micro-batches each step's rows flow through the stages in (default: N)")]
+    public int? MicroBatches { get; set; }
+
+    /// <summary>--prefix-cache-gib as given, else its default (off in a pipeline, which does not mirror it).</summary>
+    public double PrefixCacheGibOrDefault => PrefixCacheGib ?? (PipelineStages > 1 ? 0 : ServerHostOptions.DefaultPrefixCacheGib);
 
     [CommandOption("--adapter-root <DIR>")]
     [Description("allow /v1/load_lora_adapter and /v1/unload_lora_adapter for adapter folders under DIR")]
@@ -92,7 +106,12 @@ public sealed class ServeSettings : QuantizedModelSettings
         if (AuditLog is null && AuditContent) return ValidationResult.Error("--audit-content needs --audit-log FILE (the file the text would go to)");
         if (AuditLogMaxMiB < 1) return ValidationResult.Error($"--audit-log-max-mib must be at least 1 (got {AuditLogMaxMiB})");
         if (AuditLogKeep < 1) return ValidationResult.Error($"--audit-log-keep must be at least 1 (got {AuditLogKeep}); rotated files are FILE.1 to FILE.K");
-        try { ServerHostOptions.CheckPrefixCacheGib(PrefixCacheGib); }
+        try
+        {
+            ServerHostOptions.CheckPrefixCacheGib(PrefixCacheGibOrDefault);
+            // the job's size is known from the launcher's environment, before MPI starts or anything loads
+            ServerHost.CheckPipeline(PipelineStages, MicroBatches, PrefixCacheGibOrDefault, LaunchEnvironment.FromEnvironment().Size);
+        }
         catch (UserInputException e) { return ValidationResult.Error(e.Message); }
         return base.Validate();
     }
@@ -116,11 +135,19 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
             AuditLog = s.AuditLog is null ? null
                 : new AuditLogOptions { Path = s.AuditLog, MaxMiB = s.AuditLogMaxMiB, Keep = s.AuditLogKeep, IncludeContent = s.AuditContent },
         };
-        await using var host = ServerHost.Open(new ServerHostOptions
+        var options = new ServerHostOptions
         {
             ModelPath = s.Model, Load = s.QuantizedLoadOptions(), Adapters = adapters.Select(a => (a.Name, a.Dir)).ToList(), Server = server,
-            MaxBatch = s.MaxBatch, MaxQueue = s.MaxQueue, MaxModelLen = s.MaxModelLen, PrefixCacheGib = s.PrefixCacheGib,
-        });
+            MaxBatch = s.MaxBatch, MaxQueue = s.MaxQueue, MaxModelLen = s.MaxModelLen, PrefixCacheGib = s.PrefixCacheGibOrDefault,
+            PipelineStages = s.PipelineStages, MicroBatches = s.MicroBatches,
+        };
+        using var job = s.PipelineStages > 1 ? DistributedContext.FromEnvironment() : null;
+        if (job is { Rank: not 0 })
+        {
+            RunStage(options, job);
+            return 0;
+        }
+        await using var host = ServerHost.Open(options, job);
         using var interruption = new Interruption("stopping: new requests get 503 while running ones finish");
         await host.StartAsync(cancellationToken);
         string loaded = adapters.Count == 0 ? "no adapters" : "adapters " + string.Join(", ", adapters.Select(a => a.Name));
@@ -133,6 +160,16 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         bool drained = await host.StopAsync();
         AnsiConsole.MarkupLine(drained ? "[grey]finqlora serve: stopped[/]" : "[yellow]finqlora serve: stopped; requests still running at the deadline were ended[/]");
         return 0;
+    }
+
+    /// <summary>Ranks 1..N−1: this rank's layers and their adapters, executing rank 0's steps until it stops. Ctrl-C and
+    /// SIGTERM reach every rank under mpirun; here they are left to rank 0, which drains and then stops the stages.</summary>
+    private static void RunStage(ServerHostOptions options, DistributedContext job)
+    {
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => c.Cancel = true);
+        var (model, _) = PipelineServingStage.Load(options.ModelPath, options.Load with { Device = job.Device }, options.PipelineStages, job.Rank, options.Adapters);
+        using (model) new PipelineStageWorker(model, job.Communicator).Run();
     }
 
     private static string PrefixCache(long bytes) => bytes == 0 ? "prefix cache off" : $"prefix cache {bytes / (double)(1L << 30):0.##} GiB";

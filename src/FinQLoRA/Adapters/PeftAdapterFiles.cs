@@ -124,20 +124,23 @@ public static class PeftAdapterFiles
             FloatTensors.Require(path, entry.Name, entry.DType, "a LoRA matrix", "the adapter file is damaged — export it again");
             if (key.Part == PeftAdapterKey.Magnitude && !config.UseDora)
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is a DoRA magnitude but {PeftAdapterConfig.FileName} has use_dora false");
-            if (key.Layer >= model.Layers.Count)
-                throw new UserInputException($"{path}: tensor '{entry.Name}' is for layer {key.Layer} but the model has {model.Layers.Count} layers; the adapter was made for another model");
+            if (key.Layer >= model.Config.NumLayers)
+                throw new UserInputException($"{path}: tensor '{entry.Name}' is for layer {key.Layer} but the model has {model.Config.NumLayers} layers; the adapter was made for another model");
             if (!targets.Contains(key.Projection))
                 throw new UserInputException($"{path}: tensor '{entry.Name}' targets {ModelLayout.ModuleName(key.Projection)}, which {PeftAdapterConfig.FileName} does not list in target_modules ({string.Join(", ", config.TargetModules)})");
             string modulePath = ModelLayout.ModulePath(key.Layer, key.Projection);
             if (spec.TargetPattern is { } pattern && !Regex.IsMatch(modulePath, $"^(?:{pattern})$"))
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is for {modulePath}, which target_modules '{pattern}' does not match");
 
-            var byPart = parts.TryGetValue((key.Layer, key.Projection), out var d) ? d : parts[(key.Layer, key.Projection)] = new();
+            // a pipeline stage holds layers [FirstLayer, FirstLayer + Layers.Count): it takes their tensors only, by local index
+            int local = key.Layer - model.FirstLayer;
+            if (local < 0 || local >= model.Layers.Count) continue;
+            var byPart = parts.TryGetValue((local, key.Projection), out var d) ? d : parts[(local, key.Projection)] = new();
             if (byPart.TryGetValue(key.Part, out string? other))
                 throw new UserInputException($"{path}: tensors '{other}' and '{entry.Name}' are the same weight written twice");
             byPart[key.Part] = entry.Name;
 
-            var (inF, outF) = ModelShape(model, key.Layer, key.Projection);
+            var (inF, outF) = ModelShape(model, local, key.Projection);
             long[] expected = key.Part switch
             {
                 PeftAdapterKey.A => [config.Rank, inF],
@@ -149,12 +152,12 @@ public static class PeftAdapterFiles
             if (entry.DType is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is {entry.DType}; adapter weights must be F32, BF16 or F16");
         }
-        if (parts.Count == 0) throw new UserInputException($"{path}: holds no LoRA tensors");
+        if (!file.Entries.Any()) throw new UserInputException($"{path}: holds no LoRA tensors");
         foreach (var ((layer, projection), byPart) in parts)
         {
             string[] needed = config.UseDora ? [PeftAdapterKey.A, PeftAdapterKey.B, PeftAdapterKey.Magnitude] : [PeftAdapterKey.A, PeftAdapterKey.B];
             foreach (string part in needed.Where(p => !byPart.ContainsKey(p)))
-                throw new UserInputException($"{path}: {ModelLayout.ModulePath(layer, projection)} has no {part} tensor; the file is incomplete");
+                throw new UserInputException($"{path}: {ModelLayout.ModulePath(model.FirstLayer + layer, projection)} has no {part} tensor; the file is incomplete");
         }
         return parts;
     }

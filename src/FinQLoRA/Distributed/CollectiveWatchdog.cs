@@ -30,6 +30,10 @@ public sealed class CollectiveWatchdog(TimeSpan timeout)
         ? timeout
         : throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "collective timeout must be positive");
 
+    /// <summary>Called with the timeout's message just before the job is aborted, on the thread that waited: a server
+    /// marks itself not ready first.</summary>
+    public Action<string>? BeforeAbort { get; set; }
+
     /// <summary>The timeout from <see cref="TimeoutVariable"/>, else <see cref="DefaultTimeout"/>.</summary>
     public static CollectiveWatchdog FromEnvironment() => new(ParseTimeout(Environment.GetEnvironmentVariable(TimeoutVariable)));
 

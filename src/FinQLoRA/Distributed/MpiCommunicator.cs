@@ -248,7 +248,12 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             fixed (nint* slot = &request)
                 Check(_mpi, _mpi.Test(slot, &done, _abi.StatusIgnore), $"MPI_Test({operation})");
             if (done != 0) return;
-            if (deadline.Expired) Abort(CollectiveWatchdog.TimeoutMessage(Rank, operation, _watchdog.Timeout), CollectiveWatchdog.TimeoutExitCode);
+            if (deadline.Expired)
+            {
+                string message = CollectiveWatchdog.TimeoutMessage(Rank, operation, _watchdog.Timeout);
+                _watchdog.BeforeAbort?.Invoke(message);
+                Abort(message, CollectiveWatchdog.TimeoutExitCode);
+            }
             deadline.Pause();
         }
     }

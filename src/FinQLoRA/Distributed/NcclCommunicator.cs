@@ -24,6 +24,9 @@ public sealed unsafe class NcclCommunicator : ICommunicator
     private readonly NcclNative _nccl;
     private readonly CudaDriver _cuda;
     private readonly CollectiveWatchdog _watchdog;
+
+    /// <summary>The watchdog guarding every operation.</summary>
+    public CollectiveWatchdog Watchdog => _watchdog;
     private readonly object _gate = new();
     private nint _comm;
     private long _bytesSent;
@@ -196,7 +199,12 @@ public sealed unsafe class NcclCommunicator : ICommunicator
             _nccl.CommGetAsyncError(_comm, &asyncError);
             if (asyncError is not NcclNative.Success and not NcclNative.InProgress)
                 Abort($"rank {Rank}: {operation} failed: {_nccl.Describe(asyncError)} — aborting", 1);
-            if (deadline.Expired) Abort(CollectiveWatchdog.TimeoutMessage(Rank, operation, _watchdog.Timeout), CollectiveWatchdog.TimeoutExitCode);
+            if (deadline.Expired)
+            {
+                string message = CollectiveWatchdog.TimeoutMessage(Rank, operation, _watchdog.Timeout);
+                _watchdog.BeforeAbort?.Invoke(message);
+                Abort(message, CollectiveWatchdog.TimeoutExitCode);
+            }
             deadline.Pause();
         }
     }

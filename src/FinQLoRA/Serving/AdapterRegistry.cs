@@ -119,7 +119,8 @@ internal sealed class AdapterRegistry : IDisposable
     /// leaves the model as it was for anyone else (a stale selection would apply to a batch of another size).</summary>
     public void Select(IEnumerable<string?> rowAdapters)
     {
-        var index = rowAdapters.Select(a => a is { } name ? _stackIndex[name] : 0L).ToArray();
+        // a pipeline stage whose layers an adapter does not touch holds no stack for it: its rows run the base there
+        var index = rowAdapters.Select(a => a is { } name && _stackIndex.TryGetValue(name, out long i) ? i : 0L).ToArray();
         var t = tensor(index, device: _model.Device);
         t.DetachFromDisposeScope();
         _selection.Rows = t;

@@ -1,6 +1,5 @@
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
-using FinQLoRA.Inference.Decoding;
 using FinQLoRA.Models;
 using static TorchSharp.torch;
 
@@ -13,12 +12,8 @@ namespace FinQLoRA.Serving;
 /// only the tensors of one step, so that the scheduling policy and the numerics can change apart. Masks come from
 /// <see cref="AttentionMask"/> alone, the model's one definition of what a query may see. Scheduler thread only.
 /// </summary>
-internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, SlotKvCache cache, AdapterRegistry adapters, IEngineObserver? observer)
+internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, IStepForward layers, AdapterRegistry adapters, IEngineObserver? observer)
 {
-    // The pool and the model stay the same for the engine's life, so the step is chosen once (at the first decode,
-    // under no_grad as every decode runs), not per token.
-    private IDecodeStep? _decodeStep;
-
     /// <summary>One forward over the newcomers' prompts in consecutive slots from <c>group[0].Slot</c>. Row r holds its
     /// first <see cref="EngineRow.CachedTokens"/> positions already (from the prefix cache, or none) and computes the
     /// rest, right-padded to <paramref name="longest"/> tokens: its query c sits at slot position cached_r + c and sees
@@ -59,10 +54,11 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
         var mask = AttentionMask.BelowOrWithin(tensor(below, [k, t], device: device), tensor(segmentStart, [k, t], device: device),
             tensor(segmentEnd, [k, t], device: device), span);                                           // [k, 1, t, span]
         // rows starting at the same position (no hits, or equal ones) write one block of the slots; else each its own
-        if (group.All(r => r.CachedTokens == group[0].CachedTokens)) cache.BeginPrefill(group[0].Slot, k, group[0].CachedTokens);
-        else cache.BeginPrefillAt(group[0].Slot, positions, span);
+        CacheWrite write = group.All(r => r.CachedTokens == group[0].CachedTokens)
+            ? new CacheWrite.Prefill(group[0].Slot, group[0].CachedTokens)
+            : new CacheWrite.PrefillAt(group[0].Slot, positions, span);
         var generating = Enumerable.Range(0, k).Where(r => !group[r].IsScoring).ToArray();
-        var logits = Forward(group, tensor(ids, [k, t], device: device), tensor(rope, [k, t], device: device), mask, h =>
+        var logits = Forward(group, tensor(ids, [k, t], device: device), tensor(rope, [k, t], device: device), mask, write, h =>
         {
             for (int r = 0; r < k; r++)
                 if (group[r].IsScoring) AddScore(group[r], h.narrow(0, r, 1), layouts[r]);
@@ -95,8 +91,7 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
         layout.Fill(0, c, tokenizer.PadId, ids, rope, below, segmentStart, segmentEnd);
         var mask = AttentionMask.BelowOrWithin(tensor(below, [1, c], device: device), tensor(segmentStart, [1, c], device: device),
             tensor(segmentEnd, [1, c], device: device), start + c);                                        // [1, 1, c, start + c]
-        cache.BeginPrefill(slot, 1, offset: start);
-        var logits = Forward([row], tensor(ids, [1, c], device: device), tensor(rope, [1, c], device: device), mask, h =>
+        var logits = Forward([row], tensor(ids, [1, c], device: device), tensor(rope, [1, c], device: device), mask, new CacheWrite.Prefill(slot, start), h =>
         {
             if (row.IsScoring) AddScore(row, h, layout);
             return last && !row.IsScoring ? model.Head(h.narrow(1, end - start - 1, 1)).select(1, 0) : null;   // [1, vocab]
@@ -175,21 +170,22 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
         var lengths = tensor(lengthValues, device: device);
         // Row r sees its own positions 0..length[r] (the token fed now included); the rest of the span is padding.
         var mask = AttentionMask.Build(AttentionMask.RightPadding(lengths + 1, span), n, 1, span - 1, device); // [n, 1, 1, span]
-        cache.BeginDecode(arange(0, n, ScalarType.Int64, device), lengths, span);
-        var logits = WithAdapters(rows, () => (_decodeStep ??= DecodeStep.Choose(model, cache)).Forward(feed, lengths.view(n, 1), mask)).select(1, 0); // [n, vocab]
+        var logits = WithAdapters(rows, a => layers.Decode(a, feed, lengths.view(n, 1), mask, new CacheWrite.Decode(lengths, span))).select(1, 0); // [n, vocab]
         foreach (var row in rows) row.Length++;
         return Sample(rows, logits);
     }
 
     /// <summary>A prefill's layers, then <paramref name="head"/> on the hidden states, with each row's adapter selected.</summary>
-    private Tensor? Forward(IReadOnlyList<EngineRow> rows, Tensor ids, Tensor positions, Tensor mask, Func<Tensor, Tensor?> head) =>
-        WithAdapters(rows, () => head(model.RunLayers(model.Embed(ids), 0, model.Layers.Count, positions, mask, cache)));
+    private Tensor? Forward(IReadOnlyList<EngineRow> rows, Tensor ids, Tensor positions, Tensor mask, CacheWrite write, Func<Tensor, Tensor?> head) =>
+        WithAdapters(rows, a => head(layers.Prefill(a, ids, positions, mask, write)));
 
-    /// <summary>Runs <paramref name="forward"/> with each row's adapter selected (the head included: it may carry one).</summary>
-    private T WithAdapters<T>(IReadOnlyList<EngineRow> rows, Func<T> forward)
+    /// <summary>Runs <paramref name="forward"/> (given each row's adapter) with each row's adapter selected (the head
+    /// included: it may carry one).</summary>
+    private T WithAdapters<T>(IReadOnlyList<EngineRow> rows, Func<IReadOnlyList<string?>, T> forward)
     {
-        adapters.Select(rows.Select(r => r.Request.Adapter));
-        try { return forward(); }
+        var names = rows.Select(r => r.Request.Adapter).ToArray();
+        adapters.Select(names);
+        try { return forward(names); }
         finally { adapters.ClearSelection(); }
     }
 

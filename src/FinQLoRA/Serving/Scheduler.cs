@@ -23,6 +23,7 @@ internal sealed class Scheduler : IDisposable
     private readonly SlotKvCache _cache;
     private readonly PrefixCache? _prefix;
     private readonly ModelRunner _runner;
+    private readonly IStepForward _forward;
     private readonly AdapterRegistry _adapters;
     private readonly List<EngineRow> _rows = [];
     private readonly WaitingQueue _queue;
@@ -39,13 +40,15 @@ internal sealed class Scheduler : IDisposable
     private int _chunkedDone;
     private int ChunkSlot => _options.MaxBatch - 1;
 
-    public Scheduler(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, AdapterRegistry adapters, IEngineObserver? observer)
+    /// <param name="forward">the layers of a step over the slot pool this scheduler allocates (one process or a pipeline)</param>
+    public Scheduler(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, AdapterRegistry adapters, IEngineObserver? observer,
+        Func<SlotKvCache, IStepForward> forward)
     {
         _options = options;
         _observer = observer;
         _adapters = adapters;
         _queue = new WaitingQueue(options.MaxQueue, observer);
-        _cache = new SlotKvCache(model.Config, options.MaxBatch, options.MaxModelLen, model.ComputeDType, model.Device);
+        _cache = new SlotKvCache(model.Config, options.MaxBatch, options.MaxModelLen, model.ComputeDType, model.Device, model.FirstLayer, model.Layers.Count);
         if (options.PrefixCacheBytes > 0)
         {
             _prefix = new PrefixCache(model.Config, options.PrefixBlockTokens, options.PrefixCacheBytes, model.ComputeDType, model.Device);
@@ -57,12 +60,15 @@ internal sealed class Scheduler : IDisposable
                 throw UserInputException.About($"{new ConfigField("prefix_cache_gib")} gives {options.PrefixCacheBytes} bytes, less than one block of {options.PrefixBlockTokens} tokens ({blockBytes} bytes); raise it, or 0 turns prefix caching off");
             }
         }
-        _runner = new ModelRunner(model, tokenizer, _cache, adapters, observer);
+        _forward = forward(_cache);
+        _runner = new ModelRunner(model, tokenizer, _forward, adapters, observer);
         _thread = new Thread(Loop) { IsBackground = true, Name = "finqlora-scheduler" };
         _thread.Start();
     }
 
     public long KvCacheBytes => _cache.Bytes;
+    /// <summary>The layers of a step (touch it on the owner thread only).</summary>
+    public IStepForward Forward => _forward;
     /// <summary>The prefix cache's pool (0 when off).</summary>
     public long PrefixCacheBytes => _prefix?.Bytes ?? 0;
     /// <summary>Blocks the prefix cache holds now (read it between steps, e.g. through <see cref="RunOnOwnerThread"/>).</summary>
@@ -163,7 +169,11 @@ internal sealed class Scheduler : IDisposable
                 _observer?.BatchSize(_rows.Count);
                 // A submit or command after this check has released the semaphore already: the wait returns at once.
                 bool idle = _rows.Count == 0 && _chunked is null && _queue.Count == 0 && PendingCommands == 0;
-                if (idle && !_exit) _wake.Wait();
+                if (idle && !_exit)
+                {
+                    if (_forward.IdleTick is not { } tick) _wake.Wait();
+                    else if (!_wake.Wait(tick)) _forward.Idle();
+                }
             }
             RunCommands();
             AbortAll();
@@ -171,6 +181,7 @@ internal sealed class Scheduler : IDisposable
         finally
         {
             _adapters.ClearSelection();
+            _forward.Dispose(); // a pipeline tells its other ranks to stop, from the thread that drove them
             _stopped.TrySetResult();
         }
     }
@@ -310,7 +321,7 @@ internal sealed class Scheduler : IDisposable
         }
         _chunked = null;
         row.Slot = _rows.Count;
-        _cache.Move(ChunkSlot, row.Slot, length);
+        _forward.Move(ChunkSlot, row.Slot, length);
         _rows.Add(row);
         row.Length = length;
         EndFinished(finished);
@@ -336,7 +347,7 @@ internal sealed class Scheduler : IDisposable
             if (row.Slot != last)
             {
                 var moved = _rows[last];
-                _cache.Move(last, row.Slot, moved.Length);
+                _forward.Move(last, row.Slot, moved.Length);
                 moved.Slot = row.Slot;
                 _rows[row.Slot] = moved;
             }

@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using FinQLoRA.Adapters;
 using FinQLoRA.Data.Tokenization;
+using FinQLoRA.Distributed;
 using FinQLoRA.Models;
 
 namespace FinQLoRA.Serving;
@@ -20,6 +21,13 @@ public sealed class ServingEngine : IDisposable
 
     /// <summary>Starts the scheduler on <paramref name="model"/>; adapters already loaded into it are served under their names.</summary>
     public ServingEngine(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, IEngineObserver? observer = null)
+        : this(model, tokenizer, options, observer, (_, cache) => new LocalStepForward(model, cache))
+    {
+    }
+
+    /// <summary>Starts the scheduler with <paramref name="forward"/> running a step's layers over the slot pool.</summary>
+    internal ServingEngine(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, IEngineObserver? observer,
+        Func<AdapterRegistry, SlotKvCache, IStepForward> forward)
     {
         options.Validate(model.Config.MaxPositionEmbeddings);
         _model = model;
@@ -27,12 +35,31 @@ public sealed class ServingEngine : IDisposable
         Options = options;
         model.eval();
         _adapters = new AdapterRegistry(model);
-        try { _scheduler = new Scheduler(model, tokenizer, options, _adapters, observer); }
+        try { _scheduler = new Scheduler(model, tokenizer, options, _adapters, observer, cache => forward(_adapters, cache)); }
         catch
         {
             _adapters.Dispose(); // gives the projections back their plain adapters
             throw;
         }
+    }
+
+    /// <summary>Rank 0 of <c>serve --pipeline-stages N</c>: the scheduler and sampling run here on
+    /// <paramref name="stageModel"/> (the first stage's layers, the embeddings and the head:
+    /// <see cref="Pipeline.PipelineServingStage.Load"/>); every step's layers run through the stages, whose ranks run
+    /// <see cref="Pipeline.PipelineStageWorker"/>, in up to <paramref name="microBatches"/> micro-batches. Prefix caching
+    /// is not mirrored across ranks: <see cref="EngineOptions.PrefixCacheBytes"/> must be 0.</summary>
+    public static ServingEngine OverPipeline(DecoderModel stageModel, ITextTokenizer tokenizer, EngineOptions options, ICommunicator comm,
+        int microBatches, IEngineObserver? observer = null)
+    {
+        if (comm.Rank != 0) throw new ArgumentException("the engine runs on rank 0; the other ranks run PipelineStageWorker", nameof(comm));
+        if (comm.Size < 2) throw new ArgumentException("a pipeline needs at least 2 ranks", nameof(comm));
+        if (microBatches < 1) throw UserInputException.About($"{new ConfigField("micro_batches")} must be at least 1 (got {microBatches})");
+        if (options.PrefixCacheBytes > 0)
+            throw UserInputException.About($"{new ConfigField("prefix_cache_gib")} must be 0 with {new ConfigField("pipeline_stages")} (prefix caching is not mirrored across ranks yet)");
+        ServingEngine? engine = null;
+        engine = new ServingEngine(stageModel, tokenizer, options, observer, (adapters, cache) =>
+            new Pipeline.PipelineStepForward(stageModel, cache, adapters, comm, microBatches, options, reason => engine?.MarkFaulted(reason)));
+        return engine;
     }
 
     public ITextTokenizer Tokenizer { get; }
@@ -52,6 +79,21 @@ public sealed class ServingEngine : IDisposable
     /// <summary>Rows holding a KV slot.</summary>
     public int Running => _scheduler.Running;
     public bool IsStopping => _scheduler.IsStopping;
+
+    /// <summary>Why the engine can no longer serve (a pipeline rank stopped answering), or null. Set before the process
+    /// ends, so that a readiness probe reads false first.</summary>
+    public string? Fault => Volatile.Read(ref _fault);
+    private string? _fault;
+
+    /// <summary>Ready for new requests: loaded, not draining and not faulted (what <c>/ready</c> reports).</summary>
+    public bool IsReady => !IsStopping && Fault is null;
+
+    /// <summary>Marks the engine unable to serve (the first reason stays) and refuses new requests.</summary>
+    internal void MarkFaulted(string reason)
+    {
+        Interlocked.CompareExchange(ref _fault, reason, null);
+        _scheduler.BeginShutdown();
+    }
 
     /// <summary>Queues a request; its events (one per generated token, the last one final) arrive on the returned
     /// reader. Throws <see cref="ServingException"/> for a request it will not take.</summary>
@@ -78,14 +120,22 @@ public sealed class ServingEngine : IDisposable
     public Task LoadAdapterAsync(string name, string dir)
     {
         _adapters.EnsureFree(name);
-        return _scheduler.RunOnOwnerThread(() => _adapters.Load(name, dir));
+        return _scheduler.RunOnOwnerThread(() =>
+        {
+            _adapters.Load(name, dir);
+            _scheduler.Forward.AdapterLoaded(name, dir);
+        });
     }
 
     /// <summary>Hides the adapter from new requests at once, waits for its in-flight requests, then frees it.</summary>
     public async Task UnloadAdapterAsync(string name)
     {
         await _adapters.HideAndDrainAsync(name).ConfigureAwait(false);
-        await _scheduler.RunOnOwnerThread(() => _adapters.Delete(name)).ConfigureAwait(false);
+        await _scheduler.RunOnOwnerThread(() =>
+        {
+            _adapters.Delete(name);
+            _scheduler.Forward.AdapterDeleted(name);
+        }).ConfigureAwait(false);
     }
 
     /// <summary>Refuses new requests from now on (they get <see cref="ServingErrorKind.ShuttingDown"/>).</summary>

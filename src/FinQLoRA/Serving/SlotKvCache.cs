@@ -16,16 +16,19 @@ public sealed class SlotKvCache : IKvCache, IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
-    private int _slot, _count, _offset, _rows, _span;
+    private int _slot, _count, _offset, _rows, _firstRow, _span;
     private Tensor? _rowIndex, _lengths, _writePositions, _slotIndex;
 
-    public SlotKvCache(ModelConfig config, int slots, int capacity, ScalarType dtype, Device device)
+    /// <param name="firstLayer">a pipeline stage holds the slots of its layers only: [firstLayer, firstLayer + layerCount)</param>
+    public SlotKvCache(ModelConfig config, int slots, int capacity, ScalarType dtype, Device device, int firstLayer = 0, int? layerCount = null)
     {
         Slots = slots;
         Capacity = capacity;
-        _keys = new Tensor[config.NumLayers];
-        _values = new Tensor[config.NumLayers];
-        for (int i = 0; i < config.NumLayers; i++)
+        FirstLayer = firstLayer;
+        int layers = layerCount ?? config.NumLayers - firstLayer;
+        _keys = new Tensor[layers];
+        _values = new Tensor[layers];
+        for (int i = 0; i < layers; i++)
         {
             _keys[i] = zeros([slots, config.NumKvHeads, capacity, config.HeadDim], dtype, device);
             _values[i] = zeros([slots, config.NumKvHeads, capacity, config.HeadDim], dtype, device);
@@ -33,6 +36,8 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     }
 
     public int Slots { get; }
+    /// <summary>The model's layer number of this pool's first layer (0 outside a pipeline).</summary>
+    public int FirstLayer { get; }
     public int Capacity { get; }
     public long Bytes => _keys.Sum(k => k.numel() * k.element_size()) * 2;
 
@@ -60,11 +65,13 @@ public sealed class SlotKvCache : IKvCache, IDisposable
         _span = span;
     }
 
-    /// <summary>The next forward appends one token to each of slots 0..n-1, row r at position lengths[r]
-    /// (<paramref name="lengths"/> [n] int64; <paramref name="span"/> = max(lengths) + 1 positions are read).</summary>
-    public void BeginDecode(Tensor rowIndex, Tensor lengths, int span)
+    /// <summary>The next forward appends one token to each of slots <paramref name="firstRow"/>..firstRow+n-1 (a
+    /// pipeline's micro-batch is a run of the running rows), row r at position lengths[r] (<paramref name="lengths"/>
+    /// [n] int64; <paramref name="span"/> ≥ max(lengths) + 1 positions are read).</summary>
+    public void BeginDecode(Tensor rowIndex, Tensor lengths, int span, int firstRow = 0)
     {
         _rows = (int)lengths.shape[0];
+        _firstRow = firstRow;
         _writePositions = null;
         _rowIndex = rowIndex;
         _lengths = lengths;
@@ -74,6 +81,7 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     public (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)
     {
         using var noGrad = no_grad();
+        layer -= FirstLayer;
         if (_rows == 0 && _writePositions is { } at)
         {
             // Advanced indices [count, 1] and [count, T] around a slice put their dimensions first: [count, T, kvHeads, d].
@@ -93,12 +101,12 @@ public sealed class SlotKvCache : IKvCache, IDisposable
         // Advanced indices split by a slice put their dimension first: the target is [n, kvHeads, d].
         _keys[layer].index_put_(k.select(2, 0), TensorIndex.Tensor(_rowIndex!), TensorIndex.Colon, TensorIndex.Tensor(_lengths!));
         _values[layer].index_put_(v.select(2, 0), TensorIndex.Tensor(_rowIndex!), TensorIndex.Colon, TensorIndex.Tensor(_lengths!));
-        return (_keys[layer].narrow(0, 0, _rows).narrow(2, 0, _span), _values[layer].narrow(0, 0, _rows).narrow(2, 0, _span));
+        return (_keys[layer].narrow(0, _firstRow, _rows).narrow(2, 0, _span), _values[layer].narrow(0, _firstRow, _rows).narrow(2, 0, _span));
     }
 
     /// <summary>Layer <paramref name="layer"/>'s keys and values, [slots, kvHeads, capacity, headDim] each (the prefix
     /// cache copies blocks in and out of them).</summary>
-    internal (Tensor Keys, Tensor Values) Layer(int layer) => (_keys[layer], _values[layer]);
+    internal (Tensor Keys, Tensor Values) Layer(int layer) => (_keys[layer - FirstLayer], _values[layer - FirstLayer]);
 
     /// <summary>Copies the first <paramref name="length"/> positions of slot <paramref name="from"/> into slot <paramref name="to"/>.</summary>
     public void Move(int from, int to, int length)

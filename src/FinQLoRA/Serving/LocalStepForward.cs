@@ -1,0 +1,37 @@
+using FinQLoRA.Inference.Decoding;
+using FinQLoRA.Models;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Serving;
+
+/// <summary>A serving step's layers in one process: the whole model over the slot pool.</summary>
+internal sealed class LocalStepForward(DecoderModel model, SlotKvCache cache) : IStepForward
+{
+    // The pool and the model stay the same for the engine's life, so the step is chosen once (at the first decode,
+    // under no_grad as every decode runs), not per token.
+    private IDecodeStep? _decodeStep;
+
+    public Tensor Prefill(IReadOnlyList<string?> adapters, Tensor ids, Tensor positions, Tensor mask, CacheWrite write)
+    {
+        write.Begin(cache, 0, (int)ids.shape[0]);
+        return model.RunLayers(model.Embed(ids), 0, model.Layers.Count, positions, mask, cache);
+    }
+
+    public Tensor Decode(IReadOnlyList<string?> adapters, Tensor feed, Tensor lengths, Tensor mask, CacheWrite.Decode write)
+    {
+        write.Begin(cache, 0, (int)feed.shape[0]);
+        return (_decodeStep ??= DecodeStep.Choose(model, cache)).Forward(feed, lengths, mask);
+    }
+
+    public void Move(int from, int to, int length) => cache.Move(from, to, length);
+
+    public void AdapterLoaded(string name, string dir) { }
+
+    public void AdapterDeleted(string name) { }
+
+    public TimeSpan? IdleTick => null;
+
+    public void Idle() { }
+
+    public void Dispose() { }
+}

@@ -1,0 +1,18 @@
+namespace FinQLoRA.Serving.Pipeline;
+
+/// <summary>What a <see cref="StepDescriptor"/> tells the stages to do.</summary>
+internal enum StepKind
+{
+    /// <summary>Allocate the KV slots of the stage's layers (the engine's sizes); the first descriptor.</summary>
+    Start = 1,
+    /// <summary>Run the stage's layers over the micro-batches of a prefill or decode step.</summary>
+    Layers = 2,
+    /// <summary>Copy a slot's positions into another slot (a row left, the last one moved into its place).</summary>
+    Move = 3,
+    LoadAdapter = 4,
+    DeleteAdapter = 5,
+    /// <summary>Nothing to do: rank 0 is alive (sent while idle, so that a waiting stage's watchdog does not fire).</summary>
+    Heartbeat = 6,
+    /// <summary>The server is stopping: leave the loop.</summary>
+    Shutdown = 7,
+}
