@@ -4,14 +4,19 @@ using Microsoft.AspNetCore.Http;
 
 namespace FinQLoRA.Server;
 
-/// <summary>The middleware in front of every route: the API key on /v1 (unknown /v1 routes included, so that they do
+/// <summary>The middleware in front of every route: the API key on /v1 and /tokenize, /detokenize (unknown /v1 routes included, so that they do
 /// not reveal themselves to a client without the key), 503 once the server is stopping, every failure as OpenAI's
 /// error object, and the request counted in the metrics under its served model name.</summary>
 internal static class ApiGuard
 {
+    /// <summary>The routes behind the key: /v1 and vLLM's /tokenize and /detokenize (which read the model's vocabulary).
+    /// /health, /ready and /metrics stay open to probes and scrapers, as vLLM has them.</summary>
+    private static bool IsApi(PathString path) =>
+        path.StartsWithSegments("/v1") || path.StartsWithSegments("/tokenize") || path.StartsWithSegments("/detokenize");
+
     public static async Task InvokeAsync(HttpContext context, RequestDelegate next, ServerState state)
     {
-        bool api = context.Request.Path.StartsWithSegments("/v1");
+        bool api = IsApi(context.Request.Path);
         try
         {
             if (api && state.Key is { } key && !key.Accepts(context.Request.Headers.Authorization))

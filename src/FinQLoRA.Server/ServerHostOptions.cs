@@ -25,6 +25,8 @@ public sealed record ServerHostOptions
     public int? MaxModelLen { get; init; }
     /// <summary>Memory for the prefix cache's block pool in GiB (the CLI's --prefix-cache-gib); 0 turns prefix caching off.</summary>
     public double PrefixCacheGib { get; init; } = DefaultPrefixCacheGib;
+    /// <summary>The order waiting requests are admitted in (the CLI's --scheduling-policy).</summary>
+    public SchedulingPolicy SchedulingPolicy { get; init; } = SchedulingPolicy.Fcfs;
 
     /// <summary>The prefix cache a server gets without --prefix-cache-gib.</summary>
     public const double DefaultPrefixCacheGib = 1;

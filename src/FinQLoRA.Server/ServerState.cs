@@ -17,4 +17,6 @@ internal sealed class ServerState(ServingEngine engine, ServerOptions options, S
     public ApiKeyCheck? Key { get; } = options.ApiKey is { } key ? new ApiKeyCheck(key) : null;
     /// <summary>Set when the host begins to stop: new requests get 503 while running ones finish.</summary>
     public volatile bool Stopping;
+    /// <summary>/ready: the model is loaded (the server exists only once it is) and the server is not draining.</summary>
+    public bool IsReady => !Stopping && !engine.IsStopping;
 }
