@@ -58,7 +58,7 @@ internal static class TokenizeServing
                 throw new ApiException(400, $"'tokens' holds {id}, outside the vocabulary [0, {tokenizer.VocabSize})", "tokens");
             ids.Add((int)id);
         }
-        return new DetokenizeResponse(tokenizer.Decode(ids, skipSpecialTokens: false));
+        return new DetokenizeResponse(Detokenizer.Decode(tokenizer, ids));
     }
 
     /// <summary>vLLM's model field is optional here; a name that is given must be served (404 otherwise).</summary>
