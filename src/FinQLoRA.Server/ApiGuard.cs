@@ -8,7 +8,7 @@ using Microsoft.AspNetCore.Http;
 namespace FinQLoRA.Server;
 
 /// <summary>The middleware in front of every route: the request's id (<see cref="RequestIds"/>) on every response, the
-/// API key on /v1 (unknown /v1 routes included, so that they do not reveal themselves to a client without the key) and
+/// API key on /v1, /tokenize and /detokenize (unknown /v1 routes included, so that they do not reveal themselves to a client without the key) and
 /// its requests-per-minute limit, 503 once the server is stopping, every failure as OpenAI's error object, the request
 /// counted in the metrics under its served model name, and each /v1 request written to the audit log once it has ended.</summary>
 internal static class ApiGuard
@@ -16,9 +16,14 @@ internal static class ApiGuard
     /// <summary>nginx's status for a request whose client went away before the answer was complete.</summary>
     private const int ClientClosedRequest = 499;
 
+    /// <summary>The routes behind the key: /v1 and vLLM's /tokenize and /detokenize (which read the model's vocabulary).
+    /// /health, /ready and /metrics stay open to probes and scrapers, as vLLM has them.</summary>
+    private static bool IsApi(PathString path) =>
+        path.StartsWithSegments("/v1") || path.StartsWithSegments("/tokenize") || path.StartsWithSegments("/detokenize");
+
     public static async Task InvokeAsync(HttpContext context, RequestDelegate next, ServerState state)
     {
-        bool api = context.Request.Path.StartsWithSegments("/v1");
+        bool api = IsApi(context.Request.Path);
         var clock = Stopwatch.StartNew();
         string requestId = RequestIds.Of(context.Request);
         context.TraceIdentifier = requestId;

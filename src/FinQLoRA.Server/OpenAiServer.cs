@@ -6,6 +6,7 @@ using FinQLoRA.Server.Completions;
 using FinQLoRA.Server.ConsolePage;
 using FinQLoRA.Server.Decisions;
 using FinQLoRA.Server.Models;
+using FinQLoRA.Server.Tokenize;
 using FinQLoRA.Serving;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -15,15 +16,15 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Prometheus;
 using System.Text.Json;
 
 namespace FinQLoRA.Server;
 
 /// <summary>
 /// An OpenAI-compatible HTTP server (ASP.NET Core minimal APIs on Kestrel) over a <see cref="ServingEngine"/>:
-/// /v1/models, /v1/completions, /v1/chat/completions, /v1/decisions, vLLM's adapter endpoints, /health, /metrics and the
-/// console page at /. One middleware
+/// /v1/models, /v1/completions, /v1/chat/completions, /v1/decisions, vLLM's adapter endpoints, /tokenize and
+/// /detokenize, /health, /ready, /metrics and
+/// the console page at /. One middleware
 /// (<see cref="ApiGuard"/>) turns every failure into OpenAI's error shape (no stack trace reaches a client), checks the
 /// API key on /v1 and answers 503 once the server is stopping.
 /// </summary>
@@ -84,8 +85,12 @@ public sealed class OpenAiServer : IAsyncDisposable
             engine.BeginShutdown();
         });
         app.Use((context, next) => ApiGuard.InvokeAsync(context, next, state));
-        app.MapGet("/health", (HttpContext c) => state.Stopping ? Results.StatusCode(503) : Results.Ok());
-        app.MapMetrics("/metrics", metrics.Registry);
+        // Liveness and readiness as vLLM's deployments probe them: a draining server is alive (restarting it would end
+        // the requests it is finishing) but not ready (a balancer sends it nothing new).
+        app.MapGet("/health", () => Results.Ok());
+        app.MapGet("/ready", () => state.IsReady ? Results.Ok() : Results.StatusCode(503));
+        app.MapGet("/metrics", (HttpContext c) => MetricsText.WriteAsync(c, metrics.Registry));
+        TokenizeEndpoints.Map(app, state); // outside /v1, as vLLM has them, behind the key like /v1
         // vLLM's split: one family per folder (protocol records, a thin endpoint, the logic that talks to the engine).
         var v1 = app.MapGroup("/v1");
         ModelsEndpoints.Map(v1, state);
@@ -109,7 +114,7 @@ public sealed class OpenAiServer : IAsyncDisposable
     /// <summary>Completes when the host stops (Ctrl-C, SIGTERM or <see cref="StopAsync"/>).</summary>
     public Task WaitForShutdownAsync(CancellationToken cancellation = default) => _app.WaitForShutdownAsync(cancellation);
 
-    /// <summary>From now on new requests get 503 (and /health too, so that a balancer drains this server); running
+    /// <summary>From now on new requests get 503 (and /ready too, so that a balancer drains this server); running
     /// ones go on. The first step of a stop.</summary>
     public void BeginShutdown()
     {

@@ -68,6 +68,7 @@ public sealed class ServerHost : IAsyncDisposable
             MaxBatch = options.MaxBatch, MaxQueue = options.MaxQueue,
             MaxModelLen = options.MaxModelLen ?? Math.Min(config.MaxPositionEmbeddings, ServerHostOptions.DefaultMaxModelLen),
             PrefixCacheBytes = (long)(options.PrefixCacheGib * (1L << 30)),
+            SchedulingPolicy = options.SchedulingPolicy,
         };
         engineOptions.Validate(config.MaxPositionEmbeddings);
 

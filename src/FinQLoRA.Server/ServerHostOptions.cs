@@ -25,6 +25,8 @@ public sealed record ServerHostOptions
     public int? MaxModelLen { get; init; }
     /// <summary>Memory for the prefix cache's block pool in GiB (the CLI's --prefix-cache-gib); 0 turns prefix caching off.</summary>
     public double PrefixCacheGib { get; init; } = DefaultPrefixCacheGib;
+    /// <summary>The order waiting requests are admitted in (the CLI's --scheduling-policy).</summary>
+    public SchedulingPolicy SchedulingPolicy { get; init; } = SchedulingPolicy.Fcfs;
 
     /// <summary>Ranks the model's layers are split over (the CLI's --pipeline-stages; 1: one process). Rank 0 serves
     /// HTTP; the others run <see cref="Serving.Pipeline.PipelineStageWorker"/>.</summary>

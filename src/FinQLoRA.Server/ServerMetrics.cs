@@ -5,7 +5,8 @@ namespace FinQLoRA.Server;
 
 /// <summary>
 /// The server's Prometheus metrics (prometheus-net), in a registry of its own so that several servers in one process
-/// (tests) do not share counters. Names follow vLLM's where one exists, with our prefix.
+/// (tests) do not share counters: our finqlora_* series (named after vLLM's, with our prefix and per-model labels) and
+/// vLLM's own series under vLLM's names (<see cref="VllmMetrics"/>).
 /// </summary>
 public sealed class ServerMetrics : IEngineObserver
 {
@@ -19,6 +20,7 @@ public sealed class ServerMetrics : IEngineObserver
     private readonly Histogram _perToken;
     private readonly Counter _prefixQueries;
     private readonly Counter _prefixHits;
+    private readonly VllmMetrics _vllm;
 
     public ServerMetrics(string baseModelName)
     {
@@ -37,6 +39,7 @@ public sealed class ServerMetrics : IEngineObserver
 
         _prefixQueries = f.CreateCounter("finqlora_prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.");
         _prefixHits = f.CreateCounter("finqlora_prefix_cache_hits_total", "Prompt tokens found in the prefix cache (their keys and values were not computed).");
+        _vllm = new VllmMetrics(f, baseModelName);
     }
 
     public CollectorRegistry Registry { get; }
@@ -45,20 +48,48 @@ public sealed class ServerMetrics : IEngineObserver
 
     private string Label(string? adapter) => adapter ?? _baseName;
 
-    public void QueueDepth(int waiting) => _queue.Set(waiting);
-    public void BatchSize(int running) => _running.Set(running);
-    public void FirstToken(string? adapter, TimeSpan sinceSubmit) => _ttft.WithLabels(Label(adapter)).Observe(sinceSubmit.TotalSeconds);
-    public void NextToken(string? adapter, TimeSpan sincePrevious) => _perToken.WithLabels(Label(adapter)).Observe(sincePrevious.TotalSeconds);
+    public void QueueDepth(int waiting)
+    {
+        _queue.Set(waiting);
+        _vllm.Waiting(waiting);
+    }
+
+    public void BatchSize(int running)
+    {
+        _running.Set(running);
+        _vllm.Running(running);
+    }
+
+    public void FirstToken(string? adapter, TimeSpan sinceSubmit)
+    {
+        _ttft.WithLabels(Label(adapter)).Observe(sinceSubmit.TotalSeconds);
+        _vllm.FirstToken(sinceSubmit);
+    }
+
+    public void NextToken(string? adapter, TimeSpan sincePrevious)
+    {
+        _perToken.WithLabels(Label(adapter)).Observe(sincePrevious.TotalSeconds);
+        _vllm.NextToken(sincePrevious);
+    }
 
     public void PrefixCacheQueried(int promptTokens, int hitTokens)
     {
         _prefixQueries.Inc(promptTokens);
         _prefixHits.Inc(hitTokens);
+        _vllm.PrefixCacheQueried(promptTokens, hitTokens);
     }
 
     public void Finished(string? adapter, int promptTokens, int completionTokens)
     {
         _promptTokens.WithLabels(Label(adapter)).Inc(promptTokens);
         _generationTokens.WithLabels(Label(adapter)).Inc(completionTokens);
+        _vllm.Finished(promptTokens, completionTokens);
     }
+
+    public void Admitted(string? adapter, TimeSpan queued) => _vllm.Admitted(queued);
+
+    public void RequestLatency(string? adapter, TimeSpan sinceSubmit) => _vllm.RequestLatency(sinceSubmit);
+
+    public void IterationState(double kvCacheUsage, IReadOnlyList<string> runningAdapters, IReadOnlyList<string> waitingAdapters, int maxLoras) =>
+        _vllm.IterationState(kvCacheUsage, runningAdapters, waitingAdapters, maxLoras);
 }

@@ -27,6 +27,9 @@ internal sealed class ServerState(ServingEngine engine, ServerOptions options, S
     public AdapterFingerprints Fingerprints { get; } = new(audit is not null);
     /// <summary>Set when the host begins to stop: new requests get 503 while running ones finish.</summary>
     public volatile bool Stopping;
+    /// <summary>/ready: the model is loaded (the server exists only once it is), the server is not draining and the engine has not
+    /// failed (a pipeline stage that stopped answering).</summary>
+    public bool IsReady => !Stopping && engine.IsReady;
 
     public void Dispose() => Limits.Dispose();
 }

@@ -72,6 +72,11 @@ public sealed class ServeSettings : QuantizedModelSettings
     [Description("allow /v1/load_lora_adapter and /v1/unload_lora_adapter for adapter folders under DIR")]
     public string? AdapterRoot { get; set; }
 
+    [CommandOption("--scheduling-policy <POLICY>")]
+    [Description("fcfs (first come, first served; a request's priority must be 0) or priority (lower \"priority\" admitted first, ties by arrival)")]
+    [DefaultValue("fcfs")]
+    public string SchedulingPolicy { get; set; } = "fcfs";
+
     [CommandOption("--shutdown-timeout <SECONDS>")]
     [Description("on Ctrl-C / SIGTERM, how long in-flight requests may take to finish")]
     [DefaultValue(30)]
@@ -103,6 +108,7 @@ public sealed class ServeSettings : QuantizedModelSettings
         if (MaxQueue < 0) return ValidationResult.Error($"--max-queue must be at least 0 (got {MaxQueue})");
         if (MaxModelLen is < 2) return ValidationResult.Error($"--max-model-len must be at least 2 (got {MaxModelLen})");
         if (ShutdownTimeout < 0) return ValidationResult.Error($"--shutdown-timeout must be >= 0 (got {ShutdownTimeout})");
+        if (Policy() is null) return ValidationResult.Error($"--scheduling-policy must be fcfs or priority (got '{SchedulingPolicy}')");
         if (AuditLog is null && AuditContent) return ValidationResult.Error("--audit-content needs --audit-log FILE (the file the text would go to)");
         if (AuditLogMaxMiB < 1) return ValidationResult.Error($"--audit-log-max-mib must be at least 1 (got {AuditLogMaxMiB})");
         if (AuditLogKeep < 1) return ValidationResult.Error($"--audit-log-keep must be at least 1 (got {AuditLogKeep}); rotated files are FILE.1 to FILE.K");
@@ -115,6 +121,14 @@ public sealed class ServeSettings : QuantizedModelSettings
         catch (UserInputException e) { return ValidationResult.Error(e.Message); }
         return base.Validate();
     }
+
+    /// <summary>The policy --scheduling-policy names, or null for another word.</summary>
+    public FinQLoRA.Serving.SchedulingPolicy? Policy() => SchedulingPolicy switch
+    {
+        "fcfs" => FinQLoRA.Serving.SchedulingPolicy.Fcfs,
+        "priority" => FinQLoRA.Serving.SchedulingPolicy.Priority,
+        _ => null,
+    };
 }
 
 /// <summary><c>finqlora serve</c>: every flag is checked, then the model and adapters load, then the server starts and
@@ -139,7 +153,7 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         {
             ModelPath = s.Model, Load = s.QuantizedLoadOptions(), Adapters = adapters.Select(a => (a.Name, a.Dir)).ToList(), Server = server,
             MaxBatch = s.MaxBatch, MaxQueue = s.MaxQueue, MaxModelLen = s.MaxModelLen, PrefixCacheGib = s.PrefixCacheGibOrDefault,
-            PipelineStages = s.PipelineStages, MicroBatches = s.MicroBatches,
+            PipelineStages = s.PipelineStages, MicroBatches = s.MicroBatches, SchedulingPolicy = s.Policy()!.Value,
         };
         using var job = s.PipelineStages > 1 ? DistributedContext.FromEnvironment() : null;
         if (job is { Rank: not 0 })

@@ -19,14 +19,14 @@ internal static class ChatCompletionsServing
     {
         var (model, adapter) = ServedModel.Of(context, state, request.Model);
         var messages = ReadMessages(request.Messages);
-        var format = state.Options.ChatFormat
-            ?? throw new ApiException(400, $"model '{state.Models.BaseName}' has no chat template we render: {state.Options.ChatFormatRefusal ?? $"its tokenizer_config.json chat_template is none of {ChatTemplate.Names} with its special tokens in the tokenizer"}; use /v1/completions with your own prompt format", "messages", "no_chat_template");
+        var format = FormatOf(state);
         RequestFields.Unsupported(request.Tools, "tools", v => v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 0);
         int n = SamplingFields.Choices(request, state);
         bool logprobs = request.Logprobs ?? false;
         int? top = RequestFields.InRange(request.TopLogprobs, "top_logprobs", 0, 20);
         if (top is not null && !logprobs) throw new ApiException(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs");
         var (stream, includeUsage) = SamplingFields.Streaming(request);
+        int priority = PriorityField.Read(request.Priority, state);
 
         string prompt;
         try { prompt = format.Render(messages); }
@@ -46,7 +46,7 @@ internal static class ChatCompletionsServing
         {
             string? partition = CachePartition.Of(context, state, request.PromptCacheKey);
             var requests = Enumerable.Range(0, n).Select(j =>
-                new EngineRequest(ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token) { CachePartition = partition }).ToList();
+                new EngineRequest(ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token) { CachePartition = partition, Priority = priority }).ToList();
             TokenAdmission.Admit(context, state, requests);
             var readers = EngineStreams.SubmitAll(state.Engine, requests, cancel);
             string id = "chatcmpl-" + context.TraceIdentifier;
@@ -123,7 +123,11 @@ internal static class ChatCompletionsServing
             : RequestJson.Wrong(param, "an object with 'role' and 'content'");
     }
 
-    private static List<ChatTurn> ReadMessages(IReadOnlyList<ChatMessageParam?>? list)
+    /// <summary>The model's chat format; a 400 naming why there is none.</summary>
+    internal static ChatFormat FormatOf(ServerState state) => state.Options.ChatFormat
+        ?? throw new ApiException(400, $"model '{state.Models.BaseName}' has no chat template we render: {state.Options.ChatFormatRefusal ?? $"its tokenizer_config.json chat_template is none of {ChatTemplate.Names} with its special tokens in the tokenizer"}; use /v1/completions with your own prompt format", "messages", "no_chat_template");
+
+    internal static List<ChatTurn> ReadMessages(IReadOnlyList<ChatMessageParam?>? list)
     {
         if (list is null) throw new ApiException(400, "'messages' is required", "messages", "missing_required_parameter");
         var messages = new List<ChatTurn>();

@@ -4,6 +4,7 @@ using FinQLoRA.Server.ChatCompletions;
 using FinQLoRA.Server.Completions;
 using FinQLoRA.Server.Decisions;
 using FinQLoRA.Server.Models;
+using FinQLoRA.Server.Tokenize;
 
 namespace FinQLoRA.Server.Common;
 
@@ -22,6 +23,10 @@ namespace FinQLoRA.Server.Common;
 [JsonSerializable(typeof(UnloadLoraAdapterRequest))]
 [JsonSerializable(typeof(DecisionsRequest))]
 [JsonSerializable(typeof(DecisionsResponse))]
+[JsonSerializable(typeof(TokenizeRequest))]
+[JsonSerializable(typeof(TokenizeResponse))]
+[JsonSerializable(typeof(DetokenizeRequest))]
+[JsonSerializable(typeof(DetokenizeResponse))]
 [JsonSerializable(typeof(bool))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(ErrorResponse))]

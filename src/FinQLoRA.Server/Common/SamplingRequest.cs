@@ -9,6 +9,8 @@ internal abstract record SamplingRequest
     public string? Model { get; init; }
     /// <summary>The prefix-cache partition (OpenAI's field); see <see cref="CachePartition"/>.</summary>
     public string? PromptCacheKey { get; init; }
+    /// <summary>vLLM's request priority (lower first; see <see cref="PriorityField"/>).</summary>
+    public long? Priority { get; init; }
     public long? N { get; init; }
     /// <summary>The completion's token limit (chat's older name of <c>max_completion_tokens</c>).</summary>
     public long? MaxTokens { get; init; }

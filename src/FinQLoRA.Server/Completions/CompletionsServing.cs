@@ -27,6 +27,7 @@ internal static class CompletionsServing
         if (echo && logprobs is not null)
             throw new ApiException(400, "'echo' together with 'logprobs' is not supported (prompt log probabilities are not computed)", "echo", "unsupported_parameter");
         var (stream, includeUsage) = SamplingFields.Streaming(request);
+        int priority = PriorityField.Read(request.Priority, state);
         var sampling = SamplingFields.Read(request, RequestFields.InRange(request.MaxTokens, "max_tokens", 1, int.MaxValue) ?? 16, logprobs)
             with { Constraint = StructuredOutputs.Read(null, request.StructuredOutputs, state.Engine, null) };
 
@@ -35,7 +36,7 @@ internal static class CompletionsServing
         {
             string? partition = CachePartition.Of(context, state, request.PromptCacheKey);
             var requests = prompts.SelectMany(p => Enumerable.Range(0, n).Select(j =>
-                new EngineRequest(p.Ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token) { CachePartition = partition })).ToList();
+                new EngineRequest(p.Ids, adapter, SamplingFields.ForChoice(sampling, j), cancel.Token) { CachePartition = partition, Priority = priority })).ToList();
             TokenAdmission.Admit(context, state, requests);
             var readers = EngineStreams.SubmitAll(state.Engine, requests, cancel);
             var head = new Head("cmpl-" + context.TraceIdentifier, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), model, includeUsage);

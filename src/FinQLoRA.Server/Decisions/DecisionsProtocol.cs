@@ -14,6 +14,8 @@ internal sealed record DecisionsRequest
     public JsonElement? Input { get; init; }
     public JsonElement? Questions { get; init; }
     public string? PromptCacheKey { get; init; }
+    /// <summary>vLLM's request priority (lower first; see <see cref="Common.PriorityField"/>).</summary>
+    public long? Priority { get; init; }
     /// <summary>OpenAI's end-user identifier for abuse monitoring; accepted and not used.</summary>
     public string? SafetyIdentifier { get; init; }
 }

@@ -22,7 +22,7 @@ internal static class DecisionsServing
             throw new ApiException(400, $"model '{state.Models.BaseName}' has a chat template we do not render: {refusal}", "model", "no_chat_template");
         TokenAdmission.AdmitDecisions(context, state, input, questions);
         var decisions = new EngineDecisions(state.Engine, state.Options.ChatFormat);
-        var decisionRequest = new DecisionRequest(input, questions) { Adapter = adapter, CachePartition = CachePartition.Of(context, state, request.PromptCacheKey) };
+        var decisionRequest = new DecisionRequest(input, questions) { Adapter = adapter, CachePartition = CachePartition.Of(context, state, request.PromptCacheKey), Priority = PriorityField.Read(request.Priority, state) };
         DecisionResult result;
         try { result = await decisions.DecideAsync(decisionRequest, context.RequestAborted).ConfigureAwait(false); }
         catch (UserInputException e) { throw new ApiException(400, e.Message, "input"); } // the template's own rules (roles, their order)

@@ -17,6 +17,12 @@ public sealed record EngineOptions
     public long PrefixCacheBytes { get; init; }
     /// <summary>Tokens per prefix-cache block: a prompt's prefix is reused in whole blocks (vLLM's default, 16).</summary>
     public int PrefixBlockTokens { get; init; } = 16;
+    /// <summary>The order waiting requests are admitted in; with <see cref="SchedulingPolicy.Fcfs"/> a request's
+    /// priority must be 0.</summary>
+    public SchedulingPolicy SchedulingPolicy { get; init; } = SchedulingPolicy.Fcfs;
+    /// <summary>Adapters resident on the compute device at once (vLLM's <c>max_loras</c>); reported as the
+    /// <c>max_lora</c> label of <c>vllm:lora_requests_info</c>.</summary>
+    public int MaxLoras { get; init; } = 8;
 
     public void Validate(int modelContext)
     {
@@ -27,6 +33,7 @@ public sealed record EngineOptions
             throw UserInputException.About($"{new ConfigField("max_model_len")} {MaxModelLen} exceeds the model's context of {modelContext} (max_position_embeddings); lower it");
         if (PrefillTokensPerStep < 1) throw new UserInputException($"prefill tokens per step must be at least 1 (got {PrefillTokensPerStep})");
         if (PrefixCacheBytes < 0) throw UserInputException.About($"{new ConfigField("prefix_cache_gib")} must be at least 0 (got {PrefixCacheBytes} bytes)");
+        if (MaxLoras < 1) throw UserInputException.About($"{new ConfigField("max_loras")} must be at least 1 (got {MaxLoras})");
         if (PrefixBlockTokens < 1) throw new UserInputException($"prefix cache block tokens must be at least 1 (got {PrefixBlockTokens})");
     }
 }

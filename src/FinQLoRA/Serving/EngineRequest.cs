@@ -9,6 +9,10 @@ public sealed record EngineRequest(int[] PromptIds, string? Adapter, SamplingPar
     /// shared one). The server derives it from <c>prompt_cache_key</c> and the caller's API key.</summary>
     public string? CachePartition { get; init; }
 
+    /// <summary>vLLM's request priority: under <see cref="SchedulingPolicy.Priority"/> a lower value is admitted from
+    /// the waiting queue earlier (ties by arrival); under <see cref="SchedulingPolicy.Fcfs"/> it must be 0.</summary>
+    public int Priority { get; init; }
+
     /// <summary>Makes this a scoring row: nothing is generated, and the one (final) event carries
     /// <see cref="EngineEvent.Score"/> = Σ log p(PromptIds[i] | PromptIds[..i]) for i in [ScoreFrom, PromptIds.Length)
     /// (natural log). <c>ScoreFrom == PromptIds.Length</c> only prefills the prompt into the prefix cache (score 0).
@@ -28,11 +32,17 @@ public sealed record EngineRequest(int[] PromptIds, string? Adapter, SamplingPar
     /// before the scored tokens.</summary>
     internal int CacheableEnd => ScoreFrom ?? PromptIds.Length;
 
+    /// <summary>vLLM's refusal of a priority on a server that schedules first come, first served.</summary>
+    public static string PriorityNeedsPolicy(long priority) =>
+        $"got priority {priority} but priority scheduling is not enabled (start the server with --scheduling-policy priority, or send priority 0)";
+
     /// <summary>Refuses a request the engine cannot run (OpenAI's ranges; prompt plus completion within
     /// <paramref name="maxModelLen"/>), naming the field at fault.</summary>
-    internal void Check(int vocabSize, int maxModelLen)
+    internal void Check(int vocabSize, int maxModelLen, SchedulingPolicy policy = SchedulingPolicy.Fcfs)
     {
         var s = Sampling;
+        if (Priority != 0 && policy == SchedulingPolicy.Fcfs)
+            throw new ServingException(ServingErrorKind.InvalidRequest, PriorityNeedsPolicy(Priority), "priority");
         if (ScoreBranches.Count > 0 && ScoreFrom != PromptIds.Length)
             throw new ServingException(ServingErrorKind.InvalidRequest, "branches continue the whole prompt: set ScoreFrom to the prompt's length", "prompt");
         if (PromptIds.Length == 0) throw new ServingException(ServingErrorKind.InvalidRequest, "the prompt is empty after tokenization", "prompt");

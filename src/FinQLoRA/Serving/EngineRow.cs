@@ -34,6 +34,8 @@ internal sealed class EngineRow : IDisposable
     public TokenSampler? Sampler { get; }
     public bool Greedy { get; }
     public long SubmittedAt { get; }
+    /// <summary>The row's place in arrival order, given by the waiting queue (ties between equal priorities).</summary>
+    public long Arrival { get; set; }
     public int Slot { get; set; } = -1;
     /// <summary>Positions of this row held in the KV cache.</summary>
     public int Length { get; set; }
@@ -95,10 +97,21 @@ internal sealed class EngineRow : IDisposable
         if (finish is not null)
         {
             Finished = true;
-            observer?.Finished(Request.Adapter, Request.PromptIds.Length, Generated);
+            Report(observer, Request.PromptIds.Length, Generated);
         }
         return new EngineEvent(finish?.StopToken is null ? token : null, logprob, top, delta, finish, Request.PromptIds.Length, Generated);
     }
+
+    /// <summary>Reports the finished request: its tokens and its latency from submission (vLLM's e2e latency).</summary>
+    public void Report(IEngineObserver? observer, int promptTokens, int completionTokens)
+    {
+        if (observer is null) return;
+        observer.Finished(Request.Adapter, promptTokens, completionTokens);
+        observer.RequestLatency(Request.Adapter, Stopwatch.GetElapsedTime(SubmittedAt));
+    }
+
+    /// <summary>How long the row has waited since it was submitted (at admission: vLLM's queue time).</summary>
+    public TimeSpan SinceSubmit => Stopwatch.GetElapsedTime(SubmittedAt);
 
     /// <summary>Ends a scoring row after its prefill: its one event carries the score.</summary>
     public EngineEvent Scored()

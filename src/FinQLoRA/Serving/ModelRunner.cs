@@ -149,7 +149,7 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
         {
             // the tokens it computed: a decision's rows overlap (each question's row starts with the shared input, read
             // from the cache), so their whole prompts would count the input once per question
-            observer?.Finished(row.Request.Adapter, row.Request.PromptIds.Length - row.CachedTokens + row.Request.BranchTokens, 0);
+            row.Report(observer, row.Request.PromptIds.Length - row.CachedTokens + row.Request.BranchTokens, 0);
             row.Channel.Writer.TryWrite(row.Scored());
             ended.Add(row);
         }

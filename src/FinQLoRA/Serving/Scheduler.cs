@@ -167,6 +167,7 @@ internal sealed class Scheduler : IDisposable
                     if (_chunked is { } chunked) End(chunked, e);
                 }
                 _observer?.BatchSize(_rows.Count);
+                ReportIteration();
                 // A submit or command after this check has released the semaphore already: the wait returns at once.
                 bool idle = _rows.Count == 0 && _chunked is null && _queue.Count == 0 && PendingCommands == 0;
                 if (idle && !_exit)
@@ -184,6 +185,27 @@ internal sealed class Scheduler : IDisposable
             _forward.Dispose(); // a pipeline tells its other ranks to stop, from the thread that drove them
             _stopped.TrySetResult();
         }
+    }
+
+    /// <summary>What vLLM's scheduler stats report each iteration: the KV slots in use and the adapters of the running
+    /// and the waiting requests.</summary>
+    private void ReportIteration()
+    {
+        if (_observer is null) return;
+        var running = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var row in _rows)
+            if (row.Request.Adapter is { } name) running.Add(name);
+        if (_chunked?.Request.Adapter is { } chunkedName) running.Add(chunkedName);
+        var waiting = new HashSet<string>(StringComparer.Ordinal);
+        _queue.AddAdapters(waiting);
+        _observer.IterationState((double)Running / _options.MaxBatch, Sorted(running), Sorted(waiting), _options.MaxLoras);
+    }
+
+    private static List<string> Sorted(HashSet<string> names)
+    {
+        var list = names.ToList();
+        list.Sort(StringComparer.Ordinal);
+        return list;
     }
 
     private int PendingCommands { get { lock (_commandsLock) return _commands.Count; } }
@@ -239,6 +261,7 @@ internal sealed class Scheduler : IDisposable
                 }
                 _chunked = row;
                 Interlocked.Increment(ref _running);
+                _observer?.Admitted(row.Request.Adapter, row.SinceSubmit);
                 TakeHit(row, hit, ChunkSlot);
                 _chunkedDone = row.CachedTokens;
                 continue;
@@ -253,6 +276,7 @@ internal sealed class Scheduler : IDisposable
             furthest = reach;
             group.Add(row);
             hits.Add(hit);
+            _observer?.Admitted(row.Request.Adapter, row.SinceSubmit);
         }
         if (group.Count == 0) return;
         foreach (var row in group)

@@ -99,7 +99,7 @@ public sealed class ServingEngine : IDisposable
     /// reader. Throws <see cref="ServingException"/> for a request it will not take.</summary>
     public ChannelReader<EngineEvent> Submit(EngineRequest request)
     {
-        request.Check(_model.Config.VocabSize, Options.MaxModelLen);
+        request.Check(_model.Config.VocabSize, Options.MaxModelLen, Options.SchedulingPolicy);
         var row = new EngineRow(request, Tokenizer, _model.Device);
         try
         {

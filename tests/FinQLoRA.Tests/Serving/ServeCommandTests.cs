@@ -36,6 +36,7 @@ public sealed partial class ServeCommandTests
             (["--dtype", "f64"], "--dtype"),
             (["--prefix-cache-gib", "-1"], "--prefix-cache-gib must be a number of GiB >= 0 (got -1)"),
             (["--prefix-cache-gib", "NaN"], "--prefix-cache-gib must be a number of GiB >= 0"),
+            (["--scheduling-policy", "lifo"], "--scheduling-policy must be fcfs or priority (got 'lifo')"),
         ];
         foreach (var (args, says) in cases)
         {
@@ -88,13 +89,13 @@ public sealed partial class ServeCommandTests
         }
     }
 
-    /// <summary>The signal is handled asynchronously: ask /health until it says the server is stopping.</summary>
+    /// <summary>The signal is handled asynchronously: ask /ready until it says the server is stopping.</summary>
     private static async Task<HttpResponseMessage> RetryUntilStoppingAsync(HttpClient http)
     {
         for (int i = 0; i < 100; i++)
         {
-            var health = await http.GetAsync("/health");
-            if (health.StatusCode == HttpStatusCode.ServiceUnavailable) break;
+            var ready = await http.GetAsync("/ready");
+            if (ready.StatusCode == HttpStatusCode.ServiceUnavailable) break;
             await Task.Delay(50);
         }
         var body = new JsonObject { ["model"] = "stories260K-hf", ["prompt"] = "Once", ["max_tokens"] = 1 };
@@ -102,7 +103,7 @@ public sealed partial class ServeCommandTests
     }
 
     [Fact]
-    public async Task AStoppingServerAnswers503AndItsHealthSaysSo()
+    public async Task AStoppingServerAnswers503AndItsReadinessSaysSo()
     {
         await using var host = ServerHost.Open(new ServerHostOptions
         {
@@ -118,7 +119,8 @@ public sealed partial class ServeCommandTests
         var refused = await http.PostAsync("/v1/completions", new StringContent("{\"model\": \"s\", \"prompt\": \"Once\"}", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         Assert.Equal("shutting_down", JsonNode.Parse(await refused.Content.ReadAsStringAsync())!["error"]!["code"]!.GetValue<string>());
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/health")).StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/ready")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode); // alive while it drains
         Assert.Equal(ServingErrorKind.ShuttingDown, Assert.Throws<ServingException>(() => engine.Submit(new EngineRequest([1, 2], null, new SamplingParams()))).Kind);
         await server.StopAsync();
     }

@@ -34,4 +34,13 @@ public sealed class ChatFormat
     /// <summary>The prompt text for the messages with the assistant turn opened, roles checked. Encode it without
     /// adding BOS (Llama 3's, Mistral's and Gemma's texts start with it; ChatML and Phi models use none).</summary>
     public string Render(IReadOnlyList<ChatTurn> messages) => ChatTemplate.RequestPrompt(Kind, messages);
+
+    /// <summary>The conversation as the template writes it without opening an assistant turn (Hugging Face's
+    /// <c>add_generation_prompt=False</c>), roles checked; with <paramref name="addGenerationPrompt"/>, <see cref="Render(IReadOnlyList{ChatTurn})"/>.</summary>
+    public string Render(IReadOnlyList<ChatTurn> messages, bool addGenerationPrompt)
+    {
+        if (addGenerationPrompt) return Render(messages);
+        ChatTemplate.CheckRoles(Kind, messages);
+        return string.Concat(ChatTemplate.Render(Kind, messages).Select(s => s.Text));
+    }
 }

@@ -40,6 +40,8 @@ public sealed class LlamaTokenizer : ITextTokenizer
     public Tokenizer Inner => _inner;
     /// <summary>The added tokens' ids (BOS, EOS, chat markers …): control tokens, never text.</summary>
     public IReadOnlyCollection<int> SpecialIds => _specialIds;
+    /// <summary>The added tokens by their text (<c>&lt;|eot_id|&gt;</c> → id).</summary>
+    public IReadOnlyDictionary<string, int> SpecialTokens => _special;
 
     public int[] Encode(string text, bool addBos)
     {

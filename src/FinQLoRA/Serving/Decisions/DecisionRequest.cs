@@ -11,6 +11,8 @@ public sealed record DecisionRequest(IReadOnlyList<ChatTurn> Input, IReadOnlyLis
 
     public string? Adapter { get; init; }
     public string? CachePartition { get; init; }
+    /// <summary>The scoring rows' <see cref="EngineRequest.Priority"/>.</summary>
+    public int Priority { get; init; }
 }
 
 /// <summary>The answers in question order, and the tokens read: <see cref="InputTokens"/> counts the shared prompt

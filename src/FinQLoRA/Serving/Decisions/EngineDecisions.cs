@@ -62,7 +62,7 @@ public sealed class EngineDecisions(ServingEngine engine, ChatFormat? format)
     }
 
     private static EngineRequest Row(int[] ids, int scoreFrom, int[][] branches, DecisionRequest request) =>
-        new(ids, request.Adapter, new SamplingParams()) { ScoreFrom = scoreFrom, ScoreBranches = branches, CachePartition = request.CachePartition };
+        new(ids, request.Adapter, new SamplingParams()) { ScoreFrom = scoreFrom, ScoreBranches = branches, CachePartition = request.CachePartition, Priority = request.Priority };
 
     /// <summary>Runs the rows with at most one batch in flight; completions in the rows' order.</summary>
     private async Task<EngineCompletion[]> RunAllAsync(IReadOnlyList<EngineRequest> rows, CancellationToken cancellation)

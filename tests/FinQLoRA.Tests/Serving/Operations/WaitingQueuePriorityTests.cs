@@ -1,0 +1,46 @@
+using FinQLoRA.Loading;
+using FinQLoRA.Serving;
+using FinQLoRA.Tests.Support;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Tests.Serving.Operations;
+
+/// <summary>The waiting queue under priorities: lowest first, ties by arrival, and a row put back goes where its
+/// priority and arrival place it (before later rows of its priority, after a more urgent newcomer).</summary>
+public sealed class WaitingQueuePriorityTests
+{
+    [Fact]
+    public void LowestPriorityFirstTiesByArrivalAndAPutBackRowKeepsItsPlace()
+    {
+        var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
+        var rows = new List<EngineRow>();
+        EngineRow Row(string name, int priority)
+        {
+            var row = new EngineRow(new EngineRequest([1, 5], name, new SamplingParams()) { Priority = priority }, tokenizer, CPU);
+            rows.Add(row);
+            return row;
+        }
+        try
+        {
+            var queue = new WaitingQueue(maxQueue: 16, observer: null);
+            foreach (var (name, priority) in new[] { ("a", 0), ("b", 5), ("c", -2), ("d", 0), ("e", 5), ("f", -2) })
+                Assert.True(queue.TryAdd(Row(name, priority), freeSlots: 1));
+            Assert.True(queue.TryTake(out var first));
+            Assert.Equal("c", first.Request.Adapter);
+            Assert.True(queue.TryAdd(Row("g", -2), freeSlots: 1)); // arrives while c is out
+            queue.PutBack(first);                                  // c came before f and g: it keeps its turn
+            var order = new List<string>();
+            while (queue.TryTake(out var row)) order.Add(row.Request.Adapter!);
+            Assert.Equal(["c", "f", "g", "a", "d", "b", "e"], order);
+
+            var names = new HashSet<string>();
+            Assert.True(queue.TryAdd(Row("x", 0), freeSlots: 1));
+            queue.AddAdapters(names);
+            Assert.Equal(["x"], names);
+        }
+        finally
+        {
+            foreach (var r in rows) r.Dispose();
+        }
+    }
+}
