@@ -71,7 +71,9 @@ public sealed class OpenAiServer : IAsyncDisposable
         ChatCompletionsEndpoint.Map(v1, state);
         DecisionsEndpoint.Map(v1, state);
         AdapterEndpoints.Map(v1, state);
-        app.MapFallback((HttpContext c) => throw new ApiException(404, $"no route {c.Request.Method} {c.Request.Path}", null, "not_found"));
+        // Every path: the default fallback pattern skips paths that look like file names ("/v1/..%2Fx"), which then got
+        // routing's bare 404 instead of the error object.
+        app.MapFallback("{**path}", (HttpContext c) => throw new ApiException(404, $"no route {c.Request.Method} {c.Request.Path}", null, "not_found"));
         return new OpenAiServer(app, state);
     }
 

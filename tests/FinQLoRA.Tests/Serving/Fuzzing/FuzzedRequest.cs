@@ -7,6 +7,10 @@ namespace FinQLoRA.Tests.Serving.Fuzzing;
 internal sealed record FuzzedRequest(
     int Index, FuzzedEndpoint Endpoint, string Method, string Path, string? ContentType, byte[]? Body, string? Authorization, IReadOnlyList<string> Damage)
 {
+    /// <summary>Kestrel refuses a request target holding an encoded NUL before any of the server's code runs: a bare
+    /// 400 and the connection closed. The server cannot shape that answer, so it is the one 4xx without OpenAI's body.</summary>
+    public bool KestrelRefuses => Path.Contains("%00", StringComparison.Ordinal);
+
     public HttpRequestMessage ToMessage()
     {
         var message = new HttpRequestMessage(new HttpMethod(Method), Path);

@@ -46,6 +46,7 @@ public sealed class RequestFuzzTests(FuzzServeFixture f, ITestOutputHelper outpu
         foreach (var (endpoint, row) in statuses)
             output.WriteLine($"{endpoint,-32} {string.Join(", ", row.Select(kv => $"{kv.Value}× {kv.Key}"))}");
         output.WriteLine($"{damaged} of {count} requests damaged, {count - damaged} valid");
+        foreach (string failure in failures) output.WriteLine(failure);
 
         // the server is still whole: alive and answering a valid request
         Assert.Equal(HttpStatusCode.OK, (await f.Http.GetAsync("/health")).StatusCode);
@@ -126,6 +127,8 @@ public sealed class RequestFuzzTests(FuzzServeFixture f, ITestOutputHelper outpu
             using var response = await _bare.SendAsync(message);
             int status = (int)response.StatusCode;
             string text = await response.Content.ReadAsStringAsync();
+            if (request.KestrelRefuses)
+                return (status, status == 400 && text.Length == 0 ? null : $"status {status} where Kestrel refuses the request line: {Cut(text)}");
             if (status >= 500) return (status, $"status {status}: {Cut(text)}");
             if (status >= 400) return (status, ErrorObjectProblem(response, text) is { } p ? $"status {status}: {p}" : null);
             if (response.Content.Headers.ContentType?.MediaType == "text/event-stream" && text.Contains("\"error\"", StringComparison.Ordinal))
@@ -134,7 +137,8 @@ public sealed class RequestFuzzTests(FuzzServeFixture f, ITestOutputHelper outpu
         }
         catch (HttpRequestException e)
         {
-            return (0, $"no answer: {e.Message}");
+            // Kestrel closes the connection after its 400, which a body still being sent may meet first.
+            return (0, request.KestrelRefuses ? null : $"no answer: {e.Message}");
         }
     }
 
