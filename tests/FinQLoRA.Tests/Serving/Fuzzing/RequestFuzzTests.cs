@@ -109,6 +109,46 @@ public sealed class RequestFuzzTests(FuzzServeFixture f, ITestOutputHelper outpu
         Assert.Contains("lone UTF-16 surrogate", error["message"]!.GetValue<string>());
     }
 
+    /// <summary>What earlier runs found, kept as plain cases: each was a 500 and is a 400 naming the field.</summary>
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"model":"tiny-fuzz","messages":[{"role":"user","content":[{"type":0.5,"text":"x"}]}],"max_tokens":1}""", "messages[0].content", "only text parts")]
+    [InlineData("/v1/chat/completions", """{"model":"tiny-fuzz","messages":[{"role":"user","content":[{"type":{},"text":"x"}]}],"max_tokens":1}""", "messages[0].content", "only text parts")]
+    [InlineData("/v1/load_lora_adapter", """{"lora_name":"fuzzed","lora_path":"a\u0000b"}""", "lora_path", "NUL")]
+    [InlineData("/v1/completions", """{"model":"tiny-fuzz\ud800","prompt":"x","max_tokens":1}""", "model", "lone UTF-16 surrogate")]
+    [InlineData("/v1/completions", """{"model":"tiny-fuzz","prompt":"x","max_tokens":1,"stop":["ok","\udc00abc"]}""", "stop[1]", "lone UTF-16 surrogate")]
+    public async Task FoundByTheFuzzerAndNowA400NamingTheField(string route, string body, string param, string why)
+    {
+        var (status, error) = await PostAsync(route, Encoding.UTF8.GetBytes(body));
+        Assert.Equal(400, status);
+        Assert.Equal(param, error!["param"]!.GetValue<string>());
+        Assert.Contains(why, error["message"]!.GetValue<string>());
+    }
+
+    /// <summary>A body over the limit is answered 413 with <c>Connection: close</c>: it is left unread and the
+    /// connection dropped, and a client that reused it met a reset on its next request.</summary>
+    [Fact]
+    public async Task ABodyOverTheLimitIsA413ThatClosesTheConnection()
+    {
+        string body = $$"""{"model":"{{new string('m', FuzzServeFixture.MaxBodyBytes)}}"}""";
+        using var response = await f.Http.PostAsync("/v1/completions", Json(body));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.True(response.Headers.ConnectionClose, "no Connection: close");
+        Assert.Null(ErrorObjectProblem(response, await response.Content.ReadAsStringAsync()));
+    }
+
+    /// <summary>A path that looks like a file name is no route either: the error object, not routing's bare 404 (the
+    /// default fallback pattern skipped such paths; the fuzzer's <c>/v1/..%2F..%2Ftokenize</c> found it).</summary>
+    [Theory]
+    [InlineData("GET", "/v1/tokenize.json")]
+    [InlineData("POST", "/v1/..%2F..%2Fcompletions")]
+    [InlineData("GET", "/static/app.js")]
+    public async Task AFileLikePathIsA404WithTheErrorObject(string method, string path)
+    {
+        using var response = await f.Http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Null(ErrorObjectProblem(response, await response.Content.ReadAsStringAsync()));
+    }
+
     /// <summary>Why the check exists: System.Text.Json parses a lone surrogate escape and only refuses it when the
     /// string is read (so a handler, not the parser, would meet it).</summary>
     [Fact]
@@ -138,7 +178,7 @@ public sealed class RequestFuzzTests(FuzzServeFixture f, ITestOutputHelper outpu
         catch (HttpRequestException e)
         {
             // Kestrel closes the connection after its 400, which a body still being sent may meet first.
-            return (0, request.KestrelRefuses ? null : $"no answer: {e.Message}");
+            return (0, request.KestrelRefuses ? null : $"no answer: {e.Message} {e.InnerException?.Message} {e.InnerException?.InnerException?.Message}");
         }
     }
 
