@@ -100,7 +100,9 @@ public sealed class OpenAiServer : IAsyncDisposable
         AdapterEndpoints.Map(v1, state);
         // The console page holds no data (it asks /v1 for everything, with the key), so it is served without the key.
         ConsoleEndpoints.Map(app);
-        app.MapFallback((HttpContext c) => throw new ApiException(404, $"no route {c.Request.Method} {c.Request.Path}", null, "not_found"));
+        // Every path: the default fallback pattern skips paths that look like file names ("/v1/..%2Fx"), which then got
+        // routing's bare 404 instead of the error object.
+        app.MapFallback("{**path}", (HttpContext c) => throw new ApiException(404, $"no route {c.Request.Method} {c.Request.Path}", null, "not_found"));
         return new OpenAiServer(app, state);
     }
 

@@ -17,8 +17,14 @@ internal sealed class AdapterRootPolicy
     /// <returns>the adapter folder with links resolved</returns>
     public string Resolve(string requested)
     {
-        string full = Path.GetFullPath(Path.IsPathRooted(requested) ? requested : Path.Combine(_root, requested));
-        string real = RealPath(full);
+        // The file system's own refusals of a name (a NUL, a name too long for it) are the client's error, not ours.
+        if (requested.Contains('\0')) throw new ApiException(400, "lora_path must not hold a NUL character", "lora_path");
+        string real;
+        try { real = RealPath(Path.GetFullPath(Path.IsPathRooted(requested) ? requested : Path.Combine(_root, requested))); }
+        catch (Exception e) when (e is IOException or ArgumentException or NotSupportedException)
+        {
+            throw new ApiException(400, $"lora_path is not a usable path ({e.GetType().Name})", "lora_path");
+        }
         if (!Inside(real)) throw Outside(requested);
         if (!Directory.Exists(real)) throw new ApiException(400, $"lora_path '{requested}': no such adapter folder under the adapter root", "lora_path");
         foreach (string file in new[] { PeftAdapterConfig.FileName, PeftAdapterFiles.WeightsFileName })

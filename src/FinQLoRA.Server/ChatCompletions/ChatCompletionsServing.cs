@@ -153,7 +153,7 @@ internal static class ChatCompletionsServing
         var sb = new StringBuilder();
         foreach (var part in c.EnumerateArray())
         {
-            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var t) || t.GetString() != "text"
+            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var t) || t.ValueKind != JsonValueKind.String || t.GetString() != "text"
                 || !part.TryGetProperty("text", out var text) || text.ValueKind != JsonValueKind.String)
                 throw new ApiException(400, $"{param}.content: only text parts ({{\"type\": \"text\", \"text\": ...}}) are supported", param + ".content");
             sb.Append(text.GetString());

@@ -29,6 +29,9 @@ internal static class ApiErrors
         context.Response.Clear();
         if (e.RetryAfterSeconds is int seconds)
             context.Response.Headers.RetryAfter = Math.Max(1, seconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        // A body over the limit is left unread, and Kestrel then drops the connection: say so, or a client reuses it
+        // for its next request and meets a reset there (found by the request fuzzer).
+        if (e.Status == StatusCodes.Status413PayloadTooLarge) context.Response.Headers.Connection = "close";
         await TypedResults.Json(Body(e), OpenAiJson.Info<ErrorResponse>(), "application/json", e.Status).ExecuteAsync(context).ConfigureAwait(false);
     }
 }

@@ -7,7 +7,8 @@ namespace FinQLoRA.Server.Common;
 /// <summary>
 /// Binds a request body to its protocol record. The body is parsed first (so that malformed JSON and a non-object get
 /// their own messages), then bound with the source-generated contract; a field of the wrong JSON type is named (400,
-/// <c>invalid_type</c>). JSON null counts as absent, as in OpenAI's API; fields we do not know are ignored, since SDKs
+/// <c>invalid_type</c>), and a string that is no valid text (a lone surrogate escape) is named before any field reads it
+/// (<see cref="RequestStrings"/>). JSON null counts as absent, as in OpenAI's API; fields we do not know are ignored, since SDKs
 /// send more than every server reads.
 /// </summary>
 internal static class RequestJson
@@ -22,6 +23,7 @@ internal static class RequestJson
         {
             using var doc = await JsonDocument.ParseAsync(context.Request.Body, default, context.RequestAborted).ConfigureAwait(false);
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new ApiException(400, "the request body must be a JSON object");
+            RequestStrings.CheckAll(doc.RootElement);
             try
             {
                 return doc.RootElement.Deserialize(info)!;

@@ -84,6 +84,7 @@ internal static class StructuredOutputs
                     try
                     {
                         using var doc = JsonDocument.Parse(v.GetString()!);
+                        RequestStrings.CheckAll(doc.RootElement, param); // the body's check saw this document as one string
                         return (ConstraintSpec.JsonSchema(doc.RootElement), param);
                     }
                     catch (JsonException e) { throw new ApiException(400, $"'{param}' is a string that is not JSON: {e.Message}", param, Code); }

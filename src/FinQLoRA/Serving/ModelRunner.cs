@@ -194,9 +194,11 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
     private List<EngineRow> Sample(IReadOnlyList<EngineRow> rows, Tensor logits)
     {
         var finished = new List<EngineRow>();
+        // Log probabilities of the raw logits, before a constraint's mask (vLLM's default logprobs mode): the masked
+        // ones would give -inf for every alternative the constraint forbids, which JSON cannot carry.
+        Tensor? logp = rows.Any(r => r.Request.Sampling.Logprobs is not null) ? logits.log_softmax(-1) : null;
         logits = Constrain(rows, logits, finished);
         long[] argmax = logits.argmax(-1).cpu().data<long>().ToArray();
-        Tensor? logp = rows.Any(r => r.Request.Sampling.Logprobs is not null) ? logits.log_softmax(-1) : null;
         for (int i = 0; i < rows.Count; i++)
         {
             var row = rows[i];
@@ -258,8 +260,9 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
 
     /// <summary>A token's text reads as it does after <paramref name="previous"/> (the output's text rule,
     /// <see cref="IncrementalText.After"/>): alone, SentencePiece would read "there" where the output reads " there".
-    /// Special tokens are shown: a top alternative may be one, and would read as nothing.</summary>
+    /// Special tokens are shown: a top alternative may be one, and would read as nothing.
+    /// A logprob of −inf (a logit the model itself made −inf) is written as −9999, as vLLM writes it: JSON has no infinity.</summary>
     private TokenLogprob Logprob(int? previous, int id, float value) => new(id, previous is { } p
         ? IncrementalText.After(tokenizer, p, [id], skipSpecialTokens: false)
-        : tokenizer.Decode([id], skipSpecialTokens: false), value);
+        : tokenizer.Decode([id], skipSpecialTokens: false), Math.Max(value, -9999f));
 }

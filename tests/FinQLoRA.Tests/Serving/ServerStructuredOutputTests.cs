@@ -79,6 +79,29 @@ public sealed class ServerStructuredOutputTests(StructuredServeFixture f) : ICla
         Assert.Equal(ChatFinishReason.Stop, finish);
     }
 
+    /// <summary>Log probabilities under a constraint are the raw model's (vLLM's default), not the masked logits':
+    /// the top alternatives where the constraint forbids most tokens stay finite (they were −inf, which JSON cannot
+    /// carry: a 500 the request fuzzer found), and the first position's equal those of the same prompt unconstrained.</summary>
+    [Fact]
+    public void LogprobsUnderAConstraintAreTheRawModelsAndFinite()
+    {
+        var constrained = new ChatCompletionOptions
+        {
+            ResponseFormat = ChatResponseFormat.CreateJsonObjectFormat(), Temperature = 0, MaxOutputTokenCount = 6,
+            IncludeLogProbabilities = true, TopLogProbabilityCount = 5,
+        };
+        var free = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 6, IncludeLogProbabilities = true, TopLogProbabilityCount = 5 };
+        var held = Chat().CompleteChat([new UserChatMessage("Any JSON.")], constrained).Value.ContentTokenLogProbabilities;
+        var raw = Chat().CompleteChat([new UserChatMessage("Any JSON.")], free).Value.ContentTokenLogProbabilities;
+        Assert.NotEmpty(held);
+        Assert.All(held.SelectMany(t => t.TopLogProbabilities.Select(a => a.LogProbability).Prepend(t.LogProbability)),
+            lp => Assert.True(float.IsFinite(lp) && lp <= 0, $"logprob {lp}"));
+        Assert.Equal(raw[0].TopLogProbabilities.Select(a => a.Token), held[0].TopLogProbabilities.Select(a => a.Token));
+        Assert.Equal(raw[0].TopLogProbabilities.Select(a => a.LogProbability), held[0].TopLogProbabilities.Select(a => a.LogProbability),
+            (x, y) => Math.Abs(x - y) < 1e-5);
+        Assert.StartsWith("{", held[0].Token.TrimStart()); // and the constraint still chose the token
+    }
+
     [Fact]
     public void JsonObjectAnswersThatFinishAreObjects()
     {
