@@ -23,6 +23,11 @@ internal static class FuzzedEndpoints
             new("GET", "/v1/models/{id}", r => "/v1/models/" + RandomPathSegment(r, bodies.Model(r))),
             new("GET", "/metrics"),
             new("GET", "/health"),
+            new("GET", "/ready"),
+            new("GET", "/"),
+            new("GET", "/console/{file}", r => "/console/" + RandomPathSegment(r, "app.js")),
+            new("POST", "/tokenize", bodies.Tokenize),
+            new("POST", "/detokenize", bodies.Detokenize),
             new("GET", "/v1/{unknown}", r => "/v1/" + RandomPathSegment(r, "tokenize")),
         ];
     }
@@ -128,6 +133,31 @@ internal static class FuzzedEndpoints
 
         public JsonObject UnloadAdapter(Random r) => new() { ["lora_name"] = AdapterName(r) };
 
+        public JsonObject Tokenize(Random r)
+        {
+            var body = new JsonObject();
+            Maybe(r, body, "model", () => Model(r));
+            if (r.Next(2) == 0)
+            {
+                body["prompt"] = Text(r);
+                Maybe(r, body, "add_special_tokens", () => r.Next(2) == 0);
+            }
+            else
+            {
+                body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = Text(r) });
+                Maybe(r, body, "add_generation_prompt", () => r.Next(2) == 0);
+            }
+            Maybe(r, body, "return_token_strs", () => r.Next(2) == 0);
+            return body;
+        }
+
+        public JsonObject Detokenize(Random r)
+        {
+            var body = new JsonObject { ["tokens"] = new JsonArray(Enumerable.Range(0, r.Next(0, 6)).Select(_ => (JsonNode)r.Next(0, 600)).ToArray()) };
+            Maybe(r, body, "model", () => Model(r));
+            return body;
+        }
+
         private static string AdapterName(Random r) => new[] { "a", "b", "fuzzed", FuzzServeFixture.BaseName }[r.Next(4)];
 
         private static string Text(Random r) => Texts[r.Next(Texts.Length)];
@@ -144,6 +174,7 @@ internal static class FuzzedEndpoints
             Maybe(r, body, "stream", () => r.Next(2) == 0);
             Maybe(r, body, "stream_options", () => new JsonObject { ["include_usage"] = r.Next(2) == 0 });
             Maybe(r, body, "prompt_cache_key", () => "user-" + r.Next(3));
+            Maybe(r, body, "priority", () => r.Next(3) == 0 ? r.Next(-5, 5) : 0);
         }
 
         private static JsonNode StructuredOutputs(Random r) => r.Next(3) switch
