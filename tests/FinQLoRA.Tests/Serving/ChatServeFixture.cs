@@ -27,16 +27,7 @@ public sealed class ChatServeFixture : ServerFixture
 
     public override async Task InitializeAsync()
     {
-        var config = new ModelConfig
-        {
-            HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 16,
-            VocabSize = SeededTokenizer.Llama3ChatVocabSize, MaxPositionEmbeddings = 256,
-            TieWordEmbeddings = false, // tied, a random model repeats its last token
-            BosTokenId = SeededTokenizer.Llama3Bos, EosTokenIds = [SeededTokenizer.Llama3EndOfText, SeededTokenizer.Llama3Eot],
-        };
-        string tokenizer = Path.Combine(Dir, "tokenizer");
-        SeededTokenizer.Write(tokenizer, llama3Chat: true); // Llama 3's chat tokens and template; no ../shared needed
-        SeededLlama.Write(ModelDir, config, seed: 5, tokenizerFolder: tokenizer);
+        SeededChatLlama.Write(ModelDir, seed: 5);
 
         foreach (string q in Questions)
         {

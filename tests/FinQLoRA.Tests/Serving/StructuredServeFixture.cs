@@ -17,15 +17,7 @@ public sealed class StructuredServeFixture : ServerFixture
 
     public override async Task InitializeAsync()
     {
-        var config = new ModelConfig
-        {
-            HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 16,
-            VocabSize = SeededTokenizer.Llama3ChatVocabSize, MaxPositionEmbeddings = 512, TieWordEmbeddings = false,
-            BosTokenId = SeededTokenizer.Llama3Bos, EosTokenIds = [SeededTokenizer.Llama3EndOfText, SeededTokenizer.Llama3Eot],
-        };
-        string tokenizer = Path.Combine(Dir, "tokenizer");
-        SeededTokenizer.Write(tokenizer, llama3Chat: true);
-        string model = SeededLlama.Write(Path.Combine(Dir, "model"), config, seed: 11, tokenizerFolder: tokenizer);
+        string model = SeededChatLlama.Write(Path.Combine(Dir, "model"), seed: 11, SeededChatLlama.Config(maxPositions: 512));
         await StartAsync(new ServerHostOptions
         {
             ModelPath = model, Load = new ModelLoadOptions { DType = ScalarType.Float32 },

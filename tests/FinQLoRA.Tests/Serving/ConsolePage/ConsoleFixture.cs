@@ -37,16 +37,7 @@ public sealed class ConsoleFixture : ServerFixture
 
     public override async Task InitializeAsync()
     {
-        var config = new ModelConfig
-        {
-            HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 16,
-            VocabSize = SeededTokenizer.Llama3ChatVocabSize, MaxPositionEmbeddings = 256,
-            TieWordEmbeddings = false,
-            BosTokenId = SeededTokenizer.Llama3Bos, EosTokenIds = [SeededTokenizer.Llama3EndOfText, SeededTokenizer.Llama3Eot],
-        };
-        string tokenizer = Path.Combine(Dir, "tokenizer");
-        SeededTokenizer.Write(tokenizer, llama3Chat: true);
-        SeededLlama.Write(ModelDir, config, seed: 5, tokenizerFolder: tokenizer);
+        SeededChatLlama.Write(ModelDir, seed: 5);
         File.WriteAllText(DataFile, "{\"instruction\": \"What is the sentiment?\", \"input\": \"Shares rose.\", \"output\": \"positive\"}\n");
 
         string plainDir = Path.Combine(AdapterRoot, WithoutLineage);

@@ -32,9 +32,7 @@ public sealed class FuzzServeFixture : ServerFixture
             VocabSize = SeededTokenizer.Llama3ChatVocabSize, MaxPositionEmbeddings = 256, TieWordEmbeddings = false,
             BosTokenId = SeededTokenizer.Llama3Bos, EosTokenIds = [SeededTokenizer.Llama3EndOfText, SeededTokenizer.Llama3Eot],
         };
-        string tokenizer = Path.Combine(Dir, "tokenizer");
-        SeededTokenizer.Write(tokenizer, llama3Chat: true);
-        string model = SeededLlama.Write(Path.Combine(Dir, "model"), config, seed: 24, tokenizerFolder: tokenizer);
+        string model = SeededChatLlama.Write(Path.Combine(Dir, "model"), seed: 24, config);
         SaveAdapter(model, "a", 1);
         SaveAdapter(model, "b", 2);
         await StartAsync(new ServerHostOptions

@@ -36,15 +36,7 @@ public sealed class OperationsFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var config = new ModelConfig
-        {
-            HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 16,
-            VocabSize = SeededTokenizer.Llama3ChatVocabSize, MaxPositionEmbeddings = MaxModelLen, TieWordEmbeddings = false,
-            BosTokenId = SeededTokenizer.Llama3Bos, EosTokenIds = [SeededTokenizer.Llama3EndOfText, SeededTokenizer.Llama3Eot],
-        };
-        string tokenizer = Path.Combine(_temp.Path, "tokenizer");
-        SeededTokenizer.Write(tokenizer, llama3Chat: true);
-        SeededLlama.Write(ModelDir, config, seed: 7, tokenizerFolder: tokenizer);
+        SeededChatLlama.Write(ModelDir, seed: 7, SeededChatLlama.Config(maxPositions: MaxModelLen));
         using (var model = ModelLoading.LoadModel(ModelDir, new ModelLoadOptions { DType = ScalarType.Float32 }))
         {
             var lora = new LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["q_proj", "v_proj"] };

@@ -30,15 +30,8 @@ public sealed class PipelineServeMpiTests
     /// (up, down, o) with nonzero B, so each changes the answers.</summary>
     private static string WriteModel(string dir)
     {
-        var config = new ModelConfig
-        {
-            HiddenSize = 64, IntermediateSize = 128, NumLayers = 4, NumHeads = 4, NumKvHeads = 2, HeadDim = 16,
-            VocabSize = SeededTokenizer.Llama3ChatVocabSize, MaxPositionEmbeddings = 256, TieWordEmbeddings = false,
-            BosTokenId = SeededTokenizer.Llama3Bos, EosTokenIds = [SeededTokenizer.Llama3EndOfText, SeededTokenizer.Llama3Eot],
-        };
-        string tokenizer = Path.Combine(dir, "tokenizer"), model = Path.Combine(dir, "model");
-        SeededTokenizer.Write(tokenizer, llama3Chat: true);
-        SeededLlama.Write(model, config, seed: 11, tokenizerFolder: tokenizer);
+        string model = Path.Combine(dir, "model");
+        SeededChatLlama.Write(model, seed: 11, SeededChatLlama.Config(layers: 4));
         SaveAdapter(model, Path.Combine(dir, "a"), 1, ["q_proj", "v_proj"], 4);
         SaveAdapter(model, Path.Combine(dir, "b"), 2, ["up_proj", "down_proj", "o_proj"], 8);
         return model;

@@ -36,15 +36,7 @@ public sealed class TenantServeFixture : ServerFixture
 
     public override async Task InitializeAsync()
     {
-        var config = new ModelConfig
-        {
-            HiddenSize = 64, IntermediateSize = 128, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 16,
-            VocabSize = SeededTokenizer.Llama3ChatVocabSize, MaxPositionEmbeddings = 256, TieWordEmbeddings = false,
-            BosTokenId = SeededTokenizer.Llama3Bos, EosTokenIds = [SeededTokenizer.Llama3EndOfText, SeededTokenizer.Llama3Eot],
-        };
-        string tokenizer = Path.Combine(Dir, "tokenizer");
-        SeededTokenizer.Write(tokenizer, llama3Chat: true);
-        string model = SeededLlama.Write(Path.Combine(Dir, "model"), config, seed: 11, tokenizerFolder: tokenizer);
+        string model = SeededChatLlama.Write(Path.Combine(Dir, "model"), seed: 11);
         string[] adapters = ["desk-a-1", "desk-a-2", "desk-b-1", "desk-a-3"];
         for (int i = 0; i < adapters.Length; i++) SaveAdapter(model, adapters[i], seed: 20 + i);
 
