@@ -176,7 +176,7 @@ public sealed class ServerProtocolTests
             .Cast<JsonIgnoreAttribute>().Any(a => a.Condition == JsonIgnoreCondition.Always) != true;
         static string[] Names<T>() => OpenAiJson.Info<T>().Properties.Where(OnTheWire).Select(p => p.Name).Order(StringComparer.Ordinal).ToArray();
         static string[] Sorted(string names) => names.Split(' ').Order(StringComparer.Ordinal).ToArray();
-        const string sampling = "model n max_tokens stream stream_options temperature top_p top_k seed stop logit_bias presence_penalty frequency_penalty prompt_cache_key structured_outputs";
+        const string sampling = "model n max_tokens stream stream_options temperature top_p top_k seed stop logit_bias presence_penalty frequency_penalty prompt_cache_key structured_outputs priority";
 
         Assert.Equal(Sorted(sampling + " prompt best_of suffix echo logprobs"), Names<CompletionRequest>());
         Assert.Equal(Sorted(sampling + " messages tools response_format logprobs top_logprobs max_completion_tokens"), Names<ChatCompletionRequest>());
