@@ -4,6 +4,7 @@ using FinQLoRA.Inference;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
 using FinQLoRA.Serving;
+using FinQLoRA.Server.Adapters;
 
 namespace FinQLoRA.Server;
 
@@ -36,16 +37,16 @@ public sealed class ServerHost : IAsyncDisposable
     /// <summary>Where the server listens, once started.</summary>
     public Uri? Url => Server.Url;
 
-    /// <summary>Checks the options (flags before any file is read), loads the model and its adapters, and builds the
-    /// engine and the server. Throws <see cref="UserInputException"/> for a bad option, model or adapter.</summary>
+    /// <summary>Checks the options (flags before any file is read), loads the model, registers its adapters (every
+    /// folder checked against the model; only pinned ones read now) and builds the engine and the server. Throws
+    /// <see cref="UserInputException"/> for a bad option, model or adapter.</summary>
     public static ServerHost Open(ServerHostOptions options)
     {
         var server = options.Server;
-        foreach (var (name, dir) in options.Adapters)
-            if (name == server.ServedModelName) throw new UserInputException($"--adapter {name}={dir}: the name is the base model's served name; choose another");
         var setup = new GenerationSetup(options.ModelPath, options.Load) { Adapters = options.Adapters, Command = "serve" };
         setup.Validate();
         server.Validate();
+        var adapters = Registered(options);
         server.BindAddress();
         var modelPath = ModelPath.Classify(options.ModelPath);
         var (config, reader) = ModelLoading.Open(modelPath);
@@ -56,10 +57,11 @@ public sealed class ServerHost : IAsyncDisposable
             MaxBatch = options.MaxBatch, MaxQueue = options.MaxQueue,
             MaxModelLen = options.MaxModelLen ?? Math.Min(config.MaxPositionEmbeddings, ServerHostOptions.DefaultMaxModelLen),
             PrefixCacheBytes = (long)(options.PrefixCacheGib * (1L << 30)),
+            MaxLoras = options.MaxLoras, MaxCpuLoras = options.MaxCpuLoras,
         };
         engineOptions.Validate(config.MaxPositionEmbeddings);
 
-        var session = GenerationSession.Open(setup);
+        var session = GenerationSession.Open(setup with { Adapters = [] }); // adapters are the engine's, read on demand
         ServingEngine? engine = null;
         try
         {
@@ -71,6 +73,7 @@ public sealed class ServerHost : IAsyncDisposable
             catch (UserInputException e) { refusal = e.Message; }
             var metrics = new ServerMetrics(server.ServedModelName);
             engine = new ServingEngine(session.Model, session.Tokenizer, engineOptions, metrics);
+            foreach (var (name, dir, pinned) in adapters) engine.LoadAdapterAsync(name, dir, pinned).GetAwaiter().GetResult();
             var app = OpenAiServer.Create(engine, server with { ChatFormat = chat, ChatFormatRefusal = refusal }, metrics);
             return new ServerHost(session, engine, app, chat, server.ShutdownTimeout);
         }
@@ -81,6 +84,35 @@ public sealed class ServerHost : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>The adapters served from the start: <c>--adapter</c>'s, then the folders under <c>--adapter-root</c>; names
+    /// and pins checked before anything loads.</summary>
+    private static List<(string Name, string Dir, bool Pinned)> Registered(ServerHostOptions options)
+    {
+        var server = options.Server;
+        var all = options.Adapters.Select(a => (a.Name, a.Dir, Pinned: options.PinnedAdapters.Contains(a.Name))).ToList();
+        foreach (string pin in options.PinnedAdapters.Where(p => options.Adapters.All(a => a.Name != p)))
+            throw new UserInputException($"--adapter {pin}: only an adapter given as --adapter NAME=DIR:pin can be pinned");
+        if (server.AdapterRoot is { } root)
+            foreach (var (name, dir) in AdapterRootScan.Find(root))
+            {
+                if (all.FirstOrDefault(a => a.Name == name) is { Name: not null } given)
+                {
+                    if (SameFolder(given.Dir, dir)) continue; // --adapter named a folder of the root by its own name
+                    throw new UserInputException($"--adapter-root {root}: the folder '{name}' has the name of --adapter {name}={given.Dir}, another folder; rename one of them");
+                }
+                all.Add((name, dir, false));
+            }
+        foreach (var (name, dir, _) in all)
+            if (name == server.ServedModelName) throw new UserInputException($"--adapter {name}={dir}: the name is the base model's served name; choose another");
+        int pins = all.Count(a => a.Pinned);
+        ServerHostOptions.CheckAdapterSlots(options.MaxLoras, options.MaxCpuLoras, pins, othersServed: all.Count > pins || server.AdapterRoot is not null);
+        return all;
+    }
+
+    private static bool SameFolder(string a, string b) =>
+        string.Equals(Path.GetFullPath(new DirectoryInfo(a).ResolveLinkTarget(true)?.FullName ?? a).TrimEnd(Path.DirectorySeparatorChar),
+            Path.GetFullPath(b).TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
 
     /// <summary>Binds the listener.</summary>
     public Task StartAsync(CancellationToken cancellation = default) => Server.StartAsync(cancellation);

@@ -9,7 +9,7 @@ namespace FinQLoRA.Cli.Commands;
 public sealed class ServeSettings : QuantizedModelSettings
 {
     [CommandOption("--adapter <NAME=DIR>")]
-    [Description("PEFT adapter folder served under NAME (repeatable); requests pick it with \"model\": \"NAME\"")]
+    [Description("PEFT adapter folder served under NAME (repeatable); requests pick it with \"model\": \"NAME\"; NAME=DIR:pin keeps it on the device")]
     public string[] Adapter { get; set; } = [];
 
     [CommandOption("--served-model-name <NAME>")]
@@ -49,8 +49,17 @@ public sealed class ServeSettings : QuantizedModelSettings
     public double PrefixCacheGib { get; set; } = ServerHostOptions.DefaultPrefixCacheGib;
 
     [CommandOption("--adapter-root <DIR>")]
-    [Description("allow /v1/load_lora_adapter and /v1/unload_lora_adapter for adapter folders under DIR")]
+    [Description("serve every PEFT adapter folder directly under DIR by its folder name, and allow /v1/load_lora_adapter and /v1/unload_lora_adapter for folders under DIR")]
     public string? AdapterRoot { get; set; }
+
+    [CommandOption("--max-loras <N>")]
+    [Description("adapters on the compute device at once; others are read on first use and the least recently used idle one leaves")]
+    [DefaultValue(FinQLoRA.Serving.EngineOptions.DefaultMaxLoras)]
+    public int MaxLoras { get; set; } = FinQLoRA.Serving.EngineOptions.DefaultMaxLoras;
+
+    [CommandOption("--max-cpu-loras <M>")]
+    [Description("adapters kept in host memory after leaving the device, so they come back without reading the disk (default: --max-loras)")]
+    public int? MaxCpuLoras { get; set; }
 
     [CommandOption("--shutdown-timeout <SECONDS>")]
     [Description("on Ctrl-C / SIGTERM, how long in-flight requests may take to finish")]
@@ -63,7 +72,13 @@ public sealed class ServeSettings : QuantizedModelSettings
         if (MaxQueue < 0) return ValidationResult.Error($"--max-queue must be at least 0 (got {MaxQueue})");
         if (MaxModelLen is < 2) return ValidationResult.Error($"--max-model-len must be at least 2 (got {MaxModelLen})");
         if (ShutdownTimeout < 0) return ValidationResult.Error($"--shutdown-timeout must be >= 0 (got {ShutdownTimeout})");
-        try { ServerHostOptions.CheckPrefixCacheGib(PrefixCacheGib); }
+        try
+        {
+            ServerHostOptions.CheckPrefixCacheGib(PrefixCacheGib);
+            var adapters = AdapterSpec.Parse(Adapter, allowPin: true);
+            int pins = adapters.Count(a => a.Pinned);
+            ServerHostOptions.CheckAdapterSlots(MaxLoras, MaxCpuLoras, pins, othersServed: adapters.Count > pins || AdapterRoot is not null);
+        }
         catch (UserInputException e) { return ValidationResult.Error(e.Message); }
         return base.Validate();
     }
@@ -77,7 +92,7 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
     {
         string? key = s.ApiKey ?? (Environment.GetEnvironmentVariable("FINQLORA_API_KEY") is { Length: > 0 } env ? env : null);
         string served = s.ServedModelName ?? ModelPath.DisplayNameOf(s.Model);
-        var adapters = AdapterSpec.Parse(s.Adapter);
+        var adapters = AdapterSpec.Parse(s.Adapter, allowPin: true);
         var server = new ServerOptions
         {
             ServedModelName = served, Host = s.Host, Port = s.Port, ApiKey = key, AdapterRoot = s.AdapterRoot,
@@ -86,11 +101,13 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         await using var host = ServerHost.Open(new ServerHostOptions
         {
             ModelPath = s.Model, Load = s.QuantizedLoadOptions(), Adapters = adapters.Select(a => (a.Name, a.Dir)).ToList(), Server = server,
+            PinnedAdapters = adapters.Where(a => a.Pinned).Select(a => a.Name).ToList(), MaxLoras = s.MaxLoras, MaxCpuLoras = s.MaxCpuLoras,
             MaxBatch = s.MaxBatch, MaxQueue = s.MaxQueue, MaxModelLen = s.MaxModelLen, PrefixCacheGib = s.PrefixCacheGib,
         });
         using var interruption = new Interruption("stopping: new requests get 503 while running ones finish");
         await host.StartAsync(cancellationToken);
-        string loaded = adapters.Count == 0 ? "no adapters" : "adapters " + string.Join(", ", adapters.Select(a => a.Name));
+        var names = host.Engine.Adapters;
+        string loaded = names.Count == 0 ? "no adapters" : $"adapters {string.Join(", ", names)} ({host.Engine.MaxLoras} on the device at once)";
         Console.WriteLine($"finqlora serve: {host.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {host.Engine.Options.MaxBatch}, context {host.Engine.Options.MaxModelLen}, {PrefixCache(host.Engine.PrefixCacheBytes)}, chat format {host.ChatFormat?.Name ?? "none"}{(key is null ? "" : ", API key required")}; Ctrl-C stops");
         using (var stop = CancellationTokenSource.CreateLinkedTokenSource(interruption.Token, cancellationToken))
         {

@@ -17,6 +17,16 @@ public sealed record EngineOptions
     public long PrefixCacheBytes { get; init; }
     /// <summary>Tokens per prefix-cache block: a prompt's prefix is reused in whole blocks (vLLM's default, 16).</summary>
     public int PrefixBlockTokens { get; init; } = 16;
+    /// <summary>Adapters on the compute device at once (stack indices of every LoRA projection); the others wait in
+    /// host memory or on disk and come on when a request needs them, the least recently used idle one leaving.</summary>
+    public int MaxLoras { get; init; } = DefaultMaxLoras;
+    /// <summary>Adapters kept in host memory after leaving the device (and not waited for), so that coming back reads no
+    /// disk; null: <see cref="MaxLoras"/>, as vLLM's <c>--max-cpu-loras</c>.</summary>
+    public int? MaxCpuLoras { get; init; }
+
+    /// <summary>The device holds this many adapters without <c>--max-loras</c> (vLLM's default is 1; a bank's desk mix
+    /// needs more, and an index costs only its adapter's size).</summary>
+    public const int DefaultMaxLoras = 8;
 
     public void Validate(int modelContext)
     {
@@ -28,5 +38,13 @@ public sealed record EngineOptions
         if (PrefillTokensPerStep < 1) throw new UserInputException($"prefill tokens per step must be at least 1 (got {PrefillTokensPerStep})");
         if (PrefixCacheBytes < 0) throw UserInputException.About($"{new ConfigField("prefix_cache_gib")} must be at least 0 (got {PrefixCacheBytes} bytes)");
         if (PrefixBlockTokens < 1) throw new UserInputException($"prefix cache block tokens must be at least 1 (got {PrefixBlockTokens})");
+        CheckAdapterSlots(MaxLoras, MaxCpuLoras);
+    }
+
+    /// <summary>Refuses adapter slot counts that cannot serve, naming the flag (also checked by the CLI before any work).</summary>
+    public static void CheckAdapterSlots(int maxLoras, int? maxCpuLoras)
+    {
+        if (maxLoras < 1) throw UserInputException.About($"{new ConfigField("max_loras")} must be at least 1 (got {maxLoras}): an adapter must be on the device to serve a request");
+        if (maxCpuLoras is < 0) throw UserInputException.About($"{new ConfigField("max_cpu_loras")} must be at least 0 (got {maxCpuLoras}); 0 keeps no adapter in host memory after it leaves the device");
     }
 }

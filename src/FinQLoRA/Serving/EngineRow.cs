@@ -35,6 +35,10 @@ internal sealed class EngineRow : IDisposable
     public bool Greedy { get; }
     public long SubmittedAt { get; }
     public int Slot { get; set; } = -1;
+    /// <summary>Arrival order in the waiting queue (a row put back returns to its place).</summary>
+    public long Sequence { get; set; }
+    /// <summary>Admitted, so its adapter counts it and may not leave the device (scheduler thread).</summary>
+    public bool HoldsAdapter { get; set; }
     /// <summary>Positions of this row held in the KV cache.</summary>
     public int Length { get; set; }
     /// <summary>Prompt positions copied from the prefix cache into the slot (the prefill computes the rest).</summary>

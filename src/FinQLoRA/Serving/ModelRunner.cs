@@ -13,7 +13,7 @@ namespace FinQLoRA.Serving;
 /// only the tensors of one step, so that the scheduling policy and the numerics can change apart. Masks come from
 /// <see cref="AttentionMask"/> alone, the model's one definition of what a query may see. Scheduler thread only.
 /// </summary>
-internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, SlotKvCache cache, AdapterRegistry adapters, IEngineObserver? observer)
+internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, SlotKvCache cache, Residency.AdapterResidency adapters, IEngineObserver? observer)
 {
     // The pool and the model stay the same for the engine's life, so the step is chosen once (at the first decode,
     // under no_grad as every decode runs), not per token.

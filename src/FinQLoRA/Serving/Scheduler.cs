@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Models;
 using FinQLoRA.Serving.PrefixCaching;
+using FinQLoRA.Serving.Residency;
 
 namespace FinQLoRA.Serving;
 
@@ -24,6 +25,7 @@ internal sealed class Scheduler : IDisposable
     private readonly PrefixCache? _prefix;
     private readonly ModelRunner _runner;
     private readonly AdapterRegistry _adapters;
+    private readonly AdapterResidency _residency;
     private readonly List<EngineRow> _rows = [];
     private readonly WaitingQueue _queue;
     private readonly Queue<Action> _commands = new();
@@ -38,12 +40,17 @@ internal sealed class Scheduler : IDisposable
     private EngineRow? _chunked;
     private int _chunkedDone;
     private int ChunkSlot => _options.MaxBatch - 1;
+    // set by Admit: requests wait but none could be admitted (their adapters are being read), so an idle loop may sleep
+    private bool _stalled;
+    private AdapterActivity _activity;
 
-    public Scheduler(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, AdapterRegistry adapters, IEngineObserver? observer)
+    public Scheduler(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, AdapterRegistry adapters, AdapterResidency residency, IEngineObserver? observer)
     {
         _options = options;
         _observer = observer;
         _adapters = adapters;
+        _residency = residency;
+        _activity = new AdapterActivity([], [], residency.MaxLoras);
         _queue = new WaitingQueue(options.MaxQueue, observer);
         _cache = new SlotKvCache(model.Config, options.MaxBatch, options.MaxModelLen, model.ComputeDType, model.Device);
         if (options.PrefixCacheBytes > 0)
@@ -57,7 +64,8 @@ internal sealed class Scheduler : IDisposable
                 throw UserInputException.About($"{new ConfigField("prefix_cache_gib")} gives {options.PrefixCacheBytes} bytes, less than one block of {options.PrefixBlockTokens} tokens ({blockBytes} bytes); raise it, or 0 turns prefix caching off");
             }
         }
-        _runner = new ModelRunner(model, tokenizer, _cache, adapters, observer);
+        _runner = new ModelRunner(model, tokenizer, _cache, residency, observer);
+        residency.ReadFinished = () => { try { _wake.Release(); } catch (ObjectDisposedException) { } };
         _thread = new Thread(Loop) { IsBackground = true, Name = "finqlora-scheduler" };
         _thread.Start();
     }
@@ -72,6 +80,8 @@ internal sealed class Scheduler : IDisposable
     /// <summary>Rows holding a KV slot.</summary>
     public int Running => Volatile.Read(ref _running);
     public bool IsStopping => _stopping;
+    /// <summary>The adapters of the running rows and of the waiting requests, as of the last step.</summary>
+    public AdapterActivity AdapterActivity => Volatile.Read(ref _activity);
 
     /// <summary>Queues a checked row (its adapter already acquired); refused while stopping or when the queue is full
     /// beyond the free slots, in which case the row is released and disposed here.</summary>
@@ -161,8 +171,10 @@ internal sealed class Scheduler : IDisposable
                     if (_chunked is { } chunked) End(chunked, e);
                 }
                 _observer?.BatchSize(_rows.Count);
-                // A submit or command after this check has released the semaphore already: the wait returns at once.
-                bool idle = _rows.Count == 0 && _chunked is null && _queue.Count == 0 && PendingCommands == 0;
+                PublishActivity();
+                // A submit, command or finished adapter read after this check has released the semaphore already: the
+                // wait returns at once. Requests that wait only for their adapters' reads do not keep the loop spinning.
+                bool idle = _rows.Count == 0 && _chunked is null && (_queue.Count == 0 || _stalled) && PendingCommands == 0;
                 if (idle && !_exit) _wake.Wait();
             }
             RunCommands();
@@ -170,7 +182,7 @@ internal sealed class Scheduler : IDisposable
         }
         finally
         {
-            _adapters.ClearSelection();
+            _residency.ClearSelection();
             _stopped.TrySetResult();
         }
     }
@@ -208,14 +220,22 @@ internal sealed class Scheduler : IDisposable
     /// streams up for long. Hits are copied into the slots before the forward; the prompts' new blocks are kept after it.</summary>
     private void Admit()
     {
+        _stalled = false;
+        if (_queue.Count == 0) return;
+        foreach (var failure in _residency.Plan(_queue.Adapters()))
+            foreach (var row in _queue.RemoveWhere(r => r.Request.Adapter == failure.Name)) End(row, failure.Error);
         var group = new List<EngineRow>();
         var hits = new List<int[]>();
         int longest = 0, furthest = 0;
+        bool started = false;
         // while a chunked prefill holds the last slot, running rows fit in the others
         int Capacity() => _chunked is null ? _options.MaxBatch : _options.MaxBatch - 1;
-        while (_rows.Count + group.Count < Capacity() && _queue.TryTake(out var row))
+        // The oldest request whose adapter is on the device (or can come onto it now) goes first; the others keep their turn.
+        while (_rows.Count + group.Count < Capacity() && _queue.TryTake(r => _residency.CanAdmit(r.Request.Adapter), out var row))
         {
             if (row.Request.Cancellation.IsCancellationRequested) { End(row, null); continue; }
+            _residency.Admit(row.Request.Adapter);
+            row.HoldsAdapter = true;
             var hit = Match(row);
             int cached = hit.Length * (_prefix?.BlockTokens ?? 0);
             int fresh = row.Request.PromptIds.Length - cached + row.Request.BranchTokens;
@@ -223,10 +243,11 @@ internal sealed class Scheduler : IDisposable
             {
                 if (group.Count > 0 || _chunked is not null)
                 {
-                    _queue.PutBack(row);
+                    PutBack(row);
                     break;
                 }
                 _chunked = row;
+                started = true;
                 Interlocked.Increment(ref _running);
                 TakeHit(row, hit, ChunkSlot);
                 _chunkedDone = row.CachedTokens;
@@ -235,7 +256,7 @@ internal sealed class Scheduler : IDisposable
             int t = Math.Max(longest, fresh), reach = Math.Max(furthest, cached);
             if (group.Count > 0 && (t * (group.Count + 1) > _options.PrefillTokensPerStep || reach + t > _options.MaxModelLen))
             {
-                _queue.PutBack(row);
+                PutBack(row);
                 break;
             }
             longest = t;
@@ -243,6 +264,7 @@ internal sealed class Scheduler : IDisposable
             group.Add(row);
             hits.Add(hit);
         }
+        _stalled = group.Count == 0 && !started && _queue.Count > 0;
         if (group.Count == 0) return;
         foreach (var row in group)
         {
@@ -261,6 +283,23 @@ internal sealed class Scheduler : IDisposable
         {
             foreach (var row in group.Where(r => r.Slot >= 0).OrderByDescending(r => r.Slot)) End(row, e);
         }
+    }
+
+    /// <summary>Returns a row just taken to its place in the queue; its adapter no longer counts it.</summary>
+    private void PutBack(EngineRow row)
+    {
+        _residency.Release(row.Request.Adapter);
+        row.HoldsAdapter = false;
+        _queue.PutBack(row);
+    }
+
+    private void PublishActivity()
+    {
+        var running = _rows.Select(r => r.Request.Adapter).Append(_chunked?.Request.Adapter).OfType<string>().Distinct().ToList();
+        var waiting = _queue.Count == 0 ? [] : _queue.Adapters().Distinct().ToList();
+        var last = _activity;
+        if (!running.SequenceEqual(last.Running) || !waiting.SequenceEqual(last.Waiting))
+            Volatile.Write(ref _activity, new AdapterActivity(running, waiting, _residency.MaxLoras));
     }
 
     /// <summary>The pool blocks of the longest cached prefix of the row's prompt, leaving at least the position whose
@@ -345,6 +384,8 @@ internal sealed class Scheduler : IDisposable
             Interlocked.Decrement(ref _running);
         }
         row.Channel.Writer.TryComplete(error);
+        if (row.HoldsAdapter) _residency.Release(row.Request.Adapter);
+        row.HoldsAdapter = false;
         _adapters.Release(row.Request.Adapter);
         row.Dispose();
     }

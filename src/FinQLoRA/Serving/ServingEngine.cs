@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using FinQLoRA.Adapters;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Models;
+using FinQLoRA.Serving.Residency;
 
 namespace FinQLoRA.Serving;
 
@@ -9,16 +10,19 @@ namespace FinQLoRA.Serving;
 /// Continuous batching over one model and its adapters: what the HTTP layer and in-process clients call. It checks
 /// requests and composes three parts: the <see cref="Scheduler"/> (queue, slots, the one owner thread that alone
 /// touches the model), the <see cref="ModelRunner"/> (the forward passes and sampling of one step) and the
-/// <see cref="AdapterRegistry"/> (the names requests may use; rows with different adapters share one forward through
-/// <see cref="StackedLora"/>).
+/// <see cref="AdapterRegistry"/> (the names requests may use) with the <see cref="AdapterResidency"/> (which of them are
+/// on the device now; rows with different adapters share one forward through <see cref="StackedLora"/>).
 /// </summary>
 public sealed class ServingEngine : IDisposable
 {
     private readonly DecoderModel _model;
     private readonly AdapterRegistry _adapters;
+    private readonly AdapterResidency _residency;
+    private readonly LoraTargetShapes _shapes;
     private readonly Scheduler _scheduler;
 
-    /// <summary>Starts the scheduler on <paramref name="model"/>; adapters already loaded into it are served under their names.</summary>
+    /// <summary>Starts the scheduler on <paramref name="model"/>; adapters already loaded into it are served under their
+    /// names (the first <see cref="EngineOptions.MaxLoras"/> on the device, the others in host memory until needed).</summary>
     public ServingEngine(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, IEngineObserver? observer = null)
     {
         options.Validate(model.Config.MaxPositionEmbeddings);
@@ -26,11 +30,13 @@ public sealed class ServingEngine : IDisposable
         Tokenizer = tokenizer;
         Options = options;
         model.eval();
-        _adapters = new AdapterRegistry(model);
-        try { _scheduler = new Scheduler(model, tokenizer, options, _adapters, observer); }
+        _shapes = LoraTargetShapes.Of(model);
+        _adapters = new AdapterRegistry(LoraInjector.AdapterNames(model));
+        _residency = new AdapterResidency(model, options.MaxLoras, options.MaxCpuLoras ?? options.MaxLoras);
+        try { _scheduler = new Scheduler(model, tokenizer, options, _adapters, _residency, observer); }
         catch
         {
-            _adapters.Dispose(); // gives the projections back their plain adapters
+            _residency.Dispose(); // gives the projections back their plain adapters
             throw;
         }
     }
@@ -42,8 +48,15 @@ public sealed class ServingEngine : IDisposable
     /// <summary>The prefix cache's block pool (0 when prefix caching is off).</summary>
     public long PrefixCacheBytes => _scheduler.PrefixCacheBytes;
 
-    /// <summary>Adapters requests may name now (not those being unloaded), in load order.</summary>
+    /// <summary>Adapters requests may name now, resident or not (not those being unloaded), in registration order.</summary>
     public IReadOnlyList<string> Adapters => _adapters.Names;
+
+    /// <summary>Adapters on the device at once (<c>--max-loras</c>).</summary>
+    public int MaxLoras => _residency.MaxLoras;
+
+    /// <summary>The adapters of the rows running now and of the requests waiting (vLLM's <c>lora_requests_info</c>), as
+    /// of the last scheduler step; any thread.</summary>
+    public AdapterActivity AdapterActivity() => _scheduler.AdapterActivity;
 
     public bool HasAdapter(string name) => _adapters.Has(name);
 
@@ -73,19 +86,31 @@ public sealed class ServingEngine : IDisposable
         return _scheduler.Enqueue(row);
     }
 
-    /// <summary>Loads a PEFT adapter folder as <paramref name="name"/> on the scheduler thread, between two steps. The
-    /// folder is checked completely before the model is touched; the name becomes visible only once it can serve.</summary>
-    public Task LoadAdapterAsync(string name, string dir)
+    /// <summary>Registers a PEFT adapter folder as <paramref name="name"/>: the folder is checked completely (config,
+    /// every tensor's key and shape against the model) on the caller's thread, then the name becomes visible. Its weights
+    /// are read when a request first needs them, except a <paramref name="pinned"/> adapter's, which are read now and
+    /// stay on the device.</summary>
+    public async Task LoadAdapterAsync(string name, string dir, bool pinned = false)
     {
         _adapters.EnsureFree(name);
-        return _scheduler.RunOnOwnerThread(() => _adapters.Load(name, dir));
+        PeftAdapterFiles.Check(dir, _shapes);
+        await _scheduler.RunOnOwnerThread(() =>
+        {
+            _adapters.EnsureFree(name);
+            _residency.Add(name, dir, pinned);
+            _adapters.Register(name);
+        }).ConfigureAwait(false);
     }
 
     /// <summary>Hides the adapter from new requests at once, waits for its in-flight requests, then frees it.</summary>
     public async Task UnloadAdapterAsync(string name)
     {
         await _adapters.HideAndDrainAsync(name).ConfigureAwait(false);
-        await _scheduler.RunOnOwnerThread(() => _adapters.Delete(name)).ConfigureAwait(false);
+        await _scheduler.RunOnOwnerThread(() =>
+        {
+            _residency.Remove(name);
+            _adapters.Remove(name);
+        }).ConfigureAwait(false);
     }
 
     /// <summary>Refuses new requests from now on (they get <see cref="ServingErrorKind.ShuttingDown"/>).</summary>
@@ -98,7 +123,7 @@ public sealed class ServingEngine : IDisposable
     public void Dispose()
     {
         _scheduler.Dispose();
-        _adapters.Dispose();
+        _residency.Dispose();
     }
 
     /// <summary>Native tensors the scheduler thread holds alive (TorchSharp counts per thread): between requests this
@@ -108,6 +133,17 @@ public sealed class ServingEngine : IDisposable
         long count = 0;
         await _scheduler.RunOnOwnerThread(() => count = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount).ConfigureAwait(false);
         return count;
+    }
+
+    /// <summary>The residency, for tests that hold a read (<see cref="AdapterResidency.BeforeRead"/>) or count them.</summary>
+    internal AdapterResidency Residency => _residency;
+
+    /// <summary>The resident adapters (least recently used first) and those in host memory, read between two steps.</summary>
+    internal async Task<(IReadOnlyList<string> Resident, IReadOnlyList<string> InHost)> ResidencyAsync()
+    {
+        IReadOnlyList<string> resident = [], inHost = [];
+        await _scheduler.RunOnOwnerThread(() => (resident, inHost) = (_residency.Resident, _residency.InHost)).ConfigureAwait(false);
+        return (resident, inHost);
     }
 
     /// <summary>Blocks the prefix cache holds, read between two steps.</summary>
