@@ -30,6 +30,7 @@ internal sealed class AdapterResidency : IDisposable
     private long _clock; // use order for LRU
     private long _diskReads;
     private string? _victim;
+    private HashSet<string> _waitedFor = new(StringComparer.Ordinal); // adapters the waiting requests need, as of the last Plan
 
     /// <summary>Serves the adapters already in <paramref name="model"/> (put there by other code; no folder can give
     /// them back, so their host copies are never dropped): the first <paramref name="maxLoras"/> stay resident, the
@@ -142,15 +143,22 @@ internal sealed class AdapterResidency : IDisposable
             ? _entries.Values.Where(e => e.Index > 0 && !e.Pinned).MinBy(e => e.LastUse)?.Name
             : null;
 
-        var keep = needed.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
-        var spare = _entries.Values.Where(e => e.Index == 0 && e.Host is not null && e.Dir is not null && !keep.Contains(e.Name))
+        _waitedFor = needed.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+        TrimHostMemory();
+        return failures;
+    }
+
+    /// <summary>Drops the host copies beyond <c>--max-cpu-loras</c> of adapters off the device that no waiting request
+    /// needs, least recently used first (those that came with the model stay: no folder can give them back).</summary>
+    private void TrimHostMemory()
+    {
+        var spare = _entries.Values.Where(e => e.Index == 0 && e.Host is not null && e.Dir is not null && !_waitedFor.Contains(e.Name))
             .OrderBy(e => e.LastUse).ToList();
         foreach (var e in spare.Take(Math.Max(0, spare.Count - _maxCpuLoras)))
         {
             e.Host!.Dispose();
             e.Host = null;
         }
-        return failures;
     }
 
     /// <summary>Whether a row on <paramref name="name"/> (null: the base) can be admitted now: its adapter resident, or
@@ -236,6 +244,7 @@ internal sealed class AdapterResidency : IDisposable
         _stacks.Vacate(e.Name);
         e.Index = 0;
         if (_victim == e.Name) _victim = null;
+        TrimHostMemory();
     }
 
     private void RemoveFromModel(string name)
