@@ -46,7 +46,8 @@ public sealed record ServerHostOptions
     /// other adapters are served: those could never run), naming the flag and the fix.</summary>
     public static void CheckAdapterSlots(int maxLoras, int? maxCpuLoras, int pins, bool othersServed)
     {
-        EngineOptions.CheckAdapterSlots(maxLoras, maxCpuLoras);
+        if (maxLoras < 1) throw new UserInputException($"--max-loras must be at least 1 (got {maxLoras}): an adapter must be on the device to serve a request");
+        if (maxCpuLoras is < 0) throw new UserInputException($"--max-cpu-loras must be at least 0 (got {maxCpuLoras}); 0 keeps no adapter in host memory after it leaves the device");
         if (pins > maxLoras)
             throw new UserInputException($"--adapter ...:pin pins {pins} adapters but --max-loras {maxLoras} holds only {maxLoras} on the device; raise --max-loras or pin fewer");
         if (pins == maxLoras && othersServed)
