@@ -21,20 +21,20 @@ namespace FinQLoRA.Bench;
 /// </summary>
 public static class ServeBench
 {
-    public const string Help = "served tok/s at 1/4/16/32 streams vs 1, vs offline batched generate, 8-adapter mix vs 1 adapter, TTFT p50/p99, cached-prefix TTFT, decisions vs completions [--quick] [--threads N] [--shared DIR] [--skip-random] [--only throughput|prefix|decisions|constrained]";
+    public const string Help = "served tok/s at 1/4/16/32 streams vs 1, vs offline batched generate, 8-adapter mix vs 1 adapter, TTFT p50/p99, cached-prefix TTFT, decisions vs completions, 64 adapters through 8 device slots vs 8 [--quick] [--threads N] [--shared DIR] [--skip-random] [--only throughput|prefix|decisions|constrained|adapters]";
 
-    private static readonly string[] Starts =
+    internal static readonly string[] Starts =
     [
         "Once upon a time", "The little dog", "Lily went to the park", "Tom had a big", "One day, a girl named Sue", "The sun was",
         "There was a cat", "Ben and his mom", "A bird sat on", "The old man", "Anna liked to", "In the forest",
     ];
 
-    private sealed record Measured(int Streams, double TokensPerSecond, double TtftP50, double TtftP99);
+    internal sealed record Measured(int Streams, double TokensPerSecond, double TtftP50, double TtftP99);
 
     public static int Run(string[] args)
     {
         bool quick = args.Contains("--quick"), skipRandom = args.Contains("--skip-random");
-        // --only throughput|prefix|decisions|constrained runs one part of the bench
+        // --only throughput|prefix|decisions|constrained|adapters runs one part of the bench
         string? only = Value(args, "--only");
         bool Wants(string part) => only is null || only == part;
         int threads = Value(args, "--threads") is { } t ? int.Parse(t, System.Globalization.CultureInfo.InvariantCulture) : 2;
@@ -61,6 +61,7 @@ public static class ServeBench
                 if (Wants("throughput")) Measure("random-76M", folder, tokens: quick ? 12 : 32, requestsPerClient: 1).GetAwaiter().GetResult();
                 if (Wants("prefix")) PrefixCacheBench.Run(folder, quick);
                 if (Wants("decisions")) DecisionsBench.RunAsync("random-76M", folder).GetAwaiter().GetResult();
+                if (Wants("adapters")) AdapterResidencyBench.RunAsync(folder, Path.Combine(temp, "adapters"), quick).GetAwaiter().GetResult();
             }
             finally
             {
@@ -137,7 +138,8 @@ public static class ServeBench
     }
 
     /// <summary><paramref name="streams"/> clients, each sending <paramref name="requests"/> streamed greedy completions one after another.</summary>
-    private static async Task<Measured> Clients(HttpClient http, string[] prompts, string[] models, int streams, int requests, int tokens)
+    internal static async Task<Measured> Clients(HttpClient http, string[] prompts, string[] models, int streams, int requests, int tokens,
+        Func<int, int, string>? pick = null)
     {
         var ttft = new System.Collections.Concurrent.ConcurrentBag<double>();
         long generated = 0;
@@ -148,7 +150,7 @@ public static class ServeBench
             {
                 var body = new JsonObject
                 {
-                    ["model"] = models[c % models.Length], ["prompt"] = prompts[(c + i * streams) % prompts.Length], ["max_tokens"] = tokens,
+                    ["model"] = pick?.Invoke(c, i) ?? models[c % models.Length], ["prompt"] = prompts[(c + i * streams) % prompts.Length], ["max_tokens"] = tokens,
                     ["temperature"] = 0, ["stream"] = true, ["stream_options"] = new JsonObject { ["include_usage"] = true },
                 };
                 var start = Stopwatch.GetTimestamp();

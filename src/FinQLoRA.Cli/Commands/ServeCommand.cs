@@ -107,7 +107,8 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         using var interruption = new Interruption("stopping: new requests get 503 while running ones finish");
         await host.StartAsync(cancellationToken);
         var names = host.Engine.Adapters;
-        string loaded = names.Count == 0 ? "no adapters" : $"adapters {string.Join(", ", names)} ({host.Engine.MaxLoras} on the device at once)";
+        string loaded = names.Count == 0 ? "no adapters"
+            : $"{(names.Count <= 8 ? "adapters " + string.Join(", ", names) : $"{names.Count} adapters")} ({host.Engine.MaxLoras} on the device at once)";
         Console.WriteLine($"finqlora serve: {host.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {host.Engine.Options.MaxBatch}, context {host.Engine.Options.MaxModelLen}, {PrefixCache(host.Engine.PrefixCacheBytes)}, chat format {host.ChatFormat?.Name ?? "none"}{(key is null ? "" : ", API key required")}; Ctrl-C stops");
         using (var stop = CancellationTokenSource.CreateLinkedTokenSource(interruption.Token, cancellationToken))
         {

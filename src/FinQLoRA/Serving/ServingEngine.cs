@@ -51,6 +51,9 @@ public sealed class ServingEngine : IDisposable
     /// <summary>Adapters requests may name now, resident or not (not those being unloaded), in registration order.</summary>
     public IReadOnlyList<string> Adapters => _adapters.Names;
 
+    /// <summary>Adapter folders read from disk so far (a return from host memory reads none).</summary>
+    public long AdapterReads => _residency.DiskReads;
+
     /// <summary>Adapters on the device at once (<c>--max-loras</c>).</summary>
     public int MaxLoras => _residency.MaxLoras;
 
