@@ -20,7 +20,7 @@ public sealed class PipelineStageWorker
     private readonly DecoderModel _model;
     private readonly ICommunicator _comm;
     private SlotKvCache? _cache;
-    private AdapterRegistry? _adapters;
+    private StageAdapters? _adapters;
     private int _layerSteps;
     private readonly (string Mode, int After)? _fault;
 
@@ -76,7 +76,7 @@ public sealed class PipelineStageWorker
                 _cache?.Dispose();
                 _cache = new SlotKvCache(_model.Config, step.MaxBatch, step.MaxModelLen, _model.ComputeDType, _model.Device, _model.FirstLayer, _model.Layers.Count);
                 KvCacheBytes = _cache.Bytes;
-                _adapters ??= new AdapterRegistry(_model);
+                _adapters ??= new StageAdapters(_model, step.MaxLoras);
                 break;
             case StepKind.Move:
                 Cache.Move(step.From, step.To, step.Length);
@@ -96,7 +96,7 @@ public sealed class PipelineStageWorker
     }
 
     private SlotKvCache Cache => _cache ?? throw new InvalidOperationException("rank 0 sent a step before the start");
-    private AdapterRegistry Adapters => _adapters ?? throw new InvalidOperationException("rank 0 sent a step before the start");
+    private StageAdapters Adapters => _adapters ?? throw new InvalidOperationException("rank 0 sent a step before the start");
 
     /// <summary>Each micro-batch in order: receive, run this stage's layers, send on (the last stage: to rank 0).</summary>
     private void Layers(StepDescriptor step)

@@ -35,6 +35,7 @@ internal sealed record StepDescriptor(StepKind Kind)
     // Start
     public int MaxBatch { get; init; }
     public int MaxModelLen { get; init; }
+    public int MaxLoras { get; init; }
 
     /// <summary>Rank 0 sends <paramref name="mine"/>; every other rank passes null and gets rank 0's, its tensors on
     /// <paramref name="device"/>. Call it inside a dispose scope: the received tensors belong to it.</summary>
@@ -65,7 +66,7 @@ internal sealed record StepDescriptor(StepKind Kind)
         }
         return kind switch
         {
-            StepKind.Start => new StepDescriptor(kind) { MaxBatch = (int)header[1], MaxModelLen = (int)header[2] },
+            StepKind.Start => new StepDescriptor(kind) { MaxBatch = (int)header[1], MaxModelLen = (int)header[2], MaxLoras = (int)header[3] },
             StepKind.Layers => ReceiveLayers(comm, header, Encoding.UTF8.GetString(text), device),
             StepKind.Move => new StepDescriptor(kind) { From = (int)header[1], To = (int)header[2], Length = (int)header[3] },
             StepKind.LoadAdapter or StepKind.DeleteAdapter => Names(kind, Encoding.UTF8.GetString(text)),
@@ -98,6 +99,7 @@ internal sealed record StepDescriptor(StepKind Kind)
             case StepKind.Start:
                 h[1] = MaxBatch;
                 h[2] = MaxModelLen;
+                h[3] = MaxLoras;
                 break;
             case StepKind.Move:
                 h[1] = From;
