@@ -47,8 +47,8 @@ public sealed class ServerHost : IAsyncDisposable
     /// folder checked against the model; only pinned ones read now) and builds the engine and the server. Throws
     /// <see cref="UserInputException"/> for a bad option, model or adapter.</summary>
     /// <param name="pipeline">with <see cref="ServerHostOptions.PipelineStages"/> &gt; 1: the MPI job, of which this is
-    /// rank 0 (the caller keeps and disposes it; the other ranks run <see cref="PipelineStageWorker"/>). Every registered
-    /// adapter then stays on the device: more than <see cref="ServerHostOptions.MaxLoras"/> are refused.</param>
+    /// rank 0 (the caller keeps and disposes it; the other ranks run <see cref="PipelineStageWorker"/>, which put
+    /// their layers of each adapter where this rank's residency puts it)</param>
     public static ServerHost Open(ServerHostOptions options, DistributedContext? pipeline = null)
     {
         CheckPipeline(options.PipelineStages, options.MicroBatches, options.PrefixCacheGib, pipeline?.Size ?? 1);
@@ -86,8 +86,7 @@ public sealed class ServerHost : IAsyncDisposable
         else
         {
             tokenizer = ModelLoading.LoadTokenizer(options.ModelPath);
-            (model, _) = PipelineServingStage.Load(options.ModelPath, options.Load with { Device = pipeline.Device }, options.PipelineStages, 0,
-                adapters.Select(a => (a.Name, a.Dir)).ToList());
+            (model, _) = PipelineServingStage.Load(options.ModelPath, options.Load with { Device = pipeline.Device }, options.PipelineStages, 0, []);
             session = model;
         }
         ServingEngine? engine = null;
@@ -103,8 +102,8 @@ public sealed class ServerHost : IAsyncDisposable
             engine = pipeline is null
                 ? new ServingEngine(model, tokenizer, engineOptions, metrics)
                 : ServingEngine.OverPipeline(model, tokenizer, engineOptions, pipeline.Communicator, options.MicroBatches ?? options.PipelineStages, metrics);
-            if (pipeline is null)
-                foreach (var (name, dir, pinned) in adapters) engine.LoadAdapterAsync(name, dir, pinned).GetAwaiter().GetResult();
+            // registered, read on first use; in a pipeline, residency's slot writes reach the other stages as it makes them
+            foreach (var (name, dir, pinned) in adapters) engine.LoadAdapterAsync(name, dir, pinned).GetAwaiter().GetResult();
             var app = OpenAiServer.Create(engine, server with { ChatFormat = chat, ChatFormatRefusal = refusal }, metrics,
                 adapters.Select(a => (a.Name, a.Dir)).ToList(), lineages);
             return new ServerHost(session, model, tokenizer, engine, app, chat, server.ShutdownTimeout);
@@ -134,7 +133,7 @@ public sealed class ServerHost : IAsyncDisposable
 
     /// <summary>The adapters served from the start: <c>--adapter</c>'s, then the folders under <c>--adapter-root</c>; names
     /// and pins checked before anything loads.</summary>
-    public static List<(string Name, string Dir, bool Pinned)> Registered(ServerHostOptions options)
+    private static List<(string Name, string Dir, bool Pinned)> Registered(ServerHostOptions options)
     {
         var server = options.Server;
         var all = options.Adapters.Select(a => (a.Name, a.Dir, Pinned: options.PinnedAdapters.Contains(a.Name))).ToList();
@@ -154,9 +153,6 @@ public sealed class ServerHost : IAsyncDisposable
             if (name == server.ServedModelName) throw new UserInputException($"--adapter {name}={dir}: the name is the base model's served name; choose another");
         int pins = all.Count(a => a.Pinned);
         ServerHostOptions.CheckAdapterSlots(options.MaxLoras, options.MaxCpuLoras, pins, othersServed: all.Count > pins || server.AdapterRoot is not null);
-        // the other stages hold whole adapters, not residency's slot moves (see ServingEngine.OverPipeline)
-        if (options.PipelineStages > 1 && all.Count > options.MaxLoras)
-            throw new UserInputException($"--pipeline-stages {options.PipelineStages} keeps every adapter on the device, but {all.Count} are registered (--adapter and --adapter-root) and --max-loras is {options.MaxLoras}; raise --max-loras to {all.Count} or serve fewer adapters");
         return all;
     }
 

@@ -129,8 +129,6 @@ public sealed class ServeSettings : QuantizedModelSettings
             var adapters = AdapterSpec.Parse(Adapter, allowPin: true);
             int pins = adapters.Count(a => a.Pinned);
             ServerHostOptions.CheckAdapterSlots(MaxLoras, MaxCpuLoras, pins, othersServed: adapters.Count > pins || AdapterRoot is not null);
-            if (PipelineStages > 1 && adapters.Count > MaxLoras)
-                return ValidationResult.Error($"--pipeline-stages {PipelineStages} keeps every adapter on the device, but {adapters.Count} --adapter are given and --max-loras is {MaxLoras}; raise --max-loras to {adapters.Count} or serve fewer adapters");
         }
         catch (UserInputException e) { return ValidationResult.Error(e.Message); }
         return base.Validate();
@@ -199,9 +197,8 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
     {
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
         using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => c.Cancel = true);
-        // the same adapters as rank 0 registers (--adapter, then the folders under --adapter-root), on this stage's layers
-        var adapters = ServerHost.Registered(options).Select(a => (a.Name, a.Dir)).ToList();
-        var (model, _) = PipelineServingStage.Load(options.ModelPath, options.Load with { Device = job.Device }, options.PipelineStages, job.Rank, adapters);
+        // no adapters now: rank 0's residency tells this stage which to put where, and this stage reads its layers of them
+        var (model, _) = PipelineServingStage.Load(options.ModelPath, options.Load with { Device = job.Device }, options.PipelineStages, job.Rank, []);
         using (model) new PipelineStageWorker(model, job.Communicator).Run();
     }
 

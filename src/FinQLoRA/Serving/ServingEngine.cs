@@ -21,7 +21,6 @@ public sealed class ServingEngine : IDisposable
     private readonly AdapterResidency _residency;
     private readonly LoraTargetShapes _shapes;
     private readonly Scheduler _scheduler;
-    private bool _pipelined; // the stages hold every adapter: no residency moves (set once, before any request)
 
     /// <summary>Starts the scheduler on <paramref name="model"/>; adapters already loaded into it are served under their
     /// names (the first <see cref="EngineOptions.MaxLoras"/> on the device, the others in host memory until needed).</summary>
@@ -48,6 +47,9 @@ public sealed class ServingEngine : IDisposable
             _residency.Dispose(); // gives the projections back their plain adapters
             throw;
         }
+        // residency's slot writes, mirrored by a pipeline's other stages on their layers (scheduler thread, between steps)
+        _residency.Placed = (name, dir, index) => _scheduler.Forward.AdapterPlaced(name, dir, index);
+        _residency.Vacated = name => _scheduler.Forward.AdapterVacated(name);
     }
 
     /// <summary>Rank 0 of <c>serve --pipeline-stages N</c>: the scheduler and sampling run here on
@@ -64,12 +66,8 @@ public sealed class ServingEngine : IDisposable
         if (options.PrefixCacheBytes > 0)
             throw UserInputException.About($"{new ConfigField("prefix_cache_gib")} must be 0 with {new ConfigField("pipeline_stages")} (prefix caching is not mirrored across ranks yet)");
         ServingEngine? engine = null;
-        int registered = LoraInjector.AdapterNames(stageModel).Count;
-        if (registered > options.MaxLoras)
-            throw UserInputException.About($"{new ConfigField("pipeline_stages")} keeps every adapter on the device, but {registered} adapters are registered and {new ConfigField("max_loras")} is {options.MaxLoras}; raise it to at least {registered}");
         engine = new ServingEngine(stageModel, tokenizer, options, observer, (adapters, cache) =>
             new Pipeline.PipelineStepForward(stageModel, cache, adapters, comm, microBatches, options, reason => engine?.MarkFaulted(reason)));
-        engine._pipelined = true;
         return engine;
     }
 
@@ -147,16 +145,8 @@ public sealed class ServingEngine : IDisposable
         await _scheduler.RunOnOwnerThread(() =>
         {
             _adapters.EnsureFree(name);
-            if (_pipelined)
-            {
-                // the stages mirror whole adapters, not residency's slot moves: every adapter stays on the device
-                if (_adapters.Names.Count >= MaxLoras)
-                    throw new ServingException(ServingErrorKind.InvalidRequest, $"with --pipeline-stages every adapter stays on the device and all {MaxLoras} slots (--max-loras) are taken; unload one first or restart with a higher --max-loras", "lora_name");
-                pinned = true;
-            }
             _residency.Add(name, dir, pinned);
             _adapters.Register(name);
-            if (_pipelined) _scheduler.Forward.AdapterLoaded(name, dir);
         }).ConfigureAwait(false);
     }
 
@@ -168,7 +158,7 @@ public sealed class ServingEngine : IDisposable
         {
             _residency.Remove(name);
             _adapters.Remove(name);
-            _scheduler.Forward.AdapterDeleted(name);
+            _scheduler.Forward.AdapterRemoved(name);
         }).ConfigureAwait(false);
     }
 

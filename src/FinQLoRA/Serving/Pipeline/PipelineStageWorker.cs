@@ -81,11 +81,14 @@ public sealed class PipelineStageWorker
             case StepKind.Move:
                 Cache.Move(step.From, step.To, step.Length);
                 break;
-            case StepKind.LoadAdapter:
-                Adapters.Load(step.Name, step.Directory);
+            case StepKind.PlaceAdapter:
+                Adapters.Place(step.Name, step.Directory.Length == 0 ? null : step.Directory, step.Index);
                 break;
-            case StepKind.DeleteAdapter:
-                Adapters.Delete(step.Name);
+            case StepKind.VacateAdapter:
+                Adapters.Vacate(step.Name);
+                break;
+            case StepKind.RemoveAdapter:
+                Adapters.Remove(step.Name);
                 break;
             case StepKind.Heartbeat:
                 break;

@@ -62,10 +62,12 @@ internal sealed class PipelineStepForward : IStepForward
         Guarded(() => Send(new StepDescriptor(StepKind.Move) { From = from, To = to, Length = length }));
     }
 
-    public void AdapterLoaded(string name, string dir) =>
-        Guarded(() => Send(new StepDescriptor(StepKind.LoadAdapter) { Name = name, Directory = Path.GetFullPath(dir) }));
+    public void AdapterPlaced(string name, string? dir, int index) =>
+        Guarded(() => Send(new StepDescriptor(StepKind.PlaceAdapter) { Name = name, Directory = dir is null ? "" : Path.GetFullPath(dir), Index = index }));
 
-    public void AdapterDeleted(string name) => Guarded(() => Send(new StepDescriptor(StepKind.DeleteAdapter) { Name = name }));
+    public void AdapterVacated(string name) => Guarded(() => Send(new StepDescriptor(StepKind.VacateAdapter) { Name = name }));
+
+    public void AdapterRemoved(string name) => Guarded(() => Send(new StepDescriptor(StepKind.RemoveAdapter) { Name = name }));
 
     public void Idle() => Guarded(() => Send(new StepDescriptor(StepKind.Heartbeat)));
 

@@ -5,44 +5,74 @@ using FinQLoRA.Serving.Residency;
 namespace FinQLoRA.Serving.Pipeline;
 
 /// <summary>
-/// The adapters of a pipeline stage after the first, on its layers only. Under <c>--pipeline-stages</c> rank 0 keeps
-/// every registered adapter on the device (the engine refuses more than <c>--max-loras</c>), so a stage never evicts:
-/// it holds each adapter rank 0 announced at a stack index of its own <see cref="AdapterStacks"/>. Rows name their
-/// adapters, not indices, so the numbering need not match rank 0's. An adapter whose tensors all lie on other stages'
-/// layers still takes an index here, with zero weights: its rows run the base on these layers.
-/// Stage worker thread only.
+/// The adapters of a pipeline stage after the first, on its layers only: a mirror of rank 0's
+/// <see cref="AdapterResidency"/>. Rank 0 decides which adapter sits at which of the <c>--max-loras</c> stack indices;
+/// each decision arrives here as a place or vacate step, and this stage writes its layers of that adapter into the
+/// same index of its own <see cref="AdapterStacks"/> (read from the adapter's folder, this stage's tensors only). It
+/// keeps no host copies of folder adapters (reading its share of a folder again is what coming back costs here); an
+/// adapter that came with the stage's model has no folder, so it is copied to host memory when it leaves.
+/// An adapter whose tensors all lie on other stages' layers still takes its index, with zero weights: its rows run the
+/// base on these layers. Stage worker thread only.
 /// </summary>
 internal sealed class StageAdapters : IDisposable
 {
     private readonly DecoderModel _model;
+    private readonly LoraTargetShapes _shapes;
     private readonly AdapterStacks _stacks;
-    private readonly HashSet<string> _held = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HostLoraAdapter> _host = new(StringComparer.Ordinal); // adapters without a folder, off the device
+    private readonly HashSet<string> _fromFolder = new(StringComparer.Ordinal); // adapters rank 0 placed with a folder
 
-    /// <summary>Serves the adapters loaded into <paramref name="stageModel"/> at start (<see cref="PipelineServingStage.Load"/>).</summary>
+    /// <summary>Serves the adapters already in <paramref name="stageModel"/> as rank 0's residency does those of its
+    /// model: the first <paramref name="maxLoras"/> at indices 1.., the rest moved to host memory.</summary>
     public StageAdapters(DecoderModel stageModel, int maxLoras)
     {
         _model = stageModel;
+        _shapes = LoraTargetShapes.Of(stageModel);
         _stacks = new AdapterStacks(stageModel, maxLoras);
-        foreach (string name in LoraInjector.AdapterNames(stageModel)) Place(name);
+        var names = LoraInjector.AdapterNames(stageModel);
+        for (int i = 0; i < names.Count; i++)
+        {
+            if (i < maxLoras) _stacks.Place(names[i], i + 1);
+            else
+            {
+                _host[names[i]] = HostLoraAdapter.FromModel(stageModel, names[i]);
+                RemoveFromModel(names[i]);
+            }
+        }
     }
 
-    /// <summary>Reads this stage's layers of the PEFT folder <paramref name="dir"/> as <paramref name="name"/> (rank 0
-    /// checked the whole folder before announcing it).</summary>
-    public void Load(string name, string dir)
+    /// <summary>Puts this stage's layers of <paramref name="name"/> at <paramref name="index"/>, from
+    /// <paramref name="dir"/> (rank 0 checked the folder before registering it) or, without a folder, from host memory.</summary>
+    public void Place(string name, string? dir, int index)
     {
-        if (_held.Contains(name)) throw new InvalidOperationException($"rank 0 loaded adapter '{name}' twice");
-        var (_, weights) = PeftAdapterFiles.ReadToHost(dir, LoraTargetShapes.Of(_model));
-        using (weights) weights.Install(_model, name);
-        Place(name);
+        if (dir is not null)
+        {
+            var (_, weights) = PeftAdapterFiles.ReadToHost(dir, _shapes);
+            using (weights) weights.Install(_model, name);
+            _fromFolder.Add(name);
+        }
+        else if (_host.Remove(name, out var copy))
+        {
+            using (copy) copy.Install(_model, name);
+        }
+        else throw new InvalidOperationException($"rank 0 placed adapter '{name}' without a folder, and this stage holds no copy of it");
+        _stacks.Place(name, index);
     }
 
-    /// <summary>Takes <paramref name="name"/> off this stage; wrapped projections stay wrapped, so the stacks keep their shape.</summary>
-    public void Delete(string name)
+    /// <summary>Takes <paramref name="name"/> off the device; wrapped projections stay wrapped, so the stacks keep their shape.</summary>
+    public void Vacate(string name)
     {
-        foreach (var w in LoraInjector.Wrapped(_model))
-            if (w.Lora.Adapters.ContainsKey(name)) w.Lora.RemoveAdapter(name);
+        if (!_fromFolder.Contains(name) && !_host.ContainsKey(name))
+            _host[name] = HostLoraAdapter.FromModel(_model, name);
+        RemoveFromModel(name);
         _stacks.Vacate(name);
-        _held.Remove(name);
+    }
+
+    /// <summary>Forgets an unregistered adapter (rank 0 vacated it first if it was on the device).</summary>
+    public void Remove(string name)
+    {
+        if (_host.Remove(name, out var copy)) copy.Dispose();
+        _fromFolder.Remove(name);
     }
 
     /// <summary>Sets each row's adapter (null: the base) for the next forward.</summary>
@@ -50,14 +80,16 @@ internal sealed class StageAdapters : IDisposable
 
     public void ClearSelection() => _stacks.ClearSelection();
 
-    public void Dispose() => _stacks.Dispose();
-
-    private void Place(string name)
+    public void Dispose()
     {
-        int index = _stacks.FreeIndex();
-        if (index == 0)
-            throw new InvalidOperationException($"adapter '{name}' finds all {_stacks.Capacity} stack indices of this stage taken; rank 0 keeps at most --max-loras adapters under --pipeline-stages");
-        _stacks.Place(name, index);
-        _held.Add(name);
+        _stacks.Dispose();
+        foreach (var copy in _host.Values) copy.Dispose();
+        _host.Clear();
+    }
+
+    private void RemoveFromModel(string name)
+    {
+        foreach (var w in LoraInjector.Wrapped(_model))
+            if (w.Lora.Adapters.ContainsKey(name)) w.Lora.RemoveAdapter(name);
     }
 }

@@ -63,6 +63,11 @@ internal sealed class AdapterResidency : IDisposable
     public long DiskReads => Interlocked.Read(ref _diskReads);
     /// <summary>Full restacks so far (see <see cref="AdapterStacks.Rebuilds"/>).</summary>
     public int StackRebuilds => _stacks.Rebuilds;
+    /// <summary>Runs on the scheduler thread when an adapter is put at a stack index (name, folder or null for one that
+    /// came with the model, index): a pipeline mirrors it on the other stages' layers.</summary>
+    public Action<string, string?, int>? Placed { get; set; }
+    /// <summary>Runs on the scheduler thread when an adapter leaves the device (its index is free).</summary>
+    public Action<string>? Vacated { get; set; }
     /// <summary>Runs on the reading task when a read finishes (the scheduler wakes to admit the requests that waited).</summary>
     public Action? ReadFinished { get; set; }
     /// <summary>A seam for tests: awaited on the reading task before a folder is read, so that a test can hold a read.</summary>
@@ -233,6 +238,7 @@ internal sealed class AdapterResidency : IDisposable
         e.Host!.Install(_model, e.Name);
         e.Index = index;
         _stacks.Place(e.Name, index);
+        Placed?.Invoke(e.Name, e.Dir, index);
     }
 
     /// <summary>Takes an adapter off the device; its weights stay in host memory (copied out first where no folder can
@@ -242,6 +248,7 @@ internal sealed class AdapterResidency : IDisposable
         e.Host ??= HostLoraAdapter.FromModel(_model, e.Name);
         RemoveFromModel(e.Name);
         _stacks.Vacate(e.Name);
+        Vacated?.Invoke(e.Name);
         e.Index = 0;
         if (_victim == e.Name) _victim = null;
         TrimHostMemory();
