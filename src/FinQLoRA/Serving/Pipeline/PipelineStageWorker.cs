@@ -24,7 +24,8 @@ public sealed class PipelineStageWorker
     private int _layerSteps;
     private readonly (string Mode, int After)? _fault;
 
-    /// <param name="stageModel">this rank's stage (<see cref="PipelineServingStage.Load"/>), its adapters loaded</param>
+    /// <param name="stageModel">this rank's stage (<see cref="PipelineServingStage.Load"/>); its adapters come as rank 0's
+    /// residency places them (<see cref="StageAdapters"/>)</param>
     public PipelineStageWorker(DecoderModel stageModel, ICommunicator comm)
     {
         if (comm.Rank == 0) throw new ArgumentException("rank 0 drives the pipeline (ServingEngine.OverPipeline); the worker runs on ranks 1..N-1", nameof(comm));
