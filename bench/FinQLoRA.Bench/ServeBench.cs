@@ -21,7 +21,7 @@ namespace FinQLoRA.Bench;
 /// </summary>
 public static class ServeBench
 {
-    public const string Help = "served tok/s at 1/4/16/32 streams vs 1, vs offline batched generate, 8-adapter mix vs 1 adapter, TTFT p50/p99, cached-prefix TTFT, decisions vs completions [--quick] [--threads N] [--shared DIR] [--skip-random] [--only throughput|prefix|decisions|constrained]; under mpirun -np N with --pipeline-stages N [--micro-batches M]: 16 streams across N ranks vs one process, memory per rank vs the planner's stage";
+    public const string Help = "served tok/s at 1/4/16/32 streams vs 1, vs offline batched generate, 8-adapter mix vs 1 adapter, TTFT p50/p99, cached-prefix TTFT, decisions vs completions, 64 adapters through 8 device slots vs 8 [--quick] [--threads N] [--shared DIR] [--skip-random] [--only throughput|prefix|decisions|constrained|adapters]; under mpirun -np N with --pipeline-stages N [--micro-batches M]: 16 streams across N ranks vs one process, memory per rank vs the planner's stage";
 
     internal static readonly string[] Starts =
     [
@@ -34,7 +34,7 @@ public static class ServeBench
     public static int Run(string[] args)
     {
         bool quick = args.Contains("--quick"), skipRandom = args.Contains("--skip-random");
-        // --only throughput|prefix|decisions|constrained runs one part of the bench
+        // --only throughput|prefix|decisions|constrained|adapters runs one part of the bench
         string? only = Value(args, "--only");
         bool Wants(string part) => only is null || only == part;
         int threads = Value(args, "--threads") is { } t ? int.Parse(t, System.Globalization.CultureInfo.InvariantCulture) : 2;
@@ -64,6 +64,7 @@ public static class ServeBench
                 if (Wants("throughput")) Measure("random-76M", folder, tokens: quick ? 12 : 32, requestsPerClient: 1).GetAwaiter().GetResult();
                 if (Wants("prefix")) PrefixCacheBench.Run(folder, quick);
                 if (Wants("decisions")) DecisionsBench.RunAsync("random-76M", folder).GetAwaiter().GetResult();
+                if (Wants("adapters")) AdapterResidencyBench.RunAsync(folder, Path.Combine(temp, "adapters"), quick).GetAwaiter().GetResult();
             }
             finally
             {
@@ -140,7 +141,8 @@ public static class ServeBench
     }
 
     /// <summary><paramref name="streams"/> clients, each sending <paramref name="requests"/> streamed greedy completions one after another.</summary>
-    internal static async Task<Measured> Clients(HttpClient http, string[] prompts, string[] models, int streams, int requests, int tokens)
+    internal static async Task<Measured> Clients(HttpClient http, string[] prompts, string[] models, int streams, int requests, int tokens,
+        Func<int, int, string>? pick = null)
     {
         var ttft = new System.Collections.Concurrent.ConcurrentBag<double>();
         long generated = 0;
@@ -151,7 +153,7 @@ public static class ServeBench
             {
                 var body = new JsonObject
                 {
-                    ["model"] = models[c % models.Length], ["prompt"] = prompts[(c + i * streams) % prompts.Length], ["max_tokens"] = tokens,
+                    ["model"] = pick?.Invoke(c, i) ?? models[c % models.Length], ["prompt"] = prompts[(c + i * streams) % prompts.Length], ["max_tokens"] = tokens,
                     ["temperature"] = 0, ["stream"] = true, ["stream_options"] = new JsonObject { ["include_usage"] = true },
                 };
                 var start = Stopwatch.GetTimestamp();

@@ -7,6 +7,7 @@ using FinQLoRA.Models;
 using FinQLoRA.Server.Models;
 using FinQLoRA.Serving;
 using FinQLoRA.Serving.Pipeline;
+using FinQLoRA.Server.Adapters;
 
 namespace FinQLoRA.Server;
 
@@ -42,33 +43,35 @@ public sealed class ServerHost : IAsyncDisposable
     /// <summary>Where the server listens, once started.</summary>
     public Uri? Url => Server.Url;
 
-    /// <summary>Checks the options (flags before any file is read), loads the model and its adapters, and builds the
-    /// engine and the server. Throws <see cref="UserInputException"/> for a bad option, model or adapter.</summary>
+    /// <summary>Checks the options (flags before any file is read), loads the model, registers its adapters (every
+    /// folder checked against the model; only pinned ones read now) and builds the engine and the server. Throws
+    /// <see cref="UserInputException"/> for a bad option, model or adapter.</summary>
     /// <param name="pipeline">with <see cref="ServerHostOptions.PipelineStages"/> &gt; 1: the MPI job, of which this is
-    /// rank 0 (the caller keeps and disposes it; the other ranks run <see cref="PipelineStageWorker"/>)</param>
+    /// rank 0 (the caller keeps and disposes it; the other ranks run <see cref="PipelineStageWorker"/>, which put
+    /// their layers of each adapter where this rank's residency puts it)</param>
     public static ServerHost Open(ServerHostOptions options, DistributedContext? pipeline = null)
     {
         CheckPipeline(options.PipelineStages, options.MicroBatches, options.PrefixCacheGib, pipeline?.Size ?? 1);
         if (pipeline is { Rank: not 0 }) throw new ArgumentException("ServerHost runs on rank 0; the other ranks run PipelineStageWorker", nameof(pipeline));
         var server = options.Server;
-        foreach (var (name, dir) in options.Adapters)
-            if (name == server.ServedModelName) throw new UserInputException($"--adapter {name}={dir}: the name is the base model's served name; choose another");
         var setup = new GenerationSetup(options.ModelPath, options.Load) { Adapters = options.Adapters, Command = "serve" };
         setup.Validate();
         server.Validate();
+        var adapters = Registered(options);
         server.BindAddress();
         var modelPath = ModelPath.Classify(options.ModelPath);
         var (config, reader) = ModelLoading.Open(modelPath);
         reader.Dispose();
         ServerHostOptions.CheckPrefixCacheGib(options.PrefixCacheGib);
         // Read before the model loads, so that a damaged lineage.json is refused before minutes of loading.
-        var lineages = options.Adapters.ToDictionary(a => a.Name, a => AdapterLineage.Read(a.Dir));
+        var lineages = adapters.ToDictionary(a => a.Name, a => AdapterLineage.Read(a.Dir));
         var engineOptions = new EngineOptions
         {
             MaxBatch = options.MaxBatch, MaxQueue = options.MaxQueue,
             MaxModelLen = options.MaxModelLen ?? Math.Min(config.MaxPositionEmbeddings, ServerHostOptions.DefaultMaxModelLen),
             PrefixCacheBytes = (long)(options.PrefixCacheGib * (1L << 30)),
             SchedulingPolicy = options.SchedulingPolicy,
+            MaxLoras = options.MaxLoras, MaxCpuLoras = options.MaxCpuLoras,
         };
         engineOptions.Validate(config.MaxPositionEmbeddings);
 
@@ -77,13 +80,13 @@ public sealed class ServerHost : IAsyncDisposable
         ITextTokenizer tokenizer;
         if (pipeline is null)
         {
-            var whole = GenerationSession.Open(setup);
+            var whole = GenerationSession.Open(setup with { Adapters = [] }); // adapters are the engine's, read on demand
             (session, model, tokenizer) = (whole, whole.Model, whole.Tokenizer);
         }
         else
         {
             tokenizer = ModelLoading.LoadTokenizer(options.ModelPath);
-            (model, _) = PipelineServingStage.Load(options.ModelPath, options.Load with { Device = pipeline.Device }, options.PipelineStages, 0, options.Adapters);
+            (model, _) = PipelineServingStage.Load(options.ModelPath, options.Load with { Device = pipeline.Device }, options.PipelineStages, 0, []);
             session = model;
         }
         ServingEngine? engine = null;
@@ -99,7 +102,10 @@ public sealed class ServerHost : IAsyncDisposable
             engine = pipeline is null
                 ? new ServingEngine(model, tokenizer, engineOptions, metrics)
                 : ServingEngine.OverPipeline(model, tokenizer, engineOptions, pipeline.Communicator, options.MicroBatches ?? options.PipelineStages, metrics);
-            var app = OpenAiServer.Create(engine, server with { ChatFormat = chat, ChatFormatRefusal = refusal }, metrics, options.Adapters, lineages);
+            // registered, read on first use; in a pipeline, residency's slot writes reach the other stages as it makes them
+            foreach (var (name, dir, pinned) in adapters) engine.LoadAdapterAsync(name, dir, pinned).GetAwaiter().GetResult();
+            var app = OpenAiServer.Create(engine, server with { ChatFormat = chat, ChatFormatRefusal = refusal }, metrics,
+                adapters.Select(a => (a.Name, a.Dir)).ToList(), lineages);
             return new ServerHost(session, model, tokenizer, engine, app, chat, server.ShutdownTimeout);
         }
         catch
@@ -123,6 +129,36 @@ public sealed class ServerHost : IAsyncDisposable
         if (stages != ranks)
             throw new UserInputException($"--pipeline-stages {stages} needs a job of {stages} ranks but this one has {ranks}; run: mpirun -np {stages} finqlora serve --pipeline-stages {stages} ...");
     }
+
+
+    /// <summary>The adapters served from the start: <c>--adapter</c>'s, then the folders under <c>--adapter-root</c>; names
+    /// and pins checked before anything loads.</summary>
+    private static List<(string Name, string Dir, bool Pinned)> Registered(ServerHostOptions options)
+    {
+        var server = options.Server;
+        var all = options.Adapters.Select(a => (a.Name, a.Dir, Pinned: options.PinnedAdapters.Contains(a.Name))).ToList();
+        foreach (string pin in options.PinnedAdapters.Where(p => options.Adapters.All(a => a.Name != p)))
+            throw new UserInputException($"--adapter {pin}: only an adapter given as --adapter NAME=DIR:pin can be pinned");
+        if (server.AdapterRoot is { } root)
+            foreach (var (name, dir) in AdapterRootScan.Find(root))
+            {
+                if (all.FirstOrDefault(a => a.Name == name) is { Name: not null } given)
+                {
+                    if (SameFolder(given.Dir, dir)) continue; // --adapter named a folder of the root by its own name
+                    throw new UserInputException($"--adapter-root {root}: the folder '{name}' has the name of --adapter {name}={given.Dir}, another folder; rename one of them");
+                }
+                all.Add((name, dir, false));
+            }
+        foreach (var (name, dir, _) in all)
+            if (name == server.ServedModelName) throw new UserInputException($"--adapter {name}={dir}: the name is the base model's served name; choose another");
+        int pins = all.Count(a => a.Pinned);
+        ServerHostOptions.CheckAdapterSlots(options.MaxLoras, options.MaxCpuLoras, pins, othersServed: all.Count > pins || server.AdapterRoot is not null);
+        return all;
+    }
+
+    private static bool SameFolder(string a, string b) =>
+        string.Equals(Path.GetFullPath(new DirectoryInfo(a).ResolveLinkTarget(true)?.FullName ?? a).TrimEnd(Path.DirectorySeparatorChar),
+            Path.GetFullPath(b).TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
 
     /// <summary>Binds the listener.</summary>
     public Task StartAsync(CancellationToken cancellation = default) => Server.StartAsync(cancellation);

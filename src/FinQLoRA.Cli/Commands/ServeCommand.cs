@@ -14,7 +14,7 @@ namespace FinQLoRA.Cli.Commands;
 public sealed class ServeSettings : QuantizedModelSettings
 {
     [CommandOption("--adapter <NAME=DIR>")]
-    [Description("PEFT adapter folder served under NAME (repeatable); requests pick it with \"model\": \"NAME\"")]
+    [Description("PEFT adapter folder served under NAME (repeatable); requests pick it with \"model\": \"NAME\"; NAME=DIR:pin keeps it on the device")]
     public string[] Adapter { get; set; } = [];
 
     [CommandOption("--served-model-name <NAME>")]
@@ -69,13 +69,22 @@ public sealed class ServeSettings : QuantizedModelSettings
     public double PrefixCacheGibOrDefault => PrefixCacheGib ?? (PipelineStages > 1 ? 0 : ServerHostOptions.DefaultPrefixCacheGib);
 
     [CommandOption("--adapter-root <DIR>")]
-    [Description("allow /v1/load_lora_adapter and /v1/unload_lora_adapter for adapter folders under DIR")]
+    [Description("serve every PEFT adapter folder directly under DIR by its folder name, and allow /v1/load_lora_adapter and /v1/unload_lora_adapter for folders under DIR")]
     public string? AdapterRoot { get; set; }
 
     [CommandOption("--scheduling-policy <POLICY>")]
     [Description("fcfs (first come, first served; a request's priority must be 0) or priority (lower \"priority\" admitted first, ties by arrival)")]
     [DefaultValue("fcfs")]
     public string SchedulingPolicy { get; set; } = "fcfs";
+
+    [CommandOption("--max-loras <N>")]
+    [Description("adapters on the compute device at once; others are read on first use and the least recently used idle one leaves")]
+    [DefaultValue(FinQLoRA.Serving.EngineOptions.DefaultMaxLoras)]
+    public int MaxLoras { get; set; } = FinQLoRA.Serving.EngineOptions.DefaultMaxLoras;
+
+    [CommandOption("--max-cpu-loras <M>")]
+    [Description("adapters kept in host memory after leaving the device, so they come back without reading the disk (default: --max-loras)")]
+    public int? MaxCpuLoras { get; set; }
 
     [CommandOption("--shutdown-timeout <SECONDS>")]
     [Description("on Ctrl-C / SIGTERM, how long in-flight requests may take to finish")]
@@ -117,6 +126,9 @@ public sealed class ServeSettings : QuantizedModelSettings
             ServerHostOptions.CheckPrefixCacheGib(PrefixCacheGibOrDefault);
             // the job's size is known from the launcher's environment, before MPI starts or anything loads
             ServerHost.CheckPipeline(PipelineStages, MicroBatches, PrefixCacheGibOrDefault, LaunchEnvironment.FromEnvironment().Size);
+            var adapters = AdapterSpec.Parse(Adapter, allowPin: true);
+            int pins = adapters.Count(a => a.Pinned);
+            ServerHostOptions.CheckAdapterSlots(MaxLoras, MaxCpuLoras, pins, othersServed: adapters.Count > pins || AdapterRoot is not null);
         }
         catch (UserInputException e) { return ValidationResult.Error(e.Message); }
         return base.Validate();
@@ -141,7 +153,7 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         var keys = s.Keys is { } keysFile ? KeysFile.Read(keysFile) : null;
         string? key = keys is not null ? null : s.ApiKey ?? (Environment.GetEnvironmentVariable("FINQLORA_API_KEY") is { Length: > 0 } env ? env : null);
         string served = s.ServedModelName ?? ModelPath.DisplayNameOf(s.Model);
-        var adapters = AdapterSpec.Parse(s.Adapter);
+        var adapters = AdapterSpec.Parse(s.Adapter, allowPin: true);
         var server = new ServerOptions
         {
             ServedModelName = served, Host = s.Host, Port = s.Port, ApiKey = key, Keys = keys, AdapterRoot = s.AdapterRoot,
@@ -154,6 +166,7 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
             ModelPath = s.Model, Load = s.QuantizedLoadOptions(), Adapters = adapters.Select(a => (a.Name, a.Dir)).ToList(), Server = server,
             MaxBatch = s.MaxBatch, MaxQueue = s.MaxQueue, MaxModelLen = s.MaxModelLen, PrefixCacheGib = s.PrefixCacheGibOrDefault,
             PipelineStages = s.PipelineStages, MicroBatches = s.MicroBatches, SchedulingPolicy = s.Policy()!.Value,
+            PinnedAdapters = adapters.Where(a => a.Pinned).Select(a => a.Name).ToList(), MaxLoras = s.MaxLoras, MaxCpuLoras = s.MaxCpuLoras,
         };
         using var job = s.PipelineStages > 1 ? DistributedContext.FromEnvironment() : null;
         if (job is { Rank: not 0 })
@@ -164,7 +177,9 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
         await using var host = ServerHost.Open(options, job);
         using var interruption = new Interruption("stopping: new requests get 503 while running ones finish");
         await host.StartAsync(cancellationToken);
-        string loaded = adapters.Count == 0 ? "no adapters" : "adapters " + string.Join(", ", adapters.Select(a => a.Name));
+        var names = host.Engine.Adapters;
+        string loaded = names.Count == 0 ? "no adapters"
+            : $"{(names.Count <= 8 ? "adapters " + string.Join(", ", names) : $"{names.Count} adapters")} ({host.Engine.MaxLoras} on the device at once)";
         Console.WriteLine($"finqlora serve: {host.Url} serving '{served}' ({s.Bits}-bit, {s.DType}, {s.Device}) with {loaded}; max batch {host.Engine.Options.MaxBatch}, context {host.Engine.Options.MaxModelLen}, {PrefixCache(host.Engine.PrefixCacheBytes)}, chat format {host.ChatFormat?.Name ?? "none"}{(keys is not null ? $", {keys.Count} API keys ({s.Keys})" : key is null ? "" : ", API key required")}{(s.AuditLog is null ? "" : $", audit log {s.AuditLog}")}; Ctrl-C stops");
         using (var stop = CancellationTokenSource.CreateLinkedTokenSource(interruption.Token, cancellationToken))
         {
@@ -182,7 +197,8 @@ public sealed class ServeCommand : AsyncCommand<ServeSettings>
     {
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
         using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => c.Cancel = true);
-        var (model, _) = PipelineServingStage.Load(options.ModelPath, options.Load with { Device = job.Device }, options.PipelineStages, job.Rank, options.Adapters);
+        // no adapters now: rank 0's residency tells this stage which to put where, and this stage reads its layers of them
+        var (model, _) = PipelineServingStage.Load(options.ModelPath, options.Load with { Device = job.Device }, options.PipelineStages, job.Rank, []);
         using (model) new PipelineStageWorker(model, job.Communicator).Run();
     }
 

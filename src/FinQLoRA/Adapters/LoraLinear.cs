@@ -86,6 +86,18 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
         return adapter;
     }
 
+    /// <summary>Adds an adapter made elsewhere (weights read back from host memory by a server) without making it
+    /// active; its tensors must be on this projection's device with its shapes.</summary>
+    public void AttachAdapter(LoraAdapter adapter)
+    {
+        ValidateName(adapter.Name);
+        if (_adapters.ContainsKey(adapter.Name)) throw new ArgumentException($"adapter '{adapter.Name}' already exists on this projection", nameof(adapter));
+        if (adapter.A.shape[1] != InFeatures || adapter.B.shape[0] != OutFeatures)
+            throw new ArgumentException($"adapter '{adapter.Name}' is {adapter.A.shape[1]} → {adapter.B.shape[0]}, the projection {InFeatures} → {OutFeatures}", nameof(adapter));
+        _adapters[adapter.Name] = adapter;
+        register_module("lora_" + adapter.Name, adapter);
+    }
+
     /// <summary>Drops an adapter and frees its weights; the active adapter becomes none if it was this one.</summary>
     public void RemoveAdapter(string name)
     {
@@ -161,6 +173,9 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
     }
 
     private static Tensor RowNorm(Tensor w) => linalg.vector_norm(w, 2, [1L]);
+
+    /// <summary>The device the frozen base lives on (its adapters live there too).</summary>
+    public Device Device => BaseDevice();
 
     private Device BaseDevice() =>
         base_layer.parameters().Select(p => p.device).Concat(base_layer.buffers().Select(b => b.device)).FirstOrDefault() ?? CPU;

@@ -76,11 +76,61 @@ public static class PeftAdapterFiles
     /// </summary>
     public static LoraConfig Load(string dir, DecoderModel model, string adapterName = LoraLinear.DefaultAdapter)
     {
+        if (LoraInjector.AdapterNames(model).Contains(adapterName) && Directory.Exists(dir))
+            throw new UserInputException($"the model already has an adapter named '{adapterName}'; delete it first or load this one under another name");
+        var (config, weights) = ReadToHost(dir, LoraTargetShapes.Of(model));
+        using (weights) weights.Install(model, adapterName);
+        LoraInjector.SetActiveAdapter(model, adapterName);
+        return config;
+    }
+
+    /// <summary>Checks a PEFT adapter folder completely against a model's shapes (config, every tensor's key, dtype and
+    /// shape, from the file's header) without reading its weights. Returns the adapter's config.</summary>
+    public static LoraConfig Check(string dir, LoraTargetShapes shapes)
+    {
+        var (spec, weightsPath) = Open(dir);
+        using var file = new SafetensorsFile(weightsPath);
+        ReadParts(file, weightsPath, shapes, spec);
+        return spec.Config;
+    }
+
+    /// <summary>Reads a PEFT adapter folder into host memory (fp32, CPU), checked as <see cref="Check"/> does; it touches
+    /// no model, so any thread may call it.</summary>
+    public static (LoraConfig Config, HostLoraAdapter Weights) ReadToHost(string dir, LoraTargetShapes shapes)
+    {
+        var (spec, weightsPath) = Open(dir);
+        var config = spec.Config;
+        using var file = new SafetensorsFile(weightsPath);
+        var parts = ReadParts(file, weightsPath, shapes, spec);
+        var read = new List<HostLoraAdapter.Part>();
+        try
+        {
+            using var noGrad = no_grad();
+            foreach (var ((layer, projection), byPart) in parts.OrderBy(p => p.Key.Layer).ThenBy(p => p.Key.Projection))
+            {
+                Tensor Get(string part)
+                {
+                    using var raw = file.Read(byPart[part]);
+                    return HostLoraAdapter.Copy(raw, CPU);
+                }
+                read.Add(new HostLoraAdapter.Part(layer, projection, Get(PeftAdapterKey.A), Get(PeftAdapterKey.B),
+                    config.UseDora ? Get(PeftAdapterKey.Magnitude) : null, config.Scaling, config.Dropout));
+            }
+        }
+        catch
+        {
+            new HostLoraAdapter(read).Dispose();
+            throw;
+        }
+        return (config, new HostLoraAdapter(read));
+    }
+
+    private static (PeftAdapterSpec Spec, string WeightsPath) Open(string dir)
+    {
         if (!Directory.Exists(dir)) throw new UserInputException($"{dir}: adapter folder not found");
         string configPath = Path.Combine(dir, PeftAdapterConfig.FileName);
         string weightsPath = Path.Combine(dir, WeightsFileName);
         var spec = PeftAdapterConfig.Read(configPath);
-        var config = spec.Config;
         if (!File.Exists(weightsPath))
         {
             string hint = File.Exists(Path.Combine(dir, "adapter_model.bin"))
@@ -88,32 +138,15 @@ public static class PeftAdapterFiles
                 : $"a PEFT adapter folder holds {PeftAdapterConfig.FileName} and {WeightsFileName}";
             throw new UserInputException($"{weightsPath}: not found; {hint}");
         }
-        if (LoraInjector.AdapterNames(model).Contains(adapterName))
-            throw new UserInputException($"the model already has an adapter named '{adapterName}'; delete it first or load this one under another name");
-
-        using var file = new SafetensorsFile(weightsPath);
-        var parts = ReadParts(file, weightsPath, model, spec);
-
-        using var generator = new Generator(0); // the initial values are overwritten right away
-        using var noGrad = no_grad();
-        foreach (var ((layer, projection), byPart) in parts.OrderBy(p => p.Key.Layer).ThenBy(p => p.Key.Projection))
-        {
-            var lora = LoraInjector.Wrap(LoraInjector.Owner(model.Layers[layer], projection), projection);
-            var adapter = lora.AddAdapter(adapterName, config, generator);
-            using var scope = NewDisposeScope();
-            Tensor Get(string part) => file.Read(byPart[part]).to(ScalarType.Float32, adapter.A.device);
-            adapter.CopyFrom(Get(PeftAdapterKey.A), Get(PeftAdapterKey.B), config.UseDora ? Get(PeftAdapterKey.Magnitude) : null);
-        }
-        LoraInjector.SetActiveAdapter(model, adapterName);
-        return config;
+        return (spec, weightsPath);
     }
 
     /// <summary>Groups the file's keys by (layer, projection) and checks them completely against the model and config.</summary>
-    private static Dictionary<(int Layer, ProjectionKind Projection), Dictionary<string, string>> ReadParts(SafetensorsFile file, string path, DecoderModel model, PeftAdapterSpec spec)
+    private static Dictionary<(int Layer, ProjectionKind Projection), Dictionary<string, string>> ReadParts(SafetensorsFile file, string path, LoraTargetShapes model, PeftAdapterSpec spec)
     {
         var config = spec.Config;
         var parts = new Dictionary<(int, ProjectionKind), Dictionary<string, string>>();
-        var family = model.Config.Family;
+        var family = model.Family;
         var targets = config.ResolvedTargets(family, Path.Combine(Path.GetDirectoryName(path) ?? ".", PeftAdapterConfig.FileName));
         foreach (var entry in file.Entries)
         {
@@ -124,8 +157,8 @@ public static class PeftAdapterFiles
             FloatTensors.Require(path, entry.Name, entry.DType, "a LoRA matrix", "the adapter file is damaged — export it again");
             if (key.Part == PeftAdapterKey.Magnitude && !config.UseDora)
                 throw new UserInputException($"{path}: tensor '{entry.Name}' is a DoRA magnitude but {PeftAdapterConfig.FileName} has use_dora false");
-            if (key.Layer >= model.Config.NumLayers)
-                throw new UserInputException($"{path}: tensor '{entry.Name}' is for layer {key.Layer} but the model has {model.Config.NumLayers} layers; the adapter was made for another model");
+            if (key.Layer >= model.ModelLayers)
+                throw new UserInputException($"{path}: tensor '{entry.Name}' is for layer {key.Layer} but the model has {model.ModelLayers} layers; the adapter was made for another model");
             if (!targets.Contains(key.Projection))
                 throw new UserInputException($"{path}: tensor '{entry.Name}' targets {ModelLayout.ModuleName(key.Projection)}, which {PeftAdapterConfig.FileName} does not list in target_modules ({string.Join(", ", config.TargetModules)})");
             string modulePath = ModelLayout.ModulePath(key.Layer, key.Projection);
@@ -134,13 +167,13 @@ public static class PeftAdapterFiles
 
             // a pipeline stage holds layers [FirstLayer, FirstLayer + Layers.Count): it takes their tensors only, by local index
             int local = key.Layer - model.FirstLayer;
-            if (local < 0 || local >= model.Layers.Count) continue;
+            if (local < 0 || local >= model.Layers) continue;
             var byPart = parts.TryGetValue((local, key.Projection), out var d) ? d : parts[(local, key.Projection)] = new();
             if (byPart.TryGetValue(key.Part, out string? other))
                 throw new UserInputException($"{path}: tensors '{other}' and '{entry.Name}' are the same weight written twice");
             byPart[key.Part] = entry.Name;
 
-            var (inF, outF) = ModelShape(model, local, key.Projection);
+            var (inF, outF) = model.Of(local, key.Projection);
             long[] expected = key.Part switch
             {
                 PeftAdapterKey.A => [config.Rank, inF],
@@ -160,16 +193,5 @@ public static class PeftAdapterFiles
                 throw new UserInputException($"{path}: {ModelLayout.ModulePath(model.FirstLayer + layer, projection)} has no {part} tensor; the file is incomplete");
         }
         return parts;
-    }
-
-    private static (long In, long Out) ModelShape(DecoderModel model, int layer, ProjectionKind projection)
-    {
-        var module = model.Layers[layer][projection];
-        return module switch
-        {
-            LoraLinear l => (l.InFeatures, l.OutFeatures),
-            IFrozenLinear f => (f.InFeatures, f.OutFeatures),
-            _ => ModelLayout.Shape(model.Config, projection),
-        };
     }
 }

@@ -30,7 +30,8 @@ public sealed class StackedLora : IDisposable
     public int Count => (int)_a.shape[0];
     public long PaddedRank => _a.shape[2];
 
-    /// <param name="order">adapter names by stack index; index 0 must be null (the base)</param>
+    /// <param name="order">adapter names by stack index; index 0 must be null (the base); a null further on is an
+    /// empty index (zeros), which <see cref="TryWrite"/> can fill later</param>
     public static StackedLora Build(LoraLinear lora, IReadOnlyList<string?> order, LoraRowSelection selection)
     {
         if (order.Count == 0 || order[0] is not null) throw new ArgumentException("stack index 0 is the base (null)", nameof(order));
@@ -39,7 +40,7 @@ public sealed class StackedLora : IDisposable
         int n = order.Count;
         long inF = lora.InFeatures, outF = lora.OutFeatures;
         long rank = Math.Max(1, order.Where(o => o is not null && lora.Adapters.ContainsKey(o)).Select(o => lora.Adapters[o!].Rank).DefaultIfEmpty(1).Max());
-        var device = lora.Adapters.Values.FirstOrDefault()?.A.device ?? CPU;
+        var device = lora.Device;
         var a = zeros([n, inF, rank], ScalarType.Float32, device);
         var b = zeros([n, rank, outF], ScalarType.Float32, device);
         var scale = new double[n];
@@ -47,7 +48,7 @@ public sealed class StackedLora : IDisposable
         Tensor? w0 = null;
         for (int i = 1; i < n; i++)
         {
-            if (!lora.Adapters.TryGetValue(order[i]!, out var adapter)) continue;
+            if (order[i] is not { } name || !lora.Adapters.TryGetValue(name, out var adapter)) continue;
             long r = adapter.Rank;
             a[i].narrow(1, 0, r).copy_(adapter.A.detach().t());
             b[i].narrow(0, 0, r).copy_(adapter.B.detach().t());
@@ -64,6 +65,31 @@ public sealed class StackedLora : IDisposable
             tensor(scale.Select(s => (float)s).ToArray(), device: device).MoveToOuterDisposeScope(),
             rowScale?.MoveToOuterDisposeScope(), selection);
         return stacked;
+    }
+
+    /// <summary>Puts <paramref name="adapter"/> (null: none, zeros) at stack index <paramref name="index"/> in place, so
+    /// that one adapter coming onto the device costs a copy of its own weights, not a rebuild of the stack. Returns false
+    /// (and changes nothing) where it does not fit: a rank above the padded rank, or the first DoRA adapter of the stack.</summary>
+    public bool TryWrite(LoraLinear lora, int index, LoraAdapter? adapter)
+    {
+        if (index < 1 || index >= Count) throw new ArgumentOutOfRangeException(nameof(index), $"stack index {index} is not in 1..{Count - 1}");
+        if (adapter is not null && (adapter.Rank > PaddedRank || (adapter.Magnitude is not null && _rowScale is null))) return false;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        _a[index].zero_();
+        _b[index].zero_();
+        _scale[index].fill_(adapter?.Scaling ?? 0.0);
+        _rowScale?[index].fill_(1.0);
+        if (adapter is null) return true;
+        long r = adapter.Rank;
+        _a[index].narrow(1, 0, r).copy_(adapter.A.detach().t());
+        _b[index].narrow(0, 0, r).copy_(adapter.B.detach().t());
+        if (adapter.Magnitude is not null)
+        {
+            var norm = linalg.vector_norm(lora.Frozen.DequantizedWeight(ScalarType.Float32) + adapter.DeltaWeight(), 2, [1L]);
+            _rowScale![index].copy_(adapter.Magnitude.detach() / norm);
+        }
+        return true;
     }
 
     /// <summary>The projection's output for input x [B, T, in] given its base output [B, T, out], each row with the

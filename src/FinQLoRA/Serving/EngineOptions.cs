@@ -20,9 +20,17 @@ public sealed record EngineOptions
     /// <summary>The order waiting requests are admitted in; with <see cref="SchedulingPolicy.Fcfs"/> a request's
     /// priority must be 0.</summary>
     public SchedulingPolicy SchedulingPolicy { get; init; } = SchedulingPolicy.Fcfs;
-    /// <summary>Adapters resident on the compute device at once (vLLM's <c>max_loras</c>); reported as the
-    /// <c>max_lora</c> label of <c>vllm:lora_requests_info</c>.</summary>
-    public int MaxLoras { get; init; } = 8;
+    /// <summary>Adapters on the compute device at once (stack indices of every LoRA projection; vLLM's <c>max_loras</c>,
+    /// reported as the <c>max_lora</c> label of <c>vllm:lora_requests_info</c>); the others wait in
+    /// host memory or on disk and come on when a request needs them, the least recently used idle one leaving.</summary>
+    public int MaxLoras { get; init; } = DefaultMaxLoras;
+    /// <summary>Adapters kept in host memory after leaving the device (and not waited for), so that coming back reads no
+    /// disk; null: <see cref="MaxLoras"/>, as vLLM's <c>--max-cpu-loras</c>.</summary>
+    public int? MaxCpuLoras { get; init; }
+
+    /// <summary>The device holds this many adapters without <c>--max-loras</c> (vLLM's default is 1; a bank's desk mix
+    /// needs more, and an index costs only its adapter's size).</summary>
+    public const int DefaultMaxLoras = 8;
 
     public void Validate(int modelContext)
     {
@@ -33,7 +41,14 @@ public sealed record EngineOptions
             throw UserInputException.About($"{new ConfigField("max_model_len")} {MaxModelLen} exceeds the model's context of {modelContext} (max_position_embeddings); lower it");
         if (PrefillTokensPerStep < 1) throw new UserInputException($"prefill tokens per step must be at least 1 (got {PrefillTokensPerStep})");
         if (PrefixCacheBytes < 0) throw UserInputException.About($"{new ConfigField("prefix_cache_gib")} must be at least 0 (got {PrefixCacheBytes} bytes)");
-        if (MaxLoras < 1) throw UserInputException.About($"{new ConfigField("max_loras")} must be at least 1 (got {MaxLoras})");
         if (PrefixBlockTokens < 1) throw new UserInputException($"prefix cache block tokens must be at least 1 (got {PrefixBlockTokens})");
+        CheckAdapterSlots(MaxLoras, MaxCpuLoras);
+    }
+
+    /// <summary>Refuses adapter slot counts that cannot serve, naming the flag (also checked by the CLI before any work).</summary>
+    public static void CheckAdapterSlots(int maxLoras, int? maxCpuLoras)
+    {
+        if (maxLoras < 1) throw UserInputException.About($"{new ConfigField("max_loras")} must be at least 1 (got {maxLoras}): an adapter must be on the device to serve a request");
+        if (maxCpuLoras is < 0) throw UserInputException.About($"{new ConfigField("max_cpu_loras")} must be at least 0 (got {maxCpuLoras}); 0 keeps no adapter in host memory after it leaves the device");
     }
 }

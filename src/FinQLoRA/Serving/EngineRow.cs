@@ -37,6 +37,8 @@ internal sealed class EngineRow : IDisposable
     /// <summary>The row's place in arrival order, given by the waiting queue (ties between equal priorities).</summary>
     public long Arrival { get; set; }
     public int Slot { get; set; } = -1;
+    /// <summary>Admitted, so its adapter counts it and may not leave the device (scheduler thread).</summary>
+    public bool HoldsAdapter { get; set; }
     /// <summary>Positions of this row held in the KV cache.</summary>
     public int Length { get; set; }
     /// <summary>Prompt positions copied from the prefix cache into the slot (the prefill computes the rest).</summary>

@@ -21,11 +21,15 @@ internal interface IStepForward : IDisposable
     /// <summary>Copies the first <paramref name="length"/> positions of slot <paramref name="from"/> into slot <paramref name="to"/>.</summary>
     void Move(int from, int to, int length);
 
-    /// <summary>An adapter was loaded into this rank's model under <paramref name="name"/> from <paramref name="dir"/>.</summary>
-    void AdapterLoaded(string name, string dir);
+    /// <summary>Residency put adapter <paramref name="name"/> at stack index <paramref name="index"/> of this rank's
+    /// model, read from <paramref name="dir"/> (null: it came with the model); a pipeline's stages do the same on theirs.</summary>
+    void AdapterPlaced(string name, string? dir, int index);
 
-    /// <summary>An adapter was deleted from this rank's model.</summary>
-    void AdapterDeleted(string name);
+    /// <summary>Residency took adapter <paramref name="name"/> off the device (its index is free).</summary>
+    void AdapterVacated(string name);
+
+    /// <summary>Adapter <paramref name="name"/> was unregistered, after leaving the device.</summary>
+    void AdapterRemoved(string name);
 
     /// <summary>How long the scheduler may sleep with nothing to do before <see cref="Idle"/> (null: for ever).</summary>
     TimeSpan? IdleTick { get; }

@@ -25,9 +25,11 @@ internal sealed class LocalStepForward(DecoderModel model, SlotKvCache cache) : 
 
     public void Move(int from, int to, int length) => cache.Move(from, to, length);
 
-    public void AdapterLoaded(string name, string dir) { }
+    public void AdapterPlaced(string name, string? dir, int index) { }
 
-    public void AdapterDeleted(string name) { }
+    public void AdapterVacated(string name) { }
+
+    public void AdapterRemoved(string name) { }
 
     public TimeSpan? IdleTick => null;
 

@@ -12,7 +12,7 @@ namespace FinQLoRA.Serving;
 /// only the tensors of one step, so that the scheduling policy and the numerics can change apart. Masks come from
 /// <see cref="AttentionMask"/> alone, the model's one definition of what a query may see. Scheduler thread only.
 /// </summary>
-internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, IStepForward layers, AdapterRegistry adapters, IEngineObserver? observer)
+internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, IStepForward layers, Residency.AdapterResidency adapters, IEngineObserver? observer)
 {
     /// <summary>One forward over the newcomers' prompts in consecutive slots from <c>group[0].Slot</c>. Row r holds its
     /// first <see cref="EngineRow.CachedTokens"/> positions already (from the prefix cache, or none) and computes the

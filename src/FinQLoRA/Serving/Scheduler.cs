@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Models;
 using FinQLoRA.Serving.PrefixCaching;
+using FinQLoRA.Serving.Residency;
 
 namespace FinQLoRA.Serving;
 
@@ -25,6 +26,7 @@ internal sealed class Scheduler : IDisposable
     private readonly ModelRunner _runner;
     private readonly IStepForward _forward;
     private readonly AdapterRegistry _adapters;
+    private readonly AdapterResidency _residency;
     private readonly List<EngineRow> _rows = [];
     private readonly WaitingQueue _queue;
     private readonly Queue<Action> _commands = new();
@@ -39,14 +41,19 @@ internal sealed class Scheduler : IDisposable
     private EngineRow? _chunked;
     private int _chunkedDone;
     private int ChunkSlot => _options.MaxBatch - 1;
+    // set by Admit: requests wait but none could be admitted (their adapters are being read), so an idle loop may sleep
+    private bool _stalled;
+    private AdapterActivity _activity;
 
     /// <param name="forward">the layers of a step over the slot pool this scheduler allocates (one process or a pipeline)</param>
-    public Scheduler(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, AdapterRegistry adapters, IEngineObserver? observer,
-        Func<SlotKvCache, IStepForward> forward)
+    public Scheduler(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, AdapterRegistry adapters, AdapterResidency residency,
+        IEngineObserver? observer, Func<SlotKvCache, IStepForward> forward)
     {
         _options = options;
         _observer = observer;
         _adapters = adapters;
+        _residency = residency;
+        _activity = new AdapterActivity([], [], residency.MaxLoras);
         _queue = new WaitingQueue(options.MaxQueue, observer);
         _cache = new SlotKvCache(model.Config, options.MaxBatch, options.MaxModelLen, model.ComputeDType, model.Device, model.FirstLayer, model.Layers.Count);
         if (options.PrefixCacheBytes > 0)
@@ -61,7 +68,8 @@ internal sealed class Scheduler : IDisposable
             }
         }
         _forward = forward(_cache);
-        _runner = new ModelRunner(model, tokenizer, _forward, adapters, observer);
+        _runner = new ModelRunner(model, tokenizer, _forward, residency, observer);
+        residency.ReadFinished = () => { try { _wake.Release(); } catch (ObjectDisposedException) { } };
         _thread = new Thread(Loop) { IsBackground = true, Name = "finqlora-scheduler" };
         _thread.Start();
     }
@@ -78,6 +86,8 @@ internal sealed class Scheduler : IDisposable
     /// <summary>Rows holding a KV slot.</summary>
     public int Running => Volatile.Read(ref _running);
     public bool IsStopping => _stopping;
+    /// <summary>The adapters of the running rows and of the waiting requests, as of the last step.</summary>
+    public AdapterActivity AdapterActivity => Volatile.Read(ref _activity);
 
     /// <summary>Queues a checked row (its adapter already acquired); refused while stopping or when the queue is full
     /// beyond the free slots, in which case the row is released and disposed here.</summary>
@@ -167,9 +177,11 @@ internal sealed class Scheduler : IDisposable
                     if (_chunked is { } chunked) End(chunked, e);
                 }
                 _observer?.BatchSize(_rows.Count);
+                PublishActivity();
                 ReportIteration();
-                // A submit or command after this check has released the semaphore already: the wait returns at once.
-                bool idle = _rows.Count == 0 && _chunked is null && _queue.Count == 0 && PendingCommands == 0;
+                // A submit, command or finished adapter read after this check has released the semaphore already: the
+                // wait returns at once. Requests that wait only for their adapters' reads do not keep the loop spinning.
+                bool idle = _rows.Count == 0 && _chunked is null && (_queue.Count == 0 || _stalled) && PendingCommands == 0;
                 if (idle && !_exit)
                 {
                     if (_forward.IdleTick is not { } tick) _wake.Wait();
@@ -181,27 +193,23 @@ internal sealed class Scheduler : IDisposable
         }
         finally
         {
-            _adapters.ClearSelection();
+            _residency.ClearSelection();
             _forward.Dispose(); // a pipeline tells its other ranks to stop, from the thread that drove them
             _stopped.TrySetResult();
         }
     }
 
     /// <summary>What vLLM's scheduler stats report each iteration: the KV slots in use and the adapters of the running
-    /// and the waiting requests.</summary>
+    /// and the waiting requests, from the activity just published (the one source of <see cref="AdapterActivity"/>, so
+    /// that <c>max_lora</c> is the residency's <c>--max-loras</c>).</summary>
     private void ReportIteration()
     {
         if (_observer is null) return;
-        var running = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var row in _rows)
-            if (row.Request.Adapter is { } name) running.Add(name);
-        if (_chunked?.Request.Adapter is { } chunkedName) running.Add(chunkedName);
-        var waiting = new HashSet<string>(StringComparer.Ordinal);
-        _queue.AddAdapters(waiting);
-        _observer.IterationState((double)Running / _options.MaxBatch, Sorted(running), Sorted(waiting), _options.MaxLoras);
+        var activity = _activity;
+        _observer.IterationState((double)Running / _options.MaxBatch, Sorted(activity.Running), Sorted(activity.Waiting), activity.MaxLoras);
     }
 
-    private static List<string> Sorted(HashSet<string> names)
+    private static List<string> Sorted(IReadOnlyList<string> names)
     {
         var list = names.ToList();
         list.Sort(StringComparer.Ordinal);
@@ -241,14 +249,22 @@ internal sealed class Scheduler : IDisposable
     /// streams up for long. Hits are copied into the slots before the forward; the prompts' new blocks are kept after it.</summary>
     private void Admit()
     {
+        _stalled = false;
+        if (_queue.Count == 0) return;
+        foreach (var failure in _residency.Plan(_queue.Adapters()))
+            foreach (var row in _queue.RemoveWhere(r => r.Request.Adapter == failure.Name)) End(row, failure.Error);
         var group = new List<EngineRow>();
         var hits = new List<int[]>();
         int longest = 0, furthest = 0;
+        bool started = false;
         // while a chunked prefill holds the last slot, running rows fit in the others
         int Capacity() => _chunked is null ? _options.MaxBatch : _options.MaxBatch - 1;
-        while (_rows.Count + group.Count < Capacity() && _queue.TryTake(out var row))
+        // The oldest request whose adapter is on the device (or can come onto it now) goes first; the others keep their turn.
+        while (_rows.Count + group.Count < Capacity() && _queue.TryTake(r => _residency.CanAdmit(r.Request.Adapter), out var row))
         {
             if (row.Request.Cancellation.IsCancellationRequested) { End(row, null); continue; }
+            _residency.Admit(row.Request.Adapter);
+            row.HoldsAdapter = true;
             var hit = Match(row);
             int cached = hit.Length * (_prefix?.BlockTokens ?? 0);
             int fresh = row.Request.PromptIds.Length - cached + row.Request.BranchTokens;
@@ -256,10 +272,11 @@ internal sealed class Scheduler : IDisposable
             {
                 if (group.Count > 0 || _chunked is not null)
                 {
-                    _queue.PutBack(row);
+                    PutBack(row);
                     break;
                 }
                 _chunked = row;
+                started = true;
                 Interlocked.Increment(ref _running);
                 _observer?.Admitted(row.Request.Adapter, row.SinceSubmit);
                 TakeHit(row, hit, ChunkSlot);
@@ -269,7 +286,7 @@ internal sealed class Scheduler : IDisposable
             int t = Math.Max(longest, fresh), reach = Math.Max(furthest, cached);
             if (group.Count > 0 && (t * (group.Count + 1) > _options.PrefillTokensPerStep || reach + t > _options.MaxModelLen))
             {
-                _queue.PutBack(row);
+                PutBack(row);
                 break;
             }
             longest = t;
@@ -278,6 +295,7 @@ internal sealed class Scheduler : IDisposable
             hits.Add(hit);
             _observer?.Admitted(row.Request.Adapter, row.SinceSubmit);
         }
+        _stalled = group.Count == 0 && !started && _queue.Count > 0;
         if (group.Count == 0) return;
         foreach (var row in group)
         {
@@ -296,6 +314,23 @@ internal sealed class Scheduler : IDisposable
         {
             foreach (var row in group.Where(r => r.Slot >= 0).OrderByDescending(r => r.Slot)) End(row, e);
         }
+    }
+
+    /// <summary>Returns a row just taken to its place in the queue; its adapter no longer counts it.</summary>
+    private void PutBack(EngineRow row)
+    {
+        _residency.Release(row.Request.Adapter);
+        row.HoldsAdapter = false;
+        _queue.PutBack(row);
+    }
+
+    private void PublishActivity()
+    {
+        var running = _rows.Select(r => r.Request.Adapter).Append(_chunked?.Request.Adapter).OfType<string>().Distinct().ToList();
+        var waiting = _queue.Count == 0 ? [] : _queue.Adapters().Distinct().ToList();
+        var last = _activity;
+        if (!running.SequenceEqual(last.Running) || !waiting.SequenceEqual(last.Waiting))
+            Volatile.Write(ref _activity, new AdapterActivity(running, waiting, _residency.MaxLoras));
     }
 
     /// <summary>The pool blocks of the longest cached prefix of the row's prompt, leaving at least the position whose
@@ -380,6 +415,8 @@ internal sealed class Scheduler : IDisposable
             Interlocked.Decrement(ref _running);
         }
         row.Channel.Writer.TryComplete(error);
+        if (row.HoldsAdapter) _residency.Release(row.Request.Adapter);
+        row.HoldsAdapter = false;
         _adapters.Release(row.Request.Adapter);
         row.Dispose();
     }

@@ -3,6 +3,7 @@ using FinQLoRA.Adapters;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Distributed;
 using FinQLoRA.Models;
+using FinQLoRA.Serving.Residency;
 
 namespace FinQLoRA.Serving;
 
@@ -10,16 +11,19 @@ namespace FinQLoRA.Serving;
 /// Continuous batching over one model and its adapters: what the HTTP layer and in-process clients call. It checks
 /// requests and composes three parts: the <see cref="Scheduler"/> (queue, slots, the one owner thread that alone
 /// touches the model), the <see cref="ModelRunner"/> (the forward passes and sampling of one step) and the
-/// <see cref="AdapterRegistry"/> (the names requests may use; rows with different adapters share one forward through
-/// <see cref="StackedLora"/>).
+/// <see cref="AdapterRegistry"/> (the names requests may use) with the <see cref="AdapterResidency"/> (which of them are
+/// on the device now; rows with different adapters share one forward through <see cref="StackedLora"/>).
 /// </summary>
 public sealed class ServingEngine : IDisposable
 {
     private readonly DecoderModel _model;
     private readonly AdapterRegistry _adapters;
+    private readonly AdapterResidency _residency;
+    private readonly LoraTargetShapes _shapes;
     private readonly Scheduler _scheduler;
 
-    /// <summary>Starts the scheduler on <paramref name="model"/>; adapters already loaded into it are served under their names.</summary>
+    /// <summary>Starts the scheduler on <paramref name="model"/>; adapters already loaded into it are served under their
+    /// names (the first <see cref="EngineOptions.MaxLoras"/> on the device, the others in host memory until needed).</summary>
     public ServingEngine(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, IEngineObserver? observer = null)
         : this(model, tokenizer, options, observer, (_, cache) => new LocalStepForward(model, cache))
     {
@@ -27,20 +31,25 @@ public sealed class ServingEngine : IDisposable
 
     /// <summary>Starts the scheduler with <paramref name="forward"/> running a step's layers over the slot pool.</summary>
     internal ServingEngine(DecoderModel model, ITextTokenizer tokenizer, EngineOptions options, IEngineObserver? observer,
-        Func<AdapterRegistry, SlotKvCache, IStepForward> forward)
+        Func<AdapterResidency, SlotKvCache, IStepForward> forward)
     {
         options.Validate(model.Config.MaxPositionEmbeddings);
         _model = model;
         Tokenizer = tokenizer;
         Options = options;
         model.eval();
-        _adapters = new AdapterRegistry(model);
-        try { _scheduler = new Scheduler(model, tokenizer, options, _adapters, observer, cache => forward(_adapters, cache)); }
+        _shapes = LoraTargetShapes.Of(model);
+        _adapters = new AdapterRegistry(LoraInjector.AdapterNames(model));
+        _residency = new AdapterResidency(model, options.MaxLoras, options.MaxCpuLoras ?? options.MaxLoras);
+        try { _scheduler = new Scheduler(model, tokenizer, options, _adapters, _residency, observer, cache => forward(_residency, cache)); }
         catch
         {
-            _adapters.Dispose(); // gives the projections back their plain adapters
+            _residency.Dispose(); // gives the projections back their plain adapters
             throw;
         }
+        // residency's slot writes, mirrored by a pipeline's other stages on their layers (scheduler thread, between steps)
+        _residency.Placed = (name, dir, index) => _scheduler.Forward.AdapterPlaced(name, dir, index);
+        _residency.Vacated = name => _scheduler.Forward.AdapterVacated(name);
     }
 
     /// <summary>Rank 0 of <c>serve --pipeline-stages N</c>: the scheduler and sampling run here on
@@ -69,8 +78,18 @@ public sealed class ServingEngine : IDisposable
     /// <summary>The prefix cache's block pool (0 when prefix caching is off).</summary>
     public long PrefixCacheBytes => _scheduler.PrefixCacheBytes;
 
-    /// <summary>Adapters requests may name now (not those being unloaded), in load order.</summary>
+    /// <summary>Adapters requests may name now, resident or not (not those being unloaded), in registration order.</summary>
     public IReadOnlyList<string> Adapters => _adapters.Names;
+
+    /// <summary>Adapter folders read from disk so far (a return from host memory reads none).</summary>
+    public long AdapterReads => _residency.DiskReads;
+
+    /// <summary>Adapters on the device at once (<c>--max-loras</c>).</summary>
+    public int MaxLoras => _residency.MaxLoras;
+
+    /// <summary>The adapters of the rows running now and of the requests waiting (vLLM's <c>lora_requests_info</c>), as
+    /// of the last scheduler step; any thread.</summary>
+    public AdapterActivity AdapterActivity() => _scheduler.AdapterActivity;
 
     public bool HasAdapter(string name) => _adapters.Has(name);
 
@@ -115,16 +134,20 @@ public sealed class ServingEngine : IDisposable
         return _scheduler.Enqueue(row);
     }
 
-    /// <summary>Loads a PEFT adapter folder as <paramref name="name"/> on the scheduler thread, between two steps. The
-    /// folder is checked completely before the model is touched; the name becomes visible only once it can serve.</summary>
-    public Task LoadAdapterAsync(string name, string dir)
+    /// <summary>Registers a PEFT adapter folder as <paramref name="name"/>: the folder is checked completely (config,
+    /// every tensor's key and shape against the model) on the caller's thread, then the name becomes visible. Its weights
+    /// are read when a request first needs them, except a <paramref name="pinned"/> adapter's, which are read now and
+    /// stay on the device.</summary>
+    public async Task LoadAdapterAsync(string name, string dir, bool pinned = false)
     {
         _adapters.EnsureFree(name);
-        return _scheduler.RunOnOwnerThread(() =>
+        PeftAdapterFiles.Check(dir, _shapes);
+        await _scheduler.RunOnOwnerThread(() =>
         {
-            _adapters.Load(name, dir);
-            _scheduler.Forward.AdapterLoaded(name, dir);
-        });
+            _adapters.EnsureFree(name);
+            _residency.Add(name, dir, pinned);
+            _adapters.Register(name);
+        }).ConfigureAwait(false);
     }
 
     /// <summary>Hides the adapter from new requests at once, waits for its in-flight requests, then frees it.</summary>
@@ -133,8 +156,9 @@ public sealed class ServingEngine : IDisposable
         await _adapters.HideAndDrainAsync(name).ConfigureAwait(false);
         await _scheduler.RunOnOwnerThread(() =>
         {
-            _adapters.Delete(name);
-            _scheduler.Forward.AdapterDeleted(name);
+            _residency.Remove(name);
+            _adapters.Remove(name);
+            _scheduler.Forward.AdapterRemoved(name);
         }).ConfigureAwait(false);
     }
 
@@ -148,7 +172,7 @@ public sealed class ServingEngine : IDisposable
     public void Dispose()
     {
         _scheduler.Dispose();
-        _adapters.Dispose();
+        _residency.Dispose();
     }
 
     /// <summary>Native tensors the scheduler thread holds alive (TorchSharp counts per thread): between requests this
@@ -158,6 +182,17 @@ public sealed class ServingEngine : IDisposable
         long count = 0;
         await _scheduler.RunOnOwnerThread(() => count = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount).ConfigureAwait(false);
         return count;
+    }
+
+    /// <summary>The residency, for tests that hold a read (<see cref="AdapterResidency.BeforeRead"/>) or count them.</summary>
+    internal AdapterResidency Residency => _residency;
+
+    /// <summary>The resident adapters (least recently used first) and those in host memory, read between two steps.</summary>
+    internal async Task<(IReadOnlyList<string> Resident, IReadOnlyList<string> InHost)> ResidencyAsync()
+    {
+        IReadOnlyList<string> resident = [], inHost = [];
+        await _scheduler.RunOnOwnerThread(() => (resident, inHost) = (_residency.Resident, _residency.InHost)).ConfigureAwait(false);
+        return (resident, inHost);
     }
 
     /// <summary>Blocks the prefix cache holds, read between two steps.</summary>

@@ -4,17 +4,17 @@ using FinQLoRA.Tests.Support;
 
 namespace FinQLoRA.Tests.Serving;
 
-/// <summary>The serving adapter registry on its own (no scheduler: the test thread is the owner thread): names,
-/// in-flight counting and drain, loading and unloading, and the one "does not exist" error.</summary>
+/// <summary>The serving adapter registry on its own: names, in-flight counting and drain, registering and removing,
+/// and the one "does not exist" error. Where the weights are is the residency's (Residency/ tests).</summary>
 public sealed class AdapterRegistryTests
 {
     [Fact]
     public void ServesTheModelsAdaptersAndRefusesUnknownNamesWithOpenAisError()
     {
         using var model = ServingEngineTests.ModelWithAdapters();
-        using var registry = new AdapterRegistry(model);
+        var registry = new AdapterRegistry(LoraInjector.AdapterNames(model));
+        Assert.Equal(LoraInjector.AdapterNames(model), registry.Names); // the model's order
         Assert.Equal(["a", "b", "d"], registry.Names.Order());
-        Assert.Equal(LoraInjector.AdapterNames(model), registry.Names); // the model's order, which is the stacks' order
         Assert.True(registry.Has("b"));
         Assert.False(registry.Has("nope"));
 
@@ -34,8 +34,7 @@ public sealed class AdapterRegistryTests
     [Fact]
     public void UnloadHidesTheNameAtOnceAndWaitsForItsRequests()
     {
-        using var model = ServingEngineTests.ModelWithAdapters();
-        using var registry = new AdapterRegistry(model);
+        var registry = new AdapterRegistry(["a", "b", "d"]);
         registry.Acquire("a");
         registry.Acquire("a");
         var drained = registry.HideAndDrainAsync("a");
@@ -48,29 +47,12 @@ public sealed class AdapterRegistryTests
         registry.Release("a");
         Assert.True(drained.IsCompletedSuccessfully);
 
-        registry.Delete("a");
-        Assert.Equal(["b", "d"], LoraInjector.AdapterNames(model).Order());
+        long serial = registry.SerialOf("a");
+        registry.Remove("a");
         registry.EnsureFree("a"); // the name is free again
+        registry.Register("a");
+        Assert.NotEqual(serial, registry.SerialOf("a")); // another adapter under the same name: another prefix-cache root
+        Assert.Equal(["b", "d", "a"], registry.Names); // a registered adapter comes last
         Assert.True(registry.HideAndDrainAsync("b").IsCompletedSuccessfully); // nothing in flight: drained at once
-    }
-
-    [Fact]
-    public void LoadServesAFolderUnderANewNameAndABadFolderLeavesTheNameFree()
-    {
-        using var model = ServingEngineTests.ModelWithAdapters();
-        using var registry = new AdapterRegistry(model);
-        using var temp = new TempFolder();
-        string dir = temp.Path;
-        PeftAdapterFiles.Save(Path.Combine(dir, "a"), model, new LoraConfig { Rank = 4, Alpha = 16, TargetModules = ["q_proj", "v_proj"] }, "a");
-        var before = registry.Names;
-        registry.Load("a2", Path.Combine(dir, "a"));
-        Assert.Equal([.. before, "a2"], registry.Names); // a loaded adapter comes last
-        Assert.Equal(ServingErrorKind.InvalidRequest, Assert.Throws<ServingException>(() => registry.Load("a2", Path.Combine(dir, "a"))).Kind);
-
-        Directory.CreateDirectory(Path.Combine(dir, "empty"));
-        Assert.ThrowsAny<Exception>(() => registry.Load("bad", Path.Combine(dir, "empty")));
-        Assert.False(registry.Has("bad"));
-        Assert.DoesNotContain("bad", LoraInjector.AdapterNames(model));
-        registry.EnsureFree("bad");
     }
 }

@@ -24,6 +24,9 @@ public sealed class ServeFixture : ServerFixture
     public static readonly string[] Models = [BaseName, "a", "b"];
 
     public string AdapterRoot => Path.Combine(Dir, "adapters");
+    /// <summary>Adapter c, under the root but not directly (those are served from the start): tests load it at runtime.</summary>
+    public const string RuntimeAdapterPath = "runtime/c";
+    private string AdapterDir(string name) => Path.Combine(AdapterRoot, name == "c" ? RuntimeAdapterPath : name);
     public HttpClient Http { get; private set; } = null!;
     /// <summary>(model, prompt index) → generate's text, output token count and finish reason.</summary>
     public Dictionary<(string Model, int Prompt), (string Text, int Tokens, string Finish)> Reference { get; } = [];
@@ -60,7 +63,7 @@ public sealed class ServeFixture : ServerFixture
         var config = new LoraConfig { Rank = rank, Alpha = 2 * rank, TargetModules = targets };
         LoraInjector.Apply(model, config, seed);
         LoraTestKit.Randomize(model, "default", seed, scale: 0.2);
-        PeftAdapterFiles.Save(Path.Combine(AdapterRoot, name), model, config);
+        PeftAdapterFiles.Save(AdapterDir(name), model, config);
     }
 
     /// <summary>The output's text as it reads after the prompt, computed apart from the decode paths' own rule: the
@@ -83,7 +86,7 @@ public sealed class ServeFixture : ServerFixture
         var lines = models.SelectMany(m => Prompts.Select(p => new JsonObject { ["prompt"] = p, ["adapter"] = m == BaseName ? null : m }.ToJsonString()));
         File.WriteAllLines(file, lines);
         var (code, output) = CliProcess.Run(TimeSpan.FromMinutes(3), "generate", "--model", stories, "--dtype", "f32",
-            "--adapter", $"a={Path.Combine(AdapterRoot, "a")}", "--adapter", $"b={Path.Combine(AdapterRoot, "b")}", "--adapter", $"c={Path.Combine(AdapterRoot, "c")}",
+            "--adapter", $"a={Path.Combine(AdapterRoot, "a")}", "--adapter", $"b={Path.Combine(AdapterRoot, "b")}", "--adapter", $"c={AdapterDir("c")}",
             "--prompts", file, "--max-new-tokens", $"{MaxTokens}", "--json", "--batch-size", "6");
         Assert.True(code == 0, output);
         var results = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith('{')).Select(l => JsonNode.Parse(l)!).ToList();

@@ -19,10 +19,10 @@ public sealed class ServerAdapterAndLoadTests(ServeFixture f) : IClassFixture<Se
 
         // Refused: traversal, absolute paths outside the root, a symlink out of it, a broken adapter, the base's name.
         string outside = Path.Combine(f.Dir, "outside");
-        CopyDir(Path.Combine(f.AdapterRoot, "c"), outside);
+        CopyDir(Path.Combine(f.AdapterRoot, ServeFixture.RuntimeAdapterPath), outside);
         Directory.CreateSymbolicLink(Path.Combine(f.AdapterRoot, "link-out"), outside);
         string broken = Path.Combine(f.AdapterRoot, "broken");
-        CopyDir(Path.Combine(f.AdapterRoot, "c"), broken);
+        CopyDir(Path.Combine(f.AdapterRoot, ServeFixture.RuntimeAdapterPath), broken);
         File.WriteAllText(Path.Combine(broken, "adapter_config.json"), "{\"r\": 4, \"lora_alpha\": 8, \"target_modules\": [\"q_proj\"], \"peft_type\": \"LORA\"}");
         foreach (var (name, path) in new[] { ("x", "../outside"), ("x", outside), ("x", "link-out"), ("x", "c/../../outside"), ("x", "broken"), (ServeFixture.BaseName, "c"), ("bad name", "c") })
         {
@@ -33,7 +33,7 @@ public sealed class ServerAdapterAndLoadTests(ServeFixture f) : IClassFixture<Se
         Assert.DoesNotContain("x", await ModelIds());
         Assert.Equal(200, (await f.PostAsync("/v1/completions", ServeFixture.Greedy("a", 0))).Status); // nothing was disturbed
 
-        var (loaded, _) = await f.PostAsync("/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "c", ["lora_path"] = "c" });
+        var (loaded, _) = await f.PostAsync("/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "c", ["lora_path"] = ServeFixture.RuntimeAdapterPath });
         Assert.Equal(200, loaded);
         Assert.Contains("c", await ModelIds());
         for (int p = 0; p < ServeFixture.Prompts.Length; p++)
@@ -141,6 +141,8 @@ public sealed class ServerAdapterAndLoadTests(ServeFixture f) : IClassFixture<Se
         }
 
         Assert.Equal(200, (await f.PostAsync("/v1/completions", ServeFixture.Greedy("a", 2))).Status);
+        // both adapters on the device before counting (an adapter's first request brings its weights on)
+        Assert.Equal(200, (await f.PostAsync("/v1/completions", ServeFixture.Greedy("b", 2))).Status);
         long liveBefore = await f.Engine.SchedulerLiveTensorsAsync();
         await Task.WhenAll(Enumerable.Range(0, 64).Select(c => Task.Run(() => Client(c))));
         Assert.Empty(failures);

@@ -20,11 +20,12 @@ public sealed class PipelineStageWorker
     private readonly DecoderModel _model;
     private readonly ICommunicator _comm;
     private SlotKvCache? _cache;
-    private AdapterRegistry? _adapters;
+    private StageAdapters? _adapters;
     private int _layerSteps;
     private readonly (string Mode, int After)? _fault;
 
-    /// <param name="stageModel">this rank's stage (<see cref="PipelineServingStage.Load"/>), its adapters loaded</param>
+    /// <param name="stageModel">this rank's stage (<see cref="PipelineServingStage.Load"/>); its adapters come as rank 0's
+    /// residency places them (<see cref="StageAdapters"/>)</param>
     public PipelineStageWorker(DecoderModel stageModel, ICommunicator comm)
     {
         if (comm.Rank == 0) throw new ArgumentException("rank 0 drives the pipeline (ServingEngine.OverPipeline); the worker runs on ranks 1..N-1", nameof(comm));
@@ -76,16 +77,19 @@ public sealed class PipelineStageWorker
                 _cache?.Dispose();
                 _cache = new SlotKvCache(_model.Config, step.MaxBatch, step.MaxModelLen, _model.ComputeDType, _model.Device, _model.FirstLayer, _model.Layers.Count);
                 KvCacheBytes = _cache.Bytes;
-                _adapters ??= new AdapterRegistry(_model);
+                _adapters ??= new StageAdapters(_model, step.MaxLoras);
                 break;
             case StepKind.Move:
                 Cache.Move(step.From, step.To, step.Length);
                 break;
-            case StepKind.LoadAdapter:
-                Adapters.Load(step.Name, step.Directory);
+            case StepKind.PlaceAdapter:
+                Adapters.Place(step.Name, step.Directory.Length == 0 ? null : step.Directory, step.Index);
                 break;
-            case StepKind.DeleteAdapter:
-                Adapters.Delete(step.Name);
+            case StepKind.VacateAdapter:
+                Adapters.Vacate(step.Name);
+                break;
+            case StepKind.RemoveAdapter:
+                Adapters.Remove(step.Name);
                 break;
             case StepKind.Heartbeat:
                 break;
@@ -96,7 +100,7 @@ public sealed class PipelineStageWorker
     }
 
     private SlotKvCache Cache => _cache ?? throw new InvalidOperationException("rank 0 sent a step before the start");
-    private AdapterRegistry Adapters => _adapters ?? throw new InvalidOperationException("rank 0 sent a step before the start");
+    private StageAdapters Adapters => _adapters ?? throw new InvalidOperationException("rank 0 sent a step before the start");
 
     /// <summary>Each micro-batch in order: receive, run this stage's layers, send on (the last stage: to rank 0).</summary>
     private void Layers(StepDescriptor step)

@@ -22,13 +22,13 @@ internal sealed class PipelineStepForward : IStepForward
 {
     private readonly DecoderModel _model;
     private readonly SlotKvCache _cache;
-    private readonly AdapterRegistry _adapters;
+    private readonly Residency.AdapterResidency _adapters;
     private readonly ICommunicator _comm;
     private readonly int _microBatches;
     private readonly Action<string> _fault;
     private bool _stopped;
 
-    public PipelineStepForward(DecoderModel model, SlotKvCache cache, AdapterRegistry adapters, ICommunicator comm, int microBatches,
+    public PipelineStepForward(DecoderModel model, SlotKvCache cache, Residency.AdapterResidency adapters, ICommunicator comm, int microBatches,
         EngineOptions options, Action<string> fault)
     {
         _model = model;
@@ -44,7 +44,7 @@ internal sealed class PipelineStepForward : IStepForward
             // a waiting stage's watchdog must not fire while the server is merely idle
             IdleTick = TimeSpan.FromSeconds(Math.Min(1, watchdog.Timeout.TotalSeconds / 4));
         }
-        Guarded(() => Send(new StepDescriptor(StepKind.Start) { MaxBatch = options.MaxBatch, MaxModelLen = options.MaxModelLen }));
+        Guarded(() => Send(new StepDescriptor(StepKind.Start) { MaxBatch = options.MaxBatch, MaxModelLen = options.MaxModelLen, MaxLoras = options.MaxLoras }));
     }
 
     public TimeSpan? IdleTick { get; }
@@ -62,10 +62,12 @@ internal sealed class PipelineStepForward : IStepForward
         Guarded(() => Send(new StepDescriptor(StepKind.Move) { From = from, To = to, Length = length }));
     }
 
-    public void AdapterLoaded(string name, string dir) =>
-        Guarded(() => Send(new StepDescriptor(StepKind.LoadAdapter) { Name = name, Directory = Path.GetFullPath(dir) }));
+    public void AdapterPlaced(string name, string? dir, int index) =>
+        Guarded(() => Send(new StepDescriptor(StepKind.PlaceAdapter) { Name = name, Directory = dir is null ? "" : Path.GetFullPath(dir), Index = index }));
 
-    public void AdapterDeleted(string name) => Guarded(() => Send(new StepDescriptor(StepKind.DeleteAdapter) { Name = name }));
+    public void AdapterVacated(string name) => Guarded(() => Send(new StepDescriptor(StepKind.VacateAdapter) { Name = name }));
+
+    public void AdapterRemoved(string name) => Guarded(() => Send(new StepDescriptor(StepKind.RemoveAdapter) { Name = name }));
 
     public void Idle() => Guarded(() => Send(new StepDescriptor(StepKind.Heartbeat)));
 

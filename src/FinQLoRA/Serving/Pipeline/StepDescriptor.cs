@@ -7,7 +7,7 @@ namespace FinQLoRA.Serving.Pipeline;
 /// <summary>
 /// One instruction from rank 0 to every stage, broadcast before the stages act on it: a layer step (its rows, tokens,
 /// RoPE positions, attention mask, where the cache writes, each row's adapter and how the rows are cut into
-/// micro-batches), a slot move, an adapter load or delete, a heartbeat, start or shutdown. On the wire: a fixed header
+/// micro-batches), a slot move, an adapter placed at or vacated from a stack index or removed, a heartbeat, start or shutdown. On the wire: a fixed header
 /// of int64s, then the names as UTF-8, then the step's tensors (on the CPU; a stage moves them to its device).
 /// The mask travels as which keys are visible (one byte each) and is rebuilt exactly: the engine's masks hold only
 /// 0 and float.MinValue.
@@ -29,12 +29,15 @@ internal sealed record StepDescriptor(StepKind Kind)
     public int From { get; init; }
     public int To { get; init; }
     public int Length { get; init; }
-    // LoadAdapter, DeleteAdapter
+    // PlaceAdapter, VacateAdapter, RemoveAdapter
     public string Name { get; init; } = "";
+    /// <summary>The PEFT folder a placed adapter is read from; "" for one that came with the model.</summary>
     public string Directory { get; init; } = "";
+    public int Index { get; init; }
     // Start
     public int MaxBatch { get; init; }
     public int MaxModelLen { get; init; }
+    public int MaxLoras { get; init; }
 
     /// <summary>Rank 0 sends <paramref name="mine"/>; every other rank passes null and gets rank 0's, its tensors on
     /// <paramref name="device"/>. Call it inside a dispose scope: the received tensors belong to it.</summary>
@@ -65,10 +68,11 @@ internal sealed record StepDescriptor(StepKind Kind)
         }
         return kind switch
         {
-            StepKind.Start => new StepDescriptor(kind) { MaxBatch = (int)header[1], MaxModelLen = (int)header[2] },
+            StepKind.Start => new StepDescriptor(kind) { MaxBatch = (int)header[1], MaxModelLen = (int)header[2], MaxLoras = (int)header[3] },
             StepKind.Layers => ReceiveLayers(comm, header, Encoding.UTF8.GetString(text), device),
             StepKind.Move => new StepDescriptor(kind) { From = (int)header[1], To = (int)header[2], Length = (int)header[3] },
-            StepKind.LoadAdapter or StepKind.DeleteAdapter => Names(kind, Encoding.UTF8.GetString(text)),
+            StepKind.PlaceAdapter => Names(kind, Encoding.UTF8.GetString(text)) with { Index = (int)header[1] },
+            StepKind.VacateAdapter or StepKind.RemoveAdapter => Names(kind, Encoding.UTF8.GetString(text)),
             StepKind.Heartbeat or StepKind.Shutdown => new StepDescriptor(kind),
             _ => throw new InvalidOperationException($"unknown pipeline step kind {header[0]} from rank 0"),
         };
@@ -84,8 +88,8 @@ internal sealed record StepDescriptor(StepKind Kind)
     /// each; the base is an empty line, which no adapter may be named).</summary>
     private string Text() => Kind switch
     {
-        StepKind.LoadAdapter => Name + "\n" + Directory,
-        StepKind.DeleteAdapter => Name,
+        StepKind.PlaceAdapter => Name + "\n" + Directory,
+        StepKind.VacateAdapter or StepKind.RemoveAdapter => Name,
         StepKind.Layers => Adapters.All(a => a is null) ? "" : string.Join("\n", Adapters.Select(a => a ?? "")),
         _ => "",
     };
@@ -98,6 +102,10 @@ internal sealed record StepDescriptor(StepKind Kind)
             case StepKind.Start:
                 h[1] = MaxBatch;
                 h[2] = MaxModelLen;
+                h[3] = MaxLoras;
+                break;
+            case StepKind.PlaceAdapter:
+                h[1] = Index;
                 break;
             case StepKind.Move:
                 h[1] = From;

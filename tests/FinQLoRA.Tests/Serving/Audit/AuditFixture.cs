@@ -30,7 +30,8 @@ public sealed class AuditFixture : ServerFixture
     {
         SeededChatLlama.Write(ModelDir, seed: 7);
         SaveAdapter(ModelDir, AdapterDir);
-        SaveAdapter(ModelDir, Path.Combine(AdapterRoot, "c"), seed: 11);
+        // one folder down, so that --adapter-root does not serve it from the start (a test loads it)
+        SaveAdapter(ModelDir, Path.Combine(AdapterRoot, "later", "c"), seed: 11);
 
         await StartAsync(new ServerHostOptions
         {

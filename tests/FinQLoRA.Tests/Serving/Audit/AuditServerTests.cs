@@ -187,12 +187,12 @@ public sealed class AuditServerTests(AuditFixture f) : IClassFixture<AuditFixtur
     [Fact]
     public async Task AnAdapterLoadedAtRuntimeIsAuditedWithItsOwnHashUntilUnloaded()
     {
-        var (load, text) = await PostAsync("/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "c", ["lora_path"] = "c" });
+        var (load, text) = await PostAsync("/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "c", ["lora_path"] = "later/c" });
         Assert.True(load.StatusCode == HttpStatusCode.OK, text);
         var (served, _) = await PostAsync("/v1/completions", new JsonObject { ["model"] = "c", ["prompt"] = "Bonds", ["max_tokens"] = 3 });
         Assert.Equal(HttpStatusCode.OK, served.StatusCode);
         var line = await AuditLines.OfAsync(f.AuditFile, RequestId(served));
-        string sha256 = Sha256Of(Path.Combine(f.AdapterRoot, "c"));
+        string sha256 = Sha256Of(Path.Combine(f.AdapterRoot, "later", "c"));
         Assert.NotEqual(AdapterSha256(), sha256); // another adapter, another hash
         Assert.Equal(sha256, line.GetProperty("adapter_sha256").GetString());
 

@@ -52,6 +52,9 @@ public sealed class OperationsFixture : IAsyncLifetime
         FcfsHttp = new HttpClient { BaseAddress = Fcfs.Url, Timeout = TimeSpan.FromMinutes(2) };
     }
 
+    /// <summary>--max-loras of the fixture's servers (not the default 8, so that vLLM's max_lora shows it is the flag's).</summary>
+    public const int MaxLoras = 3;
+
     /// <summary>A started server over the fixture's model and adapter, as <c>finqlora serve</c> builds it.</summary>
     public async Task<ServerHost> OpenAsync(ServerOptions server, int maxBatch, SchedulingPolicy policy)
     {
@@ -59,7 +62,7 @@ public sealed class OperationsFixture : IAsyncLifetime
         {
             ModelPath = ModelDir, Load = new ModelLoadOptions { DType = ScalarType.Float32 },
             Adapters = [(Adapter, AdapterDir)], Server = server,
-            MaxBatch = maxBatch, MaxModelLen = MaxModelLen, SchedulingPolicy = policy, PrefixCacheGib = 0.01,
+            MaxBatch = maxBatch, MaxModelLen = MaxModelLen, SchedulingPolicy = policy, PrefixCacheGib = 0.01, MaxLoras = MaxLoras,
         });
         await host.StartAsync();
         return host;

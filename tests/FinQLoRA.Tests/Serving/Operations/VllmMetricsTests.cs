@@ -86,7 +86,7 @@ public sealed class VllmMetricsTests(OperationsFixture f)
         Assert.Equal(0, after.One("vllm:num_requests_waiting").Value);
         Assert.Equal(0, after.One("vllm:kv_cache_usage_perc").Value);
         var lora = after.One("vllm:lora_requests_info"); // only the newest label set is kept
-        Assert.Equal("8", lora.Labels["max_lora"]);
+        Assert.Equal(OperationsFixture.MaxLoras.ToString(System.Globalization.CultureInfo.InvariantCulture), lora.Labels["max_lora"]); // --max-loras
         Assert.Equal("", lora.Labels["running_lora_adapters"]);
         Assert.Equal("", lora.Labels["waiting_lora_adapters"]);
         // its value is the Unix time of the scheduler's last iteration (vLLM's set_to_current_time)

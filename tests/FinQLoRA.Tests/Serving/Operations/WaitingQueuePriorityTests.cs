@@ -33,10 +33,45 @@ public sealed class WaitingQueuePriorityTests
             while (queue.TryTake(out var row)) order.Add(row.Request.Adapter!);
             Assert.Equal(["c", "f", "g", "a", "d", "b", "e"], order);
 
-            var names = new HashSet<string>();
             Assert.True(queue.TryAdd(Row("x", 0), freeSlots: 1));
-            queue.AddAdapters(names);
-            Assert.Equal(["x"], names);
+            Assert.Equal(["x"], queue.Adapters());
+        }
+        finally
+        {
+            foreach (var r in rows) r.Dispose();
+        }
+    }
+
+    /// <summary>Residency's admission takes the first row whose adapter is on the device, skipping the others; what it
+    /// skips keeps its place and a row it put back goes where its priority and arrival place it, not to the end.</summary>
+    [Fact]
+    public void TakingTheFirstEligibleRowSkipsOthersAndPuttingItBackKeepsPriorityOrder()
+    {
+        var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
+        var rows = new List<EngineRow>();
+        EngineRow Row(string name, int priority)
+        {
+            var row = new EngineRow(new EngineRequest([1, 5], name, new SamplingParams()) { Priority = priority }, tokenizer, CPU);
+            rows.Add(row);
+            return row;
+        }
+        try
+        {
+            var queue = new WaitingQueue(maxQueue: 16, observer: null);
+            // adapters named "off-*" are not on the device
+            foreach (var (name, priority) in new[] { ("on-a", 3), ("off-b", -1), ("on-c", 0), ("off-d", 0), ("on-e", -1) })
+                Assert.True(queue.TryAdd(Row(name, priority), freeSlots: 1));
+            Assert.True(queue.TryTake(r => r.Request.Adapter!.StartsWith("on-", StringComparison.Ordinal), out var taken));
+            Assert.Equal("on-e", taken.Request.Adapter); // off-b goes before it but is skipped
+            Assert.True(queue.TryTake(r => r.Request.Adapter!.StartsWith("on-", StringComparison.Ordinal), out var second));
+            Assert.Equal("on-c", second.Request.Adapter);
+            Assert.True(queue.TryAdd(Row("on-f", 0), freeSlots: 1)); // arrives after on-c with the same priority
+            queue.PutBack(second);
+            queue.PutBack(taken);
+            var order = new List<string>();
+            while (queue.TryTake(out var row)) order.Add(row.Request.Adapter!);
+            Assert.Equal(["off-b", "on-e", "on-c", "off-d", "on-f", "on-a"], order);
+            Assert.False(queue.TryTake(_ => true, out _));
         }
         finally
         {

@@ -37,7 +37,8 @@ public sealed class TenantServeFixture : ServerFixture
     public override async Task InitializeAsync()
     {
         string model = SeededChatLlama.Write(Path.Combine(Dir, "model"), seed: 11);
-        string[] adapters = ["desk-a-1", "desk-a-2", "desk-b-1", "desk-a-3"];
+        // desk-a-3 lies one folder down, so that --adapter-root does not serve it from the start (tests load it)
+        string[] adapters = ["desk-a-1", "desk-a-2", "desk-b-1", "later/desk-a-3"];
         for (int i = 0; i < adapters.Length; i++) SaveAdapter(model, adapters[i], seed: 20 + i);
 
         Add(DeskA, ["desk-a-*"], manage: true);

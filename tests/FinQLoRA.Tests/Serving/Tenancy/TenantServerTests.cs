@@ -143,13 +143,13 @@ public sealed class TenantServerTests(TenantServeFixture f) : IClassFixture<Tena
     {
         using var deskA = f.Http(DeskA);
         using var deskB = f.Http(DeskB);
-        var load = new JsonObject { ["lora_name"] = "desk-a-3", ["lora_path"] = "desk-a-3" };
+        var load = new JsonObject { ["lora_name"] = "desk-a-3", ["lora_path"] = "later/desk-a-3" };
         var (status, body, _) = await PostFull(deskB, "/v1/load_lora_adapter", load);
         Assert.Equal(403, status);
         Assert.Contains("permission_denied", body);
         Assert.Equal(403, (await PostFull(deskB, "/v1/unload_lora_adapter", new JsonObject { ["lora_name"] = "desk-b-1" })).Status);
         // desk A may manage, under its own names only
-        var (outside, outsideBody, _) = await PostFull(deskA, "/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "desk-b-3", ["lora_path"] = "desk-a-3" });
+        var (outside, outsideBody, _) = await PostFull(deskA, "/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "desk-b-3", ["lora_path"] = "later/desk-a-3" });
         Assert.Equal(403, outside);
         Assert.Contains("lora_name", outsideBody);
         Assert.Equal(200, (await PostFull(deskA, "/v1/load_lora_adapter", load)).Status);
