@@ -195,6 +195,15 @@ public sealed class ServingEngine : IDisposable
         return (resident, inHost);
     }
 
+    /// <summary>Requests waiting and running, read between two steps: during admission the scheduler takes a waiting
+    /// request out to look at it and may put it back, so <see cref="Queued"/> read from another thread can be one short.</summary>
+    internal async Task<(int Queued, int Running)> CountsBetweenStepsAsync()
+    {
+        (int queued, int running) = (0, 0);
+        await _scheduler.RunOnOwnerThread(() => (queued, running) = (_scheduler.Queued, _scheduler.Running)).ConfigureAwait(false);
+        return (queued, running);
+    }
+
     /// <summary>Blocks the prefix cache holds, read between two steps.</summary>
     internal async Task<int> PrefixCachedBlocksAsync()
     {

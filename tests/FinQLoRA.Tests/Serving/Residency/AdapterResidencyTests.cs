@@ -78,7 +78,7 @@ public sealed class AdapterResidencyTests(ResidencyKit kit) : IClassFixture<Resi
         var readerB = engine.Submit(kit.Greedy("r1", 1, tokens: 6));
         // Every step now tries to admit B, which needs r0's slot; A's further tokens prove that steps went by.
         for (int i = 0; i < 5; i++) Assert.False((await readerA.ReadAsync()).IsFinal);
-        Assert.Equal(1, engine.Queued);
+        Assert.Equal((1, 1), await engine.CountsBetweenStepsAsync());
         Assert.False(readerB.TryRead(out _));
         Assert.Equal(["r0"], (await engine.ResidencyAsync()).Resident);
         var activity = engine.AdapterActivity();
@@ -88,8 +88,7 @@ public sealed class AdapterResidencyTests(ResidencyKit kit) : IClassFixture<Resi
         // A later request on the resident r0 does not overtake B: r0 takes no new rows until it has left for B.
         var readerA2 = engine.Submit(kit.Greedy("r0", 2, tokens: 6));
         for (int i = 0; i < 3; i++) Assert.False((await readerA.ReadAsync()).IsFinal);
-        Assert.Equal(2, engine.Queued);
-        Assert.Equal(1, engine.Running);
+        Assert.Equal((2, 1), await engine.CountsBetweenStepsAsync());
 
         await EngineCompletion.ReadAsync(readerA);
         var b = await EngineCompletion.ReadAsync(readerB);
