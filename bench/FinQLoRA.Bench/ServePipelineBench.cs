@@ -39,6 +39,8 @@ public static class ServePipelineBench
         };
         // Every rank agrees on the folder without sending strings: the same name, written by rank 0 before a barrier.
         string folder = Path.Combine(Path.GetTempPath(), "finqlora-servebench-pipeline-random76M-seed42");
+        // Deleted at the end only when this run made it: a folder already there (an earlier run's, or anyone's) stays.
+        bool created = job.IsMain && !Directory.Exists(folder);
         if (job.IsMain && !File.Exists(Path.Combine(folder, "config.json")))
         {
             RandomLlama.WriteHfFolder(config, folder, seed: 42);
@@ -96,8 +98,8 @@ public static class ServePipelineBench
         }
         finally
         {
-            // the folder this bench wrote under the temp directory with its fixed name, after every rank is done with it
-            if (job.IsMain) Directory.Delete(folder, recursive: true);
+            // the folder this run created under the temp directory, holding only the model it wrote, after every rank is done with it
+            if (created) Directory.Delete(folder, recursive: true);
         }
         return 0;
     }

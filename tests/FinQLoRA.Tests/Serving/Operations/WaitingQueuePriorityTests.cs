@@ -12,15 +12,8 @@ public sealed class WaitingQueuePriorityTests
     [Fact]
     public void LowestPriorityFirstTiesByArrivalAndAPutBackRowKeepsItsPlace()
     {
-        var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
-        var rows = new List<EngineRow>();
-        EngineRow Row(string name, int priority)
-        {
-            var row = new EngineRow(new EngineRequest([1, 5], name, new SamplingParams()) { Priority = priority }, tokenizer, CPU);
-            rows.Add(row);
-            return row;
-        }
-        try
+        using var rows = new Rows();
+        EngineRow Row(string name, int priority) => rows.Add(name, priority);
         {
             var queue = new WaitingQueue(maxQueue: 16, observer: null);
             foreach (var (name, priority) in new[] { ("a", 0), ("b", 5), ("c", -2), ("d", 0), ("e", 5), ("f", -2) })
@@ -36,10 +29,6 @@ public sealed class WaitingQueuePriorityTests
             Assert.True(queue.TryAdd(Row("x", 0), freeSlots: 1));
             Assert.Equal(["x"], queue.Adapters());
         }
-        finally
-        {
-            foreach (var r in rows) r.Dispose();
-        }
     }
 
     /// <summary>Residency's admission takes the first row whose adapter is on the device, skipping the others; what it
@@ -47,15 +36,8 @@ public sealed class WaitingQueuePriorityTests
     [Fact]
     public void TakingTheFirstEligibleRowSkipsOthersAndPuttingItBackKeepsPriorityOrder()
     {
-        var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
-        var rows = new List<EngineRow>();
-        EngineRow Row(string name, int priority)
-        {
-            var row = new EngineRow(new EngineRequest([1, 5], name, new SamplingParams()) { Priority = priority }, tokenizer, CPU);
-            rows.Add(row);
-            return row;
-        }
-        try
+        using var rows = new Rows();
+        EngineRow Row(string name, int priority) => rows.Add(name, priority);
         {
             var queue = new WaitingQueue(maxQueue: 16, observer: null);
             // adapters named "off-*" are not on the device
@@ -73,9 +55,24 @@ public sealed class WaitingQueuePriorityTests
             Assert.Equal(["off-b", "on-e", "on-c", "off-d", "on-f", "on-a"], order);
             Assert.False(queue.TryTake(_ => true, out _));
         }
-        finally
+    }
+
+    /// <summary>Rows of a two-token prompt naming their "adapter", disposed together at the end of a test.</summary>
+    private sealed class Rows : IDisposable
+    {
+        private readonly FinQLoRA.Data.Tokenization.ITextTokenizer _tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
+        private readonly List<EngineRow> _rows = [];
+
+        public EngineRow Add(string adapter, int priority)
         {
-            foreach (var r in rows) r.Dispose();
+            var row = new EngineRow(new EngineRequest([1, 5], adapter, new SamplingParams()) { Priority = priority }, _tokenizer, CPU);
+            _rows.Add(row);
+            return row;
+        }
+
+        public void Dispose()
+        {
+            foreach (var r in _rows) r.Dispose();
         }
     }
 }
