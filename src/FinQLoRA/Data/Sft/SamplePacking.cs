@@ -49,7 +49,7 @@ public static class SamplePacking
             labels[at] = TokenizedExample.IgnoreIndex;
             at += members[k].Length;
         }
-        return new TokenizedExample(ids, labels) { SegmentStarts = starts };
+        return new TokenizedExample(ids, labels) { SegmentStarts = starts, SegmentUnits = [.. members.Select(m => m.Unit)] };
     }
 
     /// <summary>Share of a batch's positions that are padding, for batches of <paramref name="batchSize"/> rows padded

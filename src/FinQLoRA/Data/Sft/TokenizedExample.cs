@@ -10,4 +10,11 @@ public sealed record TokenizedExample(int[] InputIds, int[] Labels)
 
     /// <summary>Where each example of a packed row starts (the first is 0); null for a single example.</summary>
     public int[]? SegmentStarts { get; init; }
+
+    /// <summary>The privacy unit this example belongs to (differentially private training: the example itself, or all
+    /// examples of one customer); -1 when the run has no units.</summary>
+    public int Unit { get; init; } = -1;
+
+    /// <summary>The unit of each example of a packed row, in <see cref="SegmentStarts"/>' order; null for a single example.</summary>
+    public int[]? SegmentUnits { get; init; }
 }
