@@ -60,6 +60,15 @@ public sealed class TrainSettings : CommandSettings
     [CommandOption("--var-update-scaler <N>")][TrainKeyDescription] public string? VarUpdateScaler { get; set; }
     [CommandOption("--local-step-scaler <N>")][TrainKeyDescription] public string? LocalStepScaler { get; set; }
     [CommandOption("--local-step-clipper <N>")][TrainKeyDescription] public string? LocalStepClipper { get; set; }
+    [CommandOption("--dp")][TrainKeyDescription] public bool Dp { get; set; }
+    [CommandOption("--dp-sampling <KIND>")][TrainKeyDescription] public string? DpSampling { get; set; }
+    [CommandOption("--dp-max-grad-norm <C>")][TrainKeyDescription] public string? DpMaxGradNorm { get; set; }
+    [CommandOption("--dp-noise-multiplier <SIGMA>")][TrainKeyDescription] public string? DpNoiseMultiplier { get; set; }
+    [CommandOption("--dp-target-epsilon <E>")][TrainKeyDescription] public string? DpTargetEpsilon { get; set; }
+    [CommandOption("--dp-delta <D>")][TrainKeyDescription] public string? DpDelta { get; set; }
+    [CommandOption("--dp-max-epsilon <E>")][TrainKeyDescription] public string? DpMaxEpsilon { get; set; }
+    [CommandOption("--dp-unit <UNIT>")][TrainKeyDescription] public string? DpUnit { get; set; }
+    [CommandOption("--dp-accountant <NAME>")][TrainKeyDescription] public string? DpAccountant { get; set; }
 
     /// <summary>The YAML values, then every flag that was given on top.</summary>
     public Dictionary<string, string> Values()
@@ -107,7 +116,7 @@ public sealed class TrainCommand : Command<TrainSettings>
         {
             var result = FineTuneRecipe.Run(options, job);
             if (job.IsMain)
-                AnsiConsole.MarkupLine($"[green]done[/]: {result.Steps} steps, loss {result.FinalLoss:F4}, {result.TokensPerSecond:F0} tok/s, adapter {Markup.Escape(result.AdapterDir)} ({result.AdapterBytes / 1024.0:F1} KiB)");
+                AnsiConsole.MarkupLine($"[green]done[/]: {result.Steps} steps, loss {result.FinalLoss:F4}, {result.TokensPerSecond:F0} tok/s, adapter {Markup.Escape(result.AdapterDir)} ({result.AdapterBytes / 1024.0:F1} KiB){(result.Privacy is { } p ? $", ε {p.Epsilon:F3} at δ {p.Delta:G3}" : "")}");
             return 0;
         }
         catch (TrainingInterruptedException e)

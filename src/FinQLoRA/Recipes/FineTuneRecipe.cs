@@ -4,6 +4,8 @@ using FinQLoRA.Data.Sft;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Distributed;
 using FinQLoRA.Loading;
+using FinQLoRA.Privacy;
+using FinQLoRA.Privacy.Sampling;
 using FinQLoRA.Runtime;
 using FinQLoRA.Training;
 using FinQLoRA.Training.Optimizers;
@@ -63,13 +65,19 @@ public static class FineTuneRecipe
         if (c.Resume) checkpoints.CheckResumable(lora, family);
         foreach (string line in inputs.Summary) log(line);
         var sft = new SftTokenizer(tokenizer, c.MaxSeqLen);
-        var examples = inputs.Tokenize(sft, c.Seed, log);
+        var examples = inputs.Tokenize(sft, c.Seed, log, units: c.Dp);
         var evaluator = inputs.EvalTasks.Count > 0 ? new TrainingEvaluator(inputs.EvalTasks, sft, tokenizer, c, c.Device.ToTorch()) : null;
         if (sft.TruncatedPrompts > 0) log($"warning: {sft.TruncatedPrompts} prompts were longer than max_seq_len {c.MaxSeqLen} and were cut from the left");
         if (sft.TruncatedTargets > 0) log($"warning: {sft.TruncatedTargets} targets were cut to fit max_seq_len {c.MaxSeqLen}");
-        var batches = TrainingBatches.Create(examples, c, comm.Size, log);
-        var plan = TrainingPlan.For(c, batches.BatchesPerEpoch);
+        // DP draws every step's units afresh (PrivateBatches); otherwise each epoch is a seeded order of batches.
+        var batches = c.Dp ? null : TrainingBatches.Create(examples, c, comm.Size, log);
+        var privateBatches = c.Dp ? PrivateBatches.Create(examples, c, comm.Size) : null;
+        int batchesPerEpoch = privateBatches?.BatchesPerEpoch ?? batches!.BatchesPerEpoch;
+        var plan = TrainingPlan.For(c, batchesPerEpoch);
         if (plan.WarmupNote is { } note) log(note);
+        var privacy = privateBatches != null ? PrivacyPlan.For(c, privateBatches, plan.TotalSteps) : null;
+        if (c.Resume) checkpoints.CheckResumablePrivacy(privacy?.Settings());
+        foreach (string line in privacy?.Summary ?? []) log(line);
 
         // 2. Base model, frozen; adapters fresh (seeded init) or from the latest checkpoint when resuming.
         loadTimer.Start();
@@ -86,6 +94,8 @@ public static class FineTuneRecipe
         using var optimizer = AdapterOptimizers.Create(c, parameters, communication);
         var schedule = new LrSchedule(c.LrSchedule, c.Lr, plan.WarmupSteps, plan.TotalSteps);
         var trainingStep = new TrainingStep(model, parameters, optimizer, comm, c.MaxGradNorm, tokenizer.PadId, c.Device.ToTorch(), options.Stop);
+        var privateStep = privacy == null ? null : new PrivateTrainingStep(model, parameters, optimizer, comm,
+            new PrivateStepSettings(privacy.NoiseMultiplier, c.DpMaxGradNorm, privateBatches!.ExpectedUnits, c.Seed), tokenizer.PadId, c.Device.ToTorch(), options.Stop);
         var (step, epoch, nextBatch) = resume != null ? RunCheckpoints.Restore(resume, optimizer, schedule) : (0, 0, 0);
         var metrics = new MetricsLog(c.Out, isMain, truncateAfterStep: step);
         var reporter = new TrainingReporter(c, isMain);
@@ -93,7 +103,7 @@ public static class FineTuneRecipe
         if (resume != null) best.Load(resume.Best);
         var evaluation = evaluator != null ? new TrainingEvaluation(evaluator, best, c, comm, metrics, reporter, log) : null;
         if (evaluator != null) log($"evaluation: {evaluator.Count} held-out examples ({c.EvalData ?? $"{c.EvalSplit:P0} of the training data"}), every {(c.EvalEvery > 0 ? $"{c.EvalEvery} steps and " : "")}at the end");
-        log($"training: {batches.Count} examples, {plan.TotalSteps} steps ({plan.StepsPerEpoch}/epoch), batch {c.BatchSize}x{c.GradAccum}x{comm.Size} ranks, {c.Bits}-bit base, rank {c.Rank}, {OptimizerKinds.Spellings.Name(c.Optimizer)}");
+        log($"training: {examples.Count} examples, {plan.TotalSteps} steps ({plan.StepsPerEpoch}/epoch), batch {c.BatchSize}x{c.GradAccum}x{comm.Size} ranks, {c.Bits}-bit base, rank {c.Rank}, {OptimizerKinds.Spellings.Name(c.Optimizer)}");
 
         // 4. The loop: one optimizer step, then its line, evaluation, checkpoint, and the reasons to stop.
         var meter = new ProgressMeter(comm, step);
@@ -103,13 +113,15 @@ public static class FineTuneRecipe
         // A checkpoint holds the weights after its step; only the next step's loss shows whether they are sound, so
         // the newest checkpoint stays "unconfirmed" (and older ones are kept) until that loss has been seen.
         int? unconfirmed = null;
-        int totalSteps = plan.TotalSteps;
+        int totalSteps = privacy?.StepCap ?? plan.TotalSteps;
         while (step < totalSteps)
         {
-            var order = batches.ForEpoch(epoch);
-            while (step < totalSteps && nextBatch + c.GradAccum <= order.Length)
+            var order = batches?.ForEpoch(epoch);
+            while (step < totalSteps && nextBatch + c.GradAccum <= batchesPerEpoch)
             {
-                var r = trainingStep.Run(batches.Micro(order, nextBatch, c.GradAccum, comm.Rank, comm.Size), schedule.CurrentLearningRate);
+                var r = privateStep != null
+                    ? privateStep.Run(privateBatches!.Micro(step, comm.Rank, comm.Size), step, schedule.CurrentLearningRate)
+                    : trainingStep.Run(batches!.Micro(order!, nextBatch, c.GradAccum, comm.Rank, comm.Size), schedule.CurrentLearningRate);
                 (nextBatch, step) = (nextBatch + c.GradAccum, step + 1);
                 schedule.Advance();
                 meter.Count(r.Tokens);
@@ -118,7 +130,8 @@ public static class FineTuneRecipe
                 (unconfirmed, lastLoss) = (null, r.Loss);
                 if (step % c.LogEvery == 0 || step == totalSteps)
                 {
-                    var line = meter.Line(step, totalSteps, epoch + (double)nextBatch / order.Length, r.Loss, schedule.LearningRateAt(step - 1));
+                    var line = meter.Line(step, totalSteps, epoch + (double)nextBatch / batchesPerEpoch, r.Loss, schedule.LearningRateAt(step - 1))
+                        with { Epsilon = privacy?.SpentAfter(step).Epsilon };
                     metrics.Append(line);
                     reporter.Train(line, r.GradNorm);
                     log(line.Format());
@@ -128,12 +141,12 @@ public static class FineTuneRecipe
                 bool saved = false;
                 if (c.SaveEvery > 0 && step % c.SaveEvery == 0 && step < totalSteps)
                 {
-                    checkpoints.Save(model, lora, optimizer, parameters, position, best);
+                    checkpoints.Save(model, lora, optimizer, parameters, position, best, privacy?.Settings());
                     (saved, unconfirmed) = (true, step);
                 }
                 if (r.StopRequested && step < totalSteps)
                 {
-                    if (!saved) checkpoints.Save(model, lora, optimizer, parameters, position, best);
+                    if (!saved) checkpoints.Save(model, lora, optimizer, parameters, position, best, privacy?.Settings());
                     throw new TrainingInterruptedException(step, Path.Combine(c.Out, TrainingCheckpoint.Prefix + step));
                 }
                 if (earlyStop)
@@ -152,10 +165,11 @@ public static class FineTuneRecipe
             throw checkpoints.Diverged($"adapter tensor {badFinal} is not finite after the last step", step, firstBadWeights: step);
         checkpoints.Prune();
         (PeftAdapterInfo? info, System.Text.Json.Nodes.JsonObject? lineage) = (null, null);
-        if (isMain) (info, lineage) = FinalAdapter.Write(c, model, lora, metrics, step, lastLoss, finalEval?.Loss, meter.TokensSeen);
+        var privacyRecord = privacy?.Record(step);
+        if (isMain) (info, lineage) = FinalAdapter.Write(c, model, lora, metrics, step, lastLoss, finalEval?.Loss, meter.TokensSeen, privacyRecord);
         var result = new TrainResult(step, lastLoss, finalEval?.Loss, trainSeconds, loadSeconds, meter.TokensSeen,
-            MemoryUsage.PeakRssBytes, info?.AdapterBytes ?? 0, FinalAdapter.Folder(c), wall.Elapsed.TotalSeconds);
-        if (isMain) RunRecord.Write(c, result, Path.Combine(c.Out, RunRecord.FileName), comm.Size, lineage, finalEval, evaluation?.Best, plan.WarmupSteps);
+            MemoryUsage.PeakRssBytes, info?.AdapterBytes ?? 0, FinalAdapter.Folder(c), wall.Elapsed.TotalSeconds) { Privacy = privacy?.SpentAfter(step) };
+        if (isMain) RunRecord.Write(c, result, Path.Combine(c.Out, RunRecord.FileName), comm.Size, lineage, finalEval, evaluation?.Best, plan.WarmupSteps, privacyRecord);
         comm.Barrier();
         return result;
     }

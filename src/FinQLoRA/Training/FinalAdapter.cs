@@ -14,12 +14,14 @@ public static class FinalAdapter
 
     public static string Folder(TrainConfig c) => Path.Combine(c.Out, FolderName);
 
+    /// <param name="privacy">the DP record (<see cref="Privacy.PrivacyPlan.Record"/>) of a private run</param>
     /// <returns>what was saved and the lineage (with the adapter's file hashes) that run.json records</returns>
     public static (PeftAdapterInfo Info, JsonObject Lineage) Write(TrainConfig c, DecoderModel model, LoraConfig lora, MetricsLog metrics,
-        int step, double lastLoss, double? evalLoss, long tokensSeen)
+        int step, double lastLoss, double? evalLoss, long tokensSeen, JsonObject? privacy = null)
     {
         string adapterDir = Folder(c);
         var lineage = RunLineage.Describe(c);
+        if (privacy != null) lineage["privacy"] = privacy.DeepClone(); // the adapter carries its (ε, δ) wherever it is copied
         var info = PeftAdapterFiles.Save(adapterDir, model, lora, extraFiles: folder =>
         {
             File.WriteAllText(Path.Combine(folder, ModelCard.FileName), ModelCard.Render(c, lineage, step, lastLoss, evalLoss, tokensSeen));

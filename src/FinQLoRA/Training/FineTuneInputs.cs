@@ -43,14 +43,23 @@ public sealed class FineTuneInputs
     }
 
     /// <summary>The training examples of one epoch: each source tokenized, then mixed by weight (seeded).</summary>
-    public List<TokenizedExample> Tokenize(SftTokenizer sft, long seed, Action<string> log)
+    /// <param name="units">give each example its privacy unit (<see cref="Privacy.PrivacyUnits"/>): its own record, or its unit field's value</param>
+    public List<TokenizedExample> Tokenize(SftTokenizer sft, long seed, Action<string> log, bool units = false)
     {
-        var examples = DataSource.Mix(_sources.Select(s => (s.Source, s.Train.Select(r => sft.Tokenize(r)).ToList())).ToList(), seed);
+        var unitIds = new Dictionary<string, int>(StringComparer.Ordinal);
+        int UnitOf(string key) => unitIds.TryGetValue(key, out int id) ? id : unitIds[key] = unitIds.Count;
+        var examples = DataSource.Mix(_sources.Select((s, k) => (s.Source, s.Train.Select((r, i) =>
+        {
+            var e = sft.Tokenize(r);
+            // a record is its own unit unless a unit field names it; "k:i" cannot collide with another source's records
+            return units ? e with { Unit = UnitOf(r.Unit is { } field ? "field " + field : $"record {k}:{i}") } : e;
+        }).ToList())).ToList(), seed);
+        if (units) examples = Privacy.PrivacyUnits.Dense(examples);
         if (_sources.Count > 1) log($"task family: {examples.Count} examples per epoch, " + string.Join(", ", _sources.Select(s => $"{s.Source.Name} {Math.Round(examples.Count * s.Source.Weight / _sources.Sum(x => x.Source.Weight))}")));
         return examples;
     }
 
     /// <summary>Training data in any supported format; chat data is rendered with the configured (or the model's) template.</summary>
     private static TrainingData.Loaded ReadFile(TrainConfig c, string path) => TrainingData.Read(path, DataFormats.Parse(c.DataFormat, "data_format"),
-        () => ChatTemplateDetector.Resolve(c.ChatTemplate, "chat_template", c.Model));
+        () => ChatTemplateDetector.Resolve(c.ChatTemplate, "chat_template", c.Model), c.Dp ? c.DpUnit.Field : null);
 }

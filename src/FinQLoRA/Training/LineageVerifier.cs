@@ -6,7 +6,8 @@ namespace FinQLoRA.Training;
 
 /// <summary>
 /// <c>finqlora verify DIR</c>: recomputes every hash a run folder (run.json) or an adapter folder (lineage.json)
-/// recorded — the adapter's files, and the inputs that are still present — and reports the first mismatch.
+/// recorded — the adapter's files, and the inputs that are still present — and reports the first mismatch; for a
+/// differentially private run it also recomputes the ε the record claims.
 /// </summary>
 public static class LineageVerifier
 {
@@ -19,17 +20,19 @@ public static class LineageVerifier
     {
         string runJson = Path.Combine(dir, RunRecord.FileName), lineageJson = Path.Combine(dir, RunLineage.FileName);
         JsonObject lineage;
-        string adapterDir;
+        string adapterDir, record;
         if (File.Exists(runJson))
         {
             lineage = Read(runJson)["lineage"] as JsonObject
                 ?? throw new UserInputException($"{runJson}: has no \"lineage\" record (written by a FinQLoRA before lineage was recorded); nothing to verify against");
             adapterDir = Path.Combine(dir, "adapter");
+            record = runJson;
         }
         else if (File.Exists(lineageJson))
         {
             lineage = Read(lineageJson);
             adapterDir = dir;
+            record = lineageJson;
         }
         else throw new UserInputException($"{dir}: neither run.json nor {RunLineage.FileName}; give a training run folder or an adapter folder FinQLoRA wrote");
 
@@ -41,6 +44,7 @@ public static class LineageVerifier
             foreach (var (kind, list) in inputs)
                 foreach (var entry in list?.AsArray() ?? [])
                     checks.Add(Compare($"input {kind}", entry!["path"]!.GetValue<string>(), entry["sha256"]?.GetValue<string>(), missingIsMismatch: false));
+        if (lineage["privacy"] is JsonObject privacy) checks.Add(Privacy.PrivacyRecordCheck.Verify(privacy, record));
         return checks;
     }
 

@@ -10,13 +10,21 @@ namespace FinQLoRA.Training;
 /// 0 with one process.</summary>
 public sealed record MetricsLine(int Step, int TotalSteps, double Epoch, double Loss, double Lr, double TokensPerSecond, double EtaSeconds, long RssBytes, long CommBytes = 0)
 {
-    public string Format() => string.Create(CultureInfo.InvariantCulture,
-        $"step {Step}/{TotalSteps} | epoch {Epoch:F2} | loss {Loss:F4} | lr {Lr:E2} | {TokensPerSecond:F0} tok/s | ETA {TimeSpan.FromSeconds(Math.Round(EtaSeconds)):hh\\:mm\\:ss} | mem {MemoryUsage.Format(RssBytes)}{(CommBytes > 0 ? " | comm " + CommBytes.ToString(CultureInfo.InvariantCulture) + " B/step" : "")}");
+    /// <summary>ε spent so far by a differentially private run (<see cref="Privacy.PrivacyPlan"/>); null without DP.</summary>
+    public double? Epsilon { get; init; }
 
-    public JsonObject ToJson() => new()
+    public string Format() => string.Create(CultureInfo.InvariantCulture,
+        $"step {Step}/{TotalSteps} | epoch {Epoch:F2} | loss {Loss:F4} | lr {Lr:E2} | {TokensPerSecond:F0} tok/s | ETA {TimeSpan.FromSeconds(Math.Round(EtaSeconds)):hh\\:mm\\:ss} | mem {MemoryUsage.Format(RssBytes)}{(CommBytes > 0 ? " | comm " + CommBytes.ToString(CultureInfo.InvariantCulture) + " B/step" : "")}{(Epsilon is double e ? " | ε " + e.ToString("F3", CultureInfo.InvariantCulture) : "")}");
+
+    public JsonObject ToJson()
     {
-        ["step"] = Step, ["epoch"] = Math.Round(Epoch, 4), ["loss"] = Loss, ["lr"] = Lr,
-        ["tokens_per_second"] = Math.Round(TokensPerSecond, 1), ["eta_seconds"] = Math.Round(EtaSeconds, 1), ["rss_bytes"] = RssBytes,
-        ["comm_bytes"] = CommBytes,
-    };
+        var o = new JsonObject
+        {
+            ["step"] = Step, ["epoch"] = Math.Round(Epoch, 4), ["loss"] = Loss, ["lr"] = Lr,
+            ["tokens_per_second"] = Math.Round(TokensPerSecond, 1), ["eta_seconds"] = Math.Round(EtaSeconds, 1), ["rss_bytes"] = RssBytes,
+            ["comm_bytes"] = CommBytes,
+        };
+        if (Epsilon is double epsilon) o["epsilon"] = epsilon;
+        return o;
+    }
 }

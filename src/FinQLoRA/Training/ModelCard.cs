@@ -39,10 +39,25 @@ public static class ModelCard
         md.Append("\n## Training details\n\n");
         md.Append($"- Optimizer {OptimizerKinds.Spellings.Name(c.Optimizer)}, learning rate {F(c.Lr)} ({LrScheduleKinds.Spellings.Name(c.LrSchedule)}, {c.WarmupSteps} warmup steps), weight decay {F(c.WeightDecay)}, max grad norm {F(c.MaxGradNorm)}\n");
         md.Append($"- Batch {c.BatchSize} x grad-accum {c.GradAccum}, max sequence length {c.MaxSeqLen}, compute {ComputeDtypes.Spellings.Name(c.Dtype)}, seed {c.Seed}\n");
-        md.Append($"- Steps {steps}, tokens seen {tokensSeen}\n\n## Results\n\n- Final training loss: {F(finalLoss)}\n");
+        md.Append($"- Steps {steps}, tokens seen {tokensSeen}\n\n");
+        if (lineage["privacy"] is JsonObject privacy) AppendPrivacy(md, privacy);
+        md.Append($"## Results\n\n- Final training loss: {F(finalLoss)}\n");
         if (evalLoss is double e) md.Append($"- Evaluation loss: {F(e)}\n");
         md.Append("\n## Lineage\n\nEvery input and every file of this folder is hashed in `").Append(RunLineage.FileName)
           .Append("`; `finqlora verify <this folder>` checks them.\n");
         return md.ToString();
+    }
+
+    /// <summary>The guarantee first, then what it rests on, so that a reader can re-derive ε with <c>finqlora privacy</c>.</summary>
+    private static void AppendPrivacy(StringBuilder md, JsonObject p)
+    {
+        static string F(JsonNode? v) => v is null ? "none" : v.GetValue<double>().ToString("G6", CultureInfo.InvariantCulture);
+        string unit = p["unit"]?.GetValue<string>() ?? "example";
+        md.Append("## Privacy\n\n");
+        md.Append($"- Trained with DP-SGD on the adapter parameters: (ε = {F(p["epsilon"])}, δ = {F(p["delta"])})-differential privacy per {(unit == "example" ? "training example" : $"privacy unit ({unit}: all examples sharing that value)")}, ");
+        md.Append($"{p["accountant"]} accountant{(p["optimal_order"] is { } order ? $" (optimal order {F(order)})" : "")}\n");
+        md.Append($"- Sample rate q = {F(p["sample_rate"])} ({p["sampling"]} sampling over {p["units"]} units), noise multiplier σ = {F(p["noise_multiplier"])}, clipping norm C = {F(p["max_grad_norm"])}, {p["steps"]} steps\n");
+        md.Append($"- Check: `finqlora privacy --sample-rate {F(p["sample_rate"])} --noise-multiplier {F(p["noise_multiplier"])} --steps {p["steps"]} --delta {F(p["delta"])} --accountant {p["accountant"]}`\n");
+        md.Append("- Protected: the training data listed above, at that unit. Not protected: the base model, the evaluation data, and any choice of hyper-parameters made by looking at results\n\n");
     }
 }

@@ -26,6 +26,14 @@ public sealed class RunCheckpoints(string outDir, int keep, ICommunicator comm, 
         if (checkpoints.Count > 0) TrainingCheckpoint.CheckSameAdapter(checkpoints[^1].Path, lora, family);
     }
 
+    /// <summary>Before anything loads: the newest checkpoint was trained with <paramref name="privacy"/>'s settings
+    /// (null: without DP), so that the ε counted on is the ε spent.</summary>
+    public void CheckResumablePrivacy(System.Text.Json.Nodes.JsonObject? privacy)
+    {
+        var checkpoints = TrainingCheckpoint.List(outDir);
+        if (checkpoints.Count > 0) Privacy.PrivacyPlan.CheckSame(TrainingCheckpoint.PrivacyOf(checkpoints[^1].Path), privacy, checkpoints[^1].Path);
+    }
+
     /// <summary>
     /// Loads the newest checkpoint that is complete and readable into <paramref name="model"/>; a damaged one (a
     /// truncated file, say) is reported and the one before it is tried. An adapter of another shape (rank, alpha,
@@ -80,7 +88,7 @@ public sealed class RunCheckpoints(string outDir, int keep, ICommunicator comm, 
     }
 
     public void Save(DecoderModel model, LoraConfig lora, IAdapterOptimizer optimizer, IReadOnlyList<(string Name, Parameter P)> parameters,
-        TrainingCheckpoint position, BestCheckpoint best)
+        TrainingCheckpoint position, BestCheckpoint best, System.Text.Json.Nodes.JsonObject? privacy = null)
     {
         using var scope = NewDisposeScope();
         using var state = optimizer.StateDict();
@@ -101,7 +109,7 @@ public sealed class RunCheckpoints(string outDir, int keep, ICommunicator comm, 
         if (FirstNonFinite(named) is { } bad) throw Diverged($"{bad} is not finite", position.Step, firstBadWeights: position.Step);
         if (!IsMain) return;
         var scalars = JsonSerializer.SerializeToNode(state.Scalars)!;
-        TrainingCheckpoint.Save(outDir, position, model, lora, state.Tensors, scalars, keep, others, best.ToJson());
+        TrainingCheckpoint.Save(outDir, position, model, lora, state.Tensors, scalars, keep, others, best.ToJson(), privacy);
         log($"saved checkpoint-{position.Step}");
     }
 

@@ -27,9 +27,10 @@ public static class RunRecord
     }
 
     /// <param name="lineage">hashes of the inputs and of the adapter's files (<see cref="RunLineage"/>)</param>
+    /// <param name="privacy">the (ε, δ) a differentially private run spent and the settings that spent it</param>
     /// <param name="warmupSteps">the warm-up the run used (<see cref="TrainingPlan"/>: the configured one, clamped to the run)</param>
     public static void Write(TrainConfig config, TrainResult result, string path, int worldSize, JsonObject? lineage = null,
-        EvalResult? finalEval = null, BestCheckpoint? best = null, int? warmupSteps = null)
+        EvalResult? finalEval = null, BestCheckpoint? best = null, int? warmupSteps = null, JsonObject? privacy = null)
     {
         var o = new JsonObject
         {
@@ -60,6 +61,7 @@ public static class RunRecord
             ["best"] = best?.ToJson(),
             ["lineage"] = lineage?.DeepClone(),
         };
+        if (privacy != null) o["privacy"] = privacy.DeepClone();
         AtomicFile.WriteAllText(path, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 }

@@ -67,6 +67,17 @@ public sealed partial record TrainConfig
     public int VarUpdateScaler { get; init; } = 16;
     public int LocalStepScaler { get; init; } = 32678;
     public int LocalStepClipper { get; init; } = 16;
+    /// <summary>Differentially private training of the adapter (DP-SGD, <see cref="Privacy.PrivateTrainingStep"/>).</summary>
+    public bool Dp { get; init; }
+    public Privacy.Sampling.DpSampling DpSampling { get; init; } = Privacy.Sampling.DpSampling.Poisson;
+    public double DpMaxGradNorm { get; init; } = 1.0;
+    public double? DpNoiseMultiplier { get; init; }
+    public double? DpTargetEpsilon { get; init; }
+    /// <summary>null: 1/N, N the number of privacy units.</summary>
+    public double? DpDelta { get; init; }
+    public double? DpMaxEpsilon { get; init; }
+    public Privacy.DpUnit DpUnit { get; init; } = Privacy.DpUnit.Example;
+    public Privacy.Accounting.AccountantKind DpAccountant { get; init; } = Privacy.Accounting.AccountantKind.Prv;
     /// <summary>The YAML file the values came from (recorded in the run's lineage; not a key of its own).</summary>
     public string? ConfigFile { get; init; }
 
@@ -106,6 +117,7 @@ public sealed partial record TrainConfig
         FinQLoRA.Data.Formats.DataFormats.Parse(DataFormat, source);
         if (ChatTemplate != "auto") FinQLoRA.Data.Chat.ChatTemplate.Parse(ChatTemplate, source);
         if (EvalTask != null) FinQLoRA.Data.Tasks.TaskRegistry.Get(EvalTask);
+        Privacy.DpConfigCheck.Validate(this, source);
     }
 
     /// <summary>The adapter this run trains (its A matrices seeded by <see cref="Seed"/>).</summary>

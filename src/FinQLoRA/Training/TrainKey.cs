@@ -89,6 +89,12 @@ public sealed class TrainKey
     public static ValueKind<int> Integer { get; } = Kind((string t, out int v) => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out v), t => $"'{t}' is not an integer", v => v);
     public static ValueKind<long> Integer64 { get; } = Kind((string t, out long v) => long.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out v), t => $"'{t}' is not an integer", v => v);
     public static ValueKind<double> Number { get; } = Kind((string t, out double v) => double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out v), t => $"'{t}' is not a number", v => v);
+    public static ValueKind<double?> OptionalNumber { get; } = Kind((string t, out double? v) =>
+    {
+        bool ok = double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out double d);
+        v = ok ? d : null;
+        return ok;
+    }, t => $"'{t}' is not a number", v => v);
     public static ValueKind<bool> TrueFalse { get; } = Kind<bool>(BoolText.TryParse, t => $"'{t}' is not true or false", v => v);
 
     /// <summary>A value from a fixed set of names (quant, optimizer, lr_schedule, dtype): "key = x is invalid; expected a, b or c".</summary>

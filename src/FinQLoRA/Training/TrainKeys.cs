@@ -24,6 +24,9 @@ public static class TrainKeys
     private static readonly ValueKind<ComputeDevice> Device = Kind<ComputeDevice>(ComputeDevice.TryParse,
         t => $"{t} is invalid; expected {ComputeDevice.Expected}", v => v.ToString());
 
+    private static readonly ValueKind<Privacy.DpUnit> DpUnitKind = Kind<Privacy.DpUnit>(Privacy.DpUnit.TryParse,
+        t => $"{t} is invalid; expected example or field:NAME", v => v.ToString());
+
     public static IReadOnlyList<TrainKey> All { get; } =
     [
         Of("model", "base model: HF folder or .gguf", Text, c => c.Model, (c, v) => c with { Model = v }),
@@ -81,6 +84,20 @@ public static class TrainKeys
         Of("var_update_scaler", "0/1 Adam: variance updates per interval doubling", Integer, c => c.VarUpdateScaler, (c, v) => c with { VarUpdateScaler = v }),
         Of("local_step_scaler", "0/1 Adam: steps per local-interval doubling", Integer, c => c.LocalStepScaler, (c, v) => c with { LocalStepScaler = v }),
         Of("local_step_clipper", "0/1 Adam: longest local-step interval", Integer, c => c.LocalStepClipper, (c, v) => c with { LocalStepClipper = v }),
+        Of("dp", "differentially private training (DP-SGD on the adapter: per-unit clipping, Gaussian noise, an accountant)", TrueFalse, c => c.Dp, (c, v) => c with { Dp = v }),
+        Of("dp_sampling", "poisson (each unit joins a step with probability q, as the accountant assumes) or shuffle (fixed-size batches; the guarantee is then approximate)", Named(Privacy.Sampling.DpSamplings.Spellings), c => c.DpSampling, (c, v) => c with { DpSampling = v }),
+        Of("dp_max_grad_norm", "DP: clip each unit's gradient (all adapter parameters jointly) to this L2 norm C", Number, c => c.DpMaxGradNorm, (c, v) => c with { DpMaxGradNorm = v },
+            Finite, Is<double>(v => v > 0, "a positive number")),
+        Of("dp_noise_multiplier", "DP: noise standard deviation / C (sigma); the epsilon it spends is reported (or give dp_target_epsilon)", OptionalNumber, c => c.DpNoiseMultiplier, (c, v) => c with { DpNoiseMultiplier = v },
+            Is<double?>(v => v is null || (double.IsFinite(v.Value) && v > 0), "a positive number")),
+        Of("dp_target_epsilon", "DP: solve sigma so that the planned steps spend this epsilon", OptionalNumber, c => c.DpTargetEpsilon, (c, v) => c with { DpTargetEpsilon = v },
+            Is<double?>(v => v is null || (double.IsFinite(v.Value) && v > 0), "a positive number")),
+        Of("dp_delta", "DP: delta of the (epsilon, delta) guarantee (default 1/N, N the number of units)", OptionalNumber, c => c.DpDelta, (c, v) => c with { DpDelta = v },
+            Is<double?>(v => v is null || v is > 0 and < 1, "a number in (0, 1)")),
+        Of("dp_max_epsilon", "DP: stop before a step that would spend more than this epsilon", OptionalNumber, c => c.DpMaxEpsilon, (c, v) => c with { DpMaxEpsilon = v },
+            Is<double?>(v => v is null || (double.IsFinite(v.Value) && v > 0), "a positive number")),
+        Of("dp_unit", "DP: what is protected: example, or field:NAME (all examples sharing the field's value, e.g. a customer id, are one unit)", DpUnitKind, c => c.DpUnit, (c, v) => c with { DpUnit = v }),
+        Of("dp_accountant", "DP: prv (tightest) or rdp", Named(Privacy.Accounting.AccountantKinds.Spellings), c => c.DpAccountant, (c, v) => c with { DpAccountant = v }),
     ];
 
     private static readonly Dictionary<string, TrainKey> ByName = All.ToDictionary(k => k.Name);

@@ -5,4 +5,7 @@ public sealed record TrainResult(int Steps, double FinalLoss, double? EvalLoss, 
     long TokensSeen, long PeakRssBytes, long AdapterBytes, string AdapterDir, double WallSeconds)
 {
     public double TokensPerSecond => TokensSeen / Math.Max(TrainSeconds, 1e-9);
+
+    /// <summary>The (ε, δ) a differentially private run spent; null without DP.</summary>
+    public Privacy.Accounting.PrivacySpent? Privacy { get; init; }
 }

@@ -26,7 +26,7 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
     /// <param name="otherRanks">the <see cref="RankLocalState"/> tensors of ranks 1..WorldSize−1, in rank order</param>
     public static void Save(string outDir, TrainingCheckpoint state, DecoderModel model, LoraConfig lora,
         IReadOnlyDictionary<string, Tensor> optimizerTensors, JsonNode optimizerScalars, int keep,
-        IReadOnlyList<IReadOnlyDictionary<string, Tensor>>? otherRanks = null, JsonNode? best = null)
+        IReadOnlyList<IReadOnlyDictionary<string, Tensor>>? otherRanks = null, JsonNode? best = null, JsonNode? privacy = null)
     {
         otherRanks ??= [];
         if (otherRanks.Count != state.WorldSize - 1)
@@ -48,6 +48,7 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
                 ["world_size"] = state.WorldSize,
                 ["optimizer"] = optimizerScalars.DeepClone(),
                 ["best"] = best?.DeepClone(),
+                ["privacy"] = privacy?.DeepClone(),
             };
             AtomicFile.WriteAllText(Path.Combine(temp, StateFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         });
@@ -108,6 +109,14 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
             foreach (var t in OptimizerTensors.Values.Concat(RankParameters.Values)) t.Dispose();
             RngState.Dispose();
         }
+    }
+
+    /// <summary>The privacy settings a checkpoint was trained with (<see cref="Privacy.PrivacyPlan.Settings"/>); null
+    /// without DP, or when the state file cannot be read (the loader reports that).</summary>
+    public static JsonObject? PrivacyOf(string dir)
+    {
+        try { return JsonNode.Parse(File.ReadAllText(Path.Combine(dir, StateFile)))?["privacy"]?.DeepClone() as JsonObject; }
+        catch (Exception e) when (e is IOException or JsonException) { return null; }
     }
 
     /// <summary>Loads what rank <paramref name="rank"/> of a job of <paramref name="worldSize"/> ranks resumes from: the shared

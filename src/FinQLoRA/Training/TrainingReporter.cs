@@ -30,6 +30,7 @@ public sealed class TrainingReporter
         Scalar("train/grad_norm", gradNorm, line.Step);
         Scalar("train/tokens_per_second", line.TokensPerSecond, line.Step);
         Scalar("train/rss_bytes", line.RssBytes, line.Step);
+        if (line.Epsilon is double epsilon) Scalar("train/epsilon", epsilon, line.Step);
     }
 
     public void Eval(EvalResult r)

@@ -12,4 +12,7 @@ namespace FinQLoRA.Data.Formats;
 public sealed record SftRecord(Example Answer, IReadOnlyList<SftSegment>? Segments = null)
 {
     public static SftRecord Of(Example e) => new(e);
+
+    /// <summary>The value of the field that names this record's privacy unit (a customer id: <c>dp_unit = field:NAME</c>); null when none is read.</summary>
+    public string? Unit { get; init; }
 }

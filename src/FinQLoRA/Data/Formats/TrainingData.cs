@@ -19,10 +19,11 @@ public static class TrainingData
         : $"Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n";
 
     /// <param name="template">how chat data is rendered; asked for only when the data is chat</param>
-    public static Loaded Read(string path, DataFormat? format, Func<ChatTemplateKind> template)
+    /// <param name="unitField">a field every record must have, kept as its <see cref="SftRecord.Unit"/> (user-level privacy)</param>
+    public static Loaded Read(string path, DataFormat? format, Func<ChatTemplateKind> template, string? unitField = null)
     {
         if (!File.Exists(path)) throw new UserInputException($"{path}: file not found; expected JSONL or Parquet training data");
-        if (path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase)) return ReadParquet(path, format, template);
+        if (path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase)) return ReadParquet(path, format, template, unitField);
         var records = new List<SftRecord>();
         DataFormat? chosen = format;
         ChatTemplateKind? kind = null;
@@ -38,19 +39,20 @@ public static class TrainingData
                 if (root.ValueKind != JsonValueKind.Object) throw new UserInputException($"{path}:{lineNo}: expected a JSON object");
                 chosen ??= Guess(root) ?? throw UserInputException.About($"{path}:{lineNo}: cannot tell the data format from its fields ({string.Join(", ", root.EnumerateObject().Select(p => p.Name))}); expected context/target, instruction/input/output or messages, or set {new ConfigField("data_format")}");
                 if (chosen == DataFormat.Chat) kind ??= template();
-                records.Add(Record(path, lineNo, root, chosen.Value, kind ?? ChatTemplateKind.None));
+                var record = Record(path, lineNo, root, chosen.Value, kind ?? ChatTemplateKind.None);
+                records.Add(unitField is null ? record : record with { Unit = UnitValue(path, lineNo, root, unitField) });
             }
         }
         return new Loaded(records, chosen ?? DataFormat.ContextTarget);
     }
 
-    private static Loaded ReadParquet(string path, DataFormat? format, Func<ChatTemplateKind> template)
+    private static Loaded ReadParquet(string path, DataFormat? format, Func<ChatTemplateKind> template, string? unitField)
     {
         string temp = Path.Combine(Path.GetTempPath(), $"finqlora-{Environment.ProcessId}-{Guid.NewGuid():N}.jsonl");
         try
         {
             ParquetToJsonl.ConvertAsync(path, temp).GetAwaiter().GetResult();
-            var loaded = Read(temp, format, template);
+            var loaded = Read(temp, format, template, unitField);
             return loaded;
         }
         catch (UserInputException e) when (e.Message.StartsWith(temp, StringComparison.Ordinal))
@@ -62,6 +64,12 @@ public static class TrainingData
             if (File.Exists(temp)) File.Delete(temp);
         }
     }
+
+    /// <summary>A unit field's value as text: a string, or a number's JSON spelling (customer ids come as both).</summary>
+    private static string UnitValue(string path, int lineNo, JsonElement o, string field) =>
+        o.TryGetProperty(field, out var v) && v.ValueKind is JsonValueKind.String or JsonValueKind.Number && v.ToString() is { Length: > 0 } text
+            ? text
+            : throw UserInputException.About($"{path}:{lineNo}: no string or number field '{field}', which {new ConfigField("dp_unit")} = field:{field} reads as the privacy unit; add it to every record or use dp_unit example");
 
     private static DataFormat? Guess(JsonElement o) =>
         o.TryGetProperty("messages", out _) ? DataFormat.Chat
