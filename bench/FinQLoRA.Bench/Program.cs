@@ -14,7 +14,7 @@ catch (FinQLoRA.UserInputException e) // a bad FINQLORA_LIBTORCH_DIR: one line, 
 }
 var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
 {
-    ["train"] = (FinQLoRA.Bench.TrainStepBench.Help + "; --packing: TFNS tokens/s with vs without sample packing", FinQLoRA.Bench.TrainStepBench.Run),
+    ["train"] = (FinQLoRA.Bench.TrainStepBench.Help + "; --packing: TFNS tokens/s with vs without sample packing; " + FinQLoRA.Bench.DpTrainBench.Help, FinQLoRA.Bench.TrainStepBench.Run),
     ["ddp"] = ("data parallel via mpirun: 1x2 vs 2x1 threads tokens/s; AdamW vs 0/1 Adam bytes/step and loss.png", FinQLoRA.Bench.DdpBench.Run),
     ["quant"] = ("4/8-bit linear fwd+bwd vs bf16, dequantization GB/s vs copy bandwidth [--quick] [--dequant]", QuantBench.Run),
     ["generate"] = (FinQLoRA.Bench.GenerationBench.Help, FinQLoRA.Bench.GenerationBench.Run),
@@ -33,4 +33,5 @@ if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
     return args.Length == 0 ? 0 : 2;
 }
 if (args[0] == "train" && args.Contains(FinQLoRA.Bench.PackingBench.Flag)) return FinQLoRA.Bench.PackingBench.Run(args[1..]);
+if (args[0] == "train" && args.Contains(FinQLoRA.Bench.DpTrainBench.Flag)) return FinQLoRA.Bench.DpTrainBench.Run(args[1..]);
 return bench.Run(args[1..]);
