@@ -44,6 +44,7 @@ public sealed class TrainSettings : CommandSettings
     [CommandOption("--max-seq-len <L>")][TrainKeyDescription] public string? MaxSeqLen { get; set; }
     [CommandOption("--optimizer <NAME>")][TrainKeyDescription] public string? Optimizer { get; set; }
     [CommandOption("--weight-decay <W>")][TrainKeyDescription] public string? WeightDecay { get; set; }
+    [CommandOption("--momentum <M>")][TrainKeyDescription] public string? Momentum { get; set; }
     [CommandOption("--lr-schedule <NAME>")][TrainKeyDescription] public string? LrSchedule { get; set; }
     [CommandOption("--warmup-steps <N>")][TrainKeyDescription] public string? WarmupSteps { get; set; }
     [CommandOption("--max-grad-norm <N>")][TrainKeyDescription] public string? MaxGradNorm { get; set; }

@@ -37,7 +37,7 @@ public static class ModelCard
             foreach (var f in lineage["inputs"]?[kind]?.AsArray() ?? [])
                 md.Append($"| {kind}: `{f!["path"]}` | {f["bytes"]} | `{f["sha256"]}` |\n");
         md.Append("\n## Training details\n\n");
-        md.Append($"- Optimizer {OptimizerKinds.Spellings.Name(c.Optimizer)}, learning rate {F(c.Lr)} ({LrScheduleKinds.Spellings.Name(c.LrSchedule)}, {c.WarmupSteps} warmup steps), weight decay {F(c.WeightDecay)}, max grad norm {F(c.MaxGradNorm)}\n");
+        md.Append($"- Optimizer {OptimizerKinds.Spellings.Name(c.Optimizer)}{(c.Optimizer == OptimizerKind.Sgd ? $" (momentum {F(c.Momentum)})" : "")}, learning rate {F(c.Lr)} ({LrScheduleKinds.Spellings.Name(c.LrSchedule)}, {c.WarmupSteps} warmup steps), weight decay {F(c.WeightDecay)}, max grad norm {F(c.MaxGradNorm)}\n");
         md.Append($"- Batch {c.BatchSize} x grad-accum {c.GradAccum}, max sequence length {c.MaxSeqLen}, compute {ComputeDtypes.Spellings.Name(c.Dtype)}, seed {c.Seed}\n");
         md.Append($"- Steps {steps}, tokens seen {tokensSeen}\n\n");
         if (lineage["privacy"] is JsonObject privacy) AppendPrivacy(md, privacy);

@@ -49,6 +49,8 @@ public sealed partial record TrainConfig
     public int MaxSeqLen { get; init; } = 512;
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
     public double WeightDecay { get; init; }
+    /// <summary>SGD's momentum factor (<see cref="SgdOptions.Momentum"/>); the other optimizers refuse a non-zero one.</summary>
+    public double Momentum { get; init; }
     public LrScheduleKind LrSchedule { get; init; } = LrScheduleKind.Cosine;
     public int WarmupSteps { get; init; } = 10;
     public double MaxGradNorm { get; init; } = 1.0;
@@ -109,6 +111,8 @@ public sealed partial record TrainConfig
         DataSource.ParseAll(Data, source);
         foreach (var key in TrainKeys.All) key.Check(this, source);
         if (Epochs < 1 && MaxSteps <= 0) Fail("epochs", Epochs, "at least 1 (or set max_steps)");
+        if (Momentum != 0 && Optimizer != OptimizerKind.Sgd)
+            Fail("momentum", Momentum, $"0 with optimizer {OptimizerKinds.Spellings.Name(Optimizer)} (only sgd uses momentum): set optimizer sgd or drop momentum");
         if (EvalSplit > 0 && EvalData != null) Fail("eval_split", EvalSplit, "0 when eval_data is given (one source of held-out data)");
         if (MetricForBest != "eval_loss" && EvalSamples == 0) Fail("metric_for_best", MetricForBest, "eval_loss, or set eval_samples > 0 to score accuracy/f1");
         bool evaluates = EvalData != null || EvalSplit > 0;

@@ -8,7 +8,8 @@ public sealed class OptimizerKindsTests
     [InlineData("adamw", OptimizerKind.AdamW)]
     [InlineData("AdamW", OptimizerKind.AdamW)]
     [InlineData("zero-one-adam", OptimizerKind.ZeroOneAdam)]
-    public void TheTwoOptimizersParse(string text, OptimizerKind expected)
+    [InlineData("SGD", OptimizerKind.Sgd)]
+    public void TheOptimizersParse(string text, OptimizerKind expected)
     {
         Assert.Equal(expected, OptimizerKinds.Spellings.Parse(text, "optimizer"));
         Assert.Equal(text.ToLowerInvariant(), OptimizerKinds.Spellings.Name(expected));
@@ -16,6 +17,6 @@ public sealed class OptimizerKindsTests
 
     [Fact]
     public void AnythingElseIsRefused() =>
-        Assert.Equal("optimizer 'sgd' is not one of adamw, zero-one-adam",
-            Assert.Throws<UserInputException>(() => OptimizerKinds.Spellings.Parse("sgd", "optimizer")).Message);
+        Assert.Equal("optimizer 'lion' is not one of adamw, sgd, zero-one-adam",
+            Assert.Throws<UserInputException>(() => OptimizerKinds.Spellings.Parse("lion", "optimizer")).Message);
 }

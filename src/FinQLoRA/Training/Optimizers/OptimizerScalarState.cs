@@ -9,4 +9,5 @@ namespace FinQLoRA.Training.Optimizers;
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "algorithm")]
 [JsonDerivedType(typeof(AdamWScalarState), "adamw")]
 [JsonDerivedType(typeof(ZeroOneAdamScalarState), "zero_one_adam")]
+[JsonDerivedType(typeof(SgdScalarState), "sgd")]
 public abstract record OptimizerScalarState;

@@ -1,0 +1,150 @@
+using TorchSharp;
+using TorchSharp.Modules;
+
+namespace FinQLoRA.Training.Optimizers;
+
+/// <summary>
+/// SGD exactly as PyTorch 2.x computes it on CPU (<c>torch/optim/sgd.py::_single_tensor_sgd</c> with dampening 0, no
+/// Nesterov, no maximize), op for op:
+/// <code>
+/// d  = g + λ·p                  (weight decay as an L2 term on the gradient, only when λ ≠ 0; .grad is left alone)
+/// b  = clone(d)                 (the first step of a parameter: PyTorch's buffer is None until then)
+/// b  = μ·b + (1 − 0)·d          (later steps: mul_ then add_)
+/// p −= lr·b                     (or lr·d when μ = 0: no buffer exists)
+/// </code>
+/// A parameter whose <c>.grad</c> is null is skipped, as in PyTorch. As <see cref="AdamWOptimizer"/> does, the update
+/// runs once over flat buffers of all parameters (see <see cref="FlatParameterBuffers"/>) when it can; the ops are
+/// elementwise, so that is bit-identical to the per-parameter loop. The state is the momentum buffers plus the step
+/// count, so it checkpoints and resumes bit-identically.
+/// </summary>
+public sealed class SgdOptimizer : IAdapterOptimizer
+{
+    /// <summary>PyTorch's default; the update is written with it so that it reads as PyTorch's line does.</summary>
+    private const double Dampening = 0.0;
+
+    private readonly SgdOptions _options;
+    private readonly FlatParameterBuffers? _flat;
+    private readonly torch.Tensor? _flatMomentum;
+    /// <summary>One buffer per parameter, or none at all when momentum is 0 (PyTorch keeps none either).</summary>
+    private readonly torch.Tensor[] _momentum;
+    private readonly long[] _steps;
+    private bool _stepsDiverged;
+
+    /// <remarks>
+    /// The parameters are moved (values unchanged) into one flat buffer that this optimizer shares with them, so
+    /// <see cref="Step"/> updates all of them at once; see <see cref="FlatParameterBuffers"/>.
+    /// </remarks>
+    public SgdOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, SgdOptions? options = null)
+        : this(parameters, options, flatBuffers: true)
+    {
+    }
+
+    /// <param name="flatBuffers">false keeps every step per parameter (the reference that tests compare against)</param>
+    internal SgdOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, SgdOptions? options, bool flatBuffers)
+    {
+        _options = options ?? new SgdOptions();
+        _options.Validate();
+        Parameters = OptimizerStateTensors.Validate(parameters);
+        _flat = flatBuffers ? FlatParameterBuffers.TryCreate(Parameters.Select(p => p.Parameter).ToList()) : null;
+        if (!HasMomentum) _momentum = [];
+        else if (_flat is null) _momentum = Parameters.Select(p => OptimizerStateTensors.ZerosLike(p.Parameter)).ToArray();
+        else
+        {
+            // Per-parameter buffers as views of one flat buffer, so checkpoints keep their per-name format.
+            _flatMomentum = OptimizerStateTensors.ZerosLike(_flat.Values);
+            _momentum = _flat.Views(_flatMomentum);
+        }
+        _steps = new long[Parameters.Count];
+    }
+
+    public IReadOnlyList<(string Name, Parameter Parameter)> Parameters { get; }
+
+    /// <summary>SGD expects gradients already averaged over ranks by the trainer.</summary>
+    public bool CommunicatesGradients => false;
+
+    /// <summary>Whether the last <see cref="Step"/> ran over the flat buffers (for tests).</summary>
+    internal bool LastStepFused { get; private set; }
+
+    private bool HasMomentum => _options.Momentum != 0;
+
+    /// <summary>Parameter <paramref name="i"/>'s momentum buffer (for tests; only when momentum ≠ 0).</summary>
+    internal torch.Tensor MomentumBuffer(int i) => _momentum[i];
+
+    /// <summary>
+    /// One update over the flat buffers when every parameter has a gradient and all have taken the same number of
+    /// steps; otherwise (some gradient is null, now or in an earlier step) per parameter, skipping null gradients.
+    /// </summary>
+    public void Step(double lr)
+    {
+        using var noGrad = torch.no_grad();
+        LastStepFused = _flat is not null && !_stepsDiverged && _flat.TryBindGradients();
+        if (LastStepFused)
+        {
+            long step = _steps[0] + 1;
+            Array.Fill(_steps, step);
+            Update(_flat!.Values, _flat.Grads, _flatMomentum, firstStep: step == 1, lr);
+            return;
+        }
+        for (int i = 0; i < Parameters.Count; i++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var parameter = Parameters[i].Parameter;
+            if (parameter.grad is not { } grad) continue;
+            Update(parameter, grad, HasMomentum ? _momentum[i] : null, firstStep: ++_steps[i] == 1, lr);
+        }
+        _stepsDiverged = _steps.Any(s => s != _steps[0]);
+    }
+
+    /// <summary>PyTorch's <c>_single_tensor_sgd</c> body for one (possibly flat) parameter, op for op.</summary>
+    private void Update(torch.Tensor parameter, torch.Tensor grad, torch.Tensor? momentumBuffer, bool firstStep, double lr)
+    {
+        using var scope = torch.NewDisposeScope();
+        // Out of place, as PyTorch's d_p.add(param, ...): the decayed gradient must not leak into .grad.
+        torch.Tensor direction = _options.WeightDecay != 0 ? grad.add(parameter, alpha: _options.WeightDecay) : grad;
+        if (momentumBuffer is not null)
+        {
+            if (firstStep) momentumBuffer.copy_(direction);
+            else momentumBuffer.mul_(_options.Momentum).add_(direction, alpha: 1 - Dampening);
+            direction = momentumBuffer;
+        }
+        parameter.add_(direction, alpha: -lr);
+    }
+
+    public void ZeroGrad()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        foreach (var (_, parameter) in Parameters) parameter.grad?.zero_();
+    }
+
+    public OptimizerCheckpoint StateDict()
+    {
+        if (_steps.Distinct().Count() > 1)
+            throw new InvalidOperationException($"SGD parameters have taken different step counts ({string.Join(", ", _steps.Distinct())}); a parameter without a gradient was skipped, which this checkpoint format does not record");
+        var tensors = new Dictionary<string, torch.Tensor>();
+        for (int i = 0; i < _momentum.Length; i++)
+            tensors[Parameters[i].Name + ".momentum_buffer"] = OptimizerStateTensors.Snapshot(_momentum[i]);
+        return new OptimizerCheckpoint(tensors, new SgdScalarState(_steps[0], _options.Momentum));
+    }
+
+    public void LoadStateDict(OptimizerCheckpoint state)
+    {
+        var scalars = OptimizerStateTensors.ScalarsAs<SgdScalarState>(state.Scalars, "SGD");
+        if (scalars.Step < 0) throw new UserInputException($"optimizer state step = {scalars.Step} is negative; the checkpoint is corrupt");
+        if (scalars.Momentum != _options.Momentum)
+            throw UserInputException.About($"optimizer state was written with sgd momentum {scalars.Momentum}, but this run has {_options.Momentum}; resume with {new ConfigField("momentum")} {scalars.Momentum}");
+        if (state.Tensors.Count != _momentum.Length)
+            throw new UserInputException($"optimizer state has {state.Tensors.Count} tensors, expected {_momentum.Length} (a momentum_buffer for each of {Parameters.Count} parameters when momentum ≠ 0); resume with the same adapter config");
+        for (int i = 0; i < _momentum.Length; i++)
+            OptimizerStateTensors.LoadInto(state.Tensors, Parameters[i].Name + ".momentum_buffer", _momentum[i]);
+        Array.Fill(_steps, scalars.Step);
+        _stepsDiverged = false;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _momentum) t.Dispose();
+        _flatMomentum?.Dispose();
+        _flat?.Dispose();
+    }
+}
