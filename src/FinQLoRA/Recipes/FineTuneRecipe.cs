@@ -63,21 +63,23 @@ public static class FineTuneRecipe
         var checkpoints = new RunCheckpoints(c.Out, c.KeepCheckpoints, comm, log);
         using var runFolder = RunFolder.Claim(c, isMain); // the lock: a second run on the same folder is refused here
         if (c.Resume) checkpoints.CheckResumable(lora, family);
-        foreach (string line in inputs.Summary) log(line);
+        // What tokenizing and planning found is printed only once the last input check (the privacy settings of the
+        // checkpoint to resume) has passed, so a refusal is the only line a refused run prints.
+        var found = new List<string>(inputs.Summary);
         var sft = new SftTokenizer(tokenizer, c.MaxSeqLen);
-        var examples = inputs.Tokenize(sft, c.Seed, log, units: c.Dp);
+        var examples = inputs.Tokenize(sft, c.Seed, found.Add, units: c.Dp);
         var evaluator = inputs.EvalTasks.Count > 0 ? new TrainingEvaluator(inputs.EvalTasks, sft, tokenizer, c, c.Device.ToTorch()) : null;
-        if (sft.TruncatedPrompts > 0) log($"warning: {sft.TruncatedPrompts} prompts were longer than max_seq_len {c.MaxSeqLen} and were cut from the left");
-        if (sft.TruncatedTargets > 0) log($"warning: {sft.TruncatedTargets} targets were cut to fit max_seq_len {c.MaxSeqLen}");
+        if (sft.TruncatedPrompts > 0) found.Add($"warning: {sft.TruncatedPrompts} prompts were longer than max_seq_len {c.MaxSeqLen} and were cut from the left");
+        if (sft.TruncatedTargets > 0) found.Add($"warning: {sft.TruncatedTargets} targets were cut to fit max_seq_len {c.MaxSeqLen}");
         // DP draws every step's units afresh (PrivateBatches); otherwise each epoch is a seeded order of batches.
-        var batches = c.Dp ? null : TrainingBatches.Create(examples, c, comm.Size, log);
+        var batches = c.Dp ? null : TrainingBatches.Create(examples, c, comm.Size, found.Add);
         var privateBatches = c.Dp ? PrivateBatches.Create(examples, c, comm.Size) : null;
         int batchesPerEpoch = privateBatches?.BatchesPerEpoch ?? batches!.BatchesPerEpoch;
         var plan = TrainingPlan.For(c, batchesPerEpoch);
-        if (plan.WarmupNote is { } note) log(note);
+        if (plan.WarmupNote is { } note) found.Add(note);
         var privacy = privateBatches != null ? PrivacyPlan.For(c, privateBatches, plan.TotalSteps) : null;
         if (c.Resume) checkpoints.CheckResumablePrivacy(privacy?.Settings());
-        foreach (string line in privacy?.Summary ?? []) log(line);
+        foreach (string line in found.Concat(privacy?.Summary ?? [])) log(line);
 
         // 2. Base model, frozen; adapters fresh (seeded init) or from the latest checkpoint when resuming.
         loadTimer.Start();
