@@ -50,7 +50,14 @@ public sealed record AdapterCompatibility(string BaseCheckedBy, string BaseIdent
     }
 
     private static UserInputException Differs(AdapterToAverage a, AdapterToAverage first, string key, string have, string want) =>
-        new($"adapters average: adapter {a.Input} has {key} = {have} but adapter {first.Input} has {key} = {want}; only adapters of one base and one shape average");
+        new($"adapters average: adapter {a.Input} has {key} = {have} but adapter {first.Input} has {key} = {want}; {Fix(key)}");
+
+    private static string Fix(string key) => key switch
+    {
+        "lora_a_frozen" => "FFA-LoRA adapters (frozen A) average only with each other: train every site with the same lora_a_frozen",
+        "lora_a_seed" => "FFA-LoRA adapters share A only when every site trains with the same seed",
+        _ => "only adapters of one base and one shape average",
+    };
 
     private static void SameTensors(AdapterToAverage a, AdapterToAverage first)
     {
