@@ -30,6 +30,11 @@ internal static class CommandRegistry
             model.SetDescription("Models: fetch from the Hugging Face Hub.");
             model.AddCommand<ModelFetchCommand>("fetch").WithDescription("Download a model repo from the Hugging Face Hub (config, tokenizer, safetensors by default).");
         });
+        config.AddBranch("adapters", adapters =>
+        {
+            adapters.SetDescription("PEFT adapters: combine several sites' adapters of one base.");
+            adapters.AddCommand<AdaptersAverageCommand>("average").WithDescription("Weighted average of compatible adapters (same base, targets, r, alpha; exact for FFA-LoRA's shared frozen A) into a new PEFT adapter with lineage.");
+        });
         config.AddBranch("serve-keys", keys =>
         {
             keys.SetDescription("API keys of 'finqlora serve --keys': add one (printed once, stored as its SHA-256), list them.");

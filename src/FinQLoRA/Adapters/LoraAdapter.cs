@@ -37,13 +37,26 @@ public sealed class LoraAdapter : nn.Module
     public double Scaling { get; }
     public double Dropout { get; }
     public bool UseDora => lora_magnitude_vector is not null;
+    /// <summary>FFA-LoRA: A keeps its values and is left out of <see cref="TrainableTensors"/> (but not of <see cref="Tensors"/>).</summary>
+    public bool AFrozen { get; private set; }
 
-    /// <summary>The trainable tensors with their PEFT key suffixes.</summary>
+    /// <summary>Every tensor with its PEFT key suffix: what an adapter file holds.</summary>
     public IEnumerable<(string Name, Parameter P)> Tensors()
     {
         yield return ("lora_A.weight", lora_A);
         yield return ("lora_B.weight", lora_B);
         if (lora_magnitude_vector is not null) yield return ("lora_magnitude_vector", lora_magnitude_vector);
+    }
+
+    /// <summary>The tensors an optimizer updates: <see cref="Tensors"/> without A when A is frozen.</summary>
+    public IEnumerable<(string Name, Parameter P)> TrainableTensors() => Tensors().Where(t => !(AFrozen && ReferenceEquals(t.P, lora_A)));
+
+    /// <summary>Freezes A where it is (FFA-LoRA): no gradient is computed for it and no optimizer sees it.</summary>
+    public void FreezeA()
+    {
+        if (UseDora) throw LoraConfig.FrozenAWithDora($"adapter '{Name}'");
+        AFrozen = true;
+        lora_A.requires_grad = false;
     }
 
     /// <summary>ΔW = s·B·A [out, in] in fp32.</summary>

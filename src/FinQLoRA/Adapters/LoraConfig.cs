@@ -9,7 +9,8 @@ namespace FinQLoRA.Adapters;
 /// "all-linear" for every linear projection of the blocks, never lm_head; resolved against the model's family when the
 /// adapter is put in: <see cref="ResolvedTargets"/>), <c>use_rslora</c>
 /// (scaling α/√r instead of α/r) and <c>use_dora</c> (weight-decomposed LoRA).
-/// <see cref="InitSeed"/> seeds the A matrices so that a run can be repeated exactly.
+/// <see cref="InitSeed"/> seeds the A matrices so that a run can be repeated exactly; <see cref="FreezeA"/> keeps them
+/// there (FFA-LoRA), which PEFT's file has no key for.
 /// </summary>
 public sealed record LoraConfig
 {
@@ -34,6 +35,12 @@ public sealed record LoraConfig
     public bool UseDora { get; init; }
     public string? BaseModelNameOrPath { get; init; }
     public long InitSeed { get; init; }
+    /// <summary>
+    /// FFA-LoRA (Sun et al., ICLR 2024): A stays at its seeded init and only B trains, so ΔW = s·B·A is linear in the
+    /// trained weights and adapters that share A average exactly (avg(Bᵢ)·A = avg(Bᵢ·A)). PEFT's adapter_config.json has
+    /// no key for it (older PEFT versions refuse unknown keys), so FinQLoRA records it in lineage.json and run.json only.
+    /// </summary>
+    public bool FreezeA { get; init; }
 
     /// <summary>The factor s on the adapter branch: α/r, or α/√r with rsLoRA.</summary>
     public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
@@ -49,5 +56,11 @@ public sealed record LoraConfig
         if (!double.IsFinite(Alpha) || Alpha <= 0) throw new UserInputException($"{source}: lora_alpha = {Alpha}; it must be a positive number (FinLoRA uses 32)");
         if (!(Dropout >= 0 && Dropout < 1)) throw new UserInputException($"{source}: lora_dropout = {Dropout}; it must be in [0, 1)");
         LoraTargets.Parse(TargetModules, source);
+        if (FreezeA && UseDora) throw FrozenAWithDora(source);
     }
+
+    /// <summary>DoRA scales each row by m/‖W₀ + s·B·A‖, which is not linear in B: averaging FFA adapters would no longer
+    /// be exact, the one thing frozen A is for, so the pair is refused rather than half supported.</summary>
+    public static UserInputException FrozenAWithDora(string source) =>
+        UserInputException.About($"{source}: {new ConfigField("lora_a_frozen")} true with {new ConfigField("use_dora")} true is refused; DoRA's row normalisation makes the weight non-linear in B, so frozen-A (FFA-LoRA) adapters would no longer average exactly; set one of them to false");
 }

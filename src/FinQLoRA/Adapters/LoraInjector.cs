@@ -8,7 +8,8 @@ namespace FinQLoRA.Adapters;
 /// <summary>
 /// Puts named LoRA adapters into a <see cref="DecoderModel"/> (PEFT's <c>get_peft_model</c> / <c>add_adapter</c>),
 /// switches between them, and takes them out again. After <see cref="Apply(DecoderModel, LoraConfig, long, string)"/>
-/// exactly the active adapter's A, B (and DoRA m) tensors require grad; everything else is frozen.
+/// exactly the active adapter's A, B (and DoRA m) tensors require grad (B alone when A is frozen: FFA-LoRA); everything
+/// else is frozen.
 /// </summary>
 public static class LoraInjector
 {
@@ -98,7 +99,8 @@ public static class LoraInjector
     /// <summary>
     /// The trainable tensors of one adapter (the active one by default), named as in PEFT's state dict without its
     /// <c>base_model.model.</c> prefix: <c>model.layers.{i}.self_attn.q_proj.lora_A.weight</c>. This is the list to
-    /// hand to the optimizer and to save; nothing else in the model is trained.
+    /// hand to the optimizer; nothing else in the model is trained. A frozen A (FFA-LoRA) is not in it, though the
+    /// adapter's files still hold it (<see cref="PeftAdapterFiles.Save"/> writes every tensor).
     /// </summary>
     public static IEnumerable<(string Name, Parameter P)> AdapterParameters(DecoderModel model, string? adapterName = null)
     {
@@ -106,8 +108,18 @@ public static class LoraInjector
         if (name is null) yield break;
         foreach (var w in Wrapped(model))
             if (w.Lora.Adapters.ContainsKey(name))
-                foreach (var (suffix, p) in w.Lora.AdapterParameters(name))
+                foreach (var (suffix, p) in w.Lora.TrainableParameters(name))
                     yield return ($"{w.ModulePath}.{suffix}", p);
+    }
+
+    /// <summary>Freezes the A matrices of adapter <paramref name="adapterName"/> where they are (FFA-LoRA), e.g. after a
+    /// resumed run read them back from its checkpoint; the trainable set is then B alone.</summary>
+    public static void FreezeA(DecoderModel model, string adapterName = LoraLinear.DefaultAdapter)
+    {
+        var all = Wrapped(model).Where(w => w.Lora.Adapters.ContainsKey(adapterName)).ToList();
+        if (all.Count == 0) throw new ArgumentException($"the model has no adapter '{adapterName}'", nameof(adapterName));
+        foreach (var w in all) w.Lora.Adapters[adapterName].FreezeA();
+        SetActiveAdapter(model, ActiveAdapter(model));
     }
 
     /// <summary>Removes one adapter everywhere; projections left with no adapter go back to their bare base module.</summary>

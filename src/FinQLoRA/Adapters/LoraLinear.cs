@@ -80,6 +80,7 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
             magnitude = RowNorm(w).MoveToOuterDisposeScope();
         }
         var adapter = new LoraAdapter(name, a, b, magnitude, config.Scaling, config.Dropout);
+        if (config.FreezeA) adapter.FreezeA();
         _adapters[name] = adapter;
         register_module("lora_" + name, adapter);
         _active = name;
@@ -107,12 +108,19 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
         if (_active == name) _active = null;
     }
 
-    /// <summary>The trainable tensors of one adapter (the active one by default) with their PEFT key suffixes
-    /// (<c>lora_A.weight</c>, <c>lora_B.weight</c>, <c>lora_magnitude_vector</c>).</summary>
+    /// <summary>Every tensor of one adapter (the active one by default) with its PEFT key suffix
+    /// (<c>lora_A.weight</c>, <c>lora_B.weight</c>, <c>lora_magnitude_vector</c>): what is saved, frozen A included.</summary>
     public IEnumerable<(string Name, Parameter P)> AdapterParameters(string? adapter = null)
     {
         string name = adapter ?? _active ?? throw new InvalidOperationException("no adapter named and none active");
         return _adapters.TryGetValue(name, out var a) ? a.Tensors() : [];
+    }
+
+    /// <summary>The tensors of one adapter an optimizer updates: <see cref="AdapterParameters"/> less a frozen A (FFA-LoRA).</summary>
+    public IEnumerable<(string Name, Parameter P)> TrainableParameters(string? adapter = null)
+    {
+        string name = adapter ?? _active ?? throw new InvalidOperationException("no adapter named and none active");
+        return _adapters.TryGetValue(name, out var a) ? a.TrainableTensors() : [];
     }
 
     public override Tensor forward(Tensor x)

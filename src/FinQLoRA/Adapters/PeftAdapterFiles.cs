@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using FinQLoRA.IO;
 using FinQLoRA.Models;
@@ -52,21 +53,33 @@ public static class PeftAdapterFiles
                         parameters += t.numel();
                         tensorBytes += t.numel() * t.element_size();
                     }
-            AtomicFile.WriteDirectory(dir, temp =>
-            {
-                var json = PeftAdapterConfig.ToJson(config, targets);
-                File.WriteAllText(Path.Combine(temp, PeftAdapterConfig.FileName), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-                string weights = Path.Combine(temp, WeightsFileName);
-                SafetensorsFile.Write(weights, tensors, new Dictionary<string, string> { ["format"] = "pt" });
-                fileBytes = new FileInfo(weights).Length;
-                extraFiles?.Invoke(temp);
-            });
+            fileBytes = WriteFolder(dir, PeftAdapterConfig.ToJson(config, targets), tensors, extraFiles);
         }
         finally
         {
             foreach (var (_, t) in tensors) t.Dispose();
         }
         return new PeftAdapterInfo(Path.GetFullPath(dir), adapterName, modules.Count, parameters, tensorBytes, fileBytes);
+    }
+
+    /// <summary>
+    /// Writes a PEFT adapter folder from its parts (replacing <paramref name="dir"/> as a whole, atomically, as
+    /// <see cref="Save"/> does): <paramref name="config"/> as adapter_config.json and <paramref name="tensors"/>, named
+    /// with their full PEFT keys, as adapter_model.safetensors with PEFT's <c>format: pt</c> metadata.
+    /// </summary>
+    /// <returns>the size of the weights file in bytes</returns>
+    public static long WriteFolder(string dir, JsonObject config, IEnumerable<KeyValuePair<string, Tensor>> tensors, Action<string>? extraFiles = null)
+    {
+        long fileBytes = 0;
+        AtomicFile.WriteDirectory(dir, temp =>
+        {
+            File.WriteAllText(Path.Combine(temp, PeftAdapterConfig.FileName), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            string weights = Path.Combine(temp, WeightsFileName);
+            SafetensorsFile.Write(weights, tensors, new Dictionary<string, string> { ["format"] = "pt" });
+            fileBytes = new FileInfo(weights).Length;
+            extraFiles?.Invoke(temp);
+        });
+        return fileBytes;
     }
 
     /// <summary>

@@ -25,7 +25,7 @@ public static class ModelCard
         md.Append("tags:\n- lora\n- qlora\n- finqlora\n- finance\n---\n\n");
         md.Append("# LoRA adapter trained with FinQLoRA\n\n## Model details\n\n");
         md.Append($"- Base model: `{c.Model}` ({c.Bits}-bit{(c.Bits == 4 ? $" {FourBitTypes.Spellings.Name(c.Quant)}{(c.DoubleQuant ? " + double quantization" : "")}" : c.Bits == 8 ? " LLM.int8" : "")} while training)\n");
-        md.Append($"- Adapter: {(c.UseDora ? "DoRA" : "LoRA")}, rank {c.Rank}, alpha {F(c.Alpha)}{(c.UseRslora ? " (rsLoRA scaling)" : "")}, dropout {F(c.Dropout)}, targets {string.Join(",", c.Targets)}\n");
+        md.Append($"- Adapter: {(c.UseDora ? "DoRA" : "LoRA")}, rank {c.Rank}, alpha {F(c.Alpha)}{(c.UseRslora ? " (rsLoRA scaling)" : "")}, dropout {F(c.Dropout)}, targets {string.Join(",", c.Targets)}{(c.LoraAFrozen ? $"; A frozen at its init from seed {c.Seed}, only B trained (FFA-LoRA)" : "")}\n");
         md.Append($"- Trained by FinQLoRA {lineage["finqlora_version"]}{(lineage["commit"] is { } commit ? $" (commit {commit})" : "")}\n\n");
         md.Append("## Uses\n\nFine-tuned for the financial task(s) in its training data below, with the same prompt format. ");
         md.Append("Load it with PEFT (`PeftModel.from_pretrained`) or FinQLoRA (`--adapter`) on the base model above.\n\n");

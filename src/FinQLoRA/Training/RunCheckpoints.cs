@@ -51,6 +51,7 @@ public sealed class RunCheckpoints(string outDir, int keep, ICommunicator comm, 
             {
                 loaded = TrainingCheckpoint.Load(path, comm.Rank, comm.Size);
                 PeftAdapterFiles.Load(loaded.AdapterDir, model, LoraLinear.DefaultAdapter);
+                if (lora.FreezeA) LoraInjector.FreezeA(model); // PEFT's files cannot say so; A stays as the checkpoint holds it
                 if (IsMain) log($"resuming from {path} (step {loaded.State.Step})");
                 return loaded;
             }

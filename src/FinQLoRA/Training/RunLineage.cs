@@ -31,8 +31,21 @@ public static class RunLineage
             ["commit"] = BuildInfo.Commit,
             ["command_line"] = new JsonArray(Environment.GetCommandLineArgs().Select(a => (JsonNode)a).ToArray()),
             ["inputs"] = inputs,
+            [AdapterKey] = Settings(c),
         };
     }
+
+    /// <summary>The adapter settings PEFT's adapter_config.json cannot hold: whether A was frozen at its init (FFA-LoRA)
+    /// and the seed it was drawn from (adapters that share it share A, so <c>finqlora adapters average</c> is exact).</summary>
+    public static JsonObject Settings(TrainConfig c) => new()
+    {
+        [LoraAFrozenKey] = c.LoraAFrozen,
+        [LoraASeedKey] = c.Seed,
+    };
+
+    public const string AdapterKey = "adapter";
+    public const string LoraAFrozenKey = "lora_a_frozen";
+    public const string LoraASeedKey = "lora_a_seed";
 
     /// <summary>sha256 of every file in an adapter folder except <paramref name="except"/>, by file name.</summary>
     public static JsonObject HashFolder(string folder, params string[] except)

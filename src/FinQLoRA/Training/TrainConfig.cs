@@ -41,6 +41,8 @@ public sealed partial record TrainConfig
     public IReadOnlyList<string> Targets { get; init; } = LoraConfig.DefaultTargets;
     public bool UseRslora { get; init; }
     public bool UseDora { get; init; }
+    /// <summary>FFA-LoRA: A frozen at its seeded init (<see cref="LoraConfig.FreezeA"/>).</summary>
+    public bool LoraAFrozen { get; init; }
     public double Lr { get; init; } = 1e-4;
     public int Epochs { get; init; } = 4;
     public int MaxSteps { get; init; } = -1;
@@ -121,6 +123,7 @@ public sealed partial record TrainConfig
         FinQLoRA.Data.Formats.DataFormats.Parse(DataFormat, source);
         if (ChatTemplate != "auto") FinQLoRA.Data.Chat.ChatTemplate.Parse(ChatTemplate, source);
         if (EvalTask != null) FinQLoRA.Data.Tasks.TaskRegistry.Get(EvalTask);
+        if (LoraAFrozen && UseDora) throw LoraConfig.FrozenAWithDora(source);
         Privacy.DpConfigCheck.Validate(this, source);
     }
 
@@ -128,7 +131,7 @@ public sealed partial record TrainConfig
     public LoraConfig ToLoraConfig() => new()
     {
         Rank = Rank, Alpha = Alpha, Dropout = Dropout, TargetModules = Targets,
-        UseRsLora = UseRslora, UseDora = UseDora, BaseModelNameOrPath = Model, InitSeed = Seed,
+        UseRsLora = UseRslora, UseDora = UseDora, BaseModelNameOrPath = Model, InitSeed = Seed, FreezeA = LoraAFrozen,
     };
 
     /// <summary>Every key as run.json records it (the spellings the keys take), then the config file and the sources.</summary>

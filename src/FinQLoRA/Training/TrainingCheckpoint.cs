@@ -22,6 +22,8 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
     public const string Prefix = "checkpoint-";
     private const string StateFile = "trainer_state.json";
     private const string TensorFile = "training_state.safetensors";
+    /// <summary>FFA-LoRA, which adapter_config.json has no key for: a checkpoint without it was trained with A.</summary>
+    private const string LoraAFrozenKey = "lora_a_frozen";
 
     /// <param name="otherRanks">the <see cref="RankLocalState"/> tensors of ranks 1..WorldSize−1, in rank order</param>
     public static void Save(string outDir, TrainingCheckpoint state, DecoderModel model, LoraConfig lora,
@@ -46,6 +48,7 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
             {
                 ["step"] = state.Step, ["epoch"] = state.Epoch, ["next_batch"] = state.NextBatch, ["last_loss"] = state.LastLoss,
                 ["world_size"] = state.WorldSize,
+                [LoraAFrozenKey] = lora.FreezeA,
                 ["optimizer"] = optimizerScalars.DeepClone(),
                 ["best"] = best?.DeepClone(),
                 ["privacy"] = privacy?.DeepClone(),
@@ -79,6 +82,11 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
         Same("lora_alpha", "alpha", o["lora_alpha"]?.GetValue<double>(), wanted.Alpha);
         Same("use_dora", "use_dora", o["use_dora"]?.GetValue<bool>(), wanted.UseDora);
         Same("use_rslora", "use_rslora", o["use_rslora"]?.GetValue<bool>(), wanted.UseRsLora);
+        bool? frozen = false;
+        try { frozen = (JsonNode.Parse(File.ReadAllText(Path.Combine(dir, StateFile))) as JsonObject)?[LoraAFrozenKey]?.GetValue<bool>() ?? false; }
+        catch (Exception e) when (e is IOException or JsonException or InvalidOperationException) { frozen = null; } // damaged: Load reports it
+        if (frozen != null && frozen != wanted.FreezeA)
+            throw UserInputException.About($"resume: {Path.Combine(dir, StateFile)} has {LoraAFrozenKey} = {(frozen.Value ? "true" : "false")} but the run asks for {new ConfigField("lora_a_frozen")} {(wanted.FreezeA ? "true" : "false")}; the optimizer state covers {(frozen.Value ? "B alone" : "A and B")}: resume with the run's settings or start a new {new ConfigField("out")}");
         if (o["target_modules"] is JsonArray targets)
         {
             var have = targets.Select(t => t?.GetValue<string>() ?? "").Order().ToList();
