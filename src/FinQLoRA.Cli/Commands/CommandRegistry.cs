@@ -46,7 +46,7 @@ internal static class CommandRegistry
         {
             debug.HideBranch();
             debug.SetDescription("Checks of one device against another: dump logits, dequantized weights or adapter gradients as safetensors.");
-            debug.AddCommand<DebugDumpLogitsCommand>("dump-logits").WithDescription("Write the logits of every prompt position (fp32 [T, vocab]) and the prompt's ids as safetensors.");
+            debug.AddCommand<DebugDumpLogitsCommand>("dump-logits").WithDescription("Write the logits of every prompt position (fp32, prompt length × vocabulary) and the prompt's ids as safetensors.");
             debug.AddCommand<DebugDumpDequantCommand>("dump-dequant").WithDescription("Write every quantized weight dequantized on --device, fp32 under its Hugging Face name, as safetensors.");
             debug.AddCommand<DebugDumpGradsCommand>("dump-grads").WithDescription("Write one training step's adapter gradients on the first --batch-size examples, under PEFT keys, as safetensors.");
         });
