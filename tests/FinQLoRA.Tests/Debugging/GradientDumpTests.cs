@@ -64,19 +64,21 @@ public sealed partial class GradientDumpTests
         Assert.Equal(8, checkedCoordinates);
     }
 
-    /// <summary>A fresh adapter is seeded as training seeds it (B = 0): A's gradients are exactly zero, B's are not,
-    /// under the default targets' PEFT keys; the record names the step's loss and target tokens.</summary>
-    [Fact]
-    public void FreshAdapterHasZeroGradientsForAOnly()
+    /// <summary>A fresh adapter is seeded as training seeds it (B = 0): A's gradients are exactly zero, B's (and DoRA's
+    /// magnitudes') are not, under the default targets' PEFT keys; the record names the step's loss and target tokens.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void FreshAdapterHasZeroGradientsForAOnly(bool dora)
     {
         using var temp = new TempFolder();
         string data = WriteData(temp);
         string output = temp.PathOf("grads.safetensors");
         DumpFiles.Run("debug", "dump-grads", "--model", SeededLlama.Folder, "--data", data, "--dtype", "f32", "--batch-size", "2",
-            "--max-seq-len", MaxSeqLen.ToString(), "--targets", "q_proj,k_proj,v_proj", "--out", output);
+            "--max-seq-len", MaxSeqLen.ToString(), "--targets", "q_proj,k_proj,v_proj", "--use-dora", dora ? "true" : "false", "--out", output);
         using var scope = NewDisposeScope();
         var grads = DumpFiles.Read(output);
-        Assert.Equal(5 * 3 * 2, grads.Count);
+        Assert.Equal(5 * 3 * (dora ? 3 : 2), grads.Count);
         Assert.All(grads.Keys, k => Assert.Matches(PeftKey(), k));
         foreach (var (key, g) in grads)
         {
@@ -89,7 +91,7 @@ public sealed partial class GradientDumpTests
         Assert.True(double.IsFinite((double)record["loss"]!));
     }
 
-    [GeneratedRegex(@"^base_model\.model\.model\.layers\.[0-4]\.self_attn\.[qkv]_proj\.lora_[AB]\.weight$")]
+    [GeneratedRegex(@"^base_model\.model\.model\.layers\.[0-4]\.self_attn\.[qkv]_proj\.(lora_[AB]\.weight|lora_magnitude_vector)$")]
     private static partial Regex PeftKey();
 
     private static string WriteData(TempFolder temp) => temp.Write("train.jsonl", string.Join("\n",
