@@ -18,17 +18,19 @@ public static class DebugDump
     /// <summary>The record's file: the dump's path plus this suffix.</summary>
     public const string RecordSuffix = ".json";
 
-    /// <summary>Refuses a missing model and an output that is an input or exists without <paramref name="overwrite"/>.</summary>
-    public static void Check(string model, string output, bool overwrite, params string?[] otherInputs)
+    /// <summary>Refuses a missing model or other input (each named by its field) and an output that is an input or
+    /// exists without <paramref name="overwrite"/>.</summary>
+    public static void Check(string model, string output, bool overwrite, params (string Field, string? Path)[] otherInputs)
     {
         if (string.IsNullOrWhiteSpace(model)) throw UserInputException.About($"{new ConfigField("model")} is required");
         if (!File.Exists(model) && !Directory.Exists(model))
             throw UserInputException.About($"{new ConfigField("model")} {model}: not found; pass a Hugging Face model folder or a .gguf file");
-        foreach (string? input in otherInputs)
-            if (input != null && !File.Exists(input) && !Directory.Exists(input))
-                throw new UserInputException($"{input}: not found");
-        OutputPlacement.CheckFile(output, [model, .. otherInputs], overwrite);
-        OutputPlacement.CheckFile(output + RecordSuffix, [model, .. otherInputs], overwrite);
+        foreach (var (field, path) in otherInputs)
+            if (path != null && !File.Exists(path) && !Directory.Exists(path))
+                throw UserInputException.About($"{new ConfigField(field)} {path}: not found");
+        string?[] inputs = [model, .. otherInputs.Select(i => i.Path)];
+        OutputPlacement.CheckFile(output, inputs, overwrite);
+        OutputPlacement.CheckFile(output + RecordSuffix, inputs, overwrite);
     }
 
     /// <summary>Writes <paramref name="tensors"/> (moved to the CPU as they are written) to <paramref name="output"/> and

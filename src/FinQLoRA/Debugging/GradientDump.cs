@@ -27,7 +27,7 @@ public static class GradientDump
     public static DebugDumpResult Run(GradientDumpOptions o)
     {
         var c = o.Config with { Dropout = 0 };
-        DebugDump.Check(c.Model, o.OutPath, o.Overwrite, c.Data, o.Adapter);
+        DebugDump.Check(c.Model, o.OutPath, o.Overwrite, ("data", c.Data), ("adapter", o.Adapter));
         if (c.BatchSize < 1) throw UserInputException.About($"{new ConfigField("batch_size")} must be at least 1 (got {c.BatchSize})");
         if (c.MaxSeqLen < 2) throw UserInputException.About($"{new ConfigField("max_seq_len")} must be at least 2 (got {c.MaxSeqLen})");
         var lora = c.ToLoraConfig();

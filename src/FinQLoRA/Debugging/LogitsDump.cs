@@ -18,7 +18,7 @@ public static class LogitsDump
 
     public static DebugDumpResult Run(LogitsDumpOptions o)
     {
-        DebugDump.Check(o.ModelPath, o.OutPath, o.Overwrite, o.Adapter);
+        DebugDump.Check(o.ModelPath, o.OutPath, o.Overwrite, ("adapter", o.Adapter));
         if (string.IsNullOrEmpty(o.Prompt)) throw UserInputException.About($"{new ConfigField("prompt")} is required and must not be empty");
         var tokenizer = ModelLoading.LoadTokenizer(o.ModelPath);
         int[] ids = tokenizer.Encode(o.Prompt, addBos: tokenizer.AddsBosByDefault);

@@ -45,6 +45,16 @@ public sealed class DebugCommandLineTests
     }
 
     [Fact]
+    public void MissingDataIsRefusedNamingData()
+    {
+        using var temp = new TempFolder();
+        var r = InProcessCli.Run("debug", "dump-grads", "--model", SeededLlama.Folder, "--data", temp.PathOf("none.jsonl"), "--out", temp.PathOf("g.safetensors"));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--data", r.Stderr);
+        Assert.Contains("none.jsonl", r.Stderr);
+    }
+
+    [Fact]
     public void AnExistingOutputIsKeptWithoutOverwrite()
     {
         using var temp = new TempFolder();
