@@ -13,11 +13,12 @@
 # verdicts and the figures to $OUT/summary.md. Every step has its own time limit and none stops the others; steps
 # that need a working shim are skipped (and say so) when none loads, the Python-only ones still run.
 #
+# Step 2 compares $device with cpu through the hidden `finqlora debug` commands: logits of every prompt position
+# (dump-logits, HF and GGUF, within 1e-4), NF4+DQ/FP4/int8 weights dequantized on the device (dump-dequant of folders
+# quantized on the cpu, bit-identical) and one step's LoRA/DoRA gradients (dump-grads, within 1e-5 relative), each
+# with compare.py; then greedy ids and 20 training steps.
+#
 # What the CLI cannot do yet, so this script does not do it either (each is named again where it would run):
-#   - logits on cuda vs cpu within 1e-4 (step 2): no command prints or writes logits; greedy ids are compared instead
-#   - NF4/FP4/int8 dequantization bit-identical on cuda (step 2): no command dequantizes on a device and writes the
-#     result; the quantized forward is exercised through greedy generate --bits 4/8 instead
-#   - LoRA/DoRA gradients on cuda vs cpu (step 2): no command writes gradients; 20 training steps are compared instead
 #   - `serve` (step 2): not in the CLI
 #   - FinQLoRA reproducing PEFT's logits for a PEFT-made adapter (step 3): no logits output; the returned fixtures
 #     are checked by the C# tests (PeftMadeLoraAdapterGivesPeftsLogits, PeftMadeDoraAdapterGivesPeftsLogits) on CPU
@@ -226,18 +227,71 @@ nccl_one_rank() {
     return "${PIPESTATUS[0]}"
 }
 
-export -f finq prompts gen_ids train_cmp nccl_one_rank
+# dump_cmp NAME "COMPARE-MODE [OPTIONS]" DEBUG-COMMAND [its options]: `finqlora debug DEBUG-COMMAND` on cpu (ref) and on
+# $device (dev), the two safetensors compared by compare.py in that mode; the device's record is kept.
+dump_cmp() {
+    local name=$1 compare=$2
+    shift 2
+    local run d
+    for run in ref dev; do
+        d=cpu
+        [ "$run" = dev ] && d=$device
+        finq debug "$@" --device "$d" --out "$work/c/$name.$run.safetensors" --overwrite || return 1
+    done
+    cp "$work/c/$name.dev.safetensors.json" "$OUT/dump-$name.$device.json"
+    # shellcheck disable=SC2086 # the mode and its options are separate words
+    python3 "$repo/scripts/gpu/compare.py" $compare "$work/c/$name.ref.safetensors" "$work/c/$name.dev.safetensors" | verdict
+    return "${PIPESTATUS[0]}"
+}
+
+# quantized KIND [quantize options]: stories260K quantized on the cpu into $work/c/q-KIND, so that the device dumps
+# decode the very codes the cpu decodes (the check is the dequantization, not the quantizer).
+quantized() {
+    local kind=$1
+    shift
+    finq quantize --model "$models/stories260K-hf" --out "$work/c/q-$kind" --overwrite "$@"
+}
+
+# grads_cmp NAME [train options]: a start adapter from 3 cpu training steps (B is then not zero, so A's gradients are
+# not either), then one step's gradients on the first 4 examples (4-bit NF4+DQ base, f32) on cpu and on $device.
+grads_cmp() {
+    local name=$1
+    shift
+    rm -rf "$work/c/$name.start"
+    finq train --model "$models/stories260K-hf" --data "$work/c/train.jsonl" --out "$work/c/$name.start" --bits 4 \
+        --rank 4 --alpha 32 --dropout 0 --targets q_proj,k_proj,v_proj --max-steps 3 --batch-size 4 --max-seq-len 64 \
+        --lr 1e-2 --warmup-steps 0 --seed 1 --save-every 0 --dtype f32 --device cpu "$@" >/dev/null || return 1
+    dump_cmp "grads-$name" "grads --rel 1e-5" dump-grads --model "$models/stories260K-hf" --data "$work/c/train.jsonl" \
+        --adapter "$work/c/$name.start/adapter" --bits 4 --quant nf4 --double-quant true --dtype f32 --batch-size 4 \
+        --max-seq-len 64 --seed 1
+}
+
+quantize_all() {
+    quantized nf4 --bits 4 --quant nf4 --double-quant true &&
+        quantized fp4 --bits 4 --quant fp4 --double-quant false &&
+        quantized int8 --bits 8
+}
+
+export -f finq prompts gen_ids train_cmp nccl_one_rank dump_cmp quantized grads_cmp quantize_all
 
 if [ "$have_shim" = yes ]; then
     step "data for the checks" 10 prompts
-    # Missing: logits within 1e-4 (no command prints logits); greedy ids of the same models instead.
+    story="Once upon a time, there was a little girl named Lily. She loved to play outside"
+    step "logits $device = cpu: stories260K HF, f32" 60 dump_cmp logits-hf "logits --tol 1e-4" dump-logits \
+        --model "$models/stories260K-hf" --dtype f32 --prompt "$story"
+    step "logits $device = cpu: stories260K GGUF, f32" 60 dump_cmp logits-gguf "logits --tol 1e-4" dump-logits \
+        --model "$models/stories260K/stories260K.gguf" --dtype f32 --prompt "$story"
     step "generate ids $device = cpu: stories260K HF, f32" 60 gen_ids hf-f32 "$models/stories260K-hf" --dtype f32
     step "generate ids $device = cpu: stories260K GGUF, f32" 60 gen_ids gguf-f32 "$models/stories260K/stories260K.gguf" --dtype f32
-    # Missing: dequantization bit-identity (no command writes dequantized tensors); the quantized forward instead.
+    step "quantize on cpu: NF4+DQ, FP4, int8" 60 quantize_all
+    step "dequantized $device = cpu, bit-identical: NF4+DQ" 60 dump_cmp dequant-nf4 dequant dump-dequant --model "$work/c/q-nf4"
+    step "dequantized $device = cpu, bit-identical: FP4" 60 dump_cmp dequant-fp4 dequant dump-dequant --model "$work/c/q-fp4"
+    step "dequantized $device = cpu, bit-identical: int8" 60 dump_cmp dequant-int8 dequant dump-dequant --model "$work/c/q-int8"
     step "generate ids $device = cpu: 4-bit NF4+DQ" 60 gen_ids nf4 "$models/stories260K-hf" --dtype f32 --bits 4 --quant nf4 --double-quant true
     step "generate ids $device = cpu: 4-bit FP4" 60 gen_ids fp4 "$models/stories260K-hf" --dtype f32 --bits 4 --quant fp4 --double-quant false
     step "generate ids $device = cpu: 8-bit LLM.int8" 60 gen_ids int8 "$models/stories260K-hf" --dtype f32 --bits 8
-    # Missing: LoRA/DoRA gradients (no command writes them); whole training runs instead.
+    step "gradients $device = cpu: LoRA, 4-bit" 90 grads_cmp lora
+    step "gradients $device = cpu: DoRA, 4-bit" 90 grads_cmp dora --use-dora true
     step "train 20 steps $device = cpu: LoRA, 4-bit" 90 train_cmp lora
     step "train 20 steps $device = cpu: DoRA, 4-bit" 90 train_cmp dora --use-dora true
     if [ "$device" != cuda ]; then
@@ -249,7 +303,8 @@ if [ "$have_shim" = yes ]; then
     fi
     # Missing: `serve` (not in the CLI yet).
 else
-    for s in "generate ids $device = cpu" "train 20 steps $device = cpu" "NCCL, one rank"; do skip "$s" "$no_shim"; done
+    for s in "logits $device = cpu" "dequantized $device = cpu" "gradients $device = cpu" "generate ids $device = cpu" \
+        "train 20 steps $device = cpu" "NCCL, one rank"; do skip "$s" "$no_shim"; done
 fi
 
 # ---------------------------------------------------------------- step 3: PEFT interop with this machine's PEFT

@@ -46,5 +46,14 @@ internal static class CommandRegistry
         config.AddCommand<QuantizeCommand>("quantize").WithDescription("Quantize a Hugging Face Llama folder to bitsandbytes 4-bit (NF4/FP4) or 8-bit (LLM.int8) safetensors, tensor by tensor.");
         config.AddCommand<VerifyCommand>("verify").WithDescription("Check a training run or adapter folder against its lineage record (sha256 of the adapter's files and of the inputs still present).");
         config.AddCommand<MemoryCommand>("memory").WithDescription("Estimate weight, inference and training memory of a model (a folder or a preset) at 16, 8 or 4 bits.");
+        // Hidden from the main help: tools for checking one backend against another (scripts/gpu), not for users' jobs.
+        config.AddBranch("debug", debug =>
+        {
+            debug.HideBranch();
+            debug.SetDescription("Checks of one device against another: dump logits, dequantized weights or adapter gradients as safetensors.");
+            debug.AddCommand<DebugDumpLogitsCommand>("dump-logits").WithDescription("Write the logits of every prompt position (fp32, prompt length × vocabulary) and the prompt's ids as safetensors.");
+            debug.AddCommand<DebugDumpDequantCommand>("dump-dequant").WithDescription("Write every quantized weight dequantized on --device, fp32 under its Hugging Face name, as safetensors.");
+            debug.AddCommand<DebugDumpGradsCommand>("dump-grads").WithDescription("Write one training step's adapter gradients on the first --batch-size examples, under PEFT keys, as safetensors.");
+        });
     }
 }
