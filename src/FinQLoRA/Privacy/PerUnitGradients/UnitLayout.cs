@@ -1,0 +1,100 @@
+using FinQLoRA.Data.Sft;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Privacy.PerUnitGradients;
+
+/// <summary>
+/// Where each example and unit of one micro-batch sits once <see cref="SftCollator"/> has padded it to [B, T]: every
+/// row holds S slots (its examples: one for an unpacked row, one per segment of a packed row; S = the most any row
+/// has), a token belongs to the slot of its example (padding to none), and each slot to a unit. Also the per-token
+/// loss weights that make an example's loss its MEAN target-token cross-entropy.
+/// <para>Attention never crosses rows, nor segments of a packed row, so a token's activations depend on its own
+/// example alone: an example's gradient is exactly the sum over its own tokens.</para>
+/// </summary>
+internal sealed class UnitLayout
+{
+    private UnitLayout(int rows, int length, int slotsPerRow, float[] slotMask, int[] slotUnits, float[] tokenWeights, int examples, double[] slotTargets)
+    {
+        Rows = rows;
+        Length = length;
+        SlotsPerRow = slotsPerRow;
+        _slotMask = slotMask;
+        SlotUnits = slotUnits;
+        _tokenWeights = tokenWeights;
+        ExamplesWithTargets = examples;
+        _slotTargets = slotTargets;
+        Units = [.. slotUnits.Where(u => u >= 0).Distinct()];
+    }
+
+    private readonly float[] _slotMask;
+    private readonly float[] _tokenWeights;
+    private readonly double[] _slotTargets;
+
+    /// <summary>B and T of the collated batch.</summary>
+    public int Rows { get; }
+    public int Length { get; }
+    /// <summary>S: example slots per row.</summary>
+    public int SlotsPerRow { get; }
+    /// <summary>The unit of each slot [B·S], row-major; -1 for an empty slot.</summary>
+    public int[] SlotUnits { get; }
+    /// <summary>The distinct units of this micro-batch, in order of first appearance (row k of its per-unit gradients).</summary>
+    public int[] Units { get; }
+    /// <summary>Examples that have at least one target token (the loss is their mean).</summary>
+    public int ExamplesWithTargets { get; }
+
+    public static UnitLayout Of(IReadOnlyList<TokenizedExample> examples)
+    {
+        int b = examples.Count, t = examples.Max(e => e.Length);
+        int s = examples.Max(e => e.SegmentStarts?.Length ?? 1);
+        var mask = new float[b * s * t];
+        var units = Enumerable.Repeat(-1, b * s).ToArray();
+        var weights = new float[b * t];
+        var targets = new double[b * s];
+        int withTargets = 0;
+        for (int r = 0; r < b; r++)
+        {
+            var e = examples[r];
+            int[] starts = e.SegmentStarts ?? [0];
+            int[] rowUnits = e.SegmentUnits ?? [e.Unit];
+            if (rowUnits.Length != starts.Length)
+                throw new InvalidOperationException($"a packed row has {starts.Length} segments but {rowUnits.Length} units");
+            for (int k = 0; k < starts.Length; k++)
+            {
+                if (rowUnits[k] < 0)
+                    throw new InvalidOperationException("differentially private training needs every example's unit (TokenizedExample.Unit / SegmentUnits); this row has none");
+                int end = k + 1 < starts.Length ? starts[k + 1] : e.Length;
+                units[r * s + k] = rowUnits[k];
+                // the loss reads labels from position 1 on (position 0 is never predicted); a packed segment's first label is -100
+                int n = 0;
+                for (int c = Math.Max(starts[k], 1); c < end; c++) if (e.Labels[c] != TokenizedExample.IgnoreIndex) n++;
+                for (int c = starts[k]; c < end; c++)
+                {
+                    mask[(r * s + k) * t + c] = 1;
+                    if (c >= 1 && n > 0 && e.Labels[c] != TokenizedExample.IgnoreIndex) weights[r * t + c] = 1f / n;
+                }
+                targets[r * s + k] = n;
+                if (n > 0) withTargets++;
+            }
+        }
+        return new UnitLayout(b, t, s, mask, units, weights, withTargets, targets);
+    }
+
+    /// <summary>[B, S, T] fp32: 1 where token t of row b belongs to slot s.</summary>
+    public Tensor SlotMask(Device device) => tensor(_slotMask, [Rows, SlotsPerRow, Length], device: device);
+
+    /// <summary>[B, T] fp32 weight of each label position: 1/(its example's target count) on targets, 0 elsewhere.</summary>
+    public Tensor TokenWeights(Device device) => tensor(_tokenWeights, [Rows, Length], device: device);
+
+    /// <summary>[K, B·S] fp32 one-hot: which unit each slot belongs to (K = <see cref="Units"/>).</summary>
+    public Tensor UnitOfSlot(Device device)
+    {
+        var index = Units.Select((u, k) => (u, k)).ToDictionary(p => p.u, p => p.k);
+        var onehot = new float[Units.Length * SlotUnits.Length];
+        for (int slot = 0; slot < SlotUnits.Length; slot++)
+            if (SlotUnits[slot] >= 0) onehot[index[SlotUnits[slot]] * SlotUnits.Length + slot] = 1;
+        return tensor(onehot, [Units.Length, SlotUnits.Length], device: device);
+    }
+
+    /// <summary>Target tokens of each slot [B·S] (for tests and the per-example loss).</summary>
+    public IReadOnlyList<double> SlotTargets => _slotTargets;
+}
