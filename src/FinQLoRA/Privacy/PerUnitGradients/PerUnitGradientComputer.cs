@@ -15,9 +15,9 @@ namespace FinQLoRA.Privacy.PerUnitGradients;
 /// <code>
 ///   dA[U] = Σ_{t∈U} (dL/du)_t ⊗ x'_t        dB[U] = Σ_{t∈U} (dL/dz)_t ⊗ u_t        dm[U] = Σ_{t∈U} (dL/dscale)_t / n  (DoRA)
 /// </code>
-/// computed in two stages: per example slot of a row (a [B, S, T] token mask applied to the r-wide tensors, then one
-/// batched matmul per row: B·S·T·r·(in + out) multiply-adds, S = examples per row, 1 unless packed), then slots to units
-/// (a [K, B·S] one-hot times [B·S, parameter size]). Never a [units, tokens, out] tensor.
+/// computed in two stages: per example slot (each example's tokens gathered slot-major into [B·S, L, ·], L its longest
+/// example, then one batched matmul: about tokens·r·(in + out) multiply-adds, as the ordinary backward's own dA and dB),
+/// then slots to units (a [K, B·S] one-hot times [B·S, parameter size]). Never a [units, tokens, out] tensor.
 /// </summary>
 internal static class PerUnitGradientComputer
 {
@@ -44,12 +44,14 @@ internal static class PerUnitGradientComputer
 
     private static Tensor[] FromRecords(CapturedAdapters adapters, IReadOnlyList<(string Name, Parameter P)> parameters, UnitLayout layout, Device device)
     {
-        int b = layout.Rows, t = layout.Length, s = layout.SlotsPerRow;
-        var slotMask = layout.SlotMask(device);          // [B, S, T]
+        int b = layout.Rows, t = layout.Length;
+        long slots = (long)b * layout.SlotsPerRow, l = layout.SlotLength;
+        var index = layout.SlotTokens(device);           // [B·S·L] into the B·T tokens
+        var valid = layout.SlotValid(device);            // [B·S, L, 1]: the filler after a short example is masked on the gradient side
         var perSlot = new Tensor?[parameters.Count];     // [B·S, parameter size]
         void Add(int parameter, Tensor g) => perSlot[parameter] = perSlot[parameter] is { } sum ? sum + g : g;
-        Tensor Tokens(Tensor x, string what) => x.numel() % ((long)b * t) == 0
-            ? x.reshape(b, t, -1)
+        Tensor BySlot(Tensor x, string what) => x.numel() % ((long)b * t) == 0
+            ? x.reshape((long)b * t, -1).index_select(0, index).reshape(slots, l, -1)
             : throw new InvalidOperationException($"a LoRA projection saw {what} of shape [{string.Join(", ", x.shape)}], not [{b}, {t}, …]");
 
         foreach (var entry in adapters.Entries)
@@ -57,28 +59,18 @@ internal static class PerUnitGradientComputer
             {
                 if (entry.A >= 0 && record.Input is { } input && record.LowRankGradient is { } gradU)
                 {
-                    var x = Tokens(input, "an input");                          // [B, T, in]
-                    var du = Tokens(gradU, "dL/du");                             // [B, T, r]
-                    long r = du.shape[2];
-                    var masked = (slotMask.unsqueeze(-1) * du.unsqueeze(1))     // [B, S, T, r]
-                        .permute(0, 1, 3, 2).reshape(b, s * r, t);
-                    Add(entry.A, masked.bmm(x).reshape((long)b * s, -1));        // [B·S, r·in]
+                    var du = BySlot(gradU, "dL/du") * valid;                               // [B·S, L, r]
+                    Add(entry.A, du.transpose(1, 2).bmm(BySlot(input, "an input")).reshape(slots, -1)); // [B·S, r·in]
                 }
                 if (entry.B >= 0 && record.LowRank is { } lowRank && record.OutputGradient is { } gradZ)
                 {
-                    var u = Tokens(lowRank, "u");                                // [B, T, r]
-                    var dz = Tokens(gradZ, "dL/dz");                             // [B, T, out]
-                    long r = u.shape[2], output = dz.shape[2];
-                    var masked = (slotMask.unsqueeze(-1) * u.unsqueeze(1))      // [B, S, T, r]
-                        .permute(0, 2, 1, 3).reshape(b, t, s * r);
-                    var g = dz.transpose(1, 2).bmm(masked)                       // [B, out, S·r]
-                        .reshape(b, output, s, r).permute(0, 2, 1, 3);           // [B, S, out, r]
-                    Add(entry.B, g.reshape((long)b * s, -1));
+                    var dz = BySlot(gradZ, "dL/dz") * valid;                               // [B·S, L, out]
+                    Add(entry.B, dz.transpose(1, 2).bmm(BySlot(lowRank, "u")).reshape(slots, -1)); // [B·S, out·r]
                 }
                 if (entry.Magnitude >= 0 && record.ScaleGradient is { } gradScale && record.Norm is { } norm)
                 {
-                    var g = slotMask.bmm(Tokens(gradScale, "dL/dscale")) / norm; // [B, S, out]
-                    Add(entry.Magnitude, g.reshape((long)b * s, -1));
+                    var g = (BySlot(gradScale, "dL/dscale") * valid).sum(1) / norm;        // [B·S, out]
+                    Add(entry.Magnitude, g);
                 }
             }
 

@@ -6,19 +6,23 @@ namespace FinQLoRA.Privacy.PerUnitGradients;
 /// <summary>
 /// Where each example and unit of one micro-batch sits once <see cref="SftCollator"/> has padded it to [B, T]: every
 /// row holds S slots (its examples: one for an unpacked row, one per segment of a packed row; S = the most any row
-/// has), a token belongs to the slot of its example (padding to none), and each slot to a unit. Also the per-token
-/// loss weights that make an example's loss its MEAN target-token cross-entropy.
+/// has), a token belongs to the slot of its example (padding to none), and each slot to a unit. The tokens of each slot
+/// are listed slot-major ([B·S, L], L = the longest example), so per-example sums are one batched matmul over L. Also
+/// the per-token loss weights that make an example's loss its MEAN target-token cross-entropy.
 /// <para>Attention never crosses rows, nor segments of a packed row, so a token's activations depend on its own
 /// example alone: an example's gradient is exactly the sum over its own tokens.</para>
 /// </summary>
 internal sealed class UnitLayout
 {
-    private UnitLayout(int rows, int length, int slotsPerRow, float[] slotMask, int[] slotUnits, float[] tokenWeights, int examples, double[] slotTargets)
+    private UnitLayout(int rows, int length, int slotsPerRow, int slotLength, long[] slotTokens, float[] slotValid, int[] slotUnits,
+        float[] tokenWeights, int examples, double[] slotTargets)
     {
         Rows = rows;
         Length = length;
         SlotsPerRow = slotsPerRow;
-        _slotMask = slotMask;
+        SlotLength = slotLength;
+        _slotTokens = slotTokens;
+        _slotValid = slotValid;
         SlotUnits = slotUnits;
         _tokenWeights = tokenWeights;
         ExamplesWithTargets = examples;
@@ -26,7 +30,8 @@ internal sealed class UnitLayout
         Units = [.. slotUnits.Where(u => u >= 0).Distinct()];
     }
 
-    private readonly float[] _slotMask;
+    private readonly long[] _slotTokens;
+    private readonly float[] _slotValid;
     private readonly float[] _tokenWeights;
     private readonly double[] _slotTargets;
 
@@ -35,6 +40,8 @@ internal sealed class UnitLayout
     public int Length { get; }
     /// <summary>S: example slots per row.</summary>
     public int SlotsPerRow { get; }
+    /// <summary>L: tokens of the longest example.</summary>
+    public int SlotLength { get; }
     /// <summary>The unit of each slot [B·S], row-major; -1 for an empty slot.</summary>
     public int[] SlotUnits { get; }
     /// <summary>The distinct units of this micro-batch, in order of first appearance (row k of its per-unit gradients).</summary>
@@ -46,7 +53,9 @@ internal sealed class UnitLayout
     {
         int b = examples.Count, t = examples.Max(e => e.Length);
         int s = examples.Max(e => e.SegmentStarts?.Length ?? 1);
-        var mask = new float[b * s * t];
+        int l = examples.Max(e => SlotLengths(e).Max());
+        var slotTokens = new long[b * s * l];
+        var slotValid = new float[b * s * l];
         var units = Enumerable.Repeat(-1, b * s).ToArray();
         var weights = new float[b * t];
         var targets = new double[b * s];
@@ -69,18 +78,29 @@ internal sealed class UnitLayout
                 for (int c = Math.Max(starts[k], 1); c < end; c++) if (e.Labels[c] != TokenizedExample.IgnoreIndex) n++;
                 for (int c = starts[k]; c < end; c++)
                 {
-                    mask[(r * s + k) * t + c] = 1;
+                    int at = (r * s + k) * l + c - starts[k];
+                    slotTokens[at] = (long)r * t + c;
+                    slotValid[at] = 1;
                     if (c >= 1 && n > 0 && e.Labels[c] != TokenizedExample.IgnoreIndex) weights[r * t + c] = 1f / n;
                 }
                 targets[r * s + k] = n;
                 if (n > 0) withTargets++;
             }
         }
-        return new UnitLayout(b, t, s, mask, units, weights, withTargets, targets);
+        return new UnitLayout(b, t, s, l, slotTokens, slotValid, units, weights, withTargets, targets);
     }
 
-    /// <summary>[B, S, T] fp32: 1 where token t of row b belongs to slot s.</summary>
-    public Tensor SlotMask(Device device) => tensor(_slotMask, [Rows, SlotsPerRow, Length], device: device);
+    private static IEnumerable<int> SlotLengths(TokenizedExample e)
+    {
+        int[] starts = e.SegmentStarts ?? [0];
+        return starts.Select((start, k) => (k + 1 < starts.Length ? starts[k + 1] : e.Length) - start);
+    }
+
+    /// <summary>[B·S·L] int64: the flat index (b·T + t) of each slot's tokens, slot-major; 0 where a slot is shorter than L.</summary>
+    public Tensor SlotTokens(Device device) => tensor(_slotTokens, device: device);
+
+    /// <summary>[B·S, L, 1] fp32: 1 on a slot's real tokens, 0 on the filler after them.</summary>
+    public Tensor SlotValid(Device device) => tensor(_slotValid, [Rows * SlotsPerRow, SlotLength, 1], device: device);
 
     /// <summary>[B, T] fp32 weight of each label position: 1/(its example's target count) on targets, 0 elsewhere.</summary>
     public Tensor TokenWeights(Device device) => tensor(_tokenWeights, [Rows, Length], device: device);
