@@ -15,7 +15,7 @@ namespace FinQLoRA.Privacy.PerUnitGradients;
 internal sealed class UnitLayout
 {
     private UnitLayout(int rows, int length, int slotsPerRow, int slotLength, long[] slotTokens, float[] slotValid, int[] slotUnits,
-        float[] tokenWeights, int examples, double[] slotTargets)
+        float[] tokenWeights, int examples)
     {
         Rows = rows;
         Length = length;
@@ -26,14 +26,12 @@ internal sealed class UnitLayout
         SlotUnits = slotUnits;
         _tokenWeights = tokenWeights;
         ExamplesWithTargets = examples;
-        _slotTargets = slotTargets;
         Units = [.. slotUnits.Where(u => u >= 0).Distinct()];
     }
 
     private readonly long[] _slotTokens;
     private readonly float[] _slotValid;
     private readonly float[] _tokenWeights;
-    private readonly double[] _slotTargets;
 
     /// <summary>B and T of the collated batch.</summary>
     public int Rows { get; }
@@ -58,7 +56,6 @@ internal sealed class UnitLayout
         var slotValid = new float[b * s * l];
         var units = Enumerable.Repeat(-1, b * s).ToArray();
         var weights = new float[b * t];
-        var targets = new double[b * s];
         int withTargets = 0;
         for (int r = 0; r < b; r++)
         {
@@ -83,11 +80,10 @@ internal sealed class UnitLayout
                     slotValid[at] = 1;
                     if (c >= 1 && n > 0 && e.Labels[c] != TokenizedExample.IgnoreIndex) weights[r * t + c] = 1f / n;
                 }
-                targets[r * s + k] = n;
                 if (n > 0) withTargets++;
             }
         }
-        return new UnitLayout(b, t, s, l, slotTokens, slotValid, units, weights, withTargets, targets);
+        return new UnitLayout(b, t, s, l, slotTokens, slotValid, units, weights, withTargets);
     }
 
     private static IEnumerable<int> SlotLengths(TokenizedExample e)
@@ -114,7 +110,4 @@ internal sealed class UnitLayout
             if (SlotUnits[slot] >= 0) onehot[index[SlotUnits[slot]] * SlotUnits.Length + slot] = 1;
         return tensor(onehot, [Units.Length, SlotUnits.Length], device: device);
     }
-
-    /// <summary>Target tokens of each slot [B·S] (for tests and the per-example loss).</summary>
-    public IReadOnlyList<double> SlotTargets => _slotTargets;
 }
