@@ -6,7 +6,7 @@ using FinQLoRA.Runtime;
 TorchNativeLoader.EnsureLoaded();
 if (args.Length < 1 || args[0] != "pipeline" && args.Length != 1 || args[0] == "pipeline" && args.Length != 6)
 {
-    Console.Error.WriteLine("usage: FinQLoRA.MpiHost collectives|reducers|killed|exited|stalled | pipeline <model> <f32|bf16> <new-tokens> <micro-batch counts> <prompt ids>");
+    Console.Error.WriteLine("usage: FinQLoRA.MpiHost collectives|reducers|private-noise|killed|exited|stalled | pipeline <model> <f32|bf16> <new-tokens> <micro-batch counts> <prompt ids>");
     return 2;
 }
 using var context = DistributedContext.FromEnvironment();
@@ -19,6 +19,7 @@ switch (args[0])
     case "exited": FailureScenarios.Exited(comm); break;
     case "stalled": FailureScenarios.Stalled(comm); break;
     case "pipeline": PipelineScenarios.Run(comm, args[1..]); break;
+    case "private-noise": PrivateStepScenarios.Noise(comm); break;
     default:
         Console.Error.WriteLine($"unknown scenario '{args[0]}'");
         return 2;

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using FinQLoRA.Adapters.GradientCapture;
 using FinQLoRA.Models;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -46,6 +47,10 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
     /// <summary>All adapters stacked for batches whose rows use different adapters (the server sets it); while its
     /// <see cref="LoraRowSelection.Rows"/> is set, <see cref="forward"/> uses it instead of the active adapter.</summary>
     public StackedLora? Stacked { get; set; }
+
+    /// <summary>Set while differentially private training computes per-example gradients: the active adapter's forwards
+    /// (with grad) record what those need (<see cref="LoraGradientCapture"/>). Null otherwise; the output is the same.</summary>
+    public LoraGradientCapture? Capture { get; set; }
 
     /// <summary>The adapter used by <see cref="forward"/>; null runs the base alone.</summary>
     public string? ActiveAdapter
@@ -147,7 +152,12 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
         var x32 = x.to(adapter.A.dtype);
         bool dropping = adapter.Dropout > 0 && training;
         var xd = dropping ? nn.functional.dropout(x32, adapter.Dropout, training: true) : x32;
-        var lora = nn.functional.linear(nn.functional.linear(xd, adapter.A), adapter.B) * adapter.Scaling;
+        var record = Capture?.BeginForward();
+        var u = nn.functional.linear(xd, adapter.A);
+        if (record is not null) u = Capture!.TapLowRank(record, xd, u);
+        var z = nn.functional.linear(u, adapter.B);
+        if (record is not null) z = Capture!.TapOutput(record, z);
+        var lora = z * adapter.Scaling;
 
         Tensor y;
         if (adapter.Magnitude is null)
@@ -160,6 +170,7 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
             Tensor norm;
             using (no_grad()) norm = RowNorm(w + adapter.DeltaWeight()); // detached: no gradient through n (DoRA §4.3)
             var scale = adapter.Magnitude / norm;                            // [out]
+            if (record is not null) scale = Capture!.TapScale(record, scale, norm, lora.shape); // [.., out] per token
             var baseTerm = dropping ? nn.functional.linear(xd, w) : result;
             y = result + (scale - 1) * baseTerm + scale * lora;
         }

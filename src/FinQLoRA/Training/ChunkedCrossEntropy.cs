@@ -27,16 +27,17 @@ internal static class ChunkedCrossEntropy
     /// (already in x's dtype) against targets [N] (int64, all valid): an fp32 scalar.
     /// </summary>
     /// <param name="onChunk">told each chunk's row count (tests check that a forced chunk size is used)</param>
-    public static Tensor Sum(Tensor x, Tensor weight, Tensor targets, long rowsPerChunk, Action<long>? onChunk = null)
+    /// <param name="rowWeights">[N] fp32: Σ w·cross_entropy instead of the plain sum (differentially private training)</param>
+    public static Tensor Sum(Tensor x, Tensor weight, Tensor targets, long rowsPerChunk, Action<long>? onChunk = null, Tensor? rowWeights = null)
     {
         if (rowsPerChunk < 1) throw new ArgumentOutOfRangeException(nameof(rowsPerChunk), rowsPerChunk, "a chunk needs at least one row");
         if (is_grad_enabled() && x.requires_grad)
-            return ChunkedCrossEntropyFunction.Apply(x, weight, targets, rowsPerChunk, onChunk);
-        return LossOnly(x, weight, targets, rowsPerChunk, onChunk);
+            return ChunkedCrossEntropyFunction.Apply(x, weight, targets, rowsPerChunk, onChunk, rowWeights);
+        return LossOnly(x, weight, targets, rowsPerChunk, onChunk, rowWeights);
     }
 
     /// <summary>The loss without any gradient work (evaluation, or x that needs no gradient).</summary>
-    private static Tensor LossOnly(Tensor x, Tensor weight, Tensor targets, long rowsPerChunk, Action<long>? onChunk)
+    private static Tensor LossOnly(Tensor x, Tensor weight, Tensor targets, long rowsPerChunk, Action<long>? onChunk, Tensor? rowWeights)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -45,7 +46,10 @@ internal static class ChunkedCrossEntropy
         {
             using var chunkScope = NewDisposeScope();
             var logits = Logits(x.narrow(0, start, rows), weight);
-            total.add_(nn.functional.cross_entropy(logits, targets.narrow(0, start, rows), reduction: nn.Reduction.Sum));
+            var wanted = targets.narrow(0, start, rows);
+            total.add_(rowWeights is null
+                ? nn.functional.cross_entropy(logits, wanted, reduction: nn.Reduction.Sum)
+                : (nn.functional.cross_entropy(logits, wanted, reduction: nn.Reduction.None) * rowWeights.narrow(0, start, rows)).sum());
         });
         return total.MoveToOuterDisposeScope();
     }

@@ -27,8 +27,21 @@ public static class SupervisedLoss
         return Sum(model, h, batch.Labels, rowsPerChunk, onChunk).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The loss from hidden states [B, T, hidden] before the final norm.</summary>
-    internal static Tensor Sum(DecoderModel model, Tensor h, Tensor labels, long? rowsPerChunk = null, Action<long>? onChunk = null)
+    /// <summary>Σ w·cross-entropy over target positions, with a weight per label position (<paramref name="tokenWeights"/>
+    /// [B, T], aligned with <c>batch.Labels</c>): differentially private training weighs each token by 1/(its example's
+    /// target count), so that an example's loss is its mean token loss.</summary>
+    internal static Tensor WeightedSum(DecoderModel model, SftCollator.Batch batch, Tensor tokenWeights, long? rowsPerChunk = null)
+    {
+        using var scope = NewDisposeScope();
+        var h = batch.Packed
+            ? model.Hidden(batch.InputIds, batch.Positions!, AttentionMask.Packed(batch.Segments!))
+            : model.Hidden(batch.InputIds, batch.PadMask);
+        return Sum(model, h, batch.Labels, rowsPerChunk, null, tokenWeights).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The loss from hidden states [B, T, hidden] before the final norm (each target weighted by
+    /// <paramref name="tokenWeights"/> [B, T] when given).</summary>
+    internal static Tensor Sum(DecoderModel model, Tensor h, Tensor labels, long? rowsPerChunk = null, Action<long>? onChunk = null, Tensor? tokenWeights = null)
     {
         using var scope = NewDisposeScope();
         long t = h.shape[1];
@@ -36,17 +49,20 @@ public static class SupervisedLoss
         var rows = nonzero(wanted.ne(TokenizedExample.IgnoreIndex)).squeeze(-1);
         var selected = h.narrow(1, 0, t - 1).reshape(-1, h.shape[2]).index_select(0, rows);
         var targets = wanted.index_select(0, rows);
+        var weights = tokenWeights?.narrow(1, 1, t - 1).reshape(-1).index_select(0, rows).to(ScalarType.Float32);
         long chunk = rowsPerChunk ?? ChunkedCrossEntropy.RowsPerChunk(model.Config.VocabSize);
         // Up to one chunk of rows (every classification batch), or a head that is not a frozen dense matrix: the
         // projection as the model does it, bit for bit what it always was.
         if (selected.shape[0] <= chunk || model.DenseOutputWeight(selected.dtype) is not { } weight)
         {
             var logits = model.Head(selected.unsqueeze(0)).squeeze(0);
-            return nn.functional.cross_entropy(logits, targets, reduction: nn.Reduction.Sum).MoveToOuterDisposeScope();
+            return (weights is null
+                ? nn.functional.cross_entropy(logits, targets, reduction: nn.Reduction.Sum)
+                : (nn.functional.cross_entropy(logits, targets, reduction: nn.Reduction.None) * weights).sum()).MoveToOuterDisposeScope();
         }
         // the final norm stays under ordinary autograd; only the projection and the loss are chunked
         var normed = model.FinalNorm.forward(selected);
-        return ChunkedCrossEntropy.Sum(normed, weight, targets, chunk, onChunk).MoveToOuterDisposeScope();
+        return ChunkedCrossEntropy.Sum(normed, weight, targets, chunk, onChunk, weights).MoveToOuterDisposeScope();
     }
 
     /// <summary>Summed cross-entropy of next-token predictions on target positions (labels ≠ -100), from full logits.</summary>
