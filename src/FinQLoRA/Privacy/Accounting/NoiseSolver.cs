@@ -2,8 +2,10 @@ namespace FinQLoRA.Privacy.Accounting;
 
 /// <summary>
 /// The inverse questions, by search on the accountant itself, so whatever σ or T they return has been checked:
-/// the noise multiplier for a target ε (bisection in σ, as Opacus' <c>get_noise_multiplier</c>, to 0.001), and the
-/// most steps within a budget (doubling, then bisection in T). ε falls with σ and grows with T; the searches keep
+/// the noise multiplier for a target ε (a bracket in σ narrowed to 0.001, finer than Opacus' <c>get_noise_multiplier</c>),
+/// and the most steps within a budget (doubling, then a bracket in T narrowed to one step). Each PRV evaluation costs a
+/// composition, so the brackets are narrowed by false position (Illinois variant), which needs a handful of them where
+/// bisection needs a dozen. ε falls with σ and grows with T; the searches keep
 /// "ε ≤ target" true at one end and false at the other, so the answer is right even where round-off in the PRV
 /// grid makes ε wobble by less than its error bars.
 /// </summary>
@@ -40,13 +42,13 @@ internal static class NoiseSolver
             } while (epsilonAt(hi) > targetEpsilon);
         }
         // ε(lo) > target ≥ ε(hi)
-        while (hi - lo > NoisePrecision)
+        var bracket = new FalsePosition(lo, epsilonAt(lo) - targetEpsilon, hi, epsilonAt(hi) - targetEpsilon);
+        while (bracket.Width > NoisePrecision)
         {
-            double mid = 0.5 * (lo + hi);
-            if (epsilonAt(mid) <= targetEpsilon) hi = mid;
-            else lo = mid;
+            double next = bracket.Next(NoisePrecision / 2);
+            bracket.Narrow(next, epsilonAt(next) - targetEpsilon);
         }
-        return hi;
+        return bracket.Fits;
     }
 
     /// <summary>The largest T ≥ <paramref name="atLeast"/> with ε(T) ≤ max, given ε(atLeast) ≤ max (0 for none).</summary>
@@ -61,12 +63,13 @@ internal static class NoiseSolver
             if (over >= limit) return ok;
             over *= 2;
         }
-        while (over - ok > 1)
+        if (over - ok <= 1) return ok;
+        var bracket = new FalsePosition(over, epsilonAfter(over) - maxEpsilon, ok, ok == 0 ? -maxEpsilon : epsilonAfter(ok) - maxEpsilon);
+        while (bracket.Width > 1)
         {
-            long mid = ok + (over - ok) / 2;
-            if (epsilonAfter(mid) <= maxEpsilon) ok = mid;
-            else over = mid;
+            long next = Math.Clamp((long)Math.Round(bracket.Next(1)), (long)bracket.Fits + 1, (long)bracket.Exceeds - 1);
+            bracket.Narrow(next, epsilonAfter(next) - maxEpsilon);
         }
-        return ok;
+        return (long)bracket.Fits;
     }
 }
