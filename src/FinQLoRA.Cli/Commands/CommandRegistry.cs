@@ -45,6 +45,7 @@ internal static class CommandRegistry
         config.AddCommand<ReportCommand>("report").WithDescription("Join run results into Markdown tables and an accuracy chart.");
         config.AddCommand<QuantizeCommand>("quantize").WithDescription("Quantize a Hugging Face Llama folder to bitsandbytes 4-bit (NF4/FP4) or 8-bit (LLM.int8) safetensors, tensor by tensor.");
         config.AddCommand<VerifyCommand>("verify").WithDescription("Check a training run or adapter folder against its lineage record (sha256 of the adapter's files and of the inputs still present).");
+        config.AddCommand<PrivacyCommand>("privacy").WithDescription("Privacy spent by DP-SGD: ε for a sample rate, noise multiplier and steps, or the noise multiplier for a target ε.");
         config.AddCommand<MemoryCommand>("memory").WithDescription("Estimate weight, inference and training memory of a model (a folder or a preset) at 16, 8 or 4 bits.");
         // Hidden from the main help: tools for checking one backend against another (scripts/gpu), not for users' jobs.
         config.AddBranch("debug", debug =>
