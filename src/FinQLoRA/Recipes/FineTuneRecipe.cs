@@ -133,7 +133,7 @@ public static class FineTuneRecipe
                 if (step % c.LogEvery == 0 || step == totalSteps)
                 {
                     var line = meter.Line(step, totalSteps, epoch + (double)nextBatch / batchesPerEpoch, r.Loss, schedule.LearningRateAt(step - 1))
-                        with { Epsilon = privacy?.SpentAfter(step).Epsilon };
+                        with { Epsilon = privacy?.SpentAfter(step).Epsilon, DpStep = privacy != null ? (r.Units, r.ClippedFraction) : null };
                     metrics.Append(line);
                     reporter.Train(line, r.GradNorm);
                     log(line.Format());

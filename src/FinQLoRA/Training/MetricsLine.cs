@@ -13,6 +13,10 @@ public sealed record MetricsLine(int Step, int TotalSteps, double Epoch, double 
     /// <summary>ε spent so far by a differentially private run (<see cref="Privacy.PrivacyPlan"/>); null without DP.</summary>
     public double? Epsilon { get; init; }
 
+    /// <summary>A differentially private step's units (all ranks) and the share of them whose gradient was clipped:
+    /// Opacus users watch the latter to tune C (most units clipped is the usual, working regime).</summary>
+    public (long Units, double ClippedFraction)? DpStep { get; init; }
+
     public string Format() => string.Create(CultureInfo.InvariantCulture,
         $"step {Step}/{TotalSteps} | epoch {Epoch:F2} | loss {Loss:F4} | lr {Lr:E2} | {TokensPerSecond:F0} tok/s | ETA {TimeSpan.FromSeconds(Math.Round(EtaSeconds)):hh\\:mm\\:ss} | mem {MemoryUsage.Format(RssBytes)}{(CommBytes > 0 ? " | comm " + CommBytes.ToString(CultureInfo.InvariantCulture) + " B/step" : "")}{(Epsilon is double e ? " | ε " + e.ToString("F3", CultureInfo.InvariantCulture) : "")}");
 
@@ -25,6 +29,11 @@ public sealed record MetricsLine(int Step, int TotalSteps, double Epoch, double 
             ["comm_bytes"] = CommBytes,
         };
         if (Epsilon is double epsilon) o["epsilon"] = epsilon;
+        if (DpStep is var (units, clipped))
+        {
+            o["dp_units"] = units;
+            o["dp_clipped_fraction"] = Math.Round(clipped, 4);
+        }
         return o;
     }
 }

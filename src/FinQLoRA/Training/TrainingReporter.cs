@@ -31,6 +31,11 @@ public sealed class TrainingReporter
         Scalar("train/tokens_per_second", line.TokensPerSecond, line.Step);
         Scalar("train/rss_bytes", line.RssBytes, line.Step);
         if (line.Epsilon is double epsilon) Scalar("train/epsilon", epsilon, line.Step);
+        if (line.DpStep is var (units, clipped))
+        {
+            Scalar("train/dp_units", units, line.Step);
+            Scalar("train/dp_clipped_fraction", clipped, line.Step);
+        }
     }
 
     public void Eval(EvalResult r)

@@ -50,6 +50,7 @@ public sealed class DpTrainingRunTests
         Assert.Equal(6, epsilons.Count);
         Assert.True(epsilons.Zip(epsilons.Skip(1)).All(x => x.Second > x.First), string.Join(", ", epsilons));
         Assert.Equal(D(p["epsilon"]), epsilons[^1], 12);
+        Assert.All(TrainingRun.Metrics(run), m => Assert.InRange(D(m["dp_clipped_fraction"]), 0, 1));
         var lineage = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "adapter", "lineage.json")))!;
         Assert.Equal(D(p["epsilon"]), D(lineage["privacy"]!["epsilon"]), 12);
         Assert.Contains("## Privacy", File.ReadAllText(Path.Combine(run, "adapter", "README.md")));
