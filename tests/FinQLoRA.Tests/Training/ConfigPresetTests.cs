@@ -70,7 +70,7 @@ public sealed class ConfigPresetTests : IDisposable
     [InlineData("rank: four\n", "rank = 'four' is not an integer")]
     [InlineData("lr: -1e-4\n", "lr = ")]
     [InlineData("dropout: 1.5\n", "dropout = 1.5")]
-    [InlineData("optimizer: sgd\n", "optimizer = sgd")]
+    [InlineData("optimizer: lion\n", "optimizer = lion")]
     [InlineData("double_quant: maybe\n", "double_quant = 'maybe' is not true or false")]
     [InlineData("quant: int4\n", "quant = int4")]
     [InlineData("batch_size: 0\n", "batch_size = 0")]

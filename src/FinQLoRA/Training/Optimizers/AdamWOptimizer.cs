@@ -26,8 +26,7 @@ public sealed class AdamWOptimizer : IAdapterOptimizer
     private readonly torch.Tensor? _flatExpAvgSq;
     private readonly torch.Tensor[] _expAvg;
     private readonly torch.Tensor[] _expAvgSq;
-    private readonly long[] _steps;
-    private bool _stepsDiverged;
+    private readonly ParameterStepCounts _steps;
 
     /// <remarks>
     /// The parameters are moved (values unchanged) into one flat buffer that this optimizer shares with them, so
@@ -52,7 +51,7 @@ public sealed class AdamWOptimizer : IAdapterOptimizer
             _expAvg = _flat.Views(_flatExpAvg);
             _expAvgSq = _flat.Views(_flatExpAvgSq);
         }
-        _steps = new long[Parameters.Count];
+        _steps = new ParameterStepCounts(Parameters.Count);
     }
 
     public IReadOnlyList<(string Name, Parameter Parameter)> Parameters { get; }
@@ -61,7 +60,7 @@ public sealed class AdamWOptimizer : IAdapterOptimizer
     public bool CommunicatesGradients => false;
 
     /// <summary>Whether the last <see cref="Step"/> ran over the flat buffers (for tests).</summary>
-    internal bool LastStepFused { get; private set; }
+    internal bool LastStepFused => _steps.LastStepFused;
 
     /// <summary>Parameter <paramref name="i"/>'s first moment (for tests; <see cref="StateDict"/> needs equal steps).</summary>
     internal torch.Tensor ExpAvg(int i) => _expAvg[i];
@@ -69,30 +68,14 @@ public sealed class AdamWOptimizer : IAdapterOptimizer
     /// <summary>Parameter <paramref name="i"/>'s second moment (for tests).</summary>
     internal torch.Tensor ExpAvgSq(int i) => _expAvgSq[i];
 
-    /// <summary>
-    /// One update over the flat buffers when every parameter has a gradient and all have taken the same number of
-    /// steps; otherwise (some gradient is null, now or in an earlier step) per parameter, skipping null gradients.
-    /// Both run the same elementwise ops, so they agree bit for bit.
-    /// </summary>
+    /// <summary>One update of every parameter that has a gradient: over the flat buffers when it can, else one
+    /// parameter at a time (<see cref="ParameterStepCounts"/>).</summary>
     public void Step(double lr)
     {
         using var noGrad = torch.no_grad();
-        LastStepFused = _flat is not null && !_stepsDiverged && _flat.TryBindGradients();
-        if (LastStepFused)
-        {
-            long step = _steps[0] + 1;
-            Array.Fill(_steps, step);
-            Update(_flat!.Values, _flat.Grads, _flatExpAvg!, _flatExpAvgSq!, step, lr);
-            return;
-        }
-        for (int i = 0; i < Parameters.Count; i++)
-        {
-            using var scope = torch.NewDisposeScope();
-            var parameter = Parameters[i].Parameter;
-            if (parameter.grad is not { } grad) continue;
-            Update(parameter, grad, _expAvg[i], _expAvgSq[i], ++_steps[i], lr);
-        }
-        _stepsDiverged = _steps.Any(s => s != _steps[0]);
+        _steps.Step(_flat, Parameters,
+            step => Update(_flat!.Values, _flat.Grads, _flatExpAvg!, _flatExpAvgSq!, step, lr),
+            (i, grad, step) => Update(Parameters[i].Parameter, grad, _expAvg[i], _expAvgSq[i], step, lr));
     }
 
     /// <summary>PyTorch's <c>_single_tensor_adam</c> body for one (possibly flat) parameter, op for op.</summary>
@@ -121,8 +104,6 @@ public sealed class AdamWOptimizer : IAdapterOptimizer
 
     public OptimizerCheckpoint StateDict()
     {
-        if (_steps.Distinct().Count() > 1)
-            throw new InvalidOperationException($"AdamW parameters have taken different step counts ({string.Join(", ", _steps.Distinct())}); a parameter without a gradient was skipped, which this checkpoint format does not record");
         var tensors = new Dictionary<string, torch.Tensor>();
         for (int i = 0; i < Parameters.Count; i++)
         {
@@ -130,7 +111,7 @@ public sealed class AdamWOptimizer : IAdapterOptimizer
             tensors[name + ".exp_avg"] = OptimizerStateTensors.Snapshot(_expAvg[i]);
             tensors[name + ".exp_avg_sq"] = OptimizerStateTensors.Snapshot(_expAvgSq[i]);
         }
-        return new OptimizerCheckpoint(tensors, new AdamWScalarState(_steps[0]));
+        return new OptimizerCheckpoint(tensors, new AdamWScalarState(_steps.Common("AdamW")));
     }
 
     public void LoadStateDict(OptimizerCheckpoint state)
@@ -146,8 +127,7 @@ public sealed class AdamWOptimizer : IAdapterOptimizer
             OptimizerStateTensors.LoadInto(state.Tensors, name + ".exp_avg", _expAvg[i]);
             OptimizerStateTensors.LoadInto(state.Tensors, name + ".exp_avg_sq", _expAvgSq[i]);
         }
-        Array.Fill(_steps, scalars.Step);
-        _stepsDiverged = false;
+        _steps.Reset(scalars.Step);
     }
 
     public void Dispose()

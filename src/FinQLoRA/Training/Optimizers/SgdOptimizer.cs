@@ -27,8 +27,7 @@ public sealed class SgdOptimizer : IAdapterOptimizer
     private readonly torch.Tensor? _flatMomentum;
     /// <summary>One buffer per parameter, or none at all when momentum is 0 (PyTorch keeps none either).</summary>
     private readonly torch.Tensor[] _momentum;
-    private readonly long[] _steps;
-    private bool _stepsDiverged;
+    private readonly ParameterStepCounts _steps;
 
     /// <remarks>
     /// The parameters are moved (values unchanged) into one flat buffer that this optimizer shares with them, so
@@ -54,7 +53,7 @@ public sealed class SgdOptimizer : IAdapterOptimizer
             _flatMomentum = OptimizerStateTensors.ZerosLike(_flat.Values);
             _momentum = _flat.Views(_flatMomentum);
         }
-        _steps = new long[Parameters.Count];
+        _steps = new ParameterStepCounts(Parameters.Count);
     }
 
     public IReadOnlyList<(string Name, Parameter Parameter)> Parameters { get; }
@@ -63,36 +62,21 @@ public sealed class SgdOptimizer : IAdapterOptimizer
     public bool CommunicatesGradients => false;
 
     /// <summary>Whether the last <see cref="Step"/> ran over the flat buffers (for tests).</summary>
-    internal bool LastStepFused { get; private set; }
+    internal bool LastStepFused => _steps.LastStepFused;
 
     private bool HasMomentum => _options.Momentum != 0;
 
     /// <summary>Parameter <paramref name="i"/>'s momentum buffer (for tests; only when momentum ≠ 0).</summary>
     internal torch.Tensor MomentumBuffer(int i) => _momentum[i];
 
-    /// <summary>
-    /// One update over the flat buffers when every parameter has a gradient and all have taken the same number of
-    /// steps; otherwise (some gradient is null, now or in an earlier step) per parameter, skipping null gradients.
-    /// </summary>
+    /// <summary>One update of every parameter that has a gradient: over the flat buffers when it can, else one
+    /// parameter at a time (<see cref="ParameterStepCounts"/>).</summary>
     public void Step(double lr)
     {
         using var noGrad = torch.no_grad();
-        LastStepFused = _flat is not null && !_stepsDiverged && _flat.TryBindGradients();
-        if (LastStepFused)
-        {
-            long step = _steps[0] + 1;
-            Array.Fill(_steps, step);
-            Update(_flat!.Values, _flat.Grads, _flatMomentum, firstStep: step == 1, lr);
-            return;
-        }
-        for (int i = 0; i < Parameters.Count; i++)
-        {
-            using var scope = torch.NewDisposeScope();
-            var parameter = Parameters[i].Parameter;
-            if (parameter.grad is not { } grad) continue;
-            Update(parameter, grad, HasMomentum ? _momentum[i] : null, firstStep: ++_steps[i] == 1, lr);
-        }
-        _stepsDiverged = _steps.Any(s => s != _steps[0]);
+        _steps.Step(_flat, Parameters,
+            step => Update(_flat!.Values, _flat.Grads, _flatMomentum, firstStep: step == 1, lr),
+            (i, grad, step) => Update(Parameters[i].Parameter, grad, HasMomentum ? _momentum[i] : null, firstStep: step == 1, lr));
     }
 
     /// <summary>PyTorch's <c>_single_tensor_sgd</c> body for one (possibly flat) parameter, op for op.</summary>
@@ -119,12 +103,10 @@ public sealed class SgdOptimizer : IAdapterOptimizer
 
     public OptimizerCheckpoint StateDict()
     {
-        if (_steps.Distinct().Count() > 1)
-            throw new InvalidOperationException($"SGD parameters have taken different step counts ({string.Join(", ", _steps.Distinct())}); a parameter without a gradient was skipped, which this checkpoint format does not record");
         var tensors = new Dictionary<string, torch.Tensor>();
         for (int i = 0; i < _momentum.Length; i++)
             tensors[Parameters[i].Name + ".momentum_buffer"] = OptimizerStateTensors.Snapshot(_momentum[i]);
-        return new OptimizerCheckpoint(tensors, new SgdScalarState(_steps[0], _options.Momentum));
+        return new OptimizerCheckpoint(tensors, new SgdScalarState(_steps.Common("SGD"), _options.Momentum));
     }
 
     public void LoadStateDict(OptimizerCheckpoint state)
@@ -137,8 +119,7 @@ public sealed class SgdOptimizer : IAdapterOptimizer
             throw new UserInputException($"optimizer state has {state.Tensors.Count} tensors, expected {_momentum.Length} (a momentum_buffer for each of {Parameters.Count} parameters when momentum ≠ 0); resume with the same adapter config");
         for (int i = 0; i < _momentum.Length; i++)
             OptimizerStateTensors.LoadInto(state.Tensors, Parameters[i].Name + ".momentum_buffer", _momentum[i]);
-        Array.Fill(_steps, scalars.Step);
-        _stepsDiverged = false;
+        _steps.Reset(scalars.Step);
     }
 
     public void Dispose()
