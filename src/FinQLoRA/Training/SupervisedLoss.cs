@@ -18,25 +18,16 @@ public static class SupervisedLoss
 {
     /// <param name="rowsPerChunk">overrides <see cref="ChunkedCrossEntropy.RowsPerChunk"/> (tests force small chunks)</param>
     /// <param name="onChunk">told each chunk's row count when the chunked loss runs</param>
-    internal static Tensor Sum(DecoderModel model, SftCollator.Batch batch, long? rowsPerChunk = null, Action<long>? onChunk = null)
+    /// <param name="tokenWeights">a weight per label position [B, T], aligned with <c>batch.Labels</c>: differentially
+    /// private training weighs each token by 1/(its example's target count), so that an example's loss is its mean
+    /// token loss; null weighs every target 1</param>
+    internal static Tensor Sum(DecoderModel model, SftCollator.Batch batch, long? rowsPerChunk = null, Action<long>? onChunk = null, Tensor? tokenWeights = null)
     {
         using var scope = NewDisposeScope();
         var h = batch.Packed
             ? model.Hidden(batch.InputIds, batch.Positions!, AttentionMask.Packed(batch.Segments!))
             : model.Hidden(batch.InputIds, batch.PadMask);
-        return Sum(model, h, batch.Labels, rowsPerChunk, onChunk).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Σ w·cross-entropy over target positions, with a weight per label position (<paramref name="tokenWeights"/>
-    /// [B, T], aligned with <c>batch.Labels</c>): differentially private training weighs each token by 1/(its example's
-    /// target count), so that an example's loss is its mean token loss.</summary>
-    internal static Tensor WeightedSum(DecoderModel model, SftCollator.Batch batch, Tensor tokenWeights, long? rowsPerChunk = null)
-    {
-        using var scope = NewDisposeScope();
-        var h = batch.Packed
-            ? model.Hidden(batch.InputIds, batch.Positions!, AttentionMask.Packed(batch.Segments!))
-            : model.Hidden(batch.InputIds, batch.PadMask);
-        return Sum(model, h, batch.Labels, rowsPerChunk, null, tokenWeights).MoveToOuterDisposeScope();
+        return Sum(model, h, batch.Labels, rowsPerChunk, onChunk, tokenWeights).MoveToOuterDisposeScope();
     }
 
     /// <summary>The loss from hidden states [B, T, hidden] before the final norm (each target weighted by

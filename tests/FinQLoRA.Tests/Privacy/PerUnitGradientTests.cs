@@ -129,7 +129,7 @@ public sealed class PerUnitGradientTests
             using (var scope = NewDisposeScope())
             {
                 using var collated = SftCollator.Collate(batch, padId: 2, CPU);
-                SupervisedLoss.WeightedSum(model, collated, w).backward();
+                SupervisedLoss.Sum(model, collated, tokenWeights: w).backward();
             }
             expected[unit] = [.. parameters.Select(p => Copy(p.P.grad!))];
         }

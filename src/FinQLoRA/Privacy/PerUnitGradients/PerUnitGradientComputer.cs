@@ -30,7 +30,7 @@ internal static class PerUnitGradientComputer
         {
             var layout = UnitLayout.Of(examples);
             using var batch = SftCollator.Collate(examples, padId, device);
-            var loss = SupervisedLoss.WeightedSum(model, batch, layout.TokenWeights(device), rowsPerChunk);
+            var loss = SupervisedLoss.Sum(model, batch, rowsPerChunk, tokenWeights: layout.TokenWeights(device));
             loss.backward();
             var gradients = FromRecords(adapters, parameters, layout, device);
             foreach (var g in gradients) g.MoveToOuterDisposeScope();
