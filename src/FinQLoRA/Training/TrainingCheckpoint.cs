@@ -82,9 +82,8 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
         Same("lora_alpha", "alpha", o["lora_alpha"]?.GetValue<double>(), wanted.Alpha);
         Same("use_dora", "use_dora", o["use_dora"]?.GetValue<bool>(), wanted.UseDora);
         Same("use_rslora", "use_rslora", o["use_rslora"]?.GetValue<bool>(), wanted.UseRsLora);
-        bool? frozen = false;
-        try { frozen = (JsonNode.Parse(File.ReadAllText(Path.Combine(dir, StateFile))) as JsonObject)?[LoraAFrozenKey]?.GetValue<bool>() ?? false; }
-        catch (Exception e) when (e is IOException or JsonException or InvalidOperationException) { frozen = null; } // damaged: Load reports it
+        var state = StateOf(dir); // null when damaged: Load reports it
+        bool? frozen = state is null ? null : state[LoraAFrozenKey]?.GetValueKind() == JsonValueKind.True;
         if (frozen != null && frozen != wanted.FreezeA)
             throw UserInputException.About($"resume: {Path.Combine(dir, StateFile)} has {LoraAFrozenKey} = {(frozen.Value ? "true" : "false")} but the run asks for {new ConfigField("lora_a_frozen")} {(wanted.FreezeA ? "true" : "false")}; the optimizer state covers {(frozen.Value ? "B alone" : "A and B")}: resume with the run's settings or start a new {new ConfigField("out")}");
         if (o["target_modules"] is JsonArray targets)
@@ -121,9 +120,12 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
 
     /// <summary>The privacy settings a checkpoint was trained with (<see cref="Privacy.PrivacyPlan.Settings"/>); null
     /// without DP, or when the state file cannot be read (the loader reports that).</summary>
-    public static JsonObject? PrivacyOf(string dir)
+    public static JsonObject? PrivacyOf(string dir) => StateOf(dir)?["privacy"] as JsonObject;
+
+    /// <summary>A checkpoint's trainer_state.json; null when it cannot be read (damaged: <see cref="Load"/> reports it).</summary>
+    private static JsonObject? StateOf(string dir)
     {
-        try { return JsonNode.Parse(File.ReadAllText(Path.Combine(dir, StateFile)))?["privacy"]?.DeepClone() as JsonObject; }
+        try { return JsonNode.Parse(File.ReadAllText(Path.Combine(dir, StateFile))) as JsonObject; }
         catch (Exception e) when (e is IOException or JsonException) { return null; }
     }
 
