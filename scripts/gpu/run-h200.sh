@@ -18,10 +18,11 @@
 # quantized on the cpu, bit-identical) and one step's LoRA/DoRA gradients (dump-grads, within 1e-5 relative), each
 # with compare.py; then greedy ids and 20 training steps.
 #
-# What the CLI cannot do yet, so this script does not do it either (each is named again where it would run):
-#   - `serve` (step 2): not in the CLI
-#   - FinQLoRA reproducing PEFT's logits for a PEFT-made adapter (step 3): no logits output; the returned fixtures
-#     are checked by the C# tests (PeftMadeLoraAdapterGivesPeftsLogits, PeftMadeDoraAdapterGivesPeftsLogits) on CPU
+# What this script does not do yet (each is named again where it would run):
+#   - `serve` on the device (step 2): not written into the script yet
+#   - FinQLoRA reproducing PEFT's logits for a PEFT-made adapter (step 3): `debug dump-logits --adapter` could do it,
+#     but the step is not written yet; the returned fixtures are checked by the C# tests
+#     (PeftMadeLoraAdapterGivesPeftsLogits, PeftMadeDoraAdapterGivesPeftsLogits) on CPU
 #   - our side of the 8B benchmarks (step 4a, 4c): FinQLoRA.Bench runs on the CPU only (no --device), builds its
 #     random model through a temp HF folder (the issue wants it made on the GPU), has no 8B shape, and nothing in
 #     FinQLoRA or TorchSharp 0.107 reports CUDA memory (needed: peak allocated bytes, as torch.cuda.max_memory_allocated)
@@ -301,7 +302,7 @@ if [ "$have_shim" = yes ]; then
     else
         step "NCCL, one rank" 60 nccl_one_rank
     fi
-    # Missing: `serve` (not in the CLI yet).
+    # Missing: `serve` on the device (the CLI has it; this step is not written yet).
 else
     for s in "logits $device = cpu" "dequantized $device = cpu" "gradients $device = cpu" "generate ids $device = cpu" \
         "train 20 steps $device = cpu" "NCCL, one rank"; do skip "$s" "$no_shim"; done
@@ -331,7 +332,7 @@ if [ -d "$models/stories260K-hf" ]; then
 else
     skip "PEFT interop" "no unpacked bundle (models)"
 fi
-# Missing: FinQLoRA reproducing PEFT's logits on a PEFT-made adapter here (no logits output); the C# tests do it
+# Missing: FinQLoRA reproducing PEFT's logits on a PEFT-made adapter here (`debug dump-logits --adapter` can; the step is not written yet); the C# tests do it
 # on CPU once $OUT/fixtures is committed under tests/fixtures/peft.
 
 # ---------------------------------------------------------------- step 4: benchmarks on an 8B-shaped Llama
