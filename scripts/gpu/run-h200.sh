@@ -39,7 +39,7 @@ t0=$(date +%s)
 work="${TMPDIR:-/tmp}/finqlora-gpu-run"
 bundle="$repo/dist/gpu/finqlora-gpu.tar.xz"
 device=${RUN_DEVICE:-cuda}
-export OUT repo work device
+export OUT repo work device t0
 rm -f "$work.torchlib" "$work.libtorchdir"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 printf 'step\tresult\tseconds\tnote\n' >"$OUT/steps.tsv"
@@ -258,12 +258,13 @@ quantized() {
 grads_cmp() {
     local name=$1
     shift
-    rm -rf "$work/c/$name.start"
-    finq train --model "$models/stories260K-hf" --data "$work/c/train.jsonl" --out "$work/c/$name.start" --bits 4 \
+    # a folder of this run's own (named by its start time), so an earlier run's start adapter is never deleted or reused
+    local start="$work/c/$name.start.$t0"
+    finq train --model "$models/stories260K-hf" --data "$work/c/train.jsonl" --out "$start" --bits 4 \
         --rank 4 --alpha 32 --dropout 0 --targets q_proj,k_proj,v_proj --max-steps 3 --batch-size 4 --max-seq-len 64 \
         --lr 1e-2 --warmup-steps 0 --seed 1 --save-every 0 --dtype f32 --device cpu "$@" >/dev/null || return 1
     dump_cmp "grads-$name" "grads --rel 1e-5" dump-grads --model "$models/stories260K-hf" --data "$work/c/train.jsonl" \
-        --adapter "$work/c/$name.start/adapter" --bits 4 --quant nf4 --double-quant true --dtype f32 --batch-size 4 \
+        --adapter "$start/adapter" --bits 4 --quant nf4 --double-quant true --dtype f32 --batch-size 4 \
         --max-seq-len 64 --seed 1
 }
 
