@@ -1,4 +1,5 @@
 using System.Globalization;
+using FinQLoRA.Options;
 
 namespace FinQLoRA.Training;
 
@@ -16,10 +17,7 @@ public sealed record DataSource(string Name, string File, double Weight)
 
     public static DataSource Parse(string value, string source)
     {
-        string? name = null;
-        string rest = value;
-        int eq = value.IndexOf('=');
-        if (eq > 0 && !value[..eq].Contains('/')) (name, rest) = (value[..eq], value[(eq + 1)..]);
+        var (name, rest) = NamedPath.Split(value);
         double weight = 1;
         int colon = rest.LastIndexOf(':');
         if (colon > 0 && double.TryParse(rest[(colon + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out double w))

@@ -1,4 +1,5 @@
 using System.Globalization;
+using FinQLoRA.Options;
 
 namespace FinQLoRA.Adapters.Averaging;
 
@@ -27,10 +28,7 @@ public sealed record AveragedAdapterInput(string Name, string Dir, double Weight
     /// existing folder as it stands); the weight must then be a positive finite number.</summary>
     public static AveragedAdapterInput Parse(string value)
     {
-        string? name = null;
-        string rest = value;
-        int eq = value.IndexOf('=');
-        if (eq > 0 && !value[..eq].Contains('/')) (name, rest) = (value[..eq], value[(eq + 1)..]);
+        var (name, rest) = NamedPath.Split(value);
         double weight = 1;
         int colon = rest.LastIndexOf(':');
         if (colon >= 0 && !Directory.Exists(rest))
