@@ -5,7 +5,9 @@
 #   OUT=<results folder> scripts/gpu/run-gpu.sh           # from the repository root; needs dist/gpu/finqlora-gpu.tar.xz
 #                                                         # (scripts/gpu/bundle.sh) beside the working tree
 # Optional: FINQLORA_SHIM_DIR=<folder with a libLibTorchSharp.so built against this machine's libtorch> (tried after
-# the NuGet shim of the bundle, which is tried first: item 4), RUN_BUDGET_S (default 540).
+# the NuGet shim of the bundle, which is tried first: item 4), RUN_BUDGET_S (default 540), RUN_PARTS (default
+# "correctness peft train memory decode": the parts after the machine and shim steps, so that the plan can be split
+# over two calls of at most 10 minutes each; a part left out is logged as SKIP "not in RUN_PARTS").
 #
 # Rehearsal without a GPU (RUN_DEVICE=cpu): every step runs with cpu in place of cuda (the comparisons are then cpu
 # against cpu: it checks this script, not the GPU), and the benchmarks on a tiny random model. It takes the built
@@ -32,6 +34,12 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+parts=" ${RUN_PARTS:-correctness peft train memory decode} "
+for part in $parts; do
+    case $part in correctness | peft | train | memory | decode) ;; *) echo "RUN_PARTS: unknown part '$part'; the parts are correctness peft train memory decode" >&2; exit 2 ;; esac
+done
+# in_part PART: whether RUN_PARTS has PART
+in_part() { [[ "$parts" == *" $1 "* ]]; }
 : "${OUT:?set OUT to the folder the results go to}"
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -244,6 +252,8 @@ fi
 have_shim=no
 [ -s "$work/libtorchdir" ] && have_shim=yes
 no_shim="no LibTorchSharp shim loads against this libtorch (see the shim steps)"
+# ours_step NAME LIMIT FUNCTION [ARGS...]: a step that needs FinQLoRA on the device (a shim that loads)
+ours_step() { if [ "$have_shim" = yes ]; then step "$@"; else not_run "$1" "$no_shim"; fi; }
 
 # ---------------------------------------------------------------- step 2: correctness, the device against cpu
 
@@ -444,7 +454,9 @@ correctness=(
     "NCCL, one rank"
     "serve on $device: /v1/chat/completions, same answer as cpu"
 )
-if [ "$have_shim" = yes ]; then
+if ! in_part correctness; then
+    for s in "${correctness[@]}"; do not_run "$s" "not in RUN_PARTS"; done
+elif [ "$have_shim" = yes ]; then
     step "data for the checks" 10 prompts
     step "${correctness[0]}" 60 dump_cmp logits-hf "logits --tol 1e-4" dump-logits --model "$models/stories260K-hf" --dtype f32 --prompt "$story"
     step "${correctness[1]}" 60 dump_cmp logits-gguf "logits --tol 1e-4" dump-logits --model "$models/stories260K/stories260K.gguf" --dtype f32 --prompt "$story"
@@ -507,13 +519,13 @@ peft_made() {
 }
 export -f peft_loads_ours peft_made
 
-step "PEFT loads our adapter and reproduces our logits" 120 peft_loads_ours
-if [ "$have_shim" = yes ]; then
-    step "ours reproduces a PEFT-made LoRA adapter's logits on $device" 120 peft_made lora
-    step "ours reproduces a PEFT-made DoRA adapter's logits on $device" 120 peft_made dora --dora
+if ! in_part peft; then
+    for s in "PEFT loads our adapter and reproduces our logits" "ours reproduces a PEFT-made LoRA adapter's logits on $device" \
+        "ours reproduces a PEFT-made DoRA adapter's logits on $device"; do not_run "$s" "not in RUN_PARTS"; done
 else
-    not_run "ours reproduces a PEFT-made LoRA adapter's logits on $device" "$no_shim"
-    not_run "ours reproduces a PEFT-made DoRA adapter's logits on $device" "$no_shim"
+    step "PEFT loads our adapter and reproduces our logits" 120 peft_loads_ours
+    ours_step "ours reproduces a PEFT-made LoRA adapter's logits on $device" 120 peft_made lora
+    ours_step "ours reproduces a PEFT-made DoRA adapter's logits on $device" 120 peft_made dora --dora
 fi
 
 # ---------------------------------------------------------------- step 4: benchmarks on an 8B-shaped Llama
@@ -574,22 +586,27 @@ ours_generate() {
 }
 export -f fbench ours_train peer goals ours_memory planner memory_goal ours_generate
 
-if [ "$have_shim" = yes ]; then
-    step "ours: QLoRA step on $bench_shape ($train_shapes, checkpointing off/on), peak memory" 240 ours_train
+train_steps=("ours: QLoRA step on $bench_shape ($train_shapes, checkpointing off/on), peak memory"
+    "peer: PyTorch + PEFT on the 8B shape ($peer_layers layers; train, generate)"
+    "goals: 4-bit step <= 1.3x PEFT's bf16 step, peak memory <= 0.5x")
+memory_steps=("planner: finqlora memory for Llama 3.1 8B at 16/8/4 bits and the training runs"
+    "ours: inference memory on $bench_shape at 16/8/4 bits" "goal: planner within 10% of the measured inference memory")
+decode_step="ours: decode tokens/s on $bench_shape at 16/4 bits"
+if in_part train; then
+    ours_step "${train_steps[0]}" 240 ours_train
+    step "${train_steps[1]}" 240 peer
+    step "${train_steps[2]}" 30 goals
 else
-    not_run "ours: QLoRA step on $bench_shape ($train_shapes, checkpointing off/on), peak memory" "$no_shim"
+    for s in "${train_steps[@]}"; do not_run "$s" "not in RUN_PARTS"; done
 fi
-step "peer: PyTorch + PEFT on the 8B shape ($peer_layers layers; train, generate)" 240 peer
-step "goals: 4-bit step <= 1.3x PEFT's bf16 step, peak memory <= 0.5x" 30 goals
-step "planner: finqlora memory for Llama 3.1 8B at 16/8/4 bits and the training runs" 30 planner
-if [ "$have_shim" = yes ]; then
-    step "ours: inference memory on $bench_shape at 16/8/4 bits" 180 ours_memory
-    step "goal: planner within 10% of the measured inference memory" 30 memory_goal
-    step "ours: decode tokens/s on $bench_shape at 16/4 bits" 180 ours_generate
+if in_part memory; then
+    step "${memory_steps[0]}" 30 planner
+    ours_step "${memory_steps[1]}" 180 ours_memory
+    ours_step "${memory_steps[2]}" 30 memory_goal
 else
-    for s in "ours: inference memory on $bench_shape at 16/8/4 bits" "goal: planner within 10% of the measured inference memory" \
-        "ours: decode tokens/s on $bench_shape at 16/4 bits"; do not_run "$s" "$no_shim"; done
+    for s in "${memory_steps[@]}"; do not_run "$s" "not in RUN_PARTS"; done
 fi
+if in_part decode; then ours_step "$decode_step" 180 ours_generate; else not_run "$decode_step" "not in RUN_PARTS"; fi
 
 # ---------------------------------------------------------------- summary
 
