@@ -116,8 +116,12 @@ internal static class DeviceBench
             long planned = MemoryPlanner.Inference(d.Shape, q, d.ShapeName, context).TotalBytes;
             row["planned_bytes"] = planned;
             row["bits"] = b;
-            string seed = d.ShapeName == "8b" && SeedTableGb8B.TryGetValue(b, out double gb) ? $"{gb:F1} GB" : "-";
-            if (d.ShapeName == "8b" && SeedTableGb8B.TryGetValue(b, out double seedGb)) row["seed_table_gb"] = seedGb;
+            string seed = "-";
+            if (d.ShapeName == "8b" && SeedTableGb8B.TryGetValue(b, out double gb))
+            {
+                row["seed_table_gb"] = gb;
+                seed = $"{gb:F1} GB";
+            }
             rows.Add(row);
             Console.WriteLine(row["error"] is { } e ? $"| {b}-bit | {MemoryUsage.Format(planned)} | {e} | | {seed} |"
                 : $"| {b}-bit | {MemoryUsage.Format(planned)} | {Gib(row, "peak_bytes")} | {planned / D(row, "peak_bytes"):F2} | {seed} |");
