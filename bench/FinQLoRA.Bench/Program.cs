@@ -30,7 +30,19 @@ if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
 {
     Console.WriteLine("usage: FinQLoRA.Bench <bench> [options]");
     foreach (var (name, (help, _)) in benches) Console.WriteLine($"  {name,-12} {help}");
+    Console.WriteLine($"  train, generate and memory {FinQLoRA.Bench.OnDevice.DeviceBench.Help}");
     return args.Length == 0 ? 0 : 2;
+}
+try
+{
+    // --device or --shape: the random model on that device, one child process per configuration (OnDevice/DeviceBench.cs)
+    if (args[0] is "train" or "generate" or "memory" && FinQLoRA.Bench.OnDevice.BenchDeviceOptions.Requested(args[1..]))
+        return FinQLoRA.Bench.OnDevice.DeviceBench.Run(args[0], args[1..]);
+}
+catch (FinQLoRA.UserInputException e) // bad bench input: one line, before any work
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
 }
 if (args[0] == "train" && args.Contains(FinQLoRA.Bench.PackingBench.Flag)) return FinQLoRA.Bench.PackingBench.Run(args[1..]);
 if (args[0] == "train" && args.Contains(FinQLoRA.Bench.DpTrainBench.Flag)) return FinQLoRA.Bench.DpTrainBench.Run(args[1..]);

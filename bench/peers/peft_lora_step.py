@@ -11,6 +11,11 @@ created on the GPU from a LlamaConfig: no download, no file round trip. Base wei
             GPU memory (the 16-bit inference figure to set next to `finqlora memory --bits 16`).
   all       (default) both on one model: rates, generate, then train.
 
+Peak memory is reported two ways on the same run: PyTorch's allocator (max_memory_allocated, max_memory_reserved)
+and NVML's memory in use on the whole GPU above what was in use when this script started (sampled every millisecond
+on a thread; CUDA context and cached blocks included). The NVML figure is the one FinQLoRA's bench can read (TorchSharp
+exposes no allocator statistics), so ours/PEFT memory ratios are NVML against NVML.
+
 MFU counts the same FLOPs as FinQLoRA's `FinQLoRA.Bench train`: 4 x linear parameters x tokens (forward, and the
 input gradients of the frozen base) + 12 x batch x seq^2 x hidden x layers for attention; recomputation under
 gradient checkpointing is not counted. Each configuration is guarded: an out-of-memory is reported as OOM and the
@@ -20,7 +25,9 @@ next one runs. Needs torch with CUDA, transformers and peft; uses no network.
           [--steps 5] [--json results.json]
 """
 import argparse
+import ctypes
 import json
+import threading
 import os
 import sys
 import time
@@ -35,6 +42,58 @@ from peft import LoraConfig, get_peft_model  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 GIB = 1024 ** 3
+
+
+class NvmlPeak:
+    """NVML memory in use on the GPU (all processes) above the reading at construction; None where NVML is missing."""
+
+    class _Memory(ctypes.Structure):
+        _fields_ = [("total", ctypes.c_ulonglong), ("free", ctypes.c_ulonglong), ("used", ctypes.c_ulonglong)]
+
+    def __init__(self, cuda_index=0):
+        self.handle = None
+        try:
+            self.lib = ctypes.CDLL("libnvidia-ml.so.1")
+            visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip().isdigit()]
+            index = int(visible[cuda_index]) if cuda_index < len(visible) else cuda_index
+            handle = ctypes.c_void_p()
+            if self.lib.nvmlInit_v2() == 0 and self.lib.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle)) == 0:
+                self.handle = handle
+        except OSError as e:
+            print(f"NVML: {e}; no NVML figures", flush=True)
+        self.baseline = self.used() if self.handle else 0
+        self.peak = self.baseline
+        self._stop = None
+
+    def used(self):
+        m = NvmlPeak._Memory()
+        return m.used if self.lib.nvmlDeviceGetMemoryInfo(self.handle, ctypes.byref(m)) == 0 else 0
+
+    def start(self):
+        """Starts sampling; the peak restarts from what is in use now."""
+        if not self.handle:
+            return
+        self.peak = self.used()
+        self._stop = threading.Event()
+
+        def sample():
+            while not self._stop.is_set():
+                self.peak = max(self.peak, self.used())
+                self._stop.wait(0.001)
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+
+    def stop_gib(self):
+        """Stops sampling; the peak above the script's start in GiB, or None without NVML."""
+        if not self.handle or self._stop is None:
+            return None
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.used())
+        return (self.peak - self.baseline) / GIB
+
+
+NVML = None  # made in main() before the first CUDA call, so its baseline has no CUDA context in it
 
 
 def llama_8b_config(layers):
@@ -127,11 +186,14 @@ def bench_generate(model, batch, prompt_len, new_tokens):
 
     run(2)  # warm-up: kernels, cuBLAS handles
     one = timed(lambda: run(1), 2)
+    torch.cuda.empty_cache()  # blocks cached by earlier parts would count in NVML's figure (FinQLoRA's child has none)
     torch.cuda.reset_peak_memory_stats()
+    NVML.start()
     full = timed(lambda: run(new_tokens), 1)
+    nvml = NVML.stop_gib()
     decode = batch * (new_tokens - 1) / (full - one)
     return {"batch": batch, "prompt_len": prompt_len, "new_tokens": new_tokens, "prefill_s": one,
-            "generate_s": full, "decode_tokens_per_s": decode,
+            "generate_s": full, "decode_tokens_per_s": decode, "peak_nvml_gib": nvml,
             "peak_allocated_gib": torch.cuda.max_memory_allocated() / GIB,
             "peak_reserved_gib": torch.cuda.max_memory_reserved() / GIB}
 
@@ -155,14 +217,21 @@ def bench_train(peft_model, base, batch, seq, checkpointing, steps, warmup, peak
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    torch.cuda.empty_cache()  # as in bench_generate
+    NVML.start()  # the warm-up too: FinQLoRA's figure covers every step of its child
     timed(one_step, warmup)
     torch.cuda.reset_peak_memory_stats()
     seconds = timed(one_step, steps)
+    nvml = NVML.stop_gib()
     flops = step_flops(base.config, batch, seq)
-    return {"batch": batch, "seq": seq, "grad_checkpointing": checkpointing, "step_s": seconds,
+    return {"batch": batch, "seq": seq, "grad_checkpointing": checkpointing, "step_s": seconds, "peak_nvml_gib": nvml,
             "tokens_per_s": batch * seq / seconds, "mfu_bf16": flops / seconds / peak_rate,
             "peak_allocated_gib": torch.cuda.max_memory_allocated() / GIB,
             "peak_reserved_gib": torch.cuda.max_memory_reserved() / GIB}
+
+
+def fmt(gib):
+    return "-" if gib is None else f"{gib:.2f}"
 
 
 def save(results, path):
@@ -178,6 +247,7 @@ def main():
     p.add_argument("mode", nargs="?", default="all", choices=["all", "train", "generate"])
     p.add_argument("--layers", type=int, default=32, help="decoder layers (32 = 8B; fewer for a quick try)")
     p.add_argument("--batches", default="4,16", help="training batch sizes")
+    p.add_argument("--checkpointing", default="both", choices=["both", "on", "off"])
     p.add_argument("--seq", type=int, default=512, help="training sequence length")
     p.add_argument("--steps", type=int, default=5, help="timed training steps per configuration")
     p.add_argument("--warmup", type=int, default=2)
@@ -187,6 +257,8 @@ def main():
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--json", help="write every figure here")
     a = p.parse_args()
+    global NVML
+    NVML = NvmlPeak()
     if not torch.cuda.is_available():
         sys.exit("peft_lora_step.py: needs a CUDA GPU (torch.cuda.is_available() is False)")
     torch.backends.cuda.matmul.allow_tf32 = False  # bf16 runs are unaffected; keeps any fp32 matmul honest
@@ -236,7 +308,7 @@ def main():
         print(f"LoRA r4 alpha 32 dropout {a.dropout} on q,k,v: {trainable / 1e6:.2f}M trainable parameters (fp32)")
         rows = []
         for batch in [int(b) for b in a.batches.split(",")]:
-            for checkpointing in (False, True):
+            for checkpointing in {"both": (False, True), "on": (True,), "off": (False,)}[a.checkpointing]:
                 name = f"train batch {batch}x{a.seq}, checkpointing {'on' if checkpointing else 'off'}"
                 r = guarded(name, lambda: bench_train(peft_model, base, batch, a.seq, checkpointing, a.steps, a.warmup, peak_rate))
                 r.setdefault("batch", batch)
@@ -244,24 +316,25 @@ def main():
                 rows.append(r)
                 if "error" not in r:
                     print(f"  {name}: {r['step_s']:.3f} s/step, {r['tokens_per_s']:.0f} tokens/s, MFU {r['mfu_bf16']:.1%}, "
-                          f"peak {r['peak_allocated_gib']:.2f} GiB allocated", flush=True)
+                          f"peak {r['peak_allocated_gib']:.2f} GiB allocated, {r['peak_reserved_gib']:.2f} GiB reserved, "
+                          f"NVML {r['peak_nvml_gib'] if r['peak_nvml_gib'] is None else format(r['peak_nvml_gib'], '.2f')} GiB", flush=True)
         results["train"] = rows
         save(results, a.json)
 
     print()
-    print("| what | batch | grad ckpt | s | tokens/s | MFU (bf16) | peak GiB (allocated) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| what | batch | grad ckpt | s | tokens/s | MFU (bf16) | peak GiB (allocated) | peak GiB (reserved) | peak GiB (NVML, above start) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results.get("generate", []):
         if "error" in r:
-            print(f"| generate | {r['batch']} | - | {r['error'][:40]} | | | |")
+            print(f"| generate | {r['batch']} | - | {r['error'][:40]} | | | | | |")
         else:
-            print(f"| generate (decode) | {r['batch']} | - | {r['generate_s']:.3f} | {r['decode_tokens_per_s']:.1f} | - | {r['peak_allocated_gib']:.2f} |")
+            print(f"| generate (decode) | {r['batch']} | - | {r['generate_s']:.3f} | {r['decode_tokens_per_s']:.1f} | - | {r['peak_allocated_gib']:.2f} | {r['peak_reserved_gib']:.2f} | {fmt(r['peak_nvml_gib'])} |")
     for r in results.get("train", []):
         gc = "on" if r["grad_checkpointing"] else "off"
         if "error" in r:
-            print(f"| train step | {r['batch']}x{a.seq} | {gc} | {r['error'][:40]} | | | |")
+            print(f"| train step | {r['batch']}x{a.seq} | {gc} | {r['error'][:40]} | | | | | |")
         else:
-            print(f"| train step | {r['batch']}x{a.seq} | {gc} | {r['step_s']:.3f} | {r['tokens_per_s']:.0f} | {r['mfu_bf16']:.1%} | {r['peak_allocated_gib']:.2f} |")
+            print(f"| train step | {r['batch']}x{a.seq} | {gc} | {r['step_s']:.3f} | {r['tokens_per_s']:.0f} | {r['mfu_bf16']:.1%} | {r['peak_allocated_gib']:.2f} | {r['peak_reserved_gib']:.2f} | {fmt(r['peak_nvml_gib'])} |")
 
     save(results, a.json)
     if a.json:

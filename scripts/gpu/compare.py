@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Comparisons for scripts/gpu/run-h200.sh: a CUDA result against the CPU result of the same run.
+"""Comparisons for scripts/gpu/run-gpu.sh: a CUDA result against the CPU result of the same run.
 
 Standard library only (no torch, numpy or safetensors), so it runs, and is tested, anywhere.
 
@@ -16,7 +16,20 @@ Standard library only (no torch, numpy or safetensors), so it runs, and is teste
       `finqlora debug dump-grads` outputs: for each tensor, max |a - b| / max |a| at most --rel (a tensor of zeros in A
       must be zeros in B).
 
-Each prints one line ending in OK or MISMATCH, for the run's summary.
+  peft-logits  OURS.safetensors PEFT.json [--tol 1e-4]
+      `finqlora debug dump-logits --adapter` against tests/fixtures/peft/peft_crosscheck.py's logits JSON for the same
+      prompt ids (the JSON's prompt equal to OURS' input_ids): max |a - b| of every position at most --tol.
+  ids-of    FILE.safetensors
+      prints a dump-logits file's input_ids as "1,2,3" (for peft_crosscheck.py logits --ids).
+  bench     OURS.json PEER.json
+      `FinQLoRA.Bench train --device ... --json` against bench/peers/peft_lora_step.py --json, row by row (batch and
+      checkpointing): ours/PEFT step time (goal <= 1.3) and peak memory, NVML against NVML (goal <= 0.5); PEFT's
+      max_memory_allocated and max_memory_reserved beside them. Exit 1 when a goal is not met or a row is missing.
+  memory    OURS.json [--tol 0.10]
+      `FinQLoRA.Bench memory --device ... --json`: the planner's inference figure against the measured peak at each
+      bit width, |planned / measured - 1| at most --tol; the seed's table beside them.
+
+Each prints lines ending in OK or MISMATCH (MET or NOT MET for the goals), for the run's summary.
 """
 import argparse
 import array
@@ -182,6 +195,91 @@ def cmd_ids(a):
     return 0 if ok else 1
 
 
+def cmd_peft_logits(a):
+    ours = read_safetensors(a.a)
+    with open(a.b) as f:
+        peft = json.load(f)
+    if "logits" not in ours or "input_ids" not in ours:
+        print(f"peft-logits {a.a}: no 'logits' and 'input_ids' (not a dump-logits file) -> MISMATCH")
+        return 1
+    ids = ours["input_ids"][2]
+    prompts = [p for p, _ in enumerate(peft["prompt_ids"]) if peft["prompt_ids"][p] == ids]
+    if not prompts:
+        print(f"peft-logits {a.b}: no prompt with our input_ids {ids[:8]}... -> MISMATCH")
+        return 1
+    theirs = [v for position in peft["logits"][prompts[0]] for v in position]
+    if len(theirs) != len(ours["logits"][2]):
+        print(f"peft-logits: {len(ours['logits'][2])} logits vs PEFT's {len(theirs)} -> MISMATCH")
+        return 1
+    diff, scale = diffs(theirs, ours["logits"][2])
+    ok = diff <= a.tol
+    print(f"peft-logits {a.a} vs PEFT {a.b}: {len(ids)} positions, max |diff| {diff:.3e}, relative {relative(diff, scale):.3e}, "
+          f"tolerance {a.tol:g} -> {'OK' if ok else 'MISMATCH'}")
+    return 0 if ok else 1
+
+
+def cmd_ids_of(a):
+    t = read_safetensors(a.a)
+    print(",".join(str(int(v)) for v in t["input_ids"][2]))
+    return 0
+
+
+GIB = 1024 ** 3
+
+
+def cmd_bench(a):
+    with open(a.a) as f:
+        ours = json.load(f)
+    with open(a.b) as f:
+        peer = json.load(f)
+    peer_rows = {(r.get("batch"), bool(r.get("grad_checkpointing"))): r for r in peer.get("train", [])}
+    failed = 0
+    print("| batch | grad ckpt | ours 4-bit step s | PEFT bf16 step s | ours/PEFT time | ours peak GiB (NVML) | PEFT peak GiB (NVML) | ours/PEFT memory | PEFT allocated / reserved GiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in ours["rows"]:
+        if r.get("bits", 4) != 4 and "error" not in r:
+            continue
+        key = (r.get("batch"), bool(r.get("grad_checkpointing")))
+        p = peer_rows.get(key)
+        gc = "on" if key[1] else "off"
+        if "error" in r or p is None or "error" in p:
+            why = r.get("error") or (p or {}).get("error") or "no PEFT row"
+            print(f"| {key[0]} | {gc} | {why} | | | | | | |")
+            failed += 1
+            continue
+        time_ratio = r["step_s"] / p["step_s"]
+        ours_gib = r["peak_bytes"] / GIB
+        peer_gib = p.get("peak_nvml_gib")
+        mem_ratio = ours_gib / peer_gib if peer_gib else float("nan")
+        print(f"| {key[0]}x{r['seq']} | {gc} | {r['step_s']:.3f} | {p['step_s']:.3f} | {time_ratio:.2f} | {ours_gib:.2f} | "
+              f"{peer_gib if peer_gib is None else f'{peer_gib:.2f}'} | {mem_ratio:.2f} | {p['peak_allocated_gib']:.2f} / {p['peak_reserved_gib']:.2f} |")
+        met_t, met_m = time_ratio <= 1.3, mem_ratio <= 0.5
+        print(f"goal batch {key[0]}, checkpointing {gc}: 4-bit step <= 1.3x PEFT's bf16 step: {time_ratio:.2f} -> {'MET' if met_t else 'NOT MET'}; "
+              f"peak memory <= 0.5x PEFT's: {mem_ratio:.2f} -> {'MET' if met_m else 'NOT MET'}")
+        failed += (not met_t) + (not met_m)
+    return 1 if failed else 0
+
+
+def cmd_memory(a):
+    with open(a.a) as f:
+        ours = json.load(f)
+    failed = 0
+    for r in ours["rows"]:
+        seed = f", seed's table {r['seed_table_gb']:.1f} GB" if "seed_table_gb" in r else ""
+        if "error" in r:
+            print(f"memory {r.get('bits')}-bit: measurement failed ({r['error']}) -> MISMATCH")
+            failed += 1
+            continue
+        ratio = r["planned_bytes"] / r["peak_bytes"]
+        ok = abs(ratio - 1) <= a.tol
+        failed += not ok
+        print(f"memory {r['bits']}-bit inference ({ours['shape']}, {ours['device']}): planned {r['planned_bytes'] / 1e9:.2f} GB "
+              f"({r['planned_bytes'] / GIB:.2f} GiB), measured {r['peak_bytes'] / 1e9:.2f} GB ({r['peak_bytes'] / GIB:.2f} GiB; "
+              f"{r['memory_source']}){seed}; planned/measured {ratio:.3f}, "
+              f"tolerance {a.tol:g} -> {'OK' if ok else 'MISMATCH'}")
+    return 1 if failed else 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -203,8 +301,21 @@ def main():
     gr.add_argument("a")
     gr.add_argument("b")
     gr.add_argument("--rel", type=float, default=1e-5)
+    pl = sub.add_parser("peft-logits")
+    pl.add_argument("a")
+    pl.add_argument("b")
+    pl.add_argument("--tol", type=float, default=1e-4)
+    io = sub.add_parser("ids-of")
+    io.add_argument("a")
+    bn = sub.add_parser("bench")
+    bn.add_argument("a")
+    bn.add_argument("b")
+    mm = sub.add_parser("memory")
+    mm.add_argument("a")
+    mm.add_argument("--tol", type=float, default=0.10)
     a = p.parse_args()
-    return {"ids": cmd_ids, "tensors": cmd_tensors, "logits": cmd_logits, "dequant": cmd_dequant, "grads": cmd_grads}[a.cmd](a)
+    return {"ids": cmd_ids, "tensors": cmd_tensors, "logits": cmd_logits, "dequant": cmd_dequant, "grads": cmd_grads,
+            "peft-logits": cmd_peft_logits, "ids-of": cmd_ids_of, "bench": cmd_bench, "memory": cmd_memory}[a.cmd](a)
 
 
 if __name__ == "__main__":
