@@ -35,13 +35,8 @@ public sealed class MappedLoadingTests
         Assert.NotEmpty(ProcessMaps.Of(file));
         Assert.All(ProcessMaps.Of(file), perms => Assert.Equal("rw-p", perms));
         // the packed 4/8-bit data itself, not just the norms, lives in the file's pages
-        foreach (var q in mapped.modules().OfType<QuantizedLinear>())
-        {
-            var packed = q.Weight switch { Blockwise4BitTensor b => b.Packed, Int8RowwiseTensor i => i.CB, _ => throw new InvalidOperationException() };
-            Assert.True(ProcessMaps.Contains(file, TensorMemory.DataPointer(packed)), "packed weight is a copy, not a view of the file");
-        }
-        foreach (var q in copied.modules().OfType<QuantizedLinear>())
-            Assert.False(ProcessMaps.Contains(file, TensorMemory.DataPointer(((dynamic)q.Weight) is Blockwise4BitTensor b ? b.Packed : ((Int8RowwiseTensor)q.Weight).CB)));
+        Assert.All(mapped.modules().OfType<QuantizedLinear>(), q => Assert.True(ProcessMaps.Contains(file, PackedData(q)), "packed weight copied"));
+        Assert.All(copied.modules().OfType<QuantizedLinear>(), q => Assert.False(ProcessMaps.Contains(file, PackedData(q)), "packed weight mapped"));
 
         AssertSameTensors(copied, mapped);
         using var ids = tensor(new long[] { 1, 403, 407, 261, 378, 267 }).unsqueeze(0);
@@ -115,6 +110,13 @@ public sealed class MappedLoadingTests
         Assert.Empty(ProcessMaps.Of(path));
         AssertSameTensors(reference, loaded);
     }
+
+    private static IntPtr PackedData(QuantizedLinear q) => TensorMemory.DataPointer(q.Weight switch
+    {
+        Blockwise4BitTensor b => b.Packed,
+        Int8RowwiseTensor i => i.CB,
+        _ => throw new InvalidOperationException($"no packed data in {q.Weight.GetType().Name}"),
+    });
 
     /// <summary>Rewrites a safetensors file with one more space in its header: still valid (the header is JSON), but
     /// the data area then starts at an odd offset, so no F32 tensor in it is 4-byte aligned.</summary>
