@@ -30,7 +30,9 @@ public static class ModelLoader
         Tensor Dense(string name, long[] shape, ScalarType dtype)
         {
             using var stored = Read(reader, name, shape, KeptAsStored(name, dtype));
-            return stored.to(dtype, options.Device).detach();
+            // every handle disposed but the one returned: a stray alias of a mapped tensor would keep the file mapped
+            using var converted = stored.to(dtype, options.Device);
+            return converted.detach();
         }
 
         nn.Module<Tensor, Tensor> Proj(int layer, ProjectionKind kind)

@@ -73,6 +73,7 @@ public sealed class MappedLoadingTests
         using (var logits = model.Forward(ids))
             Assert.True(logits.isfinite().all().item<bool>());
         model.Dispose();
+        // at once, not when the garbage collector finalizes a stray handle
         Assert.Empty(ProcessMaps.Of(file));
     }
 
