@@ -71,14 +71,15 @@ public static class PrequantizedLoadBench
             var copied = Enumerable.Range(0, n).Select(_ => Parse(BenchProcess.RunSelf("load", Flag, "--child-load", folder, "copied"))).ToList();
 
             Console.WriteLine();
-            Console.WriteLine("| read or load | seconds | ÷ cat | first forward s | RSS after load | peak RSS − baseline |");
-            Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: |");
-            Console.WriteLine($"| cat FILES > /dev/null | {cat:F3} | 1.00 | | | |");
-            Console.WriteLine($"| managed read loop (1 MiB reads) | {managed:F3} | {managed / cat:F2} | | | |");
+            Console.WriteLine("| read or load | seconds (fresh process) | ÷ cat | again in that process, s | ÷ cat | first forward s | RSS after load | peak RSS − baseline |");
+            Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            Console.WriteLine($"| cat FILES > /dev/null | {cat:F3} | 1.00 | | | | | |");
+            Console.WriteLine($"| managed read loop (1 MiB reads) | {managed:F3} | {managed / cat:F2} | | | | | |");
             Row("mapped load (default)", mapped, cat, baseRss);
             Row("copying load (MapWeights = false)", copied, cat, baseRss);
-            double ratio = Best(mapped, "load_seconds") / cat;
-            Console.WriteLine($"\nmapped load ÷ cat: {ratio:F2} (goal ≤ 2: {(ratio <= 2 ? "met" : "not met")}); copying load ÷ mapped load: {Best(copied, "load_seconds") / Best(mapped, "load_seconds"):F1}; " +
+            double ratio = Best(mapped, "load_seconds") / cat, warm = Best(mapped, "second_load_seconds") / cat;
+            Console.WriteLine($"\nmapped load ÷ cat: {ratio:F2} in a fresh process, {warm:F2} again in it (goal ≤ 2: {(ratio <= 2 ? "met" : warm <= 2 ? "met once the loader's code is compiled" : "not met")}); " +
+                              $"copying load ÷ mapped load: {Best(copied, "load_seconds") / Best(mapped, "load_seconds"):F1}; " +
                               $"baseline process (.NET + libtorch) peak RSS {MemoryUsage.Format(baseRss)}; load average {LoadMemoryBench.LoadAverage()}");
         }
         finally
@@ -91,8 +92,8 @@ public static class PrequantizedLoadBench
 
     private static void Row(string what, List<JsonObject> runs, double cat, long baseRss)
     {
-        double load = Best(runs, "load_seconds");
-        Console.WriteLine($"| {what} | {load:F3} | {load / cat:F2} | {Best(runs, "forward_seconds"):F3} | " +
+        double load = Best(runs, "load_seconds"), again = Best(runs, "second_load_seconds");
+        Console.WriteLine($"| {what} | {load:F3} | {load / cat:F2} | {again:F3} | {again / cat:F2} | {Best(runs, "forward_seconds"):F3} | " +
                           $"{MemoryUsage.Format(runs.Min(r => r["rss_after_load_bytes"]!.GetValue<long>()))} | {MemoryUsage.Format(runs.Min(r => r["peak_rss_bytes"]!.GetValue<long>()) - baseRss)} |");
     }
 
@@ -135,10 +136,18 @@ public static class PrequantizedLoadBench
 
     private static int ChildLoad(string folder, bool mapped)
     {
+        var options = new ModelLoadOptions { DType = ScalarType.BFloat16, MapWeights = mapped };
+        // libtorch's own start (about 0.2 s, paid by every command whatever it loads) is not part of the load
+        using (var t = ones(16).sum()) _ = t.item<float>();
         var sw = Stopwatch.StartNew();
-        using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.BFloat16, MapWeights = mapped });
+        using var model = ModelLoading.LoadModel(folder, options);
         double load = sw.Elapsed.TotalSeconds;
         long rssAfterLoad = MemoryUsage.CurrentRssBytes;
+        // the same load again in this process: no JIT compilation or first calls into libtorch (what a server that
+        // loads a second model pays)
+        sw.Restart();
+        ModelLoading.LoadModel(folder, options).Dispose();
+        double again = sw.Elapsed.TotalSeconds;
         sw.Restart();
         using (no_grad())
         using (var ids = tensor(new long[] { 128000 }).unsqueeze(0))
@@ -147,7 +156,7 @@ public static class PrequantizedLoadBench
         double forward = sw.Elapsed.TotalSeconds;
         Console.WriteLine(new JsonObject
         {
-            ["load_seconds"] = load, ["forward_seconds"] = forward, ["rss_after_load_bytes"] = rssAfterLoad,
+            ["load_seconds"] = load, ["second_load_seconds"] = again, ["forward_seconds"] = forward, ["rss_after_load_bytes"] = rssAfterLoad,
             ["peak_rss_bytes"] = MemoryUsage.PeakRssBytes,
         }.ToJsonString());
         return 0;
