@@ -19,7 +19,7 @@ var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
     ["quant"] = ("4/8-bit linear fwd+bwd vs bf16, dequantization GB/s vs copy bandwidth [--quick] [--dequant]", QuantBench.Run),
     ["generate"] = (FinQLoRA.Bench.GenerationBench.Help, FinQLoRA.Bench.GenerationBench.Run),
     ["pipeline"] = (FinQLoRA.Bench.PipelineBench.Help, FinQLoRA.Bench.PipelineBench.Run),
-    ["load"] = (FinQLoRA.Bench.LoadMemoryBench.Help, FinQLoRA.Bench.LoadMemoryBench.Run),
+    ["load"] = (FinQLoRA.Bench.LoadMemoryBench.Help + "; " + FinQLoRA.Bench.PrequantizedLoadBench.Help, FinQLoRA.Bench.LoadMemoryBench.Run),
     ["memory"] = (FinQLoRA.Bench.TrainMemoryBench.Help, FinQLoRA.Bench.TrainMemoryBench.Run),
     ["serve"] = (FinQLoRA.Bench.ServeBench.Help, FinQLoRA.Bench.ServeBench.Run),
     ["constrained"] = (FinQLoRA.Bench.ConstrainedDecodingBench.Help, FinQLoRA.Bench.ConstrainedDecodingBench.Run),
@@ -45,5 +45,6 @@ catch (FinQLoRA.UserInputException e) // bad bench input: one line, before any w
     return 2;
 }
 if (args[0] == "train" && args.Contains(FinQLoRA.Bench.PackingBench.Flag)) return FinQLoRA.Bench.PackingBench.Run(args[1..]);
+if (args[0] == "load" && args.Contains(FinQLoRA.Bench.PrequantizedLoadBench.Flag)) return FinQLoRA.Bench.PrequantizedLoadBench.Run(args[1..]);
 if (args[0] == "train" && args.Contains(FinQLoRA.Bench.DpTrainBench.Flag)) return FinQLoRA.Bench.DpTrainBench.Run(args[1..]);
 return bench.Run(args[1..]);

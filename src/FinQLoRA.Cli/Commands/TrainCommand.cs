@@ -37,6 +37,7 @@ public sealed class TrainSettings : CommandSettings
     [CommandOption("--use-rslora <BOOL>")][TrainKeyDescription] public string? UseRslora { get; set; }
     [CommandOption("--use-dora <BOOL>")][TrainKeyDescription] public string? UseDora { get; set; }
     [CommandOption("--lora-a-frozen <BOOL>")][TrainKeyDescription] public string? LoraAFrozen { get; set; }
+    [CommandOption("--adapter-dtype <DTYPE>")][TrainKeyDescription] public string? AdapterDtype { get; set; }
     [CommandOption("--lr <LR>")][TrainKeyDescription] public string? Lr { get; set; }
     [CommandOption("--epochs <E>")][TrainKeyDescription] public string? Epochs { get; set; }
     [CommandOption("--max-steps <N>")][TrainKeyDescription] public string? MaxSteps { get; set; }

@@ -20,6 +20,11 @@ public sealed record ModelLoadOptions
     /// null when it stores none. Asked before <see cref="LinearFactory"/>.</summary>
     public Func<ModelConfig, ICheckpointReader, Func<string, long[], nn.Module<Tensor, Tensor>?>?>? StoredProjections { get; init; }
 
+    /// <summary>Tensors used exactly as stored (the model's dtype, pre-quantized 4/8-bit entries, no layout change) are
+    /// views of the checkpoint file, mapped copy-on-write, instead of copies (<see cref="Formats.Checkpoints.ICheckpointReader.ReadShared"/>);
+    /// false reads every tensor into memory of its own (the baseline of <c>bench load --prequantized</c>).</summary>
+    public bool MapWeights { get; init; } = true;
+
     /// <summary>Layers to load, for pipeline stages: [First, First + Count). Null loads all.</summary>
     public (int First, int Count)? LayerRange { get; init; }
 

@@ -21,11 +21,18 @@ public static class ModelLoader
         // [pre-quantized checkpoints] projections stored 4/8-bit are rebuilt from their stored entries as they are
         // (LinearFactory then applies only to dense-stored ones); the loading layer supplies the factory.
         var stored = options.StoredProjections?.Invoke(config, reader);
+        // A tensor kept in its stored dtype is a view of the file (no copy); one converted or quantized is read with a
+        // plain copy, so its file pages are not left mapped into this process once it is converted.
+        var storedTypes = reader.Entries.ToDictionary(e => e.Name, e => e.DType, StringComparer.Ordinal);
+        bool KeptAsStored(string name, ScalarType dtype) =>
+            options.MapWeights && storedTypes.TryGetValue(name, out var storedType) && storedType == dtype;
 
         Tensor Dense(string name, long[] shape, ScalarType dtype)
         {
-            using var stored = Read(reader, name, shape);
-            return stored.to(dtype, options.Device).detach();
+            using var stored = Read(reader, name, shape, KeptAsStored(name, dtype));
+            // every handle disposed but the one returned: a stray alias of a mapped tensor would keep the file mapped
+            using var converted = stored.to(dtype, options.Device);
+            return converted.detach();
         }
 
         nn.Module<Tensor, Tensor> Proj(int layer, ProjectionKind kind)
@@ -33,7 +40,7 @@ public static class ModelLoader
             string name = ModelLayout.WeightName(layer, kind);
             var (inDim, outDim) = ModelLayout.Shape(config, kind);
             if (stored?.Invoke(name, [outDim, inDim]) is { } stored4or8Bit) return stored4or8Bit;
-            using var dense = Read(reader, name, [outDim, inDim]);
+            using var dense = Read(reader, name, [outDim, inDim], options.LinearFactory is null && KeptAsStored(name, options.DType));
             return linear(name, dense);
         }
 
@@ -50,7 +57,7 @@ public static class ModelLoader
             for (int k = 0; k < kinds.Length; k++)
             {
                 var (inDim, outDim) = shapes[k];
-                using (var dense = Read(reader, ModelLayout.WeightName(layer, kinds[k]), [outDim, inDim]))
+                using (var dense = Read(reader, ModelLayout.WeightName(layer, kinds[k]), [outDim, inDim], shared: false))
                 {
                     var block = combined.narrow(0, offset, outDim);
                     block.copy_(dense);
@@ -104,11 +111,11 @@ public static class ModelLoader
         return model;
     }
 
-    private static Tensor Read(ICheckpointReader reader, string name, long[] expected)
+    private static Tensor Read(ICheckpointReader reader, string name, long[] expected, bool shared)
     {
         if (!reader.Contains(name))
             throw new UserInputException($"{reader.Source}: tensor '{name}' is missing; the checkpoint does not match its config (or is incomplete)");
-        var t = reader.Read(name);
+        var t = shared ? reader.ReadShared(name) : reader.Read(name);
         if (!FloatTensors.IsFloat(t.dtype))
         {
             var dtype = t.dtype;

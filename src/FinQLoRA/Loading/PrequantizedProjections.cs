@@ -63,7 +63,8 @@ public sealed class PrequantizedProjections
     {
         if (!IsStoredQuantized(weightName)) return null;
         string prefix = Prefix(weightName);
-        var entries = _reader.ReadPrefixed(prefix);
+        // used as stored (no dequantize/requantize), so they can be views of the file
+        var entries = _reader.ReadPrefixed(prefix, shared: _options.MapWeights);
         try
         {
             QuantizedTensor weight;

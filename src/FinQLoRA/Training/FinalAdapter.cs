@@ -22,7 +22,7 @@ public static class FinalAdapter
         string adapterDir = Folder(c);
         var lineage = RunLineage.Describe(c);
         if (privacy != null) lineage["privacy"] = privacy.DeepClone(); // the adapter carries its (ε, δ) wherever it is copied
-        var info = PeftAdapterFiles.Save(adapterDir, model, lora, extraFiles: folder =>
+        var info = PeftAdapterFiles.Save(adapterDir, model, lora, dtype: c.SavedAdapterDtype, extraFiles: folder =>
         {
             File.WriteAllText(Path.Combine(folder, ModelCard.FileName), ModelCard.Render(c, lineage, step, lastLoss, evalLoss, tokensSeen));
             RunLineage.WriteInto(folder, lineage);

@@ -43,6 +43,10 @@ public sealed partial record TrainConfig
     public bool UseDora { get; init; }
     /// <summary>FFA-LoRA: A frozen at its seeded init (<see cref="LoraConfig.FreezeA"/>).</summary>
     public bool LoraAFrozen { get; init; }
+    /// <summary>The dtype the adapter/ and best/ exports are saved in; null: PEFT's for the base dtype
+    /// (<see cref="AdapterDtypes.PeftDefault"/>). Checkpoints keep fp32 so that a resumed run continues bit-identically.</summary>
+    public ScalarType? AdapterDtype { get; init; }
+    public ScalarType SavedAdapterDtype => AdapterDtype ?? AdapterDtypes.PeftDefault(Dtype);
     public double Lr { get; init; } = 1e-4;
     public int Epochs { get; init; } = 4;
     public int MaxSteps { get; init; } = -1;

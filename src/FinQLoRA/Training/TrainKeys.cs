@@ -59,6 +59,8 @@ public static class TrainKeys
         Of("use_rslora", "rsLoRA: alpha/sqrt(r) scaling (true/false)", TrueFalse, c => c.UseRslora, (c, v) => c with { UseRslora = v }),
         Of("use_dora", "DoRA: weight-decomposed LoRA (true/false)", TrueFalse, c => c.UseDora, (c, v) => c with { UseDora = v }),
         Of("lora_a_frozen", "FFA-LoRA: A stays at its seeded init and only B trains, so adapters of one seed average exactly (true/false; not with use_dora)", TrueFalse, c => c.LoraAFrozen, (c, v) => c with { LoraAFrozen = v }),
+        Of("adapter_dtype", "dtype of the saved adapter (adapter/, best/): fp32 (PEFT's default for every base dtype), bf16 or fp16 (half the file); checkpoints stay fp32 for an exact resume",
+            Named(AdapterDtypes.Spellings), c => c.SavedAdapterDtype, (c, v) => c with { AdapterDtype = v }),
         Of("lr", "peak learning rate", Number, c => c.Lr, (c, v) => c with { Lr = v }, Finite, Is<double>(v => v > 0, "a positive number")),
         Of("epochs", "passes over the training data", Integer, c => c.Epochs, (c, v) => c with { Epochs = v }),
         Of("max_steps", "optimizer steps (overrides epochs when > 0)", Integer, c => c.MaxSteps, (c, v) => c with { MaxSteps = v },

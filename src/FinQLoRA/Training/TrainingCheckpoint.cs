@@ -36,6 +36,7 @@ public sealed record TrainingCheckpoint(int Step, int Epoch, int NextBatch, doub
         string dir = Path.Combine(outDir, Prefix + state.Step);
         AtomicFile.WriteDirectory(dir, temp =>
         {
+            // fp32 whatever adapter_dtype says: a resumed run continues from the exact master weights
             PeftAdapterFiles.Save(Path.Combine(temp, "adapter"), model, lora);
             var tensors = new Dictionary<string, Tensor>(optimizerTensors.Select(kv => KeyValuePair.Create("optimizer." + kv.Key, kv.Value)))
             {

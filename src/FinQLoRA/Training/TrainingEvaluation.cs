@@ -31,7 +31,7 @@ public sealed class TrainingEvaluation(TrainingEvaluator evaluator, BestCheckpoi
             metrics.AppendEval(result);
             reporter.Eval(result);
             if (improved && c.SaveBest)
-                PeftAdapterFiles.Save(Path.Combine(c.Out, BestCheckpoint.FolderName), model, lora, extraFiles: folder =>
+                PeftAdapterFiles.Save(Path.Combine(c.Out, BestCheckpoint.FolderName), model, lora, dtype: c.SavedAdapterDtype, extraFiles: folder =>
                     File.WriteAllText(Path.Combine(folder, "best_eval.json"), result.ToJson().ToJsonString() + "\n"));
         }
         return RankSums.Of(comm, best.ShouldStop ? 1 : 0) > 0;

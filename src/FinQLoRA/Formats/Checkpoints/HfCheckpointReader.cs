@@ -86,6 +86,13 @@ public sealed class HfCheckpointReader : ICheckpointReader
         return t;
     }
 
+    public torch.Tensor ReadShared(string name)
+    {
+        if (!_owner.TryGetValue(name, out var file))
+            throw new UserInputException($"{Source}: tensor '{name}' is missing from the checkpoint");
+        return file.TryMap(name) ?? file.Read(name);
+    }
+
     public void Dispose()
     {
         foreach (var f in _files) f.Dispose();

@@ -20,16 +20,25 @@ public interface ICheckpointReader : IDisposable
     torch.Tensor Read(string name, torch.ScalarType? dtype = null);
 
     /// <summary>
-    /// Reads every tensor whose name starts with <paramref name="prefix"/> (e.g. "model.layers.0.mlp.up_proj."), in
-    /// stored dtypes: the several entries one bitsandbytes-quantized layer is saved as. The caller disposes them.
+    /// Reads one tensor in its stored dtype as a view of the file where the reader can map it (no copy: the pages are
+    /// the file's, mapped copy-on-write, so writing into the tensor never changes the file), else as <see cref="Read"/>.
+    /// For tensors kept as they are stored (weights, norms, packed 4/8-bit data): one converted afterwards is better
+    /// read with <see cref="Read"/>, which leaves no mapped pages behind.
     /// </summary>
-    Dictionary<string, torch.Tensor> ReadPrefixed(string prefix)
+    torch.Tensor ReadShared(string name) => Read(name);
+
+    /// <summary>
+    /// Reads every tensor whose name starts with <paramref name="prefix"/> (e.g. "model.layers.0.mlp.up_proj."), in
+    /// stored dtypes: the several entries one bitsandbytes-quantized layer is saved as, as views of the file when
+    /// <paramref name="shared"/> (<see cref="ReadShared"/>). The caller disposes them.
+    /// </summary>
+    Dictionary<string, torch.Tensor> ReadPrefixed(string prefix, bool shared = false)
     {
         var found = new Dictionary<string, torch.Tensor>(StringComparer.Ordinal);
         try
         {
             foreach (var e in Entries)
-                if (e.Name.StartsWith(prefix, StringComparison.Ordinal)) found[e.Name] = Read(e.Name);
+                if (e.Name.StartsWith(prefix, StringComparison.Ordinal)) found[e.Name] = shared ? ReadShared(e.Name) : Read(e.Name);
         }
         catch
         {

@@ -16,6 +16,7 @@ public sealed class GgufCheckpointReader : ICheckpointReader
     private readonly GgufFile _file;
     private readonly Dictionary<string, GgufTensorInfo> _byHfName = new(StringComparer.Ordinal);
     private readonly Dictionary<string, LayoutTensor> _layout = new(StringComparer.Ordinal);
+    private MappedTensorFile? _mapped;
 
     public string Source => _file.Path;
     public IReadOnlyList<TensorEntry> Entries { get; }
@@ -108,5 +109,30 @@ public sealed class GgufCheckpointReader : ICheckpointReader
         return result;
     }
 
-    public void Dispose() => _file.Dispose();
+    /// <summary>
+    /// A view of the file (<see cref="MappedTensorFile"/>) for a tensor HF reads exactly as GGUF stores it — F32, F16
+    /// or BF16, no RoPE row permutation, no Gemma norm offset (ggml's ne reversed is the same row-major layout);
+    /// otherwise the converted copy <see cref="Read"/> makes.
+    /// </summary>
+    public torch.Tensor ReadShared(string name)
+    {
+        if (!_byHfName.TryGetValue(name, out var info))
+            throw new UserInputException($"{Source}: tensor '{name}' is missing from the GGUF file");
+        var layout = _layout[name];
+        bool asStored = info.Type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16
+            && ModelConverter.RopeHeads(layout, Config) is null
+            && !(Config.Family.GgufNormOffset != 0 && ModelConverter.IsNorm(layout));
+        if (asStored)
+        {
+            _mapped ??= new MappedTensorFile(Source, _file.Length);
+            if (_mapped.TryView(_file.DataOffset + info.Offset, info.TorchShape, DTypeOf(info.Type)) is { } view) return view;
+        }
+        return Read(name);
+    }
+
+    public void Dispose()
+    {
+        _mapped?.Dispose();
+        _file.Dispose();
+    }
 }
