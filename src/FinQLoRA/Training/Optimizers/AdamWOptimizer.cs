@@ -95,22 +95,11 @@ public sealed class AdamWOptimizer : IAdapterOptimizer
         parameter.addcdiv_(expAvg, denom, value: -stepSize);
     }
 
-    public void ZeroGrad()
-    {
-        using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.no_grad();
-        foreach (var (_, parameter) in Parameters) parameter.grad?.zero_();
-    }
+    public void ZeroGrad() => AdapterGradients.Zero(Parameters);
 
     public OptimizerCheckpoint StateDict()
     {
-        var tensors = new Dictionary<string, torch.Tensor>();
-        for (int i = 0; i < Parameters.Count; i++)
-        {
-            string name = Parameters[i].Name;
-            tensors[name + ".exp_avg"] = OptimizerStateTensors.Snapshot(_expAvg[i]);
-            tensors[name + ".exp_avg_sq"] = OptimizerStateTensors.Snapshot(_expAvgSq[i]);
-        }
+        var tensors = OptimizerStateTensors.Snapshots(Parameters, ("exp_avg", _expAvg), ("exp_avg_sq", _expAvgSq));
         return new OptimizerCheckpoint(tensors, new AdamWScalarState(_steps.Common("AdamW")));
     }
 
@@ -121,12 +110,7 @@ public sealed class AdamWOptimizer : IAdapterOptimizer
         int expected = Parameters.Count * 2;
         if (state.Tensors.Count != expected)
             throw new UserInputException($"optimizer state has {state.Tensors.Count} tensors, expected {expected} (exp_avg and exp_avg_sq for {Parameters.Count} parameters); resume with the same adapter config");
-        for (int i = 0; i < Parameters.Count; i++)
-        {
-            string name = Parameters[i].Name;
-            OptimizerStateTensors.LoadInto(state.Tensors, name + ".exp_avg", _expAvg[i]);
-            OptimizerStateTensors.LoadInto(state.Tensors, name + ".exp_avg_sq", _expAvgSq[i]);
-        }
+        OptimizerStateTensors.LoadAll(state.Tensors, Parameters, ("exp_avg", _expAvg), ("exp_avg_sq", _expAvgSq));
         _steps.Reset(scalars.Step);
     }
 

@@ -38,6 +38,27 @@ internal static class OptimizerStateTensors
         target.copy_(source);
     }
 
+    /// <summary>Checkpoint copies of per-parameter states, each kept as <c>{parameter name}.{suffix}</c> (PyTorch's
+    /// state names: <c>exp_avg</c>, <c>momentum_buffer</c>, ...); <c>states[k][i]</c> belongs to parameter i.</summary>
+    public static Dictionary<string, torch.Tensor> Snapshots(IReadOnlyList<(string Name, Parameter Parameter)> parameters,
+        params (string Suffix, torch.Tensor[] States)[] states)
+    {
+        var tensors = new Dictionary<string, torch.Tensor>();
+        foreach (var (suffix, perParameter) in states)
+            for (int i = 0; i < perParameter.Length; i++)
+                tensors[parameters[i].Name + "." + suffix] = Snapshot(perParameter[i]);
+        return tensors;
+    }
+
+    /// <summary>The inverse of <see cref="Snapshots"/>: each state loaded from its <c>{parameter name}.{suffix}</c>.</summary>
+    public static void LoadAll(IReadOnlyDictionary<string, torch.Tensor> state, IReadOnlyList<(string Name, Parameter Parameter)> parameters,
+        params (string Suffix, torch.Tensor[] States)[] states)
+    {
+        foreach (var (suffix, perParameter) in states)
+            for (int i = 0; i < perParameter.Length; i++)
+                LoadInto(state, parameters[i].Name + "." + suffix, perParameter[i]);
+    }
+
     public static T ScalarsAs<T>(OptimizerScalarState scalars, string optimizer) where T : OptimizerScalarState =>
         scalars as T ?? throw new UserInputException($"optimizer state holds {scalars.GetType().Name} but the run uses {optimizer}; resume with the optimizer the checkpoint was written with");
 }

@@ -94,18 +94,11 @@ public sealed class SgdOptimizer : IAdapterOptimizer
         parameter.add_(direction, alpha: -lr);
     }
 
-    public void ZeroGrad()
-    {
-        using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.no_grad();
-        foreach (var (_, parameter) in Parameters) parameter.grad?.zero_();
-    }
+    public void ZeroGrad() => AdapterGradients.Zero(Parameters);
 
     public OptimizerCheckpoint StateDict()
     {
-        var tensors = new Dictionary<string, torch.Tensor>();
-        for (int i = 0; i < _momentum.Length; i++)
-            tensors[Parameters[i].Name + ".momentum_buffer"] = OptimizerStateTensors.Snapshot(_momentum[i]);
+        var tensors = OptimizerStateTensors.Snapshots(Parameters, ("momentum_buffer", _momentum));
         return new OptimizerCheckpoint(tensors, new SgdScalarState(_steps.Common("SGD"), _options.Momentum));
     }
 
@@ -117,8 +110,7 @@ public sealed class SgdOptimizer : IAdapterOptimizer
             throw UserInputException.About($"optimizer state was written with sgd momentum {scalars.Momentum}, but this run has {_options.Momentum}; resume with {new ConfigField("momentum")} {scalars.Momentum}");
         if (state.Tensors.Count != _momentum.Length)
             throw new UserInputException($"optimizer state has {state.Tensors.Count} tensors, expected {_momentum.Length} (a momentum_buffer for each of {Parameters.Count} parameters when momentum ≠ 0); resume with the same adapter config");
-        for (int i = 0; i < _momentum.Length; i++)
-            OptimizerStateTensors.LoadInto(state.Tensors, Parameters[i].Name + ".momentum_buffer", _momentum[i]);
+        OptimizerStateTensors.LoadAll(state.Tensors, Parameters, ("momentum_buffer", _momentum));
         _steps.Reset(scalars.Step);
     }
 

@@ -239,23 +239,12 @@ public sealed class ZeroOneAdamOptimizer : IAdapterOptimizer
         if (frozen) u.add_(scaledUpdate);
     }
 
-    public void ZeroGrad()
-    {
-        using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.no_grad();
-        foreach (var (_, parameter) in Parameters) parameter.grad?.zero_();
-    }
+    public void ZeroGrad() => AdapterGradients.Zero(Parameters);
 
     public OptimizerCheckpoint StateDict()
     {
-        var tensors = new Dictionary<string, torch.Tensor>();
-        for (int i = 0; i < Parameters.Count; i++)
-        {
-            string name = Parameters[i].Name;
-            tensors[name + ".exp_avg"] = OptimizerStateTensors.Snapshot(_expAvg[i]);
-            tensors[name + ".exp_avg_sq"] = OptimizerStateTensors.Snapshot(_expAvgSq[i]);
-            tensors[name + ".momentum_accumulator"] = OptimizerStateTensors.Snapshot(_momentumAccumulator[i]);
-        }
+        var tensors = OptimizerStateTensors.Snapshots(Parameters, ("exp_avg", _expAvg), ("exp_avg_sq", _expAvgSq),
+            ("momentum_accumulator", _momentumAccumulator));
         foreach (var (key, tensor) in _communication.SaveCompressionErrors())
             tensors[CommunicationPrefix + key] = tensor;
         var scalars = new ZeroOneAdamScalarState(_step, _varInterval, _varCounter, _localStepInterval, _localStepCounter,
@@ -272,13 +261,8 @@ public sealed class ZeroOneAdamOptimizer : IAdapterOptimizer
         int expected = Parameters.Count * 3;
         if (own.Count != expected)
             throw new UserInputException($"optimizer state has {own.Count} tensors, expected {expected} (exp_avg, exp_avg_sq, momentum_accumulator for {Parameters.Count} parameters); resume with the same adapter config");
-        for (int i = 0; i < Parameters.Count; i++)
-        {
-            string name = Parameters[i].Name;
-            OptimizerStateTensors.LoadInto(state.Tensors, name + ".exp_avg", _expAvg[i]);
-            OptimizerStateTensors.LoadInto(state.Tensors, name + ".exp_avg_sq", _expAvgSq[i]);
-            OptimizerStateTensors.LoadInto(state.Tensors, name + ".momentum_accumulator", _momentumAccumulator[i]);
-        }
+        OptimizerStateTensors.LoadAll(state.Tensors, Parameters, ("exp_avg", _expAvg), ("exp_avg_sq", _expAvgSq),
+            ("momentum_accumulator", _momentumAccumulator));
         _communication.LoadCompressionErrors(state.Tensors
             .Where(kv => kv.Key.StartsWith(CommunicationPrefix, StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key[CommunicationPrefix.Length..], kv => kv.Value));
