@@ -12,7 +12,7 @@ public sealed partial class LoraLinear
     /// stack. Null where the unfused path must run: a dense or biased base, more than 8 rows, gradients, dropout in
     /// training, DoRA, a gradient capture, or a base-only batch (whose base then takes the gemv by itself).
     /// </summary>
-    private Tensor? FusedGemvForward(Tensor x)
+    internal Tensor? FusedGemvForward(Tensor x)
     {
         if (base_layer is not QuantizedLinear q || q.Bias is not null || Capture is not null || is_grad_enabled()
             || !FusedGemv.Applies(x, q.Weight))
