@@ -34,4 +34,5 @@ if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
 }
 if (args[0] == "train" && args.Contains(FinQLoRA.Bench.PackingBench.Flag)) return FinQLoRA.Bench.PackingBench.Run(args[1..]);
 if (args[0] == "train" && args.Contains(FinQLoRA.Bench.DpTrainBench.Flag)) return FinQLoRA.Bench.DpTrainBench.Run(args[1..]);
+if (args[0] == "generate" && args.Contains(FinQLoRA.Bench.QuantizedGenerationBench.Flag)) return FinQLoRA.Bench.QuantizedGenerationBench.Run(args[1..]);
 return bench.Run(args[1..]);
