@@ -23,9 +23,9 @@ namespace FinQLoRA.Bench;
 public static class QuantizedGenerationBench
 {
     public const string Flag = "--quantized";
-    public const string Help = "--quantized: decode tok/s of our 4/8-bit models (fused gemv on/off, with/without an adapter) vs llama.cpp Q4_0/Q8_0 on the same weights, 76M and 1B-shaped [--quick] [--shape 76m|1b] [--decode N] [--repeats N] [--threads N] [--shared DIR]";
+    public const string Help = "--quantized: decode tok/s of our 4/8-bit models (fused gemv on/off, with/without an adapter) vs llama.cpp Q4_0/Q8_0 on the same weights, 76M and 1B-shaped [--quick] [--shape 76m|1b] [--decode N] [--repeats N] [--threads N] [--shared DIR]; --kernel: one projection's product alone, fused vs dequantize-then-matmul";
 
-    private sealed record Options(bool Quick, string? Shape, int Decode, int Repeats, int Threads, int Prompt, string Shared);
+    private sealed record Options(bool Quick, string? Shape, int Decode, int Repeats, int Threads, int Prompt, string Shared, bool KernelOnly);
 
     private sealed record Row(string Model, int Bits, int Batch, double Fused, double Unfused, double FusedAdapter, double Llama, double VsLlama, double AdapterShare);
 
@@ -38,8 +38,15 @@ public static class QuantizedGenerationBench
         {
             if (level == LLamaLogLevel.Error) Console.Error.Write(message);
         });
+        // the quantizer's entry point is bound before LLamaSharp's loader has chosen its native library: choose it first
+        NativeApi.llama_empty_call();
         set_num_threads(opt.Threads);
         var total = Stopwatch.StartNew();
+        if (opt.KernelOnly)
+        {
+            QuantizedGemvKernelBench.Run(opt.Quick);
+            return 0;
+        }
         var rows = new List<Row>();
         string temp = Directory.CreateTempSubdirectory("finqlora-qgenbench-").FullName;
         try
@@ -62,7 +69,7 @@ public static class QuantizedGenerationBench
 
     private static Options Parse(string[] args)
     {
-        bool quick = args.Contains("--quick");
+        bool quick = args.Contains("--quick"), kernel = args.Contains("--kernel");
         string? shape = null;
         int? decode = null, repeats = null;
         int threads = 2, prompt = 16;
@@ -77,7 +84,7 @@ public static class QuantizedGenerationBench
             }
             switch (args[i])
             {
-                case "--quick": break;
+                case "--quick" or "--kernel": break;
                 case "--shape":
                     shape = Next();
                     if (shape is not ("76m" or "1b")) throw new UserInputException($"--shape must be 76m or 1b (got '{shape}')");
@@ -90,7 +97,7 @@ public static class QuantizedGenerationBench
                 default: throw new UserInputException($"generate {Flag}: unknown option '{args[i]}'; options: {Help}");
             }
         }
-        return new Options(quick, shape, decode ?? (quick ? 8 : 32), repeats ?? (quick ? 1 : 3), threads, prompt, shared);
+        return new Options(quick, shape, decode ?? (quick ? 8 : 32), repeats ?? (quick ? 1 : 3), threads, prompt, shared, kernel);
     }
 
     private static IEnumerable<(string Name, ModelConfig Config, string Tokenizer)> Shapes(Options opt)

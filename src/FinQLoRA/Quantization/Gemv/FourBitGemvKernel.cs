@@ -33,8 +33,8 @@ internal static unsafe class FourBitGemvKernel
         public readonly float* Code16 = code16;
     }
 
-    /// <summary>Whether the vector paths can read this shape: whole 32-element groups that never straddle a block.</summary>
-    public static bool Vectorizable(int inFeatures, int blockSize) => inFeatures % Group == 0 && blockSize % Group == 0;
+    /// <summary>Whether the vector paths can read this shape: every row whole blocks of whole 32-element groups.</summary>
+    public static bool Vectorizable(int inFeatures, int blockSize) => blockSize % Group == 0 && inFeatures % blockSize == 0;
 
     public static DequantKernelPath Resolve(DequantKernelPath path, int inFeatures, int blockSize)
     {
@@ -84,57 +84,71 @@ internal static unsafe class FourBitGemvKernel
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Table512(in Weight w, long block, bool bf16)
-    {
-        Vector512<float> t = Vector512.Load(w.Code16) * Vector512.Create(w.Scales.Get(block));
-        return bf16 ? (BFloat16Rounding.Round(t) << 16).AsSingle() : t;
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Avx512<TRows>(in Weight w, float* x, long o0, long o1, in GemvOutput y) where TRows : struct, IGemvRows
     {
-        int inF = w.In;
-        int blockSize = w.BlockSize;
+        nint inF = w.In;
+        int blockSize = w.BlockSize, groupsPerBlock = blockSize / Group;
+        long blocksPerRow = w.In / blockSize;
         bool bf16 = y.Bf16;
+        BlockScales scales = w.Scales;
+        Vector512<float> code = Vector512.Load(w.Code16);
         float* x0 = x, x1 = x0 + inF, x2 = x1 + inF, x3 = x2 + inF, x4 = x3 + inF, x5 = x4 + inF, x6 = x5 + inF, x7 = x6 + inF;
         for (long o = o0; o < o1; o++)
         {
-            long start = o * inF;
-            byte* p = w.Packed + start / 2;
-            long block = start / blockSize;
-            int left = (int)(blockSize - start % blockSize);
-            Vector512<float> table = Table512(w, block, bf16);
+            byte* p = w.Packed + o * inF / 2;
+            nint g = 0; // element offset in the row
+            // even and odd elements in separate accumulators: two independent FMA chains per row, not one twice as long
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-            for (int g = 0; g < inF; g += Group)
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
+            for (long block = o * blocksPerRow, end = block + blocksPerRow; block < end; block++)
             {
-                if (left == 0)
+                Vector512<float> table = code * Vector512.Create(scales.Get(block));
+                Vector512<ushort> words = default;
+                if (bf16)
                 {
-                    table = Table512(w, ++block, bf16);
-                    left = blockSize;
+                    // the 16 bf16 values twice over as 32 words: one vpermw then looks up both nibbles of 16 bytes
+                    Vector256<ushort> half = Avx512F.ConvertToVector256UInt16(BFloat16Rounding.Round(table));
+                    words = Vector512.Create(half, half);
                 }
-                left -= Group;
-                Vector512<int> codes = Avx512F.ConvertToVector512Int32(Vector128.Load(p + g / 2));
-                Vector512<float> even = Avx512F.PermuteVar16x32(table, Avx512F.ShiftRightLogical(codes, 4));
-                Vector512<float> odd = Avx512F.PermuteVar16x32(table, codes);
-                int h = g + Group / 2;
-                a0 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x0 + h), Avx512F.FusedMultiplyAdd(even, Vector512.Load(x0 + g), a0));
-                if (TRows.Count > 1) a1 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x1 + h), Avx512F.FusedMultiplyAdd(even, Vector512.Load(x1 + g), a1));
-                if (TRows.Count > 2) a2 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x2 + h), Avx512F.FusedMultiplyAdd(even, Vector512.Load(x2 + g), a2));
-                if (TRows.Count > 3) a3 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x3 + h), Avx512F.FusedMultiplyAdd(even, Vector512.Load(x3 + g), a3));
-                if (TRows.Count > 4) a4 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x4 + h), Avx512F.FusedMultiplyAdd(even, Vector512.Load(x4 + g), a4));
-                if (TRows.Count > 5) a5 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x5 + h), Avx512F.FusedMultiplyAdd(even, Vector512.Load(x5 + g), a5));
-                if (TRows.Count > 6) a6 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x6 + h), Avx512F.FusedMultiplyAdd(even, Vector512.Load(x6 + g), a6));
-                if (TRows.Count > 7) a7 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x7 + h), Avx512F.FusedMultiplyAdd(even, Vector512.Load(x7 + g), a7));
+                for (int j = 0; j < groupsPerBlock; j++, p += Group / 2, g += Group)
+                {
+                    Vector512<int> codes = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
+                    Vector512<float> even, odd;
+                    if (bf16)
+                    {
+                        // dword j: low word = high nibble (element 2j), high word = the byte (its low 4 bits: element 2j+1;
+                        // bit 4 selects the table's second copy)
+                        Vector512<ushort> index = (Avx512F.ShiftRightLogical(codes, 4) | Avx512F.ShiftLeftLogical(codes, 16)).AsUInt16();
+                        Vector512<uint> pair = Avx512BW.PermuteVar32x16(words, index).AsUInt32();
+                        even = (pair << 16).AsSingle();
+                        odd = (pair & Vector512.Create(0xFFFF0000u)).AsSingle();
+                    }
+                    else
+                    {
+                        even = Avx512F.PermuteVar16x32(table, Avx512F.ShiftRightLogical(codes, 4));
+                        odd = Avx512F.PermuteVar16x32(table, codes);
+                    }
+                    nint h = g + Group / 2;
+                    a0 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x0 + g), a0);
+                    b0 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x0 + h), b0);
+                    if (TRows.Count > 1) { a1 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x1 + g), a1); b1 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x1 + h), b1); }
+                    if (TRows.Count > 2) { a2 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x2 + g), a2); b2 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x2 + h), b2); }
+                    if (TRows.Count > 3) { a3 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x3 + g), a3); b3 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x3 + h), b3); }
+                    if (TRows.Count > 4) { a4 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x4 + g), a4); b4 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x4 + h), b4); }
+                    if (TRows.Count > 5) { a5 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x5 + g), a5); b5 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x5 + h), b5); }
+                    if (TRows.Count > 6) { a6 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x6 + g), a6); b6 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x6 + h), b6); }
+                    if (TRows.Count > 7) { a7 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x7 + g), a7); b7 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x7 + h), b7); }
+                }
             }
-            y.Store(0, o, Vector512.Sum(a0));
-            if (TRows.Count > 1) y.Store(1, o, Vector512.Sum(a1));
-            if (TRows.Count > 2) y.Store(2, o, Vector512.Sum(a2));
-            if (TRows.Count > 3) y.Store(3, o, Vector512.Sum(a3));
-            if (TRows.Count > 4) y.Store(4, o, Vector512.Sum(a4));
-            if (TRows.Count > 5) y.Store(5, o, Vector512.Sum(a5));
-            if (TRows.Count > 6) y.Store(6, o, Vector512.Sum(a6));
-            if (TRows.Count > 7) y.Store(7, o, Vector512.Sum(a7));
+            y.Store(0, o, Vector512.Sum(a0 + b0));
+            if (TRows.Count > 1) y.Store(1, o, Vector512.Sum(a1 + b1));
+            if (TRows.Count > 2) y.Store(2, o, Vector512.Sum(a2 + b2));
+            if (TRows.Count > 3) y.Store(3, o, Vector512.Sum(a3 + b3));
+            if (TRows.Count > 4) y.Store(4, o, Vector512.Sum(a4 + b4));
+            if (TRows.Count > 5) y.Store(5, o, Vector512.Sum(a5 + b5));
+            if (TRows.Count > 6) y.Store(6, o, Vector512.Sum(a6 + b6));
+            if (TRows.Count > 7) y.Store(7, o, Vector512.Sum(a7 + b7));
         }
     }
 

@@ -26,7 +26,8 @@ public static unsafe class FusedGemv
     /// <summary>False when <c>FINQLORA_FUSED_GEMV=off</c> (read on each call, so a process can compare both paths).</summary>
     public static bool Enabled => !string.Equals(Environment.GetEnvironmentVariable(EnvironmentVariable), "off", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Whether <see cref="Multiply"/> takes this product: CPU, no gradient wanted, bf16/fp32, 1–8 rows.</summary>
+    /// <summary>Whether <see cref="Multiply"/> takes this product: CPU, no gradient wanted, bf16/fp32, 1 to
+    /// <see cref="RowLimit"/> rows.</summary>
     public static bool Applies(Tensor x, QuantizedTensor weight) =>
         weight is Blockwise4BitTensor or Int8RowwiseTensor
         && weight.Shape.Length == 2
@@ -34,8 +35,21 @@ public static unsafe class FusedGemv
         && x.dtype is ScalarType.BFloat16 or ScalarType.Float32
         && !(x.requires_grad && is_grad_enabled())
         && x.dim() >= 1 && x.shape[^1] == weight.Shape[1]
-        && x.numel() / weight.Shape[1] is >= 1 and <= MaxRows
+        && x.numel() / weight.Shape[1] is var rows && rows >= 1 && rows <= RowLimit(x, weight)
         && Enabled;
+
+    /// <summary>
+    /// The most rows for which the fused product is the faster one. A 4-bit weight costs two fp32 multiply-adds per
+    /// weight and row after its table lookups, while dequantize-then-matmul amortises one dequantization over all rows
+    /// in a native bf16 matmul (twice the multiply-adds per instruction): measured on an AVX-512 BF16 CPU, the fused
+    /// 4-bit product wins up to 4 bf16 rows and loses at 8 (bench generate --quantized --kernel). Where the bf16
+    /// matmul is widened to fp32, or the input is fp32, and for int8 (integer multiply-adds either way) it wins up to 8.
+    /// </summary>
+    public static int RowLimit(Tensor x, QuantizedTensor weight) =>
+        weight is Blockwise4BitTensor && x.dtype == ScalarType.BFloat16 && CpuMatmulPrecision.MatmulDType(x) == ScalarType.BFloat16
+            ? NativeBf16FourBitRows : MaxRows;
+
+    private const int NativeBf16FourBitRows = 4;
 
     /// <summary>y = x·Wᵀ (+ each row's low-rank term), x [..., in] → y [..., out] in x's dtype.</summary>
     internal static Tensor Multiply(Tensor x, QuantizedTensor weight, double int8Threshold, LowRankTerm? lowRank = null,
