@@ -1,5 +1,6 @@
 using FinQLoRA.Adapters;
 using FinQLoRA.Quantization;
+using FinQLoRA.Quantization.Gemv;
 using FinQLoRA.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -70,7 +71,8 @@ public sealed class FusedGemvLoraTests
         using var noGrad = no_grad();
         var g = new Generator(11);
         using var lora = Projection(bits, g);
-        foreach (int rows in new[] { 1, 3, 8 })
+        int limit = FusedGemv.RowLimit(zeros([1, In], dtype), ((QuantizedLinear)lora.BaseLayer).Weight);
+        foreach (int rows in new[] { 1, 3, limit })
         {
             Tensor x = randn([rows, In], generator: g).to(dtype);
             lora.ActiveAdapter = "a";
