@@ -157,9 +157,10 @@ public static class QuantizedGenerationBench
                 var runs = GenerationBench.Interleaved($"{name} {bits}-bit b{batch}", engines, GenerationBench.Prompts(batch, opt.Prompt), opt.Decode, opt.Repeats, warmUp: true);
                 double tokens = batch * opt.Decode;
                 double Rate(string column) => tokens / GenerationBench.Mid(runs[column].Select(t => t.DecodeSeconds));
+                // rate of a / rate of b, per round (each round ran both), then the median
                 double RoundRatio(string a, string b) => GenerationBench.Mid(runs[a].Zip(runs[b], (x, y) => y.DecodeSeconds / x.DecodeSeconds));
                 rows.Add(new Row(name, bits, batch, Rate(Fused), Rate(Unfused), Rate(FusedAdapter), Rate(Llama),
-                    RoundRatio(Fused, Llama), RoundRatio(Fused, FusedAdapter)));
+                    RoundRatio(Fused, Llama), RoundRatio(FusedAdapter, Fused)));
             }
         }
         return rows;

@@ -8,7 +8,7 @@ public sealed partial class LoraLinear
 {
     /// <summary>
     /// The output by one fused pass over a quantized base (<see cref="FusedGemv"/>): u = s·A·x per row first (rank
-    /// values), then B·u added to each output as it is summed, for the active adapter or each row's adapter of the
+    /// values, in the kernel), then B·u added to each output as it is summed, for the active adapter or each row's adapter of the
     /// stack. Null where the unfused path must run: a dense or biased base, more than 8 rows, gradients, dropout in
     /// training, DoRA, a gradient capture, or a base-only batch (whose base then takes the gemv by itself).
     /// </summary>
@@ -23,12 +23,14 @@ public sealed partial class LoraLinear
             if (stacked.Selection.BaseOnly) return null;
             term = stacked.GemvTerm(x, rows);
         }
-        else if (_active is { } name && _adapters[name] is { UseDora: false } adapter && adapter.A.dtype == ScalarType.Float32
+        else if (_active is { } name && _adapters[name] is { UseDora: false } adapter && adapter.A.dtype == ScalarType.Float32 && adapter.A.is_contiguous() && adapter.B.is_contiguous()
                  && !(adapter.Dropout > 0 && training))
         {
-            long rowCount = x.numel() / InFeatures;
-            Tensor u = (nn.functional.linear(x.detach().reshape(rowCount, InFeatures).to(ScalarType.Float32), adapter.A.detach()) * adapter.Scaling).contiguous();
-            term = new LowRankTerm(u, adapter.B.detach().contiguous(), new long[rowCount], StrideOut: adapter.Rank, StrideRank: 1);
+            int rowCount = (int)(x.numel() / InFeatures);
+            // lora_A [rank, in] and lora_B [out, rank], as they are: the kernel computes A·x itself, no torch op per call
+            term = new LowRankTerm((int)adapter.Rank, adapter.A.detach(), AStrideIn: 1, AStrideRank: InFeatures, AOffsets: new long[rowCount],
+                adapter.B.detach(), BStrideOut: adapter.Rank, BStrideRank: 1, BOffsets: new long[rowCount],
+                Scales: Enumerable.Repeat((float)adapter.Scaling, rowCount).ToArray());
         }
         else return null;
         return term is null ? null : FusedGemv.Multiply(x, q.Weight, q.Int8Threshold, term);

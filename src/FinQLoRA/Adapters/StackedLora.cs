@@ -109,21 +109,28 @@ public sealed class StackedLora : IDisposable
         return y.reshape(baseOutput.shape).to(baseOutput.dtype).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The low-rank term of <see cref="Apply"/> for a fused quantized gemv: u = s[i]·x·Aᵀ[i] per row here,
-    /// B·u added by the kernel as it sums each output. Null for stacks with DoRA adapters (their per-row output scale
+    /// <summary>The low-rank term of <see cref="Apply"/> for a fused quantized gemv: u = s[i]·x·A[i] and B·u per row, both
+    /// in the kernel, over the stacked tensors as they are. Null for stacks with DoRA adapters (their per-row output scale
     /// is not part of the kernel) or off the CPU.</summary>
     internal LowRankTerm? GemvTerm(Tensor x, Tensor rows)
     {
         if (_rowScale is not null || _b.device_type != DeviceType.CPU) return null;
-        long batch = x.shape[0], outF = _b.shape[2], rank = PaddedRank;
-        var x32 = x.detach().to(ScalarType.Float32).reshape(batch, -1, x.shape[^1]);                     // [B, T, in]
-        long perRow = x32.shape[1];
-        var u = x32.bmm(_a.index_select(0, rows)) * _scale.index_select(0, rows).view(batch, 1, 1);      // [B, T, r]
-        long[] index = rows.to(CPU).data<long>().ToArray();
-        var offsets = new long[batch * perRow];
-        for (long r = 0; r < offsets.Length; r++)
-            offsets[r] = index[r / perRow] == 0 ? -1 : index[r / perRow] * rank * outF; // index 0 is the base: no term
-        return new LowRankTerm(u.reshape(batch * perRow, rank).contiguous(), _b, offsets, StrideOut: 1, StrideRank: outF);
+        long batch = x.shape[0], inF = _a.shape[1], outF = _b.shape[2], rank = PaddedRank;
+        long perRow = x.numel() / (batch * inF);
+        long[] index = rows.data<long>().ToArray();
+        float[] scale = _scale.data<float>().ToArray();
+        int count = (int)(batch * perRow);
+        var aOffsets = new long[count];
+        var bOffsets = new long[count];
+        var scales = new float[count];
+        for (int r = 0; r < count; r++)
+        {
+            long i = index[r / perRow];
+            aOffsets[r] = i == 0 ? -1 : i * inF * rank; // index 0 is the base: no term
+            bOffsets[r] = i == 0 ? -1 : i * rank * outF;
+            scales[r] = scale[i];
+        }
+        return new LowRankTerm((int)rank, _a, AStrideIn: rank, AStrideRank: 1, aOffsets, _b, BStrideOut: 1, BStrideRank: outF, bOffsets, scales);
     }
 
     public void Dispose()

@@ -61,16 +61,22 @@ public static unsafe class FusedGemv
         int rows = checked((int)(x.numel() / inF));
         if (rows is < 1 or > MaxRows) throw new ArgumentException($"the fused gemv takes 1 to {MaxRows} rows, not {rows}", nameof(x));
         if (inF > int.MaxValue) throw new ArgumentException($"{inF} input features is more than the kernel indexes", nameof(weight));
-        lowRank?.Validate(rows, outF);
+        lowRank?.Validate(rows, inF, outF);
         using var scope = NewDisposeScope();
         Tensor x32 = x.detach().reshape(rows, inF).to(ScalarType.Float32).contiguous();
         Tensor y = empty([rows, outF], x.dtype);
-        float* u = lowRank is null ? null : (float*)TensorMemory.DataPointer(lowRank.U);
-        float* b = lowRank is null ? null : (float*)TensorMemory.DataPointer(lowRank.B);
-        fixed (long* offsets = lowRank?.RowOffsets)
+        float[] u = lowRank is null ? [] : new float[rows * lowRank.Rank];
+        fixed (float* uData = u)
+        fixed (long* offsets = lowRank?.BOffsets)
         {
+            float* b = null;
+            if (lowRank is not null)
+            {
+                lowRank.LowRankInputs((float*)TensorMemory.DataPointer(x32), rows, (int)inF, (float*)TensorMemory.DataPointer(lowRank.A), uData);
+                b = (float*)TensorMemory.DataPointer(lowRank.B);
+            }
             var output = new GemvOutput((void*)TensorMemory.DataPointer(y), x.dtype == ScalarType.BFloat16, outF,
-                u, lowRank?.Rank ?? 0, offsets, b, lowRank?.StrideOut ?? 0, lowRank?.StrideRank ?? 0);
+                lowRank is null ? null : uData, lowRank?.Rank ?? 0, offsets, b, lowRank?.BStrideOut ?? 0, lowRank?.BStrideRank ?? 0);
             switch (weight)
             {
                 case Blockwise4BitTensor q: FourBit(q, x32, rows, output, path); break;
