@@ -14,7 +14,7 @@ namespace FinQLoRA.Models;
 /// anyway), and the input is widened once instead of once per projection.</item>
 /// <item>Elsewhere 4-bit CPU weights are dequantized into one buffer in the input's dtype, as each would be alone.</item>
 /// </list>
-/// Anything else (LLM.int8 forwards, weights of their own storage that are not widened, quantized weights at 1–8 rows
+/// Anything else (LLM.int8 forwards, weights of their own storage that are not widened, quantized weights at decode sizes,
 /// where each fused gemv reads its packed weight once) runs projection by projection.
 /// </summary>
 public static class FusedProjections

@@ -51,8 +51,8 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>, IFrozenLinear, 
     public bool CanWriteWeight(ScalarType dtype) =>
         _weight is Blockwise4BitTensor && _weight.Device.type == DeviceType.CPU && dtype is ScalarType.BFloat16 or ScalarType.Float32 && Bias is null;
 
-    /// <summary>At 1–8 rows without gradients on the CPU the fused gemv reads the packed weight once; writing it into a
-    /// group's buffer first would undo that.</summary>
+    /// <summary>At decode sizes (<see cref="FusedGemv.Applies"/>) the fused gemv reads the packed weight once; writing it
+    /// into a group's buffer first would undo that.</summary>
     public bool MultipliesAlone(Tensor x) => FusedGemv.Applies(x, _weight);
 
     public void WriteWeight(Tensor destination, ScalarType dtype)
