@@ -23,12 +23,12 @@ namespace FinQLoRA.Bench;
 /// </summary>
 public static class GenerationBench
 {
-    public const string Help = "prefill/decode tok/s, ours vs llama.cpp [--shared DIR] [--repeats N] [--threads N] [--prompt N] [--long-prompt N] [--decode N] [--skip-random]";
+    public const string Help = "prefill/decode tok/s, ours vs llama.cpp [--shared DIR] [--repeats N] [--threads N] [--prompt N] [--long-prompt N] [--decode N] [--skip-random]; " + QuantizedGenerationBench.Help;
 
     private sealed record Options(string SharedRoot, int Repeats, int Threads, int PromptTokens, int LongPromptTokens, int DecodeSteps, bool SkipRandom);
 
     /// <summary>Seconds for one prefill of [batch, prompt] and for all decode steps after it.</summary>
-    private readonly record struct Timing(double PrefillSeconds, double DecodeSeconds);
+    internal readonly record struct Timing(double PrefillSeconds, double DecodeSeconds);
 
     private sealed record Row(string Model, int Batch, int Prompt, string Phase, double OursF32, double OursBf16, double Llama1, double? Llama2, double Ratio, double? TorchStep);
 
@@ -104,7 +104,7 @@ public static class GenerationBench
     }
 
     /// <summary>The folder holding FinQLoRA.slnx above the running binary (or the current directory).</summary>
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         foreach (string start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
             for (var d = new DirectoryInfo(start); d != null; d = d.Parent)
@@ -113,7 +113,7 @@ public static class GenerationBench
     }
 
     /// <summary>Runs one prefill of the prompts and <c>steps</c> greedy decode steps after it, once.</summary>
-    private delegate Timing Engine(int[][] prompts, int steps);
+    internal delegate Timing Engine(int[][] prompts, int steps);
 
     /// <summary>Every column of one model's rows, measured in interleaved rounds: each round runs every engine once, in
     /// an order that reverses each round, so the drift of this shared machine's speed over a minute falls on every column
@@ -161,7 +161,7 @@ public static class GenerationBench
     private const string OursF32 = "ours fp32", OursBf16 = "ours bf16", TorchStep = "libtorch step", Llama1 = "llama.cpp 1t", Llama2 = "llama.cpp 2t";
 
     /// <summary>Each engine's timings of <paramref name="repeats"/> rounds (after an untimed warm-up round when asked).</summary>
-    private static Dictionary<string, List<Timing>> Interleaved(string what, List<(string Column, Engine Run)> engines, int[][] prompts, int steps, int repeats, bool warmUp)
+    internal static Dictionary<string, List<Timing>> Interleaved(string what, List<(string Column, Engine Run)> engines, int[][] prompts, int steps, int repeats, bool warmUp)
     {
         var runs = engines.ToDictionary(e => e.Column, _ => new List<Timing>());
         var clock = Stopwatch.StartNew();
@@ -178,7 +178,7 @@ public static class GenerationBench
         return runs;
     }
 
-    private static double Mid(IEnumerable<double> xs)
+    internal static double Mid(IEnumerable<double> xs)
     {
         var s = xs.Order().ToArray();
         return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
@@ -186,7 +186,7 @@ public static class GenerationBench
 
     /// <summary>BOS then pseudo-random merged-piece ids (259..511 exist in both models' 512-token vocab), a
     /// different sequence per row, so both engines see identical, non-trivial inputs.</summary>
-    private static int[][] Prompts(int batch, int length)
+    internal static int[][] Prompts(int batch, int length)
     {
         var rng = new Random(1234);
         return Enumerable.Range(0, batch)
@@ -194,7 +194,7 @@ public static class GenerationBench
             .ToArray();
     }
 
-    private static Timing Ours(DecoderModel model, int[][] prompts, int steps, bool managedStep)
+    internal static Timing Ours(DecoderModel model, int[][] prompts, int steps, bool managedStep)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -219,7 +219,7 @@ public static class GenerationBench
     }
 
     /// <summary>llama.cpp's settings for one run: a context of the run's batch and length on <paramref name="threads"/>.</summary>
-    private static ModelParams LlamaParams(string gguf, int threads, int batch, int length, int steps) => new(gguf)
+    internal static ModelParams LlamaParams(string gguf, int threads, int batch, int length, int steps) => new(gguf)
     {
         // Each of the `batch` sequences gets ContextSize / SeqMax cells.
         ContextSize = (uint)(batch * (length + steps + 8)),
@@ -234,7 +234,7 @@ public static class GenerationBench
         FlashAttention = false,
     };
 
-    private static Timing LlamaCpp(LLamaWeights weights, string gguf, int threads, int[][] prompts, int steps)
+    internal static Timing LlamaCpp(LLamaWeights weights, string gguf, int threads, int[][] prompts, int steps)
     {
         int batch = prompts.Length, length = prompts[0].Length;
         int vocab = weights.Vocab.Count;

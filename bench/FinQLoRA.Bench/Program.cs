@@ -47,4 +47,5 @@ catch (FinQLoRA.UserInputException e) // bad bench input: one line, before any w
 if (args[0] == "train" && args.Contains(FinQLoRA.Bench.PackingBench.Flag)) return FinQLoRA.Bench.PackingBench.Run(args[1..]);
 if (args[0] == "load" && args.Contains(FinQLoRA.Bench.PrequantizedLoadBench.Flag)) return FinQLoRA.Bench.PrequantizedLoadBench.Run(args[1..]);
 if (args[0] == "train" && args.Contains(FinQLoRA.Bench.DpTrainBench.Flag)) return FinQLoRA.Bench.DpTrainBench.Run(args[1..]);
+if (args[0] == "generate" && args.Contains(FinQLoRA.Bench.QuantizedGenerationBench.Flag)) return FinQLoRA.Bench.QuantizedGenerationBench.Run(args[1..]);
 return bench.Run(args[1..]);

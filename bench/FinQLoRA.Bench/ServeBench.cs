@@ -21,7 +21,7 @@ namespace FinQLoRA.Bench;
 /// </summary>
 public static class ServeBench
 {
-    public const string Help = "served tok/s at 1/4/16/32 streams vs 1, vs offline batched generate, 8-adapter mix vs 1 adapter, TTFT p50/p99, cached-prefix TTFT, decisions vs completions, 64 adapters through 8 device slots vs 8 [--quick] [--threads N] [--shared DIR] [--skip-random] [--only throughput|prefix|decisions|constrained|adapters]; under mpirun -np N with --pipeline-stages N [--micro-batches M]: 16 streams across N ranks vs one process, memory per rank vs the planner's stage";
+    public const string Help = "served tok/s at 1/4/16/32 streams vs 1, vs offline batched generate, 8-adapter mix vs 1 adapter, TTFT p50/p99, cached-prefix TTFT, decisions vs completions, 64 adapters through 8 device slots vs 8 [--quick] [--threads N] [--shared DIR] [--skip-random] [--only throughput|prefix|decisions|constrained|adapters]; --only quantized [--shape 1b|76m]: 1/4/16 streams on a 4-bit model with 4 adapters, fused gemv on vs off; under mpirun -np N with --pipeline-stages N [--micro-batches M]: 16 streams across N ranks vs one process, memory per rank vs the planner's stage";
 
     internal static readonly string[] Starts =
     [
@@ -45,6 +45,11 @@ public static class ServeBench
         if (Value(args, "--pipeline-stages") is { } stages)
             return ServePipelineBench.Run(int.Parse(stages, System.Globalization.CultureInfo.InvariantCulture),
                 Value(args, "--micro-batches") is { } m ? int.Parse(m, System.Globalization.CultureInfo.InvariantCulture) : null, stories, quick);
+        if (only == "quantized") // not part of the default run: minutes on the 1B shape
+        {
+            QuantizedServeBench.RunAsync(shared, quick, Value(args, "--shape") ?? "1b").GetAwaiter().GetResult();
+            return 0;
+        }
         var total = Stopwatch.StartNew();
         if (Wants("throughput")) Measure("stories260K", stories, tokens: quick ? 32 : 64, requestsPerClient: quick ? 2 : 4).GetAwaiter().GetResult();
         if (!skipRandom)

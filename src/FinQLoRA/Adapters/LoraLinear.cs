@@ -131,6 +131,7 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
+        if (FusedGemvForward(x) is { } fused) return fused.MoveToOuterDisposeScope();
         return Adapt(x, base_layer.forward(x)).MoveToOuterDisposeScope();
     }
 

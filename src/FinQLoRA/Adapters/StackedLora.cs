@@ -1,3 +1,5 @@
+using FinQLoRA.Quantization.Gemv;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Adapters;
@@ -105,6 +107,30 @@ public sealed class StackedLora : IDisposable
         var y = baseOutput.reshape(delta.shape) + delta;
         if (_rowScale is not null) y = y * _rowScale.index_select(0, rows).unsqueeze(1);
         return y.reshape(baseOutput.shape).to(baseOutput.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The low-rank term of <see cref="Apply"/> for a fused quantized gemv: u = s[i]·x·A[i] and B·u per row, both
+    /// in the kernel, over the stacked tensors as they are. Null for stacks with DoRA adapters (their per-row output scale
+    /// is not part of the kernel) or off the CPU.</summary>
+    internal LowRankTerm? GemvTerm(Tensor x, Tensor rows)
+    {
+        if (_rowScale is not null || _b.device_type != DeviceType.CPU) return null;
+        long batch = x.shape[0], inF = _a.shape[1], outF = _b.shape[2], rank = PaddedRank;
+        long perRow = x.numel() / (batch * inF);
+        long[] index = rows.data<long>().ToArray();
+        float[] scale = _scale.data<float>().ToArray();
+        int count = (int)(batch * perRow);
+        var aOffsets = new long[count];
+        var bOffsets = new long[count];
+        var scales = new float[count];
+        for (int r = 0; r < count; r++)
+        {
+            long i = index[r / perRow];
+            aOffsets[r] = i == 0 ? -1 : i * inF * rank; // index 0 is the base: no term
+            bOffsets[r] = i == 0 ? -1 : i * rank * outF;
+            scales[r] = scale[i];
+        }
+        return new LowRankTerm((int)rank, _a, AStrideIn: rank, AStrideRank: 1, aOffsets, _b, BStrideOut: 1, BStrideRank: outF, bOffsets, scales);
     }
 
     public void Dispose()

@@ -14,7 +14,8 @@ namespace FinQLoRA.Models;
 /// anyway), and the input is widened once instead of once per projection.</item>
 /// <item>Elsewhere 4-bit CPU weights are dequantized into one buffer in the input's dtype, as each would be alone.</item>
 /// </list>
-/// Anything else (LLM.int8 forwards, weights of their own storage that are not widened) runs projection by projection.
+/// Anything else (LLM.int8 forwards, weights of their own storage that are not widened, quantized weights at decode sizes,
+/// where each fused gemv reads its packed weight once) runs projection by projection.
 /// </summary>
 public static class FusedProjections
 {
@@ -52,6 +53,7 @@ public static class FusedProjections
     /// <summary>x·[W₁; W₂; …]ᵀ by one of the fused paths, or null where none applies.</summary>
     internal static Tensor? AllAtOnce(Tensor x, IFrozenLinear[] bases)
     {
+        if (bases.Any(b => b.MultipliesAlone(x))) return null; // decode rows: each quantized gemv reads its packed weight once
         bool widened = CpuMatmulPrecision.MatmulDType(x) != x.dtype;
         if (!widened && bases.All(b => b is DenseLinear d && d.Weight.dtype == x.dtype)
             && DenseLinear.RowBlocksOfOneTensor(bases.Cast<DenseLinear>().ToArray()) is { } weights)

@@ -22,4 +22,8 @@ public interface IFrozenLinear
     /// <summary>Writes the weight as a matmul with <paramref name="dtype"/> inputs uses it (its values in that dtype) into
     /// a contiguous CPU tensor [out, in] of <paramref name="dtype"/> or, for a widened matmul, fp32, without allocating.</summary>
     void WriteWeight(Tensor destination, ScalarType dtype);
+
+    /// <summary>Whether this projection multiplies <paramref name="x"/> faster by itself than inside a fused group
+    /// (<see cref="FusedProjections"/>): a quantized weight whose fused gemv takes x.</summary>
+    bool MultipliesAlone(Tensor x) => false;
 }

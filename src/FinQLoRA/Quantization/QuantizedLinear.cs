@@ -1,4 +1,5 @@
 using FinQLoRA.Models;
+using FinQLoRA.Quantization.Gemv;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -50,6 +51,10 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>, IFrozenLinear, 
     public bool CanWriteWeight(ScalarType dtype) =>
         _weight is Blockwise4BitTensor && _weight.Device.type == DeviceType.CPU && dtype is ScalarType.BFloat16 or ScalarType.Float32 && Bias is null;
 
+    /// <summary>At decode sizes (<see cref="FusedGemv.Applies"/>) the fused gemv reads the packed weight once; writing it
+    /// into a group's buffer first would undo that.</summary>
+    public bool MultipliesAlone(Tensor x) => FusedGemv.Applies(x, _weight);
+
     public void WriteWeight(Tensor destination, ScalarType dtype)
     {
         if (!CanWriteWeight(dtype)) throw new InvalidOperationException($"{this} cannot write its weight for {dtype} inputs");
@@ -62,8 +67,8 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>, IFrozenLinear, 
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        Tensor y = input.requires_grad && is_grad_enabled()
-            ? QuantizedMatmulFunction.Apply(input, _weight, Int8Threshold)
+        Tensor y = input.requires_grad && is_grad_enabled() ? QuantizedMatmulFunction.Apply(input, _weight, Int8Threshold)
+            : FusedGemv.Applies(input, _weight) ? FusedGemv.Multiply(input, _weight, Int8Threshold)
             : QuantizedMatmulFunction.Forward(input, _weight, Int8Threshold);
         if (Bias is Tensor bias) y = y + bias.to(y.dtype);
         return y.MoveToOuterDisposeScope();

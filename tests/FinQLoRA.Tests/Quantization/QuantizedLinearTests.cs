@@ -1,4 +1,5 @@
 using FinQLoRA.Quantization;
+using FinQLoRA.Quantization.Gemv;
 using FinQLoRA.Runtime;
 using FinQLoRA.Tests.Support;
 using TorchSharp;
@@ -52,7 +53,8 @@ public sealed class QuantizedLinearTests
         using var scope = NewDisposeScope();
         var gen = new Generator(8);
         using var layer = Make(bits, withBias, gen);
-        Tensor x = randn([5, 64], generator: gen);
+        // more rows than the fused gemv takes: dequantize-then-matmul, bit for bit (FusedGemvTests checks 1–8 rows)
+        Tensor x = randn([FusedGemv.MaxRows + 1, 64], generator: gen);
         Tensor y = layer.forward(x);
         Tensor expected = bits == 8
             ? LlmInt8.Linear(x, (Int8RowwiseTensor)layer.Weight, 6.0)

@@ -1,0 +1,38 @@
+using FinQLoRA.Quantization;
+using FinQLoRA.Quantization.Gemv;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Adapters;
+
+public sealed partial class LoraLinear
+{
+    /// <summary>
+    /// The output by one fused pass over a quantized base (<see cref="FusedGemv"/>): u = s·A·x per row first (rank
+    /// values, in the kernel), then B·u added to each output as it is summed, for the active adapter or each row's adapter of the
+    /// stack. Null where the unfused path must run: a dense or biased base, more than 8 rows, gradients, dropout in
+    /// training, DoRA, a gradient capture, or a base-only batch (whose base then takes the gemv by itself).
+    /// </summary>
+    internal Tensor? FusedGemvForward(Tensor x)
+    {
+        if (base_layer is not QuantizedLinear q || q.Bias is not null || Capture is not null || is_grad_enabled()
+            || !FusedGemv.Applies(x, q.Weight))
+            return null;
+        LowRankTerm? term;
+        if (Stacked is { Selection.Rows: { } rows } stacked)
+        {
+            if (stacked.Selection.BaseOnly) return null;
+            term = stacked.GemvTerm(x, rows);
+        }
+        else if (_active is { } name && _adapters[name] is { UseDora: false } adapter && adapter.A.dtype == ScalarType.Float32 && adapter.A.is_contiguous() && adapter.B.is_contiguous()
+                 && !(adapter.Dropout > 0 && training))
+        {
+            int rowCount = (int)(x.numel() / InFeatures);
+            // lora_A [rank, in] and lora_B [out, rank], as they are: the kernel computes A·x itself, no torch op per call
+            term = new LowRankTerm((int)adapter.Rank, adapter.A.detach(), AStrideIn: 1, AStrideRank: InFeatures, AOffsets: new long[rowCount],
+                adapter.B.detach(), BStrideOut: adapter.Rank, BStrideRank: 1, BOffsets: new long[rowCount],
+                Scales: Enumerable.Repeat((float)adapter.Scaling, rowCount).ToArray());
+        }
+        else return null;
+        return term is null ? null : FusedGemv.Multiply(x, q.Weight, q.Int8Threshold, term);
+    }
+}

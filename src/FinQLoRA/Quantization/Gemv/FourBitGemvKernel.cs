@@ -1,0 +1,236 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace FinQLoRA.Quantization.Gemv;
+
+/// <summary>
+/// y = x·Wᵀ for a bitsandbytes 4-bit weight (NF4 or FP4, plain or double-quantized scales) and 1–8 fp32 input rows,
+/// reading each packed byte and block scale once and never writing the dequantized weight (bitsandbytes'
+/// <c>gemv_4bit</c> idea). Per block the 16 values <c>code[i]·absmax</c> form a table, rounded to bf16 for bf16
+/// inputs, so every weight the sums see is exactly the one dequantize-then-matmul multiplies; only the summation order
+/// differs.
+/// <para>
+/// AVX-512: 16 packed bytes are 32 weights; <c>vpmovzxbd</c> widens them to 16 lanes, <c>vpermps</c> looks the high
+/// nibbles (even elements) and the low nibbles (odd elements, the permute reads only the low 4 bits) up in the
+/// one-register table, and the input is laid out per 32-element group as 16 even then 16 odd values
+/// (<see cref="Deinterleave"/>), so no shuffle is needed. AVX2 splits the table into two 8-lane halves (two permutes and
+/// a blend on bit 3). The scalar path reads any shape in the natural layout and serves every CPU.
+/// </para>
+/// </summary>
+internal static unsafe class FourBitGemvKernel
+{
+    private const int Group = 32; // elements per 16 packed bytes
+
+    /// <summary>The weight as the kernel reads it: [out, in] row-major flattened into blocks of <c>BlockSize</c>.</summary>
+    public readonly struct Weight(byte* packed, int inFeatures, long outFeatures, int blockSize, BlockScales scales, float* code16)
+    {
+        public readonly byte* Packed = packed;
+        public readonly int In = inFeatures;
+        public readonly long Out = outFeatures;
+        public readonly int BlockSize = blockSize;
+        public readonly BlockScales Scales = scales;
+        public readonly float* Code16 = code16;
+    }
+
+    /// <summary>Whether the vector paths can read this shape: every row whole blocks of whole 32-element groups.</summary>
+    public static bool Vectorizable(int inFeatures, int blockSize) => blockSize % Group == 0 && inFeatures % blockSize == 0;
+
+    public static DequantKernelPath Resolve(DequantKernelPath path, int inFeatures, int blockSize)
+    {
+        path = path == DequantKernelPath.Auto
+            ? (Avx512F.IsSupported ? DequantKernelPath.Avx512 : Avx2.IsSupported ? DequantKernelPath.Avx2 : DequantKernelPath.Scalar)
+            : Dequantize4BitKernel.Resolve(path);
+        return Vectorizable(inFeatures, blockSize) ? path : DequantKernelPath.Scalar;
+    }
+
+    /// <summary>Reorders each 32-element group of the rows to 16 even then 16 odd elements (what the vector paths read).</summary>
+    public static void Deinterleave(float* x, float* xs, int rows, int inFeatures)
+    {
+        for (long r = 0; r < rows; r++)
+        {
+            float* src = x + r * inFeatures, dst = xs + r * inFeatures;
+            for (int g = 0; g < inFeatures; g += Group)
+                for (int j = 0; j < Group / 2; j++)
+                {
+                    dst[g + j] = src[g + 2 * j];
+                    dst[g + Group / 2 + j] = src[g + 2 * j + 1];
+                }
+        }
+    }
+
+    /// <summary>Output rows [o0, o1) for all input rows. <paramref name="x"/> is [rows, in] fp32, deinterleaved for the
+    /// vector paths, natural for the scalar one.</summary>
+    public static void Run(in Weight w, float* x, int rows, long o0, long o1, in GemvOutput y, DequantKernelPath path)
+    {
+        switch (path)
+        {
+            case DequantKernelPath.Avx512:
+                switch (rows)
+                {
+                    case 1: Avx512<Rows1>(w, x, o0, o1, y); break;
+                    case 2: Avx512<Rows2>(w, x, o0, o1, y); break;
+                    case 3: Avx512<Rows3>(w, x, o0, o1, y); break;
+                    case 4: Avx512<Rows4>(w, x, o0, o1, y); break;
+                    case 5: Avx512<Rows5>(w, x, o0, o1, y); break;
+                    case 6: Avx512<Rows6>(w, x, o0, o1, y); break;
+                    case 7: Avx512<Rows7>(w, x, o0, o1, y); break;
+                    case 8: Avx512<Rows8>(w, x, o0, o1, y); break;
+                    default: throw new ArgumentOutOfRangeException(nameof(rows), $"the gemv kernel takes 1 to {FusedGemv.MaxRows} rows, not {rows}");
+                }
+                break;
+            case DequantKernelPath.Avx2: Avx2Rows(w, x, rows, o0, o1, y); break;
+            default: Scalar(w, x, rows, o0, o1, y); break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Avx512<TRows>(in Weight w, float* x, long o0, long o1, in GemvOutput y) where TRows : struct, IGemvRows
+    {
+        nint inF = w.In;
+        int blockSize = w.BlockSize, groupsPerBlock = blockSize / Group;
+        long blocksPerRow = w.In / blockSize;
+        bool bf16 = y.Bf16;
+        BlockScales scales = w.Scales;
+        Vector512<float> code = Vector512.Load(w.Code16);
+        float* x0 = x, x1 = x0 + inF, x2 = x1 + inF, x3 = x2 + inF, x4 = x3 + inF, x5 = x4 + inF, x6 = x5 + inF, x7 = x6 + inF;
+        for (long o = o0; o < o1; o++)
+        {
+            byte* p = w.Packed + o * inF / 2;
+            nint g = 0; // element offset in the row
+            // even and odd elements in separate accumulators: two independent FMA chains per row, not one twice as long
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
+            for (long block = o * blocksPerRow, end = block + blocksPerRow; block < end; block++)
+            {
+                Vector512<float> table = code * Vector512.Create(scales.Get(block));
+                Vector512<ushort> words = default;
+                if (bf16)
+                {
+                    // the 16 bf16 values twice over as 32 words: one vpermw then looks up both nibbles of 16 bytes
+                    Vector256<ushort> half = Avx512F.ConvertToVector256UInt16(BFloat16Rounding.Round(table));
+                    words = Vector512.Create(half, half);
+                }
+                for (int j = 0; j < groupsPerBlock; j++, p += Group / 2, g += Group)
+                {
+                    Vector512<int> codes = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
+                    Vector512<float> even, odd;
+                    if (bf16)
+                    {
+                        // dword j: low word = high nibble (element 2j), high word = the byte (its low 4 bits: element 2j+1;
+                        // bit 4 selects the table's second copy)
+                        Vector512<ushort> index = (Avx512F.ShiftRightLogical(codes, 4) | Avx512F.ShiftLeftLogical(codes, 16)).AsUInt16();
+                        Vector512<uint> pair = Avx512BW.PermuteVar32x16(words, index).AsUInt32();
+                        even = (pair << 16).AsSingle();
+                        odd = (pair & Vector512.Create(0xFFFF0000u)).AsSingle();
+                    }
+                    else
+                    {
+                        even = Avx512F.PermuteVar16x32(table, Avx512F.ShiftRightLogical(codes, 4));
+                        odd = Avx512F.PermuteVar16x32(table, codes);
+                    }
+                    nint h = g + Group / 2;
+                    a0 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x0 + g), a0);
+                    b0 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x0 + h), b0);
+                    if (TRows.Count > 1) { a1 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x1 + g), a1); b1 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x1 + h), b1); }
+                    if (TRows.Count > 2) { a2 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x2 + g), a2); b2 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x2 + h), b2); }
+                    if (TRows.Count > 3) { a3 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x3 + g), a3); b3 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x3 + h), b3); }
+                    if (TRows.Count > 4) { a4 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x4 + g), a4); b4 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x4 + h), b4); }
+                    if (TRows.Count > 5) { a5 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x5 + g), a5); b5 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x5 + h), b5); }
+                    if (TRows.Count > 6) { a6 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x6 + g), a6); b6 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x6 + h), b6); }
+                    if (TRows.Count > 7) { a7 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x7 + g), a7); b7 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x7 + h), b7); }
+                }
+            }
+            y.Store(0, o, Vector512.Sum(a0 + b0));
+            if (TRows.Count > 1) y.Store(1, o, Vector512.Sum(a1 + b1));
+            if (TRows.Count > 2) y.Store(2, o, Vector512.Sum(a2 + b2));
+            if (TRows.Count > 3) y.Store(3, o, Vector512.Sum(a3 + b3));
+            if (TRows.Count > 4) y.Store(4, o, Vector512.Sum(a4 + b4));
+            if (TRows.Count > 5) y.Store(5, o, Vector512.Sum(a5 + b5));
+            if (TRows.Count > 6) y.Store(6, o, Vector512.Sum(a6 + b6));
+            if (TRows.Count > 7) y.Store(7, o, Vector512.Sum(a7 + b7));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Avx2Rows(in Weight w, float* x, int rows, long o0, long o1, in GemvOutput y)
+    {
+        int inF = w.In;
+        int blockSize = w.BlockSize;
+        bool bf16 = y.Bf16;
+        Vector256<float>* acc = stackalloc Vector256<float>[FusedGemv.MaxRows];
+        for (long o = o0; o < o1; o++)
+        {
+            long start = o * inF;
+            byte* p = w.Packed + start / 2;
+            long block = start / blockSize;
+            int left = (int)(blockSize - start % blockSize);
+            var (low, high) = Table256(w, block, bf16);
+            for (int r = 0; r < rows; r++) acc[r] = default;
+            for (int g = 0; g < inF; g += Group)
+            {
+                if (left == 0)
+                {
+                    (low, high) = Table256(w, ++block, bf16);
+                    left = blockSize;
+                }
+                left -= Group;
+                for (int half = 0; half < 2; half++)
+                {
+                    Vector256<int> codes = Avx2.ConvertToVector256Int32(p + g / 2 + 8 * half);
+                    Vector256<int> hi = Avx2.ShiftRightLogical(codes, 4);
+                    // blendvps picks the upper half where the sign bit is set: bit 3 of each nibble moved there
+                    Vector256<float> even = Avx.BlendVariable(Avx2.PermuteVar8x32(low, hi), Avx2.PermuteVar8x32(high, hi), Avx2.ShiftLeftLogical(codes, 24).AsSingle());
+                    Vector256<float> odd = Avx.BlendVariable(Avx2.PermuteVar8x32(low, codes), Avx2.PermuteVar8x32(high, codes), Avx2.ShiftLeftLogical(codes, 28).AsSingle());
+                    int e = g + 8 * half, d = g + Group / 2 + 8 * half;
+                    for (int r = 0; r < rows; r++)
+                    {
+                        float* xr = x + (long)r * inF;
+                        acc[r] = Fma.MultiplyAdd(odd, Vector256.Load(xr + d), Fma.MultiplyAdd(even, Vector256.Load(xr + e), acc[r]));
+                    }
+                }
+            }
+            for (int r = 0; r < rows; r++) y.Store(r, o, Vector256.Sum(acc[r]));
+        }
+    }
+
+    private static (Vector256<float> Low, Vector256<float> High) Table256(in Weight w, long block, bool bf16)
+    {
+        var s = Vector256.Create(w.Scales.Get(block));
+        Vector256<float> low = Vector256.Load(w.Code16) * s, high = Vector256.Load(w.Code16 + 8) * s;
+        if (bf16)
+        {
+            low = (BFloat16Rounding.Round(low) << 16).AsSingle();
+            high = (BFloat16Rounding.Round(high) << 16).AsSingle();
+        }
+        return (low, high);
+    }
+
+    /// <summary>Any shape (blocks may straddle rows, rows may start mid-byte); x in its natural layout.</summary>
+    private static void Scalar(in Weight w, float* x, int rows, long o0, long o1, in GemvOutput y)
+    {
+        int inF = w.In;
+        float* table = stackalloc float[16];
+        float* sums = stackalloc float[FusedGemv.MaxRows];
+        for (long o = o0; o < o1; o++)
+        {
+            for (int r = 0; r < rows; r++) sums[r] = 0f;
+            long start = o * inF;
+            long block = -1;
+            for (int i = 0; i < inF; i++)
+            {
+                long e = start + i;
+                if (e / w.BlockSize != block)
+                {
+                    block = e / w.BlockSize;
+                    float scale = w.Scales.Get(block);
+                    for (int q = 0; q < 16; q++) table[q] = y.ToOutputPrecision(w.Code16[q] * scale);
+                }
+                byte packed = w.Packed[e >> 1];
+                float weight = table[(e & 1) == 0 ? packed >> 4 : packed & 0xF];
+                for (int r = 0; r < rows; r++) sums[r] += weight * x[(long)r * inF + i];
+            }
+            for (int r = 0; r < rows; r++) y.Store(r, o, sums[r]);
+        }
+    }
+}
