@@ -22,7 +22,7 @@ namespace FinQLoRA.Bench;
 /// </summary>
 internal static class TrainStepBench
 {
-    public const string Help = "training step tokens/s at 4/8/16-bit, ± grad checkpointing; time shares; MFU (over the faster of bf16 and fp32 GEMM); loss after the steps; peak RSS [--shapes 2x128,4x256 --bits 16,8,4 --checkpointing both --steps 5 --rss true --ops-detail false]; ops per layer per step need scripts/profile/aten-probes.sh (root)";
+    public const string Help = "training step tokens/s at 4/8/16-bit, ± grad checkpointing; time shares; MFU (over the faster of bf16 and fp32 GEMM); loss after the steps; peak RSS [--shapes 2x128,4x256 --bits 16,8,4 --checkpointing both --steps 5 --rss true --ops-detail false --before false]; --before true: the same rows first with FINQLORA_FUSED_STEP=off (child process) and the ratios; ops per layer per step need scripts/profile/aten-probes.sh (root)";
 
     private static readonly ModelConfig Model100M = new()
     {
@@ -37,6 +37,9 @@ internal static class TrainStepBench
         var o = Options.Parse(args);
         if (o.RssProbe is { } probe) return RssProbe(o, probe);
         set_num_threads(Environment.ProcessorCount);
+        // --before: the same rows first in a child process with FINQLORA_FUSED_STEP=off, the step as it was before the
+        // fusions of issue 26 (malloc's default heap cannot be restored in this process once it has been tuned)
+        string? before = o.Before && TrainingFusions.Enabled ? UnfusedChild(args) : null;
         TrainingHeap.Retain(); // as the trainer does (FineTuneRecipe); not with FINQLORA_FUSED_STEP=off
         string folder = ModelFolder();
         var (n, linearParams) = Count();
@@ -123,6 +126,7 @@ internal static class TrainStepBench
                 Console.WriteLine($"goal {shape}, checkpointing {c}: 16-bit step <= 4-bit step: means {Of(16)!.Measured.Step:F3} vs {Of(4)!.Measured.Step:F3} s; 16-bit/4-bit of each round (sorted) {string.Join(" ", ratios.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))}, median {median:F3} {Verdict(median <= 1)}; weights written per step {Of(16)!.WeightSeconds * 1e3:F0} vs {Of(4)!.WeightSeconds * 1e3:F0} ms");
             }
 
+        if (before is not null) PrintBefore(before, rows);
         if (!o.Rss) return 0;
         Console.WriteLine();
         Console.WriteLine($"peak RSS of one 4-bit training step, batch {o.RssBatch}x{o.RssSeq} (separate processes, VmHWM reset after loading):");
@@ -152,7 +156,7 @@ internal static class TrainStepBench
         public double Mfu(double peakFlopsPerSecond) => ModelFlops / Measured.Step / peakFlopsPerSecond;
     }
 
-    private sealed record Options((int Batch, int Seq)[] Shapes, int[] Bits, bool[] Checkpointing, int Steps, bool Rss, int RssBatch, int RssSeq, string? RssProbe, bool OpsDetail = false)
+    private sealed record Options((int Batch, int Seq)[] Shapes, int[] Bits, bool[] Checkpointing, int Steps, bool Rss, int RssBatch, int RssSeq, string? RssProbe, bool OpsDetail = false, bool Before = false)
     {
         public static Options Parse(string[] args)
         {
@@ -169,6 +173,7 @@ internal static class TrainStepBench
                     "--rss-batch" => o with { RssBatch = v() }, "--rss-seq" => o with { RssSeq = v() },
                     "--rss-probe" => o with { RssProbe = args[i + 1] },
                     "--ops-detail" => o with { OpsDetail = bool.Parse(args[i + 1]) },
+                    "--before" => o with { Before = bool.Parse(args[i + 1]) },
                     _ => throw new ArgumentException($"unknown option {args[i]}"),
                 };
             }
@@ -350,6 +355,42 @@ internal static class TrainStepBench
             rates.Add(2.0 * n * n * (double)n * reps / sw.Elapsed.TotalSeconds);
         }
         return rates;
+    }
+
+    /// <summary>This bench's table rows run by a child with <see cref="TrainingFusions.Variable"/>=off (its whole stdout).</summary>
+    private static string UnfusedChild(string[] args)
+    {
+        var command = BenchProcess.SelfCommand();
+        var psi = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.Environment[TrainingFusions.Variable] = "off";
+        var own = new List<string>(args);
+        int at = own.IndexOf("--before");
+        own.RemoveRange(at, 2);
+        foreach (string a in command.Skip(1).Append("train").Concat(own).Concat(["--rss", "false"])) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"the unfused child failed ({p.ExitCode}): {stderr.Result}");
+        return stdout;
+    }
+
+    /// <summary>The child's rows (the step before the fusions) and, per row, step time and ops before over after.</summary>
+    private static void PrintBefore(string childOutput, List<Row> rows)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"before (a child process with {TrainingFusions.Variable}=off, run just before the rows above):");
+        var table = childOutput.Split('\n').Where(l => l.StartsWith("| ", StringComparison.Ordinal) || l.StartsWith("|---", StringComparison.Ordinal) || l.StartsWith("bf16 matmul rate", StringComparison.Ordinal) || l.StartsWith("fp32 matmul rate", StringComparison.Ordinal)).ToList();
+        foreach (string line in table) Console.WriteLine(line);
+        foreach (var r in rows)
+        {
+            var cells = table.Select(l => l.Split('|').Select(c => c.Trim()).ToArray())
+                .FirstOrDefault(c => c.Length > 15 && c[1] == r.Shape && c[2] == $"{r.Bits}-bit" && c[3] == (r.Gc ? "on" : "off"));
+            if (cells is null) continue;
+            double step = double.Parse(cells[4], CultureInfo.InvariantCulture);
+            string ops = cells[14] != "n/a" && r.Ops is int n ? $"ops per layer per step {cells[14]} -> {r.OpsPerLayer} ({n / Model100M.NumLayers / double.Parse(cells[14], CultureInfo.InvariantCulture):P0} of before)" : "ops n/a";
+            Console.WriteLine($"before/after {r.Shape} {r.Bits}-bit ckpt {(r.Gc ? "on" : "off")}: step {step:F3} -> {r.Measured.Step:F3} s ({step / r.Measured.Step:F2}x faster); {ops}; loss {cells[15]} -> {r.Measured.Loss:F4}");
+        }
     }
 
     /// <summary>Runs this benchmark as a child process in probe mode and returns its one-line report.</summary>
