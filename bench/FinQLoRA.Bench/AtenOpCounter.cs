@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 
 namespace FinQLoRA.Bench;
@@ -32,51 +33,58 @@ internal static partial class AtenOpCounter
         Write("set_event_pid", string.Join(' ', threads));
         Write($"events/{Group}/enable", "1");
         Write("tracing_on", "1");
-        try { action(); }
+        // the counted lines are those between two markers of this call: what the buffer held before is not counted
+        string mark = $"finqlora-ops-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        Write("trace_marker", mark + "-start");
+        try
+        {
+            action();
+            Write("trace_marker", mark + "-end");
+        }
         finally
         {
             Write("tracing_on", "0");
             Write($"events/{Group}/enable", "0");
         }
         var counts = new Dictionary<string, int>(StringComparer.Ordinal);
-        long lines = 0;
-        string? header = null;
+        bool inside = false, started = false, ended = false;
         foreach (string line in File.ReadLines(Path.Combine(Tracefs, "trace")))
         {
-            if (line.StartsWith('#')) { if (line.Contains("entries-in-buffer")) header = line; continue; }
+            if (line.Contains(mark + "-start", StringComparison.Ordinal)) { inside = started = true; continue; }
+            if (line.Contains(mark + "-end", StringComparison.Ordinal)) { ended = true; break; }
+            if (!inside) continue;
             var m = EventName().Match(line);
             // the pid filter is the kernel's; the line's own task id is checked too, in case an event slips past it
             if (!m.Success || !threads.Contains(m.Groups[1].Value) && !Directory.Exists($"/proc/self/task/{m.Groups[1].Value}")) continue;
             counts[m.Groups[2].Value] = counts.GetValueOrDefault(m.Groups[2].Value) + 1;
-            lines++;
         }
         Clear();
         Write("set_event_pid", "");
         Write("buffer_size_kb", bufferSize);
-        if (header is not null && Lost(header) is long lost && lost > 0)
-            throw new InvalidOperationException($"the trace buffer dropped {lost} of {lines + lost} op events; raise buffer_size_kb in {nameof(AtenOpCounter)}");
+        if (!started || !ended)
+            throw new InvalidOperationException($"the trace buffer lost this step's {(started ? "last" : "first")} events; raise buffer_size_kb in {nameof(AtenOpCounter)}");
         return counts;
     }
 
-    /// <summary>"# entries-in-buffer/entries-written: 19000/19000   #P:2" → written − in buffer.</summary>
-    private static long? Lost(string header)
-    {
-        var m = Entries().Match(header);
-        return m.Success ? long.Parse(m.Groups[2].Value) - long.Parse(m.Groups[1].Value) : null;
-    }
-
-    /// <summary>Empties the ring buffer: tracefs does so when <c>trace</c> is opened for writing with O_TRUNC.</summary>
+    /// <summary>Empties the ring buffer: tracefs does so on an open for writing with O_TRUNC (as <c>echo &gt; trace</c>);
+    /// .NET's FileMode.Truncate did not empty it, so the flags are given to open(2) directly.</summary>
     private static void Clear()
     {
-        using var f = new FileStream(Path.Combine(Tracefs, "trace"), FileMode.Truncate, FileAccess.Write);
+        const int WriteOnly = 1, Truncate = 0x200;
+        int fd = Open(Path.Combine(Tracefs, "trace"), WriteOnly | Truncate);
+        if (fd < 0) throw new IOException($"open({Tracefs}/trace, O_WRONLY|O_TRUNC) failed: errno {Marshal.GetLastPInvokeError()}");
+        Close(fd);
     }
+
+    [DllImport("libc", EntryPoint = "open", SetLastError = true)]
+    private static extern int Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [DllImport("libc", EntryPoint = "close")]
+    private static extern int Close(int fd);
 
     private static void Write(string file, string text) => File.WriteAllText(Path.Combine(Tracefs, file), text);
 
     /// <summary>A uprobe event's line: "  dotnet-1234 [001] ..... 12.345678: mul_Tensor: (0x7f...)".</summary>
     [GeneratedRegex(@"-(\d+) +\[\d+\] .*\d: ([A-Za-z0-9_]+): \(0x")]
     private static partial Regex EventName();
-
-    [GeneratedRegex(@"entries-in-buffer/entries-written: (\d+)/(\d+)")]
-    private static partial Regex Entries();
 }
