@@ -7,7 +7,7 @@ namespace FinQLoRA.Models;
 /// Hugging Face's LlamaRMSNorm for a 16-bit x and a frozen weight w, <c>y = w · (x · r).to(dtype)</c> with
 /// <c>r = rsqrt(mean(x²) + eps)</c> in fp32, as one autograd node. Autograd over the composed forward keeps an fp32
 /// copy of x and records eight nodes (two casts, pow, mean, add, rsqrt, two products) whose backwards run a dozen
-/// more ops; this node saves x as it came and r ([…, 1]), and its backward is the closed form
+/// more ops; this node saves x as it came (r is recomputed from it), and its backward is the closed form
 /// <c>grad_x = r · (ĝ − n · mean(ĝ · n))</c>, with n = x·r and ĝ = (g · w) in fp32.
 /// The forward is the same ops in the same order as <see cref="RmsNorm.forward"/>'s, so outputs are bit-identical.
 /// apply(x, w, eps): backward returns one entry per argument, null for the frozen w and eps.
@@ -28,10 +28,10 @@ internal sealed class RmsNormFunction : autograd.SingleTensorFunction<RmsNormFun
         var x32 = x.to(ScalarType.Float32);
         var r = rsqrt(x32.pow(2).mean([-1L], keepdim: true) + eps);
         var y = weight * (x32 * r).to(x.dtype);
+        // TorchSharp hands back saved inputs and outputs only (an intermediate comes back null), so backward computes r
+        // again from x: three ops on [.., hidden], the same bits
         ctx.save_for_backward([x, weight]);
-        // an intermediate: TorchSharp's saved variables hand back only inputs and outputs, so r travels as data, out of
-        // this scope, and backward disposes it (a forward whose graph is dropped unused leaves it to the finalizer)
-        ctx.save_data("r", r.DetachFromDisposeScope());
+        ctx.save_data("eps", eps);
         return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
     }
 
@@ -39,12 +39,14 @@ internal sealed class RmsNormFunction : autograd.SingleTensorFunction<RmsNormFun
     {
         var saved = ctx.get_saved_variables();
         Tensor x = saved[0], weight = saved[1];
-        using var r = (Tensor)ctx.get_data("r");
+        double eps = (double)ctx.get_data("eps");
         Tensor gradInput;
         using (var scope = NewDisposeScope())
         {
+            var x32 = x.to(ScalarType.Float32);
+            var r = rsqrt(x32.pow(2).mean([-1L], keepdim: true) + eps);
             var g = (grad_output * weight).to(ScalarType.Float32); // the product's gradient in x's dtype, then through the cast
-            var n = x.to(ScalarType.Float32).mul_(r);
+            var n = x32.mul_(r);
             var dot = (g * n).mean([-1L], keepdim: true);
             gradInput = g.sub_(n.mul_(dot)).mul_(r).to(x.dtype).MoveToOuterDisposeScope();
         }
