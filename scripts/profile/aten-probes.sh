@@ -19,7 +19,9 @@ tracefs=/sys/kernel/tracing
 # remove this group's old probes (only ours: the group name is ours alone)
 if [[ -d "$tracefs/events/finqlora_aten" ]]; then
   echo 0 > "$tracefs/events/finqlora_aten/enable"
-  grep -o '^p:finqlora_aten/[A-Za-z0-9_]*' "$tracefs/uprobe_events" | sed 's/^p:/-:/' | while read -r line; do echo "$line" >> "$tracefs/uprobe_events"; done
+  # the list is read whole first: reading uprobe_events while removing from it skips entries
+  ours=$(grep -o '^p:finqlora_aten/[A-Za-z0-9_]*' "$tracefs/uprobe_events" | sed 's/^p:/-:/')
+  while read -r line; do [[ -n "$line" ]] && echo "$line" >> "$tracefs/uprobe_events"; done <<< "$ours"
 fi
 [[ "$mode" == remove ]] && { echo "removed"; exit 0; }
 # The text segment of libtorch_cpu.so is loaded at file offset 0 = vaddr 0, so a symbol's value is its file offset.
