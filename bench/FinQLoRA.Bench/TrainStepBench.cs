@@ -22,7 +22,7 @@ namespace FinQLoRA.Bench;
 /// </summary>
 internal static class TrainStepBench
 {
-    public const string Help = "training step tokens/s at 4/8/16-bit, ± grad checkpointing; time shares; MFU (over the faster of bf16 and fp32 GEMM); loss after the steps; peak RSS [--shapes 2x128,4x256 --bits 16,8,4 --checkpointing both --steps 5 --rss true]";
+    public const string Help = "training step tokens/s at 4/8/16-bit, ± grad checkpointing; time shares; MFU (over the faster of bf16 and fp32 GEMM); loss after the steps; peak RSS [--shapes 2x128,4x256 --bits 16,8,4 --checkpointing both --steps 5 --rss true --ops-detail false --before false]; --before true: the same rows first with FINQLORA_FUSED_STEP=off (child process) and the ratios; ops per layer per step need scripts/profile/aten-probes.sh (root)";
 
     private static readonly ModelConfig Model100M = new()
     {
@@ -37,9 +37,14 @@ internal static class TrainStepBench
         var o = Options.Parse(args);
         if (o.RssProbe is { } probe) return RssProbe(o, probe);
         set_num_threads(Environment.ProcessorCount);
+        // --before: the same rows first in a child process with FINQLORA_FUSED_STEP=off, the step as it was before the
+        // fusions of issue 26 (malloc's default heap cannot be restored in this process once it has been tuned)
+        string? before = o.Before && TrainingFusions.Enabled ? UnfusedChild(args) : null;
+        TrainingHeap.Retain(); // as the trainer does (FineTuneRecipe); not with FINQLORA_FUSED_STEP=off
         string folder = ModelFolder();
         var (n, linearParams) = Count();
         Console.WriteLine($"model: random Llama {n / 1e6:F0}M parameters ({linearParams / 1e6:F0}M in linear layers), {Model100M.NumLayers} layers, hidden {Model100M.HiddenSize}; LoRA r4 q,k,v; bf16 compute; {Environment.ProcessorCount} threads");
+        Console.WriteLine($"fused training step: {(TrainingFusions.Enabled ? "on" : "off")} ({TrainingFusions.Variable}={Environment.GetEnvironmentVariable(TrainingFusions.Variable) ?? "unset"}); malloc keeps freed pages: {(TrainingHeap.Retained ? "yes" : "no")}");
         Console.WriteLine($"16-bit CPU matmuls: {(CpuMatmulPrecision.WidensHalfPrecision ? "widened to fp32" : "native 16-bit kernels")} ({CpuMatmulPrecision.Variable}={Environment.GetEnvironmentVariable(CpuMatmulPrecision.Variable) ?? "unset"})");
 
         // The machine's limit is its fastest dense GEMM: bf16 where the CPU has a bf16 kernel, fp32 where it has not.
@@ -73,6 +78,8 @@ internal static class TrainStepBench
                 }).ToList();
                 var measured = TimeSteps(runs.Select(r => (r.Model, r.Optimizer)).ToList(), batch, seq, o.Steps);
                 windows.AddRange(MatmulRates(fastest, 1024, 1));
+                // one more step per model with the op probes on (after the timed ones: the probes slow every op)
+                var ops = runs.Select(r => CountOps(r.Model, r.Optimizer, batch, seq, o.Steps, $"{batch}x{seq} {r.Bits}-bit ckpt {(gc ? "on" : "off")}", o.OpsDetail)).ToList();
                 for (int i = 0; i < runs.Count; i++)
                 {
                     var (bits, model, optimizer) = runs[i];
@@ -82,7 +89,7 @@ internal static class TrainStepBench
                     // 8-bit forwards run LLM.int8 (int8 matmul, counted in "other"); only backward dequantizes.
                     double dequant = WeightSeconds(model) * (bits == 8 ? 1 : passes);
                     Console.Error.WriteLine($"  {batch}x{seq} {bits}-bit, checkpointing {(gc ? "on" : "off")}: step {m.Step:F2} s, loss after {o.Steps} steps {m.Loss:F4}");
-                    rows.Add(new Row($"{batch}x{seq}", bits, gc, m, tokens / m.Step, dequant / m.Step, matmul / m.Step, modelFlops));
+                    rows.Add(new Row($"{batch}x{seq}", bits, gc, m, tokens / m.Step, dequant / m.Step, matmul / m.Step, modelFlops) { Ops = ops[i] });
                     optimizer.Dispose();
                     model.Dispose();
                 }
@@ -94,14 +101,15 @@ internal static class TrainStepBench
         double peak = Median(sorted);
         Console.WriteLine($"{(fastest == ScalarType.BFloat16 ? "bf16" : "fp32")} matmul rate over {sorted.Length} windows before, between and after the rows: {sorted[0] / 1e9:F1}–{sorted[^1] / 1e9:F1} GFLOP/s; MFU is over their median, {peak / 1e9:F1} GFLOP/s");
         Console.WriteLine();
-        Console.WriteLine($"| batch | base | grad ckpt | step s | fwd s | bwd s | tokens/s | vs 16-bit | weights | matmul | optimizer | other | MFU | loss after {o.Steps} steps |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        if (!AtenOpCounter.Available) Console.WriteLine($"ops per layer per step: n/a ({AtenOpCounter.HowToEnable})");
+        Console.WriteLine($"| batch | base | grad ckpt | step s | fwd s | bwd s | tokens/s | vs 16-bit | weights | matmul | optimizer | other | MFU | ops/layer/step | loss after {o.Steps} steps |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in rows)
         {
             var baseline = rows.First(x => x.Shape == r.Shape && x.Bits == 16 && x.Gc == r.Gc);
             double optimizerShare = r.Measured.Optimizer / r.Measured.Step;
             double other = Math.Max(0, 1 - r.Dequant - r.Matmul - optimizerShare);
-            Console.WriteLine($"| {r.Shape} | {r.Bits}-bit | {(r.Gc ? "on" : "off")} | {r.Measured.Step:F3} | {r.Measured.Forward:F3} | {r.Measured.Backward:F3} | {r.TokensPerSecond:F0} | {r.Measured.Step / baseline.Measured.Step:F2}x | {r.Dequant:P0} | {r.Matmul:P0} | {optimizerShare:P1} | {other:P0} | {r.Mfu(peak):P1} | {r.Measured.Loss:F4} |");
+            Console.WriteLine($"| {r.Shape} | {r.Bits}-bit | {(r.Gc ? "on" : "off")} | {r.Measured.Step:F3} | {r.Measured.Forward:F3} | {r.Measured.Backward:F3} | {r.TokensPerSecond:F0} | {r.Measured.Step / baseline.Measured.Step:F2}x | {r.Dequant:P0} | {r.Matmul:P0} | {optimizerShare:P1} | {other:P0} | {r.Mfu(peak):P1} | {r.OpsPerLayer} | {r.Measured.Loss:F4} |");
         }
         foreach (var shape in rows.Select(r => r.Shape).Distinct())
             foreach (bool gc in o.Checkpointing)
@@ -118,6 +126,7 @@ internal static class TrainStepBench
                 Console.WriteLine($"goal {shape}, checkpointing {c}: 16-bit step <= 4-bit step: means {Of(16)!.Measured.Step:F3} vs {Of(4)!.Measured.Step:F3} s; 16-bit/4-bit of each round (sorted) {string.Join(" ", ratios.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))}, median {median:F3} {Verdict(median <= 1)}; weights written per step {Of(16)!.WeightSeconds * 1e3:F0} vs {Of(4)!.WeightSeconds * 1e3:F0} ms");
             }
 
+        if (before is not null) PrintBefore(before, rows);
         if (!o.Rss) return 0;
         Console.WriteLine();
         Console.WriteLine($"peak RSS of one 4-bit training step, batch {o.RssBatch}x{o.RssSeq} (separate processes, VmHWM reset after loading):");
@@ -140,11 +149,14 @@ internal static class TrainStepBench
 
     private sealed record Row(string Shape, int Bits, bool Gc, Measured Measured, double TokensPerSecond, double Dequant, double Matmul, double ModelFlops)
     {
+        /// <summary>ATen ops of one step (<see cref="AtenOpCounter"/>), null without the probes.</summary>
+        public int? Ops { get; init; }
+        public string OpsPerLayer => Ops is int n ? (n / (double)Model100M.NumLayers).ToString("F0", CultureInfo.InvariantCulture) : "n/a";
         public double WeightSeconds => Dequant * Measured.Step;
         public double Mfu(double peakFlopsPerSecond) => ModelFlops / Measured.Step / peakFlopsPerSecond;
     }
 
-    private sealed record Options((int Batch, int Seq)[] Shapes, int[] Bits, bool[] Checkpointing, int Steps, bool Rss, int RssBatch, int RssSeq, string? RssProbe)
+    private sealed record Options((int Batch, int Seq)[] Shapes, int[] Bits, bool[] Checkpointing, int Steps, bool Rss, int RssBatch, int RssSeq, string? RssProbe, bool OpsDetail = false, bool Before = false)
     {
         public static Options Parse(string[] args)
         {
@@ -160,6 +172,8 @@ internal static class TrainStepBench
                     "--checkpointing" => o with { Checkpointing = args[i + 1] switch { "off" => [false], "on" => [true], _ => [false, true] } },
                     "--rss-batch" => o with { RssBatch = v() }, "--rss-seq" => o with { RssSeq = v() },
                     "--rss-probe" => o with { RssProbe = args[i + 1] },
+                    "--ops-detail" => o with { OpsDetail = bool.Parse(args[i + 1]) },
+                    "--before" => o with { Before = bool.Parse(args[i + 1]) },
                     _ => throw new ArgumentException($"unknown option {args[i]}"),
                 };
             }
@@ -217,6 +231,21 @@ internal static class TrainStepBench
         optimizer.Step(1e-4);
         optimizer.ZeroGrad();
         return new Measured(total.Elapsed.TotalSeconds, forward, backward, opt.Elapsed.TotalSeconds, loss);
+    }
+
+    /// <summary>The ATen ops of one more step (seeded as step <paramref name="step"/> + 1), or null without the probes;
+    /// with <paramref name="detail"/> each op's count goes to stderr, most frequent first.</summary>
+    private static int? CountOps(DecoderModel model, AdamWOptimizer optimizer, int batch, int seq, int step, string label, bool detail)
+    {
+        if (!AtenOpCounter.Available) return null;
+        using var ids = Ids(batch, seq, 7);
+        model.train();
+        manual_seed(step + 1);
+        var counts = AtenOpCounter.Count(() => Step(model, optimizer, ids));
+        if (detail)
+            foreach (var (op, n) in counts.OrderByDescending(kv => kv.Value))
+                Console.Error.WriteLine($"  ops {label}: {op} {n}");
+        return counts.Values.Sum();
     }
 
     /// <summary>Runs <paramref name="steps"/> steps on the same batch for each model in turn (step 1 of every model, then
@@ -326,6 +355,42 @@ internal static class TrainStepBench
             rates.Add(2.0 * n * n * (double)n * reps / sw.Elapsed.TotalSeconds);
         }
         return rates;
+    }
+
+    /// <summary>This bench's table rows run by a child with <see cref="TrainingFusions.Variable"/>=off (its whole stdout).</summary>
+    private static string UnfusedChild(string[] args)
+    {
+        var command = BenchProcess.SelfCommand();
+        var psi = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.Environment[TrainingFusions.Variable] = "off";
+        var own = new List<string>(args);
+        int at = own.IndexOf("--before");
+        own.RemoveRange(at, 2);
+        foreach (string a in command.Skip(1).Append("train").Concat(own).Concat(["--rss", "false"])) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"the unfused child failed ({p.ExitCode}): {stderr.Result}");
+        return stdout;
+    }
+
+    /// <summary>The child's rows (the step before the fusions) and, per row, step time and ops before over after.</summary>
+    private static void PrintBefore(string childOutput, List<Row> rows)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"before (a child process with {TrainingFusions.Variable}=off, run just before the rows above):");
+        var table = childOutput.Split('\n').Where(l => l.StartsWith("| ", StringComparison.Ordinal) || l.StartsWith("|---", StringComparison.Ordinal) || l.StartsWith("bf16 matmul rate", StringComparison.Ordinal) || l.StartsWith("fp32 matmul rate", StringComparison.Ordinal)).ToList();
+        foreach (string line in table) Console.WriteLine(line);
+        foreach (var r in rows)
+        {
+            var cells = table.Select(l => l.Split('|').Select(c => c.Trim()).ToArray())
+                .FirstOrDefault(c => c.Length > 15 && c[1] == r.Shape && c[2] == $"{r.Bits}-bit" && c[3] == (r.Gc ? "on" : "off"));
+            if (cells is null) continue;
+            double step = double.Parse(cells[4], CultureInfo.InvariantCulture);
+            string ops = cells[14] != "n/a" && r.Ops is int n ? $"ops per layer per step {cells[14]} -> {r.OpsPerLayer} ({n / Model100M.NumLayers / double.Parse(cells[14], CultureInfo.InvariantCulture):P0} of before)" : "ops n/a";
+            Console.WriteLine($"before/after {r.Shape} {r.Bits}-bit ckpt {(r.Gc ? "on" : "off")}: step {step:F3} -> {r.Measured.Step:F3} s ({step / r.Measured.Step:F2}x faster); {ops}; loss {cells[15]} -> {r.Measured.Loss:F4}");
+        }
     }
 
     /// <summary>Runs this benchmark as a child process in probe mode and returns its one-line report.</summary>

@@ -1,3 +1,4 @@
+using FinQLoRA.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -40,6 +41,8 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
             var n = x * rsqrt(x.pow(2).mean([-1L], keepdim: true) + _eps);
             return (weight * n).MoveToOuterDisposeScope();
         }
+        if (TrainingFusions.Enabled && x.requires_grad && is_grad_enabled() && !weight.requires_grad)
+            return RmsNormFunction.Apply(x, weight, _eps).MoveToOuterDisposeScope();
         var x32 = x.to(ScalarType.Float32);
         var normed = x32 * rsqrt(x32.pow(2).mean([-1L], keepdim: true) + _eps);
         return (weight * normed.to(x.dtype)).to(x.dtype).MoveToOuterDisposeScope();

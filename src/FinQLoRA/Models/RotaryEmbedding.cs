@@ -1,3 +1,4 @@
+using FinQLoRA.Runtime;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Models;
@@ -68,6 +69,8 @@ public sealed class RotaryEmbedding
     {
         using var scope = NewDisposeScope();
         long d = x.shape[^1], r = cos.shape[^1];
+        if (r == d && TrainingFusions.Enabled && x.requires_grad && is_grad_enabled() && !cos.requires_grad && !sin.requires_grad)
+            return RotaryFunction.Apply(x, cos, sin).MoveToOuterDisposeScope();
         var rotated = r == d ? x : x.narrow(-1, 0, r);
         long half = r / 2;
         var swapped = cat([rotated.narrow(-1, half, half), rotated.narrow(-1, 0, half)], -1);

@@ -49,6 +49,7 @@ public static class FineTuneRecipe
         Action<string> log = isMain && options.Progress is { } progress ? progress : _ => { };
         var wall = Stopwatch.StartNew();
         manual_seed(c.Seed);
+        TrainingHeap.Retain(); // every step frees and reallocates the same activations: keep their pages mapped
 
         // 1. Inputs, all read and checked before the model loads and before any progress line: output folder, data,
         //    tokenizer, the adapter's fit (from the model's config), the folder's lock and the checkpoint to resume;
