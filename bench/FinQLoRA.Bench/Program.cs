@@ -33,6 +33,11 @@ if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
     Console.WriteLine($"  train, generate and memory {FinQLoRA.Bench.OnDevice.DeviceBench.Help}");
     return args.Length == 0 ? 0 : 2;
 }
+// A bench variant named by its flag comes first: its own --shape (76m|1b) is not the device benches' shape.
+if (args[0] == "train" && args.Contains(FinQLoRA.Bench.PackingBench.Flag)) return FinQLoRA.Bench.PackingBench.Run(args[1..]);
+if (args[0] == "load" && args.Contains(FinQLoRA.Bench.PrequantizedLoadBench.Flag)) return FinQLoRA.Bench.PrequantizedLoadBench.Run(args[1..]);
+if (args[0] == "train" && args.Contains(FinQLoRA.Bench.DpTrainBench.Flag)) return FinQLoRA.Bench.DpTrainBench.Run(args[1..]);
+if (args[0] == "generate" && args.Contains(FinQLoRA.Bench.QuantizedGenerationBench.Flag)) return FinQLoRA.Bench.QuantizedGenerationBench.Run(args[1..]);
 try
 {
     // --device or --shape: the random model on that device, one child process per configuration (OnDevice/DeviceBench.cs)
@@ -44,8 +49,4 @@ catch (FinQLoRA.UserInputException e) // bad bench input: one line, before any w
     Console.Error.WriteLine($"error: {e.Message}");
     return 2;
 }
-if (args[0] == "train" && args.Contains(FinQLoRA.Bench.PackingBench.Flag)) return FinQLoRA.Bench.PackingBench.Run(args[1..]);
-if (args[0] == "load" && args.Contains(FinQLoRA.Bench.PrequantizedLoadBench.Flag)) return FinQLoRA.Bench.PrequantizedLoadBench.Run(args[1..]);
-if (args[0] == "train" && args.Contains(FinQLoRA.Bench.DpTrainBench.Flag)) return FinQLoRA.Bench.DpTrainBench.Run(args[1..]);
-if (args[0] == "generate" && args.Contains(FinQLoRA.Bench.QuantizedGenerationBench.Flag)) return FinQLoRA.Bench.QuantizedGenerationBench.Run(args[1..]);
 return bench.Run(args[1..]);
