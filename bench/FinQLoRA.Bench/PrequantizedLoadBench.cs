@@ -126,11 +126,18 @@ public static class PrequantizedLoadBench
 
     private static int ChildWrite(string folder, int layers)
     {
-        string bf16 = folder + "-bf16";
-        RandomLlama.WriteHfFolder(Llama32OneBShape(layers), bf16, seed: 1, ScalarType.BFloat16);
-        CheckpointQuantizer.Run(bf16, folder, QuantizationOptions.Nf4);
-        // the bf16 source was written by this child into the bench's folder, next to the output; only the quantized copy is measured
-        Directory.Delete(bf16, recursive: true);
+        // the bf16 source goes into a temp folder of this child's own (never beside a --model folder, where a folder
+        // of that name could be the user's); only the quantized copy is measured
+        string bf16 = Directory.CreateTempSubdirectory("finqlora-mapbench-bf16-").FullName;
+        try
+        {
+            RandomLlama.WriteHfFolder(Llama32OneBShape(layers), bf16, seed: 1, ScalarType.BFloat16);
+            CheckpointQuantizer.Run(bf16, folder, QuantizationOptions.Nf4);
+        }
+        finally
+        {
+            Directory.Delete(bf16, recursive: true); // the CreateTempSubdirectory folder made above
+        }
         return 0;
     }
 

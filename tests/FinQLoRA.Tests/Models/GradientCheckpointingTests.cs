@@ -10,7 +10,10 @@ namespace FinQLoRA.Tests.Models;
 /// <summary>
 /// <see cref="LayerCheckpoint"/>: recomputing each layer in backward gives the same adapter gradients as keeping the
 /// activations — with LoRA dropout on, which only holds if the recomputation replays the forward's random state.
+/// The masks come from libtorch's global generator (seeded per run), so these tests run alone: a test drawing from it
+/// in parallel would change the plain run's masks.
 /// </summary>
+[Collection(GlobalRngCollection.Name)]
 public sealed class GradientCheckpointingTests
 {
     private static readonly long[] Targets = [403, 407, 261, 378, 3, 88, 19, 270, 301, 45, 2, 9];
