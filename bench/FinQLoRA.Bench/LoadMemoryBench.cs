@@ -99,14 +99,15 @@ public static class LoadMemoryBench
     }
 
     /// <summary>The fixed cost every load pays: .NET, TorchSharp and libtorch loaded and one small op run.</summary>
-    private static int ChildBaseline()
+    internal static int ChildBaseline()
     {
         using (var t = ones(16).sum()) _ = t.item<float>();
         Console.WriteLine(new JsonObject { ["peak_rss_bytes"] = MemoryUsage.PeakRssBytes }.ToJsonString());
         return 0;
     }
 
-    private static JsonObject Parse(string stdout) =>
+    /// <summary>The JSON line a child process printed last.</summary>
+    internal static JsonObject Parse(string stdout) =>
         JsonNode.Parse(stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last(l => l.StartsWith('{'))) as JsonObject
         ?? throw new InvalidOperationException($"child printed no JSON: {stdout}");
 

@@ -36,7 +36,7 @@ public static class PrequantizedLoadBench
         args = [.. args.Where(a => a != Flag)];
         if (args.Length > 0 && args[0] == "--child-write") return ChildWrite(args[1], int.Parse(args[2]));
         if (args.Length > 0 && args[0] == "--child-load") return ChildLoad(args[1], mapped: args[2] == "mapped");
-        if (args.Length > 0 && args[0] == "--child-baseline") return ChildBaseline();
+        if (args.Length > 0 && args[0] == "--child-baseline") return LoadMemoryBench.ChildBaseline();
 
         bool quick = false;
         int? repeats = null;
@@ -66,9 +66,9 @@ public static class PrequantizedLoadBench
             Cat(files); // into the page cache: every figure below reads from it
             double cat = Enumerable.Range(0, n).Min(_ => Cat(files));
             double managed = Enumerable.Range(0, n).Min(_ => ManagedRead(files));
-            long baseRss = Parse(BenchProcess.RunSelf("load", Flag, "--child-baseline"))["peak_rss_bytes"]!.GetValue<long>();
-            var mapped = Enumerable.Range(0, n).Select(_ => Parse(BenchProcess.RunSelf("load", Flag, "--child-load", folder, "mapped"))).ToList();
-            var copied = Enumerable.Range(0, n).Select(_ => Parse(BenchProcess.RunSelf("load", Flag, "--child-load", folder, "copied"))).ToList();
+            long baseRss = LoadMemoryBench.Parse(BenchProcess.RunSelf("load", Flag, "--child-baseline"))["peak_rss_bytes"]!.GetValue<long>();
+            var mapped = Enumerable.Range(0, n).Select(_ => LoadMemoryBench.Parse(BenchProcess.RunSelf("load", Flag, "--child-load", folder, "mapped"))).ToList();
+            var copied = Enumerable.Range(0, n).Select(_ => LoadMemoryBench.Parse(BenchProcess.RunSelf("load", Flag, "--child-load", folder, "copied"))).ToList();
 
             Console.WriteLine();
             Console.WriteLine("| read or load | seconds (fresh process) | ÷ cat | again in that process, s | ÷ cat | first forward s | RSS after load | of it, file pages mapped | peak RSS − baseline |");
@@ -187,16 +187,4 @@ public static class PrequantizedLoadBench
         }
         return total;
     }
-
-    /// <summary>The fixed cost every load pays: .NET, TorchSharp and libtorch loaded and one small op run.</summary>
-    private static int ChildBaseline()
-    {
-        using (var t = ones(16).sum()) _ = t.item<float>();
-        Console.WriteLine(new JsonObject { ["peak_rss_bytes"] = MemoryUsage.PeakRssBytes }.ToJsonString());
-        return 0;
-    }
-
-    private static JsonObject Parse(string stdout) =>
-        JsonNode.Parse(stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last(l => l.StartsWith('{'))) as JsonObject
-        ?? throw new InvalidOperationException($"child printed no JSON: {stdout}");
 }

@@ -46,15 +46,7 @@ internal static class QuantizedServeBench
             string name = oneB ? "random-1B-nf4" : "random-76M-nf4";
             var tokenizer = ModelLoading.LoadTokenizer(folder);
             using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(4));
-            for (int a = 0; a < 4; a++)
-            {
-                LoraInjector.Apply(model, new LoraConfig { Rank = 8, Alpha = 16, TargetModules = ["q_proj", "k_proj", "v_proj", "o_proj"] }, 100 + a, $"a{a}");
-                using var g = new Generator((ulong)(200 + a));
-                using var noGrad = no_grad();
-                foreach (var w in LoraInjector.Wrapped(model))
-                    if (w.Lora.Adapters.TryGetValue($"a{a}", out var adapter))
-                        using (var scope = NewDisposeScope()) adapter.B.copy_(randn(adapter.B.shape, generator: g) * 0.02);
-            }
+            BenchAdapters.AddSeeded(model, 4);
             model.eval();
             Console.WriteLine($"{name}: written, quantized and given 4 adapters in {total.Elapsed.TotalSeconds:F0} s");
 

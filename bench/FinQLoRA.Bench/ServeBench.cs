@@ -102,16 +102,7 @@ public static class ServeBench
         }
         double offlineRate = offlineRates.Order().ElementAt(1);
 
-        // Eight adapters (rank 8 on q, k, v, o), B seeded nonzero so that they do real work.
-        for (int a = 0; a < 8; a++)
-        {
-            LoraInjector.Apply(model, new LoraConfig { Rank = 8, Alpha = 16, TargetModules = ["q_proj", "k_proj", "v_proj", "o_proj"] }, 100 + a, $"a{a}");
-            using var g = new Generator((ulong)(200 + a));
-            using var noGrad = no_grad();
-            foreach (var w in LoraInjector.Wrapped(model))
-                if (w.Lora.Adapters.TryGetValue($"a{a}", out var adapter))
-                    using (var scope = NewDisposeScope()) adapter.B.copy_(randn(adapter.B.shape, generator: g) * 0.02);
-        }
+        BenchAdapters.AddSeeded(model, 8);
         model.eval();
 
         var metrics = new ServerMetrics(name);
