@@ -49,8 +49,9 @@ budget=${RUN_BUDGET_S:-540}
 t0=$(date +%s)
 device=${RUN_DEVICE:-cuda}
 # one folder of this run's own (named by its start time and pid): nothing of an earlier run is read or deleted
-work="${TMPDIR:-/tmp}/finqlora-gpu-run.$t0.$$"
-mkdir -p "$work/c"
+# mktemp makes it new (never an existing folder), so the rm -rf at the end removes only what this run made
+work=$(mktemp -d "${TMPDIR:-/tmp}/finqlora-gpu-run.$t0.XXXXXX")
+mkdir "$work/c"
 bundle="$repo/dist/gpu/finqlora-gpu.tar.xz"
 rehearsal=no
 [ "$device" = cpu ] && rehearsal=yes
