@@ -4,17 +4,17 @@ using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Demo;
 using FinQLoRA.Distributed;
 using FinQLoRA.Inference;
-using FinQLoRA.Inference.Pipeline;
 using FinQLoRA.Models;
 using FinQLoRA.Runtime;
+using FinQLoRA.Serving.Pipeline;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Bench;
 
 /// <summary>
-/// Pipeline-parallel greedy generation under <c>mpirun -np N</c>: generated tokens/s with 1, 2 and 4 micro-batches
-/// per batch against single-process generation on rank 0 with the same total number of threads, for stories260K and
+/// Pipeline-parallel greedy generation (the engine over the stages) under <c>mpirun -np N</c>: generated tokens/s with
+/// 1, 2 and 4 micro-batches per step against single-process generation on rank 0 with the same total number of threads, for stories260K and
 /// a random ~100M Llama; and each stage's parameter bytes and resident memory. Pipeline runs come before the
 /// baseline so that the memory figures are those of the stages alone.
 /// </summary>
@@ -77,11 +77,11 @@ public static class PipelineBench
         var prompts = Enumerable.Range(0, promptCount).Select(i => Enumerable.Range(0, 8 + 4 * (i % 8)).Select(j => 3 + (i * 31 + j * 7) % 200).ToArray()).ToList();
         var options = new GenerationOptions { MaxNewTokens = newTokens, StopIds = [] };
         var load = new ModelLoadOptions { DType = ScalarType.Float32 };
-        var (model, plan) = PipelineStageLoader.Load(folder, load, comm.Size, comm.Rank);
+        var (model, plan) = PipelineServingStage.Load(folder, load, comm.Size, comm.Rank, []);
         var rates = new List<(int M, double TokensPerSecond)>();
         using (model)
         {
-            var generator = new PipelineGenerator(model, plan, comm, new NoStopTokenizer(tokenizer));
+            var generator = new PipelineGenerator(model, comm, new NoStopTokenizer(tokenizer));
             generator.GenerateIds(context.IsMain ? prompts : [], options with { MaxNewTokens = 2 }, promptCount, 1); // warm-up
             foreach (int m in new[] { 1, 2, 4 })
             {

@@ -128,7 +128,6 @@ public static class ServePipelineBench
             long plannedKv = 2L * s.LayerCount * Sizes.MaxBatch * Sizes.MaxModelLen * c.NumKvHeads * c.HeadDim * 4;
             Console.WriteLine($"  {r,4} {MemoryUsage.Format(s.ParameterCount * 4),15} {MemoryUsage.Format(v[4 * r]),10} {MemoryUsage.Format(plannedKv),12} {MemoryUsage.Format(v[4 * r + 1]),10} {MemoryUsage.Format(v[4 * r + 2]),10} {MemoryUsage.Format(v[4 * r + 3]),10}");
         }
-        long head = (c.TieWordEmbeddings ? 0 : (long)c.VocabSize * c.HiddenSize) + c.HiddenSize;
-        Console.WriteLine($"  (the planner puts the final norm and head, {MemoryUsage.Format(head * 4)} here, on the last stage; serving keeps them on rank 0, which samples)");
+        Console.WriteLine("  (the final norm and head are on rank 0, which samples, and the planner weighs them there; the other stages keep a placeholder norm)");
     }
 }

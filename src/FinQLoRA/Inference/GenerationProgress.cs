@@ -3,8 +3,8 @@ using FinQLoRA.Data.Tokenization;
 namespace FinQLoRA.Inference;
 
 /// <summary>
-/// The per-sequence bookkeeping of one generated batch, shared by <see cref="TextGenerator"/> and the pipeline
-/// generator so that both stop for the same reasons (<see cref="FinishReason"/>): a stop id (EOS or
+/// The per-sequence bookkeeping of one generated batch of <see cref="TextGenerator"/>, which stops for the serving
+/// engine's reasons (<see cref="FinishReason"/>): a stop id (EOS or
 /// <see cref="GenerationOptions.StopIds"/>), a stop string (text cut before it), or
 /// <see cref="GenerationOptions.MaxNewTokens"/>. Each row's text is an <see cref="IncrementalText"/> anchored on its
 /// prompt, the serving engine's rule, so that prompt + text reads as the whole decoded sequence.

@@ -6,7 +6,7 @@ namespace FinQLoRA.Inference;
 /// <summary>
 /// What eval, generate and serve ask for before they generate: a model path and how to load it, adapters to put on it
 /// (name and folder), and whether to split the layers over <see cref="PipelineStages"/> MPI ranks.
-/// <see cref="Validate"/> runs before anything loads; <see cref="GenerationSession.Open"/> loads.
+/// <see cref="Validate"/> runs before anything loads; <c>Serving.GenerationSession.Open</c> loads.
 /// </summary>
 public sealed record GenerationSetup(string ModelPath, ModelLoadOptions Load)
 {

@@ -1,7 +1,8 @@
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Evaluation;
-using FinQLoRA.Inference;
 using FinQLoRA.IO;
+using FinQLoRA.Inference;
+using FinQLoRA.Serving;
 using FinQLoRA.Training;
 
 namespace FinQLoRA.Recipes;

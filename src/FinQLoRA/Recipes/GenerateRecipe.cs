@@ -2,6 +2,7 @@ using FinQLoRA.Data.Chat;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
 using FinQLoRA.Loading;
+using FinQLoRA.Serving;
 
 namespace FinQLoRA.Recipes;
 

@@ -88,6 +88,30 @@ public sealed class PipelinePlannerTests
     }
 
     [Fact]
+    public void HeadOnTheFirstStageWeighsThere()
+    {
+        // The engine over a pipeline samples on rank 0: the final norm and head (32,832) join the embeddings there,
+        // so stories260K's first stage takes two layers instead of three.
+        var config = ModelConfig.Load(SeededLlama.Folder);
+        var two = PipelinePlanner.Plan(config, 2, headOnFirst: true);
+        Assert.Equal([(0, 2, 2 * 45_440L + 32_768 + 32_832), (2, 3, 3 * 45_440L)],
+            two.Stages.Select(s => (s.FirstLayer, s.LayerCount, s.ParameterCount)));
+        Assert.True(two.First.HoldsEmbeddings && two.First.HoldsHead && two.First.Restrict(new ModelLoadOptions()).LoadHead);
+        Assert.False(two.Last.HoldsHead || two.Last.Restrict(new ModelLoadOptions()).LoadHead);
+        for (int n = 1; n <= 5; n++)
+        {
+            var plan = PipelinePlanner.Plan(config, n, headOnFirst: true);
+            AssertCoversAllLayersInOrder(plan, 5);
+            Assert.Equal(BruteForceLargestStage(config, n, headOnFirst: true), plan.Stages.Max(s => s.ParameterCount));
+        }
+        foreach (int n in new[] { 2, 3, 4 })
+            Assert.Equal(BruteForceLargestStage(Llama8B, n, headOnFirst: true), PipelinePlanner.Plan(Llama8B, n, headOnFirst: true).Stages.Max(s => s.ParameterCount));
+        // A tied matrix on the one stage that holds both ends is kept once.
+        var tied = Llama8B with { TieWordEmbeddings = true };
+        Assert.Equal(8_030_261_248 - 128256L * 4096, PipelinePlanner.Plan(tied, 2, headOnFirst: true).Stages.Sum(s => s.ParameterCount));
+    }
+
+    [Fact]
     public void MoreStagesThanLayersIsAUserError()
     {
         var e = Assert.Throws<UserInputException>(() => PipelinePlanner.Plan(Llama8B, 33));
@@ -121,13 +145,14 @@ public sealed class PipelinePlannerTests
     }
 
     /// <summary>The smallest largest-stage cost over every way of cutting the layers into n non-empty runs.</summary>
-    private static long BruteForceLargestStage(ModelConfig c, int n)
+    private static long BruteForceLargestStage(ModelConfig c, int n, bool headOnFirst = false)
     {
+        int headStage = headOnFirst ? 0 : n - 1;
         long layer = PipelinePlanner.LayerParameters(c), embed = (long)c.VocabSize * c.HiddenSize, head = embed + c.HiddenSize;
         long Best(int stage, int start)
         {
             int remaining = n - stage;
-            long extra = (stage == 0 ? embed : 0) + (stage == n - 1 ? head : 0) - (n == 1 && c.TieWordEmbeddings ? embed : 0);
+            long extra = (stage == 0 ? embed : 0) + (stage == headStage ? head : 0) - (stage == 0 && headStage == 0 && c.TieWordEmbeddings ? embed : 0);
             if (remaining == 1) return (c.NumLayers - start) * layer + extra;
             long best = long.MaxValue;
             for (int end = start + 1; end <= c.NumLayers - (remaining - 1); end++)

@@ -5,7 +5,9 @@ namespace FinQLoRA.Inference.Pipeline;
 /// <summary>
 /// Splits the decoder layers into contiguous stages so that the largest stage holds as few parameters as possible:
 /// the slowest (and fullest) stage sets the pace of the whole pipeline. The embeddings weigh on the first stage and
-/// the final norm and lm_head on the last, so with a large vocabulary those stages get fewer layers.
+/// the final norm and lm_head on the last, so with a large vocabulary those stages get fewer layers. The generation
+/// engine over a pipeline (<c>generate</c>, <c>eval</c> and <c>serve</c> with <c>pipeline_stages</c>) samples on rank 0,
+/// so it plans with <c>headOnFirst</c>: the final norm and lm_head weigh on the first stage instead.
 /// </summary>
 public static class PipelinePlanner
 {
@@ -13,7 +15,8 @@ public static class PipelinePlanner
     public static long LayerParameters(ModelConfig c) =>
         ModelLayout.BlockTensors(c, 0).Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
 
-    public static PipelinePlan Plan(ModelConfig config, int stages)
+    /// <param name="headOnFirst">the final norm and lm_head live on the first stage (with the embeddings) instead of the last</param>
+    public static PipelinePlan Plan(ModelConfig config, int stages, bool headOnFirst = false)
     {
         int layers = config.NumLayers;
         if (stages < 1 || stages > layers)
@@ -22,8 +25,9 @@ public static class PipelinePlanner
         long head = config.HiddenSize + embed; // final norm + lm_head (or the tied copy of the embeddings)
         long layer = LayerParameters(config);
 
-        // Stage cost of layers [a, b) as stage s: layers plus the embedding/head extras of the first/last stage.
-        long Cost(int s, int a, int b) => (b - a) * layer + (s == 0 ? embed : 0) + (s == stages - 1 ? head : 0);
+        int headStage = headOnFirst ? 0 : stages - 1;
+        // Stage cost of layers [a, b) as stage s: layers plus the embedding/head extras of the stages that hold them.
+        long Cost(int s, int a, int b) => (b - a) * layer + (s == 0 ? embed : 0) + (s == headStage ? head : 0);
 
         // best[s, b]: the smallest possible largest-stage cost when stages 0..s cover layers [0, b).
         var best = new long[stages, layers + 1];
@@ -48,10 +52,10 @@ public static class PipelinePlanner
         for (int s = stages - 1; s >= 0; s--)
         {
             int start = s == 0 ? 0 : cut[s, end];
-            bool first = s == 0, last = s == stages - 1;
+            bool first = s == 0, holdsHead = s == headStage;
             // One stage holding both ends of a tied model keeps the matrix once.
-            long parameters = Cost(s, start, end) - (first && last && config.TieWordEmbeddings ? embed : 0);
-            result[s] = new PipelineStage(s, start, end - start, parameters, first, last);
+            long parameters = Cost(s, start, end) - (first && holdsHead && config.TieWordEmbeddings ? embed : 0);
+            result[s] = new PipelineStage(s, start, end - start, parameters, first, holdsHead);
             end = start;
         }
         return new PipelinePlan(result);

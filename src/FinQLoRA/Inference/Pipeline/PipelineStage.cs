@@ -4,8 +4,9 @@ using FinQLoRA.Loading;
 namespace FinQLoRA.Inference.Pipeline;
 
 /// <summary>One pipeline stage: decoder layers [FirstLayer, FirstLayer + LayerCount), plus the embeddings on the
-/// first stage and the final norm and lm_head on the last. <see cref="ParameterCount"/> is what the stage holds
-/// (a tied head counts on the last stage too, because that stage keeps its own copy of the embedding matrix).</summary>
+/// first stage and the final norm and lm_head where the plan puts them (<see cref="HoldsHead"/>: the last stage, or
+/// the first). <see cref="ParameterCount"/> is what the stage holds (a tied head on another stage than the embeddings
+/// counts there too, because that stage keeps its own copy of the embedding matrix).</summary>
 public sealed record PipelineStage(int Index, int FirstLayer, int LayerCount, long ParameterCount, bool HoldsEmbeddings, bool HoldsHead)
 {
     public int EndLayer => FirstLayer + LayerCount;

@@ -1,7 +1,7 @@
 namespace FinQLoRA.Serving.Pipeline;
 
 /// <summary>A step's rows cut into up to M contiguous, nearly equal runs (the micro-batches that flow through the
-/// stages one after another), as <c>PipelineRequest.Batches</c> cuts a generate batch.</summary>
+/// stages one after another), for serve, generate and eval alike.</summary>
 internal static class MicroBatchRuns
 {
     public static (int From, int Count)[] Split(int rows, int microBatches)

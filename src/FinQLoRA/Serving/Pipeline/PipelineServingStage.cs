@@ -6,10 +6,11 @@ using FinQLoRA.Models;
 namespace FinQLoRA.Serving.Pipeline;
 
 /// <summary>
-/// Loads this rank's part of a served model: the layers of its stage in <see cref="PipelinePlanner"/>'s plan (as
-/// <c>generate --pipeline-stages</c> splits them), the embeddings on rank 0, and the final norm and head on rank 0 too
-/// (it samples; see <see cref="PipelineStepForward"/>), then the adapters served from the start, each holding the
-/// LoRA weights of this stage's layers only.
+/// Loads this rank's part of a model that the engine runs over a pipeline (<c>serve</c>, <c>generate</c> and <c>eval</c>
+/// with <c>pipeline_stages</c>): the layers of its stage in <see cref="PipelinePlanner"/>'s plan, the embeddings on
+/// rank 0, and the final norm and head on rank 0 too (it samples; see <see cref="PipelineStepForward"/>), weighed there
+/// by the plan so that the stages stay balanced; then the adapters served from the start, each holding the LoRA weights
+/// of this stage's layers only.
 /// </summary>
 public static class PipelineServingStage
 {
@@ -22,9 +23,9 @@ public static class PipelineServingStage
         DecoderModel model;
         using (reader)
         {
-            plan = PipelinePlanner.Plan(config, stages);
+            plan = PipelinePlanner.Plan(config, stages, headOnFirst: true);
             if (rank < 0 || rank >= stages) throw new ArgumentOutOfRangeException(nameof(rank), rank, $"rank must be in [0, {stages})");
-            model = ModelLoading.LoadModel(config, reader, plan.Stages[rank].Restrict(options) with { LoadHead = rank == 0 });
+            model = ModelLoading.LoadModel(config, reader, plan.Stages[rank].Restrict(options));
         }
         try
         {

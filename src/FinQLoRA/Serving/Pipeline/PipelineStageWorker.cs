@@ -34,6 +34,9 @@ public sealed class PipelineStageWorker
         _fault = ParseFault(Environment.GetEnvironmentVariable(FaultVariable));
     }
 
+    /// <summary>Rank 0 started its engine (a shutdown before any start means rank 0 refused the work).</summary>
+    public bool Started { get; private set; }
+
     /// <summary>The KV slots of this stage's layers, once rank 0 has started the engine.</summary>
     public long KvCacheBytes { get; private set; }
 
@@ -74,6 +77,7 @@ public sealed class PipelineStageWorker
         switch (step.Kind)
         {
             case StepKind.Start:
+                Started = true;
                 _cache?.Dispose();
                 _cache = new SlotKvCache(_model.Config, step.MaxBatch, step.MaxModelLen, _model.ComputeDType, _model.Device, _model.FirstLayer, _model.Layers.Count);
                 KvCacheBytes = _cache.Bytes;

@@ -12,8 +12,8 @@ namespace FinQLoRA.Serving.Pipeline;
 /// exactly as in one process. The head lives on rank 0 for that reason (and because a tied head is the embedding
 /// matrix rank 0 holds anyway); what comes back is [rows, tokens, hidden], not [rows, vocab] logits.
 /// <para>No deadlock with blocking sends: before sending micro-batch m, rank 0 receives the outputs of micro-batches
-/// up to m − (N − 1), which the last stage sends in the same round (the ring argument of
-/// <see cref="Inference.Pipeline.PipelineGenerator"/>).</para>
+/// up to m − (N − 1), which the last stage sends in the same round: the stages form a ring whose back edge is those
+/// outputs, so no cycle of ranks can all be blocked in a send.</para>
 /// A failure here (an exception mid-step, or the watchdog's timeout on a rank that stopped answering) marks the engine
 /// faulted, so that readiness reads false, and ends the job with a line naming the rank: the other stages cannot be
 /// brought back in step.

@@ -1,16 +1,18 @@
 using FinQLoRA.Adapters;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Distributed;
-using FinQLoRA.Inference.Pipeline;
+using FinQLoRA.Inference;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
+using FinQLoRA.Serving.Pipeline;
 
-namespace FinQLoRA.Inference;
+namespace FinQLoRA.Serving;
 
 /// <summary>
 /// A loaded model ready to generate, in one process or as this rank's stage of a pipeline: the one place where
 /// "single process or pipeline stages" is decided, for eval, generate and serve. Adapters are loaded in the order
-/// given; in a pipeline only the main rank receives results, but every rank must call the generator.
+/// given; in a pipeline only the main rank receives results, but every rank must call the generator (the engine over
+/// the stages: <see cref="PipelineGenerator"/>).
 /// </summary>
 public sealed class GenerationSession : IDisposable
 {
@@ -58,8 +60,8 @@ public sealed class GenerationSession : IDisposable
             var tokenizer = ModelLoading.LoadTokenizer(setup.ModelPath);
             if (dist != null)
             {
-                var (stage, plan) = PipelineStageLoader.Load(setup.ModelPath, setup.Load with { Device = dist.Device }, setup.PipelineStages, dist.Rank);
-                return new GenerationSession(stage, tokenizer, new PipelineGenerator(stage, plan, dist.Communicator, tokenizer) { MicroBatches = setup.MicroBatches }, dist);
+                var (stage, _) = PipelineServingStage.Load(setup.ModelPath, setup.Load with { Device = dist.Device }, setup.PipelineStages, dist.Rank, []);
+                return new GenerationSession(stage, tokenizer, new PipelineGenerator(stage, dist.Communicator, tokenizer) { MicroBatches = setup.MicroBatches }, dist);
             }
             var model = ModelLoading.LoadModel(setup.ModelPath, setup.Load);
             var adapters = new List<LoraConfig>();
