@@ -21,7 +21,7 @@ public sealed class EvalSettings : ModelSettings
     [CommandOption("--mode <MODE>")][Description("generate (default: greedy answers, the paper's protocol) or choice (classification by label log-likelihood)")][DefaultValue("generate")] public string Mode { get; set; } = "generate";
     [CommandOption("--overwrite")][Description("replace an existing --out that FinQLoRA wrote earlier")] public bool Overwrite { get; set; }
     [CommandOption("--pipeline-stages <N>")][Description("split the layers over N MPI ranks (run under mpirun -np N)")][DefaultValue(1)] public int PipelineStages { get; set; } = 1;
-    [CommandOption("--micro-batches <M>")][Description("with --pipeline-stages: micro-batches per batch")][DefaultValue(1)] public int MicroBatches { get; set; } = 1;
+    [CommandOption("--micro-batches <M>")][Description("with --pipeline-stages: micro-batches each step's rows flow through the stages in")][DefaultValue(1)] public int MicroBatches { get; set; } = 1;
     [CommandOption("--name <NAME>")][Description("model name in results (default: the folder name)")] public string? Name { get; set; }
 
     public override ValidationResult Validate() =>

@@ -56,7 +56,7 @@ public sealed class GenerateSettings : QuantizedModelSettings
     public int PipelineStages { get; set; } = 1;
 
     [CommandOption("--micro-batches <M>")]
-    [Description("with --pipeline-stages: cut each batch into M micro-batches that flow through the stages concurrently (M >= N keeps every stage busy)")]
+    [Description("with --pipeline-stages: cut each step's rows into M micro-batches that follow each other through the stages (M >= N keeps every stage busy)")]
     [DefaultValue(1)]
     public int MicroBatches { get; set; } = 1;
 
