@@ -5,8 +5,8 @@ namespace FinQLoRA.Serving;
 
 /// <summary>
 /// Generate's and eval's prompts through the serving engine, in-process and synchronously (vLLM's offline
-/// <c>LLM.generate</c> over its engine core): every prompt is submitted at once, the engine admits up to
-/// <paramref name="batchSize"/> of them and refills a slot the moment a row ends, and each prompt's events are gathered
+/// <c>LLM.generate</c> over its engine core): every prompt is submitted at once, the engine admits up to the batch
+/// size of them and refills a slot the moment a row ends, and each prompt's events are gathered
 /// into a <see cref="GenerationResult"/>. <see cref="GenerationOptions"/> map field for field onto
 /// <see cref="SamplingParams"/>; a sampled prompt i draws from its own generator seeded with seed + i, so its text does
 /// not depend on the batch it runs in, and a one-prompt run draws exactly as <see cref="TokenSampler"/> seeded with the
