@@ -67,7 +67,7 @@ public sealed class Stories260KShapesPipelineMpiTests(Stories260KShapesPipelineJ
     {
         var job = fixture.Job.Finished;
         var config = ModelConfig.Load(Stories260KShapesPipelineJob.Folder);
-        var plan = PipelinePlanner.Plan(config, 2, headOnFirst: true);
+        var plan = PipelinePlanner.Plan(config, 2);
         Assert.Equal("0,2,1,1", job.Text(0, "stage"));
         Assert.Equal("2,3,0,0", job.Text(1, "stage"));
         // fp32: 4 bytes a parameter; a stage without the head still carries a [hidden] placeholder final norm.

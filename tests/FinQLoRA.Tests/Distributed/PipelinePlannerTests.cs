@@ -41,31 +41,29 @@ public sealed class PipelinePlannerTests
     }
 
     [Fact]
-    public void EmbeddingsAndHeadCostTheEndStagesLayers()
+    public void EmbeddingsAndHeadCostTheFirstStagesLayers()
     {
-        // 70B: the 128256 × 8192 embedding (1.05 B) weighs about 1.2 decoder layers (0.86 B each), so with 8 stages
-        // the ends take fewer layers than the middle ones.
+        // 70B: the 128256 × 8192 embedding and the head (1.05 B each) weigh about 2.4 decoder layers (0.86 B each), and
+        // both sit on the first stage (rank 0 embeds and samples), so with 8 stages it takes fewer layers than the middle ones.
         var plan = PipelinePlanner.Plan(Llama70B, 8);
         AssertCoversAllLayersInOrder(plan, 80);
-        Assert.True(plan.First.HoldsEmbeddings && !plan.First.HoldsHead);
-        Assert.True(plan.Last.HoldsHead && !plan.Last.HoldsEmbeddings);
-        Assert.All(plan.Stages.Skip(1).SkipLast(1), s => Assert.False(s.HoldsEmbeddings || s.HoldsHead));
-        int middle = plan.Stages[1].LayerCount;
-        Assert.True(plan.First.LayerCount < middle, plan.ToString());
-        Assert.True(plan.Last.LayerCount < middle, plan.ToString());
+        Assert.True(plan.First.HoldsEmbeddings && plan.First.HoldsHead);
+        Assert.All(plan.Stages.Skip(1), s => Assert.False(s.HoldsEmbeddings || s.HoldsHead));
+        Assert.True(plan.First.LayerCount < plan.Stages[1].LayerCount, plan.ToString());
         // No stage exceeds the ideal share by more than one layer.
         double mean = plan.Stages.Average(s => (double)s.ParameterCount);
         Assert.True(plan.Stages.Max(s => s.ParameterCount) <= mean + PipelinePlanner.LayerParameters(Llama70B), plan.ToString());
     }
 
     [Fact]
-    public void Stories260KSplitsFiveLayersThreeAndTwo()
+    public void Stories260KSplitsFiveLayersTwoAndThree()
     {
         var config = ModelConfig.Load(SeededLlama.Folder); // stories260K's shapes, as its config.json gives them
-        // layer: 64·64·2 + 64·32·2 + 3·64·172 + 2·64 = 45,440; embeddings 512·64 = 32,768; norm + lm_head 32,832.
+        // layer: 64·64·2 + 64·32·2 + 3·64·172 + 2·64 = 45,440; embeddings 512·64 = 32,768; norm + lm_head 32,832, all on
+        // the first stage.
         Assert.Equal(45_440, PipelinePlanner.LayerParameters(config));
         var two = PipelinePlanner.Plan(config, 2);
-        Assert.Equal([(0, 3, 3 * 45_440L + 32_768), (3, 2, 2 * 45_440L + 32_832)],
+        Assert.Equal([(0, 2, 2 * 45_440L + 32_768 + 32_832), (2, 3, 3 * 45_440L)],
             two.Stages.Select(s => (s.FirstLayer, s.LayerCount, s.ParameterCount)));
         for (int n = 1; n <= 5; n++)
         {
@@ -76,39 +74,17 @@ public sealed class PipelinePlannerTests
     }
 
     [Fact]
-    public void OneStageHoldsEverythingAndATiedMatrixOnce()
+    public void ATiedMatrixIsHeldOnce()
     {
         var tied = Llama8B with { TieWordEmbeddings = true };
         long embed = 128256L * 4096;
         var one = PipelinePlanner.Plan(tied, 1).Stages.Single();
         Assert.True(one.HoldsEmbeddings && one.HoldsHead);
         Assert.Equal(8_030_261_248 - embed, one.ParameterCount);
-        // Split, the last stage keeps its own copy of the tied matrix for the head.
-        Assert.Equal(8_030_261_248, PipelinePlanner.Plan(tied, 2).Stages.Sum(s => s.ParameterCount));
-    }
-
-    [Fact]
-    public void HeadOnTheFirstStageWeighsThere()
-    {
-        // The engine over a pipeline samples on rank 0: the final norm and head (32,832) join the embeddings there,
-        // so stories260K's first stage takes two layers instead of three.
-        var config = ModelConfig.Load(SeededLlama.Folder);
-        var two = PipelinePlanner.Plan(config, 2, headOnFirst: true);
-        Assert.Equal([(0, 2, 2 * 45_440L + 32_768 + 32_832), (2, 3, 3 * 45_440L)],
-            two.Stages.Select(s => (s.FirstLayer, s.LayerCount, s.ParameterCount)));
-        Assert.True(two.First.HoldsEmbeddings && two.First.HoldsHead && two.First.Restrict(new ModelLoadOptions()).LoadHead);
-        Assert.False(two.Last.HoldsHead || two.Last.Restrict(new ModelLoadOptions()).LoadHead);
-        for (int n = 1; n <= 5; n++)
-        {
-            var plan = PipelinePlanner.Plan(config, n, headOnFirst: true);
-            AssertCoversAllLayersInOrder(plan, 5);
-            Assert.Equal(BruteForceLargestStage(config, n, headOnFirst: true), plan.Stages.Max(s => s.ParameterCount));
-        }
+        // Split, the first stage holds the embeddings and the head, which are one matrix.
+        Assert.Equal(8_030_261_248 - embed, PipelinePlanner.Plan(tied, 2).Stages.Sum(s => s.ParameterCount));
         foreach (int n in new[] { 2, 3, 4 })
-            Assert.Equal(BruteForceLargestStage(Llama8B, n, headOnFirst: true), PipelinePlanner.Plan(Llama8B, n, headOnFirst: true).Stages.Max(s => s.ParameterCount));
-        // A tied matrix on the one stage that holds both ends is kept once.
-        var tied = Llama8B with { TieWordEmbeddings = true };
-        Assert.Equal(8_030_261_248 - 128256L * 4096, PipelinePlanner.Plan(tied, 2, headOnFirst: true).Stages.Sum(s => s.ParameterCount));
+            Assert.Equal(BruteForceLargestStage(tied, n), PipelinePlanner.Plan(tied, n).Stages.Max(s => s.ParameterCount));
     }
 
     [Fact]
@@ -128,7 +104,8 @@ public sealed class PipelinePlannerTests
         Assert.False(middle.LoadEmbeddings);
         Assert.False(middle.LoadHead);
         Assert.True(plan.First.Restrict(new ModelLoadOptions()).LoadEmbeddings);
-        Assert.True(plan.Last.Restrict(new ModelLoadOptions()).LoadHead);
+        Assert.True(plan.First.Restrict(new ModelLoadOptions()).LoadHead);
+        Assert.False(plan.Last.Restrict(new ModelLoadOptions()).LoadHead || plan.Last.Restrict(new ModelLoadOptions()).LoadEmbeddings);
     }
 
     private static void AssertCoversAllLayersInOrder(PipelinePlan plan, int layers)
@@ -145,14 +122,14 @@ public sealed class PipelinePlannerTests
     }
 
     /// <summary>The smallest largest-stage cost over every way of cutting the layers into n non-empty runs.</summary>
-    private static long BruteForceLargestStage(ModelConfig c, int n, bool headOnFirst = false)
+    private static long BruteForceLargestStage(ModelConfig c, int n)
     {
-        int headStage = headOnFirst ? 0 : n - 1;
         long layer = PipelinePlanner.LayerParameters(c), embed = (long)c.VocabSize * c.HiddenSize, head = embed + c.HiddenSize;
         long Best(int stage, int start)
         {
             int remaining = n - stage;
-            long extra = (stage == 0 ? embed : 0) + (stage == headStage ? head : 0) - (stage == 0 && headStage == 0 && c.TieWordEmbeddings ? embed : 0);
+            // the first stage holds the embeddings, the final norm and the head (a tied head is the embedding matrix)
+            long extra = stage == 0 ? embed + head - (c.TieWordEmbeddings ? embed : 0) : 0;
             if (remaining == 1) return (c.NumLayers - start) * layer + extra;
             long best = long.MaxValue;
             for (int end = start + 1; end <= c.NumLayers - (remaining - 1); end++)

@@ -4,10 +4,10 @@ namespace FinQLoRA.Inference.Pipeline;
 
 /// <summary>
 /// Splits the decoder layers into contiguous stages so that the largest stage holds as few parameters as possible:
-/// the slowest (and fullest) stage sets the pace of the whole pipeline. The embeddings weigh on the first stage and
-/// the final norm and lm_head on the last, so with a large vocabulary those stages get fewer layers. The generation
-/// engine over a pipeline (<c>generate</c>, <c>eval</c> and <c>serve</c> with <c>pipeline_stages</c>) samples on rank 0,
-/// so it plans with <c>headOnFirst</c>: the final norm and lm_head weigh on the first stage instead.
+/// the slowest (and fullest) stage sets the pace of the whole pipeline. The embeddings, the final norm and the lm_head
+/// all weigh on the first stage, so with a large vocabulary it gets fewer layers: the generation engine over a pipeline
+/// (<c>generate</c>, <c>eval</c> and <c>serve</c> with <c>pipeline_stages</c>) embeds, applies the head and samples on
+/// rank 0, and the other stages return hidden states to it.
 /// </summary>
 public static class PipelinePlanner
 {
@@ -15,19 +15,17 @@ public static class PipelinePlanner
     public static long LayerParameters(ModelConfig c) =>
         ModelLayout.BlockTensors(c, 0).Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
 
-    /// <param name="headOnFirst">the final norm and lm_head live on the first stage (with the embeddings) instead of the last</param>
-    public static PipelinePlan Plan(ModelConfig config, int stages, bool headOnFirst = false)
+    public static PipelinePlan Plan(ModelConfig config, int stages)
     {
         int layers = config.NumLayers;
         if (stages < 1 || stages > layers)
             throw UserInputException.About($"{new ConfigField("pipeline_stages")} {stages} does not fit a model of {layers} decoder layers; use 1 to {layers} stages");
         long embed = (long)config.VocabSize * config.HiddenSize;
-        long head = config.HiddenSize + embed; // final norm + lm_head (or the tied copy of the embeddings)
+        long head = config.HiddenSize + (config.TieWordEmbeddings ? 0 : embed); // final norm + lm_head (a tied head is the embedding matrix)
         long layer = LayerParameters(config);
 
-        int headStage = headOnFirst ? 0 : stages - 1;
-        // Stage cost of layers [a, b) as stage s: layers plus the embedding/head extras of the stages that hold them.
-        long Cost(int s, int a, int b) => (b - a) * layer + (s == 0 ? embed : 0) + (s == headStage ? head : 0);
+        // Stage cost of layers [a, b) as stage s: layers plus, on the first stage, the embeddings and the head.
+        long Cost(int s, int a, int b) => (b - a) * layer + (s == 0 ? embed + head : 0);
 
         // best[s, b]: the smallest possible largest-stage cost when stages 0..s cover layers [0, b).
         var best = new long[stages, layers + 1];
@@ -52,10 +50,7 @@ public static class PipelinePlanner
         for (int s = stages - 1; s >= 0; s--)
         {
             int start = s == 0 ? 0 : cut[s, end];
-            bool first = s == 0, holdsHead = s == headStage;
-            // One stage holding both ends of a tied model keeps the matrix once.
-            long parameters = Cost(s, start, end) - (first && holdsHead && config.TieWordEmbeddings ? embed : 0);
-            result[s] = new PipelineStage(s, start, end - start, parameters, first, holdsHead);
+            result[s] = new PipelineStage(s, start, end - start, Cost(s, start, end), HoldsEmbeddings: s == 0, HoldsHead: s == 0);
             end = start;
         }
         return new PipelinePlan(result);

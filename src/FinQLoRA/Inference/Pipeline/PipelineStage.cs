@@ -3,10 +3,9 @@ using FinQLoRA.Loading;
 
 namespace FinQLoRA.Inference.Pipeline;
 
-/// <summary>One pipeline stage: decoder layers [FirstLayer, FirstLayer + LayerCount), plus the embeddings on the
-/// first stage and the final norm and lm_head where the plan puts them (<see cref="HoldsHead"/>: the last stage, or
-/// the first). <see cref="ParameterCount"/> is what the stage holds (a tied head on another stage than the embeddings
-/// counts there too, because that stage keeps its own copy of the embedding matrix).</summary>
+/// <summary>One pipeline stage: decoder layers [FirstLayer, FirstLayer + LayerCount), plus the embeddings, the final
+/// norm and the lm_head on the first stage (rank 0 embeds and samples). <see cref="ParameterCount"/> is what the stage
+/// holds (a tied head counts once: it is the embedding matrix).</summary>
 public sealed record PipelineStage(int Index, int FirstLayer, int LayerCount, long ParameterCount, bool HoldsEmbeddings, bool HoldsHead)
 {
     public int EndLayer => FirstLayer + LayerCount;

@@ -23,7 +23,7 @@ public static class PipelineServingStage
         DecoderModel model;
         using (reader)
         {
-            plan = PipelinePlanner.Plan(config, stages, headOnFirst: true);
+            plan = PipelinePlanner.Plan(config, stages);
             if (rank < 0 || rank >= stages) throw new ArgumentOutOfRangeException(nameof(rank), rank, $"rank must be in [0, {stages})");
             model = ModelLoading.LoadModel(config, reader, plan.Stages[rank].Restrict(options));
         }
