@@ -134,7 +134,7 @@ public static unsafe class FusedGemv
     }
 
     /// <summary>Splits the output rows over torch's intra-op thread count (one contiguous range each).</summary>
-    private static void ForOutputRanges(long outFeatures, long elements, Action<long, long> body)
+    internal static void ForOutputRanges(long outFeatures, long elements, Action<long, long> body)
     {
         int threads = Math.Max(1, get_num_threads());
         if (threads == 1 || elements < ParallelElements || outFeatures < 2 * threads)
