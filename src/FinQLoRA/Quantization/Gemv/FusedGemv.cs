@@ -65,17 +65,32 @@ public static unsafe class FusedGemv
         using var scope = NewDisposeScope();
         Tensor x32 = x.detach().reshape(rows, inF).to(ScalarType.Float32).contiguous();
         Tensor y = empty([rows, outF], x.dtype);
-        float[] u = lowRank is null ? [] : new float[rows * lowRank.Rank];
+        // u is rows × rank floats, written before it is read: a pooled array, so a decode step allocates nothing for it
+        float[]? u = lowRank is null ? null : ArrayPool<float>.Shared.Rent(rows * lowRank.Rank);
+        try
+        {
+            Compute(weight, x32, y, rows, int8Threshold, lowRank, u, path);
+        }
+        finally
+        {
+            if (u is not null) ArrayPool<float>.Shared.Return(u);
+        }
+        return y.reshape([.. x.shape[..^1], outF]).MoveToOuterDisposeScope();
+    }
+
+    private static void Compute(QuantizedTensor weight, Tensor x32, Tensor y, int rows, double int8Threshold, LowRankTerm? lowRank, float[]? u,
+        DequantKernelPath path)
+    {
         fixed (float* uData = u)
         fixed (long* offsets = lowRank?.BOffsets)
         {
             float* b = null;
             if (lowRank is not null)
             {
-                lowRank.LowRankInputs((float*)TensorMemory.DataPointer(x32), rows, (int)inF, (float*)TensorMemory.DataPointer(lowRank.A), uData);
+                lowRank.LowRankInputs((float*)TensorMemory.DataPointer(x32), rows, (int)weight.Shape[1], (float*)TensorMemory.DataPointer(lowRank.A), uData);
                 b = (float*)TensorMemory.DataPointer(lowRank.B);
             }
-            var output = new GemvOutput((void*)TensorMemory.DataPointer(y), x.dtype == ScalarType.BFloat16, outF,
+            var output = new GemvOutput((void*)TensorMemory.DataPointer(y), y.dtype == ScalarType.BFloat16, weight.Shape[0],
                 lowRank is null ? null : uData, lowRank?.Rank ?? 0, offsets, b, lowRank?.BStrideOut ?? 0, lowRank?.BStrideRank ?? 0);
             switch (weight)
             {
@@ -84,7 +99,6 @@ public static unsafe class FusedGemv
                 default: throw new ArgumentException($"no fused gemv for {weight.Format} weights", nameof(weight));
             }
         }
-        return y.reshape([.. x.shape[..^1], outF]).MoveToOuterDisposeScope();
     }
 
     private static void FourBit(Blockwise4BitTensor q, Tensor x32, int rows, GemvOutput output, DequantKernelPath path)
