@@ -28,10 +28,10 @@ public static class QuantizedGenerationBench
     private sealed record Options(bool Quick, string? Shape, int Decode, int Repeats, int Threads, int Prompt, string Shared, bool KernelOnly);
 
     private sealed record Row(string Model, int Bits, int Batch, double Fused, double Unfused, double FusedAdapter, double Llama, double VsLlama,
-        double Llama16Head, double VsLlama16Head, double AdapterShare);
+        double Llama16Head, double VsLlama16Head, double AdapterShare, double? Fp32Managed = null, double? Fp32VsLlama = null);
 
     private const string Fused = "ours fused", Unfused = "ours unfused", FusedAdapter = "ours fused + adapter", Llama = "llama.cpp",
-        Llama16Head = "llama.cpp 16-bit head";
+        Llama16Head = "llama.cpp 16-bit head", Fp32Managed = "ours fp32 managed step";
 
     /// <summary>ggml's type id of bf16 (<c>GGML_TYPE_BF16</c>), which LLamaSharp 0.30's <see cref="GGMLType"/> does not name.</summary>
     private const GGMLType GgmlBf16 = (GGMLType)30;
@@ -155,6 +155,11 @@ public static class QuantizedGenerationBench
             AddAdapter(model);
             using var llama = LLamaWeights.LoadFromFile(GenerationBench.LlamaParams(ggufs[bits], opt.Threads, 1, opt.Prompt, opt.Decode));
             using var llama16Head = LLamaWeights.LoadFromFile(GenerationBench.LlamaParams(ggufs16Head[bits], opt.Threads, 1, opt.Prompt, opt.Decode));
+            // The managed single-token step takes 4-bit projections with fp32 activations at batch 1 (no adapter): the
+            // same 4-bit weights loaded in fp32, on the 76M shape only (the 1B shape's fp32 tied head alone would read
+            // 1 GB a token)
+            using var fp32 = bits == 4 && name == "random-76M"
+                ? ModelLoading.LoadModel(hf, new ModelLoadOptions { DType = ScalarType.Float32 }.WithBits(bits)) : null;
             Console.WriteLine($"  {name} {bits}-bit: ours and llama.cpp loaded in {sw.Elapsed.TotalSeconds:F0} s");
             foreach (int batch in new[] { 1, 4 })
             {
@@ -166,13 +171,15 @@ public static class QuantizedGenerationBench
                     (Llama, (p, s) => GenerationBench.LlamaCpp(llama, ggufs[bits], opt.Threads, p, s)),
                     (Llama16Head, (p, s) => GenerationBench.LlamaCpp(llama16Head, ggufs16Head[bits], opt.Threads, p, s)),
                 };
+                if (fp32 is not null && batch == 1) engines.Add((Fp32Managed, (p, s) => GenerationBench.Ours(fp32, p, s, managedStep: true)));
                 var runs = GenerationBench.Interleaved($"{name} {bits}-bit b{batch}", engines, GenerationBench.Prompts(batch, opt.Prompt), opt.Decode, opt.Repeats, warmUp: true);
                 double tokens = batch * opt.Decode;
                 double Rate(string column) => tokens / GenerationBench.Mid(runs[column].Select(t => t.DecodeSeconds));
                 // rate of a / rate of b, per round (each round ran both), then the median
                 double RoundRatio(string a, string b) => GenerationBench.Mid(runs[a].Zip(runs[b], (x, y) => y.DecodeSeconds / x.DecodeSeconds));
                 rows.Add(new Row(name, bits, batch, Rate(Fused), Rate(Unfused), Rate(FusedAdapter), Rate(Llama),
-                    RoundRatio(Fused, Llama), Rate(Llama16Head), RoundRatio(Fused, Llama16Head), RoundRatio(FusedAdapter, Fused)));
+                    RoundRatio(Fused, Llama), Rate(Llama16Head), RoundRatio(Fused, Llama16Head), RoundRatio(FusedAdapter, Fused),
+                    runs.ContainsKey(Fp32Managed) ? Rate(Fp32Managed) : null, runs.ContainsKey(Fp32Managed) ? RoundRatio(Fp32Managed, Llama) : null));
             }
         }
         return rows;
@@ -238,5 +245,7 @@ public static class QuantizedGenerationBench
         Console.WriteLine("|" + string.Join("|", header.Split('|')[1..^1].Select(c => new string('-', c.Length))) + "|");
         foreach (var r in rows)
             Console.WriteLine($"| {r.Model,-10} | {r.Bits,4} | {r.Batch,5} | {r.Fused,10:F1} | {r.Unfused,12:F1} | {r.Fused / r.Unfused,13:F2} | {r.FusedAdapter,15:F1} | {r.Llama,9:F1} | {r.VsLlama,8:F2} | {r.Llama16Head,21:F1} | {r.VsLlama16Head,14:F2} | {r.AdapterShare,13:F2} |");
+        foreach (var r in rows.Where(r => r.Fp32Managed is not null))
+            Console.WriteLine($"{r.Model} {r.Bits}-bit batch {r.Batch}: ours fp32 through the managed single-token step {r.Fp32Managed:F1} tok/s, {r.Fp32VsLlama:F2}x llama.cpp");
     }
 }
