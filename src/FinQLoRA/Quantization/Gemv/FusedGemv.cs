@@ -136,15 +136,28 @@ public static unsafe class FusedGemv
     {
         int inF = (int)q.Shape[1];
         path = Int8GemvKernel.Resolve(path);
-        // The activations exactly as the unfused path quantizes them (outlier columns taken over all rows of the batch).
-        using Int8Activations act = LlmInt8.QuantizeActivations(x32, threshold);
-        using Tensor codes = act.CA.to(ScalarType.Int16).contiguous();
-        using Tensor columns = act.OutlierColumns.contiguous();
-        using Tensor sca = act.SCA.contiguous();
-        var activations = new Int8GemvKernel.Activations((short*)TensorMemory.DataPointer(codes), (float*)TensorMemory.DataPointer(sca),
-            (float*)TensorMemory.DataPointer(x32), columns.numel() > 0 ? (long*)TensorMemory.DataPointer(columns) : null, (int)columns.numel());
-        var weight = new Int8GemvKernel.Weight((sbyte*)TensorMemory.DataPointer(q.CB), (float*)TensorMemory.DataPointer(q.SCB), inF, q.Shape[0]);
-        ForOutputRanges(q.Shape[0], q.ElementCount, (o0, o1) => Int8GemvKernel.Run(weight, activations, rows, o0, o1, output, path));
+        float* x = (float*)TensorMemory.DataPointer(x32);
+        // The activations exactly as the unfused path quantizes them (outlier columns taken over all rows of the batch),
+        // in pooled buffers
+        short[] codes = ArrayPool<short>.Shared.Rent(rows * inF);
+        long[] columns = ArrayPool<long>.Shared.Rent(inF);
+        float* sca = stackalloc float[MaxRows];
+        try
+        {
+            fixed (short* c = codes)
+            fixed (long* cols = columns)
+            {
+                int outliers = Int8RowQuantizer.Quantize(x, rows, inF, threshold, c, sca, cols);
+                var activations = new Int8GemvKernel.Activations(c, sca, x, outliers > 0 ? cols : null, outliers);
+                var weight = new Int8GemvKernel.Weight((sbyte*)TensorMemory.DataPointer(q.CB), (float*)TensorMemory.DataPointer(q.SCB), inF, q.Shape[0]);
+                ForOutputRanges(q.Shape[0], q.ElementCount, (o0, o1) => Int8GemvKernel.Run(weight, activations, rows, o0, o1, output, path));
+            }
+        }
+        finally
+        {
+            ArrayPool<short>.Shared.Return(codes);
+            ArrayPool<long>.Shared.Return(columns);
+        }
     }
 
     /// <summary>Splits the output rows over torch's intra-op thread count (one contiguous range each).</summary>
