@@ -23,7 +23,7 @@ namespace FinQLoRA.Bench;
 public static class QuantizedGenerationBench
 {
     public const string Flag = "--quantized";
-    public const string Help = "--quantized: decode tok/s of our 4/8-bit models (fused gemv on/off, with/without an adapter) vs llama.cpp Q4_0/Q8_0 on the same weights, 76M and 1B-shaped [--quick] [--shape 76m|1b] [--decode N] [--repeats N] [--threads N] [--shared DIR]; --kernel: one projection's product alone, fused vs dequantize-then-matmul";
+    public const string Help = "--quantized: decode tok/s of our 4/8-bit models (fused gemv on/off, with/without an adapter) vs llama.cpp Q4_0/Q8_0 on the same weights (its default head type, and the head kept bf16 as ours), 76M and 1B-shaped [--quick] [--shape 76m|1b] [--decode N] [--repeats N] [--threads N] [--shared DIR]; --kernel: one projection's product alone, fused vs dequantize-then-matmul";
 
     private sealed record Options(bool Quick, string? Shape, int Decode, int Repeats, int Threads, int Prompt, string Shared, bool KernelOnly);
 
