@@ -14,7 +14,8 @@ namespace FinQLoRA.Inference.Decoding;
 /// over the model's own weight and KV-cache memory. At batch 1 a step is ~50 libtorch calls per layer on vectors of a
 /// few hundred floats, and each call (dispatch, a dispose scope, a fresh output tensor) costs more than its arithmetic:
 /// stories260K spent ~3 ms per token where llama.cpp, which runs the same loop as plain C, spends ~0.5. This is that
-/// loop: RMSNorm, matrix-vector products, rotate-half RoPE with the model's frequencies, the KV cache written in place,
+/// loop: RMSNorm, matrix-vector products (dense fp32, or 4-bit through the fused gemv kernel, so a 4-bit model decodes
+/// without a dequantized copy), rotate-half RoPE with the model's frequencies, the KV cache written in place,
 /// grouped-query attention over the cache, SwiGLU, and the head. In large layers the torch threads share the work, each
 /// KV group's projections and attention on one thread and the other products by rows. The math is
 /// <see cref="DecoderModel.Forward(Tensor, Tensor?, KvCache?, bool)"/>'s in fp32 with other summation orders, so logits
