@@ -15,7 +15,7 @@ namespace FinQLoRA.Bench;
 /// <summary>
 /// <c>bench generate --quantized</c>: greedy decode tokens/s of our 4-bit (NF4, double-quantized) and 8-bit (LLM.int8)
 /// models against llama.cpp's Q4_0 and Q8_0 made from the same random weights (our BF16 GGUF, quantized by llama.cpp's
-/// own quantizer), at batch 1 and 4, on a 76M-parameter and a Llama-3.2-1B-shaped random Llama. Ours runs in bf16
+/// own quantizer; once with its default head type and once with the head kept bf16 like ours), at batch 1 and 4, on a 76M-parameter and a Llama-3.2-1B-shaped random Llama. Ours runs in bf16
 /// with the fused gemv (<see cref="FusedGemv"/>) and without it (<c>FINQLORA_FUSED_GEMV=off</c>: dequantize-then-matmul),
 /// and with one rank-8 adapter on every projection, so before/after and the adapter's cost come from the same run.
 /// Every figure is the median of interleaved rounds (each engine once per round, the order reversed each round).
@@ -23,13 +23,18 @@ namespace FinQLoRA.Bench;
 public static class QuantizedGenerationBench
 {
     public const string Flag = "--quantized";
-    public const string Help = "--quantized: decode tok/s of our 4/8-bit models (fused gemv on/off, with/without an adapter) vs llama.cpp Q4_0/Q8_0 on the same weights, 76M and 1B-shaped [--quick] [--shape 76m|1b] [--decode N] [--repeats N] [--threads N] [--shared DIR]; --kernel: one projection's product alone, fused vs dequantize-then-matmul";
+    public const string Help = "--quantized: decode tok/s of our 4/8-bit models (fused gemv on/off, with/without an adapter) vs llama.cpp Q4_0/Q8_0 on the same weights (its default head type, and the head kept bf16 as ours), 76M and 1B-shaped [--quick] [--shape 76m|1b] [--decode N] [--repeats N] [--threads N] [--shared DIR]; --kernel: one projection's product alone, fused vs dequantize-then-matmul";
 
     private sealed record Options(bool Quick, string? Shape, int Decode, int Repeats, int Threads, int Prompt, string Shared, bool KernelOnly);
 
-    private sealed record Row(string Model, int Bits, int Batch, double Fused, double Unfused, double FusedAdapter, double Llama, double VsLlama, double AdapterShare);
+    private sealed record Row(string Model, int Bits, int Batch, double Fused, double Unfused, double FusedAdapter, double Llama, double VsLlama,
+        double Llama16Head, double VsLlama16Head, double AdapterShare, double? Fp32Managed = null, double? Fp32VsLlama = null);
 
-    private const string Fused = "ours fused", Unfused = "ours unfused", FusedAdapter = "ours fused + adapter", Llama = "llama.cpp";
+    private const string Fused = "ours fused", Unfused = "ours unfused", FusedAdapter = "ours fused + adapter", Llama = "llama.cpp",
+        Llama16Head = "llama.cpp 16-bit head", Fp32Managed = "ours fp32 managed step";
+
+    /// <summary>ggml's type id of bf16 (<c>GGML_TYPE_BF16</c>), which LLamaSharp 0.30's <see cref="GGMLType"/> does not name.</summary>
+    private const GGMLType GgmlBf16 = (GGMLType)30;
 
     public static int Run(string[] args)
     {
@@ -130,9 +135,14 @@ public static class QuantizedGenerationBench
         string bf16Gguf = Path.Combine(folder, "bf16.gguf");
         ModelConverter.HfToGguf(hf, bf16Gguf, GgmlType.BF16);
         var ggufs = new Dictionary<int, string> { [4] = Path.Combine(folder, "q4_0.gguf"), [8] = Path.Combine(folder, "q8_0.gguf") };
-        foreach (var (bits, file) in ggufs)
-            if (!LLamaQuantizer.Quantize(bf16Gguf, file, bits == 4 ? LLamaFtype.MOSTLY_Q4_0 : LLamaFtype.MOSTLY_Q8_0, nthread: opt.Threads))
-                throw new InvalidOperationException($"llama.cpp could not quantize {bf16Gguf} to {(bits == 4 ? "Q4_0" : "Q8_0")}");
+        var ggufs16Head = new Dictionary<int, string> { [4] = Path.Combine(folder, "q4_0-bf16-head.gguf"), [8] = Path.Combine(folder, "q8_0-bf16-head.gguf") };
+        foreach (int bits in ggufs.Keys)
+        {
+            var ftype = bits == 4 ? LLamaFtype.MOSTLY_Q4_0 : LLamaFtype.MOSTLY_Q8_0;
+            if (!LLamaQuantizer.Quantize(bf16Gguf, ggufs[bits], ftype, nthread: opt.Threads))
+                throw new InvalidOperationException($"llama.cpp could not quantize {bf16Gguf} to {ftype}");
+            QuantizeKeeping16BitHead(bf16Gguf, ggufs16Head[bits], ftype, opt.Threads);
+        }
         File.Delete(bf16Gguf);
         long parameters = ModelLayout.Tensors(config).Sum(t => t.Shape.Aggregate(1L, (x, y) => x * y));
         Console.WriteLine($"{name}: {parameters / 1e6:F0}M parameters, HF folder + Q4_0/Q8_0 GGUFs written in {sw.Elapsed.TotalSeconds:F0} s");
@@ -144,6 +154,12 @@ public static class QuantizedGenerationBench
             using var model = ModelLoading.LoadModel(hf, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(bits));
             AddAdapter(model);
             using var llama = LLamaWeights.LoadFromFile(GenerationBench.LlamaParams(ggufs[bits], opt.Threads, 1, opt.Prompt, opt.Decode));
+            using var llama16Head = LLamaWeights.LoadFromFile(GenerationBench.LlamaParams(ggufs16Head[bits], opt.Threads, 1, opt.Prompt, opt.Decode));
+            // The managed single-token step takes 4-bit projections with fp32 activations at batch 1 (no adapter): the
+            // same 4-bit weights loaded in fp32, on the 76M shape only (the 1B shape's fp32 tied head alone would read
+            // 1 GB a token)
+            using var fp32 = bits == 4 && name == "random-76M"
+                ? ModelLoading.LoadModel(hf, new ModelLoadOptions { DType = ScalarType.Float32 }.WithBits(bits)) : null;
             Console.WriteLine($"  {name} {bits}-bit: ours and llama.cpp loaded in {sw.Elapsed.TotalSeconds:F0} s");
             foreach (int batch in new[] { 1, 4 })
             {
@@ -153,17 +169,37 @@ public static class QuantizedGenerationBench
                     (Unfused, (p, s) => Ours(model, null, fused: false, p, s)),
                     (FusedAdapter, (p, s) => Ours(model, "a", fused: true, p, s)),
                     (Llama, (p, s) => GenerationBench.LlamaCpp(llama, ggufs[bits], opt.Threads, p, s)),
+                    (Llama16Head, (p, s) => GenerationBench.LlamaCpp(llama16Head, ggufs16Head[bits], opt.Threads, p, s)),
                 };
+                if (fp32 is not null && batch == 1) engines.Add((Fp32Managed, (p, s) => GenerationBench.Ours(fp32, p, s, managedStep: true)));
                 var runs = GenerationBench.Interleaved($"{name} {bits}-bit b{batch}", engines, GenerationBench.Prompts(batch, opt.Prompt), opt.Decode, opt.Repeats, warmUp: true);
                 double tokens = batch * opt.Decode;
                 double Rate(string column) => tokens / GenerationBench.Mid(runs[column].Select(t => t.DecodeSeconds));
                 // rate of a / rate of b, per round (each round ran both), then the median
                 double RoundRatio(string a, string b) => GenerationBench.Mid(runs[a].Zip(runs[b], (x, y) => y.DecodeSeconds / x.DecodeSeconds));
                 rows.Add(new Row(name, bits, batch, Rate(Fused), Rate(Unfused), Rate(FusedAdapter), Rate(Llama),
-                    RoundRatio(Fused, Llama), RoundRatio(FusedAdapter, Fused)));
+                    RoundRatio(Fused, Llama), Rate(Llama16Head), RoundRatio(Fused, Llama16Head), RoundRatio(FusedAdapter, Fused),
+                    runs.ContainsKey(Fp32Managed) ? Rate(Fp32Managed) : null, runs.ContainsKey(Fp32Managed) ? RoundRatio(Fp32Managed, Llama) : null));
             }
         }
         return rows;
+    }
+
+    /// <summary>
+    /// Q4_0 / Q8_0 as llama.cpp's quantizer makes them, except that the output and token-embedding tensors stay bf16 as
+    /// ours do: by default it gives the output tensor Q6_K (for Q4_0) or Q8_0, so per token it reads a smaller head than
+    /// ours (on the 1B shape's tied 128,256 × 2048 head: 108 MB of Q6_K against 525 MB of bf16). Rows from this file
+    /// compare the same head.
+    /// </summary>
+    private static void QuantizeKeeping16BitHead(string source, string destination, LLamaFtype ftype, int threads)
+    {
+        var p = LLamaModelQuantizeParams.Default();
+        p.nthread = threads;
+        p.ftype = ftype;
+        p.output_tensor_type = GgmlBf16;
+        p.token_embedding_type = GgmlBf16;
+        if (NativeApi.llama_model_quantize(source, destination, ref p) != 0)
+            throw new InvalidOperationException($"llama.cpp could not quantize {source} to {ftype} with a bf16 head");
     }
 
     /// <summary>One rank-8 adapter ("a", inactive until a run names it) on every projection, B random so its delta is real work.</summary>
@@ -202,11 +238,14 @@ public static class QuantizedGenerationBench
         Console.WriteLine();
         Console.WriteLine($"decode tokens/s, median of {opt.Repeats} interleaved round(s) after a warm-up round; prompt {opt.Prompt}, {opt.Decode} greedy decode steps; {opt.Threads} threads on each side{(opt.Quick ? "; quick" : "")}");
         Console.WriteLine("ours: bf16 activations; 4-bit = NF4 double-quantized, 8-bit = LLM.int8 (threshold 6); head and embeddings bf16. llama.cpp: Q4_0 / Q8_0 by its own quantizer from the same BF16 weights (its default types for the output tensor), F32 K/V cache");
-        Console.WriteLine("fused/unfused = FINQLORA_FUSED_GEMV on/off; vs llama = median of the rounds' ours-fused / llama.cpp ratios; adapter share = ours fused with a rank-8 adapter on every projection / without");
-        string header = $"| {"model",-10} | {"bits",4} | {"batch",5} | {"ours fused",10} | {"ours unfused",12} | {"fused/unfused",13} | {"fused + adapter",15} | {"llama.cpp",9} | {"vs llama",8} | {"adapter share",13} |";
+        Console.WriteLine("llama.cpp 16-bit head: the same quantizer with output_tensor_type and token_embedding_type kept bf16, as ours (the fair comparison of the head)");
+        Console.WriteLine("fused/unfused = FINQLORA_FUSED_GEMV on/off; vs llama / vs 16-bit head = median of the rounds' ours-fused / llama.cpp ratios; adapter share = ours fused with a rank-8 adapter on every projection / without");
+        string header = $"| {"model",-10} | {"bits",4} | {"batch",5} | {"ours fused",10} | {"ours unfused",12} | {"fused/unfused",13} | {"fused + adapter",15} | {"llama.cpp",9} | {"vs llama",8} | {"llama.cpp 16-bit head",21} | {"vs 16-bit head",14} | {"adapter share",13} |";
         Console.WriteLine(header);
         Console.WriteLine("|" + string.Join("|", header.Split('|')[1..^1].Select(c => new string('-', c.Length))) + "|");
         foreach (var r in rows)
-            Console.WriteLine($"| {r.Model,-10} | {r.Bits,4} | {r.Batch,5} | {r.Fused,10:F1} | {r.Unfused,12:F1} | {r.Fused / r.Unfused,13:F2} | {r.FusedAdapter,15:F1} | {r.Llama,9:F1} | {r.VsLlama,8:F2} | {r.AdapterShare,13:F2} |");
+            Console.WriteLine($"| {r.Model,-10} | {r.Bits,4} | {r.Batch,5} | {r.Fused,10:F1} | {r.Unfused,12:F1} | {r.Fused / r.Unfused,13:F2} | {r.FusedAdapter,15:F1} | {r.Llama,9:F1} | {r.VsLlama,8:F2} | {r.Llama16Head,21:F1} | {r.VsLlama16Head,14:F2} | {r.AdapterShare,13:F2} |");
+        foreach (var r in rows.Where(r => r.Fp32Managed is not null))
+            Console.WriteLine($"{r.Model} {r.Bits}-bit batch {r.Batch}: ours fp32 through the managed single-token step {r.Fp32Managed:F1} tok/s, {r.Fp32VsLlama:F2}x llama.cpp");
     }
 }

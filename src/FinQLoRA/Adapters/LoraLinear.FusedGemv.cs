@@ -25,14 +25,24 @@ public sealed partial class LoraLinear
         }
         else if (_active is { } name && _adapters[name] is { UseDora: false } adapter && adapter.A.dtype == ScalarType.Float32 && adapter.A.is_contiguous() && adapter.B.is_contiguous()
                  && !(adapter.Dropout > 0 && training))
-        {
-            int rowCount = (int)(x.numel() / InFeatures);
-            // lora_A [rank, in] and lora_B [out, rank], as they are: the kernel computes A·x itself, no torch op per call
-            term = new LowRankTerm((int)adapter.Rank, adapter.A.detach(), AStrideIn: 1, AStrideRank: InFeatures, AOffsets: new long[rowCount],
-                adapter.B.detach(), BStrideOut: adapter.Rank, BStrideRank: 1, BOffsets: new long[rowCount],
-                Scales: Enumerable.Repeat((float)adapter.Scaling, rowCount).ToArray());
-        }
+            term = SingleAdapterTerm(adapter, (int)(x.numel() / InFeatures));
         else return null;
         return term is null ? null : FusedGemv.Multiply(x, q.Weight, q.Int8Threshold, term);
+    }
+
+    /// <summary>The term of the last single-adapter decode call, reused while the adapter, its tensors and the row count
+    /// stay: a decode step then builds no arrays and no tensor handles per projection.</summary>
+    private LowRankTerm? _singleAdapterTerm;
+
+    private LowRankTerm SingleAdapterTerm(LoraAdapter adapter, int rows)
+    {
+        if (_singleAdapterTerm is { } last && ReferenceEquals(last.A, adapter.A) && ReferenceEquals(last.B, adapter.B)
+            && last.AOffsets.Length == rows && last.Scales[0] == (float)adapter.Scaling)
+            return last;
+        // lora_A [rank, in] and lora_B [out, rank], as they are (the parameters themselves, read through their data
+        // pointers): the kernel computes A·x itself, no torch op per call
+        return _singleAdapterTerm = new LowRankTerm((int)adapter.Rank, adapter.A, AStrideIn: 1, AStrideRank: InFeatures, AOffsets: new long[rows],
+            adapter.B, BStrideOut: adapter.Rank, BStrideRank: 1, BOffsets: new long[rows],
+            Scales: Enumerable.Repeat((float)adapter.Scaling, rows).ToArray());
     }
 }

@@ -68,6 +68,7 @@ public sealed class DenseLinear : nn.Module<Tensor, Tensor>, IFrozenLinear
     /// (<see cref="CpuMatmulPrecision"/>) an fp32 one whose backward also runs in fp32.</summary>
     internal static Tensor Multiply(Tensor x, Tensor weight)
     {
+        if (Quantization.Gemv.DenseGemv.Applies(x, weight)) return Quantization.Gemv.DenseGemv.Multiply(x, weight); // decode rows: one pass at the weight's read rate
         if (CpuMatmulPrecision.MatmulDType(x) == x.dtype)
             return nn.functional.linear(x, weight.dtype == x.dtype ? weight : weight.to(x.dtype));
         return x.requires_grad && is_grad_enabled() ? DenseMatmulFunction.Apply(x, weight) : DenseMatmulFunction.Forward(x, weight);

@@ -8,8 +8,10 @@ namespace FinQLoRA.Inference.Decoding;
 /// What the managed single-token step (<see cref="SingleTokenDecoder"/>) implements, stated as data so that the
 /// choice between it and the libtorch step can be read and tested: the Llama block (RMSNorm, rotate-half RoPE with
 /// the default or <c>llama3</c> frequencies, grouped-query attention and a SwiGLU MLP, both without biases, a tied or
-/// separate head) over fp32 weights and activations on the CPU, one sequence, one token per step, no gradients, and a
-/// KV cache of the whole model. Anything else takes the libtorch step, which computes every configuration the model
+/// separate head) over fp32 activations on the CPU, with dense fp32 or unbiased 4-bit (NF4/FP4, through the fused gemv
+/// kernel) projections and a dense fp32 head, one sequence, one token per step, no gradients, and a KV cache of the
+/// whole model. 8-bit weights and adapters are outside it (<see cref="SingleTokenDecoder.TryCreate"/> says so by
+/// returning null). Anything else takes the libtorch step, which computes every configuration the model
 /// loads; a field added to <see cref="ModelConfig"/> for another family must be rejected here until the step computes it.
 /// </summary>
 public static class ManagedStepSupport

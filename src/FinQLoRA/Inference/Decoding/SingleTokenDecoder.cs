@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using FinQLoRA.Models;
+using FinQLoRA.Quantization;
+using FinQLoRA.Quantization.Gemv;
 using FinQLoRA.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -12,7 +14,8 @@ namespace FinQLoRA.Inference.Decoding;
 /// over the model's own weight and KV-cache memory. At batch 1 a step is ~50 libtorch calls per layer on vectors of a
 /// few hundred floats, and each call (dispatch, a dispose scope, a fresh output tensor) costs more than its arithmetic:
 /// stories260K spent ~3 ms per token where llama.cpp, which runs the same loop as plain C, spends ~0.5. This is that
-/// loop: RMSNorm, matrix-vector products, rotate-half RoPE with the model's frequencies, the KV cache written in place,
+/// loop: RMSNorm, matrix-vector products (dense fp32, or 4-bit through the fused gemv kernel, so a 4-bit model decodes
+/// without a dequantized copy), rotate-half RoPE with the model's frequencies, the KV cache written in place,
 /// grouped-query attention over the cache, SwiGLU, and the head. In large layers the torch threads share the work, each
 /// KV group's projections and attention on one thread and the other products by rows. The math is
 /// <see cref="DecoderModel.Forward(Tensor, Tensor?, KvCache?, bool)"/>'s in fp32 with other summation orders, so logits
@@ -21,9 +24,12 @@ namespace FinQLoRA.Inference.Decoding;
 /// </summary>
 internal sealed unsafe class SingleTokenDecoder
 {
-    /// <summary>A dense fp32 weight: the module (to see it is still in place; none for tied embeddings) and its data, read
-    /// once (weights do not move).</summary>
-    private readonly record struct Matrix(DenseLinear? Module, nint Data, int Rows, int Cols)
+    /// <summary>A weight: the module (to see it is still in place; none for tied embeddings) and its data, read once
+    /// (weights do not move). Dense fp32, or a 4-bit one (<see cref="FourBit"/>: NF4/FP4, plain or double-quantized
+    /// scales), which the fused gemv kernel multiplies without dequantizing (<see cref="FourBitGemvKernel"/>; its
+    /// vector paths read the input deinterleaved, <see cref="Path"/>).</summary>
+    private readonly record struct Matrix(nn.Module? Module, nint Data, int Rows, int Cols, FourBitGemvKernel.Weight? FourBit = null,
+        DequantKernelPath Path = DequantKernelPath.Scalar)
     {
         public static Matrix Of(DenseLinear d) => new(d, TensorMemory.DataPointer(d.Weight), (int)d.OutFeatures, (int)d.InFeatures);
     }
@@ -43,14 +49,23 @@ internal sealed unsafe class SingleTokenDecoder
     private float[][] _x = [], _n = [], _scores = [];
     private readonly long _layerWeights;
     private readonly nint _embed;
+    // 4-bit weights' code tables (16 values, and 256 for double-quantized scales), pinned so the kernel reads them by
+    // pointer; held here so they live as long as the decoder
+    private readonly List<float[]> _pinned;
+    // per thread: the inputs of the 4-bit products (the norm, the attention output, SwiGLU's output) in the kernel's
+    // deinterleaved layout; empty when no weight is 4-bit
+    private float[][] _nIn = [], _attnIn = [], _gateIn = [];
+    private readonly bool _deinterleaves;
 
     /// <summary>Layers of at least this many weights split their work over the torch threads (stories260K's have
     /// ~50K and run on one; the 76M benchmark model's 6.3M run on all).</summary>
     private const long ThreadsFromWeights = 1 << 20;
 
-    private SingleTokenDecoder(DecoderModel model, Layer[] layers)
+    private SingleTokenDecoder(DecoderModel model, Layer[] layers, List<float[]> pinned)
     {
         _model = model;
+        _pinned = pinned;
+        _deinterleaves = layers.Any(l => new[] { l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down }.Any(m => m.Path != DequantKernelPath.Scalar));
         _c = model.Config;
         _layers = layers;
         _invFreq = RotaryEmbedding.InverseFrequencies(_c);
@@ -65,18 +80,24 @@ internal sealed unsafe class SingleTokenDecoder
     }
 
     /// <summary>A decoder for the model as its modules are now, or null when it does not apply: an architecture or
-    /// compute dtype/device outside <see cref="ManagedStepSupport"/>, or a projection that is not a plain dense fp32
-    /// weight (quantized, or wrapped by an adapter).</summary>
+    /// compute dtype/device outside <see cref="ManagedStepSupport"/>, or a projection that is neither a plain dense fp32
+    /// weight nor an unbiased 4-bit one (an 8-bit weight, or one wrapped by an adapter).</summary>
     public static SingleTokenDecoder? TryCreate(DecoderModel model)
     {
         if (ManagedStepSupport.Rejects(model) is not null) return null;
         if (!IsFp32(model.EmbedTokens) || !IsFp32(model.FinalNorm.Weight)) return null;
         if (model.LmHead is not null && !(model.LmHead is DenseLinear head && IsFp32(head.Weight))) return null;
         var layers = new Layer[model.Layers.Count];
+        var pinned = new List<float[]>();
         for (int i = 0; i < layers.Length; i++)
         {
             var l = model.Layers[i];
-            Matrix? M(ProjectionKind kind) => l[kind] is DenseLinear d && IsFp32(d.Weight) ? Matrix.Of(d) : null;
+            Matrix? M(ProjectionKind kind) => l[kind] switch
+            {
+                DenseLinear d when IsFp32(d.Weight) => Matrix.Of(d),
+                QuantizedLinear { Bias: null, Weight: Blockwise4BitTensor q } ql when q.Shape.Length == 2 && q.Shape[1] <= int.MaxValue => FourBitMatrix(ql, q, pinned),
+                _ => null,
+            };
             if (M(ProjectionKind.Q) is not { } q || M(ProjectionKind.K) is not { } k || M(ProjectionKind.V) is not { } v || M(ProjectionKind.O) is not { } o
                 || M(ProjectionKind.Gate) is not { } gate || M(ProjectionKind.Up) is not { } up || M(ProjectionKind.Down) is not { } down
                 || !IsFp32(l.InputNorm.Weight) || !IsFp32(l.MlpInputNorm.Weight))
@@ -84,7 +105,25 @@ internal sealed unsafe class SingleTokenDecoder
             layers[i] = new Layer(TensorMemory.DataPointer(l.InputNorm.Weight), l.InputNorm.Eps, TensorMemory.DataPointer(l.MlpInputNorm.Weight),
                 l.MlpInputNorm.Eps, q, k, v, o, gate, up, down);
         }
-        return new SingleTokenDecoder(model, layers);
+        return new SingleTokenDecoder(model, layers, pinned);
+    }
+
+    private static Matrix FourBitMatrix(QuantizedLinear module, Blockwise4BitTensor q, List<float[]> pinned)
+    {
+        float* Pin(ReadOnlySpan<float> values)
+        {
+            float[] array = GC.AllocateArray<float>(values.Length, pinned: true);
+            values.CopyTo(array);
+            pinned.Add(array);
+            return (float*)Unsafe.AsPointer(ref array[0]);
+        }
+        BlockScales scales = q.IsDoubleQuantized
+            ? BlockScales.Nested((byte*)TensorMemory.DataPointer(q.AbsmaxCodes!), (float*)TensorMemory.DataPointer(q.NestedAbsmax!), Pin(q.NestedCode), q.NestedOffset, q.NestedBlockSize)
+            : BlockScales.Plain((float*)TensorMemory.DataPointer(q.Absmax!));
+        int inF = (int)q.Shape[1];
+        nint packed = TensorMemory.DataPointer(q.Packed);
+        var weight = new FourBitGemvKernel.Weight((byte*)packed, inF, q.Shape[0], q.BlockSize, scales, Pin(q.Code));
+        return new Matrix(module, packed, (int)q.Shape[0], inF, weight, FourBitGemvKernel.Resolve(DequantKernelPath.Auto, inF, q.BlockSize));
     }
 
     /// <summary>Whether the model's modules and weight memory are still the ones this decoder read (adapters injected,
@@ -92,7 +131,7 @@ internal sealed unsafe class SingleTokenDecoder
     public bool IsCurrent()
     {
         // A model moved or cast since (Module.to) has new weight memory: one weight and the embeddings stand for all.
-        if (_layers.Length > 0 && (!IsFp32(_layers[0].Q.Module!.Weight) || TensorMemory.DataPointer(_layers[0].Q.Module!.Weight) != _layers[0].Q.Data)) return false;
+        if (_layers.Length > 0 && !StillAt(_layers[0].Q)) return false;
         if (!IsFp32(_model.EmbedTokens) || TensorMemory.DataPointer(_model.EmbedTokens) != _embed) return false;
         for (int i = 0; i < _layers.Length; i++)
         {
@@ -127,6 +166,10 @@ internal sealed unsafe class SingleTokenDecoder
             _x = [.. Enumerable.Range(0, threads).Select(_ => new float[h])];
             _n = [.. Enumerable.Range(0, threads).Select(_ => new float[h])];
             _scores = [.. Enumerable.Range(0, threads).Select(_ => new float[_c.NumHeads / _c.NumKvHeads * _c.MaxPositionEmbeddings])];
+            int laidOut = _deinterleaves ? 1 : 0;
+            _nIn = [.. Enumerable.Range(0, threads).Select(_ => new float[h * laidOut])];
+            _attnIn = [.. Enumerable.Range(0, threads).Select(_ => new float[_c.NumHeads * _c.HeadDim * laidOut])];
+            _gateIn = [.. Enumerable.Range(0, threads).Select(_ => new float[_c.IntermediateSize * laidOut])];
         }
         var keys = new nint[_layers.Length];
         var values = new nint[_layers.Length];
@@ -184,20 +227,23 @@ internal sealed unsafe class SingleTokenDecoder
     {
         int h = _c.HiddenSize, d = _c.HeadDim, group = _c.NumHeads / _c.NumKvHeads;
         fixed (float* x = _x[t], n = _n[t], scores = _scores[t], q = _q, k = _k, v = _v, attn = _attn, o = _o, gate = _gate, up = _up)
+        fixed (float* nIn = _nIn[t], attnIn = _attnIn[t], gateIn = _gateIn[t])
         {
+            int qd = _c.NumHeads * d;
             Copy(Data(_model.EmbedTokens) + w.Id * h, x, h);
             var (g0, g1) = Part(_c.NumKvHeads, t, threads);
             for (int i = 0; i < _layers.Length; i++)
             {
                 var l = _layers[i];
                 RmsNorm(x, (float*)l.InputNorm, n, h, l.InputEps);
+                LayOut(n, nIn, h);
                 float* kc = (float*)w.Keys[i], vc = (float*)w.Values[i];
                 for (int g = g0; g < g1; g++)
                 {
                     float* qg = q + g * group * d, kg = k + g * d, vg = v + g * d;
-                    Rows((float*)l.Q.Data, n, q, l.Q.Cols, g * group * d, (g + 1) * group * d);
-                    Rows((float*)l.K.Data, n, k, l.K.Cols, g * d, (g + 1) * d);
-                    Rows((float*)l.V.Data, n, v, l.V.Cols, g * d, (g + 1) * d);
+                    Rows(l.Q, n, nIn, q, g * group * d, (g + 1) * group * d);
+                    Rows(l.K, n, nIn, k, g * d, (g + 1) * d);
+                    Rows(l.V, n, nIn, v, g * d, (g + 1) * d);
                     Rope(qg, group, d);
                     Rope(kg, 1, d);
                     float* kSlot = kc + (g * w.Capacity + w.Pos) * d, vSlot = vc + (g * w.Capacity + w.Pos) * d;
@@ -206,32 +252,53 @@ internal sealed unsafe class SingleTokenDecoder
                     Attention(qg, kc + g * w.Capacity * d, vc + g * w.Capacity * d, attn + g * group * d, scores, group, w.Pos + 1);
                 }
                 barrier?.SignalAndWait();
-                Share(l.O, attn, o, t, threads);
+                LayOut(attn, attnIn, qd);
+                Share(l.O, attn, attnIn, o, t, threads);
                 barrier?.SignalAndWait();
                 Add(x, o, h);
                 RmsNorm(x, (float*)l.PostNorm, n, h, l.PostEps);
+                LayOut(n, nIn, h);
                 // each thread finishes SwiGLU on its own rows, so the product needs no barrier of its own
-                var (from, to) = Share(l.Gate, n, gate, t, threads);
-                Share(l.Up, n, up, t, threads);
+                var (from, to) = Share(l.Gate, n, nIn, gate, t, threads);
+                Share(l.Up, n, nIn, up, t, threads);
                 for (int j = from; j < to; j++) gate[j] = gate[j] / (1f + MathF.Exp(-gate[j])) * up[j]; // silu(gate)·up
                 barrier?.SignalAndWait();
-                Share(l.Down, gate, o, t, threads);
+                LayOut(gate, gateIn, _c.IntermediateSize);
+                Share(l.Down, gate, gateIn, o, t, threads);
                 barrier?.SignalAndWait();
                 Add(x, o, h);
             }
             RmsNorm(x, Data(_model.FinalNorm.Weight), n, h, _model.FinalNorm.Eps);
-            Share(w.Head, n, (float*)w.Logits, t, threads);
+            Share(w.Head, n, null, (float*)w.Logits, t, threads);
         }
     }
 
     /// <summary>Rows [t·chunk, (t+1)·chunk) of y = W·x; returns that range. The chunk is a multiple of <see cref="Rows"/>'
     /// four-row blocks, so every row is summed as it is on one thread.</summary>
-    private static (int From, int To) Share(Matrix m, float* x, float* y, int t, int threads)
+    private static (int From, int To) Share(in Matrix m, float* x, float* laidOut, float* y, int t, int threads)
     {
         int chunk = ((m.Rows + threads - 1) / threads + 3) & ~3;
         int from = Math.Min(m.Rows, t * chunk), to = Math.Min(m.Rows, (t + 1) * chunk);
-        Rows((float*)m.Data, x, y, m.Cols, from, to);
+        Rows(m, x, laidOut, y, from, to);
         return (from, to);
+    }
+
+    /// <summary>Rows [r0, r1) of y = W·x: dense by <see cref="Rows(float*, float*, float*, int, int, int)"/>, 4-bit by the
+    /// fused gemv kernel (fp32 sums, as a dense fp32 product of the dequantized weight), which reads
+    /// <paramref name="laidOut"/> (x deinterleaved) on its vector paths.</summary>
+    private static void Rows(in Matrix m, float* x, float* laidOut, float* y, int r0, int r1)
+    {
+        if (m.FourBit is { } w)
+            FourBitGemvKernel.Run(w, m.Path == DequantKernelPath.Scalar ? x : laidOut, 1, r0, r1, new GemvOutput(y, bf16: false, m.Rows), m.Path);
+        else
+            Rows((float*)m.Data, x, y, m.Cols, r0, r1);
+    }
+
+    /// <summary>x in the 4-bit kernel's input layout, where a 4-bit weight reads it (every thread lays out its own copy,
+    /// so no phase waits for one thread's).</summary>
+    private void LayOut(float* x, float* laidOut, int n)
+    {
+        if (_deinterleaves && n % 32 == 0) FourBitGemvKernel.Deinterleave(x, laidOut, 1, n);
     }
 
     /// <summary>[from, to) of <paramref name="count"/> items for part <paramref name="t"/> of <paramref name="threads"/>.</summary>
@@ -359,6 +426,13 @@ internal sealed unsafe class SingleTokenDecoder
     private static void Copy(float* from, float* to, int n) => new ReadOnlySpan<float>(from, n).CopyTo(new Span<float>(to, n));
 
     private static bool IsFp32(Tensor t) => t.dtype == ScalarType.Float32 && t.is_contiguous();
+
+    private static bool StillAt(Matrix m) => m.Module switch
+    {
+        DenseLinear d => IsFp32(d.Weight) && TensorMemory.DataPointer(d.Weight) == m.Data,
+        QuantizedLinear { Weight: Blockwise4BitTensor q } => TensorMemory.DataPointer(q.Packed) == m.Data,
+        _ => false,
+    };
 
     private static float* Data(Tensor t) => (float*)TensorMemory.DataPointer(t);
 }

@@ -13,7 +13,9 @@ namespace FinQLoRA.Quantization.Gemv;
 /// <para>
 /// AVX-512: 16 packed bytes are 32 weights; <c>vpmovzxbd</c> widens them to 16 lanes, <c>vpermps</c> looks the high
 /// nibbles (even elements) and the low nibbles (odd elements, the permute reads only the low 4 bits) up in the
-/// one-register table, and the input is laid out per 32-element group as 16 even then 16 odd values
+/// one-register fp32 table (bf16-rounded values widened back for bf16 inputs: three vector operations per 32 weights
+/// besides the multiply-adds, where one word permute of both nibbles needed seven to build its indices and split its
+/// output), and the input is laid out per 32-element group as 16 even then 16 odd values
 /// (<see cref="Deinterleave"/>), so no shuffle is needed. AVX2 splits the table into two 8-lane halves (two permutes and
 /// a blend on bit 3). The scalar path reads any shape in the natural layout and serves every CPU.
 /// </para>
@@ -104,31 +106,14 @@ internal static unsafe class FourBitGemvKernel
             for (long block = o * blocksPerRow, end = block + blocksPerRow; block < end; block++)
             {
                 Vector512<float> table = code * Vector512.Create(scales.Get(block));
-                Vector512<ushort> words = default;
-                if (bf16)
-                {
-                    // the 16 bf16 values twice over as 32 words: one vpermw then looks up both nibbles of 16 bytes
-                    Vector256<ushort> half = Avx512F.ConvertToVector256UInt16(BFloat16Rounding.Round(table));
-                    words = Vector512.Create(half, half);
-                }
+                // bf16 inputs: each table value rounded to bf16 and widened back (exact), the weight the unfused matmul sees
+                if (bf16) table = (BFloat16Rounding.Round(table) << 16).AsSingle();
                 for (int j = 0; j < groupsPerBlock; j++, p += Group / 2, g += Group)
                 {
+                    // high nibbles are the even elements, low nibbles the odd ones (vpermps reads only an index's low 4 bits)
                     Vector512<int> codes = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
-                    Vector512<float> even, odd;
-                    if (bf16)
-                    {
-                        // dword j: low word = high nibble (element 2j), high word = the byte (its low 4 bits: element 2j+1;
-                        // bit 4 selects the table's second copy)
-                        Vector512<ushort> index = (Avx512F.ShiftRightLogical(codes, 4) | Avx512F.ShiftLeftLogical(codes, 16)).AsUInt16();
-                        Vector512<uint> pair = Avx512BW.PermuteVar32x16(words, index).AsUInt32();
-                        even = (pair << 16).AsSingle();
-                        odd = (pair & Vector512.Create(0xFFFF0000u)).AsSingle();
-                    }
-                    else
-                    {
-                        even = Avx512F.PermuteVar16x32(table, Avx512F.ShiftRightLogical(codes, 4));
-                        odd = Avx512F.PermuteVar16x32(table, codes);
-                    }
+                    Vector512<float> even = Avx512F.PermuteVar16x32(table, Avx512F.ShiftRightLogical(codes, 4));
+                    Vector512<float> odd = Avx512F.PermuteVar16x32(table, codes);
                     nint h = g + Group / 2;
                     a0 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x0 + g), a0);
                     b0 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x0 + h), b0);

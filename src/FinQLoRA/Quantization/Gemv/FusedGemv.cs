@@ -65,17 +65,32 @@ public static unsafe class FusedGemv
         using var scope = NewDisposeScope();
         Tensor x32 = x.detach().reshape(rows, inF).to(ScalarType.Float32).contiguous();
         Tensor y = empty([rows, outF], x.dtype);
-        float[] u = lowRank is null ? [] : new float[rows * lowRank.Rank];
+        // u is rows × rank floats, written before it is read: a pooled array, so a decode step allocates nothing for it
+        float[]? u = lowRank is null ? null : ArrayPool<float>.Shared.Rent(rows * lowRank.Rank);
+        try
+        {
+            Compute(weight, x32, y, rows, int8Threshold, lowRank, u, path);
+        }
+        finally
+        {
+            if (u is not null) ArrayPool<float>.Shared.Return(u);
+        }
+        return y.reshape([.. x.shape[..^1], outF]).MoveToOuterDisposeScope();
+    }
+
+    private static void Compute(QuantizedTensor weight, Tensor x32, Tensor y, int rows, double int8Threshold, LowRankTerm? lowRank, float[]? u,
+        DequantKernelPath path)
+    {
         fixed (float* uData = u)
         fixed (long* offsets = lowRank?.BOffsets)
         {
             float* b = null;
             if (lowRank is not null)
             {
-                lowRank.LowRankInputs((float*)TensorMemory.DataPointer(x32), rows, (int)inF, (float*)TensorMemory.DataPointer(lowRank.A), uData);
+                lowRank.LowRankInputs((float*)TensorMemory.DataPointer(x32), rows, (int)weight.Shape[1], (float*)TensorMemory.DataPointer(lowRank.A), uData);
                 b = (float*)TensorMemory.DataPointer(lowRank.B);
             }
-            var output = new GemvOutput((void*)TensorMemory.DataPointer(y), x.dtype == ScalarType.BFloat16, outF,
+            var output = new GemvOutput((void*)TensorMemory.DataPointer(y), y.dtype == ScalarType.BFloat16, weight.Shape[0],
                 lowRank is null ? null : uData, lowRank?.Rank ?? 0, offsets, b, lowRank?.BStrideOut ?? 0, lowRank?.BStrideRank ?? 0);
             switch (weight)
             {
@@ -84,7 +99,6 @@ public static unsafe class FusedGemv
                 default: throw new ArgumentException($"no fused gemv for {weight.Format} weights", nameof(weight));
             }
         }
-        return y.reshape([.. x.shape[..^1], outF]).MoveToOuterDisposeScope();
     }
 
     private static void FourBit(Blockwise4BitTensor q, Tensor x32, int rows, GemvOutput output, DequantKernelPath path)
@@ -122,19 +136,32 @@ public static unsafe class FusedGemv
     {
         int inF = (int)q.Shape[1];
         path = Int8GemvKernel.Resolve(path);
-        // The activations exactly as the unfused path quantizes them (outlier columns taken over all rows of the batch).
-        using Int8Activations act = LlmInt8.QuantizeActivations(x32, threshold);
-        using Tensor codes = act.CA.to(ScalarType.Int16).contiguous();
-        using Tensor columns = act.OutlierColumns.contiguous();
-        using Tensor sca = act.SCA.contiguous();
-        var activations = new Int8GemvKernel.Activations((short*)TensorMemory.DataPointer(codes), (float*)TensorMemory.DataPointer(sca),
-            (float*)TensorMemory.DataPointer(x32), columns.numel() > 0 ? (long*)TensorMemory.DataPointer(columns) : null, (int)columns.numel());
-        var weight = new Int8GemvKernel.Weight((sbyte*)TensorMemory.DataPointer(q.CB), (float*)TensorMemory.DataPointer(q.SCB), inF, q.Shape[0]);
-        ForOutputRanges(q.Shape[0], q.ElementCount, (o0, o1) => Int8GemvKernel.Run(weight, activations, rows, o0, o1, output, path));
+        float* x = (float*)TensorMemory.DataPointer(x32);
+        // The activations exactly as the unfused path quantizes them (outlier columns taken over all rows of the batch),
+        // in pooled buffers
+        short[] codes = ArrayPool<short>.Shared.Rent(rows * inF);
+        long[] columns = ArrayPool<long>.Shared.Rent(inF);
+        float* sca = stackalloc float[MaxRows];
+        try
+        {
+            fixed (short* c = codes)
+            fixed (long* cols = columns)
+            {
+                int outliers = Int8RowQuantizer.Quantize(x, rows, inF, threshold, c, sca, cols);
+                var activations = new Int8GemvKernel.Activations(c, sca, x, outliers > 0 ? cols : null, outliers);
+                var weight = new Int8GemvKernel.Weight((sbyte*)TensorMemory.DataPointer(q.CB), (float*)TensorMemory.DataPointer(q.SCB), inF, q.Shape[0]);
+                ForOutputRanges(q.Shape[0], q.ElementCount, (o0, o1) => Int8GemvKernel.Run(weight, activations, rows, o0, o1, output, path));
+            }
+        }
+        finally
+        {
+            ArrayPool<short>.Shared.Return(codes);
+            ArrayPool<long>.Shared.Return(columns);
+        }
     }
 
     /// <summary>Splits the output rows over torch's intra-op thread count (one contiguous range each).</summary>
-    private static void ForOutputRanges(long outFeatures, long elements, Action<long, long> body)
+    internal static void ForOutputRanges(long outFeatures, long elements, Action<long, long> body)
     {
         int threads = Math.Max(1, get_num_threads());
         if (threads == 1 || elements < ParallelElements || outFeatures < 2 * threads)

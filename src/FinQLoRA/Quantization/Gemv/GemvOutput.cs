@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace FinQLoRA.Quantization.Gemv;
 
@@ -43,12 +44,36 @@ internal readonly unsafe struct GemvOutput
         {
             float* b = _b + _offsets[row] + o * _strideOut;
             float* u = _u + (long)row * _rank;
-            float delta = 0f;
-            for (int k = 0; k < _rank; k++) delta += u[k] * b[k * _strideRank];
+            float delta = _strideRank == 1 ? ContiguousDot(u, b, _rank) : StridedDot(u, b, _rank, _strideRank);
             value = ToOutputPrecision(value + delta);
         }
         long at = row * _out + o;
         if (_bf16) ((ushort*)_y)[at] = BFloat16Rounding.Round(value);
         else ((float*)_y)[at] = value;
+    }
+
+    /// <summary>Σₖ u[k]·b[k] over lora_B's contiguous row: eight ranks per vector (rank 8 and 16 have no scalar tail).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ContiguousDot(float* u, float* b, int rank)
+    {
+        int k = 0;
+        float sum = 0f;
+        if (rank >= Vector256<float>.Count)
+        {
+            Vector256<float> acc = Vector256.Load(u) * Vector256.Load(b);
+            for (k = Vector256<float>.Count; k + Vector256<float>.Count <= rank; k += Vector256<float>.Count)
+                acc = Vector256.FusedMultiplyAdd(Vector256.Load(u + k), Vector256.Load(b + k), acc);
+            sum = Vector256.Sum(acc);
+        }
+        for (; k < rank; k++) sum += u[k] * b[k];
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float StridedDot(float* u, float* b, int rank, long stride)
+    {
+        float sum = 0f;
+        for (int k = 0; k < rank; k++) sum += u[k] * b[k * stride];
+        return sum;
     }
 }

@@ -1,0 +1,78 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace FinQLoRA.Quantization.Gemv;
+
+/// <summary>
+/// y = x·Wᵀ for a dense bf16 weight and 1–8 fp32 input rows (<see cref="DenseGemv"/>): the decode-time head
+/// (128,256 × 2048 on Llama 3.2 1B, 525 MB a token) and 16-bit projections. A bf16 value is the upper half of its fp32
+/// value, so 32 packed bf16 weights (one 64-byte load) widen with one shift (even elements) and one mask (odd
+/// elements); the input is laid out per 32-element group as 16 even then 16 odd values
+/// (<see cref="FourBitGemvKernel.Deinterleave"/>), as the 4-bit kernel reads it. .NET 10 exposes no AVX-512 BF16 dot
+/// product (<c>vdpbf16ps</c>), so the products are fp32 multiply-adds: two per 64 bytes and row, far below what memory
+/// delivers at 1–4 rows, so the loop runs at the weight's read rate. Every weight and input is exact in fp32, so the
+/// sums differ from the bf16 matmul's (fp32 accumulation, one rounding to bf16) only in summation order.
+/// </summary>
+internal static unsafe class Bf16GemvKernel
+{
+    private const int Group = 32;
+
+    /// <summary>Whether the kernel reads this row length on this CPU (AVX-512, whole 32-element groups).</summary>
+    public static bool Supports(long inFeatures) => Avx512F.IsSupported && inFeatures % Group == 0;
+
+    /// <summary>Output rows [o0, o1) for all input rows; <paramref name="x"/> is [rows, in] fp32, deinterleaved.</summary>
+    public static void Run(ushort* w, int inFeatures, float* x, int rows, long o0, long o1, in GemvOutput y)
+    {
+        switch (rows)
+        {
+            case 1: Avx512<Rows1>(w, inFeatures, x, o0, o1, y); break;
+            case 2: Avx512<Rows2>(w, inFeatures, x, o0, o1, y); break;
+            case 3: Avx512<Rows3>(w, inFeatures, x, o0, o1, y); break;
+            case 4: Avx512<Rows4>(w, inFeatures, x, o0, o1, y); break;
+            case 5: Avx512<Rows5>(w, inFeatures, x, o0, o1, y); break;
+            case 6: Avx512<Rows6>(w, inFeatures, x, o0, o1, y); break;
+            case 7: Avx512<Rows7>(w, inFeatures, x, o0, o1, y); break;
+            case 8: Avx512<Rows8>(w, inFeatures, x, o0, o1, y); break;
+            default: throw new ArgumentOutOfRangeException(nameof(rows), $"the gemv kernel takes 1 to {FusedGemv.MaxRows} rows, not {rows}");
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Avx512<TRows>(ushort* w, int inFeatures, float* x, long o0, long o1, in GemvOutput y) where TRows : struct, IGemvRows
+    {
+        nint inF = inFeatures;
+        float* x0 = x, x1 = x0 + inF, x2 = x1 + inF, x3 = x2 + inF, x4 = x3 + inF, x5 = x4 + inF, x6 = x5 + inF, x7 = x6 + inF;
+        Vector512<uint> highHalves = Vector512.Create(0xFFFF0000u);
+        for (long o = o0; o < o1; o++)
+        {
+            uint* p = (uint*)(w + o * inF);
+            // even and odd elements in separate accumulators: two independent multiply-add chains per row
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
+            for (nint g = 0; g < inF; g += Group, p += Group / 2)
+            {
+                Vector512<uint> pairs = Vector512.Load(p); // dword j: element 2j in the low word, 2j+1 in the high word
+                Vector512<float> even = (pairs << 16).AsSingle(), odd = (pairs & highHalves).AsSingle();
+                nint h = g + Group / 2;
+                a0 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x0 + g), a0);
+                b0 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x0 + h), b0);
+                if (TRows.Count > 1) { a1 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x1 + g), a1); b1 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x1 + h), b1); }
+                if (TRows.Count > 2) { a2 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x2 + g), a2); b2 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x2 + h), b2); }
+                if (TRows.Count > 3) { a3 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x3 + g), a3); b3 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x3 + h), b3); }
+                if (TRows.Count > 4) { a4 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x4 + g), a4); b4 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x4 + h), b4); }
+                if (TRows.Count > 5) { a5 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x5 + g), a5); b5 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x5 + h), b5); }
+                if (TRows.Count > 6) { a6 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x6 + g), a6); b6 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x6 + h), b6); }
+                if (TRows.Count > 7) { a7 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x7 + g), a7); b7 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x7 + h), b7); }
+            }
+            y.Store(0, o, Vector512.Sum(a0 + b0));
+            if (TRows.Count > 1) y.Store(1, o, Vector512.Sum(a1 + b1));
+            if (TRows.Count > 2) y.Store(2, o, Vector512.Sum(a2 + b2));
+            if (TRows.Count > 3) y.Store(3, o, Vector512.Sum(a3 + b3));
+            if (TRows.Count > 4) y.Store(4, o, Vector512.Sum(a4 + b4));
+            if (TRows.Count > 5) y.Store(5, o, Vector512.Sum(a5 + b5));
+            if (TRows.Count > 6) y.Store(6, o, Vector512.Sum(a6 + b6));
+            if (TRows.Count > 7) y.Store(7, o, Vector512.Sum(a7 + b7));
+        }
+    }
+}

@@ -1,0 +1,94 @@
+using FinQLoRA.Inference;
+using FinQLoRA.Inference.Decoding;
+using FinQLoRA.Loading;
+using FinQLoRA.Models;
+using FinQLoRA.Quantization;
+using FinQLoRA.Tests.Support;
+using static TorchSharp.torch;
+
+namespace FinQLoRA.Tests.Inference.Decoding;
+
+/// <summary>
+/// The managed single-token step over 4-bit weights (the fused gemv kernel on the step's own fp32 vectors) against the
+/// libtorch step over the same model (dequantize-then-matmul in fp32): the same greedy ids and logits to fp32
+/// summation noise, NF4 and FP4, plain and double-quantized scales, on stories260K's shapes (the vector kernel for
+/// most products, the scalar one for down_proj's 172 inputs) and on layers wide enough for the threaded step. An
+/// 8-bit model stays outside the step's set and takes the libtorch step.
+/// </summary>
+public sealed class QuantizedSingleTokenDecoderTests
+{
+    /// <summary>Layers of ~1.1M weights: the step splits them over the torch threads.</summary>
+    private static readonly Lazy<string> WideFolder = new(() =>
+    {
+        var temp = new TempFolder();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => temp.Dispose();
+        var config = SeededLlama.Stories260KShapes with { HiddenSize = 256, IntermediateSize = 1152, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 64 };
+        return SeededLlama.Write(temp.PathOf("wide-4bit"), config, seed: 23);
+    });
+
+    private static readonly long[] Prompt = [1, 403, 407, 261, 378, 90, 44];
+
+    [Theory]
+    [InlineData("stories", FourBitType.Nf4, true)]
+    [InlineData("stories", FourBitType.Fp4, false)]
+    [InlineData("wide", FourBitType.Nf4, true)]
+    public void FourBitStepsGiveTheLibtorchIdsAndLogits(string which, FourBitType type, bool doubleQuant)
+    {
+        string folder = which == "wide" ? WideFolder.Value : SeededLlama.Folder;
+        using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.Float32 }.WithBits(4, type, doubleQuant));
+        Assert.IsType<QuantizedLinear>(model.Layers[0][ProjectionKind.Down]);
+        using var noGrad = no_grad();
+        Assert.NotNull(SingleTokenDecoder.TryCreate(model));
+        var (managedIds, managedLogits, managedSteps) = Decode(model, managed: true, steps: 24);
+        Assert.Equal(24, managedSteps);
+        var (torchIds, torchLogits, torchSteps) = Decode(model, managed: false, steps: 24);
+        Assert.Equal(0, torchSteps);
+        Assert.Equal(torchIds, managedIds);
+        for (int i = 0; i < torchLogits.Count; i++) TensorAssert.Close(torchLogits[i], managedLogits[i], rtol: 1e-4, atol: 1e-4);
+    }
+
+    [Fact]
+    public void GenerateAtBatchOneOnAFourBitModelGivesTheLibtorchText()
+    {
+        using var model = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.Float32 }.WithBits(4));
+        var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
+        var options = new GenerationOptions { MaxNewTokens = 24, Temperature = 0 };
+        var generator = new TextGenerator(model, tokenizer);
+        string managed = generator.Generate(["Shares of Acme"], options)[0].Text;
+        Assert.True(generator.ManagedSteps > 0, "generate at batch 1 on a 4-bit model did not take the managed step");
+        string torch = new TextGenerator(model, tokenizer) { ManagedDecodeStep = false }.Generate(["Shares of Acme"], options)[0].Text;
+        Assert.Equal(torch, managed);
+        Assert.NotEmpty(managed);
+    }
+
+    [Fact]
+    public void AnEightBitModelTakesTheLibtorchStep()
+    {
+        using var model = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.Float32 }.WithBits(8));
+        using var noGrad = no_grad();
+        Assert.Null(SingleTokenDecoder.TryCreate(model));
+        using var cache = new KvCache(model.Config, 1, 16, model.ComputeDType, CPU);
+        Assert.IsType<LibtorchDecodeStep>(DecodeStep.Choose(model, cache));
+        var (ids, _, managedSteps) = Decode(model, managed: true, steps: 4);
+        Assert.Equal(0, managedSteps);
+        Assert.Equal(4, ids.Count);
+    }
+
+    /// <summary>Prefill through libtorch, then greedy steps through the chosen decode step; the managed steps it took.</summary>
+    private static (List<long> Ids, List<Tensor> Logits, long ManagedSteps) Decode(DecoderModel model, bool managed, int steps)
+    {
+        using var cache = new KvCache(model.Config, 1, Prompt.Length + steps, model.ComputeDType, CPU);
+        var logits = model.Forward(tensor(Prompt, [1, Prompt.Length]), null, cache, lastOnly: true);
+        var step = DecodeStep.Choose(model, cache, allowManaged: managed);
+        var ids = new List<long>();
+        var all = new List<Tensor>();
+        for (int s = 0; s < steps; s++)
+        {
+            long next = logits.argmax(-1).item<long>();
+            ids.Add(next);
+            logits = step.Forward(tensor(new[] { next }, [1, 1]));
+            all.Add(logits.to(ScalarType.Float32));
+        }
+        return (ids, all, step is ManagedDecodeStep m ? m.Steps : 0);
+    }
+}
