@@ -33,6 +33,9 @@ public static class FusedProjections
         {
             if (AllAtOnce(x, bases) is { } all)
             {
+                var wrapped = projections.OfType<IAdaptedProjection>().ToArray();
+                if (wrapped.Length == projections.Length && wrapped[0].CanAdaptTogether(wrapped))
+                    return [.. wrapped[0].AdaptTogether(x, [all], wrapped).Select(t => t.MoveToOuterDisposeScope())]; // contiguous, each its own tensor
                 var outputs = new Tensor[projections.Length];
                 long offset = 0;
                 for (int i = 0; i < projections.Length; i++)
@@ -65,6 +68,16 @@ public static class FusedProjections
         return null;
     }
 
-    private static Tensor[] Separately(Tensor x, nn.Module<Tensor, Tensor>[] projections) =>
-        projections.Select(p => p.forward(x)).ToArray();
+    private static Tensor[] Separately(Tensor x, nn.Module<Tensor, Tensor>[] projections)
+    {
+        var wrapped = projections.OfType<IAdaptedProjection>().ToArray();
+        if (wrapped.Length == projections.Length && wrapped.Length > 1 && wrapped[0].CanAdaptTogether(wrapped))
+        {
+            // the group's adapters as one node over the bases' outputs computed one by one
+            using var scope = NewDisposeScope();
+            var bases = wrapped.Select(p => p.BaseLayer.forward(x)).ToArray();
+            return [.. wrapped[0].AdaptTogether(x, bases, wrapped).Select(t => t.MoveToOuterDisposeScope())];
+        }
+        return projections.Select(p => p.forward(x)).ToArray();
+    }
 }
