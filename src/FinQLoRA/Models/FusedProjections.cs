@@ -37,11 +37,12 @@ public static class FusedProjections
                 if (wrapped.Length == projections.Length && wrapped[0].CanAdaptTogether(wrapped))
                     return [.. wrapped[0].AdaptTogether(x, [all], wrapped).Select(t => t.MoveToOuterDisposeScope())]; // contiguous, each its own tensor
                 var outputs = new Tensor[projections.Length];
-                long offset = 0;
+                // one split, not a narrow each: split's gradient is one cat of the parts' gradients, where each narrow's
+                // was a zero-filled full-size tensor with its slice copied in, and a sum of those
+                var parts = TrainingFusions.Enabled ? all.split([.. bases.Select(b => b.OutFeatures)], -1) : Narrowed(all, bases);
                 for (int i = 0; i < projections.Length; i++)
                 {
-                    var own = all.narrow(-1, offset, bases[i].OutFeatures);
-                    offset += bases[i].OutFeatures;
+                    var own = parts[i];
                     // contiguous, as a projection's own output is: a slice's strides could steer later kernels (SDPA)
                     // to another summation order, so that a zero adapter would change the model's output
                     var output = projections[i] is IAdaptedProjection adapted ? adapted.Adapt(x, own) : own;
@@ -51,6 +52,19 @@ public static class FusedProjections
             }
         }
         return Separately(x, projections);
+    }
+
+    /// <summary>The step of before (FINQLORA_FUSED_STEP=off): each projection's columns as a narrow.</summary>
+    private static Tensor[] Narrowed(Tensor all, IFrozenLinear[] bases)
+    {
+        var parts = new Tensor[bases.Length];
+        long offset = 0;
+        for (int i = 0; i < bases.Length; i++)
+        {
+            parts[i] = all.narrow(-1, offset, bases[i].OutFeatures);
+            offset += bases[i].OutFeatures;
+        }
+        return parts;
     }
 
     /// <summary>x·[W₁; W₂; …]ᵀ by one of the fused paths, or null where none applies.</summary>
