@@ -30,9 +30,10 @@ internal static class LoraDropoutMask
             var source = x.contiguous();
             mask = empty([branches, n, width], ScalarType.Byte);
             dropped = empty([branches, n, width], ScalarType.Float32);
-            // 2^63 values from the global generator: the one libtorch op of the draw
-            ulong seed = (ulong)randint(long.MaxValue, [1], dtype: ScalarType.Int64).item<long>();
-            Fill(source, mask, dropped, seed, p, keepScale);
+            // one seed per branch from the global generator, drawn in one op: the same values as one draw per branch in
+            // turn, so a projection that adapts alone (DP's per-example capture) draws the mask it would draw in a group
+            var seeds = randint(long.MaxValue, [branches], dtype: ScalarType.Int64).data<long>().ToArray();
+            Fill(source, mask, dropped, seeds, p, keepScale);
         }
         else
         {
@@ -42,43 +43,41 @@ internal static class LoraDropoutMask
         return (dropped.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Element i of the flattened [G, N, in] masks keeps when the 32-bit half i mod 2 of
-    /// mix(seed + ⌊i/2⌋·γ) is at least p·2³²: P(keep) = 1 − p within 2⁻³².</summary>
-    private static void Fill(Tensor x, Tensor mask, Tensor dropped, ulong seed, double p, float keepScale)
+    /// <summary>Element j of branch b keeps when the high 32 bits of mix(seed_b + j·γ) are at least p·2³²:
+    /// P(keep) = 1 − p within 2⁻³².</summary>
+    private static void Fill(Tensor x, Tensor mask, Tensor dropped, long[] seeds, double p, float keepScale)
     {
         long perBranch = x.numel();
         long total = mask.numel();
         uint threshold = (uint)Math.Min(uint.MaxValue, Math.Round(p * 4294967296.0));
         bool bf16 = x.dtype == ScalarType.BFloat16;
         nint source = TensorMemory.DataPointer(x), keep = TensorMemory.DataPointer(mask), output = TensorMemory.DataPointer(dropped);
-        // even-sized blocks, so that a pair of elements (one hash) never straddles two tasks
         const long block = 1 << 16;
         long blocks = (total + block - 1) / block;
         Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, bi =>
         {
             long start = bi * block;
-            FillBlock(source, bf16, perBranch, keep, output, start, Math.Min(total, start + block), seed, threshold, keepScale);
+            FillBlock(source, bf16, perBranch, keep, output, start, Math.Min(total, start + block), seeds, threshold, keepScale);
         });
     }
 
     private static unsafe void FillBlock(nint source, bool bf16, long perBranch, nint keep, nint output, long start, long end,
-        ulong seed, uint threshold, float keepScale)
+        long[] seeds, uint threshold, float keepScale)
     {
         ushort* x16 = (ushort*)source;
         float* x32 = (float*)source;
         byte* m = (byte*)keep;
         float* d = (float*)output;
-        long j = start % perBranch; // the element of x under flattened index i
-        ulong h = 0;
+        long branch = start / perBranch, j = start % perBranch; // flattened index i = branch·perBranch + j
+        ulong seed = (ulong)seeds[branch];
         for (long i = start; i < end; i++)
         {
-            if ((i & 1) == 0) h = Mix(seed + (ulong)(i >> 1) * 0x9E3779B97F4A7C15UL);
-            uint uniform = (i & 1) == 0 ? (uint)h : (uint)(h >> 32);
+            uint uniform = (uint)(Mix(seed + (ulong)j * 0x9E3779B97F4A7C15UL) >> 32);
             float v = bf16 ? BitConverter.Int32BitsToSingle(x16[j] << 16) : x32[j];
             bool kept = uniform >= threshold;
             m[i] = kept ? (byte)1 : (byte)0;
             d[i] = kept ? v * keepScale : 0f;
-            if (++j == perBranch) j = 0;
+            if (++j == perBranch && i + 1 < end) { j = 0; seed = (ulong)seeds[++branch]; }
         }
     }
 

@@ -154,7 +154,9 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
         if (CanAdaptTogether([this])) return AdaptTogether(x, [result], [this])[0].MoveToOuterDisposeScope();
         var x32 = x.to(adapter.A.dtype);
         bool dropping = adapter.Dropout > 0 && training;
-        var xd = dropping ? nn.functional.dropout(x32, adapter.Dropout, training: true) : x32;
+        var xd = !dropping ? x32
+            : TrainingFusions.Enabled ? DroppedAlone(x, x32, adapter.Dropout) // the mask the group node draws for this branch
+            : nn.functional.dropout(x32, adapter.Dropout, training: true);
         var record = Capture?.BeginForward();
         var u = nn.functional.linear(xd, adapter.A);
         if (record is not null) u = Capture!.TapLowRank(record, xd, u);
@@ -181,10 +183,12 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
     }
 
     /// <summary>The training path (issue 26): the plain LoRA adapters of every projection of the group as one autograd node
-    /// (<see cref="LoraGroupFunction"/>). Not where the group is not that: eval or no grad, FINQLORA_FUSED_STEP=off, DoRA,
-    /// a frozen A, stacked adapters, per-example gradient capture, ranks, scales, dropouts or dtypes that differ.</summary>
+    /// (<see cref="LoraGroupFunction"/>). Also in training without gradients: a checkpointed layer's first forward must
+    /// draw the dropout masks its recomputation will draw. Not where the group is not that: eval without gradients
+    /// (inference keeps its path), FINQLORA_FUSED_STEP=off, DoRA, a frozen A, stacked adapters, per-example gradient
+    /// capture, ranks, scales, dropouts or dtypes that differ.</summary>
     public bool CanAdaptTogether(IReadOnlyList<IAdaptedProjection> group) =>
-        TrainingFusions.Enabled && is_grad_enabled() && GroupAdapters(group) is not null;
+        TrainingFusions.Enabled && (is_grad_enabled() || training) && GroupAdapters(group) is not null;
 
     public Tensor[] AdaptTogether(Tensor x, IReadOnlyList<Tensor> bases, IReadOnlyList<IAdaptedProjection> group)
     {
@@ -206,6 +210,14 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
             adapters.Add(adapter);
         }
         return adapters;
+    }
+
+    /// <summary>x32·m/(1−p) under autograd, with m from <see cref="LoraDropoutMask"/> (as <see cref="LoraGroupFunction"/>
+    /// draws it), so that a projection adapting alone (per-example capture, DoRA) sees the masks of the fused path.</summary>
+    private static Tensor DroppedAlone(Tensor x, Tensor x32, double p)
+    {
+        var (_, mask) = LoraDropoutMask.Draw(x.reshape(-1, x.shape[^1]), 1, p);
+        return x32 * mask.view(x.shape) * (float)(1.0 / (1.0 - p));
     }
 
     /// <summary>
