@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using FinQLoRA.Adapters.GradientCapture;
 using FinQLoRA.Models;
+using FinQLoRA.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -150,9 +151,12 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
         if (_active is null) return result;
 
         var adapter = _adapters[_active];
+        if (CanAdaptTogether([this])) return AdaptTogether(x, [result], [this])[0].MoveToOuterDisposeScope();
         var x32 = x.to(adapter.A.dtype);
         bool dropping = adapter.Dropout > 0 && training;
-        var xd = dropping ? nn.functional.dropout(x32, adapter.Dropout, training: true) : x32;
+        var xd = !dropping ? x32
+            : TrainingFusions.Enabled ? DroppedAlone(x, x32, adapter.Dropout) // the mask the group node draws for this branch
+            : nn.functional.dropout(x32, adapter.Dropout, training: true);
         var record = Capture?.BeginForward();
         var u = nn.functional.linear(xd, adapter.A);
         if (record is not null) u = Capture!.TapLowRank(record, xd, u);
@@ -176,6 +180,44 @@ public sealed partial class LoraLinear : nn.Module<Tensor, Tensor>, IAdaptedProj
             y = result + (scale - 1) * baseTerm + scale * lora;
         }
         return y.to(result.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The training path (issue 26): the plain LoRA adapters of every projection of the group as one autograd node
+    /// (<see cref="LoraGroupFunction"/>). Also in training without gradients: a checkpointed layer's first forward must
+    /// draw the dropout masks its recomputation will draw. Not where the group is not that: eval without gradients
+    /// (inference keeps its path), FINQLORA_FUSED_STEP=off, DoRA, a frozen A, stacked adapters, per-example gradient
+    /// capture, ranks, scales, dropouts or dtypes that differ.</summary>
+    public bool CanAdaptTogether(IReadOnlyList<IAdaptedProjection> group) =>
+        TrainingFusions.Enabled && (is_grad_enabled() || training) && GroupAdapters(group) is not null;
+
+    public Tensor[] AdaptTogether(Tensor x, IReadOnlyList<Tensor> bases, IReadOnlyList<IAdaptedProjection> group)
+    {
+        var adapters = GroupAdapters(group) ?? throw new InvalidOperationException("these projections cannot adapt together (CanAdaptTogether is false)");
+        return LoraGroupFunction.Apply(x, bases, adapters, dropping: training && adapters[0].Dropout > 0);
+    }
+
+    private List<LoraAdapter>? GroupAdapters(IReadOnlyList<IAdaptedProjection> group)
+    {
+        var adapters = new List<LoraAdapter>(group.Count);
+        foreach (var projection in group)
+        {
+            if (projection is not LoraLinear { Stacked: null, Capture: null, _active: { } name } lora || lora.training != training) return null;
+            var adapter = lora._adapters[name];
+            if (adapter.UseDora || !adapter.A.requires_grad || !adapter.B.requires_grad) return null;
+            if (adapters.Count > 0 && (adapter.Rank != adapters[0].Rank || adapter.Scaling != adapters[0].Scaling || adapter.Dropout != adapters[0].Dropout
+                || adapter.A.dtype != adapters[0].A.dtype || adapter.A.device_type != adapters[0].A.device_type
+                || adapter.A.device_index != adapters[0].A.device_index)) return null;
+            adapters.Add(adapter);
+        }
+        return adapters;
+    }
+
+    /// <summary>x32·m/(1−p) under autograd, with m from <see cref="LoraDropoutMask"/> (as <see cref="LoraGroupFunction"/>
+    /// draws it), so that a projection adapting alone (per-example capture, DoRA) sees the masks of the fused path.</summary>
+    private static Tensor DroppedAlone(Tensor x, Tensor x32, double p)
+    {
+        var (_, mask) = LoraDropoutMask.Draw(x.reshape(-1, x.shape[^1]), 1, p);
+        return x32 * mask.view(x.shape) * (float)(1.0 / (1.0 - p));
     }
 
     /// <summary>

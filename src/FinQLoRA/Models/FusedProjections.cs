@@ -33,12 +33,16 @@ public static class FusedProjections
         {
             if (AllAtOnce(x, bases) is { } all)
             {
+                var wrapped = projections.OfType<IAdaptedProjection>().ToArray();
+                if (wrapped.Length == projections.Length && wrapped[0].CanAdaptTogether(wrapped))
+                    return [.. wrapped[0].AdaptTogether(x, [all], wrapped).Select(t => t.MoveToOuterDisposeScope())]; // contiguous, each its own tensor
                 var outputs = new Tensor[projections.Length];
-                long offset = 0;
+                // one split, not a narrow each: split's gradient is one cat of the parts' gradients, where each narrow's
+                // was a zero-filled full-size tensor with its slice copied in, and a sum of those
+                var parts = TrainingFusions.Enabled ? all.split([.. bases.Select(b => b.OutFeatures)], -1) : Narrowed(all, bases);
                 for (int i = 0; i < projections.Length; i++)
                 {
-                    var own = all.narrow(-1, offset, bases[i].OutFeatures);
-                    offset += bases[i].OutFeatures;
+                    var own = parts[i];
                     // contiguous, as a projection's own output is: a slice's strides could steer later kernels (SDPA)
                     // to another summation order, so that a zero adapter would change the model's output
                     var output = projections[i] is IAdaptedProjection adapted ? adapted.Adapt(x, own) : own;
@@ -48,6 +52,19 @@ public static class FusedProjections
             }
         }
         return Separately(x, projections);
+    }
+
+    /// <summary>The step of before (FINQLORA_FUSED_STEP=off): each projection's columns as a narrow.</summary>
+    private static Tensor[] Narrowed(Tensor all, IFrozenLinear[] bases)
+    {
+        var parts = new Tensor[bases.Length];
+        long offset = 0;
+        for (int i = 0; i < bases.Length; i++)
+        {
+            parts[i] = all.narrow(-1, offset, bases[i].OutFeatures);
+            offset += bases[i].OutFeatures;
+        }
+        return parts;
     }
 
     /// <summary>x·[W₁; W₂; …]ᵀ by one of the fused paths, or null where none applies.</summary>
@@ -65,6 +82,16 @@ public static class FusedProjections
         return null;
     }
 
-    private static Tensor[] Separately(Tensor x, nn.Module<Tensor, Tensor>[] projections) =>
-        projections.Select(p => p.forward(x)).ToArray();
+    private static Tensor[] Separately(Tensor x, nn.Module<Tensor, Tensor>[] projections)
+    {
+        var wrapped = projections.OfType<IAdaptedProjection>().ToArray();
+        if (wrapped.Length == projections.Length && wrapped.Length > 1 && wrapped[0].CanAdaptTogether(wrapped))
+        {
+            // the group's adapters as one node over the bases' outputs computed one by one
+            using var scope = NewDisposeScope();
+            var bases = wrapped.Select(p => p.BaseLayer.forward(x)).ToArray();
+            return [.. wrapped[0].AdaptTogether(x, bases, wrapped).Select(t => t.MoveToOuterDisposeScope())];
+        }
+        return projections.Select(p => p.forward(x)).ToArray();
+    }
 }

@@ -10,4 +10,13 @@ public interface IAdaptedProjection
 
     /// <summary>This projection's output given its base's output for the same input: forward(x) = Adapt(x, base(x)).</summary>
     Tensor Adapt(Tensor x, Tensor baseOutput);
+
+    /// <summary>Whether <see cref="AdaptTogether"/> can compute <paramref name="group"/> (projections of the same x, this
+    /// one first) as one (one autograd node for the group's adapters in training); where not, each adapts alone.</summary>
+    bool CanAdaptTogether(IReadOnlyList<IAdaptedProjection> group) => false;
+
+    /// <summary>The outputs of <paramref name="group"/> from their bases' outputs for x (<paramref name="bases"/>: one
+    /// [.., ΣOut] tensor side by side, or one per projection), where <see cref="CanAdaptTogether"/> said so.</summary>
+    Tensor[] AdaptTogether(Tensor x, IReadOnlyList<Tensor> bases, IReadOnlyList<IAdaptedProjection> group) =>
+        throw new NotSupportedException($"{GetType().Name} adapts each projection alone");
 }
