@@ -49,6 +49,22 @@ public sealed class KvCache : IKvCache, IDisposable
 
     public void Advance(int tokens) => Length += tokens;
 
+    /// <summary>A cache over storage someone else owns: <paramref name="keys"/> and <paramref name="values"/> are views
+    /// [1, kvHeads, capacity, headDim] per layer (the server's first slot: <see cref="IFirstRowAsWholeCache"/>); its
+    /// length is set by <see cref="Place"/> before each step.</summary>
+    internal static KvCache Over(Tensor[] keys, Tensor[] values, int firstLayer) => new(keys, values, firstLayer);
+
+    private KvCache(Tensor[] keys, Tensor[] values, int firstLayer)
+    {
+        _keys = keys;
+        _values = values;
+        FirstLayer = firstLayer;
+        Capacity = (int)keys[0].shape[2];
+    }
+
+    /// <summary>Sets how many positions the cache holds (a view of a slot whose row is at its own length).</summary>
+    internal void Place(int length) => Length = length;
+
     /// <summary>The whole key and value tensors of a layer, [batch, Hkv, capacity, d], for a decoder that writes them in place.</summary>
     internal (Tensor Keys, Tensor Values) LayerStorage(int layer) => (_keys[layer - FirstLayer], _values[layer - FirstLayer]);
 

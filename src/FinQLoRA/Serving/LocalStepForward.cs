@@ -11,6 +11,9 @@ internal sealed class LocalStepForward(DecoderModel model, SlotKvCache cache) : 
     // under no_grad as every decode runs), not per token.
     private IDecodeStep? _decodeStep;
 
+    /// <summary>How many decode steps ran in managed code (one row running, in the managed step's set).</summary>
+    public long ManagedSteps => (_decodeStep as ManagedDecodeStep)?.Steps ?? 0;
+
     public Tensor Prefill(IReadOnlyList<string?> adapters, Tensor ids, Tensor positions, Tensor mask, CacheWrite write)
     {
         write.Begin(cache, 0, (int)ids.shape[0]);

@@ -9,7 +9,7 @@ namespace FinQLoRA.Inference.Decoding;
 /// choice between it and the libtorch step can be read and tested: the Llama block (RMSNorm, rotate-half RoPE with
 /// the default or <c>llama3</c> frequencies, grouped-query attention and a SwiGLU MLP, both without biases, a tied or
 /// separate head) over fp32 weights and activations on the CPU, one sequence, one token per step, no gradients, and a
-/// KV cache of the whole model. Anything else takes the libtorch step, which computes every configuration the model
+/// KV cache of the whole model (the batch generator's, or the server's first slot while its row runs alone). Anything else takes the libtorch step, which computes every configuration the model
 /// loads; a field added to <see cref="ModelConfig"/> for another family must be rejected here until the step computes it.
 /// </summary>
 public static class ManagedStepSupport
@@ -48,8 +48,10 @@ public static class ManagedStepSupport
         ?? (model.ComputeDType != ComputeDType ? $"compute dtype {model.ComputeDType}" : null)
         ?? (model.Device.type != Device ? $"device {model.Device.type}" : null);
 
-    /// <summary>Why decode steps over this cache are outside the step's set (a cache other than the whole-model
-    /// <see cref="KvCache"/>, batch, cache dtype, a pipeline stage's partial cache, gradients on), or null.</summary>
+    /// <summary>Why decode steps over this cache are outside the step's set (a cache that is neither the whole-model
+    /// <see cref="KvCache"/> nor a slot pool whose first row is one, its dtype or batch, a pipeline stage's partial
+    /// cache, gradients on), or null. Over a slot pool the step runs only while one row runs (it sits in the first
+    /// slot); <see cref="ManagedDecodeStep"/> hands steps of more rows to the libtorch step.</summary>
     public static string? Rejects(DecoderModel model, IKvCache cache) =>
         Rejects(model)
         ?? Rejects(cache)
@@ -57,6 +59,7 @@ public static class ManagedStepSupport
 
     private static string? Rejects(IKvCache cache) => cache switch
     {
+        IFirstRowAsWholeCache rows => Rejects(rows.FirstRow(0)),
         not KvCache => $"a {cache.GetType().Name} (rows at their own lengths, not one whole-model cache)",
         KvCache { Layout: var l } when l != (ComputeDType, (long)Batch) => $"a {l.DType} cache of batch {l.Batch}",
         KvCache { FirstLayer: not 0 } c => $"a cache from layer {c.FirstLayer} (a pipeline stage)",
