@@ -71,18 +71,6 @@ public sealed class KvCache : IKvCache, IDisposable
     /// <summary>The cache's dtype and batch, as allocated.</summary>
     internal (ScalarType DType, long Batch) Layout => (_keys[0].dtype, _keys[0].shape[0]);
 
-    /// <summary>Keeps only the rows in <paramref name="batchIndices"/> (when finished sequences leave a batch).</summary>
-    public void SelectRows(Tensor batchIndices)
-    {
-        for (int i = 0; i < _keys.Length; i++)
-        {
-            var k = _keys[i].index_select(0, batchIndices);
-            var v = _values[i].index_select(0, batchIndices);
-            _keys[i].Dispose(); _values[i].Dispose();
-            _keys[i] = k; _values[i] = v;
-        }
-    }
-
     public long Bytes => _keys.Sum(k => k.numel() * k.element_size()) * 2;
 
     public void Dispose()

@@ -15,7 +15,7 @@ public sealed class ManagedDecodeStep : IDecodeStep
     private readonly IDecodeStep _fallback;
 
     /// <param name="cacheFor">the whole-model batch-1 cache a step of one row writes, given the row's position (null
-    /// for the batch generator's cache, which knows its length)</param>
+    /// for a whole-model <see cref="KvCache"/>, which knows its length)</param>
     internal ManagedDecodeStep(SingleTokenDecoder decoder, Func<Tensor?, KvCache> cacheFor, IDecodeStep fallback)
     {
         _decoder = decoder;

@@ -9,7 +9,8 @@ namespace FinQLoRA.Inference.Decoding;
 /// choice between it and the libtorch step can be read and tested: the Llama block (RMSNorm, rotate-half RoPE with
 /// the default or <c>llama3</c> frequencies, grouped-query attention and a SwiGLU MLP, both without biases, a tied or
 /// separate head) over fp32 weights and activations on the CPU, one sequence, one token per step, no gradients, and a
-/// KV cache of the whole model (the batch generator's, or the server's first slot while its row runs alone). Anything else takes the libtorch step, which computes every configuration the model
+/// KV cache of the whole model (a <see cref="KvCache"/> of batch 1, or the engine's first slot while its row runs alone:
+/// <see cref="IFirstRowAsWholeCache"/>). Anything else takes the libtorch step, which computes every configuration the model
 /// loads; a field added to <see cref="ModelConfig"/> for another family must be rejected here until the step computes it.
 /// </summary>
 public static class ManagedStepSupport
