@@ -8,6 +8,7 @@ using FinQLoRA.Models;
 using FinQLoRA.Runtime;
 using FinQLoRA.Serving.Pipeline;
 using TorchSharp;
+using FinQLoRA.Serving;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Bench;

@@ -7,6 +7,7 @@ using FinQLoRA.Data.Sft;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Evaluation;
 using FinQLoRA.Inference;
+using FinQLoRA.Serving;
 using FinQLoRA.IO;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
@@ -87,7 +88,7 @@ public static class DemoRunner
     {
         using var model = ModelLoading.LoadModel(baseDir, load);
         if (adapter != null) PeftAdapterFiles.Load(adapter, model);
-        var evaluator = new TaskEvaluator(new TextGenerator(model, tokenizer));
+        var evaluator = new TaskEvaluator(new TextGenerator(model, tokenizer), model);
         return evaluator.Evaluate("tfns", test, new TaskEvaluator.Options("demo-llama", 4, fineTuned ? 4 : null, fineTuned, BatchSize: 30), outDir).Result!;
     }
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using FinQLoRA.Data.Sft;
 using FinQLoRA.Data.Tasks;
 using FinQLoRA.Inference;
+using FinQLoRA.Models;
 using FinQLoRA.Runtime;
 
 namespace FinQLoRA.Evaluation;
@@ -11,7 +12,8 @@ namespace FinQLoRA.Evaluation;
 /// the outputs with the task's metric. Writes <c>predictions.jsonl</c> and <c>results.json</c> under
 /// <c>outDir/&lt;task&gt;/</c> when an output folder is given.
 /// </summary>
-public sealed class TaskEvaluator(IBatchGenerator generator)
+/// <param name="singleProcessModel">the model, for choice scoring; null in a pipeline (choice runs in one process)</param>
+public sealed class TaskEvaluator(IBatchGenerator generator, DecoderModel? singleProcessModel = null)
 {
     /// <param name="Choice">score classification labels by log-likelihood (<see cref="ChoiceScorer"/>) instead of generating</param>
     public sealed record Options(string ModelName, int? Bits, int? Rank, bool FineTuned, int BatchSize = 8, int? Limit = null,
@@ -27,9 +29,9 @@ public sealed class TaskEvaluator(IBatchGenerator generator)
         List<string> outputs;
         if (options.Choice)
         {
-            if (generator is not TextGenerator single)
+            if (singleProcessModel is null)
                 throw UserInputException.About($"{new ConfigField("mode")} choice runs in one process; drop {new ConfigField("pipeline_stages")}");
-            outputs = ChoiceScorer.Predict(single.Model, single.Tokenizer, items, task, options.BatchSize);
+            outputs = ChoiceScorer.Predict(singleProcessModel, generator.Tokenizer, items, task, options.BatchSize);
         }
         else
             outputs = generator.Generate(items.Select(e => e.Context).ToList(),

@@ -4,7 +4,7 @@ namespace FinQLoRA.Inference;
 public sealed record GenerationOptions : ISamplingSettings
 {
     public int MaxNewTokens { get; init; } = 64;
-    /// <summary>0 means greedy (argmax).</summary>
+    /// <summary>0 means greedy (argmax); at most 2, the engine's (and OpenAI's) range.</summary>
     public double Temperature { get; init; }
     /// <summary>Keep only the k most likely tokens (0 = off).</summary>
     public int TopK { get; init; }
@@ -23,7 +23,7 @@ public sealed record GenerationOptions : ISamplingSettings
     {
         if (MaxNewTokens < 1) throw UserInputException.About($"{new ConfigField("max_new_tokens")} must be at least 1 (got {MaxNewTokens})");
         // written so that NaN fails too (every comparison with NaN is false)
-        if (!(Temperature >= 0 && double.IsFinite(Temperature))) throw UserInputException.About($"{new ConfigField("temperature")} must be a finite number >= 0 (got {Temperature})");
+        if (!(Temperature >= 0 && Temperature <= 2)) throw UserInputException.About($"{new ConfigField("temperature")} must be in [0, 2] (got {Temperature}); 0 is greedy");
         if (!(TopP > 0 && TopP <= 1)) throw UserInputException.About($"{new ConfigField("top_p")} must be in (0, 1] (got {TopP})");
         if (TopK < 0) throw UserInputException.About($"{new ConfigField("top_k")} must be >= 0 (got {TopK})");
     }

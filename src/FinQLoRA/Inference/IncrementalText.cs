@@ -10,8 +10,7 @@ namespace FinQLoRA.Inference;
 /// A stop string found anywhere in the text (it may span several tokens) ends the output just before it.
 /// The text is the one that reads after the prompt (<see cref="After"/>): SentencePiece decoders drop the leading space
 /// of the first token decoded, so the ids are decoded after the prompt's last token (the anchor).
-/// The one text rule of every decode path: batched and pipeline generation (<see cref="GenerationProgress"/>) and the
-/// serving engine (its streamed text, and each logprob token's text through <see cref="After"/>), so that prompt + text
+/// The one text rule of the one generation loop, the serving engine (generate's and eval's texts, the streamed text, and each logprob token's text through <see cref="After"/>), so that prompt + text
 /// reads as the whole decoded sequence everywhere.
 /// </summary>
 public sealed class IncrementalText

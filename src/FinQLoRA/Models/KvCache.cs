@@ -49,23 +49,27 @@ public sealed class KvCache : IKvCache, IDisposable
 
     public void Advance(int tokens) => Length += tokens;
 
+    /// <summary>A cache over storage someone else owns: <paramref name="keys"/> and <paramref name="values"/> are views
+    /// [1, kvHeads, capacity, headDim] per layer (the server's first slot: <see cref="IFirstRowAsWholeCache"/>); its
+    /// length is set by <see cref="Place"/> before each step.</summary>
+    internal static KvCache Over(Tensor[] keys, Tensor[] values, int firstLayer) => new(keys, values, firstLayer);
+
+    private KvCache(Tensor[] keys, Tensor[] values, int firstLayer)
+    {
+        _keys = keys;
+        _values = values;
+        FirstLayer = firstLayer;
+        Capacity = (int)keys[0].shape[2];
+    }
+
+    /// <summary>Sets how many positions the cache holds (a view of a slot whose row is at its own length).</summary>
+    internal void Place(int length) => Length = length;
+
     /// <summary>The whole key and value tensors of a layer, [batch, Hkv, capacity, d], for a decoder that writes them in place.</summary>
     internal (Tensor Keys, Tensor Values) LayerStorage(int layer) => (_keys[layer - FirstLayer], _values[layer - FirstLayer]);
 
     /// <summary>The cache's dtype and batch, as allocated.</summary>
     internal (ScalarType DType, long Batch) Layout => (_keys[0].dtype, _keys[0].shape[0]);
-
-    /// <summary>Keeps only the rows in <paramref name="batchIndices"/> (when finished sequences leave a batch).</summary>
-    public void SelectRows(Tensor batchIndices)
-    {
-        for (int i = 0; i < _keys.Length; i++)
-        {
-            var k = _keys[i].index_select(0, batchIndices);
-            var v = _values[i].index_select(0, batchIndices);
-            _keys[i].Dispose(); _values[i].Dispose();
-            _keys[i] = k; _values[i] = v;
-        }
-    }
 
     public long Bytes => _keys.Sum(k => k.numel() * k.element_size()) * 2;
 

@@ -35,7 +35,7 @@ public static class EvaluationRecipe
         using var session = GenerationSession.Open(setup);
         var lora = session.Adapters.FirstOrDefault();
         var cost = request.Adapter != null ? AdapterCost.Of(request.Adapter) : AdapterCost.None;
-        var evaluator = new TaskEvaluator(session.Generator);
+        var evaluator = new TaskEvaluator(session.Generator, session.SingleProcess?.Model);
         var options = new TaskEvaluator.Options(request.ModelName, request.Bits == 16 ? null : request.Bits, lora?.Rank, lora != null,
             request.BatchSize, request.Limit, cost.Bytes, cost.DeviceHours, request.Choice);
         var results = new List<RunResult>();

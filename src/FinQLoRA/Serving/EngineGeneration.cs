@@ -27,12 +27,14 @@ internal static class EngineGeneration
 
     /// <summary>Checks the options and prompts (the messages name generate's fields) and makes one request per prompt,
     /// each checked as the engine will check it, so that nothing is refused once the engine runs.</summary>
-    public static EngineRequest[] Requests(IReadOnlyList<int[]> prompts, GenerationOptions options, int batchSize, ModelConfig config, EngineOptions sizes)
+    /// <param name="adapters">prompt i's adapter (null: the base model); null: the base model for every prompt</param>
+    public static EngineRequest[] Requests(IReadOnlyList<int[]> prompts, GenerationOptions options, int batchSize, ModelConfig config, EngineOptions sizes,
+        IReadOnlyList<string?>? adapters = null)
     {
         options.Validate();
         if (batchSize < 1) throw UserInputException.About($"{new ConfigField("batch_size")} must be at least 1 (got {batchSize})");
         options.CheckPrompts(prompts, config.MaxPositionEmbeddings);
-        var requests = prompts.Select((p, i) => new EngineRequest(p, null, new SamplingParams
+        var requests = prompts.Select((p, i) => new EngineRequest(p, adapters?[i], new SamplingParams
         {
             MaxTokens = options.MaxNewTokens, Temperature = options.Temperature, TopK = options.TopK, TopP = options.TopP,
             Seed = options.Seed + i, Stop = options.StopStrings, StopTokenIds = options.StopIds,

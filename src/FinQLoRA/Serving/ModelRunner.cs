@@ -157,7 +157,8 @@ internal sealed class ModelRunner(DecoderModel model, ITextTokenizer tokenizer, 
     }
 
     /// <summary>One token for each running row (row i in slot i), fed at its own position through the decode step that
-    /// <see cref="DecodeStep.Choose"/> picks for the slot pool (the libtorch step); returns the rows that finished.</summary>
+    /// <see cref="DecodeStep.Choose"/> picks for the slot pool (the managed step while one row runs, where it applies;
+    /// else the libtorch step); returns the rows that finished.</summary>
     public IReadOnlyList<EngineRow> Decode(IReadOnlyList<EngineRow> rows)
     {
         using var scope = NewDisposeScope();

@@ -187,6 +187,9 @@ public sealed class ServingEngine : IDisposable
     /// <summary>The residency, for tests that hold a read (<see cref="AdapterResidency.BeforeRead"/>) or count them.</summary>
     internal AdapterResidency Residency => _residency;
 
+    /// <summary>How many decode steps ran in managed code (one process only; tests check that a lone row takes it).</summary>
+    internal long ManagedSteps => _scheduler.Forward is LocalStepForward local ? local.ManagedSteps : 0;
+
     /// <summary>The resident adapters (least recently used first) and those in host memory, read between two steps.</summary>
     internal async Task<(IReadOnlyList<string> Resident, IReadOnlyList<string> InHost)> ResidencyAsync()
     {

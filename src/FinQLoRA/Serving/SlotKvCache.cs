@@ -12,12 +12,13 @@ namespace FinQLoRA.Serving;
 /// with a start position per row, after prefix-cache hits of different lengths) and <see cref="BeginDecode"/> (n rows,
 /// one token each at per-row positions).
 /// </summary>
-public sealed class SlotKvCache : IKvCache, IDisposable
+public sealed class SlotKvCache : IFirstRowAsWholeCache, IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
     private int _slot, _count, _offset, _rows, _firstRow, _span;
     private Tensor? _rowIndex, _lengths, _writePositions, _slotIndex;
+    private KvCache? _firstRowView;
 
     /// <param name="firstLayer">a pipeline stage holds the slots of its layers only: [firstLayer, firstLayer + layerCount)</param>
     public SlotKvCache(ModelConfig config, int slots, int capacity, ScalarType dtype, Device device, int firstLayer = 0, int? layerCount = null)
@@ -108,6 +109,17 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     /// cache copies blocks in and out of them).</summary>
     internal (Tensor Keys, Tensor Values) Layer(int layer) => (_keys[layer - FirstLayer], _values[layer - FirstLayer]);
 
+    /// <summary>Slot 0 (where a row running alone sits) as a batch-1 whole-model cache, for the managed single-token step.</summary>
+    public KvCache FirstRow(int length)
+    {
+        // Views made once and kept out of any step's dispose scope: they live as long as the pool.
+        _firstRowView ??= KvCache.Over(
+            [.. _keys.Select(k => k.narrow(0, 0, 1).DetachFromDisposeScope())],
+            [.. _values.Select(v => v.narrow(0, 0, 1).DetachFromDisposeScope())], FirstLayer);
+        _firstRowView.Place(length);
+        return _firstRowView;
+    }
+
     /// <summary>Copies the first <paramref name="length"/> positions of slot <paramref name="from"/> into slot <paramref name="to"/>.</summary>
     public void Move(int from, int to, int length)
     {
@@ -124,6 +136,7 @@ public sealed class SlotKvCache : IKvCache, IDisposable
 
     public void Dispose()
     {
+        _firstRowView?.Dispose();
         foreach (var t in _keys) t.Dispose();
         foreach (var t in _values) t.Dispose();
     }

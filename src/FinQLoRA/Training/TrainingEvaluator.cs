@@ -4,6 +4,7 @@ using FinQLoRA.Data.Tasks;
 using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Evaluation;
 using FinQLoRA.Inference;
+using FinQLoRA.Serving;
 using FinQLoRA.Models;
 using static TorchSharp.torch;
 

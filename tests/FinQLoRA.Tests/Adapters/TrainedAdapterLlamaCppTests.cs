@@ -7,6 +7,7 @@ using FinQLoRA.Models;
 using FinQLoRA.Tests.Formats.Gguf;
 using FinQLoRA.Tests.Support;
 using FinQLoRA.Training;
+using FinQLoRA.Serving;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Adapters;

@@ -3,6 +3,7 @@ using FinQLoRA.Models;
 using FinQLoRA.Recipes;
 using FinQLoRA.Inference;
 using FinQLoRA.Tests.Support;
+using FinQLoRA.Serving;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Debugging;

@@ -3,6 +3,7 @@ using FinQLoRA.Data.Tokenization;
 using FinQLoRA.Inference;
 using FinQLoRA.Models;
 using FinQLoRA.Tests.Support;
+using FinQLoRA.Serving;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Distributed;

@@ -1,4 +1,5 @@
 using FinQLoRA.Tests.Support;
+using FinQLoRA.Serving;
 
 namespace FinQLoRA.Tests.Inference;
 
@@ -60,7 +61,7 @@ public sealed class ConsoleOutputTests
     {
         using var model = SeededLlama.Load();
         var tokenizer = FinQLoRA.Loading.ModelLoading.LoadTokenizer(SeededLlama.Folder);
-        var results = new FinQLoRA.Inference.TextGenerator(model, tokenizer)
+        var results = new FinQLoRA.Serving.TextGenerator(model, tokenizer)
             .Generate(GenerationTextTests.SpaceFirstCandidates, new FinQLoRA.Inference.GenerationOptions { MaxNewTokens = 2 }, batchSize: 4);
         return GenerationTextTests.SpaceFirstCandidates.Zip(results).First(p => p.Second.Text.StartsWith(' ')).First;
     }

@@ -8,6 +8,7 @@ using FinQLoRA.Recipes;
 using FinQLoRA.Tests.Distributed;
 using FinQLoRA.Tests.Support;
 using FinQLoRA.Tests.Training;
+using FinQLoRA.Serving;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Inference;

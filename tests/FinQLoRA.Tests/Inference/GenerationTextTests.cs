@@ -4,6 +4,7 @@ using FinQLoRA.Loading;
 using FinQLoRA.Models;
 using FinQLoRA.Recipes;
 using FinQLoRA.Tests.Support;
+using FinQLoRA.Serving;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Inference;
@@ -44,12 +45,11 @@ public sealed class GenerationTextTests
         int[] whole = tokenizer.Encode("The little dog lived in a big forest.", addBos: true);
         Assert.Equal(prompt, whole[..prompt.Length]);
         int[] output = whole[prompt.Length..];
-        var progress = new GenerationProgress([prompt], new GenerationOptions { MaxNewTokens = output.Length }, tokenizer);
-        foreach (int id in output) progress.Record([id]);
-        var r = progress.Results()[0];
+        var text = new IncrementalText(tokenizer, [], prompt[^1]);
+        foreach (int id in output) text.Append(id);
+        var r = new GenerationResult(prompt, output, text.Text, FinishReason.Length);
         Assert.Equal("lived in a big forest.", tokenizer.Decode(output));
         Assert.Equal(" lived in a big forest.", r.Text);
-        Assert.Equal(FinishReason.Length, r.FinishReason);
         AssertReadsAfterThePrompt(tokenizer, r);
     }
 

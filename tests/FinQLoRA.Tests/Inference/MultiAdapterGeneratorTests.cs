@@ -5,6 +5,7 @@ using FinQLoRA.Inference;
 using FinQLoRA.Models;
 using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
+using FinQLoRA.Serving;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Inference;

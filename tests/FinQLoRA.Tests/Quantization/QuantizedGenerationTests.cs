@@ -5,6 +5,7 @@ using FinQLoRA.Models;
 using FinQLoRA.Quantization;
 using FinQLoRA.Tests.Support;
 using Xunit.Abstractions;
+using FinQLoRA.Serving;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Quantization;

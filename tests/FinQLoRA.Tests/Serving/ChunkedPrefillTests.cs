@@ -23,7 +23,7 @@ public sealed class ChunkedPrefillTests
             adapters[i % 4], new SamplingParams { MaxTokens = 5 + i % 4 })).ToList();
         Assert.All(requests, r => Assert.True(r.PromptIds.Length > 3, "every prompt must be chunked"));
 
-        var reference = ServingEngineTests.GenerateAlone(new TextGenerator(model, tokenizer), requests);
+        var reference = ServingEngineTests.GenerateAlone(model, tokenizer, requests);
 
         // a budget of 3 tokens per step: every prompt takes several chunks; three slots, so rows move while one chunks
         using var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 3, MaxModelLen = 128, PrefillTokensPerStep = 3 });

@@ -111,7 +111,7 @@ public sealed class FamilyServingTests
         var requests = AdapterOfRequest.Select((a, i) => new EngineRequest(tokenizer.Encode(Prompts[i % Prompts.Length], addBos: true), a,
             new SamplingParams { MaxTokens = MaxTokens - i % 3 })).ToList();
         Assert.All(requests, r => Assert.True(r.PromptIds.Length > 3, "every prompt must take several chunks"));
-        var reference = ServingEngineTests.GenerateAlone(new TextGenerator(model, tokenizer), requests);
+        var reference = ServingEngineTests.GenerateAlone(model, tokenizer, requests);
 
         // three tokens a step: every prompt is prefilled in chunks, some while others decode; three slots for eight rows
         using (var engine = new ServingEngine(model, tokenizer, new EngineOptions { MaxBatch = 3, MaxModelLen = 128, PrefillTokensPerStep = 3 }))
@@ -137,7 +137,7 @@ public sealed class FamilyServingTests
         Assert.Null(unwindowed.Config.SlidingWindow);
         foreach (var (name, path) in adapters) PeftAdapterFiles.Load(path, unwindowed, name);
         unwindowed.eval();
-        var full = ServingEngineTests.GenerateAlone(new TextGenerator(unwindowed, tokenizer), requests);
+        var full = ServingEngineTests.GenerateAlone(unwindowed, tokenizer, requests);
         Assert.Contains(Enumerable.Range(0, requests.Count), i => !full[i].SequenceEqual(reference[i]));
     }
 

@@ -33,14 +33,14 @@ public sealed class ServingEngineTests
     }
 
     /// <summary>generate's path for each request on its own: its adapter active, greedy; the model is left on its base.</summary>
-    internal static List<int[]> GenerateAlone(TextGenerator generator, IReadOnlyList<EngineRequest> requests)
+    internal static List<int[]> GenerateAlone(DecoderModel model, ITextTokenizer tokenizer, IReadOnlyList<EngineRequest> requests)
     {
         var reference = requests.Select(r =>
         {
-            LoraInjector.SetActiveAdapter(generator.Model, r.Adapter);
-            return generator.GenerateIds([r.PromptIds], new GenerationOptions { MaxNewTokens = r.Sampling.MaxTokens }, 1)[0].OutputIds;
+            LoraInjector.SetActiveAdapter(model, r.Adapter);
+            return NaiveGreedy.Generate(model, tokenizer, r.PromptIds, r.Sampling.MaxTokens);
         }).ToList();
-        LoraInjector.SetActiveAdapter(generator.Model, null);
+        LoraInjector.SetActiveAdapter(model, null);
         return reference;
     }
 
@@ -60,9 +60,8 @@ public sealed class ServingEngineTests
             requests.Add(new EngineRequest(tokenizer.Encode(Prompts[i % Prompts.Length], addBos: true), adapters[i % 4],
                 new SamplingParams { MaxTokens = 6 + (i * 5) % 13 }));
 
-        var generator = new TextGenerator(model, tokenizer);
-        var reference = GenerateAlone(generator, requests);
-        var baseOnly = requests.Select(r => generator.GenerateIds([r.PromptIds], new GenerationOptions { MaxNewTokens = r.Sampling.MaxTokens }, 1)[0].OutputIds).ToList();
+        var reference = GenerateAlone(model, tokenizer, requests);
+        var baseOnly = requests.Select(r => NaiveGreedy.Generate(model, tokenizer, r.PromptIds, r.Sampling.MaxTokens)).ToList();
         foreach (string name in new[] { "a", "b", "d" }) // each adapter changes the output, so a wrong pick would be seen
             Assert.Contains(Enumerable.Range(0, requests.Count), i => requests[i].Adapter == name && !reference[i].SequenceEqual(baseOnly[i]));
 

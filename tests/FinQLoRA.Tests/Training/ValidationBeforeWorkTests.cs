@@ -32,6 +32,7 @@ public sealed class ValidationBeforeWorkTests
     [InlineData(double.NaN, 1.0)]
     [InlineData(double.PositiveInfinity, 1.0)]
     [InlineData(0.7, double.NaN)]
+    [InlineData(2.5, 1.0)] // above the engine's (OpenAI's) range
     public void SamplingValuesThatCannotWorkAreNamed(double temperature, double topP)
     {
         var e = Assert.Throws<UserInputException>(() => new GenerationOptions { Temperature = temperature, TopP = topP }.Validate());
@@ -61,10 +62,14 @@ public sealed class ValidationBeforeWorkTests
         Assert.False(Directory.Exists(run), "a refused run created its folder");
     }
 
-    [Fact]
-    public void ATemperatureOfNanIsRefusedBeforeTheModelLoads()
+    /// <summary>generate runs the serving engine, whose temperatures are OpenAI's [0, 2]: one above is refused with
+    /// the option's name and the range, before the model loads.</summary>
+    [Theory]
+    [InlineData("nan")]
+    [InlineData("2.5")]
+    public void ATemperatureOutsideZeroToTwoIsRefusedBeforeTheModelLoads(string temperature)
     {
-        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "generate", "--model", SeededLlama.Folder, "--prompt", "x", "--temperature", "nan");
-        CliProcess.AssertOneLineError(r, "--temperature");
+        var r = CliProcess.RunSeparately(TimeSpan.FromMinutes(2), "generate", "--model", SeededLlama.Folder, "--prompt", "x", "--temperature", temperature);
+        CliProcess.AssertOneLineError(r, "--temperature must be in [0, 2]");
     }
 }

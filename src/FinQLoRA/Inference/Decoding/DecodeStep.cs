@@ -1,12 +1,15 @@
 using FinQLoRA.Models;
+using static TorchSharp.torch;
 
 namespace FinQLoRA.Inference.Decoding;
 
 /// <summary>
 /// The one place where a decode step is chosen, for every generation loop (batched and multi-adapter generation
 /// here, and the serving engine's model runner): the managed single-token step where
-/// <see cref="ManagedStepSupport"/> covers the model, the cache and the moment, else the libtorch step (always, for the
-/// server's slot pool: its rows sit at their own lengths). The model's own forward never switches by itself.
+/// <see cref="ManagedStepSupport"/> covers the model, the cache and the moment, else the libtorch step. Over the
+/// server's slot pool the managed step runs the steps where one row runs (its first slot is a batch-1 whole-model
+/// cache: <see cref="IFirstRowAsWholeCache"/>); steps of several rows at their own lengths take the libtorch step. The
+/// model's own forward never switches by itself.
 /// </summary>
 public static class DecodeStep
 {
@@ -16,7 +19,16 @@ public static class DecodeStep
     public static IDecodeStep Choose(DecoderModel model, IKvCache cache, bool allowManaged = true)
     {
         var libtorch = new LibtorchDecodeStep(model, cache);
-        if (!allowManaged || ManagedStepSupport.Rejects(model, cache) is not null || cache is not KvCache whole) return libtorch;
-        return SingleTokenDecoder.TryCreate(model) is { } decoder ? new ManagedDecodeStep(decoder, whole, libtorch) : libtorch;
+        if (!allowManaged || ManagedStepSupport.Rejects(model, cache) is not null) return libtorch;
+        Func<Tensor?, KvCache>? cacheFor = cache switch
+        {
+            KvCache whole => _ => whole,
+            // the row's position is its length, the number of positions its slot holds
+            IFirstRowAsWholeCache rows => positions => rows.FirstRow(positions is null
+                ? throw new ArgumentException("a decode step over a slot pool needs the row's position")
+                : (int)positions.item<long>()),
+            _ => null,
+        };
+        return cacheFor is not null && SingleTokenDecoder.TryCreate(model) is { } decoder ? new ManagedDecodeStep(decoder, cacheFor, libtorch) : libtorch;
     }
 }

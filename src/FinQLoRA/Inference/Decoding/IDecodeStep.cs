@@ -8,7 +8,7 @@ namespace FinQLoRA.Inference.Decoding;
 public interface IDecodeStep
 {
     /// <param name="ids">[B, 1] int64</param>
-    /// <param name="positions">[B, 1] positions of left-padded rows or of rows at their own lengths, or null when no row has padding</param>
-    /// <param name="mask">[B, 1, 1, past + 1] additive mask of left-padded rows, or null with <paramref name="positions"/></param>
+    /// <param name="positions">[B, 1] positions of rows at their own lengths (or left-padded), or null over a whole-model cache without padding</param>
+    /// <param name="mask">[B, 1, 1, past + 1] additive mask of the rows, or null with <paramref name="positions"/></param>
     Tensor Forward(Tensor ids, Tensor? positions = null, Tensor? mask = null);
 }

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Inference.Decoding;
 
 /// <summary>The decode step through the model's libtorch forward: every configuration, batch, dtype and device. Over
-/// the batch generator's <see cref="KvCache"/> the step advances the cache; any other cache (the server's slot pool)
+/// a whole-model <see cref="KvCache"/> the step advances the cache; any other cache (the server's slot pool)
 /// is placed by its owner before the step and needs the rows' positions and mask.</summary>
 public sealed class LibtorchDecodeStep(DecoderModel model, IKvCache cache) : IDecodeStep
 {

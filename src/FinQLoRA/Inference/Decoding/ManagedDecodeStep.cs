@@ -11,13 +11,15 @@ namespace FinQLoRA.Inference.Decoding;
 public sealed class ManagedDecodeStep : IDecodeStep
 {
     private readonly SingleTokenDecoder _decoder;
-    private readonly KvCache _cache;
+    private readonly Func<Tensor?, KvCache> _cacheFor;
     private readonly IDecodeStep _fallback;
 
-    internal ManagedDecodeStep(SingleTokenDecoder decoder, KvCache cache, IDecodeStep fallback)
+    /// <param name="cacheFor">the whole-model batch-1 cache a step of one row writes, given the row's position (null
+    /// for a whole-model <see cref="KvCache"/>, which knows its length)</param>
+    internal ManagedDecodeStep(SingleTokenDecoder decoder, Func<Tensor?, KvCache> cacheFor, IDecodeStep fallback)
     {
         _decoder = decoder;
-        _cache = cache;
+        _cacheFor = cacheFor;
         _fallback = fallback;
     }
 
@@ -28,6 +30,6 @@ public sealed class ManagedDecodeStep : IDecodeStep
     {
         if (ids.numel() != 1 || is_grad_enabled() || !_decoder.IsCurrent()) return _fallback.Forward(ids, positions, mask);
         Steps++;
-        return _decoder.Step(ids.item<long>(), _cache);
+        return _decoder.Step(ids.item<long>(), _cacheFor(positions));
     }
 }

@@ -10,8 +10,9 @@ namespace FinQLoRA.Inference.Decoding;
 /// the default or <c>llama3</c> frequencies, grouped-query attention and a SwiGLU MLP, both without biases, a tied or
 /// separate head) over fp32 activations on the CPU, with dense fp32 or unbiased 4-bit (NF4/FP4, through the fused gemv
 /// kernel) projections and a dense fp32 head, one sequence, one token per step, no gradients, and a KV cache of the
-/// whole model. 8-bit weights and adapters are outside it (<see cref="SingleTokenDecoder.TryCreate"/> says so by
-/// returning null). Anything else takes the libtorch step, which computes every configuration the model
+/// whole model (a <see cref="KvCache"/> of batch 1, or the engine's first slot while its row runs alone:
+/// <see cref="IFirstRowAsWholeCache"/>). 8-bit weights and adapters are outside it (<see cref="SingleTokenDecoder.TryCreate"/>
+/// says so by returning null). Anything else takes the libtorch step, which computes every configuration the model
 /// loads; a field added to <see cref="ModelConfig"/> for another family must be rejected here until the step computes it.
 /// </summary>
 public static class ManagedStepSupport
@@ -50,8 +51,10 @@ public static class ManagedStepSupport
         ?? (model.ComputeDType != ComputeDType ? $"compute dtype {model.ComputeDType}" : null)
         ?? (model.Device.type != Device ? $"device {model.Device.type}" : null);
 
-    /// <summary>Why decode steps over this cache are outside the step's set (a cache other than the whole-model
-    /// <see cref="KvCache"/>, batch, cache dtype, a pipeline stage's partial cache, gradients on), or null.</summary>
+    /// <summary>Why decode steps over this cache are outside the step's set (a cache that is neither the whole-model
+    /// <see cref="KvCache"/> nor a slot pool whose first row is one, its dtype or batch, a pipeline stage's partial
+    /// cache, gradients on), or null. Over a slot pool the step runs only while one row runs (it sits in the first
+    /// slot); <see cref="ManagedDecodeStep"/> hands steps of more rows to the libtorch step.</summary>
     public static string? Rejects(DecoderModel model, IKvCache cache) =>
         Rejects(model)
         ?? Rejects(cache)
@@ -59,6 +62,7 @@ public static class ManagedStepSupport
 
     private static string? Rejects(IKvCache cache) => cache switch
     {
+        IFirstRowAsWholeCache rows => Rejects(rows.FirstRow(0)),
         not KvCache => $"a {cache.GetType().Name} (rows at their own lengths, not one whole-model cache)",
         KvCache { Layout: var l } when l != (ComputeDType, (long)Batch) => $"a {l.DType} cache of batch {l.Batch}",
         KvCache { FirstLayer: not 0 } c => $"a cache from layer {c.FirstLayer} (a pipeline stage)",

@@ -104,18 +104,4 @@ public sealed class DecodeStepTests : IDisposable
             Assert.Equal(viaTorch[i], viaManaged[i] with { PromptIds = viaTorch[i].PromptIds, OutputIds = viaTorch[i].OutputIds });
         }
     }
-
-    /// <summary>The server's slot pool keeps one length per row: the chooser gives it the libtorch step, which needs
-    /// the rows' positions and mask (the one thing outside the managed step's set here is the cache).</summary>
-    [Fact]
-    public void TheServersSlotPoolTakesTheLibtorchStep()
-    {
-        using var model = SeededLlama.Load();
-        using var noGrad = no_grad();
-        using var slots = new SlotKvCache(model.Config, slots: 1, capacity: 16, model.ComputeDType, CPU);
-        Assert.Contains(nameof(SlotKvCache), ManagedStepSupport.Rejects(model, slots));
-        var step = Assert.IsType<LibtorchDecodeStep>(DecodeStep.Choose(model, slots));
-        using var ids = tensor(new long[] { 1 }, [1, 1]);
-        Assert.Throws<ArgumentException>(() => step.Forward(ids));
-    }
 }

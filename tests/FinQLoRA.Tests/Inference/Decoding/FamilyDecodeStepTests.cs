@@ -3,6 +3,7 @@ using FinQLoRA.Inference.Decoding;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
 using FinQLoRA.Tests.Support;
+using FinQLoRA.Serving;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Inference.Decoding;

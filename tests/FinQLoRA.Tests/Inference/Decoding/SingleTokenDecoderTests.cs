@@ -6,6 +6,7 @@ using FinQLoRA.Loading;
 using FinQLoRA.Models;
 using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
+using FinQLoRA.Serving;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Inference.Decoding;

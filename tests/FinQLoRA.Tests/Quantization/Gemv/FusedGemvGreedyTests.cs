@@ -4,6 +4,7 @@ using FinQLoRA.Loading;
 using FinQLoRA.Quantization.Gemv;
 using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
+using FinQLoRA.Serving;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Tests.Quantization.Gemv;
