@@ -3,6 +3,7 @@ using FinQLoRA.Inference.Decoding;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
+using FinQLoRA.Serving;
 using FinQLoRA.Tests.Support;
 using static TorchSharp.torch;
 
