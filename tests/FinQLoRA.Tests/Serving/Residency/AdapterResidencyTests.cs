@@ -73,7 +73,9 @@ public sealed class AdapterResidencyTests(ResidencyKit kit) : IClassFixture<Resi
         using (var alone = kit.Engine(1)) aloneB = (await EngineCompletion.ReadAsync(alone.Engine.Submit(kit.Greedy("r1", 1, tokens: 6)))).TokenIds;
         using var served = kit.Engine(maxLoras: 1);
         var engine = served.Engine;
-        var readerA = engine.Submit(kit.Greedy("r0", 0, tokens: 60));
+        // 100 tokens (the pool holds 128 positions): A must still be running when the counts are read below, also on a
+        // loaded machine where the test thread lags the engine by many steps
+        var readerA = engine.Submit(kit.Greedy("r0", 0, tokens: 100));
         Assert.False((await readerA.ReadAsync()).IsFinal); // A runs on the one slot
         var readerB = engine.Submit(kit.Greedy("r1", 1, tokens: 6));
         // Every step now tries to admit B, which needs r0's slot; A's further tokens prove that steps went by.
