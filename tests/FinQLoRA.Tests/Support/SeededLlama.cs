@@ -21,6 +21,10 @@ public static class SeededLlama
         TieWordEmbeddings = false, BosTokenId = SeededTokenizer.Bos, EosTokenIds = [SeededTokenizer.Eos],
     };
 
+    /// <summary>Two layers of ~1.1M weights each (hidden 256, FFN 1152): wide enough that the managed single-token step
+    /// splits its products over the torch threads.</summary>
+    public static ModelConfig WideShapes => Stories260KShapes with { HiddenSize = 256, IntermediateSize = 1152, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 64 };
+
     public const long Seed = 260;
 
     private static readonly Lazy<string> SharedFolder = new(() =>

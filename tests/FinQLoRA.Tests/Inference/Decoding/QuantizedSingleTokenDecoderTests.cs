@@ -23,8 +23,7 @@ public sealed class QuantizedSingleTokenDecoderTests
     {
         var temp = new TempFolder();
         AppDomain.CurrentDomain.ProcessExit += (_, _) => temp.Dispose();
-        var config = SeededLlama.Stories260KShapes with { HiddenSize = 256, IntermediateSize = 1152, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 64 };
-        return SeededLlama.Write(temp.PathOf("wide-4bit"), config, seed: 23);
+        return SeededLlama.Write(temp.PathOf("wide-4bit"), SeededLlama.WideShapes, seed: 23);
     });
 
     private static readonly long[] Prompt = [1, 403, 407, 261, 378, 90, 44];

@@ -42,8 +42,7 @@ public sealed class SingleTokenDecoderTests
     {
         var temp = new TempFolder();
         AppDomain.CurrentDomain.ProcessExit += (_, _) => temp.Dispose();
-        var config = SeededLlama.Stories260KShapes with { HiddenSize = 256, IntermediateSize = 1152, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 64 };
-        return SeededLlama.Write(temp.PathOf("wide"), config, seed: 17);
+        return SeededLlama.Write(temp.PathOf("wide"), SeededLlama.WideShapes, seed: 17);
     });
 
     private static readonly long[] Prompt = [1, 403, 407, 261, 378, 90, 44];
