@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -23,6 +24,7 @@ namespace FinQLoRA.Quantization.Gemv;
 internal static unsafe class FourBitGemvKernel
 {
     private const int Group = 32; // elements per 16 packed bytes
+    public static bool ExpOld => Environment.GetEnvironmentVariable("GEMV_EXP") == "old"; // TEMP experiment switch
 
     /// <summary>The weight as the kernel reads it: [out, in] row-major flattened into blocks of <c>BlockSize</c>.</summary>
     public readonly struct Weight(byte* packed, int inFeatures, long outFeatures, int blockSize, BlockScales scales, float* code16)
@@ -70,10 +72,10 @@ internal static unsafe class FourBitGemvKernel
             case DequantKernelPath.Avx512:
                 switch (rows)
                 {
-                    case 1: Avx512<Rows1>(w, x, o0, o1, y); break;
-                    case 2: Avx512<Rows2>(w, x, o0, o1, y); break;
-                    case 3: Avx512<Rows3>(w, x, o0, o1, y); break;
-                    case 4: Avx512<Rows4>(w, x, o0, o1, y); break;
+                    case 1: if (ExpOld) Avx512<Rows1>(w, x, o0, o1, y); else Avx512Quads<Rows1>(w, x, o0, o1, y); break;
+                    case 2: if (ExpOld) Avx512<Rows2>(w, x, o0, o1, y); else Avx512Quads<Rows2>(w, x, o0, o1, y); break;
+                    case 3: if (ExpOld) Avx512<Rows3>(w, x, o0, o1, y); else Avx512Quads<Rows3>(w, x, o0, o1, y); break;
+                    case 4: if (ExpOld) Avx512<Rows4>(w, x, o0, o1, y); else Avx512Quads<Rows4>(w, x, o0, o1, y); break;
                     case 5: Avx512<Rows5>(w, x, o0, o1, y); break;
                     case 6: Avx512<Rows6>(w, x, o0, o1, y); break;
                     case 7: Avx512<Rows7>(w, x, o0, o1, y); break;
@@ -135,6 +137,90 @@ internal static unsafe class FourBitGemvKernel
             if (TRows.Count > 6) y.Store(6, o, Vector512.Sum(a6 + b6));
             if (TRows.Count > 7) y.Store(7, o, Vector512.Sum(a7 + b7));
         }
+    }
+
+    /// <summary>
+    /// 1–4 rows, four output rows per pass: each input vector loaded feeds four outputs' multiply-adds. The one-output
+    /// loop (<see cref="Avx512{TRows}"/>) loads 2 input vectors per row for every 2 multiply-adds, and 4 rows of a
+    /// 2048-wide input (32 KB; 128 KB at 8192) do not stay in L1 beside the weight stream, so at 4 rows the loads, not
+    /// the multiply-adds, set its pace. Each output sums even and odd elements into one accumulator (16 accumulators
+    /// at 4 rows, the 16 looked-up weight vectors and 2 inputs fill AVX-512's 32 registers); the sums differ from the
+    /// one-output loop's only in fp32 summation order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Avx512Quads<TRows>(in Weight w, float* x, long o0, long o1, in GemvOutput y) where TRows : struct, IGemvRows
+    {
+        Debug.Assert(TRows.Count <= 4);
+        nint inF = w.In, rowBytes = inF / 2;
+        int blockSize = w.BlockSize, groupsPerBlock = blockSize / Group;
+        long blocksPerRow = w.In / blockSize;
+        bool bf16 = y.Bf16;
+        BlockScales scales = w.Scales;
+        Vector512<float> code = Vector512.Load(w.Code16);
+        float* x0 = x, x1 = x0 + inF, x2 = x1 + inF, x3 = x2 + inF;
+        long o = o0;
+        for (; o + 4 <= o1; o += 4)
+        {
+            byte* p = w.Packed + o * rowBytes;
+            nint g = 0; // element offset in the row
+            // a, b, c, d: outputs o .. o + 3; digit: input row
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+            Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, d0 = default, d1 = default, d2 = default, d3 = default;
+            for (long block = o * blocksPerRow, end = block + blocksPerRow; block < end; block++)
+            {
+                Vector512<float> tA = Table(code, scales.Get(block), bf16);
+                Vector512<float> tB = Table(code, scales.Get(block + blocksPerRow), bf16);
+                Vector512<float> tC = Table(code, scales.Get(block + 2 * blocksPerRow), bf16);
+                Vector512<float> tD = Table(code, scales.Get(block + 3 * blocksPerRow), bf16);
+                for (int j = 0; j < groupsPerBlock; j++, p += Group / 2, g += Group)
+                {
+                    // high nibbles are the even elements, low nibbles the odd ones (vpermps reads only an index's low 4 bits)
+                    Vector512<int> cA = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
+                    Vector512<int> cB = Avx512F.ConvertToVector512Int32(Vector128.Load(p + rowBytes));
+                    Vector512<int> cC = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 2 * rowBytes));
+                    Vector512<int> cD = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 3 * rowBytes));
+                    Vector512<float> eA = Avx512F.PermuteVar16x32(tA, Avx512F.ShiftRightLogical(cA, 4)), oA = Avx512F.PermuteVar16x32(tA, cA);
+                    Vector512<float> eB = Avx512F.PermuteVar16x32(tB, Avx512F.ShiftRightLogical(cB, 4)), oB = Avx512F.PermuteVar16x32(tB, cB);
+                    Vector512<float> eC = Avx512F.PermuteVar16x32(tC, Avx512F.ShiftRightLogical(cC, 4)), oC = Avx512F.PermuteVar16x32(tC, cC);
+                    Vector512<float> eD = Avx512F.PermuteVar16x32(tD, Avx512F.ShiftRightLogical(cD, 4)), oD = Avx512F.PermuteVar16x32(tD, cD);
+                    nint h = g + Group / 2;
+                    {
+                        Vector512<float> xe = Vector512.Load(x0 + g), xo = Vector512.Load(x0 + h);
+                        a0 = Avx512F.FusedMultiplyAdd(oA, xo, Avx512F.FusedMultiplyAdd(eA, xe, a0)); b0 = Avx512F.FusedMultiplyAdd(oB, xo, Avx512F.FusedMultiplyAdd(eB, xe, b0));
+                        c0 = Avx512F.FusedMultiplyAdd(oC, xo, Avx512F.FusedMultiplyAdd(eC, xe, c0)); d0 = Avx512F.FusedMultiplyAdd(oD, xo, Avx512F.FusedMultiplyAdd(eD, xe, d0));
+                    }
+                    if (TRows.Count > 1) {
+                        Vector512<float> xe = Vector512.Load(x1 + g), xo = Vector512.Load(x1 + h);
+                        a1 = Avx512F.FusedMultiplyAdd(oA, xo, Avx512F.FusedMultiplyAdd(eA, xe, a1)); b1 = Avx512F.FusedMultiplyAdd(oB, xo, Avx512F.FusedMultiplyAdd(eB, xe, b1));
+                        c1 = Avx512F.FusedMultiplyAdd(oC, xo, Avx512F.FusedMultiplyAdd(eC, xe, c1)); d1 = Avx512F.FusedMultiplyAdd(oD, xo, Avx512F.FusedMultiplyAdd(eD, xe, d1));
+                    }
+                    if (TRows.Count > 2) {
+                        Vector512<float> xe = Vector512.Load(x2 + g), xo = Vector512.Load(x2 + h);
+                        a2 = Avx512F.FusedMultiplyAdd(oA, xo, Avx512F.FusedMultiplyAdd(eA, xe, a2)); b2 = Avx512F.FusedMultiplyAdd(oB, xo, Avx512F.FusedMultiplyAdd(eB, xe, b2));
+                        c2 = Avx512F.FusedMultiplyAdd(oC, xo, Avx512F.FusedMultiplyAdd(eC, xe, c2)); d2 = Avx512F.FusedMultiplyAdd(oD, xo, Avx512F.FusedMultiplyAdd(eD, xe, d2));
+                    }
+                    if (TRows.Count > 3) {
+                        Vector512<float> xe = Vector512.Load(x3 + g), xo = Vector512.Load(x3 + h);
+                        a3 = Avx512F.FusedMultiplyAdd(oA, xo, Avx512F.FusedMultiplyAdd(eA, xe, a3)); b3 = Avx512F.FusedMultiplyAdd(oB, xo, Avx512F.FusedMultiplyAdd(eB, xe, b3));
+                        c3 = Avx512F.FusedMultiplyAdd(oC, xo, Avx512F.FusedMultiplyAdd(eC, xe, c3)); d3 = Avx512F.FusedMultiplyAdd(oD, xo, Avx512F.FusedMultiplyAdd(eD, xe, d3));
+                    }
+                }
+            }
+            { y.Store(0, o, Vector512.Sum(a0)); y.Store(0, o + 1, Vector512.Sum(b0)); y.Store(0, o + 2, Vector512.Sum(c0)); y.Store(0, o + 3, Vector512.Sum(d0)); }
+            if (TRows.Count > 1) { y.Store(1, o, Vector512.Sum(a1)); y.Store(1, o + 1, Vector512.Sum(b1)); y.Store(1, o + 2, Vector512.Sum(c1)); y.Store(1, o + 3, Vector512.Sum(d1)); }
+            if (TRows.Count > 2) { y.Store(2, o, Vector512.Sum(a2)); y.Store(2, o + 1, Vector512.Sum(b2)); y.Store(2, o + 2, Vector512.Sum(c2)); y.Store(2, o + 3, Vector512.Sum(d2)); }
+            if (TRows.Count > 3) { y.Store(3, o, Vector512.Sum(a3)); y.Store(3, o + 1, Vector512.Sum(b3)); y.Store(3, o + 2, Vector512.Sum(c3)); y.Store(3, o + 3, Vector512.Sum(d3)); }
+        }
+        if (o < o1) Avx512<TRows>(w, x, o, o1, y); // the last 1–3 outputs
+    }
+
+    /// <summary>A block's 16 weights <c>code[i]·absmax</c>; for bf16 inputs rounded to bf16 and widened back (exact),
+    /// the weight the unfused matmul sees.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Table(Vector512<float> code, float absmax, bool bf16)
+    {
+        Vector512<float> table = code * Vector512.Create(absmax);
+        return bf16 ? (BFloat16Rounding.Round(table) << 16).AsSingle() : table;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
