@@ -99,32 +99,24 @@ internal static unsafe class Bf16GemvKernel
             Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, d0 = default, d1 = default, d2 = default, d3 = default;
             for (nint g = 0; g < inF; g += Group, p += Group / 2)
             {
-                // dword j: element 2j in the low word, 2j+1 in the high word
+                // dword j: element 2j in the low word, 2j+1 in the high word. Evens of all four outputs, then odds:
+                // 4 widened weight vectors live at a time, which leaves the register allocator room beside 16 accumulators
                 Vector512<uint> pA = Vector512.Load(p), pB = Vector512.Load(p + rowWords), pC = Vector512.Load(p + 2 * rowWords), pD = Vector512.Load(p + 3 * rowWords);
-                Vector512<float> eA = (pA << 16).AsSingle(), oA = (pA & highHalves).AsSingle();
-                Vector512<float> eB = (pB << 16).AsSingle(), oB = (pB & highHalves).AsSingle();
-                Vector512<float> eC = (pC << 16).AsSingle(), oC = (pC & highHalves).AsSingle();
-                Vector512<float> eD = (pD << 16).AsSingle(), oD = (pD & highHalves).AsSingle();
-                nint h = g + Group / 2;
                 {
-                    Vector512<float> xe = Vector512.Load(x0 + g), xo = Vector512.Load(x0 + h);
-                    a0 = Avx512F.FusedMultiplyAdd(oA, xo, Avx512F.FusedMultiplyAdd(eA, xe, a0)); b0 = Avx512F.FusedMultiplyAdd(oB, xo, Avx512F.FusedMultiplyAdd(eB, xe, b0));
-                    c0 = Avx512F.FusedMultiplyAdd(oC, xo, Avx512F.FusedMultiplyAdd(eC, xe, c0)); d0 = Avx512F.FusedMultiplyAdd(oD, xo, Avx512F.FusedMultiplyAdd(eD, xe, d0));
+                    // even elements: the first 16 of the group's input layout
+                    Vector512<float> wA = (pA << 16).AsSingle(), wB = (pB << 16).AsSingle(), wC = (pC << 16).AsSingle(), wD = (pD << 16).AsSingle();
+                    { Vector512<float> xr = Vector512.Load(x0 + g); a0 = Avx512F.FusedMultiplyAdd(xr, wA, a0); b0 = Avx512F.FusedMultiplyAdd(xr, wB, b0); c0 = Avx512F.FusedMultiplyAdd(xr, wC, c0); d0 = Avx512F.FusedMultiplyAdd(xr, wD, d0); }
+                    if (TRows.Count > 1) { Vector512<float> xr = Vector512.Load(x1 + g); a1 = Avx512F.FusedMultiplyAdd(xr, wA, a1); b1 = Avx512F.FusedMultiplyAdd(xr, wB, b1); c1 = Avx512F.FusedMultiplyAdd(xr, wC, c1); d1 = Avx512F.FusedMultiplyAdd(xr, wD, d1); }
+                    if (TRows.Count > 2) { Vector512<float> xr = Vector512.Load(x2 + g); a2 = Avx512F.FusedMultiplyAdd(xr, wA, a2); b2 = Avx512F.FusedMultiplyAdd(xr, wB, b2); c2 = Avx512F.FusedMultiplyAdd(xr, wC, c2); d2 = Avx512F.FusedMultiplyAdd(xr, wD, d2); }
+                    if (TRows.Count > 3) { Vector512<float> xr = Vector512.Load(x3 + g); a3 = Avx512F.FusedMultiplyAdd(xr, wA, a3); b3 = Avx512F.FusedMultiplyAdd(xr, wB, b3); c3 = Avx512F.FusedMultiplyAdd(xr, wC, c3); d3 = Avx512F.FusedMultiplyAdd(xr, wD, d3); }
                 }
-                if (TRows.Count > 1) {
-                    Vector512<float> xe = Vector512.Load(x1 + g), xo = Vector512.Load(x1 + h);
-                    a1 = Avx512F.FusedMultiplyAdd(oA, xo, Avx512F.FusedMultiplyAdd(eA, xe, a1)); b1 = Avx512F.FusedMultiplyAdd(oB, xo, Avx512F.FusedMultiplyAdd(eB, xe, b1));
-                    c1 = Avx512F.FusedMultiplyAdd(oC, xo, Avx512F.FusedMultiplyAdd(eC, xe, c1)); d1 = Avx512F.FusedMultiplyAdd(oD, xo, Avx512F.FusedMultiplyAdd(eD, xe, d1));
-                }
-                if (TRows.Count > 2) {
-                    Vector512<float> xe = Vector512.Load(x2 + g), xo = Vector512.Load(x2 + h);
-                    a2 = Avx512F.FusedMultiplyAdd(oA, xo, Avx512F.FusedMultiplyAdd(eA, xe, a2)); b2 = Avx512F.FusedMultiplyAdd(oB, xo, Avx512F.FusedMultiplyAdd(eB, xe, b2));
-                    c2 = Avx512F.FusedMultiplyAdd(oC, xo, Avx512F.FusedMultiplyAdd(eC, xe, c2)); d2 = Avx512F.FusedMultiplyAdd(oD, xo, Avx512F.FusedMultiplyAdd(eD, xe, d2));
-                }
-                if (TRows.Count > 3) {
-                    Vector512<float> xe = Vector512.Load(x3 + g), xo = Vector512.Load(x3 + h);
-                    a3 = Avx512F.FusedMultiplyAdd(oA, xo, Avx512F.FusedMultiplyAdd(eA, xe, a3)); b3 = Avx512F.FusedMultiplyAdd(oB, xo, Avx512F.FusedMultiplyAdd(eB, xe, b3));
-                    c3 = Avx512F.FusedMultiplyAdd(oC, xo, Avx512F.FusedMultiplyAdd(eC, xe, c3)); d3 = Avx512F.FusedMultiplyAdd(oD, xo, Avx512F.FusedMultiplyAdd(eD, xe, d3));
+                {
+                    // odd elements: the last 16
+                    Vector512<float> wA = (pA & highHalves).AsSingle(), wB = (pB & highHalves).AsSingle(), wC = (pC & highHalves).AsSingle(), wD = (pD & highHalves).AsSingle();
+                    { Vector512<float> xr = Vector512.Load(x0 + g + Group / 2); a0 = Avx512F.FusedMultiplyAdd(xr, wA, a0); b0 = Avx512F.FusedMultiplyAdd(xr, wB, b0); c0 = Avx512F.FusedMultiplyAdd(xr, wC, c0); d0 = Avx512F.FusedMultiplyAdd(xr, wD, d0); }
+                    if (TRows.Count > 1) { Vector512<float> xr = Vector512.Load(x1 + g + Group / 2); a1 = Avx512F.FusedMultiplyAdd(xr, wA, a1); b1 = Avx512F.FusedMultiplyAdd(xr, wB, b1); c1 = Avx512F.FusedMultiplyAdd(xr, wC, c1); d1 = Avx512F.FusedMultiplyAdd(xr, wD, d1); }
+                    if (TRows.Count > 2) { Vector512<float> xr = Vector512.Load(x2 + g + Group / 2); a2 = Avx512F.FusedMultiplyAdd(xr, wA, a2); b2 = Avx512F.FusedMultiplyAdd(xr, wB, b2); c2 = Avx512F.FusedMultiplyAdd(xr, wC, c2); d2 = Avx512F.FusedMultiplyAdd(xr, wD, d2); }
+                    if (TRows.Count > 3) { Vector512<float> xr = Vector512.Load(x3 + g + Group / 2); a3 = Avx512F.FusedMultiplyAdd(xr, wA, a3); b3 = Avx512F.FusedMultiplyAdd(xr, wB, b3); c3 = Avx512F.FusedMultiplyAdd(xr, wC, c3); d3 = Avx512F.FusedMultiplyAdd(xr, wD, d3); }
                 }
             }
             { y.Store(0, o, Vector512.Sum(a0)); y.Store(0, o + 1, Vector512.Sum(b0)); y.Store(0, o + 2, Vector512.Sum(c0)); y.Store(0, o + 3, Vector512.Sum(d0)); }

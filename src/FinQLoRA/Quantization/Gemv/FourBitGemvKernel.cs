@@ -174,35 +174,30 @@ internal static unsafe class FourBitGemvKernel
                 Vector512<float> tD = Table(code, scales.Get(block + 3 * blocksPerRow), bf16);
                 for (int j = 0; j < groupsPerBlock; j++, p += Group / 2, g += Group)
                 {
-                    // high nibbles are the even elements, low nibbles the odd ones (vpermps reads only an index's low 4 bits)
+                    // high nibbles are the even elements, low nibbles the odd ones (vpermps reads only an index's low 4 bits).
+                    // Evens of all four outputs, then odds: 4 looked-up vectors live at a time, not 8, which with 16
+                    // accumulators and 4 tables leaves the register allocator room (no moves in the loop)
                     Vector512<int> cA = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
                     Vector512<int> cB = Avx512F.ConvertToVector512Int32(Vector128.Load(p + rowBytes));
                     Vector512<int> cC = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 2 * rowBytes));
                     Vector512<int> cD = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 3 * rowBytes));
-                    Vector512<float> eA = Avx512F.PermuteVar16x32(tA, Avx512F.ShiftRightLogical(cA, 4)), oA = Avx512F.PermuteVar16x32(tA, cA);
-                    Vector512<float> eB = Avx512F.PermuteVar16x32(tB, Avx512F.ShiftRightLogical(cB, 4)), oB = Avx512F.PermuteVar16x32(tB, cB);
-                    Vector512<float> eC = Avx512F.PermuteVar16x32(tC, Avx512F.ShiftRightLogical(cC, 4)), oC = Avx512F.PermuteVar16x32(tC, cC);
-                    Vector512<float> eD = Avx512F.PermuteVar16x32(tD, Avx512F.ShiftRightLogical(cD, 4)), oD = Avx512F.PermuteVar16x32(tD, cD);
-                    nint h = g + Group / 2;
                     {
-                        Vector512<float> xe = Vector512.Load(x0 + g), xo = Vector512.Load(x0 + h);
-                        a0 = Avx512F.FusedMultiplyAdd(oA, xo, Avx512F.FusedMultiplyAdd(eA, xe, a0)); b0 = Avx512F.FusedMultiplyAdd(oB, xo, Avx512F.FusedMultiplyAdd(eB, xe, b0));
-                        c0 = Avx512F.FusedMultiplyAdd(oC, xo, Avx512F.FusedMultiplyAdd(eC, xe, c0)); d0 = Avx512F.FusedMultiplyAdd(oD, xo, Avx512F.FusedMultiplyAdd(eD, xe, d0));
+                        // even elements: the first 16 of the group's input layout
+                        Vector512<float> wA = Avx512F.PermuteVar16x32(tA, Avx512F.ShiftRightLogical(cA, 4)), wB = Avx512F.PermuteVar16x32(tB, Avx512F.ShiftRightLogical(cB, 4));
+                        Vector512<float> wC = Avx512F.PermuteVar16x32(tC, Avx512F.ShiftRightLogical(cC, 4)), wD = Avx512F.PermuteVar16x32(tD, Avx512F.ShiftRightLogical(cD, 4));
+                        { Vector512<float> xr = Vector512.Load(x0 + g); a0 = Avx512F.FusedMultiplyAdd(xr, wA, a0); b0 = Avx512F.FusedMultiplyAdd(xr, wB, b0); c0 = Avx512F.FusedMultiplyAdd(xr, wC, c0); d0 = Avx512F.FusedMultiplyAdd(xr, wD, d0); }
+                        if (TRows.Count > 1) { Vector512<float> xr = Vector512.Load(x1 + g); a1 = Avx512F.FusedMultiplyAdd(xr, wA, a1); b1 = Avx512F.FusedMultiplyAdd(xr, wB, b1); c1 = Avx512F.FusedMultiplyAdd(xr, wC, c1); d1 = Avx512F.FusedMultiplyAdd(xr, wD, d1); }
+                        if (TRows.Count > 2) { Vector512<float> xr = Vector512.Load(x2 + g); a2 = Avx512F.FusedMultiplyAdd(xr, wA, a2); b2 = Avx512F.FusedMultiplyAdd(xr, wB, b2); c2 = Avx512F.FusedMultiplyAdd(xr, wC, c2); d2 = Avx512F.FusedMultiplyAdd(xr, wD, d2); }
+                        if (TRows.Count > 3) { Vector512<float> xr = Vector512.Load(x3 + g); a3 = Avx512F.FusedMultiplyAdd(xr, wA, a3); b3 = Avx512F.FusedMultiplyAdd(xr, wB, b3); c3 = Avx512F.FusedMultiplyAdd(xr, wC, c3); d3 = Avx512F.FusedMultiplyAdd(xr, wD, d3); }
                     }
-                    if (TRows.Count > 1) {
-                        Vector512<float> xe = Vector512.Load(x1 + g), xo = Vector512.Load(x1 + h);
-                        a1 = Avx512F.FusedMultiplyAdd(oA, xo, Avx512F.FusedMultiplyAdd(eA, xe, a1)); b1 = Avx512F.FusedMultiplyAdd(oB, xo, Avx512F.FusedMultiplyAdd(eB, xe, b1));
-                        c1 = Avx512F.FusedMultiplyAdd(oC, xo, Avx512F.FusedMultiplyAdd(eC, xe, c1)); d1 = Avx512F.FusedMultiplyAdd(oD, xo, Avx512F.FusedMultiplyAdd(eD, xe, d1));
-                    }
-                    if (TRows.Count > 2) {
-                        Vector512<float> xe = Vector512.Load(x2 + g), xo = Vector512.Load(x2 + h);
-                        a2 = Avx512F.FusedMultiplyAdd(oA, xo, Avx512F.FusedMultiplyAdd(eA, xe, a2)); b2 = Avx512F.FusedMultiplyAdd(oB, xo, Avx512F.FusedMultiplyAdd(eB, xe, b2));
-                        c2 = Avx512F.FusedMultiplyAdd(oC, xo, Avx512F.FusedMultiplyAdd(eC, xe, c2)); d2 = Avx512F.FusedMultiplyAdd(oD, xo, Avx512F.FusedMultiplyAdd(eD, xe, d2));
-                    }
-                    if (TRows.Count > 3) {
-                        Vector512<float> xe = Vector512.Load(x3 + g), xo = Vector512.Load(x3 + h);
-                        a3 = Avx512F.FusedMultiplyAdd(oA, xo, Avx512F.FusedMultiplyAdd(eA, xe, a3)); b3 = Avx512F.FusedMultiplyAdd(oB, xo, Avx512F.FusedMultiplyAdd(eB, xe, b3));
-                        c3 = Avx512F.FusedMultiplyAdd(oC, xo, Avx512F.FusedMultiplyAdd(eC, xe, c3)); d3 = Avx512F.FusedMultiplyAdd(oD, xo, Avx512F.FusedMultiplyAdd(eD, xe, d3));
+                    {
+                        // odd elements: the last 16
+                        Vector512<float> wA = Avx512F.PermuteVar16x32(tA, cA), wB = Avx512F.PermuteVar16x32(tB, cB);
+                        Vector512<float> wC = Avx512F.PermuteVar16x32(tC, cC), wD = Avx512F.PermuteVar16x32(tD, cD);
+                        { Vector512<float> xr = Vector512.Load(x0 + g + Group / 2); a0 = Avx512F.FusedMultiplyAdd(xr, wA, a0); b0 = Avx512F.FusedMultiplyAdd(xr, wB, b0); c0 = Avx512F.FusedMultiplyAdd(xr, wC, c0); d0 = Avx512F.FusedMultiplyAdd(xr, wD, d0); }
+                        if (TRows.Count > 1) { Vector512<float> xr = Vector512.Load(x1 + g + Group / 2); a1 = Avx512F.FusedMultiplyAdd(xr, wA, a1); b1 = Avx512F.FusedMultiplyAdd(xr, wB, b1); c1 = Avx512F.FusedMultiplyAdd(xr, wC, c1); d1 = Avx512F.FusedMultiplyAdd(xr, wD, d1); }
+                        if (TRows.Count > 2) { Vector512<float> xr = Vector512.Load(x2 + g + Group / 2); a2 = Avx512F.FusedMultiplyAdd(xr, wA, a2); b2 = Avx512F.FusedMultiplyAdd(xr, wB, b2); c2 = Avx512F.FusedMultiplyAdd(xr, wC, c2); d2 = Avx512F.FusedMultiplyAdd(xr, wD, d2); }
+                        if (TRows.Count > 3) { Vector512<float> xr = Vector512.Load(x3 + g + Group / 2); a3 = Avx512F.FusedMultiplyAdd(xr, wA, a3); b3 = Avx512F.FusedMultiplyAdd(xr, wB, b3); c3 = Avx512F.FusedMultiplyAdd(xr, wC, c3); d3 = Avx512F.FusedMultiplyAdd(xr, wD, d3); }
                     }
                 }
             }
