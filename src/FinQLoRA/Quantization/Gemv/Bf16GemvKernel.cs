@@ -31,10 +31,10 @@ internal static unsafe class Bf16GemvKernel
             case 2: if (FourBitGemvKernel.ExpOld) Avx512<Rows2>(w, inFeatures, x, o0, o1, y); else Avx512Quads<Rows2>(w, inFeatures, x, o0, o1, y); break;
             case 3: if (FourBitGemvKernel.ExpOld) Avx512<Rows3>(w, inFeatures, x, o0, o1, y); else Avx512Quads<Rows3>(w, inFeatures, x, o0, o1, y); break;
             case 4: if (FourBitGemvKernel.ExpOld) Avx512<Rows4>(w, inFeatures, x, o0, o1, y); else Avx512Quads<Rows4>(w, inFeatures, x, o0, o1, y); break;
-            case 5: Avx512<Rows5>(w, inFeatures, x, o0, o1, y); break;
-            case 6: Avx512<Rows6>(w, inFeatures, x, o0, o1, y); break;
-            case 7: Avx512<Rows7>(w, inFeatures, x, o0, o1, y); break;
-            case 8: Avx512<Rows8>(w, inFeatures, x, o0, o1, y); break;
+            case 5: if (FourBitGemvKernel.ExpOld) Avx512<Rows5>(w, inFeatures, x, o0, o1, y); else { Avx512Quads<Rows4>(w, inFeatures, x, o0, o1, y); Avx512Quads<Rows1>(w, inFeatures, x + 4L * inFeatures, o0, o1, y.FromRow(4)); } break;
+            case 6: if (FourBitGemvKernel.ExpOld) Avx512<Rows6>(w, inFeatures, x, o0, o1, y); else { Avx512Quads<Rows4>(w, inFeatures, x, o0, o1, y); Avx512Quads<Rows2>(w, inFeatures, x + 4L * inFeatures, o0, o1, y.FromRow(4)); } break;
+            case 7: if (FourBitGemvKernel.ExpOld) Avx512<Rows7>(w, inFeatures, x, o0, o1, y); else { Avx512Quads<Rows4>(w, inFeatures, x, o0, o1, y); Avx512Quads<Rows3>(w, inFeatures, x + 4L * inFeatures, o0, o1, y.FromRow(4)); } break;
+            case 8: if (FourBitGemvKernel.ExpOld) Avx512<Rows8>(w, inFeatures, x, o0, o1, y); else { Avx512Quads<Rows4>(w, inFeatures, x, o0, o1, y); Avx512Quads<Rows4>(w, inFeatures, x + 4L * inFeatures, o0, o1, y.FromRow(4)); } break;
             default: throw new ArgumentOutOfRangeException(nameof(rows), $"the gemv kernel takes 1 to {FusedGemv.MaxRows} rows, not {rows}");
         }
     }

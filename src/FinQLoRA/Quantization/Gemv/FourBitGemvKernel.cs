@@ -76,10 +76,10 @@ internal static unsafe class FourBitGemvKernel
                     case 2: if (ExpOld) Avx512<Rows2>(w, x, o0, o1, y); else Avx512Quads<Rows2>(w, x, o0, o1, y); break;
                     case 3: if (ExpOld) Avx512<Rows3>(w, x, o0, o1, y); else Avx512Quads<Rows3>(w, x, o0, o1, y); break;
                     case 4: if (ExpOld) Avx512<Rows4>(w, x, o0, o1, y); else Avx512Quads<Rows4>(w, x, o0, o1, y); break;
-                    case 5: Avx512<Rows5>(w, x, o0, o1, y); break;
-                    case 6: Avx512<Rows6>(w, x, o0, o1, y); break;
-                    case 7: Avx512<Rows7>(w, x, o0, o1, y); break;
-                    case 8: Avx512<Rows8>(w, x, o0, o1, y); break;
+                    case 5: if (ExpOld) Avx512<Rows5>(w, x, o0, o1, y); else { Avx512Quads<Rows4>(w, x, o0, o1, y); Avx512Quads<Rows1>(w, x + 4L * w.In, o0, o1, y.FromRow(4)); } break;
+                    case 6: if (ExpOld) Avx512<Rows6>(w, x, o0, o1, y); else { Avx512Quads<Rows4>(w, x, o0, o1, y); Avx512Quads<Rows2>(w, x + 4L * w.In, o0, o1, y.FromRow(4)); } break;
+                    case 7: if (ExpOld) Avx512<Rows7>(w, x, o0, o1, y); else { Avx512Quads<Rows4>(w, x, o0, o1, y); Avx512Quads<Rows3>(w, x + 4L * w.In, o0, o1, y.FromRow(4)); } break;
+                    case 8: if (ExpOld) Avx512<Rows8>(w, x, o0, o1, y); else { Avx512Quads<Rows4>(w, x, o0, o1, y); Avx512Quads<Rows4>(w, x + 4L * w.In, o0, o1, y.FromRow(4)); } break;
                     default: throw new ArgumentOutOfRangeException(nameof(rows), $"the gemv kernel takes 1 to {FusedGemv.MaxRows} rows, not {rows}");
                 }
                 break;

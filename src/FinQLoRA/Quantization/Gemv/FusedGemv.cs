@@ -49,7 +49,7 @@ public static unsafe class FusedGemv
         weight is Blockwise4BitTensor && x.dtype == ScalarType.BFloat16 && CpuMatmulPrecision.MatmulDType(x) == ScalarType.BFloat16
             ? NativeBf16FourBitRows : MaxRows;
 
-    private const int NativeBf16FourBitRows = 4;
+    private const int NativeBf16FourBitRows = 8;
 
     /// <summary>y = x·Wᵀ (+ each row's low-rank term), x [..., in] → y [..., out] in x's dtype.</summary>
     internal static Tensor Multiply(Tensor x, QuantizedTensor weight, double int8Threshold, LowRankTerm? lowRank = null,
