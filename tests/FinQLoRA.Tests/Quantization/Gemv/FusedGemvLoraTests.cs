@@ -88,6 +88,7 @@ public sealed class FusedGemvLoraTests
     [Theory]
     [InlineData(4, "bf16", 4, 1)]
     [InlineData(4, "fp32", 2, 3)]
+    [InlineData(4, "bf16", 4, 2)] // 8 rows: the 4-bit kernel's second pass (rows 4-7: a, a, b, b) reads its rows' own adapters
     [InlineData(8, "bf16", 4, 1)]
     [InlineData(8, "fp32", 2, 3)]
     public void MixedAdaptersPerRowEqualEachRowUnfused(int bits, string dtypeName, int batch, int tokens)
