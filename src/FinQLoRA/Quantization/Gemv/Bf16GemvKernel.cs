@@ -11,8 +11,9 @@ namespace FinQLoRA.Quantization.Gemv;
 /// value, so 32 packed bf16 weights (one 64-byte load) widen with one shift (even elements) and one mask (odd
 /// elements); the input is laid out per 32-element group as 16 even then 16 odd values
 /// (<see cref="FourBitGemvKernel.Deinterleave"/>), as the 4-bit kernel reads it. .NET 10 exposes no AVX-512 BF16 dot
-/// product (<c>vdpbf16ps</c>), so the products are fp32 multiply-adds: two per 64 bytes and row, far below what memory
-/// delivers at 1–4 rows, so the loop runs at the weight's read rate. Every weight and input is exact in fp32, so the
+/// product (<c>vdpbf16ps</c>), so the products are fp32 multiply-adds: two per 64 bytes and row. Four outputs are summed
+/// per pass (<see cref="Avx512Quads{TRows}"/>), so each input vector loaded serves four outputs; 5–8 rows are two
+/// passes. Every weight and input is exact in fp32, so the
 /// sums differ from the bf16 matmul's (fp32 accumulation, one rounding to bf16) only in summation order.
 /// </summary>
 internal static unsafe class Bf16GemvKernel
@@ -25,32 +26,37 @@ internal static unsafe class Bf16GemvKernel
     /// <summary>Output rows [o0, o1) for all input rows; <paramref name="x"/> is [rows, in] fp32, deinterleaved.</summary>
     public static void Run(ushort* w, int inFeatures, float* x, int rows, long o0, long o1, in GemvOutput y)
     {
+        // 5–8 rows: rows 0–3, then the rest, each pass over four outputs at a time
+        if (rows is < 1 or > FusedGemv.MaxRows)
+            throw new ArgumentOutOfRangeException(nameof(rows), $"the gemv kernel takes 1 to {FusedGemv.MaxRows} rows, not {rows}");
+        Avx512Rows(w, inFeatures, x, Math.Min(rows, 4), o0, o1, y);
+        if (rows > 4) Avx512Rows(w, inFeatures, x + 4L * inFeatures, rows - 4, o0, o1, y.FromRow(4));
+    }
+
+    private static void Avx512Rows(ushort* w, int inFeatures, float* x, int rows, long o0, long o1, in GemvOutput y)
+    {
         switch (rows)
         {
-            case 1: if (FourBitGemvKernel.ExpOld) Avx512<Rows1>(w, inFeatures, x, o0, o1, y); else Avx512Quads<Rows1>(w, inFeatures, x, o0, o1, y); break;
-            case 2: if (FourBitGemvKernel.ExpOld) Avx512<Rows2>(w, inFeatures, x, o0, o1, y); else Avx512Quads<Rows2>(w, inFeatures, x, o0, o1, y); break;
-            case 3: if (FourBitGemvKernel.ExpOld) Avx512<Rows3>(w, inFeatures, x, o0, o1, y); else Avx512Quads<Rows3>(w, inFeatures, x, o0, o1, y); break;
-            case 4: if (FourBitGemvKernel.ExpOld) Avx512<Rows4>(w, inFeatures, x, o0, o1, y); else Avx512Quads<Rows4>(w, inFeatures, x, o0, o1, y); break;
-            case 5: if (FourBitGemvKernel.ExpOld) Avx512<Rows5>(w, inFeatures, x, o0, o1, y); else { Avx512Quads<Rows4>(w, inFeatures, x, o0, o1, y); Avx512Quads<Rows1>(w, inFeatures, x + 4L * inFeatures, o0, o1, y.FromRow(4)); } break;
-            case 6: if (FourBitGemvKernel.ExpOld) Avx512<Rows6>(w, inFeatures, x, o0, o1, y); else { Avx512Quads<Rows4>(w, inFeatures, x, o0, o1, y); Avx512Quads<Rows2>(w, inFeatures, x + 4L * inFeatures, o0, o1, y.FromRow(4)); } break;
-            case 7: if (FourBitGemvKernel.ExpOld) Avx512<Rows7>(w, inFeatures, x, o0, o1, y); else { Avx512Quads<Rows4>(w, inFeatures, x, o0, o1, y); Avx512Quads<Rows3>(w, inFeatures, x + 4L * inFeatures, o0, o1, y.FromRow(4)); } break;
-            case 8: if (FourBitGemvKernel.ExpOld) Avx512<Rows8>(w, inFeatures, x, o0, o1, y); else { Avx512Quads<Rows4>(w, inFeatures, x, o0, o1, y); Avx512Quads<Rows4>(w, inFeatures, x + 4L * inFeatures, o0, o1, y.FromRow(4)); } break;
-            default: throw new ArgumentOutOfRangeException(nameof(rows), $"the gemv kernel takes 1 to {FusedGemv.MaxRows} rows, not {rows}");
+            case 1: Avx512Quads<Rows1>(w, inFeatures, x, o0, o1, y); break;
+            case 2: Avx512Quads<Rows2>(w, inFeatures, x, o0, o1, y); break;
+            case 3: Avx512Quads<Rows3>(w, inFeatures, x, o0, o1, y); break;
+            default: Avx512Quads<Rows4>(w, inFeatures, x, o0, o1, y); break;
         }
     }
 
+    /// <summary>One output at a time, 1–4 rows: the last 1–3 outputs of a range <see cref="Avx512Quads{TRows}"/> leaves.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Avx512<TRows>(ushort* w, int inFeatures, float* x, long o0, long o1, in GemvOutput y) where TRows : struct, IGemvRows
     {
         nint inF = inFeatures;
-        float* x0 = x, x1 = x0 + inF, x2 = x1 + inF, x3 = x2 + inF, x4 = x3 + inF, x5 = x4 + inF, x6 = x5 + inF, x7 = x6 + inF;
+        float* x0 = x, x1 = x0 + inF, x2 = x1 + inF, x3 = x2 + inF;
         Vector512<uint> highHalves = Vector512.Create(0xFFFF0000u);
         for (long o = o0; o < o1; o++)
         {
             uint* p = (uint*)(w + o * inF);
             // even and odd elements in separate accumulators: two independent multiply-add chains per row
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
             for (nint g = 0; g < inF; g += Group, p += Group / 2)
             {
                 Vector512<uint> pairs = Vector512.Load(p); // dword j: element 2j in the low word, 2j+1 in the high word
@@ -61,19 +67,11 @@ internal static unsafe class Bf16GemvKernel
                 if (TRows.Count > 1) { a1 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x1 + g), a1); b1 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x1 + h), b1); }
                 if (TRows.Count > 2) { a2 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x2 + g), a2); b2 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x2 + h), b2); }
                 if (TRows.Count > 3) { a3 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x3 + g), a3); b3 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x3 + h), b3); }
-                if (TRows.Count > 4) { a4 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x4 + g), a4); b4 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x4 + h), b4); }
-                if (TRows.Count > 5) { a5 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x5 + g), a5); b5 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x5 + h), b5); }
-                if (TRows.Count > 6) { a6 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x6 + g), a6); b6 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x6 + h), b6); }
-                if (TRows.Count > 7) { a7 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x7 + g), a7); b7 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x7 + h), b7); }
             }
             y.Store(0, o, Vector512.Sum(a0 + b0));
             if (TRows.Count > 1) y.Store(1, o, Vector512.Sum(a1 + b1));
             if (TRows.Count > 2) y.Store(2, o, Vector512.Sum(a2 + b2));
             if (TRows.Count > 3) y.Store(3, o, Vector512.Sum(a3 + b3));
-            if (TRows.Count > 4) y.Store(4, o, Vector512.Sum(a4 + b4));
-            if (TRows.Count > 5) y.Store(5, o, Vector512.Sum(a5 + b5));
-            if (TRows.Count > 6) y.Store(6, o, Vector512.Sum(a6 + b6));
-            if (TRows.Count > 7) y.Store(7, o, Vector512.Sum(a7 + b7));
         }
     }
 

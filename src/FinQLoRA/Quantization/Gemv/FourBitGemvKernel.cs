@@ -17,14 +17,15 @@ namespace FinQLoRA.Quantization.Gemv;
 /// one-register fp32 table (bf16-rounded values widened back for bf16 inputs: three vector operations per 32 weights
 /// besides the multiply-adds, where one word permute of both nibbles needed seven to build its indices and split its
 /// output), and the input is laid out per 32-element group as 16 even then 16 odd values
-/// (<see cref="Deinterleave"/>), so no shuffle is needed. AVX2 splits the table into two 8-lane halves (two permutes and
+/// (<see cref="Deinterleave"/>), so no shuffle is needed. Four outputs are summed per pass over the input rows
+/// (<see cref="Avx512Quads{TRows}"/>), so each input vector loaded serves four outputs; 5–8 rows are two passes.
+/// AVX2 splits the table into two 8-lane halves (two permutes and
 /// a blend on bit 3). The scalar path reads any shape in the natural layout and serves every CPU.
 /// </para>
 /// </summary>
 internal static unsafe class FourBitGemvKernel
 {
     private const int Group = 32; // elements per 16 packed bytes
-    public static bool ExpOld => Environment.GetEnvironmentVariable("GEMV_EXP") == "old"; // TEMP experiment switch
 
     /// <summary>The weight as the kernel reads it: [out, in] row-major flattened into blocks of <c>BlockSize</c>.</summary>
     public readonly struct Weight(byte* packed, int inFeatures, long outFeatures, int blockSize, BlockScales scales, float* code16)
@@ -70,24 +71,30 @@ internal static unsafe class FourBitGemvKernel
         switch (path)
         {
             case DequantKernelPath.Avx512:
-                switch (rows)
-                {
-                    case 1: if (ExpOld) Avx512<Rows1>(w, x, o0, o1, y); else Avx512Quads<Rows1>(w, x, o0, o1, y); break;
-                    case 2: if (ExpOld) Avx512<Rows2>(w, x, o0, o1, y); else Avx512Quads<Rows2>(w, x, o0, o1, y); break;
-                    case 3: if (ExpOld) Avx512<Rows3>(w, x, o0, o1, y); else Avx512Quads<Rows3>(w, x, o0, o1, y); break;
-                    case 4: if (ExpOld) Avx512<Rows4>(w, x, o0, o1, y); else Avx512Quads<Rows4>(w, x, o0, o1, y); break;
-                    case 5: if (ExpOld) Avx512<Rows5>(w, x, o0, o1, y); else { Avx512Quads<Rows4>(w, x, o0, o1, y); Avx512Quads<Rows1>(w, x + 4L * w.In, o0, o1, y.FromRow(4)); } break;
-                    case 6: if (ExpOld) Avx512<Rows6>(w, x, o0, o1, y); else { Avx512Quads<Rows4>(w, x, o0, o1, y); Avx512Quads<Rows2>(w, x + 4L * w.In, o0, o1, y.FromRow(4)); } break;
-                    case 7: if (ExpOld) Avx512<Rows7>(w, x, o0, o1, y); else { Avx512Quads<Rows4>(w, x, o0, o1, y); Avx512Quads<Rows3>(w, x + 4L * w.In, o0, o1, y.FromRow(4)); } break;
-                    case 8: if (ExpOld) Avx512<Rows8>(w, x, o0, o1, y); else { Avx512Quads<Rows4>(w, x, o0, o1, y); Avx512Quads<Rows4>(w, x + 4L * w.In, o0, o1, y.FromRow(4)); } break;
-                    default: throw new ArgumentOutOfRangeException(nameof(rows), $"the gemv kernel takes 1 to {FusedGemv.MaxRows} rows, not {rows}");
-                }
+                // 5–8 rows: rows 0–3, then the rest, each pass over four outputs at a time (a pass at 8 rows would need
+                // 32 accumulators; two 4-row passes decode each weight twice and still beat the one-output loop)
+                if (rows is < 1 or > FusedGemv.MaxRows)
+                    throw new ArgumentOutOfRangeException(nameof(rows), $"the gemv kernel takes 1 to {FusedGemv.MaxRows} rows, not {rows}");
+                Avx512Rows(w, x, Math.Min(rows, 4), o0, o1, y);
+                if (rows > 4) Avx512Rows(w, x + 4L * w.In, rows - 4, o0, o1, y.FromRow(4));
                 break;
             case DequantKernelPath.Avx2: Avx2Rows(w, x, rows, o0, o1, y); break;
             default: Scalar(w, x, rows, o0, o1, y); break;
         }
     }
 
+    private static void Avx512Rows(in Weight w, float* x, int rows, long o0, long o1, in GemvOutput y)
+    {
+        switch (rows)
+        {
+            case 1: Avx512Quads<Rows1>(w, x, o0, o1, y); break;
+            case 2: Avx512Quads<Rows2>(w, x, o0, o1, y); break;
+            case 3: Avx512Quads<Rows3>(w, x, o0, o1, y); break;
+            default: Avx512Quads<Rows4>(w, x, o0, o1, y); break;
+        }
+    }
+
+    /// <summary>One output at a time, 1–4 rows: the last 1–3 outputs of a range <see cref="Avx512Quads{TRows}"/> leaves.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Avx512<TRows>(in Weight w, float* x, long o0, long o1, in GemvOutput y) where TRows : struct, IGemvRows
     {
@@ -97,19 +104,17 @@ internal static unsafe class FourBitGemvKernel
         bool bf16 = y.Bf16;
         BlockScales scales = w.Scales;
         Vector512<float> code = Vector512.Load(w.Code16);
-        float* x0 = x, x1 = x0 + inF, x2 = x1 + inF, x3 = x2 + inF, x4 = x3 + inF, x5 = x4 + inF, x6 = x5 + inF, x7 = x6 + inF;
+        float* x0 = x, x1 = x0 + inF, x2 = x1 + inF, x3 = x2 + inF;
         for (long o = o0; o < o1; o++)
         {
             byte* p = w.Packed + o * inF / 2;
             nint g = 0; // element offset in the row
             // even and odd elements in separate accumulators: two independent FMA chains per row, not one twice as long
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
             for (long block = o * blocksPerRow, end = block + blocksPerRow; block < end; block++)
             {
-                Vector512<float> table = code * Vector512.Create(scales.Get(block));
-                // bf16 inputs: each table value rounded to bf16 and widened back (exact), the weight the unfused matmul sees
-                if (bf16) table = (BFloat16Rounding.Round(table) << 16).AsSingle();
+                Vector512<float> table = Table(code, scales.Get(block), bf16);
                 for (int j = 0; j < groupsPerBlock; j++, p += Group / 2, g += Group)
                 {
                     // high nibbles are the even elements, low nibbles the odd ones (vpermps reads only an index's low 4 bits)
@@ -122,20 +127,12 @@ internal static unsafe class FourBitGemvKernel
                     if (TRows.Count > 1) { a1 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x1 + g), a1); b1 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x1 + h), b1); }
                     if (TRows.Count > 2) { a2 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x2 + g), a2); b2 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x2 + h), b2); }
                     if (TRows.Count > 3) { a3 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x3 + g), a3); b3 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x3 + h), b3); }
-                    if (TRows.Count > 4) { a4 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x4 + g), a4); b4 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x4 + h), b4); }
-                    if (TRows.Count > 5) { a5 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x5 + g), a5); b5 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x5 + h), b5); }
-                    if (TRows.Count > 6) { a6 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x6 + g), a6); b6 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x6 + h), b6); }
-                    if (TRows.Count > 7) { a7 = Avx512F.FusedMultiplyAdd(even, Vector512.Load(x7 + g), a7); b7 = Avx512F.FusedMultiplyAdd(odd, Vector512.Load(x7 + h), b7); }
                 }
             }
             y.Store(0, o, Vector512.Sum(a0 + b0));
             if (TRows.Count > 1) y.Store(1, o, Vector512.Sum(a1 + b1));
             if (TRows.Count > 2) y.Store(2, o, Vector512.Sum(a2 + b2));
             if (TRows.Count > 3) y.Store(3, o, Vector512.Sum(a3 + b3));
-            if (TRows.Count > 4) y.Store(4, o, Vector512.Sum(a4 + b4));
-            if (TRows.Count > 5) y.Store(5, o, Vector512.Sum(a5 + b5));
-            if (TRows.Count > 6) y.Store(6, o, Vector512.Sum(a6 + b6));
-            if (TRows.Count > 7) y.Store(7, o, Vector512.Sum(a7 + b7));
         }
     }
 
