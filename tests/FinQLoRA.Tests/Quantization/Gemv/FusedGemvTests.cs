@@ -2,6 +2,7 @@ using System.Runtime.Intrinsics.X86;
 using FinQLoRA.Quantization;
 using FinQLoRA.Quantization.Gemv;
 using FinQLoRA.Runtime;
+using FinQLoRA.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -11,7 +12,10 @@ namespace FinQLoRA.Tests.Quantization.Gemv;
 /// The fused gemv against an independent path: torch's matmul over the dequantized weight (4-bit), and the existing
 /// LLM.int8 forward (<see cref="LlmInt8.Linear"/>, whose activation quantization the kernel must reproduce), for every
 /// instruction set the CPU has, 1–8 rows, shapes the vector paths take and shapes only the scalar path takes.
+/// <para>In the collection of the classes that flip <c>FINQLORA_FUSED_GEMV</c> (read per call), so its Applies checks never
+/// sees another class's "off".</para>
 /// </summary>
+[Collection(GlobalRngCollection.Name)]
 public sealed class FusedGemvTests
 {
     static FusedGemvTests() => TorchNativeLoader.EnsureLoaded();
