@@ -42,7 +42,7 @@ public static unsafe class FusedGemv
     /// The most rows for which the fused product is the faster one: <see cref="MaxRows"/> for every weight and input
     /// dtype. 4-bit weights with bf16 inputs once stopped at 4 rows where the CPU's bf16 matmul is native (oneDNN's
     /// matmul after dequantizing amortises one dequantization over all rows at 32 multiply-adds per instruction); since
-    /// the kernels take four outputs per pass, and 5–8 rows as two passes, the fused 8-row product is 1.1–2.1× faster
+    /// the kernels take four outputs per pass, and 5–8 rows as two passes, the fused 8-row product is 1.1–2.2× faster
     /// than dequantize-then-matmul there too (AMD EPYC with AVX-512 BF16, bench generate --quantized --kernel).
     /// </summary>
     public static int RowLimit(Tensor x, QuantizedTensor weight) => MaxRows;
