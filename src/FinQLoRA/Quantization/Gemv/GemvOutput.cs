@@ -31,6 +31,16 @@ internal readonly unsafe struct GemvOutput
 
     public bool Bf16 => _bf16;
 
+    /// <summary>The same output seen from input row <paramref name="first"/> on: a kernel pass over rows
+    /// [first, rows) stores its row 0 as row <paramref name="first"/>, with that row's low-rank term.</summary>
+    public GemvOutput FromRow(int first)
+    {
+        long at = first * _out;
+        void* y = _bf16 ? (ushort*)_y + at : (float*)_y + at;
+        return new GemvOutput(y, _bf16, _out, _u == null ? null : _u + (long)first * _rank, _rank,
+            _offsets == null ? null : _offsets + first, _b, _strideOut, _strideRank);
+    }
+
     /// <summary>The value as the output dtype holds it (bf16 values are exact in fp32).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float ToOutputPrecision(float value) =>

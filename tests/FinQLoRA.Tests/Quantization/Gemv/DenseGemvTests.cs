@@ -21,6 +21,8 @@ public sealed class DenseGemvTests
     [Theory]
     [InlineData(1, 37, 192)]
     [InlineData(3, 37, 192)]
+    [InlineData(2, 39, 256)]
+    [InlineData(4, 39, 256)]
     [InlineData(8, 37, 192)]
     [InlineData(1, 300, 1024)] // crosses the parallel threshold
     [InlineData(4, 300, 1024)]
@@ -39,17 +41,26 @@ public sealed class DenseGemvTests
         FusedGemvTests.AssertClose(expected, actual, FusedGemvTests.Bound(x, w32), ScalarType.BFloat16);
     }
 
-    [Fact]
-    public void OneHotRowsReadEveryWeightExactly()
+    /// <summary>1–4 rows take the loop over four outputs at a time and the one-output loop for the last 1–3 outputs
+    /// (37–39 outputs); 8 rows the one-output loop alone.</summary>
+    [Theory]
+    [InlineData(8, 37)]
+    [InlineData(1, 37)]
+    [InlineData(2, 38)]
+    [InlineData(3, 39)]
+    [InlineData(4, 39)]
+    [InlineData(4, 40)]
+    public void OneHotRowsReadEveryWeightExactly(int rows, int outF)
     {
         if (!Avx512F.IsSupported) return;
         using var scope = NewDisposeScope();
-        Tensor w = (randn([37, 64], generator: new Generator(3)) * 0.05).to(ScalarType.BFloat16);
-        for (int first = 0; first < 64; first += FusedGemv.MaxRows)
+        Tensor w = (randn([outF, 64], generator: new Generator(3)) * 0.05).to(ScalarType.BFloat16);
+        for (int first = 0; first < 64; first += rows)
         {
-            Tensor x = zeros([FusedGemv.MaxRows, 64], ScalarType.BFloat16);
-            for (int r = 0; r < FusedGemv.MaxRows; r++) x[r, first + r] = 1.0f;
-            Tensor expected = w.narrow(1, first, FusedGemv.MaxRows).t().contiguous();
+            int n = Math.Min(rows, 64 - first);
+            Tensor x = zeros([n, 64], ScalarType.BFloat16);
+            for (int r = 0; r < n; r++) x[r, first + r] = 1.0f;
+            Tensor expected = w.narrow(1, first, n).t().contiguous();
             Assert.Equal(FusedGemvTests.Bits(expected), FusedGemvTests.Bits(DenseGemv.Multiply(x, w).contiguous()));
         }
     }

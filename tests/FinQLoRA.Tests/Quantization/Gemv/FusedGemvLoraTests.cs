@@ -2,6 +2,7 @@ using FinQLoRA.Adapters;
 using FinQLoRA.Quantization;
 using FinQLoRA.Quantization.Gemv;
 using FinQLoRA.Runtime;
+using FinQLoRA.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -11,7 +12,10 @@ namespace FinQLoRA.Tests.Quantization.Gemv;
 /// The LoRA delta added inside the fused gemv (<see cref="LoraLinear"/> over a quantized base, one adapter or a stack
 /// with a different adapter per row) against the unfused composition computed here: the unfused base product, plus
 /// s·B·(A·x) in fp32 for the row's own adapter, cast to the input's dtype.
+/// <para>In the collection of the classes that flip <c>FINQLORA_FUSED_GEMV</c> (read per call), so its "forward takes the same path" check never
+/// sees another class's "off".</para>
 /// </summary>
+[Collection(GlobalRngCollection.Name)]
 public sealed class FusedGemvLoraTests
 {
     static FusedGemvLoraTests() => TorchNativeLoader.EnsureLoaded();
@@ -88,6 +92,7 @@ public sealed class FusedGemvLoraTests
     [Theory]
     [InlineData(4, "bf16", 4, 1)]
     [InlineData(4, "fp32", 2, 3)]
+    [InlineData(4, "bf16", 4, 2)] // 8 rows: the 4-bit kernel's second pass (rows 4-7: a, a, b, b) reads its rows' own adapters
     [InlineData(8, "bf16", 4, 1)]
     [InlineData(8, "fp32", 2, 3)]
     public void MixedAdaptersPerRowEqualEachRowUnfused(int bits, string dtypeName, int batch, int tokens)

@@ -2,6 +2,7 @@ using System.Runtime.Intrinsics.X86;
 using FinQLoRA.Quantization;
 using FinQLoRA.Quantization.Gemv;
 using FinQLoRA.Runtime;
+using FinQLoRA.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -11,7 +12,10 @@ namespace FinQLoRA.Tests.Quantization.Gemv;
 /// The fused gemv against an independent path: torch's matmul over the dequantized weight (4-bit), and the existing
 /// LLM.int8 forward (<see cref="LlmInt8.Linear"/>, whose activation quantization the kernel must reproduce), for every
 /// instruction set the CPU has, 1–8 rows, shapes the vector paths take and shapes only the scalar path takes.
+/// <para>In the collection of the classes that flip <c>FINQLORA_FUSED_GEMV</c> (read per call), so its Applies checks never
+/// sees another class's "off".</para>
 /// </summary>
+[Collection(GlobalRngCollection.Name)]
 public sealed class FusedGemvTests
 {
     static FusedGemvTests() => TorchNativeLoader.EnsureLoaded();
@@ -30,6 +34,8 @@ public sealed class FusedGemvTests
             data.Add(path, type, dq, 5, 19, 100);   // 100 inputs: blocks straddle rows, rows start mid-byte (scalar)
         }
         foreach (int rows in Enumerable.Range(1, 8)) data.Add("Avx512", FourBitType.Nf4, true, rows, 300, 1024); // crosses the parallel threshold
+        foreach (int rows in Enumerable.Range(1, 4)) data.Add("Avx512", FourBitType.Fp4, false, rows, 39 - rows, 256); // four outputs at a time, then tails of 2, 1, 0 and 3 outputs
+        data.Add("Avx512", FourBitType.Nf4, true, 4, 1030, 512); // threaded: each thread's range ends in a tail
         data.Add("Avx2", FourBitType.Nf4, true, 8, 300, 1024);
         return data;
     }
@@ -54,12 +60,19 @@ public sealed class FusedGemvTests
 
     /// <summary>A one-hot row reads one weight per output with no summation at all, so every weight the kernel sees
     /// must be bit for bit the dequantized one (bf16 inputs: the bf16-rounded code·absmax).</summary>
+    /// <para>1–4 rows take the AVX-512 loop over four outputs at a time and the one-output loop for the last 1–3
+    /// outputs (37, 38, 39 outputs); 5–8 rows the one-output loop alone.</para>
     [Theory]
-    [InlineData("Avx512", true, 37, 192)]
-    [InlineData("Avx512", false, 37, 192)]
-    [InlineData("Avx2", true, 37, 192)]
-    [InlineData("Scalar", true, 19, 100)]
-    public void OneHotRowsReadEveryWeightExactly(string pathName, bool doubleQuant, int outF, int inF)
+    [InlineData("Avx512", true, 37, 192, 8)]
+    [InlineData("Avx512", false, 37, 192, 8)]
+    [InlineData("Avx512", true, 37, 192, 1)]
+    [InlineData("Avx512", true, 38, 192, 2)]
+    [InlineData("Avx512", false, 39, 192, 3)]
+    [InlineData("Avx512", true, 39, 192, 4)]
+    [InlineData("Avx512", true, 40, 256, 4)]
+    [InlineData("Avx2", true, 37, 192, 8)]
+    [InlineData("Scalar", true, 19, 100, 8)]
+    public void OneHotRowsReadEveryWeightExactly(string pathName, bool doubleQuant, int outF, int inF, int rowsPerCall)
     {
         var path = Enum.Parse<DequantKernelPath>(pathName);
         if (Unsupported(path)) return;
@@ -69,9 +82,9 @@ public sealed class FusedGemvTests
         foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
         {
             Tensor weight = q.Dequantize(dtype);
-            for (int first = 0; first < inF; first += FusedGemv.MaxRows)
+            for (int first = 0; first < inF; first += rowsPerCall)
             {
-                int n = Math.Min(FusedGemv.MaxRows, inF - first);
+                int n = Math.Min(rowsPerCall, inF - first);
                 Tensor x = zeros([n, inF], dtype);
                 for (int r = 0; r < n; r++) x[r, first + r] = 1.0f;
                 Tensor y = FusedGemv.Multiply(x, q, 0, path: path);                        // [n, out]
