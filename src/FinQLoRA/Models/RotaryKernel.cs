@@ -43,19 +43,20 @@ internal static unsafe class RotaryKernel
         return dx.MoveToOuterDisposeScope();
     }
 
-    /// <summary>[B, H, T, d] whose [B, T, H, d] transpose is contiguous (heads of one token side by side).</summary>
+    /// <summary>[B, H, T, d] whose [B, T, H, d] transpose is contiguous (heads of one token side by side), read from
+    /// the strides (a transposed view to ask is_contiguous would cost two ATen ops a call).</summary>
     private static bool HeadsLastButOne(Tensor x)
     {
-        using var rows = x.transpose(1, 2);
-        return rows.is_contiguous();
+        long[] shape = x.shape, stride = x.stride();
+        long d = shape[3], heads = shape[1], t = shape[2];
+        return (d == 1 || stride[3] == 1) && (heads == 1 || stride[1] == d) && (t == 1 || stride[2] == heads * d)
+            && (shape[0] == 1 || stride[0] == t * heads * d);
     }
 
     private static void Rotate(Tensor input, Tensor cos, Tensor sin, Tensor output, bool backward)
     {
         long b = input.shape[0], heads = input.shape[1], t = input.shape[2], d = input.shape[3];
-        nint src, dst;
-        using (var a = input.transpose(1, 2)) src = TensorMemory.DataPointer(a);
-        using (var o = output.transpose(1, 2)) dst = TensorMemory.DataPointer(o);
+        nint src = TensorMemory.FirstElementPointer(input), dst = TensorMemory.FirstElementPointer(output); // both HeadsLastButOne
         nint pc = TensorMemory.DataPointer(cos), ps = TensorMemory.DataPointer(sin);
         long half = d / 2;
         Parallel.For(0, b * t, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, token =>
