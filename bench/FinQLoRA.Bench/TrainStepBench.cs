@@ -22,7 +22,7 @@ namespace FinQLoRA.Bench;
 /// </summary>
 internal static class TrainStepBench
 {
-    public const string Help = "training step tokens/s at 4/8/16-bit, ± grad checkpointing; time shares; MFU (over the faster of bf16 and fp32 GEMM); loss after the steps; peak RSS [--shapes 2x128,4x256 --bits 16,8,4 --checkpointing both --steps 5 --rss true --ops-detail false --before false]; --before true: the same rows first with FINQLORA_FUSED_STEP=off (child process) and the ratios; ops per layer per step need scripts/profile/aten-probes.sh (root)";
+    public const string Help = "training step tokens/s at 4/8/16-bit, ± grad checkpointing; time shares; MFU (over the faster of bf16 and fp32 GEMM); loss after the steps; peak RSS [--shapes 2x128,4x256 --bits 16,8,4 --checkpointing both --steps 5 --rss true --ops-detail false --ops-by-module false --before false]; --before true: the same rows first with FINQLORA_FUSED_STEP=off (child process) and the ratios; ops per layer per step need scripts/profile/aten-probes.sh (root)";
 
     private static readonly ModelConfig Model100M = new()
     {
@@ -80,6 +80,8 @@ internal static class TrainStepBench
                 windows.AddRange(MatmulRates(fastest, 1024, 1));
                 // one more step per model with the op probes on (after the timed ones: the probes slow every op)
                 var ops = runs.Select(r => CountOps(r.Model, r.Optimizer, batch, seq, o.Steps, $"{batch}x{seq} {r.Bits}-bit ckpt {(gc ? "on" : "off")}", o.OpsDetail)).ToList();
+                if (o.OpsByModule)
+                    foreach (var r in runs) TrainOpsByModule.Print(r.Model, batch, seq, $"{batch}x{seq} {r.Bits}-bit", o.OpsDetail);
                 for (int i = 0; i < runs.Count; i++)
                 {
                     var (bits, model, optimizer) = runs[i];
@@ -156,7 +158,7 @@ internal static class TrainStepBench
         public double Mfu(double peakFlopsPerSecond) => ModelFlops / Measured.Step / peakFlopsPerSecond;
     }
 
-    private sealed record Options((int Batch, int Seq)[] Shapes, int[] Bits, bool[] Checkpointing, int Steps, bool Rss, int RssBatch, int RssSeq, string? RssProbe, bool OpsDetail = false, bool Before = false)
+    private sealed record Options((int Batch, int Seq)[] Shapes, int[] Bits, bool[] Checkpointing, int Steps, bool Rss, int RssBatch, int RssSeq, string? RssProbe, bool OpsDetail = false, bool Before = false, bool OpsByModule = false)
     {
         public static Options Parse(string[] args)
         {
@@ -174,6 +176,7 @@ internal static class TrainStepBench
                     "--rss-probe" => o with { RssProbe = args[i + 1] },
                     "--ops-detail" => o with { OpsDetail = bool.Parse(args[i + 1]) },
                     "--before" => o with { Before = bool.Parse(args[i + 1]) },
+                    "--ops-by-module" => o with { OpsByModule = bool.Parse(args[i + 1]) },
                     _ => throw new ArgumentException($"unknown option {args[i]}"),
                 };
             }

@@ -137,7 +137,8 @@ internal sealed class LoraGroupFunction : autograd.MultiTensorFunction<LoraGroup
         for (int i = 0; i < g; i++)
         {
             grads.Add(dA[i].MoveToOuterDisposeScope());
-            grads.Add((g == 1 ? dBd : dBd.narrow(0, offset, group.Widths[i]).narrow(1, i * r, r)).MoveToOuterDisposeScope());
+            // block i of the block-diagonal gradient as one strided view (two narrows were six ATen ops)
+            grads.Add((g == 1 ? dBd : dBd.as_strided([group.Widths[i], r], [g * r, 1], offset * g * r + i * r)).MoveToOuterDisposeScope());
             offset += group.Widths[i];
         }
         if (group.SideBySide) grads.Add(gAll.view(baseShapes[0]).MoveToOuterDisposeScope());

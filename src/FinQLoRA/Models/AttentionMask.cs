@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using static TorchSharp.torch;
 
 namespace FinQLoRA.Models;
@@ -9,6 +10,32 @@ namespace FinQLoRA.Models;
 /// </summary>
 public static class AttentionMask
 {
+    // Masks known to be the plain causal one (no padding, no past, no packing boundaries, no window), so attention can
+    // pass the causal flag instead (the flash kernel then skips the masked blocks). The fact travels with the tensor
+    // object that was built as such, never read back from its values; a weak table, so a mask's mark dies with it.
+    private static readonly ConditionalWeakTable<Tensor, object> PlainCausalMasks = new();
+    private static readonly object Marked = new();
+
+    /// <summary>Whether <paramref name="mask"/> was made as the plain causal mask (<see cref="Build"/> without padding
+    /// and past, or <see cref="To"/> and <see cref="MarkPlainCausal"/> of one): key j visible to query i iff j ≤ i.</summary>
+    public static bool IsPlainCausal(Tensor mask) => PlainCausalMasks.TryGetValue(mask, out _);
+
+    /// <summary>Records that <paramref name="mask"/> holds the plain causal mask (a saved copy of one that was, as
+    /// gradient checkpointing hands it back); returns it.</summary>
+    public static Tensor MarkPlainCausal(Tensor mask)
+    {
+        PlainCausalMasks.AddOrUpdate(mask, Marked);
+        return mask;
+    }
+
+    /// <summary>The mask in <paramref name="dtype"/>, still known as plain causal where it was.</summary>
+    public static Tensor To(Tensor mask, ScalarType dtype)
+    {
+        if (mask.dtype == dtype) return mask;
+        var converted = mask.to(dtype);
+        return IsPlainCausal(mask) ? MarkPlainCausal(converted) : converted;
+    }
+
     /// <param name="padMask">[B, S] with 1 for real tokens and 0 for padding over all S = past + T positions, or null (no padding)</param>
     /// <returns>[B, 1, T, S] additive mask in fp32</returns>
     public static Tensor Build(Tensor? padMask, long batch, long t, long past, Device device)
@@ -21,8 +48,8 @@ public static class AttentionMask
         if (padMask is not null)
             visible = visible.logical_and(padMask.to(ScalarType.Bool).view(batch, 1, 1, s));
         var mask = zeros([batch, 1, t, s], ScalarType.Float32, device)
-            .masked_fill(visible.logical_not(), float.MinValue);
-        return mask.MoveToOuterDisposeScope();
+            .masked_fill(visible.logical_not(), float.MinValue).MoveToOuterDisposeScope();
+        return padMask is null && past == 0 ? MarkPlainCausal(mask) : mask;
     }
 
     /// <summary>The mask of right-padded rows that start at different positions (the serving engine's prefill after a

@@ -78,7 +78,7 @@ public sealed class DecoderModel : nn.Module
         // the layers of [from, to) share a RoPE and a mask per distinct base and window: made once here
         var cosSin = new (Tensor Cos, Tensor Sin)?[_ropes.Length];
         var masks = new Dictionary<int, Tensor>();
-        var m = mask.dtype == ComputeDType ? mask : mask.to(ComputeDType);
+        var m = AttentionMask.To(mask, ComputeDType); // still known as plain causal where it was
         (Tensor Cos, Tensor Sin) RopeOf(int layer) => cosSin[_ropeOfLayer[layer]] ??= _ropes[_ropeOfLayer[layer]].CosSin(positions, ComputeDType);
         Tensor MaskOf(int layer) => Config.WindowOf(layer) is int w
             ? masks.TryGetValue(w, out var windowed) ? windowed : masks[w] = AttentionMask.SlidingWindow(m, w)

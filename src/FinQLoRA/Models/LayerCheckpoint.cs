@@ -25,6 +25,9 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
         var layer = (DecoderBlock)vars[4];
         ctx.save_for_backward([hidden, (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3]]);
         ctx.save_data("layer", layer);
+        // the saved mask comes back as another tensor object: whether it is the plain causal one goes along, so the
+        // recomputation takes the attention path of the first forward
+        ctx.save_data("causal", AttentionMask.IsPlainCausal((Tensor)vars[3]));
         // Kept as bytes, not as a tensor: forward runs inside the caller's dispose scope, which would free a saved
         // tensor before backward (set_rng_state on an empty handle kills the process).
         using (var rng = get_rng_state()) ctx.save_data("rng", rng.data<byte>().ToArray());
@@ -43,7 +46,8 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
         using (enable_grad())
         {
             using var x = saved[0].detach().requires_grad_(true);
-            using var y = layer.Forward(x, saved[1], saved[2], saved[3], cache: null);
+            var mask = (bool)ctx.get_data("causal") ? AttentionMask.MarkPlainCausal(saved[3]) : saved[3];
+            using var y = layer.Forward(x, saved[1], saved[2], mask, cache: null);
             y.backward([gradOutput]);
             inputGrad = x.grad!.detach().clone();
         }

@@ -43,6 +43,9 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         }
         if (TrainingFusions.Enabled && x.requires_grad && is_grad_enabled() && !weight.requires_grad)
             return RmsNormFunction.Apply(x, weight, _eps).MoveToOuterDisposeScope();
+        // a checkpointed layer's first forward (training, no graph): the arithmetic its recomputation will do
+        if (TrainingFusions.Enabled && training && !is_grad_enabled() && RmsNormKernel.Applies(x, weight))
+            return RmsNormKernel.Forward(x, weight, _eps).MoveToOuterDisposeScope();
         var x32 = x.to(ScalarType.Float32);
         var normed = x32 * rsqrt(x32.pow(2).mean([-1L], keepdim: true) + _eps);
         return (weight * normed.to(x.dtype)).to(x.dtype).MoveToOuterDisposeScope();

@@ -25,13 +25,14 @@ internal sealed class RmsNormFunction : autograd.SingleTensorFunction<RmsNormFun
         double eps = (double)vars[2];
         using var scope = NewDisposeScope();
         using var noGrad = no_grad(); // the node is the graph: nothing inside it is recorded
+        ctx.save_for_backward([x, weight]);
+        ctx.save_data("eps", eps);
+        if (RmsNormKernel.Applies(x, weight)) return RmsNormKernel.Forward(x, weight, eps).MoveToOuterDisposeScope();
         var x32 = x.to(ScalarType.Float32);
         var r = rsqrt(x32.pow(2).mean([-1L], keepdim: true) + eps);
         var y = weight * (x32 * r).to(x.dtype);
         // TorchSharp hands back saved inputs and outputs only (an intermediate comes back null), so backward computes r
         // again from x: three ops on [.., hidden], the same bits
-        ctx.save_for_backward([x, weight]);
-        ctx.save_data("eps", eps);
         return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
     }
 
@@ -41,6 +42,7 @@ internal sealed class RmsNormFunction : autograd.SingleTensorFunction<RmsNormFun
         Tensor x = saved[0], weight = saved[1];
         double eps = (double)ctx.get_data("eps");
         Tensor gradInput;
+        if (RmsNormKernel.Applies(x, weight)) return [RmsNormKernel.Backward(grad_output, x, weight, eps), null!, null!];
         using (var scope = NewDisposeScope())
         {
             var x32 = x.to(ScalarType.Float32);

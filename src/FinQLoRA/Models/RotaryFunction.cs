@@ -22,15 +22,19 @@ internal sealed class RotaryFunction : autograd.SingleTensorFunction<RotaryFunct
         var x = (Tensor)vars[0];
         var cos = (Tensor)vars[1];
         var sin = (Tensor)vars[2];
-        ctx.save_for_backward([cos, sin]);
         using var noGrad = no_grad(); // the node is the graph: nothing inside it is recorded
-        return Rotate(x, cos, sin);
+        ctx.save_for_backward([cos, sin]);
+        bool kernel = RotaryKernel.Applies(x, cos, sin);
+        ctx.save_data("layout", kernel ? (x.shape, x.stride()) : (Array.Empty<long>(), Array.Empty<long>()));
+        return kernel ? RotaryKernel.Forward(x, cos, sin) : Rotate(x, cos, sin);
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
         var saved = ctx.get_saved_variables();
         Tensor gradInput;
+        var (shape, strides) = ((long[], long[]))ctx.get_data("layout");
+        if (shape.Length > 0) return [RotaryKernel.Backward(grad_output, shape, strides, saved[0], saved[1]), null!, null!];
         using (var scope = NewDisposeScope())
             gradInput = (grad_output * saved[0]).add_(Swap(grad_output * saved[1])).MoveToOuterDisposeScope();
         return [gradInput, null!, null!];

@@ -34,7 +34,8 @@ public sealed class SelfAttention : ProjectionSet
     public RmsNorm? KeyNorm => k_norm;
 
     /// <param name="x">[B, T, hidden]</param>
-    /// <param name="mask">additive [B, 1, T, S] (0 where visible, a large negative where not), S = past + T</param>
+    /// <param name="mask">additive [B, 1, T, S] (0 where visible, a large negative where not), S = past + T; training
+    /// passes the causal flag instead where it is the plain causal mask (<see cref="AttentionMask.IsPlainCausal"/>)</param>
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, IKvCache? cache)
     {
         using var scope = NewDisposeScope();
@@ -51,7 +52,7 @@ public sealed class SelfAttention : ProjectionSet
         v = v.reshape(b, t, hkv, d).transpose(1, 2);
         if (cache != null) (k, v) = cache.Append(_layer, k, v);                  // [B, Hkv, S, d]
 
-        var m = mask.dtype == q.dtype ? mask : mask.to(q.dtype);
+        var m = AttentionMask.To(mask, q.dtype);
         Tensor merged;
         if (_config.AttentionSoftcap is not null || _config.QueryPreAttnScalar is double s && s != d)
             merged = Explicit(q, k, v, m).transpose(1, 2).reshape(b, t, h * d);
@@ -73,9 +74,12 @@ public sealed class SelfAttention : ProjectionSet
         {
             (k, v) = RepeatKv(k, v);
             var dtype = CpuMatmulPrecision.TrainingAttentionDType(q);
+            // Training on the plain causal mask: the causal flag, so the flash kernel skips the blocks above the diagonal
+            // (about half of attention's work at 256 tokens) and reads no mask. Inference keeps the mask it always had.
+            bool causal = cache == null && training && TrainingFusions.Enabled && AttentionMask.IsPlainCausal(m);
             var attn = dtype == q.dtype
-                ? nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: m)
-                : nn.functional.scaled_dot_product_attention(q.to(dtype), k.to(dtype), v.to(dtype), attn_mask: m.to(dtype)).to(q.dtype);
+                ? Attend(q, k, v, m, causal)
+                : Attend(q.to(dtype), k.to(dtype), v.to(dtype), m.to(dtype), causal).to(q.dtype);
             merged = attn.transpose(1, 2).reshape(b, t, h * d);
         }
         return Project(ProjectionKind.O, merged).MoveToOuterDisposeScope();
@@ -94,6 +98,10 @@ public sealed class SelfAttention : ProjectionSet
         var qkv = FusedProjections.Forward(x, this[ProjectionKind.Q], this[ProjectionKind.K], this[ProjectionKind.V]);
         return (WithBias(ProjectionKind.Q, qkv[0]), WithBias(ProjectionKind.K, qkv[1]), WithBias(ProjectionKind.V, qkv[2]));
     }
+
+    private static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor mask, bool causal) => causal
+        ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true)
+        : nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);
 
     /// <summary>TorchSharp's SDPA has no enable_gqa: each KV head is repeated for its group of query heads.</summary>
     private (Tensor K, Tensor V) RepeatKv(Tensor k, Tensor v)

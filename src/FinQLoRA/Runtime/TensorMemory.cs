@@ -23,6 +23,10 @@ public static class TensorMemory
         return THSTensor_data(tensor.Handle);
     }
 
+    /// <summary>Pointer to the element at index 0 of a tensor of any layout (its storage offset included); the caller
+    /// walks it by the tensor's strides. The tensor must stay alive while the pointer is used.</summary>
+    public static IntPtr FirstElementPointer(torch.Tensor tensor) => THSTensor_data(tensor.Handle);
+
     /// <summary>A span over a contiguous CPU tensor's elements (any size; unlike <c>Tensor.bytes</c> not limited to 2 GiB
     /// as long as the element count fits an int).</summary>
     public static unsafe Span<T> AsSpan<T>(torch.Tensor tensor) where T : unmanaged
