@@ -24,9 +24,12 @@ public static class SupervisedLoss
     internal static Tensor Sum(DecoderModel model, SftCollator.Batch batch, long? rowsPerChunk = null, Action<long>? onChunk = null, Tensor? tokenWeights = null)
     {
         using var scope = NewDisposeScope();
+        // Unpacked rows are padded on the right, so a real token's earlier keys are all real: the plain causal mask
+        // gives every real position the hidden state the padding mask gives, and only padding (never a target) sees
+        // more. Passing no padding lets training attention take the causal flag (AttentionMask.IsPlainCausal).
         var h = batch.Packed
             ? model.Hidden(batch.InputIds, batch.Positions!, AttentionMask.Packed(batch.Segments!))
-            : model.Hidden(batch.InputIds, batch.PadMask);
+            : model.Hidden(batch.InputIds);
         return Sum(model, h, batch.Labels, rowsPerChunk, onChunk, tokenWeights).MoveToOuterDisposeScope();
     }
 
