@@ -1,5 +1,7 @@
 using FinQLoRA.Models;
+using FinQLoRA.Adapters;
 using FinQLoRA.Quantization;
+using FinQLoRA.Quantization.Gemv;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -69,13 +71,18 @@ public static class ManagedStepSupport
         ?? (is_grad_enabled() ? "gradients enabled" : null);
 
     /// <summary>Why a projection module is outside <see cref="WeightKinds"/> for a model of
-    /// <paramref name="computeDType"/> (an adapter around it, 8-bit, a bias, another dtype), or null.</summary>
+    /// <paramref name="computeDType"/> (an active adapter around it, 8-bit, a bias, another dtype, 4-bit with the fused
+    /// kernels off), or null. An adapter wrapper with no adapter active computes its base alone, and is judged by it
+    /// (<see cref="ManagedDecodeStep"/> hands the step back to libtorch once one is activated).</summary>
     public static string? RejectsWeight(nn.Module projection, ScalarType computeDType) => projection switch
     {
+        LoraLinear { Stacked: null, ActiveAdapter: null, BaseLayer: var b } => RejectsWeight(b, computeDType),
+        LoraLinear => "an active adapter",
         DenseLinear d when d.Weight.dtype != computeDType => $"a {d.Weight.dtype} dense weight in a {computeDType} model",
         DenseLinear d when !d.Weight.is_contiguous() || d.Weight.shape[1] > int.MaxValue => "a non-contiguous or over-wide dense weight",
         DenseLinear => null,
         QuantizedLinear { Bias: not null } => "a biased quantized projection",
+        QuantizedLinear { Weight: Blockwise4BitTensor } when !FusedGemv.Enabled => $"4-bit weights with {FusedGemv.EnvironmentVariable}=off (dequantize-then-matmul asked for)",
         QuantizedLinear { Weight: Blockwise4BitTensor q } when q.Shape.Length == 2 && q.Shape[1] <= int.MaxValue => null,
         QuantizedLinear { Weight: var w } => $"{w.GetType().Name} weights",
         _ => $"a {projection.GetType().Name} projection (an adapter or another kind)",

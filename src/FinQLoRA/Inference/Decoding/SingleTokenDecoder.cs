@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using FinQLoRA.Adapters;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
 using FinQLoRA.Quantization.Gemv;
@@ -121,12 +122,14 @@ internal sealed unsafe class SingleTokenDecoder
         for (int i = 0; i < layers.Length; i++)
         {
             var l = model.Layers[i];
-            Matrix? M(ProjectionKind kind) => ManagedStepSupport.RejectsWeight(l[kind], dtype) is not null ? null : l[kind] switch
-            {
-                DenseLinear d => Matrix.Dense(d, d.Weight),
-                QuantizedLinear { Weight: Blockwise4BitTensor q } ql => FourBitMatrix(ql, q, pinned),
-                _ => null,
-            };
+            // the module itself is kept (an inactive adapter wrapper included) so that a swap or an activation is seen
+            Matrix? M(ProjectionKind kind) => ManagedStepSupport.RejectsWeight(l[kind], dtype) is not null ? null
+                : (l[kind] is LoraLinear lora ? lora.BaseLayer : l[kind]) switch
+                {
+                    DenseLinear d => Matrix.Dense(l[kind], d.Weight),
+                    QuantizedLinear { Weight: Blockwise4BitTensor q } ql => FourBitMatrix(l[kind], q, pinned),
+                    _ => null,
+                };
             if (M(ProjectionKind.Q) is not { } q || M(ProjectionKind.K) is not { } k || M(ProjectionKind.V) is not { } v || M(ProjectionKind.O) is not { } o
                 || M(ProjectionKind.Gate) is not { } gate || M(ProjectionKind.Up) is not { } up || M(ProjectionKind.Down) is not { } down
                 || Norm(l.InputNorm) is not { } inputNorm || Norm(l.MlpInputNorm) is not { } postNorm)
@@ -150,7 +153,7 @@ internal sealed unsafe class SingleTokenDecoder
         return (nint)Pin(weight.detach().to(ScalarType.Float32).contiguous().data<float>().ToArray(), pinned);
     }
 
-    private static Matrix FourBitMatrix(QuantizedLinear module, Blockwise4BitTensor q, List<float[]> pinned)
+    private static Matrix FourBitMatrix(nn.Module module, Blockwise4BitTensor q, List<float[]> pinned)
     {
         float* Pin(ReadOnlySpan<float> values) => SingleTokenDecoder.Pin(values, pinned);
         BlockScales scales = q.IsDoubleQuantized
@@ -177,6 +180,7 @@ internal sealed unsafe class SingleTokenDecoder
                 || !ReferenceEquals(l[ProjectionKind.O], d.O.Module) || !ReferenceEquals(l[ProjectionKind.Gate], d.Gate.Module)
                 || !ReferenceEquals(l[ProjectionKind.Up], d.Up.Module) || !ReferenceEquals(l[ProjectionKind.Down], d.Down.Module))
                 return false;
+            if (Adapting(d.Q) || Adapting(d.K) || Adapting(d.V) || Adapting(d.O) || Adapting(d.Gate) || Adapting(d.Up) || Adapting(d.Down)) return false;
         }
         return true;
     }
@@ -515,7 +519,10 @@ internal sealed unsafe class SingleTokenDecoder
 
     private static bool Is(Tensor t, ScalarType dtype) => t.dtype == dtype && t.is_contiguous();
 
-    private static bool StillAt(Matrix m) => m.Module switch
+    /// <summary>Whether an adapter wrapper read while inactive has an adapter active now.</summary>
+    private static bool Adapting(in Matrix m) => m.Module is LoraLinear { Stacked: not null } or LoraLinear { ActiveAdapter: not null };
+
+    private static bool StillAt(Matrix m) => (m.Module is LoraLinear lora ? lora.BaseLayer : m.Module) switch
     {
         DenseLinear d => Is(d.Weight, m.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32) && TensorMemory.DataPointer(d.Weight) == m.Data,
         QuantizedLinear { Weight: Blockwise4BitTensor q } => TensorMemory.DataPointer(q.Packed) == m.Data,

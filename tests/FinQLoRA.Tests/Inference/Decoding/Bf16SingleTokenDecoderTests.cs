@@ -1,4 +1,6 @@
+using FinQLoRA.Adapters;
 using FinQLoRA.Inference;
+using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Inference.Decoding;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
@@ -134,6 +136,36 @@ public sealed class Bf16SingleTokenDecoderTests(ITestOutputHelper output)
         var done = EngineTestKit.Run(engine, request);
         Assert.True(done.TokenIds.Count > 1, "no decode step ran");
         Assert.Equal(done.TokenIds.Count - 1, engine.ManagedSteps);
+    }
+
+    /// <summary>A model with an adapter injected but none active (a server's base-model request) computes its bases
+    /// alone, so the step takes it; once the adapter is activated the next step is libtorch's, with the adapter.</summary>
+    [Fact]
+    public void AnInactiveAdapterKeepsTheManagedStepAndActivatingItHandsTheStepToLibtorch()
+    {
+        using var model = Load("stories", 4);
+        using var noGrad = no_grad();
+        LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["q_proj", "v_proj", "down_proj"] }, seed: 3);
+        LoraTestKit.Randomize(model, LoraLinear.DefaultAdapter, seed: 5, scale: 0.5);
+        LoraInjector.SetActiveAdapter(model, null);
+        Assert.Null(ManagedStepSupport.RejectsWeight(model.Layers[0][ProjectionKind.Q], model.ComputeDType));
+        using var cache = new KvCache(model.Config, 1, Prompt.Length + 4, model.ComputeDType, CPU);
+        using var torchCache = new KvCache(model.Config, 1, Prompt.Length + 4, model.ComputeDType, CPU);
+        using (model.Forward(tensor(Prompt, [1, Prompt.Length]), null, cache, lastOnly: true)) { }
+        using (model.Forward(tensor(Prompt, [1, Prompt.Length]), null, torchCache, lastOnly: true)) { }
+        var step = Assert.IsType<ManagedDecodeStep>(DecodeStep.Choose(model, cache));
+        var torch = DecodeStep.Choose(model, torchCache, allowManaged: false);
+        using var ids = tensor(new[] { 5L }, [1, 1]);
+        using (var managed = step.Forward(ids))
+        using (var expected = torch.Forward(ids))
+            Assert.True(Bf16Ulps.MaxOfScale(expected, managed) <= 2, "the inactive adapter's step against libtorch's");
+        Assert.Equal(1, step.Steps);
+        LoraInjector.SetActiveAdapter(model, LoraLinear.DefaultAdapter);
+        using (var adapted = step.Forward(ids))
+        using (var expected = torch.Forward(ids))
+            Assert.True(Bf16Ulps.MaxOfScale(expected, adapted) <= 2, "the activated adapter's step against libtorch's");
+        Assert.Equal(1, step.Steps);
+        Assert.NotNull(ManagedStepSupport.RejectsWeight(model.Layers[0][ProjectionKind.Q], model.ComputeDType));
     }
 
     [Fact]
