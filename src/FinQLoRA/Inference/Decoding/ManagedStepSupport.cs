@@ -1,5 +1,5 @@
-using FinQLoRA.Models;
 using FinQLoRA.Adapters;
+using FinQLoRA.Models;
 using FinQLoRA.Quantization;
 using FinQLoRA.Quantization.Gemv;
 using TorchSharp;
@@ -14,7 +14,7 @@ namespace FinQLoRA.Inference.Decoding;
 /// separate head) over fp32 or bf16 activations (<see cref="ComputeDTypes"/>) on the CPU, with projections of the
 /// <see cref="WeightKinds"/> and a dense head of the compute dtype, one sequence, one token per step, no gradients, and a
 /// KV cache of the whole model in the compute dtype (a <see cref="KvCache"/> of batch 1, or the engine's first slot
-/// while its row runs alone: <see cref="IFirstRowAsWholeCache"/>). 8-bit weights and adapters are outside it
+/// while its row runs alone: <see cref="IFirstRowAsWholeCache"/>). 8-bit weights and active adapters are outside it
 /// (<see cref="RejectsWeight"/>; <see cref="SingleTokenDecoder.TryCreate"/> returns null). Anything else takes the libtorch
 /// step, which computes every configuration the model loads; a field added to <see cref="ModelConfig"/> for another family
 /// must be rejected here until the step computes it.
@@ -26,8 +26,10 @@ public static class ManagedStepSupport
     public static IReadOnlySet<ScalarType> ComputeDTypes { get; } = new HashSet<ScalarType> { ScalarType.Float32, ScalarType.BFloat16 };
 
     /// <summary>Projection weights it multiplies: dense in the compute dtype, and unbiased bitsandbytes 4-bit (NF4/FP4,
-    /// plain or double-quantized scales) through <see cref="FinQLoRA.Quantization.Gemv.FourBitGemvKernel"/>.</summary>
-    public static IReadOnlyList<string> WeightKinds { get; } = ["dense (compute dtype)", "4-bit NF4/FP4"];
+    /// plain or double-quantized scales) through <see cref="FourBitGemvKernel"/>; either one inside an adapter wrapper
+    /// with no adapter active.</summary>
+    public static IReadOnlyList<string> WeightKinds { get; } = ["dense (compute dtype)", "4-bit NF4/FP4", "either, under an inactive adapter"];
+
     public static DeviceType Device => DeviceType.CPU;
     public const int Batch = 1;
 
