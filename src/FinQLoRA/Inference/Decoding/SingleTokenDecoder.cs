@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using FinQLoRA.Adapters;
@@ -73,6 +74,7 @@ internal sealed unsafe class SingleTokenDecoder
     // per thread, bf16 models with 4-bit weights: the kernel's bf16 outputs of this thread's rows, widened into the vectors
     private ushort[][] _staging = [];
     private readonly int _widestOutput;
+    private StepThreadChoice? _threadChoice;
 
     /// <summary>Layers of at least this many weights split their work over the torch threads (stories260K's have
     /// ~50K and run on one; the 76M benchmark model's 6.3M run on all).</summary>
@@ -188,8 +190,18 @@ internal sealed unsafe class SingleTokenDecoder
     /// <summary>Feeds token <paramref name="id"/> at the cache's next position, writes its keys and values there, advances
     /// the cache, and returns fp32 logits [1, 1, vocab].</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimized from the first token, not after tiering
-    // Small layers run on this thread alone: handing work to another thread costs more than their arithmetic.
-    public Tensor Step(long id, KvCache cache) => Step(id, cache, _layerWeights >= ThreadsFromWeights ? Math.Max(1, get_num_threads()) : 1);
+    public Tensor Step(long id, KvCache cache)
+    {
+        // Small layers run on this thread alone: handing work to another thread costs more than their arithmetic. Large
+        // ones run on the torch threads while that is measured to be faster (a busy machine makes it slower).
+        if (_layerWeights < ThreadsFromWeights) return Step(id, cache, 1);
+        _threadChoice ??= new StepThreadChoice(Math.Max(1, get_num_threads()));
+        int threads = _threadChoice.Threads;
+        long start = Stopwatch.GetTimestamp();
+        var logits = Step(id, cache, threads);
+        _threadChoice.Record(threads, Stopwatch.GetTimestamp() - start);
+        return logits;
+    }
 
     /// <summary><see cref="Step(long, KvCache)"/> on <paramref name="threads"/> threads (tests compare thread counts;
     /// the count never changes the result, because every row and head is computed the same way by whichever thread).</summary>
