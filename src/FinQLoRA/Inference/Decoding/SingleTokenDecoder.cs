@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Inference.Decoding;
 
 /// <summary>
-/// One decode step of one sequence (batch 1, one token, no adapters) of an fp32 or bf16 model on the CPU, in managed SIMD code
+/// One decode step of one sequence (batch 1, one token, no active adapter) of an fp32 or bf16 model on the CPU, in managed SIMD code
 /// over the model's own weight and KV-cache memory. At batch 1 a step is ~50 libtorch calls per layer on vectors of a
 /// few hundred floats, and each call (dispatch, a dispose scope, a fresh output tensor) costs more than its arithmetic:
 /// stories260K spent ~3 ms per token where llama.cpp, which runs the same loop as plain C, spends ~0.5. This is that
@@ -129,7 +129,7 @@ internal sealed unsafe class SingleTokenDecoder
                 : (l[kind] is LoraLinear lora ? lora.BaseLayer : l[kind]) switch
                 {
                     DenseLinear d => Matrix.Dense(l[kind], d.Weight),
-                    QuantizedLinear { Weight: Blockwise4BitTensor q } ql => FourBitMatrix(l[kind], q, pinned),
+                    QuantizedLinear { Weight: Blockwise4BitTensor q } => FourBitMatrix(l[kind], q, pinned),
                     _ => null,
                 };
             if (M(ProjectionKind.Q) is not { } q || M(ProjectionKind.K) is not { } k || M(ProjectionKind.V) is not { } v || M(ProjectionKind.O) is not { } o
