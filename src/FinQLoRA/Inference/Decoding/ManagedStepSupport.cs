@@ -1,4 +1,7 @@
+using FinQLoRA.Adapters;
 using FinQLoRA.Models;
+using FinQLoRA.Quantization;
+using FinQLoRA.Quantization.Gemv;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -8,16 +11,25 @@ namespace FinQLoRA.Inference.Decoding;
 /// What the managed single-token step (<see cref="SingleTokenDecoder"/>) implements, stated as data so that the
 /// choice between it and the libtorch step can be read and tested: the Llama block (RMSNorm, rotate-half RoPE with
 /// the default or <c>llama3</c> frequencies, grouped-query attention and a SwiGLU MLP, both without biases, a tied or
-/// separate head) over fp32 activations on the CPU, with dense fp32 or unbiased 4-bit (NF4/FP4, through the fused gemv
-/// kernel) projections and a dense fp32 head, one sequence, one token per step, no gradients, and a KV cache of the
-/// whole model (a <see cref="KvCache"/> of batch 1, or the engine's first slot while its row runs alone:
-/// <see cref="IFirstRowAsWholeCache"/>). 8-bit weights and adapters are outside it (<see cref="SingleTokenDecoder.TryCreate"/>
-/// says so by returning null). Anything else takes the libtorch step, which computes every configuration the model
-/// loads; a field added to <see cref="ModelConfig"/> for another family must be rejected here until the step computes it.
+/// separate head) over fp32 or bf16 activations (<see cref="ComputeDTypes"/>) on the CPU, with projections of the
+/// <see cref="WeightKinds"/> and a dense head of the compute dtype, one sequence, one token per step, no gradients, and a
+/// KV cache of the whole model in the compute dtype (a <see cref="KvCache"/> of batch 1, or the engine's first slot
+/// while its row runs alone: <see cref="IFirstRowAsWholeCache"/>). 8-bit weights and active adapters are outside it
+/// (<see cref="RejectsWeight"/>; <see cref="SingleTokenDecoder.TryCreate"/> returns null). Anything else takes the libtorch
+/// step, which computes every configuration the model loads; a field added to <see cref="ModelConfig"/> for another family
+/// must be rejected here until the step computes it.
 /// </summary>
 public static class ManagedStepSupport
 {
-    public static ScalarType ComputeDType => ScalarType.Float32;
+    /// <summary>Activation dtypes it computes: fp32, and bf16 rounded where the libtorch bf16 step rounds
+    /// (<see cref="Bf16StepMath"/>).</summary>
+    public static IReadOnlySet<ScalarType> ComputeDTypes { get; } = new HashSet<ScalarType> { ScalarType.Float32, ScalarType.BFloat16 };
+
+    /// <summary>Projection weights it multiplies: dense in the compute dtype, and unbiased bitsandbytes 4-bit (NF4/FP4,
+    /// plain or double-quantized scales) through <see cref="FourBitGemvKernel"/>; either one inside an adapter wrapper
+    /// with no adapter active.</summary>
+    public static IReadOnlyList<string> WeightKinds { get; } = ["dense (compute dtype)", "4-bit NF4/FP4", "either, under an inactive adapter"];
+
     public static DeviceType Device => DeviceType.CPU;
     public const int Batch = 1;
 
@@ -48,7 +60,7 @@ public static class ManagedStepSupport
     /// <summary>Why the model (architecture, compute dtype, device) is outside the step's set, or null.</summary>
     public static string? Rejects(DecoderModel model) =>
         Rejects(model.Config)
-        ?? (model.ComputeDType != ComputeDType ? $"compute dtype {model.ComputeDType}" : null)
+        ?? (!ComputeDTypes.Contains(model.ComputeDType) ? $"compute dtype {model.ComputeDType}" : null)
         ?? (model.Device.type != Device ? $"device {model.Device.type}" : null);
 
     /// <summary>Why decode steps over this cache are outside the step's set (a cache that is neither the whole-model
@@ -57,14 +69,32 @@ public static class ManagedStepSupport
     /// slot); <see cref="ManagedDecodeStep"/> hands steps of more rows to the libtorch step.</summary>
     public static string? Rejects(DecoderModel model, IKvCache cache) =>
         Rejects(model)
-        ?? Rejects(cache)
+        ?? Rejects(cache, model.ComputeDType)
         ?? (is_grad_enabled() ? "gradients enabled" : null);
 
-    private static string? Rejects(IKvCache cache) => cache switch
+    /// <summary>Why a projection module is outside <see cref="WeightKinds"/> for a model of
+    /// <paramref name="computeDType"/> (an active adapter around it, 8-bit, a bias, another dtype, 4-bit with the fused
+    /// kernels off), or null. An adapter wrapper with no adapter active computes its base alone, and is judged by it
+    /// (<see cref="ManagedDecodeStep"/> hands the step back to libtorch once one is activated).</summary>
+    public static string? RejectsWeight(nn.Module projection, ScalarType computeDType) => projection switch
     {
-        IFirstRowAsWholeCache rows => Rejects(rows.FirstRow(0)),
+        LoraLinear { Stacked: null, ActiveAdapter: null, BaseLayer: var b } => RejectsWeight(b, computeDType),
+        LoraLinear => "an active adapter",
+        DenseLinear d when d.Weight.dtype != computeDType => $"a {d.Weight.dtype} dense weight in a {computeDType} model",
+        DenseLinear d when !d.Weight.is_contiguous() || d.Weight.shape[1] > int.MaxValue => "a non-contiguous or over-wide dense weight",
+        DenseLinear => null,
+        QuantizedLinear { Bias: not null } => "a biased quantized projection",
+        QuantizedLinear { Weight: Blockwise4BitTensor } when !FusedGemv.Enabled => $"4-bit weights with {FusedGemv.EnvironmentVariable}=off (dequantize-then-matmul asked for)",
+        QuantizedLinear { Weight: Blockwise4BitTensor q } when q.Shape.Length == 2 && q.Shape[1] <= int.MaxValue => null,
+        QuantizedLinear { Weight: var w } => $"{w.GetType().Name} weights",
+        _ => $"a {projection.GetType().Name} projection (an adapter or another kind)",
+    };
+
+    private static string? Rejects(IKvCache cache, ScalarType dtype) => cache switch
+    {
+        IFirstRowAsWholeCache rows => Rejects(rows.FirstRow(0), dtype),
         not KvCache => $"a {cache.GetType().Name} (rows at their own lengths, not one whole-model cache)",
-        KvCache { Layout: var l } when l != (ComputeDType, (long)Batch) => $"a {l.DType} cache of batch {l.Batch}",
+        KvCache { Layout: var l } when l != (dtype, (long)Batch) => $"a {l.DType} cache of batch {l.Batch}",
         KvCache { FirstLayer: not 0 } c => $"a cache from layer {c.FirstLayer} (a pipeline stage)",
         _ => null,
     };

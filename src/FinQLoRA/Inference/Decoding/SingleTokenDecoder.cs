@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using FinQLoRA.Adapters;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
 using FinQLoRA.Quantization.Gemv;
@@ -10,28 +12,39 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Inference.Decoding;
 
 /// <summary>
-/// One decode step of one sequence (batch 1, one token, no adapters) of an fp32 model on the CPU, in managed SIMD code
+/// One decode step of one sequence (batch 1, one token, no active adapter) of an fp32 or bf16 model on the CPU, in managed SIMD code
 /// over the model's own weight and KV-cache memory. At batch 1 a step is ~50 libtorch calls per layer on vectors of a
 /// few hundred floats, and each call (dispatch, a dispose scope, a fresh output tensor) costs more than its arithmetic:
 /// stories260K spent ~3 ms per token where llama.cpp, which runs the same loop as plain C, spends ~0.5. This is that
-/// loop: RMSNorm, matrix-vector products (dense fp32, or 4-bit through the fused gemv kernel, so a 4-bit model decodes
+/// loop: RMSNorm, matrix-vector products (dense, or 4-bit through the fused gemv kernel, so a 4-bit model decodes
 /// without a dequantized copy), rotate-half RoPE with the model's frequencies, the KV cache written in place,
 /// grouped-query attention over the cache, SwiGLU, and the head. In large layers the torch threads share the work, each
 /// KV group's projections and attention on one thread and the other products by rows. The math is
 /// <see cref="DecoderModel.Forward(Tensor, Tensor?, KvCache?, bool)"/>'s in fp32 with other summation orders, so logits
-/// agree to fp32 rounding and greedy ids are the same (the llama.cpp cross-checks run through it).
+/// agree to fp32 rounding and greedy ids are the same (the llama.cpp cross-checks run through it). With bf16 activations
+/// the vectors hold bf16 values in fp32 and every op rounds where the libtorch bf16 step rounds (<see cref="Bf16StepMath"/>;
+/// dense bf16 weights through <see cref="Bf16GemvKernel"/>, 4-bit ones with bf16-rounded tables and outputs, the KV cache
+/// in bf16), so hidden states, keys, values and logits equal the libtorch step's or sit one bf16 ulp away.
 /// What it implements is stated in <see cref="ManagedStepSupport"/>; <see cref="DecodeStep.Choose"/> picks it.
 /// </summary>
 internal sealed unsafe class SingleTokenDecoder
 {
     /// <summary>A weight: the module (to see it is still in place; none for tied embeddings) and its data, read once
-    /// (weights do not move). Dense fp32, or a 4-bit one (<see cref="FourBit"/>: NF4/FP4, plain or double-quantized
-    /// scales), which the fused gemv kernel multiplies without dequantizing (<see cref="FourBitGemvKernel"/>; its
-    /// vector paths read the input deinterleaved, <see cref="Path"/>).</summary>
+    /// (weights do not move). Dense in the compute dtype (<see cref="Bf16"/>: bf16, multiplied by
+    /// <see cref="Bf16GemvKernel"/> where it reads the shape, else by <see cref="Bf16StepMath.Rows"/>), or a 4-bit one
+    /// (<see cref="FourBit"/>: NF4/FP4, plain or double-quantized scales), which the fused gemv kernel multiplies without
+    /// dequantizing (<see cref="FourBitGemvKernel"/>). The vector kernels read the input deinterleaved (<see cref="Path"/>
+    /// not scalar).</summary>
     private readonly record struct Matrix(nn.Module? Module, nint Data, int Rows, int Cols, FourBitGemvKernel.Weight? FourBit = null,
-        DequantKernelPath Path = DequantKernelPath.Scalar)
+        DequantKernelPath Path = DequantKernelPath.Scalar, bool Bf16 = false)
     {
-        public static Matrix Of(DenseLinear d) => new(d, TensorMemory.DataPointer(d.Weight), (int)d.OutFeatures, (int)d.InFeatures);
+        public static Matrix Dense(nn.Module? module, Tensor weight)
+        {
+            int cols = (int)weight.shape[1];
+            bool bf16 = weight.dtype == ScalarType.BFloat16;
+            var path = bf16 && Bf16GemvKernel.Supports(cols) ? DequantKernelPath.Avx512 : DequantKernelPath.Scalar;
+            return new(module, TensorMemory.DataPointer(weight), (int)weight.shape[0], cols, null, path, bf16);
+        }
     }
 
     private sealed record Layer(nint InputNorm, double InputEps, nint PostNorm, double PostEps, Matrix Q, Matrix K, Matrix V, Matrix O,
@@ -48,25 +61,36 @@ internal sealed unsafe class SingleTokenDecoder
     private readonly float[] _cos, _sin;
     private float[][] _x = [], _n = [], _scores = [];
     private readonly long _layerWeights;
-    private readonly nint _embed;
-    // 4-bit weights' code tables (16 values, and 256 for double-quantized scales), pinned so the kernel reads them by
-    // pointer; held here so they live as long as the decoder
+    private readonly nint _embed, _finalNorm;
+    // 4-bit weights' code tables (16 values, and 256 for double-quantized scales) and a bf16 model's norm weights widened
+    // to fp32, pinned so the loop reads them by pointer; held here so they live as long as the decoder
     private readonly List<float[]> _pinned;
-    // per thread: the inputs of the 4-bit products (the norm, the attention output, SwiGLU's output) in the kernel's
-    // deinterleaved layout; empty when no weight is 4-bit
+    // per thread: the inputs of the vector kernels' products (the norm, the attention output, SwiGLU's output) in their
+    // deinterleaved layout; empty when no kernel reads it
     private float[][] _nIn = [], _attnIn = [], _gateIn = [];
     private readonly bool _deinterleaves;
+    // bf16 activations (the model's compute dtype): vectors hold bf16 values, the cache and dense weights are bf16
+    private readonly bool _bf16;
+    // per thread, bf16 models with 4-bit weights: the kernel's bf16 outputs of this thread's rows, widened into the vectors
+    private ushort[][] _staging = [];
+    private readonly int _widestOutput;
+    private StepThreadChoice? _threadChoice;
 
     /// <summary>Layers of at least this many weights split their work over the torch threads (stories260K's have
     /// ~50K and run on one; the 76M benchmark model's 6.3M run on all).</summary>
     private const long ThreadsFromWeights = 1 << 20;
 
-    private SingleTokenDecoder(DecoderModel model, Layer[] layers, List<float[]> pinned)
+    private SingleTokenDecoder(DecoderModel model, Layer[] layers, nint finalNorm, List<float[]> pinned)
     {
         _model = model;
         _pinned = pinned;
-        _deinterleaves = layers.Any(l => new[] { l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down }.Any(m => m.Path != DequantKernelPath.Scalar));
+        _finalNorm = finalNorm;
+        _bf16 = model.ComputeDType == ScalarType.BFloat16;
+        _deinterleaves = HeadMatrix().Path != DequantKernelPath.Scalar
+            || layers.Any(l => new[] { l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down }.Any(m => m.Path != DequantKernelPath.Scalar));
+        bool fourBit = layers.Any(l => new[] { l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down }.Any(m => m.FourBit is not null));
         _c = model.Config;
+        _widestOutput = _bf16 && fourBit ? new[] { _c.NumHeads * _c.HeadDim, _c.HiddenSize, _c.IntermediateSize }.Max() : 0;
         _layers = layers;
         _invFreq = RotaryEmbedding.InverseFrequencies(_c);
         int h = _c.HiddenSize, qd = _c.NumHeads * _c.HeadDim, kvd = _c.NumKvHeads * _c.HeadDim;
@@ -80,43 +104,60 @@ internal sealed unsafe class SingleTokenDecoder
     }
 
     /// <summary>A decoder for the model as its modules are now, or null when it does not apply: an architecture or
-    /// compute dtype/device outside <see cref="ManagedStepSupport"/>, or a projection that is neither a plain dense fp32
-    /// weight nor an unbiased 4-bit one (an 8-bit weight, or one wrapped by an adapter).</summary>
+    /// compute dtype/device outside <see cref="ManagedStepSupport"/>, or a projection that is neither a plain dense
+    /// weight of the compute dtype nor an unbiased 4-bit one (an 8-bit weight, or one wrapped by an adapter:
+    /// <see cref="ManagedStepSupport.RejectsWeight"/>).</summary>
     public static SingleTokenDecoder? TryCreate(DecoderModel model)
     {
         if (ManagedStepSupport.Rejects(model) is not null) return null;
-        if (!IsFp32(model.EmbedTokens) || !IsFp32(model.FinalNorm.Weight)) return null;
-        if (model.LmHead is not null && !(model.LmHead is DenseLinear head && IsFp32(head.Weight))) return null;
+        var dtype = model.ComputeDType;
+        if (!Is(model.EmbedTokens, dtype)) return null;
+        if (model.LmHead is not null && !(model.LmHead is DenseLinear head && Is(head.Weight, dtype))) return null;
         var layers = new Layer[model.Layers.Count];
         var pinned = new List<float[]>();
+        // RMSNorm computes in fp32 whatever its weight's dtype: fp32 weights are read in place, a bf16 model's bf16 ones
+        // from widened (exact) copies
+        nint? Norm(RmsNorm norm) =>
+            Is(norm.Weight, ScalarType.Float32) ? TensorMemory.DataPointer(norm.Weight)
+            : dtype == ScalarType.BFloat16 && Is(norm.Weight, ScalarType.BFloat16) ? Widened(norm.Weight, pinned)
+            : null;
         for (int i = 0; i < layers.Length; i++)
         {
             var l = model.Layers[i];
-            Matrix? M(ProjectionKind kind) => l[kind] switch
-            {
-                DenseLinear d when IsFp32(d.Weight) => Matrix.Of(d),
-                QuantizedLinear { Bias: null, Weight: Blockwise4BitTensor q } ql when q.Shape.Length == 2 && q.Shape[1] <= int.MaxValue => FourBitMatrix(ql, q, pinned),
-                _ => null,
-            };
+            // the module itself is kept (an inactive adapter wrapper included) so that a swap or an activation is seen
+            Matrix? M(ProjectionKind kind) => ManagedStepSupport.RejectsWeight(l[kind], dtype) is not null ? null
+                : (l[kind] is LoraLinear lora ? lora.BaseLayer : l[kind]) switch
+                {
+                    DenseLinear d => Matrix.Dense(l[kind], d.Weight),
+                    QuantizedLinear { Weight: Blockwise4BitTensor q } => FourBitMatrix(l[kind], q, pinned),
+                    _ => null,
+                };
             if (M(ProjectionKind.Q) is not { } q || M(ProjectionKind.K) is not { } k || M(ProjectionKind.V) is not { } v || M(ProjectionKind.O) is not { } o
                 || M(ProjectionKind.Gate) is not { } gate || M(ProjectionKind.Up) is not { } up || M(ProjectionKind.Down) is not { } down
-                || !IsFp32(l.InputNorm.Weight) || !IsFp32(l.MlpInputNorm.Weight))
+                || Norm(l.InputNorm) is not { } inputNorm || Norm(l.MlpInputNorm) is not { } postNorm)
                 return null;
-            layers[i] = new Layer(TensorMemory.DataPointer(l.InputNorm.Weight), l.InputNorm.Eps, TensorMemory.DataPointer(l.MlpInputNorm.Weight),
-                l.MlpInputNorm.Eps, q, k, v, o, gate, up, down);
+            layers[i] = new Layer(inputNorm, l.InputNorm.Eps, postNorm, l.MlpInputNorm.Eps, q, k, v, o, gate, up, down);
         }
-        return new SingleTokenDecoder(model, layers, pinned);
+        return Norm(model.FinalNorm) is { } finalNorm ? new SingleTokenDecoder(model, layers, finalNorm, pinned) : null;
     }
 
-    private static Matrix FourBitMatrix(QuantizedLinear module, Blockwise4BitTensor q, List<float[]> pinned)
+    private static float* Pin(ReadOnlySpan<float> values, List<float[]> pinned)
     {
-        float* Pin(ReadOnlySpan<float> values)
-        {
-            float[] array = GC.AllocateArray<float>(values.Length, pinned: true);
-            values.CopyTo(array);
-            pinned.Add(array);
-            return (float*)Unsafe.AsPointer(ref array[0]);
-        }
+        float[] array = GC.AllocateArray<float>(values.Length, pinned: true);
+        values.CopyTo(array);
+        pinned.Add(array);
+        return (float*)Unsafe.AsPointer(ref array[0]);
+    }
+
+    private static nint Widened(Tensor weight, List<float[]> pinned)
+    {
+        using var scope = NewDisposeScope();
+        return (nint)Pin(weight.detach().to(ScalarType.Float32).contiguous().data<float>().ToArray(), pinned);
+    }
+
+    private static Matrix FourBitMatrix(nn.Module module, Blockwise4BitTensor q, List<float[]> pinned)
+    {
+        float* Pin(ReadOnlySpan<float> values) => SingleTokenDecoder.Pin(values, pinned);
         BlockScales scales = q.IsDoubleQuantized
             ? BlockScales.Nested((byte*)TensorMemory.DataPointer(q.AbsmaxCodes!), (float*)TensorMemory.DataPointer(q.NestedAbsmax!), Pin(q.NestedCode), q.NestedOffset, q.NestedBlockSize)
             : BlockScales.Plain((float*)TensorMemory.DataPointer(q.Absmax!));
@@ -132,7 +173,7 @@ internal sealed unsafe class SingleTokenDecoder
     {
         // A model moved or cast since (Module.to) has new weight memory: one weight and the embeddings stand for all.
         if (_layers.Length > 0 && !StillAt(_layers[0].Q)) return false;
-        if (!IsFp32(_model.EmbedTokens) || TensorMemory.DataPointer(_model.EmbedTokens) != _embed) return false;
+        if (!Is(_model.EmbedTokens, _model.ComputeDType) || TensorMemory.DataPointer(_model.EmbedTokens) != _embed) return false;
         for (int i = 0; i < _layers.Length; i++)
         {
             var l = _model.Layers[i];
@@ -141,6 +182,7 @@ internal sealed unsafe class SingleTokenDecoder
                 || !ReferenceEquals(l[ProjectionKind.O], d.O.Module) || !ReferenceEquals(l[ProjectionKind.Gate], d.Gate.Module)
                 || !ReferenceEquals(l[ProjectionKind.Up], d.Up.Module) || !ReferenceEquals(l[ProjectionKind.Down], d.Down.Module))
                 return false;
+            if (Adapting(d.Q) || Adapting(d.K) || Adapting(d.V) || Adapting(d.O) || Adapting(d.Gate) || Adapting(d.Up) || Adapting(d.Down)) return false;
         }
         return true;
     }
@@ -148,8 +190,18 @@ internal sealed unsafe class SingleTokenDecoder
     /// <summary>Feeds token <paramref name="id"/> at the cache's next position, writes its keys and values there, advances
     /// the cache, and returns fp32 logits [1, 1, vocab].</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimized from the first token, not after tiering
-    // Small layers run on this thread alone: handing work to another thread costs more than their arithmetic.
-    public Tensor Step(long id, KvCache cache) => Step(id, cache, _layerWeights >= ThreadsFromWeights ? Math.Max(1, get_num_threads()) : 1);
+    public Tensor Step(long id, KvCache cache)
+    {
+        // Small layers run on this thread alone: handing work to another thread costs more than their arithmetic. Large
+        // ones run on the torch threads while that is measured to be faster (a busy machine makes it slower).
+        if (_layerWeights < ThreadsFromWeights) return Step(id, cache, 1);
+        _threadChoice ??= new StepThreadChoice(Math.Max(1, get_num_threads()));
+        int threads = _threadChoice.Threads;
+        long start = Stopwatch.GetTimestamp();
+        var logits = Step(id, cache, threads);
+        _threadChoice.Record(threads, Stopwatch.GetTimestamp() - start);
+        return logits;
+    }
 
     /// <summary><see cref="Step(long, KvCache)"/> on <paramref name="threads"/> threads (tests compare thread counts;
     /// the count never changes the result, because every row and head is computed the same way by whichever thread).</summary>
@@ -170,6 +222,7 @@ internal sealed unsafe class SingleTokenDecoder
             _nIn = [.. Enumerable.Range(0, threads).Select(_ => new float[h * laidOut])];
             _attnIn = [.. Enumerable.Range(0, threads).Select(_ => new float[_c.NumHeads * _c.HeadDim * laidOut])];
             _gateIn = [.. Enumerable.Range(0, threads).Select(_ => new float[_c.IntermediateSize * laidOut])];
+            _staging = [.. Enumerable.Range(0, threads).Select(_ => new ushort[_widestOutput])];
         }
         var keys = new nint[_layers.Length];
         var values = new nint[_layers.Length];
@@ -183,12 +236,12 @@ internal sealed unsafe class SingleTokenDecoder
         for (int i = 0; i < _cos.Length; i++)
         {
             float angle = pos * _invFreq[i]; // fp32 product, as the torch path computes the frequencies
-            _cos[i] = MathF.Cos(angle);
-            _sin[i] = MathF.Sin(angle);
+            // a bf16 model's tables are rounded to bf16 (RotaryEmbedding.CosSin)
+            _cos[i] = _bf16 ? Bf16StepMath.Round(MathF.Cos(angle)) : MathF.Cos(angle);
+            _sin[i] = _bf16 ? Bf16StepMath.Round(MathF.Sin(angle)) : MathF.Sin(angle);
         }
         var logits = empty([1, 1, _c.VocabSize], ScalarType.Float32);
-        var head = _model.LmHead is DenseLinear dense ? Matrix.Of(dense) : new Matrix(null, (nint)Data(_model.EmbedTokens), _c.VocabSize, h);
-        var work = new Work(id, pos, cache.Capacity, keys, values, head, (nint)Data(logits));
+        var work = new Work(id, pos, cache.Capacity, keys, values, HeadMatrix(), (nint)Data(logits));
         if (threads == 1)
         {
             Run(work, 0, 1, null);
@@ -228,68 +281,119 @@ internal sealed unsafe class SingleTokenDecoder
         int h = _c.HiddenSize, d = _c.HeadDim, group = _c.NumHeads / _c.NumKvHeads;
         fixed (float* x = _x[t], n = _n[t], scores = _scores[t], q = _q, k = _k, v = _v, attn = _attn, o = _o, gate = _gate, up = _up)
         fixed (float* nIn = _nIn[t], attnIn = _attnIn[t], gateIn = _gateIn[t])
+        fixed (ushort* staging = _staging[t])
         {
             int qd = _c.NumHeads * d;
-            Copy(Data(_model.EmbedTokens) + w.Id * h, x, h);
+            if (_bf16) Bf16StepMath.Widen((ushort*)TensorMemory.DataPointer(_model.EmbedTokens) + w.Id * h, x, h);
+            else Copy(Data(_model.EmbedTokens) + w.Id * h, x, h);
             var (g0, g1) = Part(_c.NumKvHeads, t, threads);
             for (int i = 0; i < _layers.Length; i++)
             {
                 var l = _layers[i];
-                RmsNorm(x, (float*)l.InputNorm, n, h, l.InputEps);
+                Norm(x, (float*)l.InputNorm, n, h, l.InputEps);
                 LayOut(n, nIn, h);
-                float* kc = (float*)w.Keys[i], vc = (float*)w.Values[i];
                 for (int g = g0; g < g1; g++)
                 {
                     float* qg = q + g * group * d, kg = k + g * d, vg = v + g * d;
-                    Rows(l.Q, n, nIn, q, g * group * d, (g + 1) * group * d);
-                    Rows(l.K, n, nIn, k, g * d, (g + 1) * d);
-                    Rows(l.V, n, nIn, v, g * d, (g + 1) * d);
-                    Rope(qg, group, d);
-                    Rope(kg, 1, d);
-                    float* kSlot = kc + (g * w.Capacity + w.Pos) * d, vSlot = vc + (g * w.Capacity + w.Pos) * d;
-                    Copy(kg, kSlot, d);
-                    Copy(vg, vSlot, d);
-                    Attention(qg, kc + g * w.Capacity * d, vc + g * w.Capacity * d, attn + g * group * d, scores, group, w.Pos + 1);
+                    Rows(l.Q, n, nIn, q, g * group * d, (g + 1) * group * d, staging);
+                    Rows(l.K, n, nIn, k, g * d, (g + 1) * d, staging);
+                    Rows(l.V, n, nIn, v, g * d, (g + 1) * d, staging);
+                    // the KV group's cache rows [Hkv, capacity, d] of batch 1, in the compute dtype
+                    long group0 = g * w.Capacity * d, slot = group0 + w.Pos * d;
+                    if (_bf16)
+                    {
+                        Bf16StepMath.Rope(qg, group, d, _cos, _sin);
+                        Bf16StepMath.Rope(kg, 1, d, _cos, _sin);
+                        ushort* kc = (ushort*)w.Keys[i], vc = (ushort*)w.Values[i];
+                        Bf16StepMath.Narrow(kg, kc + slot, d);
+                        Bf16StepMath.Narrow(vg, vc + slot, d);
+                        Bf16StepMath.Attention(qg, kc + group0, vc + group0, attn + g * group * d, scores, group, d, w.Pos + 1);
+                    }
+                    else
+                    {
+                        Rope(qg, group, d);
+                        Rope(kg, 1, d);
+                        float* kc = (float*)w.Keys[i], vc = (float*)w.Values[i];
+                        Copy(kg, kc + slot, d);
+                        Copy(vg, vc + slot, d);
+                        Attention(qg, kc + group0, vc + group0, attn + g * group * d, scores, group, w.Pos + 1);
+                    }
                 }
                 barrier?.SignalAndWait();
                 LayOut(attn, attnIn, qd);
-                Share(l.O, attn, attnIn, o, t, threads);
+                Share(l.O, attn, attnIn, o, t, threads, staging);
                 barrier?.SignalAndWait();
-                Add(x, o, h);
-                RmsNorm(x, (float*)l.PostNorm, n, h, l.PostEps);
+                Residual(x, o, h);
+                Norm(x, (float*)l.PostNorm, n, h, l.PostEps);
                 LayOut(n, nIn, h);
                 // each thread finishes SwiGLU on its own rows, so the product needs no barrier of its own
-                var (from, to) = Share(l.Gate, n, nIn, gate, t, threads);
-                Share(l.Up, n, nIn, up, t, threads);
-                for (int j = from; j < to; j++) gate[j] = gate[j] / (1f + MathF.Exp(-gate[j])) * up[j]; // silu(gate)·up
+                var (from, to) = Share(l.Gate, n, nIn, gate, t, threads, staging);
+                Share(l.Up, n, nIn, up, t, threads, staging);
+                if (_bf16) Bf16StepMath.SwiGlu(gate, up, from, to);
+                else for (int j = from; j < to; j++) gate[j] = gate[j] / (1f + MathF.Exp(-gate[j])) * up[j]; // silu(gate)·up
                 barrier?.SignalAndWait();
                 LayOut(gate, gateIn, _c.IntermediateSize);
-                Share(l.Down, gate, gateIn, o, t, threads);
+                Share(l.Down, gate, gateIn, o, t, threads, staging);
                 barrier?.SignalAndWait();
-                Add(x, o, h);
+                Residual(x, o, h);
             }
-            RmsNorm(x, Data(_model.FinalNorm.Weight), n, h, _model.FinalNorm.Eps);
-            Share(w.Head, n, null, (float*)w.Logits, t, threads);
+            Norm(x, (float*)_finalNorm, n, h, _model.FinalNorm.Eps);
+            LayOut(n, nIn, h);
+            Share(w.Head, n, nIn, (float*)w.Logits, t, threads, staging);
         }
+    }
+
+    /// <summary>The head: the separate dense lm_head, or the tied embeddings (no module to check).</summary>
+    private Matrix HeadMatrix() =>
+        _model.LmHead is DenseLinear dense ? Matrix.Dense(dense, dense.Weight) : Matrix.Dense(null, _model.EmbedTokens);
+
+    private void Norm(float* x, float* weight, float* output, int n, double eps)
+    {
+        if (_bf16) Bf16StepMath.RmsNorm(x, weight, output, n, eps);
+        else RmsNorm(x, weight, output, n, eps);
+    }
+
+    private void Residual(float* x, float* y, int n)
+    {
+        if (_bf16) Bf16StepMath.Add(x, y, n);
+        else Add(x, y, n);
     }
 
     /// <summary>Rows [t·chunk, (t+1)·chunk) of y = W·x; returns that range. The chunk is a multiple of <see cref="Rows"/>'
     /// four-row blocks, so every row is summed as it is on one thread.</summary>
-    private static (int From, int To) Share(in Matrix m, float* x, float* laidOut, float* y, int t, int threads)
+    private (int From, int To) Share(in Matrix m, float* x, float* laidOut, float* y, int t, int threads, ushort* staging)
     {
         int chunk = ((m.Rows + threads - 1) / threads + 3) & ~3;
         int from = Math.Min(m.Rows, t * chunk), to = Math.Min(m.Rows, (t + 1) * chunk);
-        Rows(m, x, laidOut, y, from, to);
+        Rows(m, x, laidOut, y, from, to, staging);
         return (from, to);
     }
 
-    /// <summary>Rows [r0, r1) of y = W·x: dense by <see cref="Rows(float*, float*, float*, int, int, int)"/>, 4-bit by the
-    /// fused gemv kernel (fp32 sums, as a dense fp32 product of the dequantized weight), which reads
-    /// <paramref name="laidOut"/> (x deinterleaved) on its vector paths.</summary>
-    private static void Rows(in Matrix m, float* x, float* laidOut, float* y, int r0, int r1)
+    /// <summary>Rows [r0, r1) of y = W·x: dense fp32 by <see cref="Rows(float*, float*, float*, int, int, int)"/>, dense
+    /// bf16 by <see cref="Bf16GemvKernel"/> (or <see cref="Bf16StepMath.Rows"/>), 4-bit by the fused gemv kernel; the
+    /// vector kernels read <paramref name="laidOut"/> (x deinterleaved). All sum in fp32, as the matmuls they stand in
+    /// for; with bf16 activations the sums are rounded to bf16 (the matmul's output), and the 4-bit kernel also rounds its
+    /// per-block tables (the dequantized bf16 weight), writing bf16 bits to <paramref name="staging"/>.</summary>
+    private void Rows(in Matrix m, float* x, float* laidOut, float* y, int r0, int r1, ushort* staging)
     {
         if (m.FourBit is { } w)
-            FourBitGemvKernel.Run(w, m.Path == DequantKernelPath.Scalar ? x : laidOut, 1, r0, r1, new GemvOutput(y, bf16: false, m.Rows), m.Path);
+        {
+            float* input = m.Path == DequantKernelPath.Scalar ? x : laidOut;
+            if (!_bf16)
+            {
+                FourBitGemvKernel.Run(w, input, 1, r0, r1, new GemvOutput(y, bf16: false, m.Rows), m.Path);
+                return;
+            }
+            // the kernel writes output row o at o: shifted so that rows r0.. land at the start of this thread's staging
+            FourBitGemvKernel.Run(w, input, 1, r0, r1, new GemvOutput(staging - r0, bf16: true, m.Rows), m.Path);
+            Bf16StepMath.Widen(staging, y + r0, r1 - r0);
+        }
+        else if (m.Bf16)
+        {
+            if (m.Path != DequantKernelPath.Scalar) Bf16GemvKernel.Run((ushort*)m.Data, m.Cols, laidOut, 1, r0, r1, new GemvOutput(y, bf16: false, m.Rows));
+            else Bf16StepMath.Rows((ushort*)m.Data, x, y, m.Cols, r0, r1);
+            Bf16StepMath.Round(y, r0, r1);
+        }
         else
             Rows((float*)m.Data, x, y, m.Cols, r0, r1);
     }
@@ -382,7 +486,7 @@ internal sealed unsafe class SingleTokenDecoder
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot(float* a, float* b, int n)
+    internal static float Dot(float* a, float* b, int n)
     {
         int i = 0;
         float sum = 0;
@@ -425,11 +529,14 @@ internal sealed unsafe class SingleTokenDecoder
 
     private static void Copy(float* from, float* to, int n) => new ReadOnlySpan<float>(from, n).CopyTo(new Span<float>(to, n));
 
-    private static bool IsFp32(Tensor t) => t.dtype == ScalarType.Float32 && t.is_contiguous();
+    private static bool Is(Tensor t, ScalarType dtype) => t.dtype == dtype && t.is_contiguous();
 
-    private static bool StillAt(Matrix m) => m.Module switch
+    /// <summary>Whether an adapter wrapper read while inactive has an adapter active now.</summary>
+    private static bool Adapting(in Matrix m) => m.Module is LoraLinear { Stacked: not null } or LoraLinear { ActiveAdapter: not null };
+
+    private static bool StillAt(Matrix m) => (m.Module is LoraLinear lora ? lora.BaseLayer : m.Module) switch
     {
-        DenseLinear d => IsFp32(d.Weight) && TensorMemory.DataPointer(d.Weight) == m.Data,
+        DenseLinear d => Is(d.Weight, m.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32) && TensorMemory.DataPointer(d.Weight) == m.Data,
         QuantizedLinear { Weight: Blockwise4BitTensor q } => TensorMemory.DataPointer(q.Packed) == m.Data,
         _ => false,
     };

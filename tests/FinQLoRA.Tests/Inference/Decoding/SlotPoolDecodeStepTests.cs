@@ -56,15 +56,15 @@ public sealed class SlotPoolDecodeStepTests
     [Fact]
     public void AModelOutsideTheSetTakesTheLibtorchStepOverTheSlotPool()
     {
-        using var bf16 = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.BFloat16 });
+        using var fp16 = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.Float16 });
         using var noGrad = no_grad();
-        using var pool = new SlotKvCache(bf16.Config, slots: 1, capacity: 16, bf16.ComputeDType, CPU);
-        Assert.Contains("BFloat16", ManagedStepSupport.Rejects(bf16, pool));
-        Assert.IsType<LibtorchDecodeStep>(DecodeStep.Choose(bf16, pool));
+        using var pool = new SlotKvCache(fp16.Config, slots: 1, capacity: 16, fp16.ComputeDType, CPU);
+        Assert.Contains("Float16", ManagedStepSupport.Rejects(fp16, pool));
+        Assert.IsType<LibtorchDecodeStep>(DecodeStep.Choose(fp16, pool));
     }
 
     [Fact]
-    public void ASingleRowEngineRunTakesTheManagedStepAndABf16OneDoesNot()
+    public void ASingleRowEngineRunTakesTheManagedStepAndAnFp16OneDoesNot()
     {
         var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
         var request = new EngineRequest(tokenizer.Encode("The little dog", addBos: true), null, new SamplingParams { MaxTokens = 8 });
@@ -76,10 +76,10 @@ public sealed class SlotPoolDecodeStepTests
             Assert.Equal(done.TokenIds.Count - 1, engine.ManagedSteps);
             Assert.Equal(NaiveGreedy.Generate(model, tokenizer, request.PromptIds, 8), done.TokenIds);
         }
-        using var bf16 = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.BFloat16 });
-        using var bf16Engine = new ServingEngine(bf16, tokenizer, new EngineOptions { MaxBatch = 1, MaxModelLen = 64 });
-        Assert.True(EngineTestKit.Run(bf16Engine, request).TokenIds.Count > 1, "no decode step ran");
-        Assert.Equal(0, bf16Engine.ManagedSteps);
+        using var fp16 = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.Float16 });
+        using var fp16Engine = new ServingEngine(fp16, tokenizer, new EngineOptions { MaxBatch = 1, MaxModelLen = 64 });
+        Assert.True(EngineTestKit.Run(fp16Engine, request).TokenIds.Count > 1, "no decode step ran");
+        Assert.Equal(0, fp16Engine.ManagedSteps);
     }
 
     /// <summary>One decode step of rows 0..n-1 (slot r) at positions <paramref name="lengths"/>, placed and masked as
