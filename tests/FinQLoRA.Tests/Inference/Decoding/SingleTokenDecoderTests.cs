@@ -4,6 +4,7 @@ using FinQLoRA.Inference;
 using FinQLoRA.Inference.Decoding;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
+using FinQLoRA.Quantization;
 using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
 using FinQLoRA.Serving;
@@ -79,11 +80,17 @@ public sealed class SingleTokenDecoderTests
     }
 
     /// <summary>Each thread computes its own KV groups and rows, every row and head the same way whichever thread has
-    /// it, so the thread count must not change a bit: 1 thread, 2 (one KV group each), 3 (uneven groups and rows).</summary>
-    [Fact]
-    public void EveryThreadCountGivesTheSameLogitsAndCache()
+    /// it, so the thread count must not change a bit: 1 thread, 2 (one KV group each), 3 (uneven groups and rows). The
+    /// step's thread count is chosen by timing (<c>StepThreadChoice</c>), so every set it computes is checked: fp32 and
+    /// bf16 activations, dense and 4-bit weights.</summary>
+    [Theory]
+    [InlineData(ScalarType.Float32, 16)]
+    [InlineData(ScalarType.BFloat16, 16)]
+    [InlineData(ScalarType.BFloat16, 4)]
+    public void EveryThreadCountGivesTheSameLogitsAndCache(ScalarType dtype, int bits)
     {
-        using var model = ModelLoading.LoadModel(WideFolder.Value, new ModelLoadOptions { DType = ScalarType.Float32 });
+        var options = new ModelLoadOptions { DType = dtype };
+        using var model = ModelLoading.LoadModel(WideFolder.Value, bits == 16 ? options : options.WithBits(bits, FourBitType.Nf4, doubleQuant: true));
         using var noGrad = no_grad();
         using var scope = NewDisposeScope(); // the prompt, the 36 logits and the comparisons' tensors
         var decoder = SingleTokenDecoder.TryCreate(model)!;
