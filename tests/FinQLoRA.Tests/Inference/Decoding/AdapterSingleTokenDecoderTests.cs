@@ -1,10 +1,8 @@
 using FinQLoRA.Adapters;
-using FinQLoRA.Inference;
 using FinQLoRA.Inference.Decoding;
 using FinQLoRA.Loading;
 using FinQLoRA.Models;
 using FinQLoRA.Quantization;
-using FinQLoRA.Serving;
 using FinQLoRA.Tests.Adapters;
 using FinQLoRA.Tests.Support;
 using static TorchSharp.torch;
@@ -95,19 +93,6 @@ public sealed class AdapterSingleTokenDecoderTests
             TensorAssert.Close(tk, mk, rtol: 1e-4, atol: 1e-4);
             TensorAssert.Close(tv, mv, rtol: 1e-4, atol: 1e-4);
         }
-    }
-
-    [Fact]
-    public void GenerateWithAnActiveAdapterTakesTheManagedStepAndGivesTheLibtorchText()
-    {
-        using var model = Load(SeededLlama.Folder, ScalarType.Float32, 4);
-        using (no_grad()) Adapt(model, seed: 43);
-        var tokenizer = ModelLoading.LoadTokenizer(SeededLlama.Folder);
-        var options = new GenerationOptions { MaxNewTokens = 24, Temperature = 0 };
-        var generator = new TextGenerator(model, tokenizer);
-        string managed = generator.Generate(["Shares of Acme"], options)[0].Text;
-        Assert.True(generator.ManagedSteps > 0, "generate at batch 1 with an active adapter did not take the managed step");
-        Assert.Equal(new TextGenerator(model, tokenizer) { ManagedDecodeStep = false }.Generate(["Shares of Acme"], options)[0].Text, managed);
     }
 
     /// <summary>DoRA's per-row output scale is not part of the step: a model with one active is libtorch's from the
