@@ -30,6 +30,11 @@ public sealed partial class LoraLinear
         return term is null ? null : FusedGemv.Multiply(x, q.Weight, q.Int8Threshold, term);
     }
 
+    /// <summary>The active adapter's term for one row, as <see cref="FusedGemvForward"/> adds it to a fused gemv; null
+    /// when no adapter is active. The managed single-token step adds it to its own products (it has checked that the
+    /// adapter is one it computes: plain LoRA, fp32, contiguous, not in training).</summary>
+    internal LowRankTerm? OneRowTerm() => _active is { } name ? SingleAdapterTerm(_adapters[name], rows: 1) : null;
+
     /// <summary>The term of the last single-adapter decode call, reused while the adapter, its tensors and the row count
     /// stay: a decode step then builds no arrays and no tensor handles per projection.</summary>
     private LowRankTerm? _singleAdapterTerm;

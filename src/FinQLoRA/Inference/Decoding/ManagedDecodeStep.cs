@@ -5,8 +5,10 @@ namespace FinQLoRA.Inference.Decoding;
 
 /// <summary>
 /// The decode step in managed code (<see cref="SingleTokenDecoder"/>), for what <see cref="ManagedStepSupport"/>
-/// states. A step whose model changed after the choice (an adapter injected, weights replaced or moved) or that runs
-/// with gradients on goes to the libtorch step instead, so the result is always the model's.
+/// states. A step whose model changed after the choice (an adapter injected, weights replaced or moved), whose adapter
+/// state left the set (a DoRA adapter activated, stacked per-row adapters set) or that runs with gradients on goes to the
+/// libtorch step instead, so the result is always the model's. Activating, switching or switching off a plain LoRA
+/// adapter keeps the managed step: it reads the state before every step.
 /// </summary>
 public sealed class ManagedDecodeStep : IDecodeStep
 {

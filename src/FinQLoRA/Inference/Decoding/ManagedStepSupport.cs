@@ -14,8 +14,10 @@ namespace FinQLoRA.Inference.Decoding;
 /// separate head) over fp32 or bf16 activations (<see cref="ComputeDTypes"/>) on the CPU, with projections of the
 /// <see cref="WeightKinds"/> and a dense head of the compute dtype, one sequence, one token per step, no gradients, and a
 /// KV cache of the whole model in the compute dtype (a <see cref="KvCache"/> of batch 1, or the engine's first slot
-/// while its row runs alone: <see cref="IFirstRowAsWholeCache"/>). 8-bit weights and active adapters are outside it
-/// (<see cref="RejectsWeight"/>; <see cref="SingleTokenDecoder.TryCreate"/> returns null). Anything else takes the libtorch
+/// while its row runs alone: <see cref="IFirstRowAsWholeCache"/>). A projection may carry one active plain LoRA adapter,
+/// whose term the step adds as the libtorch step's no-grad forward does (<see cref="RejectsAdapter"/>); DoRA, stacked
+/// per-row adapters (the server's batches) and adapters in training mode are outside it (<see cref="RejectsWeight"/>;
+/// <see cref="SingleTokenDecoder.TryCreate"/> returns null, and a step that meets one later is libtorch's). Anything else takes the libtorch
 /// step, which computes every configuration the model loads; a field added to <see cref="ModelConfig"/> for another family
 /// must be rejected here until the step computes it.
 /// </summary>
@@ -25,10 +27,17 @@ public static class ManagedStepSupport
     /// (<see cref="Bf16StepMath"/>).</summary>
     public static IReadOnlySet<ScalarType> ComputeDTypes { get; } = new HashSet<ScalarType> { ScalarType.Float32, ScalarType.BFloat16 };
 
-    /// <summary>Projection weights it multiplies: dense in the compute dtype, and unbiased bitsandbytes 4-bit (NF4/FP4,
-    /// plain or double-quantized scales) through <see cref="FourBitGemvKernel"/>; either one inside an adapter wrapper
-    /// with no adapter active.</summary>
-    public static IReadOnlyList<string> WeightKinds { get; } = ["dense (compute dtype)", "4-bit NF4/FP4", "either, under an inactive adapter"];
+    /// <summary>Projection weights it multiplies: dense in the compute dtype, unbiased bitsandbytes 4-bit (NF4/FP4,
+    /// plain or double-quantized scales) through <see cref="FourBitGemvKernel"/>, and unbiased LLM.int8 (outlier columns
+    /// included) through <see cref="Int8RowQuantizer"/> and <see cref="Int8GemvKernel"/>, as the libtorch step's fused
+    /// gemv multiplies them; any of them inside an adapter wrapper with no adapter active, or with one plain LoRA
+    /// adapter active (<see cref="AdapterKinds"/>).</summary>
+    public static IReadOnlyList<string> WeightKinds { get; } = ["dense (compute dtype)", "4-bit NF4/FP4", "8-bit LLM.int8", "any of them under an adapter wrapper"];
+
+    /// <summary>The adapter states of a wrapper it computes: none active (the base alone), or one LoRA adapter active
+    /// with fp32 weights in eval mode, its term added as <see cref="LoraLinear"/>'s fused gemv adds it (a dense base: as
+    /// its no-grad forward adds <c>s·B·A·x</c> to the base output, in fp32, then rounds to the output dtype).</summary>
+    public static IReadOnlyList<string> AdapterKinds { get; } = ["none active", "one active LoRA adapter (fp32, no DoRA, eval mode)"];
 
     public static DeviceType Device => DeviceType.CPU;
     public const int Batch = 1;
@@ -73,22 +82,41 @@ public static class ManagedStepSupport
         ?? (is_grad_enabled() ? "gradients enabled" : null);
 
     /// <summary>Why a projection module is outside <see cref="WeightKinds"/> for a model of
-    /// <paramref name="computeDType"/> (an active adapter around it, 8-bit, a bias, another dtype, 4-bit with the fused
-    /// kernels off), or null. An adapter wrapper with no adapter active computes its base alone, and is judged by it
-    /// (<see cref="ManagedDecodeStep"/> hands the step back to libtorch once one is activated).</summary>
+    /// <paramref name="computeDType"/> (an adapter state outside <see cref="AdapterKinds"/>, a bias, another dtype,
+    /// quantized weights with the fused kernels off), or null. An adapter wrapper is judged by its adapter state and its
+    /// base (<see cref="ManagedDecodeStep"/> hands a step to libtorch if the state leaves the set later).</summary>
     public static string? RejectsWeight(nn.Module projection, ScalarType computeDType) => projection switch
     {
-        LoraLinear { Stacked: null, ActiveAdapter: null, BaseLayer: var b } => RejectsWeight(b, computeDType),
-        LoraLinear => "an active adapter",
+        LoraLinear lora => RejectsAdapter(lora) ?? RejectsWeight(lora.BaseLayer, computeDType),
         DenseLinear d when d.Weight.dtype != computeDType => $"a {d.Weight.dtype} dense weight in a {computeDType} model",
         DenseLinear d when !d.Weight.is_contiguous() || d.Weight.shape[1] > int.MaxValue => "a non-contiguous or over-wide dense weight",
         DenseLinear => null,
         QuantizedLinear { Bias: not null } => "a biased quantized projection",
         QuantizedLinear { Weight: Blockwise4BitTensor } when !FusedGemv.Enabled => $"4-bit weights with {FusedGemv.EnvironmentVariable}=off (dequantize-then-matmul asked for)",
         QuantizedLinear { Weight: Blockwise4BitTensor q } when q.Shape.Length == 2 && q.Shape[1] <= int.MaxValue => null,
+        QuantizedLinear { Weight: Int8RowwiseTensor } when !FusedGemv.Enabled => $"8-bit weights with {FusedGemv.EnvironmentVariable}=off (dequantize-then-matmul asked for)",
+        QuantizedLinear { Weight: Int8RowwiseTensor q } when q.Shape.Length == 2 && q.Shape[1] <= int.MaxValue => null,
         QuantizedLinear { Weight: var w } => $"{w.GetType().Name} weights",
         _ => $"a {projection.GetType().Name} projection (an adapter or another kind)",
     };
+
+    /// <summary>Why the adapter state of <paramref name="lora"/> is outside <see cref="AdapterKinds"/> (stacked per-row
+    /// adapters, a gradient capture, DoRA, training mode, weights that are not contiguous fp32 CPU tensors), or null.
+    /// The step reads the state again before every step, so an adapter activated, switched or switched off between
+    /// steps is the one the next step adds.</summary>
+    public static string? RejectsAdapter(LoraLinear lora)
+    {
+        if (lora.Stacked is not null) return "stacked adapters (each row its own adapter, as the server batches them)";
+        if (lora.Capture is not null) return "a per-example gradient capture";
+        if (lora.ActiveAdapter is not { } name) return null;
+        var adapter = lora.Adapters[name];
+        if (adapter.UseDora) return "an active DoRA adapter";
+        if (lora.training) return "an active adapter in training mode (its dropout)";
+        if (adapter.A.dtype != ScalarType.Float32 || adapter.B.dtype != ScalarType.Float32) return $"an adapter of {adapter.A.dtype} weights (fp32 expected)";
+        if (!adapter.A.is_contiguous() || !adapter.B.is_contiguous() || adapter.A.device_type != DeviceType.CPU || adapter.B.device_type != DeviceType.CPU)
+            return "an adapter whose weights are not contiguous CPU tensors";
+        return null;
+    }
 
     private static string? Rejects(IKvCache cache, ScalarType dtype) => cache switch
     {

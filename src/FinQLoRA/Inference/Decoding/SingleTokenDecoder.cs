@@ -12,12 +12,12 @@ using static TorchSharp.torch;
 namespace FinQLoRA.Inference.Decoding;
 
 /// <summary>
-/// One decode step of one sequence (batch 1, one token, no active adapter) of an fp32 or bf16 model on the CPU, in managed SIMD code
+/// One decode step of one sequence (batch 1, one token) of an fp32 or bf16 model on the CPU, in managed SIMD code
 /// over the model's own weight and KV-cache memory. At batch 1 a step is ~50 libtorch calls per layer on vectors of a
 /// few hundred floats, and each call (dispatch, a dispose scope, a fresh output tensor) costs more than its arithmetic:
 /// stories260K spent ~3 ms per token where llama.cpp, which runs the same loop as plain C, spends ~0.5. This is that
-/// loop: RMSNorm, matrix-vector products (dense, or 4-bit through the fused gemv kernel, so a 4-bit model decodes
-/// without a dequantized copy), rotate-half RoPE with the model's frequencies, the KV cache written in place,
+/// loop: RMSNorm, matrix-vector products (dense, or 4-bit and 8-bit through the fused gemv kernels, so a quantized model
+/// decodes without a dequantized copy; an active LoRA adapter's term added as the libtorch step adds it), rotate-half RoPE with the model's frequencies, the KV cache written in place,
 /// grouped-query attention over the cache, SwiGLU, and the head. In large layers the torch threads share the work, each
 /// KV group's projections and attention on one thread and the other products by rows. The math is
 /// <see cref="DecoderModel.Forward(Tensor, Tensor?, KvCache?, bool)"/>'s in fp32 with other summation orders, so logits
@@ -27,16 +27,18 @@ namespace FinQLoRA.Inference.Decoding;
 /// in bf16), so hidden states, keys, values and logits equal the libtorch step's or sit one bf16 ulp away.
 /// What it implements is stated in <see cref="ManagedStepSupport"/>; <see cref="DecodeStep.Choose"/> picks it.
 /// </summary>
-internal sealed unsafe class SingleTokenDecoder
+internal sealed unsafe partial class SingleTokenDecoder
 {
     /// <summary>A weight: the module (to see it is still in place; none for tied embeddings) and its data, read once
     /// (weights do not move). Dense in the compute dtype (<see cref="Bf16"/>: bf16, multiplied by
     /// <see cref="Bf16GemvKernel"/> where it reads the shape, else by <see cref="Bf16StepMath.Rows"/>), or a 4-bit one
     /// (<see cref="FourBit"/>: NF4/FP4, plain or double-quantized scales), which the fused gemv kernel multiplies without
-    /// dequantizing (<see cref="FourBitGemvKernel"/>). The vector kernels read the input deinterleaved (<see cref="Path"/>
-    /// not scalar).</summary>
+    /// dequantizing (<see cref="FourBitGemvKernel"/>), or an 8-bit one (<see cref="Int8"/>: LLM.int8 with its outlier
+    /// threshold, <see cref="Int8GemvKernel"/>). The vector kernels read the input deinterleaved (<see cref="Path"/>
+    /// not scalar). <see cref="Slot"/> indexes the projection's adapter term (layer · 7 + kind; −1: the head).</summary>
     private readonly record struct Matrix(nn.Module? Module, nint Data, int Rows, int Cols, FourBitGemvKernel.Weight? FourBit = null,
-        DequantKernelPath Path = DequantKernelPath.Scalar, bool Bf16 = false)
+        DequantKernelPath Path = DequantKernelPath.Scalar, bool Bf16 = false, Int8GemvKernel.Weight? Int8 = null, double Int8Threshold = 0,
+        int Slot = -1)
     {
         public static Matrix Dense(nn.Module? module, Tensor weight)
         {
@@ -88,9 +90,9 @@ internal sealed unsafe class SingleTokenDecoder
         _bf16 = model.ComputeDType == ScalarType.BFloat16;
         _deinterleaves = HeadMatrix().Path != DequantKernelPath.Scalar
             || layers.Any(l => new[] { l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down }.Any(m => m.Path != DequantKernelPath.Scalar));
-        bool fourBit = layers.Any(l => new[] { l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down }.Any(m => m.FourBit is not null));
         _c = model.Config;
-        _widestOutput = _bf16 && fourBit ? new[] { _c.NumHeads * _c.HeadDim, _c.HiddenSize, _c.IntermediateSize }.Max() : 0;
+        // a bf16 model's kernels (4-bit, 8-bit, and any product with an adapter term) write bf16 outputs there
+        _widestOutput = _bf16 ? new[] { _c.NumHeads * _c.HeadDim, _c.HiddenSize, _c.IntermediateSize }.Max() : 0;
         _layers = layers;
         _invFreq = RotaryEmbedding.InverseFrequencies(_c);
         int h = _c.HiddenSize, qd = _c.NumHeads * _c.HeadDim, kvd = _c.NumKvHeads * _c.HeadDim;
@@ -101,12 +103,17 @@ internal sealed unsafe class SingleTokenDecoder
         _embed = TensorMemory.DataPointer(model.EmbedTokens);
         _layerWeights = layers.Length == 0 ? 0
             : new[] { layers[0].Q, layers[0].K, layers[0].V, layers[0].O, layers[0].Gate, layers[0].Up, layers[0].Down }.Sum(m => (long)m.Rows * m.Cols);
+        _wrapped = [.. layers.SelectMany(l => new[] { l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down })
+            .Where(m => m.Module is LoraLinear).Select(m => (m.Slot, (LoraLinear)m.Module!))];
+        _terms = new AdapterTerm[layers.Length * Kinds];
+        _bOffsetArray = GC.AllocateArray<long>(Math.Max(1, layers.Length * Kinds), pinned: true);
+        _bOffsets = (long*)Unsafe.AsPointer(ref _bOffsetArray[0]);
     }
 
     /// <summary>A decoder for the model as its modules are now, or null when it does not apply: an architecture or
-    /// compute dtype/device outside <see cref="ManagedStepSupport"/>, or a projection that is neither a plain dense
-    /// weight of the compute dtype nor an unbiased 4-bit one (an 8-bit weight, or one wrapped by an adapter:
-    /// <see cref="ManagedStepSupport.RejectsWeight"/>).</summary>
+    /// compute dtype/device outside <see cref="ManagedStepSupport"/>, or a projection that is neither a dense weight of
+    /// the compute dtype nor an unbiased 4-bit or 8-bit one, or whose adapter state the step does not compute
+    /// (<see cref="ManagedStepSupport.RejectsWeight"/>).</summary>
     public static SingleTokenDecoder? TryCreate(DecoderModel model)
     {
         if (ManagedStepSupport.Rejects(model) is not null) return null;
@@ -125,13 +132,15 @@ internal sealed unsafe class SingleTokenDecoder
         {
             var l = model.Layers[i];
             // the module itself is kept (an inactive adapter wrapper included) so that a swap or an activation is seen
+            int layer = i;
             Matrix? M(ProjectionKind kind) => ManagedStepSupport.RejectsWeight(l[kind], dtype) is not null ? null
-                : (l[kind] is LoraLinear lora ? lora.BaseLayer : l[kind]) switch
+                : ((l[kind] is LoraLinear lora ? lora.BaseLayer : l[kind]) switch
                 {
                     DenseLinear d => Matrix.Dense(l[kind], d.Weight),
                     QuantizedLinear { Weight: Blockwise4BitTensor q } => FourBitMatrix(l[kind], q, pinned),
-                    _ => null,
-                };
+                    QuantizedLinear { Weight: Int8RowwiseTensor q } linear => Int8Matrix(l[kind], q, linear.Int8Threshold),
+                    _ => (Matrix?)null,
+                }) is { } m ? m with { Slot = layer * Kinds + (int)kind } : null;
             if (M(ProjectionKind.Q) is not { } q || M(ProjectionKind.K) is not { } k || M(ProjectionKind.V) is not { } v || M(ProjectionKind.O) is not { } o
                 || M(ProjectionKind.Gate) is not { } gate || M(ProjectionKind.Up) is not { } up || M(ProjectionKind.Down) is not { } down
                 || Norm(l.InputNorm) is not { } inputNorm || Norm(l.MlpInputNorm) is not { } postNorm)
@@ -167,8 +176,16 @@ internal sealed unsafe class SingleTokenDecoder
         return new Matrix(module, packed, (int)q.Shape[0], inF, weight, FourBitGemvKernel.Resolve(DequantKernelPath.Auto, inF, q.BlockSize));
     }
 
+    private static Matrix Int8Matrix(nn.Module module, Int8RowwiseTensor q, double threshold)
+    {
+        nint codes = TensorMemory.DataPointer(q.CB);
+        var weight = new Int8GemvKernel.Weight((sbyte*)codes, (float*)TensorMemory.DataPointer(q.SCB), (int)q.Shape[1], q.Shape[0]);
+        return new Matrix(module, codes, (int)q.Shape[0], (int)q.Shape[1], Int8: weight, Int8Threshold: threshold);
+    }
+
     /// <summary>Whether the model's modules and weight memory are still the ones this decoder read (adapters injected,
-    /// weights replaced, or the model moved since make it stale).</summary>
+    /// weights replaced, or the model moved since make it stale), and every adapter wrapper's state is one the step
+    /// computes (<see cref="ManagedStepSupport.RejectsAdapter"/>; read here for the next step).</summary>
     public bool IsCurrent()
     {
         // A model moved or cast since (Module.to) has new weight memory: one weight and the embeddings stand for all.
@@ -182,9 +199,8 @@ internal sealed unsafe class SingleTokenDecoder
                 || !ReferenceEquals(l[ProjectionKind.O], d.O.Module) || !ReferenceEquals(l[ProjectionKind.Gate], d.Gate.Module)
                 || !ReferenceEquals(l[ProjectionKind.Up], d.Up.Module) || !ReferenceEquals(l[ProjectionKind.Down], d.Down.Module))
                 return false;
-            if (Adapting(d.Q) || Adapting(d.K) || Adapting(d.V) || Adapting(d.O) || Adapting(d.Gate) || Adapting(d.Up) || Adapting(d.Down)) return false;
         }
-        return true;
+        return ReadAdapters();
     }
 
     /// <summary>Feeds token <paramref name="id"/> at the cache's next position, writes its keys and values there, advances
@@ -212,8 +228,10 @@ internal sealed unsafe class SingleTokenDecoder
         if (pos + 1 > cache.Capacity)
             throw UserInputException.About($"the sequence needs {pos + 1} positions but the KV cache holds {cache.Capacity}; lower {new ConfigField("max_new_tokens")} or shorten the prompt");
         if (pos + 1 > _c.MaxPositionEmbeddings) throw new InvalidOperationException($"position {pos} is past max_position_embeddings {_c.MaxPositionEmbeddings}");
+        if (!ReadAdapters())
+            throw new InvalidOperationException("an adapter state outside the managed step's set (ManagedDecodeStep checks IsCurrent before each step)");
         int h = _c.HiddenSize;
-        if (_x.Length != threads)
+        if (_x.Length != threads || _inputs[0].Rank < _rank)
         {
             _x = [.. Enumerable.Range(0, threads).Select(_ => new float[h])];
             _n = [.. Enumerable.Range(0, threads).Select(_ => new float[h])];
@@ -223,6 +241,8 @@ internal sealed unsafe class SingleTokenDecoder
             _attnIn = [.. Enumerable.Range(0, threads).Select(_ => new float[_c.NumHeads * _c.HeadDim * laidOut])];
             _gateIn = [.. Enumerable.Range(0, threads).Select(_ => new float[_c.IntermediateSize * laidOut])];
             _staging = [.. Enumerable.Range(0, threads).Select(_ => new ushort[_widestOutput])];
+            int widestInput = new[] { h, _c.NumHeads * _c.HeadDim, _c.IntermediateSize }.Max();
+            _inputs = [.. Enumerable.Range(0, threads).Select(_ => new StepInputs(widestInput, Kinds, _rank))];
         }
         var keys = new nint[_layers.Length];
         var values = new nint[_layers.Length];
@@ -283,6 +303,7 @@ internal sealed unsafe class SingleTokenDecoder
         fixed (float* nIn = _nIn[t], attnIn = _attnIn[t], gateIn = _gateIn[t])
         fixed (ushort* staging = _staging[t])
         {
+            var inputs = _inputs[t];
             int qd = _c.NumHeads * d;
             if (_bf16) Bf16StepMath.Widen((ushort*)TensorMemory.DataPointer(_model.EmbedTokens) + w.Id * h, x, h);
             else Copy(Data(_model.EmbedTokens) + w.Id * h, x, h);
@@ -291,13 +312,13 @@ internal sealed unsafe class SingleTokenDecoder
             {
                 var l = _layers[i];
                 Norm(x, (float*)l.InputNorm, n, h, l.InputEps);
-                LayOut(n, nIn, h);
+                Input(n, nIn, h, inputs);
                 for (int g = g0; g < g1; g++)
                 {
                     float* qg = q + g * group * d, kg = k + g * d, vg = v + g * d;
-                    Rows(l.Q, n, nIn, q, g * group * d, (g + 1) * group * d, staging);
-                    Rows(l.K, n, nIn, k, g * d, (g + 1) * d, staging);
-                    Rows(l.V, n, nIn, v, g * d, (g + 1) * d, staging);
+                    Rows(l.Q, n, nIn, q, g * group * d, (g + 1) * group * d, staging, inputs);
+                    Rows(l.K, n, nIn, k, g * d, (g + 1) * d, staging, inputs);
+                    Rows(l.V, n, nIn, v, g * d, (g + 1) * d, staging, inputs);
                     // the KV group's cache rows [Hkv, capacity, d] of batch 1, in the compute dtype
                     long group0 = g * w.Capacity * d, slot = group0 + w.Pos * d;
                     if (_bf16)
@@ -320,26 +341,26 @@ internal sealed unsafe class SingleTokenDecoder
                     }
                 }
                 barrier?.SignalAndWait();
-                LayOut(attn, attnIn, qd);
-                Share(l.O, attn, attnIn, o, t, threads, staging);
+                Input(attn, attnIn, qd, inputs);
+                Share(l.O, attn, attnIn, o, t, threads, staging, inputs);
                 barrier?.SignalAndWait();
                 Residual(x, o, h);
                 Norm(x, (float*)l.PostNorm, n, h, l.PostEps);
-                LayOut(n, nIn, h);
+                Input(n, nIn, h, inputs);
                 // each thread finishes SwiGLU on its own rows, so the product needs no barrier of its own
-                var (from, to) = Share(l.Gate, n, nIn, gate, t, threads, staging);
-                Share(l.Up, n, nIn, up, t, threads, staging);
+                var (from, to) = Share(l.Gate, n, nIn, gate, t, threads, staging, inputs);
+                Share(l.Up, n, nIn, up, t, threads, staging, inputs);
                 if (_bf16) Bf16StepMath.SwiGlu(gate, up, from, to);
                 else for (int j = from; j < to; j++) gate[j] = gate[j] / (1f + MathF.Exp(-gate[j])) * up[j]; // silu(gate)·up
                 barrier?.SignalAndWait();
-                LayOut(gate, gateIn, _c.IntermediateSize);
-                Share(l.Down, gate, gateIn, o, t, threads, staging);
+                Input(gate, gateIn, _c.IntermediateSize, inputs);
+                Share(l.Down, gate, gateIn, o, t, threads, staging, inputs);
                 barrier?.SignalAndWait();
                 Residual(x, o, h);
             }
             Norm(x, (float*)_finalNorm, n, h, _model.FinalNorm.Eps);
-            LayOut(n, nIn, h);
-            Share(w.Head, n, nIn, (float*)w.Logits, t, threads, staging);
+            Input(n, nIn, h, inputs);
+            Share(w.Head, n, nIn, (float*)w.Logits, t, threads, staging, inputs);
         }
     }
 
@@ -361,48 +382,65 @@ internal sealed unsafe class SingleTokenDecoder
 
     /// <summary>Rows [t·chunk, (t+1)·chunk) of y = W·x; returns that range. The chunk is a multiple of <see cref="Rows"/>'
     /// four-row blocks, so every row is summed as it is on one thread.</summary>
-    private (int From, int To) Share(in Matrix m, float* x, float* laidOut, float* y, int t, int threads, ushort* staging)
+    private (int From, int To) Share(in Matrix m, float* x, float* laidOut, float* y, int t, int threads, ushort* staging, StepInputs inputs)
     {
         int chunk = ((m.Rows + threads - 1) / threads + 3) & ~3;
         int from = Math.Min(m.Rows, t * chunk), to = Math.Min(m.Rows, (t + 1) * chunk);
-        Rows(m, x, laidOut, y, from, to, staging);
+        Rows(m, x, laidOut, y, from, to, staging, inputs);
         return (from, to);
     }
 
-    /// <summary>Rows [r0, r1) of y = W·x: dense fp32 by <see cref="Rows(float*, float*, float*, int, int, int)"/>, dense
-    /// bf16 by <see cref="Bf16GemvKernel"/> (or <see cref="Bf16StepMath.Rows"/>), 4-bit by the fused gemv kernel; the
-    /// vector kernels read <paramref name="laidOut"/> (x deinterleaved). All sum in fp32, as the matmuls they stand in
-    /// for; with bf16 activations the sums are rounded to bf16 (the matmul's output), and the 4-bit kernel also rounds its
-    /// per-block tables (the dequantized bf16 weight), writing bf16 bits to <paramref name="staging"/>.</summary>
-    private void Rows(in Matrix m, float* x, float* laidOut, float* y, int r0, int r1, ushort* staging)
+    /// <summary>Rows [r0, r1) of y = W·x (+ the adapter term): dense fp32 by
+    /// <see cref="Rows(float*, float*, float*, int, int, int)"/>, dense bf16 by <see cref="Bf16GemvKernel"/> (or
+    /// <see cref="Bf16StepMath.Rows"/>), 4-bit and 8-bit by the fused gemv kernels; the vector kernels read
+    /// <paramref name="laidOut"/> (x deinterleaved). All sum in fp32, as the matmuls they stand in for; with bf16
+    /// activations the sums are rounded to bf16 (the matmul's output), and the 4-bit kernel also rounds its per-block
+    /// tables (the dequantized bf16 weight). An active adapter's term is added by the kernels' output
+    /// (<see cref="GemvOutput"/>: the base output rounded, plus Σ u·B in fp32, rounded again), after the dense products
+    /// by the same output. With bf16 activations the kernels write bf16 bits to <paramref name="staging"/>.</summary>
+    private void Rows(in Matrix m, float* x, float* laidOut, float* y, int r0, int r1, ushort* staging, StepInputs inputs)
     {
+        var adapter = m.Slot >= 0 ? _terms[m.Slot] : default;
+        float* u = adapter.Term is { } term ? inputs.LowRank(m.Slot % Kinds, term, (float*)adapter.A, x, m.Cols) : null;
         if (m.FourBit is { } w)
-        {
-            float* input = m.Path == DequantKernelPath.Scalar ? x : laidOut;
-            if (!_bf16)
-            {
-                FourBitGemvKernel.Run(w, input, 1, r0, r1, new GemvOutput(y, bf16: false, m.Rows), m.Path);
-                return;
-            }
-            // the kernel writes output row o at o: shifted so that rows r0.. land at the start of this thread's staging
-            FourBitGemvKernel.Run(w, input, 1, r0, r1, new GemvOutput(staging - r0, bf16: true, m.Rows), m.Path);
-            Bf16StepMath.Widen(staging, y + r0, r1 - r0);
-        }
-        else if (m.Bf16)
-        {
-            if (m.Path != DequantKernelPath.Scalar) Bf16GemvKernel.Run((ushort*)m.Data, m.Cols, laidOut, 1, r0, r1, new GemvOutput(y, bf16: false, m.Rows));
-            else Bf16StepMath.Rows((ushort*)m.Data, x, y, m.Cols, r0, r1);
-            Bf16StepMath.Round(y, r0, r1);
-        }
+            FourBitGemvKernel.Run(w, m.Path == DequantKernelPath.Scalar ? x : laidOut, 1, r0, r1, Output(m, adapter, u, y, staging, r0), m.Path);
+        else if (m.Int8 is { } w8)
+            Int8GemvKernel.Run(w8, inputs.Int8(x, m.Cols, m.Int8Threshold), 1, r0, r1, Output(m, adapter, u, y, staging, r0), Int8Path);
         else
-            Rows((float*)m.Data, x, y, m.Cols, r0, r1);
+        {
+            if (m.Bf16)
+            {
+                if (m.Path != DequantKernelPath.Scalar) Bf16GemvKernel.Run((ushort*)m.Data, m.Cols, laidOut, 1, r0, r1, new GemvOutput(y, bf16: false, m.Rows));
+                else Bf16StepMath.Rows((ushort*)m.Data, x, y, m.Cols, r0, r1);
+                Bf16StepMath.Round(y, r0, r1);
+            }
+            else
+                Rows((float*)m.Data, x, y, m.Cols, r0, r1);
+            if (u == null) return;
+            // the base output as it is held (bf16 values already), then the term as LoraLinear adds it
+            var output = Output(m, adapter, u, y, staging, r0);
+            for (int r = r0; r < r1; r++) output.Store(0, r, y[r]);
+        }
+        if (_bf16) Bf16StepMath.Widen(staging, y + r0, r1 - r0);
     }
 
-    /// <summary>x in the 4-bit kernel's input layout, where a 4-bit weight reads it (every thread lays out its own copy,
-    /// so no phase waits for one thread's).</summary>
-    private void LayOut(float* x, float* laidOut, int n)
+    /// <summary>Where rows [r0, ..) of a product go: fp32 straight into y, bf16 bits into this thread's staging (shifted,
+    /// since a kernel writes output row o at o), with the adapter term when one is active.</summary>
+    private GemvOutput Output(in Matrix m, in AdapterTerm adapter, float* u, float* y, ushort* staging, int r0)
+    {
+        void* to = _bf16 ? staging - r0 : y;
+        return adapter.Term is { } term
+            ? new GemvOutput(to, _bf16, m.Rows, u, term.Rank, _bOffsets + m.Slot, (float*)adapter.B, term.BStrideOut, term.BStrideRank)
+            : new GemvOutput(to, _bf16, m.Rows);
+    }
+
+    /// <summary>A new input vector x for the products that follow: laid out in the 4-bit kernel's input layout, where a
+    /// 4-bit weight reads it (every thread lays out its own copy, so no phase waits for one thread's), and what was made
+    /// for the last input (adapter u, int8 codes) marked stale.</summary>
+    private void Input(float* x, float* laidOut, int n, StepInputs inputs)
     {
         if (_deinterleaves && n % 32 == 0) FourBitGemvKernel.Deinterleave(x, laidOut, 1, n);
+        inputs.Next();
     }
 
     /// <summary>[from, to) of <paramref name="count"/> items for part <paramref name="t"/> of <paramref name="threads"/>.</summary>
@@ -531,13 +569,11 @@ internal sealed unsafe class SingleTokenDecoder
 
     private static bool Is(Tensor t, ScalarType dtype) => t.dtype == dtype && t.is_contiguous();
 
-    /// <summary>Whether an adapter wrapper read while inactive has an adapter active now.</summary>
-    private static bool Adapting(in Matrix m) => m.Module is LoraLinear { Stacked: not null } or LoraLinear { ActiveAdapter: not null };
-
     private static bool StillAt(Matrix m) => (m.Module is LoraLinear lora ? lora.BaseLayer : m.Module) switch
     {
         DenseLinear d => Is(d.Weight, m.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32) && TensorMemory.DataPointer(d.Weight) == m.Data,
         QuantizedLinear { Weight: Blockwise4BitTensor q } => TensorMemory.DataPointer(q.Packed) == m.Data,
+        QuantizedLinear { Weight: Int8RowwiseTensor q } => TensorMemory.DataPointer(q.CB) == m.Data,
         _ => false,
     };
 

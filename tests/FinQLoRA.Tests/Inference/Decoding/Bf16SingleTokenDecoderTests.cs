@@ -16,7 +16,8 @@ namespace FinQLoRA.Tests.Inference.Decoding;
 /// <summary>
 /// The managed single-token step with bf16 activations against the libtorch bf16 step it stands in for, on seeded
 /// random models (stories260K's shapes: the natural-layout products for down_proj's 172 inputs; and layers wide enough
-/// for the threaded step and the vector kernels), dense bf16 and 4-bit (NF4 double-quantized, FP4 plain). Each step
+/// for the threaded step and the vector kernels), dense bf16, 4-bit (NF4 double-quantized, FP4 plain) and 8-bit
+/// (LLM.int8 with outlier columns), with and without an active LoRA adapter on every projection. Each step
 /// starts from the libtorch step's own cache, so what is compared is one step's arithmetic over hundreds of positions:
 /// the keys and values it writes, its logits in bf16 ulps, and its greedy id. The two steps differ only in fp32
 /// summation order before a rounding (oneDNN's inside libtorch's attention and small matmuls), so a value is equal or
@@ -37,7 +38,12 @@ public sealed class Bf16SingleTokenDecoderTests(ITestOutputHelper output)
     private static DecoderModel Load(string which, int bits, FourBitType type = FourBitType.Nf4, bool doubleQuant = true)
     {
         var options = new ModelLoadOptions { DType = ScalarType.BFloat16 };
-        return ModelLoading.LoadModel(which == "wide" ? WideFolder.Value : SeededLlama.Folder, bits == 16 ? options : options.WithBits(bits, type, doubleQuant));
+        return ModelLoading.LoadModel(which == "wide" ? WideFolder.Value : SeededLlama.Folder, bits switch
+        {
+            16 => options,
+            8 => options.WithInt8(EightBitLoading.OutlierThreshold),
+            _ => options.WithBits(bits, type, doubleQuant),
+        });
     }
 
     [Theory]
@@ -45,10 +51,17 @@ public sealed class Bf16SingleTokenDecoderTests(ITestOutputHelper output)
     [InlineData("wide", 16, FourBitType.Nf4, true, 100)]
     [InlineData("stories", 4, FourBitType.Fp4, false, 300)]
     [InlineData("wide", 4, FourBitType.Nf4, true, 100)]
-    public void EachStepWritesTheLibtorchKeysValuesLogitsAndIdWithinAnUlp(string which, int bits, FourBitType type, bool doubleQuant, int steps)
+    [InlineData("stories", 8, FourBitType.Nf4, true, 200)]
+    [InlineData("wide", 8, FourBitType.Nf4, true, 100)]
+    [InlineData("stories", 16, FourBitType.Nf4, true, 200, true)]
+    [InlineData("wide", 4, FourBitType.Nf4, true, 100, true)]
+    [InlineData("stories", 8, FourBitType.Nf4, true, 200, true)]
+    public void EachStepWritesTheLibtorchKeysValuesLogitsAndIdWithinAnUlp(string which, int bits, FourBitType type, bool doubleQuant, int steps,
+        bool adapter = false)
     {
         using var model = Load(which, bits, type, doubleQuant);
         using var noGrad = no_grad();
+        if (adapter) AdapterSingleTokenDecoderTests.Adapt(model, seed: 53);
         Assert.Null(ManagedStepSupport.Rejects(model));
         using var torchCache = new KvCache(model.Config, 1, Prompt.Length + steps, model.ComputeDType, CPU);
         using var managedCache = new KvCache(model.Config, 1, Prompt.Length + steps, model.ComputeDType, CPU);
@@ -90,14 +103,18 @@ public sealed class Bf16SingleTokenDecoderTests(ITestOutputHelper output)
             total += logits.numel();
         }
         Assert.Equal(steps, managed.Steps);
-        output.WriteLine($"{which} {bits}-bit, {steps} steps: keys/values within {cacheUlps} ulps, logits within {logitUlps}, "
+        output.WriteLine($"{which} {bits}-bit{(adapter ? " + adapter" : "")}, {steps} steps: keys/values within {cacheUlps} ulps, logits within {logitUlps}, "
             + $"{equalLogits}/{total} logits equal; greedy ids differ at {nearTies} near-ties");
         // deeper layers see earlier layers' one-ulp differences, so a step's values stay within two ulps of the
-        // tensor's scale
-        Assert.True(cacheUlps <= 2, $"keys/values {cacheUlps} bf16 ulps (of their scale) from libtorch's");
-        Assert.True(logitUlps <= 2, $"logits {logitUlps} bf16 ulps (of their scale) from libtorch's");
+        // tensor's scale. Two products amplify such an input difference: an int8 product (a one-ulp change of an input
+        // can move its code by one step, 1/127 of the row's largest value) and an adapter's term (its own gain on top
+        // of the base's); there the bound is that of the measured spread, layer 0 still within one ulp (above)
+        double allowed = bits == 8 || adapter ? 12 : 2;
+        Assert.True(cacheUlps <= allowed, $"keys/values {cacheUlps} bf16 ulps (of their scale) from libtorch's");
+        Assert.True(logitUlps <= allowed, $"logits {logitUlps} bf16 ulps (of their scale) from libtorch's");
         Assert.True(equalLogits > 0, "no logit equals libtorch's");
-        Assert.True(nearTies <= steps / 20, $"{nearTies} of {steps} greedy ids differ");
+        // each differing id is at a near-tie (asserted above); the amplified cases part at more of them
+        Assert.True(nearTies <= steps / (bits == 8 || adapter ? 10 : 20), $"{nearTies} of {steps} greedy ids differ");
     }
 
     /// <summary>Free-running: each step's own ids and cache, until the first near-tie (54, 80 and 78 tokens here).</summary>
@@ -139,9 +156,9 @@ public sealed class Bf16SingleTokenDecoderTests(ITestOutputHelper output)
     }
 
     /// <summary>A model with an adapter injected but none active (a server's base-model request) computes its bases
-    /// alone, so the step takes it; once the adapter is activated the next step is libtorch's, with the adapter.</summary>
+    /// alone; once the adapter is activated the next step adds it, still managed.</summary>
     [Fact]
-    public void AnInactiveAdapterKeepsTheManagedStepAndActivatingItHandsTheStepToLibtorch()
+    public void AnInactiveAdapterKeepsTheManagedStepAndActivatingItKeepsItToo()
     {
         using var model = Load("stories", 4);
         using var noGrad = no_grad();
@@ -164,8 +181,8 @@ public sealed class Bf16SingleTokenDecoderTests(ITestOutputHelper output)
         using (var adapted = step.Forward(ids))
         using (var expected = torch.Forward(ids))
             Assert.True(Bf16Ulps.MaxOfScale(expected, adapted) <= 2, "the activated adapter's step against libtorch's");
-        Assert.Equal(1, step.Steps);
-        Assert.NotNull(ManagedStepSupport.RejectsWeight(model.Layers[0][ProjectionKind.Q], model.ComputeDType));
+        Assert.Equal(2, step.Steps);
+        Assert.Null(ManagedStepSupport.RejectsWeight(model.Layers[0][ProjectionKind.Q], model.ComputeDType));
     }
 
     [Fact]
@@ -179,12 +196,13 @@ public sealed class Bf16SingleTokenDecoderTests(ITestOutputHelper output)
             Assert.Contains("Float32", ManagedStepSupport.Rejects(bf16, fp32Cache));
             Assert.IsType<LibtorchDecodeStep>(DecodeStep.Choose(bf16, fp32Cache));
         }
-        using (var eightBit = Load("stories", 8))
+        using (var dora = Load("stories", 8))
         {
-            Assert.Null(SingleTokenDecoder.TryCreate(eightBit));
-            Assert.Contains("Int8", ManagedStepSupport.RejectsWeight(eightBit.Layers[0][ProjectionKind.Q], eightBit.ComputeDType));
-            using var cache = new KvCache(eightBit.Config, 1, 16, eightBit.ComputeDType, CPU);
-            Assert.IsType<LibtorchDecodeStep>(DecodeStep.Choose(eightBit, cache));
+            LoraInjector.Apply(dora, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true, TargetModules = ["q_proj"] }, seed: 3);
+            Assert.Null(SingleTokenDecoder.TryCreate(dora));
+            Assert.Contains("DoRA", ManagedStepSupport.RejectsWeight(dora.Layers[0][ProjectionKind.Q], dora.ComputeDType));
+            using var cache = new KvCache(dora.Config, 1, 16, dora.ComputeDType, CPU);
+            Assert.IsType<LibtorchDecodeStep>(DecodeStep.Choose(dora, cache));
         }
         using var fp16 = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.Float16 });
         Assert.Contains("Float16", ManagedStepSupport.Rejects(fp16));

@@ -13,8 +13,8 @@ namespace FinQLoRA.Tests.Inference.Decoding;
 /// The managed single-token step over 4-bit weights (the fused gemv kernel on the step's own fp32 vectors) against the
 /// libtorch step over the same model (dequantize-then-matmul in fp32): the same greedy ids and logits to fp32
 /// summation noise, NF4 and FP4, plain and double-quantized scales, on stories260K's shapes (the vector kernel for
-/// most products, the scalar one for down_proj's 172 inputs) and on layers wide enough for the threaded step. An
-/// 8-bit model stays outside the step's set and takes the libtorch step.
+/// most products, the scalar one for down_proj's 172 inputs) and on layers wide enough for the threaded step; and over
+/// LLM.int8 weights (the int8 gemv kernel, outlier columns included).
 /// </summary>
 public sealed class QuantizedSingleTokenDecoderTests
 {
@@ -61,17 +61,27 @@ public sealed class QuantizedSingleTokenDecoderTests
         Assert.NotEmpty(managed);
     }
 
-    [Fact]
-    public void AnEightBitModelTakesTheLibtorchStep()
+    /// <summary>LLM.int8 weights through the int8 gemv kernel on the step's own vectors, with a threshold that gives
+    /// every product outlier columns (<see cref="EightBitLoading"/>) and with the default 6.0. The codes are the
+    /// libtorch step's where the normalised input is (fp32 summation order can move a value across a code's rounding
+    /// boundary, one code step in 254 of the row's range), so logits agree to 1e-3 and greedy ids are the same.</summary>
+    [Theory]
+    [InlineData("stories", EightBitLoading.OutlierThreshold)]
+    [InlineData("stories", 6.0)]
+    [InlineData("wide", EightBitLoading.OutlierThreshold)]
+    public void EightBitStepsGiveTheLibtorchIdsAndLogits(string which, double threshold)
     {
-        using var model = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.Float32 }.WithBits(8));
+        string folder = which == "wide" ? WideFolder.Value : SeededLlama.Folder;
+        using var model = ModelLoading.LoadModel(folder, new ModelLoadOptions { DType = ScalarType.Float32 }.WithInt8(threshold));
+        Assert.IsType<Int8RowwiseTensor>(Assert.IsType<QuantizedLinear>(model.Layers[0][ProjectionKind.Down]).Weight);
         using var noGrad = no_grad();
-        Assert.Null(SingleTokenDecoder.TryCreate(model));
-        using var cache = new KvCache(model.Config, 1, 16, model.ComputeDType, CPU);
-        Assert.IsType<LibtorchDecodeStep>(DecodeStep.Choose(model, cache));
-        var (ids, _, managedSteps) = Decode(model, managed: true, steps: 4);
-        Assert.Equal(0, managedSteps);
-        Assert.Equal(4, ids.Count);
+        if (threshold < 6) Assert.True(EightBitLoading.HasOutliers(model, Prompt, threshold), "no outlier columns: the int8 decomposition is not exercised");
+        Assert.NotNull(SingleTokenDecoder.TryCreate(model));
+        var (managedIds, managedLogits, managedSteps) = Decode(model, managed: true, steps: 24);
+        Assert.Equal(24, managedSteps);
+        var (torchIds, torchLogits, _) = Decode(model, managed: false, steps: 24);
+        Assert.Equal(torchIds, managedIds);
+        for (int i = 0; i < torchLogits.Count; i++) TensorAssert.Close(torchLogits[i], managedLogits[i], rtol: 1e-3, atol: 1e-3);
     }
 
     /// <summary>Prefill through libtorch, then greedy steps through the chosen decode step; the managed steps it took.</summary>
