@@ -19,7 +19,10 @@ namespace FinQLoRA.Adapters;
 /// a cast, a dropout (bernoulli, fp32 noise), two skinny matmuls, a scale, a promoting add and a cast back per
 /// projection, and about thirty ops per projection in backward; it kept an fp32 x and an fp32 noise per projection
 /// (8 bytes per element each), this keeps the dropped fp32 inputs and byte masks (5).
-/// The scale s goes onto u (N×G·r values), not onto B. Bases computed one by one come as G tensors, each output's
+/// For bf16 bases on the CPU the two ends run in C# (<see cref="LoraOutputKernel"/>: each y_i added, rounded and
+/// written as its own tensor; the output gradients side by side in fp32 and for the bases), and A's stack and B's block
+/// diagonal are memory copies (<see cref="LoraBlocks"/>): the same values with a few dispatcher ops instead of a
+/// narrow, a cast and a view per branch. The scale s goes onto u (N×G·r values), not onto B. Bases computed one by one come as G tensors, each output's
 /// gradient then passing to its base as it is.
 /// apply(x, A_1, B_1, …, A_G, B_G, base(s), <see cref="Group"/>): backward returns one entry per argument.
 /// </summary>
@@ -55,13 +58,13 @@ internal sealed class LoraGroupFunction : autograd.MultiTensorFunction<LoraGroup
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         long inFeatures = x.shape[^1];
-        var x2 = x.reshape(-1, inFeatures);
+        var x2 = x.is_contiguous() ? x.view(-1, inFeatures) : x.reshape(-1, inFeatures);
         long n = x2.shape[0];
         var aList = Enumerable.Range(0, g).Select(i => (Tensor)vars[1 + 2 * i]).ToArray();
         var bList = Enumerable.Range(0, g).Select(i => (Tensor)vars[2 + 2 * i]).ToArray();
-        var a = g == 1 ? aList[0].unsqueeze(0) : stack(aList, 0);                                         // [G, r, in]
+        var a = g == 1 ? aList[0].unsqueeze(0) : LoraBlocks.Stack(aList);                                // [G, r, in]
         long r = a.shape[1];
-        var bd = g == 1 ? bList[0] : block_diag(bList);                                                 // [ΣOut, G·r]
+        var bd = g == 1 ? bList[0] : LoraBlocks.BlockDiagonal(bList);                                   // [ΣOut, G·r]
 
         Tensor u, input, mask;
         if (group.Dropping)
@@ -78,6 +81,23 @@ internal sealed class LoraGroupFunction : autograd.MultiTensorFunction<LoraGroup
         }
         u.mul_(group.Scaling);                                                                          // s·u: [N, G·r]
         var z = u.mm(bd.t());                                                                           // [N, ΣOut] fp32
+        List<Tensor> outputs;
+        bool kernel = LoraOutputKernel.Applies(bases, z.dtype);
+        if (kernel) outputs = [.. LoraOutputKernel.Outputs(z, bases, group.Widths, x.shape[..^1]).Select(o => o.MoveToOuterDisposeScope())];
+        else outputs = Composed(z, bases, group, n, x.shape[..^1]);
+        // saved tensors must outlive this scope (TorchSharp commits them after forward returns)
+        ctx.save_for_backward([input.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), u.MoveToOuterDisposeScope(),
+            a.MoveToOuterDisposeScope(), bd.MoveToOuterDisposeScope()]);
+        ctx.save_data("group", group);
+        ctx.save_data("x", (x.shape, x.dtype, x.requires_grad));
+        ctx.save_data("bases", (bases.Select(b => b.shape).ToArray(), kernel));
+        return outputs;
+    }
+
+    /// <summary>The outputs by ATen ops (a GPU, other dtypes): the bases added in fp32, each branch cut out and cast.</summary>
+    private static List<Tensor> Composed(Tensor z, Tensor[] bases, Group group, long n, long[] leading)
+    {
+        int g = group.Widths.Length;
         var dtype = bases[0].dtype;
         if (group.SideBySide) z.add_(bases[0].reshape(n, -1)); // fp32 + 16-bit in fp32, as PEFT's result + lora
         var outputs = new List<Tensor>(g);
@@ -86,15 +106,9 @@ internal sealed class LoraGroupFunction : autograd.MultiTensorFunction<LoraGroup
         {
             var zi = g == 1 ? z : z.narrow(1, offset, group.Widths[i]);
             if (!group.SideBySide) zi.add_(bases[i].reshape(n, group.Widths[i]));
-            outputs.Add(zi.to(dtype).view([.. x.shape[..^1], group.Widths[i]]).MoveToOuterDisposeScope());
+            outputs.Add(zi.to(dtype).view([.. leading, group.Widths[i]]).MoveToOuterDisposeScope());
             offset += group.Widths[i];
         }
-        // saved tensors must outlive this scope (TorchSharp commits them after forward returns)
-        ctx.save_for_backward([input.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), u.MoveToOuterDisposeScope(),
-            a.MoveToOuterDisposeScope(), bd.MoveToOuterDisposeScope()]);
-        ctx.save_data("group", group);
-        ctx.save_data("x", (x.shape, x.dtype, x.requires_grad));
-        ctx.save_data("bases", bases.Select(b => b.shape).ToArray());
         return outputs;
     }
 
@@ -104,14 +118,21 @@ internal sealed class LoraGroupFunction : autograd.MultiTensorFunction<LoraGroup
         Tensor input = saved[0], mask = saved[1], u = saved[2], a = saved[3], bd = saved[4];
         var group = (Group)ctx.get_data("group");
         var (xShape, xDtype, xNeedsGrad) = ((long[], ScalarType, bool))ctx.get_data("x");
-        var baseShapes = (long[][])ctx.get_data("bases");
+        var (baseShapes, kernel) = ((long[][], bool))ctx.get_data("bases");
         int g = group.Widths.Length;
         long r = a.shape[1], inFeatures = a.shape[2], n = u.shape[0];
         var grads = new List<Tensor>(2 + 2 * g + baseShapes.Length);
         using var scope = NewDisposeScope();
 
-        var gAll = g == 1 ? grad_outputs[0].reshape(n, group.Widths[0]) : cat(grad_outputs.Select((go, i) => go.reshape(n, group.Widths[i])).ToList(), 1);
-        var gz = gAll.to(a.dtype);                                                                      // [N, ΣOut]
+        Tensor gz;                                                                                      // [N, ΣOut] fp32
+        Tensor? gAll = null;                                                                            // the same in the bases' dtype
+        if (kernel && grad_outputs.All(go => go.dtype == ScalarType.BFloat16 && go.device_type == DeviceType.CPU))
+            (gz, gAll) = LoraOutputKernel.Gradients(grad_outputs, group.Widths, n, group.SideBySide ? baseShapes[0] : null);
+        else
+        {
+            gAll = g == 1 ? grad_outputs[0].reshape(n, group.Widths[0]) : cat(grad_outputs.Select((go, i) => go.reshape(n, group.Widths[i])).ToList(), 1);
+            gz = gAll.to(a.dtype);
+        }
         var dBd = gz.t().mm(u);                                                                         // [ΣOut, G·r]
         var du = gz.mm(bd).mul_(group.Scaling);                                                         // [N, G·r]
         Tensor dA, dx;
@@ -141,7 +162,7 @@ internal sealed class LoraGroupFunction : autograd.MultiTensorFunction<LoraGroup
             grads.Add((g == 1 ? dBd : dBd.as_strided([group.Widths[i], r], [g * r, 1], offset * g * r + i * r)).MoveToOuterDisposeScope());
             offset += group.Widths[i];
         }
-        if (group.SideBySide) grads.Add(gAll.view(baseShapes[0]).MoveToOuterDisposeScope());
+        if (group.SideBySide) grads.Add((gAll!.shape.SequenceEqual(baseShapes[0]) ? gAll : gAll.view(baseShapes[0])).MoveToOuterDisposeScope());
         else for (int i = 0; i < g; i++) grads.Add(grad_outputs[i]);
         grads.Add(null!); // the group record
         return grads;

@@ -8,6 +8,10 @@ namespace FinQLoRA.Models;
 /// y = x·Wᵀ for a frozen dense W whose matmuls are widened to fp32 (<see cref="CpuMatmulPrecision"/>), as a custom
 /// autograd node: it saves only a reference to W (no input, no fp32 copy of W from forward to backward, which would
 /// double the model's memory in fp32) and computes grad_x = grad_y·W in fp32 again in backward, rounded to x's dtype.
+/// <para>The fused step (issue 26) also takes it where the matmul runs in x's dtype (a native 16-bit CPU, a GPU) in
+/// place of autograd's linear: x as one [N, in] view, one mm with Wᵀ, one view back, and in backward one mm with W;
+/// linear's matmul folds x the same way and calls the same mm, so outputs and gradients are bit-identical, with about
+/// half the dispatcher ops (linear, matmul, the fold's reshapes and the backward formula's transposes).</para>
 /// apply(x, W): backward returns one entry per argument (x, W), null for the frozen W.
 /// </summary>
 internal sealed class DenseMatmulFunction : autograd.SingleTensorFunction<DenseMatmulFunction>
@@ -29,7 +33,7 @@ internal sealed class DenseMatmulFunction : autograd.SingleTensorFunction<DenseM
     {
         var weight = ctx.get_saved_variables()[0];
         var dtype = (ScalarType)ctx.get_data("dtype");
-        Tensor gradInput = InputGradient(grad_output.to(dtype), weight);
+        Tensor gradInput = InputGradient(grad_output.dtype == dtype ? grad_output : grad_output.to(dtype), weight);
         return [gradInput, null!];
     }
 
@@ -39,6 +43,11 @@ internal sealed class DenseMatmulFunction : autograd.SingleTensorFunction<DenseM
     public static Tensor InputGradient(Tensor g, Tensor weight)
     {
         using var scope = NewDisposeScope();
+        if (OnRows(g, weight))
+        {
+            var rows = FusedMatmulFunction.Rows(g, weight.shape[0]).mm(weight);                        // [N, in]
+            return (g.dim() == 2 ? rows : rows.view([.. g.shape[..^1], weight.shape[1]])).MoveToOuterDisposeScope();
+        }
         var wide = CpuMatmulPrecision.MatmulDType(g);
         Tensor product;
         if (wide == g.dtype || weight.numel() <= WeightWorkspace.MaxWidenedElements)
@@ -59,6 +68,11 @@ internal sealed class DenseMatmulFunction : autograd.SingleTensorFunction<DenseM
     public static Tensor Forward(Tensor x, Tensor weight)
     {
         using var scope = NewDisposeScope();
+        if (OnRows(x, weight))
+        {
+            var rows = FusedMatmulFunction.Rows(x, weight.shape[1]).mm(weight.t());                    // [N, out]
+            return (x.dim() == 2 ? rows : rows.view([.. x.shape[..^1], weight.shape[0]])).MoveToOuterDisposeScope();
+        }
         var wide = CpuMatmulPrecision.MatmulDType(x);
         Tensor y;
         if (wide == x.dtype || weight.numel() <= WeightWorkspace.MaxWidenedElements)
@@ -72,6 +86,10 @@ internal sealed class DenseMatmulFunction : autograd.SingleTensorFunction<DenseM
         }
         return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Whether the product runs as one mm on rows: the fused step, a matmul in t's dtype, W in it too.</summary>
+    private static bool OnRows(Tensor t, Tensor weight) =>
+        TrainingFusions.Enabled && weight.dtype == t.dtype && CpuMatmulPrecision.MatmulDType(t) == t.dtype;
 
     /// <summary>(first row, row count) of consecutive blocks of at most <see cref="WeightWorkspace.MaxWidenedElements"/>.</summary>
     private static IEnumerable<(long First, long Rows)> RowBlocks(Tensor weight)

@@ -74,7 +74,8 @@ public static class FusedProjections
         bool widened = CpuMatmulPrecision.MatmulDType(x) != x.dtype;
         if (!widened && bases.All(b => b is DenseLinear d && d.Weight.dtype == x.dtype)
             && DenseLinear.RowBlocksOfOneTensor(bases.Cast<DenseLinear>().ToArray()) is { } weights)
-            return nn.functional.linear(x, weights); // frozen weights: autograd keeps a reference, not a copy
+            return DenseLinear.RowsNode(x, weights) ? DenseMatmulFunction.Apply(x, weights)
+                : nn.functional.linear(x, weights); // frozen weights: autograd keeps a reference, not a copy
         // a group larger than the workspace's cap runs one by one (each dense one then in row blocks)
         if ((widened || !bases.Any(b => b is DenseLinear)) && bases.Sum(b => b.OutFeatures * b.InFeatures) <= WeightWorkspace.MaxWidenedElements
             && bases.All(b => b.CanWriteWeight(x.dtype)))

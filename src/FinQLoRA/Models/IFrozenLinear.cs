@@ -23,6 +23,12 @@ public interface IFrozenLinear
     /// a contiguous CPU tensor [out, in] of <paramref name="dtype"/> or, for a widened matmul, fp32, without allocating.</summary>
     void WriteWeight(Tensor destination, ScalarType dtype);
 
+    /// <summary>What <see cref="WriteWeight"/> writes, at <paramref name="destination"/>: the first element of contiguous
+    /// [out, in] CPU memory of <paramref name="destinationDtype"/> (<paramref name="dtype"/>, or fp32 for a widened matmul).
+    /// Returns false where this projection cannot (the caller then writes through a tensor): a training matmul node fills
+    /// its group's buffer this way without a slice tensor (an ATen op) per projection.</summary>
+    bool TryWriteWeightAt(nint destination, ScalarType destinationDtype, ScalarType dtype) => false;
+
     /// <summary>Whether this projection multiplies <paramref name="x"/> faster by itself than inside a fused group
     /// (<see cref="FusedProjections"/>): a quantized weight whose fused gemv takes x.</summary>
     bool MultipliesAlone(Tensor x) => false;

@@ -43,13 +43,25 @@ public sealed class SelfAttention : ProjectionSet
         int h = _config.NumHeads, hkv = _config.NumKvHeads, d = _config.HeadDim;
 
         var (q, k, v) = QueryKeyValue(x);
-        q = q.reshape(b, t, h, d);
-        k = k.reshape(b, t, hkv, d);
-        if (q_norm != null) q = q_norm.forward(q);
-        if (k_norm != null) k = k_norm.forward(k);
-        q = RotaryEmbedding.Apply(q.transpose(1, 2), cos, sin);                  // [B, H, T, d]
-        k = RotaryEmbedding.Apply(k.transpose(1, 2), cos, sin);                  // [B, Hkv, T, d]
-        v = v.reshape(b, t, hkv, d).transpose(1, 2);
+        bool repeated = HeadsInOneNode(q, k, v, cos, sin, cache);
+        if (repeated)
+        {
+            // training: each of q, k, v from its rows to attention's heads in one node (RoPE and GQA's repeat included)
+            int g = h / hkv;
+            q = AttentionHeadsFunction.Apply(q, cos, sin, new(d, 1, Rotate: true));                  // [B, H, T, d]
+            k = AttentionHeadsFunction.Apply(k, cos, sin, new(d, g, Rotate: true));                  // [B, H, T, d]
+            v = g == 1 ? Heads(v, b, t, hkv, d) : AttentionHeadsFunction.Apply(v, cos, sin, new(d, g, Rotate: false));
+        }
+        else
+        {
+            q = q.reshape(b, t, h, d);
+            k = k.reshape(b, t, hkv, d);
+            if (q_norm != null) q = q_norm.forward(q);
+            if (k_norm != null) k = k_norm.forward(k);
+            q = RotaryEmbedding.Apply(q.transpose(1, 2), cos, sin);              // [B, H, T, d]
+            k = RotaryEmbedding.Apply(k.transpose(1, 2), cos, sin);              // [B, Hkv, T, d]
+            v = v.reshape(b, t, hkv, d).transpose(1, 2);
+        }
         if (cache != null) (k, v) = cache.Append(_layer, k, v);                  // [B, Hkv, S, d]
 
         var m = AttentionMask.To(mask, q.dtype);
@@ -72,7 +84,7 @@ public sealed class SelfAttention : ProjectionSet
         }
         else
         {
-            (k, v) = RepeatKv(k, v);
+            if (!repeated) (k, v) = RepeatKv(k, v);
             var dtype = CpuMatmulPrecision.TrainingAttentionDType(q);
             // Training on the plain causal mask: the causal flag, so the flash kernel skips the blocks above the diagonal
             // (about half of attention's work at 256 tokens) and reads no mask. Inference keeps the mask it always had.
@@ -80,7 +92,7 @@ public sealed class SelfAttention : ProjectionSet
             var attn = dtype == q.dtype
                 ? Attend(q, k, v, m, causal)
                 : Attend(q.to(dtype), k.to(dtype), v.to(dtype), m.to(dtype), causal).to(q.dtype);
-            merged = attn.transpose(1, 2).reshape(b, t, h * d);
+            merged = Merged(attn, b, t, h * d);
         }
         return Project(ProjectionKind.O, merged).MoveToOuterDisposeScope();
     }
@@ -98,6 +110,31 @@ public sealed class SelfAttention : ProjectionSet
         var qkv = FusedProjections.Forward(x, this[ProjectionKind.Q], this[ProjectionKind.K], this[ProjectionKind.V]);
         return (WithBias(ProjectionKind.Q, qkv[0]), WithBias(ProjectionKind.K, qkv[1]), WithBias(ProjectionKind.V, qkv[2]));
     }
+
+    /// <summary>Whether q, k and v go from rows to heads in <see cref="AttentionHeadsFunction"/>: training with gradients
+    /// on the fused step, no cache, no q/k norms, RoPE over whole heads, SDPA's default scale without a soft-cap (the
+    /// explicit path repeats k and v itself), bf16 rows on the CPU.</summary>
+    private bool HeadsInOneNode(Tensor q, Tensor k, Tensor v, Tensor cos, Tensor sin, IKvCache? cache)
+    {
+        int d = _config.HeadDim;
+        return cache == null && training && is_grad_enabled() && TrainingFusions.Enabled
+            && q_norm == null && k_norm == null && cos.shape[^1] == d
+            && _config.AttentionSoftcap is null && (_config.QueryPreAttnScalar is not double s || s == d)
+            && _config.NumHeads % _config.NumKvHeads == 0
+            && AttentionHeadsKernel.Applies(q, cos, sin, d) && AttentionHeadsKernel.Applies(k, cos, sin, d) && AttentionHeadsKernel.Applies(v, cos, sin, d);
+    }
+
+    /// <summary>Attention's output heads [B, H, T, d] as rows [B, T, H·d]: a view where the flash kernel wrote them token
+    /// by token (one op; reshape is two), else a copy.</summary>
+    private static Tensor Merged(Tensor attn, long b, long t, long width)
+    {
+        var tokens = attn.transpose(1, 2);
+        return tokens.is_contiguous() ? tokens.view(b, t, width) : tokens.reshape(b, t, width);
+    }
+
+    /// <summary>[B, T, n·d] rows seen as [B, n, T, d] heads (a view where the rows are contiguous).</summary>
+    private static Tensor Heads(Tensor rows, long b, long t, int n, int d) =>
+        (rows.is_contiguous() ? rows.view(b, t, n, d) : rows.reshape(b, t, n, d)).transpose(1, 2);
 
     private static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor mask, bool causal) => causal
         ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true)

@@ -129,7 +129,19 @@ public sealed class Blockwise4BitTensor : QuantizedTensor
             throw new InvalidOperationException("the SIMD dequantization kernel reads and writes CPU memory only; use Dequantize() on other devices");
         if (output.dtype is not (ScalarType.BFloat16 or ScalarType.Float32) || output.numel() != ElementCount || !output.is_contiguous())
             throw new ArgumentException($"output must be a contiguous bf16 or fp32 tensor of {ElementCount} elements (got {output.dtype}, {output.numel()})", nameof(output));
-        ScalarType dtype = output.dtype;
+        DequantizeAt(TensorMemory.DataPointer(output), output.dtype, path, bf16Values);
+    }
+
+    /// <summary><see cref="DequantizeInto(Tensor, DequantKernelPath, bool)"/> at a raw address: <see cref="ElementCount"/>
+    /// contiguous bf16 or fp32 elements of CPU memory that the caller keeps alive (a training matmul node's buffer, filled
+    /// without a slice tensor per weight).</summary>
+    internal unsafe void DequantizeAt(nint output, ScalarType dtype, DequantKernelPath path, bool bf16Values = false)
+    {
+        ThrowIfDisposed();
+        if (Packed.device_type != DeviceType.CPU)
+            throw new InvalidOperationException("the SIMD dequantization kernel reads and writes CPU memory only; use Dequantize() on other devices");
+        if (dtype is not (ScalarType.BFloat16 or ScalarType.Float32))
+            throw new ArgumentException($"the kernel writes bf16 or fp32, not {dtype}", nameof(dtype));
         long n = ElementCount;
         byte* packed = (byte*)TensorMemory.DataPointer(Packed);
         fixed (float* code = _code)
@@ -138,7 +150,7 @@ public sealed class Blockwise4BitTensor : QuantizedTensor
             BlockScales scales = IsDoubleQuantized
                 ? BlockScales.Nested((byte*)TensorMemory.DataPointer(AbsmaxCodes!), (float*)TensorMemory.DataPointer(NestedAbsmax!), nestedCode, NestedOffset, NestedBlockSize)
                 : BlockScales.Plain((float*)TensorMemory.DataPointer(Absmax!));
-            Dequantize4BitKernel.Run(packed, n, BlockSize, scales, code, (void*)TensorMemory.DataPointer(output), dtype == ScalarType.BFloat16, path, bf16Values);
+            Dequantize4BitKernel.Run(packed, n, BlockSize, scales, code, (void*)output, dtype == ScalarType.BFloat16, path, bf16Values);
         }
     }
 

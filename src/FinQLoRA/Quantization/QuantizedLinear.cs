@@ -1,5 +1,6 @@
 using FinQLoRA.Models;
 using FinQLoRA.Quantization.Gemv;
+using FinQLoRA.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -64,9 +65,23 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>, IFrozenLinear, 
         else throw new ArgumentException($"a weight for {dtype} inputs is written in {dtype} or fp32, not {destination.dtype}", nameof(destination));
     }
 
+    public bool TryWriteWeightAt(nint destination, ScalarType destinationDtype, ScalarType dtype)
+    {
+        if (!CanWriteWeight(dtype)) return false;
+        var q = (Blockwise4BitTensor)_weight;
+        if (destinationDtype == dtype) q.DequantizeAt(destination, dtype, DequantKernelPath.Auto);
+        else if (dtype == ScalarType.BFloat16 && destinationDtype == ScalarType.Float32) q.DequantizeAt(destination, destinationDtype, DequantKernelPath.Auto, bf16Values: true);
+        else return false;
+        return true;
+    }
+
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
+        // Training (issue 26): the lean matmul node of fused groups, a group of one (2-D work, the weight dequantized
+        // into the workspace by pointer), where the step of before had its own node's casts and reshapes.
+        if (input.requires_grad && is_grad_enabled() && TrainingFusions.Enabled && CanWriteWeight(input.dtype))
+            return FusedMatmulFunction.Apply(input, [this]).MoveToOuterDisposeScope();
         Tensor y = input.requires_grad && is_grad_enabled() ? QuantizedMatmulFunction.Apply(input, _weight, Int8Threshold)
             : FusedGemv.Applies(input, _weight) ? FusedGemv.Multiply(input, _weight, Int8Threshold)
             : QuantizedMatmulFunction.Forward(input, _weight, Int8Threshold);

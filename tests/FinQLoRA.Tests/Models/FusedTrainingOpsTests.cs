@@ -69,21 +69,35 @@ public sealed class FusedTrainingOpsTests
     [Theory]
     [InlineData(16)]
     [InlineData(4)]
-    public void ATrainingLossAndItsAdapterGradientsAgreeFusedAndUnfused(int bits)
+    public void ATrainingLossAndItsAdapterGradientsAgreeFusedAndUnfused(int bits) =>
+        LossAndGradientsAgree(bits, ["q_proj", "k_proj", "v_proj", "down_proj"], train: false);
+
+    /// <summary>In training mode the fused step also takes attention's heads node (RoPE and GQA's repeat of k and v),
+    /// the LoRA node's output kernels and the matmul nodes on rows; no dropout (LoRA's is 0), and a padding mask of ones
+    /// on both sides, so that both attend through the same explicit mask (the causal flag has its own test).</summary>
+    [Theory]
+    [InlineData(16)]
+    [InlineData(4)]
+    public void ATrainingModeLossAndItsAdapterGradientsAgreeFusedAndUnfused(int bits) =>
+        LossAndGradientsAgree(bits, ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"], train: true);
+
+    private static void LossAndGradientsAgree(int bits, string[] targets, bool train)
     {
         using var model = ModelLoading.LoadModel(SeededLlama.Folder, new ModelLoadOptions { DType = ScalarType.BFloat16 }.WithBits(bits));
-        LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["q_proj", "k_proj", "v_proj", "down_proj"] }, seed: 3);
+        // α/r = 2: the node's s·(x·Aᵀ)·Bᵀ and PEFT's (x·Aᵀ·Bᵀ)·s round alike
+        LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, Dropout = 0, TargetModules = targets }, seed: 3);
         LoraTestKit.Randomize(model, LoraLinear.DefaultAdapter, seed: 5);
-        model.eval(); // no dropout: both runs see the same inputs
+        if (train) model.train(); else model.eval();
         var parameters = LoraInjector.AdapterParameters(model).Select(p => p.P).ToList();
         using var ids = randint(3, SeededLlama.Stories260KShapes.VocabSize, [2, 12], generator: new Generator(8));
+        using var padMask = train ? ones([2, 12], ScalarType.Int64) : null;
 
         (float Loss, Tensor[] Grads) Step(bool fused)
         {
             using var mode = TrainingFusions.Override(fused);
             foreach (var p in parameters) p.grad?.zero_();
             using var scope = NewDisposeScope();
-            var logits = model.Forward(ids);
+            var logits = model.Forward(ids, padMask);
             var loss = nn.functional.cross_entropy(logits.narrow(1, 0, 11).reshape(-1, logits.shape[2]), ids.narrow(1, 1, 11).reshape(-1));
             loss.backward();
             return (loss.item<float>(), parameters.Select(p => p.grad!.clone().MoveToOuterDisposeScope()).ToArray());
