@@ -31,7 +31,7 @@ internal static unsafe class LoraOutputKernel
         var destinations = outputs.Select(o => TensorMemory.DataPointer(o)).ToArray();
         var baseRows = bases.Select(b => (Pointer: TensorMemory.FirstElementPointer(b), RowStride: RowsOf(b)!.Value)).ToArray();
         nint pz = TensorMemory.DataPointer(z);
-        ForRows(n, row =>
+        RowBlocks.ForEach(n, 16, row =>
         {
             float* zr = (float*)pz + row * total;
             long column = 0;
@@ -59,7 +59,7 @@ internal static unsafe class LoraOutputKernel
         var wide = empty([n, total], ScalarType.Float32);
         var side = baseShape is null ? null : empty(baseShape, ScalarType.BFloat16);
         nint pw = TensorMemory.DataPointer(wide), pb = side is null ? 0 : TensorMemory.DataPointer(side);
-        ForRows(n, row =>
+        RowBlocks.ForEach(n, 16, row =>
         {
             long column = 0;
             for (int i = 0; i < widths.Length; i++)
@@ -84,16 +84,5 @@ internal static unsafe class LoraOutputKernel
         for (int k = shape.Length - 2; k > 0; k--)
             if (shape[k - 1] > 1 && stride[k - 1] != stride[k] * shape[k]) return null;
         return rowStride;
-    }
-
-    private static void ForRows(long rows, Action<long> body)
-    {
-        const long perBlock = 16;
-        long blocks = (rows + perBlock - 1) / perBlock;
-        Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, block =>
-        {
-            long end = Math.Min(rows, (block + 1) * perBlock);
-            for (long row = block * perBlock; row < end; row++) body(row);
-        });
     }
 }

@@ -39,7 +39,7 @@ internal static unsafe class AttentionHeadsKernel
         long[] rs = rows.stride(), os = output.stride();
         nint src = TensorMemory.FirstElementPointer(rows), dst = TensorMemory.FirstElementPointer(output);
         nint pc = TensorMemory.DataPointer(cos), ps = TensorMemory.DataPointer(sin);
-        ForTokens(b * t, token =>
+        RowBlocks.ForEach(b * t, 32, token =>
         {
             long bi = token / t, ti = token % t;
             ushort* row = (ushort*)src + bi * rs[0] + ti * rs[1];
@@ -68,7 +68,7 @@ internal static unsafe class AttentionHeadsKernel
         long[] gs = gIn.stride();
         nint src = TensorMemory.FirstElementPointer(gIn), dst = TensorMemory.DataPointer(dx);
         nint pc = TensorMemory.DataPointer(cos), ps = TensorMemory.DataPointer(sin);
-        ForTokens(b * t, token =>
+        RowBlocks.ForEach(b * t, 32, token =>
         {
             long bi = token / t, ti = token % t;
             ushort* c = (ushort*)pc + token * d, s = (ushort*)ps + token * d;
@@ -106,17 +106,6 @@ internal static unsafe class AttentionHeadsKernel
             float swapped = Widen(BFloat16Rounding.Round(Widen(x[p]) * Widen(backward ? s[p] : s[j])));
             y[j] = BFloat16Rounding.Round(direct + swapped);
         }
-    }
-
-    private static void ForTokens(long tokens, Action<long> body)
-    {
-        const long perBlock = 32;
-        long blocks = (tokens + perBlock - 1) / perBlock;
-        Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, block =>
-        {
-            long end = Math.Min(tokens, (block + 1) * perBlock);
-            for (long token = block * perBlock; token < end; token++) body(token);
-        });
     }
 
     private static float Widen(ushort bits) => BFloat16Rounding.Widen(bits);

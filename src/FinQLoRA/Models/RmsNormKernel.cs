@@ -28,7 +28,7 @@ internal static unsafe class RmsNormKernel
         long h = weight.shape[0];
         nint ax = TensorMemory.DataPointer(x), aw = TensorMemory.DataPointer(weight), ay = TensorMemory.DataPointer(y);
         float e = (float)eps;
-        ForRows(x.numel() / h, row =>
+        RowBlocks.ForEach(x.numel() / h, 64, row =>
         {
             ushort* xr = (ushort*)ax + row * h, yr = (ushort*)ay + row * h, pw = (ushort*)aw;
             float r = 1f / MathF.Sqrt(Dot(xr, xr, h) / h + e);
@@ -51,7 +51,7 @@ internal static unsafe class RmsNormKernel
         nint ax = TensorMemory.DataPointer(x), aw = TensorMemory.DataPointer(weight);
         nint ag = TensorMemory.DataPointer(gc), ad = TensorMemory.DataPointer(dx);
         float e = (float)eps;
-        ForRows(x.numel() / h, row =>
+        RowBlocks.ForEach(x.numel() / h, 64, row =>
         {
             ushort* xr = (ushort*)ax + row * h, gr = (ushort*)ag + row * h, dr = (ushort*)ad + row * h, pw = (ushort*)aw;
             float r = 1f / MathF.Sqrt(Dot(xr, xr, h) / h + e);
@@ -92,16 +92,4 @@ internal static unsafe class RmsNormKernel
 
     private static Vector512<float> Widen(Vector256<ushort> bits) =>
         (Vector512.Create(Vector256.WidenLower(bits), Vector256.WidenUpper(bits)) << 16).AsSingle();
-
-    /// <summary>Rows in blocks over the cores (a row is one norm; rows are independent).</summary>
-    private static void ForRows(long rows, Action<long> body)
-    {
-        const long perBlock = 64;
-        long blocks = (rows + perBlock - 1) / perBlock;
-        Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, b =>
-        {
-            long end = Math.Min(rows, (b + 1) * perBlock);
-            for (long row = b * perBlock; row < end; row++) body(row);
-        });
-    }
 }
